@@ -1,1 +1,253 @@
-//! aliquot-app
+//! Aliquot's use cases: each one checks the caller's permission, applies the domain rules,
+//! and writes the change with its audit record in one store transaction.
+//!
+//! API boundary: every edge (REST, web UI, FHIR, HL7, ASTM, CLI) calls these functions with an
+//! [`Actor`]; none of them touches the store directly for a change. Use cases never log
+//! patient data.
+
+mod audit_log;
+mod auth;
+mod settings;
+
+use std::sync::{Arc, Mutex};
+
+use aliquot_domain::auth::{LoginThrottle, Permission, Role};
+use aliquot_store::{AuditEntry, Store, StoreError};
+use jiff::{SignedDuration, Timestamp};
+use serde_json::Value;
+
+pub use auth::{IssuedToken, NewUserInput, UserView};
+pub use settings::{SettingView, setting_rules};
+
+/// Where a request came from; recorded in every audit entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Api,
+    Web,
+    Cli,
+    Hl7,
+    Astm,
+    System,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Api => "api",
+            Source::Web => "web",
+            Source::Cli => "cli",
+            Source::Hl7 => "hl7",
+            Source::Astm => "astm",
+            Source::System => "system",
+        }
+    }
+}
+
+/// Who is acting: an authenticated user, or the operator of the command line (who has the
+/// database in hand and acts as a named administrator).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub user_id: Option<i64>,
+    pub username: String,
+    pub role: Role,
+    pub source: Source,
+    pub session_id: Option<i64>,
+}
+
+impl Actor {
+    /// The command-line operator, named after the OS user for the audit trail.
+    pub fn cli(os_user: &str) -> Actor {
+        Actor {
+            user_id: None,
+            username: format!("cli:{os_user}"),
+            role: Role::Admin,
+            source: Source::Cli,
+            session_id: None,
+        }
+    }
+
+    pub fn require(&self, permission: Permission) -> Result<(), AppError> {
+        if self.role.allows(permission) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden {
+                message: format!("the {} role may not {}", self.role, permission),
+            })
+        }
+    }
+}
+
+/// A use case's failure, in terms an edge can map to its protocol (HTTP status, HL7 ACK code).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AppError {
+    #[error("{message}")]
+    Unauthorized { code: &'static str, message: String },
+    #[error("{message}")]
+    Forbidden { message: String },
+    #[error("{entity} not found")]
+    NotFound { entity: &'static str },
+    #[error("{message}")]
+    Invalid {
+        field: Option<String>,
+        code: &'static str,
+        message: String,
+    },
+    #[error("{message}")]
+    Conflict {
+        field: Option<String>,
+        code: &'static str,
+        message: String,
+    },
+    #[error("too many failed attempts; try again after {until}")]
+    Locked { until: Timestamp },
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> AppError {
+        AppError::Invalid {
+            field: Some(field.to_owned()),
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => AppError::NotFound { entity: "record" },
+            StoreError::Conflict(m) => AppError::Conflict {
+                field: None,
+                code: "conflict",
+                message: m,
+            },
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+/// The time source. Production uses the system clock; tests move a manual one.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Timestamp;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// A clock that only moves when told to.
+pub struct ManualClock(Mutex<Timestamp>);
+
+impl ManualClock {
+    pub fn new(at: Timestamp) -> ManualClock {
+        ManualClock(Mutex::new(at))
+    }
+
+    pub fn advance(&self, by: SignedDuration) {
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *t = t.checked_add(by).unwrap_or(*t);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Tunable security settings.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// Absolute lifetime of a token.
+    pub token_ttl: SignedDuration,
+    /// A token unused for this long stops working (automatic logoff).
+    pub idle_timeout: SignedDuration,
+    pub throttle: LoginThrottle,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            token_ttl: SignedDuration::from_hours(8),
+            idle_timeout: SignedDuration::from_mins(30),
+            throttle: LoginThrottle::default(),
+        }
+    }
+}
+
+/// The use cases, over one store.
+#[derive(Clone)]
+pub struct App {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: AppConfig,
+}
+
+impl App {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: AppConfig) -> App {
+        App {
+            store,
+            clock,
+            config,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub fn config(&self) -> &AppConfig {
+        &self.config
+    }
+
+    /// An audit entry for `actor` doing `action` on `entity_type`/`entity_id`.
+    fn entry(
+        &self,
+        actor: &Actor,
+        action: &str,
+        entity_type: &str,
+        entity_id: impl ToString,
+        old_value: Option<Value>,
+        new_value: Option<Value>,
+        reason: Option<&str>,
+    ) -> AuditEntry {
+        AuditEntry {
+            at: self.now(),
+            actor_id: actor.user_id,
+            actor_name: actor.username.clone(),
+            actor_role: Some(actor.role.as_str().to_owned()),
+            source: actor.source.as_str().to_owned(),
+            action: action.to_owned(),
+            entity_type: entity_type.to_owned(),
+            entity_id: entity_id.to_string(),
+            reason: reason.map(str::to_owned),
+            old_value,
+            new_value,
+        }
+    }
+}
+
+/// A reason is required for corrections and retirements: trimmed, 3 to 500 characters.
+pub(crate) fn require_reason(reason: Option<&str>) -> AppResult<String> {
+    let r = reason.map(str::trim).unwrap_or("");
+    if r.chars().count() < 3 || r.chars().count() > 500 {
+        return Err(AppError::invalid(
+            "reason",
+            "reason_required",
+            "a reason (3 to 500 characters) is required for this change",
+        ));
+    }
+    Ok(r.to_owned())
+}

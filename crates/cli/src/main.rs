@@ -1,1 +1,267 @@
-fn main() {}
+//! The `aliquot` binary: `serve`, `migrate`, `user add`, `audit verify`, `bench`, and the
+//! analyst tools for HL7 and ASTM.
+
+mod bench;
+mod demo;
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use aliquot_app::{Actor, App, AppConfig, NewUserInput, SystemClock};
+use aliquot_store::DatabaseConfig;
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "aliquot",
+    version,
+    about = "Aliquot laboratory information system"
+)]
+struct Cli {
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the database is. Every subcommand that opens it creates and migrates it when new.
+#[derive(Args, Clone)]
+struct DbArgs {
+    /// Directory for the embedded database and other data.
+    #[arg(
+        long,
+        global = true,
+        env = "ALIQUOT_DATA_DIR",
+        default_value = "./aliquot-data"
+    )]
+    data_dir: PathBuf,
+    /// `postgres://user@host/db` for PostgreSQL, or `sqlite:PATH`; default: SQLite under --data-dir.
+    #[arg(long, global = true, env = "ALIQUOT_DATABASE")]
+    database: Option<String>,
+}
+
+impl DbArgs {
+    fn config(&self) -> anyhow::Result<DatabaseConfig> {
+        Ok(DatabaseConfig::from_options(
+            self.database.as_deref(),
+            &self.data_dir,
+        )?)
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: HTTP API, and (as they arrive) the MLLP and ASTM listeners.
+    Serve(ServeArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Inspect the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Benchmarks (measure, never assert).
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// HTTP address.
+    #[arg(long, env = "ALIQUOT_HTTP", default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    /// HL7 v2 over MLLP address.
+    #[arg(long, env = "ALIQUOT_MLLP", default_value = "127.0.0.1:2575")]
+    mllp: SocketAddr,
+    /// ASTM E1381 over TCP address.
+    #[arg(long, env = "ALIQUOT_ASTM", default_value = "127.0.0.1:5001")]
+    astm: SocketAddr,
+    /// Seed a demonstration lab (users and settings) when the database is empty.
+    #[arg(long, env = "ALIQUOT_DEMO")]
+    demo: bool,
+    /// Log as JSON lines.
+    #[arg(long, env = "ALIQUOT_LOG_JSON")]
+    log_json: bool,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user; the password is read from standard input.
+    Add {
+        #[arg(long)]
+        username: String,
+        /// admin, director, technologist, technician, phlebotomist, physician or interface.
+        #[arg(long)]
+        role: String,
+        /// Shown in the audit trail and on reports; defaults to the username.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Read the password from standard input (the only way: never on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain; exit 1 and name the first broken link if it does not hold.
+    Verify,
+}
+
+fn os_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "operator".into())
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ALIQUOT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn open_app(db: &DbArgs) -> anyhow::Result<App> {
+    let config = db.config()?;
+    let store = aliquot_store::open(&config)
+        .await
+        .with_context(|| format!("opening database {config:?}"))?;
+    Ok(App::new(store, Arc::new(SystemClock), AppConfig::default()))
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(&cli.db, args).await,
+        Command::Migrate => {
+            let app = open_app(&cli.db).await?;
+            println!("database {:?} is migrated", cli.db.config()?);
+            app.store().close().await;
+            Ok(())
+        }
+        Command::User(UserCommand::Add {
+            username,
+            role,
+            display_name,
+            password_stdin: _,
+        }) => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']).to_owned();
+            let app = open_app(&cli.db).await?;
+            let user = app
+                .create_user(
+                    &Actor::cli(&os_user()),
+                    NewUserInput {
+                        display_name: display_name.unwrap_or_else(|| username.clone()),
+                        username,
+                        role,
+                        password,
+                    },
+                )
+                .await;
+            app.store().close().await;
+            let user = user.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "created user {} ({}) with id {}",
+                user.username, user.role, user.id
+            );
+            Ok(())
+        }
+        Command::User(UserCommand::List) => {
+            let app = open_app(&cli.db).await?;
+            let users = app.list_users(&Actor::cli(&os_user())).await;
+            app.store().close().await;
+            for u in users.map_err(|e| anyhow::anyhow!("{e}"))? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    u.id,
+                    u.username,
+                    u.role,
+                    if u.disabled { "disabled" } else { "active" }
+                );
+            }
+            Ok(())
+        }
+        Command::Audit(AuditCommand::Verify) => {
+            let app = open_app(&cli.db).await?;
+            let report = app.verify_audit(&Actor::cli(&os_user())).await;
+            app.store().close().await;
+            let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
+            match report.first_break {
+                None => {
+                    println!(
+                        "audit chain intact: {} events, head {} {}",
+                        report.rows, report.head_seq, report.head_hash
+                    );
+                    Ok(())
+                }
+                Some(b) => {
+                    println!("audit chain BROKEN at event {}: {}", b.seq, b.problem);
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::Bench(args) => bench::run(args).await,
+    }
+}
+
+async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(args.log_json);
+    let app = open_app(db).await?;
+    if args.demo {
+        demo::seed(&app).await?;
+    }
+    let listener = tokio::net::TcpListener::bind(args.http)
+        .await
+        .with_context(|| format!("binding HTTP on {}", args.http))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        http = %addr,
+        database = app.store().backend().as_str(),
+        "aliquot is serving"
+    );
+    tracing::info!(mllp = %args.mllp, astm = %args.astm, "MLLP and ASTM listeners are configured; they are not served by this version yet");
+    println!("Aliquot is running at http://{addr}/ (API: http://{addr}/api/v1/openapi.json)");
+    if args.demo {
+        demo::print_logins();
+    }
+    if app.store().list_users().await?.is_empty() {
+        println!(
+            "No users yet. Create the first administrator with:\n  aliquot user add --username NAME --role admin --password-stdin"
+        );
+    }
+    aliquot_server::serve(app, listener, aliquot_server::shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+#[allow(dead_code)]
+fn ensure(cond: bool, msg: &str) -> anyhow::Result<()> {
+    if !cond {
+        bail!("{msg}");
+    }
+    Ok(())
+}

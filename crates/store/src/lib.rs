@@ -1,1 +1,229 @@
-//! aliquot-store
+//! Aliquot's persistence: one [`Store`] interface, two real backends (embedded SQLite and
+//! PostgreSQL), per-backend migrations kept in lockstep, and the hash-chained audit trail.
+//!
+//! API boundary: this is the only crate that contains SQL. The use cases (`aliquot-app`) see
+//! [`Store`] for reads and [`Tx`] for a write transaction; a change and its audit entries are
+//! committed by the same [`Tx::commit`]. Audit rows can only be appended: there is no update
+//! or delete of them in this API, and triggers on both backends refuse it in SQL.
+//!
+//! The SQL text is shared by both backends (`$N` placeholders work on both); method bodies
+//! are stamped out for each backend by one macro in [`backend`], so a query cannot drift
+//! between them. Dialect differences are kept in the small `Dialect` constants.
+
+pub mod audit;
+mod backend;
+pub mod migrations;
+pub mod records;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+
+pub use audit::{AuditEntry, AuditRecord, ChainBreak, ChainReport};
+pub use backend::{PgStore, SqliteStore};
+pub use records::*;
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// Where the database lives: picked from `--database` (a `postgres://` URL, or `sqlite:PATH`)
+/// or, without it, an SQLite file under the data directory.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseConfig {
+    Sqlite { path: PathBuf },
+    Postgres { url: String },
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    /// Never prints a PostgreSQL password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseConfig::Sqlite { path } => write!(f, "sqlite:{}", path.display()),
+            DatabaseConfig::Postgres { url } => write!(f, "{}", redact_url(url)),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((cred, host)) => match cred.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+impl DatabaseConfig {
+    /// From the `--database` and `--data-dir` options.
+    pub fn from_options(
+        database: Option<&str>,
+        data_dir: &std::path::Path,
+    ) -> Result<Self, StoreError> {
+        match database {
+            None | Some("") => Ok(DatabaseConfig::Sqlite {
+                path: data_dir.join("aliquot.db"),
+            }),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(DatabaseConfig::Postgres {
+                    url: url.to_owned(),
+                })
+            }
+            Some(url) => match url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+            {
+                Some(path) if !path.is_empty() => Ok(DatabaseConfig::Sqlite {
+                    path: PathBuf::from(path),
+                }),
+                _ => Err(StoreError::Config(
+                    "--database must be a postgres:// URL or sqlite:PATH".into(),
+                )),
+            },
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            DatabaseConfig::Sqlite { .. } => Backend::Sqlite,
+            DatabaseConfig::Postgres { .. } => Backend::Postgres,
+        }
+    }
+}
+
+/// Opens (creating and migrating when new) the database named by `config`.
+pub async fn open(config: &DatabaseConfig) -> Result<Arc<dyn Store>, StoreError> {
+    match config {
+        DatabaseConfig::Sqlite { path } => Ok(Arc::new(SqliteStore::open(path).await?)),
+        DatabaseConfig::Postgres { url } => Ok(Arc::new(PgStore::open(url).await?)),
+    }
+}
+
+/// Errors of the store. `Conflict` is a unique-key clash the caller may report as 409.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.message().to_owned())
+            }
+            _ => StoreError::Database(e.to_string()),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Reads, on the read side of the database (a pool of readers on SQLite).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE` on the single writer
+    /// connection, so it never fails with SQLITE_BUSY while another writer holds the lock; it
+    /// waits instead (busy timeout).
+    async fn begin(&self) -> StoreResult<Box<dyn Tx>>;
+
+    /// Checks that the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Closes the pools, waiting for connections to be returned.
+    async fn close(&self);
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>>;
+    async fn user_by_id(&self, id: i64) -> StoreResult<Option<UserRecord>>;
+    async fn list_users(&self) -> StoreResult<Vec<UserRecord>>;
+    async fn session_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<SessionAuth>>;
+    async fn login_failures(&self, username: &str) -> StoreResult<Option<LoginFailures>>;
+    async fn list_settings(&self) -> StoreResult<Vec<SettingRecord>>;
+    async fn setting(&self, key: &str) -> StoreResult<Option<SettingRecord>>;
+
+    /// Audit events with `seq > after`, oldest first, at most `limit`, optionally of one entity.
+    async fn audit_events(
+        &self,
+        after: i64,
+        limit: i64,
+        entity: Option<(&str, &str)>,
+    ) -> StoreResult<Vec<AuditRecord>>;
+    async fn access_log(&self, after: i64, limit: i64) -> StoreResult<Vec<AccessRecord>>;
+
+    /// Walks the whole audit chain and reports the first broken link, if any.
+    async fn verify_audit_chain(&self) -> StoreResult<ChainReport>;
+}
+
+/// One write transaction. Dropping it without [`Tx::commit`] rolls everything back, audit
+/// entries included.
+#[async_trait]
+pub trait Tx: Send {
+    async fn insert_user(&mut self, user: &NewUser) -> StoreResult<i64>;
+    async fn user_by_id(&mut self, id: i64) -> StoreResult<Option<UserRecord>>;
+    async fn set_user_role(&mut self, id: i64, role: &str) -> StoreResult<()>;
+    async fn set_user_disabled(&mut self, id: i64, at: Option<Timestamp>) -> StoreResult<()>;
+    async fn set_user_password(&mut self, id: i64, hash: &str, at: Timestamp) -> StoreResult<()>;
+
+    async fn insert_session(&mut self, session: &NewSession) -> StoreResult<i64>;
+    /// Revokes one session by its token hash; false when there was none to revoke.
+    async fn revoke_session(&mut self, token_hash: &str, at: Timestamp) -> StoreResult<bool>;
+    /// Revokes every live session of a user, except `keep` if given; returns how many.
+    async fn revoke_user_sessions(
+        &mut self,
+        user_id: i64,
+        keep: Option<i64>,
+        at: Timestamp,
+    ) -> StoreResult<u64>;
+    async fn touch_session(&mut self, session_id: i64, at: Timestamp) -> StoreResult<()>;
+
+    async fn login_failures(&mut self, username: &str) -> StoreResult<Option<LoginFailures>>;
+    async fn set_login_failures(&mut self, value: &LoginFailures) -> StoreResult<()>;
+    async fn clear_login_failures(&mut self, username: &str) -> StoreResult<()>;
+
+    async fn setting(&mut self, key: &str) -> StoreResult<Option<SettingRecord>>;
+    async fn put_setting(&mut self, setting: &SettingRecord) -> StoreResult<()>;
+
+    /// The next value of a named database counter (accession sequences and the like). Safe
+    /// across processes: the row is locked until the transaction ends.
+    async fn next_counter(&mut self, name: &str) -> StoreResult<i64>;
+
+    /// Queues an audit entry; it is chained and written by [`Tx::commit`], in this transaction.
+    fn audit(&mut self, entry: AuditEntry);
+
+    /// Records that someone read patient data (HIPAA access log).
+    async fn log_access(&mut self, entry: &AccessEntry) -> StoreResult<()>;
+
+    /// Appends the queued audit entries to the chain and commits. Returns the sequence numbers
+    /// given to the audit entries.
+    async fn commit(self: Box<Self>) -> StoreResult<Vec<i64>>;
+}

@@ -1,0 +1,122 @@
+//! Lab-wide settings: a small, audited key/value table with a validation rule per key.
+
+use aliquot_domain::auth::Permission;
+use aliquot_store::SettingRecord;
+use jiff::Timestamp;
+use serde_json::json;
+
+use crate::{Actor, App, AppError, AppResult, require_reason};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingView {
+    pub key: String,
+    pub value: String,
+    pub updated_at: Timestamp,
+    pub updated_by: Option<i64>,
+}
+
+type Rule = fn(&str) -> Result<String, String>;
+
+/// The settings a lab may change, each with its validation rule (which also normalises).
+pub fn setting_rules() -> &'static [(&'static str, &'static str, Rule)] {
+    &[
+        (
+            "lab.name",
+            "the laboratory's name, as printed on reports",
+            |v| {
+                let v = v.trim();
+                if v.is_empty() || v.chars().count() > 200 || v.chars().any(char::is_control) {
+                    Err("1 to 200 characters without control characters".into())
+                } else {
+                    Ok(v.to_owned())
+                }
+            },
+        ),
+        (
+            "lab.timezone",
+            "IANA time zone used to display times",
+            |v| {
+                jiff::tz::TimeZone::get(v.trim())
+                    .map(|_| v.trim().to_owned())
+                    .map_err(|_| format!("{:?} is not an IANA time zone", v.trim()))
+            },
+        ),
+        (
+            "lab.accession_prefix",
+            "letters that start every accession number",
+            |v| {
+                let v = v.trim().to_ascii_uppercase();
+                if (1..=2).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_uppercase()) {
+                    Ok(v)
+                } else {
+                    Err("one or two letters A-Z".into())
+                }
+            },
+        ),
+    ]
+}
+
+fn view(r: SettingRecord) -> SettingView {
+    SettingView {
+        key: r.key,
+        value: r.value,
+        updated_at: r.updated_at,
+        updated_by: r.updated_by,
+    }
+}
+
+impl App {
+    pub async fn settings(&self, actor: &Actor) -> AppResult<Vec<SettingView>> {
+        actor.require(Permission::SettingsRead)?;
+        Ok(self
+            .store
+            .list_settings()
+            .await?
+            .into_iter()
+            .map(view)
+            .collect())
+    }
+
+    /// Sets a lab setting. Changing a value that is already set is a correction and needs a
+    /// reason.
+    pub async fn put_setting(
+        &self,
+        actor: &Actor,
+        key: &str,
+        value: &str,
+        reason: Option<&str>,
+    ) -> AppResult<SettingView> {
+        actor.require(Permission::SettingsWrite)?;
+        let Some((_, _, rule)) = setting_rules().iter().find(|(k, _, _)| *k == key) else {
+            return Err(AppError::NotFound { entity: "setting" });
+        };
+        let value = rule(value).map_err(|m| AppError::invalid("value", "invalid_setting", m))?;
+        let now = self.now();
+        let mut tx = self.store.begin().await?;
+        let old = tx.setting(key).await?;
+        let reason = match &old {
+            Some(_) => Some(require_reason(reason)?),
+            None => reason
+                .map(|r| r.trim().to_owned())
+                .filter(|r| !r.is_empty()),
+        };
+        let record = SettingRecord {
+            key: key.to_owned(),
+            value: value.clone(),
+            updated_at: now,
+            updated_by: actor.user_id,
+        };
+        tx.put_setting(&record).await?;
+        tx.audit(self.entry(
+            actor,
+            "setting.update",
+            "setting",
+            key,
+            old.map(|o| json!(o.value)),
+            Some(json!(value)),
+            reason.as_deref(),
+        ));
+        tx.commit().await?;
+        Ok(view(record))
+    }
+}

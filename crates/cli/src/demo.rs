@@ -1,0 +1,51 @@
+//! The demonstration lab seeded by `aliquot serve --demo`: one user per role and the lab's
+//! settings. Demo passwords are printed at start-up; never use `--demo` for a real lab.
+
+use aliquot_app::{Actor, App, NewUserInput};
+use aliquot_domain::auth::Role;
+
+fn demo_password(role: Role) -> String {
+    format!("demo-{}-pass", role.as_str())
+}
+
+/// Seeds the demo lab when the database has no users yet; otherwise leaves it alone.
+pub async fn seed(app: &App) -> anyhow::Result<()> {
+    if !app.store().list_users().await?.is_empty() {
+        return Ok(());
+    }
+    let operator = Actor::cli("demo-seed");
+    for role in Role::ALL {
+        app.create_user(
+            &operator,
+            NewUserInput {
+                username: role.as_str().to_owned(),
+                display_name: format!("Demo {}", role.as_str()),
+                role: role.as_str().to_owned(),
+                password: demo_password(role),
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("seeding demo user {role}: {e}"))?;
+    }
+    for (key, value) in [
+        ("lab.name", "Aliquot Demonstration Laboratory"),
+        ("lab.timezone", "America/Chicago"),
+        ("lab.accession_prefix", "D"),
+    ] {
+        app.put_setting(&operator, key, value, None)
+            .await
+            .map_err(|e| anyhow::anyhow!("seeding setting {key}: {e}"))?;
+    }
+    Ok(())
+}
+
+pub fn print_logins() {
+    println!("Demo lab logins (username / password) — for demonstration only:");
+    for role in Role::ALL {
+        println!("  {:<13} / {}", role.as_str(), demo_password(role));
+    }
+    println!(
+        "Try: curl -s -X POST http://127.0.0.1:8080/api/v1/auth/token -H 'content-type: application/json' \
+         -d '{{\"username\":\"admin\",\"password\":\"demo-admin-pass\"}}'"
+    );
+}

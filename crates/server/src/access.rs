@@ -1,0 +1,118 @@
+//! Who may call which route: one table, checked by one middleware before any body is read.
+//!
+//! Every route of the router has exactly one row here (a test walks the OpenAPI document
+//! against this table, and every route × every role against the server). A route without a
+//! row is refused: the default is deny.
+
+use aliquot_app::{Actor, Source};
+use aliquot_domain::auth::Permission;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// What a route requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No login: health check, login itself, and the API description.
+    Public,
+    /// Any logged-in user (their own account, logout).
+    Authenticated,
+    /// A logged-in user whose role holds this permission.
+    Permission(Permission),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RouteSpec {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+const fn r(method: &'static str, path: &'static str, access: Access) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        access,
+    }
+}
+
+use Access::{Authenticated, Permission as Perm, Public};
+use Permission as P;
+
+/// The route table.
+pub const ROUTES: &[RouteSpec] = &[
+    r("GET", "/healthz", Public),
+    r("GET", "/metrics", Perm(P::MetricsRead)),
+    r("GET", "/api/v1/openapi.json", Public),
+    r("POST", "/api/v1/auth/token", Public),
+    r("POST", "/api/v1/auth/logout", Authenticated),
+    r("GET", "/api/v1/auth/me", Authenticated),
+    r("POST", "/api/v1/auth/password", Authenticated),
+    r("GET", "/api/v1/users", Perm(P::UserRead)),
+    r("POST", "/api/v1/users", Perm(P::UserManage)),
+    r("PUT", "/api/v1/users/{id}/role", Perm(P::UserManage)),
+    r("PUT", "/api/v1/users/{id}/disabled", Perm(P::UserManage)),
+    r("GET", "/api/v1/settings", Perm(P::SettingsRead)),
+    r("PUT", "/api/v1/settings/{key}", Perm(P::SettingsWrite)),
+    r("GET", "/api/v1/audit/events", Perm(P::AuditRead)),
+    r("GET", "/api/v1/audit/verify", Perm(P::AuditRead)),
+    r("GET", "/api/v1/audit/access-log", Perm(P::AuditRead)),
+];
+
+pub fn lookup(method: &Method, path: &str) -> Option<&'static RouteSpec> {
+    ROUTES
+        .iter()
+        .find(|r| r.path == path && r.method == method.as_str())
+}
+
+/// The caller's bearer token, kept for logout.
+#[derive(Clone)]
+pub struct BearerToken(pub String);
+
+fn bearer(req: &Request) -> Option<&str> {
+    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Authenticates and authorises the request against [`ROUTES`].
+pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let Some(spec) = path.as_deref().and_then(|p| lookup(req.method(), p)) else {
+        return ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            "this route has no access rule",
+        )
+        .into_response();
+    };
+    if spec.access == Access::Public {
+        return next.run(req).await;
+    }
+    let Some(token) = bearer(&req).map(str::to_owned) else {
+        return ApiError::unauthorized(
+            "unauthenticated",
+            "log in and send Authorization: Bearer <token>",
+        )
+        .into_response();
+    };
+    let actor: Actor = match state.app.authenticate(&token, Source::Api).await {
+        Ok(a) => a,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if let Access::Permission(p) = spec.access {
+        if let Err(e) = actor.require(p) {
+            return ApiError::from(e).into_response();
+        }
+    }
+    req.extensions_mut().insert(actor);
+    req.extensions_mut().insert(BearerToken(token));
+    next.run(req).await
+}

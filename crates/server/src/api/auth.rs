@@ -1,0 +1,94 @@
+use aliquot_app::{Actor, Source};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::access::BearerToken;
+use crate::api::users::UserDto;
+use crate::error::{ApiResult, ErrorBody};
+use crate::json::ApiJson;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// Send as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// RFC 3339, UTC.
+    pub expires_at: String,
+    pub user: UserDto,
+}
+
+/// Log in: exchange a username and password for a bearer token. Repeated failures lock the
+/// username out for a while (429).
+#[utoipa::path(post, path = "/api/v1/auth/token", tag = "auth", security(()),
+    request_body = TokenRequest,
+    responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody),
+              (status = 429, body = ErrorBody), (status = 400, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn token(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<TokenRequest>,
+) -> ApiResult<Json<TokenResponse>> {
+    let issued = state
+        .app
+        .login(&req.username, &req.password, Source::Api)
+        .await?;
+    Ok(Json(TokenResponse {
+        token: issued.token,
+        expires_at: issued.expires_at.to_string(),
+        user: UserDto::from(issued.user),
+    }))
+}
+
+/// Log out: the token stops working at once, on every server sharing the database.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    responses((status = 204), (status = 401, body = ErrorBody)))]
+pub async fn logout(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Extension(BearerToken(token)): Extension<BearerToken>,
+) -> ApiResult<StatusCode> {
+    state.app.logout(&actor, &token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's own account.
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
+    responses((status = 200, body = UserDto), (status = 401, body = ErrorBody)))]
+pub async fn me(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+) -> ApiResult<Json<UserDto>> {
+    Ok(Json(state.app.me(&actor).await?.into()))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// Change the caller's password; the caller's other tokens are revoked.
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = PasswordChange,
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiJson(req): ApiJson<PasswordChange>,
+) -> ApiResult<StatusCode> {
+    state
+        .app
+        .change_own_password(&actor, &req.current_password, &req.new_password)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,65 @@
+//! The REST API under `/api/v1`, plus `/healthz` and `/metrics`.
+
+pub mod audit;
+pub mod auth;
+pub mod settings;
+pub mod system;
+pub mod users;
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Aliquot",
+        description = "Aliquot laboratory information system REST API. Errors are \
+                       `{\"error\": {\"code\", \"message\", \"field\"?}}`.",
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "system", description = "Health, metrics, API description"),
+        (name = "auth", description = "Tokens and the caller's account"),
+        (name = "users", description = "User administration"),
+        (name = "settings", description = "Lab-wide settings"),
+        (name = "audit", description = "Audit trail and access log"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Every route, with its OpenAPI description.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(system::healthz))
+        .routes(routes!(system::metrics))
+        .routes(routes!(system::openapi_json))
+        .routes(routes!(auth::token))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::change_password))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::set_role))
+        .routes(routes!(users::set_disabled))
+        .routes(routes!(settings::list))
+        .routes(routes!(settings::put))
+        .routes(routes!(audit::events))
+        .routes(routes!(audit::verify))
+        .routes(routes!(audit::access_log))
+}

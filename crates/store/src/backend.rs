@@ -1,0 +1,760 @@
+//! The two backends. Every method body is written once, in [`backend!`], and stamped out for
+//! SQLite and for PostgreSQL; the SQL uses `$N` placeholders, which both accept. What differs
+//! (opening, pool shape, how a write transaction begins) is in the `open` functions below.
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use sqlx::migrate::MigrateDatabase;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Pool, Postgres, Sqlite, Transaction};
+
+use crate::audit::{AuditEntry, AuditRecord, ChainReport, ChainVerifier, HashInput, chain_hash};
+use crate::migrations;
+use crate::records::*;
+use crate::{Backend, Store, StoreError, StoreResult, Tx};
+
+fn us(t: Timestamp) -> i64 {
+    t.as_microsecond()
+}
+
+fn ts(v: i64) -> StoreResult<Timestamp> {
+    Timestamp::from_microsecond(v)
+        .map_err(|e| StoreError::Database(format!("timestamp out of range: {e}")))
+}
+
+fn opt_ts(v: Option<i64>) -> StoreResult<Option<Timestamp>> {
+    v.map(ts).transpose()
+}
+
+macro_rules! user_cols {
+    () => {
+        "u.id, u.username, u.display_name, u.role, u.password_hash, u.created_at, \
+         u.password_changed_at, u.disabled_at"
+    };
+}
+
+macro_rules! audit_cols {
+    () => {
+        "seq, occurred_at, actor_id, actor_name, actor_role, source, action, entity_type, \
+         entity_id, reason, old_value, new_value, prev_hash, hash"
+    };
+}
+
+type UserRow = (i64, String, String, String, String, i64, i64, Option<i64>);
+
+fn user(r: UserRow) -> StoreResult<UserRecord> {
+    Ok(UserRecord {
+        id: r.0,
+        username: r.1,
+        display_name: r.2,
+        role: r.3,
+        password_hash: r.4,
+        created_at: ts(r.5)?,
+        password_changed_at: ts(r.6)?,
+        disabled_at: opt_ts(r.7)?,
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    seq: i64,
+    occurred_at: i64,
+    actor_id: Option<i64>,
+    actor_name: String,
+    actor_role: Option<String>,
+    source: String,
+    action: String,
+    entity_type: String,
+    entity_id: String,
+    reason: Option<String>,
+    old_value: Option<String>,
+    new_value: Option<String>,
+    prev_hash: String,
+    hash: String,
+}
+
+impl AuditRow {
+    fn hash_input(&self) -> HashInput<'_> {
+        HashInput {
+            seq: self.seq,
+            occurred_at_us: self.occurred_at,
+            actor_id: self.actor_id,
+            actor_name: &self.actor_name,
+            actor_role: self.actor_role.as_deref(),
+            source: &self.source,
+            action: &self.action,
+            entity_type: &self.entity_type,
+            entity_id: &self.entity_id,
+            reason: self.reason.as_deref(),
+            old_value: self.old_value.as_deref(),
+            new_value: self.new_value.as_deref(),
+        }
+    }
+
+    fn into_record(self) -> StoreResult<AuditRecord> {
+        let parse = |t: &Option<String>| {
+            t.as_deref()
+                .map(|s| serde_json::from_str(s).unwrap_or(serde_json::Value::String(s.into())))
+        };
+        Ok(AuditRecord {
+            seq: self.seq,
+            entry: AuditEntry {
+                at: ts(self.occurred_at)?,
+                actor_id: self.actor_id,
+                actor_name: self.actor_name,
+                actor_role: self.actor_role,
+                source: self.source,
+                action: self.action,
+                entity_type: self.entity_type,
+                entity_id: self.entity_id,
+                reason: self.reason,
+                old_value: parse(&self.old_value),
+                new_value: parse(&self.new_value),
+            },
+            old_text: self.old_value,
+            new_text: self.new_value,
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+        })
+    }
+}
+
+type AccessRow = (
+    i64,
+    i64,
+    Option<i64>,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
+
+fn access(r: AccessRow) -> StoreResult<AccessRecord> {
+    Ok(AccessRecord {
+        id: r.0,
+        at: ts(r.1)?,
+        actor_id: r.2,
+        actor_name: r.3,
+        source: r.4,
+        action: r.5,
+        entity_type: r.6,
+        entity_id: r.7,
+        patient_ids: serde_json::from_str(&r.8)
+            .map_err(|e| StoreError::Database(format!("access_log.patient_ids: {e}")))?,
+    })
+}
+
+const VERIFY_PAGE: i64 = 5_000;
+
+macro_rules! backend {
+    ($store:ident, $tx:ident, $db:ty, $backend:expr, $begin:ident) => {
+        /// A store on this backend. `read` and `write` are the same pool on PostgreSQL; on
+        /// SQLite `write` holds the single writer connection.
+        pub struct $store {
+            read: Pool<$db>,
+            write: Pool<$db>,
+        }
+
+        pub struct $tx {
+            tx: Transaction<'static, $db>,
+            audit: Vec<AuditEntry>,
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            fn backend(&self) -> Backend {
+                $backend
+            }
+
+            async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
+                let tx = $begin(&self.write).await?;
+                Ok(Box::new($tx {
+                    tx,
+                    audit: Vec::new(),
+                }))
+            }
+
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.read).await?;
+                Ok(())
+            }
+
+            async fn close(&self) {
+                self.write.close().await;
+                self.read.close().await;
+            }
+
+            async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+                sqlx::query_as::<_, UserRow>(concat!(
+                    "SELECT ",
+                    user_cols!(),
+                    " FROM users u WHERE u.username = $1"
+                ))
+                .bind(username)
+                .fetch_optional(&self.read)
+                .await?
+                .map(user)
+                .transpose()
+            }
+
+            async fn user_by_id(&self, id: i64) -> StoreResult<Option<UserRecord>> {
+                sqlx::query_as::<_, UserRow>(concat!(
+                    "SELECT ",
+                    user_cols!(),
+                    " FROM users u WHERE u.id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(&self.read)
+                .await?
+                .map(user)
+                .transpose()
+            }
+
+            async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
+                sqlx::query_as::<_, UserRow>(concat!(
+                    "SELECT ",
+                    user_cols!(),
+                    " FROM users u ORDER BY u.username"
+                ))
+                .fetch_all(&self.read)
+                .await?
+                .into_iter()
+                .map(user)
+                .collect()
+            }
+
+            async fn session_by_token_hash(
+                &self,
+                token_hash: &str,
+            ) -> StoreResult<Option<SessionAuth>> {
+                type Row = (i64, i64, i64, Option<i64>, i64, String, String, String, String, i64, i64, Option<i64>);
+                let row = sqlx::query_as::<_, Row>(concat!(
+                    "SELECT s.id, s.expires_at, s.last_seen_at, s.revoked_at, ",
+                    user_cols!(),
+                    " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1"
+                ))
+                .bind(token_hash)
+                .fetch_optional(&self.read)
+                .await?;
+                row.map(|r| {
+                    Ok(SessionAuth {
+                        session_id: r.0,
+                        expires_at: ts(r.1)?,
+                        last_seen_at: ts(r.2)?,
+                        revoked_at: opt_ts(r.3)?,
+                        user: user((r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11))?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn login_failures(&self, username: &str) -> StoreResult<Option<LoginFailures>> {
+                sqlx::query_as::<_, (String, i64, Option<i64>)>(
+                    "SELECT username, failures, locked_until FROM login_failures WHERE username = $1",
+                )
+                .bind(username)
+                .fetch_optional(&self.read)
+                .await?
+                .map(|r| {
+                    Ok(LoginFailures {
+                        username: r.0,
+                        failures: r.1,
+                        locked_until: opt_ts(r.2)?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn list_settings(&self) -> StoreResult<Vec<SettingRecord>> {
+                sqlx::query_as::<_, (String, String, i64, Option<i64>)>(
+                    "SELECT key, value, updated_at, updated_by FROM settings ORDER BY key",
+                )
+                .fetch_all(&self.read)
+                .await?
+                .into_iter()
+                .map(|r| {
+                    Ok(SettingRecord {
+                        key: r.0,
+                        value: r.1,
+                        updated_at: ts(r.2)?,
+                        updated_by: r.3,
+                    })
+                })
+                .collect()
+            }
+
+            async fn setting(&self, key: &str) -> StoreResult<Option<SettingRecord>> {
+                sqlx::query_as::<_, (String, String, i64, Option<i64>)>(
+                    "SELECT key, value, updated_at, updated_by FROM settings WHERE key = $1",
+                )
+                .bind(key)
+                .fetch_optional(&self.read)
+                .await?
+                .map(|r| {
+                    Ok(SettingRecord {
+                        key: r.0,
+                        value: r.1,
+                        updated_at: ts(r.2)?,
+                        updated_by: r.3,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn audit_events(
+                &self,
+                after: i64,
+                limit: i64,
+                entity: Option<(&str, &str)>,
+            ) -> StoreResult<Vec<AuditRecord>> {
+                let rows = match entity {
+                    None => {
+                        sqlx::query_as::<_, AuditRow>(concat!(
+                            "SELECT ",
+                            audit_cols!(),
+                            " FROM audit_event WHERE seq > $1 ORDER BY seq LIMIT $2"
+                        ))
+                        .bind(after)
+                        .bind(limit)
+                        .fetch_all(&self.read)
+                        .await?
+                    }
+                    Some((entity_type, entity_id)) => {
+                        sqlx::query_as::<_, AuditRow>(concat!(
+                            "SELECT ",
+                            audit_cols!(),
+                            " FROM audit_event WHERE seq > $1 AND entity_type = $3 \
+                             AND entity_id = $4 ORDER BY seq LIMIT $2"
+                        ))
+                        .bind(after)
+                        .bind(limit)
+                        .bind(entity_type)
+                        .bind(entity_id)
+                        .fetch_all(&self.read)
+                        .await?
+                    }
+                };
+                rows.into_iter().map(AuditRow::into_record).collect()
+            }
+
+            async fn access_log(&self, after: i64, limit: i64) -> StoreResult<Vec<AccessRecord>> {
+                sqlx::query_as::<_, AccessRow>(
+                    "SELECT id, occurred_at, actor_id, actor_name, source, action, entity_type, \
+                     entity_id, patient_ids FROM access_log WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?
+                .into_iter()
+                .map(access)
+                .collect()
+            }
+
+            async fn verify_audit_chain(&self) -> StoreResult<ChainReport> {
+                // The head is read first: rows appended while we walk have larger sequence
+                // numbers and are left for the next run.
+                let (head_seq, head_hash) = sqlx::query_as::<_, (i64, String)>(
+                    "SELECT seq, last_hash FROM audit_head WHERE id = 1",
+                )
+                .fetch_one(&self.read)
+                .await?;
+                let mut verifier = ChainVerifier::default();
+                let mut after = 0;
+                loop {
+                    let page = sqlx::query_as::<_, AuditRow>(concat!(
+                        "SELECT ",
+                        audit_cols!(),
+                        " FROM audit_event WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
+                    ))
+                    .bind(after)
+                    .bind(head_seq)
+                    .bind(VERIFY_PAGE)
+                    .fetch_all(&self.read)
+                    .await?;
+                    let Some(last) = page.last() else { break };
+                    after = last.seq;
+                    for row in &page {
+                        verifier.push(&row.hash_input(), &row.prev_hash, &row.hash);
+                    }
+                }
+                Ok(verifier.finish(head_seq, &head_hash))
+            }
+        }
+
+        #[async_trait]
+        impl Tx for $tx {
+            async fn insert_user(&mut self, u: &NewUser) -> StoreResult<i64> {
+                let (id,) = sqlx::query_as::<_, (i64,)>(
+                    "INSERT INTO users (username, display_name, role, password_hash, created_at, \
+                     password_changed_at) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+                )
+                .bind(&u.username)
+                .bind(&u.display_name)
+                .bind(&u.role)
+                .bind(&u.password_hash)
+                .bind(us(u.created_at))
+                .fetch_one(&mut *self.tx)
+                .await?;
+                Ok(id)
+            }
+
+            async fn user_by_id(&mut self, id: i64) -> StoreResult<Option<UserRecord>> {
+                sqlx::query_as::<_, UserRow>(concat!(
+                    "SELECT ",
+                    user_cols!(),
+                    " FROM users u WHERE u.id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(&mut *self.tx)
+                .await?
+                .map(user)
+                .transpose()
+            }
+
+            async fn set_user_role(&mut self, id: i64, role: &str) -> StoreResult<()> {
+                let r = sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+                    .bind(role)
+                    .bind(id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                if r.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            }
+
+            async fn set_user_disabled(&mut self, id: i64, at: Option<Timestamp>) -> StoreResult<()> {
+                let r = sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2")
+                    .bind(at.map(us))
+                    .bind(id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                if r.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            }
+
+            async fn set_user_password(&mut self, id: i64, hash: &str, at: Timestamp) -> StoreResult<()> {
+                let r = sqlx::query(
+                    "UPDATE users SET password_hash = $1, password_changed_at = $2 WHERE id = $3",
+                )
+                .bind(hash)
+                .bind(us(at))
+                .bind(id)
+                .execute(&mut *self.tx)
+                .await?;
+                if r.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            }
+
+            async fn insert_session(&mut self, s: &NewSession) -> StoreResult<i64> {
+                let (id,) = sqlx::query_as::<_, (i64,)>(
+                    "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, last_seen_at) \
+                     VALUES ($1, $2, $3, $4, $3) RETURNING id",
+                )
+                .bind(&s.token_hash)
+                .bind(s.user_id)
+                .bind(us(s.created_at))
+                .bind(us(s.expires_at))
+                .fetch_one(&mut *self.tx)
+                .await?;
+                Ok(id)
+            }
+
+            async fn revoke_session(&mut self, token_hash: &str, at: Timestamp) -> StoreResult<bool> {
+                let r = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL",
+                )
+                .bind(us(at))
+                .bind(token_hash)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(r.rows_affected() > 0)
+            }
+
+            async fn revoke_user_sessions(
+                &mut self,
+                user_id: i64,
+                keep: Option<i64>,
+                at: Timestamp,
+            ) -> StoreResult<u64> {
+                let r = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL \
+                     AND id <> $3",
+                )
+                .bind(us(at))
+                .bind(user_id)
+                .bind(keep.unwrap_or(-1))
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(r.rows_affected())
+            }
+
+            async fn touch_session(&mut self, session_id: i64, at: Timestamp) -> StoreResult<()> {
+                sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
+                    .bind(us(at))
+                    .bind(session_id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(())
+            }
+
+            async fn login_failures(&mut self, username: &str) -> StoreResult<Option<LoginFailures>> {
+                sqlx::query_as::<_, (String, i64, Option<i64>)>(
+                    "SELECT username, failures, locked_until FROM login_failures WHERE username = $1",
+                )
+                .bind(username)
+                .fetch_optional(&mut *self.tx)
+                .await?
+                .map(|r| {
+                    Ok(LoginFailures {
+                        username: r.0,
+                        failures: r.1,
+                        locked_until: opt_ts(r.2)?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn set_login_failures(&mut self, v: &LoginFailures) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO login_failures (username, failures, locked_until) VALUES ($1, $2, $3) \
+                     ON CONFLICT (username) DO UPDATE SET failures = excluded.failures, \
+                     locked_until = excluded.locked_until",
+                )
+                .bind(&v.username)
+                .bind(v.failures)
+                .bind(v.locked_until.map(us))
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn clear_login_failures(&mut self, username: &str) -> StoreResult<()> {
+                sqlx::query("DELETE FROM login_failures WHERE username = $1")
+                    .bind(username)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(())
+            }
+
+            async fn setting(&mut self, key: &str) -> StoreResult<Option<SettingRecord>> {
+                sqlx::query_as::<_, (String, String, i64, Option<i64>)>(
+                    "SELECT key, value, updated_at, updated_by FROM settings WHERE key = $1",
+                )
+                .bind(key)
+                .fetch_optional(&mut *self.tx)
+                .await?
+                .map(|r| {
+                    Ok(SettingRecord {
+                        key: r.0,
+                        value: r.1,
+                        updated_at: ts(r.2)?,
+                        updated_by: r.3,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn put_setting(&mut self, s: &SettingRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO settings (key, value, updated_at, updated_by) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value, \
+                     updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+                )
+                .bind(&s.key)
+                .bind(&s.value)
+                .bind(us(s.updated_at))
+                .bind(s.updated_by)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn next_counter(&mut self, name: &str) -> StoreResult<i64> {
+                let (v,) = sqlx::query_as::<_, (i64,)>(
+                    "INSERT INTO counters (name, value) VALUES ($1, 1) ON CONFLICT (name) \
+                     DO UPDATE SET value = counters.value + 1 RETURNING value",
+                )
+                .bind(name)
+                .fetch_one(&mut *self.tx)
+                .await?;
+                Ok(v)
+            }
+
+            fn audit(&mut self, entry: AuditEntry) {
+                self.audit.push(entry);
+            }
+
+            async fn log_access(&mut self, e: &AccessEntry) -> StoreResult<()> {
+                let ids = serde_json::to_string(&e.patient_ids)
+                    .map_err(|err| StoreError::Database(err.to_string()))?;
+                sqlx::query(
+                    "INSERT INTO access_log (occurred_at, actor_id, actor_name, source, action, \
+                     entity_type, entity_id, patient_ids) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(us(e.at))
+                .bind(e.actor_id)
+                .bind(&e.actor_name)
+                .bind(&e.source)
+                .bind(&e.action)
+                .bind(&e.entity_type)
+                .bind(&e.entity_id)
+                .bind(ids)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn commit(mut self: Box<Self>) -> StoreResult<Vec<i64>> {
+                let entries = std::mem::take(&mut self.audit);
+                let mut seqs = Vec::with_capacity(entries.len());
+                if !entries.is_empty() {
+                    let n = entries.len() as i64;
+                    // Takes the head's row lock until commit: chain appends are serialised.
+                    let (last, mut prev) = sqlx::query_as::<_, (i64, String)>(
+                        "UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, last_hash",
+                    )
+                    .bind(n)
+                    .fetch_one(&mut *self.tx)
+                    .await?;
+                    let first = last - n + 1;
+                    for (i, e) in entries.iter().enumerate() {
+                        let seq = first + i as i64;
+                        let old = e.old_value.as_ref().map(|v| v.to_string());
+                        let new = e.new_value.as_ref().map(|v| v.to_string());
+                        let at = us(e.at);
+                        let hash = chain_hash(
+                            &prev,
+                            &HashInput {
+                                seq,
+                                occurred_at_us: at,
+                                actor_id: e.actor_id,
+                                actor_name: &e.actor_name,
+                                actor_role: e.actor_role.as_deref(),
+                                source: &e.source,
+                                action: &e.action,
+                                entity_type: &e.entity_type,
+                                entity_id: &e.entity_id,
+                                reason: e.reason.as_deref(),
+                                old_value: old.as_deref(),
+                                new_value: new.as_deref(),
+                            },
+                        );
+                        sqlx::query(concat!(
+                            "INSERT INTO audit_event (",
+                            audit_cols!(),
+                            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                        ))
+                        .bind(seq)
+                        .bind(at)
+                        .bind(e.actor_id)
+                        .bind(&e.actor_name)
+                        .bind(&e.actor_role)
+                        .bind(&e.source)
+                        .bind(&e.action)
+                        .bind(&e.entity_type)
+                        .bind(&e.entity_id)
+                        .bind(&e.reason)
+                        .bind(&old)
+                        .bind(&new)
+                        .bind(&prev)
+                        .bind(&hash)
+                        .execute(&mut *self.tx)
+                        .await?;
+                        prev = hash;
+                        seqs.push(seq);
+                    }
+                    sqlx::query("UPDATE audit_head SET last_hash = $1 WHERE id = 1")
+                        .bind(&prev)
+                        .execute(&mut *self.tx)
+                        .await?;
+                }
+                self.tx.commit().await?;
+                Ok(seqs)
+            }
+        }
+    };
+}
+
+async fn begin_sqlite(pool: &Pool<Sqlite>) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+    // IMMEDIATE takes the write lock up front (waiting under busy_timeout) instead of
+    // upgrading a read transaction later, which fails with SQLITE_BUSY without waiting.
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
+async fn begin_pg(pool: &Pool<Postgres>) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    pool.begin().await
+}
+
+backend!(SqliteStore, SqliteTx, Sqlite, Backend::Sqlite, begin_sqlite);
+backend!(PgStore, PgTx, Postgres, Backend::Postgres, begin_pg);
+
+impl SqliteStore {
+    /// Opens the database file, creating it and its directory when new, and migrates it.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Config(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(120))
+            .connect_with(options.clone())
+            .await?;
+        migrations::migrator(migrations::SQLITE)
+            .run(&write)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(SqliteStore { read, write })
+    }
+}
+
+impl PgStore {
+    /// Connects, creating the database when it does not exist, and migrates it. Several
+    /// processes may do this at once: creation races are tolerated and migrations take an
+    /// advisory lock.
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        if !Postgres::database_exists(url).await? {
+            if let Err(e) = Postgres::create_database(url).await {
+                if !Postgres::database_exists(url).await? {
+                    return Err(e.into());
+                }
+            }
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await?;
+        migrations::migrator(migrations::POSTGRES)
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(PgStore {
+            read: pool.clone(),
+            write: pool,
+        })
+    }
+}

@@ -1,0 +1,36 @@
+//! Embedded migrations, one list per backend. The two lists hold the same versions and names
+//! in the same order (a test checks it, and that every file on disk is listed). Never edit
+//! an applied migration: add a new one to both lists.
+
+use std::borrow::Cow;
+
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+/// `(version, name, sql)`.
+pub type MigrationSource = (i64, &'static str, &'static str);
+
+macro_rules! migrations {
+    ($dir:literal: $(($v:literal, $name:literal)),* $(,)?) => {
+        &[$(($v, $name, include_str!(concat!("../migrations/", $dir, "/", $name, ".sql")))),*]
+    };
+}
+
+pub const SQLITE: &[MigrationSource] = migrations!("sqlite": (1, "0001_platform"));
+pub const POSTGRES: &[MigrationSource] = migrations!("postgres": (1, "0001_platform"));
+
+pub(crate) fn migrator(list: &[MigrationSource]) -> Migrator {
+    let migrations = list
+        .iter()
+        .map(|(version, name, sql)| {
+            Migration::new(
+                *version,
+                Cow::Borrowed(*name),
+                MigrationType::Simple,
+                (*sql).into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
+}

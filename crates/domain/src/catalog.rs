@@ -51,6 +51,9 @@ impl UnknownCode {
             "special_handling" => "unknown_special_handling",
             "priority" => "unknown_priority",
             "additive" => "unknown_additive",
+            "specimen_state" => "unknown_specimen_state",
+            "rejection_reason" => "unknown_rejection_reason",
+            "event" => "unknown_event",
             _ => "unknown_code",
         }
     }
@@ -80,16 +83,16 @@ macro_rules! code_enum {
             }
 
             /// Parses the code string (exact, lower case).
-            pub fn parse(input: &str) -> Result<Self, UnknownCode> {
+            pub fn parse(input: &str) -> Result<Self, $crate::catalog::UnknownCode> {
                 match input {
                     $( $code => Ok(Self::$variant), )+
-                    _ => Err(UnknownCode { what: $what, input: input.to_owned() }),
+                    _ => Err($crate::catalog::UnknownCode { what: $what, input: input.to_owned() }),
                 }
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }

@@ -54,6 +54,7 @@ impl UnknownCode {
             "specimen_state" => "unknown_specimen_state",
             "rejection_reason" => "unknown_rejection_reason",
             "event" => "unknown_event",
+            "milestone" => "unknown_milestone",
             _ => "unknown_code",
         }
     }

@@ -405,18 +405,102 @@ impl ContainerType {
     /// A starter catalogue from DOMAIN §6.1 (volumes are typical adult tubes; [CONFIG]).
     pub fn defaults() -> Vec<Self> {
         let rows: [(&str, &str, &str, Additive, u32, u32); 12] = [
-            ("BCX", "Blood culture bottle", "yellow/grey", Additive::CultureMedium, 10_000, 10_000),
-            ("BLU", "Sodium citrate 3.2% 2.7 mL", "light blue", Additive::SodiumCitrate, 2_700, 1_200),
-            ("RED", "Serum plastic 6 mL", "red", Additive::ClotActivator, 6_000, 2_500),
-            ("SST", "Serum separator 5 mL", "gold", Additive::ClotActivatorGel, 5_000, 2_200),
-            ("PST", "Lithium heparin gel 4.5 mL", "light green", Additive::HeparinGel, 4_500, 2_000),
-            ("GRN", "Heparin 4 mL", "dark green", Additive::Heparin, 4_000, 1_800),
-            ("LAV", "K2EDTA 4 mL", "lavender", Additive::Edta, 4_000, 4_000),
-            ("PNK", "K2EDTA blood bank 6 mL", "pink", Additive::Edta, 6_000, 6_000),
-            ("PPT", "K2EDTA gel 5 mL", "pearl", Additive::EdtaGel, 5_000, 2_200),
-            ("GRY", "Fluoride/oxalate 4 mL", "grey", Additive::FluorideOxalate, 4_000, 1_800),
-            ("UCUP", "Urine cup", "none", Additive::SterileContainer, 100_000, 100_000),
-            ("SWAB", "Swab in transport medium", "none", Additive::TransportMedium, 1_000, 1_000),
+            (
+                "BCX",
+                "Blood culture bottle",
+                "yellow/grey",
+                Additive::CultureMedium,
+                10_000,
+                10_000,
+            ),
+            (
+                "BLU",
+                "Sodium citrate 3.2% 2.7 mL",
+                "light blue",
+                Additive::SodiumCitrate,
+                2_700,
+                1_200,
+            ),
+            (
+                "RED",
+                "Serum plastic 6 mL",
+                "red",
+                Additive::ClotActivator,
+                6_000,
+                2_500,
+            ),
+            (
+                "SST",
+                "Serum separator 5 mL",
+                "gold",
+                Additive::ClotActivatorGel,
+                5_000,
+                2_200,
+            ),
+            (
+                "PST",
+                "Lithium heparin gel 4.5 mL",
+                "light green",
+                Additive::HeparinGel,
+                4_500,
+                2_000,
+            ),
+            (
+                "GRN",
+                "Heparin 4 mL",
+                "dark green",
+                Additive::Heparin,
+                4_000,
+                1_800,
+            ),
+            (
+                "LAV",
+                "K2EDTA 4 mL",
+                "lavender",
+                Additive::Edta,
+                4_000,
+                4_000,
+            ),
+            (
+                "PNK",
+                "K2EDTA blood bank 6 mL",
+                "pink",
+                Additive::Edta,
+                6_000,
+                6_000,
+            ),
+            (
+                "PPT",
+                "K2EDTA gel 5 mL",
+                "pearl",
+                Additive::EdtaGel,
+                5_000,
+                2_200,
+            ),
+            (
+                "GRY",
+                "Fluoride/oxalate 4 mL",
+                "grey",
+                Additive::FluorideOxalate,
+                4_000,
+                1_800,
+            ),
+            (
+                "UCUP",
+                "Urine cup",
+                "none",
+                Additive::SterileContainer,
+                100_000,
+                100_000,
+            ),
+            (
+                "SWAB",
+                "Swab in transport medium",
+                "none",
+                Additive::TransportMedium,
+                1_000,
+                1_000,
+            ),
         ];
         rows.into_iter()
             .filter_map(|(code, name, colour, additive, nominal, usable)| {
@@ -688,8 +772,7 @@ impl UcumParser<'_> {
             self.pos += 1;
         }
         self.term()?;
-        while let Some(op @ (b'.' | b'/')) = self.peek() {
-            let _ = op;
+        while let Some(b'.' | b'/') = self.peek() {
             self.pos += 1;
             self.term()?;
         }
@@ -720,7 +803,6 @@ impl UcumParser<'_> {
 
     fn annotation(&mut self) -> Option<()> {
         self.pos += 1; // '{'
-        let start = self.pos;
         while let Some(c) = self.peek() {
             match c {
                 b'}' => {
@@ -732,7 +814,6 @@ impl UcumParser<'_> {
                 _ => return None,
             }
         }
-        let _ = start;
         None
     }
 
@@ -864,7 +945,10 @@ mod tests {
         }
         let err = Department::parse("Chemistry").unwrap_err();
         assert_eq!(err.code(), "unknown_department");
-        assert_eq!(Priority::from_hl7("X").unwrap_err().code(), "unknown_priority");
+        assert_eq!(
+            Priority::from_hl7("X").unwrap_err().code(),
+            "unknown_priority"
+        );
     }
 
     #[test]
@@ -920,7 +1004,10 @@ mod tests {
     fn container_validation() {
         let code = ContainerCode::parse("lav").unwrap();
         assert_eq!(code.as_str(), "LAV");
-        assert_eq!(ContainerCode::parse("").unwrap_err().code(), "container_code");
+        assert_eq!(
+            ContainerCode::parse("").unwrap_err().code(),
+            "container_code"
+        );
         assert_eq!(
             ContainerType::new(code.clone(), "", "x", Additive::Edta, 1, 1)
                 .unwrap_err()
@@ -960,7 +1047,10 @@ mod tests {
     #[test]
     fn result_types() {
         assert!(ResultType::numeric(2).is_ok());
-        assert_eq!(ResultType::numeric(7).unwrap_err().code(), "result_type_precision");
+        assert_eq!(
+            ResultType::numeric(7).unwrap_err().code(),
+            "result_type_precision"
+        );
         assert_eq!(
             ResultType::coded(&["Positive", " Negative "]).unwrap(),
             ResultType::Coded {
@@ -1023,7 +1113,9 @@ mod tests {
         assert_eq!(Ucum::parse("").unwrap_err().code(), "ucum_empty");
         assert_eq!(Ucum::parse("mg /dL").unwrap_err().code(), "ucum_whitespace");
         assert_eq!(Ucum::parse("µmol/L").unwrap_err().code(), "ucum_non_ascii");
-        for bad in ["mg//dL", "/", "mg/", "{a", "[IU", "()", "mg)", "a{b{c}}", "10*", "mg.", "@"] {
+        for bad in [
+            "mg//dL", "/", "mg/", "{a", "[IU", "()", "mg)", "a{b{c}}", "10*", "mg.", "@",
+        ] {
             assert_eq!(Ucum::parse(bad).unwrap_err().code(), "ucum_syntax", "{bad}");
         }
     }

@@ -64,7 +64,9 @@ pub enum MrnError {
     Empty,
     #[error("the MRN has {len} characters; at most {max} are allowed")]
     TooLong { len: usize, max: usize },
-    #[error("the MRN contains {found:?} at position {position}; only letters, digits and '-' are allowed")]
+    #[error(
+        "the MRN contains {found:?} at position {position}; only letters, digits and '-' are allowed"
+    )]
     InvalidChar { found: char, position: usize },
 }
 
@@ -328,8 +330,7 @@ impl Icd10Cm {
         }
         let (category, rest) = s.split_at(3);
         let c = category.as_bytes();
-        if !(c[0].is_ascii_alphabetic() && c[1].is_ascii_digit() && c[2].is_ascii_alphanumeric())
-        {
+        if !(c[0].is_ascii_alphabetic() && c[1].is_ascii_digit() && c[2].is_ascii_alphanumeric()) {
             return Err(err());
         }
         let rest = match rest.strip_prefix('.') {
@@ -432,7 +433,9 @@ pub enum AccessionError {
         "the accession number {input:?} is not <1–3 letters><2-digit year><7–10 digit sequence><check>[-NN]"
     )]
     Format { input: String },
-    #[error("the accession number check character is {found:?}, expected {expected:?} (mistyped or misread)")]
+    #[error(
+        "the accession number check character is {found:?}, expected {expected:?} (mistyped or misread)"
+    )]
     Check { expected: char, found: char },
     #[error("an accession prefix is 1–3 letters A–Z; got {input:?}")]
     Prefix { input: String },
@@ -551,8 +554,7 @@ impl AccessionNumber {
         if seq_text.parse::<u32>().is_err() {
             return Err(format_error());
         }
-        let expected =
-            mod37_2_check_char(&parent[..parent.len() - 1]).ok_or_else(format_error)?;
+        let expected = mod37_2_check_char(&parent[..parent.len() - 1]).ok_or_else(format_error)?;
         let found = char::from(check);
         if expected != found {
             return Err(AccessionError::Check { expected, found });
@@ -666,7 +668,10 @@ mod tests {
             }
         );
         assert_eq!(Npi::parse("123456789").unwrap_err().code(), "npi_length");
-        assert_eq!(Npi::parse("12345678a3").unwrap_err().code(), "npi_not_digit");
+        assert_eq!(
+            Npi::parse("12345678a3").unwrap_err().code(),
+            "npi_not_digit"
+        );
     }
 
     #[test]
@@ -695,7 +700,16 @@ mod tests {
         assert_eq!(Icd10Cm::parse("E119").unwrap().as_str(), "E11.9");
         assert_eq!(Icd10Cm::parse("I10").unwrap().as_str(), "I10");
         assert_eq!(Icd10Cm::parse("S72.001A").unwrap().as_str(), "S72.001A");
-        for bad in ["E1", "11.9", "EE1.9", "E11.", "E11.12345", "E1.19", "E11-9", "É11"] {
+        for bad in [
+            "E1",
+            "11.9",
+            "EE1.9",
+            "E11.",
+            "E11.12345",
+            "E1.19",
+            "E11-9",
+            "É11",
+        ] {
             assert!(Icd10Cm::parse(bad).is_err(), "{bad}");
         }
     }
@@ -729,11 +743,21 @@ mod tests {
         assert_eq!(err.code(), "accession_control_char");
         assert!(err.to_string().contains("carriage return"));
         assert_eq!(
-            AccessionNumber::parse(&format!(" {acc}")).unwrap_err().code(),
+            AccessionNumber::parse(&format!(" {acc}"))
+                .unwrap_err()
+                .code(),
             "accession_whitespace"
         );
-        assert_eq!(AccessionNumber::parse("").unwrap_err().code(), "accession_empty");
-        for bad in ["C26001234X", "1260001234X", "CCCC260001234X", "C26000123456789X"] {
+        assert_eq!(
+            AccessionNumber::parse("").unwrap_err().code(),
+            "accession_empty"
+        );
+        for bad in [
+            "C26001234X",
+            "1260001234X",
+            "CCCC260001234X",
+            "C26000123456789X",
+        ] {
             assert_eq!(
                 AccessionNumber::parse(bad).unwrap_err().code(),
                 "accession_format",
@@ -751,14 +775,24 @@ mod tests {
         assert_eq!(parsed.aliquot_index(), Some(1));
         assert_eq!(parsed.parent(), Some(acc.clone()));
         assert_eq!(acc.child(0).unwrap_err().code(), "accession_aliquot_index");
-        assert_eq!(acc.child(100).unwrap_err().code(), "accession_aliquot_index");
-        assert_eq!(child.child(2).unwrap_err().code(), "accession_already_child");
         assert_eq!(
-            AccessionNumber::parse(&format!("{acc}-00")).unwrap_err().code(),
+            acc.child(100).unwrap_err().code(),
             "accession_aliquot_index"
         );
         assert_eq!(
-            AccessionNumber::parse(&format!("{acc}-1")).unwrap_err().code(),
+            child.child(2).unwrap_err().code(),
+            "accession_already_child"
+        );
+        assert_eq!(
+            AccessionNumber::parse(&format!("{acc}-00"))
+                .unwrap_err()
+                .code(),
+            "accession_aliquot_index"
+        );
+        assert_eq!(
+            AccessionNumber::parse(&format!("{acc}-1"))
+                .unwrap_err()
+                .code(),
             "accession_format"
         );
     }

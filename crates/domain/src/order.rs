@@ -22,7 +22,9 @@ use std::fmt;
 use jiff::{SignedDuration, Timestamp};
 use thiserror::Error;
 
-use crate::catalog::{ContainerCode, ContainerType, Department, DrawRank, SpecimenType, Stability, Temperature};
+use crate::catalog::{
+    ContainerCode, ContainerType, Department, DrawRank, SpecimenType, Stability, Temperature,
+};
 use crate::error::impl_domain_error;
 
 /// A test code from the lab's catalogue: 1–20 characters of `[A-Z0-9._-]`, upper case.
@@ -105,12 +107,16 @@ pub struct PlannedTube {
 /// Why no tube plan could be made.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum PlanError {
-    #[error("test {test_code} needs container {container}, which is not in the container catalogue")]
+    #[error(
+        "test {test_code} needs container {container}, which is not in the container catalogue"
+    )]
     UnknownContainer {
         test_code: TestCode,
         container: ContainerCode,
     },
-    #[error("test {test_code} needs {required_ul} µL but one {container} holds only {capacity_ul} µL")]
+    #[error(
+        "test {test_code} needs {required_ul} µL but one {container} holds only {capacity_ul} µL"
+    )]
     ExceedsContainer {
         test_code: TestCode,
         container: ContainerCode,
@@ -294,7 +300,13 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn test(code: &str, st: SpecimenType, container: &str, vol: u32, dept: Department) -> OrderedTest {
+    fn test(
+        code: &str,
+        st: SpecimenType,
+        container: &str,
+        vol: u32,
+        dept: Department,
+    ) -> OrderedTest {
         OrderedTest {
             test_code: TestCode::parse(code).unwrap(),
             specimen_type: st,
@@ -329,7 +341,10 @@ mod tests {
         assert_eq!(plan[1].volume_ul, 1500);
         assert_eq!(
             plan[1].tests,
-            vec![TestCode::parse("BMP").unwrap(), TestCode::parse("LIPID").unwrap()]
+            vec![
+                TestCode::parse("BMP").unwrap(),
+                TestCode::parse("LIPID").unwrap()
+            ]
         );
         assert_eq!(plan[2].departments, vec![Chemistry, Hematology]);
     }
@@ -351,12 +366,24 @@ mod tests {
     #[test]
     fn plan_errors() {
         let defaults = ContainerType::defaults();
-        let too_big = [test("A", SpecimenType::Serum, "SST", 2201, Department::Chemistry)];
+        let too_big = [test(
+            "A",
+            SpecimenType::Serum,
+            "SST",
+            2201,
+            Department::Chemistry,
+        )];
         assert_eq!(
             plan_containers(&too_big, &defaults).unwrap_err().code(),
             "plan_test_exceeds_container"
         );
-        let unknown = [test("A", SpecimenType::Serum, "NOPE", 1, Department::Chemistry)];
+        let unknown = [test(
+            "A",
+            SpecimenType::Serum,
+            "NOPE",
+            1,
+            Department::Chemistry,
+        )];
         assert_eq!(
             plan_containers(&unknown, &defaults).unwrap_err().code(),
             "plan_unknown_container"
@@ -382,27 +409,55 @@ mod tests {
         )
         .unwrap();
         let at = |s: &str| s.parse::<Timestamp>().unwrap();
-        assert!(can_add_on(collected, at("2026-11-21T16:00:00Z"), Temperature::Room, &stability).is_ok());
+        assert!(
+            can_add_on(
+                collected,
+                at("2026-11-21T16:00:00Z"),
+                Temperature::Room,
+                &stability
+            )
+            .is_ok()
+        );
         assert_eq!(
-            can_add_on(collected, at("2026-11-21T16:00:01Z"), Temperature::Room, &stability)
-                .unwrap_err()
-                .code(),
+            can_add_on(
+                collected,
+                at("2026-11-21T16:00:01Z"),
+                Temperature::Room,
+                &stability
+            )
+            .unwrap_err()
+            .code(),
             "add_on_stability_exceeded"
         );
         assert!(
-            can_add_on(collected, at("2026-11-22T16:00:00Z"), Temperature::Refrigerated, &stability)
-                .is_ok()
+            can_add_on(
+                collected,
+                at("2026-11-22T16:00:00Z"),
+                Temperature::Refrigerated,
+                &stability
+            )
+            .is_ok()
         );
         assert_eq!(
-            can_add_on(collected, at("2026-11-21T09:00:00Z"), Temperature::Frozen, &stability)
-                .unwrap_err()
-                .code(),
+            can_add_on(
+                collected,
+                at("2026-11-21T09:00:00Z"),
+                Temperature::Frozen,
+                &stability
+            )
+            .unwrap_err()
+            .code(),
             "add_on_temperature_not_allowed"
         );
         assert_eq!(
-            can_add_on(collected, at("2026-11-21T07:00:00Z"), Temperature::Room, &stability)
-                .unwrap_err()
-                .code(),
+            can_add_on(
+                collected,
+                at("2026-11-21T07:00:00Z"),
+                Temperature::Room,
+                &stability
+            )
+            .unwrap_err()
+            .code(),
             "add_on_collected_in_future"
         );
     }
@@ -411,7 +466,11 @@ mod tests {
         let containers = vec!["BLU", "SST", "RED", "PST", "LAV", "GRY", "UCUP", "BCX"];
         let types = SpecimenType::ALL.to_vec();
         prop::collection::vec(
-            (prop::sample::select(containers), prop::sample::select(types), 0u32..=1200),
+            (
+                prop::sample::select(containers),
+                prop::sample::select(types),
+                0u32..=1200,
+            ),
             0..25,
         )
         .prop_map(|rows| {

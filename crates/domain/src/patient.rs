@@ -343,7 +343,9 @@ pub struct FacilityId {
 
 /// Why a facility identifier was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("a facility identifier needs a system and a value of 1–64 characters without control characters")]
+#[error(
+    "a facility identifier needs a system and a value of 1–64 characters without control characters"
+)]
 pub struct FacilityIdError;
 
 impl FacilityIdError {
@@ -360,7 +362,8 @@ impl FacilityIdError {
 impl FacilityId {
     /// Builds an identifier; the system is upper-cased, the value trimmed and upper-cased.
     pub fn new(system: &str, value: &str) -> Result<Self, FacilityIdError> {
-        let ok = |s: &str| (1..=64).contains(&s.chars().count()) && !s.chars().any(char::is_control);
+        let ok =
+            |s: &str| (1..=64).contains(&s.chars().count()) && !s.chars().any(char::is_control);
         let (system, value) = (system.trim(), value.trim());
         if !ok(system) || !ok(value) {
             return Err(FacilityIdError);
@@ -645,10 +648,7 @@ pub fn damerau_levenshtein(a: &str, b: &str) -> usize {
             let insertion = d[idx(i + 1, j)] + 1;
             let deletion = d[idx(i, j + 1)] + 1;
             let transposition = d[idx(i1, j1)] + (i - i1 - 1) + 1 + (j - j1 - 1);
-            d[idx(i + 1, j + 1)] = substitution
-                .min(insertion)
-                .min(deletion)
-                .min(transposition);
+            d[idx(i + 1, j + 1)] = substitution.min(insertion).min(deletion).min(transposition);
         }
         last_row.insert(a[i - 1], i);
     }
@@ -703,7 +703,13 @@ pub fn soundex(input: &str) -> String {
     out
 }
 
-impl_domain_error!(SexError, NameError, BirthDateError, FacilityIdError, IdentityError);
+impl_domain_error!(
+    SexError,
+    NameError,
+    BirthDateError,
+    FacilityIdError,
+    IdentityError
+);
 
 #[cfg(test)]
 mod tests {
@@ -731,7 +737,10 @@ mod tests {
         for code in ["F", "M", "O", "U", "A", "N"] {
             assert_eq!(AdministrativeSex::parse(code).unwrap().as_str(), code);
         }
-        assert_eq!(AdministrativeSex::parse("f").unwrap_err().code(), "sex_code");
+        assert_eq!(
+            AdministrativeSex::parse("f").unwrap_err().code(),
+            "sex_code"
+        );
     }
 
     #[test]
@@ -739,8 +748,14 @@ mod tests {
         let n = PersonName::new("  de  la Cruz ", "Ana-María", Some(" ")).unwrap();
         assert_eq!(n.family(), "de la Cruz");
         assert_eq!(n.middle(), None);
-        assert_eq!(PersonName::new("", "A", None).unwrap_err().field(), Some("family"));
-        assert_eq!(PersonName::new("A", " ", None).unwrap_err().code(), "name_empty");
+        assert_eq!(
+            PersonName::new("", "A", None).unwrap_err().field(),
+            Some("family")
+        );
+        assert_eq!(
+            PersonName::new("A", " ", None).unwrap_err().code(),
+            "name_empty"
+        );
         assert_eq!(
             PersonName::new("A\u{0}", "B", None).unwrap_err().code(),
             "name_invalid_char"
@@ -749,9 +764,14 @@ mod tests {
             PersonName::new("A", "B\r", None).unwrap_err().code(),
             "name_invalid_char"
         );
-        assert_eq!(PersonName::new("--", "B", None).unwrap_err().code(), "name_no_letter");
         assert_eq!(
-            PersonName::new(&"a".repeat(101), "B", None).unwrap_err().code(),
+            PersonName::new("--", "B", None).unwrap_err().code(),
+            "name_no_letter"
+        );
+        assert_eq!(
+            PersonName::new(&"a".repeat(101), "B", None)
+                .unwrap_err()
+                .code(),
             "name_too_long"
         );
         assert_eq!(
@@ -894,7 +914,10 @@ mod tests {
             duplicate_match(&key("Smith", "Jonathan", date(1990, 5, 8), "M"), &base),
             None
         );
-        assert_eq!(duplicate_match(&key("Jones", "Jonathan", dob, "M"), &base), None);
+        assert_eq!(
+            duplicate_match(&key("Jones", "Jonathan", dob, "M"), &base),
+            None
+        );
         // Twins of different sex with near names are not flagged.
         let jon = key("Smith", "Jon", dob, "M");
         assert_eq!(duplicate_match(&key("Smith", "Joan", dob, "F"), &jon), None);

@@ -121,7 +121,10 @@ impl RoutingError {
 }
 
 /// Routes a specimen's tests to departments and plans the aliquots.
-pub fn plan_routing(tests: &[RoutedTest], policy: &SharingPolicy) -> Result<RoutingPlan, RoutingError> {
+pub fn plan_routing(
+    tests: &[RoutedTest],
+    policy: &SharingPolicy,
+) -> Result<RoutingPlan, RoutingError> {
     if tests.is_empty() {
         return Err(RoutingError::NoTests);
     }
@@ -183,7 +186,11 @@ pub struct WorklistKey {
 }
 
 /// The worklist sort key for a specimen (sort ascending: STAT and oldest first).
-pub fn sort_key(priority: Priority, received_at: Timestamp, accession: &AccessionNumber) -> WorklistKey {
+pub fn sort_key(
+    priority: Priority,
+    received_at: Timestamp,
+    accession: &AccessionNumber,
+) -> WorklistKey {
     WorklistKey {
         urgency: priority.urgency(),
         received_at,
@@ -197,8 +204,8 @@ impl_domain_error!(RoutingError);
 mod tests {
     use super::*;
     use crate::ids::AccessionPrefix;
-    use proptest::prelude::*;
     use Department::*;
+    use proptest::prelude::*;
 
     fn rt(code: &str, d: Department) -> RoutedTest {
         RoutedTest {
@@ -210,7 +217,11 @@ mod tests {
     #[test]
     fn hematology_keeps_whole_blood_and_chemistry_gets_aliquot() {
         let plan = plan_routing(
-            &[rt("HBA1C", Chemistry), rt("CBC", Hematology), rt("ESR", Hematology)],
+            &[
+                rt("HBA1C", Chemistry),
+                rt("CBC", Hematology),
+                rt("ESR", Hematology),
+            ],
             &SharingPolicy::default(),
         )
         .unwrap();
@@ -253,7 +264,7 @@ mod tests {
         let a = AccessionNumber::generate(&p, 2026, 1);
         let early: Timestamp = "2026-11-21T08:00:00Z".parse().unwrap();
         let late: Timestamp = "2026-11-21T09:00:00Z".parse().unwrap();
-        let mut keys = vec![
+        let mut keys = [
             sort_key(Priority::Routine, early, &a),
             sort_key(Priority::Stat, late, &a),
             sort_key(Priority::Stat, early, &a),

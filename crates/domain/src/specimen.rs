@@ -57,7 +57,9 @@ use jiff::{SignedDuration, Timestamp};
 use rust_decimal::Decimal;
 use thiserror::Error;
 
-use crate::catalog::{Additive, ContainerCode, ContainerType, SpecimenType, Stability, Temperature, code_enum};
+use crate::catalog::{
+    Additive, ContainerCode, ContainerType, SpecimenType, Stability, Temperature, code_enum,
+};
 use crate::error::impl_domain_error;
 use crate::order::{StabilityProblem, TestCode, check_stability};
 use crate::patient::IdentityError;
@@ -179,9 +181,15 @@ impl Event {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum TransitionError {
     #[error("cannot {event} a specimen that is {state}")]
-    Illegal { state: SpecimenState, event: EventKind },
+    Illegal {
+        state: SpecimenState,
+        event: EventKind,
+    },
     #[error("the specimen is {state}, a final state; {event} is not possible")]
-    Terminal { state: SpecimenState, event: EventKind },
+    Terminal {
+        state: SpecimenState,
+        event: EventKind,
+    },
     #[error("a {specimen_type} specimen can't complete processing without a centrifugation record")]
     CentrifugationRequired { specimen_type: SpecimenType },
     #[error("the rejection reason {reason} does not apply to a specimen that is {state}")]
@@ -222,7 +230,10 @@ pub fn transition(state: SpecimenState, event: &Event) -> Result<SpecimenState, 
         (S::Planned, Event::Cancel) => S::Cancelled,
         (S::Collected, Event::Dispatch) => S::InTransit,
         (S::Collected | S::InTransit, Event::Receive) => S::Received,
-        (S::Planned | S::Collected | S::InTransit | S::Received | S::InProcess, Event::Reject { reason }) => {
+        (
+            S::Planned | S::Collected | S::InTransit | S::Received | S::InProcess,
+            Event::Reject { reason },
+        ) => {
             let nothing_arrived = matches!(state, S::Planned | S::Collected | S::InTransit);
             let specimen_in_hand = state != S::Planned;
             let applies = if *reason == RejectionReason::NoSpecimenReceived {
@@ -351,9 +362,9 @@ impl ReceiptProblem {
         match self {
             Self::LabelMissing => RejectionReason::Unlabeled,
             Self::LabelIllegible => RejectionReason::IllegibleLabel,
-            Self::IdentityNotConfirmed(_) | Self::CollectionTimeMissing | Self::CollectedInFuture => {
-                RejectionReason::Mislabeled
-            }
+            Self::IdentityNotConfirmed(_)
+            | Self::CollectionTimeMissing
+            | Self::CollectedInFuture => RejectionReason::Mislabeled,
             Self::WrongContainer { .. } => RejectionReason::WrongContainer,
             Self::WrongSpecimenType { .. } => RejectionReason::WrongSpecimenType,
             Self::InsufficientVolume { .. } | Self::Underfilled { .. } => RejectionReason::Qns,
@@ -579,7 +590,9 @@ pub fn rcf_from_rpm(radius_cm: Decimal, rpm: u32) -> Option<Decimal> {
 pub enum AliquotError {
     #[error("an aliquot needs a positive volume")]
     ZeroVolume,
-    #[error("only {available_ul} µL of the parent's {parent_ul} µL are left; {requested_ul} µL requested")]
+    #[error(
+        "only {available_ul} µL of the parent's {parent_ul} µL are left; {requested_ul} µL requested"
+    )]
     ExceedsParent {
         parent_ul: u32,
         available_ul: u32,
@@ -716,9 +729,7 @@ impl fmt::Display for DilutionFactor {
 
 /// The undiluted value: measured value of the diluted specimen × factor.
 pub fn apply_dilution(value: Decimal, factor: DilutionFactor) -> Result<Decimal, DilutionError> {
-    value
-        .checked_mul(factor.0)
-        .ok_or(DilutionError::Overflow)
+    value.checked_mul(factor.0).ok_or(DilutionError::Overflow)
 }
 
 impl_domain_error!(
@@ -733,8 +744,8 @@ impl_domain_error!(
 mod tests {
     use super::*;
     use crate::catalog::UnknownCode;
-    use proptest::prelude::*;
     use SpecimenState as S;
+    use proptest::prelude::*;
 
     const SERUM_DONE: Event = Event::CompleteProcessing {
         specimen_type: SpecimenType::Serum,
@@ -742,9 +753,7 @@ mod tests {
     };
 
     fn run(events: &[Event]) -> Result<SpecimenState, TransitionError> {
-        events
-            .iter()
-            .try_fold(S::Planned, |state, e| transition(state, e))
+        events.iter().try_fold(S::Planned, transition)
     }
 
     #[test]
@@ -777,7 +786,10 @@ mod tests {
         .unwrap();
         let err = transition(rejected, &Event::Receive).unwrap_err();
         assert_eq!(err.code(), "transition_illegal");
-        assert_eq!(err.to_string(), "cannot receive a specimen that is rejected");
+        assert_eq!(
+            err.to_string(),
+            "cannot receive a specimen that is rejected"
+        );
 
         let err = transition(S::Received, &Event::Receive).unwrap_err();
         assert_eq!(
@@ -869,13 +881,19 @@ mod tests {
             Just(Event::Collect),
             Just(Event::Dispatch),
             Just(Event::Receive),
-            prop::sample::select(RejectionReason::ALL.to_vec()).prop_map(|reason| Event::Reject { reason }),
+            prop::sample::select(RejectionReason::ALL.to_vec())
+                .prop_map(|reason| Event::Reject { reason }),
             Just(Event::Cancel),
             Just(Event::StartProcessing),
             Just(Event::Centrifuge),
-            (prop::sample::select(SpecimenType::ALL.to_vec()), any::<bool>()).prop_map(
-                |(specimen_type, centrifuged)| Event::CompleteProcessing { specimen_type, centrifuged }
-            ),
+            (
+                prop::sample::select(SpecimenType::ALL.to_vec()),
+                any::<bool>()
+            )
+                .prop_map(|(specimen_type, centrifuged)| Event::CompleteProcessing {
+                    specimen_type,
+                    centrifuged
+                }),
             Just(Event::Aliquot),
             Just(Event::Store),
             Just(Event::Retrieve),
@@ -1003,7 +1021,10 @@ mod tests {
 
     #[test]
     fn receipt_accepts_good_specimen() {
-        assert_eq!(check_receipt(&good_facts(), ts("2026-11-21T09:00:00Z")), vec![]);
+        assert_eq!(
+            check_receipt(&good_facts(), ts("2026-11-21T09:00:00Z")),
+            vec![]
+        );
     }
 
     #[test]
@@ -1018,7 +1039,10 @@ mod tests {
         second.stability = Stability::new(None, Some(SignedDuration::from_hours(1)), None).unwrap();
         facts.tests.push(second);
         let problems = check_receipt(&facts, ts("2026-11-21T17:00:00Z"));
-        let reasons: Vec<RejectionReason> = problems.iter().map(ReceiptProblem::rejection_reason).collect();
+        let reasons: Vec<RejectionReason> = problems
+            .iter()
+            .map(ReceiptProblem::rejection_reason)
+            .collect();
         use RejectionReason as R;
         assert_eq!(
             reasons,
@@ -1049,7 +1073,11 @@ mod tests {
         facts.collected_at = None;
         let problems = check_receipt(&facts, ts("2026-11-21T09:00:00Z"));
         assert_eq!(problems.len(), 2);
-        assert!(problems.iter().all(|p| p.rejection_reason() == RejectionReason::Mislabeled));
+        assert!(
+            problems
+                .iter()
+                .all(|p| p.rejection_reason() == RejectionReason::Mislabeled)
+        );
         facts.identity = Ok(());
         facts.collected_at = Some(ts("2026-11-21T10:00:00Z"));
         assert_eq!(
@@ -1082,20 +1110,40 @@ mod tests {
     #[test]
     fn centrifugation_records() {
         let collected = ts("2026-11-21T08:00:00Z");
-        let rec = CentrifugationRecord::new(ts("2026-11-21T08:20:00Z"), 1300, SignedDuration::from_mins(10)).unwrap();
+        let rec = CentrifugationRecord::new(
+            ts("2026-11-21T08:20:00Z"),
+            1300,
+            SignedDuration::from_mins(10),
+        )
+        .unwrap();
         assert_eq!(
-            rec.check_clotting(collected, Additive::ClotActivatorGel).unwrap_err().code(),
+            rec.check_clotting(collected, Additive::ClotActivatorGel)
+                .unwrap_err()
+                .code(),
             "centrifugation_clotting_time"
         );
         assert!(rec.check_clotting(collected, Additive::HeparinGel).is_ok());
-        let later = CentrifugationRecord::new(ts("2026-11-21T08:30:00Z"), 1300, SignedDuration::from_mins(10)).unwrap();
-        assert!(later.check_clotting(collected, Additive::ClotActivatorGel).is_ok());
+        let later = CentrifugationRecord::new(
+            ts("2026-11-21T08:30:00Z"),
+            1300,
+            SignedDuration::from_mins(10),
+        )
+        .unwrap();
+        assert!(
+            later
+                .check_clotting(collected, Additive::ClotActivatorGel)
+                .is_ok()
+        );
         assert_eq!(
-            CentrifugationRecord::new(collected, 3000 * 10, SignedDuration::from_mins(10)).unwrap_err().code(),
+            CentrifugationRecord::new(collected, 3000 * 10, SignedDuration::from_mins(10))
+                .unwrap_err()
+                .code(),
             "centrifugation_rcf"
         );
         assert_eq!(
-            CentrifugationRecord::new(collected, 1300, SignedDuration::from_secs(30)).unwrap_err().code(),
+            CentrifugationRecord::new(collected, 1300, SignedDuration::from_secs(30))
+                .unwrap_err()
+                .code(),
             "centrifugation_duration"
         );
         // 10 cm rotor at 3000 rpm ≈ 1006 g.
@@ -1116,24 +1164,58 @@ mod tests {
                 requested_ul: 301
             })
         );
-        assert_eq!(check_aliquot(1000, &[], 0).unwrap_err().code(), "aliquot_zero_volume");
-        assert_eq!(check_aliquot(10_000, &[1; 99], 1).unwrap_err().code(), "aliquot_too_many");
+        assert_eq!(
+            check_aliquot(1000, &[], 0).unwrap_err().code(),
+            "aliquot_zero_volume"
+        );
+        assert_eq!(
+            check_aliquot(10_000, &[1; 99], 1).unwrap_err().code(),
+            "aliquot_too_many"
+        );
     }
 
     #[test]
     fn dilution_parsing() {
-        assert_eq!(DilutionFactor::parse("1:2").unwrap().value(), Decimal::from(2));
-        assert_eq!(DilutionFactor::parse(" 1 : 10 ").unwrap().value(), Decimal::from(10));
-        assert_eq!(DilutionFactor::parse("2.5").unwrap().value(), Decimal::new(25, 1));
+        assert_eq!(
+            DilutionFactor::parse("1:2").unwrap().value(),
+            Decimal::from(2)
+        );
+        assert_eq!(
+            DilutionFactor::parse(" 1 : 10 ").unwrap().value(),
+            Decimal::from(10)
+        );
+        assert_eq!(
+            DilutionFactor::parse("2.5").unwrap().value(),
+            Decimal::new(25, 1)
+        );
         assert_eq!(DilutionFactor::parse("1:10").unwrap().to_string(), "1:10");
-        assert_eq!(DilutionFactor::parse("1:1").unwrap_err().code(), "dilution_not_greater_than_one");
-        assert_eq!(DilutionFactor::parse("0.5").unwrap_err().code(), "dilution_not_greater_than_one");
+        assert_eq!(
+            DilutionFactor::parse("1:1").unwrap_err().code(),
+            "dilution_not_greater_than_one"
+        );
+        assert_eq!(
+            DilutionFactor::parse("0.5").unwrap_err().code(),
+            "dilution_not_greater_than_one"
+        );
         for bad in ["", "2:10", "1:", "ten", "-5", "1:1e3", "1:2:3"] {
-            assert_eq!(DilutionFactor::parse(bad).unwrap_err().code(), "dilution_format", "{bad}");
+            assert_eq!(
+                DilutionFactor::parse(bad).unwrap_err().code(),
+                "dilution_format",
+                "{bad}"
+            );
         }
-        assert_eq!(DilutionFactor::parse("10000000").unwrap_err().code(), "dilution_too_large");
+        assert_eq!(
+            DilutionFactor::parse("10000000").unwrap_err().code(),
+            "dilution_too_large"
+        );
         let f = DilutionFactor::parse("1:10").unwrap();
-        assert_eq!(apply_dilution(Decimal::new(123, 1), f).unwrap(), Decimal::from(123));
-        assert_eq!(apply_dilution(Decimal::MAX, f).unwrap_err().code(), "dilution_overflow");
+        assert_eq!(
+            apply_dilution(Decimal::new(123, 1), f).unwrap(),
+            Decimal::from(123)
+        );
+        assert_eq!(
+            apply_dilution(Decimal::MAX, f).unwrap_err().code(),
+            "dilution_overflow"
+        );
     }
 }

@@ -33,11 +33,18 @@ pub struct RetentionTable {
 pub enum StorageError {
     #[error("a retention period must be positive")]
     NonPositiveRetention,
-    #[error("a storage path is room/unit/rack[/box]/position (4 or 5 levels); got {levels} in {input:?}")]
+    #[error(
+        "a storage path is room/unit/rack[/box]/position (4 or 5 levels); got {levels} in {input:?}"
+    )]
     Depth { input: String, levels: usize },
     #[error("the {level} {segment:?} must be 1–16 characters of A–Z, 0–9, '_' or '-'")]
-    Segment { level: &'static str, segment: String },
-    #[error("the position {position:?} must be a grid cell like A7 (row letters, column 1–999) or a slot number 1–9999")]
+    Segment {
+        level: &'static str,
+        segment: String,
+    },
+    #[error(
+        "the position {position:?} must be a grid cell like A7 (row letters, column 1–999) or a slot number 1–9999"
+    )]
     Position { position: String },
 }
 
@@ -88,7 +95,11 @@ impl RetentionTable {
     }
 
     /// Sets the retention for a specimen type.
-    pub fn set(&mut self, specimen_type: SpecimenType, period: SignedDuration) -> Result<(), StorageError> {
+    pub fn set(
+        &mut self,
+        specimen_type: SpecimenType,
+        period: SignedDuration,
+    ) -> Result<(), StorageError> {
         if period <= SignedDuration::ZERO {
             return Err(StorageError::NonPositiveRetention);
         }
@@ -173,8 +184,7 @@ pub struct StorageLocation {
 
 fn segment(level: &'static str, s: &str) -> Result<String, StorageError> {
     let ok = (1..=16).contains(&s.len())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if !ok {
         return Err(StorageError::Segment {
@@ -262,16 +272,46 @@ mod tests {
     fn disposal_windows() {
         let table = RetentionTable::defaults();
         let stored = ts("2026-11-21T08:00:00Z");
-        assert!(!disposal_due(stored, SpecimenType::Serum, ts("2026-11-23T07:59:59Z"), &table));
-        assert!(disposal_due(stored, SpecimenType::Serum, ts("2026-11-23T08:00:00Z"), &table));
-        assert!(disposal_due(stored, SpecimenType::Urine, ts("2026-11-22T08:00:00Z"), &table));
+        assert!(!disposal_due(
+            stored,
+            SpecimenType::Serum,
+            ts("2026-11-23T07:59:59Z"),
+            &table
+        ));
+        assert!(disposal_due(
+            stored,
+            SpecimenType::Serum,
+            ts("2026-11-23T08:00:00Z"),
+            &table
+        ));
+        assert!(disposal_due(
+            stored,
+            SpecimenType::Urine,
+            ts("2026-11-22T08:00:00Z"),
+            &table
+        ));
         // Not configured: never due.
-        assert!(!disposal_due(stored, SpecimenType::Tissue, ts("2036-11-21T08:00:00Z"), &table));
+        assert!(!disposal_due(
+            stored,
+            SpecimenType::Tissue,
+            ts("2036-11-21T08:00:00Z"),
+            &table
+        ));
         let mut custom = RetentionTable::empty();
-        custom.set(SpecimenType::WholeBlood, SignedDuration::from_hours(168)).unwrap();
-        assert!(disposal_due(stored, SpecimenType::WholeBlood, ts("2026-11-28T08:00:00Z"), &custom));
+        custom
+            .set(SpecimenType::WholeBlood, SignedDuration::from_hours(168))
+            .unwrap();
+        assert!(disposal_due(
+            stored,
+            SpecimenType::WholeBlood,
+            ts("2026-11-28T08:00:00Z"),
+            &custom
+        ));
         assert_eq!(
-            custom.set(SpecimenType::Urine, SignedDuration::ZERO).unwrap_err().code(),
+            custom
+                .set(SpecimenType::Urine, SignedDuration::ZERO)
+                .unwrap_err()
+                .code(),
             "retention_non_positive"
         );
     }
@@ -285,7 +325,13 @@ mod tests {
         let no_box = StorageLocation::parse("LAB1/FRIDGE1/RACK2/15").unwrap();
         assert_eq!(no_box.box_id(), None);
         assert_eq!(no_box.position(), Position::Slot(15));
-        assert_eq!(StorageLocation::parse("AA/B/C/AB10").unwrap().position(), Position::Grid { row: 28, column: 10 });
+        assert_eq!(
+            StorageLocation::parse("AA/B/C/AB10").unwrap().position(),
+            Position::Grid {
+                row: 28,
+                column: 10
+            }
+        );
         for (bad, code) in [
             ("LAB1/FRZ/R3", "storage_path_depth"),
             ("A/B/C/D/E/F", "storage_path_depth"),
@@ -296,7 +342,11 @@ mod tests {
             ("LAB1/FRZ/R3/A", "storage_position"),
             ("LAB1/FRZ/R3/A1000", "storage_position"),
         ] {
-            assert_eq!(StorageLocation::parse(bad).unwrap_err().code(), code, "{bad}");
+            assert_eq!(
+                StorageLocation::parse(bad).unwrap_err().code(),
+                code,
+                "{bad}"
+            );
         }
     }
 

@@ -247,7 +247,9 @@ pub fn evaluate(
         Some(_) if elapsed <= target => TatStatus::Met,
         Some(_) => TatStatus::Missed,
         None if elapsed > target => TatStatus::Overdue,
-        None if elapsed.as_nanos() * 100 >= target.as_nanos() * i128::from(policy.at_risk_percent) => {
+        None if elapsed.as_nanos() * 100
+            >= target.as_nanos() * i128::from(policy.at_risk_percent) =>
+        {
             TatStatus::AtRisk
         }
         None => TatStatus::OnTime,
@@ -334,40 +336,80 @@ mod tests {
             TatStatus::NoTarget
         );
         assert_eq!(
-            evaluate(&Milestones::default(), Priority::Stat, ts("2026-11-21T09:10:00Z"), &policy()).status,
+            evaluate(
+                &Milestones::default(),
+                Priority::Stat,
+                ts("2026-11-21T09:10:00Z"),
+                &policy()
+            )
+            .status,
             TatStatus::NotStarted
         );
     }
 
     #[test]
     fn finished_items_are_met_or_missed() {
-        let m = received_at("2026-11-21T08:00:00Z").with(Milestone::Verified, ts("2026-11-21T08:59:00Z"));
-        assert_eq!(evaluate(&m, Priority::Stat, ts("2026-11-22T00:00:00Z"), &policy()).status, TatStatus::Met);
+        let m = received_at("2026-11-21T08:00:00Z")
+            .with(Milestone::Verified, ts("2026-11-21T08:59:00Z"));
+        assert_eq!(
+            evaluate(&m, Priority::Stat, ts("2026-11-22T00:00:00Z"), &policy()).status,
+            TatStatus::Met
+        );
         let late = m.with(Milestone::Verified, ts("2026-11-21T09:01:00Z"));
-        assert_eq!(evaluate(&late, Priority::Stat, ts("2026-11-22T00:00:00Z"), &policy()).status, TatStatus::Missed);
+        assert_eq!(
+            evaluate(&late, Priority::Stat, ts("2026-11-22T00:00:00Z"), &policy()).status,
+            TatStatus::Missed
+        );
     }
 
     #[test]
     fn configurable_start_milestone() {
-        let total = TatPolicy::new(Milestone::Ordered, Milestone::Reported, 80, TatTargets::typical_chemistry()).unwrap();
+        let total = TatPolicy::new(
+            Milestone::Ordered,
+            Milestone::Reported,
+            80,
+            TatTargets::typical_chemistry(),
+        )
+        .unwrap();
         let m = Milestones::default()
             .with(Milestone::Ordered, ts("2026-11-21T07:00:00Z"))
             .with(Milestone::Received, ts("2026-11-21T08:00:00Z"));
-        assert_eq!(evaluate(&m, Priority::Stat, ts("2026-11-21T08:30:00Z"), &total).status, TatStatus::Overdue);
-        assert_eq!(evaluate(&m, Priority::Stat, ts("2026-11-21T08:30:00Z"), &policy()).status, TatStatus::OnTime);
         assert_eq!(
-            TatPolicy::new(Milestone::Verified, Milestone::Received, 80, TatTargets::default()).unwrap_err().code(),
+            evaluate(&m, Priority::Stat, ts("2026-11-21T08:30:00Z"), &total).status,
+            TatStatus::Overdue
+        );
+        assert_eq!(
+            evaluate(&m, Priority::Stat, ts("2026-11-21T08:30:00Z"), &policy()).status,
+            TatStatus::OnTime
+        );
+        assert_eq!(
+            TatPolicy::new(
+                Milestone::Verified,
+                Milestone::Received,
+                80,
+                TatTargets::default()
+            )
+            .unwrap_err()
+            .code(),
             "tat_start_not_before_end"
         );
         assert_eq!(
-            TatPolicy::new(Milestone::Received, Milestone::Verified, 100, TatTargets::default()).unwrap_err().code(),
+            TatPolicy::new(
+                Milestone::Received,
+                Milestone::Verified,
+                100,
+                TatTargets::default()
+            )
+            .unwrap_err()
+            .code(),
             "tat_at_risk_percent"
         );
     }
 
     #[test]
     fn milestone_sequence_check() {
-        let ok = received_at("2026-11-21T08:00:00Z").with(Milestone::Verified, ts("2026-11-21T08:30:00Z"));
+        let ok = received_at("2026-11-21T08:00:00Z")
+            .with(Milestone::Verified, ts("2026-11-21T08:30:00Z"));
         assert_eq!(ok.check_sequence(), Ok(()));
         let bad = ok.with(Milestone::Collected, ts("2026-11-21T09:00:00Z"));
         let err = bad.check_sequence().unwrap_err();
@@ -379,10 +421,26 @@ mod tests {
     fn overdue_list_orders_stat_first() {
         let now = ts("2026-11-21T12:00:00Z");
         let items = vec![
-            TatItem { key: 1, priority: Priority::Routine, milestones: received_at("2026-11-21T07:00:00Z") }, // overdue
-            TatItem { key: 2, priority: Priority::Stat, milestones: received_at("2026-11-21T11:10:00Z") }, // at risk, 10 min left
-            TatItem { key: 3, priority: Priority::Stat, milestones: received_at("2026-11-21T10:30:00Z") }, // overdue by 30 min
-            TatItem { key: 4, priority: Priority::Stat, milestones: received_at("2026-11-21T11:50:00Z") }, // on time
+            TatItem {
+                key: 1,
+                priority: Priority::Routine,
+                milestones: received_at("2026-11-21T07:00:00Z"),
+            }, // overdue
+            TatItem {
+                key: 2,
+                priority: Priority::Stat,
+                milestones: received_at("2026-11-21T11:10:00Z"),
+            }, // at risk, 10 min left
+            TatItem {
+                key: 3,
+                priority: Priority::Stat,
+                milestones: received_at("2026-11-21T10:30:00Z"),
+            }, // overdue by 30 min
+            TatItem {
+                key: 4,
+                priority: Priority::Stat,
+                milestones: received_at("2026-11-21T11:50:00Z"),
+            }, // on time
         ];
         let list = overdue_list(&items, now, &policy());
         let keys: Vec<i32> = list.iter().map(|e| e.item.key).collect();

@@ -864,6 +864,15 @@ mod tests {
         }
 
         #[test]
+        fn icd10_normalisation_is_idempotent(code in "[A-Za-z][0-9][A-Za-z0-9](\\.?[A-Za-z0-9]{1,4})?") {
+            let parsed = Icd10Cm::parse(&code).unwrap();
+            prop_assert_eq!(Icd10Cm::parse(parsed.as_str()).unwrap(), parsed.clone());
+            let text = parsed.as_str();
+            prop_assert!(text.len() == 3 || text.as_bytes()[3] == b'.');
+            prop_assert_eq!(text.to_ascii_uppercase(), text);
+        }
+
+        #[test]
         fn mrn_parse_is_idempotent(s in "[ ]{0,2}[A-Za-z0-9-]{1,20}[ ]{0,2}") {
             let mrn = Mrn::parse(&s).unwrap();
             prop_assert_eq!(Mrn::parse(mrn.as_str()).unwrap(), mrn);

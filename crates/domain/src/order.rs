@@ -11,6 +11,8 @@
 //! - Draw list order: CLSI GP41 order of draw (DOMAIN §6.2) via [`ContainerType::draw_rank`],
 //!   then container code, specimen type and tube number, so the plan is fully deterministic and
 //!   does not depend on the order in which tests were entered.
+//! - Discard tube (DOMAIN §6.2): with a winged (butterfly) set, a citrate tube drawn first needs
+//!   a discard tube before it ([`needs_discard_tube`]).
 //! - Priorities reuse [`crate::catalog::Priority`] (HL7 S/A/R/T).
 //! - Add-on tests (DOMAIN §6.3, §11.1): a test may be added to a specimen already collected only
 //!   while the specimen is within the test's stability at the temperature it has been kept.
@@ -224,6 +226,16 @@ pub fn plan_containers(
     Ok(plan)
 }
 
+/// Whether a discard tube must be drawn first (DOMAIN §6.2, CLSI GP41): when a winged
+/// (butterfly) collection set is used and the citrate tube is the first tube of the draw, the
+/// tubing's dead-space air would under-fill it.
+pub fn needs_discard_tube(plan: &[PlannedTube], winged_collection_set: bool) -> bool {
+    winged_collection_set
+        && plan
+            .first()
+            .is_some_and(|tube| tube.draw_rank == DrawRank::CITRATE)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Stability and add-on
 
@@ -361,6 +373,34 @@ mod tests {
         assert_eq!(plan.len(), 2);
         assert_eq!(plan[0].volume_ul, 2200);
         assert_eq!(plan[1].volume_ul, 1000);
+    }
+
+    #[test]
+    fn discard_tube_only_for_winged_set_with_citrate_first() {
+        let defaults = ContainerType::defaults();
+        let pt = [test(
+            "PT",
+            SpecimenType::Plasma,
+            "BLU",
+            1000,
+            Department::Coagulation,
+        )];
+        let plan = plan_containers(&pt, &defaults).unwrap();
+        assert!(needs_discard_tube(&plan, true));
+        assert!(!needs_discard_tube(&plan, false));
+        let with_culture = [
+            pt[0].clone(),
+            test(
+                "BCX",
+                SpecimenType::WholeBlood,
+                "BCX",
+                8000,
+                Department::Microbiology,
+            ),
+        ];
+        let plan = plan_containers(&with_culture, &defaults).unwrap();
+        assert!(!needs_discard_tube(&plan, true));
+        assert!(!needs_discard_tube(&[], true));
     }
 
     #[test]

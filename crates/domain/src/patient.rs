@@ -973,6 +973,36 @@ mod tests {
         }
 
         #[test]
+        fn identity_confirmed_iff_two_matches_and_no_contradiction(
+            states in prop::collection::vec(0u8..3, 4),
+        ) {
+            // 0 = not presented, 1 = presented and matching, 2 = presented and contradicting.
+            let r = record();
+            let pick = |i: usize| states[i];
+            let presented = PresentedIdentifiers {
+                mrn: match pick(0) { 0 => None, 1 => Some(r.mrn.clone()), _ => Some(Mrn::parse("OTHER").unwrap()) },
+                name: match pick(1) { 0 => None, 1 => Some(name("nunez", "MARIA")), _ => Some(name("Nunez", "Marta")) },
+                birth_date: match pick(2) {
+                    0 => None,
+                    1 => Some(r.birth_date),
+                    _ => Some(BirthDate::new(date(1980, 3, 5), TODAY).unwrap()),
+                },
+                facility_id: match pick(3) {
+                    0 => None,
+                    1 => Some(FacilityId::new("NHS", "943 476 5919").unwrap()),
+                    _ => Some(FacilityId::new("NHS", "000").unwrap()),
+                },
+            };
+            let matches = states.iter().filter(|&&s| s == 1).count();
+            let contradictions = states.iter().filter(|&&s| s == 2).count();
+            let result = confirm_identity(&r, &presented);
+            prop_assert_eq!(result.is_ok(), contradictions == 0 && matches >= 2);
+            if let Err(IdentityError::Mismatch { mismatched }) = &result {
+                prop_assert_eq!(mismatched.len(), contradictions);
+            }
+        }
+
+        #[test]
         fn duplicate_match_is_symmetric(
             f1 in "[A-E]{1,6}", g1 in "[A-E]{1,6}", f2 in "[A-E]{1,6}", g2 in "[A-E]{1,6}",
             d1 in 1i8..=12, d2 in 1i8..=12,

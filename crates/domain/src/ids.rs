@@ -808,6 +808,8 @@ mod tests {
         fn accession_roundtrips(acc in accession_strategy(), n in 1u8..=99) {
             prop_assert_eq!(AccessionNumber::parse(acc.as_str()).unwrap(), acc.clone());
             let child = acc.child(n).unwrap();
+            // Code 128 set B: printable ASCII only.
+            prop_assert!(child.as_str().bytes().all(|b| (0x21..=0x7E).contains(&b)));
             let parsed = AccessionNumber::parse(child.as_str()).unwrap();
             prop_assert_eq!(parsed.parent(), Some(acc));
             prop_assert_eq!(parsed.aliquot_index(), Some(n));

@@ -14,7 +14,8 @@
 //!                         │                  sent_out ◀──send_out── processed ◀──retrieve── stored
 //!                         │                                              │  └──store──▶ (stored)
 //!                         │                                           dispose          dispose
-//!  reject{reason} from collected, in_transit, received, in_process ──▶ rejected ──dispose──▶ disposed
+//!  reject{reason} from planned*, collected, in_transit, received, in_process ──▶ rejected ──dispose──▶ disposed
+//!  (* planned: only no_specimen_received)
 //! ```
 //!
 //! - Terminal states accept no event: `disposed`, `sent_out`, `cancelled`. `rejected` accepts
@@ -273,6 +274,45 @@ pub fn transition(state: SpecimenState, event: &Event) -> Result<SpecimenState, 
         _ => return Err(TransitionError::Illegal { state, event: kind }),
     };
     Ok(next)
+}
+
+/// The kinds of event `state` can accept (for UI actions). `reject` is listed when at least one
+/// rejection reason applies; `complete_processing` when it is possible given a centrifugation
+/// record where required.
+pub fn allowed_event_kinds(state: SpecimenState) -> Vec<EventKind> {
+    EventKind::ALL
+        .iter()
+        .copied()
+        .filter(|&kind| {
+            representative_events(kind)
+                .iter()
+                .any(|e| transition(state, e).is_ok())
+        })
+        .collect()
+}
+
+fn representative_events(kind: EventKind) -> Vec<Event> {
+    match kind {
+        EventKind::Collect => vec![Event::Collect],
+        EventKind::Dispatch => vec![Event::Dispatch],
+        EventKind::Receive => vec![Event::Receive],
+        EventKind::Reject => RejectionReason::ALL
+            .iter()
+            .map(|&reason| Event::Reject { reason })
+            .collect(),
+        EventKind::Cancel => vec![Event::Cancel],
+        EventKind::StartProcessing => vec![Event::StartProcessing],
+        EventKind::Centrifuge => vec![Event::Centrifuge],
+        EventKind::CompleteProcessing => vec![Event::CompleteProcessing {
+            specimen_type: SpecimenType::Serum,
+            centrifuged: true,
+        }],
+        EventKind::Aliquot => vec![Event::Aliquot],
+        EventKind::Store => vec![Event::Store],
+        EventKind::Retrieve => vec![Event::Retrieve],
+        EventKind::SendOut => vec![Event::SendOut],
+        EventKind::Dispose => vec![Event::Dispose],
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -859,6 +899,33 @@ mod tests {
             transition(S::Processed, &hemolyzed).unwrap_err().code(),
             "transition_illegal"
         );
+    }
+
+    #[test]
+    fn allowed_events_per_state() {
+        use EventKind as E;
+        assert_eq!(
+            allowed_event_kinds(S::Planned),
+            vec![E::Collect, E::Reject, E::Cancel]
+        );
+        assert_eq!(
+            allowed_event_kinds(S::Received),
+            vec![
+                E::Reject,
+                E::StartProcessing,
+                E::Centrifuge,
+                E::Aliquot,
+                E::SendOut
+            ]
+        );
+        assert_eq!(
+            allowed_event_kinds(S::Stored),
+            vec![E::Retrieve, E::Dispose]
+        );
+        assert_eq!(allowed_event_kinds(S::Rejected), vec![E::Dispose]);
+        for terminal in S::ALL.iter().filter(|s| s.is_terminal()) {
+            assert!(allowed_event_kinds(*terminal).is_empty());
+        }
     }
 
     #[test]

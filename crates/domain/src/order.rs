@@ -1,0 +1,577 @@
+//! Ordering: test codes, container (tube) planning and add-on checks.
+//!
+//! # Rules and sources
+//! - Tube planning: tests that need the same specimen type in the same container type share a
+//!   tube; their minimum volumes add up; when the container's usable volume
+//!   ([`ContainerType::usable_volume_ul`], [CONFIG]) would be exceeded another tube of the same
+//!   type is added. Packing is first-fit decreasing (largest volume first, ties by test code),
+//!   which keeps the number of tubes — and so the blood drawn — low; it guarantees that no two
+//!   tubes of one kind could have been merged. A single test needing more than one tube holds is
+//!   refused (it can't be split).
+//! - Draw list order: CLSI GP41 order of draw (DOMAIN §6.2) via [`ContainerType::draw_rank`],
+//!   then container code, specimen type and tube number, so the plan is fully deterministic and
+//!   does not depend on the order in which tests were entered.
+//! - Discard tube (DOMAIN §6.2): with a winged (butterfly) set, a citrate tube drawn first needs
+//!   a discard tube before it ([`needs_discard_tube`]).
+//! - Priorities reuse [`crate::catalog::Priority`] (HL7 S/A/R/T).
+//! - Add-on tests (DOMAIN §6.3, §11.1): a test may be added to a specimen already collected only
+//!   while the specimen is within the test's stability at the temperature it has been kept.
+//!   Elapsed time equal to the limit is still within stability; one second more is not.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use jiff::{SignedDuration, Timestamp};
+use thiserror::Error;
+
+use crate::catalog::{
+    ContainerCode, ContainerType, Department, DrawRank, SpecimenType, Stability, Temperature,
+};
+use crate::error::impl_domain_error;
+
+/// A test code from the lab's catalogue: 1–20 characters of `[A-Z0-9._-]`, upper case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TestCode(String);
+
+/// Why a test code was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("a test code is 1–20 characters of A–Z, 0–9, '.', '_' or '-'; got {input:?}")]
+pub struct TestCodeError {
+    /// The rejected input.
+    pub input: String,
+}
+
+impl TestCodeError {
+    /// Stable machine code.
+    pub fn code(&self) -> &'static str {
+        "test_code"
+    }
+    /// The input field concerned.
+    pub fn field(&self) -> Option<&'static str> {
+        Some("test_code")
+    }
+}
+
+impl TestCode {
+    /// Parses a test code (upper-cased).
+    pub fn parse(input: &str) -> Result<Self, TestCodeError> {
+        let ok = (1..=20).contains(&input.len())
+            && input
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !ok {
+            return Err(TestCodeError {
+                input: input.to_owned(),
+            });
+        }
+        Ok(Self(input.to_ascii_uppercase()))
+    }
+
+    /// The code.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TestCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One ordered test with its specimen requirements (from the catalogue).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderedTest {
+    pub test_code: TestCode,
+    pub specimen_type: SpecimenType,
+    pub container: ContainerCode,
+    /// Minimum specimen volume in µL (including the analyser's dead volume, [CONFIG]).
+    pub min_volume_ul: u32,
+    pub department: Department,
+}
+
+/// One tube of the draw list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedTube {
+    pub container: ContainerCode,
+    pub specimen_type: SpecimenType,
+    pub draw_rank: DrawRank,
+    /// Tests served by this tube, sorted by code.
+    pub tests: Vec<TestCode>,
+    /// Departments of those tests (sorted, unique) — input for routing/aliquot planning.
+    pub departments: Vec<Department>,
+    /// Sum of the tests' minimum volumes, µL.
+    pub volume_ul: u32,
+    /// Usable volume of the container, µL.
+    pub capacity_ul: u32,
+}
+
+/// Why no tube plan could be made.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PlanError {
+    #[error(
+        "test {test_code} needs container {container}, which is not in the container catalogue"
+    )]
+    UnknownContainer {
+        test_code: TestCode,
+        container: ContainerCode,
+    },
+    #[error(
+        "test {test_code} needs {required_ul} µL but one {container} holds only {capacity_ul} µL"
+    )]
+    ExceedsContainer {
+        test_code: TestCode,
+        container: ContainerCode,
+        required_ul: u32,
+        capacity_ul: u32,
+    },
+    #[error("test {test_code} is ordered twice")]
+    DuplicateTest { test_code: TestCode },
+}
+
+impl PlanError {
+    /// Stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownContainer { .. } => "plan_unknown_container",
+            Self::ExceedsContainer { .. } => "plan_test_exceeds_container",
+            Self::DuplicateTest { .. } => "plan_duplicate_test",
+        }
+    }
+    /// The input field concerned.
+    pub fn field(&self) -> Option<&'static str> {
+        Some("tests")
+    }
+}
+
+/// Plans the tubes to draw for `tests`, in CLSI GP41 order of draw (see the module doc).
+pub fn plan_containers(
+    tests: &[OrderedTest],
+    containers: &[ContainerType],
+) -> Result<Vec<PlannedTube>, PlanError> {
+    let mut seen = std::collections::BTreeSet::new();
+    // Group key sorts in draw order: (rank, container code, specimen type).
+    let mut groups: BTreeMap<(DrawRank, ContainerCode, SpecimenType), (u32, Vec<&OrderedTest>)> =
+        BTreeMap::new();
+    for test in tests {
+        if !seen.insert(&test.test_code) {
+            return Err(PlanError::DuplicateTest {
+                test_code: test.test_code.clone(),
+            });
+        }
+        let container = containers
+            .iter()
+            .find(|c| c.code == test.container)
+            .ok_or_else(|| PlanError::UnknownContainer {
+                test_code: test.test_code.clone(),
+                container: test.container.clone(),
+            })?;
+        if test.min_volume_ul > container.usable_volume_ul {
+            return Err(PlanError::ExceedsContainer {
+                test_code: test.test_code.clone(),
+                container: container.code.clone(),
+                required_ul: test.min_volume_ul,
+                capacity_ul: container.usable_volume_ul,
+            });
+        }
+        groups
+            .entry((
+                container.draw_rank,
+                container.code.clone(),
+                test.specimen_type,
+            ))
+            .or_insert_with(|| (container.usable_volume_ul, Vec::new()))
+            .1
+            .push(test);
+    }
+
+    let mut plan = Vec::new();
+    for ((draw_rank, container, specimen_type), (capacity_ul, mut members)) in groups {
+        members.sort_by(|a, b| {
+            b.min_volume_ul
+                .cmp(&a.min_volume_ul)
+                .then_with(|| a.test_code.cmp(&b.test_code))
+        });
+        let mut tubes: Vec<(u32, Vec<&OrderedTest>)> = Vec::new();
+        for test in members {
+            // Each test fits an empty tube (checked above), so first fit always succeeds.
+            match tubes
+                .iter_mut()
+                .find(|(used, _)| capacity_ul - *used >= test.min_volume_ul)
+            {
+                Some((used, assigned)) => {
+                    *used += test.min_volume_ul;
+                    assigned.push(test);
+                }
+                None => tubes.push((test.min_volume_ul, vec![test])),
+            }
+        }
+        for (volume_ul, assigned) in tubes {
+            let mut codes: Vec<TestCode> = assigned.iter().map(|t| t.test_code.clone()).collect();
+            codes.sort();
+            let mut departments: Vec<Department> = assigned.iter().map(|t| t.department).collect();
+            departments.sort();
+            departments.dedup();
+            plan.push(PlannedTube {
+                container: container.clone(),
+                specimen_type,
+                draw_rank,
+                tests: codes,
+                departments,
+                volume_ul,
+                capacity_ul,
+            });
+        }
+    }
+    Ok(plan)
+}
+
+/// Whether a discard tube must be drawn first (DOMAIN §6.2, CLSI GP41): when a winged
+/// (butterfly) collection set is used and the citrate tube is the first tube of the draw, the
+/// tubing's dead-space air would under-fill it.
+pub fn needs_discard_tube(plan: &[PlannedTube], winged_collection_set: bool) -> bool {
+    winged_collection_set
+        && plan
+            .first()
+            .is_some_and(|tube| tube.draw_rank == DrawRank::CITRATE)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stability and add-on
+
+/// A stability problem for a specimen kept at a temperature since collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum StabilityProblem {
+    #[error("the collection time is after now")]
+    CollectedInFuture,
+    #[error("the specimen must not be kept {temperature}")]
+    TemperatureNotAllowed { temperature: Temperature },
+    #[error("the specimen is {elapsed:#} old; stability is {limit:#}")]
+    Exceeded {
+        elapsed: SignedDuration,
+        limit: SignedDuration,
+    },
+}
+
+/// Checks that a specimen collected at `collected_at` and kept at `temperature` is still within
+/// `stability` at `now`.
+pub fn check_stability(
+    collected_at: Timestamp,
+    now: Timestamp,
+    temperature: Temperature,
+    stability: &Stability,
+) -> Result<(), StabilityProblem> {
+    if collected_at > now {
+        return Err(StabilityProblem::CollectedInFuture);
+    }
+    let limit = stability
+        .limit(temperature)
+        .ok_or(StabilityProblem::TemperatureNotAllowed { temperature })?;
+    let elapsed = now.duration_since(collected_at);
+    if elapsed > limit {
+        return Err(StabilityProblem::Exceeded { elapsed, limit });
+    }
+    Ok(())
+}
+
+/// Why an add-on test can't be run on the existing specimen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("add-on refused: {0}")]
+pub struct AddOnError(pub StabilityProblem);
+
+impl AddOnError {
+    /// Stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self.0 {
+            StabilityProblem::CollectedInFuture => "add_on_collected_in_future",
+            StabilityProblem::TemperatureNotAllowed { .. } => "add_on_temperature_not_allowed",
+            StabilityProblem::Exceeded { .. } => "add_on_stability_exceeded",
+        }
+    }
+    /// The input field concerned.
+    pub fn field(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+/// Whether a test with `stability` can be added on to a specimen collected at `collected_at`
+/// and kept at `temperature`.
+pub fn can_add_on(
+    collected_at: Timestamp,
+    now: Timestamp,
+    temperature: Temperature,
+    stability: &Stability,
+) -> Result<(), AddOnError> {
+    check_stability(collected_at, now, temperature, stability).map_err(AddOnError)
+}
+
+impl_domain_error!(TestCodeError, PlanError, AddOnError);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn test(
+        code: &str,
+        st: SpecimenType,
+        container: &str,
+        vol: u32,
+        dept: Department,
+    ) -> OrderedTest {
+        OrderedTest {
+            test_code: TestCode::parse(code).unwrap(),
+            specimen_type: st,
+            container: ContainerCode::parse(container).unwrap(),
+            min_volume_ul: vol,
+            department: dept,
+        }
+    }
+
+    #[test]
+    fn test_code_parse() {
+        assert_eq!(TestCode::parse("bmp").unwrap().as_str(), "BMP");
+        assert_eq!(TestCode::parse("").unwrap_err().code(), "test_code");
+        assert!(TestCode::parse("A B").is_err());
+    }
+
+    #[test]
+    fn shared_tubes_follow_order_of_draw() {
+        use Department::*;
+        use SpecimenType::*;
+        let tests = vec![
+            test("CBC", WholeBlood, "LAV", 1000, Hematology),
+            test("GLU", Plasma, "GRY", 500, Chemistry),
+            test("BMP", Serum, "SST", 800, Chemistry),
+            test("PT", Plasma, "BLU", 1000, Coagulation),
+            test("LIPID", Serum, "SST", 700, Chemistry),
+            test("HBA1C", WholeBlood, "LAV", 500, Chemistry),
+        ];
+        let plan = plan_containers(&tests, &ContainerType::defaults()).unwrap();
+        let order: Vec<&str> = plan.iter().map(|t| t.container.as_str()).collect();
+        assert_eq!(order, ["BLU", "SST", "LAV", "GRY"]);
+        assert_eq!(plan[1].volume_ul, 1500);
+        assert_eq!(
+            plan[1].tests,
+            vec![
+                TestCode::parse("BMP").unwrap(),
+                TestCode::parse("LIPID").unwrap()
+            ]
+        );
+        assert_eq!(plan[2].departments, vec![Chemistry, Hematology]);
+    }
+
+    #[test]
+    fn overflow_splits_into_another_tube() {
+        let tests = vec![
+            test("A", SpecimenType::Serum, "SST", 1500, Department::Chemistry),
+            test("B", SpecimenType::Serum, "SST", 1000, Department::Chemistry),
+            test("C", SpecimenType::Serum, "SST", 700, Department::Chemistry),
+        ];
+        // SST usable volume is 2200 µL: A+C = 2200 fits exactly, B goes to a second tube.
+        let plan = plan_containers(&tests, &ContainerType::defaults()).unwrap();
+        assert_eq!(plan.len(), 2);
+        assert_eq!(plan[0].volume_ul, 2200);
+        assert_eq!(plan[1].volume_ul, 1000);
+    }
+
+    #[test]
+    fn discard_tube_only_for_winged_set_with_citrate_first() {
+        let defaults = ContainerType::defaults();
+        let pt = [test(
+            "PT",
+            SpecimenType::Plasma,
+            "BLU",
+            1000,
+            Department::Coagulation,
+        )];
+        let plan = plan_containers(&pt, &defaults).unwrap();
+        assert!(needs_discard_tube(&plan, true));
+        assert!(!needs_discard_tube(&plan, false));
+        let with_culture = [
+            pt[0].clone(),
+            test(
+                "BCX",
+                SpecimenType::WholeBlood,
+                "BCX",
+                8000,
+                Department::Microbiology,
+            ),
+        ];
+        let plan = plan_containers(&with_culture, &defaults).unwrap();
+        assert!(!needs_discard_tube(&plan, true));
+        assert!(!needs_discard_tube(&[], true));
+    }
+
+    #[test]
+    fn plan_errors() {
+        let defaults = ContainerType::defaults();
+        let too_big = [test(
+            "A",
+            SpecimenType::Serum,
+            "SST",
+            2201,
+            Department::Chemistry,
+        )];
+        assert_eq!(
+            plan_containers(&too_big, &defaults).unwrap_err().code(),
+            "plan_test_exceeds_container"
+        );
+        let unknown = [test(
+            "A",
+            SpecimenType::Serum,
+            "NOPE",
+            1,
+            Department::Chemistry,
+        )];
+        assert_eq!(
+            plan_containers(&unknown, &defaults).unwrap_err().code(),
+            "plan_unknown_container"
+        );
+        let dup = [
+            test("A", SpecimenType::Serum, "SST", 1, Department::Chemistry),
+            test("a", SpecimenType::Serum, "SST", 1, Department::Chemistry),
+        ];
+        assert_eq!(
+            plan_containers(&dup, &defaults).unwrap_err().code(),
+            "plan_duplicate_test"
+        );
+        assert_eq!(plan_containers(&[], &defaults), Ok(vec![]));
+    }
+
+    #[test]
+    fn add_on_boundaries() {
+        let collected: Timestamp = "2026-11-21T08:00:00Z".parse().unwrap();
+        let stability = Stability::new(
+            Some(SignedDuration::from_hours(8)),
+            Some(SignedDuration::from_hours(48)),
+            None,
+        )
+        .unwrap();
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        assert!(
+            can_add_on(
+                collected,
+                at("2026-11-21T16:00:00Z"),
+                Temperature::Room,
+                &stability
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            can_add_on(
+                collected,
+                at("2026-11-21T16:00:01Z"),
+                Temperature::Room,
+                &stability
+            )
+            .unwrap_err()
+            .code(),
+            "add_on_stability_exceeded"
+        );
+        assert!(
+            can_add_on(
+                collected,
+                at("2026-11-22T16:00:00Z"),
+                Temperature::Refrigerated,
+                &stability
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            can_add_on(
+                collected,
+                at("2026-11-21T09:00:00Z"),
+                Temperature::Frozen,
+                &stability
+            )
+            .unwrap_err()
+            .code(),
+            "add_on_temperature_not_allowed"
+        );
+        assert_eq!(
+            can_add_on(
+                collected,
+                at("2026-11-21T07:00:00Z"),
+                Temperature::Room,
+                &stability
+            )
+            .unwrap_err()
+            .code(),
+            "add_on_collected_in_future"
+        );
+    }
+
+    fn arb_tests() -> impl Strategy<Value = Vec<OrderedTest>> {
+        let containers = vec!["BLU", "SST", "RED", "PST", "LAV", "GRY", "UCUP", "BCX"];
+        let types = SpecimenType::ALL.to_vec();
+        prop::collection::vec(
+            (
+                prop::sample::select(containers),
+                prop::sample::select(types),
+                0u32..=1200,
+            ),
+            0..25,
+        )
+        .prop_map(|rows| {
+            rows.into_iter()
+                .enumerate()
+                .map(|(i, (c, st, v))| test(&format!("T{i}"), st, c, v, Department::Chemistry))
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn plan_invariants(tests in arb_tests(), seed in any::<u64>()) {
+            let catalogue = ContainerType::defaults();
+            let plan = plan_containers(&tests, &catalogue).unwrap();
+            // Every test exactly once.
+            let mut placed: Vec<TestCode> = plan.iter().flat_map(|t| t.tests.clone()).collect();
+            placed.sort();
+            let mut expected: Vec<TestCode> = tests.iter().map(|t| t.test_code.clone()).collect();
+            expected.sort();
+            prop_assert_eq!(placed, expected);
+            for tube in &plan {
+                prop_assert!(tube.volume_ul <= tube.capacity_ul);
+                let sum: u32 = tests.iter().filter(|t| tube.tests.contains(&t.test_code)).map(|t| t.min_volume_ul).sum();
+                prop_assert_eq!(sum, tube.volume_ul);
+            }
+            // Draw order never goes backwards.
+            prop_assert!(plan.windows(2).all(|w| w[0].draw_rank <= w[1].draw_rank));
+            // No two tubes of the same kind could be merged.
+            for (i, a) in plan.iter().enumerate() {
+                for b in &plan[i + 1..] {
+                    if a.container == b.container && a.specimen_type == b.specimen_type {
+                        prop_assert!(a.volume_ul + b.volume_ul > a.capacity_ul);
+                    }
+                }
+            }
+            // Input order does not matter.
+            let mut shuffled = tests.clone();
+            let n = shuffled.len();
+            if n > 1 {
+                let mut s = seed;
+                for i in (1..n).rev() {
+                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let j = usize::try_from(s >> 33).unwrap_or(0) % (i + 1);
+                    shuffled.swap(i, j);
+                }
+            }
+            prop_assert_eq!(plan_containers(&shuffled, &catalogue).unwrap(), plan);
+        }
+
+        #[test]
+        fn add_on_is_monotone_in_time(hours in 0i64..100, extra in 0i64..100) {
+            let collected: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+            let stability = Stability::new(Some(SignedDuration::from_hours(24)), None, None).unwrap();
+            let t1 = collected + SignedDuration::from_hours(hours);
+            let t2 = t1 + SignedDuration::from_hours(extra);
+            // Once refused, a later add-on is refused too.
+            if can_add_on(collected, t1, Temperature::Room, &stability).is_err() {
+                prop_assert!(can_add_on(collected, t2, Temperature::Room, &stability).is_err());
+            }
+            prop_assert_eq!(can_add_on(collected, t1, Temperature::Room, &stability).is_ok(), hours <= 24);
+        }
+    }
+}

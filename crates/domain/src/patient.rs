@@ -1,0 +1,1031 @@
+//! Patients: administrative sex, names, birth dates, positive identification and duplicate
+//! detection.
+//!
+//! # Rules and sources
+//! - [`AdministrativeSex`]: HL7 v2 table 0001 (F female, M male, O other, U unknown,
+//!   A ambiguous, N not applicable).
+//! - [`PersonName`]: family and given names are required (CLIA 42 CFR 493.1291(c)(1) reports carry
+//!   the patient name; DOMAIN §6.7 uses the full name as an identifier). Each part is trimmed,
+//!   inner whitespace collapsed, 1–100 characters, at least one letter, and only letters, marks,
+//!   digits (temporary aliases such as "Trauma 1234", DOMAIN §6.7), space, `-`, `'`, `’`, `.`, `,`.
+//! - [`BirthDate`]: not after `today` (passed in; the domain never reads the clock) and not
+//!   before 1880-01-01 (no living person was born earlier; catches typos like 1026).
+//! - [`confirm_identity`] (DOMAIN §6.7, CLSI GP33, TJC NPSG.01.01.01): at least **two**
+//!   patient-specific identifiers must match — among MRN, full name (family + given), birth
+//!   date and another facility identifier — and **no** presented identifier may contradict the
+//!   record. Room/bed numbers are not identifiers and have no place here. Names are compared
+//!   through [`name_search_key`] (case, diacritics and punctuation ignored); the middle name is
+//!   not compared because it is recorded inconsistently (initial vs full). A facility identifier
+//!   whose assigning system the record does not hold can't be verified: it neither counts nor
+//!   contradicts.
+//! - [`duplicate_match`] (registration duplicate check, local policy): all reasons require the
+//!   same birth date, except [`DuplicateReason::BirthDayMonthTransposed`] (identical names, day
+//!   and month swapped). Near-miss names use true Damerau–Levenshtein distance on the search key
+//!   (≤ 1 for keys of 4–7 characters, ≤ 2 for 8+, exact below 4) or equal American Soundex
+//!   codes; a near miss is not reported when both sexes are definite (F/M) and differ (twins
+//!   "Jon"/"Joan" share a birth date).
+
+use std::collections::HashMap;
+use std::fmt;
+
+use jiff::civil::Date;
+use thiserror::Error;
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+use crate::error::impl_domain_error;
+use crate::ids::Mrn;
+
+/// HL7 v2 table 0001 administrative sex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AdministrativeSex {
+    Female,
+    Male,
+    Other,
+    Unknown,
+    Ambiguous,
+    NotApplicable,
+}
+
+/// An administrative sex code outside HL7 table 0001.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{input:?} is not an HL7 table 0001 sex code (F, M, O, U, A, N)")]
+pub struct SexError {
+    /// The rejected input.
+    pub input: String,
+}
+
+impl SexError {
+    /// Stable machine code.
+    pub fn code(&self) -> &'static str {
+        "sex_code"
+    }
+    /// The input field concerned.
+    pub fn field(&self) -> Option<&'static str> {
+        Some("sex")
+    }
+}
+
+impl AdministrativeSex {
+    /// Parses an HL7 table 0001 code (exact, upper case).
+    pub fn parse(code: &str) -> Result<Self, SexError> {
+        Ok(match code {
+            "F" => Self::Female,
+            "M" => Self::Male,
+            "O" => Self::Other,
+            "U" => Self::Unknown,
+            "A" => Self::Ambiguous,
+            "N" => Self::NotApplicable,
+            _ => {
+                return Err(SexError {
+                    input: code.to_owned(),
+                });
+            }
+        })
+    }
+
+    /// The HL7 code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Female => "F",
+            Self::Male => "M",
+            Self::Other => "O",
+            Self::Unknown => "U",
+            Self::Ambiguous => "A",
+            Self::NotApplicable => "N",
+        }
+    }
+
+    fn is_definite(self) -> bool {
+        matches!(self, Self::Female | Self::Male)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names
+
+/// Which part of a name an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamePart {
+    Family,
+    Given,
+    Middle,
+}
+
+impl NamePart {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Family => "family",
+            Self::Given => "given",
+            Self::Middle => "middle",
+        }
+    }
+}
+
+impl fmt::Display for NamePart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum NameError {
+    #[error("the {part} name is required")]
+    Empty { part: NamePart },
+    #[error("the {part} name has {len} characters; at most {max} are allowed")]
+    TooLong {
+        part: NamePart,
+        len: usize,
+        max: usize,
+    },
+    #[error("the {part} name contains the character {found:?}, which is not allowed in a name")]
+    InvalidChar { part: NamePart, found: char },
+    #[error("the {part} name contains no letter")]
+    NoLetter { part: NamePart },
+}
+
+impl NameError {
+    /// Stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Empty { .. } => "name_empty",
+            Self::TooLong { .. } => "name_too_long",
+            Self::InvalidChar { .. } => "name_invalid_char",
+            Self::NoLetter { .. } => "name_no_letter",
+        }
+    }
+    /// The input field concerned (`family`, `given` or `middle`).
+    pub fn field(&self) -> Option<&'static str> {
+        let part = match self {
+            Self::Empty { part }
+            | Self::TooLong { part, .. }
+            | Self::InvalidChar { part, .. }
+            | Self::NoLetter { part } => part,
+        };
+        Some(part.as_str())
+    }
+}
+
+/// A patient's name: family and given required, middle optional.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PersonName {
+    family: String,
+    given: String,
+    middle: Option<String>,
+}
+
+const NAME_MAX_CHARS: usize = 100;
+
+fn clean_name_part(part: NamePart, input: &str) -> Result<String, NameError> {
+    if let Some(found) = input.chars().find(|c| {
+        !(c.is_alphanumeric()
+            || is_combining_mark(*c)
+            || c.is_whitespace() && !c.is_control()
+            || matches!(c, '-' | '\'' | '’' | '.' | ','))
+    }) {
+        return Err(NameError::InvalidChar { part, found });
+    }
+    let collapsed = input.split_whitespace().collect::<Vec<_>>().join(" ");
+    if collapsed.is_empty() {
+        return Err(NameError::Empty { part });
+    }
+    let len = collapsed.chars().count();
+    if len > NAME_MAX_CHARS {
+        return Err(NameError::TooLong {
+            part,
+            len,
+            max: NAME_MAX_CHARS,
+        });
+    }
+    if !collapsed.chars().any(char::is_alphabetic) {
+        return Err(NameError::NoLetter { part });
+    }
+    Ok(collapsed)
+}
+
+impl PersonName {
+    /// Validates and normalises a name; an empty or blank `middle` is treated as absent.
+    pub fn new(family: &str, given: &str, middle: Option<&str>) -> Result<Self, NameError> {
+        let family = clean_name_part(NamePart::Family, family)?;
+        let given = clean_name_part(NamePart::Given, given)?;
+        let middle = match middle {
+            Some(m) if !m.trim().is_empty() => Some(clean_name_part(NamePart::Middle, m)?),
+            _ => None,
+        };
+        Ok(Self {
+            family,
+            given,
+            middle,
+        })
+    }
+
+    /// Family name as entered (trimmed).
+    pub fn family(&self) -> &str {
+        &self.family
+    }
+    /// Given name as entered (trimmed).
+    pub fn given(&self) -> &str {
+        &self.given
+    }
+    /// Middle name, if any.
+    pub fn middle(&self) -> Option<&str> {
+        self.middle.as_deref()
+    }
+
+    /// Whether family and given names match `other` ignoring case, diacritics and punctuation.
+    pub fn matches(&self, other: &Self) -> bool {
+        name_search_key(&self.family) == name_search_key(&other.family)
+            && name_search_key(&self.given) == name_search_key(&other.given)
+    }
+}
+
+/// Search key for a name: diacritics removed (NFD, combining marks dropped, a few letters that
+/// don't decompose mapped: Ø→O, Ł→L, Đ→D, Æ→AE, Œ→OE, ß→SS, Þ→TH), upper case, and everything
+/// that is not a letter or digit (spaces, hyphens, apostrophes, dots) removed.
+/// `"O'Brien-Núñez"` → `"OBRIENNUNEZ"`. Stores index this.
+pub fn name_search_key(input: &str) -> String {
+    let mut out = String::with_capacity(input.len());
+    for c in input.to_uppercase().nfd() {
+        if is_combining_mark(c) || !c.is_alphanumeric() {
+            continue;
+        }
+        match c {
+            'Ø' => out.push('O'),
+            'Ł' => out.push('L'),
+            'Đ' => out.push('D'),
+            'Æ' => out.push_str("AE"),
+            'Œ' => out.push_str("OE"),
+            'Þ' => out.push_str("TH"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Birth date
+
+/// A birth date that is neither in the future nor before 1880.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BirthDate(Date);
+
+/// Why a birth date was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BirthDateError {
+    #[error("the birth date {input:?} is not a valid YYYY-MM-DD date")]
+    Format { input: String },
+    #[error("the birth date {date} is after today ({today})")]
+    InFuture { date: Date, today: Date },
+    #[error("the birth date {date} is before 1880-01-01")]
+    TooEarly { date: Date },
+}
+
+impl BirthDateError {
+    /// Stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Format { .. } => "birth_date_format",
+            Self::InFuture { .. } => "birth_date_future",
+            Self::TooEarly { .. } => "birth_date_too_early",
+        }
+    }
+    /// The input field concerned.
+    pub fn field(&self) -> Option<&'static str> {
+        Some("birth_date")
+    }
+}
+
+impl BirthDate {
+    /// Earliest accepted birth date.
+    pub const EARLIEST: Date = jiff::civil::date(1880, 1, 1);
+
+    /// Validates `date` against `today` (the caller's local date).
+    pub fn new(date: Date, today: Date) -> Result<Self, BirthDateError> {
+        if date > today {
+            return Err(BirthDateError::InFuture { date, today });
+        }
+        if date < Self::EARLIEST {
+            return Err(BirthDateError::TooEarly { date });
+        }
+        Ok(Self(date))
+    }
+
+    /// Parses `YYYY-MM-DD` and validates against `today`.
+    pub fn parse(input: &str, today: Date) -> Result<Self, BirthDateError> {
+        let s = input.trim();
+        let format_err = || BirthDateError::Format {
+            input: input.to_owned(),
+        };
+        if s.len() != 10 {
+            return Err(format_err());
+        }
+        let date: Date = s.parse().map_err(|_| format_err())?;
+        Self::new(date, today)
+    }
+
+    /// The date.
+    pub fn date(self) -> Date {
+        self.0
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Positive identification
+
+/// An identifier assigned by another system/facility (e.g. a national ID or another hospital's
+/// MRN): assigning system plus value, both 1–64 printable characters without spaces at the ends.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FacilityId {
+    system: String,
+    value: String,
+}
+
+/// Why a facility identifier was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error(
+    "a facility identifier needs a system and a value of 1–64 characters without control characters"
+)]
+pub struct FacilityIdError;
+
+impl FacilityIdError {
+    /// Stable machine code.
+    pub fn code(&self) -> &'static str {
+        "facility_id_format"
+    }
+    /// The input field concerned.
+    pub fn field(&self) -> Option<&'static str> {
+        Some("facility_id")
+    }
+}
+
+impl FacilityId {
+    /// Builds an identifier; the system is upper-cased, the value trimmed and upper-cased.
+    pub fn new(system: &str, value: &str) -> Result<Self, FacilityIdError> {
+        let ok =
+            |s: &str| (1..=64).contains(&s.chars().count()) && !s.chars().any(char::is_control);
+        let (system, value) = (system.trim(), value.trim());
+        if !ok(system) || !ok(value) {
+            return Err(FacilityIdError);
+        }
+        Ok(Self {
+            system: system.to_uppercase(),
+            value: value.to_uppercase(),
+        })
+    }
+    /// Assigning system.
+    pub fn system(&self) -> &str {
+        &self.system
+    }
+    /// Identifier value.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+}
+
+/// What the lab holds about the patient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityRecord {
+    pub mrn: Mrn,
+    pub name: PersonName,
+    pub birth_date: BirthDate,
+    pub facility_ids: Vec<FacilityId>,
+}
+
+/// What is presented at collection/receipt/reporting (ID band, label, requisition, patient).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PresentedIdentifiers {
+    pub mrn: Option<Mrn>,
+    pub name: Option<PersonName>,
+    pub birth_date: Option<BirthDate>,
+    pub facility_id: Option<FacilityId>,
+}
+
+/// A kind of patient identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IdentifierKind {
+    Mrn,
+    Name,
+    BirthDate,
+    FacilityId,
+}
+
+impl IdentifierKind {
+    /// Stable code / field name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mrn => "mrn",
+            Self::Name => "name",
+            Self::BirthDate => "birth_date",
+            Self::FacilityId => "facility_id",
+        }
+    }
+}
+
+impl fmt::Display for IdentifierKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why identity was not confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum IdentityError {
+    #[error("identifiers contradict the patient record: {}", list(.mismatched))]
+    Mismatch { mismatched: Vec<IdentifierKind> },
+    #[error("only {matched} identifier(s) matched; at least two are required")]
+    Insufficient { matched: usize },
+}
+
+fn list(kinds: &[IdentifierKind]) -> String {
+    kinds
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl IdentityError {
+    /// Stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Mismatch { .. } => "identity_mismatch",
+            Self::Insufficient { .. } => "identity_insufficient",
+        }
+    }
+    /// The first contradicting identifier, if any.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::Mismatch { mismatched } => mismatched.first().map(|k| k.as_str()),
+            Self::Insufficient { .. } => None,
+        }
+    }
+}
+
+/// Minimum number of matching identifiers (CLSI GP33 / TJC NPSG.01.01.01).
+pub const MIN_MATCHING_IDENTIFIERS: usize = 2;
+
+/// Positive patient identification: ≥ 2 matching identifiers and no contradiction.
+pub fn confirm_identity(
+    record: &IdentityRecord,
+    presented: &PresentedIdentifiers,
+) -> Result<(), IdentityError> {
+    let mut matched = 0;
+    let mut mismatched = Vec::new();
+    let mut tally = |kind: IdentifierKind, ok: Option<bool>| match ok {
+        Some(true) => matched += 1,
+        Some(false) => mismatched.push(kind),
+        None => {}
+    };
+    tally(
+        IdentifierKind::Mrn,
+        presented.mrn.as_ref().map(|m| *m == record.mrn),
+    );
+    tally(
+        IdentifierKind::Name,
+        presented.name.as_ref().map(|n| n.matches(&record.name)),
+    );
+    tally(
+        IdentifierKind::BirthDate,
+        presented.birth_date.map(|d| d == record.birth_date),
+    );
+    tally(
+        IdentifierKind::FacilityId,
+        presented.facility_id.as_ref().and_then(|p| {
+            record
+                .facility_ids
+                .iter()
+                .find(|r| r.system == p.system)
+                .map(|r| r.value == p.value)
+        }),
+    );
+    if !mismatched.is_empty() {
+        return Err(IdentityError::Mismatch { mismatched });
+    }
+    if matched < MIN_MATCHING_IDENTIFIERS {
+        return Err(IdentityError::Insufficient { matched });
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Duplicate detection
+
+/// The demographic key compared for duplicate registrations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CandidateKey {
+    family_key: String,
+    given_key: String,
+    birth_date: Date,
+    sex: AdministrativeSex,
+}
+
+impl CandidateKey {
+    /// Builds the key from a validated name, birth date and sex.
+    pub fn new(name: &PersonName, birth_date: BirthDate, sex: AdministrativeSex) -> Self {
+        Self {
+            family_key: name_search_key(name.family()),
+            given_key: name_search_key(name.given()),
+            birth_date: birth_date.date(),
+            sex,
+        }
+    }
+    /// Family-name search key.
+    pub fn family_key(&self) -> &str {
+        &self.family_key
+    }
+    /// Given-name search key.
+    pub fn given_key(&self) -> &str {
+        &self.given_key
+    }
+}
+
+/// Why two registrations look like the same person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DuplicateReason {
+    /// Same names (search keys) and birth date.
+    ExactName,
+    /// Given and family names swapped, same birth date.
+    SwappedGivenFamily,
+    /// Names within edit distance or phonetically equal, same birth date.
+    NearMissName,
+    /// Same names, birth date with day and month swapped.
+    BirthDayMonthTransposed,
+}
+
+impl DuplicateReason {
+    /// Stable code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ExactName => "exact_name",
+            Self::SwappedGivenFamily => "swapped_given_family",
+            Self::NearMissName => "near_miss_name",
+            Self::BirthDayMonthTransposed => "birth_day_month_transposed",
+        }
+    }
+}
+
+fn max_edit_distance(len: usize) -> usize {
+    match len {
+        0..=3 => 0,
+        4..=7 => 1,
+        _ => 2,
+    }
+}
+
+fn names_similar(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    let len = a.chars().count().max(b.chars().count());
+    damerau_levenshtein(a, b) <= max_edit_distance(len) || {
+        let (sa, sb) = (soundex(a), soundex(b));
+        !sa.is_empty() && sa == sb
+    }
+}
+
+fn day_month_transposed(a: Date, b: Date) -> bool {
+    a.year() == b.year() && a.day() != a.month() && a.day() == b.month() && a.month() == b.day()
+}
+
+/// Compares a new registration with an existing one; `None` = no reason to suspect a duplicate.
+pub fn duplicate_match(new: &CandidateKey, existing: &CandidateKey) -> Option<DuplicateReason> {
+    let same_names = new.family_key == existing.family_key && new.given_key == existing.given_key;
+    if new.birth_date == existing.birth_date {
+        if same_names {
+            return Some(DuplicateReason::ExactName);
+        }
+        if new.family_key == existing.given_key && new.given_key == existing.family_key {
+            return Some(DuplicateReason::SwappedGivenFamily);
+        }
+        let sex_conflict =
+            new.sex.is_definite() && existing.sex.is_definite() && new.sex != existing.sex;
+        if !sex_conflict
+            && names_similar(&new.family_key, &existing.family_key)
+            && names_similar(&new.given_key, &existing.given_key)
+        {
+            return Some(DuplicateReason::NearMissName);
+        }
+        return None;
+    }
+    (same_names && day_month_transposed(new.birth_date, existing.birth_date))
+        .then_some(DuplicateReason::BirthDayMonthTransposed)
+}
+
+/// True (unrestricted) Damerau–Levenshtein distance over `char`s: insertions, deletions,
+/// substitutions and transpositions of adjacent characters, each cost 1 (Lowrance–Wagner).
+pub fn damerau_levenshtein(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let (n, m) = (a.len(), b.len());
+    let max = n + m;
+    // d has (n + 2) × (m + 2) cells; row/column 0 hold `max` sentinels.
+    let width = m + 2;
+    let mut d = vec![0usize; (n + 2) * width];
+    let idx = |i: usize, j: usize| i * width + j;
+    d[idx(0, 0)] = max;
+    for i in 0..=n {
+        d[idx(i + 1, 0)] = max;
+        d[idx(i + 1, 1)] = i;
+    }
+    for j in 0..=m {
+        d[idx(0, j + 1)] = max;
+        d[idx(1, j + 1)] = j;
+    }
+    let mut last_row: HashMap<char, usize> = HashMap::new();
+    for i in 1..=n {
+        let mut last_match_col = 0;
+        for j in 1..=m {
+            let i1 = last_row.get(&b[j - 1]).copied().unwrap_or(0);
+            let j1 = last_match_col;
+            let cost = if a[i - 1] == b[j - 1] {
+                last_match_col = j;
+                0
+            } else {
+                1
+            };
+            let substitution = d[idx(i, j)] + cost;
+            let insertion = d[idx(i + 1, j)] + 1;
+            let deletion = d[idx(i, j + 1)] + 1;
+            let transposition = d[idx(i1, j1)] + (i - i1 - 1) + 1 + (j - j1 - 1);
+            d[idx(i + 1, j + 1)] = substitution.min(insertion).min(deletion).min(transposition);
+        }
+        last_row.insert(a[i - 1], i);
+    }
+    d[idx(n + 1, m + 1)]
+}
+
+fn soundex_digit(c: char) -> Option<char> {
+    Some(match c {
+        'B' | 'F' | 'P' | 'V' => '1',
+        'C' | 'G' | 'J' | 'K' | 'Q' | 'S' | 'X' | 'Z' => '2',
+        'D' | 'T' => '3',
+        'L' => '4',
+        'M' | 'N' => '5',
+        'R' => '6',
+        _ => return None,
+    })
+}
+
+/// American Soundex of the ASCII letters of `input` (upper-cased), e.g. `Robert` → `R163`;
+/// empty if the input has no ASCII letter. H and W do not separate equal codes; vowels do.
+pub fn soundex(input: &str) -> String {
+    let mut letters = input
+        .chars()
+        .filter(char::is_ascii_alphabetic)
+        .map(|c| c.to_ascii_uppercase());
+    let Some(first) = letters.next() else {
+        return String::new();
+    };
+    let mut out = String::with_capacity(4);
+    out.push(first);
+    let mut prev = soundex_digit(first);
+    for c in letters {
+        if out.len() == 4 {
+            break;
+        }
+        match c {
+            'H' | 'W' => {}
+            _ => {
+                let digit = soundex_digit(c);
+                if let Some(d) = digit
+                    && digit != prev
+                {
+                    out.push(d);
+                }
+                prev = digit;
+            }
+        }
+    }
+    while out.len() < 4 {
+        out.push('0');
+    }
+    out
+}
+
+impl_domain_error!(
+    SexError,
+    NameError,
+    BirthDateError,
+    FacilityIdError,
+    IdentityError
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+    use proptest::prelude::*;
+
+    const TODAY: Date = date(2026, 11, 21);
+
+    fn name(f: &str, g: &str) -> PersonName {
+        PersonName::new(f, g, None).unwrap()
+    }
+
+    fn record() -> IdentityRecord {
+        IdentityRecord {
+            mrn: Mrn::parse("MRN-1").unwrap(),
+            name: name("Núñez", "María"),
+            birth_date: BirthDate::new(date(1980, 3, 4), TODAY).unwrap(),
+            facility_ids: vec![FacilityId::new("nhs", "943 476 5919").unwrap()],
+        }
+    }
+
+    #[test]
+    fn sex_codes() {
+        for code in ["F", "M", "O", "U", "A", "N"] {
+            assert_eq!(AdministrativeSex::parse(code).unwrap().as_str(), code);
+        }
+        assert_eq!(
+            AdministrativeSex::parse("f").unwrap_err().code(),
+            "sex_code"
+        );
+    }
+
+    #[test]
+    fn person_name_validation() {
+        let n = PersonName::new("  de  la Cruz ", "Ana-María", Some(" ")).unwrap();
+        assert_eq!(n.family(), "de la Cruz");
+        assert_eq!(n.middle(), None);
+        assert_eq!(
+            PersonName::new("", "A", None).unwrap_err().field(),
+            Some("family")
+        );
+        assert_eq!(
+            PersonName::new("A", " ", None).unwrap_err().code(),
+            "name_empty"
+        );
+        assert_eq!(
+            PersonName::new("A\u{0}", "B", None).unwrap_err().code(),
+            "name_invalid_char"
+        );
+        assert_eq!(
+            PersonName::new("A", "B\r", None).unwrap_err().code(),
+            "name_invalid_char"
+        );
+        assert_eq!(
+            PersonName::new("--", "B", None).unwrap_err().code(),
+            "name_no_letter"
+        );
+        assert_eq!(
+            PersonName::new(&"a".repeat(101), "B", None)
+                .unwrap_err()
+                .code(),
+            "name_too_long"
+        );
+        assert_eq!(
+            PersonName::new("A", "B", Some("<x>")).unwrap_err().field(),
+            Some("middle")
+        );
+        assert!(PersonName::new("Trauma", "Alias 1234", None).is_ok());
+    }
+
+    #[test]
+    fn search_key_strips_diacritics_and_punctuation() {
+        assert_eq!(name_search_key("O'Brien-Núñez"), "OBRIENNUNEZ");
+        assert_eq!(name_search_key("Søren Łukasz"), "SORENLUKASZ");
+        assert_eq!(name_search_key("Straße"), "STRASSE");
+        assert_eq!(name_search_key("Zoë"), "ZOE");
+    }
+
+    #[test]
+    fn birth_date_rules() {
+        assert!(BirthDate::parse("2026-11-21", TODAY).is_ok());
+        assert_eq!(
+            BirthDate::parse("2026-11-22", TODAY).unwrap_err().code(),
+            "birth_date_future"
+        );
+        assert_eq!(
+            BirthDate::parse("1879-12-31", TODAY).unwrap_err().code(),
+            "birth_date_too_early"
+        );
+        assert!(BirthDate::parse("1880-01-01", TODAY).is_ok());
+        for bad in ["2020-02-30", "20-1-1", "yesterday", "2020-1-01"] {
+            assert_eq!(
+                BirthDate::parse(bad, TODAY).unwrap_err().code(),
+                "birth_date_format",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn identity_needs_two_matches() {
+        let r = record();
+        let presented = PresentedIdentifiers {
+            name: Some(name("NUNEZ", "maria")),
+            birth_date: Some(r.birth_date),
+            ..Default::default()
+        };
+        assert_eq!(confirm_identity(&r, &presented), Ok(()));
+        let only_mrn = PresentedIdentifiers {
+            mrn: Some(r.mrn.clone()),
+            ..Default::default()
+        };
+        assert_eq!(
+            confirm_identity(&r, &only_mrn),
+            Err(IdentityError::Insufficient { matched: 1 })
+        );
+        let mrn_and_facility = PresentedIdentifiers {
+            mrn: Some(r.mrn.clone()),
+            facility_id: Some(FacilityId::new("NHS", "943 476 5919").unwrap()),
+            ..Default::default()
+        };
+        assert_eq!(confirm_identity(&r, &mrn_and_facility), Ok(()));
+    }
+
+    #[test]
+    fn identity_refuses_contradictions_and_names_them() {
+        let r = record();
+        let presented = PresentedIdentifiers {
+            mrn: Some(r.mrn.clone()),
+            name: Some(name("Nunez", "Maria")),
+            birth_date: Some(BirthDate::new(date(1980, 4, 3), TODAY).unwrap()),
+            facility_id: None,
+        };
+        let err = confirm_identity(&r, &presented).unwrap_err();
+        assert_eq!(
+            err,
+            IdentityError::Mismatch {
+                mismatched: vec![IdentifierKind::BirthDate]
+            }
+        );
+        assert_eq!(err.code(), "identity_mismatch");
+        assert_eq!(err.field(), Some("birth_date"));
+        assert!(err.to_string().contains("birth_date"));
+    }
+
+    #[test]
+    fn unknown_facility_system_neither_counts_nor_contradicts() {
+        let r = record();
+        let presented = PresentedIdentifiers {
+            mrn: Some(r.mrn.clone()),
+            facility_id: Some(FacilityId::new("OTHER", "1").unwrap()),
+            ..Default::default()
+        };
+        assert_eq!(
+            confirm_identity(&r, &presented),
+            Err(IdentityError::Insufficient { matched: 1 })
+        );
+        let wrong_value = PresentedIdentifiers {
+            facility_id: Some(FacilityId::new("NHS", "1").unwrap()),
+            ..presented
+        };
+        assert_eq!(
+            confirm_identity(&r, &wrong_value).unwrap_err().code(),
+            "identity_mismatch"
+        );
+    }
+
+    fn key(f: &str, g: &str, dob: Date, sex: &str) -> CandidateKey {
+        CandidateKey::new(
+            &name(f, g),
+            BirthDate::new(dob, TODAY).unwrap(),
+            AdministrativeSex::parse(sex).unwrap(),
+        )
+    }
+
+    #[test]
+    fn duplicate_reasons() {
+        let dob = date(1990, 5, 7);
+        let base = key("Smith", "Jonathan", dob, "M");
+        assert_eq!(
+            duplicate_match(&key("SMITH", "jonathan", dob, "U"), &base),
+            Some(DuplicateReason::ExactName)
+        );
+        assert_eq!(
+            duplicate_match(&key("Jonathan", "Smith", dob, "M"), &base),
+            Some(DuplicateReason::SwappedGivenFamily)
+        );
+        assert_eq!(
+            duplicate_match(&key("Smtih", "Jonathon", dob, "M"), &base),
+            Some(DuplicateReason::NearMissName)
+        );
+        assert_eq!(
+            duplicate_match(&key("Smyth", "Jonathan", dob, "M"), &base),
+            Some(DuplicateReason::NearMissName)
+        );
+        assert_eq!(
+            duplicate_match(&key("Smith", "Jonathan", date(1990, 7, 5), "M"), &base),
+            Some(DuplicateReason::BirthDayMonthTransposed)
+        );
+        assert_eq!(
+            duplicate_match(&key("Smith", "Jonathan", date(1990, 5, 8), "M"), &base),
+            None
+        );
+        assert_eq!(
+            duplicate_match(&key("Jones", "Jonathan", dob, "M"), &base),
+            None
+        );
+        // Twins of different sex with near names are not flagged.
+        let jon = key("Smith", "Jon", dob, "M");
+        assert_eq!(duplicate_match(&key("Smith", "Joan", dob, "F"), &jon), None);
+        assert_eq!(
+            duplicate_match(&key("Smith", "Joan", dob, "U"), &jon),
+            Some(DuplicateReason::NearMissName)
+        );
+    }
+
+    #[test]
+    fn damerau_levenshtein_known_values() {
+        assert_eq!(damerau_levenshtein("", ""), 0);
+        assert_eq!(damerau_levenshtein("ABC", ""), 3);
+        assert_eq!(damerau_levenshtein("SMITH", "SMTIH"), 1);
+        assert_eq!(damerau_levenshtein("CA", "ABC"), 2); // OSA would give 3
+        assert_eq!(damerau_levenshtein("KITTEN", "SITTING"), 3);
+    }
+
+    #[test]
+    fn soundex_known_values() {
+        for (input, code) in [
+            ("Robert", "R163"),
+            ("Rupert", "R163"),
+            ("Rubin", "R150"),
+            ("Ashcraft", "A261"),
+            ("Ashcroft", "A261"),
+            ("Tymczak", "T522"),
+            ("Pfister", "P236"),
+            ("Honeyman", "H555"),
+            ("Lee", "L000"),
+            ("", ""),
+        ] {
+            assert_eq!(soundex(input), code, "{input}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn dl_is_a_metric(a in "[A-D]{0,7}", b in "[A-D]{0,7}", c in "[A-D]{0,7}") {
+            let ab = damerau_levenshtein(&a, &b);
+            prop_assert_eq!(ab, damerau_levenshtein(&b, &a));
+            prop_assert_eq!(damerau_levenshtein(&a, &a), 0);
+            prop_assert_eq!(ab == 0, a == b);
+            prop_assert!(ab <= a.len().max(b.len()));
+            prop_assert!(damerau_levenshtein(&a, &c) <= ab + damerau_levenshtein(&b, &c));
+        }
+
+        #[test]
+        fn search_key_is_idempotent_and_clean(s in "\\PC{0,20}") {
+            let k = name_search_key(&s);
+            prop_assert_eq!(name_search_key(&k), k.clone());
+            prop_assert!(k.chars().all(char::is_alphanumeric));
+        }
+
+        #[test]
+        fn identity_confirmed_iff_two_matches_and_no_contradiction(
+            states in prop::collection::vec(0u8..3, 4),
+        ) {
+            // 0 = not presented, 1 = presented and matching, 2 = presented and contradicting.
+            let r = record();
+            let pick = |i: usize| states[i];
+            let presented = PresentedIdentifiers {
+                mrn: match pick(0) { 0 => None, 1 => Some(r.mrn.clone()), _ => Some(Mrn::parse("OTHER").unwrap()) },
+                name: match pick(1) { 0 => None, 1 => Some(name("nunez", "MARIA")), _ => Some(name("Nunez", "Marta")) },
+                birth_date: match pick(2) {
+                    0 => None,
+                    1 => Some(r.birth_date),
+                    _ => Some(BirthDate::new(date(1980, 3, 5), TODAY).unwrap()),
+                },
+                facility_id: match pick(3) {
+                    0 => None,
+                    1 => Some(FacilityId::new("NHS", "943 476 5919").unwrap()),
+                    _ => Some(FacilityId::new("NHS", "000").unwrap()),
+                },
+            };
+            let matches = states.iter().filter(|&&s| s == 1).count();
+            let contradictions = states.iter().filter(|&&s| s == 2).count();
+            let result = confirm_identity(&r, &presented);
+            prop_assert_eq!(result.is_ok(), contradictions == 0 && matches >= 2);
+            if let Err(IdentityError::Mismatch { mismatched }) = &result {
+                prop_assert_eq!(mismatched.len(), contradictions);
+            }
+        }
+
+        #[test]
+        fn duplicate_match_is_symmetric(
+            f1 in "[A-E]{1,6}", g1 in "[A-E]{1,6}", f2 in "[A-E]{1,6}", g2 in "[A-E]{1,6}",
+            d1 in 1i8..=12, d2 in 1i8..=12,
+        ) {
+            let a = key(&f1, &g1, date(2000, 1, d1), "F");
+            let b = key(&f2, &g2, date(2000, 1, d2), "F");
+            prop_assert_eq!(duplicate_match(&a, &b), duplicate_match(&b, &a));
+        }
+
+        #[test]
+        fn different_birth_dates_only_match_when_transposed(
+            f in "[A-Z]{1,8}", g in "[A-Z]{1,8}", m1 in 1i8..=12, d1 in 1i8..=28, m2 in 1i8..=12, d2 in 1i8..=28,
+        ) {
+            let a = key(&f, &g, date(2001, m1, d1), "M");
+            let b = key(&f, &g, date(2001, m2, d2), "M");
+            let reason = duplicate_match(&a, &b);
+            if (m1, d1) == (m2, d2) {
+                prop_assert_eq!(reason, Some(DuplicateReason::ExactName));
+            } else if m1 == d2 && d1 == m2 {
+                prop_assert_eq!(reason, Some(DuplicateReason::BirthDayMonthTransposed));
+            } else {
+                prop_assert_eq!(reason, None);
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The label as a list of positioned elements, shared by both renderers.
+
+use crate::code128::Plan;
+use crate::layout::{Geometry, LabelLayout, fit, fit_tests, text_width};
+use crate::{LabelData, LabelError};
+
+/// Horizontal justification of a text field within its box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Align {
+    Left,
+    Center,
+    Right,
+}
+
+/// A one-line text field: `text` is already fitted to `width`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Text {
+    pub x: u32,
+    /// Top of the text cell.
+    pub y: u32,
+    pub width: u32,
+    pub font: u32,
+    pub align: Align,
+    /// White on black (drawn over a [`Element::Fill`]).
+    pub reverse: bool,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Element {
+    /// Solid black rectangle.
+    Fill { x: u32, y: u32, width: u32, height: u32 },
+    Text(Text),
+    /// The accession barcode; `x` is the left edge of the start character.
+    Barcode {
+        x: u32,
+        y: u32,
+        module: u32,
+        height: u32,
+        plan: Plan,
+    },
+}
+
+/// Lays out `data` on `layout`; `ellipsis` marks truncated text.
+pub(crate) fn compose(
+    data: &LabelData,
+    layout: &LabelLayout,
+    ellipsis: &str,
+) -> Result<Vec<Element>, LabelError> {
+    let plan = Plan::new(&data.accession)?;
+    let g: Geometry = layout.geometry(&plan)?;
+    let text = |y: u32, font: u32, align: Align, text: String| Text {
+        x: g.text_x,
+        y,
+        width: g.text_width,
+        font,
+        align,
+        reverse: false,
+        text,
+    };
+    let mut elements = Vec::new();
+
+    // Row 1: name, priority.
+    let font = layout.name_font;
+    let pad = font / 4;
+    let priority = fit(data.priority.trim(), font, g.text_width / 3, ellipsis);
+    let mut priority_width = text_width(&priority, font);
+    if data.is_stat() {
+        priority_width += 2 * pad;
+        let x = g.text_x + g.text_width - priority_width;
+        elements.push(Element::Fill {
+            x,
+            y: g.name_y.saturating_sub(pad / 2),
+            width: priority_width,
+            height: font + pad,
+        });
+        elements.push(Element::Text(Text {
+            x,
+            width: priority_width,
+            reverse: true,
+            ..text(g.name_y, font, Align::Center, priority)
+        }));
+    } else if !priority.is_empty() {
+        elements.push(Element::Text(text(g.name_y, font, Align::Right, priority)));
+    }
+    let name_width = left_room(g.text_width, priority_width, font);
+    let name = fit(&data.patient_name, font, name_width, ellipsis);
+    elements.push(Element::Text(Text {
+        width: name_width,
+        ..text(g.name_y, font, Align::Left, name)
+    }));
+
+    // Row 2: second identifier, reprint counter.
+    let font = layout.text_font;
+    let copy = data.copy.map(|n| format!("R{n}")).unwrap_or_default();
+    let copy_width = text_width(&copy, font);
+    if !copy.is_empty() {
+        elements.push(Element::Text(text(g.id_y, font, Align::Right, copy)));
+    }
+    let id_width = left_room(g.text_width, copy_width, font);
+    let id = fit(&data.second_identifier, font, id_width, ellipsis);
+    elements.push(Element::Text(Text {
+        width: id_width,
+        ..text(g.id_y, font, Align::Left, id)
+    }));
+
+    // Rows 3 and 4: barcode and accession in clear text.
+    elements.push(Element::Barcode {
+        x: g.barcode_x,
+        y: g.barcode_y,
+        module: g.module,
+        height: layout.barcode_height,
+        plan,
+    });
+    elements.push(Element::Text(text(
+        g.accession_y,
+        layout.accession_font,
+        Align::Center,
+        data.accession.clone(),
+    )));
+
+    // Row 5: tube, collection time.
+    let collection = match &data.collection {
+        Some(time) => format!("Coll {}", time.trim()),
+        None => "Coll ____-__-__ __:__".to_owned(),
+    };
+    let collection = fit(&collection, font, g.text_width * 3 / 5, ellipsis);
+    let tube_width = left_room(g.text_width, text_width(&collection, font), font);
+    elements.push(Element::Text(text(
+        g.tube_y,
+        font,
+        Align::Right,
+        collection,
+    )));
+    let tube = fit(&data.tube, font, tube_width, ellipsis);
+    elements.push(Element::Text(Text {
+        width: tube_width,
+        ..text(g.tube_y, font, Align::Left, tube)
+    }));
+
+    // Row 6: tests.
+    let tests = fit_tests(&data.tests, font, g.text_width, ellipsis);
+    elements.push(Element::Text(text(g.tests_y, font, Align::Left, tests)));
+
+    Ok(elements)
+}
+
+/// Width left for a left-aligned field next to a right-aligned one of
+/// `right` dots, keeping a gap of half a font height.
+fn left_room(total: u32, right: u32, font: u32) -> u32 {
+    if right == 0 {
+        total
+    } else {
+        total.saturating_sub(right + font / 2)
+    }
+}

@@ -65,23 +65,24 @@ pub(crate) fn compose(
     let pad = font / 4;
     let priority = fit(data.priority.trim(), font, g.text_width / 3, ellipsis);
     let mut priority_width = text_width(&priority, font);
+    let mut priority_elements = Vec::new();
     if data.is_stat() {
         priority_width += 2 * pad;
         let x = g.text_x + g.text_width - priority_width;
-        elements.push(Element::Fill {
+        priority_elements.push(Element::Fill {
             x,
             y: g.name_y.saturating_sub(pad / 2),
             width: priority_width,
             height: font + pad,
         });
-        elements.push(Element::Text(Text {
+        priority_elements.push(Element::Text(Text {
             x,
             width: priority_width,
             reverse: true,
             ..text(g.name_y, font, Align::Center, priority)
         }));
     } else if !priority.is_empty() {
-        elements.push(Element::Text(text(g.name_y, font, Align::Right, priority)));
+        priority_elements.push(Element::Text(text(g.name_y, font, Align::Right, priority)));
     }
     let name_width = left_room(g.text_width, priority_width, font);
     let name = fit(&data.patient_name, font, name_width, ellipsis);
@@ -89,20 +90,20 @@ pub(crate) fn compose(
         width: name_width,
         ..text(g.name_y, font, Align::Left, name)
     }));
+    elements.append(&mut priority_elements);
 
     // Row 2: second identifier, reprint counter.
     let font = layout.text_font;
     let copy = data.copy.map(|n| format!("R{n}")).unwrap_or_default();
-    let copy_width = text_width(&copy, font);
-    if !copy.is_empty() {
-        elements.push(Element::Text(text(g.id_y, font, Align::Right, copy)));
-    }
-    let id_width = left_room(g.text_width, copy_width, font);
+    let id_width = left_room(g.text_width, text_width(&copy, font), font);
     let id = fit(&data.second_identifier, font, id_width, ellipsis);
     elements.push(Element::Text(Text {
         width: id_width,
         ..text(g.id_y, font, Align::Left, id)
     }));
+    if !copy.is_empty() {
+        elements.push(Element::Text(text(g.id_y, font, Align::Right, copy)));
+    }
 
     // Rows 3 and 4: barcode and accession in clear text.
     elements.push(Element::Barcode {
@@ -126,17 +127,17 @@ pub(crate) fn compose(
     };
     let collection = fit(&collection, font, g.text_width * 3 / 5, ellipsis);
     let tube_width = left_room(g.text_width, text_width(&collection, font), font);
+    let tube = fit(&data.tube, font, tube_width, ellipsis);
+    elements.push(Element::Text(Text {
+        width: tube_width,
+        ..text(g.tube_y, font, Align::Left, tube)
+    }));
     elements.push(Element::Text(text(
         g.tube_y,
         font,
         Align::Right,
         collection,
     )));
-    let tube = fit(&data.tube, font, tube_width, ellipsis);
-    elements.push(Element::Text(Text {
-        width: tube_width,
-        ..text(g.tube_y, font, Align::Left, tube)
-    }));
 
     // Row 6: tests.
     let tests = fit_tests(&data.tests, font, g.text_width, ellipsis);

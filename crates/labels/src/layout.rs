@@ -12,11 +12,11 @@ use crate::code128::Plan;
 /// | row | content |
 /// |-----|---------|
 /// | 1 | patient name (left), priority (right; STAT reversed) |
-/// | 2 | second identifier (left), reprint counter (right) |
+/// | 2 | second identifier (left), collection time (right) |
 /// | 3 | Code 128 barcode of the accession, centred |
 /// | 4 | accession number in clear text, centred |
-/// | 5 | tube type (left), collection time (right) |
-/// | 6 | tests (left, truncated with an ellipsis) |
+/// | 5 | tube type |
+/// | 6 | tests (left, cut with an ellipsis), reprint counter (right) |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabelLayout {
     /// Printer resolution in dots per inch (203, 300 or 600 are usual).

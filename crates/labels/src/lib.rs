@@ -24,11 +24,11 @@
 //! ```text
 //! +--------------------------------------------------+
 //! | DOE, Jane                               [ STAT ] |  name, priority
-//! | DOB 1980-02-29                                R2 |  2nd id, reprint
+//! | DOB 1980-02-29           Coll 2026-11-21 07:45   |  2nd id, collection
 //! |        ||| || ||| | |||| || ||| | ||||           |  Code 128
 //! |                  24-000123                       |  accession text
-//! | Lavender EDTA 4 mL          Coll 2026-11-21 07:45|  tube, collection
-//! | CBC, HBA1C, LIPID, ...                           |  tests
+//! | Lavender EDTA 4 mL                               |  tube
+//! | CBC, HBA1C, LIPID, ...                        R2 |  tests, reprint
 //! +--------------------------------------------------+
 //! ```
 //!

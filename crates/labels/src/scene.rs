@@ -73,7 +73,7 @@ pub(crate) fn compose(
             x,
             y: g.name_y.saturating_sub(pad / 2),
             width: priority_width,
-            height: font + pad,
+            height: font + pad / 2,
         });
         priority_elements.push(Element::Text(Text {
             x,
@@ -92,18 +92,20 @@ pub(crate) fn compose(
     }));
     elements.append(&mut priority_elements);
 
-    // Row 2: second identifier, reprint counter.
+    // Row 2: second identifier, collection time.
     let font = layout.text_font;
-    let copy = data.copy.map(|n| format!("R{n}")).unwrap_or_default();
-    let id_width = left_room(g.text_width, text_width(&copy, font), font);
+    let collection = match &data.collection {
+        Some(time) => format!("Coll {}", time.trim()),
+        None => "Coll ____-__-__ __:__".to_owned(),
+    };
+    let collection = fit(&collection, font, g.text_width * 3 / 5, ellipsis);
+    let id_width = left_room(g.text_width, text_width(&collection, font), font);
     let id = fit(&data.second_identifier, font, id_width, ellipsis);
     elements.push(Element::Text(Text {
         width: id_width,
         ..text(g.id_y, font, Align::Left, id)
     }));
-    if !copy.is_empty() {
-        elements.push(Element::Text(text(g.id_y, font, Align::Right, copy)));
-    }
+    elements.push(Element::Text(text(g.id_y, font, Align::Right, collection)));
 
     // Rows 3 and 4: barcode and accession in clear text.
     elements.push(Element::Barcode {
@@ -120,28 +122,21 @@ pub(crate) fn compose(
         data.accession.clone(),
     )));
 
-    // Row 5: tube, collection time.
-    let collection = match &data.collection {
-        Some(time) => format!("Coll {}", time.trim()),
-        None => "Coll ____-__-__ __:__".to_owned(),
-    };
-    let collection = fit(&collection, font, g.text_width * 3 / 5, ellipsis);
-    let tube_width = left_room(g.text_width, text_width(&collection, font), font);
-    let tube = fit(&data.tube, font, tube_width, ellipsis);
-    elements.push(Element::Text(Text {
-        width: tube_width,
-        ..text(g.tube_y, font, Align::Left, tube)
-    }));
-    elements.push(Element::Text(text(
-        g.tube_y,
-        font,
-        Align::Right,
-        collection,
-    )));
+    // Row 5: tube.
+    let tube = fit(&data.tube, font, g.text_width, ellipsis);
+    elements.push(Element::Text(text(g.tube_y, font, Align::Left, tube)));
 
-    // Row 6: tests.
-    let tests = fit_tests(&data.tests, font, g.text_width, ellipsis);
-    elements.push(Element::Text(text(g.tests_y, font, Align::Left, tests)));
+    // Row 6: tests, reprint counter.
+    let copy = data.copy.map(|n| format!("R{n}")).unwrap_or_default();
+    let tests_width = left_room(g.text_width, text_width(&copy, font), font);
+    let tests = fit_tests(&data.tests, font, tests_width, ellipsis);
+    elements.push(Element::Text(Text {
+        width: tests_width,
+        ..text(g.tests_y, font, Align::Left, tests)
+    }));
+    if !copy.is_empty() {
+        elements.push(Element::Text(text(g.tests_y, font, Align::Right, copy)));
+    }
 
     Ok(elements)
 }

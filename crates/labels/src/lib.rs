@@ -46,8 +46,9 @@
 //! place are cut and end with an ellipsis (`…` in SVG, `...` in ZPL, since
 //! printer-resident fonts may lack U+2026). The test list is cut at whole
 //! test codes so that no partial code can be mistaken for another test.
-//! A `STAT` priority (any case) is printed white on black; other priorities
-//! are printed as plain text.
+//! A `STAT` priority (any case) is printed as `STAT`, white on black at the
+//! size of the name; other priorities are printed as given, in plain smaller
+//! text.
 //!
 //! # ZPL subset and escaping
 //!
@@ -106,8 +107,8 @@ pub struct LabelData {
     pub tube: String,
     /// Short test codes drawn into this container, e.g. `["CBC", "HBA1C"]`.
     pub tests: Vec<String>,
-    /// Priority as printed, e.g. `"STAT"` or `"ROUTINE"`; `STAT` (any case)
-    /// is printed reversed.
+    /// Priority as printed, e.g. `"ROUTINE"`; `STAT` (any case) is printed
+    /// as `STAT`, reversed.
     pub priority: String,
     /// Collection time, preformatted in local time (e.g.
     /// `"2026-11-21 07:45"`); `None` prints a blank line to fill in at draw.

@@ -60,30 +60,38 @@ pub(crate) fn compose(
     };
     let mut elements = Vec::new();
 
-    // Row 1: name, priority.
+    // Row 1: name, priority. STAT is reversed at the name's size; other
+    // priorities are plain text at the smaller size, on the same baseline.
     let font = layout.name_font;
     let pad = font / 4;
-    let priority = fit(data.priority.trim(), font, g.text_width / 3, ellipsis);
-    let mut priority_width = text_width(&priority, font);
     let mut priority_elements = Vec::new();
-    if data.is_stat() {
-        priority_width += 2 * pad;
-        let x = g.text_x + g.text_width - priority_width;
+    let priority_width = if data.is_stat() {
+        let label = "STAT".to_owned();
+        let width = text_width(&label, font) + 2 * pad;
+        let x = g.text_x + g.text_width - width;
         priority_elements.push(Element::Fill {
             x,
             y: g.name_y.saturating_sub(pad / 2),
-            width: priority_width,
+            width,
             height: font + pad / 2,
         });
         priority_elements.push(Element::Text(Text {
             x,
-            width: priority_width,
+            width,
             reverse: true,
-            ..text(g.name_y, font, Align::Center, priority)
+            ..text(g.name_y, font, Align::Center, label)
         }));
-    } else if !priority.is_empty() {
-        priority_elements.push(Element::Text(text(g.name_y, font, Align::Right, priority)));
-    }
+        width
+    } else {
+        let small = layout.text_font.min(font);
+        let label = fit(data.priority.trim(), small, g.text_width / 3, ellipsis);
+        let width = text_width(&label, small);
+        if !label.is_empty() {
+            let y = g.name_y + (font - small) * 4 / 5;
+            priority_elements.push(Element::Text(text(y, small, Align::Right, label)));
+        }
+        width
+    };
     let name_width = left_room(g.text_width, priority_width, font);
     let name = fit(&data.patient_name, font, name_width, ellipsis);
     elements.push(Element::Text(Text {

@@ -34,8 +34,8 @@ fn sample_label_exact_zpl() {
 ^PW406
 ^LL203
 ^LH0,0
-^FO8,8^A0N,24,24^FB267,1,0,L,0^FH_^FDDOE, Jane^FS
-^FO8,8^A0N,24,24^FB390,1,0,R,0^FH_^FDROUTINE^FS
+^FO8,8^A0N,24,24^FB294,1,0,L,0^FH_^FDDOE, Jane^FS
+^FO8,12^A0N,18,18^FB390,1,0,R,0^FH_^FDROUTINE^FS
 ^FO8,35^A0N,18,18^FB188,1,0,L,0^FH_^FDDOB 1980-02-29^FS
 ^FO8,35^A0N,18,18^FB390,1,0,R,0^FH_^FDColl 2026-11-21 07:45^FS
 ^BY2^FO91,56^BCN,64,N,N,N^FH_^FD>:24->5000123^FS
@@ -107,7 +107,7 @@ fn injected_commands_are_escaped() {
     let lines: Vec<&str> = zpl.lines().collect();
     assert_eq!(
         lines[5],
-        "^FO8,8^A0N,24,24^FB329,1,0,L,0^FH_^FDO'Brien_5E_7E_5F_5EXZ_7EJR^FS"
+        "^FO8,8^A0N,24,24^FB341,1,0,L,0^FH_^FDO'Brien_5E_7E_5F_5EXZ_7EJR^FS"
     );
     assert_eq!(
         lines[11],

@@ -249,7 +249,9 @@ mod tests {
         );
         assert!(matches!(
             Plan::new("AÜ"),
-            Err(LabelError::InvalidAccessionChar { character: 'Ü', .. })
+            Err(LabelError::InvalidAccessionChar {
+                character: 'Ü', ..
+            })
         ));
         assert_eq!(Plan::new(""), Err(LabelError::EmptyAccession));
     }

@@ -99,7 +99,9 @@ impl LabelLayout {
     /// Computes the positions of everything on the label for `plan`.
     pub(crate) fn geometry(&self, plan: &Plan) -> Result<Geometry, LabelError> {
         if self.dpi == 0 || self.width == 0 || self.height == 0 {
-            return Err(LabelError::InvalidLayout("dpi, width and height must be positive"));
+            return Err(LabelError::InvalidLayout(
+                "dpi, width and height must be positive",
+            ));
         }
         if self.module_width == 0 || self.barcode_height == 0 {
             return Err(LabelError::InvalidLayout(
@@ -129,7 +131,9 @@ impl LabelLayout {
         let tests_y = next_row(self.text_font);
         let bottom = tests_y + self.text_font + self.margin;
         if bottom > self.height {
-            return Err(LabelError::InvalidLayout("rows do not fit the label height"));
+            return Err(LabelError::InvalidLayout(
+                "rows do not fit the label height",
+            ));
         }
 
         let modules = plan.modules();
@@ -278,7 +282,9 @@ mod tests {
     #[test]
     fn long_accession_gets_narrower_modules_then_fails() {
         let layout = LabelLayout::default();
-        let g = layout.geometry(&Plan::new("ABCDEFGHIJKLMNOPQRST").unwrap()).unwrap();
+        let g = layout
+            .geometry(&Plan::new("ABCDEFGHIJKLMNOPQRST").unwrap())
+            .unwrap();
         assert_eq!(g.module, 1);
         let too_long = "X".repeat(40);
         assert!(matches!(

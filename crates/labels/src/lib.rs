@@ -144,7 +144,9 @@ pub enum LabelError {
     },
     /// The barcode (with quiet zones) is wider than the label even with
     /// one-dot modules.
-    #[error("barcode needs {modules} modules including quiet zones but the label is {available_dots} dots wide")]
+    #[error(
+        "barcode needs {modules} modules including quiet zones but the label is {available_dots} dots wide"
+    )]
     BarcodeTooWide {
         /// Modules needed, quiet zones included.
         modules: u32,

@@ -29,7 +29,12 @@ pub(crate) struct Text {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Element {
     /// Solid black rectangle.
-    Fill { x: u32, y: u32, width: u32, height: u32 },
+    Fill {
+        x: u32,
+        y: u32,
+        width: u32,
+        height: u32,
+    },
     Text(Text),
     /// The accession barcode; `x` is the left edge of the start character.
     Barcode {

@@ -27,7 +27,10 @@ pub fn render_svg(data: &LabelData, layout: &LabelLayout) -> Result<String, Labe
         layout.width_mm(),
         layout.height_mm(),
     );
-    let _ = writeln!(out, r##"<rect x="0" y="0" width="{w}" height="{h}" fill="#fff"/>"##);
+    let _ = writeln!(
+        out,
+        r##"<rect x="0" y="0" width="{w}" height="{h}" fill="#fff"/>"##
+    );
     for element in &elements {
         element_svg(&mut out, element)?;
     }
@@ -101,7 +104,11 @@ fn text_svg(out: &mut String, text: &Text) {
     };
     let baseline = f64::from(text.y) + f64::from(text.font) * BASELINE;
     let fill = if text.reverse { "#fff" } else { "#000" };
-    let weight = if text.reverse { r#" font-weight="bold""# } else { "" };
+    let weight = if text.reverse {
+        r#" font-weight="bold""#
+    } else {
+        ""
+    };
     let _ = writeln!(
         out,
         r#"<text x="{x}" y="{baseline:.1}" font-family="{FONT_FAMILY}" font-size="{}" text-anchor="{anchor}" fill="{fill}"{weight} xml:space="preserve">{}</text>"#,

@@ -48,7 +48,12 @@ fn stat_label_with_hostile_text_still_decodes() {
 
 #[test]
 fn awkward_characters_in_the_accession_decode() {
-    for accession in ["A>B<C&D", "^~_\\ \"'`{|}", "1234567890123456", "x 1 y 22 z 333"] {
+    for accession in [
+        "A>B<C&D",
+        "^~_\\ \"'`{|}",
+        "1234567890123456",
+        "x 1 y 22 z 333",
+    ] {
         let data = LabelData {
             accession: accession.into(),
             ..sample()

@@ -147,12 +147,21 @@ fn long_name_and_tube_are_truncated_short_fields_are_not() {
     let name = &data.patient_name;
     let svg_name = svg_lines[0].strip_suffix('…').expect("SVG name cut");
     let zpl_name = zpl_lines[0].strip_suffix("...").expect("ZPL name cut");
-    assert!(name.starts_with(svg_name) && svg_name.len() > 15, "{svg_name}");
-    assert!(name.starts_with(zpl_name) && zpl_name.len() > 15, "{zpl_name}");
+    assert!(
+        name.starts_with(svg_name) && svg_name.len() > 15,
+        "{svg_name}"
+    );
+    assert!(
+        name.starts_with(zpl_name) && zpl_name.len() > 15,
+        "{zpl_name}"
+    );
     assert!(svg_lines[5].starts_with("Light blue sodium citrate") && svg_lines[5].ends_with('…'));
     assert!(zpl_lines[5].starts_with("Light blue sodium citrate") && zpl_lines[5].ends_with("..."));
     // Untouched: identifier, collection, accession.
-    assert_eq!(svg_lines[2..5], ["DOB 1980-02-29", "Coll 2026-11-21 07:45", "24-000123"]);
+    assert_eq!(
+        svg_lines[2..5],
+        ["DOB 1980-02-29", "Coll 2026-11-21 07:45", "24-000123"]
+    );
 }
 
 #[test]
@@ -163,14 +172,19 @@ fn stat_is_reversed_and_routine_is_plain() {
         ..sample()
     };
     let svg = render_svg(&stat, &layout).unwrap();
-    assert!(svg.contains(r##"<rect x="316" y="5" width="82" height="27" fill="#000"/>"##), "{svg}");
+    assert!(
+        svg.contains(r##"<rect x="316" y="5" width="82" height="27" fill="#000"/>"##),
+        "{svg}"
+    );
     assert!(svg.contains(r##"fill="#fff" font-weight="bold" xml:space="preserve">STAT</text>"##));
     let zpl = render_zpl(&stat, &layout).unwrap();
     assert!(zpl.contains("^GB82,27,27^FS") && zpl.contains("^FR^FH_^FDSTAT^FS"));
 
     let routine = render_svg(&sample(), &layout).unwrap();
     assert!(!routine.contains(r##"fill="#fff" font-weight"##));
-    assert!(routine.contains(r##"text-anchor="end" fill="#000" xml:space="preserve">ROUTINE</text>"##));
+    assert!(
+        routine.contains(r##"text-anchor="end" fill="#000" xml:space="preserve">ROUTINE</text>"##)
+    );
 }
 
 #[test]

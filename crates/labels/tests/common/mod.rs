@@ -87,7 +87,9 @@ pub fn rasterize_svg(svg: &str, width: u32) -> Luma {
             // Premultiplied RGBA over a white background.
             let c = p.demultiply();
             let a = u32::from(c.alpha());
-            let lum = (299 * u32::from(c.red()) + 587 * u32::from(c.green()) + 114 * u32::from(c.blue())) / 1000;
+            let lum =
+                (299 * u32::from(c.red()) + 587 * u32::from(c.green()) + 114 * u32::from(c.blue()))
+                    / 1000;
             ((lum * a + 255 * (255 - a)) / 255) as u8
         })
         .collect();

@@ -113,39 +113,49 @@ impl LabelLayout {
         }
         let text_width = self
             .width
-            .checked_sub(2 * self.margin)
+            .checked_sub(self.margin.saturating_mul(2))
             .filter(|w| *w > 0)
             .ok_or(LabelError::InvalidLayout("margins leave no room for text"))?;
 
-        let mut y = self.margin;
+        // Stack the rows in u64 so that absurd layouts are rejected, not
+        // overflowed; everything is then bounded by the label height.
+        let mut y = u64::from(self.margin);
         let mut next_row = |height: u32| {
             let top = y;
-            y += height + self.row_gap;
+            y += u64::from(height) + u64::from(self.row_gap);
             top
         };
-        let name_y = next_row(self.name_font);
-        let id_y = next_row(self.text_font);
-        let barcode_y = next_row(self.barcode_height);
-        let accession_y = next_row(self.accession_font);
-        let tube_y = next_row(self.text_font);
-        let tests_y = next_row(self.text_font);
-        let bottom = tests_y + self.text_font + self.margin;
-        if bottom > self.height {
+        let rows = [
+            next_row(self.name_font),
+            next_row(self.text_font),
+            next_row(self.barcode_height),
+            next_row(self.accession_font),
+            next_row(self.text_font),
+            next_row(self.text_font),
+        ];
+        let bottom = rows[5] + u64::from(self.text_font) + u64::from(self.margin);
+        if bottom > u64::from(self.height) {
             return Err(LabelError::InvalidLayout(
                 "rows do not fit the label height",
             ));
         }
+        let [name_y, id_y, barcode_y, accession_y, tube_y, tests_y] =
+            rows.map(|top| u32::try_from(top).unwrap_or(u32::MAX));
 
-        let modules = plan.modules();
-        let with_quiet = modules + 2 * self.quiet_zone_modules;
-        let module = (1..=self.module_width)
-            .rev()
-            .find(|w| with_quiet * w <= self.width)
-            .ok_or(LabelError::BarcodeTooWide {
-                modules: with_quiet,
-                available_dots: self.width,
-            })?;
-        let barcode_x = (self.width - modules * module) / 2;
+        let modules = u64::from(plan.modules());
+        let with_quiet = modules + 2 * u64::from(self.quiet_zone_modules);
+        let too_wide = LabelError::BarcodeTooWide {
+            modules: u32::try_from(with_quiet).unwrap_or(u32::MAX),
+            available_dots: self.width,
+        };
+        let module = (u64::from(self.width) / with_quiet).min(u64::from(self.module_width));
+        if module == 0 {
+            return Err(too_wide);
+        }
+        // Both fit in u32: module * with_quiet <= width.
+        let barcode_x = u32::try_from((u64::from(self.width) - modules * module) / 2)
+            .map_err(|_| too_wide.clone())?;
+        let module = u32::try_from(module).map_err(|_| too_wide)?;
 
         Ok(Geometry {
             text_x: self.margin,
@@ -199,28 +209,29 @@ fn char_width(c: char) -> u32 {
 
 /// Estimated width of `text` in dots at font height `font`.
 pub(crate) fn text_width(text: &str, font: u32) -> u32 {
-    let hundredths: u32 = text.chars().map(char_width).sum();
-    (hundredths * font).div_ceil(100)
+    to_dots(text_width_hundredths(text), font)
+}
+
+fn to_dots(hundredths: u64, font: u32) -> u32 {
+    u32::try_from((hundredths * u64::from(font)).div_ceil(100)).unwrap_or(u32::MAX)
 }
 
 /// `text` unchanged if it fits `max_width` dots, otherwise its longest
-/// prefix that fits with `ellipsis` appended.
+/// prefix that fits with `ellipsis` appended (trailing spaces dropped).
 pub(crate) fn fit(text: &str, font: u32, max_width: u32, ellipsis: &str) -> String {
     if text_width(text, font) <= max_width {
         return text.to_owned();
     }
-    let mut out = String::new();
-    for c in text.chars() {
-        out.push(c);
-        if text_width(&out, font) + text_width(ellipsis, font) > max_width {
-            out.pop();
+    let mut used = text_width_hundredths(ellipsis);
+    let mut end = 0;
+    for (index, c) in text.char_indices() {
+        used += u64::from(char_width(c));
+        if to_dots(used, font) > max_width {
             break;
         }
+        end = index + c.len_utf8();
     }
-    let kept = out.trim_end().len();
-    out.truncate(kept);
-    out.push_str(ellipsis);
-    out
+    format!("{}{ellipsis}", text[..end].trim_end())
 }
 
 /// Joins test codes with `", "`, keeping only whole codes that fit and
@@ -232,24 +243,27 @@ pub(crate) fn fit_tests(tests: &[String], font: u32, max_width: u32, ellipsis: &
     if text_width(&all, font) <= max_width {
         return all;
     }
-    let mut kept = String::new();
-    for test in tests {
-        let candidate = if kept.is_empty() {
-            test.clone()
-        } else {
-            format!("{kept}, {test}")
-        };
-        let with_mark = format!("{candidate}, {ellipsis}");
-        if text_width(&with_mark, font) > max_width {
+    let separator = text_width_hundredths(", ");
+    let mark = separator + text_width_hundredths(ellipsis);
+    let mut used = 0;
+    let mut kept = 0;
+    for (index, test) in tests.iter().enumerate() {
+        let width = text_width_hundredths(test) + if index > 0 { separator } else { 0 };
+        if to_dots(used + width + mark, font) > max_width {
             break;
         }
-        kept = candidate;
+        used += width;
+        kept += 1;
     }
-    if kept.is_empty() {
+    if kept == 0 {
         fit(&all, font, max_width, ellipsis)
     } else {
-        format!("{kept}, {ellipsis}")
+        format!("{}, {ellipsis}", tests[..kept].join(", "))
     }
+}
+
+fn text_width_hundredths(text: &str) -> u64 {
+    text.chars().map(|c| u64::from(char_width(c))).sum()
 }
 
 #[cfg(test)]

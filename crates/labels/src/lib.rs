@@ -14,6 +14,26 @@
 //! The crate is pure: callers format dates and names (see [`LabelData`]) and
 //! pick the output (see [`LabelFormat`]).
 //!
+//! ```
+//! use aliquot_labels::{LabelData, LabelFormat, LabelLayout};
+//!
+//! let data = LabelData {
+//!     accession: "24-000123".into(),
+//!     patient_name: "DOE, Jane".into(),
+//!     second_identifier: "DOB 1980-02-29".into(),
+//!     tube: "Lavender EDTA 4 mL".into(),
+//!     tests: vec!["CBC".into(), "HBA1C".into()],
+//!     priority: "STAT".into(),
+//!     collection: None,
+//!     copy: None,
+//! };
+//! let format: LabelFormat = "zpl".parse()?; // from `?format=zpl`
+//! let zpl = format.render(&data, &LabelLayout::default())?;
+//! assert!(zpl.starts_with("^XA\n^CI28\n"));
+//! assert!(zpl.contains("^BCN,64,N,N,N^FH_^FD>:24->5000123^FS"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Layout
 //!
 //! All geometry is in printer dots, described by [`LabelLayout`]; the default

@@ -72,13 +72,15 @@ pub(crate) fn compose(
     let mut priority_elements = Vec::new();
     let priority_width = if data.is_stat() {
         let label = "STAT".to_owned();
-        let width = text_width(&label, font) + 2 * pad;
-        let x = g.text_x + g.text_width - width;
+        let width = text_width(&label, font)
+            .saturating_add(2 * pad)
+            .min(g.text_width);
+        let x = g.text_x + (g.text_width - width);
         priority_elements.push(Element::Fill {
             x,
             y: g.name_y.saturating_sub(pad / 2),
             width,
-            height: font + pad / 2,
+            height: font.saturating_add(pad / 2),
         });
         priority_elements.push(Element::Text(Text {
             x,
@@ -92,7 +94,7 @@ pub(crate) fn compose(
         let label = fit(data.priority.trim(), small, g.text_width / 3, ellipsis);
         let width = text_width(&label, small);
         if !label.is_empty() {
-            let y = g.name_y + (font - small) * 4 / 5;
+            let y = g.name_y + (font - small) / 5 * 4;
             priority_elements.push(Element::Text(text(y, small, Align::Right, label)));
         }
         width
@@ -111,7 +113,7 @@ pub(crate) fn compose(
         Some(time) => format!("Coll {}", time.trim()),
         None => "Coll ____-__-__ __:__".to_owned(),
     };
-    let collection = fit(&collection, font, g.text_width * 3 / 5, ellipsis);
+    let collection = fit(&collection, font, g.text_width / 5 * 3, ellipsis);
     let id_width = left_room(g.text_width, text_width(&collection, font), font);
     let id = fit(&data.second_identifier, font, id_width, ellipsis);
     elements.push(Element::Text(Text {
@@ -160,6 +162,6 @@ fn left_room(total: u32, right: u32, font: u32) -> u32 {
     if right == 0 {
         total
     } else {
-        total.saturating_sub(right + font / 2)
+        total.saturating_sub(right.saturating_add(font / 2))
     }
 }

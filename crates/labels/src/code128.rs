@@ -133,8 +133,12 @@ impl Plan {
     }
 
     /// ZPL `^FD` data for `^BC` in mode N: start code (`>:` set B, `>;` set
-    /// C), code switches (`>5` to C, `>6` to B) and `><` for a literal `>`.
-    /// `^`, `~`, `_` are left to the `^FH` escaping of the caller.
+    /// C) and code switches (`>5` to C, `>6` to B). The three characters
+    /// ZPL cannot take literally in this field are written with the
+    /// invocation codes of the Zebra manual (table "Code 128 Invocation
+    /// Characters"): `>0` for `>` (value 30), `><` for `^` (value 62) and
+    /// `>=` for `~` (value 94). The result is plain printable ASCII without
+    /// `^` or `~`, so it needs no `^FH`.
     pub(crate) fn zpl_field_data(&self) -> String {
         let mut out = String::new();
         for (index, segment) in self.segments.iter().enumerate() {
@@ -143,10 +147,11 @@ impl Plan {
                 Segment::B(text) => {
                     out.push_str(if first { ">:" } else { ">6" });
                     for c in text.chars() {
-                        if c == '>' {
-                            out.push_str("><");
-                        } else {
-                            out.push(c);
+                        match c {
+                            '>' => out.push_str(">0"),
+                            '^' => out.push_str("><"),
+                            '~' => out.push_str(">="),
+                            c => out.push(c),
                         }
                     }
                 }
@@ -230,7 +235,8 @@ mod tests {
 
     #[test]
     fn zpl_field_data_spells_the_plan() {
-        assert_eq!(Plan::new("A>1").unwrap().zpl_field_data(), ">:A><1");
+        assert_eq!(Plan::new("A>1").unwrap().zpl_field_data(), ">:A>01");
+        assert_eq!(Plan::new("^~_>").unwrap().zpl_field_data(), ">:><>=_>0");
         assert_eq!(
             Plan::new("A123456B").unwrap().zpl_field_data(),
             ">:A>5123456>6B"

@@ -30,7 +30,7 @@
 //! let format: LabelFormat = "zpl".parse()?; // from `?format=zpl`
 //! let zpl = format.render(&data, &LabelLayout::default())?;
 //! assert!(zpl.starts_with("^XA\n^CI28\n"));
-//! assert!(zpl.contains("^BCN,64,N,N,N^FH_^FD>:24->5000123^FS"));
+//! assert!(zpl.contains("^BCN,64,N,N,N^FD>:24->5000123^FS"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -78,22 +78,28 @@
 //! clipping and left/centre/right justification), `^GB` (filled box behind
 //! STAT), `^FR` (reverse field), `^BY` (module width), `^BCN,h,N,N,N`
 //! (Code 128 in mode N, no interpretation line: the clear text is a separate
-//! field), `^FH_` (hex escapes) and `^FD`/`^FS`. No `~` command is emitted.
+//! field), `^FH_` (hex escapes, text fields) and `^FD`/`^FS`. No `~` command
+//! is emitted.
 //!
-//! Every `^FD` is preceded by `^FH_` and all caller data is escaped:
+//! Every text `^FD` is preceded by `^FH_` and all caller data is escaped:
 //! `^` → `_5E`, `~` → `_7E`, `_` → `_5F`, and every control character is
 //! written as the `_XX` hex escapes of its UTF-8 bytes. A patient called
 //! `O'Brien^XZ~JR_` therefore cannot end the format or inject commands.
 //! Inside `^FB` fields a backslash is doubled (`\\`), because `^FB` gives
-//! `\&` the meaning "new line". In the barcode field, `>` is the Code 128
-//! invocation prefix of mode N, so a literal `>` is written `><`; the data
-//! starts with `>:` (start code B) or `>;` (start code C) and switches code
-//! sets with `>5` (to C) and `>6` (to B).
+//! `\&` the meaning "new line".
+//!
+//! The barcode field uses the escaping that `^BC` itself defines instead
+//! of `^FH`: the accession is validated as printable ASCII, and in mode N
+//! `>` starts an invocation code, so the field starts with `>:` (start code
+//! B) or `>;` (start code C), switches code sets with `>5` (to C) and `>6`
+//! (to B), and writes the three characters ZPL cannot take literally as
+//! `>0` (`>`), `><` (`^`) and `>=` (`~`), per the invocation table of the
+//! ZPL II manual. The field data then contains neither `^` nor `~`.
 //!
 //! # SVG
 //!
 //! The SVG is standalone (`width`/`height` in mm, `viewBox` in dots) with a
-//! white background. The bars are `<rect>` elements in `<g id="barcode">`,
+//! white background. The bars are `<rect>` elements in `<g class="barcode">`,
 //! one per run of bar modules, generated from the `barcoders` encoding;
 //! text is `<text>` in a generic sans-serif font. All caller text is
 //! XML-escaped (`&`, `<`, `>`, `"`, `'`), and control characters, which

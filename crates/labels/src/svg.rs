@@ -12,7 +12,7 @@ const FONT_FAMILY: &str = "Arial, Helvetica, sans-serif";
 const BASELINE: f64 = 0.8;
 
 /// Renders the label as a standalone SVG document: `width`/`height` in mm,
-/// `viewBox` in printer dots, bars as `<rect>`s in `<g id="barcode">`.
+/// `viewBox` in printer dots, bars as `<rect>`s in `<g class="barcode">`.
 ///
 /// # Errors
 ///
@@ -60,7 +60,7 @@ fn element_svg(out: &mut String, element: &Element) -> Result<(), LabelError> {
             plan,
         } => {
             let bars = plan.bars()?;
-            out.push_str(r##"<g id="barcode" fill="#000" shape-rendering="crispEdges">"##);
+            out.push_str(r##"<g class="barcode" fill="#000" shape-rendering="crispEdges">"##);
             out.push('\n');
             for (start, len) in bar_runs(&bars) {
                 let _ = writeln!(

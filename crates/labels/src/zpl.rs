@@ -53,8 +53,8 @@ fn element_zpl(element: &Element) -> String {
             height,
             plan,
         } => format!(
-            "^BY{module}^FO{x},{y}^BCN,{height},N,N,N^FH_^FD{}^FS",
-            escape_field(&plan.zpl_field_data(), false)
+            "^BY{module}^FO{x},{y}^BCN,{height},N,N,N^FD{}^FS",
+            plan.zpl_field_data()
         ),
     }
 }
@@ -78,21 +78,21 @@ fn text_zpl(text: &Text) -> String {
     if *reverse {
         out.push_str("^FR");
     }
-    let _ = write!(out, "^FH_^FD{}^FS", escape_field(text, true));
+    let _ = write!(out, "^FH_^FD{}^FS", escape_field(text));
     out
 }
 
-/// Escapes field data for `^FH_`: `^`, `~`, `_` and control characters
-/// become `_XX` hex escapes of their UTF-8 bytes; other characters pass
-/// through as UTF-8 (`^CI28`). In a `^FB` block (`in_block`), a backslash is
-/// doubled so that `\&` cannot become a line break.
-pub(crate) fn escape_field(data: &str, in_block: bool) -> String {
+/// Escapes text field data for `^FH_`: `^`, `~`, `_` and control
+/// characters become `_XX` hex escapes of their UTF-8 bytes; other
+/// characters pass through as UTF-8 (`^CI28`). Text fields are `^FB`
+/// blocks, so a backslash is doubled: `\&` must not become a line break.
+fn escape_field(data: &str) -> String {
     let mut out = String::with_capacity(data.len());
     for c in data.chars() {
         match c {
             '^' | '~' | '_' => hex_escape(&mut out, c),
             c if c.is_control() => hex_escape(&mut out, c),
-            '\\' if in_block => out.push_str("\\\\"),
+            '\\' => out.push_str("\\\\"),
             c => out.push(c),
         }
     }
@@ -112,19 +112,18 @@ mod tests {
 
     #[test]
     fn escapes_command_prefixes_and_hex_indicator() {
-        assert_eq!(escape_field("A^B~C_D", false), "A_5EB_7EC_5FD");
+        assert_eq!(escape_field("A^B~C_D"), "A_5EB_7EC_5FD");
     }
 
     #[test]
     fn escapes_control_characters_as_utf8_bytes() {
-        assert_eq!(escape_field("a\nb\r\u{7f}", false), "a_0Ab_0D_7F");
-        assert_eq!(escape_field("x\u{85}", false), "x_C2_85");
+        assert_eq!(escape_field("a\nb\r\u{7f}"), "a_0Ab_0D_7F");
+        assert_eq!(escape_field("x\u{85}"), "x_C2_85");
     }
 
     #[test]
-    fn keeps_unicode_and_doubles_backslash_in_blocks_only() {
-        assert_eq!(escape_field("MÜLLER, Jürgen", true), "MÜLLER, Jürgen");
-        assert_eq!(escape_field(r"A\&B", true), r"A\\&B");
-        assert_eq!(escape_field(r"A\&B", false), r"A\&B");
+    fn keeps_unicode_and_doubles_backslash() {
+        assert_eq!(escape_field("MÜLLER, Jürgen"), "MÜLLER, Jürgen");
+        assert_eq!(escape_field(r"A\&B"), r"A\\&B");
     }
 }

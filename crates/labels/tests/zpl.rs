@@ -6,14 +6,16 @@
 //! labelize (a ZPL renderer) was evaluated and rejected: 0.5 pulls axum,
 //! tokio, clap and a second rxing as normal dependencies, 1.10 still brings
 //! image with every codec (rav1e, exr), imageproc, nalgebra and lopdf, about
-//! 200 to 300 crates on a 2-core machine, and its `^BC` mode N does not
-//! implement the `><` invocation code we rely on for a literal `>`.
+//! 200 to 300 crates on a 2-core machine; and its `^BC` mode N reads `>0` as
+//! a code-set switch, not as the literal `>` of Zebra's invocation table.
 //!
 //! Instead, [`zpl_printer`] below is a minimal printer for the subset the
 //! renderer emits for barcodes: it tokenises the format on `^`, tracks
-//! `^PW`, `^LL`, `^FO`, `^BY`, `^BC`, `^FH`, `^FD` and `^FS`, undoes the
-//! `^FH_` hex escapes, interprets the mode N invocation codes (`>:`, `>;`,
-//! `>5`, `>6`, `><`) and rebuilds the bars with its own table-driven Code 128
+//! `^PW`, `^LL`, `^FO`, `^BY`, `^BC`, `^FH`, `^FD` and `^FS`, undoes `^FH_`
+//! hex escapes if present, interprets the mode N invocation codes (`>:`,
+//! `>;`, `>5`, `>6`, and `>0`, `><`, `>=` for `>`, `^`, `~`, as in the
+//! ZPL II manual's table) and rebuilds the bars with its own table-driven
+//! Code 128
 //! encoder (the bar/space widths of the 107 symbols, written out here, not
 //! taken from `barcoders` or the crate). The bars are painted on a bitmap
 //! the size of the label and decoded with rxing. A wrong invocation code,
@@ -38,7 +40,7 @@ fn sample_label_exact_zpl() {
 ^FO8,12^A0N,18,18^FB390,1,0,R,0^FH_^FDROUTINE^FS
 ^FO8,35^A0N,18,18^FB188,1,0,L,0^FH_^FDDOB 1980-02-29^FS
 ^FO8,35^A0N,18,18^FB390,1,0,R,0^FH_^FDColl 2026-11-21 07:45^FS
-^BY2^FO91,56^BCN,64,N,N,N^FH_^FD>:24->5000123^FS
+^BY2^FO91,56^BCN,64,N,N,N^FD>:24->5000123^FS
 ^FO8,123^A0N,22,22^FB390,1,0,C,0^FH_^FD24-000123^FS
 ^FO8,148^A0N,18,18^FB390,1,0,L,0^FH_^FDLavender EDTA 4 mL^FS
 ^FO8,169^A0N,18,18^FB390,1,0,L,0^FH_^FDCBC, HBA1C^FS
@@ -213,21 +215,16 @@ fn corrupted_zpl_does_not_decode_to_the_accession() {
         "bars cut by the label edge"
     );
 
-    // Without ^FH the hex escapes would be encoded literally (on a 4"
-    // label, so that the longer symbol still fits).
+    // The invocation codes for `>`, `^` and `~` are told apart.
     let data = LabelData {
-        accession: "A^B~C_D".into(),
+        accession: "A>B^C~D_E".into(),
         ..sample()
     };
-    let wide = LabelLayout {
-        width: 812,
-        ..layout
-    };
-    let zpl = render_zpl(&data, &wide).unwrap();
-    assert!(zpl.contains("^FH_^FD>:A_5EB_7EC_5FD^FS"), "{zpl}");
-    assert_eq!(decode_zpl(&zpl), "A^B~C_D");
-    let without_fh = zpl.replace("^FH_^FD>:A", "^FD>:A");
-    assert_eq!(decode_zpl(&without_fh), "A_5EB_7EC_5FD");
+    let zpl = render_zpl(&data, &layout).unwrap();
+    assert!(zpl.contains("^FD>:A>0B><C>=D_E^FS"), "{zpl}");
+    assert_eq!(decode_zpl(&zpl), "A>B^C~D_E");
+    let swapped = zpl.replace("^FD>:A>0B><C", "^FD>:A><B>0C");
+    assert_eq!(decode_zpl(&swapped), "A^B>C~D_E");
 }
 
 proptest! {
@@ -249,10 +246,10 @@ fn decode_zpl(zpl: &str) -> String {
     decode_code128(&image).unwrap_or_else(|e| panic!("no Code 128 found: {e}\n{zpl}"))
 }
 
-/// Paints the `<rect>`s of the SVG's `<g id="barcode">` group on a
+/// Paints the `<rect>`s of the SVG's `<g class="barcode">` group on a
 /// label-sized bitmap (one pixel per dot), parsing the SVG text.
 fn svg_barcode_bitmap(svg: &str, layout: &LabelLayout) -> Luma {
-    let start = svg.find(r#"<g id="barcode""#).expect("barcode group");
+    let start = svg.find(r#"<g class="barcode""#).expect("barcode group");
     let end = start + svg[start..].find("</g>").expect("group end");
     let mut image = Luma::white(layout.width, layout.height);
     for rect in svg[start..end].split("<rect ").skip(1) {
@@ -380,7 +377,8 @@ mod zpl_printer {
         const STOP: u32 = 106;
 
         /// Symbol values (start, data, checksum, stop) for mode N field
-        /// data with the invocation codes `>:`, `>;`, `>5`, `>6`, `><`.
+        /// data with the invocation codes `>:`, `>;`, `>5`, `>6`, `>0`,
+        /// `><` and `>=`.
         pub fn values(field: &str) -> Vec<u32> {
             let chars: Vec<char> = field.chars().collect();
             let (mut set_c, mut i, start) = match (chars.first(), chars.get(1)) {
@@ -401,7 +399,10 @@ mod zpl_printer {
                         values.push(CODE_B);
                         set_c = false;
                     }
-                    ('>', Some('<')) if !set_c => values.push(u32::from(b'>') - 32),
+                    // Literal `>`, `^`, `~`: values 30, 62, 94 in code set B.
+                    ('>', Some('0')) if !set_c => values.push(30),
+                    ('>', Some('<')) if !set_c => values.push(62),
+                    ('>', Some('=')) if !set_c => values.push(94),
                     ('>', other) => panic!("unsupported invocation >{other:?} in {field:?}"),
                     (a, Some(b)) if set_c => {
                         let pair = format!("{a}{b}");

@@ -262,7 +262,8 @@ pub(crate) fn fit_tests(tests: &[String], font: u32, max_width: u32, ellipsis: &
     }
 }
 
-fn text_width_hundredths(text: &str) -> u64 {
+/// Estimated width of `text` in hundredths of the font size.
+pub(crate) fn text_width_hundredths(text: &str) -> u64 {
     text.chars().map(|c| u64::from(char_width(c))).sum()
 }
 

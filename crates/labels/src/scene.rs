@@ -1,7 +1,7 @@
 //! The label as a list of positioned elements, shared by both renderers.
 
 use crate::code128::Plan;
-use crate::layout::{Geometry, LabelLayout, fit, fit_tests, text_width};
+use crate::layout::{Geometry, LabelLayout, fit, fit_tests, text_width, text_width_hundredths};
 use crate::{LabelData, LabelError};
 
 /// Horizontal justification of a text field within its box.
@@ -26,6 +26,7 @@ pub(crate) struct Text {
     pub text: String,
 }
 
+/// One thing drawn on the label.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Element {
     /// Solid black rectangle.
@@ -130,12 +131,18 @@ pub(crate) fn compose(
         height: layout.barcode_height,
         plan,
     });
-    elements.push(Element::Text(text(
-        g.accession_y,
-        layout.accession_font,
-        Align::Center,
-        data.accession.clone(),
-    )));
+    // Never cut the accession: shrink its font instead if it is too wide.
+    let accession_font = largest_font_fitting(&data.accession, layout.accession_font, g.text_width);
+    elements.push(Element::Text(Text {
+        // Same baseline whatever the size.
+        y: g.accession_y + (layout.accession_font - accession_font) / 5 * 4,
+        ..text(
+            g.accession_y,
+            accession_font,
+            Align::Center,
+            data.accession.clone(),
+        )
+    }));
 
     // Row 5: tube.
     let tube = fit(&data.tube, font, g.text_width, ellipsis);
@@ -153,7 +160,21 @@ pub(crate) fn compose(
         elements.push(Element::Text(text(g.tests_y, font, Align::Right, copy)));
     }
 
+    elements.retain(|e| !matches!(e, Element::Text(t) if t.text.is_empty()));
     Ok(elements)
+}
+
+/// `font`, or the largest smaller size at which `text` fits `width` (at
+/// least 1).
+fn largest_font_fitting(text: &str, font: u32, width: u32) -> u32 {
+    match text_width_hundredths(text) {
+        0 => font,
+        // ceil(h * f / 100) <= width  <=>  f <= 100 * width / h
+        hundredths => {
+            let fitting = u64::from(width) * 100 / hundredths;
+            u32::try_from(fitting).map_or(font, |f| f.min(font)).max(1)
+        }
+    }
 }
 
 /// Width left for a left-aligned field next to a right-aligned one of
@@ -163,5 +184,59 @@ fn left_room(total: u32, right: u32, font: u32) -> u32 {
         total
     } else {
         total.saturating_sub(right.saturating_add(font / 2))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accession_text_shrinks_instead_of_being_cut() {
+        let data = LabelData {
+            accession: "W".repeat(20),
+            ..LabelData::default()
+        };
+        let layout = LabelLayout::default();
+        let elements = compose(&data, &layout, "…").unwrap();
+        let accession = elements
+            .iter()
+            .find_map(|e| match e {
+                Element::Text(t) if t.text == data.accession => Some(t),
+                _ => None,
+            })
+            .expect("accession printed in full");
+        assert!(accession.font < layout.accession_font);
+        assert!(text_width(&accession.text, accession.font) <= accession.width);
+        assert!(text_width(&accession.text, accession.font + 1) > accession.width);
+    }
+
+    #[test]
+    fn every_text_fits_its_box() {
+        let data = LabelData {
+            accession: "24-000123".into(),
+            patient_name: "VERYLONGFAMILYNAME-DOUBLEBARREL, Christopher".into(),
+            second_identifier: "MRN 1234567890123456789012345".into(),
+            tube: "Light blue sodium citrate 3.2% 2.7 mL (coagulation)".into(),
+            tests: (0..30).map(|i| format!("TEST{i}")).collect(),
+            priority: "ROUTINE-WITH-A-LONG-NAME".into(),
+            collection: Some("Saturday 21 November 2026 07:45".into()),
+            copy: Some(12),
+        };
+        for layout in [
+            LabelLayout::tube_2x1_203dpi(),
+            LabelLayout::tube_2x1_300dpi(),
+        ] {
+            for element in compose(&data, &layout, "…").unwrap() {
+                if let Element::Text(t) = element {
+                    assert!(
+                        text_width(&t.text, t.font) <= t.width,
+                        "{:?} overflows {} dots",
+                        t.text,
+                        t.width
+                    );
+                }
+            }
+        }
     }
 }

@@ -66,7 +66,8 @@
 //! place are cut and end with an ellipsis (`…` in SVG, `...` in ZPL, since
 //! printer-resident fonts may lack U+2026). The test list is cut at whole
 //! test codes so that no partial code can be mistaken for another test.
-//! A `STAT` priority (any case) is printed as `STAT`, white on black at the
+//! The clear-text accession is never cut: its font shrinks if it would not
+//! fit. A `STAT` priority (any case) is printed as `STAT`, white on black at the
 //! size of the name; other priorities are printed as given, in plain smaller
 //! text.
 //!

@@ -1,0 +1,10 @@
+//! The API integration suite: every test runs on SQLite and on PostgreSQL through the real
+//! HTTP server on a loopback socket.
+
+mod support;
+
+mod auth;
+mod bad_input;
+mod matrix;
+mod settings_audit;
+mod users;

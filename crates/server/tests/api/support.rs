@@ -1,0 +1,247 @@
+//! `spawn_app`: each test gets its own database (a fresh SQLite file, or a fresh PostgreSQL
+//! database on the machine's server) and its own server on a free loopback port.
+
+use std::sync::Arc;
+
+use aliquot_app::{Actor, App, AppConfig, ManualClock, NewUserInput};
+use aliquot_domain::auth::Role;
+use aliquot_store::{DatabaseConfig, Store};
+use jiff::Timestamp;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server the suite runs against (trust auth on loopback in CI).
+pub fn postgres_server() -> String {
+    std::env::var("ALIQUOT_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+/// A fresh, empty database of the given kind. PostgreSQL being unreachable is a failure,
+/// never a skip.
+pub fn fresh_database(db: Db, dir: &std::path::Path) -> DatabaseConfig {
+    match db {
+        Db::Sqlite => DatabaseConfig::Sqlite {
+            path: dir.join("aliquot.db"),
+        },
+        Db::Postgres => DatabaseConfig::Postgres {
+            url: format!(
+                "{}/aliquot_t_{}",
+                postgres_server(),
+                uuid::Uuid::new_v4().simple()
+            ),
+        },
+    }
+}
+
+pub async fn open_store(config: &DatabaseConfig) -> Arc<dyn Store> {
+    match aliquot_store::open(config).await {
+        Ok(s) => s,
+        Err(e) => panic!(
+            "cannot open {config:?}: {e}\n(PostgreSQL tests need a server at {}; set ALIQUOT_TEST_POSTGRES)",
+            postgres_server()
+        ),
+    }
+}
+
+pub async fn drop_database(config: &DatabaseConfig) {
+    if let DatabaseConfig::Postgres { url } = config {
+        use sqlx::migrate::MigrateDatabase;
+        let _ = sqlx::Postgres::force_drop_database(url).await;
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub app: App,
+    pub db: DatabaseConfig,
+    _dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+pub async fn spawn_app(backend: Db) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = fresh_database(backend, dir.path());
+    let store = open_store(&db).await;
+    let clock = Arc::new(ManualClock::new(Timestamp::now()));
+    let app = App::new(store, clock.clone(), AppConfig::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(aliquot_server::serve(app.clone(), listener, async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+        clock,
+        app,
+        db,
+        _dir: dir,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+impl TestApp {
+    /// Creates a user (as the command-line operator) and returns its id.
+    pub async fn create_user(&self, username: &str, role: Role) -> i64 {
+        self.app
+            .create_user(
+                &Actor::cli("test"),
+                NewUserInput {
+                    username: username.to_owned(),
+                    display_name: format!("Test {username}"),
+                    role: role.as_str().to_owned(),
+                    password: PASSWORD.to_owned(),
+                },
+            )
+            .await
+            .expect("create user")
+            .id
+    }
+
+    /// Logs in over HTTP and returns the bearer token.
+    pub async fn login(&self, username: &str) -> String {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/token",
+                None,
+                Some(json!({"username": username, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "login {username}: {body}");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// A logged-in user with this role (username = role name).
+    pub async fn token_for(&self, role: Role) -> String {
+        if self
+            .app
+            .store()
+            .user_by_username(role.as_str())
+            .await
+            .expect("lookup")
+            .is_none()
+        {
+            self.create_user(role.as_str(), role).await;
+        }
+        self.login(role.as_str()).await
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PUT, path, Some(token), Some(body)).await
+    }
+
+    /// Number of audit events so far.
+    pub async fn audit_len(&self) -> i64 {
+        self.app
+            .store()
+            .verify_audit_chain()
+            .await
+            .expect("verify")
+            .head_seq
+    }
+
+    /// Stops the server, checks the audit chain is intact, and drops a PostgreSQL database.
+    pub async fn finish(mut self) {
+        let report = self.app.store().verify_audit_chain().await.expect("verify");
+        assert!(report.is_intact(), "audit chain broken: {report:?}");
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("join").expect("serve");
+        }
+        drop_database(&self.db).await;
+    }
+}
+
+/// Asserts an error response: status, `error.code`, and (when given) `error.field`.
+#[track_caller]
+pub fn assert_error(
+    got: &(StatusCode, Value),
+    status: StatusCode,
+    code: &str,
+    field: Option<&str>,
+) {
+    assert_eq!(got.0, status, "{}", got.1);
+    assert_eq!(got.1["error"]["code"], code, "{}", got.1);
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+    if let Some(f) = field {
+        assert_eq!(got.1["error"]["field"], f, "{}", got.1);
+    }
+}
+
+/// Runs each named `async fn(Db)` once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::Db::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::Db::Postgres).await
+                }
+            )*
+        }
+    };
+}

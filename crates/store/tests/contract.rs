@@ -1,0 +1,342 @@
+//! The store contract: the same checks on SQLite and on PostgreSQL, plus the migration
+//! lockstep and schema-parity checks between the two.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use aliquot_store::{
+    AuditEntry, DatabaseConfig, LoginFailures, NewUser, SettingRecord, Store, StoreError, migrations,
+};
+use jiff::Timestamp;
+use serde_json::json;
+use sqlx::migrate::MigrateDatabase;
+
+#[derive(Clone, Copy, Debug)]
+enum Db {
+    Sqlite,
+    Postgres,
+}
+
+fn pg_server() -> String {
+    std::env::var("ALIQUOT_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+struct Fixture {
+    store: Arc<dyn Store>,
+    config: DatabaseConfig,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture(db: Db) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let config = match db {
+        Db::Sqlite => DatabaseConfig::Sqlite {
+            path: dir.path().join("contract.db"),
+        },
+        Db::Postgres => DatabaseConfig::Postgres {
+            url: format!("{}/aliquot_t_{}", pg_server(), uuid::Uuid::new_v4().simple()),
+        },
+    };
+    let store = aliquot_store::open(&config)
+        .await
+        .unwrap_or_else(|e| panic!("cannot open {config:?}: {e} (is PostgreSQL running?)"));
+    Fixture {
+        store,
+        config,
+        _dir: dir,
+    }
+}
+
+impl Fixture {
+    async fn finish(self) {
+        self.store.close().await;
+        if let DatabaseConfig::Postgres { url } = &self.config {
+            let _ = sqlx::Postgres::force_drop_database(url).await;
+        }
+    }
+
+    /// Runs raw SQL as a database superuser would, outside the store.
+    async fn raw(&self, sql: &'static str) -> Result<u64, sqlx::Error> {
+        match &self.config {
+            DatabaseConfig::Sqlite { path } => {
+                let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+                let pool = sqlx::SqlitePool::connect_with(opts).await?;
+                let r = sqlx::raw_sql(sql).execute(&pool).await.map(|r| r.rows_affected());
+                pool.close().await;
+                r
+            }
+            DatabaseConfig::Postgres { url } => {
+                let pool = sqlx::PgPool::connect(url).await?;
+                let r = sqlx::raw_sql(sql).execute(&pool).await.map(|r| r.rows_affected());
+                pool.close().await;
+                r
+            }
+        }
+    }
+}
+
+fn entry(action: &str, n: i64) -> AuditEntry {
+    AuditEntry {
+        at: Timestamp::now(),
+        actor_id: Some(1),
+        actor_name: "tester".into(),
+        actor_role: Some("admin".into()),
+        source: "api".into(),
+        action: action.into(),
+        entity_type: "setting".into(),
+        entity_id: format!("k{n}"),
+        reason: None,
+        old_value: None,
+        new_value: Some(json!({"n": n})),
+    }
+}
+
+async fn append(store: &Arc<dyn Store>, n: i64) {
+    let mut tx = store.begin().await.unwrap();
+    tx.audit(entry("test.append", n));
+    tx.commit().await.unwrap();
+}
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Db::Sqlite).await })* }
+        mod postgres { $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Db::Postgres).await })* }
+    };
+}
+
+both!(
+    users_are_unique_and_round_trip,
+    rollback_discards_the_change_and_its_audit,
+    audit_rows_cannot_be_updated_or_deleted,
+    tampering_is_found_at_the_altered_row,
+    removing_the_newest_rows_is_found,
+    counters_never_repeat_under_concurrency,
+    upserts_replace,
+    reopening_is_idempotent,
+);
+
+async fn users_are_unique_and_round_trip(db: Db) {
+    let f = fixture(db).await;
+    let now = Timestamp::from_microsecond(Timestamp::now().as_microsecond()).unwrap();
+    let user = NewUser {
+        username: "ana".into(),
+        display_name: "Ana".into(),
+        role: "technician".into(),
+        password_hash: "$argon2id$x".into(),
+        created_at: now,
+    };
+    let mut tx = f.store.begin().await.unwrap();
+    let id = tx.insert_user(&user).await.unwrap();
+    tx.commit().await.unwrap();
+    let got = f.store.user_by_username("ana").await.unwrap().unwrap();
+    assert_eq!(got.id, id);
+    assert_eq!(got.created_at, now, "timestamps keep microseconds");
+    assert_eq!(got.disabled_at, None);
+    let mut tx = f.store.begin().await.unwrap();
+    match tx.insert_user(&user).await {
+        Err(StoreError::Conflict(_)) => {}
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    drop(tx);
+    assert_eq!(f.store.list_users().await.unwrap().len(), 1);
+    f.finish().await;
+}
+
+async fn rollback_discards_the_change_and_its_audit(db: Db) {
+    let f = fixture(db).await;
+    let mut tx = f.store.begin().await.unwrap();
+    tx.put_setting(&SettingRecord {
+        key: "lab.name".into(),
+        value: "X".into(),
+        updated_at: Timestamp::now(),
+        updated_by: None,
+    })
+    .await
+    .unwrap();
+    tx.audit(entry("setting.update", 1));
+    drop(tx); // no commit
+    assert!(f.store.setting("lab.name").await.unwrap().is_none());
+    let report = f.store.verify_audit_chain().await.unwrap();
+    assert_eq!((report.rows, report.head_seq), (0, 0));
+    assert!(report.is_intact());
+    f.finish().await;
+}
+
+async fn audit_rows_cannot_be_updated_or_deleted(db: Db) {
+    let f = fixture(db).await;
+    append(&f.store, 1).await;
+    let update = f.raw("UPDATE audit_event SET actor_name = 'mallory' WHERE seq = 1").await;
+    assert!(update.is_err(), "an UPDATE of an audit row went through");
+    let delete = f.raw("DELETE FROM audit_event WHERE seq = 1").await;
+    assert!(delete.is_err(), "a DELETE of an audit row went through");
+    let delete = f.raw("DELETE FROM access_log").await;
+    assert!(delete.is_err() || delete.unwrap() == 0);
+    assert!(f.store.verify_audit_chain().await.unwrap().is_intact());
+    f.finish().await;
+}
+
+async fn tampering_is_found_at_the_altered_row(db: Db) {
+    let f = fixture(db).await;
+    for n in 1..=5 {
+        append(&f.store, n).await;
+    }
+    assert!(f.store.verify_audit_chain().await.unwrap().is_intact());
+    // A superuser gets around the append-only trigger and edits row 3.
+    let sql: &'static str = match db {
+        Db::Sqlite => {
+            "DROP TRIGGER audit_event_no_update; \
+             UPDATE audit_event SET new_value = '{\"n\":33}' WHERE seq = 3;"
+        }
+        Db::Postgres => {
+            "ALTER TABLE audit_event DISABLE TRIGGER audit_event_no_update; \
+             UPDATE audit_event SET new_value = '{\"n\":33}' WHERE seq = 3; \
+             ALTER TABLE audit_event ENABLE TRIGGER audit_event_no_update;"
+        }
+    };
+    f.raw(sql).await.unwrap();
+    let report = f.store.verify_audit_chain().await.unwrap();
+    let b = report.first_break.expect("tampering not detected");
+    assert_eq!(b.seq, 3, "{b:?}");
+    f.finish().await;
+}
+
+async fn removing_the_newest_rows_is_found(db: Db) {
+    let f = fixture(db).await;
+    for n in 1..=4 {
+        append(&f.store, n).await;
+    }
+    let sql: &'static str = match db {
+        Db::Sqlite => "DROP TRIGGER audit_event_no_delete; DELETE FROM audit_event WHERE seq >= 3;",
+        Db::Postgres => {
+            "ALTER TABLE audit_event DISABLE TRIGGER audit_event_no_update; \
+             DELETE FROM audit_event WHERE seq >= 3;"
+        }
+    };
+    f.raw(sql).await.unwrap();
+    let b = f.store.verify_audit_chain().await.unwrap().first_break.expect("not detected");
+    assert_eq!(b.seq, 3, "{b:?}");
+    f.finish().await;
+}
+
+async fn counters_never_repeat_under_concurrency(db: Db) {
+    let f = fixture(db).await;
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let store = f.store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await.unwrap();
+                let v = tx.next_counter("accession:A26").await.unwrap();
+                tx.audit(entry("counter.take", v));
+                tx.commit().await.unwrap();
+                v
+            })
+        })
+        .collect();
+    let mut values = vec![];
+    for t in tasks {
+        values.push(t.await.unwrap());
+    }
+    let set: BTreeSet<i64> = values.iter().copied().collect();
+    assert_eq!(set.len(), 40, "a counter value repeated: {values:?}");
+    assert_eq!(set, (1..=40).collect());
+    assert!(f.store.verify_audit_chain().await.unwrap().is_intact());
+    f.finish().await;
+}
+
+async fn upserts_replace(db: Db) {
+    let f = fixture(db).await;
+    for (failures, locked) in [(1, None), (5, Some(Timestamp::from_second(2_000_000_000).unwrap()))] {
+        let mut tx = f.store.begin().await.unwrap();
+        tx.set_login_failures(&LoginFailures {
+            username: "x".into(),
+            failures,
+            locked_until: locked,
+        })
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let got = f.store.login_failures("x").await.unwrap().unwrap();
+    assert_eq!(got.failures, 5);
+    assert!(got.locked_until.is_some());
+    f.finish().await;
+}
+
+async fn reopening_is_idempotent(db: Db) {
+    let f = fixture(db).await;
+    append(&f.store, 1).await;
+    let again = aliquot_store::open(&f.config).await.unwrap();
+    assert_eq!(again.verify_audit_chain().await.unwrap().rows, 1);
+    again.close().await;
+    f.finish().await;
+}
+
+/// Both backends list the same migrations, and every file on disk is listed.
+#[test]
+fn migrations_are_in_lockstep() {
+    let names = |l: &[migrations::MigrationSource]| -> Vec<(i64, &str)> {
+        l.iter().map(|(v, n, _)| (*v, *n)).collect()
+    };
+    assert_eq!(names(migrations::SQLITE), names(migrations::POSTGRES));
+    for (dir, list) in [("sqlite", migrations::SQLITE), ("postgres", migrations::POSTGRES)] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dir);
+        let mut on_disk: Vec<String> = std::fs::read_dir(&path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        on_disk.sort();
+        let listed: Vec<String> = list.iter().map(|(_, n, _)| format!("{n}.sql")).collect();
+        assert_eq!(on_disk, listed, "{dir}: every migration file must be listed, in order");
+        for (i, (v, n, _)) in list.iter().enumerate() {
+            assert_eq!(*v, i as i64 + 1);
+            assert!(n.starts_with(&format!("{v:04}_")), "{n} must start with its version");
+        }
+    }
+}
+
+/// The two schemas have the same tables, columns and nullability.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemas_have_the_same_tables_columns_and_nullability() {
+    let sqlite = fixture(Db::Sqlite).await;
+    let pg = fixture(Db::Postgres).await;
+    type Col = (String, String, bool);
+    let sqlite_cols: BTreeSet<Col> = {
+        let DatabaseConfig::Sqlite { path } = &sqlite.config else { unreachable!() };
+        let pool = sqlx::SqlitePool::connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(path))
+            .await
+            .unwrap();
+        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+            "SELECT m.name, p.name, p.\"notnull\", p.pk FROM sqlite_master m \
+             JOIN pragma_table_info(m.name) p WHERE m.type = 'table' \
+             AND m.name NOT LIKE 'sqlite_%' AND m.name <> '_sqlx_migrations'",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        rows.into_iter().map(|(t, c, nn, pk)| (t, c, nn == 1 || pk > 0)).collect()
+    };
+    let pg_cols: BTreeSet<Col> = {
+        let DatabaseConfig::Postgres { url } = &pg.config else { unreachable!() };
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT table_name::text, column_name::text, is_nullable::text FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations'",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        rows.into_iter().map(|(t, c, n)| (t, c, n == "NO")).collect()
+    };
+    assert!(!sqlite_cols.is_empty());
+    let only_sqlite: Vec<_> = sqlite_cols.difference(&pg_cols).collect();
+    let only_pg: Vec<_> = pg_cols.difference(&sqlite_cols).collect();
+    assert!(
+        only_sqlite.is_empty() && only_pg.is_empty(),
+        "schema drift\nonly in SQLite: {only_sqlite:#?}\nonly in PostgreSQL: {only_pg:#?}"
+    );
+    sqlite.finish().await;
+    pg.finish().await;
+}

@@ -297,7 +297,7 @@ fn migrations_are_in_lockstep() {
 
 /// The two schemas have the same tables, columns and nullability.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn schemas_have_the_same_tables_columns_and_nullability() {
+async fn sqlite_and_postgres_schemas_have_the_same_tables_columns_and_nullability() {
     let sqlite = fixture(Db::Sqlite).await;
     let pg = fixture(Db::Postgres).await;
     type Col = (String, String, bool);

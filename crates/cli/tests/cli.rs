@@ -1,0 +1,353 @@
+//! The `aliquot` binary as an operator uses it: `user add`, `migrate`, `audit verify` (and
+//! tampering caught by it), two servers sharing one PostgreSQL database, graceful shutdown.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sqlx::migrate::MigrateDatabase;
+
+const BIN: &str = env!("CARGO_BIN_EXE_aliquot");
+const PASSWORD: &str = "correct horse battery";
+
+fn pg_server() -> String {
+    std::env::var("ALIQUOT_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+#[derive(Clone, Copy)]
+enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// `--data-dir`/`--database` arguments for a fresh database.
+struct Database {
+    args: Vec<String>,
+    pg_url: Option<String>,
+    dir: tempfile::TempDir,
+}
+
+impl Database {
+    fn new(db: Db) -> Database {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec!["--data-dir".to_owned(), dir.path().join("data").display().to_string()];
+        let pg_url = match db {
+            Db::Sqlite => None,
+            Db::Postgres => {
+                let url = format!("{}/aliquot_t_{}", pg_server(), uuid::Uuid::new_v4().simple());
+                args.extend(["--database".to_owned(), url.clone()]);
+                Some(url)
+            }
+        };
+        Database { args, pg_url, dir }
+    }
+
+    fn aliquot(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(BIN)
+            .args(&self.args)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    }
+
+    /// Raw SQL as a superuser, bypassing the application.
+    async fn raw(&self, sqlite: &'static str, postgres: &'static str) {
+        match &self.pg_url {
+            None => {
+                let path = self.dir.path().join("data").join("aliquot.db");
+                let pool = sqlx::SqlitePool::connect_with(
+                    sqlx::sqlite::SqliteConnectOptions::new().filename(path),
+                )
+                .await
+                .unwrap();
+                sqlx::raw_sql(sqlite).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+            Some(url) => {
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                sqlx::raw_sql(postgres).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+        }
+    }
+
+    async fn finish(self) {
+        if let Some(url) = &self.pg_url {
+            let _ = sqlx::Postgres::force_drop_database(url).await;
+        }
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Db::Sqlite).await })* }
+        mod postgres { $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Db::Postgres).await })* }
+    };
+}
+
+both!(
+    user_add_and_audit_verify_catch_tampering,
+    bad_user_add_changes_nothing,
+    graceful_shutdown_loses_nothing_acknowledged,
+);
+
+async fn user_add_and_audit_verify_catch_tampering(db: Db) {
+    let d = Database::new(db);
+    let out = d.aliquot(&["migrate"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for name in ["ann", "ben", "cat"] {
+        let out = d.aliquot(
+            &["user", "add", "--username", name, "--role", "technician", "--password-stdin"],
+            Some(&format!("{PASSWORD}\n")),
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(text(&out.stdout).contains(&format!("created user {name} (technician)")));
+    }
+    let out = d.aliquot(&["audit", "verify"], None);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("audit chain intact: 3 events"), "{}", text(&out.stdout));
+
+    d.raw(
+        "DROP TRIGGER audit_event_no_update; UPDATE audit_event SET actor_name = 'cli:mallory' WHERE seq = 2;",
+        "ALTER TABLE audit_event DISABLE TRIGGER audit_event_no_update; \
+         UPDATE audit_event SET actor_name = 'cli:mallory' WHERE seq = 2;",
+    )
+    .await;
+    let out = d.aliquot(&["audit", "verify"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("audit chain BROKEN at event 2"),
+        "{}",
+        text(&out.stdout)
+    );
+    d.finish().await;
+}
+
+async fn bad_user_add_changes_nothing(db: Db) {
+    let d = Database::new(db);
+    let out = d.aliquot(
+        &["user", "add", "--username", "root", "--role", "superuser", "--password-stdin"],
+        Some(PASSWORD),
+    );
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("unknown role"), "{}", text(&out.stderr));
+    let out = d.aliquot(
+        &["user", "add", "--username", "root", "--role", "admin", "--password-stdin"],
+        Some("short"),
+    );
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("at least 12"), "{}", text(&out.stderr));
+    let out = d.aliquot(&["user", "list"], None);
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout), "");
+    let out = d.aliquot(&["audit", "verify"], None);
+    assert!(text(&out.stdout).contains("intact: 0 events"), "{}", text(&out.stdout));
+    d.finish().await;
+}
+
+/// A running `aliquot serve`, with the address it printed.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+fn serve(d: &Database) -> Server {
+    let mut child = Command::new(BIN)
+        .args(&d.args)
+        .args(["serve", "--http", "127.0.0.1:0"])
+        .env("ALIQUOT_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("server exited before printing its address").unwrap();
+        if let Some(rest) = line.strip_prefix("Aliquot is running at ") {
+            break rest.split('/').take(3).collect::<Vec<_>>().join("/");
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, base }
+}
+
+impl Server {
+    fn terminate(&mut self) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    fn wait(&mut self) -> std::process::ExitStatus {
+        for _ in 0..200 {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("the server did not stop within 10 s of SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn login(client: &reqwest::Client, base: &str, username: &str) -> String {
+    let v: Value = client
+        .post(format!("{base}/api/v1/auth/token"))
+        .json(&json!({"username": username, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["token"].as_str().unwrap().to_owned()
+}
+
+async fn put_name(client: &reqwest::Client, base: &str, token: &str, i: usize) -> Option<reqwest::StatusCode> {
+    client
+        .put(format!("{base}/api/v1/settings/lab.name"))
+        .bearer_auth(token)
+        .json(&json!({"value": format!("Lab {i}"), "reason": "shutdown test"}))
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status())
+}
+
+async fn graceful_shutdown_loses_nothing_acknowledged(db: Db) {
+    let d = Database::new(db);
+    let out = d.aliquot(
+        &["user", "add", "--username", "admin", "--role", "admin", "--password-stdin"],
+        Some(PASSWORD),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut server = serve(&d);
+    let client = reqwest::Client::new();
+    let token = login(&client, &server.base, "admin").await;
+    assert_eq!(put_name(&client, &server.base, &token, 0).await, Some(reqwest::StatusCode::OK));
+
+    let writers: Vec<_> = (1..=200)
+        .map(|i| {
+            let client = client.clone();
+            let base = server.base.clone();
+            let token = token.clone();
+            tokio::spawn(async move { put_name(&client, &base, &token, i).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    server.terminate();
+    let mut acknowledged = 1; // the first write
+    for w in writers {
+        match w.await.unwrap() {
+            Some(reqwest::StatusCode::OK) => acknowledged += 1,
+            Some(other) => panic!("a write failed with {other} during shutdown"),
+            None => {} // refused after the listener closed: never acknowledged
+        }
+    }
+    let status = server.wait();
+    assert!(status.success(), "exit status {status:?}");
+
+    // Every acknowledged write is in the audit trail, nothing half-written, chain intact.
+    let out = d.aliquot(&["audit", "verify"], None);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    // 1 user.create + 1 login + (first write has no old value, so all audited) acknowledged.
+    let expected = 2 + acknowledged;
+    assert!(
+        stdout.contains(&format!("intact: {expected} events")),
+        "expected {expected} events: {stdout}"
+    );
+    drop(server);
+    d.finish().await;
+}
+
+/// Two servers on one PostgreSQL database: a token from one works on the other, revocation
+/// on one applies on the other, and concurrent audited writes through both keep one chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_share_one_postgres_database() {
+    let d = Database::new(Db::Postgres);
+    let out = d.aliquot(
+        &["user", "add", "--username", "admin", "--role", "admin", "--password-stdin"],
+        Some(PASSWORD),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let a = serve(&d);
+    let b = serve(&d);
+    let client = reqwest::Client::new();
+    let token = login(&client, &a.base, "admin").await;
+    let me = client
+        .get(format!("{}/api/v1/auth/me", b.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), reqwest::StatusCode::OK, "a token from A must work on B");
+
+    let writes: Vec<_> = (0..100)
+        .map(|i| {
+            let client = client.clone();
+            let base = if i % 2 == 0 { a.base.clone() } else { b.base.clone() };
+            let token = token.clone();
+            tokio::spawn(async move { put_name(&client, &base, &token, i).await })
+        })
+        .collect();
+    for w in writes {
+        assert_eq!(w.await.unwrap(), Some(reqwest::StatusCode::OK));
+    }
+    let verify: Value = client
+        .get(format!("{}/api/v1/audit/verify", a.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verify["intact"], true, "{verify}");
+    assert_eq!(verify["rows"], 2 + 100, "{verify}");
+
+    let out = client
+        .post(format!("{}/api/v1/auth/logout", b.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), reqwest::StatusCode::NO_CONTENT);
+    let me = client
+        .get(format!("{}/api/v1/auth/me", a.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), reqwest::StatusCode::UNAUTHORIZED, "logout on B must apply on A");
+    drop((a, b));
+    d.finish().await;
+}

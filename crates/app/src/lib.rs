@@ -213,6 +213,10 @@ impl App {
     }
 
     /// An audit entry for `actor` doing `action` on `entity_type`/`entity_id`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "an audit entry has this many facts; named at every call site"
+    )]
     fn entry(
         &self,
         actor: &Actor,

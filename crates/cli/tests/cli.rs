@@ -32,11 +32,18 @@ struct Database {
 impl Database {
     fn new(db: Db) -> Database {
         let dir = tempfile::tempdir().unwrap();
-        let mut args = vec!["--data-dir".to_owned(), dir.path().join("data").display().to_string()];
+        let mut args = vec![
+            "--data-dir".to_owned(),
+            dir.path().join("data").display().to_string(),
+        ];
         let pg_url = match db {
             Db::Sqlite => None,
             Db::Postgres => {
-                let url = format!("{}/aliquot_t_{}", pg_server(), uuid::Uuid::new_v4().simple());
+                let url = format!(
+                    "{}/aliquot_t_{}",
+                    pg_server(),
+                    uuid::Uuid::new_v4().simple()
+                );
                 args.extend(["--database".to_owned(), url.clone()]);
                 Some(url)
             }
@@ -54,7 +61,12 @@ impl Database {
             .spawn()
             .unwrap();
         if let Some(input) = stdin {
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
         }
         drop(child.stdin.take());
         child.wait_with_output().unwrap()
@@ -111,15 +123,32 @@ async fn user_add_and_audit_verify_catch_tampering(db: Db) {
     assert!(out.status.success(), "{}", text(&out.stderr));
     for name in ["ann", "ben", "cat"] {
         let out = d.aliquot(
-            &["user", "add", "--username", name, "--role", "technician", "--password-stdin"],
+            &[
+                "user",
+                "add",
+                "--username",
+                name,
+                "--role",
+                "technician",
+                "--password-stdin",
+            ],
             Some(&format!("{PASSWORD}\n")),
         );
         assert!(out.status.success(), "{}", text(&out.stderr));
         assert!(text(&out.stdout).contains(&format!("created user {name} (technician)")));
     }
     let out = d.aliquot(&["audit", "verify"], None);
-    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(text(&out.stdout).contains("audit chain intact: 3 events"), "{}", text(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("audit chain intact: 3 events"),
+        "{}",
+        text(&out.stdout)
+    );
 
     d.raw(
         "DROP TRIGGER audit_event_no_update; UPDATE audit_event SET actor_name = 'cli:mallory' WHERE seq = 2;",
@@ -140,22 +169,50 @@ async fn user_add_and_audit_verify_catch_tampering(db: Db) {
 async fn bad_user_add_changes_nothing(db: Db) {
     let d = Database::new(db);
     let out = d.aliquot(
-        &["user", "add", "--username", "root", "--role", "superuser", "--password-stdin"],
+        &[
+            "user",
+            "add",
+            "--username",
+            "root",
+            "--role",
+            "superuser",
+            "--password-stdin",
+        ],
         Some(PASSWORD),
     );
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("unknown role"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("unknown role"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = d.aliquot(
-        &["user", "add", "--username", "root", "--role", "admin", "--password-stdin"],
+        &[
+            "user",
+            "add",
+            "--username",
+            "root",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
         Some("short"),
     );
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("at least 12"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("at least 12"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = d.aliquot(&["user", "list"], None);
     assert!(out.status.success());
     assert_eq!(text(&out.stdout), "");
     let out = d.aliquot(&["audit", "verify"], None);
-    assert!(text(&out.stdout).contains("intact: 0 events"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("intact: 0 events"),
+        "{}",
+        text(&out.stdout)
+    );
     d.finish().await;
 }
 
@@ -177,7 +234,10 @@ fn serve(d: &Database) -> Server {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let base = loop {
-        let line = lines.next().expect("server exited before printing its address").unwrap();
+        let line = lines
+            .next()
+            .expect("server exited before printing its address")
+            .unwrap();
         if let Some(rest) = line.strip_prefix("Aliquot is running at ") {
             break rest.split('/').take(3).collect::<Vec<_>>().join("/");
         }
@@ -231,7 +291,12 @@ async fn login(client: &reqwest::Client, base: &str, username: &str) -> String {
     v["token"].as_str().unwrap().to_owned()
 }
 
-async fn put_name(client: &reqwest::Client, base: &str, token: &str, i: usize) -> Option<reqwest::StatusCode> {
+async fn put_name(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    i: usize,
+) -> Option<reqwest::StatusCode> {
     client
         .put(format!("{base}/api/v1/settings/lab.name"))
         .bearer_auth(token)
@@ -245,14 +310,25 @@ async fn put_name(client: &reqwest::Client, base: &str, token: &str, i: usize) -
 async fn graceful_shutdown_loses_nothing_acknowledged(db: Db) {
     let d = Database::new(db);
     let out = d.aliquot(
-        &["user", "add", "--username", "admin", "--role", "admin", "--password-stdin"],
+        &[
+            "user",
+            "add",
+            "--username",
+            "admin",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
         Some(PASSWORD),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let mut server = serve(&d);
     let client = reqwest::Client::new();
     let token = login(&client, &server.base, "admin").await;
-    assert_eq!(put_name(&client, &server.base, &token, 0).await, Some(reqwest::StatusCode::OK));
+    assert_eq!(
+        put_name(&client, &server.base, &token, 0).await,
+        Some(reqwest::StatusCode::OK)
+    );
 
     let writers: Vec<_> = (1..=200)
         .map(|i| {
@@ -295,7 +371,15 @@ async fn graceful_shutdown_loses_nothing_acknowledged(db: Db) {
 async fn two_servers_share_one_postgres_database() {
     let d = Database::new(Db::Postgres);
     let out = d.aliquot(
-        &["user", "add", "--username", "admin", "--role", "admin", "--password-stdin"],
+        &[
+            "user",
+            "add",
+            "--username",
+            "admin",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
         Some(PASSWORD),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -309,12 +393,20 @@ async fn two_servers_share_one_postgres_database() {
         .send()
         .await
         .unwrap();
-    assert_eq!(me.status(), reqwest::StatusCode::OK, "a token from A must work on B");
+    assert_eq!(
+        me.status(),
+        reqwest::StatusCode::OK,
+        "a token from A must work on B"
+    );
 
     let writes: Vec<_> = (0..100)
         .map(|i| {
             let client = client.clone();
-            let base = if i % 2 == 0 { a.base.clone() } else { b.base.clone() };
+            let base = if i % 2 == 0 {
+                a.base.clone()
+            } else {
+                b.base.clone()
+            };
             let token = token.clone();
             tokio::spawn(async move { put_name(&client, &base, &token, i).await })
         })
@@ -347,7 +439,11 @@ async fn two_servers_share_one_postgres_database() {
         .send()
         .await
         .unwrap();
-    assert_eq!(me.status(), reqwest::StatusCode::UNAUTHORIZED, "logout on B must apply on A");
+    assert_eq!(
+        me.status(),
+        reqwest::StatusCode::UNAUTHORIZED,
+        "logout on B must apply on A"
+    );
     drop((a, b));
     d.finish().await;
 }

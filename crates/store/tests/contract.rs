@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use aliquot_store::{
-    AuditEntry, DatabaseConfig, LoginFailures, NewUser, SettingRecord, Store, StoreError, migrations,
+    AuditEntry, DatabaseConfig, LoginFailures, NewUser, SettingRecord, Store, StoreError,
+    migrations,
 };
 use jiff::Timestamp;
 use serde_json::json;
@@ -35,7 +36,11 @@ async fn fixture(db: Db) -> Fixture {
             path: dir.path().join("contract.db"),
         },
         Db::Postgres => DatabaseConfig::Postgres {
-            url: format!("{}/aliquot_t_{}", pg_server(), uuid::Uuid::new_v4().simple()),
+            url: format!(
+                "{}/aliquot_t_{}",
+                pg_server(),
+                uuid::Uuid::new_v4().simple()
+            ),
         },
     };
     let store = aliquot_store::open(&config)
@@ -62,13 +67,19 @@ impl Fixture {
             DatabaseConfig::Sqlite { path } => {
                 let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
                 let pool = sqlx::SqlitePool::connect_with(opts).await?;
-                let r = sqlx::raw_sql(sql).execute(&pool).await.map(|r| r.rows_affected());
+                let r = sqlx::raw_sql(sql)
+                    .execute(&pool)
+                    .await
+                    .map(|r| r.rows_affected());
                 pool.close().await;
                 r
             }
             DatabaseConfig::Postgres { url } => {
                 let pool = sqlx::PgPool::connect(url).await?;
-                let r = sqlx::raw_sql(sql).execute(&pool).await.map(|r| r.rows_affected());
+                let r = sqlx::raw_sql(sql)
+                    .execute(&pool)
+                    .await
+                    .map(|r| r.rows_affected());
                 pool.close().await;
                 r
             }
@@ -166,7 +177,9 @@ async fn rollback_discards_the_change_and_its_audit(db: Db) {
 async fn audit_rows_cannot_be_updated_or_deleted(db: Db) {
     let f = fixture(db).await;
     append(&f.store, 1).await;
-    let update = f.raw("UPDATE audit_event SET actor_name = 'mallory' WHERE seq = 1").await;
+    let update = f
+        .raw("UPDATE audit_event SET actor_name = 'mallory' WHERE seq = 1")
+        .await;
     assert!(update.is_err(), "an UPDATE of an audit row went through");
     let delete = f.raw("DELETE FROM audit_event WHERE seq = 1").await;
     assert!(delete.is_err(), "a DELETE of an audit row went through");
@@ -214,7 +227,13 @@ async fn removing_the_newest_rows_is_found(db: Db) {
         }
     };
     f.raw(sql).await.unwrap();
-    let b = f.store.verify_audit_chain().await.unwrap().first_break.expect("not detected");
+    let b = f
+        .store
+        .verify_audit_chain()
+        .await
+        .unwrap()
+        .first_break
+        .expect("not detected");
     assert_eq!(b.seq, 3, "{b:?}");
     f.finish().await;
 }
@@ -246,7 +265,10 @@ async fn counters_never_repeat_under_concurrency(db: Db) {
 
 async fn upserts_replace(db: Db) {
     let f = fixture(db).await;
-    for (failures, locked) in [(1, None), (5, Some(Timestamp::from_second(2_000_000_000).unwrap()))] {
+    for (failures, locked) in [
+        (1, None),
+        (5, Some(Timestamp::from_second(2_000_000_000).unwrap())),
+    ] {
         let mut tx = f.store.begin().await.unwrap();
         tx.set_login_failures(&LoginFailures {
             username: "x".into(),
@@ -279,18 +301,29 @@ fn migrations_are_in_lockstep() {
         l.iter().map(|(v, n, _)| (*v, *n)).collect()
     };
     assert_eq!(names(migrations::SQLITE), names(migrations::POSTGRES));
-    for (dir, list) in [("sqlite", migrations::SQLITE), ("postgres", migrations::POSTGRES)] {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dir);
+    for (dir, list) in [
+        ("sqlite", migrations::SQLITE),
+        ("postgres", migrations::POSTGRES),
+    ] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(dir);
         let mut on_disk: Vec<String> = std::fs::read_dir(&path)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         on_disk.sort();
         let listed: Vec<String> = list.iter().map(|(_, n, _)| format!("{n}.sql")).collect();
-        assert_eq!(on_disk, listed, "{dir}: every migration file must be listed, in order");
+        assert_eq!(
+            on_disk, listed,
+            "{dir}: every migration file must be listed, in order"
+        );
         for (i, (v, n, _)) in list.iter().enumerate() {
             assert_eq!(*v, i as i64 + 1);
-            assert!(n.starts_with(&format!("{v:04}_")), "{n} must start with its version");
+            assert!(
+                n.starts_with(&format!("{v:04}_")),
+                "{n} must start with its version"
+            );
         }
     }
 }
@@ -302,10 +335,14 @@ async fn sqlite_and_postgres_schemas_have_the_same_tables_columns_and_nullabilit
     let pg = fixture(Db::Postgres).await;
     type Col = (String, String, bool);
     let sqlite_cols: BTreeSet<Col> = {
-        let DatabaseConfig::Sqlite { path } = &sqlite.config else { unreachable!() };
-        let pool = sqlx::SqlitePool::connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(path))
-            .await
-            .unwrap();
+        let DatabaseConfig::Sqlite { path } = &sqlite.config else {
+            unreachable!()
+        };
+        let pool = sqlx::SqlitePool::connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new().filename(path),
+        )
+        .await
+        .unwrap();
         let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
             "SELECT m.name, p.name, p.\"notnull\", p.pk FROM sqlite_master m \
              JOIN pragma_table_info(m.name) p WHERE m.type = 'table' \
@@ -315,10 +352,14 @@ async fn sqlite_and_postgres_schemas_have_the_same_tables_columns_and_nullabilit
         .await
         .unwrap();
         pool.close().await;
-        rows.into_iter().map(|(t, c, nn, pk)| (t, c, nn == 1 || pk > 0)).collect()
+        rows.into_iter()
+            .map(|(t, c, nn, pk)| (t, c, nn == 1 || pk > 0))
+            .collect()
     };
     let pg_cols: BTreeSet<Col> = {
-        let DatabaseConfig::Postgres { url } = &pg.config else { unreachable!() };
+        let DatabaseConfig::Postgres { url } = &pg.config else {
+            unreachable!()
+        };
         let pool = sqlx::PgPool::connect(url).await.unwrap();
         let rows: Vec<(String, String, String)> = sqlx::query_as(
             "SELECT table_name::text, column_name::text, is_nullable::text FROM information_schema.columns \
@@ -328,7 +369,9 @@ async fn sqlite_and_postgres_schemas_have_the_same_tables_columns_and_nullabilit
         .await
         .unwrap();
         pool.close().await;
-        rows.into_iter().map(|(t, c, n)| (t, c, n == "NO")).collect()
+        rows.into_iter()
+            .map(|(t, c, n)| (t, c, n == "NO"))
+            .collect()
     };
     assert!(!sqlite_cols.is_empty());
     let only_sqlite: Vec<_> = sqlite_cols.difference(&pg_cols).collect();

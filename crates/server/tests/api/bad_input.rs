@@ -23,7 +23,15 @@ async fn bad_bodies_are_refused_and_change_nothing(db: Db) {
             .body(body)
             .send()
     };
-    let cases: Vec<(Vec<u8>, &str, StatusCode, &str, Option<&str>)> = vec![
+    // (body, content type, status, error code, error field)
+    type Case = (
+        Vec<u8>,
+        &'static str,
+        StatusCode,
+        &'static str,
+        Option<&'static str>,
+    );
+    let cases: Vec<Case> = vec![
         (b"{\"username\": ".to_vec(), "application/json", StatusCode::BAD_REQUEST, "invalid_json", None),
         (b"\xff\xfe\x00garbage".to_vec(), "application/json", StatusCode::BAD_REQUEST, "invalid_json", None),
         (

@@ -44,9 +44,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             None,
         ),
         Some(base) => {
+            // The server part of the URL: any database name in it is replaced.
             let base = base.trim_end_matches('/');
-            let root = base.rsplit_once('/').map(|(r, _)| r).unwrap_or(base);
-            let url = format!("{root}/aliquot_bench_{}", std::process::id());
+            let (scheme, rest) = base.split_once("://").unwrap_or(("postgres", base));
+            let server = rest.split('/').next().unwrap_or(rest);
+            let url = format!("{scheme}://{server}/aliquot_bench_{}", std::process::id());
             (DatabaseConfig::Postgres { url: url.clone() }, Some(url))
         }
     };

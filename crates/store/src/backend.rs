@@ -123,6 +123,15 @@ impl AuditRow {
     }
 }
 
+fn setting(r: (String, String, i64, Option<i64>)) -> StoreResult<SettingRecord> {
+    Ok(SettingRecord {
+        key: r.0,
+        value: r.1,
+        updated_at: ts(r.2)?,
+        updated_by: r.3,
+    })
+}
+
 type AccessRow = (
     i64,
     i64,
@@ -166,6 +175,58 @@ macro_rules! backend {
             audit: Vec<AuditEntry>,
         }
 
+        impl $store {
+            async fn fetch_user_by_id<'e, E: sqlx::Executor<'e, Database = $db>>(
+                e: E,
+                id: i64,
+            ) -> StoreResult<Option<UserRecord>> {
+                sqlx::query_as::<_, UserRow>(concat!(
+                    "SELECT ",
+                    user_cols!(),
+                    " FROM users u WHERE u.id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(e)
+                .await?
+                .map(user)
+                .transpose()
+            }
+
+            async fn fetch_login_failures<'e, E: sqlx::Executor<'e, Database = $db>>(
+                e: E,
+                username: &str,
+            ) -> StoreResult<Option<LoginFailures>> {
+                sqlx::query_as::<_, (String, i64, Option<i64>)>(
+                    "SELECT username, failures, locked_until FROM login_failures WHERE username = $1",
+                )
+                .bind(username)
+                .fetch_optional(e)
+                .await?
+                .map(|r| {
+                    Ok(LoginFailures {
+                        username: r.0,
+                        failures: r.1,
+                        locked_until: opt_ts(r.2)?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn fetch_setting<'e, E: sqlx::Executor<'e, Database = $db>>(
+                e: E,
+                key: &str,
+            ) -> StoreResult<Option<SettingRecord>> {
+                sqlx::query_as::<_, (String, String, i64, Option<i64>)>(
+                    "SELECT key, value, updated_at, updated_by FROM settings WHERE key = $1",
+                )
+                .bind(key)
+                .fetch_optional(e)
+                .await?
+                .map(setting)
+                .transpose()
+            }
+        }
+
         #[async_trait]
         impl Store for $store {
             fn backend(&self) -> Backend {
@@ -204,16 +265,7 @@ macro_rules! backend {
             }
 
             async fn user_by_id(&self, id: i64) -> StoreResult<Option<UserRecord>> {
-                sqlx::query_as::<_, UserRow>(concat!(
-                    "SELECT ",
-                    user_cols!(),
-                    " FROM users u WHERE u.id = $1"
-                ))
-                .bind(id)
-                .fetch_optional(&self.read)
-                .await?
-                .map(user)
-                .transpose()
+                Self::fetch_user_by_id(&self.read, id).await
             }
 
             async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
@@ -255,20 +307,7 @@ macro_rules! backend {
             }
 
             async fn login_failures(&self, username: &str) -> StoreResult<Option<LoginFailures>> {
-                sqlx::query_as::<_, (String, i64, Option<i64>)>(
-                    "SELECT username, failures, locked_until FROM login_failures WHERE username = $1",
-                )
-                .bind(username)
-                .fetch_optional(&self.read)
-                .await?
-                .map(|r| {
-                    Ok(LoginFailures {
-                        username: r.0,
-                        failures: r.1,
-                        locked_until: opt_ts(r.2)?,
-                    })
-                })
-                .transpose()
+                Self::fetch_login_failures(&self.read, username).await
             }
 
             async fn list_settings(&self) -> StoreResult<Vec<SettingRecord>> {
@@ -278,33 +317,12 @@ macro_rules! backend {
                 .fetch_all(&self.read)
                 .await?
                 .into_iter()
-                .map(|r| {
-                    Ok(SettingRecord {
-                        key: r.0,
-                        value: r.1,
-                        updated_at: ts(r.2)?,
-                        updated_by: r.3,
-                    })
-                })
+                .map(setting)
                 .collect()
             }
 
             async fn setting(&self, key: &str) -> StoreResult<Option<SettingRecord>> {
-                sqlx::query_as::<_, (String, String, i64, Option<i64>)>(
-                    "SELECT key, value, updated_at, updated_by FROM settings WHERE key = $1",
-                )
-                .bind(key)
-                .fetch_optional(&self.read)
-                .await?
-                .map(|r| {
-                    Ok(SettingRecord {
-                        key: r.0,
-                        value: r.1,
-                        updated_at: ts(r.2)?,
-                        updated_by: r.3,
-                    })
-                })
-                .transpose()
+                Self::fetch_setting(&self.read, key).await
             }
 
             async fn audit_events(
@@ -406,16 +424,7 @@ macro_rules! backend {
             }
 
             async fn user_by_id(&mut self, id: i64) -> StoreResult<Option<UserRecord>> {
-                sqlx::query_as::<_, UserRow>(concat!(
-                    "SELECT ",
-                    user_cols!(),
-                    " FROM users u WHERE u.id = $1"
-                ))
-                .bind(id)
-                .fetch_optional(&mut *self.tx)
-                .await?
-                .map(user)
-                .transpose()
+                $store::fetch_user_by_id(&mut *self.tx, id).await
             }
 
             async fn set_user_role(&mut self, id: i64, role: &str) -> StoreResult<()> {
@@ -510,20 +519,7 @@ macro_rules! backend {
             }
 
             async fn login_failures(&mut self, username: &str) -> StoreResult<Option<LoginFailures>> {
-                sqlx::query_as::<_, (String, i64, Option<i64>)>(
-                    "SELECT username, failures, locked_until FROM login_failures WHERE username = $1",
-                )
-                .bind(username)
-                .fetch_optional(&mut *self.tx)
-                .await?
-                .map(|r| {
-                    Ok(LoginFailures {
-                        username: r.0,
-                        failures: r.1,
-                        locked_until: opt_ts(r.2)?,
-                    })
-                })
-                .transpose()
+                $store::fetch_login_failures(&mut *self.tx, username).await
             }
 
             async fn set_login_failures(&mut self, v: &LoginFailures) -> StoreResult<()> {
@@ -549,21 +545,7 @@ macro_rules! backend {
             }
 
             async fn setting(&mut self, key: &str) -> StoreResult<Option<SettingRecord>> {
-                sqlx::query_as::<_, (String, String, i64, Option<i64>)>(
-                    "SELECT key, value, updated_at, updated_by FROM settings WHERE key = $1",
-                )
-                .bind(key)
-                .fetch_optional(&mut *self.tx)
-                .await?
-                .map(|r| {
-                    Ok(SettingRecord {
-                        key: r.0,
-                        value: r.1,
-                        updated_at: ts(r.2)?,
-                        updated_by: r.3,
-                    })
-                })
-                .transpose()
+                $store::fetch_setting(&mut *self.tx, key).await
             }
 
             async fn put_setting(&mut self, s: &SettingRecord) -> StoreResult<()> {

@@ -10,9 +10,10 @@ use jiff::Timestamp;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Pool, Postgres, Sqlite, Transaction};
+use sqlx::{ConnectOptions, Connection, Pool, Postgres, Sqlite};
 
 use crate::audit::{AuditEntry, AuditRecord, ChainReport, ChainVerifier, HashInput, chain_hash};
+use crate::group::{PgMember, PgWriter, SqliteMember, SqliteWriter};
 use crate::migrations;
 use crate::records::*;
 use crate::{Backend, Store, StoreError, StoreResult, Tx};
@@ -162,16 +163,16 @@ fn access(r: AccessRow) -> StoreResult<AccessRecord> {
 const VERIFY_PAGE: i64 = 5_000;
 
 macro_rules! backend {
-    ($store:ident, $tx:ident, $db:ty, $backend:expr, $begin:ident) => {
-        /// A store on this backend. `read` and `write` are the same pool on PostgreSQL; on
-        /// SQLite `write` holds the single writer connection.
+    ($store:ident, $tx:ident, $db:ty, $backend:expr, $writer:ty, $member:ty) => {
+        /// A store on this backend: a pool of readers, and one writer connection shared by
+        /// every write transaction of the process through group commit (see [`crate::group`]).
         pub struct $store {
             read: Pool<$db>,
-            write: Pool<$db>,
+            writer: $writer,
         }
 
         pub struct $tx {
-            tx: Transaction<'static, $db>,
+            tx: $member,
             audit: Vec<AuditEntry>,
         }
 
@@ -234,7 +235,7 @@ macro_rules! backend {
             }
 
             async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
-                let tx = $begin(&self.write).await?;
+                let tx = self.writer.begin().await?;
                 Ok(Box::new($tx {
                     tx,
                     audit: Vec::new(),
@@ -247,7 +248,9 @@ macro_rules! backend {
             }
 
             async fn close(&self) {
-                self.write.close().await;
+                if let Err(e) = self.writer.flush().await {
+                    tracing::error!(error = %e, "flushing the last write group at close failed");
+                }
                 self.read.close().await;
             }
 
@@ -669,18 +672,22 @@ macro_rules! backend {
     };
 }
 
-async fn begin_sqlite(pool: &Pool<Sqlite>) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
-    // IMMEDIATE takes the write lock up front (waiting under busy_timeout) instead of
-    // upgrading a read transaction later, which fails with SQLITE_BUSY without waiting.
-    pool.begin_with("BEGIN IMMEDIATE").await
-}
-
-async fn begin_pg(pool: &Pool<Postgres>) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    pool.begin().await
-}
-
-backend!(SqliteStore, SqliteTx, Sqlite, Backend::Sqlite, begin_sqlite);
-backend!(PgStore, PgTx, Postgres, Backend::Postgres, begin_pg);
+backend!(
+    SqliteStore,
+    SqliteTx,
+    Sqlite,
+    Backend::Sqlite,
+    SqliteWriter,
+    SqliteMember
+);
+backend!(
+    PgStore,
+    PgTx,
+    Postgres,
+    Backend::Postgres,
+    PgWriter,
+    PgMember
+);
 
 impl SqliteStore {
     /// Opens the database file, creating it and its directory when new, and migrates it.
@@ -696,20 +703,22 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(120))
-            .connect_with(options.clone())
-            .await?;
+        // The writer is one connection; `BEGIN IMMEDIATE` takes the write lock up front
+        // (waiting under busy_timeout when another process writes) instead of upgrading a read
+        // transaction later, which fails with SQLITE_BUSY without waiting.
+        let mut conn = options.connect().await?;
         migrations::migrator(migrations::SQLITE)
-            .run(&write)
+            .run(&mut conn)
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))?;
         let read = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(SqliteStore { read, write })
+        Ok(SqliteStore {
+            read,
+            writer: SqliteWriter::new(conn),
+        })
     }
 }
 
@@ -733,9 +742,10 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))?;
+        let conn = sqlx::PgConnection::connect(url).await?;
         Ok(PgStore {
-            read: pool.clone(),
-            write: pool,
+            read: pool,
+            writer: PgWriter::new(conn),
         })
     }
 }

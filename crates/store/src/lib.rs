@@ -12,6 +12,7 @@
 
 pub mod audit;
 mod backend;
+pub mod group;
 pub mod migrations;
 pub mod records;
 
@@ -152,9 +153,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
-    /// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE` on the single writer
-    /// connection, so it never fails with SQLITE_BUSY while another writer holds the lock; it
-    /// waits instead (busy timeout).
+    /// Starts a write transaction on the process's writer connection (a savepoint in a group
+    /// commit, see [`group`]). On SQLite the group begins with `BEGIN IMMEDIATE`, so it never
+    /// fails with SQLITE_BUSY while another process writes; it waits (busy timeout).
     async fn begin(&self) -> StoreResult<Box<dyn Tx>>;
 
     /// Checks that the database answers.

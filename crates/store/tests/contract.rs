@@ -125,6 +125,7 @@ both!(
     counters_never_repeat_under_concurrency,
     upserts_replace,
     reopening_is_idempotent,
+    failing_transactions_in_a_group_leave_the_others_whole,
 );
 
 async fn users_are_unique_and_round_trip(db: Db) {
@@ -291,6 +292,64 @@ async fn reopening_is_idempotent(db: Db) {
     let again = aliquot_store::open(&f.config).await.unwrap();
     assert_eq!(again.verify_audit_chain().await.unwrap().rows, 1);
     again.close().await;
+    f.finish().await;
+}
+
+/// Many concurrent transactions share group commits; the ones that fail (a unique-key clash,
+/// or dropped without commit) leave no trace, and every one that committed is there.
+async fn failing_transactions_in_a_group_leave_the_others_whole(db: Db) {
+    let f = fixture(db).await;
+    let tasks: Vec<_> = (0..60)
+        .map(|i| {
+            let store = f.store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await.unwrap();
+                // Every third task reuses a name that another task also inserts.
+                let name = if i % 3 == 0 {
+                    "shared".to_owned()
+                } else {
+                    format!("user{i}")
+                };
+                let inserted = tx
+                    .insert_user(&NewUser {
+                        username: name.clone(),
+                        display_name: name.clone(),
+                        role: "technician".into(),
+                        password_hash: "$argon2id$x".into(),
+                        created_at: Timestamp::now(),
+                    })
+                    .await;
+                if inserted.is_err() {
+                    return None; // dropped: rolled back
+                }
+                tx.audit(entry("user.create", i));
+                if i % 7 == 0 {
+                    drop(tx); // gave up: rolled back
+                    return None;
+                }
+                tx.commit().await.unwrap();
+                Some(name)
+            })
+        })
+        .collect();
+    let mut committed = BTreeSet::new();
+    for t in tasks {
+        if let Some(name) = t.await.unwrap() {
+            assert!(committed.insert(name.clone()), "{name} committed twice");
+        }
+    }
+    let stored: BTreeSet<String> = f
+        .store
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(stored, committed);
+    let report = f.store.verify_audit_chain().await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.rows as usize, committed.len());
     f.finish().await;
 }
 

@@ -568,14 +568,17 @@ view!(
     code = 3,
 });
 
-/// Code of a universal test ID `^^^code^name...`: component 4, or the first
-/// non-empty component when the sender omitted the leading carets.
+/// Code of a universal test ID `^^^code^name...`: component 4; when that is
+/// empty, the next non-empty component (Sysmex writes `^^^^WBC^1`); when
+/// the sender omitted the leading carets, the first non-empty component.
 fn test_code(f: &Field<'_>) -> String {
-    let comps = f.components();
+    let comps: Vec<String> = f.components().iter().map(|c| c.trimmed()).collect();
     if comps.len() >= 4 {
-        return comps[3].trimmed();
+        if let Some(c) = comps[3..].iter().find(|s| !s.is_empty()) {
+            return c.clone();
+        }
     }
-    comps.iter().map(|c| c.trimmed()).find(|s| !s.is_empty()).unwrap_or_default()
+    comps.into_iter().find(|s| !s.is_empty()).unwrap_or_default()
 }
 
 impl<'r, 'a> Order<'r, 'a> {

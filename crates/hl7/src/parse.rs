@@ -903,6 +903,13 @@ impl<'d, 'a> Value<'d, 'a> {
         self.value_with(&UnescapeOptions::default())
     }
 
+    /// Unambiguous text: the unescaped value of a leaf, or the raw (still
+    /// escaped) text of a node that has children, so an escaped delimiter
+    /// can never be mistaken for a real one.
+    pub fn text(&self) -> Cow<'a, str> {
+        if self.has_children() { self.raw_str() } else { self.value() }
+    }
+
     /// [`Value::value`] with explicit options.
     pub fn value_with(&self, opts: &UnescapeOptions) -> Cow<'a, str> {
         if self.literal {

@@ -70,10 +70,16 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
-    let message: Vec<u8> = std::iter::once(b"H|\\^&|||ANALYZER|||||||P|LIS2-A2|20261121\r".to_vec()).chain(recs.iter().cloned()).flatten().collect();
+    let message: Vec<u8> =
+        std::iter::once(b"H|\\^&|||ANALYZER|||||||P|LIS2-A2|20261121\r".to_vec())
+            .chain(recs.iter().cloned())
+            .flatten()
+            .collect();
     let mut g = c.benchmark_group("astm_records");
     g.throughput(Throughput::Elements(N as u64 + 1));
-    g.bench_function("parse_records", |b| b.iter(|| parse_records(black_box(&message)).records.len()));
+    g.bench_function("parse_records", |b| {
+        b.iter(|| parse_records(black_box(&message)).records.len())
+    });
     g.finish();
 }
 

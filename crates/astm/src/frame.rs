@@ -81,9 +81,14 @@ impl fmt::Display for FrameError {
             FrameError::NoEndMarker => write!(f, "no ETB/ETX before the checksum"),
             FrameError::BadChecksumChars => write!(f, "checksum characters are not hexadecimal"),
             FrameError::ChecksumMismatch { computed, received } => {
-                write!(f, "checksum mismatch: computed {computed:02X}, received {received:02X}")
+                write!(
+                    f,
+                    "checksum mismatch: computed {computed:02X}, received {received:02X}"
+                )
             }
-            FrameError::ControlCharacter(b) => write!(f, "control character 0x{b:02X} in frame text"),
+            FrameError::ControlCharacter(b) => {
+                write!(f, "control character 0x{b:02X} in frame text")
+            }
             FrameError::MissingCr => write!(f, "no CR after the checksum"),
             FrameError::TooLong(n) => write!(f, "frame of {n} bytes exceeds the limit"),
         }
@@ -114,7 +119,11 @@ pub fn parse_frame(bytes: &[u8]) -> Result<Frame<'_>, FrameError> {
         b = &b[..b.len() - 1];
     }
     if b.len() < 6 {
-        return Err(if b.first() != Some(&STX) { FrameError::NoStx } else { FrameError::TooShort });
+        return Err(if b.first() != Some(&STX) {
+            FrameError::NoStx
+        } else {
+            FrameError::TooShort
+        });
     }
     if b[0] != STX {
         return Err(FrameError::NoStx);
@@ -145,7 +154,11 @@ pub fn parse_frame(bytes: &[u8]) -> Result<Frame<'_>, FrameError> {
     if let Some(&c) = text.iter().find(|&&c| is_forbidden(c)) {
         return Err(FrameError::ControlCharacter(c));
     }
-    Ok(Frame { number: fnb - b'0', text, end })
+    Ok(Frame {
+        number: fnb - b'0',
+        text,
+        end,
+    })
 }
 
 /// Control characters that may not appear in frame text (CR may, as record end).
@@ -179,11 +192,24 @@ pub fn split_record(record: &[u8], first_fn: u8, max_text: usize) -> (Vec<Vec<u8
     let max_text = max_text.max(1);
     let mut frames = Vec::with_capacity(record.len() / max_text + 1);
     let mut n = first_fn % 8;
-    let chunks: Vec<&[u8]> = if record.is_empty() { vec![record] } else { record.chunks(max_text).collect() };
+    let chunks: Vec<&[u8]> = if record.is_empty() {
+        vec![record]
+    } else {
+        record.chunks(max_text).collect()
+    };
     let last = chunks.len().saturating_sub(1);
     for (i, c) in chunks.into_iter().enumerate() {
         let mut f = Vec::new();
-        encode_frame(n, c, if i == last { FrameEnd::Last } else { FrameEnd::Intermediate }, &mut f);
+        encode_frame(
+            n,
+            c,
+            if i == last {
+                FrameEnd::Last
+            } else {
+                FrameEnd::Intermediate
+            },
+            &mut f,
+        );
         frames.push(f);
         n = (n + 1) % 8;
     }

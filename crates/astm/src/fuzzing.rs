@@ -10,8 +10,14 @@ use crate::records::{self, OwnedRecord, parse_records};
 /// 0x00/0x01) is received. Checks that every frame the link writes is valid,
 /// that the output queue stays bounded and that timers are honoured.
 pub fn astm_link(data: &[u8]) -> Result<(), String> {
-    let Some((&mode, mut rest)) = data.split_first() else { return Ok(()) };
-    let mut cfg = if mode & 1 == 0 { LinkConfig::lis() } else { LinkConfig::instrument() };
+    let Some((&mode, mut rest)) = data.split_first() else {
+        return Ok(());
+    };
+    let mut cfg = if mode & 1 == 0 {
+        LinkConfig::lis()
+    } else {
+        LinkConfig::instrument()
+    };
     if mode & 2 != 0 {
         cfg.handshake = Handshake::None;
     }
@@ -35,7 +41,7 @@ pub fn astm_link(data: &[u8]) -> Result<(), String> {
                 let n = tail.first().copied().unwrap_or(0) as usize;
                 let body = tail.get(1..).unwrap_or(&[]);
                 let take = n.min(body.len());
-                link.send(body[..take].to_vec(), now);
+                let _ = link.send(body[..take].to_vec(), now);
                 rest = &body[take..];
             }
             _ => {
@@ -51,7 +57,10 @@ pub fn astm_link(data: &[u8]) -> Result<(), String> {
                 Output::Write(bytes) => check_written(&bytes)?,
                 Output::Message(m) => {
                     if m.len() > 4096 + 512 {
-                        return Err(format!("delivered message of {} bytes over the limit", m.len()));
+                        return Err(format!(
+                            "delivered message of {} bytes over the limit",
+                            m.len()
+                        ));
                     }
                     let _ = parse_records(&m);
                 }
@@ -61,10 +70,10 @@ pub fn astm_link(data: &[u8]) -> Result<(), String> {
         if outputs > 10_000 {
             return Err(format!("{outputs} outputs from one step"));
         }
-        if let Some(d) = link.next_deadline() {
-            if d > now + 60_000 {
-                return Err(format!("deadline {d} too far from now {now}"));
-            }
+        if let Some(d) = link.next_deadline()
+            && d > now + 60_000
+        {
+            return Err(format!("deadline {d} too far from now {now}"));
         }
     }
     let _ = steps;
@@ -81,7 +90,11 @@ fn check_written(bytes: &[u8]) -> Result<(), String> {
         if bytes[i] == crate::frame::EOT && i + 1 == bytes.len() {
             return Ok(());
         }
-        let end = bytes[i..].iter().position(|&b| b == crate::frame::LF).map(|p| p + i + 1).ok_or("frame without LF")?;
+        let end = bytes[i..]
+            .iter()
+            .position(|&b| b == crate::frame::LF)
+            .map(|p| p + i + 1)
+            .ok_or("frame without LF")?;
         parse_frame(&bytes[i..end]).map_err(|e| format!("link wrote a bad frame: {e}"))?;
         i = end;
     }
@@ -105,7 +118,12 @@ pub fn astm_records(data: &[u8]) -> Result<(), String> {
             let _ = (o.specimen_id(), o.tests());
         }
         if let Some(res) = records::ResultRecord::from_record(r) {
-            let _ = (res.test_code(), res.numeric(), res.flag_list(), res.value_components());
+            let _ = (
+                res.test_code(),
+                res.numeric(),
+                res.flag_list(),
+                res.value_components(),
+            );
         }
         if let Some(q) = records::Query::from_record(r) {
             let _ = q.specimen_id();
@@ -122,9 +140,14 @@ pub fn astm_records(data: &[u8]) -> Result<(), String> {
             }
             input.extend_from_slice(&enc);
             let again = parse_records(&input);
-            let Some(back) = again.records.last() else { return Err("re-encoded record vanished".into()) };
+            let Some(back) = again.records.last() else {
+                return Err("re-encoded record vanished".into());
+            };
             if OwnedRecord::from_record(back) != owned {
-                return Err(format!("round trip changed {:?}", String::from_utf8_lossy(r.raw())));
+                return Err(format!(
+                    "round trip changed {:?}",
+                    String::from_utf8_lossy(r.raw())
+                ));
             }
         }
     }

@@ -2,7 +2,9 @@
 
 use std::collections::VecDeque;
 
-use crate::frame::{ACK, CR, ENQ, EOT, ETB, ETX, FrameEnd, FrameError, LF, NAK, STX, parse_frame, split_record};
+use crate::frame::{
+    ACK, CR, ENQ, EOT, ETB, ETX, FrameEnd, FrameError, LF, NAK, STX, parse_frame, split_record,
+};
 
 /// Which side of the link we are. Decides who wins contention.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,7 +72,11 @@ impl LinkConfig {
 
     /// Defaults for the instrument side.
     pub fn instrument() -> Self {
-        LinkConfig { role: Role::Instrument, contention_wait_ms: 1_000, ..Self::lis() }
+        LinkConfig {
+            role: Role::Instrument,
+            contention_wait_ms: 1_000,
+            ..Self::lis()
+        }
     }
 }
 
@@ -183,6 +189,33 @@ enum Collect {
     Trailer(u8),
 }
 
+/// Why [`Link::send`] refused a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// A control byte that may not appear in frame text.
+    ForbiddenByte {
+        /// Its offset in the message.
+        offset: usize,
+        /// The byte.
+        byte: u8,
+    },
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::ForbiddenByte { offset, byte } => {
+                write!(
+                    f,
+                    "byte 0x{byte:02X} at offset {offset} may not be sent in an ASTM frame"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
 /// The link state machine.
 #[derive(Debug)]
 pub struct Link {
@@ -265,8 +298,16 @@ impl Link {
     }
 
     /// Queues a message (E1394 records, each ending with CR; a missing
-    /// final CR is added) and starts sending if the line is free.
-    pub fn send(&mut self, message: Vec<u8>, now: u64) -> u64 {
+    /// final CR is added) and starts sending if the line is free. A message
+    /// holding a byte that may not appear in frame text (LF, STX, ETX, …) is
+    /// refused rather than altered.
+    pub fn send(&mut self, message: Vec<u8>, now: u64) -> Result<u64, SendError> {
+        if let Some(offset) = message.iter().position(|&c| crate::frame::is_forbidden(c)) {
+            return Err(SendError::ForbiddenByte {
+                offset,
+                byte: message[offset],
+            });
+        }
         let id = self.next_id;
         self.next_id += 1;
         let mut m = message;
@@ -275,7 +316,7 @@ impl Link {
         }
         self.queue.push_back((id, m));
         self.try_start(now);
-        id
+        Ok(id)
     }
 
     /// The next output, if any.
@@ -286,9 +327,9 @@ impl Link {
     /// When `tick` must next be called (the timer request), if any.
     pub fn next_deadline(&self) -> Option<u64> {
         match self.state {
-            State::Establishing { deadline } | State::Sending { deadline } | State::Receiving { deadline } => {
-                Some(deadline)
-            }
+            State::Establishing { deadline }
+            | State::Sending { deadline }
+            | State::Receiving { deadline } => Some(deadline),
             State::Neutral => (!self.queue.is_empty()).then_some(self.not_before),
         }
     }
@@ -328,7 +369,10 @@ impl Link {
             // Bulk path: frame text.
             if self.collect == Collect::Text {
                 let rest = &bytes[i..];
-                let stop = rest.iter().position(|&c| matches!(c, ETX | ETB | STX | EOT | ENQ)).unwrap_or(rest.len());
+                let stop = rest
+                    .iter()
+                    .position(|&c| matches!(c, ETX | ETB | STX | EOT | ENQ))
+                    .unwrap_or(rest.len());
                 self.push_frame_bytes(&rest[..stop]);
                 i += stop;
                 if i >= bytes.len() {
@@ -370,7 +414,10 @@ impl Link {
     fn fail_current(&mut self, reason: &str) {
         self.establish_failures = 0;
         if let Some((id, _)) = self.queue.pop_front() {
-            self.event(LinkEvent::SendFailed { id, reason: reason.to_string() });
+            self.event(LinkEvent::SendFailed {
+                id,
+                reason: reason.to_string(),
+            });
         }
     }
 
@@ -388,7 +435,9 @@ impl Link {
         if self.state != State::Neutral || now < self.not_before || self.collect != Collect::Idle {
             return;
         }
-        let Some((_, msg)) = self.queue.front() else { return };
+        let Some((_, msg)) = self.queue.front() else {
+            return;
+        };
         // Prepare frames: one low-level message per record, FN continuing.
         let mut frames = Vec::new();
         let mut n = 1u8;
@@ -402,7 +451,9 @@ impl Link {
         match self.cfg.handshake {
             Handshake::Enq => {
                 self.write(vec![ENQ]);
-                self.state = State::Establishing { deadline: now + self.cfg.reply_timeout_ms };
+                self.state = State::Establishing {
+                    deadline: now + self.cfg.reply_timeout_ms,
+                };
             }
             Handshake::None => {
                 let mut all = Vec::new();
@@ -423,11 +474,16 @@ impl Link {
             let f = f.clone();
             self.write(f);
         }
-        self.state = State::Sending { deadline: now + self.cfg.reply_timeout_ms };
+        self.state = State::Sending {
+            deadline: now + self.cfg.reply_timeout_ms,
+        };
     }
 
     fn frame_number(&self, idx: usize) -> u8 {
-        self.frames.get(idx).and_then(|f| f.get(1)).map_or(0, |b| b.wrapping_sub(b'0'))
+        self.frames
+            .get(idx)
+            .and_then(|f| f.get(1))
+            .map_or(0, |b| b.wrapping_sub(b'0'))
     }
 
     fn byte(&mut self, b: u8, now: u64) {
@@ -479,17 +535,27 @@ impl Link {
                 ENQ if self.cfg.handshake == Handshake::Enq => {
                     if self.busy {
                         self.write(vec![NAK]);
-                        self.event(LinkEvent::EnqReceived { reply: Some(Reply::Nak), reason: Some("busy".into()) });
+                        self.event(LinkEvent::EnqReceived {
+                            reply: Some(Reply::Nak),
+                            reason: Some("busy".into()),
+                        });
                     } else {
                         self.write(vec![ACK]);
                         self.reset_receiver();
-                        self.state = State::Receiving { deadline: now + self.cfg.receive_timeout_ms };
-                        self.event(LinkEvent::EnqReceived { reply: Some(Reply::Ack), reason: None });
+                        self.state = State::Receiving {
+                            deadline: now + self.cfg.receive_timeout_ms,
+                        };
+                        self.event(LinkEvent::EnqReceived {
+                            reply: Some(Reply::Ack),
+                            reason: None,
+                        });
                     }
                 }
                 STX if self.cfg.handshake == Handshake::None => {
                     self.reset_receiver();
-                    self.state = State::Receiving { deadline: now + self.cfg.receive_timeout_ms };
+                    self.state = State::Receiving {
+                        deadline: now + self.cfg.receive_timeout_ms,
+                    };
                     self.start_frame();
                 }
                 STX => {
@@ -497,7 +563,9 @@ impl Link {
                     self.start_frame();
                 }
                 EOT if self.cfg.handshake == Handshake::None => {}
-                EOT => self.event(LinkEvent::EotReceived { discarded_partial: false }),
+                EOT => self.event(LinkEvent::EotReceived {
+                    discarded_partial: false,
+                }),
                 CR | LF => {}
                 _ => self.ignored += 1,
             },
@@ -533,7 +601,8 @@ impl Link {
                         self.event(LinkEvent::InterruptRequested { honored: true });
                         self.write(vec![EOT]);
                         self.state = State::Neutral;
-                        self.not_before = now + self.cfg.contention_wait_ms.min(self.cfg.busy_retry_ms);
+                        self.not_before =
+                            now + self.cfg.contention_wait_ms.min(self.cfg.busy_retry_ms);
                     } else {
                         self.event(LinkEvent::InterruptRequested { honored: false });
                         self.advance(now);
@@ -550,7 +619,10 @@ impl Link {
                     } else {
                         self.attempts += 1;
                         let number = self.frame_number(self.frame_idx);
-                        self.event(LinkEvent::Retransmit { number, attempt: self.attempts });
+                        self.event(LinkEvent::Retransmit {
+                            number,
+                            attempt: self.attempts,
+                        });
                         self.send_current_frame(now);
                     }
                 }
@@ -568,7 +640,9 @@ impl Link {
                     // The sender restarted its session: start over.
                     self.reset_receiver();
                     self.write(vec![ACK]);
-                    self.state = State::Receiving { deadline: now + self.cfg.receive_timeout_ms };
+                    self.state = State::Receiving {
+                        deadline: now + self.cfg.receive_timeout_ms,
+                    };
                     self.event(LinkEvent::EnqReceived {
                         reply: Some(Reply::Ack),
                         reason: Some("ENQ inside a session: restarted".into()),
@@ -617,7 +691,10 @@ impl Link {
         let handshake = self.cfg.handshake == Handshake::Enq;
         let in_session = matches!(self.state, State::Receiving { .. });
         let buf = std::mem::take(&mut self.frame_buf);
-        let number = buf.get(1).filter(|c| (b'0'..=b'7').contains(*c)).map(|c| c - b'0');
+        let number = buf
+            .get(1)
+            .filter(|c| (b'0'..=b'7').contains(*c))
+            .map(|c| c - b'0');
         let verdict: Result<(u8, FrameEnd, Vec<u8>), String> = if self.frame_overflow > 0 {
             Err(FrameError::TooLong(buf.len() + self.frame_overflow).to_string())
         } else if let Some(e) = forced {
@@ -632,11 +709,21 @@ impl Link {
         self.frame_buf = buf;
         self.frame_buf.clear();
         if !in_session {
-            self.event(LinkEvent::FrameReceived { number, reply: None, reason: Some("frame outside a session".into()) });
+            self.event(LinkEvent::FrameReceived {
+                number,
+                reply: None,
+                reason: Some("frame outside a session".into()),
+            });
             return;
         }
-        self.state = State::Receiving { deadline: now + self.cfg.receive_timeout_ms };
-        let reply_ok = if self.interrupt { Reply::Eot } else { Reply::Ack };
+        self.state = State::Receiving {
+            deadline: now + self.cfg.receive_timeout_ms,
+        };
+        let reply_ok = if self.interrupt {
+            Reply::Eot
+        } else {
+            Reply::Ack
+        };
         let (reply, reason) = match verdict {
             Err(reason) => (Reply::Nak, Some(reason)),
             Ok((n, end, text)) => {
@@ -657,7 +744,10 @@ impl Link {
                     self.expected_fn = (n + 1) % 8;
                     if self.message.len() + self.partial.len() > self.cfg.max_message_bytes {
                         self.reset_receiver();
-                        (Reply::Nak, Some("message exceeds the size limit; discarded".to_string()))
+                        (
+                            Reply::Nak,
+                            Some("message exceeds the size limit; discarded".to_string()),
+                        )
                     } else {
                         if self.interrupt {
                             self.interrupt = false;
@@ -665,9 +755,18 @@ impl Link {
                         (reply_ok, None)
                     }
                 } else if Some(n) == self.last_fn {
-                    (Reply::Ack, Some("repeat of the last frame: acknowledged, not stored".to_string()))
+                    (
+                        Reply::Ack,
+                        Some("repeat of the last frame: acknowledged, not stored".to_string()),
+                    )
                 } else {
-                    (Reply::Nak, Some(format!("unexpected frame number {n}, expected {}", self.expected_fn)))
+                    (
+                        Reply::Nak,
+                        Some(format!(
+                            "unexpected frame number {n}, expected {}",
+                            self.expected_fn
+                        )),
+                    )
                 }
             }
         };
@@ -677,13 +776,22 @@ impl Link {
                 Reply::Nak => NAK,
                 Reply::Eot => EOT,
             }]);
-            self.event(LinkEvent::FrameReceived { number, reply: Some(reply), reason });
+            self.event(LinkEvent::FrameReceived {
+                number,
+                reply: Some(reply),
+                reason,
+            });
         } else {
-            self.event(LinkEvent::FrameReceived { number, reply: None, reason });
+            self.event(LinkEvent::FrameReceived {
+                number,
+                reply: None,
+                reason,
+            });
         }
     }
 }
 
 fn has_terminator_record(text: &[u8]) -> bool {
-    text.split(|&c| c == CR).any(|r| r.len() >= 2 && r[0] == b'L' && !r[1].is_ascii_alphanumeric())
+    text.split(|&c| c == CR)
+        .any(|r| r.len() >= 2 && r[0] == b'L' && !r[1].is_ascii_alphanumeric())
 }

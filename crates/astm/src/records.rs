@@ -21,7 +21,12 @@ pub struct Delimiters {
 
 impl Default for Delimiters {
     fn default() -> Self {
-        Delimiters { field: b'|', repeat: b'\\', component: b'^', escape: b'&' }
+        Delimiters {
+            field: b'|',
+            repeat: b'\\',
+            component: b'^',
+            escape: b'&',
+        }
     }
 }
 
@@ -93,7 +98,11 @@ pub fn parse_records(input: &[u8]) -> Records<'_> {
             doubled = dbl;
             seen_header = true;
             if let Some(p) = problem {
-                diagnostics.push(Diagnostic { severity: Severity::Warning, record: idx, message: p });
+                diagnostics.push(Diagnostic {
+                    severity: Severity::Warning,
+                    record: idx,
+                    message: p,
+                });
             }
         } else if line[0] == b'H' {
             diagnostics.push(Diagnostic {
@@ -110,7 +119,10 @@ pub fn parse_records(input: &[u8]) -> Records<'_> {
             });
         }
         let rec = split_record_fields(line, delims, doubled);
-        if !matches!(line[0], b'H' | b'P' | b'O' | b'R' | b'C' | b'Q' | b'M' | b'S' | b'L') {
+        if !matches!(
+            line[0],
+            b'H' | b'P' | b'O' | b'R' | b'C' | b'Q' | b'M' | b'S' | b'L'
+        ) {
             diagnostics.push(Diagnostic {
                 severity: Severity::Warning,
                 record: idx,
@@ -120,42 +132,83 @@ pub fn parse_records(input: &[u8]) -> Records<'_> {
         records.push(rec);
     }
     check_hierarchy(&records, &mut diagnostics);
-    Records { records, diagnostics }
+    Records {
+        records,
+        diagnostics,
+    }
 }
 
 fn read_header(line: &[u8]) -> (Delimiters, bool, Option<String>) {
     let field = line[1];
-    if field.is_ascii_alphanumeric() || field >= 0x80 || field.is_ascii_whitespace() || field < 0x20 {
-        return (Delimiters::default(), false, Some(format!("field delimiter 0x{field:02X} is not usable; defaults used")));
+    if field.is_ascii_alphanumeric() || field >= 0x80 || field.is_ascii_whitespace() || field < 0x20
+    {
+        return (
+            Delimiters::default(),
+            false,
+            Some(format!(
+                "field delimiter 0x{field:02X} is not usable; defaults used"
+            )),
+        );
     }
-    let def_end = line[2..].iter().position(|&c| c == field).map_or(line.len(), |p| p + 2);
+    let def_end = line[2..]
+        .iter()
+        .position(|&c| c == field)
+        .map_or(line.len(), |p| p + 2);
     let def = &line[2..def_end];
-    let mut d = Delimiters { field, ..Delimiters::default() };
+    let mut d = Delimiters {
+        field,
+        ..Delimiters::default()
+    };
     if def.len() == 4
         && def[0] == def[1]
         && def[0] != def[2]
         && def[2] != def[3]
         && ![def[0], def[2], def[3]].contains(&field)
-        && [def[0], def[2], def[3]].iter().all(|&b| b.is_ascii_punctuation())
+        && [def[0], def[2], def[3]]
+            .iter()
+            .all(|&b| b.is_ascii_punctuation())
     {
         // `H|\\^&`: the repeat delimiter written twice (seen in the wild).
         d.repeat = def[0];
         d.component = def[2];
         d.escape = def[3];
-        return (d, true, Some("delimiter definition has a doubled repeat delimiter; `\\\\` read as one".into()));
+        return (
+            d,
+            true,
+            Some("delimiter definition has a doubled repeat delimiter; `\\\\` read as one".into()),
+        );
     }
     if def.len() < 3 {
-        return (d, false, Some(format!("delimiter definition {:?} is short; defaults used", String::from_utf8_lossy(def))));
+        return (
+            d,
+            false,
+            Some(format!(
+                "delimiter definition {:?} is short; defaults used",
+                String::from_utf8_lossy(def)
+            )),
+        );
     }
     let (r, c, e) = (def[0], def[1], def[2]);
     let distinct = r != c && r != e && c != e && ![r, c, e].contains(&field);
-    if !distinct || [r, c, e].iter().any(|&b| b.is_ascii_alphanumeric() || b >= 0x80 || b < 0x20 || b == b' ') {
-        return (d, false, Some("delimiters are not distinct; defaults used".into()));
+    if !distinct
+        || [r, c, e]
+            .iter()
+            .any(|&b| b.is_ascii_alphanumeric() || !(0x21..0x80).contains(&b))
+    {
+        return (
+            d,
+            false,
+            Some("delimiters are not distinct; defaults used".into()),
+        );
     }
     d.repeat = r;
     d.component = c;
     d.escape = e;
-    (d, false, (def.len() > 3).then(|| "delimiter definition longer than 3 characters".to_string()))
+    (
+        d,
+        false,
+        (def.len() > 3).then(|| "delimiter definition longer than 3 characters".to_string()),
+    )
 }
 
 fn split_record_fields(line: &[u8], delims: Delimiters, doubled: bool) -> Record<'_> {
@@ -171,7 +224,12 @@ fn split_record_fields(line: &[u8], delims: Delimiters, doubled: bool) -> Record
     spans.push((start, line.len() as u32));
     // In H the delimiter definition (field 2) must not be cut by its own characters.
     let _ = is_h;
-    Record { raw: line, spans, delims, doubled }
+    Record {
+        raw: line,
+        spans,
+        delims,
+        doubled,
+    }
 }
 
 fn check_hierarchy(records: &[Record<'_>], diags: &mut Vec<Diagnostic>) {
@@ -191,7 +249,15 @@ fn check_hierarchy(records: &[Record<'_>], diags: &mut Vec<Diagnostic>) {
             diags.push(Diagnostic {
                 severity: Severity::Warning,
                 record: i,
-                message: format!("{} record after {}", t as char, if last_parent == 0 { '-' } else { last_parent as char }),
+                message: format!(
+                    "{} record after {}",
+                    t as char,
+                    if last_parent == 0 {
+                        '-'
+                    } else {
+                        last_parent as char
+                    }
+                ),
             });
         }
         if !matches!(t, b'C' | b'M' | b'S') {
@@ -208,7 +274,7 @@ pub struct Field<'a> {
     doubled: bool,
 }
 
-fn split_on<'a>(raw: &'a [u8], sep: u8, doubled: bool) -> Vec<&'a [u8]> {
+fn split_on(raw: &[u8], sep: u8, doubled: bool) -> Vec<&[u8]> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut i = 0;
@@ -253,18 +319,29 @@ impl<'a> Field<'a> {
 
     /// The repeats (the field itself when it has none).
     pub fn repeats(&self) -> Vec<Field<'a>> {
-        split_on(self.raw, self.delims.repeat, self.doubled).into_iter().map(|r| self.sub(r)).collect()
+        split_on(self.raw, self.delims.repeat, self.doubled)
+            .into_iter()
+            .map(|r| self.sub(r))
+            .collect()
     }
 
     /// The components of this value (of the first repeat when it repeats).
     pub fn components(&self) -> Vec<Field<'a>> {
-        let first = split_on(self.raw, self.delims.repeat, self.doubled).into_iter().next().unwrap_or(self.raw);
-        split_on(first, self.delims.component, false).into_iter().map(|r| self.sub(r)).collect()
+        let first = split_on(self.raw, self.delims.repeat, self.doubled)
+            .into_iter()
+            .next()
+            .unwrap_or(self.raw);
+        split_on(first, self.delims.component, false)
+            .into_iter()
+            .map(|r| self.sub(r))
+            .collect()
     }
 
     /// Component `n` (1-based) of the first repeat, unescaped; empty when absent.
     pub fn component(&self, n: usize) -> Cow<'a, str> {
-        self.components().get(n.wrapping_sub(1)).map_or(Cow::Borrowed(""), |c| c.value())
+        self.components()
+            .get(n.wrapping_sub(1))
+            .map_or(Cow::Borrowed(""), |c| c.value())
     }
 }
 
@@ -290,7 +367,7 @@ pub fn unescape<'a>(raw: &'a [u8], d: &Delimiters) -> Cow<'a, str> {
                 let close = i + 1 + p;
                 let hex = body.first() == Some(&b'X')
                     && body.len() > 1
-                    && (body.len() - 1) % 2 == 0
+                    && (body.len() - 1).is_multiple_of(2)
                     && body[1..].iter().all(|c| c.is_ascii_hexdigit());
                 match body {
                     b"F" => out.push(d.field as char),
@@ -315,7 +392,10 @@ pub fn unescape<'a>(raw: &'a [u8], d: &Delimiters) -> Cow<'a, str> {
             out.push_str(&text(&raw[i..]));
             break;
         }
-        let next = raw[i..].iter().position(|&c| c == e).map_or(raw.len(), |p| p + i);
+        let next = raw[i..]
+            .iter()
+            .position(|&c| c == e)
+            .map_or(raw.len(), |p| p + i);
         out.push_str(&text(&raw[i..next]));
         i = next;
     }
@@ -374,7 +454,11 @@ impl<'a> Record<'a> {
             Some(&(a, b)) => &self.raw[a as usize..b as usize],
             None => &[][..],
         };
-        Field { raw, delims: self.delims, doubled: self.doubled }
+        Field {
+            raw,
+            delims: self.delims,
+            doubled: self.doubled,
+        }
     }
 
     /// Unescaped, trimmed text of field `n`.
@@ -402,19 +486,28 @@ pub fn parse_numeric(s: &str) -> Option<NumericValue> {
     let t = s.trim();
     let (comparator, rest) = ["<=", ">=", "<", ">"]
         .iter()
-        .find_map(|c| t.strip_prefix(c).map(|r| (Some(c.to_string()), r.trim_start())))
+        .find_map(|c| {
+            t.strip_prefix(c)
+                .map(|r| (Some(c.to_string()), r.trim_start()))
+        })
         .unwrap_or((None, t));
     let body = rest.strip_prefix(['+', '-']).unwrap_or(rest);
     if body.is_empty() {
         return None;
     }
     let seps = body.bytes().filter(|&c| c == b'.' || c == b',').count();
-    let digits_ok = body.bytes().all(|c| c.is_ascii_digit() || c == b'.' || c == b',');
+    let digits_ok = body
+        .bytes()
+        .all(|c| c.is_ascii_digit() || c == b'.' || c == b',');
     if !digits_ok || seps > 1 || !body.bytes().any(|c| c.is_ascii_digit()) {
         return None;
     }
     let decimal_comma = body.contains(',');
-    Some(NumericValue { comparator, number: rest.replace(',', "."), decimal_comma })
+    Some(NumericValue {
+        comparator,
+        number: rest.replace(',', "."),
+        decimal_comma,
+    })
 }
 
 macro_rules! view {
@@ -573,22 +666,34 @@ view!(
 /// the sender omitted the leading carets, the first non-empty component.
 fn test_code(f: &Field<'_>) -> String {
     let comps: Vec<String> = f.components().iter().map(|c| c.trimmed()).collect();
-    if comps.len() >= 4 {
-        if let Some(c) = comps[3..].iter().find(|s| !s.is_empty()) {
-            return c.clone();
-        }
+    if comps.len() >= 4
+        && let Some(c) = comps[3..].iter().find(|s| !s.is_empty())
+    {
+        return c.clone();
     }
-    comps.into_iter().find(|s| !s.is_empty()).unwrap_or_default()
+    comps
+        .into_iter()
+        .find(|s| !s.is_empty())
+        .unwrap_or_default()
 }
 
 impl<'r, 'a> Order<'r, 'a> {
     /// O.3 specimen ID: first component, trimmed of padding.
     pub fn specimen_id(&self) -> String {
-        self.specimen_field().components().first().map(|c| c.trimmed()).unwrap_or_default()
+        self.specimen_field()
+            .components()
+            .first()
+            .map(|c| c.trimmed())
+            .unwrap_or_default()
     }
     /// O.5 test codes, one per repeat.
     pub fn tests(&self) -> Vec<String> {
-        self.tests_field().repeats().iter().map(test_code).filter(|s| !s.is_empty()).collect()
+        self.tests_field()
+            .repeats()
+            .iter()
+            .map(test_code)
+            .filter(|s| !s.is_empty())
+            .collect()
     }
 }
 
@@ -599,7 +704,11 @@ impl<'r, 'a> ResultRecord<'r, 'a> {
     }
     /// R.4 components (e.g. `3+^3+^45`), unescaped.
     pub fn value_components(&self) -> Vec<String> {
-        self.value().components().iter().map(|c| c.value().into_owned()).collect()
+        self.value()
+            .components()
+            .iter()
+            .map(|c| c.value().into_owned())
+            .collect()
     }
     /// R.4 as a number when it is one (first component).
     pub fn numeric(&self) -> Option<NumericValue> {
@@ -607,7 +716,12 @@ impl<'r, 'a> ResultRecord<'r, 'a> {
     }
     /// R.7 flags, one per repeat.
     pub fn flag_list(&self) -> Vec<String> {
-        self.flags().repeats().iter().map(|r| r.trimmed()).filter(|s| !s.is_empty()).collect()
+        self.flags()
+            .repeats()
+            .iter()
+            .map(|r| r.trimmed())
+            .filter(|s| !s.is_empty())
+            .collect()
     }
 }
 
@@ -617,7 +731,11 @@ impl<'r, 'a> Query<'r, 'a> {
     pub fn specimen_id(&self) -> String {
         let f = self.starting_range();
         let c2 = f.component(2).trim().to_string();
-        if !c2.is_empty() { c2 } else { f.component(1).trim().to_string() }
+        if !c2.is_empty() {
+            c2
+        } else {
+            f.component(1).trim().to_string()
+        }
     }
 }
 
@@ -643,13 +761,23 @@ pub fn build_query_answer(sender: &str, timestamp: &str, orders: &[AnswerOrder])
     let d = Delimiters::default();
     let e = |s: &str| escape(s, &d);
     let mut out = String::new();
-    out.push_str(&format!("H|\\^&|||{}|||||||P|LIS2-A2|{}\r", e(sender), e(timestamp)));
+    out.push_str(&format!(
+        "H|\\^&|||{}|||||||P|LIS2-A2|{}\r",
+        e(sender),
+        e(timestamp)
+    ));
     if orders.is_empty() {
         out.push_str("L|1|I\r");
         return out.into_bytes();
     }
     for (i, o) in orders.iter().enumerate() {
-        out.push_str(&format!("P|{}|{}|||{}^{}\r", i + 1, e(&o.patient_id), e(&o.patient_name.0), e(&o.patient_name.1)));
+        out.push_str(&format!(
+            "P|{}|{}|||{}^{}\r",
+            i + 1,
+            e(&o.patient_id),
+            e(&o.patient_name.0),
+            e(&o.patient_name.1)
+        ));
         let tests: Vec<String> = o.tests.iter().map(|t| format!("^^^{}", e(t))).collect();
         let mut f = vec![String::new(); 26];
         f[0] = "O".into();
@@ -677,7 +805,12 @@ impl OwnedRecord {
     /// Encodes with `d`, without the terminating CR.
     pub fn encode(&self, d: &Delimiters) -> Vec<u8> {
         let mut s = String::new();
-        let is_h = self.fields.first().and_then(|f| f.first()).and_then(|r| r.first()).is_some_and(|t| t == "H");
+        let is_h = self
+            .fields
+            .first()
+            .and_then(|f| f.first())
+            .and_then(|r| r.first())
+            .is_some_and(|t| t == "H");
         for (i, f) in self.fields.iter().enumerate() {
             if i > 0 {
                 s.push(d.field as char);
@@ -692,7 +825,12 @@ impl OwnedRecord {
             }
             let reps: Vec<String> = f
                 .iter()
-                .map(|r| r.iter().map(|c| escape(c, d)).collect::<Vec<_>>().join(&(d.component as char).to_string()))
+                .map(|r| {
+                    r.iter()
+                        .map(|c| escape(c, d))
+                        .collect::<Vec<_>>()
+                        .join(&(d.component as char).to_string())
+                })
                 .collect();
             s.push_str(&reps.join(&(d.repeat as char).to_string()));
         }
@@ -711,7 +849,12 @@ impl OwnedRecord {
             fields.push(
                 f.repeats()
                     .iter()
-                    .map(|rep| split_on(rep.raw(), r.delims.component, false).iter().map(|c| unescape(c, &r.delims).into_owned()).collect())
+                    .map(|rep| {
+                        split_on(rep.raw(), r.delims.component, false)
+                            .iter()
+                            .map(|c| unescape(c, &r.delims).into_owned())
+                            .collect()
+                    })
                     .collect(),
             );
         }

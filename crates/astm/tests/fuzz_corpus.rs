@@ -3,8 +3,11 @@
 use std::path::PathBuf;
 
 fn replay(target: &str, f: fn(&[u8]) -> Result<(), String>) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("fuzz corpus {} missing: {e}", dir.display()));
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("fuzz corpus {} missing: {e}", dir.display()));
     let mut n = 0;
     for e in entries {
         let p = e.expect("entry").path();

@@ -2,7 +2,9 @@
 
 mod common;
 use aliquot_astm::frame::{ACK, ENQ, EOT, NAK};
-use aliquot_astm::{Handshake, Link, LinkConfig, LinkEvent, Output, checksum, parse_frame, FrameError};
+use aliquot_astm::{
+    FrameError, Handshake, Link, LinkConfig, LinkEvent, Output, checksum, parse_frame,
+};
 use common::*;
 
 #[test]
@@ -13,8 +15,15 @@ fn checksum_vectors_from_shared_json() {
         let hex = &chunk[..chunk.find('"').expect("end")];
         let exp_at = chunk.find("\"expected_checksum\": \"").expect("expected") + 22;
         let expected = &chunk[exp_at..exp_at + 2];
-        let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex")).collect();
-        assert_eq!(format!("{:02X}", checksum(&bytes)), expected, "vector {hex}");
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect();
+        assert_eq!(
+            format!("{:02X}", checksum(&bytes)),
+            expected,
+            "vector {hex}"
+        );
         // and the same bytes framed parse, with upper- and lower-case checksum
         for e in [expected.to_string(), expected.to_ascii_lowercase()] {
             let mut f = vec![0x02];
@@ -33,9 +42,21 @@ fn checksum_vectors_from_shared_json() {
 fn frame_errors() {
     let good = b"\x021A|B|C|D\r\x03BF\r\n";
     assert!(parse_frame(good).is_ok());
-    assert!(matches!(parse_frame(b"\x021A|B|C|D\r\x03BE\r\n"), Err(FrameError::ChecksumMismatch { computed: 0xBF, received: 0xBE })));
-    assert_eq!(parse_frame(b"\x029A\r\x03BF\r\n"), Err(FrameError::BadFrameNumber(b'9')));
-    assert_eq!(parse_frame(b"\x021A\r\x03ZZ\r\n"), Err(FrameError::BadChecksumChars));
+    assert!(matches!(
+        parse_frame(b"\x021A|B|C|D\r\x03BE\r\n"),
+        Err(FrameError::ChecksumMismatch {
+            computed: 0xBF,
+            received: 0xBE
+        })
+    ));
+    assert_eq!(
+        parse_frame(b"\x029A\r\x03BF\r\n"),
+        Err(FrameError::BadFrameNumber(b'9'))
+    );
+    assert_eq!(
+        parse_frame(b"\x021A\r\x03ZZ\r\n"),
+        Err(FrameError::BadChecksumChars)
+    );
     assert_eq!(parse_frame(b"\x021A\r\x03BF"), Err(FrameError::MissingCr));
     assert_eq!(parse_frame(b"1A\r\x03BF\r\n"), Err(FrameError::NoStx));
     // LF inside text
@@ -48,9 +69,21 @@ fn frame_errors() {
 #[test]
 fn sysmex_multiframe_etb_session() {
     let (written, msgs, events) = play_receiver(&fixture("sysmex_multiframe_etb.bin"));
-    assert_eq!(events, [
-        "enq ACK", "frame 1 ACK", "frame 2 ACK", "frame 3 ACK", "frame 4 ACK", "frame 5 ACK", "frame 6 ACK", "frame 7 ACK", "frame 0 ACK", "eot",
-    ]);
+    assert_eq!(
+        events,
+        [
+            "enq ACK",
+            "frame 1 ACK",
+            "frame 2 ACK",
+            "frame 3 ACK",
+            "frame 4 ACK",
+            "frame 5 ACK",
+            "frame 6 ACK",
+            "frame 7 ACK",
+            "frame 0 ACK",
+            "eot",
+        ]
+    );
     assert_eq!(written, vec![ACK; 9]);
     assert_eq!(msgs.len(), 1);
     let recs = aliquot_astm::parse_records(&msgs[0]);
@@ -58,30 +91,42 @@ fn sysmex_multiframe_etb_session() {
     assert!(recs.diagnostics.is_empty(), "{:?}", recs.diagnostics);
     let c = aliquot_astm::records::Comment::from_record(&recs.records[4]).expect("C");
     assert_eq!(c.text().repeats().len(), 12);
-    assert_eq!(c.text().repeats()[11].component(3), "ABNORMAL_SCATTERGRAM_11");
+    assert_eq!(
+        c.text().repeats()[11].component(3),
+        "ABNORMAL_SCATTERGRAM_11"
+    );
     let o = aliquot_astm::records::Order::from_record(&recs.records[2]).expect("O");
     assert_eq!(o.tests(), ["WBC", "RBC", "HGB"]);
     let r = aliquot_astm::records::ResultRecord::from_record(&recs.records[5]).expect("R");
     assert_eq!(r.test_code(), "RBC");
     let n = r.numeric().expect("numeric");
-    assert_eq!((n.comparator.as_deref(), n.number.as_str(), n.decimal_comma), (Some("<"), "0.50", true));
+    assert_eq!(
+        (n.comparator.as_deref(), n.number.as_str(), n.decimal_comma),
+        (Some("<"), "0.50", true)
+    );
 }
 
 #[test]
 fn wrong_checksum_duplicate_and_out_of_order() {
     let (written, msgs, events) = play_receiver(&fixture("wrong_checksum_duplicate.bin"));
-    assert_eq!(events, [
-        "enq ACK",
-        "frame 1 NAK (checksum mismatch: computed BF, received C0)",
-        "frame 1 ACK",
-        "frame 2 ACK",
-        "frame 2 ACK (repeat of the last frame: acknowledged, not stored)",
-        "frame 4 NAK (unexpected frame number 4, expected 3)",
-        "frame 3 ACK",
-        "eot",
-    ]);
+    assert_eq!(
+        events,
+        [
+            "enq ACK",
+            "frame 1 NAK (checksum mismatch: computed BF, received C0)",
+            "frame 1 ACK",
+            "frame 2 ACK",
+            "frame 2 ACK (repeat of the last frame: acknowledged, not stored)",
+            "frame 4 NAK (unexpected frame number 4, expected 3)",
+            "frame 3 ACK",
+            "eot",
+        ]
+    );
     assert_eq!(written, [ACK, NAK, ACK, ACK, ACK, NAK, ACK]);
-    assert_eq!(msgs, [b"H|\\^&|||ANALYZER\rR|1|^^^GLU|5.6|mmol/L||N||F\rL|1|N\r".to_vec()]);
+    assert_eq!(
+        msgs,
+        [b"H|\\^&|||ANALYZER\rR|1|^^^GLU|5.6|mmol/L||N||F\rL|1|N\r".to_vec()]
+    );
 }
 
 #[test]
@@ -103,13 +148,27 @@ fn cobas_single_frame_cr_only() {
 #[test]
 fn fn_wraps_mod_8_and_lowercase_checksums() {
     let (written, msgs, events) = play_receiver(&fixture("fn_wrap_lowercase.bin"));
-    let fns: Vec<&str> = events.iter().filter(|e| e.starts_with("frame")).map(|e| &e[6..7]).collect();
-    assert_eq!(fns, ["1", "2", "3", "4", "5", "6", "7", "0", "1", "2", "3", "4"]);
+    let fns: Vec<&str> = events
+        .iter()
+        .filter(|e| e.starts_with("frame"))
+        .map(|e| &e[6..7])
+        .collect();
+    assert_eq!(
+        fns,
+        ["1", "2", "3", "4", "5", "6", "7", "0", "1", "2", "3", "4"]
+    );
     assert!(written.iter().all(|&b| b == ACK));
     assert_eq!(aliquot_astm::parse_records(&msgs[0]).records.len(), 12);
 }
 
-fn pump(a: &mut Link, b: &mut Link, now: u64, a_msgs: &mut Vec<Vec<u8>>, b_msgs: &mut Vec<Vec<u8>>, log: &mut Vec<String>) {
+fn pump(
+    a: &mut Link,
+    b: &mut Link,
+    now: u64,
+    a_msgs: &mut Vec<Vec<u8>>,
+    b_msgs: &mut Vec<Vec<u8>>,
+    log: &mut Vec<String>,
+) {
     for _ in 0..10_000 {
         let mut moved = false;
         while let Some(o) = a.poll() {
@@ -145,13 +204,19 @@ fn instrument_to_lis_end_to_end_long_record() {
     let mut lis = Link::new(LinkConfig::lis());
     let long = format!("M|1|HISTOGRAM|{}\r", "A".repeat(11_068));
     let msg = format!("H|\\^&|||H550\rP|1\rO|1|S1||^^^DIF\r{long}L|1|N\r");
-    let id = inst.send(msg.clone().into_bytes(), 0);
+    let id = inst.send(msg.clone().into_bytes(), 0).expect("send");
     let (mut im, mut lm, mut log) = (vec![], vec![], vec![]);
     pump(&mut inst, &mut lis, 0, &mut im, &mut lm, &mut log);
     assert_eq!(lm, [msg.into_bytes()]);
-    assert!(log.contains(&format!("A SendComplete {{ id: {id} }}")), "{log:?}");
+    assert!(
+        log.contains(&format!("A SendComplete {{ id: {id} }}")),
+        "{log:?}"
+    );
     // 11 068 + 16 bytes of M record = 47 frames of <= 240 text bytes, plus 4 short records
-    assert_eq!(log.iter().filter(|l| l.starts_with("B frame")).count(), 47 + 4);
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("B frame")).count(),
+        47 + 4
+    );
     assert!(inst.is_neutral() && lis.is_neutral());
 }
 
@@ -159,7 +224,7 @@ fn instrument_to_lis_end_to_end_long_record() {
 fn sender_timeouts_and_retries() {
     // No reply to ENQ: EOT after 15 s; retry after 10 s; 6 attempts then give up.
     let mut l = Link::new(LinkConfig::lis());
-    l.send(b"H|\\^&\rL|1|N\r".to_vec(), 0);
+    l.send(b"H|\\^&\rL|1|N\r".to_vec(), 0).expect("send");
     assert_eq!(l.poll(), Some(Output::Write(vec![ENQ])));
     assert_eq!(l.next_deadline(), Some(15_000));
     l.tick(14_999);
@@ -191,7 +256,7 @@ fn sender_timeouts_and_retries() {
 #[test]
 fn nak_six_times_aborts_and_busy_nak_waits_10s() {
     let mut l = Link::new(LinkConfig::lis());
-    l.send(b"H|\\^&\r".to_vec(), 0);
+    l.send(b"H|\\^&\r".to_vec(), 0).expect("send");
     assert_eq!(l.poll(), Some(Output::Write(vec![ENQ])));
     l.receive(&[NAK], 100);
     assert_eq!(l.poll(), Some(Output::Event(LinkEvent::Busy)));
@@ -208,12 +273,18 @@ fn nak_six_times_aborts_and_busy_nak_waits_10s() {
     assert_eq!(first, b"\x021H|\\^&\r\x03E5\r\n");
     for attempt in 2..=6 {
         l.receive(&[NAK], 10_300);
-        assert_eq!(l.poll(), Some(Output::Event(LinkEvent::Retransmit { number: 1, attempt })));
+        assert_eq!(
+            l.poll(),
+            Some(Output::Event(LinkEvent::Retransmit { number: 1, attempt }))
+        );
         assert_eq!(l.poll(), Some(Output::Write(first.clone())));
     }
     l.receive(&[NAK], 10_400);
     assert_eq!(l.poll(), Some(Output::Write(vec![EOT])));
-    assert!(matches!(l.poll(), Some(Output::Event(LinkEvent::SendFailed { .. }))));
+    assert!(matches!(
+        l.poll(),
+        Some(Output::Event(LinkEvent::SendFailed { .. }))
+    ));
     assert!(l.is_neutral());
 }
 
@@ -221,8 +292,8 @@ fn nak_six_times_aborts_and_busy_nak_waits_10s() {
 fn contention_lis_yields_and_waits_20s_instrument_wins() {
     let mut lis = Link::new(LinkConfig::lis());
     let mut inst = Link::new(LinkConfig::instrument());
-    lis.send(b"H|\\^&\rL|1|N\r".to_vec(), 0);
-    inst.send(b"H|\\^&|||I\rL|1|N\r".to_vec(), 0);
+    lis.send(b"H|\\^&\rL|1|N\r".to_vec(), 0).expect("send");
+    inst.send(b"H|\\^&|||I\rL|1|N\r".to_vec(), 0).expect("send");
     // Both wrote ENQ; deliver them crosswise.
     assert_eq!(lis.poll(), Some(Output::Write(vec![ENQ])));
     assert_eq!(inst.poll(), Some(Output::Write(vec![ENQ])));
@@ -264,19 +335,25 @@ fn receiver_timeout_interrupt_and_no_handshake_mode() {
 
     // EOT in place of ACK: counted as acknowledged, sender carries on by default.
     let mut s = Link::new(LinkConfig::instrument());
-    s.send(b"H|\\^&\rL|1|N\r".to_vec(), 0);
+    s.send(b"H|\\^&\rL|1|N\r".to_vec(), 0).expect("send");
     s.receive(&[ACK], 0);
     s.receive(&[EOT], 0);
     let outs: Vec<Output> = std::iter::from_fn(|| s.poll()).collect();
-    assert!(outs.contains(&Output::Event(LinkEvent::InterruptRequested { honored: false })));
+    assert!(outs.contains(&Output::Event(LinkEvent::InterruptRequested {
+        honored: false
+    })));
     assert!(matches!(outs.last(), Some(Output::Write(f)) if f[1] == b'2'));
 
     // Without ENQ/ACK: frames flow straight, L record completes the message.
     let mut cfg = LinkConfig::lis();
     cfg.handshake = Handshake::None;
-    let mut tx = Link::new(LinkConfig { handshake: Handshake::None, ..LinkConfig::instrument() });
+    let mut tx = Link::new(LinkConfig {
+        handshake: Handshake::None,
+        ..LinkConfig::instrument()
+    });
     let mut rx = Link::new(cfg);
-    tx.send(b"H|\\^&\rR|1|^^^K|4.1\rL|1|N\r".to_vec(), 0);
+    tx.send(b"H|\\^&\rR|1|^^^K|4.1\rL|1|N\r".to_vec(), 0)
+        .expect("send");
     let mut wire = Vec::new();
     while let Some(o) = tx.poll() {
         if let Output::Write(b) = o {
@@ -286,6 +363,27 @@ fn receiver_timeout_interrupt_and_no_handshake_mode() {
     assert_eq!(wire.first(), Some(&0x02));
     rx.receive(&wire, 0);
     let outs: Vec<Output> = std::iter::from_fn(|| rx.poll()).collect();
-    assert!(outs.iter().all(|o| !matches!(o, Output::Write(_))), "no replies without handshake");
+    assert!(
+        outs.iter().all(|o| !matches!(o, Output::Write(_))),
+        "no replies without handshake"
+    );
     assert!(outs.contains(&Output::Message(b"H|\\^&\rR|1|^^^K|4.1\rL|1|N\r".to_vec())));
+}
+
+#[test]
+fn send_refuses_bytes_that_cannot_be_framed() {
+    let mut l = Link::new(LinkConfig::lis());
+    assert_eq!(
+        l.send(b"H|\\^&\nL|1|N\r".to_vec(), 0),
+        Err(aliquot_astm::SendError::ForbiddenByte {
+            offset: 5,
+            byte: b'\n'
+        })
+    );
+    assert_eq!(
+        l.send(b"R|1|\x02".to_vec(), 0).map_err(|e| e.to_string()),
+        Err("byte 0x02 at offset 4 may not be sent in an ASTM frame".to_string())
+    );
+    assert_eq!(l.poll(), None);
+    assert_eq!(l.queued(), 0);
 }

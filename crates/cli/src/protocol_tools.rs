@@ -98,7 +98,9 @@ pub fn hl7_payloads(bytes: &[u8]) -> (Vec<Vec<u8>>, Vec<String>) {
     while let Some(e) = dec.next_event() {
         match e {
             MllpEvent::Frame(f) => frames.push(f),
-            MllpEvent::Discarded { bytes, reason } => notes.push(format!("MLLP: {bytes} bytes discarded ({reason:?})")),
+            MllpEvent::Discarded { bytes, reason } => {
+                notes.push(format!("MLLP: {bytes} bytes discarded ({reason:?})"))
+            }
         }
     }
     (frames, notes)
@@ -128,7 +130,10 @@ fn field_json(f: Hl7Value<'_, '_>) -> Value {
 pub fn hl7_parse_json(bytes: &[u8]) -> String {
     let (payloads, notes) = hl7_payloads(bytes);
     let mut messages = Vec::new();
-    let mut diagnostics: Vec<Value> = notes.iter().map(|n| json!({"severity": "warning", "kind": "Mllp", "message": n})).collect();
+    let mut diagnostics: Vec<Value> = notes
+        .iter()
+        .map(|n| json!({"severity": "warning", "kind": "Mllp", "message": n}))
+        .collect();
     for (fi, p) in payloads.iter().enumerate() {
         let doc = Document::parse(p);
         for d in doc.diagnostics() {
@@ -149,7 +154,11 @@ pub fn hl7_parse_json(bytes: &[u8]) -> String {
                         .enumerate()
                         .filter(|(_, f)| !f.is_empty())
                         .map(|(i, f)| {
-                            let v = if s.name_bytes() == b"MSH" && i < 2 { Value::String(f.raw_str().into_owned()) } else { field_json(f) };
+                            let v = if s.name_bytes() == b"MSH" && i < 2 {
+                                Value::String(f.raw_str().into_owned())
+                            } else {
+                                field_json(f)
+                            };
                             json!({"n": i + 1, "value": v})
                         })
                         .collect();
@@ -164,7 +173,8 @@ pub fn hl7_parse_json(bytes: &[u8]) -> String {
             }));
         }
     }
-    serde_json::to_string_pretty(&json!({"messages": messages, "diagnostics": diagnostics})).unwrap_or_default()
+    serde_json::to_string_pretty(&json!({"messages": messages, "diagnostics": diagnostics}))
+        .unwrap_or_default()
 }
 
 /// `hl7 get`: unescaped values at `field` in every message, in order.
@@ -197,7 +207,10 @@ fn play_receiver(bytes: &[u8]) -> Played {
     }
     let mut link = Link::new(cfg);
     link.receive(bytes, 0);
-    let mut played = Played { messages: Vec::new(), events: Vec::new() };
+    let mut played = Played {
+        messages: Vec::new(),
+        events: Vec::new(),
+    };
     let drain = |link: &mut Link, played: &mut Played| {
         while let Some(o) = link.poll() {
             match o {
@@ -220,9 +233,22 @@ fn astm_field_json(f: aliquot_astm::records::Field<'_>) -> Value {
     let reps = f.repeats();
     let rep_json = |r: &aliquot_astm::records::Field<'_>| {
         let comps = r.components();
-        if comps.len() == 1 { Value::String(r.value().into_owned()) } else { Value::Array(comps.iter().map(|c| Value::String(c.value().into_owned())).collect()) }
+        if comps.len() == 1 {
+            Value::String(r.value().into_owned())
+        } else {
+            Value::Array(
+                comps
+                    .iter()
+                    .map(|c| Value::String(c.value().into_owned()))
+                    .collect(),
+            )
+        }
     };
-    if reps.len() == 1 { rep_json(&reps[0]) } else { json!({"repeats": reps.iter().map(rep_json).collect::<Vec<_>>()}) }
+    if reps.len() == 1 {
+        rep_json(&reps[0])
+    } else {
+        json!({"repeats": reps.iter().map(rep_json).collect::<Vec<_>>()})
+    }
 }
 
 /// `astm decode`: one JSON line per record (and per diagnostic).
@@ -250,9 +276,16 @@ pub fn astm_decode_lines(bytes: &[u8]) -> Vec<String> {
         }
         for r in &recs.records {
             let fields: Vec<Value> = (1..=r.field_count())
-                .map(|n| if r.kind() == b'H' && n == 2 { Value::String(r.text(2)) } else { astm_field_json(r.field(n)) })
+                .map(|n| {
+                    if r.kind() == b'H' && n == 2 {
+                        Value::String(r.text(2))
+                    } else {
+                        astm_field_json(r.field(n))
+                    }
+                })
                 .collect();
-            let mut obj = json!({"message": mi, "type": (r.kind() as char).to_string(), "fields": fields});
+            let mut obj =
+                json!({"message": mi, "type": (r.kind() as char).to_string(), "fields": fields});
             if let Some(o) = Order::from_record(r) {
                 obj["specimen_id"] = json!(o.specimen_id());
                 obj["tests"] = json!(o.tests());
@@ -308,7 +341,11 @@ mod tests {
     }
 
     fn fixture(krate: &str, name: &str) -> Vec<u8> {
-        let p = manifest().join("..").join(krate).join("tests/fixtures").join(name);
+        let p = manifest()
+            .join("..")
+            .join(krate)
+            .join("tests/fixtures")
+            .join(name);
         std::fs::read(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
     }
 
@@ -323,14 +360,30 @@ mod tests {
         let b = fixture("hl7", "oru_r01_v251_escapes.hl7");
         assert_eq!(hl7_get_lines(&b, "MSH-10").expect("get"), ["CTRL|0001"]);
         assert_eq!(hl7_get_lines(&b, "PID-5.1").expect("get"), ["O\\Brien"]);
-        assert_eq!(hl7_get_lines(&b, "PID-3").expect("get"), ["PAT\\T\\1^^^ALQ&1.2.3&ISO^MR", "XYZ99^^^SSA^SS"]);
+        assert_eq!(
+            hl7_get_lines(&b, "PID-3").expect("get"),
+            ["PAT\\T\\1^^^ALQ&1.2.3&ISO^MR", "XYZ99^^^SSA^SS"]
+        );
         assert_eq!(hl7_get_lines(&b, "OBR-4.2").expect("get"), ["Lipid panel"]);
-        assert_eq!(hl7_get_lines(&b, "OBX-5").expect("get"), ["5.2", "<^0.5", "Result critical called", "27", "25", "\\Z1234\\kept\n\nend\\Cxx\\x"]);
+        assert_eq!(
+            hl7_get_lines(&b, "OBX-5").expect("get"),
+            [
+                "5.2",
+                "<^0.5",
+                "Result critical called",
+                "27",
+                "25",
+                "\\Z1234\\kept\n\nend\\Cxx\\x"
+            ]
+        );
         let mllp = fixture("hl7", "mllp_stream.bin");
         assert_eq!(hl7_get_lines(&mllp, "MSH-10").expect("get"), ["M1", "M2"]);
         assert_eq!(hl7_get_lines(&mllp, "PID-3").expect("get"), ["ID1", "ID2"]);
         let batch = shared("hl7", "pythonhl7_file-batch_fhs-bhs-bts-fts.hl7");
-        assert_eq!(hl7_get_lines(&batch, "MSH-10").expect("get"), ["12334456778890", "12334456778891", "12334456778890"]);
+        assert_eq!(
+            hl7_get_lines(&batch, "MSH-10").expect("get"),
+            ["12334456778890", "12334456778891", "12334456778890"]
+        );
         assert!(hl7_get_lines(&b, "PID").is_err());
         assert!(hl7_get_lines(&b, "PID-0").is_err());
     }
@@ -342,12 +395,23 @@ mod tests {
         let pid = &v["messages"][0]["segments"][1];
         assert_eq!(pid["name"], "PID");
         assert_eq!(pid["fields"][0], json!({"n": 1, "value": "Field1"}));
-        assert_eq!(pid["fields"][2], json!({"n": 3, "value": [["Component1", ["Sub-Component1", "Sub-Component2"], "Component3"]]}));
-        assert_eq!(pid["fields"][3], json!({"n": 4, "value": ["Repeat1", "Repeat2"]}));
+        assert_eq!(
+            pid["fields"][2],
+            json!({"n": 3, "value": [["Component1", ["Sub-Component1", "Sub-Component2"], "Component3"]]})
+        );
+        assert_eq!(
+            pid["fields"][3],
+            json!({"n": 4, "value": ["Repeat1", "Repeat2"]})
+        );
         assert_eq!(v["messages"][0]["control_id"], "CNTRL-3456");
         let d = shared("hl7", "pythonhl7_DEFECT-batch-bhs-in-middle.hl7");
         let v: Value = serde_json::from_str(&hl7_parse_json(&d)).expect("json");
-        let kinds: Vec<&str> = v["diagnostics"].as_array().expect("array").iter().filter_map(|d| d["kind"].as_str()).collect();
+        let kinds: Vec<&str> = v["diagnostics"]
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|d| d["kind"].as_str())
+            .collect();
         assert!(kinds.contains(&"BatchStructure"), "{kinds:?}");
         let mllp = fixture("hl7", "mllp_stream.bin");
         let v: Value = serde_json::from_str(&hl7_parse_json(&mllp)).expect("json");
@@ -358,20 +422,41 @@ mod tests {
     #[test]
     fn astm_frames_over_capture() {
         let lines = astm_frames_lines(&fixture("astm", "wrong_checksum_duplicate.bin"));
-        let v: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).expect("json")).collect();
-        assert_eq!(v[0], json!({"kind": "enq", "fn": null, "reply": "ACK", "reason": null}));
-        assert_eq!(v[1], json!({"kind": "frame", "fn": 1, "reply": "NAK", "reason": "checksum mismatch: computed BF, received C0"}));
-        assert_eq!(v[2], json!({"kind": "frame", "fn": 1, "reply": "ACK", "reason": null}));
-        assert_eq!(v[4]["reason"], "repeat of the last frame: acknowledged, not stored");
+        let v: Vec<Value> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        assert_eq!(
+            v[0],
+            json!({"kind": "enq", "fn": null, "reply": "ACK", "reason": null})
+        );
+        assert_eq!(
+            v[1],
+            json!({"kind": "frame", "fn": 1, "reply": "NAK", "reason": "checksum mismatch: computed BF, received C0"})
+        );
+        assert_eq!(
+            v[2],
+            json!({"kind": "frame", "fn": 1, "reply": "ACK", "reason": null})
+        );
+        assert_eq!(
+            v[4]["reason"],
+            "repeat of the last frame: acknowledged, not stored"
+        );
         assert_eq!(v[5]["reply"], "NAK");
-        assert_eq!(v[7], json!({"kind": "eot", "fn": null, "reply": null, "reason": null}));
+        assert_eq!(
+            v[7],
+            json!({"kind": "eot", "fn": null, "reply": null, "reason": null})
+        );
         assert_eq!(v.len(), 8);
     }
 
     #[test]
     fn astm_decode_stream_and_raw_records() {
         let lines = astm_decode_lines(&fixture("astm", "sysmex_multiframe_etb.bin"));
-        let v: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).expect("json")).collect();
+        let v: Vec<Value> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
         let types: String = v.iter().filter_map(|x| x["type"].as_str()).collect();
         assert_eq!(types, "HPORCRL");
         assert_eq!(v[2]["tests"], json!(["WBC", "RBC", "HGB"]));
@@ -379,13 +464,21 @@ mod tests {
         assert_eq!(v[3]["test"], "WBC");
         let raw = shared("astm", "goastm_euroimmun-analyzer1_multi-patient.astm");
         let lines = astm_decode_lines(&raw);
-        let v: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).expect("json")).collect();
+        let v: Vec<Value> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
         assert_eq!(v[0]["fields"][1], "\\^&");
         assert_eq!(v[3]["value"], ">8");
         assert_eq!(v[6]["value"], "7,41");
         // A capture cut inside a session reports the loss.
         let cut = fixture("astm", "fn_wrap_lowercase.bin");
         let lines = astm_decode_lines(&cut[..cut.len() / 2]);
-        assert!(lines.iter().any(|l| l.contains("incomplete message discarded")), "{lines:?}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("incomplete message discarded")),
+            "{lines:?}"
+        );
     }
 }

@@ -11,7 +11,10 @@ use std::hint::black_box;
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
     fn num(&mut self, lo: u64, hi: u64) -> u64 {
@@ -20,21 +23,81 @@ impl Lcg {
 }
 
 const TESTS: [(&str, &str, &str, &str); 15] = [
-    ("718-7", "Hemoglobin [Mass/volume] in Blood", "g/dL", "13.5-17.5"),
-    ("789-8", "Erythrocytes [#/volume] in Blood", "10*6/uL", "4.5-5.9"),
-    ("6690-2", "Leukocytes [#/volume] in Blood", "10*3/uL", "4.5-11.0"),
-    ("777-3", "Platelets [#/volume] in Blood", "10*3/uL", "150-400"),
-    ("4544-3", "Hematocrit [Volume Fraction] of Blood", "%", "41-53"),
+    (
+        "718-7",
+        "Hemoglobin [Mass/volume] in Blood",
+        "g/dL",
+        "13.5-17.5",
+    ),
+    (
+        "789-8",
+        "Erythrocytes [#/volume] in Blood",
+        "10*6/uL",
+        "4.5-5.9",
+    ),
+    (
+        "6690-2",
+        "Leukocytes [#/volume] in Blood",
+        "10*3/uL",
+        "4.5-11.0",
+    ),
+    (
+        "777-3",
+        "Platelets [#/volume] in Blood",
+        "10*3/uL",
+        "150-400",
+    ),
+    (
+        "4544-3",
+        "Hematocrit [Volume Fraction] of Blood",
+        "%",
+        "41-53",
+    ),
     ("787-2", "MCV [Entitic volume]", "fL", "80-100"),
     ("785-6", "MCH [Entitic mass]", "pg", "26-34"),
     ("786-4", "MCHC [Mass/volume]", "g/dL", "31-37"),
-    ("2345-7", "Glucose [Mass/volume] in Serum or Plasma", "mg/dL", "70-99"),
-    ("2160-0", "Creatinine [Mass/volume] in Serum or Plasma", "mg/dL", "0.7-1.3"),
-    ("2951-2", "Sodium [Moles/volume] in Serum or Plasma", "mmol/L", "136-145"),
-    ("2823-3", "Potassium [Moles/volume] in Serum or Plasma", "mmol/L", "3.5-5.1"),
-    ("2075-0", "Chloride [Moles/volume] in Serum or Plasma", "mmol/L", "98-107"),
-    ("1742-6", "ALT [Enzymatic activity/volume] in Serum or Plasma", "U/L", "7-56"),
-    ("1920-8", "AST [Enzymatic activity/volume] in Serum or Plasma", "U/L", "10-40"),
+    (
+        "2345-7",
+        "Glucose [Mass/volume] in Serum or Plasma",
+        "mg/dL",
+        "70-99",
+    ),
+    (
+        "2160-0",
+        "Creatinine [Mass/volume] in Serum or Plasma",
+        "mg/dL",
+        "0.7-1.3",
+    ),
+    (
+        "2951-2",
+        "Sodium [Moles/volume] in Serum or Plasma",
+        "mmol/L",
+        "136-145",
+    ),
+    (
+        "2823-3",
+        "Potassium [Moles/volume] in Serum or Plasma",
+        "mmol/L",
+        "3.5-5.1",
+    ),
+    (
+        "2075-0",
+        "Chloride [Moles/volume] in Serum or Plasma",
+        "mmol/L",
+        "98-107",
+    ),
+    (
+        "1742-6",
+        "ALT [Enzymatic activity/volume] in Serum or Plasma",
+        "U/L",
+        "7-56",
+    ),
+    (
+        "1920-8",
+        "AST [Enzymatic activity/volume] in Serum or Plasma",
+        "U/L",
+        "10-40",
+    ),
 ];
 
 pub fn oru(i: u64) -> String {
@@ -76,9 +139,19 @@ fn bench(c: &mut Criterion) {
     let avg = total / corpus.len();
     {
         let doc = aliquot_hl7::Document::parse(corpus[0].as_bytes());
-        let obx = doc.messages().next().map(|m| m.segments_named("OBX").count()).unwrap_or(0);
-        let tree: usize = corpus.iter().map(|m| aliquot_hl7::Document::parse(m.as_bytes()).tree_len_bytes()).sum();
-        let cap: usize = corpus.iter().map(|m| aliquot_hl7::Document::parse(m.as_bytes()).tree_heap_bytes()).sum();
+        let obx = doc
+            .messages()
+            .next()
+            .map(|m| m.segments_named("OBX").count())
+            .unwrap_or(0);
+        let tree: usize = corpus
+            .iter()
+            .map(|m| aliquot_hl7::Document::parse(m.as_bytes()).tree_len_bytes())
+            .sum();
+        let cap: usize = corpus
+            .iter()
+            .map(|m| aliquot_hl7::Document::parse(m.as_bytes()).tree_heap_bytes())
+            .sum();
         eprintln!(
             "corpus: {} messages, avg {avg} bytes, {obx} OBX each; tree memory: {:.2}x message size (len), {:.2}x (allocated capacity)",
             corpus.len(),
@@ -126,7 +199,12 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("hl7_bytes");
     g.throughput(Throughput::Bytes(total as u64));
     g.bench_function("aliquot_full_tree", |b| {
-        b.iter(|| corpus.iter().map(|m| aliquot_hl7::Document::parse(black_box(m.as_bytes())).node_count()).sum::<usize>())
+        b.iter(|| {
+            corpus
+                .iter()
+                .map(|m| aliquot_hl7::Document::parse(black_box(m.as_bytes())).node_count())
+                .sum::<usize>()
+        })
     });
     let mut framed = Vec::new();
     for m in &corpus {

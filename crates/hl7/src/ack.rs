@@ -56,9 +56,22 @@ pub enum AckMode {
 /// The acknowledgement mode of `msg`.
 pub fn ack_mode(msg: &Message<'_, '_>) -> AckMode {
     let msh = msg.msh();
-    let a = msh.accept_ack_type().map(|v| v.value().trim().to_string()).unwrap_or_default();
-    let b = msh.application_ack_type().map(|v| v.value().trim().to_string()).unwrap_or_default();
-    if a.is_empty() && b.is_empty() { AckMode::Original } else { AckMode::Enhanced { accept: a, application: b } }
+    let a = msh
+        .accept_ack_type()
+        .map(|v| v.value().trim().to_string())
+        .unwrap_or_default();
+    let b = msh
+        .application_ack_type()
+        .map(|v| v.value().trim().to_string())
+        .unwrap_or_default();
+    if a.is_empty() && b.is_empty() {
+        AckMode::Original
+    } else {
+        AckMode::Enhanced {
+            accept: a,
+            application: b,
+        }
+    }
 }
 
 /// Where an error is (ERR-2 ERL, or the location part of v2.3.1 ERR-1).
@@ -105,8 +118,15 @@ pub struct AckOptions {
 }
 
 fn version_tuple(v: &str) -> (u32, u32, u32) {
-    let mut it = v.trim().split('.').map(|p| p.trim().parse::<u32>().unwrap_or(0));
-    (it.next().unwrap_or(0), it.next().unwrap_or(0), it.next().unwrap_or(0))
+    let mut it = v
+        .trim()
+        .split('.')
+        .map(|p| p.trim().parse::<u32>().unwrap_or(0));
+    (
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+    )
 }
 
 /// Builds the acknowledgement of `msg`: MSH-3/4 and MSH-5/6 swapped,
@@ -116,11 +136,18 @@ fn version_tuple(v: &str) -> (u32, u32, u32) {
 pub fn build_ack(msg: &Message<'_, '_>, opts: &AckOptions) -> OwnedMessage {
     let msh = msg.msh();
     let field = |v: Option<crate::parse::Value<'_, '_>>| {
-        v.map(|v| crate::encode::owned_field(v)).unwrap_or_else(|| vec![vec![vec![String::new()]]])
+        v.map(|v| crate::encode::owned_field(v))
+            .unwrap_or_else(|| vec![vec![vec![String::new()]]])
     };
-    let version_str = msh.version().map(|v| v.comp_str(1).into_owned()).unwrap_or_default();
+    let version_str = msh
+        .version()
+        .map(|v| v.comp_str(1).into_owned())
+        .unwrap_or_default();
     let version = version_tuple(&version_str);
-    let trigger = msh.message_type().map(|v| v.comp_str(2).into_owned()).unwrap_or_default();
+    let trigger = msh
+        .message_type()
+        .map(|v| v.comp_str(2).into_owned())
+        .unwrap_or_default();
 
     let mut h = OwnedSegment::new("MSH");
     let delims = msg.delimiters();
@@ -145,20 +172,25 @@ pub fn build_ack(msg: &Message<'_, '_>, opts: &AckOptions) -> OwnedMessage {
         h.set(15, "NE");
         h.set(16, "NE");
     }
-    if let Some(cs) = msh.charset() {
-        if !cs.is_empty() {
-            h.set_field(18, field(Some(cs)));
-        }
+    if let Some(cs) = msh.charset()
+        && !cs.is_empty()
+    {
+        h.set_field(18, field(Some(cs)));
     }
 
     let mut msa = OwnedSegment::new("MSA");
     msa.set(1, opts.code.as_str());
-    msa.set(2, &msh.control_id().map(|v| v.value().into_owned()).unwrap_or_default());
+    msa.set(
+        2,
+        &msh.control_id()
+            .map(|v| v.value().into_owned())
+            .unwrap_or_default(),
+    );
     let modern = version >= (2, 5, 0);
-    if let Some(t) = &opts.text {
-        if !modern {
-            msa.set(3, t);
-        }
+    if let Some(t) = &opts.text
+        && !modern
+    {
+        msa.set(3, t);
     }
     let mut segs = vec![h, msa];
     for e in &opts.errors {
@@ -168,7 +200,13 @@ pub fn build_ack(msg: &Message<'_, '_>, opts: &AckOptions) -> OwnedMessage {
                 let opt = |o: Option<u32>| o.map(|n| n.to_string()).unwrap_or_default();
                 err.set_components(
                     2,
-                    &[&l.segment, &l.sequence.to_string(), &l.field.to_string(), &opt(l.repetition), &opt(l.component)],
+                    &[
+                        &l.segment,
+                        &l.sequence.to_string(),
+                        &l.field.to_string(),
+                        &opt(l.repetition),
+                        &opt(l.component),
+                    ],
                 );
             }
             err.set_components(3, &[&e.code.to_string(), &e.text, "HL70357"]);
@@ -183,13 +221,24 @@ pub fn build_ack(msg: &Message<'_, '_>, opts: &AckOptions) -> OwnedMessage {
                 1,
                 vec![vec![
                     vec![l.segment.clone()],
-                    vec![if l.sequence == 0 { String::new() } else { l.sequence.to_string() }],
-                    vec![if l.field == 0 { String::new() } else { l.field.to_string() }],
+                    vec![if l.sequence == 0 {
+                        String::new()
+                    } else {
+                        l.sequence.to_string()
+                    }],
+                    vec![if l.field == 0 {
+                        String::new()
+                    } else {
+                        l.field.to_string()
+                    }],
                     code,
                 ]],
             );
         }
         segs.push(err);
     }
-    OwnedMessage { delimiters: delims, segments: segs }
+    OwnedMessage {
+        delimiters: delims,
+        segments: segs,
+    }
 }

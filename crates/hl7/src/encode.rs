@@ -48,7 +48,10 @@ fn leaf(s: &str) -> OwnedField {
 impl OwnedSegment {
     /// An empty segment.
     pub fn new(name: &str) -> Self {
-        OwnedSegment { name: name.to_string(), fields: Vec::new() }
+        OwnedSegment {
+            name: name.to_string(),
+            fields: Vec::new(),
+        }
     }
 
     /// Sets SEG-n to a single text value (grows the field list as needed).
@@ -153,7 +156,10 @@ pub fn escape_into(out: &mut Vec<u8>, s: &str, d: &Delimiters, opts: &EncodeOpti
 impl OwnedMessage {
     /// A message with standard delimiters and no segments.
     pub fn new() -> Self {
-        OwnedMessage { delimiters: Delimiters::default(), segments: Vec::new() }
+        OwnedMessage {
+            delimiters: Delimiters::default(),
+            segments: Vec::new(),
+        }
     }
 
     /// Encodes with CR after every segment.
@@ -215,7 +221,11 @@ fn encode_segment(out: &mut Vec<u8>, s: &OwnedSegment, d: &Delimiters, opts: &En
 
 pub(crate) fn owned_field(v: Value<'_, '_>) -> OwnedField {
     v.children()
-        .map(|r| r.children().map(|c| c.children().map(|s| s.value().into_owned()).collect()).collect())
+        .map(|r| {
+            r.children()
+                .map(|c| c.children().map(|s| s.value().into_owned()).collect())
+                .collect()
+        })
         .collect()
 }
 
@@ -226,10 +236,17 @@ impl Segment<'_, '_> {
             .fields()
             .enumerate()
             .map(|(i, f)| {
-                if self.delimiters_literal(i + 1) { vec![vec![vec![f.raw_str().into_owned()]]] } else { owned_field(f) }
+                if self.delimiters_literal(i + 1) {
+                    vec![vec![vec![f.raw_str().into_owned()]]]
+                } else {
+                    owned_field(f)
+                }
             })
             .collect();
-        OwnedSegment { name: self.name().into_owned(), fields }
+        OwnedSegment {
+            name: self.name().into_owned(),
+            fields,
+        }
     }
 
     fn delimiters_literal(&self, n: usize) -> bool {
@@ -240,6 +257,9 @@ impl Segment<'_, '_> {
 impl Message<'_, '_> {
     /// Converts to an owned message (leaves unescaped).
     pub fn to_owned_message(&self) -> OwnedMessage {
-        OwnedMessage { delimiters: self.delimiters(), segments: self.segments().map(|s| s.to_owned_segment()).collect() }
+        OwnedMessage {
+            delimiters: self.delimiters(),
+            segments: self.segments().map(|s| s.to_owned_segment()).collect(),
+        }
     }
 }

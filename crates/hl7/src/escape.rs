@@ -27,18 +27,12 @@ impl Charset {
 }
 
 /// Options for unescaping.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct UnescapeOptions<'o> {
     /// Replacement for `\H\` (highlight on). Default: nothing.
     pub highlight_on: &'o str,
     /// Replacement for `\N\` (normal text). Default: nothing.
     pub highlight_off: &'o str,
-}
-
-impl Default for UnescapeOptions<'_> {
-    fn default() -> Self {
-        UnescapeOptions { highlight_on: "", highlight_off: "" }
-    }
 }
 
 /// Most units a formatting escape such as `\.sp 5\` may expand to.
@@ -69,7 +63,12 @@ pub fn unescape<'a>(raw: &'a [u8], delims: &Delimiters, charset: Charset) -> Cow
 }
 
 /// Unescapes one leaf with explicit options.
-pub fn unescape_with<'a>(raw: &'a [u8], delims: &Delimiters, charset: Charset, opts: &UnescapeOptions) -> Cow<'a, str> {
+pub fn unescape_with<'a>(
+    raw: &'a [u8],
+    delims: &Delimiters,
+    charset: Charset,
+    opts: &UnescapeOptions,
+) -> Cow<'a, str> {
     let utf8 = std::str::from_utf8(raw).is_ok();
     unescape_impl(raw, delims, charset, opts, utf8)
 }
@@ -84,10 +83,12 @@ fn hex_val(b: u8) -> Option<u8> {
 }
 
 fn decode_hex(h: &[u8]) -> Option<Vec<u8>> {
-    if h.is_empty() || h.len() % 2 != 0 {
+    if h.is_empty() || !h.len().is_multiple_of(2) {
         return None;
     }
-    h.chunks(2).map(|p| Some(hex_val(p[0])? << 4 | hex_val(p[1])?)).collect()
+    h.chunks(2)
+        .map(|p| Some(hex_val(p[0])? << 4 | hex_val(p[1])?))
+        .collect()
 }
 
 fn format_count(arg: &[u8]) -> usize {
@@ -95,7 +96,10 @@ fn format_count(arg: &[u8]) -> usize {
     if t.is_empty() {
         return 1;
     }
-    t.trim_start_matches('+').parse::<usize>().unwrap_or(1).min(MAX_FORMAT_REPEAT)
+    t.trim_start_matches('+')
+        .parse::<usize>()
+        .unwrap_or(1)
+        .min(MAX_FORMAT_REPEAT)
 }
 
 pub(crate) fn unescape_impl<'a>(
@@ -105,8 +109,12 @@ pub(crate) fn unescape_impl<'a>(
     opts: &UnescapeOptions,
     utf8: bool,
 ) -> Cow<'a, str> {
-    let Some(esc) = d.escape else { return text(raw, utf8) };
-    let Some(first) = memchr::memchr(esc, raw) else { return text(raw, utf8) };
+    let Some(esc) = d.escape else {
+        return text(raw, utf8);
+    };
+    let Some(first) = memchr::memchr(esc, raw) else {
+        return text(raw, utf8);
+    };
     let mut out = String::with_capacity(raw.len());
     push_text(&mut out, &raw[..first], utf8);
     let mut i = first;
@@ -146,7 +154,8 @@ pub(crate) fn unescape_impl<'a>(
                 out.extend(std::iter::repeat_n(' ', n));
             }
             _ if body.starts_with(b".in") || body.starts_with(b".ti") => {}
-            _ if (body.first() == Some(&b'C') || body.first() == Some(&b'M')) && decode_hex(&body[1..]).is_some() => {}
+            _ if (body.first() == Some(&b'C') || body.first() == Some(&b'M'))
+                && decode_hex(&body[1..]).is_some() => {}
             _ => literal(&mut out),
         }
         i = close + 1;

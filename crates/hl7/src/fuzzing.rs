@@ -22,7 +22,10 @@ pub fn hl7_parse(data: &[u8]) -> Result<(), String> {
         }
     }
     let _ = leaves;
-    let clean = doc.diagnostics().iter().all(|d| d.severity != Severity::Error);
+    let clean = doc
+        .diagnostics()
+        .iter()
+        .all(|d| d.severity != Severity::Error);
     for msg in doc.messages() {
         let owned = msg.to_owned_message();
         let bytes = owned.encode();
@@ -32,7 +35,9 @@ pub fn hl7_parse(data: &[u8]) -> Result<(), String> {
         };
         let owned2 = m2.to_owned_message();
         if clean && doc.utf8 && owned2 != owned {
-            return Err(format!("round trip changed the tree:\n{owned:?}\n{owned2:?}"));
+            return Err(format!(
+                "round trip changed the tree:\n{owned:?}\n{owned2:?}"
+            ));
         }
         let _ = crate::ack_mode(&msg);
     }
@@ -51,7 +56,10 @@ pub fn mllp_decode(data: &[u8]) -> Result<(), String> {
             check_event(&e, max)?;
         }
         if dec.buffered() > max {
-            return Err(format!("decoder buffers {} bytes, limit {max}", dec.buffered()));
+            return Err(format!(
+                "decoder buffers {} bytes, limit {max}",
+                dec.buffered()
+            ));
         }
     }
     dec.finish();

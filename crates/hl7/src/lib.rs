@@ -61,8 +61,8 @@ mod parse;
 mod segments;
 
 pub use ack::{AckCode, AckError, AckMode, AckOptions, ErrorLocation, ack_mode, build_ack};
-pub use encode::{OwnedMessage, OwnedSegment, OwnedField, EncodeOptions, NonAscii, escape_into};
+pub use encode::{EncodeOptions, NonAscii, OwnedField, OwnedMessage, OwnedSegment, escape_into};
 pub use escape::{Charset, UnescapeOptions, unescape, unescape_with};
-pub use mllp::{DiscardReason, MllpDecoder, MllpEvent, encode_frame, DEFAULT_MAX_FRAME};
+pub use mllp::{DEFAULT_MAX_FRAME, DiscardReason, MllpDecoder, MllpEvent, encode_frame};
 pub use parse::*;
 pub use segments::*;

@@ -86,7 +86,10 @@ impl MllpDecoder {
 
     fn flush_garbage(&mut self) {
         if self.garbage > 0 {
-            self.events.push_back(MllpEvent::Discarded { bytes: self.garbage, reason: DiscardReason::Garbage });
+            self.events.push_back(MllpEvent::Discarded {
+                bytes: self.garbage,
+                reason: DiscardReason::Garbage,
+            });
             self.garbage = 0;
         }
     }
@@ -99,7 +102,10 @@ impl MllpDecoder {
 
     fn interrupted(&mut self, extra: usize) {
         let bytes = self.buf.len() + extra;
-        self.events.push_back(MllpEvent::Discarded { bytes, reason: DiscardReason::Interrupted });
+        self.events.push_back(MllpEvent::Discarded {
+            bytes,
+            reason: DiscardReason::Interrupted,
+        });
         self.buf.clear();
     }
 
@@ -107,19 +113,20 @@ impl MllpDecoder {
     pub fn push(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
             match self.state {
-                State::Idle => {
-                    match memchr::memchr(VT, data) {
-                        Some(p) => {
-                            self.garbage += data[..p].iter().filter(|b| !b.is_ascii_whitespace()).count();
-                            data = &data[p + 1..];
-                            self.start_frame();
-                        }
-                        None => {
-                            self.garbage += data.iter().filter(|b| !b.is_ascii_whitespace()).count();
-                            data = &[];
-                        }
+                State::Idle => match memchr::memchr(VT, data) {
+                    Some(p) => {
+                        self.garbage += data[..p]
+                            .iter()
+                            .filter(|b| !b.is_ascii_whitespace())
+                            .count();
+                        data = &data[p + 1..];
+                        self.start_frame();
                     }
-                }
+                    None => {
+                        self.garbage += data.iter().filter(|b| !b.is_ascii_whitespace()).count();
+                        data = &[];
+                    }
+                },
                 State::InFrame => {
                     let stop = memchr::memchr2(FS, VT, data);
                     let take = stop.unwrap_or(data.len());
@@ -153,31 +160,34 @@ impl MllpDecoder {
                         data = &data[1..];
                     }
                 }
-                State::Skipping => {
-                    match memchr::memchr2(FS, VT, data) {
-                        Some(p) => {
-                            self.skipped += p;
-                            if data[p] == VT {
-                                self.events
-                                    .push_back(MllpEvent::Discarded { bytes: self.skipped, reason: DiscardReason::Oversized });
-                                self.skipped = 0;
-                                self.start_frame();
-                            } else {
-                                self.state = State::SkippingSawFs;
-                            }
-                            data = &data[p + 1..];
+                State::Skipping => match memchr::memchr2(FS, VT, data) {
+                    Some(p) => {
+                        self.skipped += p;
+                        if data[p] == VT {
+                            self.events.push_back(MllpEvent::Discarded {
+                                bytes: self.skipped,
+                                reason: DiscardReason::Oversized,
+                            });
+                            self.skipped = 0;
+                            self.start_frame();
+                        } else {
+                            self.state = State::SkippingSawFs;
                         }
-                        None => {
-                            self.skipped += data.len();
-                            data = &[];
-                        }
+                        data = &data[p + 1..];
                     }
-                }
+                    None => {
+                        self.skipped += data.len();
+                        data = &[];
+                    }
+                },
                 State::SkippingSawFs => {
                     if data[0] == CR {
                         data = &data[1..];
                     }
-                    self.events.push_back(MllpEvent::Discarded { bytes: self.skipped, reason: DiscardReason::Oversized });
+                    self.events.push_back(MllpEvent::Discarded {
+                        bytes: self.skipped,
+                        reason: DiscardReason::Oversized,
+                    });
                     self.skipped = 0;
                     self.state = State::Idle;
                 }
@@ -208,14 +218,20 @@ impl MllpDecoder {
             State::InFrame => {
                 let bytes = self.buf.len();
                 self.buf.clear();
-                self.events.push_back(MllpEvent::Discarded { bytes, reason: DiscardReason::Truncated });
+                self.events.push_back(MllpEvent::Discarded {
+                    bytes,
+                    reason: DiscardReason::Truncated,
+                });
             }
             State::SawFs => {
                 let frame = std::mem::take(&mut self.buf);
                 self.events.push_back(MllpEvent::Frame(frame));
             }
             State::Skipping | State::SkippingSawFs => {
-                self.events.push_back(MllpEvent::Discarded { bytes: self.skipped, reason: DiscardReason::Oversized });
+                self.events.push_back(MllpEvent::Discarded {
+                    bytes: self.skipped,
+                    reason: DiscardReason::Oversized,
+                });
                 self.skipped = 0;
             }
         }

@@ -40,7 +40,12 @@ impl Delimiters {
     /// character when set).
     pub fn encoding_characters(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(5);
-        for b in [self.component, self.repetition, self.escape, self.subcomponent] {
+        for b in [
+            self.component,
+            self.repetition,
+            self.escape,
+            self.subcomponent,
+        ] {
             match b {
                 Some(b) => v.push(b),
                 None => break,
@@ -108,7 +113,11 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?} at byte {}: {:?}: {}", self.severity, self.offset, self.kind, self.message)
+        write!(
+            f,
+            "{:?} at byte {}: {:?}: {}",
+            self.severity, self.offset, self.kind, self.message
+        )
     }
 }
 
@@ -125,7 +134,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_input_bytes: 64 << 20, max_segments: 1_000_000, max_fields_per_segment: 10_000 }
+        Limits {
+            max_input_bytes: 64 << 20,
+            max_segments: 1_000_000,
+            max_fields_per_segment: 10_000,
+        }
     }
 }
 
@@ -180,7 +193,10 @@ impl Builder<'_> {
             self.doc.subs.push(end);
             self.has[2] = false;
         }
-        self.doc.comps.push(Node { end, kids_end: self.doc.subs.len() as u32 });
+        self.doc.comps.push(Node {
+            end,
+            kids_end: self.doc.subs.len() as u32,
+        });
     }
     #[inline]
     fn close_rep(&mut self, end: u32) {
@@ -188,7 +204,10 @@ impl Builder<'_> {
             self.close_comp(end);
             self.has[1] = false;
         }
-        self.doc.reps.push(Node { end, kids_end: self.doc.comps.len() as u32 });
+        self.doc.reps.push(Node {
+            end,
+            kids_end: self.doc.comps.len() as u32,
+        });
     }
     #[inline]
     fn close_field(&mut self, end: u32) {
@@ -196,7 +215,10 @@ impl Builder<'_> {
             self.close_rep(end);
             self.has[0] = false;
         }
-        self.doc.fields.push(Node { end, kids_end: self.doc.reps.len() as u32 });
+        self.doc.fields.push(Node {
+            end,
+            kids_end: self.doc.reps.len() as u32,
+        });
     }
 
     /// Scans `buf[from..to]` as fields separated by the class table.
@@ -229,8 +251,19 @@ impl Builder<'_> {
         self.close_field(to as u32);
     }
 
-    fn diag(&mut self, severity: Severity, kind: DiagnosticKind, offset: usize, message: impl Into<String>) {
-        self.doc.diagnostics.push(Diagnostic { severity, kind, offset, message: message.into() });
+    fn diag(
+        &mut self,
+        severity: Severity,
+        kind: DiagnosticKind,
+        offset: usize,
+        message: impl Into<String>,
+    ) {
+        self.doc.diagnostics.push(Diagnostic {
+            severity,
+            kind,
+            offset,
+            message: message.into(),
+        });
     }
 }
 
@@ -277,17 +310,27 @@ fn read_delimiters(seg: &[u8]) -> (Delimiters, usize, Option<String>) {
     let mut slots: [Option<u8>; 5] = [None; 5];
     for (i, &b) in enc.iter().enumerate().take(5) {
         if bad(b) || seen.contains(&b) {
-            problem = Some(format!("encoding character {:?} at position {} is not usable", b as char, i + 1));
+            problem = Some(format!(
+                "encoding character {:?} at position {} is not usable",
+                b as char,
+                i + 1
+            ));
             break;
         }
         seen.push(b);
         slots[i] = Some(b);
     }
     if enc.len() < 4 && problem.is_none() {
-        problem = Some(format!("MSH-2 has {} encoding characters, expected 4", enc.len()));
+        problem = Some(format!(
+            "MSH-2 has {} encoding characters, expected 4",
+            enc.len()
+        ));
     }
     if enc.len() > 5 && problem.is_none() {
-        problem = Some(format!("MSH-2 has {} encoding characters, expected 4 or 5", enc.len()));
+        problem = Some(format!(
+            "MSH-2 has {} encoding characters, expected 4 or 5",
+            enc.len()
+        ));
     }
     d.component = slots[0];
     d.repetition = slots[1];
@@ -333,18 +376,32 @@ impl<'a> Document<'a> {
                 Severity::Error,
                 DiagnosticKind::LimitExceeded,
                 max_input,
-                format!("input of {} bytes exceeds the {} byte limit; the rest is ignored", buf.len(), max_input),
+                format!(
+                    "input of {} bytes exceeds the {} byte limit; the rest is ignored",
+                    buf.len(),
+                    max_input
+                ),
             );
             input = &buf[..max_input];
         }
         b.doc.utf8 = std::str::from_utf8(input).is_ok();
         if !b.doc.utf8 {
-            b.diag(Severity::Warning, DiagnosticKind::NotUtf8, 0, "input is not UTF-8; text is read as Latin-1");
+            b.diag(
+                Severity::Warning,
+                DiagnosticKind::NotUtf8,
+                0,
+                "input is not UTF-8; text is read as Latin-1",
+            );
         }
         let mut pos = 0usize;
         if input.starts_with(&[0xEF, 0xBB, 0xBF]) {
             pos = 3;
-            b.diag(Severity::Warning, DiagnosticKind::ByteOrderMark, 0, "UTF-8 byte order mark skipped");
+            b.diag(
+                Severity::Warning,
+                DiagnosticKind::ByteOrderMark,
+                0,
+                "UTF-8 byte order mark skipped",
+            );
         }
         let mut cur_set: Option<u32> = None;
         let mut table = class_table(&Delimiters::default());
@@ -373,7 +430,10 @@ impl<'a> Document<'a> {
                     Severity::Error,
                     DiagnosticKind::LimitExceeded,
                     pos,
-                    format!("more than {} segments; the rest is ignored", limits.max_segments),
+                    format!(
+                        "more than {} segments; the rest is ignored",
+                        limits.max_segments
+                    ),
                 );
                 break;
             }
@@ -384,26 +444,43 @@ impl<'a> Document<'a> {
                 if let Some(p) = problem {
                     b.diag(Severity::Error, DiagnosticKind::BadDelimiters, pos + 3, p);
                 }
-                if let Some(first) = b.doc.sets.first() {
-                    if first.delims != delims {
-                        b.diag(
-                            Severity::Warning,
-                            DiagnosticKind::DelimitersChanged,
-                            pos + 3,
-                            "this header declares different delimiters from the first header",
-                        );
-                    }
+                if let Some(first) = b.doc.sets.first()
+                    && first.delims != delims
+                {
+                    b.diag(
+                        Severity::Warning,
+                        DiagnosticKind::DelimitersChanged,
+                        pos + 3,
+                        "this header declares different delimiters from the first header",
+                    );
                 }
-                b.doc.sets.push(DelimSet { delims, charset: Charset::Latin1 });
+                b.doc.sets.push(DelimSet {
+                    delims,
+                    charset: Charset::Latin1,
+                });
                 cur_set = Some(b.doc.sets.len() as u32 - 1);
                 table = class_table(&delims);
                 // segment name, then MSH-2 as a leaf, then the rest.
-                b.doc.fields.push(Node { end: (pos + 3) as u32, kids_end: b.doc.reps.len() as u32 });
-                b.doc.fields.push(Node { end: (pos + enc_end) as u32, kids_end: b.doc.reps.len() as u32 });
+                b.doc.fields.push(Node {
+                    end: (pos + 3) as u32,
+                    kids_end: b.doc.reps.len() as u32,
+                });
+                b.doc.fields.push(Node {
+                    end: (pos + enc_end) as u32,
+                    kids_end: b.doc.reps.len() as u32,
+                });
                 if pos + enc_end < seg_end {
                     b.scan(input, pos + enc_end + 1, seg_end, &table);
                 }
             } else {
+                if seg.len() >= 3 && is_header_name(&seg[..3]) {
+                    b.diag(
+                        Severity::Error,
+                        DiagnosticKind::BadDelimiters,
+                        pos,
+                        "header segment without a field separator or encoding characters",
+                    );
+                }
                 let set = match cur_set {
                     Some(s) => s,
                     None => {
@@ -416,7 +493,10 @@ impl<'a> Document<'a> {
                                 "segment before any MSH/FHS/BHS; default delimiters |^~\\& used",
                             );
                         }
-                        b.doc.sets.push(DelimSet { delims: Delimiters::default(), charset: Charset::Latin1 });
+                        b.doc.sets.push(DelimSet {
+                            delims: Delimiters::default(),
+                            charset: Charset::Latin1,
+                        });
                         let s = b.doc.sets.len() as u32 - 1;
                         cur_set = Some(s);
                         s
@@ -431,14 +511,19 @@ impl<'a> Document<'a> {
             let name = &input[pos..name_end];
             let name_ok = name.len() == 3
                 && name[0].is_ascii_uppercase()
-                && name[1..].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+                && name[1..]
+                    .iter()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
             if !name_ok && !warned_name {
                 warned_name = true;
                 b.diag(
                     Severity::Warning,
                     DiagnosticKind::BadSegmentName,
                     pos,
-                    format!("segment name {:?} is not three upper-case letters or digits", String::from_utf8_lossy(name)),
+                    format!(
+                        "segment name {:?} is not three upper-case letters or digits",
+                        String::from_utf8_lossy(name)
+                    ),
                 );
             }
             let nfields = b.doc.fields.len() - fields_before;
@@ -447,7 +532,11 @@ impl<'a> Document<'a> {
                     Severity::Error,
                     DiagnosticKind::LimitExceeded,
                     pos,
-                    format!("segment has {} fields, limit {}", nfields - 1, limits.max_fields_per_segment),
+                    format!(
+                        "segment has {} fields, limit {}",
+                        nfields - 1,
+                        limits.max_fields_per_segment
+                    ),
                 );
             }
             b.doc.segs.push(SegNode {
@@ -477,8 +566,14 @@ impl<'a> Document<'a> {
         for i in 0..self.segs.len() {
             let s = self.segs[i];
             if s.header && self.segment_name_bytes(i) == b"MSH" {
-                let seg = Segment { doc: self, idx: i as u32 };
-                let cs = seg.field(18).map(|f| Charset::from_msh18(f.raw())).unwrap_or(Charset::Latin1);
+                let seg = Segment {
+                    doc: self,
+                    idx: i as u32,
+                };
+                let cs = seg
+                    .field(18)
+                    .map(|f| Charset::from_msh18(f.raw()))
+                    .unwrap_or(Charset::Latin1);
                 self.sets[s.set as usize].charset = cs;
             }
         }
@@ -493,7 +588,8 @@ impl<'a> Document<'a> {
                 let end = f.end as usize;
                 if k > 0 && end >= start + 4 {
                     let t = &self.buf[end - 3..end];
-                    if t[0].is_ascii_uppercase() && KNOWN_SEGMENTS.iter().any(|n| n.as_slice() == t) {
+                    if t[0].is_ascii_uppercase() && KNOWN_SEGMENTS.iter().any(|n| n.as_slice() == t)
+                    {
                         let prev = self.buf[end - 4];
                         if prev.is_ascii_alphanumeric() && end < s.end as usize {
                             found.push((end - 3, String::from_utf8_lossy(t).into_owned()));
@@ -536,14 +632,24 @@ impl<'a> Document<'a> {
                 b"FHS" => {
                     close(&mut open, &mut msgs);
                     if i != 0 {
-                        diags.push((Severity::Error, DiagnosticKind::BatchStructure, off, "FHS is not the first segment".to_string()));
+                        diags.push((
+                            Severity::Error,
+                            DiagnosticKind::BatchStructure,
+                            off,
+                            "FHS is not the first segment".to_string(),
+                        ));
                     }
                     warned_outside = false;
                 }
                 b"BHS" => {
                     close(&mut open, &mut msgs);
                     if in_batch {
-                        diags.push((Severity::Error, DiagnosticKind::BatchStructure, off, "BHS inside a batch that has no BTS".to_string()));
+                        diags.push((
+                            Severity::Error,
+                            DiagnosticKind::BatchStructure,
+                            off,
+                            "BHS inside a batch that has no BTS".to_string(),
+                        ));
                     }
                     in_batch = true;
                     batch_msgs = 0;
@@ -553,13 +659,23 @@ impl<'a> Document<'a> {
                 b"BTS" => {
                     close(&mut open, &mut msgs);
                     if !in_batch {
-                        diags.push((Severity::Error, DiagnosticKind::BatchStructure, off, "BTS without BHS".to_string()));
+                        diags.push((
+                            Severity::Error,
+                            DiagnosticKind::BatchStructure,
+                            off,
+                            "BTS without BHS".to_string(),
+                        ));
                     }
                     let seg = Segment { doc: self, idx: i };
-                    if let Some(c) = seg.field(1).and_then(|f| parse_count(f.raw())) {
-                        if c != batch_msgs {
-                            diags.push((Severity::Error, DiagnosticKind::BatchCount, off, format!("BTS-1 says {c} messages, the batch holds {batch_msgs}")));
-                        }
+                    if let Some(c) = seg.field(1).and_then(|f| parse_count(f.raw()))
+                        && c != batch_msgs
+                    {
+                        diags.push((
+                            Severity::Error,
+                            DiagnosticKind::BatchCount,
+                            off,
+                            format!("BTS-1 says {c} messages, the batch holds {batch_msgs}"),
+                        ));
                     }
                     in_batch = false;
                     warned_outside = false;
@@ -567,13 +683,23 @@ impl<'a> Document<'a> {
                 b"FTS" => {
                     close(&mut open, &mut msgs);
                     if in_batch {
-                        diags.push((Severity::Error, DiagnosticKind::BatchStructure, off, "FTS while a batch is still open".to_string()));
+                        diags.push((
+                            Severity::Error,
+                            DiagnosticKind::BatchStructure,
+                            off,
+                            "FTS while a batch is still open".to_string(),
+                        ));
                     }
                     let seg = Segment { doc: self, idx: i };
-                    if let Some(c) = seg.field(1).and_then(|f| parse_count(f.raw())) {
-                        if c != batches {
-                            diags.push((Severity::Error, DiagnosticKind::BatchCount, off, format!("FTS-1 says {c} batches, the file holds {batches}")));
-                        }
+                    if let Some(c) = seg.field(1).and_then(|f| parse_count(f.raw()))
+                        && c != batches
+                    {
+                        diags.push((
+                            Severity::Error,
+                            DiagnosticKind::BatchCount,
+                            off,
+                            format!("FTS-1 says {c} batches, the file holds {batches}"),
+                        ));
                     }
                 }
                 b"MSH" => {
@@ -588,7 +714,10 @@ impl<'a> Document<'a> {
                             Severity::Error,
                             DiagnosticKind::SegmentOutsideMessage,
                             off,
-                            format!("segment {} is outside any message", String::from_utf8_lossy(name)),
+                            format!(
+                                "segment {} is outside any message",
+                                String::from_utf8_lossy(name)
+                            ),
                         ));
                     }
                 }
@@ -598,18 +727,32 @@ impl<'a> Document<'a> {
             msgs.push((s, n));
         }
         if in_batch {
-            diags.push((Severity::Error, DiagnosticKind::BatchStructure, self.buf.len(), "batch not closed by BTS".to_string()));
+            diags.push((
+                Severity::Error,
+                DiagnosticKind::BatchStructure,
+                self.buf.len(),
+                "batch not closed by BTS".to_string(),
+            ));
         }
         self.messages = msgs;
         for (severity, kind, offset, message) in diags {
-            self.diagnostics.push(Diagnostic { severity, kind, offset, message });
+            self.diagnostics.push(Diagnostic {
+                severity,
+                kind,
+                offset,
+                message,
+            });
         }
         self.diagnostics.sort_by_key(|d| d.offset);
     }
 
     fn segment_name_bytes(&self, i: usize) -> &'a [u8] {
         let s = self.segs[i];
-        let fi = if i == 0 { 0 } else { self.segs[i - 1].fields_end as usize };
+        let fi = if i == 0 {
+            0
+        } else {
+            self.segs[i - 1].fields_end as usize
+        };
         match self.fields.get(fi) {
             Some(f) if fi < s.fields_end as usize => &self.buf[s.start as usize..f.end as usize],
             _ => &[],
@@ -623,7 +766,9 @@ impl<'a> Document<'a> {
 
     /// True if any diagnostic has `Error` severity.
     pub fn has_errors(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error)
     }
 
     /// The input buffer.
@@ -643,7 +788,11 @@ impl<'a> Document<'a> {
 
     /// The messages (each from an MSH up to the next MSH or batch segment).
     pub fn messages(&self) -> impl Iterator<Item = Message<'_, 'a>> + '_ {
-        self.messages.iter().map(move |&(a, b)| Message { doc: self, first: a, end: b })
+        self.messages.iter().map(move |&(a, b)| Message {
+            doc: self,
+            first: a,
+            end: b,
+        })
     }
 
     /// Number of messages.
@@ -665,7 +814,8 @@ impl<'a> Document<'a> {
     pub fn tree_heap_bytes(&self) -> usize {
         use std::mem::size_of;
         self.segs.capacity() * size_of::<SegNode>()
-            + (self.fields.capacity() + self.reps.capacity() + self.comps.capacity()) * size_of::<Node>()
+            + (self.fields.capacity() + self.reps.capacity() + self.comps.capacity())
+                * size_of::<Node>()
             + self.subs.capacity() * size_of::<u32>()
             + self.sets.capacity() * size_of::<DelimSet>()
             + self.messages.capacity() * size_of::<(u32, u32)>()
@@ -713,19 +863,31 @@ impl<'d, 'a> Message<'d, 'a> {
     }
 
     /// All segments with this name, in order.
-    pub fn segments_named<'n>(&self, name: &'n str) -> impl Iterator<Item = Segment<'d, 'a>> + use<'d, 'a, 'n> {
+    pub fn segments_named<'n>(
+        &self,
+        name: &'n str,
+    ) -> impl Iterator<Item = Segment<'d, 'a>> + use<'d, 'a, 'n> {
         let doc = self.doc;
-        (self.first..self.end).map(move |idx| Segment { doc, idx }).filter(move |s| s.name_bytes() == name.as_bytes())
+        (self.first..self.end)
+            .map(move |idx| Segment { doc, idx })
+            .filter(move |s| s.name_bytes() == name.as_bytes())
     }
 
     /// The MSH segment.
     pub fn msh(&self) -> crate::segments::Msh<'d, 'a> {
-        crate::segments::Msh(Segment { doc: self.doc, idx: self.first })
+        crate::segments::Msh(Segment {
+            doc: self.doc,
+            idx: self.first,
+        })
     }
 
     /// The delimiters declared by this message's MSH.
     pub fn delimiters(&self) -> Delimiters {
-        Segment { doc: self.doc, idx: self.first }.delimiters()
+        Segment {
+            doc: self.doc,
+            idx: self.first,
+        }
+        .delimiters()
     }
 
     /// Values at `path` in this message, in order.
@@ -763,7 +925,11 @@ impl<'d, 'a> Segment<'d, 'a> {
         self.doc.segs[self.idx as usize]
     }
     fn fields_start(&self) -> usize {
-        if self.idx == 0 { 0 } else { self.doc.segs[self.idx as usize - 1].fields_end as usize }
+        if self.idx == 0 {
+            0
+        } else {
+            self.doc.segs[self.idx as usize - 1].fields_end as usize
+        }
     }
 
     /// The segment name as bytes (normally three ASCII characters).
@@ -789,17 +955,29 @@ impl<'d, 'a> Segment<'d, 'a> {
 
     /// The delimiters in force for this segment.
     pub fn delimiters(&self) -> Delimiters {
-        self.doc.sets.get(self.node().set as usize).map(|s| s.delims).unwrap_or_default()
+        self.doc
+            .sets
+            .get(self.node().set as usize)
+            .map(|s| s.delims)
+            .unwrap_or_default()
     }
 
     fn charset(&self) -> Charset {
-        self.doc.sets.get(self.node().set as usize).map(|s| s.charset).unwrap_or(Charset::Latin1)
+        self.doc
+            .sets
+            .get(self.node().set as usize)
+            .map(|s| s.charset)
+            .unwrap_or(Charset::Latin1)
     }
 
     /// Highest field number present (SEG-n), 0 if the segment has only a name.
     pub fn field_count(&self) -> usize {
         let stored = self.node().fields_end as usize - self.fields_start();
-        if self.node().header { stored } else { stored.saturating_sub(1) }
+        if self.node().header {
+            stored
+        } else {
+            stored.saturating_sub(1)
+        }
     }
 
     /// Field `n` (1-based, HL7 numbering: `MSH-1` is the field separator,
@@ -815,7 +993,16 @@ impl<'d, 'a> Segment<'d, 'a> {
         if node.header {
             if n == 1 {
                 let s = node.start + 3;
-                return Some(Value { doc: self.doc, level: 0, idx: NONE, start: s, end: s + 1, literal: true, set, charset });
+                return Some(Value {
+                    doc: self.doc,
+                    level: 0,
+                    idx: NONE,
+                    start: s,
+                    end: s + 1,
+                    literal: true,
+                    set,
+                    charset,
+                });
             }
             let k = fs + n - 1;
             if k >= node.fields_end as usize {
@@ -823,7 +1010,16 @@ impl<'d, 'a> Segment<'d, 'a> {
             }
             let start = self.doc.fields[k - 1].end + 1;
             let end = self.doc.fields[k].end;
-            return Some(Value { doc: self.doc, level: 0, idx: k as u32, start, end, literal: n == 2, set, charset });
+            return Some(Value {
+                doc: self.doc,
+                level: 0,
+                idx: k as u32,
+                start,
+                end,
+                literal: n == 2,
+                set,
+                charset,
+            });
         }
         let k = fs + n;
         if k >= node.fields_end as usize {
@@ -831,7 +1027,16 @@ impl<'d, 'a> Segment<'d, 'a> {
         }
         let start = self.doc.fields[k - 1].end + 1;
         let end = self.doc.fields[k].end;
-        Some(Value { doc: self.doc, level: 0, idx: k as u32, start, end, literal: false, set, charset })
+        Some(Value {
+            doc: self.doc,
+            level: 0,
+            idx: k as u32,
+            start,
+            end,
+            literal: false,
+            set,
+            charset,
+        })
     }
 
     /// Fields 1..=field_count in order.
@@ -907,7 +1112,11 @@ impl<'d, 'a> Value<'d, 'a> {
     /// escaped) text of a node that has children, so an escaped delimiter
     /// can never be mistaken for a real one.
     pub fn text(&self) -> Cow<'a, str> {
-        if self.has_children() { self.raw_str() } else { self.value() }
+        if self.has_children() {
+            self.raw_str()
+        } else {
+            self.value()
+        }
     }
 
     /// [`Value::value`] with explicit options.
@@ -915,7 +1124,12 @@ impl<'d, 'a> Value<'d, 'a> {
         if self.literal {
             return self.raw_str();
         }
-        let d = self.doc.sets.get(self.set as usize).map(|s| s.delims).unwrap_or_default();
+        let d = self
+            .doc
+            .sets
+            .get(self.set as usize)
+            .map(|s| s.delims)
+            .unwrap_or_default();
         escape::unescape_impl(self.raw(), &d, self.charset, opts, self.doc.utf8)
     }
 
@@ -925,11 +1139,36 @@ impl<'d, 'a> Value<'d, 'a> {
         }
         let i = self.idx as usize;
         let (a, b) = match self.level {
-            0 => (if i == 0 { 0 } else { self.doc.fields[i - 1].kids_end }, self.doc.fields[i].kids_end),
-            1 => (if i == 0 { 0 } else { self.doc.reps[i - 1].kids_end }, self.doc.reps[i].kids_end),
-            _ => (if i == 0 { 0 } else { self.doc.comps[i - 1].kids_end }, self.doc.comps[i].kids_end),
+            0 => (
+                if i == 0 {
+                    0
+                } else {
+                    self.doc.fields[i - 1].kids_end
+                },
+                self.doc.fields[i].kids_end,
+            ),
+            1 => (
+                if i == 0 {
+                    0
+                } else {
+                    self.doc.reps[i - 1].kids_end
+                },
+                self.doc.reps[i].kids_end,
+            ),
+            _ => (
+                if i == 0 {
+                    0
+                } else {
+                    self.doc.comps[i - 1].kids_end
+                },
+                self.doc.comps[i].kids_end,
+            ),
         };
-        if a < b { Some((a as usize, b as usize)) } else { None }
+        if a < b {
+            Some((a as usize, b as usize))
+        } else {
+            None
+        }
     }
 
     fn child_end(&self, j: usize) -> u32 {
@@ -952,15 +1191,29 @@ impl<'d, 'a> Value<'d, 'a> {
             return None;
         }
         match self.kids_range() {
-            None => (n == 1).then_some(Value { level: self.level + 1, idx: NONE, ..*self }),
+            None => (n == 1).then_some(Value {
+                level: self.level + 1,
+                idx: NONE,
+                ..*self
+            }),
             Some((a, b)) => {
                 let j = a + n - 1;
                 if j >= b {
                     return None;
                 }
-                let start = if j == a { self.start } else { self.child_end(j - 1) + 1 };
+                let start = if j == a {
+                    self.start
+                } else {
+                    self.child_end(j - 1) + 1
+                };
                 let end = self.child_end(j);
-                Some(Value { level: self.level + 1, idx: j as u32, start, end, ..*self })
+                Some(Value {
+                    level: self.level + 1,
+                    idx: j as u32,
+                    start,
+                    end,
+                    ..*self
+                })
             }
         }
     }
@@ -974,12 +1227,20 @@ impl<'d, 'a> Value<'d, 'a> {
 
     /// Repetitions of a field (the node itself for lower levels).
     pub fn repetitions(&self) -> Vec<Value<'d, 'a>> {
-        if self.level == 0 { self.children().collect() } else { vec![*self] }
+        if self.level == 0 {
+            self.children().collect()
+        } else {
+            vec![*self]
+        }
     }
 
     /// Repetition `r` (1-based) of a field.
     pub fn repetition(&self, r: usize) -> Option<Value<'d, 'a>> {
-        if self.level == 0 { self.child(r) } else { (r == 1).then_some(*self) }
+        if self.level == 0 {
+            self.child(r)
+        } else {
+            (r == 1).then_some(*self)
+        }
     }
 
     /// Component `c` (1-based). On a field, taken from its first repetition.
@@ -1035,7 +1296,10 @@ impl FieldPath {
         if !seg.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(bad());
         }
-        let rest = rest.strip_prefix('-').or_else(|| rest.strip_prefix('.')).ok_or_else(bad)?;
+        let rest = rest
+            .strip_prefix('-')
+            .or_else(|| rest.strip_prefix('.'))
+            .ok_or_else(bad)?;
         let mut parts = rest.split('.');
         let fpart = parts.next().ok_or_else(bad)?;
         let (fnum, rep) = match fpart.split_once('[') {
@@ -1055,14 +1319,22 @@ impl FieldPath {
         if parts.next().is_some() {
             return Err(bad());
         }
-        Ok(FieldPath { segment: seg.to_ascii_uppercase(), field, repetition, component, subcomponent })
+        Ok(FieldPath {
+            segment: seg.to_ascii_uppercase(),
+            field,
+            repetition,
+            component,
+            subcomponent,
+        })
     }
 
     fn collect<'d, 'a>(&self, seg: Segment<'d, 'a>, out: &mut Vec<Value<'d, 'a>>) {
         if seg.name_bytes() != self.segment.as_bytes() {
             return;
         }
-        let Some(f) = seg.field(self.field) else { return };
+        let Some(f) = seg.field(self.field) else {
+            return;
+        };
         let reps = match self.repetition {
             Some(r) => f.repetition(r).into_iter().collect(),
             None => f.repetitions(),

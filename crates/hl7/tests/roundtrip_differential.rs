@@ -11,31 +11,48 @@ fn leaf() -> impl Strategy<Value = String> {
 }
 
 fn field() -> impl Strategy<Value = OwnedField> {
-    prop::collection::vec(prop::collection::vec(prop::collection::vec(leaf(), 1..3), 1..4), 1..3)
+    prop::collection::vec(
+        prop::collection::vec(prop::collection::vec(leaf(), 1..3), 1..4),
+        1..3,
+    )
 }
 
 fn segment() -> impl Strategy<Value = OwnedSegment> {
-    ("(PID|OBX|OBR|ORC|NTE|SPM|ZZ1)", prop::collection::vec(field(), 0..8))
+    (
+        "(PID|OBX|OBR|ORC|NTE|SPM|ZZ1)",
+        prop::collection::vec(field(), 0..8),
+    )
         .prop_map(|(name, fields)| OwnedSegment { name, fields })
 }
 
 fn message() -> impl Strategy<Value = OwnedMessage> {
-    (prop::collection::vec(field(), 1..12), prop::collection::vec(segment(), 0..6), any::<bool>()).prop_map(
-        |(msh_rest, segs, v27)| {
+    (
+        prop::collection::vec(field(), 1..12),
+        prop::collection::vec(segment(), 0..6),
+        any::<bool>(),
+    )
+        .prop_map(|(msh_rest, segs, v27)| {
             let mut delimiters = Delimiters::default();
             if v27 {
                 delimiters.truncation = Some(b'#');
             }
             let mut fields: Vec<OwnedField> = vec![
                 vec![vec![vec!["|".to_string()]]],
-                vec![vec![vec![String::from_utf8_lossy(&delimiters.encoding_characters()).into_owned()]]],
+                vec![vec![vec![
+                    String::from_utf8_lossy(&delimiters.encoding_characters()).into_owned(),
+                ]]],
             ];
             fields.extend(msh_rest);
-            let mut segments = vec![OwnedSegment { name: "MSH".into(), fields }];
+            let mut segments = vec![OwnedSegment {
+                name: "MSH".into(),
+                fields,
+            }];
             segments.extend(segs);
-            OwnedMessage { delimiters, segments }
-        },
-    )
+            OwnedMessage {
+                delimiters,
+                segments,
+            }
+        })
 }
 
 proptest! {
@@ -81,7 +98,12 @@ fn compare(ours: &Message<'_, '_>, theirs: &hl7_parser::Message<'_>) -> Result<(
         for i in 1..=n {
             let ours_f = s.field(i).expect("field");
             let Some(tf) = t.field(i) else {
-                prop_assert!(ours_f.is_empty(), "{} field {} missing in hl7-parser", t.name, i);
+                prop_assert!(
+                    ours_f.is_empty(),
+                    "{} field {} missing in hl7-parser",
+                    t.name,
+                    i
+                );
                 continue;
             };
             // MSH-1/2 are delimiters, not values; hl7-parser 0.3 also drops
@@ -95,7 +117,13 @@ fn compare(ours: &Message<'_, '_>, theirs: &hl7_parser::Message<'_>) -> Result<(
             for (r, tr) in reps.iter().zip(tf.repeats.iter()) {
                 prop_assert_eq!(r.raw_str(), tr.raw_value());
                 let comps: Vec<_> = r.children().collect();
-                prop_assert_eq!(comps.len(), tr.components.len().max(1), "{}-{} components", t.name, i);
+                prop_assert_eq!(
+                    comps.len(),
+                    tr.components.len().max(1),
+                    "{}-{} components",
+                    t.name,
+                    i
+                );
                 for (c, tc) in comps.iter().zip(tr.components.iter()) {
                     prop_assert_eq!(c.raw_str(), tc.raw_value());
                     let subs: Vec<_> = c.children().collect();
@@ -107,7 +135,14 @@ fn compare(ours: &Message<'_, '_>, theirs: &hl7_parser::Message<'_>) -> Result<(
                         // text (byte index / char boundary bug), so only ASCII leaves.
                         if raw.is_ascii() && simple_escapes_only(raw) {
                             let theirs_v = tsc.display(&theirs.separators).to_string();
-                            prop_assert_eq!(sc.value(), theirs_v, "decoded {}-{} {:?}", t.name, i, raw);
+                            prop_assert_eq!(
+                                sc.value(),
+                                theirs_v,
+                                "decoded {}-{} {:?}",
+                                t.name,
+                                i,
+                                raw
+                            );
                         }
                     }
                 }
@@ -128,14 +163,18 @@ fn simple_escapes_only(raw: &str) -> bool {
         }
         inside = !inside;
     }
-    ok && raw.matches('\\').count() % 2 == 0
+    ok && raw.matches('\\').count().is_multiple_of(2)
 }
 
 #[test]
 fn differential_on_shared_samples() {
     let dir = common::shared_dir("hl7");
     let mut compared = 0;
-    let mut names: Vec<_> = std::fs::read_dir(&dir).expect("dir").filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
     names.sort();
     for p in names {
         if p.extension().and_then(|e| e.to_str()) != Some("hl7") {
@@ -161,5 +200,9 @@ fn tree_memory_is_at_most_twice_the_message() {
     let b = common::shared("hl7", "fhirconv_LRI-NG-CBC_oru_r01_v251.hl7");
     let doc = Document::parse(&b);
     let used = doc.tree_len_bytes();
-    assert!(used <= 2 * b.len(), "tree {used} bytes for {} input bytes", b.len());
+    assert!(
+        used <= 2 * b.len(),
+        "tree {used} bytes for {} input bytes",
+        b.len()
+    );
 }

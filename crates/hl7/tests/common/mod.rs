@@ -5,7 +5,9 @@ use aliquot_hl7::{DiagnosticKind, Document, FieldPath, Severity};
 use std::path::PathBuf;
 
 pub fn shared_dir(sub: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata").join(sub);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/testdata")
+        .join(sub);
     assert!(
         dir.is_dir(),
         "shared test data missing: {} (expected ../shared/testdata beside the repository root)",
@@ -20,7 +22,9 @@ pub fn shared(sub: &str, name: &str) -> Vec<u8> {
 }
 
 pub fn fixture(name: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
 }
 
@@ -30,7 +34,11 @@ pub fn check(input: &[u8], expected: &[(&str, &[&str])]) {
     let doc = Document::parse(input);
     for (path, want) in expected {
         let p = FieldPath::parse(path).unwrap_or_else(|e| panic!("{e}"));
-        let got: Vec<String> = doc.query(&p).iter().map(|v| v.value().into_owned()).collect();
+        let got: Vec<String> = doc
+            .query(&p)
+            .iter()
+            .map(|v| v.value().into_owned())
+            .collect();
         let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
         assert_eq!(got, want, "values at {path}");
     }
@@ -38,5 +46,9 @@ pub fn check(input: &[u8], expected: &[(&str, &[&str])]) {
 
 /// The diagnostic kinds (with severity) of `input`, in order.
 pub fn diag_kinds(input: &[u8]) -> Vec<(Severity, DiagnosticKind)> {
-    Document::parse(input).diagnostics().iter().map(|d| (d.severity, d.kind)).collect()
+    Document::parse(input)
+        .diagnostics()
+        .iter()
+        .map(|d| (d.severity, d.kind))
+        .collect()
 }

@@ -5,8 +5,14 @@ use aliquot_astm::{Link, LinkConfig, LinkEvent, Output};
 use std::path::PathBuf;
 
 pub fn shared_dir(sub: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata").join(sub);
-    assert!(dir.is_dir(), "shared test data missing: {} (expected ../shared/testdata beside the repository root)", dir.display());
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/testdata")
+        .join(sub);
+    assert!(
+        dir.is_dir(),
+        "shared test data missing: {} (expected ../shared/testdata beside the repository root)",
+        dir.display()
+    );
     dir
 }
 
@@ -16,7 +22,9 @@ pub fn shared(sub: &str, name: &str) -> Vec<u8> {
 }
 
 pub fn fixture(name: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
 }
 
@@ -34,7 +42,12 @@ pub fn play_receiver(stream: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>, Vec<String>) {
     (written, msgs, events)
 }
 
-pub fn drain(link: &mut Link, written: &mut Vec<u8>, msgs: &mut Vec<Vec<u8>>, events: &mut Vec<String>) {
+pub fn drain(
+    link: &mut Link,
+    written: &mut Vec<u8>,
+    msgs: &mut Vec<Vec<u8>>,
+    events: &mut Vec<String>,
+) {
     while let Some(o) = link.poll() {
         match o {
             Output::Write(b) => written.extend(b),
@@ -46,14 +59,35 @@ pub fn drain(link: &mut Link, written: &mut Vec<u8>, msgs: &mut Vec<Vec<u8>>, ev
 
 pub fn render(e: &LinkEvent) -> String {
     match e {
-        LinkEvent::EnqReceived { reply, reason } => format!("enq {}{}", reply.map_or("-", |r| r.as_str()), reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()),
-        LinkEvent::FrameReceived { number, reply, reason } => format!(
+        LinkEvent::EnqReceived { reply, reason } => format!(
+            "enq {}{}",
+            reply.map_or("-", |r| r.as_str()),
+            reason
+                .as_ref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ),
+        LinkEvent::FrameReceived {
+            number,
+            reply,
+            reason,
+        } => format!(
             "frame {} {}{}",
             number.map_or("?".to_string(), |n| n.to_string()),
             reply.map_or("-", |r| r.as_str()),
-            reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
+            reason
+                .as_ref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
         ),
-        LinkEvent::EotReceived { discarded_partial } => format!("eot{}", if *discarded_partial { " partial-discarded" } else { "" }),
+        LinkEvent::EotReceived { discarded_partial } => format!(
+            "eot{}",
+            if *discarded_partial {
+                " partial-discarded"
+            } else {
+                ""
+            }
+        ),
         other => format!("{other:?}"),
     }
 }

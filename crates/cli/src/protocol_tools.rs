@@ -106,24 +106,14 @@ pub fn hl7_payloads(bytes: &[u8]) -> (Vec<Vec<u8>>, Vec<String>) {
     (frames, notes)
 }
 
+/// Field → repetitions → components → sub-components; a level without
+/// delimiters collapses to a string.
 fn node_json(v: Hl7Value<'_, '_>) -> Value {
-    if v.level() >= 3 || !v.has_children() {
-        if v.level() == 0 {
-            // a field may still have a single repetition with components
-            return Value::String(v.value().into_owned());
-        }
-        return Value::String(v.value().into_owned());
+    if v.has_children() {
+        Value::Array(v.children().map(node_json).collect())
+    } else {
+        Value::String(v.value().into_owned())
     }
-    Value::Array(v.children().map(node_json).collect())
-}
-
-fn field_json(f: Hl7Value<'_, '_>) -> Value {
-    // Field → repetitions → components → sub-components; a level without
-    // delimiters collapses to a string.
-    if !f.has_children() {
-        return Value::String(f.value().into_owned());
-    }
-    Value::Array(f.children().map(node_json).collect())
 }
 
 /// `hl7 parse`: the tree and diagnostics as pretty JSON.
@@ -157,7 +147,7 @@ pub fn hl7_parse_json(bytes: &[u8]) -> String {
                             let v = if s.name_bytes() == b"MSH" && i < 2 {
                                 Value::String(f.raw_str().into_owned())
                             } else {
-                                field_json(f)
+                                node_json(f)
                             };
                             json!({"n": i + 1, "value": v})
                         })

@@ -302,7 +302,7 @@ fn read_delimiters(seg: &[u8]) -> (Delimiters, usize, Option<String>) {
         truncation: None,
     };
     let mut problem = None;
-    let bad = |b: u8| b.is_ascii_alphanumeric() || b == CR || b == LF || b == b' ';
+    let bad = |b: u8| b.is_ascii_alphanumeric() || !(0x21..0x7F).contains(&b);
     if bad(field) {
         problem = Some(format!("field separator {:?} is not usable", field as char));
     }
@@ -360,10 +360,10 @@ impl<'a> Document<'a> {
                 buf,
                 utf8: true,
                 segs: Vec::new(),
-                fields: Vec::with_capacity(buf.len() / 12 + 8),
-                reps: Vec::with_capacity(buf.len() / 64 + 4),
-                comps: Vec::with_capacity(buf.len() / 24 + 4),
-                subs: Vec::new(),
+                fields: Vec::with_capacity(buf.len() / 9 + 8),
+                reps: Vec::with_capacity(buf.len() / 40 + 4),
+                comps: Vec::with_capacity(buf.len() / 14 + 4),
+                subs: Vec::with_capacity(buf.len() / 96 + 4),
                 sets: Vec::new(),
                 messages: Vec::new(),
                 diagnostics: Vec::new(),

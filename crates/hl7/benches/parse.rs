@@ -122,8 +122,8 @@ pub fn oru(i: u64) -> String {
         let v = r.num(10, 9999) as f64 / 10.0;
         let flag = ["N", "H", "L", "N", "N"][r.num(0, 4) as usize];
         m.push_str(&format!(
-            "OBX|{}|NM|{}^{}^LN||{:.1}|{}^{}^UCUM|{}|{}|||F|||20261121{:06}|||AUTO^Automated^99METHOD|ANALYZER-{:02}^SYSMEX\\T\\XN||20261121{:06}\r",
-            k + 1, code, name, v, unit, unit, range, flag, r.num(0, 235959), r.num(1, 12), r.num(0, 235959)
+            "OBX|{}|NM|{}^{}^LN||{:.1}|{}^{}^UCUM|{}|{}|||F|||20261121{:06}||||ANALYZER-{:02}^SYSMEX\\T\\XN\r",
+            k + 1, code, name, v, unit, unit, range, flag, r.num(0, 235959), r.num(1, 12)
         ));
         if k % 5 == 4 {
             m.push_str("NTE|1|L|Specimen slightly hemolyzed\\.br\\Results verified by \\H\\technologist\\N\\; ratio 1\\S\\2 \\F\\ see comment\r");

@@ -253,3 +253,99 @@ pub fn encode_frame(message: &[u8], out: &mut Vec<u8>) {
     out.push(FS);
     out.push(CR);
 }
+
+/// `tokio_util::codec` adapter over the sans-I/O decoder (feature `tokio-codec`).
+#[cfg(feature = "tokio-codec")]
+pub mod codec {
+    use super::{MllpDecoder, MllpEvent};
+    use bytes::BytesMut;
+
+    /// Decodes [`MllpEvent`]s and encodes messages as MLLP blocks.
+    #[derive(Debug, Default)]
+    pub struct MllpCodec {
+        dec: MllpDecoder,
+    }
+
+    impl MllpCodec {
+        /// A codec that drops frames longer than `max_frame` bytes.
+        pub fn new(max_frame: usize) -> Self {
+            MllpCodec {
+                dec: MllpDecoder::new(max_frame),
+            }
+        }
+    }
+
+    impl tokio_util::codec::Decoder for MllpCodec {
+        type Item = MllpEvent;
+        type Error = std::io::Error;
+
+        fn decode(&mut self, src: &mut BytesMut) -> Result<Option<MllpEvent>, std::io::Error> {
+            if !src.is_empty() {
+                self.dec.push(src);
+                src.clear();
+            }
+            Ok(self.dec.next_event())
+        }
+
+        fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<MllpEvent>, std::io::Error> {
+            if let Some(e) = self.decode(src)? {
+                return Ok(Some(e));
+            }
+            self.dec.finish();
+            Ok(self.dec.next_event())
+        }
+    }
+
+    impl<T: AsRef<[u8]>> tokio_util::codec::Encoder<T> for MllpCodec {
+        type Error = std::io::Error;
+
+        fn encode(&mut self, item: T, dst: &mut BytesMut) -> Result<(), std::io::Error> {
+            let m = item.as_ref();
+            dst.reserve(m.len() + 3);
+            dst.extend_from_slice(&[super::VT]);
+            dst.extend_from_slice(m);
+            dst.extend_from_slice(&[super::FS, super::CR]);
+            Ok(())
+        }
+    }
+
+    #[cfg(test)]
+    #[allow(clippy::panic)]
+    mod tests {
+        use super::*;
+        use tokio_util::codec::{Decoder, Encoder};
+
+        #[test]
+        fn codec_round_trip_and_recovery() {
+            let mut c = MllpCodec::new(64);
+            let mut buf = BytesMut::new();
+            c.encode(b"MSH|^~\\&|A\r", &mut buf)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(&buf[..], b"\x0bMSH|^~\\&|A\r\x1c\r");
+            let mut input = BytesMut::from(&b"noise"[..]);
+            input.extend_from_slice(&buf);
+            input.extend_from_slice(b"\x0bcut");
+            let mut got = Vec::new();
+            while let Some(e) = c.decode(&mut input).unwrap_or_else(|e| panic!("{e}")) {
+                got.push(e);
+            }
+            while let Some(e) = c.decode_eof(&mut input).unwrap_or_else(|e| panic!("{e}")) {
+                got.push(e);
+            }
+            assert_eq!(
+                got,
+                [
+                    MllpEvent::Discarded {
+                        bytes: 5,
+                        reason: super::super::DiscardReason::Garbage
+                    },
+                    MllpEvent::Frame(b"MSH|^~\\&|A\r".to_vec()),
+                    MllpEvent::Discarded {
+                        bytes: 3,
+                        reason: super::super::DiscardReason::Truncated
+                    },
+                ]
+            );
+        }
+    }
+}

@@ -317,7 +317,15 @@ fn class_table(d: &Delimiters) -> Table {
     }
     class[d.field as usize] = 1;
     let b = |x: Option<u8>| u64::from_le_bytes([x.unwrap_or(d.field); 8]);
-    Table { class, bcast: [b(Some(d.field)), b(d.component), b(d.repetition), b(d.subcomponent)] }
+    Table {
+        class,
+        bcast: [
+            b(Some(d.field)),
+            b(d.component),
+            b(d.repetition),
+            b(d.subcomponent),
+        ],
+    }
 }
 
 fn is_header_name(name: &[u8]) -> bool {

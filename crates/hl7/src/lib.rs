@@ -63,6 +63,8 @@ mod segments;
 pub use ack::{AckCode, AckError, AckMode, AckOptions, ErrorLocation, ack_mode, build_ack};
 pub use encode::{EncodeOptions, NonAscii, OwnedField, OwnedMessage, OwnedSegment, escape_into};
 pub use escape::{Charset, UnescapeOptions, unescape, unescape_with};
+#[cfg(feature = "tokio-codec")]
+pub use mllp::codec::MllpCodec;
 pub use mllp::{DEFAULT_MAX_FRAME, DiscardReason, MllpDecoder, MllpEvent, encode_frame};
 pub use parse::*;
 pub use segments::*;

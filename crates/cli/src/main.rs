@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod protocol_tools;
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -66,6 +67,12 @@ enum Command {
     Audit(AuditCommand),
     /// Benchmarks (measure, never assert).
     Bench(bench::BenchArgs),
+    /// HL7 v2 analyst tools: parse, get.
+    #[command(subcommand)]
+    Hl7(protocol_tools::Hl7Command),
+    /// ASTM E1381/E1394 analyst tools: decode, frames.
+    #[command(subcommand)]
+    Astm(protocol_tools::AstmCommand),
 }
 
 #[derive(Args)]
@@ -223,6 +230,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Bench(args) => bench::run(args).await,
+        Command::Hl7(cmd) => protocol_tools::run_hl7(cmd),
+        Command::Astm(cmd) => protocol_tools::run_astm(cmd),
     }
 }
 

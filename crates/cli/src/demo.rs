@@ -39,13 +39,13 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn print_logins() {
+pub fn print_logins(addr: std::net::SocketAddr) {
     println!("Demo lab logins (username / password) — for demonstration only:");
     for role in Role::ALL {
         println!("  {:<13} / {}", role.as_str(), demo_password(role));
     }
     println!(
-        "Try: curl -s -X POST http://127.0.0.1:8080/api/v1/auth/token -H 'content-type: application/json' \
+        "Try: curl -s -X POST http://{addr}/api/v1/auth/token -H 'content-type: application/json' \
          -d '{{\"username\":\"admin\",\"password\":\"demo-admin-pass\"}}'"
     );
 }

@@ -253,7 +253,7 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(mllp = %args.mllp, astm = %args.astm, "MLLP and ASTM listeners are configured; they are not served by this version yet");
     println!("Aliquot is running at http://{addr}/ (API: http://{addr}/api/v1/openapi.json)");
     if args.demo {
-        demo::print_logins();
+        demo::print_logins(addr);
     }
     if app.store().list_users().await?.is_empty() {
         println!(

@@ -7,6 +7,11 @@
 
 mod audit_log;
 mod auth;
+pub mod catalog;
+pub mod demo_catalog;
+mod directory;
+mod orders;
+mod patients;
 mod settings;
 
 use std::sync::{Arc, Mutex};
@@ -17,6 +22,13 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
 pub use auth::{IssuedToken, NewUserInput, UserView};
+pub use catalog::{CatalogEntryView, StabilityHours, TatMinutes, TestDefinition};
+pub use directory::{LOCATION_KINDS, NewLocationInput, NewProviderInput};
+pub use orders::{NewOrderInput, OrderTestView, OrderView, SpecimenView};
+pub use patients::{
+    Contact, DuplicateCandidate, FacilityIdentifier, MergeView, NewPatientInput,
+    PatientIdentification, PatientSearch, PatientView,
+};
 pub use settings::{SettingView, setting_rules};
 
 /// Where a request came from; recorded in every audit entry.
@@ -105,6 +117,18 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// The same error about another field (for nested or renamed inputs).
+    pub fn with_field(self, name: &str) -> AppError {
+        match self {
+            AppError::Invalid { code, message, .. } => AppError::Invalid {
+                field: Some(name.to_owned()),
+                code,
+                message,
+            },
+            other => other,
+        }
+    }
+
     pub fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> AppError {
         AppError::Invalid {
             field: Some(field.to_owned()),

@@ -17,16 +17,16 @@ use crate::migrations;
 use crate::records::*;
 use crate::{Backend, Store, StoreError, StoreResult, Tx};
 
-fn us(t: Timestamp) -> i64 {
+pub(crate) fn us(t: Timestamp) -> i64 {
     t.as_microsecond()
 }
 
-fn ts(v: i64) -> StoreResult<Timestamp> {
+pub(crate) fn ts(v: i64) -> StoreResult<Timestamp> {
     Timestamp::from_microsecond(v)
         .map_err(|e| StoreError::Database(format!("timestamp out of range: {e}")))
 }
 
-fn opt_ts(v: Option<i64>) -> StoreResult<Option<Timestamp>> {
+pub(crate) fn opt_ts(v: Option<i64>) -> StoreResult<Option<Timestamp>> {
     v.map(ts).transpose()
 }
 
@@ -153,7 +153,7 @@ fn access(r: AccessRow) -> StoreResult<AccessRecord> {
 const VERIFY_PAGE: i64 = 5_000;
 
 macro_rules! backend {
-    ($store:ident, $tx:ident, $db:ty, $backend:expr, $begin:ident) => {
+    ($store:ident, $tx:ident, $db:ty, $backend:expr, $begin:ident, $q:ident) => {
         /// A store on this backend. `read` and `write` are the same pool on PostgreSQL; on
         /// SQLite `write` holds the single writer connection.
         pub struct $store {
@@ -386,6 +386,62 @@ macro_rules! backend {
                 }
                 Ok(verifier.finish(head_seq, &head_hash))
             }
+
+            async fn record_access(&self, e: &AccessEntry) -> StoreResult<()> {
+                $q::insert_access(&self.write, e).await
+            }
+
+            async fn patient_by_id(&self, id: i64) -> StoreResult<Option<PatientRecord>> {
+                $q::patient_by_id(&self.read, id).await
+            }
+
+            async fn search_patients(&self, q: &PatientQuery) -> StoreResult<Vec<PatientRecord>> {
+                $q::search_patients(&self.read, q).await
+            }
+
+            async fn merge_by_id(&self, id: i64) -> StoreResult<Option<MergeRecord>> {
+                $q::merge_by_id(&self.read, id).await
+            }
+
+            async fn provider_by_id(&self, id: i64) -> StoreResult<Option<ProviderRecord>> {
+                $q::provider_by_id(&self.read, id).await
+            }
+
+            async fn list_providers(&self) -> StoreResult<Vec<ProviderRecord>> {
+                $q::list_providers(&self.read).await
+            }
+
+            async fn location_by_id(&self, id: i64) -> StoreResult<Option<LocationRecord>> {
+                $q::location_by_id(&self.read, id).await
+            }
+
+            async fn list_locations(&self) -> StoreResult<Vec<LocationRecord>> {
+                $q::list_locations(&self.read).await
+            }
+
+            async fn list_catalog(&self, include_retired: bool) -> StoreResult<Vec<CatalogTestRecord>> {
+                $q::list_catalog(&self.read, include_retired).await
+            }
+
+            async fn catalog_by_code(&self, code: &str) -> StoreResult<Option<CatalogTestRecord>> {
+                $q::catalog_by_code(&self.read, code).await
+            }
+
+            async fn order_by_id(&self, id: i64) -> StoreResult<Option<OrderRecord>> {
+                $q::order_by_id(&self.read, id).await
+            }
+
+            async fn orders_by(&self, placer_order_number: Option<&str>, patient_id: Option<i64>, limit: i64) -> StoreResult<Vec<OrderRecord>> {
+                $q::orders_by(&self.read, placer_order_number, patient_id, limit).await
+            }
+
+            async fn specimens_of_order(&self, order_id: i64) -> StoreResult<Vec<SpecimenRecord>> {
+                $q::specimens_of_order(&self.read, order_id).await
+            }
+
+            async fn tests_of_order(&self, order_id: i64) -> StoreResult<Vec<OrderTestRecord>> {
+                $q::tests_of_order(&self.read, order_id).await
+            }
         }
 
         #[async_trait]
@@ -596,6 +652,118 @@ macro_rules! backend {
                 self.audit.push(entry);
             }
 
+            async fn patient_by_id(&mut self, id: i64) -> StoreResult<Option<PatientRecord>> {
+                $q::patient_by_id(&mut *self.tx, id).await
+            }
+
+            async fn patient_by_mrn(&mut self, mrn: &str) -> StoreResult<Option<PatientRecord>> {
+                $q::patient_by_mrn(&mut *self.tx, mrn).await
+            }
+
+            async fn patients_born_on(&mut self, dates: &[String]) -> StoreResult<Vec<PatientRecord>> {
+                $q::patients_born_on(&mut *self.tx, dates).await
+            }
+
+            async fn insert_patient(&mut self, p: &PatientRecord) -> StoreResult<i64> {
+                $q::insert_patient(&mut *self.tx, p).await
+            }
+
+            async fn set_merged_into(&mut self, id: i64, into: Option<i64>, at: Timestamp) -> StoreResult<()> {
+                $q::set_merged_into(&mut *self.tx, id, into, at).await
+            }
+
+            async fn order_ids_of_patient(&mut self, patient_id: i64) -> StoreResult<Vec<i64>> {
+                $q::order_ids_of_patient(&mut *self.tx, patient_id).await
+            }
+
+            async fn specimen_ids_of_patient(&mut self, patient_id: i64) -> StoreResult<Vec<i64>> {
+                $q::specimen_ids_of_patient(&mut *self.tx, patient_id).await
+            }
+
+            async fn move_row(&mut self, specimen: bool, id: i64, from: i64, to: i64) -> StoreResult<bool> {
+                $q::move_row(&mut *self.tx, specimen, id, from, to).await
+            }
+
+            async fn insert_merge(&mut self, m: &MergeRecord) -> StoreResult<i64> {
+                $q::insert_merge(&mut *self.tx, m).await
+            }
+
+            async fn merge_by_id(&mut self, id: i64) -> StoreResult<Option<MergeRecord>> {
+                $q::merge_by_id(&mut *self.tx, id).await
+            }
+
+            async fn set_merge_undone(&mut self, id: i64, at: Timestamp, by: &str) -> StoreResult<bool> {
+                $q::set_merge_undone(&mut *self.tx, id, at, by).await
+            }
+
+            async fn insert_provider(&mut self, p: &ProviderRecord) -> StoreResult<i64> {
+                $q::insert_provider(&mut *self.tx, p).await
+            }
+
+            async fn provider_by_id(&mut self, id: i64) -> StoreResult<Option<ProviderRecord>> {
+                $q::provider_by_id(&mut *self.tx, id).await
+            }
+
+            async fn insert_location(&mut self, l: &LocationRecord) -> StoreResult<i64> {
+                $q::insert_location(&mut *self.tx, l).await
+            }
+
+            async fn location_by_id(&mut self, id: i64) -> StoreResult<Option<LocationRecord>> {
+                $q::location_by_id(&mut *self.tx, id).await
+            }
+
+            async fn catalog_by_code(&mut self, code: &str) -> StoreResult<Option<CatalogTestRecord>> {
+                $q::catalog_by_code(&mut *self.tx, code).await
+            }
+
+            async fn insert_catalog(&mut self, c: &CatalogTestRecord) -> StoreResult<i64> {
+                $q::insert_catalog(&mut *self.tx, c).await
+            }
+
+            async fn update_catalog(&mut self, c: &CatalogTestRecord) -> StoreResult<()> {
+                $q::update_catalog(&mut *self.tx, c).await
+            }
+
+            async fn insert_catalog_version(&mut self, c: &CatalogTestRecord, by: &str) -> StoreResult<()> {
+                $q::insert_catalog_version(&mut *self.tx, c, by).await
+            }
+
+            async fn insert_order(&mut self, o: &OrderRecord) -> StoreResult<i64> {
+                $q::insert_order(&mut *self.tx, o).await
+            }
+
+            async fn order_by_id(&mut self, id: i64) -> StoreResult<Option<OrderRecord>> {
+                $q::order_by_id(&mut *self.tx, id).await
+            }
+
+            async fn cancel_order(&mut self, id: i64, at: Timestamp, reason: &str) -> StoreResult<bool> {
+                $q::cancel_order(&mut *self.tx, id, at, reason).await
+            }
+
+            async fn set_order_children_status(&mut self, specimens: bool, order_id: i64, status: &str) -> StoreResult<()> {
+                $q::set_order_children_status(&mut *self.tx, specimens, order_id, status).await
+            }
+
+            async fn insert_specimen(&mut self, s: &SpecimenRecord) -> StoreResult<i64> {
+                $q::insert_specimen(&mut *self.tx, s).await
+            }
+
+            async fn set_specimen_volume(&mut self, id: i64, volume_ul: i64) -> StoreResult<()> {
+                $q::set_specimen_volume(&mut *self.tx, id, volume_ul).await
+            }
+
+            async fn specimens_of_order(&mut self, order_id: i64) -> StoreResult<Vec<SpecimenRecord>> {
+                $q::specimens_of_order(&mut *self.tx, order_id).await
+            }
+
+            async fn insert_order_test(&mut self, t: &OrderTestRecord) -> StoreResult<i64> {
+                $q::insert_order_test(&mut *self.tx, t).await
+            }
+
+            async fn tests_of_order(&mut self, order_id: i64) -> StoreResult<Vec<OrderTestRecord>> {
+                $q::tests_of_order(&mut *self.tx, order_id).await
+            }
+
             async fn log_access(&mut self, e: &AccessEntry) -> StoreResult<()> {
                 let ids = serde_json::to_string(&e.patient_ids)
                     .map_err(|err| StoreError::Database(err.to_string()))?;
@@ -697,8 +865,10 @@ async fn begin_pg(pool: &Pool<Postgres>) -> Result<Transaction<'static, Postgres
     pool.begin().await
 }
 
-backend!(SqliteStore, SqliteTx, Sqlite, Backend::Sqlite, begin_sqlite);
-backend!(PgStore, PgTx, Postgres, Backend::Postgres, begin_pg);
+crate::reg::reg_queries!(sqlite_q, sqlx::Sqlite);
+crate::reg::reg_queries!(pg_q, sqlx::Postgres);
+backend!(SqliteStore, SqliteTx, Sqlite, Backend::Sqlite, begin_sqlite, sqlite_q);
+backend!(PgStore, PgTx, Postgres, Backend::Postgres, begin_pg, pg_q);
 
 impl SqliteStore {
     /// Opens the database file, creating it and its directory when new, and migrates it.

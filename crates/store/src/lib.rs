@@ -12,6 +12,7 @@
 
 pub mod audit;
 mod backend;
+mod reg;
 pub mod migrations;
 pub mod records;
 
@@ -182,6 +183,24 @@ pub trait Store: Send + Sync + 'static {
 
     /// Walks the whole audit chain and reports the first broken link, if any.
     async fn verify_audit_chain(&self) -> StoreResult<ChainReport>;
+
+    /// Records a read of patient data in the access log, in its own short write (cheaper
+    /// than a transaction for a read-only request).
+    async fn record_access(&self, entry: &AccessEntry) -> StoreResult<()>;
+
+    async fn patient_by_id(&self, id: i64) -> StoreResult<Option<PatientRecord>>;
+    async fn search_patients(&self, q: &PatientQuery) -> StoreResult<Vec<PatientRecord>>;
+    async fn merge_by_id(&self, id: i64) -> StoreResult<Option<MergeRecord>>;
+    async fn provider_by_id(&self, id: i64) -> StoreResult<Option<ProviderRecord>>;
+    async fn list_providers(&self) -> StoreResult<Vec<ProviderRecord>>;
+    async fn location_by_id(&self, id: i64) -> StoreResult<Option<LocationRecord>>;
+    async fn list_locations(&self) -> StoreResult<Vec<LocationRecord>>;
+    async fn list_catalog(&self, include_retired: bool) -> StoreResult<Vec<CatalogTestRecord>>;
+    async fn catalog_by_code(&self, code: &str) -> StoreResult<Option<CatalogTestRecord>>;
+    async fn order_by_id(&self, id: i64) -> StoreResult<Option<OrderRecord>>;
+    async fn orders_by(&self, placer_order_number: Option<&str>, patient_id: Option<i64>, limit: i64) -> StoreResult<Vec<OrderRecord>>;
+    async fn specimens_of_order(&self, order_id: i64) -> StoreResult<Vec<SpecimenRecord>>;
+    async fn tests_of_order(&self, order_id: i64) -> StoreResult<Vec<OrderTestRecord>>;
 }
 
 /// One write transaction. Dropping it without [`Tx::commit`] rolls everything back, audit
@@ -222,6 +241,36 @@ pub trait Tx: Send {
 
     /// Records that someone read patient data (HIPAA access log).
     async fn log_access(&mut self, entry: &AccessEntry) -> StoreResult<()>;
+
+    // Registration and ordering.
+    async fn patient_by_id(&mut self, id: i64) -> StoreResult<Option<PatientRecord>>;
+    async fn patient_by_mrn(&mut self, mrn: &str) -> StoreResult<Option<PatientRecord>>;
+    async fn patients_born_on(&mut self, dates: &[String]) -> StoreResult<Vec<PatientRecord>>;
+    async fn insert_patient(&mut self, p: &PatientRecord) -> StoreResult<i64>;
+    async fn set_merged_into(&mut self, id: i64, into: Option<i64>, at: Timestamp) -> StoreResult<()>;
+    async fn order_ids_of_patient(&mut self, patient_id: i64) -> StoreResult<Vec<i64>>;
+    async fn specimen_ids_of_patient(&mut self, patient_id: i64) -> StoreResult<Vec<i64>>;
+    async fn move_row(&mut self, specimen: bool, id: i64, from: i64, to: i64) -> StoreResult<bool>;
+    async fn insert_merge(&mut self, m: &MergeRecord) -> StoreResult<i64>;
+    async fn merge_by_id(&mut self, id: i64) -> StoreResult<Option<MergeRecord>>;
+    async fn set_merge_undone(&mut self, id: i64, at: Timestamp, by: &str) -> StoreResult<bool>;
+    async fn insert_provider(&mut self, p: &ProviderRecord) -> StoreResult<i64>;
+    async fn provider_by_id(&mut self, id: i64) -> StoreResult<Option<ProviderRecord>>;
+    async fn insert_location(&mut self, l: &LocationRecord) -> StoreResult<i64>;
+    async fn location_by_id(&mut self, id: i64) -> StoreResult<Option<LocationRecord>>;
+    async fn catalog_by_code(&mut self, code: &str) -> StoreResult<Option<CatalogTestRecord>>;
+    async fn insert_catalog(&mut self, c: &CatalogTestRecord) -> StoreResult<i64>;
+    async fn update_catalog(&mut self, c: &CatalogTestRecord) -> StoreResult<()>;
+    async fn insert_catalog_version(&mut self, c: &CatalogTestRecord, by: &str) -> StoreResult<()>;
+    async fn insert_order(&mut self, o: &OrderRecord) -> StoreResult<i64>;
+    async fn order_by_id(&mut self, id: i64) -> StoreResult<Option<OrderRecord>>;
+    async fn cancel_order(&mut self, id: i64, at: Timestamp, reason: &str) -> StoreResult<bool>;
+    async fn set_order_children_status(&mut self, specimens: bool, order_id: i64, status: &str) -> StoreResult<()>;
+    async fn insert_specimen(&mut self, s: &SpecimenRecord) -> StoreResult<i64>;
+    async fn set_specimen_volume(&mut self, id: i64, volume_ul: i64) -> StoreResult<()>;
+    async fn specimens_of_order(&mut self, order_id: i64) -> StoreResult<Vec<SpecimenRecord>>;
+    async fn insert_order_test(&mut self, t: &OrderTestRecord) -> StoreResult<i64>;
+    async fn tests_of_order(&mut self, order_id: i64) -> StoreResult<Vec<OrderTestRecord>>;
 
     /// Appends the queued audit entries to the chain and commits. Returns the sequence numbers
     /// given to the audit entries.

@@ -325,6 +325,23 @@ impl App {
         CatalogEntryView::from_record(&r)
     }
 
+    /// Adds the entries whose code is not in the catalogue yet (tests before the panels that
+    /// name them); returns how many were added. Each is its own audited change.
+    pub async fn import_catalog(&self, actor: &Actor, defs: Vec<TestDefinition>) -> AppResult<usize> {
+        actor.require(Permission::CatalogWrite)?;
+        let (panels, tests): (Vec<_>, Vec<_>) = defs.into_iter().partition(TestDefinition::is_panel);
+        let mut added = 0;
+        for def in tests.into_iter().chain(panels) {
+            let code = def.code.trim().to_ascii_uppercase();
+            if self.store.catalog_by_code(&code).await?.is_some_and(|r| r.code == code) {
+                continue;
+            }
+            self.create_catalog_entry(actor, def).await?;
+            added += 1;
+        }
+        Ok(added)
+    }
+
     /// Replaces an entry's definition (a new version; the old one is kept).
     pub async fn update_catalog_entry(
         &self,

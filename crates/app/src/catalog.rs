@@ -3,8 +3,8 @@
 
 use aliquot_domain::auth::Permission;
 use aliquot_domain::catalog::{
-    ContainerCode, ContainerType, Department, ResultType, SpecialHandling, SpecimenType,
-    Stability, TatTargets, Ucum,
+    ContainerCode, ContainerType, Department, ResultType, SpecialHandling, SpecimenType, Stability,
+    TatTargets, Ucum,
 };
 use aliquot_domain::ids::LoincCode;
 use aliquot_domain::order::{OrderedTest, TestCode};
@@ -134,11 +134,16 @@ impl TestDefinition {
 
     /// Validates and normalises the definition (domain rules for every coded field).
     pub fn validate(mut self) -> AppResult<TestDefinition> {
-        let code = TestCode::parse(self.code.trim()).map_err(|e| invalid(&e, "", "code").with_field("code"))?;
+        let code = TestCode::parse(self.code.trim())
+            .map_err(|e| invalid(&e, "", "code").with_field("code"))?;
         self.code = code.as_str().to_owned();
         let name = self.name.trim();
         if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-            return Err(AppError::invalid("name", "name_format", "1 to 200 characters"));
+            return Err(AppError::invalid(
+                "name",
+                "name_format",
+                "1 to 200 characters",
+            ));
         }
         self.name = name.to_owned();
         if let Some(l) = &self.loinc {
@@ -182,16 +187,36 @@ impl TestDefinition {
             Some(_) => return Err(AppError::invalid("kind", "kind", "test or panel")),
         }
         if !self.components.is_empty() {
-            return Err(AppError::invalid("components", "components_on_test", "only panels have components"));
+            return Err(AppError::invalid(
+                "components",
+                "components_on_test",
+                "only panels have components",
+            ));
         }
-        Department::parse(self.department.as_deref().ok_or_else(|| need("department"))?)
-            .map_err(|e| invalid(&e, "", "department").with_field("department"))?;
-        SpecimenType::parse(self.specimen_type.as_deref().ok_or_else(|| need("specimen_type"))?)
-            .map_err(|e| invalid(&e, "", "specimen_type").with_field("specimen_type"))?;
-        let container = ContainerCode::parse(self.container.as_deref().ok_or_else(|| need("container"))?)
-            .map_err(|e| invalid(&e, "", "container").with_field("container"))?;
-        let Some(tube) = ContainerType::defaults().into_iter().find(|c| c.code == container) else {
-            return Err(AppError::invalid("container", "unknown_container", "not in the container catalogue"));
+        Department::parse(
+            self.department
+                .as_deref()
+                .ok_or_else(|| need("department"))?,
+        )
+        .map_err(|e| invalid(&e, "", "department").with_field("department"))?;
+        SpecimenType::parse(
+            self.specimen_type
+                .as_deref()
+                .ok_or_else(|| need("specimen_type"))?,
+        )
+        .map_err(|e| invalid(&e, "", "specimen_type").with_field("specimen_type"))?;
+        let container =
+            ContainerCode::parse(self.container.as_deref().ok_or_else(|| need("container"))?)
+                .map_err(|e| invalid(&e, "", "container").with_field("container"))?;
+        let Some(tube) = ContainerType::defaults()
+            .into_iter()
+            .find(|c| c.code == container)
+        else {
+            return Err(AppError::invalid(
+                "container",
+                "unknown_container",
+                "not in the container catalogue",
+            ));
         };
         self.container = Some(container.as_str().to_owned());
         let volume = self.min_volume_ul.ok_or_else(|| need("min_volume_ul"))?;
@@ -199,7 +224,10 @@ impl TestDefinition {
             return Err(AppError::invalid(
                 "min_volume_ul",
                 "min_volume_range",
-                format!("1 to {} µL (the container's usable volume)", tube.usable_volume_ul),
+                format!(
+                    "1 to {} µL (the container's usable volume)",
+                    tube.usable_volume_ul
+                ),
             ));
         }
         Stability::new(
@@ -213,7 +241,11 @@ impl TestDefinition {
                 invalid(&e, "", "special_handling").with_field(&format!("special_handling[{i}]"))
             })?;
         }
-        match self.result_type.as_deref().ok_or_else(|| need("result_type"))? {
+        match self
+            .result_type
+            .as_deref()
+            .ok_or_else(|| need("result_type"))?
+        {
             "numeric" => {
                 ResultType::numeric(self.precision.ok_or_else(|| need("precision"))?)
                     .map_err(|e| invalid(&e, "", "precision").with_field("precision"))?;
@@ -222,11 +254,21 @@ impl TestDefinition {
                 if let Ok(ResultType::Coded { answers }) = ResultType::coded(&self.answers) {
                     self.answers = answers;
                 } else {
-                    return Err(AppError::invalid("answers", "answers", "a coded result needs a list of distinct answers"));
+                    return Err(AppError::invalid(
+                        "answers",
+                        "answers",
+                        "a coded result needs a list of distinct answers",
+                    ));
                 }
             }
             "text" => {}
-            _ => return Err(AppError::invalid("result_type", "result_type", "numeric, coded or text")),
+            _ => {
+                return Err(AppError::invalid(
+                    "result_type",
+                    "result_type",
+                    "numeric, coded or text",
+                ));
+            }
         }
         if let Some(u) = &self.units {
             self.units = Some(
@@ -238,7 +280,11 @@ impl TestDefinition {
         }
         if let (Some(lo), Some(hi)) = (self.reportable_low, self.reportable_high) {
             if !(lo < hi) {
-                return Err(AppError::invalid("reportable_high", "reportable_range", "low must be below high"));
+                return Err(AppError::invalid(
+                    "reportable_high",
+                    "reportable_range",
+                    "low must be below high",
+                ));
             }
         }
         let t = &self.tat_minutes;
@@ -257,20 +303,36 @@ async fn check_components(tx: &mut Box<dyn Tx>, d: &TestDefinition) -> AppResult
     for (i, c) in d.components.iter().enumerate() {
         let field = format!("components[{i}]");
         let Some(r) = tx.catalog_by_code(c).await? else {
-            return Err(AppError::invalid(&field, "unknown_test", "no such test in the catalogue"));
+            return Err(AppError::invalid(
+                &field,
+                "unknown_test",
+                "no such test in the catalogue",
+            ));
         };
         if r.retired_at.is_some() {
-            return Err(AppError::invalid(&field, "test_retired", "this test is retired"));
+            return Err(AppError::invalid(
+                &field,
+                "test_retired",
+                "this test is retired",
+            ));
         }
         if r.kind == "panel" || r.code != *c {
-            return Err(AppError::invalid(&field, "component_not_test", "a panel lists tests by local code"));
+            return Err(AppError::invalid(
+                &field,
+                "component_not_test",
+                "a panel lists tests by local code",
+            ));
         }
     }
     Ok(())
 }
 
 impl App {
-    pub async fn catalog(&self, actor: &Actor, include_retired: bool) -> AppResult<Vec<CatalogEntryView>> {
+    pub async fn catalog(
+        &self,
+        actor: &Actor,
+        include_retired: bool,
+    ) -> AppResult<Vec<CatalogEntryView>> {
         actor.require(Permission::CatalogRead)?;
         self.store
             .list_catalog(include_retired)
@@ -287,11 +349,17 @@ impl App {
             .catalog_by_code(&code.to_ascii_uppercase())
             .await?
             .filter(|r| r.code.eq_ignore_ascii_case(code))
-            .ok_or(AppError::NotFound { entity: "catalog entry" })?;
+            .ok_or(AppError::NotFound {
+                entity: "catalog entry",
+            })?;
         CatalogEntryView::from_record(&r)
     }
 
-    pub async fn create_catalog_entry(&self, actor: &Actor, def: TestDefinition) -> AppResult<CatalogEntryView> {
+    pub async fn create_catalog_entry(
+        &self,
+        actor: &Actor,
+        def: TestDefinition,
+    ) -> AppResult<CatalogEntryView> {
         actor.require(Permission::CatalogWrite)?;
         let def = def.validate()?;
         let mut tx = self.store.begin().await?;
@@ -319,21 +387,38 @@ impl App {
         };
         r.id = tx.insert_catalog(&r).await?;
         tx.insert_catalog_version(&r, &actor.username).await?;
-        tx.audit(self.entry(actor, "catalog.create", "catalog_test", &r.code, None,
-            Some(json!({"version": 1, "definition": def})), None));
+        tx.audit(self.entry(
+            actor,
+            "catalog.create",
+            "catalog_test",
+            &r.code,
+            None,
+            Some(json!({"version": 1, "definition": def})),
+            None,
+        ));
         tx.commit().await?;
         CatalogEntryView::from_record(&r)
     }
 
     /// Adds the entries whose code is not in the catalogue yet (tests before the panels that
     /// name them); returns how many were added. Each is its own audited change.
-    pub async fn import_catalog(&self, actor: &Actor, defs: Vec<TestDefinition>) -> AppResult<usize> {
+    pub async fn import_catalog(
+        &self,
+        actor: &Actor,
+        defs: Vec<TestDefinition>,
+    ) -> AppResult<usize> {
         actor.require(Permission::CatalogWrite)?;
-        let (panels, tests): (Vec<_>, Vec<_>) = defs.into_iter().partition(TestDefinition::is_panel);
+        let (panels, tests): (Vec<_>, Vec<_>) =
+            defs.into_iter().partition(TestDefinition::is_panel);
         let mut added = 0;
         for def in tests.into_iter().chain(panels) {
             let code = def.code.trim().to_ascii_uppercase();
-            if self.store.catalog_by_code(&code).await?.is_some_and(|r| r.code == code) {
+            if self
+                .store
+                .catalog_by_code(&code)
+                .await?
+                .is_some_and(|r| r.code == code)
+            {
                 continue;
             }
             self.create_catalog_entry(actor, def).await?;
@@ -354,16 +439,26 @@ impl App {
         let reason = require_reason(reason)?;
         let def = def.validate()?;
         if !def.code.eq_ignore_ascii_case(code) {
-            return Err(AppError::invalid("code", "code_mismatch", "the code cannot change; create a new entry"));
+            return Err(AppError::invalid(
+                "code",
+                "code_mismatch",
+                "the code cannot change; create a new entry",
+            ));
         }
         let mut tx = self.store.begin().await?;
         let old = tx
             .catalog_by_code(&def.code)
             .await?
             .filter(|r| r.code == def.code)
-            .ok_or(AppError::NotFound { entity: "catalog entry" })?;
+            .ok_or(AppError::NotFound {
+                entity: "catalog entry",
+            })?;
         if old.retired_at.is_some() {
-            return Err(AppError::Conflict { field: None, code: "test_retired", message: "a retired entry cannot be edited".into() });
+            return Err(AppError::Conflict {
+                field: None,
+                code: "test_retired",
+                message: "a retired entry cannot be edited".into(),
+            });
         }
         check_components(&mut tx, &def).await?;
         let old_def = definition(&old)?;
@@ -378,15 +473,26 @@ impl App {
         };
         tx.update_catalog(&r).await?;
         tx.insert_catalog_version(&r, &actor.username).await?;
-        tx.audit(self.entry(actor, "catalog.update", "catalog_test", &r.code,
+        tx.audit(self.entry(
+            actor,
+            "catalog.update",
+            "catalog_test",
+            &r.code,
             Some(json!({"version": old.version, "definition": old_def})),
-            Some(json!({"version": r.version, "definition": def})), Some(&reason)));
+            Some(json!({"version": r.version, "definition": def})),
+            Some(&reason),
+        ));
         tx.commit().await?;
         CatalogEntryView::from_record(&r)
     }
 
     /// Retires an entry: it stays (orders refer to it) but can no longer be ordered.
-    pub async fn retire_catalog_entry(&self, actor: &Actor, code: &str, reason: Option<&str>) -> AppResult<CatalogEntryView> {
+    pub async fn retire_catalog_entry(
+        &self,
+        actor: &Actor,
+        code: &str,
+        reason: Option<&str>,
+    ) -> AppResult<CatalogEntryView> {
         actor.require(Permission::CatalogWrite)?;
         let reason = require_reason(reason)?;
         let code = code.to_ascii_uppercase();
@@ -395,17 +501,34 @@ impl App {
             .catalog_by_code(&code)
             .await?
             .filter(|r| r.code == code)
-            .ok_or(AppError::NotFound { entity: "catalog entry" })?;
+            .ok_or(AppError::NotFound {
+                entity: "catalog entry",
+            })?;
         if old.retired_at.is_some() {
-            return Err(AppError::Conflict { field: None, code: "test_retired", message: "already retired".into() });
+            return Err(AppError::Conflict {
+                field: None,
+                code: "test_retired",
+                message: "already retired".into(),
+            });
         }
         let now = self.now();
-        let r = CatalogTestRecord { version: old.version + 1, updated_at: now, retired_at: Some(now), ..old.clone() };
+        let r = CatalogTestRecord {
+            version: old.version + 1,
+            updated_at: now,
+            retired_at: Some(now),
+            ..old.clone()
+        };
         tx.update_catalog(&r).await?;
         tx.insert_catalog_version(&r, &actor.username).await?;
-        tx.audit(self.entry(actor, "catalog.retire", "catalog_test", &r.code,
+        tx.audit(self.entry(
+            actor,
+            "catalog.retire",
+            "catalog_test",
+            &r.code,
             Some(json!({"version": old.version, "retired": false})),
-            Some(json!({"version": r.version, "retired": true})), Some(&reason)));
+            Some(json!({"version": r.version, "retired": true})),
+            Some(&reason),
+        ));
         tx.commit().await?;
         CatalogEntryView::from_record(&r)
     }

@@ -9,10 +9,29 @@ pub const DEMO_CATALOG_CSV: &str = include_str!("../data/demo_catalog.csv");
 
 /// The CSV header, in column order.
 pub const CSV_COLUMNS: &[&str] = &[
-    "code", "kind", "name", "loinc", "department", "specimen_type", "container",
-    "min_volume_ul", "room_hours", "refrigerated_hours", "frozen_hours", "special_handling",
-    "result_type", "precision", "answers", "units", "reportable_low", "reportable_high",
-    "tat_stat_min", "tat_asap_min", "tat_routine_min", "performing_lab", "components",
+    "code",
+    "kind",
+    "name",
+    "loinc",
+    "department",
+    "specimen_type",
+    "container",
+    "min_volume_ul",
+    "room_hours",
+    "refrigerated_hours",
+    "frozen_hours",
+    "special_handling",
+    "result_type",
+    "precision",
+    "answers",
+    "units",
+    "reportable_low",
+    "reportable_high",
+    "tat_stat_min",
+    "tat_asap_min",
+    "tat_routine_min",
+    "performing_lab",
+    "components",
 ];
 
 /// Why a CSV line could not be read.
@@ -29,7 +48,11 @@ fn opt(s: &str) -> Option<String> {
 }
 
 fn list(s: &str) -> Vec<String> {
-    s.split(';').map(str::trim).filter(|x| !x.is_empty()).map(str::to_owned).collect()
+    s.split(';')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn num<T: std::str::FromStr>(s: &str, line: usize, column: &str) -> Result<Option<T>, CsvError> {
@@ -45,20 +68,29 @@ fn num<T: std::str::FromStr>(s: &str, line: usize, column: &str) -> Result<Optio
 /// Reads catalogue definitions from CSV (header line first; fields without commas; lists
 /// separated by `;`). Definitions are validated when they are stored, not here.
 pub fn parse_catalog_csv(text: &str) -> Result<Vec<TestDefinition>, CsvError> {
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
     let header: Vec<&str> = match lines.next() {
         Some((_, h)) => h.split(',').map(str::trim).collect(),
         None => return Ok(Vec::new()),
     };
     if header != CSV_COLUMNS {
-        return Err(CsvError { line: 1, message: format!("the header must be: {}", CSV_COLUMNS.join(",")) });
+        return Err(CsvError {
+            line: 1,
+            message: format!("the header must be: {}", CSV_COLUMNS.join(",")),
+        });
     }
     let mut out = Vec::new();
     for (i, l) in lines {
         let line = i + 1;
         let f: Vec<&str> = l.split(',').collect();
         if f.len() != CSV_COLUMNS.len() {
-            return Err(CsvError { line, message: format!("{} fields, expected {}", f.len(), CSV_COLUMNS.len()) });
+            return Err(CsvError {
+                line,
+                message: format!("{} fields, expected {}", f.len(), CSV_COLUMNS.len()),
+            });
         }
         out.push(TestDefinition {
             code: f[0].trim().to_owned(),
@@ -148,16 +180,27 @@ mod tests {
         assert!(tests >= 40, "{tests} orderable tests");
         let bad: Vec<String> = defs
             .iter()
-            .filter_map(|d| d.clone().validate().err().map(|e| format!("{}: {e:?}", d.code)))
+            .filter_map(|d| {
+                d.clone()
+                    .validate()
+                    .err()
+                    .map(|e| format!("{}: {e:?}", d.code))
+            })
             .collect();
         assert!(bad.is_empty(), "{bad:#?}");
         for panel in ["CBC", "BMP", "CMP", "LIPID", "HEPATIC", "UA", "PTINR", "TS"] {
             let p = defs.iter().find(|d| d.code == panel).expect(panel);
             for c in &p.components {
-                assert!(defs.iter().any(|d| &d.code == c && !d.is_panel()), "{panel}: {c}");
+                assert!(
+                    defs.iter().any(|d| &d.code == c && !d.is_panel()),
+                    "{panel}: {c}"
+                );
             }
         }
-        assert!(defs.iter().any(|d| d.department.as_deref() == Some("send_out")));
+        assert!(
+            defs.iter()
+                .any(|d| d.department.as_deref() == Some("send_out"))
+        );
     }
 
     #[test]

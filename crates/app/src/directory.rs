@@ -33,7 +33,11 @@ pub const LOCATION_KINDS: &[&str] = &["clinic", "ward", "outreach", "emergency",
 fn text(field: &str, v: &str, max: usize) -> AppResult<String> {
     let v = v.trim();
     if v.is_empty() || v.chars().count() > max || v.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(AppError::invalid(field, "text_format", format!("1 to {max} characters")));
+        return Err(AppError::invalid(
+            field,
+            "text_format",
+            format!("1 to {max} characters"),
+        ));
     }
     Ok(v.to_owned())
 }
@@ -42,19 +46,34 @@ fn phone(field: &str, v: &str) -> AppResult<String> {
     let v = v.trim();
     let digits = v.chars().filter(char::is_ascii_digit).count();
     if !(7..=20).contains(&digits)
-        || !v.chars().all(|c| c.is_ascii_digit() || " +-().xX".contains(c))
+        || !v
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-().xX".contains(c))
     {
-        return Err(AppError::invalid(field, "phone_format", "a telephone number (7 to 20 digits)"));
+        return Err(AppError::invalid(
+            field,
+            "phone_format",
+            "a telephone number (7 to 20 digits)",
+        ));
     }
     Ok(v.to_owned())
 }
 
 impl App {
-    pub async fn create_provider(&self, actor: &Actor, input: NewProviderInput) -> AppResult<ProviderRecord> {
+    pub async fn create_provider(
+        &self,
+        actor: &Actor,
+        input: NewProviderInput,
+    ) -> AppResult<ProviderRecord> {
         actor.require(Permission::CatalogWrite)?;
-        let npi = Npi::parse(input.npi.trim()).map_err(|e| invalid(&e, "", "npi").with_field("npi"))?;
+        let npi =
+            Npi::parse(input.npi.trim()).map_err(|e| invalid(&e, "", "npi").with_field("npi"))?;
         let name = PersonName::new(&input.family_name, &input.given_name, None).map_err(|e| {
-            invalid(&e, "", "name").with_field(if e.field() == Some("given") { "given_name" } else { "family_name" })
+            invalid(&e, "", "name").with_field(if e.field() == Some("given") {
+                "given_name"
+            } else {
+                "family_name"
+            })
         })?;
         let mut p = ProviderRecord {
             id: 0,
@@ -85,15 +104,31 @@ impl App {
         Ok(self.store.list_providers().await?)
     }
 
-    pub async fn create_location(&self, actor: &Actor, input: NewLocationInput) -> AppResult<LocationRecord> {
+    pub async fn create_location(
+        &self,
+        actor: &Actor,
+        input: NewLocationInput,
+    ) -> AppResult<LocationRecord> {
         actor.require(Permission::CatalogWrite)?;
         let code = input.code.trim().to_ascii_uppercase();
-        if !(1..=20).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return Err(AppError::invalid("code", "location_code", "1 to 20 characters A-Z, 0-9, - or _"));
+        if !(1..=20).contains(&code.len())
+            || !code
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(AppError::invalid(
+                "code",
+                "location_code",
+                "1 to 20 characters A-Z, 0-9, - or _",
+            ));
         }
         let kind = input.kind.trim().to_ascii_lowercase();
         if !LOCATION_KINDS.contains(&kind.as_str()) {
-            return Err(AppError::invalid("kind", "location_kind", format!("one of {}", LOCATION_KINDS.join(", "))));
+            return Err(AppError::invalid(
+                "kind",
+                "location_kind",
+                format!("one of {}", LOCATION_KINDS.join(", ")),
+            ));
         }
         let mut l = LocationRecord {
             id: 0,
@@ -101,8 +136,18 @@ impl App {
             name: text("name", &input.name, 200)?,
             kind,
             address: text("address", &input.address, 500)?,
-            phone: input.phone.as_deref().filter(|p| !p.trim().is_empty()).map(|p| phone("phone", p)).transpose()?,
-            contact_name: input.contact_name.as_deref().filter(|p| !p.trim().is_empty()).map(|c| text("contact_name", c, 200)).transpose()?,
+            phone: input
+                .phone
+                .as_deref()
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| phone("phone", p))
+                .transpose()?,
+            contact_name: input
+                .contact_name
+                .as_deref()
+                .filter(|p| !p.trim().is_empty())
+                .map(|c| text("contact_name", c, 200))
+                .transpose()?,
             created_at: self.now(),
         };
         let mut tx = self.store.begin().await?;
@@ -114,10 +159,18 @@ impl App {
             },
             e => e.into(),
         })?;
-        tx.audit(self.entry(actor, "location.create", "location", l.id, None, Some(json!({
-            "code": l.code, "name": l.name, "kind": l.kind, "address": l.address,
-            "phone": l.phone, "contact_name": l.contact_name,
-        })), None));
+        tx.audit(self.entry(
+            actor,
+            "location.create",
+            "location",
+            l.id,
+            None,
+            Some(json!({
+                "code": l.code, "name": l.name, "kind": l.kind, "address": l.address,
+                "phone": l.phone, "contact_name": l.contact_name,
+            })),
+            None,
+        ));
         tx.commit().await?;
         Ok(l)
     }

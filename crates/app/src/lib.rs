@@ -228,8 +228,11 @@ impl App {
         &self.store
     }
 
+    /// The current time, truncated to the microsecond that the store keeps, so that what a
+    /// use case returns equals what a later read returns.
     pub fn now(&self) -> Timestamp {
-        self.clock.now()
+        let t = self.clock.now();
+        Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t)
     }
 
     pub fn config(&self) -> &AppConfig {

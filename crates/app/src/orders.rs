@@ -76,11 +76,19 @@ pub struct OrderView {
     pub tests: Vec<OrderTestView>,
 }
 
-fn view(o: &OrderRecord, specimens: &[SpecimenRecord], tests: &[OrderTestRecord]) -> AppResult<OrderView> {
+fn view(
+    o: &OrderRecord,
+    specimens: &[SpecimenRecord],
+    tests: &[OrderTestRecord],
+) -> AppResult<OrderView> {
     let containers = ContainerType::defaults();
     let mut specimens: Vec<&SpecimenRecord> = specimens.iter().collect();
-    specimens.sort_by(|a, b| (a.draw_rank, &a.container, a.id).cmp(&(b.draw_rank, &b.container, b.id)));
-    let accession_of: BTreeMap<i64, &str> = specimens.iter().map(|s| (s.id, s.accession.as_str())).collect();
+    specimens
+        .sort_by(|a, b| (a.draw_rank, &a.container, a.id).cmp(&(b.draw_rank, &b.container, b.id)));
+    let accession_of: BTreeMap<i64, &str> = specimens
+        .iter()
+        .map(|s| (s.id, s.accession.as_str()))
+        .collect();
     Ok(OrderView {
         id: o.id,
         patient_id: o.patient_id,
@@ -107,14 +115,20 @@ fn view(o: &OrderRecord, specimens: &[SpecimenRecord], tests: &[OrderTestRecord]
                     container: s.container.clone(),
                     container_name: c.map(|c| c.name.clone()).unwrap_or_default(),
                     cap_colour: c.map(|c| c.cap_colour.clone()).unwrap_or_default(),
-                    additive: c.map(|c| c.additive.as_str().to_owned()).unwrap_or_default(),
+                    additive: c
+                        .map(|c| c.additive.as_str().to_owned())
+                        .unwrap_or_default(),
                     specimen_type: s.specimen_type.clone(),
                     draw_order: i as i64 + 1,
                     status: s.status.clone(),
                     volume_ul: s.volume_ul,
                     capacity_ul: s.capacity_ul,
                     collected_at: s.collected_at,
-                    tests: tests.iter().filter(|t| t.specimen_id == s.id).map(|t| t.test_code.clone()).collect(),
+                    tests: tests
+                        .iter()
+                        .filter(|t| t.specimen_id == s.id)
+                        .map(|t| t.test_code.clone())
+                        .collect(),
                 }
             })
             .collect(),
@@ -123,7 +137,10 @@ fn view(o: &OrderRecord, specimens: &[SpecimenRecord], tests: &[OrderTestRecord]
             .map(|t| OrderTestView {
                 test_code: t.test_code.clone(),
                 panel_code: t.panel_code.clone(),
-                accession: accession_of.get(&t.specimen_id).map(|a| (*a).to_owned()).unwrap_or_default(),
+                accession: accession_of
+                    .get(&t.specimen_id)
+                    .map(|a| (*a).to_owned())
+                    .unwrap_or_default(),
                 status: t.status.clone(),
             })
             .collect(),
@@ -139,9 +156,15 @@ async fn resolve_tests(
 ) -> AppResult<Vec<(TestDefinition, Option<String>)>> {
     let mut out: Vec<(TestDefinition, Option<String>)> = Vec::new();
     let active = |r: Option<CatalogTestRecord>, f: &str| -> AppResult<CatalogTestRecord> {
-        let r = r.ok_or_else(|| AppError::invalid(f, "unknown_test", "no such test or panel in the catalogue"))?;
+        let r = r.ok_or_else(|| {
+            AppError::invalid(f, "unknown_test", "no such test or panel in the catalogue")
+        })?;
         if r.retired_at.is_some() {
-            return Err(AppError::invalid(f, "test_retired", format!("{} is retired and cannot be ordered", r.code)));
+            return Err(AppError::invalid(
+                f,
+                "test_retired",
+                format!("{} is retired and cannot be ordered", r.code),
+            ));
         }
         Ok(r)
     };
@@ -179,9 +202,14 @@ async fn next_accession(app: &App, tx: &mut Box<dyn Tx>) -> AppResult<String> {
     let prefix = AccessionPrefix::parse(&prefix).map_err(|e| AppError::Internal(e.to_string()))?;
     let year = app.now().to_zoned(TimeZone::UTC).year();
     let yy = year.rem_euclid(100);
-    let seq = tx.next_counter(&format!("accession:{}{yy:02}", prefix.as_str())).await?;
-    let seq = u32::try_from(seq).map_err(|_| AppError::Internal("accession sequence exhausted".into()))?;
-    Ok(AccessionNumber::generate(&prefix, year, seq).as_str().to_owned())
+    let seq = tx
+        .next_counter(&format!("accession:{}{yy:02}", prefix.as_str()))
+        .await?;
+    let seq = u32::try_from(seq)
+        .map_err(|_| AppError::Internal("accession sequence exhausted".into()))?;
+    Ok(AccessionNumber::generate(&prefix, year, seq)
+        .as_str()
+        .to_owned())
 }
 
 impl App {
@@ -191,44 +219,89 @@ impl App {
             .map_err(|e| invalid(&e, "", "priority").with_field("priority"))?;
         let timed_at = match (priority, input.timed_at.as_deref()) {
             (Priority::Timed, Some(t)) => Some(t.parse::<Timestamp>().map_err(|_| {
-                AppError::invalid("timed_at", "timed_at_format", "an RFC 3339 time, e.g. 2026-05-01T08:00:00Z")
+                AppError::invalid(
+                    "timed_at",
+                    "timed_at_format",
+                    "an RFC 3339 time, e.g. 2026-05-01T08:00:00Z",
+                )
             })?),
             (Priority::Timed, None) => {
-                return Err(AppError::invalid("timed_at", "required", "a timed order needs timed_at"));
+                return Err(AppError::invalid(
+                    "timed_at",
+                    "required",
+                    "a timed order needs timed_at",
+                ));
             }
             (_, Some(_)) => {
-                return Err(AppError::invalid("timed_at", "timed_at_not_timed", "timed_at is only for timed orders"));
+                return Err(AppError::invalid(
+                    "timed_at",
+                    "timed_at_not_timed",
+                    "timed_at is only for timed orders",
+                ));
             }
             (_, None) => None,
         };
         let mut diagnoses = Vec::new();
         for (i, d) in input.diagnosis_codes.iter().enumerate() {
-            let code = Icd10Cm::parse(d.trim()).map_err(|e| invalid(&e, "", "").with_field(&format!("diagnosis_codes[{i}]")))?;
+            let code = Icd10Cm::parse(d.trim())
+                .map_err(|e| invalid(&e, "", "").with_field(&format!("diagnosis_codes[{i}]")))?;
             diagnoses.push(code.as_str().to_owned());
         }
-        let placer = input.placer_order_number.as_deref().map(str::trim).filter(|p| !p.is_empty());
+        let placer = input
+            .placer_order_number
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty());
         if placer.is_some_and(|p| p.chars().count() > 64 || p.chars().any(char::is_control)) {
-            return Err(AppError::invalid("placer_order_number", "placer_format", "at most 64 characters"));
+            return Err(AppError::invalid(
+                "placer_order_number",
+                "placer_format",
+                "at most 64 characters",
+            ));
         }
-        let notes = input.clinical_notes.as_deref().map(str::trim).filter(|n| !n.is_empty());
+        let notes = input
+            .clinical_notes
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty());
         if notes.is_some_and(|n| n.chars().count() > 2000) {
-            return Err(AppError::invalid("clinical_notes", "notes_too_long", "at most 2000 characters"));
+            return Err(AppError::invalid(
+                "clinical_notes",
+                "notes_too_long",
+                "at most 2000 characters",
+            ));
         }
         if input.tests.is_empty() || input.tests.len() > 100 {
-            return Err(AppError::invalid("tests", "tests_count", "order 1 to 100 tests or panels"));
+            return Err(AppError::invalid(
+                "tests",
+                "tests_count",
+                "order 1 to 100 tests or panels",
+            ));
         }
 
         let mut tx = self.store.begin().await?;
         let patient = self.identify_patient(&mut tx, &input.patient).await?;
         if tx.provider_by_id(input.provider_id).await?.is_none() {
-            return Err(AppError::invalid("provider_id", "unknown_provider", "no such provider"));
+            return Err(AppError::invalid(
+                "provider_id",
+                "unknown_provider",
+                "no such provider",
+            ));
         }
         if tx.location_by_id(input.location_id).await?.is_none() {
-            return Err(AppError::invalid("location_id", "unknown_location", "no such client location"));
+            return Err(AppError::invalid(
+                "location_id",
+                "unknown_location",
+                "no such client location",
+            ));
         }
         let tests = resolve_tests(&mut tx, &input.tests, "tests").await?;
-        let ordered = tests.iter().map(|(d, _)| d.ordered_test()).collect::<AppResult<Vec<_>>>()?;
-        let plan = plan_containers(&ordered, &ContainerType::defaults()).map_err(|e| invalid(&e, "", "tests"))?;
+        let ordered = tests
+            .iter()
+            .map(|(d, _)| d.ordered_test())
+            .collect::<AppResult<Vec<_>>>()?;
+        let plan = plan_containers(&ordered, &ContainerType::defaults())
+            .map_err(|e| invalid(&e, "", "tests"))?;
 
         let now = self.now();
         let mut order = OrderRecord {
@@ -240,7 +313,8 @@ impl App {
             timed_at,
             placer_order_number: placer.map(str::to_owned),
             clinical_notes: notes.map(str::to_owned),
-            diagnosis_codes: serde_json::to_string(&diagnoses).map_err(|e| AppError::Internal(e.to_string()))?,
+            diagnosis_codes: serde_json::to_string(&diagnoses)
+                .map_err(|e| AppError::Internal(e.to_string()))?,
             status: "active".into(),
             created_at: now,
             created_by: actor.username.clone(),
@@ -268,7 +342,10 @@ impl App {
             };
             s.id = tx.insert_specimen(&s).await?;
             for code in &tube.tests {
-                let panel = tests.iter().find(|(d, _)| d.code == code.as_str()).and_then(|(_, p)| p.clone());
+                let panel = tests
+                    .iter()
+                    .find(|(d, _)| d.code == code.as_str())
+                    .and_then(|(_, p)| p.clone());
                 let mut t = OrderTestRecord {
                     id: 0,
                     order_id: order.id,
@@ -299,7 +376,11 @@ impl App {
 
     pub async fn order(&self, actor: &Actor, id: i64) -> AppResult<OrderView> {
         actor.require(Permission::OrderRead)?;
-        let o = self.store.order_by_id(id).await?.ok_or(AppError::NotFound { entity: "order" })?;
+        let o = self
+            .store
+            .order_by_id(id)
+            .await?
+            .ok_or(AppError::NotFound { entity: "order" })?;
         let specimens = self.store.specimens_of_order(id).await?;
         let tests = self.store.tests_of_order(id).await?;
         self.store
@@ -318,7 +399,11 @@ impl App {
         actor.require(Permission::OrderRead)?;
         let placer = placer_order_number.map(str::trim).filter(|p| !p.is_empty());
         if placer.is_none() && patient_id.is_none() {
-            return Err(AppError::invalid("placer_order_number", "search_criteria_required", "give placer_order_number or patient_id"));
+            return Err(AppError::invalid(
+                "placer_order_number",
+                "search_criteria_required",
+                "give placer_order_number or patient_id",
+            ));
         }
         let orders = self.store.orders_by(placer, patient_id, 100).await?;
         let mut out = Vec::with_capacity(orders.len());
@@ -330,24 +415,48 @@ impl App {
         let mut ids: Vec<i64> = orders.iter().map(|o| o.patient_id).collect();
         ids.sort_unstable();
         ids.dedup();
-        self.store.record_access(&self.access(actor, "order.search", "order", "search", ids)).await?;
+        self.store
+            .record_access(&self.access(actor, "order.search", "order", "search", ids))
+            .await?;
         Ok(out)
     }
 
-    pub async fn cancel_order(&self, actor: &Actor, id: i64, reason: Option<&str>) -> AppResult<OrderView> {
+    pub async fn cancel_order(
+        &self,
+        actor: &Actor,
+        id: i64,
+        reason: Option<&str>,
+    ) -> AppResult<OrderView> {
         actor.require(Permission::OrderWrite)?;
         let reason = require_reason(reason)?;
         let mut tx = self.store.begin().await?;
-        let o = tx.order_by_id(id).await?.ok_or(AppError::NotFound { entity: "order" })?;
+        let o = tx
+            .order_by_id(id)
+            .await?
+            .ok_or(AppError::NotFound { entity: "order" })?;
         let now = self.now();
         if !tx.cancel_order(id, now, &reason).await? {
-            return Err(AppError::Conflict { field: None, code: "order_cancelled", message: "the order is already cancelled".into() });
+            return Err(AppError::Conflict {
+                field: None,
+                code: "order_cancelled",
+                message: "the order is already cancelled".into(),
+            });
         }
         tx.set_order_children_status(false, id, "cancelled").await?;
         tx.set_order_children_status(true, id, "cancelled").await?;
-        tx.audit(self.entry(actor, "order.cancel", "order", id,
-            Some(json!({"status": o.status})), Some(json!({"status": "cancelled"})), Some(&reason)));
-        let o = tx.order_by_id(id).await?.ok_or(AppError::NotFound { entity: "order" })?;
+        tx.audit(self.entry(
+            actor,
+            "order.cancel",
+            "order",
+            id,
+            Some(json!({"status": o.status})),
+            Some(json!({"status": "cancelled"})),
+            Some(&reason),
+        ));
+        let o = tx
+            .order_by_id(id)
+            .await?
+            .ok_or(AppError::NotFound { entity: "order" })?;
         let s = tx.specimens_of_order(id).await?;
         let t = tx.tests_of_order(id).await?;
         tx.commit().await?;
@@ -360,16 +469,30 @@ impl App {
     pub async fn add_order_test(&self, actor: &Actor, id: i64, test: &str) -> AppResult<OrderView> {
         actor.require(Permission::OrderWrite)?;
         let mut tx = self.store.begin().await?;
-        let o = tx.order_by_id(id).await?.ok_or(AppError::NotFound { entity: "order" })?;
+        let o = tx
+            .order_by_id(id)
+            .await?
+            .ok_or(AppError::NotFound { entity: "order" })?;
         if o.status != "active" {
-            return Err(AppError::Conflict { field: None, code: "order_cancelled", message: "the order is cancelled".into() });
+            return Err(AppError::Conflict {
+                field: None,
+                code: "order_cancelled",
+                message: "the order is cancelled".into(),
+            });
         }
         let mut specimens = tx.specimens_of_order(id).await?;
         let existing = tx.tests_of_order(id).await?;
         let tests = resolve_tests(&mut tx, &[test.to_owned()], "tests").await?;
-        let tests: Vec<_> = tests.into_iter().filter(|(d, _)| !existing.iter().any(|e| e.test_code == d.code)).collect();
+        let tests: Vec<_> = tests
+            .into_iter()
+            .filter(|(d, _)| !existing.iter().any(|e| e.test_code == d.code))
+            .collect();
         if tests.is_empty() {
-            return Err(AppError::Conflict { field: Some("test".into()), code: "test_already_ordered", message: "the order already has this test".into() });
+            return Err(AppError::Conflict {
+                field: Some("test".into()),
+                code: "test_already_ordered",
+                message: "the order already has this test".into(),
+            });
         }
         let now = self.now();
         let mut added = Vec::new();
@@ -384,7 +507,11 @@ impl App {
                     && s.capacity_ul - s.volume_ul >= i64::from(ot.min_volume_ul)
             }) {
                 if let Some(collected) = s.collected_at {
-                    let temp = s.temperature.as_deref().and_then(|t| Temperature::parse(t).ok()).unwrap_or(Temperature::Room);
+                    let temp = s
+                        .temperature
+                        .as_deref()
+                        .and_then(|t| Temperature::parse(t).ok())
+                        .unwrap_or(Temperature::Room);
                     if let Err(e) = can_add_on(collected, now, temp, &stability) {
                         if target.is_none() {
                             return Err(invalid(&e, "", "test").with_field("test"));
@@ -397,13 +524,18 @@ impl App {
             }
             let sid = match target {
                 Some(sid) => {
-                    let s = specimens.iter_mut().find(|s| s.id == sid).ok_or_else(|| AppError::Internal("specimen".into()))?;
+                    let s = specimens
+                        .iter_mut()
+                        .find(|s| s.id == sid)
+                        .ok_or_else(|| AppError::Internal("specimen".into()))?;
                     s.volume_ul += i64::from(ot.min_volume_ul);
                     tx.set_specimen_volume(sid, s.volume_ul).await?;
                     sid
                 }
                 None => {
-                    let plan = plan_containers(std::slice::from_ref(&ot), &ContainerType::defaults()).map_err(|e| invalid(&e, "", "test").with_field("test"))?;
+                    let plan =
+                        plan_containers(std::slice::from_ref(&ot), &ContainerType::defaults())
+                            .map_err(|e| invalid(&e, "", "test").with_field("test"))?;
                     let tube = &plan[0];
                     let mut s = SpecimenRecord {
                         id: 0,
@@ -426,12 +558,31 @@ impl App {
                     sid
                 }
             };
-            let t = OrderTestRecord { id: 0, order_id: id, test_code: d.code.clone(), panel_code: panel.clone(), specimen_id: sid, status: "ordered".into(), added_at: now };
+            let t = OrderTestRecord {
+                id: 0,
+                order_id: id,
+                test_code: d.code.clone(),
+                panel_code: panel.clone(),
+                specimen_id: sid,
+                status: "ordered".into(),
+                added_at: now,
+            };
             tx.insert_order_test(&t).await?;
-            let acc = specimens.iter().find(|s| s.id == sid).map(|s| s.accession.clone());
+            let acc = specimens
+                .iter()
+                .find(|s| s.id == sid)
+                .map(|s| s.accession.clone());
             added.push(json!({"test_code": d.code, "accession": acc}));
         }
-        tx.audit(self.entry(actor, "order.add_test", "order", id, None, Some(json!({"added": added})), None));
+        tx.audit(self.entry(
+            actor,
+            "order.add_test",
+            "order",
+            id,
+            None,
+            Some(json!({"added": added})),
+            None,
+        ));
         let s = tx.specimens_of_order(id).await?;
         let t = tx.tests_of_order(id).await?;
         tx.commit().await?;

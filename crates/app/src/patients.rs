@@ -44,7 +44,10 @@ impl Contact {
         let clean = |name: &str, v: &Option<String>| -> AppResult<Option<String>> {
             match v.as_deref().map(str::trim) {
                 None | Some("") => Ok(None),
-                Some(s) if s.chars().count() <= 200 && !s.chars().any(|c| c.is_control() && c != '\n') => {
+                Some(s)
+                    if s.chars().count() <= 200
+                        && !s.chars().any(|c| c.is_control() && c != '\n') =>
+                {
                     Ok(Some(s.to_owned()))
                 }
                 Some(_) => Err(AppError::invalid(
@@ -240,9 +243,13 @@ impl App {
         let sex = AdministrativeSex::parse(&input.sex).map_err(|e| invalid(&e, "", "sex"))?;
         let mut ids = Vec::new();
         for (i, f) in input.identifiers.iter().enumerate() {
-            let id = FacilityId::new(&f.system, &f.value)
-                .map_err(|e| invalid(&e, "", "identifiers").with_field(&format!("identifiers[{i}]")))?;
-            if ids.iter().any(|x: &FacilityIdentifier| x.system == id.system()) {
+            let id = FacilityId::new(&f.system, &f.value).map_err(|e| {
+                invalid(&e, "", "identifiers").with_field(&format!("identifiers[{i}]"))
+            })?;
+            if ids
+                .iter()
+                .any(|x: &FacilityIdentifier| x.system == id.system())
+            {
                 return Err(AppError::invalid(
                     &format!("identifiers[{i}]"),
                     "identifier_duplicate_system",
@@ -275,8 +282,7 @@ impl App {
         dates.extend(day_month_swapped(date));
         let mut candidates = Vec::new();
         for existing in tx.patients_born_on(&dates).await? {
-            if let Some(reason) = candidate_key(&existing).and_then(|k| duplicate_match(&key, &k))
-            {
+            if let Some(reason) = candidate_key(&existing).and_then(|k| duplicate_match(&key, &k)) {
                 candidates.push(DuplicateCandidate {
                     patient_id: existing.id,
                     reason: reason.as_str(),
@@ -297,8 +303,10 @@ impl App {
             given_key: name_search_key(name.given()),
             birth_date: date.to_string(),
             sex: sex.as_str().to_owned(),
-            facility_ids: serde_json::to_string(&ids).map_err(|e| AppError::Internal(e.to_string()))?,
-            contact: serde_json::to_string(&contact).map_err(|e| AppError::Internal(e.to_string()))?,
+            facility_ids: serde_json::to_string(&ids)
+                .map_err(|e| AppError::Internal(e.to_string()))?,
+            contact: serde_json::to_string(&contact)
+                .map_err(|e| AppError::Internal(e.to_string()))?,
             created_at: now,
             updated_at: now,
             merged_into: None,
@@ -356,7 +364,11 @@ impl App {
                 })
             })
             .transpose()?;
-        let key = |s: Option<String>| nonempty(s).map(|s| name_search_key(&s)).filter(|k| !k.is_empty());
+        let key = |s: Option<String>| {
+            nonempty(s)
+                .map(|s| name_search_key(&s))
+                .filter(|k| !k.is_empty())
+        };
         let query = PatientQuery {
             mrn,
             birth_date,
@@ -397,14 +409,12 @@ impl App {
             .transpose()
             .map_err(|e| invalid(&e, "patient", "mrn"))?;
         let name = match (&ident.family_name, &ident.given_name) {
-            (Some(f), Some(g)) => Some(
-                PersonName::new(f, g, None).map_err(|e| {
-                    invalid(&e, "", "name").with_field(match e.field() {
-                        Some("given") => "patient.given_name",
-                        _ => "patient.family_name",
-                    })
-                })?,
-            ),
+            (Some(f), Some(g)) => Some(PersonName::new(f, g, None).map_err(|e| {
+                invalid(&e, "", "name").with_field(match e.field() {
+                    Some("given") => "patient.given_name",
+                    _ => "patient.family_name",
+                })
+            })?),
             (None, None) => None,
             _ => {
                 return Err(AppError::invalid(
@@ -437,9 +447,8 @@ impl App {
                 ));
             }
         };
-        let record = record.ok_or_else(|| {
-            AppError::invalid("patient", "unknown_patient", "no such patient")
-        })?;
+        let record = record
+            .ok_or_else(|| AppError::invalid("patient", "unknown_patient", "no such patient"))?;
         if let Some(survivor) = record.merged_into {
             return Err(AppError::invalid(
                 "patient",
@@ -455,7 +464,9 @@ impl App {
             facility_id,
         };
         confirm_identity(&identity, &presented).map_err(|e| {
-            let field = e.field().map_or("patient".to_owned(), |f| format!("patient.{f}"));
+            let field = e
+                .field()
+                .map_or("patient".to_owned(), |f| format!("patient.{f}"));
             AppError::Invalid {
                 field: Some(field),
                 code: e.code(),
@@ -507,7 +518,8 @@ impl App {
             tx.move_row(true, *id, merged_id, survivor_id).await?;
         }
         let now = self.now();
-        tx.set_merged_into(merged_id, Some(survivor_id), now).await?;
+        tx.set_merged_into(merged_id, Some(survivor_id), now)
+            .await?;
         let mut record = MergeRecord {
             id: 0,
             survivor_id,
@@ -562,12 +574,18 @@ impl App {
             return Err(conflict("this merge was already undone"));
         }
         for id in &merge.moved_order_ids {
-            if !tx.move_row(false, *id, merge.survivor_id, merge.merged_id).await? {
+            if !tx
+                .move_row(false, *id, merge.survivor_id, merge.merged_id)
+                .await?
+            {
                 return Err(conflict("an order moved by the merge has moved since"));
             }
         }
         for id in &merge.moved_specimen_ids {
-            if !tx.move_row(true, *id, merge.survivor_id, merge.merged_id).await? {
+            if !tx
+                .move_row(true, *id, merge.survivor_id, merge.merged_id)
+                .await?
+            {
                 return Err(conflict("a specimen moved by the merge has moved since"));
             }
         }
@@ -620,5 +638,9 @@ fn stored_birth_date(s: &str) -> Option<BirthDate> {
 fn candidate_key(r: &PatientRecord) -> Option<CandidateKey> {
     let name = PersonName::new(&r.family_name, &r.given_name, r.middle_name.as_deref()).ok()?;
     let sex = AdministrativeSex::parse(&r.sex).ok()?;
-    Some(CandidateKey::new(&name, stored_birth_date(&r.birth_date)?, sex))
+    Some(CandidateKey::new(
+        &name,
+        stored_birth_date(&r.birth_date)?,
+        sex,
+    ))
 }

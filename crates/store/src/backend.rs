@@ -867,7 +867,14 @@ async fn begin_pg(pool: &Pool<Postgres>) -> Result<Transaction<'static, Postgres
 
 crate::reg::reg_queries!(sqlite_q, sqlx::Sqlite);
 crate::reg::reg_queries!(pg_q, sqlx::Postgres);
-backend!(SqliteStore, SqliteTx, Sqlite, Backend::Sqlite, begin_sqlite, sqlite_q);
+backend!(
+    SqliteStore,
+    SqliteTx,
+    Sqlite,
+    Backend::Sqlite,
+    begin_sqlite,
+    sqlite_q
+);
 backend!(PgStore, PgTx, Postgres, Backend::Postgres, begin_pg, pg_q);
 
 impl SqliteStore {

@@ -12,9 +12,9 @@
 
 pub mod audit;
 mod backend;
-mod reg;
 pub mod migrations;
 pub mod records;
+mod reg;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -198,7 +198,12 @@ pub trait Store: Send + Sync + 'static {
     async fn list_catalog(&self, include_retired: bool) -> StoreResult<Vec<CatalogTestRecord>>;
     async fn catalog_by_code(&self, code: &str) -> StoreResult<Option<CatalogTestRecord>>;
     async fn order_by_id(&self, id: i64) -> StoreResult<Option<OrderRecord>>;
-    async fn orders_by(&self, placer_order_number: Option<&str>, patient_id: Option<i64>, limit: i64) -> StoreResult<Vec<OrderRecord>>;
+    async fn orders_by(
+        &self,
+        placer_order_number: Option<&str>,
+        patient_id: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<OrderRecord>>;
     async fn specimens_of_order(&self, order_id: i64) -> StoreResult<Vec<SpecimenRecord>>;
     async fn tests_of_order(&self, order_id: i64) -> StoreResult<Vec<OrderTestRecord>>;
 }
@@ -247,7 +252,12 @@ pub trait Tx: Send {
     async fn patient_by_mrn(&mut self, mrn: &str) -> StoreResult<Option<PatientRecord>>;
     async fn patients_born_on(&mut self, dates: &[String]) -> StoreResult<Vec<PatientRecord>>;
     async fn insert_patient(&mut self, p: &PatientRecord) -> StoreResult<i64>;
-    async fn set_merged_into(&mut self, id: i64, into: Option<i64>, at: Timestamp) -> StoreResult<()>;
+    async fn set_merged_into(
+        &mut self,
+        id: i64,
+        into: Option<i64>,
+        at: Timestamp,
+    ) -> StoreResult<()>;
     async fn order_ids_of_patient(&mut self, patient_id: i64) -> StoreResult<Vec<i64>>;
     async fn specimen_ids_of_patient(&mut self, patient_id: i64) -> StoreResult<Vec<i64>>;
     async fn move_row(&mut self, specimen: bool, id: i64, from: i64, to: i64) -> StoreResult<bool>;
@@ -265,7 +275,12 @@ pub trait Tx: Send {
     async fn insert_order(&mut self, o: &OrderRecord) -> StoreResult<i64>;
     async fn order_by_id(&mut self, id: i64) -> StoreResult<Option<OrderRecord>>;
     async fn cancel_order(&mut self, id: i64, at: Timestamp, reason: &str) -> StoreResult<bool>;
-    async fn set_order_children_status(&mut self, specimens: bool, order_id: i64, status: &str) -> StoreResult<()>;
+    async fn set_order_children_status(
+        &mut self,
+        specimens: bool,
+        order_id: i64,
+        status: &str,
+    ) -> StoreResult<()>;
     async fn insert_specimen(&mut self, s: &SpecimenRecord) -> StoreResult<i64>;
     async fn set_specimen_volume(&mut self, id: i64, volume_ul: i64) -> StoreResult<()>;
     async fn specimens_of_order(&mut self, order_id: i64) -> StoreResult<Vec<SpecimenRecord>>;

@@ -66,7 +66,6 @@ pub struct TestDefinitionDto {
     pub performing_lab: Option<String>,
 }
 
-
 /// The wire form and the use-case form have the same JSON shape.
 fn to_app(d: TestDefinitionDto) -> ApiResult<TestDefinition> {
     serde_json::to_value(d)

@@ -74,8 +74,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(patients::get))
         .routes(routes!(patients::merge))
         .routes(routes!(patients::unmerge))
-        .routes(routes!(directory::create_provider, directory::list_providers))
-        .routes(routes!(directory::create_location, directory::list_locations))
+        .routes(routes!(
+            directory::create_provider,
+            directory::list_providers
+        ))
+        .routes(routes!(
+            directory::create_location,
+            directory::list_locations
+        ))
         .routes(routes!(catalog::list, catalog::create))
         .routes(routes!(catalog::get, catalog::update))
         .routes(routes!(catalog::retire))

@@ -261,5 +261,11 @@ pub async fn add_test(
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<AddTest>,
 ) -> ApiResult<Json<OrderDto>> {
-    Ok(Json(state.app.add_order_test(&actor, id, &req.test).await?.into()))
+    Ok(Json(
+        state
+            .app
+            .add_order_test(&actor, id, &req.test)
+            .await?
+            .into(),
+    ))
 }

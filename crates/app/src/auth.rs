@@ -118,10 +118,10 @@ impl App {
                     .collect::<String>()
                     .to_lowercase()
             });
-        if let Some(f) = self.store.login_failures(&key).await? {
-            if let Some(until) = f.locked_until.filter(|u| *u > now) {
-                return Err(AppError::Locked { until });
-            }
+        if let Some(f) = self.store.login_failures(&key).await?
+            && let Some(until) = f.locked_until.filter(|u| *u > now)
+        {
+            return Err(AppError::Locked { until });
         }
         let user = self.store.user_by_username(&key).await?;
         let ok = verify_password(

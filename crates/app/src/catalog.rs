@@ -278,14 +278,14 @@ impl TestDefinition {
                     .to_owned(),
             );
         }
-        if let (Some(lo), Some(hi)) = (self.reportable_low, self.reportable_high) {
-            if !(lo < hi) {
-                return Err(AppError::invalid(
-                    "reportable_high",
-                    "reportable_range",
-                    "low must be below high",
-                ));
-            }
+        if let (Some(lo), Some(hi)) = (self.reportable_low, self.reportable_high)
+            && lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less)
+        {
+            return Err(AppError::invalid(
+                "reportable_high",
+                "reportable_range",
+                "low must be below high",
+            ));
         }
         let t = &self.tat_minutes;
         TatTargets::new(mins(t.stat), mins(t.asap), mins(t.timed), mins(t.routine))

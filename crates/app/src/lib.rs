@@ -240,6 +240,7 @@ impl App {
     }
 
     /// An audit entry for `actor` doing `action` on `entity_type`/`entity_id`.
+    #[allow(clippy::too_many_arguments)]
     fn entry(
         &self,
         actor: &Actor,

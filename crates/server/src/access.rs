@@ -134,10 +134,10 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
         Ok(a) => a,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    if let Access::Permission(p) = spec.access {
-        if let Err(e) = actor.require(p) {
-            return ApiError::from(e).into_response();
-        }
+    if let Access::Permission(p) = spec.access
+        && let Err(e) = actor.require(p)
+    {
+        return ApiError::from(e).into_response();
     }
     req.extensions_mut().insert(actor);
     req.extensions_mut().insert(BearerToken(token));

@@ -913,12 +913,11 @@ impl PgStore {
     /// processes may do this at once: creation races are tolerated and migrations take an
     /// advisory lock.
     pub async fn open(url: &str) -> StoreResult<Self> {
-        if !Postgres::database_exists(url).await? {
-            if let Err(e) = Postgres::create_database(url).await {
-                if !Postgres::database_exists(url).await? {
-                    return Err(e.into());
-                }
-            }
+        if !Postgres::database_exists(url).await?
+            && let Err(e) = Postgres::create_database(url).await
+            && !Postgres::database_exists(url).await?
+        {
+            return Err(e.into());
         }
         let pool = PgPoolOptions::new()
             .max_connections(16)

@@ -23,7 +23,8 @@ async fn bad_bodies_are_refused_and_change_nothing(db: Db) {
             .body(body)
             .send()
     };
-    let cases: Vec<(Vec<u8>, &str, StatusCode, &str, Option<&str>)> = vec![
+    type Case<'a> = (Vec<u8>, &'a str, StatusCode, &'a str, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         (b"{\"username\": ".to_vec(), "application/json", StatusCode::BAD_REQUEST, "invalid_json", None),
         (b"\xff\xfe\x00garbage".to_vec(), "application/json", StatusCode::BAD_REQUEST, "invalid_json", None),
         (

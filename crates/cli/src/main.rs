@@ -1,4 +1,5 @@
-//! The `aliquot` binary: `serve`, `migrate`, `user add`, `audit verify`, `bench`, and the
+//! The `aliquot` binary: `serve`, `migrate`, `user add`, `audit verify`, `bench`,
+//! `catalog import|export`, and the
 //! analyst tools for HL7 and ASTM.
 
 mod bench;
@@ -66,6 +67,25 @@ enum Command {
     Audit(AuditCommand),
     /// Benchmarks (measure, never assert).
     Bench(bench::BenchArgs),
+    /// The test catalogue: import a lab's menu from CSV, export it as CSV.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Add the entries of a CSV file (the `catalog export` format) whose codes are new; tests
+    /// are added before the panels that name them. Each entry is validated and audited.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+    },
+    /// Write the catalogue as CSV to standard output.
+    Export {
+        /// Include retired entries.
+        #[arg(long)]
+        include_retired: bool,
+    },
 }
 
 #[derive(Args)]
@@ -223,7 +243,65 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Bench(args) => bench::run(args).await,
+        Command::Catalog(CatalogCommand::Import { file }) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let defs = aliquot_app::demo_catalog::parse_catalog_csv(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let app = open_app(&cli.db).await?;
+            let result = import_catalog(&app, defs).await;
+            app.store().close().await;
+            let (added, skipped) = result?;
+            println!("imported {added} catalogue entries ({skipped} already present)");
+            Ok(())
+        }
+        Command::Catalog(CatalogCommand::Export { include_retired }) => {
+            let app = open_app(&cli.db).await?;
+            let entries = app
+                .catalog(&Actor::cli(&os_user()), include_retired)
+                .await;
+            app.store().close().await;
+            let defs: Vec<_> = entries
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .into_iter()
+                .map(|e| e.definition)
+                .collect();
+            print!("{}", aliquot_app::demo_catalog::catalog_csv(&defs));
+            Ok(())
+        }
     }
+}
+
+/// Imports entry by entry with a progress bar (hidden when stdout is not a terminal); stops
+/// at the first invalid entry, naming it. Returns `(added, already present)`.
+async fn import_catalog(
+    app: &App,
+    defs: Vec<aliquot_app::TestDefinition>,
+) -> anyhow::Result<(usize, usize)> {
+    use std::io::IsTerminal;
+    let actor = Actor::cli(&os_user());
+    let bar = if std::io::stdout().is_terminal() {
+        indicatif::ProgressBar::new(defs.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let (panels, tests): (Vec<_>, Vec<_>) = defs.into_iter().partition(|d| d.is_panel());
+    let (mut added, mut skipped) = (0, 0);
+    for def in tests.into_iter().chain(panels) {
+        let code = def.code.clone();
+        let n = app
+            .import_catalog(&actor, vec![def])
+            .await
+            .map_err(|e| anyhow::anyhow!("entry {code}: {e}"))?;
+        if n == 0 {
+            skipped += 1;
+        } else {
+            added += n;
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok((added, skipped))
 }
 
 async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {

@@ -257,9 +257,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Catalog(CatalogCommand::Export { include_retired }) => {
             let app = open_app(&cli.db).await?;
-            let entries = app
-                .catalog(&Actor::cli(&os_user()), include_retired)
-                .await;
+            let entries = app.catalog(&Actor::cli(&os_user()), include_retired).await;
             app.store().close().await;
             let defs: Vec<_> = entries
                 .map_err(|e| anyhow::anyhow!("{e}"))?

@@ -12,6 +12,7 @@ pub mod demo_catalog;
 mod directory;
 mod orders;
 mod patients;
+mod scans;
 mod settings;
 
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,7 @@ pub use patients::{
     Contact, DuplicateCandidate, FacilityIdentifier, MergeView, NewPatientInput,
     PatientIdentification, PatientSearch, PatientView,
 };
+pub use scans::{ScanContent, ScanView};
 pub use settings::{SettingView, setting_rules};
 
 /// Where a request came from; recorded in every audit entry.
@@ -195,6 +197,8 @@ pub struct AppConfig {
     /// A token unused for this long stops working (automatic logoff).
     pub idle_timeout: SignedDuration,
     pub throttle: LoginThrottle,
+    /// Where files kept outside the database live (scanned requisitions under `scans/`).
+    pub data_dir: std::path::PathBuf,
 }
 
 impl Default for AppConfig {
@@ -203,6 +207,7 @@ impl Default for AppConfig {
             token_ttl: SignedDuration::from_hours(8),
             idle_timeout: SignedDuration::from_mins(30),
             throttle: LoginThrottle::default(),
+            data_dir: std::path::PathBuf::from("./aliquot-data"),
         }
     }
 }

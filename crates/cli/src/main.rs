@@ -157,7 +157,11 @@ async fn open_app(db: &DbArgs) -> anyhow::Result<App> {
     let store = aliquot_store::open(&config)
         .await
         .with_context(|| format!("opening database {config:?}"))?;
-    Ok(App::new(store, Arc::new(SystemClock), AppConfig::default()))
+    let config = AppConfig {
+        data_dir: db.data_dir.clone(),
+        ..AppConfig::default()
+    };
+    Ok(App::new(store, Arc::new(SystemClock), config))
 }
 
 fn main() -> anyhow::Result<()> {

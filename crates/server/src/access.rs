@@ -88,6 +88,9 @@ pub const ROUTES: &[RouteSpec] = &[
     r("GET", "/api/v1/orders/{id}", Perm(P::OrderRead)),
     r("POST", "/api/v1/orders/{id}/cancel", Perm(P::OrderWrite)),
     r("POST", "/api/v1/orders/{id}/tests", Perm(P::OrderWrite)),
+    r("POST", "/api/v1/orders/{id}/scans", Perm(P::OrderWrite)),
+    r("GET", "/api/v1/orders/{id}/scans", Perm(P::OrderRead)),
+    r("GET", "/api/v1/scans/{id}", Perm(P::OrderRead)),
 ];
 
 pub fn lookup(method: &Method, path: &str) -> Option<&'static RouteSpec> {

@@ -442,6 +442,14 @@ macro_rules! backend {
             async fn tests_of_order(&self, order_id: i64) -> StoreResult<Vec<OrderTestRecord>> {
                 $q::tests_of_order(&self.read, order_id).await
             }
+
+            async fn scan_by_id(&self, id: i64) -> StoreResult<Option<ScanRecord>> {
+                $q::scan_by_id(&self.read, id).await
+            }
+
+            async fn scans_of_order(&self, order_id: i64) -> StoreResult<Vec<ScanRecord>> {
+                $q::scans_of_order(&self.read, order_id).await
+            }
         }
 
         #[async_trait]
@@ -762,6 +770,10 @@ macro_rules! backend {
 
             async fn tests_of_order(&mut self, order_id: i64) -> StoreResult<Vec<OrderTestRecord>> {
                 $q::tests_of_order(&mut *self.tx, order_id).await
+            }
+
+            async fn insert_scan(&mut self, s: &ScanRecord) -> StoreResult<i64> {
+                $q::insert_scan(&mut *self.tx, s).await
             }
 
             async fn log_access(&mut self, e: &AccessEntry) -> StoreResult<()> {

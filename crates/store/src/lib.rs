@@ -206,6 +206,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<OrderRecord>>;
     async fn specimens_of_order(&self, order_id: i64) -> StoreResult<Vec<SpecimenRecord>>;
     async fn tests_of_order(&self, order_id: i64) -> StoreResult<Vec<OrderTestRecord>>;
+    async fn scan_by_id(&self, id: i64) -> StoreResult<Option<ScanRecord>>;
+    async fn scans_of_order(&self, order_id: i64) -> StoreResult<Vec<ScanRecord>>;
 }
 
 /// One write transaction. Dropping it without [`Tx::commit`] rolls everything back, audit
@@ -286,6 +288,7 @@ pub trait Tx: Send {
     async fn specimens_of_order(&mut self, order_id: i64) -> StoreResult<Vec<SpecimenRecord>>;
     async fn insert_order_test(&mut self, t: &OrderTestRecord) -> StoreResult<i64>;
     async fn tests_of_order(&mut self, order_id: i64) -> StoreResult<Vec<OrderTestRecord>>;
+    async fn insert_scan(&mut self, s: &ScanRecord) -> StoreResult<i64>;
 
     /// Appends the queued audit entries to the chain and commits. Returns the sequence numbers
     /// given to the audit entries.

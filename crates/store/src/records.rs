@@ -214,3 +214,16 @@ pub struct OrderTestRecord {
     pub status: String,
     pub added_at: Timestamp,
 }
+
+/// A scanned requisition attached to an order; the bytes are stored outside the database
+/// under their SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanRecord {
+    pub id: i64,
+    pub order_id: i64,
+    pub sha256: String,
+    pub media_type: String,
+    pub size_bytes: i64,
+    pub created_at: Timestamp,
+    pub created_by: String,
+}

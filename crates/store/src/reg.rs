@@ -293,6 +293,70 @@ macro_rules! reg_queries {
                 Ok(r.rows_affected() == 1)
             }
 
+            type ScanRow = (i64, i64, String, String, i64, i64, String);
+
+            fn scan(r: ScanRow) -> StoreResult<ScanRecord> {
+                Ok(ScanRecord {
+                    id: r.0,
+                    order_id: r.1,
+                    sha256: r.2,
+                    media_type: r.3,
+                    size_bytes: r.4,
+                    created_at: ts(r.5)?,
+                    created_by: r.6,
+                })
+            }
+
+            pub async fn insert_scan<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                s: &ScanRecord,
+            ) -> StoreResult<i64> {
+                let (id,) = sqlx::query_as::<_, (i64,)>(
+                    "INSERT INTO order_scans (order_id, sha256, media_type, size_bytes, created_at, \
+                     created_by) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                )
+                .bind(s.order_id)
+                .bind(&s.sha256)
+                .bind(&s.media_type)
+                .bind(s.size_bytes)
+                .bind(us(s.created_at))
+                .bind(&s.created_by)
+                .fetch_one(e)
+                .await?;
+                Ok(id)
+            }
+
+            pub async fn scan_by_id<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                id: i64,
+            ) -> StoreResult<Option<ScanRecord>> {
+                sqlx::query_as::<_, ScanRow>(
+                    "SELECT id, order_id, sha256, media_type, size_bytes, created_at, created_by \
+                     FROM order_scans WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(e)
+                .await?
+                .map(scan)
+                .transpose()
+            }
+
+            pub async fn scans_of_order<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                order_id: i64,
+            ) -> StoreResult<Vec<ScanRecord>> {
+                sqlx::query_as::<_, ScanRow>(
+                    "SELECT id, order_id, sha256, media_type, size_bytes, created_at, created_by \
+                     FROM order_scans WHERE order_id = $1 ORDER BY id",
+                )
+                .bind(order_id)
+                .fetch_all(e)
+                .await?
+                .into_iter()
+                .map(scan)
+                .collect()
+            }
+
             pub async fn insert_access<'e, E: Executor<'e, Database = Db>>(
                 e: E,
                 a: &AccessEntry,

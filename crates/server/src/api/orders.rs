@@ -1,16 +1,19 @@
 //! Requisitions: place (positive identification, accession numbers, tube plan), read,
 //! search by placer order number, cancel, add a test.
 
-use aliquot_app::{Actor, NewOrderInput, OrderView, PatientIdentification};
+use aliquot_app::{Actor, NewOrderInput, OrderView, PatientIdentification, ScanView};
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::api::patients::IdentifierDto;
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::{ApiJson, ApiPath, ApiQuery};
 
 /// The patient's identifiers as on the requisition. `id` or `mrn` locates the record; at
@@ -268,4 +271,102 @@ pub async fn add_test(
             .await?
             .into(),
     ))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ScanDto {
+    pub id: i64,
+    pub order_id: i64,
+    /// SHA-256 of the content (the storage key).
+    pub sha256: String,
+    pub media_type: String,
+    pub size_bytes: i64,
+    pub created_at: String,
+    pub created_by: String,
+}
+
+impl From<ScanView> for ScanDto {
+    fn from(s: ScanView) -> Self {
+        ScanDto {
+            id: s.id,
+            order_id: s.order_id,
+            sha256: s.sha256,
+            media_type: s.media_type,
+            size_bytes: s.size_bytes,
+            created_at: s.created_at.to_string(),
+            created_by: s.created_by,
+        }
+    }
+}
+
+/// Attach a scanned requisition: the raw file as the body, `Content-Type` `application/pdf`,
+/// `image/png` or `image/jpeg` (checked against the content's magic bytes), at most 1 MiB.
+/// Audited.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/scans", tag = "orders",
+    request_body(content = Vec<u8>, content_type = "application/pdf", description = "PDF, PNG or JPEG"),
+    params(("id" = i64, Path, description = "order id")),
+    responses((status = 201, body = ScanDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn attach_scan(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(id): ApiPath<i64>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<ScanDto>)> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the scan is too large (1 MiB at most)",
+            )
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                "the request body could not be read",
+            )
+        }
+    })?;
+    let declared = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let s = state.app.attach_scan(&actor, id, declared, &body).await?;
+    Ok((StatusCode::CREATED, Json(s.into())))
+}
+
+/// The scans attached to an order.
+#[utoipa::path(get, path = "/api/v1/orders/{id}/scans", tag = "orders",
+    params(("id" = i64, Path, description = "order id")),
+    responses((status = 200, body = [ScanDto]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn list_scans(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Vec<ScanDto>>> {
+    Ok(Json(
+        state
+            .app
+            .order_scans(&actor, id)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
+}
+
+/// A scan's content, with its media type. Recorded in the access log.
+#[utoipa::path(get, path = "/api/v1/scans/{id}", tag = "orders",
+    params(("id" = i64, Path, description = "scan id")),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_scan(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Response> {
+    let c = state.app.scan_content(&actor, id).await?;
+    Ok(([(header::CONTENT_TYPE, c.media_type)], c.bytes).into_response())
 }

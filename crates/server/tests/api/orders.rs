@@ -16,6 +16,7 @@ crate::both_backends!(
     orders_need_two_identifiers_and_valid_input,
     concurrent_orders_never_share_an_accession,
     cancel_and_add_on,
+    scanned_requisitions,
 );
 
 struct Ctx {
@@ -539,6 +540,132 @@ async fn cancel_and_add_on(db: Db) {
             "order.add_test",
             "order.cancel"
         ]
+    );
+    c.app.finish().await;
+}
+
+async fn post_raw(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
+    let r = app
+        .client
+        .post(format!("{}{path}", app.base))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn scanned_requisitions(db: Db) {
+    let c = setup(db).await;
+    let (_, o) = c
+        .app
+        .post("/api/v1/orders", &c.token, order(&c, &["GLU"]))
+        .await;
+    let id = o["id"].as_i64().unwrap();
+    let pdf = b"%PDF-1.4\n1 0 obj << >> endobj\n%%EOF\n".to_vec();
+    let path = format!("/api/v1/orders/{id}/scans");
+    let before = c.app.audit_len().await;
+    assert_error(
+        &post_raw(&c.app, &path, &c.token, "image/png", pdf.clone()).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "scan_type_mismatch",
+        Some("scan"),
+    );
+    assert_error(
+        &post_raw(&c.app, &path, &c.token, "image/gif", b"GIF89a....".to_vec()).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "scan_type",
+        Some("scan"),
+    );
+    assert_error(
+        &post_raw(&c.app, &path, &c.token, "application/pdf", vec![]).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "scan_empty",
+        Some("scan"),
+    );
+    let mut big = b"%PDF-".to_vec();
+    big.resize(1024 * 1024 + 1, b'0');
+    assert_error(
+        &post_raw(&c.app, &path, &c.token, "application/pdf", big).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        None,
+    );
+    assert_error(
+        &post_raw(
+            &c.app,
+            "/api/v1/orders/999999/scans",
+            &c.token,
+            "application/pdf",
+            pdf.clone(),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        None,
+    );
+    assert_eq!(c.app.audit_len().await, before);
+
+    let (s, scan) = post_raw(&c.app, &path, &c.token, "application/pdf", pdf.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{scan}");
+    assert_eq!(scan["media_type"], "application/pdf");
+    assert_eq!(scan["size_bytes"], pdf.len());
+    let sha = scan["sha256"].as_str().unwrap().to_owned();
+    // Stored outside the database, content-addressed.
+    let dir = tempfile_dir_of(&c.app);
+    let stored = std::fs::read(dir.join("scans").join(&sha[..2]).join(&sha)).unwrap();
+    assert_eq!(stored, pdf);
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    let (s, _) = post_raw(&c.app, &path, &c.token, "image/png", png).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (_, list) = c.app.get(&path, &c.token).await;
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert_eq!(list[0], scan);
+
+    let doc = c.app.token_for(Role::Physician).await;
+    let r = c
+        .app
+        .client
+        .get(format!("{}/api/v1/scans/{}", c.app.base, scan["id"]))
+        .bearer_auth(&doc)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/pdf");
+    assert_eq!(r.bytes().await.unwrap().to_vec(), pdf);
+    assert_error(
+        &post_raw(&c.app, &path, &doc, "application/pdf", b"%PDF-1.4".to_vec()).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        None,
+    );
+    let log = c.app.app.store().access_log(0, 100).await.unwrap();
+    assert!(log.iter().any(|a| a.action == "order.scan_read"
+        && a.actor_name == "physician"
+        && a.patient_ids == vec![c.patient]));
+    let audit = c
+        .app
+        .app
+        .store()
+        .audit_events(0, 100, Some(("order", &id.to_string())))
+        .await
+        .unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|a| a.entry.action == "order.scan_attach")
+            .count(),
+        2
     );
     c.app.finish().await;
 }

@@ -72,7 +72,11 @@ pub async fn spawn_app(backend: Db) -> TestApp {
     let db = fresh_database(backend, dir.path());
     let store = open_store(&db).await;
     let clock = Arc::new(ManualClock::new(Timestamp::now()));
-    let app = App::new(store, clock.clone(), AppConfig::default());
+    let config = AppConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..AppConfig::default()
+    };
+    let app = App::new(store, clock.clone(), config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -325,4 +329,9 @@ pub async fn set_collected(app: &TestApp, specimen_id: i64, at: Timestamp) {
             pool.close().await;
         }
     }
+}
+
+/// The data directory of a test app (scans are stored under it).
+pub fn tempfile_dir_of(app: &TestApp) -> std::path::PathBuf {
+    app.app.config().data_dir.clone()
 }

@@ -126,3 +126,15 @@ CREATE TABLE order_tests (
     UNIQUE (order_id, test_code)
 );
 CREATE INDEX order_tests_specimen ON order_tests (specimen_id);
+
+-- Scanned requisitions: the file lives outside the database, content-addressed by SHA-256.
+CREATE TABLE order_scans (
+    id INTEGER PRIMARY KEY,
+    order_id INTEGER NOT NULL REFERENCES orders (id),
+    sha256 TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL
+);
+CREATE INDEX order_scans_order ON order_scans (order_id);

@@ -443,6 +443,13 @@ macro_rules! backend {
                 $q::tests_of_order(&self.read, order_id).await
             }
 
+            async fn bulk_insert_patients(&self, rows: &[PatientRecord]) -> StoreResult<()> {
+                for chunk in rows.chunks(1_000) {
+                    $q::bulk_insert_patients(&self.write, chunk).await?;
+                }
+                Ok(())
+            }
+
             async fn scan_by_id(&self, id: i64) -> StoreResult<Option<ScanRecord>> {
                 $q::scan_by_id(&self.read, id).await
             }

@@ -357,6 +357,36 @@ macro_rules! reg_queries {
                 .collect()
             }
 
+            /// Multi-row insert of patients (benchmark seeding only: no audit).
+            pub async fn bulk_insert_patients<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                rows: &[PatientRecord],
+            ) -> StoreResult<()> {
+                if rows.is_empty() {
+                    return Ok(());
+                }
+                let mut qb = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO patients (mrn, family_name, given_name, middle_name, family_key, \
+                     given_key, birth_date, sex, facility_ids, contact, created_at, updated_at) ",
+                );
+                qb.push_values(rows, |mut b, p| {
+                    b.push_bind(p.mrn.clone())
+                        .push_bind(p.family_name.clone())
+                        .push_bind(p.given_name.clone())
+                        .push_bind(p.middle_name.clone())
+                        .push_bind(p.family_key.clone())
+                        .push_bind(p.given_key.clone())
+                        .push_bind(p.birth_date.clone())
+                        .push_bind(p.sex.clone())
+                        .push_bind(p.facility_ids.clone())
+                        .push_bind(p.contact.clone())
+                        .push_bind(us(p.created_at))
+                        .push_bind(us(p.updated_at));
+                });
+                qb.build().execute(e).await?;
+                Ok(())
+            }
+
             pub async fn insert_access<'e, E: Executor<'e, Database = Db>>(
                 e: E,
                 a: &AccessEntry,

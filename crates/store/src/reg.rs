@@ -104,22 +104,31 @@ macro_rules! reg_queries {
                 e: E,
                 q: &PatientQuery,
             ) -> StoreResult<Vec<PatientRecord>> {
-                // Each criterion is "$n IS NULL OR column = $n"; the planner uses the MRN,
-                // name-key/birth-date or birth-date index for the criteria given.
-                sqlx::query_as::<_, PatientRow>(concat!("SELECT ", patient_cols!(), " FROM patients WHERE merged_into IS NULL \
-                     AND ($1 IS NULL OR mrn = $1) AND ($2 IS NULL OR birth_date = $2) \
-                     AND ($3 IS NULL OR family_key = $3) AND ($4 IS NULL OR given_key = $4) \
-                     ORDER BY family_key, given_key, id LIMIT $5"))
-                .bind(&q.mrn)
-                .bind(&q.birth_date)
-                .bind(&q.family_key)
-                .bind(&q.given_key)
-                .bind(q.limit)
-                .fetch_all(e)
-                .await?
-                .into_iter()
-                .map(patient)
-                .collect()
+                // Only the given criteria go into the SQL, so that the planner can use the
+                // MRN, name-key/birth-date or birth-date index (a "$1 IS NULL OR ..." form
+                // would defeat it under a generic plan).
+                let mut qb = sqlx::QueryBuilder::<Db>::new(concat!(
+                    "SELECT ",
+                    patient_cols!(),
+                    " FROM patients WHERE merged_into IS NULL"
+                ));
+                for (column, value) in [
+                    (" AND mrn = ", &q.mrn),
+                    (" AND birth_date = ", &q.birth_date),
+                    (" AND family_key = ", &q.family_key),
+                    (" AND given_key = ", &q.given_key),
+                ] {
+                    if let Some(v) = value {
+                        qb.push(column).push_bind(v.clone());
+                    }
+                }
+                qb.push(" ORDER BY family_key, given_key, id LIMIT ").push_bind(q.limit);
+                qb.build_query_as::<PatientRow>()
+                    .fetch_all(e)
+                    .await?
+                    .into_iter()
+                    .map(patient)
+                    .collect()
             }
 
             pub async fn insert_patient<'e, E: Executor<'e, Database = Db>>(
@@ -745,16 +754,24 @@ macro_rules! reg_queries {
                 patient_id: Option<i64>,
                 limit: i64,
             ) -> StoreResult<Vec<OrderRecord>> {
-                sqlx::query_as::<_, OrderRow>(concat!("SELECT ", order_cols!(), " FROM orders WHERE ($1 IS NULL OR placer_order_number = $1) \
-                     AND ($2 IS NULL OR patient_id = $2) ORDER BY id DESC LIMIT $3"))
-                .bind(placer_order_number)
-                .bind(patient_id)
-                .bind(limit)
-                .fetch_all(e)
-                .await?
-                .into_iter()
-                .map(order)
-                .collect()
+                let mut qb = sqlx::QueryBuilder::<Db>::new(concat!(
+                    "SELECT ",
+                    order_cols!(),
+                    " FROM orders WHERE 1 = 1"
+                ));
+                if let Some(p) = placer_order_number {
+                    qb.push(" AND placer_order_number = ").push_bind(p.to_owned());
+                }
+                if let Some(id) = patient_id {
+                    qb.push(" AND patient_id = ").push_bind(id);
+                }
+                qb.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+                qb.build_query_as::<OrderRow>()
+                    .fetch_all(e)
+                    .await?
+                    .into_iter()
+                    .map(order)
+                    .collect()
             }
 
             pub async fn cancel_order<'e, E: Executor<'e, Database = Db>>(

@@ -355,6 +355,25 @@ impl App {
         CatalogEntryView::from_record(&r)
     }
 
+    /// Every version of an entry, oldest first (the retirement is a version too).
+    pub async fn catalog_history(
+        &self,
+        actor: &Actor,
+        code: &str,
+    ) -> AppResult<Vec<(i64, jiff::Timestamp, String, TestDefinition)>> {
+        let entry = self.catalog_entry(actor, code).await?;
+        self.store
+            .catalog_versions(entry.id)
+            .await?
+            .into_iter()
+            .map(|v| {
+                let d = serde_json::from_str(&v.definition)
+                    .map_err(|e| AppError::Internal(format!("catalog version: {e}")))?;
+                Ok((v.version, v.changed_at, v.changed_by, d))
+            })
+            .collect()
+    }
+
     pub async fn create_catalog_entry(
         &self,
         actor: &Actor,

@@ -193,23 +193,46 @@ async fn resolve_tests(
     Ok(out)
 }
 
-async fn next_accession(app: &App, tx: &mut Box<dyn Tx>) -> AppResult<String> {
-    let prefix = tx
-        .setting("lab.accession_prefix")
-        .await?
-        .map(|s| s.value)
-        .unwrap_or_else(|| "A".into());
-    let prefix = AccessionPrefix::parse(&prefix).map_err(|e| AppError::Internal(e.to_string()))?;
-    let year = app.now().to_zoned(TimeZone::UTC).year();
-    let yy = year.rem_euclid(100);
-    let seq = tx
-        .next_counter(&format!("accession:{}{yy:02}", prefix.as_str()))
-        .await?;
-    let seq = u32::try_from(seq)
-        .map_err(|_| AppError::Internal("accession sequence exhausted".into()))?;
-    Ok(AccessionNumber::generate(&prefix, year, seq)
-        .as_str()
-        .to_owned())
+/// The accession series of the moment: the `lab.accession_prefix` setting (default `A`) and
+/// the year in the lab's time zone (`lab.timezone`, default UTC). Read once per transaction.
+struct AccessionSeries {
+    prefix: AccessionPrefix,
+    year: i16,
+    counter: String,
+}
+
+impl AccessionSeries {
+    async fn current(app: &App, tx: &mut Box<dyn Tx>) -> AppResult<AccessionSeries> {
+        let prefix = tx
+            .setting("lab.accession_prefix")
+            .await?
+            .map(|s| s.value)
+            .unwrap_or_else(|| "A".into());
+        let prefix =
+            AccessionPrefix::parse(&prefix).map_err(|e| AppError::Internal(e.to_string()))?;
+        let tz = match tx.setting("lab.timezone").await? {
+            Some(s) => TimeZone::get(&s.value).unwrap_or(TimeZone::UTC),
+            None => TimeZone::UTC,
+        };
+        let year = app.now().to_zoned(tz).year();
+        let counter = format!("accession:{}{:02}", prefix.as_str(), year.rem_euclid(100));
+        Ok(AccessionSeries {
+            prefix,
+            year,
+            counter,
+        })
+    }
+
+    /// The next number of the series: a database counter (row-locked until commit), so it is
+    /// never issued twice, across processes too.
+    async fn next(&self, tx: &mut Box<dyn Tx>) -> AppResult<String> {
+        let seq = tx.next_counter(&self.counter).await?;
+        let seq = u32::try_from(seq)
+            .map_err(|_| AppError::Internal("accession sequence exhausted".into()))?;
+        Ok(AccessionNumber::generate(&self.prefix, self.year, seq)
+            .as_str()
+            .to_owned())
+    }
 }
 
 impl App {
@@ -322,12 +345,13 @@ impl App {
             cancel_reason: None,
         };
         order.id = tx.insert_order(&order).await?;
+        let series = AccessionSeries::current(self, &mut tx).await?;
         let mut specimens = Vec::with_capacity(plan.len());
         let mut order_tests = Vec::with_capacity(tests.len());
         for tube in &plan {
             let mut s = SpecimenRecord {
                 id: 0,
-                accession: next_accession(self, &mut tx).await?,
+                accession: series.next(&mut tx).await?,
                 order_id: order.id,
                 patient_id: patient.id,
                 container: tube.container.as_str().to_owned(),
@@ -539,7 +563,10 @@ impl App {
                     let tube = &plan[0];
                     let mut s = SpecimenRecord {
                         id: 0,
-                        accession: next_accession(self, &mut tx).await?,
+                        accession: AccessionSeries::current(self, &mut tx)
+                            .await?
+                            .next(&mut tx)
+                            .await?,
                         order_id: id,
                         patient_id: o.patient_id,
                         container: tube.container.as_str().to_owned(),

@@ -83,6 +83,11 @@ pub const ROUTES: &[RouteSpec] = &[
         "/api/v1/catalog/tests/{id}/retire",
         Perm(P::CatalogWrite),
     ),
+    r(
+        "GET",
+        "/api/v1/catalog/tests/{id}/versions",
+        Perm(P::CatalogRead),
+    ),
     r("POST", "/api/v1/orders", Perm(P::OrderWrite)),
     r("GET", "/api/v1/orders", Perm(P::OrderRead)),
     r("GET", "/api/v1/orders/{id}", Perm(P::OrderRead)),

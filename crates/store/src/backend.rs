@@ -450,6 +450,10 @@ macro_rules! backend {
                 Ok(())
             }
 
+            async fn catalog_versions(&self, test_id: i64) -> StoreResult<Vec<CatalogVersionRecord>> {
+                $q::catalog_versions(&self.read, test_id).await
+            }
+
             async fn scan_by_id(&self, id: i64) -> StoreResult<Option<ScanRecord>> {
                 $q::scan_by_id(&self.read, id).await
             }

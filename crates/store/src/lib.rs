@@ -207,6 +207,7 @@ pub trait Store: Send + Sync + 'static {
     async fn specimens_of_order(&self, order_id: i64) -> StoreResult<Vec<SpecimenRecord>>;
     async fn tests_of_order(&self, order_id: i64) -> StoreResult<Vec<OrderTestRecord>>;
     async fn scan_by_id(&self, id: i64) -> StoreResult<Option<ScanRecord>>;
+    async fn catalog_versions(&self, test_id: i64) -> StoreResult<Vec<CatalogVersionRecord>>;
     /// Inserts patients in multi-row statements, without audit: for benchmark seeding only.
     async fn bulk_insert_patients(&self, rows: &[PatientRecord]) -> StoreResult<()>;
     async fn scans_of_order(&self, order_id: i64) -> StoreResult<Vec<ScanRecord>>;

@@ -227,3 +227,12 @@ pub struct ScanRecord {
     pub created_at: Timestamp,
     pub created_by: String,
 }
+
+/// One version of a catalogue entry's definition (JSON text), kept when it is replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogVersionRecord {
+    pub version: i64,
+    pub definition: String,
+    pub changed_at: Timestamp,
+    pub changed_by: String,
+}

@@ -664,6 +664,29 @@ macro_rules! reg_queries {
                 Ok(())
             }
 
+            pub async fn catalog_versions<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                test_id: i64,
+            ) -> StoreResult<Vec<CatalogVersionRecord>> {
+                sqlx::query_as::<_, (i64, String, i64, String)>(
+                    "SELECT version, definition, changed_at, changed_by FROM catalog_test_versions \
+                     WHERE test_id = $1 ORDER BY version",
+                )
+                .bind(test_id)
+                .fetch_all(e)
+                .await?
+                .into_iter()
+                .map(|r| {
+                    Ok(CatalogVersionRecord {
+                        version: r.0,
+                        definition: r.1,
+                        changed_at: ts(r.2)?,
+                        changed_by: r.3,
+                    })
+                })
+                .collect()
+            }
+
             // ---- orders and specimens
 
             macro_rules! order_cols {

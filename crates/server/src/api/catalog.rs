@@ -210,3 +210,37 @@ pub async fn retire(
             .into(),
     ))
 }
+
+#[derive(Serialize, ToSchema)]
+pub struct CatalogVersionDto {
+    pub version: i64,
+    pub changed_at: String,
+    pub changed_by: String,
+    pub definition: TestDefinitionDto,
+}
+
+/// Every version of an entry, oldest first.
+#[utoipa::path(get, path = "/api/v1/catalog/tests/{id}/versions", tag = "catalog",
+    params(("id" = String, Path, description = "local test or panel code")),
+    responses((status = 200, body = [CatalogVersionDto]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn versions(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(code): ApiPath<String>,
+) -> ApiResult<Json<Vec<CatalogVersionDto>>> {
+    Ok(Json(
+        state
+            .app
+            .catalog_history(&actor, &code)
+            .await?
+            .into_iter()
+            .map(|(version, at, by, d)| CatalogVersionDto {
+                version,
+                changed_at: at.to_string(),
+                changed_by: by,
+                definition: to_dto(d),
+            })
+            .collect(),
+    ))
+}

@@ -85,6 +85,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(catalog::list, catalog::create))
         .routes(routes!(catalog::get, catalog::update))
         .routes(routes!(catalog::retire))
+        .routes(routes!(catalog::versions))
         .routes(routes!(orders::place, orders::search))
         .routes(routes!(orders::get))
         .routes(routes!(orders::cancel))

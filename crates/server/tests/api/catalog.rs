@@ -185,6 +185,21 @@ async fn catalog_lists_edits_and_retires(db: Db) {
         "test_retired",
         None,
     );
+    let (s, history) = app.get("/api/v1/catalog/tests/GLUF/versions", &tech).await;
+    assert_eq!(s, StatusCode::OK, "{history}");
+    let versions: Vec<(i64, i64)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["version"].as_i64().unwrap(),
+                v["definition"]["min_volume_ul"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(versions, [(1, 100), (2, 200), (3, 200)]);
+    assert_eq!(history[0]["changed_by"], "admin");
     let audit = app
         .app
         .store()

@@ -7,7 +7,7 @@ use aliquot_domain::auth::Permission;
 use aliquot_domain::catalog::{ContainerType, Priority, Temperature};
 use aliquot_domain::ids::{AccessionNumber, AccessionPrefix, Icd10Cm};
 use aliquot_domain::order::{can_add_on, plan_containers};
-use aliquot_store::{CatalogTestRecord, OrderRecord, OrderTestRecord, SpecimenRecord, Tx};
+use aliquot_store::{CatalogTestRecord, OrderRecord, OrderTestRecord, SpecimenRecord, Store, Tx};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::json;
@@ -150,7 +150,7 @@ fn view(
 /// Resolves the names on a requisition (local code or LOINC) to orderable tests, expanding
 /// panels; a test named twice (alone and in a panel) is ordered once.
 async fn resolve_tests(
-    tx: &mut Box<dyn Tx>,
+    store: &dyn Store,
     names: &[String],
     field: &str,
 ) -> AppResult<Vec<(TestDefinition, Option<String>)>> {
@@ -176,11 +176,11 @@ async fn resolve_tests(
         } else {
             name.to_ascii_uppercase()
         };
-        let r = active(tx.catalog_by_code(&key).await?, &f)?;
+        let r = active(store.catalog_by_code(&key).await?, &f)?;
         let d = definition(&r)?;
         if d.is_panel() {
             for c in &d.components {
-                let m = active(tx.catalog_by_code(c).await?, &f)?;
+                let m = active(store.catalog_by_code(c).await?, &f)?;
                 let md = definition(&m)?;
                 if !out.iter().any(|(t, _)| t.code == md.code) {
                     out.push((md, Some(d.code.clone())));
@@ -202,15 +202,16 @@ struct AccessionSeries {
 }
 
 impl AccessionSeries {
-    async fn current(app: &App, tx: &mut Box<dyn Tx>) -> AppResult<AccessionSeries> {
-        let prefix = tx
+    async fn current(app: &App) -> AppResult<AccessionSeries> {
+        let prefix = app
+            .store
             .setting("lab.accession_prefix")
             .await?
             .map(|s| s.value)
             .unwrap_or_else(|| "A".into());
         let prefix =
             AccessionPrefix::parse(&prefix).map_err(|e| AppError::Internal(e.to_string()))?;
-        let tz = match tx.setting("lab.timezone").await? {
+        let tz = match app.store.setting("lab.timezone").await? {
             Some(s) => TimeZone::get(&s.value).unwrap_or(TimeZone::UTC),
             None => TimeZone::UTC,
         };
@@ -223,15 +224,20 @@ impl AccessionSeries {
         })
     }
 
-    /// The next number of the series: a database counter (row-locked until commit), so it is
-    /// never issued twice, across processes too.
-    async fn next(&self, tx: &mut Box<dyn Tx>) -> AppResult<String> {
-        let seq = tx.next_counter(&self.counter).await?;
-        let seq = u32::try_from(seq)
-            .map_err(|_| AppError::Internal("accession sequence exhausted".into()))?;
-        Ok(AccessionNumber::generate(&self.prefix, self.year, seq)
-            .as_str()
-            .to_owned())
+    /// The next `n` numbers of the series: one database counter step (row-locked until
+    /// commit), so a number is never issued twice, across processes too.
+    async fn next(&self, tx: &mut Box<dyn Tx>, n: usize) -> AppResult<Vec<String>> {
+        let n = i64::try_from(n).map_err(|_| AppError::Internal("too many specimens".into()))?;
+        let last = tx.next_counter_by(&self.counter, n).await?;
+        (last - n + 1..=last)
+            .map(|seq| {
+                let seq = u32::try_from(seq)
+                    .map_err(|_| AppError::Internal("accession sequence exhausted".into()))?;
+                Ok(AccessionNumber::generate(&self.prefix, self.year, seq)
+                    .as_str()
+                    .to_owned())
+            })
+            .collect()
     }
 }
 
@@ -302,29 +308,46 @@ impl App {
             ));
         }
 
-        let mut tx = self.store.begin().await?;
-        let patient = self.identify_patient(&mut tx, &input.patient).await?;
-        if tx.provider_by_id(input.provider_id).await?.is_none() {
+        // Reference data is read before the write transaction, on the read side: providers
+        // and locations are never deleted, and the catalogue and settings change rarely (an
+        // entry retired a moment before is ordered as if the order had come a moment
+        // earlier). This keeps the single writer's critical section short.
+        if self
+            .store
+            .provider_by_id(input.provider_id)
+            .await?
+            .is_none()
+        {
             return Err(AppError::invalid(
                 "provider_id",
                 "unknown_provider",
                 "no such provider",
             ));
         }
-        if tx.location_by_id(input.location_id).await?.is_none() {
+        if self
+            .store
+            .location_by_id(input.location_id)
+            .await?
+            .is_none()
+        {
             return Err(AppError::invalid(
                 "location_id",
                 "unknown_location",
                 "no such client location",
             ));
         }
-        let tests = resolve_tests(&mut tx, &input.tests, "tests").await?;
+        let tests = resolve_tests(self.store.as_ref(), &input.tests, "tests").await?;
         let ordered = tests
             .iter()
             .map(|(d, _)| d.ordered_test())
             .collect::<AppResult<Vec<_>>>()?;
         let plan = plan_containers(&ordered, &ContainerType::defaults())
             .map_err(|e| invalid(&e, "", "tests"))?;
+        let series = AccessionSeries::current(self).await?;
+
+        // Identification is checked inside the transaction: a merge can't slip in between.
+        let mut tx = self.store.begin().await?;
+        let patient = self.identify_patient(&mut tx, &input.patient).await?;
 
         let now = self.now();
         let mut order = OrderRecord {
@@ -345,13 +368,13 @@ impl App {
             cancel_reason: None,
         };
         order.id = tx.insert_order(&order).await?;
-        let series = AccessionSeries::current(self, &mut tx).await?;
+        let accessions = series.next(&mut tx, plan.len()).await?;
         let mut specimens = Vec::with_capacity(plan.len());
         let mut order_tests = Vec::with_capacity(tests.len());
-        for tube in &plan {
+        for (tube, accession) in plan.iter().zip(accessions) {
             let mut s = SpecimenRecord {
                 id: 0,
-                accession: series.next(&mut tx).await?,
+                accession,
                 order_id: order.id,
                 patient_id: patient.id,
                 container: tube.container.as_str().to_owned(),
@@ -506,7 +529,8 @@ impl App {
         }
         let mut specimens = tx.specimens_of_order(id).await?;
         let existing = tx.tests_of_order(id).await?;
-        let tests = resolve_tests(&mut tx, &[test.to_owned()], "tests").await?;
+        let tests = resolve_tests(self.store.as_ref(), &[test.to_owned()], "tests").await?;
+        let series = AccessionSeries::current(self).await?;
         let tests: Vec<_> = tests
             .into_iter()
             .filter(|(d, _)| !existing.iter().any(|e| e.test_code == d.code))
@@ -563,10 +587,11 @@ impl App {
                     let tube = &plan[0];
                     let mut s = SpecimenRecord {
                         id: 0,
-                        accession: AccessionSeries::current(self, &mut tx)
+                        accession: series
+                            .next(&mut tx, 1)
                             .await?
-                            .next(&mut tx)
-                            .await?,
+                            .pop()
+                            .ok_or_else(|| AppError::Internal("accession".into()))?,
                         order_id: id,
                         patient_id: o.patient_id,
                         container: tube.container.as_str().to_owned(),

@@ -667,6 +667,18 @@ macro_rules! backend {
                 Ok(v)
             }
 
+            async fn next_counter_by(&mut self, name: &str, n: i64) -> StoreResult<i64> {
+                let (v,) = sqlx::query_as::<_, (i64,)>(
+                    "INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) \
+                     DO UPDATE SET value = counters.value + $2 RETURNING value",
+                )
+                .bind(name)
+                .bind(n)
+                .fetch_one(&mut *self.tx)
+                .await?;
+                Ok(v)
+            }
+
             fn audit(&mut self, entry: AuditEntry) {
                 self.audit.push(entry);
             }

@@ -246,6 +246,10 @@ pub trait Tx: Send {
     /// across processes: the row is locked until the transaction ends.
     async fn next_counter(&mut self, name: &str) -> StoreResult<i64>;
 
+    /// Advances a counter by `n` (≥ 1) in one step and returns the last value: the caller
+    /// owns `last - n + 1 ..= last`.
+    async fn next_counter_by(&mut self, name: &str, n: i64) -> StoreResult<i64>;
+
     /// Queues an audit entry; it is chained and written by [`Tx::commit`], in this transaction.
     fn audit(&mut self, entry: AuditEntry);
 

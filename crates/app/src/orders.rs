@@ -369,10 +369,10 @@ impl App {
         };
         order.id = tx.insert_order(&order).await?;
         let accessions = series.next(&mut tx, plan.len()).await?;
-        let mut specimens = Vec::with_capacity(plan.len());
-        let mut order_tests = Vec::with_capacity(tests.len());
-        for (tube, accession) in plan.iter().zip(accessions) {
-            let mut s = SpecimenRecord {
+        let mut specimens: Vec<SpecimenRecord> = plan
+            .iter()
+            .zip(accessions)
+            .map(|(tube, accession)| SpecimenRecord {
                 id: 0,
                 accession,
                 order_id: order.id,
@@ -386,14 +386,21 @@ impl App {
                 created_at: now,
                 collected_at: None,
                 temperature: None,
-            };
-            s.id = tx.insert_specimen(&s).await?;
+            })
+            .collect();
+        for (accession, id) in tx.insert_specimens(&specimens).await? {
+            if let Some(s) = specimens.iter_mut().find(|s| s.accession == accession) {
+                s.id = id;
+            }
+        }
+        let mut order_tests = Vec::with_capacity(tests.len());
+        for (tube, s) in plan.iter().zip(&specimens) {
             for code in &tube.tests {
                 let panel = tests
                     .iter()
                     .find(|(d, _)| d.code == code.as_str())
                     .and_then(|(_, p)| p.clone());
-                let mut t = OrderTestRecord {
+                order_tests.push(OrderTestRecord {
                     id: 0,
                     order_id: order.id,
                     test_code: code.as_str().to_owned(),
@@ -401,13 +408,11 @@ impl App {
                     specimen_id: s.id,
                     status: "ordered".into(),
                     added_at: now,
-                };
-                t.id = tx.insert_order_test(&t).await?;
-                order_tests.push(t);
+                });
             }
-            specimens.push(s);
         }
-        order_tests.sort_by_key(|t| t.id);
+        // Inserted in this order, so a later read (by id) lists them the same way.
+        tx.insert_order_tests(&order_tests).await?;
         let v = view(&order, &specimens, &order_tests)?;
         tx.audit(self.entry(actor, "order.create", "order", order.id, None, Some(json!({
             "patient_id": order.patient_id, "provider_id": order.provider_id,

@@ -795,6 +795,14 @@ macro_rules! backend {
                 $q::tests_of_order(&mut *self.tx, order_id).await
             }
 
+            async fn insert_specimens(&mut self, rows: &[SpecimenRecord]) -> StoreResult<Vec<(String, i64)>> {
+                $q::insert_specimens(&mut *self.tx, rows).await
+            }
+
+            async fn insert_order_tests(&mut self, rows: &[OrderTestRecord]) -> StoreResult<()> {
+                $q::insert_order_tests(&mut *self.tx, rows).await
+            }
+
             async fn insert_scan(&mut self, s: &ScanRecord) -> StoreResult<i64> {
                 $q::insert_scan(&mut *self.tx, s).await
             }

@@ -296,6 +296,13 @@ pub trait Tx: Send {
     async fn insert_order_test(&mut self, t: &OrderTestRecord) -> StoreResult<i64>;
     async fn tests_of_order(&mut self, order_id: i64) -> StoreResult<Vec<OrderTestRecord>>;
     async fn insert_scan(&mut self, s: &ScanRecord) -> StoreResult<i64>;
+    /// Inserts specimens in one statement; returns `(accession, id)` pairs.
+    async fn insert_specimens(
+        &mut self,
+        rows: &[SpecimenRecord],
+    ) -> StoreResult<Vec<(String, i64)>>;
+    /// Inserts order tests in one statement.
+    async fn insert_order_tests(&mut self, rows: &[OrderTestRecord]) -> StoreResult<()>;
 
     /// Appends the queued audit entries to the chain and commits. Returns the sequence numbers
     /// given to the audit entries.

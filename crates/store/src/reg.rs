@@ -901,6 +901,61 @@ macro_rules! reg_queries {
                 Ok(id)
             }
 
+            /// Inserts several specimens in one statement; returns `(accession, id)` pairs.
+            pub async fn insert_specimens<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                rows: &[SpecimenRecord],
+            ) -> StoreResult<Vec<(String, i64)>> {
+                if rows.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut qb = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO specimens (accession, order_id, patient_id, container, \
+                     specimen_type, draw_rank, status, volume_ul, capacity_ul, created_at, \
+                     collected_at, temperature) ",
+                );
+                qb.push_values(rows, |mut b, s| {
+                    b.push_bind(s.accession.clone())
+                        .push_bind(s.order_id)
+                        .push_bind(s.patient_id)
+                        .push_bind(s.container.clone())
+                        .push_bind(s.specimen_type.clone())
+                        .push_bind(s.draw_rank)
+                        .push_bind(s.status.clone())
+                        .push_bind(s.volume_ul)
+                        .push_bind(s.capacity_ul)
+                        .push_bind(us(s.created_at))
+                        .push_bind(s.collected_at.map(us))
+                        .push_bind(s.temperature.clone());
+                });
+                qb.push(" RETURNING accession, id");
+                Ok(qb.build_query_as::<(String, i64)>().fetch_all(e).await?)
+            }
+
+            /// Inserts several order tests in one statement.
+            pub async fn insert_order_tests<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                rows: &[OrderTestRecord],
+            ) -> StoreResult<()> {
+                if rows.is_empty() {
+                    return Ok(());
+                }
+                let mut qb = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO order_tests (order_id, test_code, panel_code, specimen_id, status, \
+                     added_at) ",
+                );
+                qb.push_values(rows, |mut b, t| {
+                    b.push_bind(t.order_id)
+                        .push_bind(t.test_code.clone())
+                        .push_bind(t.panel_code.clone())
+                        .push_bind(t.specimen_id)
+                        .push_bind(t.status.clone())
+                        .push_bind(us(t.added_at));
+                });
+                qb.build().execute(e).await?;
+                Ok(())
+            }
+
             pub async fn set_specimen_volume<'e, E: Executor<'e, Database = Db>>(
                 e: E,
                 id: i64,

@@ -553,6 +553,7 @@ impl App {
             let ot = d.ordered_test()?;
             let stability = d.stability_rule();
             let mut target = None;
+            let mut refused = None;
             for s in specimens.iter().filter(|s| {
                 s.status != "cancelled"
                     && s.container == ot.container.as_str()
@@ -566,14 +567,17 @@ impl App {
                         .and_then(|t| Temperature::parse(t).ok())
                         .unwrap_or(Temperature::Room);
                     if let Err(e) = can_add_on(collected, now, temp, &stability) {
-                        if target.is_none() {
-                            return Err(invalid(&e, "", "test").with_field("test"));
-                        }
+                        refused.get_or_insert(e);
                         continue;
                     }
                 }
                 target = Some(s.id);
                 break;
+            }
+            // A collected specimen of this kind that is out of stability, and no other tube
+            // to put the test on: the add-on is refused (a new draw is a new order).
+            if let (None, Some(e)) = (target, refused) {
+                return Err(invalid(&e, "", "test").with_field("test"));
             }
             let sid = match target {
                 Some(sid) => {

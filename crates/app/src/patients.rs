@@ -136,7 +136,8 @@ pub struct DuplicateCandidate {
     pub reason: &'static str,
 }
 
-/// The identifiers presented with a requisition. `id` or `mrn` locates the record; the
+/// The identifiers presented with a requisition. `id`, `mrn` or a facility `identifier`
+/// locates the record; the
 /// identifiers presented (MRN, name, birth date, facility identifier) must match at least
 /// two of the record's and contradict none.
 #[derive(Debug, Clone, Default)]
@@ -312,6 +313,17 @@ impl App {
             merged_into: None,
         };
         record.id = tx.insert_patient(&record).await?;
+        for (i, f) in ids.iter().enumerate() {
+            if let Some(other) = tx.patient_by_identifier(&f.system, &f.value).await? {
+                return Err(AppError::Conflict {
+                    field: Some(format!("identifiers[{i}]")),
+                    code: "identifier_taken",
+                    message: format!("patient {} already holds this identifier", other.id),
+                });
+            }
+            tx.insert_patient_identifier(record.id, &f.system, &f.value)
+                .await?;
+        }
         let view = PatientView::from_record(&record)?;
         let mut new = view.audit_value();
         if !candidates.is_empty() {
@@ -436,14 +448,15 @@ impl App {
             .map(|f| FacilityId::new(&f.system, &f.value))
             .transpose()
             .map_err(|e| invalid(&e, "", "identifier").with_field("patient.identifier"))?;
-        let record = match (ident.id, &presented_mrn) {
-            (Some(id), _) => tx.patient_by_id(id).await?,
-            (None, Some(m)) => tx.patient_by_mrn(m.as_str()).await?,
-            (None, None) => {
+        let record = match (ident.id, &presented_mrn, &facility_id) {
+            (Some(id), _, _) => tx.patient_by_id(id).await?,
+            (None, Some(m), _) => tx.patient_by_mrn(m.as_str()).await?,
+            (None, None, Some(f)) => tx.patient_by_identifier(f.system(), f.value()).await?,
+            (None, None, None) => {
                 return Err(AppError::invalid(
                     "patient",
                     "patient_unlocatable",
-                    "give the patient's id or MRN, with a second identifier",
+                    "give the patient's id, MRN or a facility identifier, with a second identifier",
                 ));
             }
         };

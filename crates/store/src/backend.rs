@@ -803,6 +803,14 @@ macro_rules! backend {
                 $q::insert_order_tests(&mut *self.tx, rows).await
             }
 
+            async fn insert_patient_identifier(&mut self, patient_id: i64, system: &str, value: &str) -> StoreResult<()> {
+                $q::insert_patient_identifier(&mut *self.tx, patient_id, system, value).await
+            }
+
+            async fn patient_by_identifier(&mut self, system: &str, value: &str) -> StoreResult<Option<PatientRecord>> {
+                $q::patient_by_identifier(&mut *self.tx, system, value).await
+            }
+
             async fn insert_scan(&mut self, s: &ScanRecord) -> StoreResult<i64> {
                 $q::insert_scan(&mut *self.tx, s).await
             }

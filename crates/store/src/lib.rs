@@ -296,6 +296,19 @@ pub trait Tx: Send {
     async fn insert_order_test(&mut self, t: &OrderTestRecord) -> StoreResult<i64>;
     async fn tests_of_order(&mut self, order_id: i64) -> StoreResult<Vec<OrderTestRecord>>;
     async fn insert_scan(&mut self, s: &ScanRecord) -> StoreResult<i64>;
+    /// Registers another facility's identifier for a patient; `Conflict` if another patient
+    /// holds it.
+    async fn insert_patient_identifier(
+        &mut self,
+        patient_id: i64,
+        system: &str,
+        value: &str,
+    ) -> StoreResult<()>;
+    async fn patient_by_identifier(
+        &mut self,
+        system: &str,
+        value: &str,
+    ) -> StoreResult<Option<PatientRecord>>;
     /// Inserts specimens in one statement; returns `(accession, id)` pairs.
     async fn insert_specimens(
         &mut self,

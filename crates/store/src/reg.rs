@@ -82,6 +82,42 @@ macro_rules! reg_queries {
                 .transpose()
             }
 
+            pub async fn insert_patient_identifier<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                patient_id: i64,
+                system: &str,
+                value: &str,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO patient_identifiers (system, value, patient_id) VALUES ($1, $2, $3)",
+                )
+                .bind(system)
+                .bind(value)
+                .bind(patient_id)
+                .execute(e)
+                .await?;
+                Ok(())
+            }
+
+            pub async fn patient_by_identifier<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                system: &str,
+                value: &str,
+            ) -> StoreResult<Option<PatientRecord>> {
+                sqlx::query_as::<_, PatientRow>(concat!(
+                    "SELECT ",
+                    patient_cols!(),
+                    " FROM patients WHERE id = (SELECT patient_id FROM patient_identifiers \
+                     WHERE system = $1 AND value = $2)"
+                ))
+                .bind(system)
+                .bind(value)
+                .fetch_optional(e)
+                .await?
+                .map(patient)
+                .transpose()
+            }
+
             /// Live (not merged-away) patients born on one of `dates`.
             pub async fn patients_born_on<'e, E: Executor<'e, Database = Db>>(
                 e: E,

@@ -16,7 +16,8 @@ use crate::api::patients::IdentifierDto;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::{ApiJson, ApiPath, ApiQuery};
 
-/// The patient's identifiers as on the requisition. `id` or `mrn` locates the record; at
+/// The patient's identifiers as on the requisition. `id`, `mrn` or a facility `identifier`
+/// locates the record; at
 /// least two of MRN, name (family + given), birth date and facility identifier must match
 /// it, and none may contradict it.
 #[derive(Deserialize, ToSchema)]

@@ -31,12 +31,9 @@ async fn setup(db: Db) -> Ctx {
     let app = spawn_app(db).await;
     let (provider, location) = seed_ordering(&app).await;
     let token = app.token_for(Role::Technician).await;
-    let patient = register(
-        &app,
-        &token,
-        patient_body("MRN-500", "Garcia", "Maria", "1975-07-14"),
-    )
-    .await;
+    let mut body = patient_body("MRN-500", "Garcia", "Maria", "1975-07-14");
+    body["identifiers"] = json!([{"system": "COUNTY-HOSP", "value": "CH-0042"}]);
+    let patient = register(&app, &token, body).await;
     Ctx {
         app,
         token,
@@ -328,6 +325,22 @@ async fn orders_need_two_identifiers_and_valid_input(db: Db) {
     let (s, o) = c.app.post("/api/v1/orders", &c.token, timed).await;
     assert_eq!(s, StatusCode::CREATED, "{o}");
     assert_eq!(o["timed_at"], "2030-01-01T08:00:00Z");
+    // Located by another facility's identifier, confirmed by the birth date.
+    let mut by_facility = order(&c, &["GLU"]);
+    by_facility["patient"] = json!({"identifier": {"system": "county-hosp", "value": "ch-0042"},
+                                     "birth_date": "1975-07-14"});
+    let (s, o) = c.app.post("/api/v1/orders", &c.token, by_facility).await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    assert_eq!(o["patient_id"], c.patient);
+    let mut wrong = order(&c, &["GLU"]);
+    wrong["patient"] = json!({"identifier": {"system": "COUNTY-HOSP", "value": "CH-0043"},
+                              "birth_date": "1975-07-14"});
+    assert_error(
+        &c.app.post("/api/v1/orders", &c.token, wrong).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_patient",
+        Some("patient"),
+    );
     c.app.finish().await;
 }
 

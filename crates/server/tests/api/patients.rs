@@ -109,8 +109,19 @@ async fn register_search_and_read(db: Db) {
 async fn bad_registrations_write_nothing(db: Db) {
     let app = spawn_app(db).await;
     let t = app.token_for(Role::Technician).await;
-    register(&app, &t, patient_body("MRN-1", "Doe", "Jane", "1970-05-06")).await;
+    let mut jane = patient_body("MRN-1", "Doe", "Jane", "1970-05-06");
+    jane["identifiers"] = json!([{"system": "ST-MARY", "value": "SM-1"}]);
+    register(&app, &t, jane).await;
     let before = app.audit_len().await;
+    let mut taken = patient_body("MRN-9", "Other", "Person", "2001-01-01");
+    taken["identifiers"] =
+        json!([{"system": "OTHER", "value": "X"}, {"system": "st-mary", "value": "sm-1"}]);
+    assert_error(
+        &app.post("/api/v1/patients", &t, taken).await,
+        StatusCode::CONFLICT,
+        "identifier_taken",
+        Some("identifiers[1]"),
+    );
     assert_error(
         &app.post(
             "/api/v1/patients",

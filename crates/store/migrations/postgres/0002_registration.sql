@@ -138,3 +138,13 @@ CREATE TABLE order_scans (
     created_by TEXT NOT NULL
 );
 CREATE INDEX order_scans_order ON order_scans (order_id);
+
+-- Identifiers assigned by other facilities, for locating a patient by them (also kept in
+-- patients.facility_ids for display). One patient per (system, value).
+CREATE TABLE patient_identifiers (
+    system TEXT NOT NULL,
+    value TEXT NOT NULL,
+    patient_id BIGINT NOT NULL REFERENCES patients (id),
+    PRIMARY KEY (system, value)
+);
+CREATE INDEX patient_identifiers_patient ON patient_identifiers (patient_id);

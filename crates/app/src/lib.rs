@@ -7,6 +7,12 @@
 
 mod audit_log;
 mod auth;
+pub mod catalog;
+pub mod demo_catalog;
+mod directory;
+mod orders;
+mod patients;
+mod scans;
 mod settings;
 
 use std::sync::{Arc, Mutex};
@@ -17,6 +23,14 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
 pub use auth::{IssuedToken, NewUserInput, UserView};
+pub use catalog::{CatalogEntryView, StabilityHours, TatMinutes, TestDefinition};
+pub use directory::{LOCATION_KINDS, NewLocationInput, NewProviderInput};
+pub use orders::{NewOrderInput, OrderTestView, OrderView, SpecimenView};
+pub use patients::{
+    Contact, DuplicateCandidate, FacilityIdentifier, MergeView, NewPatientInput,
+    PatientIdentification, PatientSearch, PatientView,
+};
+pub use scans::{ScanContent, ScanView};
 pub use settings::{SettingView, setting_rules};
 
 /// Where a request came from; recorded in every audit entry.
@@ -105,6 +119,18 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// The same error about another field (for nested or renamed inputs).
+    pub fn with_field(self, name: &str) -> AppError {
+        match self {
+            AppError::Invalid { code, message, .. } => AppError::Invalid {
+                field: Some(name.to_owned()),
+                code,
+                message,
+            },
+            other => other,
+        }
+    }
+
     pub fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> AppError {
         AppError::Invalid {
             field: Some(field.to_owned()),
@@ -171,6 +197,8 @@ pub struct AppConfig {
     /// A token unused for this long stops working (automatic logoff).
     pub idle_timeout: SignedDuration,
     pub throttle: LoginThrottle,
+    /// Where files kept outside the database live (scanned requisitions under `scans/`).
+    pub data_dir: std::path::PathBuf,
 }
 
 impl Default for AppConfig {
@@ -179,6 +207,7 @@ impl Default for AppConfig {
             token_ttl: SignedDuration::from_hours(8),
             idle_timeout: SignedDuration::from_mins(30),
             throttle: LoginThrottle::default(),
+            data_dir: std::path::PathBuf::from("./aliquot-data"),
         }
     }
 }
@@ -204,8 +233,11 @@ impl App {
         &self.store
     }
 
+    /// The current time, truncated to the microsecond that the store keeps, so that what a
+    /// use case returns equals what a later read returns.
     pub fn now(&self) -> Timestamp {
-        self.clock.now()
+        let t = self.clock.now();
+        Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t)
     }
 
     pub fn config(&self) -> &AppConfig {

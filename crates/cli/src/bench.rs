@@ -16,6 +16,11 @@ pub enum Scenario {
     AuditedWrite,
     /// Authenticated read: GET /api/v1/auth/me.
     AuthenticatedRead,
+    /// POST /api/v1/orders with 4 tests (GLU, NA, K, HGB: two tubes, two accession numbers),
+    /// against `--patients` bulk-seeded patients identified by MRN and birth date.
+    OrderPlacement,
+    /// GET /api/v1/patients?family_name=…&birth_date=… among `--patients` bulk-seeded patients.
+    PatientSearch,
 }
 
 #[derive(Args)]
@@ -32,6 +37,128 @@ pub struct BenchArgs {
     /// Concurrent keep-alive connections.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    /// Send at this fixed rate (requests per second, open loop) instead of as fast as the
+    /// connections allow; latencies then show the service time at that load.
+    #[arg(long)]
+    rate: Option<u32>,
+    /// Patients to bulk-seed for the order-placement and patient-search scenarios.
+    #[arg(long, default_value_t = 10_000)]
+    patients: usize,
+}
+
+const FAMILIES: &[&str] = &[
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Torres",
+    "Nguyen",
+    "Hill",
+    "Flores",
+];
+const GIVENS: &[&str] = &[
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "John",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "William",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Charles",
+    "Karen",
+    "Wei",
+    "Aisha",
+    "Mateo",
+    "Yuki",
+    "Olga",
+];
+
+/// The i-th synthetic patient: (MRN, family, given, birth date).
+fn synthetic(i: usize) -> (String, &'static str, &'static str, String) {
+    let family = FAMILIES[i % FAMILIES.len()];
+    let given = GIVENS[(i / FAMILIES.len()) % GIVENS.len()];
+    let day = (i / (FAMILIES.len() * GIVENS.len())) % 36_500;
+    let date = jiff::civil::date(1925, 1, 1)
+        .checked_add(jiff::Span::new().days(day as i64))
+        .unwrap_or(jiff::civil::date(1925, 1, 1));
+    (format!("B{i:09}"), family, given, date.to_string())
+}
+
+async fn seed_patients(app: &App, n: usize) -> anyhow::Result<()> {
+    let now = jiff::Timestamp::now();
+    let started = Instant::now();
+    let mut batch = Vec::with_capacity(10_000);
+    for i in 0..n {
+        let (mrn, family, given, birth_date) = synthetic(i);
+        batch.push(aliquot_store::PatientRecord {
+            id: 0,
+            mrn,
+            family_name: family.to_owned(),
+            given_name: given.to_owned(),
+            middle_name: None,
+            family_key: family.to_ascii_uppercase(),
+            given_key: given.to_ascii_uppercase(),
+            birth_date,
+            sex: "U".into(),
+            facility_ids: "[]".into(),
+            contact: "{}".into(),
+            created_at: now,
+            updated_at: now,
+            merged_into: None,
+        });
+        if batch.len() == batch.capacity() || i + 1 == n {
+            app.store().bulk_insert_patients(&batch).await?;
+            batch.clear();
+        }
+    }
+    eprintln!(
+        "seeded {n} patients in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -69,6 +196,62 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     app.put_setting(&operator, "lab.name", "Bench Lab", None)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ordering = matches!(
+        args.scenario,
+        Scenario::OrderPlacement | Scenario::PatientSearch
+    );
+    let (mut provider_id, mut location_id) = (0, 0);
+    if ordering {
+        app.create_user(
+            &operator,
+            NewUserInput {
+                username: "bench-tech".into(),
+                display_name: "Benchmark technician".into(),
+                role: "technician".into(),
+                password: "benchmark-password-1".into(),
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        app.import_catalog(&operator, aliquot_app::demo_catalog::demo_catalog())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        provider_id = app
+            .create_provider(
+                &operator,
+                aliquot_app::NewProviderInput {
+                    npi: "1234567893".into(),
+                    family_name: "Bench".into(),
+                    given_name: "Provider".into(),
+                    phone: "+1 555 0100".into(),
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .id;
+        location_id = app
+            .create_location(
+                &operator,
+                aliquot_app::NewLocationInput {
+                    code: "BENCH".into(),
+                    name: "Bench clinic".into(),
+                    kind: "clinic".into(),
+                    address: "1 Bench Street".into(),
+                    phone: None,
+                    contact_name: None,
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .id;
+        seed_patients(&app, args.patients.max(1)).await?;
+    }
+    let user = if ordering {
+        "bench-tech"
+    } else {
+        "bench-admin"
+    };
+    let patients = args.patients.max(1);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -83,7 +266,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let base = format!("http://{addr}");
     let token: serde_json::Value = client
         .post(format!("{base}/api/v1/auth/token"))
-        .json(&json!({"username": "bench-admin", "password": "benchmark-password-1"}))
+        .json(&json!({"username": user, "password": "benchmark-password-1"}))
         .send()
         .await?
         .error_for_status()?
@@ -108,6 +291,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                         )
                     }
                     Scenario::AuthenticatedRead => client.get(format!("{base}/api/v1/auth/me")),
+                    Scenario::OrderPlacement => {
+                        let (mrn, _, _, birth_date) = synthetic(i.wrapping_mul(7919) % patients);
+                        client.post(format!("{base}/api/v1/orders")).json(&json!({
+                            "patient": {"mrn": mrn, "birth_date": birth_date},
+                            "provider_id": provider_id, "location_id": location_id,
+                            "tests": ["GLU", "NA", "K", "HGB"], "priority": "routine",
+                        }))
+                    }
+                    Scenario::PatientSearch => {
+                        let (_, family, _, birth_date) = synthetic(i.wrapping_mul(7919) % patients);
+                        client.get(format!(
+                            "{base}/api/v1/patients?family_name={family}&birth_date={birth_date}"
+                        ))
+                    }
                 };
                 let start = Instant::now();
                 let resp = req.bearer_auth(&token).send().await?;
@@ -118,9 +315,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
         }
     };
-    run_load(&send, warmup, args.concurrency).await?;
+    run_load(&send, 0, warmup, args.concurrency, None).await?;
     let started = Instant::now();
-    let mut latencies = run_load(&send, args.requests, args.concurrency).await?;
+    let mut latencies = run_load(&send, warmup, args.requests, args.concurrency, args.rate).await?;
     let elapsed = started.elapsed();
 
     let _ = stop_tx.send(());
@@ -141,14 +338,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let name = match args.scenario {
         Scenario::AuditedWrite => "audited-write",
         Scenario::AuthenticatedRead => "authenticated-read",
+        Scenario::OrderPlacement => "order-placement",
+        Scenario::PatientSearch => "patient-search",
     };
     let backend = if args.postgres.is_some() {
         "postgres"
     } else {
         "sqlite"
     };
+    let rate = args
+        .rate
+        .map(|r| format!(", offered {r}/s"))
+        .unwrap_or_default();
     println!(
-        "{name} on {backend}: {} requests, concurrency {}: {throughput:.0} req/s, p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "{name} on {backend}: {} requests, concurrency {}{rate}: {throughput:.0} req/s, p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         args.requests,
         args.concurrency,
         pct(0.50),
@@ -159,22 +362,41 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     println!(
         "{}",
         json!({"bench": name, "backend": backend, "requests": args.requests, "concurrency": args.concurrency,
+               "offered_rate": args.rate, "patients": ordering.then_some(patients),
                "throughput_rps": throughput.round(), "p50_ms": pct(0.5), "p90_ms": pct(0.9), "p99_ms": pct(0.99), "max_ms": pct(1.0)})
     );
     Ok(())
 }
 
+/// Sends requests `first..first + total`: as fast as `concurrency` allows, or, with `rate`,
+/// started at that fixed rate (open loop; `concurrency` then only bounds the connections).
 async fn run_load<F, Fut>(
     send: &F,
+    first: usize,
     total: usize,
     concurrency: usize,
+    rate: Option<u32>,
 ) -> anyhow::Result<Vec<Duration>>
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Duration>> + Send + 'static,
 {
     use futures_util::StreamExt;
-    let results: Vec<anyhow::Result<Duration>> = futures_util::stream::iter(0..total)
+    if let Some(rate) = rate.filter(|r| *r > 0) {
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut handles = Vec::with_capacity(total);
+        for i in first..first + total {
+            tick.tick().await;
+            handles.push(tokio::spawn(send(i)));
+        }
+        let mut out = Vec::with_capacity(total);
+        for h in handles {
+            out.push(h.await??);
+        }
+        return Ok(out);
+    }
+    let results: Vec<anyhow::Result<Duration>> = futures_util::stream::iter(first..first + total)
         .map(|i| tokio::spawn(send(i)))
         .buffer_unordered(concurrency)
         .map(|r| r.map_err(anyhow::Error::from).and_then(|x| x))

@@ -1,7 +1,7 @@
 //! The demonstration lab seeded by `aliquot serve --demo`: one user per role and the lab's
 //! settings. Demo passwords are printed at start-up; never use `--demo` for a real lab.
 
-use aliquot_app::{Actor, App, NewUserInput};
+use aliquot_app::{Actor, App, NewLocationInput, NewProviderInput, NewUserInput};
 use aliquot_domain::auth::Role;
 
 fn demo_password(role: Role) -> String {
@@ -36,6 +36,33 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("seeding setting {key}: {e}"))?;
     }
+    app.import_catalog(&operator, aliquot_app::demo_catalog::demo_catalog())
+        .await
+        .map_err(|e| anyhow::anyhow!("seeding the demo catalogue: {e}"))?;
+    app.create_provider(
+        &operator,
+        NewProviderInput {
+            npi: "1234567893".into(),
+            family_name: "Demo".into(),
+            given_name: "Physician".into(),
+            phone: "+1 555 010 0100".into(),
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("seeding the demo provider: {e}"))?;
+    app.create_location(
+        &operator,
+        NewLocationInput {
+            code: "OPD".into(),
+            name: "Demo outpatient clinic".into(),
+            kind: "clinic".into(),
+            address: "1 Demo Street".into(),
+            phone: Some("+1 555 010 0200".into()),
+            contact_name: None,
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("seeding the demo location: {e}"))?;
     Ok(())
 }
 

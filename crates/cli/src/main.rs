@@ -1,4 +1,5 @@
-//! The `aliquot` binary: `serve`, `migrate`, `user add`, `audit verify`, `bench`, and the
+//! The `aliquot` binary: `serve`, `migrate`, `user add`, `audit verify`, `bench`,
+//! `catalog import|export`, and the
 //! analyst tools for HL7 and ASTM.
 
 mod bench;
@@ -73,6 +74,25 @@ enum Command {
     /// ASTM E1381/E1394 analyst tools: decode, frames.
     #[command(subcommand)]
     Astm(protocol_tools::AstmCommand),
+    /// The test catalogue: import a lab's menu from CSV, export it as CSV.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Add the entries of a CSV file (the `catalog export` format) whose codes are new; tests
+    /// are added before the panels that name them. Each entry is validated and audited.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+    },
+    /// Write the catalogue as CSV to standard output.
+    Export {
+        /// Include retired entries.
+        #[arg(long)]
+        include_retired: bool,
+    },
 }
 
 #[derive(Args)]
@@ -144,7 +164,11 @@ async fn open_app(db: &DbArgs) -> anyhow::Result<App> {
     let store = aliquot_store::open(&config)
         .await
         .with_context(|| format!("opening database {config:?}"))?;
-    Ok(App::new(store, Arc::new(SystemClock), AppConfig::default()))
+    let config = AppConfig {
+        data_dir: db.data_dir.clone(),
+        ..AppConfig::default()
+    };
+    Ok(App::new(store, Arc::new(SystemClock), config))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -232,7 +256,63 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args).await,
         Command::Hl7(cmd) => protocol_tools::run_hl7(cmd),
         Command::Astm(cmd) => protocol_tools::run_astm(cmd),
+        Command::Catalog(CatalogCommand::Import { file }) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let defs = aliquot_app::demo_catalog::parse_catalog_csv(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let app = open_app(&cli.db).await?;
+            let result = import_catalog(&app, defs).await;
+            app.store().close().await;
+            let (added, skipped) = result?;
+            println!("imported {added} catalogue entries ({skipped} already present)");
+            Ok(())
+        }
+        Command::Catalog(CatalogCommand::Export { include_retired }) => {
+            let app = open_app(&cli.db).await?;
+            let entries = app.catalog(&Actor::cli(&os_user()), include_retired).await;
+            app.store().close().await;
+            let defs: Vec<_> = entries
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .into_iter()
+                .map(|e| e.definition)
+                .collect();
+            print!("{}", aliquot_app::demo_catalog::catalog_csv(&defs));
+            Ok(())
+        }
     }
+}
+
+/// Imports entry by entry with a progress bar (hidden when stdout is not a terminal); stops
+/// at the first invalid entry, naming it. Returns `(added, already present)`.
+async fn import_catalog(
+    app: &App,
+    defs: Vec<aliquot_app::TestDefinition>,
+) -> anyhow::Result<(usize, usize)> {
+    use std::io::IsTerminal;
+    let actor = Actor::cli(&os_user());
+    let bar = if std::io::stdout().is_terminal() {
+        indicatif::ProgressBar::new(defs.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let (panels, tests): (Vec<_>, Vec<_>) = defs.into_iter().partition(|d| d.is_panel());
+    let (mut added, mut skipped) = (0, 0);
+    for def in tests.into_iter().chain(panels) {
+        let code = def.code.clone();
+        let n = app
+            .import_catalog(&actor, vec![def])
+            .await
+            .map_err(|e| anyhow::anyhow!("entry {code}: {e}"))?;
+        if n == 0 {
+            skipped += 1;
+        } else {
+            added += n;
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok((added, skipped))
 }
 
 async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {

@@ -15,6 +15,7 @@ pub mod ids;
 pub mod order;
 pub mod patient;
 pub mod routing;
+pub mod scan;
 pub mod specimen;
 pub mod storage;
 pub mod tat;

@@ -22,6 +22,16 @@ pub struct ErrorDetail {
     /// The request field at fault, when there is one (`username`, `reason`, `role`…).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// For `possible_duplicate`: the existing patients the registration resembles.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidates: Option<Vec<DuplicateCandidateDto>>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DuplicateCandidateDto {
+    pub patient_id: i64,
+    /// `exact_name`, `swapped_given_family`, `near_miss_name` or `birth_day_month_transposed`.
+    pub reason: String,
 }
 
 #[derive(Debug)]
@@ -31,6 +41,7 @@ pub struct ApiError {
     pub message: String,
     pub field: Option<String>,
     pub retry_after: Option<u64>,
+    pub candidates: Option<Vec<DuplicateCandidateDto>>,
 }
 
 impl ApiError {
@@ -41,6 +52,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             retry_after: None,
+            candidates: None,
         }
     }
 
@@ -115,6 +127,7 @@ impl IntoResponse for ApiError {
                 code: self.code,
                 message: self.message,
                 field: self.field,
+                candidates: self.candidates,
             },
         };
         let mut response = (self.status, axum::Json(body)).into_response();

@@ -18,16 +18,16 @@ use crate::migrations;
 use crate::records::*;
 use crate::{Backend, Store, StoreError, StoreResult, Tx};
 
-fn us(t: Timestamp) -> i64 {
+pub(crate) fn us(t: Timestamp) -> i64 {
     t.as_microsecond()
 }
 
-fn ts(v: i64) -> StoreResult<Timestamp> {
+pub(crate) fn ts(v: i64) -> StoreResult<Timestamp> {
     Timestamp::from_microsecond(v)
         .map_err(|e| StoreError::Database(format!("timestamp out of range: {e}")))
 }
 
-fn opt_ts(v: Option<i64>) -> StoreResult<Option<Timestamp>> {
+pub(crate) fn opt_ts(v: Option<i64>) -> StoreResult<Option<Timestamp>> {
     v.map(ts).transpose()
 }
 
@@ -163,7 +163,7 @@ fn access(r: AccessRow) -> StoreResult<AccessRecord> {
 const VERIFY_PAGE: i64 = 5_000;
 
 macro_rules! backend {
-    ($store:ident, $tx:ident, $db:ty, $backend:expr, $writer:ty, $member:ty) => {
+    ($store:ident, $tx:ident, $db:ty, $backend:expr, $writer:ty, $member:ty, $q:ident) => {
         /// A store on this backend: a pool of readers, and one writer connection shared by
         /// every write transaction of the process through group commit (see [`crate::group`]).
         pub struct $store {
@@ -407,6 +407,86 @@ macro_rules! backend {
                 }
                 Ok(verifier.finish(head_seq, &head_hash))
             }
+
+            async fn record_access(&self, e: &AccessEntry) -> StoreResult<()> {
+                // One row, through the writer: it joins the current commit group.
+                let mut w = self.writer.begin().await?;
+                $q::insert_access(&mut *w, e).await?;
+                w.commit().await
+            }
+
+            async fn patient_by_id(&self, id: i64) -> StoreResult<Option<PatientRecord>> {
+                $q::patient_by_id(&self.read, id).await
+            }
+
+            async fn search_patients(&self, q: &PatientQuery) -> StoreResult<Vec<PatientRecord>> {
+                $q::search_patients(&self.read, q).await
+            }
+
+            async fn merge_by_id(&self, id: i64) -> StoreResult<Option<MergeRecord>> {
+                $q::merge_by_id(&self.read, id).await
+            }
+
+            async fn provider_by_id(&self, id: i64) -> StoreResult<Option<ProviderRecord>> {
+                $q::provider_by_id(&self.read, id).await
+            }
+
+            async fn list_providers(&self) -> StoreResult<Vec<ProviderRecord>> {
+                $q::list_providers(&self.read).await
+            }
+
+            async fn location_by_id(&self, id: i64) -> StoreResult<Option<LocationRecord>> {
+                $q::location_by_id(&self.read, id).await
+            }
+
+            async fn list_locations(&self) -> StoreResult<Vec<LocationRecord>> {
+                $q::list_locations(&self.read).await
+            }
+
+            async fn list_catalog(&self, include_retired: bool) -> StoreResult<Vec<CatalogTestRecord>> {
+                $q::list_catalog(&self.read, include_retired).await
+            }
+
+            async fn catalog_by_code(&self, code: &str) -> StoreResult<Option<CatalogTestRecord>> {
+                $q::catalog_by_code(&self.read, code).await
+            }
+
+            async fn order_by_id(&self, id: i64) -> StoreResult<Option<OrderRecord>> {
+                $q::order_by_id(&self.read, id).await
+            }
+
+            async fn orders_by(&self, placer_order_number: Option<&str>, patient_id: Option<i64>, limit: i64) -> StoreResult<Vec<OrderRecord>> {
+                $q::orders_by(&self.read, placer_order_number, patient_id, limit).await
+            }
+
+            async fn specimens_of_order(&self, order_id: i64) -> StoreResult<Vec<SpecimenRecord>> {
+                $q::specimens_of_order(&self.read, order_id).await
+            }
+
+            async fn tests_of_order(&self, order_id: i64) -> StoreResult<Vec<OrderTestRecord>> {
+                $q::tests_of_order(&self.read, order_id).await
+            }
+
+            async fn bulk_insert_patients(&self, rows: &[PatientRecord]) -> StoreResult<()> {
+                for chunk in rows.chunks(1_000) {
+                    let mut w = self.writer.begin().await?;
+                    $q::bulk_insert_patients(&mut *w, chunk).await?;
+                    w.commit().await?;
+                }
+                Ok(())
+            }
+
+            async fn catalog_versions(&self, test_id: i64) -> StoreResult<Vec<CatalogVersionRecord>> {
+                $q::catalog_versions(&self.read, test_id).await
+            }
+
+            async fn scan_by_id(&self, id: i64) -> StoreResult<Option<ScanRecord>> {
+                $q::scan_by_id(&self.read, id).await
+            }
+
+            async fn scans_of_order(&self, order_id: i64) -> StoreResult<Vec<ScanRecord>> {
+                $q::scans_of_order(&self.read, order_id).await
+            }
         }
 
         #[async_trait]
@@ -577,8 +657,152 @@ macro_rules! backend {
                 Ok(v)
             }
 
+            async fn next_counter_by(&mut self, name: &str, n: i64) -> StoreResult<i64> {
+                let (v,) = sqlx::query_as::<_, (i64,)>(
+                    "INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) \
+                     DO UPDATE SET value = counters.value + $2 RETURNING value",
+                )
+                .bind(name)
+                .bind(n)
+                .fetch_one(&mut *self.tx)
+                .await?;
+                Ok(v)
+            }
+
             fn audit(&mut self, entry: AuditEntry) {
                 self.audit.push(entry);
+            }
+
+            async fn patient_by_id(&mut self, id: i64) -> StoreResult<Option<PatientRecord>> {
+                $q::patient_by_id(&mut *self.tx, id).await
+            }
+
+            async fn patient_by_mrn(&mut self, mrn: &str) -> StoreResult<Option<PatientRecord>> {
+                $q::patient_by_mrn(&mut *self.tx, mrn).await
+            }
+
+            async fn patients_born_on(&mut self, dates: &[String]) -> StoreResult<Vec<PatientRecord>> {
+                $q::patients_born_on(&mut *self.tx, dates).await
+            }
+
+            async fn insert_patient(&mut self, p: &PatientRecord) -> StoreResult<i64> {
+                $q::insert_patient(&mut *self.tx, p).await
+            }
+
+            async fn set_merged_into(&mut self, id: i64, into: Option<i64>, at: Timestamp) -> StoreResult<()> {
+                $q::set_merged_into(&mut *self.tx, id, into, at).await
+            }
+
+            async fn order_ids_of_patient(&mut self, patient_id: i64) -> StoreResult<Vec<i64>> {
+                $q::order_ids_of_patient(&mut *self.tx, patient_id).await
+            }
+
+            async fn specimen_ids_of_patient(&mut self, patient_id: i64) -> StoreResult<Vec<i64>> {
+                $q::specimen_ids_of_patient(&mut *self.tx, patient_id).await
+            }
+
+            async fn move_row(&mut self, specimen: bool, id: i64, from: i64, to: i64) -> StoreResult<bool> {
+                $q::move_row(&mut *self.tx, specimen, id, from, to).await
+            }
+
+            async fn insert_merge(&mut self, m: &MergeRecord) -> StoreResult<i64> {
+                $q::insert_merge(&mut *self.tx, m).await
+            }
+
+            async fn merge_by_id(&mut self, id: i64) -> StoreResult<Option<MergeRecord>> {
+                $q::merge_by_id(&mut *self.tx, id).await
+            }
+
+            async fn set_merge_undone(&mut self, id: i64, at: Timestamp, by: &str) -> StoreResult<bool> {
+                $q::set_merge_undone(&mut *self.tx, id, at, by).await
+            }
+
+            async fn insert_provider(&mut self, p: &ProviderRecord) -> StoreResult<i64> {
+                $q::insert_provider(&mut *self.tx, p).await
+            }
+
+            async fn provider_by_id(&mut self, id: i64) -> StoreResult<Option<ProviderRecord>> {
+                $q::provider_by_id(&mut *self.tx, id).await
+            }
+
+            async fn insert_location(&mut self, l: &LocationRecord) -> StoreResult<i64> {
+                $q::insert_location(&mut *self.tx, l).await
+            }
+
+            async fn location_by_id(&mut self, id: i64) -> StoreResult<Option<LocationRecord>> {
+                $q::location_by_id(&mut *self.tx, id).await
+            }
+
+            async fn catalog_by_code(&mut self, code: &str) -> StoreResult<Option<CatalogTestRecord>> {
+                $q::catalog_by_code(&mut *self.tx, code).await
+            }
+
+            async fn insert_catalog(&mut self, c: &CatalogTestRecord) -> StoreResult<i64> {
+                $q::insert_catalog(&mut *self.tx, c).await
+            }
+
+            async fn update_catalog(&mut self, c: &CatalogTestRecord) -> StoreResult<()> {
+                $q::update_catalog(&mut *self.tx, c).await
+            }
+
+            async fn insert_catalog_version(&mut self, c: &CatalogTestRecord, by: &str) -> StoreResult<()> {
+                $q::insert_catalog_version(&mut *self.tx, c, by).await
+            }
+
+            async fn insert_order(&mut self, o: &OrderRecord) -> StoreResult<i64> {
+                $q::insert_order(&mut *self.tx, o).await
+            }
+
+            async fn order_by_id(&mut self, id: i64) -> StoreResult<Option<OrderRecord>> {
+                $q::order_by_id(&mut *self.tx, id).await
+            }
+
+            async fn cancel_order(&mut self, id: i64, at: Timestamp, reason: &str) -> StoreResult<bool> {
+                $q::cancel_order(&mut *self.tx, id, at, reason).await
+            }
+
+            async fn set_order_children_status(&mut self, specimens: bool, order_id: i64, status: &str) -> StoreResult<()> {
+                $q::set_order_children_status(&mut *self.tx, specimens, order_id, status).await
+            }
+
+            async fn insert_specimen(&mut self, s: &SpecimenRecord) -> StoreResult<i64> {
+                $q::insert_specimen(&mut *self.tx, s).await
+            }
+
+            async fn set_specimen_volume(&mut self, id: i64, volume_ul: i64) -> StoreResult<()> {
+                $q::set_specimen_volume(&mut *self.tx, id, volume_ul).await
+            }
+
+            async fn specimens_of_order(&mut self, order_id: i64) -> StoreResult<Vec<SpecimenRecord>> {
+                $q::specimens_of_order(&mut *self.tx, order_id).await
+            }
+
+            async fn insert_order_test(&mut self, t: &OrderTestRecord) -> StoreResult<i64> {
+                $q::insert_order_test(&mut *self.tx, t).await
+            }
+
+            async fn tests_of_order(&mut self, order_id: i64) -> StoreResult<Vec<OrderTestRecord>> {
+                $q::tests_of_order(&mut *self.tx, order_id).await
+            }
+
+            async fn insert_specimens(&mut self, rows: &[SpecimenRecord]) -> StoreResult<Vec<(String, i64)>> {
+                $q::insert_specimens(&mut *self.tx, rows).await
+            }
+
+            async fn insert_order_tests(&mut self, rows: &[OrderTestRecord]) -> StoreResult<()> {
+                $q::insert_order_tests(&mut *self.tx, rows).await
+            }
+
+            async fn insert_patient_identifier(&mut self, patient_id: i64, system: &str, value: &str) -> StoreResult<()> {
+                $q::insert_patient_identifier(&mut *self.tx, patient_id, system, value).await
+            }
+
+            async fn patient_by_identifier(&mut self, system: &str, value: &str) -> StoreResult<Option<PatientRecord>> {
+                $q::patient_by_identifier(&mut *self.tx, system, value).await
+            }
+
+            async fn insert_scan(&mut self, s: &ScanRecord) -> StoreResult<i64> {
+                $q::insert_scan(&mut *self.tx, s).await
             }
 
             async fn log_access(&mut self, e: &AccessEntry) -> StoreResult<()> {
@@ -672,13 +896,16 @@ macro_rules! backend {
     };
 }
 
+crate::reg::reg_queries!(sqlite_q, sqlx::Sqlite);
+crate::reg::reg_queries!(pg_q, sqlx::Postgres);
 backend!(
     SqliteStore,
     SqliteTx,
     Sqlite,
     Backend::Sqlite,
     SqliteWriter,
-    SqliteMember
+    SqliteMember,
+    sqlite_q
 );
 backend!(
     PgStore,
@@ -686,7 +913,8 @@ backend!(
     Postgres,
     Backend::Postgres,
     PgWriter,
-    PgMember
+    PgMember,
+    pg_q
 );
 
 impl SqliteStore {

@@ -15,6 +15,7 @@ mod backend;
 pub mod group;
 pub mod migrations;
 pub mod records;
+mod reg;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -183,6 +184,34 @@ pub trait Store: Send + Sync + 'static {
 
     /// Walks the whole audit chain and reports the first broken link, if any.
     async fn verify_audit_chain(&self) -> StoreResult<ChainReport>;
+
+    /// Records a read of patient data in the access log, in its own short write (cheaper
+    /// than a transaction for a read-only request).
+    async fn record_access(&self, entry: &AccessEntry) -> StoreResult<()>;
+
+    async fn patient_by_id(&self, id: i64) -> StoreResult<Option<PatientRecord>>;
+    async fn search_patients(&self, q: &PatientQuery) -> StoreResult<Vec<PatientRecord>>;
+    async fn merge_by_id(&self, id: i64) -> StoreResult<Option<MergeRecord>>;
+    async fn provider_by_id(&self, id: i64) -> StoreResult<Option<ProviderRecord>>;
+    async fn list_providers(&self) -> StoreResult<Vec<ProviderRecord>>;
+    async fn location_by_id(&self, id: i64) -> StoreResult<Option<LocationRecord>>;
+    async fn list_locations(&self) -> StoreResult<Vec<LocationRecord>>;
+    async fn list_catalog(&self, include_retired: bool) -> StoreResult<Vec<CatalogTestRecord>>;
+    async fn catalog_by_code(&self, code: &str) -> StoreResult<Option<CatalogTestRecord>>;
+    async fn order_by_id(&self, id: i64) -> StoreResult<Option<OrderRecord>>;
+    async fn orders_by(
+        &self,
+        placer_order_number: Option<&str>,
+        patient_id: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<OrderRecord>>;
+    async fn specimens_of_order(&self, order_id: i64) -> StoreResult<Vec<SpecimenRecord>>;
+    async fn tests_of_order(&self, order_id: i64) -> StoreResult<Vec<OrderTestRecord>>;
+    async fn scan_by_id(&self, id: i64) -> StoreResult<Option<ScanRecord>>;
+    async fn catalog_versions(&self, test_id: i64) -> StoreResult<Vec<CatalogVersionRecord>>;
+    /// Inserts patients in multi-row statements, without audit: for benchmark seeding only.
+    async fn bulk_insert_patients(&self, rows: &[PatientRecord]) -> StoreResult<()>;
+    async fn scans_of_order(&self, order_id: i64) -> StoreResult<Vec<ScanRecord>>;
 }
 
 /// One write transaction. Dropping it without [`Tx::commit`] rolls everything back, audit
@@ -218,11 +247,76 @@ pub trait Tx: Send {
     /// across processes: the row is locked until the transaction ends.
     async fn next_counter(&mut self, name: &str) -> StoreResult<i64>;
 
+    /// Advances a counter by `n` (≥ 1) in one step and returns the last value: the caller
+    /// owns `last - n + 1 ..= last`.
+    async fn next_counter_by(&mut self, name: &str, n: i64) -> StoreResult<i64>;
+
     /// Queues an audit entry; it is chained and written by [`Tx::commit`], in this transaction.
     fn audit(&mut self, entry: AuditEntry);
 
     /// Records that someone read patient data (HIPAA access log).
     async fn log_access(&mut self, entry: &AccessEntry) -> StoreResult<()>;
+
+    // Registration and ordering.
+    async fn patient_by_id(&mut self, id: i64) -> StoreResult<Option<PatientRecord>>;
+    async fn patient_by_mrn(&mut self, mrn: &str) -> StoreResult<Option<PatientRecord>>;
+    async fn patients_born_on(&mut self, dates: &[String]) -> StoreResult<Vec<PatientRecord>>;
+    async fn insert_patient(&mut self, p: &PatientRecord) -> StoreResult<i64>;
+    async fn set_merged_into(
+        &mut self,
+        id: i64,
+        into: Option<i64>,
+        at: Timestamp,
+    ) -> StoreResult<()>;
+    async fn order_ids_of_patient(&mut self, patient_id: i64) -> StoreResult<Vec<i64>>;
+    async fn specimen_ids_of_patient(&mut self, patient_id: i64) -> StoreResult<Vec<i64>>;
+    async fn move_row(&mut self, specimen: bool, id: i64, from: i64, to: i64) -> StoreResult<bool>;
+    async fn insert_merge(&mut self, m: &MergeRecord) -> StoreResult<i64>;
+    async fn merge_by_id(&mut self, id: i64) -> StoreResult<Option<MergeRecord>>;
+    async fn set_merge_undone(&mut self, id: i64, at: Timestamp, by: &str) -> StoreResult<bool>;
+    async fn insert_provider(&mut self, p: &ProviderRecord) -> StoreResult<i64>;
+    async fn provider_by_id(&mut self, id: i64) -> StoreResult<Option<ProviderRecord>>;
+    async fn insert_location(&mut self, l: &LocationRecord) -> StoreResult<i64>;
+    async fn location_by_id(&mut self, id: i64) -> StoreResult<Option<LocationRecord>>;
+    async fn catalog_by_code(&mut self, code: &str) -> StoreResult<Option<CatalogTestRecord>>;
+    async fn insert_catalog(&mut self, c: &CatalogTestRecord) -> StoreResult<i64>;
+    async fn update_catalog(&mut self, c: &CatalogTestRecord) -> StoreResult<()>;
+    async fn insert_catalog_version(&mut self, c: &CatalogTestRecord, by: &str) -> StoreResult<()>;
+    async fn insert_order(&mut self, o: &OrderRecord) -> StoreResult<i64>;
+    async fn order_by_id(&mut self, id: i64) -> StoreResult<Option<OrderRecord>>;
+    async fn cancel_order(&mut self, id: i64, at: Timestamp, reason: &str) -> StoreResult<bool>;
+    async fn set_order_children_status(
+        &mut self,
+        specimens: bool,
+        order_id: i64,
+        status: &str,
+    ) -> StoreResult<()>;
+    async fn insert_specimen(&mut self, s: &SpecimenRecord) -> StoreResult<i64>;
+    async fn set_specimen_volume(&mut self, id: i64, volume_ul: i64) -> StoreResult<()>;
+    async fn specimens_of_order(&mut self, order_id: i64) -> StoreResult<Vec<SpecimenRecord>>;
+    async fn insert_order_test(&mut self, t: &OrderTestRecord) -> StoreResult<i64>;
+    async fn tests_of_order(&mut self, order_id: i64) -> StoreResult<Vec<OrderTestRecord>>;
+    async fn insert_scan(&mut self, s: &ScanRecord) -> StoreResult<i64>;
+    /// Registers another facility's identifier for a patient; `Conflict` if another patient
+    /// holds it.
+    async fn insert_patient_identifier(
+        &mut self,
+        patient_id: i64,
+        system: &str,
+        value: &str,
+    ) -> StoreResult<()>;
+    async fn patient_by_identifier(
+        &mut self,
+        system: &str,
+        value: &str,
+    ) -> StoreResult<Option<PatientRecord>>;
+    /// Inserts specimens in one statement; returns `(accession, id)` pairs.
+    async fn insert_specimens(
+        &mut self,
+        rows: &[SpecimenRecord],
+    ) -> StoreResult<Vec<(String, i64)>>;
+    /// Inserts order tests in one statement.
+    async fn insert_order_tests(&mut self, rows: &[OrderTestRecord]) -> StoreResult<()>;
 
     /// Appends the queued audit entries to the chain and commits. Returns the sequence numbers
     /// given to the audit entries.

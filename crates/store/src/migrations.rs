@@ -16,8 +16,14 @@ macro_rules! migrations {
     };
 }
 
-pub const SQLITE: &[MigrationSource] = migrations!("sqlite": (1, "0001_platform"));
-pub const POSTGRES: &[MigrationSource] = migrations!("postgres": (1, "0001_platform"));
+pub const SQLITE: &[MigrationSource] = migrations!(
+    "sqlite": (1, "0001_platform"),
+    (2, "0002_registration")
+);
+pub const POSTGRES: &[MigrationSource] = migrations!(
+    "postgres": (1, "0001_platform"),
+    (2, "0002_registration")
+);
 
 pub(crate) fn migrator(list: &[MigrationSource]) -> Migrator {
     let migrations = list

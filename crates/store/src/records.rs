@@ -83,3 +83,156 @@ pub struct AccessRecord {
     pub entity_id: String,
     pub patient_ids: Vec<i64>,
 }
+
+// ---------------------------------------------------------------------------------------------
+// Registration and ordering
+
+/// A patient row. `facility_ids` and `contact` are JSON text; `birth_date` is `YYYY-MM-DD`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientRecord {
+    pub id: i64,
+    pub mrn: String,
+    pub family_name: String,
+    pub given_name: String,
+    pub middle_name: Option<String>,
+    pub family_key: String,
+    pub given_key: String,
+    pub birth_date: String,
+    pub sex: String,
+    pub facility_ids: String,
+    pub contact: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Set when this record was merged into another (the survivor).
+    pub merged_into: Option<i64>,
+}
+
+/// Search criteria; every given criterion must hold. Merged-away records are excluded.
+#[derive(Debug, Clone, Default)]
+pub struct PatientQuery {
+    pub mrn: Option<String>,
+    pub birth_date: Option<String>,
+    pub family_key: Option<String>,
+    pub given_key: Option<String>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeRecord {
+    pub id: i64,
+    pub survivor_id: i64,
+    pub merged_id: i64,
+    pub moved_order_ids: Vec<i64>,
+    pub moved_specimen_ids: Vec<i64>,
+    pub reason: String,
+    pub merged_at: Timestamp,
+    pub merged_by: String,
+    pub undone_at: Option<Timestamp>,
+    pub undone_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderRecord {
+    pub id: i64,
+    pub npi: String,
+    pub family_name: String,
+    pub given_name: String,
+    pub phone: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocationRecord {
+    pub id: i64,
+    pub code: String,
+    pub name: String,
+    pub kind: String,
+    pub address: String,
+    pub phone: Option<String>,
+    pub contact_name: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// A catalogue entry (test or panel); the full definition is JSON text owned by the use cases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogTestRecord {
+    pub id: i64,
+    pub code: String,
+    pub loinc: Option<String>,
+    pub kind: String,
+    pub name: String,
+    pub version: i64,
+    pub definition: String,
+    pub updated_at: Timestamp,
+    pub retired_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRecord {
+    pub id: i64,
+    pub patient_id: i64,
+    pub provider_id: i64,
+    pub location_id: i64,
+    pub priority: String,
+    pub timed_at: Option<Timestamp>,
+    pub placer_order_number: Option<String>,
+    pub clinical_notes: Option<String>,
+    /// JSON array of ICD-10-CM codes.
+    pub diagnosis_codes: String,
+    pub status: String,
+    pub created_at: Timestamp,
+    pub created_by: String,
+    pub cancelled_at: Option<Timestamp>,
+    pub cancel_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecimenRecord {
+    pub id: i64,
+    pub accession: String,
+    pub order_id: i64,
+    pub patient_id: i64,
+    pub container: String,
+    pub specimen_type: String,
+    pub draw_rank: i64,
+    pub status: String,
+    pub volume_ul: i64,
+    pub capacity_ul: i64,
+    pub created_at: Timestamp,
+    pub collected_at: Option<Timestamp>,
+    /// Storage temperature band since collection (`room`, `refrigerated`, `frozen`).
+    pub temperature: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderTestRecord {
+    pub id: i64,
+    pub order_id: i64,
+    pub test_code: String,
+    pub panel_code: Option<String>,
+    pub specimen_id: i64,
+    pub status: String,
+    pub added_at: Timestamp,
+}
+
+/// A scanned requisition attached to an order; the bytes are stored outside the database
+/// under their SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanRecord {
+    pub id: i64,
+    pub order_id: i64,
+    pub sha256: String,
+    pub media_type: String,
+    pub size_bytes: i64,
+    pub created_at: Timestamp,
+    pub created_by: String,
+}
+
+/// One version of a catalogue entry's definition (JSON text), kept when it is replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogVersionRecord {
+    pub version: i64,
+    pub definition: String,
+    pub changed_at: Timestamp,
+    pub changed_by: String,
+}

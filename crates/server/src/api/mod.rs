@@ -2,6 +2,10 @@
 
 pub mod audit;
 pub mod auth;
+pub mod catalog;
+pub mod directory;
+pub mod orders;
+pub mod patients;
 pub mod settings;
 pub mod system;
 pub mod users;
@@ -28,6 +32,10 @@ use crate::AppState;
         (name = "users", description = "User administration"),
         (name = "settings", description = "Lab-wide settings"),
         (name = "audit", description = "Audit trail and access log"),
+        (name = "patients", description = "Registration, search, merge"),
+        (name = "directory", description = "Ordering providers and client locations"),
+        (name = "catalog", description = "Test catalogue"),
+        (name = "orders", description = "Requisitions, accession numbers, tube plans"),
     )
 )]
 struct ApiDoc;
@@ -62,4 +70,26 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::events))
         .routes(routes!(audit::verify))
         .routes(routes!(audit::access_log))
+        .routes(routes!(patients::register, patients::search))
+        .routes(routes!(patients::get))
+        .routes(routes!(patients::merge))
+        .routes(routes!(patients::unmerge))
+        .routes(routes!(
+            directory::create_provider,
+            directory::list_providers
+        ))
+        .routes(routes!(
+            directory::create_location,
+            directory::list_locations
+        ))
+        .routes(routes!(catalog::list, catalog::create))
+        .routes(routes!(catalog::get, catalog::update))
+        .routes(routes!(catalog::retire))
+        .routes(routes!(catalog::versions))
+        .routes(routes!(orders::place, orders::search))
+        .routes(routes!(orders::get))
+        .routes(routes!(orders::cancel))
+        .routes(routes!(orders::add_test))
+        .routes(routes!(orders::attach_scan, orders::list_scans))
+        .routes(routes!(orders::get_scan))
 }

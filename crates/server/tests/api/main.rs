@@ -5,6 +5,9 @@ mod support;
 
 mod auth;
 mod bad_input;
+mod catalog;
 mod matrix;
+mod orders;
+mod patients;
 mod settings_audit;
 mod users;

@@ -1,0 +1,554 @@
+//! The test catalogue: tests and panels, versioned (every change bumps the version and keeps
+//! the previous definition) and audited. Entries are retired, never deleted.
+
+use aliquot_domain::auth::Permission;
+use aliquot_domain::catalog::{
+    ContainerCode, ContainerType, Department, ResultType, SpecialHandling, SpecimenType, Stability,
+    TatTargets, Ucum,
+};
+use aliquot_domain::ids::LoincCode;
+use aliquot_domain::order::{OrderedTest, TestCode};
+use aliquot_store::{CatalogTestRecord, Tx};
+use jiff::SignedDuration;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::patients::invalid;
+use crate::{Actor, App, AppError, AppResult, require_reason};
+
+/// Storage limits from collection, per temperature; absent = not allowed at it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StabilityHours {
+    pub room_hours: Option<u32>,
+    pub refrigerated_hours: Option<u32>,
+    pub frozen_hours: Option<u32>,
+}
+
+/// Turnaround targets (minutes) per priority.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TatMinutes {
+    pub stat: Option<u32>,
+    pub asap: Option<u32>,
+    pub timed: Option<u32>,
+    pub routine: Option<u32>,
+}
+
+/// A test or panel definition, as entered and as stored (JSON).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestDefinition {
+    pub code: String,
+    pub name: String,
+    /// `test` (default) or `panel`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    pub loinc: Option<String>,
+    /// Panel members (test codes).
+    #[serde(default)]
+    pub components: Vec<String>,
+    pub department: Option<String>,
+    pub specimen_type: Option<String>,
+    pub container: Option<String>,
+    pub min_volume_ul: Option<u32>,
+    #[serde(default)]
+    pub stability: StabilityHours,
+    #[serde(default)]
+    pub special_handling: Vec<String>,
+    /// `numeric`, `coded` or `text`.
+    pub result_type: Option<String>,
+    pub precision: Option<u8>,
+    #[serde(default)]
+    pub answers: Vec<String>,
+    pub units: Option<String>,
+    pub reportable_low: Option<f64>,
+    pub reportable_high: Option<f64>,
+    #[serde(default)]
+    pub tat_minutes: TatMinutes,
+    pub performing_lab: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogEntryView {
+    pub id: i64,
+    pub version: i64,
+    pub retired_at: Option<jiff::Timestamp>,
+    pub updated_at: jiff::Timestamp,
+    pub definition: TestDefinition,
+}
+
+impl CatalogEntryView {
+    fn from_record(r: &CatalogTestRecord) -> AppResult<CatalogEntryView> {
+        Ok(CatalogEntryView {
+            id: r.id,
+            version: r.version,
+            retired_at: r.retired_at,
+            updated_at: r.updated_at,
+            definition: definition(r)?,
+        })
+    }
+}
+
+pub(crate) fn definition(r: &CatalogTestRecord) -> AppResult<TestDefinition> {
+    serde_json::from_str(&r.definition)
+        .map_err(|e| AppError::Internal(format!("catalog definition {}: {e}", r.id)))
+}
+
+fn hours(h: Option<u32>) -> Option<SignedDuration> {
+    h.map(|h| SignedDuration::from_hours(i64::from(h)))
+}
+
+fn mins(m: Option<u32>) -> Option<SignedDuration> {
+    m.map(|m| SignedDuration::from_mins(i64::from(m)))
+}
+
+impl TestDefinition {
+    pub fn is_panel(&self) -> bool {
+        self.kind.as_deref() == Some("panel")
+    }
+
+    pub(crate) fn stability_rule(&self) -> Stability {
+        Stability::new(
+            hours(self.stability.room_hours),
+            hours(self.stability.refrigerated_hours),
+            hours(self.stability.frozen_hours),
+        )
+        .unwrap_or_default()
+    }
+
+    /// The specimen requirement of a (non-panel) test, for tube planning.
+    pub(crate) fn ordered_test(&self) -> AppResult<OrderedTest> {
+        let bad = || AppError::Internal(format!("catalog entry {} is incomplete", self.code));
+        Ok(OrderedTest {
+            test_code: TestCode::parse(&self.code).map_err(|_| bad())?,
+            specimen_type: SpecimenType::parse(self.specimen_type.as_deref().unwrap_or(""))
+                .map_err(|_| bad())?,
+            container: ContainerCode::parse(self.container.as_deref().unwrap_or(""))
+                .map_err(|_| bad())?,
+            min_volume_ul: self.min_volume_ul.ok_or_else(bad)?,
+            department: Department::parse(self.department.as_deref().unwrap_or(""))
+                .map_err(|_| bad())?,
+        })
+    }
+
+    /// Validates and normalises the definition (domain rules for every coded field).
+    pub fn validate(mut self) -> AppResult<TestDefinition> {
+        let code = TestCode::parse(self.code.trim())
+            .map_err(|e| invalid(&e, "", "code").with_field("code"))?;
+        self.code = code.as_str().to_owned();
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+            return Err(AppError::invalid(
+                "name",
+                "name_format",
+                "1 to 200 characters",
+            ));
+        }
+        self.name = name.to_owned();
+        if let Some(l) = &self.loinc {
+            self.loinc = Some(
+                LoincCode::parse(l.trim())
+                    .map_err(|e| invalid(&e, "", "loinc").with_field("loinc"))?
+                    .as_str()
+                    .to_owned(),
+            );
+        }
+        let need = |field: &str| {
+            AppError::invalid(field, "required", format!("{field} is required for a test"))
+        };
+        match self.kind.as_deref() {
+            Some("panel") => {
+                if self.components.is_empty() {
+                    return Err(AppError::invalid(
+                        "components",
+                        "panel_empty",
+                        "a panel lists at least one test",
+                    ));
+                }
+                let mut seen = Vec::new();
+                for (i, c) in self.components.iter_mut().enumerate() {
+                    let tc = TestCode::parse(c.trim()).map_err(|e| {
+                        invalid(&e, "", "components").with_field(&format!("components[{i}]"))
+                    })?;
+                    if seen.contains(&tc) {
+                        return Err(AppError::invalid(
+                            &format!("components[{i}]"),
+                            "component_duplicate",
+                            "a test is listed twice",
+                        ));
+                    }
+                    *c = tc.as_str().to_owned();
+                    seen.push(tc);
+                }
+                return Ok(self);
+            }
+            None | Some("test") => self.kind = Some("test".into()),
+            Some(_) => return Err(AppError::invalid("kind", "kind", "test or panel")),
+        }
+        if !self.components.is_empty() {
+            return Err(AppError::invalid(
+                "components",
+                "components_on_test",
+                "only panels have components",
+            ));
+        }
+        Department::parse(
+            self.department
+                .as_deref()
+                .ok_or_else(|| need("department"))?,
+        )
+        .map_err(|e| invalid(&e, "", "department").with_field("department"))?;
+        SpecimenType::parse(
+            self.specimen_type
+                .as_deref()
+                .ok_or_else(|| need("specimen_type"))?,
+        )
+        .map_err(|e| invalid(&e, "", "specimen_type").with_field("specimen_type"))?;
+        let container =
+            ContainerCode::parse(self.container.as_deref().ok_or_else(|| need("container"))?)
+                .map_err(|e| invalid(&e, "", "container").with_field("container"))?;
+        let Some(tube) = ContainerType::defaults()
+            .into_iter()
+            .find(|c| c.code == container)
+        else {
+            return Err(AppError::invalid(
+                "container",
+                "unknown_container",
+                "not in the container catalogue",
+            ));
+        };
+        self.container = Some(container.as_str().to_owned());
+        let volume = self.min_volume_ul.ok_or_else(|| need("min_volume_ul"))?;
+        if volume == 0 || volume > tube.usable_volume_ul {
+            return Err(AppError::invalid(
+                "min_volume_ul",
+                "min_volume_range",
+                format!(
+                    "1 to {} µL (the container's usable volume)",
+                    tube.usable_volume_ul
+                ),
+            ));
+        }
+        Stability::new(
+            hours(self.stability.room_hours),
+            hours(self.stability.refrigerated_hours),
+            hours(self.stability.frozen_hours),
+        )
+        .map_err(|e| invalid(&e, "", "stability").with_field("stability"))?;
+        for (i, s) in self.special_handling.iter().enumerate() {
+            SpecialHandling::parse(s).map_err(|e| {
+                invalid(&e, "", "special_handling").with_field(&format!("special_handling[{i}]"))
+            })?;
+        }
+        match self
+            .result_type
+            .as_deref()
+            .ok_or_else(|| need("result_type"))?
+        {
+            "numeric" => {
+                ResultType::numeric(self.precision.ok_or_else(|| need("precision"))?)
+                    .map_err(|e| invalid(&e, "", "precision").with_field("precision"))?;
+            }
+            "coded" => {
+                if let Ok(ResultType::Coded { answers }) = ResultType::coded(&self.answers) {
+                    self.answers = answers;
+                } else {
+                    return Err(AppError::invalid(
+                        "answers",
+                        "answers",
+                        "a coded result needs a list of distinct answers",
+                    ));
+                }
+            }
+            "text" => {}
+            _ => {
+                return Err(AppError::invalid(
+                    "result_type",
+                    "result_type",
+                    "numeric, coded or text",
+                ));
+            }
+        }
+        if let Some(u) = &self.units {
+            self.units = Some(
+                Ucum::parse(u)
+                    .map_err(|e| invalid(&e, "", "units").with_field("units"))?
+                    .as_str()
+                    .to_owned(),
+            );
+        }
+        if let (Some(lo), Some(hi)) = (self.reportable_low, self.reportable_high)
+            && lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less)
+        {
+            return Err(AppError::invalid(
+                "reportable_high",
+                "reportable_range",
+                "low must be below high",
+            ));
+        }
+        let t = &self.tat_minutes;
+        TatTargets::new(mins(t.stat), mins(t.asap), mins(t.timed), mins(t.routine))
+            .map_err(|e| invalid(&e, "", "tat_minutes").with_field("tat_minutes"))?;
+        Ok(self)
+    }
+}
+
+fn to_json(d: &TestDefinition) -> AppResult<String> {
+    serde_json::to_string(d).map_err(|e| AppError::Internal(e.to_string()))
+}
+
+/// Panels name only active, non-panel tests.
+async fn check_components(tx: &mut Box<dyn Tx>, d: &TestDefinition) -> AppResult<()> {
+    for (i, c) in d.components.iter().enumerate() {
+        let field = format!("components[{i}]");
+        let Some(r) = tx.catalog_by_code(c).await? else {
+            return Err(AppError::invalid(
+                &field,
+                "unknown_test",
+                "no such test in the catalogue",
+            ));
+        };
+        if r.retired_at.is_some() {
+            return Err(AppError::invalid(
+                &field,
+                "test_retired",
+                "this test is retired",
+            ));
+        }
+        if r.kind == "panel" || r.code != *c {
+            return Err(AppError::invalid(
+                &field,
+                "component_not_test",
+                "a panel lists tests by local code",
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl App {
+    pub async fn catalog(
+        &self,
+        actor: &Actor,
+        include_retired: bool,
+    ) -> AppResult<Vec<CatalogEntryView>> {
+        actor.require(Permission::CatalogRead)?;
+        self.store
+            .list_catalog(include_retired)
+            .await?
+            .iter()
+            .map(CatalogEntryView::from_record)
+            .collect()
+    }
+
+    pub async fn catalog_entry(&self, actor: &Actor, code: &str) -> AppResult<CatalogEntryView> {
+        actor.require(Permission::CatalogRead)?;
+        let r = self
+            .store
+            .catalog_by_code(&code.to_ascii_uppercase())
+            .await?
+            .filter(|r| r.code.eq_ignore_ascii_case(code))
+            .ok_or(AppError::NotFound {
+                entity: "catalog entry",
+            })?;
+        CatalogEntryView::from_record(&r)
+    }
+
+    /// Every version of an entry, oldest first (the retirement is a version too).
+    pub async fn catalog_history(
+        &self,
+        actor: &Actor,
+        code: &str,
+    ) -> AppResult<Vec<(i64, jiff::Timestamp, String, TestDefinition)>> {
+        let entry = self.catalog_entry(actor, code).await?;
+        self.store
+            .catalog_versions(entry.id)
+            .await?
+            .into_iter()
+            .map(|v| {
+                let d = serde_json::from_str(&v.definition)
+                    .map_err(|e| AppError::Internal(format!("catalog version: {e}")))?;
+                Ok((v.version, v.changed_at, v.changed_by, d))
+            })
+            .collect()
+    }
+
+    pub async fn create_catalog_entry(
+        &self,
+        actor: &Actor,
+        def: TestDefinition,
+    ) -> AppResult<CatalogEntryView> {
+        actor.require(Permission::CatalogWrite)?;
+        let def = def.validate()?;
+        let mut tx = self.store.begin().await?;
+        if let Some(existing) = tx.catalog_by_code(&def.code).await?
+            && existing.code == def.code
+        {
+            return Err(AppError::Conflict {
+                field: Some("code".into()),
+                code: "code_taken",
+                message: "a catalogue entry with this code exists (edit or retire it)".into(),
+            });
+        }
+        check_components(&mut tx, &def).await?;
+        let now = self.now();
+        let mut r = CatalogTestRecord {
+            id: 0,
+            code: def.code.clone(),
+            loinc: def.loinc.clone(),
+            kind: def.kind.clone().unwrap_or_else(|| "test".into()),
+            name: def.name.clone(),
+            version: 1,
+            definition: to_json(&def)?,
+            updated_at: now,
+            retired_at: None,
+        };
+        r.id = tx.insert_catalog(&r).await?;
+        tx.insert_catalog_version(&r, &actor.username).await?;
+        tx.audit(self.entry(
+            actor,
+            "catalog.create",
+            "catalog_test",
+            &r.code,
+            None,
+            Some(json!({"version": 1, "definition": def})),
+            None,
+        ));
+        tx.commit().await?;
+        CatalogEntryView::from_record(&r)
+    }
+
+    /// Adds the entries whose code is not in the catalogue yet (tests before the panels that
+    /// name them); returns how many were added. Each is its own audited change.
+    pub async fn import_catalog(
+        &self,
+        actor: &Actor,
+        defs: Vec<TestDefinition>,
+    ) -> AppResult<usize> {
+        actor.require(Permission::CatalogWrite)?;
+        let (panels, tests): (Vec<_>, Vec<_>) =
+            defs.into_iter().partition(TestDefinition::is_panel);
+        let mut added = 0;
+        for def in tests.into_iter().chain(panels) {
+            let code = def.code.trim().to_ascii_uppercase();
+            if self
+                .store
+                .catalog_by_code(&code)
+                .await?
+                .is_some_and(|r| r.code == code)
+            {
+                continue;
+            }
+            self.create_catalog_entry(actor, def).await?;
+            added += 1;
+        }
+        Ok(added)
+    }
+
+    /// Replaces an entry's definition (a new version; the old one is kept).
+    pub async fn update_catalog_entry(
+        &self,
+        actor: &Actor,
+        code: &str,
+        def: TestDefinition,
+        reason: Option<&str>,
+    ) -> AppResult<CatalogEntryView> {
+        actor.require(Permission::CatalogWrite)?;
+        let reason = require_reason(reason)?;
+        let def = def.validate()?;
+        if !def.code.eq_ignore_ascii_case(code) {
+            return Err(AppError::invalid(
+                "code",
+                "code_mismatch",
+                "the code cannot change; create a new entry",
+            ));
+        }
+        let mut tx = self.store.begin().await?;
+        let old = tx
+            .catalog_by_code(&def.code)
+            .await?
+            .filter(|r| r.code == def.code)
+            .ok_or(AppError::NotFound {
+                entity: "catalog entry",
+            })?;
+        if old.retired_at.is_some() {
+            return Err(AppError::Conflict {
+                field: None,
+                code: "test_retired",
+                message: "a retired entry cannot be edited".into(),
+            });
+        }
+        check_components(&mut tx, &def).await?;
+        let old_def = definition(&old)?;
+        let r = CatalogTestRecord {
+            loinc: def.loinc.clone(),
+            kind: def.kind.clone().unwrap_or_else(|| "test".into()),
+            name: def.name.clone(),
+            version: old.version + 1,
+            definition: to_json(&def)?,
+            updated_at: self.now(),
+            ..old.clone()
+        };
+        tx.update_catalog(&r).await?;
+        tx.insert_catalog_version(&r, &actor.username).await?;
+        tx.audit(self.entry(
+            actor,
+            "catalog.update",
+            "catalog_test",
+            &r.code,
+            Some(json!({"version": old.version, "definition": old_def})),
+            Some(json!({"version": r.version, "definition": def})),
+            Some(&reason),
+        ));
+        tx.commit().await?;
+        CatalogEntryView::from_record(&r)
+    }
+
+    /// Retires an entry: it stays (orders refer to it) but can no longer be ordered.
+    pub async fn retire_catalog_entry(
+        &self,
+        actor: &Actor,
+        code: &str,
+        reason: Option<&str>,
+    ) -> AppResult<CatalogEntryView> {
+        actor.require(Permission::CatalogWrite)?;
+        let reason = require_reason(reason)?;
+        let code = code.to_ascii_uppercase();
+        let mut tx = self.store.begin().await?;
+        let old = tx
+            .catalog_by_code(&code)
+            .await?
+            .filter(|r| r.code == code)
+            .ok_or(AppError::NotFound {
+                entity: "catalog entry",
+            })?;
+        if old.retired_at.is_some() {
+            return Err(AppError::Conflict {
+                field: None,
+                code: "test_retired",
+                message: "already retired".into(),
+            });
+        }
+        let now = self.now();
+        let r = CatalogTestRecord {
+            version: old.version + 1,
+            updated_at: now,
+            retired_at: Some(now),
+            ..old.clone()
+        };
+        tx.update_catalog(&r).await?;
+        tx.insert_catalog_version(&r, &actor.username).await?;
+        tx.audit(self.entry(
+            actor,
+            "catalog.retire",
+            "catalog_test",
+            &r.code,
+            Some(json!({"version": old.version, "retired": false})),
+            Some(json!({"version": r.version, "retired": true})),
+            Some(&reason),
+        ));
+        tx.commit().await?;
+        CatalogEntryView::from_record(&r)
+    }
+}

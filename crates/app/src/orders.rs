@@ -1,0 +1,652 @@
+//! Requisitions: placing an order (positive identification, accession numbers, tube
+//! planning), reading, cancelling, and adding a test to an existing order.
+
+use std::collections::BTreeMap;
+
+use aliquot_domain::auth::Permission;
+use aliquot_domain::catalog::{ContainerType, Priority, Temperature};
+use aliquot_domain::ids::{AccessionNumber, AccessionPrefix, Icd10Cm};
+use aliquot_domain::order::{can_add_on, plan_containers};
+use aliquot_store::{CatalogTestRecord, OrderRecord, OrderTestRecord, SpecimenRecord, Store, Tx};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde_json::json;
+
+use crate::catalog::{TestDefinition, definition};
+use crate::patients::{PatientIdentification, invalid};
+use crate::{Actor, App, AppError, AppResult, require_reason};
+
+#[derive(Debug, Clone, Default)]
+pub struct NewOrderInput {
+    pub patient: PatientIdentification,
+    pub provider_id: i64,
+    pub location_id: i64,
+    /// Local test or panel codes, or LOINC codes.
+    pub tests: Vec<String>,
+    pub priority: String,
+    /// Required for `timed` orders (RFC 3339).
+    pub timed_at: Option<String>,
+    pub clinical_notes: Option<String>,
+    pub diagnosis_codes: Vec<String>,
+    pub placer_order_number: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecimenView {
+    pub id: i64,
+    pub accession: String,
+    pub container: String,
+    pub container_name: String,
+    pub cap_colour: String,
+    pub additive: String,
+    pub specimen_type: String,
+    pub draw_order: i64,
+    pub status: String,
+    pub volume_ul: i64,
+    pub capacity_ul: i64,
+    pub collected_at: Option<Timestamp>,
+    pub tests: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderTestView {
+    pub test_code: String,
+    pub panel_code: Option<String>,
+    pub accession: String,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderView {
+    pub id: i64,
+    pub patient_id: i64,
+    pub provider_id: i64,
+    pub location_id: i64,
+    pub priority: String,
+    pub timed_at: Option<Timestamp>,
+    pub placer_order_number: Option<String>,
+    pub clinical_notes: Option<String>,
+    pub diagnosis_codes: Vec<String>,
+    pub status: String,
+    pub created_at: Timestamp,
+    pub cancelled_at: Option<Timestamp>,
+    pub cancel_reason: Option<String>,
+    /// In order of draw.
+    pub specimens: Vec<SpecimenView>,
+    pub tests: Vec<OrderTestView>,
+}
+
+fn view(
+    o: &OrderRecord,
+    specimens: &[SpecimenRecord],
+    tests: &[OrderTestRecord],
+) -> AppResult<OrderView> {
+    let containers = ContainerType::defaults();
+    let mut specimens: Vec<&SpecimenRecord> = specimens.iter().collect();
+    specimens
+        .sort_by(|a, b| (a.draw_rank, &a.container, a.id).cmp(&(b.draw_rank, &b.container, b.id)));
+    let accession_of: BTreeMap<i64, &str> = specimens
+        .iter()
+        .map(|s| (s.id, s.accession.as_str()))
+        .collect();
+    Ok(OrderView {
+        id: o.id,
+        patient_id: o.patient_id,
+        provider_id: o.provider_id,
+        location_id: o.location_id,
+        priority: o.priority.clone(),
+        timed_at: o.timed_at,
+        placer_order_number: o.placer_order_number.clone(),
+        clinical_notes: o.clinical_notes.clone(),
+        diagnosis_codes: serde_json::from_str(&o.diagnosis_codes)
+            .map_err(|e| AppError::Internal(format!("diagnosis codes: {e}")))?,
+        status: o.status.clone(),
+        created_at: o.created_at,
+        cancelled_at: o.cancelled_at,
+        cancel_reason: o.cancel_reason.clone(),
+        specimens: specimens
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let c = containers.iter().find(|c| c.code.as_str() == s.container);
+                SpecimenView {
+                    id: s.id,
+                    accession: s.accession.clone(),
+                    container: s.container.clone(),
+                    container_name: c.map(|c| c.name.clone()).unwrap_or_default(),
+                    cap_colour: c.map(|c| c.cap_colour.clone()).unwrap_or_default(),
+                    additive: c
+                        .map(|c| c.additive.as_str().to_owned())
+                        .unwrap_or_default(),
+                    specimen_type: s.specimen_type.clone(),
+                    draw_order: i as i64 + 1,
+                    status: s.status.clone(),
+                    volume_ul: s.volume_ul,
+                    capacity_ul: s.capacity_ul,
+                    collected_at: s.collected_at,
+                    tests: tests
+                        .iter()
+                        .filter(|t| t.specimen_id == s.id)
+                        .map(|t| t.test_code.clone())
+                        .collect(),
+                }
+            })
+            .collect(),
+        tests: tests
+            .iter()
+            .map(|t| OrderTestView {
+                test_code: t.test_code.clone(),
+                panel_code: t.panel_code.clone(),
+                accession: accession_of
+                    .get(&t.specimen_id)
+                    .map(|a| (*a).to_owned())
+                    .unwrap_or_default(),
+                status: t.status.clone(),
+            })
+            .collect(),
+    })
+}
+
+/// Resolves the names on a requisition (local code or LOINC) to orderable tests, expanding
+/// panels; a test named twice (alone and in a panel) is ordered once.
+async fn resolve_tests(
+    store: &dyn Store,
+    names: &[String],
+    field: &str,
+) -> AppResult<Vec<(TestDefinition, Option<String>)>> {
+    let mut out: Vec<(TestDefinition, Option<String>)> = Vec::new();
+    let active = |r: Option<CatalogTestRecord>, f: &str| -> AppResult<CatalogTestRecord> {
+        let r = r.ok_or_else(|| {
+            AppError::invalid(f, "unknown_test", "no such test or panel in the catalogue")
+        })?;
+        if r.retired_at.is_some() {
+            return Err(AppError::invalid(
+                f,
+                "test_retired",
+                format!("{} is retired and cannot be ordered", r.code),
+            ));
+        }
+        Ok(r)
+    };
+    for (i, name) in names.iter().enumerate() {
+        let f = format!("{field}[{i}]");
+        let name = name.trim();
+        let key = if name.contains('-') && name.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+            name.to_owned()
+        } else {
+            name.to_ascii_uppercase()
+        };
+        let r = active(store.catalog_by_code(&key).await?, &f)?;
+        let d = definition(&r)?;
+        if d.is_panel() {
+            for c in &d.components {
+                let m = active(store.catalog_by_code(c).await?, &f)?;
+                let md = definition(&m)?;
+                if !out.iter().any(|(t, _)| t.code == md.code) {
+                    out.push((md, Some(d.code.clone())));
+                }
+            }
+        } else if !out.iter().any(|(t, _)| t.code == d.code) {
+            out.push((d, None));
+        }
+    }
+    Ok(out)
+}
+
+/// The accession series of the moment: the `lab.accession_prefix` setting (default `A`) and
+/// the year in the lab's time zone (`lab.timezone`, default UTC). Read once per transaction.
+struct AccessionSeries {
+    prefix: AccessionPrefix,
+    year: i16,
+    counter: String,
+}
+
+impl AccessionSeries {
+    async fn current(app: &App) -> AppResult<AccessionSeries> {
+        let prefix = app
+            .store
+            .setting("lab.accession_prefix")
+            .await?
+            .map(|s| s.value)
+            .unwrap_or_else(|| "A".into());
+        let prefix =
+            AccessionPrefix::parse(&prefix).map_err(|e| AppError::Internal(e.to_string()))?;
+        let tz = match app.store.setting("lab.timezone").await? {
+            Some(s) => TimeZone::get(&s.value).unwrap_or(TimeZone::UTC),
+            None => TimeZone::UTC,
+        };
+        let year = app.now().to_zoned(tz).year();
+        let counter = format!("accession:{}{:02}", prefix.as_str(), year.rem_euclid(100));
+        Ok(AccessionSeries {
+            prefix,
+            year,
+            counter,
+        })
+    }
+
+    /// The next `n` numbers of the series: one database counter step (row-locked until
+    /// commit), so a number is never issued twice, across processes too.
+    async fn next(&self, tx: &mut Box<dyn Tx>, n: usize) -> AppResult<Vec<String>> {
+        let n = i64::try_from(n).map_err(|_| AppError::Internal("too many specimens".into()))?;
+        let last = tx.next_counter_by(&self.counter, n).await?;
+        (last - n + 1..=last)
+            .map(|seq| {
+                let seq = u32::try_from(seq)
+                    .map_err(|_| AppError::Internal("accession sequence exhausted".into()))?;
+                Ok(AccessionNumber::generate(&self.prefix, self.year, seq)
+                    .as_str()
+                    .to_owned())
+            })
+            .collect()
+    }
+}
+
+impl App {
+    pub async fn place_order(&self, actor: &Actor, input: NewOrderInput) -> AppResult<OrderView> {
+        actor.require(Permission::OrderWrite)?;
+        let priority = Priority::parse(input.priority.trim())
+            .map_err(|e| invalid(&e, "", "priority").with_field("priority"))?;
+        let timed_at = match (priority, input.timed_at.as_deref()) {
+            (Priority::Timed, Some(t)) => Some(t.parse::<Timestamp>().map_err(|_| {
+                AppError::invalid(
+                    "timed_at",
+                    "timed_at_format",
+                    "an RFC 3339 time, e.g. 2026-05-01T08:00:00Z",
+                )
+            })?),
+            (Priority::Timed, None) => {
+                return Err(AppError::invalid(
+                    "timed_at",
+                    "required",
+                    "a timed order needs timed_at",
+                ));
+            }
+            (_, Some(_)) => {
+                return Err(AppError::invalid(
+                    "timed_at",
+                    "timed_at_not_timed",
+                    "timed_at is only for timed orders",
+                ));
+            }
+            (_, None) => None,
+        };
+        let mut diagnoses = Vec::new();
+        for (i, d) in input.diagnosis_codes.iter().enumerate() {
+            let code = Icd10Cm::parse(d.trim())
+                .map_err(|e| invalid(&e, "", "").with_field(&format!("diagnosis_codes[{i}]")))?;
+            diagnoses.push(code.as_str().to_owned());
+        }
+        let placer = input
+            .placer_order_number
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty());
+        if placer.is_some_and(|p| p.chars().count() > 64 || p.chars().any(char::is_control)) {
+            return Err(AppError::invalid(
+                "placer_order_number",
+                "placer_format",
+                "at most 64 characters",
+            ));
+        }
+        let notes = input
+            .clinical_notes
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty());
+        if notes.is_some_and(|n| n.chars().count() > 2000) {
+            return Err(AppError::invalid(
+                "clinical_notes",
+                "notes_too_long",
+                "at most 2000 characters",
+            ));
+        }
+        if input.tests.is_empty() || input.tests.len() > 100 {
+            return Err(AppError::invalid(
+                "tests",
+                "tests_count",
+                "order 1 to 100 tests or panels",
+            ));
+        }
+
+        // Reference data is read before the write transaction, on the read side: providers
+        // and locations are never deleted, and the catalogue and settings change rarely (an
+        // entry retired a moment before is ordered as if the order had come a moment
+        // earlier). This keeps the single writer's critical section short.
+        if self
+            .store
+            .provider_by_id(input.provider_id)
+            .await?
+            .is_none()
+        {
+            return Err(AppError::invalid(
+                "provider_id",
+                "unknown_provider",
+                "no such provider",
+            ));
+        }
+        if self
+            .store
+            .location_by_id(input.location_id)
+            .await?
+            .is_none()
+        {
+            return Err(AppError::invalid(
+                "location_id",
+                "unknown_location",
+                "no such client location",
+            ));
+        }
+        let tests = resolve_tests(self.store.as_ref(), &input.tests, "tests").await?;
+        let ordered = tests
+            .iter()
+            .map(|(d, _)| d.ordered_test())
+            .collect::<AppResult<Vec<_>>>()?;
+        let plan = plan_containers(&ordered, &ContainerType::defaults())
+            .map_err(|e| invalid(&e, "", "tests"))?;
+        let series = AccessionSeries::current(self).await?;
+
+        // Identification is checked inside the transaction: a merge can't slip in between.
+        let mut tx = self.store.begin().await?;
+        let patient = self.identify_patient(&mut tx, &input.patient).await?;
+
+        let now = self.now();
+        let mut order = OrderRecord {
+            id: 0,
+            patient_id: patient.id,
+            provider_id: input.provider_id,
+            location_id: input.location_id,
+            priority: priority.as_str().to_owned(),
+            timed_at,
+            placer_order_number: placer.map(str::to_owned),
+            clinical_notes: notes.map(str::to_owned),
+            diagnosis_codes: serde_json::to_string(&diagnoses)
+                .map_err(|e| AppError::Internal(e.to_string()))?,
+            status: "active".into(),
+            created_at: now,
+            created_by: actor.username.clone(),
+            cancelled_at: None,
+            cancel_reason: None,
+        };
+        order.id = tx.insert_order(&order).await?;
+        let accessions = series.next(&mut tx, plan.len()).await?;
+        let mut specimens: Vec<SpecimenRecord> = plan
+            .iter()
+            .zip(accessions)
+            .map(|(tube, accession)| SpecimenRecord {
+                id: 0,
+                accession,
+                order_id: order.id,
+                patient_id: patient.id,
+                container: tube.container.as_str().to_owned(),
+                specimen_type: tube.specimen_type.as_str().to_owned(),
+                draw_rank: i64::from(tube.draw_rank.0),
+                status: "planned".into(),
+                volume_ul: i64::from(tube.volume_ul),
+                capacity_ul: i64::from(tube.capacity_ul),
+                created_at: now,
+                collected_at: None,
+                temperature: None,
+            })
+            .collect();
+        for (accession, id) in tx.insert_specimens(&specimens).await? {
+            if let Some(s) = specimens.iter_mut().find(|s| s.accession == accession) {
+                s.id = id;
+            }
+        }
+        let mut order_tests = Vec::with_capacity(tests.len());
+        for (tube, s) in plan.iter().zip(&specimens) {
+            for code in &tube.tests {
+                let panel = tests
+                    .iter()
+                    .find(|(d, _)| d.code == code.as_str())
+                    .and_then(|(_, p)| p.clone());
+                order_tests.push(OrderTestRecord {
+                    id: 0,
+                    order_id: order.id,
+                    test_code: code.as_str().to_owned(),
+                    panel_code: panel,
+                    specimen_id: s.id,
+                    status: "ordered".into(),
+                    added_at: now,
+                });
+            }
+        }
+        // Inserted in this order, so a later read (by id) lists them the same way.
+        tx.insert_order_tests(&order_tests).await?;
+        let v = view(&order, &specimens, &order_tests)?;
+        tx.audit(self.entry(actor, "order.create", "order", order.id, None, Some(json!({
+            "patient_id": order.patient_id, "provider_id": order.provider_id,
+            "location_id": order.location_id, "priority": order.priority,
+            "timed_at": order.timed_at.map(|t| t.to_string()),
+            "placer_order_number": order.placer_order_number, "diagnosis_codes": diagnoses,
+            "clinical_notes": order.clinical_notes,
+            "specimens": v.specimens.iter().map(|s| json!({"accession": s.accession, "container": s.container, "tests": s.tests})).collect::<Vec<_>>(),
+        })), None));
+        tx.commit().await?;
+        Ok(v)
+    }
+
+    pub async fn order(&self, actor: &Actor, id: i64) -> AppResult<OrderView> {
+        actor.require(Permission::OrderRead)?;
+        let o = self
+            .store
+            .order_by_id(id)
+            .await?
+            .ok_or(AppError::NotFound { entity: "order" })?;
+        let specimens = self.store.specimens_of_order(id).await?;
+        let tests = self.store.tests_of_order(id).await?;
+        self.store
+            .record_access(&self.access(actor, "order.read", "order", id, vec![o.patient_id]))
+            .await?;
+        view(&o, &specimens, &tests)
+    }
+
+    /// Orders by placer order number and/or patient (newest first, at most 100).
+    pub async fn find_orders(
+        &self,
+        actor: &Actor,
+        placer_order_number: Option<&str>,
+        patient_id: Option<i64>,
+    ) -> AppResult<Vec<OrderView>> {
+        actor.require(Permission::OrderRead)?;
+        let placer = placer_order_number.map(str::trim).filter(|p| !p.is_empty());
+        if placer.is_none() && patient_id.is_none() {
+            return Err(AppError::invalid(
+                "placer_order_number",
+                "search_criteria_required",
+                "give placer_order_number or patient_id",
+            ));
+        }
+        let orders = self.store.orders_by(placer, patient_id, 100).await?;
+        let mut out = Vec::with_capacity(orders.len());
+        for o in &orders {
+            let s = self.store.specimens_of_order(o.id).await?;
+            let t = self.store.tests_of_order(o.id).await?;
+            out.push(view(o, &s, &t)?);
+        }
+        let mut ids: Vec<i64> = orders.iter().map(|o| o.patient_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        self.store
+            .record_access(&self.access(actor, "order.search", "order", "search", ids))
+            .await?;
+        Ok(out)
+    }
+
+    pub async fn cancel_order(
+        &self,
+        actor: &Actor,
+        id: i64,
+        reason: Option<&str>,
+    ) -> AppResult<OrderView> {
+        actor.require(Permission::OrderWrite)?;
+        let reason = require_reason(reason)?;
+        let mut tx = self.store.begin().await?;
+        let o = tx
+            .order_by_id(id)
+            .await?
+            .ok_or(AppError::NotFound { entity: "order" })?;
+        let now = self.now();
+        if !tx.cancel_order(id, now, &reason).await? {
+            return Err(AppError::Conflict {
+                field: None,
+                code: "order_cancelled",
+                message: "the order is already cancelled".into(),
+            });
+        }
+        tx.set_order_children_status(false, id, "cancelled").await?;
+        tx.set_order_children_status(true, id, "cancelled").await?;
+        tx.audit(self.entry(
+            actor,
+            "order.cancel",
+            "order",
+            id,
+            Some(json!({"status": o.status})),
+            Some(json!({"status": "cancelled"})),
+            Some(&reason),
+        ));
+        let o = tx
+            .order_by_id(id)
+            .await?
+            .ok_or(AppError::NotFound { entity: "order" })?;
+        let s = tx.specimens_of_order(id).await?;
+        let t = tx.tests_of_order(id).await?;
+        tx.commit().await?;
+        view(&o, &s, &t)
+    }
+
+    /// Adds a test (or panel) to an active order. A test goes on a specimen of its container
+    /// and type with room left: a planned (uncollected) one, or a collected one still within
+    /// the test's stability at the temperature it was kept; otherwise a new tube is planned.
+    pub async fn add_order_test(&self, actor: &Actor, id: i64, test: &str) -> AppResult<OrderView> {
+        actor.require(Permission::OrderWrite)?;
+        let mut tx = self.store.begin().await?;
+        let o = tx
+            .order_by_id(id)
+            .await?
+            .ok_or(AppError::NotFound { entity: "order" })?;
+        if o.status != "active" {
+            return Err(AppError::Conflict {
+                field: None,
+                code: "order_cancelled",
+                message: "the order is cancelled".into(),
+            });
+        }
+        let mut specimens = tx.specimens_of_order(id).await?;
+        let existing = tx.tests_of_order(id).await?;
+        let tests = resolve_tests(self.store.as_ref(), &[test.to_owned()], "tests").await?;
+        let series = AccessionSeries::current(self).await?;
+        let tests: Vec<_> = tests
+            .into_iter()
+            .filter(|(d, _)| !existing.iter().any(|e| e.test_code == d.code))
+            .collect();
+        if tests.is_empty() {
+            return Err(AppError::Conflict {
+                field: Some("test".into()),
+                code: "test_already_ordered",
+                message: "the order already has this test".into(),
+            });
+        }
+        let now = self.now();
+        let mut added = Vec::new();
+        for (d, panel) in &tests {
+            let ot = d.ordered_test()?;
+            let stability = d.stability_rule();
+            let mut target = None;
+            let mut refused = None;
+            for s in specimens.iter().filter(|s| {
+                s.status != "cancelled"
+                    && s.container == ot.container.as_str()
+                    && s.specimen_type == ot.specimen_type.as_str()
+                    && s.capacity_ul - s.volume_ul >= i64::from(ot.min_volume_ul)
+            }) {
+                if let Some(collected) = s.collected_at {
+                    let temp = s
+                        .temperature
+                        .as_deref()
+                        .and_then(|t| Temperature::parse(t).ok())
+                        .unwrap_or(Temperature::Room);
+                    if let Err(e) = can_add_on(collected, now, temp, &stability) {
+                        refused.get_or_insert(e);
+                        continue;
+                    }
+                }
+                target = Some(s.id);
+                break;
+            }
+            // A collected specimen of this kind that is out of stability, and no other tube
+            // to put the test on: the add-on is refused (a new draw is a new order).
+            if let (None, Some(e)) = (target, refused) {
+                return Err(invalid(&e, "", "test").with_field("test"));
+            }
+            let sid = match target {
+                Some(sid) => {
+                    let s = specimens
+                        .iter_mut()
+                        .find(|s| s.id == sid)
+                        .ok_or_else(|| AppError::Internal("specimen".into()))?;
+                    s.volume_ul += i64::from(ot.min_volume_ul);
+                    tx.set_specimen_volume(sid, s.volume_ul).await?;
+                    sid
+                }
+                None => {
+                    let plan =
+                        plan_containers(std::slice::from_ref(&ot), &ContainerType::defaults())
+                            .map_err(|e| invalid(&e, "", "test").with_field("test"))?;
+                    let tube = &plan[0];
+                    let mut s = SpecimenRecord {
+                        id: 0,
+                        accession: series
+                            .next(&mut tx, 1)
+                            .await?
+                            .pop()
+                            .ok_or_else(|| AppError::Internal("accession".into()))?,
+                        order_id: id,
+                        patient_id: o.patient_id,
+                        container: tube.container.as_str().to_owned(),
+                        specimen_type: tube.specimen_type.as_str().to_owned(),
+                        draw_rank: i64::from(tube.draw_rank.0),
+                        status: "planned".into(),
+                        volume_ul: i64::from(tube.volume_ul),
+                        capacity_ul: i64::from(tube.capacity_ul),
+                        created_at: now,
+                        collected_at: None,
+                        temperature: None,
+                    };
+                    s.id = tx.insert_specimen(&s).await?;
+                    let sid = s.id;
+                    specimens.push(s);
+                    sid
+                }
+            };
+            let t = OrderTestRecord {
+                id: 0,
+                order_id: id,
+                test_code: d.code.clone(),
+                panel_code: panel.clone(),
+                specimen_id: sid,
+                status: "ordered".into(),
+                added_at: now,
+            };
+            tx.insert_order_test(&t).await?;
+            let acc = specimens
+                .iter()
+                .find(|s| s.id == sid)
+                .map(|s| s.accession.clone());
+            added.push(json!({"test_code": d.code, "accession": acc}));
+        }
+        tx.audit(self.entry(
+            actor,
+            "order.add_test",
+            "order",
+            id,
+            None,
+            Some(json!({"added": added})),
+            None,
+        ));
+        let s = tx.specimens_of_order(id).await?;
+        let t = tx.tests_of_order(id).await?;
+        tx.commit().await?;
+        view(&o, &s, &t)
+    }
+}

@@ -1,0 +1,659 @@
+//! Patients: registration with duplicate detection, search and reads (access-logged),
+//! positive identification for orders, and merge / unmerge.
+
+use aliquot_domain::auth::Permission;
+use aliquot_domain::error::DomainError;
+use aliquot_domain::ids::Mrn;
+use aliquot_domain::patient::{
+    AdministrativeSex, BirthDate, CandidateKey, FacilityId, IdentityRecord, PersonName,
+    PresentedIdentifiers, confirm_identity, duplicate_match, name_search_key,
+};
+use aliquot_store::{AccessEntry, MergeRecord, PatientQuery, PatientRecord, Tx};
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::{Actor, App, AppError, AppResult, require_reason};
+
+/// A domain error as a 422 naming the field, under `prefix` when the input is nested.
+pub(crate) fn invalid<E: DomainError>(e: &E, prefix: &str, fallback: &str) -> AppError {
+    let field = e.field().unwrap_or(fallback);
+    let field = if prefix.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{prefix}.{field}")
+    };
+    AppError::Invalid {
+        field: Some(field),
+        code: e.code(),
+        message: e.to_string(),
+    }
+}
+
+/// Contact details: free text, each at most 200 characters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub address: Option<String>,
+}
+
+impl Contact {
+    fn validate(&self) -> AppResult<Contact> {
+        let clean = |name: &str, v: &Option<String>| -> AppResult<Option<String>> {
+            match v.as_deref().map(str::trim) {
+                None | Some("") => Ok(None),
+                Some(s)
+                    if s.chars().count() <= 200
+                        && !s.chars().any(|c| c.is_control() && c != '\n') =>
+                {
+                    Ok(Some(s.to_owned()))
+                }
+                Some(_) => Err(AppError::invalid(
+                    &format!("contact.{name}"),
+                    "contact_format",
+                    "at most 200 characters without control characters",
+                )),
+            }
+        };
+        Ok(Contact {
+            phone: clean("phone", &self.phone)?,
+            email: clean("email", &self.email)?,
+            address: clean("address", &self.address)?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FacilityIdentifier {
+    pub system: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewPatientInput {
+    pub mrn: String,
+    pub family_name: String,
+    pub given_name: String,
+    pub middle_name: Option<String>,
+    pub birth_date: String,
+    pub sex: String,
+    pub identifiers: Vec<FacilityIdentifier>,
+    pub contact: Contact,
+    /// The registrar has checked the candidates and this is a different person.
+    pub confirm_not_duplicate: bool,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientView {
+    pub id: i64,
+    pub mrn: String,
+    pub family_name: String,
+    pub given_name: String,
+    pub middle_name: Option<String>,
+    pub birth_date: String,
+    pub sex: String,
+    pub identifiers: Vec<FacilityIdentifier>,
+    pub contact: Contact,
+    pub created_at: jiff::Timestamp,
+    pub merged_into: Option<i64>,
+}
+
+impl PatientView {
+    pub(crate) fn from_record(r: &PatientRecord) -> AppResult<PatientView> {
+        Ok(PatientView {
+            id: r.id,
+            mrn: r.mrn.clone(),
+            family_name: r.family_name.clone(),
+            given_name: r.given_name.clone(),
+            middle_name: r.middle_name.clone(),
+            birth_date: r.birth_date.clone(),
+            sex: r.sex.clone(),
+            identifiers: serde_json::from_str(&r.facility_ids)
+                .map_err(|e| AppError::Internal(format!("patient identifiers: {e}")))?,
+            contact: serde_json::from_str(&r.contact)
+                .map_err(|e| AppError::Internal(format!("patient contact: {e}")))?,
+            created_at: r.created_at,
+            merged_into: r.merged_into,
+        })
+    }
+
+    fn audit_value(&self) -> serde_json::Value {
+        json!({
+            "mrn": self.mrn, "family_name": self.family_name, "given_name": self.given_name,
+            "middle_name": self.middle_name, "birth_date": self.birth_date, "sex": self.sex,
+            "identifiers": self.identifiers, "contact": self.contact,
+        })
+    }
+}
+
+/// A registration that looks like an existing patient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateCandidate {
+    pub patient_id: i64,
+    pub reason: &'static str,
+}
+
+/// The identifiers presented with a requisition. `id`, `mrn` or a facility `identifier`
+/// locates the record; the
+/// identifiers presented (MRN, name, birth date, facility identifier) must match at least
+/// two of the record's and contradict none.
+#[derive(Debug, Clone, Default)]
+pub struct PatientIdentification {
+    pub id: Option<i64>,
+    pub mrn: Option<String>,
+    pub family_name: Option<String>,
+    pub given_name: Option<String>,
+    pub birth_date: Option<String>,
+    pub identifier: Option<FacilityIdentifier>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeView {
+    pub id: i64,
+    pub survivor_id: i64,
+    pub merged_id: i64,
+    pub moved_order_ids: Vec<i64>,
+    pub moved_specimen_ids: Vec<i64>,
+    pub reason: String,
+    pub merged_at: jiff::Timestamp,
+    pub undone_at: Option<jiff::Timestamp>,
+}
+
+impl From<MergeRecord> for MergeView {
+    fn from(m: MergeRecord) -> Self {
+        MergeView {
+            id: m.id,
+            survivor_id: m.survivor_id,
+            merged_id: m.merged_id,
+            moved_order_ids: m.moved_order_ids,
+            moved_specimen_ids: m.moved_specimen_ids,
+            reason: m.reason,
+            merged_at: m.merged_at,
+            undone_at: m.undone_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PatientSearch {
+    pub mrn: Option<String>,
+    pub birth_date: Option<String>,
+    pub family_name: Option<String>,
+    pub given_name: Option<String>,
+}
+
+fn day_month_swapped(d: Date) -> Option<String> {
+    if d.day() == d.month() || d.day() > 12 {
+        return None;
+    }
+    Date::new(d.year(), d.day(), d.month())
+        .ok()
+        .map(|x| x.to_string())
+}
+
+impl App {
+    pub(crate) fn today(&self) -> Date {
+        self.now().to_zoned(TimeZone::UTC).date()
+    }
+
+    pub(crate) fn access(
+        &self,
+        actor: &Actor,
+        action: &str,
+        entity_type: &str,
+        entity_id: impl ToString,
+        patient_ids: Vec<i64>,
+    ) -> AccessEntry {
+        AccessEntry {
+            at: self.now(),
+            actor_id: actor.user_id,
+            actor_name: actor.username.clone(),
+            source: actor.source.as_str().to_owned(),
+            action: action.to_owned(),
+            entity_type: entity_type.to_owned(),
+            entity_id: entity_id.to_string(),
+            patient_ids,
+        }
+    }
+
+    /// Registers a patient. A registration resembling a live patient (same birth date and
+    /// equal, swapped or near-miss names; or same names with day and month swapped) is
+    /// refused with the candidates unless `confirm_not_duplicate` is set with a reason.
+    pub async fn register_patient(
+        &self,
+        actor: &Actor,
+        input: NewPatientInput,
+    ) -> AppResult<Result<PatientView, Vec<DuplicateCandidate>>> {
+        actor.require(Permission::PatientWrite)?;
+        let mrn = Mrn::parse(&input.mrn).map_err(|e| invalid(&e, "", "mrn"))?;
+        let name = PersonName::new(
+            &input.family_name,
+            &input.given_name,
+            input.middle_name.as_deref(),
+        )
+        .map_err(|e| match e.field() {
+            Some("family") => invalid(&e, "", "family_name").with_field("family_name"),
+            Some("given") => invalid(&e, "", "given_name").with_field("given_name"),
+            _ => invalid(&e, "", "middle_name").with_field("middle_name"),
+        })?;
+        let birth_date = BirthDate::parse(&input.birth_date, self.today())
+            .map_err(|e| invalid(&e, "", "birth_date").with_field("birth_date"))?;
+        let sex = AdministrativeSex::parse(&input.sex).map_err(|e| invalid(&e, "", "sex"))?;
+        let mut ids = Vec::new();
+        for (i, f) in input.identifiers.iter().enumerate() {
+            let id = FacilityId::new(&f.system, &f.value).map_err(|e| {
+                invalid(&e, "", "identifiers").with_field(&format!("identifiers[{i}]"))
+            })?;
+            if ids
+                .iter()
+                .any(|x: &FacilityIdentifier| x.system == id.system())
+            {
+                return Err(AppError::invalid(
+                    &format!("identifiers[{i}]"),
+                    "identifier_duplicate_system",
+                    "one identifier per assigning system",
+                ));
+            }
+            ids.push(FacilityIdentifier {
+                system: id.system().to_owned(),
+                value: id.value().to_owned(),
+            });
+        }
+        let contact = input.contact.validate()?;
+        let reason = if input.confirm_not_duplicate {
+            Some(require_reason(input.reason.as_deref())?)
+        } else {
+            None
+        };
+
+        let mut tx = self.store.begin().await?;
+        if tx.patient_by_mrn(mrn.as_str()).await?.is_some() {
+            return Err(AppError::Conflict {
+                field: Some("mrn".into()),
+                code: "mrn_taken",
+                message: "a patient with this MRN is already registered".into(),
+            });
+        }
+        let key = CandidateKey::new(&name, birth_date, sex);
+        let date = birth_date.date();
+        let mut dates = vec![date.to_string()];
+        dates.extend(day_month_swapped(date));
+        let mut candidates = Vec::new();
+        for existing in tx.patients_born_on(&dates).await? {
+            if let Some(reason) = candidate_key(&existing).and_then(|k| duplicate_match(&key, &k)) {
+                candidates.push(DuplicateCandidate {
+                    patient_id: existing.id,
+                    reason: reason.as_str(),
+                });
+            }
+        }
+        if !candidates.is_empty() && !input.confirm_not_duplicate {
+            return Ok(Err(candidates));
+        }
+        let now = self.now();
+        let mut record = PatientRecord {
+            id: 0,
+            mrn: mrn.as_str().to_owned(),
+            family_name: name.family().to_owned(),
+            given_name: name.given().to_owned(),
+            middle_name: name.middle().map(str::to_owned),
+            family_key: name_search_key(name.family()),
+            given_key: name_search_key(name.given()),
+            birth_date: date.to_string(),
+            sex: sex.as_str().to_owned(),
+            facility_ids: serde_json::to_string(&ids)
+                .map_err(|e| AppError::Internal(e.to_string()))?,
+            contact: serde_json::to_string(&contact)
+                .map_err(|e| AppError::Internal(e.to_string()))?,
+            created_at: now,
+            updated_at: now,
+            merged_into: None,
+        };
+        record.id = tx.insert_patient(&record).await?;
+        for (i, f) in ids.iter().enumerate() {
+            if let Some(other) = tx.patient_by_identifier(&f.system, &f.value).await? {
+                return Err(AppError::Conflict {
+                    field: Some(format!("identifiers[{i}]")),
+                    code: "identifier_taken",
+                    message: format!("patient {} already holds this identifier", other.id),
+                });
+            }
+            tx.insert_patient_identifier(record.id, &f.system, &f.value)
+                .await?;
+        }
+        let view = PatientView::from_record(&record)?;
+        let mut new = view.audit_value();
+        if !candidates.is_empty() {
+            new["confirmed_not_duplicate_of"] =
+                json!(candidates.iter().map(|c| c.patient_id).collect::<Vec<_>>());
+        }
+        tx.audit(self.entry(
+            actor,
+            "patient.create",
+            "patient",
+            record.id,
+            None,
+            Some(new),
+            reason.as_deref(),
+        ));
+        tx.commit().await?;
+        Ok(Ok(view))
+    }
+
+    pub async fn patient(&self, actor: &Actor, id: i64) -> AppResult<PatientView> {
+        actor.require(Permission::PatientRead)?;
+        let record = self
+            .store
+            .patient_by_id(id)
+            .await?
+            .ok_or(AppError::NotFound { entity: "patient" })?;
+        self.store
+            .record_access(&self.access(actor, "patient.read", "patient", id, vec![id]))
+            .await?;
+        PatientView::from_record(&record)
+    }
+
+    /// Searches live patients by MRN, birth date and/or names (exact search keys: case,
+    /// accents and punctuation ignored). At least one criterion is required.
+    pub async fn search_patients(
+        &self,
+        actor: &Actor,
+        q: PatientSearch,
+    ) -> AppResult<Vec<PatientView>> {
+        actor.require(Permission::PatientRead)?;
+        let nonempty = |s: Option<String>| s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+        let mrn = nonempty(q.mrn)
+            .map(|m| Mrn::parse(&m).map(|m| m.as_str().to_owned()))
+            .transpose()
+            .map_err(|e| invalid(&e, "", "mrn"))?;
+        let birth_date = nonempty(q.birth_date)
+            .map(|d| {
+                d.parse::<Date>().map(|d| d.to_string()).map_err(|_| {
+                    AppError::invalid("birth_date", "birth_date_format", "use YYYY-MM-DD")
+                })
+            })
+            .transpose()?;
+        let key = |s: Option<String>| {
+            nonempty(s)
+                .map(|s| name_search_key(&s))
+                .filter(|k| !k.is_empty())
+        };
+        let query = PatientQuery {
+            mrn,
+            birth_date,
+            family_key: key(q.family_name),
+            given_key: key(q.given_name),
+            limit: 50,
+        };
+        if query.mrn.is_none()
+            && query.birth_date.is_none()
+            && query.family_key.is_none()
+            && query.given_key.is_none()
+        {
+            return Err(AppError::invalid(
+                "mrn",
+                "search_criteria_required",
+                "give an MRN, a birth date or a name",
+            ));
+        }
+        let records = self.store.search_patients(&query).await?;
+        let ids: Vec<i64> = records.iter().map(|r| r.id).collect();
+        self.store
+            .record_access(&self.access(actor, "patient.search", "patient", "search", ids))
+            .await?;
+        records.iter().map(PatientView::from_record).collect()
+    }
+
+    /// Positive identification inside a transaction: locates the record and confirms at
+    /// least two identifiers match and none contradicts. Field names are under `patient.`.
+    pub(crate) async fn identify_patient(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        ident: &PatientIdentification,
+    ) -> AppResult<PatientRecord> {
+        let presented_mrn = ident
+            .mrn
+            .as_deref()
+            .map(Mrn::parse)
+            .transpose()
+            .map_err(|e| invalid(&e, "patient", "mrn"))?;
+        let name = match (&ident.family_name, &ident.given_name) {
+            (Some(f), Some(g)) => Some(PersonName::new(f, g, None).map_err(|e| {
+                invalid(&e, "", "name").with_field(match e.field() {
+                    Some("given") => "patient.given_name",
+                    _ => "patient.family_name",
+                })
+            })?),
+            (None, None) => None,
+            _ => {
+                return Err(AppError::invalid(
+                    "patient.given_name",
+                    "name_incomplete",
+                    "a name identifies only with both family and given names",
+                ));
+            }
+        };
+        let birth_date = ident
+            .birth_date
+            .as_deref()
+            .map(|d| BirthDate::parse(d, self.today()))
+            .transpose()
+            .map_err(|e| invalid(&e, "", "birth_date").with_field("patient.birth_date"))?;
+        let facility_id = ident
+            .identifier
+            .as_ref()
+            .map(|f| FacilityId::new(&f.system, &f.value))
+            .transpose()
+            .map_err(|e| invalid(&e, "", "identifier").with_field("patient.identifier"))?;
+        let record = match (ident.id, &presented_mrn, &facility_id) {
+            (Some(id), _, _) => tx.patient_by_id(id).await?,
+            (None, Some(m), _) => tx.patient_by_mrn(m.as_str()).await?,
+            (None, None, Some(f)) => tx.patient_by_identifier(f.system(), f.value()).await?,
+            (None, None, None) => {
+                return Err(AppError::invalid(
+                    "patient",
+                    "patient_unlocatable",
+                    "give the patient's id, MRN or a facility identifier, with a second identifier",
+                ));
+            }
+        };
+        let record = record
+            .ok_or_else(|| AppError::invalid("patient", "unknown_patient", "no such patient"))?;
+        if let Some(survivor) = record.merged_into {
+            return Err(AppError::invalid(
+                "patient",
+                "patient_merged",
+                format!("this record was merged into patient {survivor}"),
+            ));
+        }
+        let identity = identity_record(&record)?;
+        let presented = PresentedIdentifiers {
+            mrn: presented_mrn,
+            name,
+            birth_date,
+            facility_id,
+        };
+        confirm_identity(&identity, &presented).map_err(|e| {
+            let field = e
+                .field()
+                .map_or("patient".to_owned(), |f| format!("patient.{f}"));
+            AppError::Invalid {
+                field: Some(field),
+                code: e.code(),
+                message: e.to_string(),
+            }
+        })?;
+        Ok(record)
+    }
+
+    /// Merges `merged_id` into `survivor_id`: moves its orders and specimens, marks it merged,
+    /// and records exactly what moved so that [`App::unmerge_patients`] can restore it.
+    pub async fn merge_patients(
+        &self,
+        actor: &Actor,
+        survivor_id: i64,
+        merged_id: i64,
+        reason: Option<&str>,
+    ) -> AppResult<MergeView> {
+        actor.require(Permission::PatientMerge)?;
+        let reason = require_reason(reason)?;
+        if survivor_id == merged_id {
+            return Err(AppError::invalid(
+                "merged_patient_id",
+                "merge_self",
+                "a patient cannot be merged into itself",
+            ));
+        }
+        let mut tx = self.store.begin().await?;
+        let survivor = tx
+            .patient_by_id(survivor_id)
+            .await?
+            .ok_or(AppError::NotFound { entity: "patient" })?;
+        let merged = tx.patient_by_id(merged_id).await?.ok_or_else(|| {
+            AppError::invalid("merged_patient_id", "unknown_patient", "no such patient")
+        })?;
+        if survivor.merged_into.is_some() || merged.merged_into.is_some() {
+            return Err(AppError::Conflict {
+                field: Some("merged_patient_id".into()),
+                code: "already_merged",
+                message: "one of the records is already merged into another".into(),
+            });
+        }
+        let order_ids = tx.order_ids_of_patient(merged_id).await?;
+        let specimen_ids = tx.specimen_ids_of_patient(merged_id).await?;
+        for id in &order_ids {
+            tx.move_row(false, *id, merged_id, survivor_id).await?;
+        }
+        for id in &specimen_ids {
+            tx.move_row(true, *id, merged_id, survivor_id).await?;
+        }
+        let now = self.now();
+        tx.set_merged_into(merged_id, Some(survivor_id), now)
+            .await?;
+        let mut record = MergeRecord {
+            id: 0,
+            survivor_id,
+            merged_id,
+            moved_order_ids: order_ids,
+            moved_specimen_ids: specimen_ids,
+            reason: reason.clone(),
+            merged_at: now,
+            merged_by: actor.username.clone(),
+            undone_at: None,
+            undone_by: None,
+        };
+        record.id = tx.insert_merge(&record).await?;
+        tx.audit(self.entry(
+            actor,
+            "patient.merge",
+            "patient",
+            merged_id,
+            Some(json!({"merged_into": null})),
+            Some(json!({
+                "merged_into": survivor_id, "merge_id": record.id,
+                "moved_order_ids": record.moved_order_ids,
+                "moved_specimen_ids": record.moved_specimen_ids,
+            })),
+            Some(&reason),
+        ));
+        tx.commit().await?;
+        Ok(record.into())
+    }
+
+    /// Undoes a merge: moves back exactly the orders and specimens it moved and revives the
+    /// merged record.
+    pub async fn unmerge_patients(
+        &self,
+        actor: &Actor,
+        merge_id: i64,
+        reason: Option<&str>,
+    ) -> AppResult<MergeView> {
+        actor.require(Permission::PatientMerge)?;
+        let reason = require_reason(reason)?;
+        let mut tx = self.store.begin().await?;
+        let merge = tx
+            .merge_by_id(merge_id)
+            .await?
+            .ok_or(AppError::NotFound { entity: "merge" })?;
+        let conflict = |m: &str| AppError::Conflict {
+            field: None,
+            code: "unmerge_conflict",
+            message: m.to_owned(),
+        };
+        if merge.undone_at.is_some() {
+            return Err(conflict("this merge was already undone"));
+        }
+        for id in &merge.moved_order_ids {
+            if !tx
+                .move_row(false, *id, merge.survivor_id, merge.merged_id)
+                .await?
+            {
+                return Err(conflict("an order moved by the merge has moved since"));
+            }
+        }
+        for id in &merge.moved_specimen_ids {
+            if !tx
+                .move_row(true, *id, merge.survivor_id, merge.merged_id)
+                .await?
+            {
+                return Err(conflict("a specimen moved by the merge has moved since"));
+            }
+        }
+        let now = self.now();
+        tx.set_merged_into(merge.merged_id, None, now).await?;
+        tx.set_merge_undone(merge_id, now, &actor.username).await?;
+        tx.audit(self.entry(
+            actor,
+            "patient.unmerge",
+            "patient",
+            merge.merged_id,
+            Some(json!({"merged_into": merge.survivor_id, "merge_id": merge_id})),
+            Some(json!({
+                "merged_into": null,
+                "restored_order_ids": merge.moved_order_ids,
+                "restored_specimen_ids": merge.moved_specimen_ids,
+            })),
+            Some(&reason),
+        ));
+        tx.commit().await?;
+        let mut view = MergeView::from(merge);
+        view.undone_at = Some(now);
+        Ok(view)
+    }
+}
+
+fn identity_record(r: &PatientRecord) -> AppResult<IdentityRecord> {
+    let bad = |what: &str| AppError::Internal(format!("stored patient {what} is invalid"));
+    let ids: Vec<FacilityIdentifier> =
+        serde_json::from_str(&r.facility_ids).map_err(|_| bad("identifiers"))?;
+    Ok(IdentityRecord {
+        mrn: Mrn::parse(&r.mrn).map_err(|_| bad("mrn"))?,
+        name: PersonName::new(&r.family_name, &r.given_name, r.middle_name.as_deref())
+            .map_err(|_| bad("name"))?,
+        birth_date: stored_birth_date(&r.birth_date).ok_or_else(|| bad("birth date"))?,
+        facility_ids: ids
+            .iter()
+            .filter_map(|f| FacilityId::new(&f.system, &f.value).ok())
+            .collect(),
+    })
+}
+
+fn stored_birth_date(s: &str) -> Option<BirthDate> {
+    let d: Date = s.parse().ok()?;
+    // A stored date was validated at registration; only "not in the future" is rechecked,
+    // against a far date so that it always holds.
+    BirthDate::new(d, Date::new(9999, 12, 31).ok()?).ok()
+}
+
+fn candidate_key(r: &PatientRecord) -> Option<CandidateKey> {
+    let name = PersonName::new(&r.family_name, &r.given_name, r.middle_name.as_deref()).ok()?;
+    let sex = AdministrativeSex::parse(&r.sex).ok()?;
+    Some(CandidateKey::new(
+        &name,
+        stored_birth_date(&r.birth_date)?,
+        sex,
+    ))
+}

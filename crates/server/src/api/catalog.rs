@@ -1,0 +1,246 @@
+//! The test catalogue: tests and panels (LOINC, specimen, container, stability, result type,
+//! units, reportable range, TAT targets, performing lab). Edits are versioned and audited;
+//! entries are retired, never deleted.
+
+use aliquot_app::{Actor, CatalogEntryView, TestDefinition};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::json::{ApiJson, ApiPath, ApiQuery};
+
+/// Storage limits from collection, per temperature; absent = not allowed at it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StabilityHoursDto {
+    pub room_hours: Option<u32>,
+    pub refrigerated_hours: Option<u32>,
+    pub frozen_hours: Option<u32>,
+}
+
+/// Turnaround targets (minutes) per priority.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TatMinutesDto {
+    pub stat: Option<u32>,
+    pub asap: Option<u32>,
+    pub timed: Option<u32>,
+    pub routine: Option<u32>,
+}
+
+/// A test or panel definition, as entered and as stored (JSON).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestDefinitionDto {
+    pub code: String,
+    pub name: String,
+    /// `test` (default) or `panel`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    pub loinc: Option<String>,
+    /// Panel members (test codes).
+    #[serde(default)]
+    pub components: Vec<String>,
+    pub department: Option<String>,
+    pub specimen_type: Option<String>,
+    pub container: Option<String>,
+    pub min_volume_ul: Option<u32>,
+    #[serde(default)]
+    pub stability: StabilityHoursDto,
+    #[serde(default)]
+    pub special_handling: Vec<String>,
+    /// `numeric`, `coded` or `text`.
+    pub result_type: Option<String>,
+    pub precision: Option<u8>,
+    #[serde(default)]
+    pub answers: Vec<String>,
+    pub units: Option<String>,
+    pub reportable_low: Option<f64>,
+    pub reportable_high: Option<f64>,
+    #[serde(default)]
+    pub tat_minutes: TatMinutesDto,
+    pub performing_lab: Option<String>,
+}
+
+/// The wire form and the use-case form have the same JSON shape.
+fn to_app(d: TestDefinitionDto) -> ApiResult<TestDefinition> {
+    serde_json::to_value(d)
+        .and_then(serde_json::from_value)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+}
+
+fn to_dto(d: TestDefinition) -> TestDefinitionDto {
+    serde_json::to_value(d)
+        .and_then(serde_json::from_value)
+        .unwrap_or_default()
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CatalogEntryDto {
+    pub id: i64,
+    /// 1 at creation, +1 at every edit or retirement.
+    pub version: i64,
+    pub retired: bool,
+    pub retired_at: Option<String>,
+    pub updated_at: String,
+    #[serde(flatten)]
+    pub definition: TestDefinitionDto,
+}
+
+impl From<CatalogEntryView> for CatalogEntryDto {
+    fn from(v: CatalogEntryView) -> Self {
+        CatalogEntryDto {
+            id: v.id,
+            version: v.version,
+            retired: v.retired_at.is_some(),
+            retired_at: v.retired_at.map(|t| t.to_string()),
+            updated_at: v.updated_at.to_string(),
+            definition: to_dto(v.definition),
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Include retired entries.
+    #[serde(default)]
+    pub include_retired: bool,
+}
+
+/// The catalogue: orderable tests and panels, each with its LOINC code.
+#[utoipa::path(get, path = "/api/v1/catalog/tests", tag = "catalog", params(ListParams),
+    responses((status = 200, body = [CatalogEntryDto]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> ApiResult<Json<Vec<CatalogEntryDto>>> {
+    Ok(Json(
+        state
+            .app
+            .catalog(&actor, q.include_retired)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
+}
+
+/// Add a test or panel (version 1).
+#[utoipa::path(post, path = "/api/v1/catalog/tests", tag = "catalog", request_body = TestDefinitionDto,
+    responses((status = 201, body = CatalogEntryDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiJson(req): ApiJson<TestDefinitionDto>,
+) -> ApiResult<(StatusCode, Json<CatalogEntryDto>)> {
+    let v = state.app.create_catalog_entry(&actor, to_app(req)?).await?;
+    Ok((StatusCode::CREATED, Json(v.into())))
+}
+
+/// One catalogue entry by its local code.
+#[utoipa::path(get, path = "/api/v1/catalog/tests/{id}", tag = "catalog",
+    params(("id" = String, Path, description = "local test or panel code")),
+    responses((status = 200, body = CatalogEntryDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(code): ApiPath<String>,
+) -> ApiResult<Json<CatalogEntryDto>> {
+    Ok(Json(state.app.catalog_entry(&actor, &code).await?.into()))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEntry {
+    pub definition: TestDefinitionDto,
+    pub reason: String,
+}
+
+/// Replace an entry's definition: a new version (the old one is kept), audited with a reason.
+#[utoipa::path(put, path = "/api/v1/catalog/tests/{id}", tag = "catalog", request_body = UpdateEntry,
+    params(("id" = String, Path, description = "local test or panel code")),
+    responses((status = 200, body = CatalogEntryDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(code): ApiPath<String>,
+    ApiJson(req): ApiJson<UpdateEntry>,
+) -> ApiResult<Json<CatalogEntryDto>> {
+    let def = to_app(req.definition)?;
+    Ok(Json(
+        state
+            .app
+            .update_catalog_entry(&actor, &code, def, Some(&req.reason))
+            .await?
+            .into(),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetireEntry {
+    pub reason: String,
+}
+
+/// Retire an entry: kept for the orders that use it, no longer orderable.
+#[utoipa::path(post, path = "/api/v1/catalog/tests/{id}/retire", tag = "catalog", request_body = RetireEntry,
+    params(("id" = String, Path, description = "local test or panel code")),
+    responses((status = 200, body = CatalogEntryDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn retire(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(code): ApiPath<String>,
+    ApiJson(req): ApiJson<RetireEntry>,
+) -> ApiResult<Json<CatalogEntryDto>> {
+    Ok(Json(
+        state
+            .app
+            .retire_catalog_entry(&actor, &code, Some(&req.reason))
+            .await?
+            .into(),
+    ))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CatalogVersionDto {
+    pub version: i64,
+    pub changed_at: String,
+    pub changed_by: String,
+    pub definition: TestDefinitionDto,
+}
+
+/// Every version of an entry, oldest first.
+#[utoipa::path(get, path = "/api/v1/catalog/tests/{id}/versions", tag = "catalog",
+    params(("id" = String, Path, description = "local test or panel code")),
+    responses((status = 200, body = [CatalogVersionDto]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn versions(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(code): ApiPath<String>,
+) -> ApiResult<Json<Vec<CatalogVersionDto>>> {
+    Ok(Json(
+        state
+            .app
+            .catalog_history(&actor, &code)
+            .await?
+            .into_iter()
+            .map(|(version, at, by, d)| CatalogVersionDto {
+                version,
+                changed_at: at.to_string(),
+                changed_by: by,
+                definition: to_dto(d),
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,1070 @@
+//! Queries for registration and ordering, written once and stamped for each backend by
+//! [`reg_queries!`] as free functions over any executor (the read pool or a transaction), so
+//! the `Store` and `Tx` methods share one SQL text.
+
+macro_rules! reg_queries {
+    ($m:ident, $db:ty) => {
+        pub(crate) mod $m {
+            use jiff::Timestamp;
+            use sqlx::Executor;
+
+            use crate::backend::{opt_ts, ts, us};
+            use crate::records::*;
+            use crate::{StoreError, StoreResult};
+
+            type Db = $db;
+
+            macro_rules! patient_cols {
+                () => {
+                    "id, mrn, family_name, given_name, middle_name, family_key, \
+                given_key, birth_date, sex, facility_ids, contact, created_at, updated_at, merged_into"
+                };
+            }
+
+            #[derive(sqlx::FromRow)]
+            struct PatientRow {
+                id: i64,
+                mrn: String,
+                family_name: String,
+                given_name: String,
+                middle_name: Option<String>,
+                family_key: String,
+                given_key: String,
+                birth_date: String,
+                sex: String,
+                facility_ids: String,
+                contact: String,
+                created_at: i64,
+                updated_at: i64,
+                merged_into: Option<i64>,
+            }
+
+            fn patient(r: PatientRow) -> StoreResult<PatientRecord> {
+                Ok(PatientRecord {
+                    id: r.id,
+                    mrn: r.mrn,
+                    family_name: r.family_name,
+                    given_name: r.given_name,
+                    middle_name: r.middle_name,
+                    family_key: r.family_key,
+                    given_key: r.given_key,
+                    birth_date: r.birth_date,
+                    sex: r.sex,
+                    facility_ids: r.facility_ids,
+                    contact: r.contact,
+                    created_at: ts(r.created_at)?,
+                    updated_at: ts(r.updated_at)?,
+                    merged_into: r.merged_into,
+                })
+            }
+
+            pub async fn patient_by_id<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                id: i64,
+            ) -> StoreResult<Option<PatientRecord>> {
+                sqlx::query_as::<_, PatientRow>(concat!("SELECT ", patient_cols!(), " FROM patients WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(e)
+                .await?
+                .map(patient)
+                .transpose()
+            }
+
+            pub async fn patient_by_mrn<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                mrn: &str,
+            ) -> StoreResult<Option<PatientRecord>> {
+                sqlx::query_as::<_, PatientRow>(concat!("SELECT ", patient_cols!(), " FROM patients WHERE mrn = $1"))
+                .bind(mrn)
+                .fetch_optional(e)
+                .await?
+                .map(patient)
+                .transpose()
+            }
+
+            pub async fn insert_patient_identifier<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                patient_id: i64,
+                system: &str,
+                value: &str,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO patient_identifiers (system, value, patient_id) VALUES ($1, $2, $3)",
+                )
+                .bind(system)
+                .bind(value)
+                .bind(patient_id)
+                .execute(e)
+                .await?;
+                Ok(())
+            }
+
+            pub async fn patient_by_identifier<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                system: &str,
+                value: &str,
+            ) -> StoreResult<Option<PatientRecord>> {
+                sqlx::query_as::<_, PatientRow>(concat!(
+                    "SELECT ",
+                    patient_cols!(),
+                    " FROM patients WHERE id = (SELECT patient_id FROM patient_identifiers \
+                     WHERE system = $1 AND value = $2)"
+                ))
+                .bind(system)
+                .bind(value)
+                .fetch_optional(e)
+                .await?
+                .map(patient)
+                .transpose()
+            }
+
+            /// Live (not merged-away) patients born on one of `dates`.
+            pub async fn patients_born_on<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                dates: &[String],
+            ) -> StoreResult<Vec<PatientRecord>> {
+                let a = dates.first().cloned().unwrap_or_default();
+                let b = dates.get(1).cloned().unwrap_or_else(|| a.clone());
+                sqlx::query_as::<_, PatientRow>(concat!("SELECT ", patient_cols!(), " FROM patients WHERE birth_date IN ($1, $2) \
+                     AND merged_into IS NULL ORDER BY id LIMIT 500"))
+                .bind(a)
+                .bind(b)
+                .fetch_all(e)
+                .await?
+                .into_iter()
+                .map(patient)
+                .collect()
+            }
+
+            pub async fn search_patients<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                q: &PatientQuery,
+            ) -> StoreResult<Vec<PatientRecord>> {
+                // Only the given criteria go into the SQL, so that the planner can use the
+                // MRN, name-key/birth-date or birth-date index (a "$1 IS NULL OR ..." form
+                // would defeat it under a generic plan).
+                let mut qb = sqlx::QueryBuilder::<Db>::new(concat!(
+                    "SELECT ",
+                    patient_cols!(),
+                    " FROM patients WHERE merged_into IS NULL"
+                ));
+                for (column, value) in [
+                    (" AND mrn = ", &q.mrn),
+                    (" AND birth_date = ", &q.birth_date),
+                    (" AND family_key = ", &q.family_key),
+                    (" AND given_key = ", &q.given_key),
+                ] {
+                    if let Some(v) = value {
+                        qb.push(column).push_bind(v.clone());
+                    }
+                }
+                qb.push(" ORDER BY family_key, given_key, id LIMIT ").push_bind(q.limit);
+                qb.build_query_as::<PatientRow>()
+                    .fetch_all(e)
+                    .await?
+                    .into_iter()
+                    .map(patient)
+                    .collect()
+            }
+
+            pub async fn insert_patient<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                p: &PatientRecord,
+            ) -> StoreResult<i64> {
+                let (id,) = sqlx::query_as::<_, (i64,)>(
+                    "INSERT INTO patients (mrn, family_name, given_name, middle_name, family_key, \
+                     given_key, birth_date, sex, facility_ids, contact, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
+                )
+                .bind(&p.mrn)
+                .bind(&p.family_name)
+                .bind(&p.given_name)
+                .bind(&p.middle_name)
+                .bind(&p.family_key)
+                .bind(&p.given_key)
+                .bind(&p.birth_date)
+                .bind(&p.sex)
+                .bind(&p.facility_ids)
+                .bind(&p.contact)
+                .bind(us(p.created_at))
+                .fetch_one(e)
+                .await?;
+                Ok(id)
+            }
+
+            pub async fn set_merged_into<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                id: i64,
+                into: Option<i64>,
+                at: Timestamp,
+            ) -> StoreResult<()> {
+                let r = sqlx::query(
+                    "UPDATE patients SET merged_into = $1, updated_at = $2 WHERE id = $3",
+                )
+                .bind(into)
+                .bind(us(at))
+                .bind(id)
+                .execute(e)
+                .await?;
+                if r.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            }
+
+            pub async fn order_ids_of_patient<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                patient_id: i64,
+            ) -> StoreResult<Vec<i64>> {
+                Ok(sqlx::query_as::<_, (i64,)>(
+                    "SELECT id FROM orders WHERE patient_id = $1 ORDER BY id",
+                )
+                .bind(patient_id)
+                .fetch_all(e)
+                .await?
+                .into_iter()
+                .map(|r| r.0)
+                .collect())
+            }
+
+            pub async fn specimen_ids_of_patient<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                patient_id: i64,
+            ) -> StoreResult<Vec<i64>> {
+                Ok(sqlx::query_as::<_, (i64,)>(
+                    "SELECT id FROM specimens WHERE patient_id = $1 ORDER BY id",
+                )
+                .bind(patient_id)
+                .fetch_all(e)
+                .await?
+                .into_iter()
+                .map(|r| r.0)
+                .collect())
+            }
+
+            /// Moves one order (`table` = orders) or specimen to another patient, only if it
+            /// still belongs to `from`. Returns whether it moved.
+            pub async fn move_row<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                specimen: bool,
+                id: i64,
+                from: i64,
+                to: i64,
+            ) -> StoreResult<bool> {
+                let sql = if specimen {
+                    "UPDATE specimens SET patient_id = $1 WHERE id = $2 AND patient_id = $3"
+                } else {
+                    "UPDATE orders SET patient_id = $1 WHERE id = $2 AND patient_id = $3"
+                };
+                let r = sqlx::query(sql).bind(to).bind(id).bind(from).execute(e).await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            fn ids_json(ids: &[i64]) -> String {
+                serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
+            }
+
+            fn ids_parse(s: &str) -> StoreResult<Vec<i64>> {
+                serde_json::from_str(s).map_err(|e| StoreError::Database(format!("ids: {e}")))
+            }
+
+            pub async fn insert_merge<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                m: &MergeRecord,
+            ) -> StoreResult<i64> {
+                let (id,) = sqlx::query_as::<_, (i64,)>(
+                    "INSERT INTO patient_merges (survivor_id, merged_id, moved_order_ids, \
+                     moved_specimen_ids, reason, merged_at, merged_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                )
+                .bind(m.survivor_id)
+                .bind(m.merged_id)
+                .bind(ids_json(&m.moved_order_ids))
+                .bind(ids_json(&m.moved_specimen_ids))
+                .bind(&m.reason)
+                .bind(us(m.merged_at))
+                .bind(&m.merged_by)
+                .fetch_one(e)
+                .await?;
+                Ok(id)
+            }
+
+            type MergeRow = (i64, i64, i64, String, String, String, i64, String, Option<i64>, Option<String>);
+
+            pub async fn merge_by_id<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                id: i64,
+            ) -> StoreResult<Option<MergeRecord>> {
+                sqlx::query_as::<_, MergeRow>(
+                    "SELECT id, survivor_id, merged_id, moved_order_ids, moved_specimen_ids, \
+                     reason, merged_at, merged_by, undone_at, undone_by \
+                     FROM patient_merges WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(e)
+                .await?
+                .map(|r| {
+                    Ok(MergeRecord {
+                        id: r.0,
+                        survivor_id: r.1,
+                        merged_id: r.2,
+                        moved_order_ids: ids_parse(&r.3)?,
+                        moved_specimen_ids: ids_parse(&r.4)?,
+                        reason: r.5,
+                        merged_at: ts(r.6)?,
+                        merged_by: r.7,
+                        undone_at: opt_ts(r.8)?,
+                        undone_by: r.9,
+                    })
+                })
+                .transpose()
+            }
+
+            pub async fn set_merge_undone<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                id: i64,
+                at: Timestamp,
+                by: &str,
+            ) -> StoreResult<bool> {
+                let r = sqlx::query(
+                    "UPDATE patient_merges SET undone_at = $1, undone_by = $2 \
+                     WHERE id = $3 AND undone_at IS NULL",
+                )
+                .bind(us(at))
+                .bind(by)
+                .bind(id)
+                .execute(e)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            type ScanRow = (i64, i64, String, String, i64, i64, String);
+
+            fn scan(r: ScanRow) -> StoreResult<ScanRecord> {
+                Ok(ScanRecord {
+                    id: r.0,
+                    order_id: r.1,
+                    sha256: r.2,
+                    media_type: r.3,
+                    size_bytes: r.4,
+                    created_at: ts(r.5)?,
+                    created_by: r.6,
+                })
+            }
+
+            pub async fn insert_scan<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                s: &ScanRecord,
+            ) -> StoreResult<i64> {
+                let (id,) = sqlx::query_as::<_, (i64,)>(
+                    "INSERT INTO order_scans (order_id, sha256, media_type, size_bytes, created_at, \
+                     created_by) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                )
+                .bind(s.order_id)
+                .bind(&s.sha256)
+                .bind(&s.media_type)
+                .bind(s.size_bytes)
+                .bind(us(s.created_at))
+                .bind(&s.created_by)
+                .fetch_one(e)
+                .await?;
+                Ok(id)
+            }
+
+            pub async fn scan_by_id<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                id: i64,
+            ) -> StoreResult<Option<ScanRecord>> {
+                sqlx::query_as::<_, ScanRow>(
+                    "SELECT id, order_id, sha256, media_type, size_bytes, created_at, created_by \
+                     FROM order_scans WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(e)
+                .await?
+                .map(scan)
+                .transpose()
+            }
+
+            pub async fn scans_of_order<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                order_id: i64,
+            ) -> StoreResult<Vec<ScanRecord>> {
+                sqlx::query_as::<_, ScanRow>(
+                    "SELECT id, order_id, sha256, media_type, size_bytes, created_at, created_by \
+                     FROM order_scans WHERE order_id = $1 ORDER BY id",
+                )
+                .bind(order_id)
+                .fetch_all(e)
+                .await?
+                .into_iter()
+                .map(scan)
+                .collect()
+            }
+
+            /// Multi-row insert of patients (benchmark seeding only: no audit).
+            pub async fn bulk_insert_patients<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                rows: &[PatientRecord],
+            ) -> StoreResult<()> {
+                if rows.is_empty() {
+                    return Ok(());
+                }
+                let mut qb = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO patients (mrn, family_name, given_name, middle_name, family_key, \
+                     given_key, birth_date, sex, facility_ids, contact, created_at, updated_at) ",
+                );
+                qb.push_values(rows, |mut b, p| {
+                    b.push_bind(p.mrn.clone())
+                        .push_bind(p.family_name.clone())
+                        .push_bind(p.given_name.clone())
+                        .push_bind(p.middle_name.clone())
+                        .push_bind(p.family_key.clone())
+                        .push_bind(p.given_key.clone())
+                        .push_bind(p.birth_date.clone())
+                        .push_bind(p.sex.clone())
+                        .push_bind(p.facility_ids.clone())
+                        .push_bind(p.contact.clone())
+                        .push_bind(us(p.created_at))
+                        .push_bind(us(p.updated_at));
+                });
+                qb.build().execute(e).await?;
+                Ok(())
+            }
+
+            pub async fn insert_access<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                a: &AccessEntry,
+            ) -> StoreResult<()> {
+                let ids = serde_json::to_string(&a.patient_ids)
+                    .map_err(|err| StoreError::Database(err.to_string()))?;
+                sqlx::query(
+                    "INSERT INTO access_log (occurred_at, actor_id, actor_name, source, action, \
+                     entity_type, entity_id, patient_ids) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(us(a.at))
+                .bind(a.actor_id)
+                .bind(&a.actor_name)
+                .bind(&a.source)
+                .bind(&a.action)
+                .bind(&a.entity_type)
+                .bind(&a.entity_id)
+                .bind(ids)
+                .execute(e)
+                .await?;
+                Ok(())
+            }
+
+            // ---- providers and locations
+
+            type ProviderRow = (i64, String, String, String, String, i64);
+
+            fn provider(r: ProviderRow) -> StoreResult<ProviderRecord> {
+                Ok(ProviderRecord {
+                    id: r.0,
+                    npi: r.1,
+                    family_name: r.2,
+                    given_name: r.3,
+                    phone: r.4,
+                    created_at: ts(r.5)?,
+                })
+            }
+
+            pub async fn insert_provider<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                p: &ProviderRecord,
+            ) -> StoreResult<i64> {
+                let (id,) = sqlx::query_as::<_, (i64,)>(
+                    "INSERT INTO providers (npi, family_name, given_name, phone, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                )
+                .bind(&p.npi)
+                .bind(&p.family_name)
+                .bind(&p.given_name)
+                .bind(&p.phone)
+                .bind(us(p.created_at))
+                .fetch_one(e)
+                .await?;
+                Ok(id)
+            }
+
+            pub async fn provider_by_id<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                id: i64,
+            ) -> StoreResult<Option<ProviderRecord>> {
+                sqlx::query_as::<_, ProviderRow>(
+                    "SELECT id, npi, family_name, given_name, phone, created_at \
+                     FROM providers WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(e)
+                .await?
+                .map(provider)
+                .transpose()
+            }
+
+            pub async fn list_providers<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+            ) -> StoreResult<Vec<ProviderRecord>> {
+                sqlx::query_as::<_, ProviderRow>(
+                    "SELECT id, npi, family_name, given_name, phone, created_at \
+                     FROM providers ORDER BY family_name, given_name, id",
+                )
+                .fetch_all(e)
+                .await?
+                .into_iter()
+                .map(provider)
+                .collect()
+            }
+
+            type LocationRow = (i64, String, String, String, String, Option<String>, Option<String>, i64);
+
+            fn location(r: LocationRow) -> StoreResult<LocationRecord> {
+                Ok(LocationRecord {
+                    id: r.0,
+                    code: r.1,
+                    name: r.2,
+                    kind: r.3,
+                    address: r.4,
+                    phone: r.5,
+                    contact_name: r.6,
+                    created_at: ts(r.7)?,
+                })
+            }
+
+            pub async fn insert_location<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                l: &LocationRecord,
+            ) -> StoreResult<i64> {
+                let (id,) = sqlx::query_as::<_, (i64,)>(
+                    "INSERT INTO locations (code, name, kind, address, phone, contact_name, \
+                     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                )
+                .bind(&l.code)
+                .bind(&l.name)
+                .bind(&l.kind)
+                .bind(&l.address)
+                .bind(&l.phone)
+                .bind(&l.contact_name)
+                .bind(us(l.created_at))
+                .fetch_one(e)
+                .await?;
+                Ok(id)
+            }
+
+            pub async fn location_by_id<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                id: i64,
+            ) -> StoreResult<Option<LocationRecord>> {
+                sqlx::query_as::<_, LocationRow>(
+                    "SELECT id, code, name, kind, address, phone, contact_name, created_at \
+                     FROM locations WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(e)
+                .await?
+                .map(location)
+                .transpose()
+            }
+
+            pub async fn list_locations<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+            ) -> StoreResult<Vec<LocationRecord>> {
+                sqlx::query_as::<_, LocationRow>(
+                    "SELECT id, code, name, kind, address, phone, contact_name, created_at \
+                     FROM locations ORDER BY code",
+                )
+                .fetch_all(e)
+                .await?
+                .into_iter()
+                .map(location)
+                .collect()
+            }
+
+            // ---- catalogue
+
+            type CatalogRow = (i64, String, Option<String>, String, String, i64, String, i64, Option<i64>);
+            macro_rules! catalog_cols {
+                () => {
+                    "id, code, loinc, kind, name, version, definition, updated_at, retired_at"
+                };
+            }
+
+            fn catalog(r: CatalogRow) -> StoreResult<CatalogTestRecord> {
+                Ok(CatalogTestRecord {
+                    id: r.0,
+                    code: r.1,
+                    loinc: r.2,
+                    kind: r.3,
+                    name: r.4,
+                    version: r.5,
+                    definition: r.6,
+                    updated_at: ts(r.7)?,
+                    retired_at: opt_ts(r.8)?,
+                })
+            }
+
+            pub async fn list_catalog<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                include_retired: bool,
+            ) -> StoreResult<Vec<CatalogTestRecord>> {
+                sqlx::query_as::<_, CatalogRow>(concat!("SELECT ", catalog_cols!(), " FROM catalog_tests \
+                     WHERE $1 = 1 OR retired_at IS NULL ORDER BY code"))
+                .bind(i64::from(include_retired))
+                .fetch_all(e)
+                .await?
+                .into_iter()
+                .map(catalog)
+                .collect()
+            }
+
+            /// By local code, or else by LOINC code (the active entry first).
+            pub async fn catalog_by_code<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                code: &str,
+            ) -> StoreResult<Option<CatalogTestRecord>> {
+                sqlx::query_as::<_, CatalogRow>(concat!("SELECT ", catalog_cols!(), " FROM catalog_tests WHERE code = $1 OR loinc = $1 \
+                     ORDER BY CASE WHEN code = $1 THEN 0 ELSE 1 END, \
+                     CASE WHEN retired_at IS NULL THEN 0 ELSE 1 END, id LIMIT 1"))
+                .bind(code)
+                .fetch_optional(e)
+                .await?
+                .map(catalog)
+                .transpose()
+            }
+
+            pub async fn insert_catalog<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                c: &CatalogTestRecord,
+            ) -> StoreResult<i64> {
+                let (id,) = sqlx::query_as::<_, (i64,)>(
+                    "INSERT INTO catalog_tests (code, loinc, kind, name, version, definition, \
+                     updated_at, retired_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                )
+                .bind(&c.code)
+                .bind(&c.loinc)
+                .bind(&c.kind)
+                .bind(&c.name)
+                .bind(c.version)
+                .bind(&c.definition)
+                .bind(us(c.updated_at))
+                .bind(c.retired_at.map(us))
+                .fetch_one(e)
+                .await?;
+                Ok(id)
+            }
+
+            /// Replaces the definition of entry `c.id`, which must still be at `c.version - 1`.
+            pub async fn update_catalog<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                c: &CatalogTestRecord,
+            ) -> StoreResult<()> {
+                let r = sqlx::query(
+                    "UPDATE catalog_tests SET loinc = $1, kind = $2, name = $3, version = $4, \
+                     definition = $5, updated_at = $6, retired_at = $7 \
+                     WHERE id = $8 AND version = $9",
+                )
+                .bind(&c.loinc)
+                .bind(&c.kind)
+                .bind(&c.name)
+                .bind(c.version)
+                .bind(&c.definition)
+                .bind(us(c.updated_at))
+                .bind(c.retired_at.map(us))
+                .bind(c.id)
+                .bind(c.version - 1)
+                .execute(e)
+                .await?;
+                if r.rows_affected() == 0 {
+                    return Err(StoreError::Conflict("catalog entry changed meanwhile".into()));
+                }
+                Ok(())
+            }
+
+            pub async fn insert_catalog_version<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                c: &CatalogTestRecord,
+                by: &str,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO catalog_test_versions (test_id, version, definition, changed_at, \
+                     changed_by) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(c.id)
+                .bind(c.version)
+                .bind(&c.definition)
+                .bind(us(c.updated_at))
+                .bind(by)
+                .execute(e)
+                .await?;
+                Ok(())
+            }
+
+            pub async fn catalog_versions<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                test_id: i64,
+            ) -> StoreResult<Vec<CatalogVersionRecord>> {
+                sqlx::query_as::<_, (i64, String, i64, String)>(
+                    "SELECT version, definition, changed_at, changed_by FROM catalog_test_versions \
+                     WHERE test_id = $1 ORDER BY version",
+                )
+                .bind(test_id)
+                .fetch_all(e)
+                .await?
+                .into_iter()
+                .map(|r| {
+                    Ok(CatalogVersionRecord {
+                        version: r.0,
+                        definition: r.1,
+                        changed_at: ts(r.2)?,
+                        changed_by: r.3,
+                    })
+                })
+                .collect()
+            }
+
+            // ---- orders and specimens
+
+            macro_rules! order_cols {
+                () => {
+                    "id, patient_id, provider_id, location_id, priority, timed_at, \
+                placer_order_number, clinical_notes, diagnosis_codes, status, created_at, \
+                created_by, cancelled_at, cancel_reason"
+                };
+            }
+
+            #[derive(sqlx::FromRow)]
+            struct OrderRow {
+                id: i64,
+                patient_id: i64,
+                provider_id: i64,
+                location_id: i64,
+                priority: String,
+                timed_at: Option<i64>,
+                placer_order_number: Option<String>,
+                clinical_notes: Option<String>,
+                diagnosis_codes: String,
+                status: String,
+                created_at: i64,
+                created_by: String,
+                cancelled_at: Option<i64>,
+                cancel_reason: Option<String>,
+            }
+
+            fn order(r: OrderRow) -> StoreResult<OrderRecord> {
+                Ok(OrderRecord {
+                    id: r.id,
+                    patient_id: r.patient_id,
+                    provider_id: r.provider_id,
+                    location_id: r.location_id,
+                    priority: r.priority,
+                    timed_at: opt_ts(r.timed_at)?,
+                    placer_order_number: r.placer_order_number,
+                    clinical_notes: r.clinical_notes,
+                    diagnosis_codes: r.diagnosis_codes,
+                    status: r.status,
+                    created_at: ts(r.created_at)?,
+                    created_by: r.created_by,
+                    cancelled_at: opt_ts(r.cancelled_at)?,
+                    cancel_reason: r.cancel_reason,
+                })
+            }
+
+            pub async fn insert_order<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                o: &OrderRecord,
+            ) -> StoreResult<i64> {
+                let (id,) = sqlx::query_as::<_, (i64,)>(
+                    "INSERT INTO orders (patient_id, provider_id, location_id, priority, timed_at, \
+                     placer_order_number, clinical_notes, diagnosis_codes, status, created_at, \
+                     created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                )
+                .bind(o.patient_id)
+                .bind(o.provider_id)
+                .bind(o.location_id)
+                .bind(&o.priority)
+                .bind(o.timed_at.map(us))
+                .bind(&o.placer_order_number)
+                .bind(&o.clinical_notes)
+                .bind(&o.diagnosis_codes)
+                .bind(&o.status)
+                .bind(us(o.created_at))
+                .bind(&o.created_by)
+                .fetch_one(e)
+                .await?;
+                Ok(id)
+            }
+
+            pub async fn order_by_id<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                id: i64,
+            ) -> StoreResult<Option<OrderRecord>> {
+                sqlx::query_as::<_, OrderRow>(concat!("SELECT ", order_cols!(), " FROM orders WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(e)
+                .await?
+                .map(order)
+                .transpose()
+            }
+
+            pub async fn orders_by<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                placer_order_number: Option<&str>,
+                patient_id: Option<i64>,
+                limit: i64,
+            ) -> StoreResult<Vec<OrderRecord>> {
+                let mut qb = sqlx::QueryBuilder::<Db>::new(concat!(
+                    "SELECT ",
+                    order_cols!(),
+                    " FROM orders WHERE 1 = 1"
+                ));
+                if let Some(p) = placer_order_number {
+                    qb.push(" AND placer_order_number = ").push_bind(p.to_owned());
+                }
+                if let Some(id) = patient_id {
+                    qb.push(" AND patient_id = ").push_bind(id);
+                }
+                qb.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+                qb.build_query_as::<OrderRow>()
+                    .fetch_all(e)
+                    .await?
+                    .into_iter()
+                    .map(order)
+                    .collect()
+            }
+
+            pub async fn cancel_order<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                id: i64,
+                at: Timestamp,
+                reason: &str,
+            ) -> StoreResult<bool> {
+                let r = sqlx::query(
+                    "UPDATE orders SET status = 'cancelled', cancelled_at = $1, cancel_reason = $2 \
+                     WHERE id = $3 AND status <> 'cancelled'",
+                )
+                .bind(us(at))
+                .bind(reason)
+                .bind(id)
+                .execute(e)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            /// Sets the status of every test (`specimens` false) or specimen of an order.
+            pub async fn set_order_children_status<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                specimens: bool,
+                order_id: i64,
+                status: &str,
+            ) -> StoreResult<()> {
+                let sql = if specimens {
+                    "UPDATE specimens SET status = $1 WHERE order_id = $2"
+                } else {
+                    "UPDATE order_tests SET status = $1 WHERE order_id = $2"
+                };
+                sqlx::query(sql).bind(status).bind(order_id).execute(e).await?;
+                Ok(())
+            }
+
+            macro_rules! specimen_cols {
+                () => {
+                    "id, accession, order_id, patient_id, container, \
+                specimen_type, draw_rank, status, volume_ul, capacity_ul, created_at, \
+                collected_at, temperature"
+                };
+            }
+
+            #[derive(sqlx::FromRow)]
+            struct SpecimenRow {
+                id: i64,
+                accession: String,
+                order_id: i64,
+                patient_id: i64,
+                container: String,
+                specimen_type: String,
+                draw_rank: i64,
+                status: String,
+                volume_ul: i64,
+                capacity_ul: i64,
+                created_at: i64,
+                collected_at: Option<i64>,
+                temperature: Option<String>,
+            }
+
+            fn specimen(r: SpecimenRow) -> StoreResult<SpecimenRecord> {
+                Ok(SpecimenRecord {
+                    id: r.id,
+                    accession: r.accession,
+                    order_id: r.order_id,
+                    patient_id: r.patient_id,
+                    container: r.container,
+                    specimen_type: r.specimen_type,
+                    draw_rank: r.draw_rank,
+                    status: r.status,
+                    volume_ul: r.volume_ul,
+                    capacity_ul: r.capacity_ul,
+                    created_at: ts(r.created_at)?,
+                    collected_at: opt_ts(r.collected_at)?,
+                    temperature: r.temperature,
+                })
+            }
+
+            pub async fn insert_specimen<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                s: &SpecimenRecord,
+            ) -> StoreResult<i64> {
+                let (id,) = sqlx::query_as::<_, (i64,)>(
+                    "INSERT INTO specimens (accession, order_id, patient_id, container, \
+                     specimen_type, draw_rank, status, volume_ul, capacity_ul, created_at, \
+                     collected_at, temperature) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+                )
+                .bind(&s.accession)
+                .bind(s.order_id)
+                .bind(s.patient_id)
+                .bind(&s.container)
+                .bind(&s.specimen_type)
+                .bind(s.draw_rank)
+                .bind(&s.status)
+                .bind(s.volume_ul)
+                .bind(s.capacity_ul)
+                .bind(us(s.created_at))
+                .bind(s.collected_at.map(us))
+                .bind(&s.temperature)
+                .fetch_one(e)
+                .await?;
+                Ok(id)
+            }
+
+            /// Inserts several specimens in one statement; returns `(accession, id)` pairs.
+            pub async fn insert_specimens<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                rows: &[SpecimenRecord],
+            ) -> StoreResult<Vec<(String, i64)>> {
+                if rows.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut qb = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO specimens (accession, order_id, patient_id, container, \
+                     specimen_type, draw_rank, status, volume_ul, capacity_ul, created_at, \
+                     collected_at, temperature) ",
+                );
+                qb.push_values(rows, |mut b, s| {
+                    b.push_bind(s.accession.clone())
+                        .push_bind(s.order_id)
+                        .push_bind(s.patient_id)
+                        .push_bind(s.container.clone())
+                        .push_bind(s.specimen_type.clone())
+                        .push_bind(s.draw_rank)
+                        .push_bind(s.status.clone())
+                        .push_bind(s.volume_ul)
+                        .push_bind(s.capacity_ul)
+                        .push_bind(us(s.created_at))
+                        .push_bind(s.collected_at.map(us))
+                        .push_bind(s.temperature.clone());
+                });
+                qb.push(" RETURNING accession, id");
+                Ok(qb.build_query_as::<(String, i64)>().fetch_all(e).await?)
+            }
+
+            /// Inserts several order tests in one statement.
+            pub async fn insert_order_tests<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                rows: &[OrderTestRecord],
+            ) -> StoreResult<()> {
+                if rows.is_empty() {
+                    return Ok(());
+                }
+                let mut qb = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO order_tests (order_id, test_code, panel_code, specimen_id, status, \
+                     added_at) ",
+                );
+                qb.push_values(rows, |mut b, t| {
+                    b.push_bind(t.order_id)
+                        .push_bind(t.test_code.clone())
+                        .push_bind(t.panel_code.clone())
+                        .push_bind(t.specimen_id)
+                        .push_bind(t.status.clone())
+                        .push_bind(us(t.added_at));
+                });
+                qb.build().execute(e).await?;
+                Ok(())
+            }
+
+            pub async fn set_specimen_volume<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                id: i64,
+                volume_ul: i64,
+            ) -> StoreResult<()> {
+                sqlx::query("UPDATE specimens SET volume_ul = $1 WHERE id = $2")
+                    .bind(volume_ul)
+                    .bind(id)
+                    .execute(e)
+                    .await?;
+                Ok(())
+            }
+
+            pub async fn specimens_of_order<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                order_id: i64,
+            ) -> StoreResult<Vec<SpecimenRecord>> {
+                sqlx::query_as::<_, SpecimenRow>(concat!("SELECT ", specimen_cols!(), " FROM specimens WHERE order_id = $1 \
+                     ORDER BY draw_rank, container, id"))
+                .bind(order_id)
+                .fetch_all(e)
+                .await?
+                .into_iter()
+                .map(specimen)
+                .collect()
+            }
+
+            pub async fn insert_order_test<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                t: &OrderTestRecord,
+            ) -> StoreResult<i64> {
+                let (id,) = sqlx::query_as::<_, (i64,)>(
+                    "INSERT INTO order_tests (order_id, test_code, panel_code, specimen_id, status, \
+                     added_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                )
+                .bind(t.order_id)
+                .bind(&t.test_code)
+                .bind(&t.panel_code)
+                .bind(t.specimen_id)
+                .bind(&t.status)
+                .bind(us(t.added_at))
+                .fetch_one(e)
+                .await?;
+                Ok(id)
+            }
+
+            pub async fn tests_of_order<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                order_id: i64,
+            ) -> StoreResult<Vec<OrderTestRecord>> {
+                sqlx::query_as::<_, (i64, i64, String, Option<String>, i64, String, i64)>(
+                    "SELECT id, order_id, test_code, panel_code, specimen_id, status, added_at \
+                     FROM order_tests WHERE order_id = $1 ORDER BY id",
+                )
+                .bind(order_id)
+                .fetch_all(e)
+                .await?
+                .into_iter()
+                .map(|r| {
+                    Ok(OrderTestRecord {
+                        id: r.0,
+                        order_id: r.1,
+                        test_code: r.2,
+                        panel_code: r.3,
+                        specimen_id: r.4,
+                        status: r.5,
+                        added_at: ts(r.6)?,
+                    })
+                })
+                .collect()
+            }
+        }
+    };
+}
+
+pub(crate) use reg_queries;

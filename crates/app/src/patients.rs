@@ -270,6 +270,9 @@ impl App {
         };
 
         let mut tx = self.store.begin().await?;
+        // Duplicate detection is check-then-insert: no other registration (in any process)
+        // may slip between our look-up and our insert.
+        tx.serialize_writes().await?;
         if tx.patient_by_mrn(mrn.as_str()).await?.is_some() {
             return Err(AppError::Conflict {
                 field: Some("mrn".into()),

@@ -447,3 +447,56 @@ async fn two_servers_share_one_postgres_database() {
     drop((a, b));
     d.finish().await;
 }
+
+/// Duplicate detection across processes: the same person registered at the same moment on two
+/// servers sharing one database (with different MRNs) is created once; the other registration
+/// is answered with the possible duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_never_register_the_same_person_twice() {
+    let d = Database::new(Db::Postgres);
+    let out = d.aliquot(
+        &[
+            "user",
+            "add",
+            "--username",
+            "clerk",
+            "--role",
+            "technician",
+            "--password-stdin",
+        ],
+        Some(PASSWORD),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let a = serve(&d);
+    let b = serve(&d);
+    let client = reqwest::Client::new();
+    let token = login(&client, &a.base, "clerk").await;
+    for round in 0..20 {
+        let register = |base: String, mrn: String| {
+            let client = client.clone();
+            let token = token.clone();
+            tokio::spawn(async move {
+                client
+                    .post(format!("{base}/api/v1/patients"))
+                    .bearer_auth(&token)
+                    .json(&json!({"mrn": mrn, "family_name": format!("Twinless{round}"),
+                        "given_name": "Pat", "birth_date": format!("1970-01-{:02}", round + 1), "sex": "F"}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        };
+        let first = register(a.base.clone(), format!("A{round}"));
+        let second = register(b.base.clone(), format!("B{round}"));
+        let mut statuses = [first.await.unwrap(), second.await.unwrap()];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [reqwest::StatusCode::CREATED, reqwest::StatusCode::CONFLICT],
+            "round {round}: both registrations went through or both failed"
+        );
+    }
+    drop((a, b));
+    d.finish().await;
+}

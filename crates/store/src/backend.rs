@@ -669,6 +669,13 @@ macro_rules! backend {
                 Ok(v)
             }
 
+            async fn serialize_writes(&mut self) -> StoreResult<()> {
+                sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(())
+            }
+
             fn audit(&mut self, entry: AuditEntry) {
                 self.audit.push(entry);
             }

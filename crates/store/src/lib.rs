@@ -247,6 +247,13 @@ pub trait Tx: Send {
     /// across processes: the row is locked until the transaction ends.
     async fn next_counter(&mut self, name: &str) -> StoreResult<i64>;
 
+    /// Serialises this transaction with every other audited write, in every process sharing
+    /// the database, from here to commit (it takes the audit head's row lock, which every
+    /// audited commit takes anyway, so the lock order stays the same and cannot deadlock).
+    /// For check-then-insert rules that a unique index cannot express, such as duplicate
+    /// patient detection: a concurrent registration in another process waits, then sees ours.
+    async fn serialize_writes(&mut self) -> StoreResult<()>;
+
     /// Advances a counter by `n` (≥ 1) in one step and returns the last value: the caller
     /// owns `last - n + 1 ..= last`.
     async fn next_counter_by(&mut self, name: &str, n: i64) -> StoreResult<i64>;

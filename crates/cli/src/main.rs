@@ -171,12 +171,18 @@ async fn open_app(db: &DbArgs) -> anyhow::Result<App> {
     Ok(App::new(store, Arc::new(SystemClock), config))
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
-    runtime.block_on(run(cli))
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(run(cli)));
+    if let Err(e) = result {
+        // The whole chain of causes, one line, for an operator; no backtrace.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

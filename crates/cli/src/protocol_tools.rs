@@ -75,7 +75,17 @@ pub fn run_hl7(cmd: Hl7Command) -> Result<()> {
 pub fn run_astm(cmd: AstmCommand) -> Result<()> {
     let lines = match cmd {
         AstmCommand::Decode { file } => astm_decode_lines(&read(&file)?),
-        AstmCommand::Frames { file } => astm_frames_lines(&read(&file)?),
+        AstmCommand::Frames { file } => {
+            let bytes = read(&file)?;
+            let lines = astm_frames_lines(&bytes);
+            if lines.is_empty() && !bytes.is_empty() {
+                anyhow::bail!(
+                    "{}: no E1381 link traffic (ENQ, frames, EOT) found; for a file of raw records use `aliquot astm decode`",
+                    file.display()
+                );
+            }
+            lines
+        }
     };
     for line in lines {
         println!("{line}");

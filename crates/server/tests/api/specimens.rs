@@ -1,6 +1,7 @@
 //! The specimen lifecycle: read with chain of custody, labels, collection, receipt (receipt
 //! check, double and concurrent receipt), rejection with problem log and recollection tasks.
 
+use aliquot_app::{Actor, App, AppConfig, AppError, ReceiveInput, Source};
 use aliquot_domain::auth::Role;
 use aliquot_domain::ids::{AccessionNumber, AccessionPrefix};
 use aliquot_domain::specimen::RejectionReason;
@@ -15,6 +16,7 @@ crate::both_backends!(
     labels_are_counted_and_audited,
     collection_checks_identity_and_time,
     receipt_check_double_and_concurrent_receipt,
+    concurrent_receipt_from_two_processes,
     every_rejection_reason_opens_a_problem_and_a_task,
 );
 
@@ -510,5 +512,48 @@ async fn every_rejection_reason_opens_a_problem_and_a_task(db: Db) {
     let phleb = c.app.token_for(Role::Phlebotomist).await;
     let got = c.app.get("/api/v1/problem-log", &phleb).await;
     assert_error(&got, StatusCode::FORBIDDEN, "forbidden", None);
+    c.app.finish().await;
+}
+
+/// Two stores on one database (as two server processes would have, each with its own writer
+/// connection): receiving the same tube from both at once, exactly one succeeds.
+async fn concurrent_receipt_from_two_processes(db: Db) {
+    let c = setup(db).await;
+    let store2 = open_store(&c.app.db).await;
+    let app2 = App::new(store2, c.app.clock.clone(), AppConfig::default());
+    let actor = Actor {
+        user_id: None,
+        username: "second-process".into(),
+        role: Role::Technician,
+        source: Source::Api,
+        session_id: None,
+    };
+    for _ in 0..5 {
+        let acc = new_tube(&c).await;
+        collect(&c, &acc).await;
+        let path = format!("/api/v1/specimens/{acc}/receive");
+        let (http, other) = tokio::join!(
+            c.app.post(&path, &c.token, json!({})),
+            app2.receive_specimen(&actor, &acc, ReceiveInput::default())
+        );
+        match (http.0, other) {
+            (StatusCode::OK, Err(AppError::Conflict { .. })) => {}
+            (StatusCode::CONFLICT, Ok(Ok(s))) => assert_eq!(s.status, "received"),
+            (status, other) => panic!("{status} {} / {other:?}", http.1),
+        }
+        let (_, v) = c
+            .app
+            .get(&format!("/api/v1/specimens/{acc}"), &c.token)
+            .await;
+        assert_eq!(v["status"], "received");
+        let receipts = v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "receive")
+            .count();
+        assert_eq!(receipts, 1);
+    }
+    app2.store().close().await;
     c.app.finish().await;
 }

@@ -367,6 +367,14 @@ async fn receipt_check_double_and_concurrent_receipt(db: Db) {
         "unknown_temperature",
         Some("temperature"),
     );
+    let got = c.app.post(&path, &c.token, json!({"volume_ul": -5})).await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "volume_range",
+        Some("volume_ul"),
+    );
+    assert_eq!(c.app.audit_len().await, before + 1);
 
     let (s, v) = c.app.post(&path, &c.token, json!({"label_ok": true})).await;
     assert_eq!(s, StatusCode::OK, "{v}");

@@ -105,7 +105,9 @@ pub struct LabelQuery {
 /// The tube label as ZPL II or SVG. Every print is counted and audited; reprints say `Rn`.
 #[utoipa::path(get, path = "/api/v1/specimens/{accession}/label", tag = "specimens",
     params(("accession" = String, Path, description = "accession number"), LabelQuery),
-    responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = ErrorBody),
+    responses((status = 200, description = "ZPL II (`format=zpl`) or SVG (`format=svg`)",
+               content((String = "text/plain; charset=utf-8"), (String = "image/svg+xml"))),
+              (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn label(
     State(state): State<AppState>,

@@ -231,6 +231,14 @@ async fn labels_are_counted_and_audited(db: Db) {
         Some("format"),
     );
     assert_eq!(c.app.audit_len().await, before + 2);
+    let (_, doc) = c.app.get("/api/v1/openapi.json", &c.token).await;
+    let content =
+        &doc["paths"]["/api/v1/specimens/{accession}/label"]["get"]["responses"]["200"]["content"];
+    assert!(content.get("image/svg+xml").is_some(), "{content}");
+    assert!(
+        content.get("text/plain; charset=utf-8").is_some(),
+        "{content}"
+    );
     c.app.finish().await;
 }
 

@@ -91,6 +91,7 @@ pub struct ReceiptProblemView {
 pub struct ProblemView {
     pub id: i64,
     pub specimen_id: i64,
+    pub accession: String,
     pub reason: String,
     pub comment: Option<String>,
     pub opened_at: Timestamp,
@@ -104,6 +105,7 @@ pub struct RecollectTaskView {
     pub order_id: i64,
     pub location_id: i64,
     pub specimen_id: i64,
+    pub accession: String,
     pub reason: String,
     pub created_at: Timestamp,
     pub done_at: Option<Timestamp>,
@@ -623,6 +625,7 @@ impl App {
             .insert_problem(&ProblemRecord {
                 id: 0,
                 specimen_id: s.id,
+                accession: s.accession.clone(),
                 reason: reason.as_str().to_owned(),
                 comment: comment.clone(),
                 opened_at: now,
@@ -636,6 +639,7 @@ impl App {
                 order_id: order.id,
                 location_id: order.location_id,
                 specimen_id: s.id,
+                accession: s.accession.clone(),
                 reason: reason.as_str().to_owned(),
                 created_at: now,
                 done_at: None,
@@ -678,6 +682,7 @@ impl App {
             .map(|p| ProblemView {
                 id: p.id,
                 specimen_id: p.specimen_id,
+                accession: p.accession,
                 reason: p.reason,
                 comment: p.comment,
                 opened_at: p.opened_at,
@@ -704,6 +709,7 @@ impl App {
                 order_id: t.order_id,
                 location_id: t.location_id,
                 specimen_id: t.specimen_id,
+                accession: t.accession,
                 reason: t.reason,
                 created_at: t.created_at,
                 done_at: t.done_at,

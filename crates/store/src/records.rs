@@ -259,6 +259,8 @@ pub struct SpecimenEventRecord {
 pub struct ProblemRecord {
     pub id: i64,
     pub specimen_id: i64,
+    /// The specimen's accession number (read from the specimen; ignored on insert).
+    pub accession: String,
     pub reason: String,
     pub comment: Option<String>,
     pub opened_at: Timestamp,
@@ -273,6 +275,8 @@ pub struct RecollectTaskRecord {
     pub order_id: i64,
     pub location_id: i64,
     pub specimen_id: i64,
+    /// The specimen's accession number (read from the specimen; ignored on insert).
+    pub accession: String,
     pub reason: String,
     pub created_at: Timestamp,
     pub done_at: Option<Timestamp>,

@@ -1193,13 +1193,16 @@ macro_rules! reg_queries {
                 limit: i64,
             ) -> StoreResult<Vec<ProblemRecord>> {
                 let sql = if open_only {
-                    "SELECT id, specimen_id, reason, comment, opened_at, opened_by, resolved_at \
-                     FROM problem_log WHERE resolved_at IS NULL ORDER BY id LIMIT $1"
+                    "SELECT p.id, p.specimen_id, s.accession, p.reason, p.comment, p.opened_at, \
+                     p.opened_by, p.resolved_at FROM problem_log p \
+                     JOIN specimens s ON s.id = p.specimen_id \
+                     WHERE p.resolved_at IS NULL ORDER BY p.id LIMIT $1"
                 } else {
-                    "SELECT id, specimen_id, reason, comment, opened_at, opened_by, resolved_at \
-                     FROM problem_log ORDER BY id LIMIT $1"
+                    "SELECT p.id, p.specimen_id, s.accession, p.reason, p.comment, p.opened_at, \
+                     p.opened_by, p.resolved_at FROM problem_log p \
+                     JOIN specimens s ON s.id = p.specimen_id ORDER BY p.id LIMIT $1"
                 };
-                sqlx::query_as::<_, (i64, i64, String, Option<String>, i64, String, Option<i64>)>(sql)
+                sqlx::query_as::<_, (i64, i64, String, String, Option<String>, i64, String, Option<i64>)>(sql)
                 .bind(limit)
                 .fetch_all(e)
                 .await?
@@ -1208,11 +1211,12 @@ macro_rules! reg_queries {
                     Ok(ProblemRecord {
                         id: r.0,
                         specimen_id: r.1,
-                        reason: r.2,
-                        comment: r.3,
-                        opened_at: ts(r.4)?,
-                        opened_by: r.5,
-                        resolved_at: opt_ts(r.6)?,
+                        accession: r.2,
+                        reason: r.3,
+                        comment: r.4,
+                        opened_at: ts(r.5)?,
+                        opened_by: r.6,
+                        resolved_at: opt_ts(r.7)?,
                     })
                 })
                 .collect()
@@ -1242,13 +1246,16 @@ macro_rules! reg_queries {
                 limit: i64,
             ) -> StoreResult<Vec<RecollectTaskRecord>> {
                 let sql = if open_only {
-                    "SELECT id, order_id, location_id, specimen_id, reason, created_at, done_at \
-                     FROM recollect_tasks WHERE done_at IS NULL ORDER BY id LIMIT $1"
+                    "SELECT t.id, t.order_id, t.location_id, t.specimen_id, s.accession, t.reason, \
+                     t.created_at, t.done_at FROM recollect_tasks t \
+                     JOIN specimens s ON s.id = t.specimen_id \
+                     WHERE t.done_at IS NULL ORDER BY t.id LIMIT $1"
                 } else {
-                    "SELECT id, order_id, location_id, specimen_id, reason, created_at, done_at \
-                     FROM recollect_tasks ORDER BY id LIMIT $1"
+                    "SELECT t.id, t.order_id, t.location_id, t.specimen_id, s.accession, t.reason, \
+                     t.created_at, t.done_at FROM recollect_tasks t \
+                     JOIN specimens s ON s.id = t.specimen_id ORDER BY t.id LIMIT $1"
                 };
-                sqlx::query_as::<_, (i64, i64, i64, i64, String, i64, Option<i64>)>(sql)
+                sqlx::query_as::<_, (i64, i64, i64, i64, String, String, i64, Option<i64>)>(sql)
                 .bind(limit)
                 .fetch_all(e)
                 .await?
@@ -1259,9 +1266,10 @@ macro_rules! reg_queries {
                         order_id: r.1,
                         location_id: r.2,
                         specimen_id: r.3,
-                        reason: r.4,
-                        created_at: ts(r.5)?,
-                        done_at: opt_ts(r.6)?,
+                        accession: r.4,
+                        reason: r.5,
+                        created_at: ts(r.6)?,
+                        done_at: opt_ts(r.7)?,
                     })
                 })
                 .collect()

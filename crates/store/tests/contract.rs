@@ -597,6 +597,7 @@ async fn specimen_changes_are_guarded_and_custody_is_kept(db: Db) {
     tx.insert_problem(&ProblemRecord {
         id: 0,
         specimen_id: id,
+        accession: String::new(),
         reason: "hemolyzed".into(),
         comment: None,
         opened_at: at,
@@ -610,6 +611,7 @@ async fn specimen_changes_are_guarded_and_custody_is_kept(db: Db) {
         order_id: order,
         location_id: location,
         specimen_id: id,
+        accession: String::new(),
         reason: "hemolyzed".into(),
         created_at: at,
         done_at: None,
@@ -620,9 +622,11 @@ async fn specimen_changes_are_guarded_and_custody_is_kept(db: Db) {
     let open = f.store.problem_log(true, 10).await.unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].reason, "hemolyzed");
+    assert_eq!(open[0].accession, "A2600000012X");
     assert_eq!(open[0].opened_at, at);
     let tasks = f.store.recollect_tasks(true, 10).await.unwrap();
     assert_eq!(tasks.len(), 1);
     assert_eq!((tasks[0].order_id, tasks[0].location_id), (order, location));
+    assert_eq!(tasks[0].accession, "A2600000012X");
     f.finish().await;
 }

@@ -264,6 +264,7 @@ pub struct OpenQuery {
 pub struct ProblemDto {
     pub id: i64,
     pub specimen_id: i64,
+    pub accession: String,
     pub reason: String,
     pub comment: Option<String>,
     pub opened_at: String,
@@ -276,6 +277,7 @@ impl From<ProblemView> for ProblemDto {
         ProblemDto {
             id: p.id,
             specimen_id: p.specimen_id,
+            accession: p.accession,
             reason: p.reason,
             comment: p.comment,
             opened_at: p.opened_at.to_string(),
@@ -307,6 +309,7 @@ pub struct RecollectTaskDto {
     /// The ordering client location that recollects.
     pub location_id: i64,
     pub specimen_id: i64,
+    pub accession: String,
     pub reason: String,
     pub created_at: String,
     pub done_at: Option<String>,
@@ -319,6 +322,7 @@ impl From<RecollectTaskView> for RecollectTaskDto {
             order_id: t.order_id,
             location_id: t.location_id,
             specimen_id: t.specimen_id,
+            accession: t.accession,
             reason: t.reason,
             created_at: t.created_at.to_string(),
             done_at: t.done_at.map(|t| t.to_string()),

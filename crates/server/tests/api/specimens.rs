@@ -491,15 +491,16 @@ async fn every_rejection_reason_opens_a_problem_and_a_task(db: Db) {
         let last = v["events"].as_array().unwrap().last().unwrap().clone();
         assert_eq!(last["kind"], "reject");
         assert_eq!(last["details"]["reason"], reason.as_str());
-        rejected.push((v["id"].as_i64().unwrap(), reason.as_str()));
+        rejected.push((v["id"].as_i64().unwrap(), acc, reason.as_str()));
     }
 
     let (s, log) = c.app.get("/api/v1/problem-log?open=true", &c.token).await;
     assert_eq!(s, StatusCode::OK, "{log}");
     let log = log.as_array().unwrap();
     assert_eq!(log.len(), rejected.len());
-    for (p, (id, reason)) in log.iter().zip(&rejected) {
+    for (p, (id, acc, reason)) in log.iter().zip(&rejected) {
         assert_eq!(p["specimen_id"], *id);
+        assert_eq!(p["accession"], acc.as_str());
         assert_eq!(p["reason"], *reason);
         assert_eq!(p["comment"], "seen at the bench");
         assert_eq!(p["opened_by"], "technician");
@@ -513,6 +514,12 @@ async fn every_rejection_reason_opens_a_problem_and_a_task(db: Db) {
     let tasks = tasks.as_array().unwrap();
     assert_eq!(tasks.len(), rejected.len());
     assert!(tasks.iter().all(|t| t["location_id"] == c.location));
+    for (t, (id, acc, reason)) in tasks.iter().zip(&rejected) {
+        assert_eq!(t["specimen_id"], *id);
+        assert_eq!(t["accession"], acc.as_str());
+        assert_eq!(t["reason"], *reason);
+        assert_eq!(t["done_at"], Value::Null);
+    }
 
     // Receipt after rejection is refused.
     let got = c

@@ -14,6 +14,7 @@ mod orders;
 mod patients;
 mod scans;
 mod settings;
+mod specimens;
 
 use std::sync::{Arc, Mutex};
 
@@ -32,6 +33,10 @@ pub use patients::{
 };
 pub use scans::{ScanContent, ScanView};
 pub use settings::{SettingView, setting_rules};
+pub use specimens::{
+    CollectInput, ProblemView, ReceiptProblemView, ReceiveInput, RecollectTaskView, RenderedLabel,
+    SpecimenDetail, SpecimenEventView,
+};
 
 /// Where a request came from; recorded in every audit entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -772,13 +772,91 @@ pub fn apply_dilution(value: Decimal, factor: DilutionFactor) -> Result<Decimal,
     value.checked_mul(factor.0).ok_or(DilutionError::Overflow)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Collection time
+
+/// How far ahead of the server's clock a collection time may be (clock skew of handhelds).
+pub const COLLECTION_CLOCK_SKEW: SignedDuration = SignedDuration::from_mins(5);
+
+/// Why a reported collection time is not plausible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum CollectionTimeError {
+    #[error("the collection time is in the future")]
+    InFuture,
+    #[error("the collection time is before the order was placed")]
+    BeforeOrder,
+}
+
+impl CollectionTimeError {
+    /// Stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InFuture => "collection_in_future",
+            Self::BeforeOrder => "collection_before_order",
+        }
+    }
+    /// The input field concerned.
+    pub fn field(&self) -> Option<&'static str> {
+        Some("collected_at")
+    }
+}
+
+/// A collection time must lie between the order's creation and now (allowing
+/// [`COLLECTION_CLOCK_SKEW`] ahead of now).
+pub fn check_collection_time(
+    collected_at: Timestamp,
+    ordered_at: Timestamp,
+    now: Timestamp,
+) -> Result<(), CollectionTimeError> {
+    let latest = now.checked_add(COLLECTION_CLOCK_SKEW).unwrap_or(now);
+    if collected_at > latest {
+        Err(CollectionTimeError::InFuture)
+    } else if collected_at < ordered_at {
+        Err(CollectionTimeError::BeforeOrder)
+    } else {
+        Ok(())
+    }
+}
+
 impl_domain_error!(
     TransitionError,
     ReceiptProblem,
     CentrifugationError,
     AliquotError,
-    DilutionError
+    DilutionError,
+    CollectionTimeError
 );
+
+#[cfg(test)]
+mod collection_time_tests {
+    use super::*;
+
+    #[test]
+    fn collection_time_window() {
+        let ordered: Timestamp = "2026-11-21T08:00:00Z".parse().unwrap();
+        let now: Timestamp = "2026-11-21T09:00:00Z".parse().unwrap();
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        assert_eq!(check_collection_time(ordered, ordered, now), Ok(()));
+        assert_eq!(check_collection_time(now, ordered, now), Ok(()));
+        assert_eq!(
+            check_collection_time(at("2026-11-21T09:05:00Z"), ordered, now),
+            Ok(())
+        );
+        assert_eq!(
+            check_collection_time(at("2026-11-21T09:05:01Z"), ordered, now),
+            Err(CollectionTimeError::InFuture)
+        );
+        assert_eq!(
+            check_collection_time(at("2026-11-21T07:59:59Z"), ordered, now),
+            Err(CollectionTimeError::BeforeOrder)
+        );
+        assert_eq!(CollectionTimeError::InFuture.code(), "collection_in_future");
+        assert_eq!(
+            CollectionTimeError::BeforeOrder.field(),
+            Some("collected_at")
+        );
+    }
+}
 
 #[cfg(test)]
 mod tests {

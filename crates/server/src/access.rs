@@ -96,6 +96,29 @@ pub const ROUTES: &[RouteSpec] = &[
     r("POST", "/api/v1/orders/{id}/scans", Perm(P::OrderWrite)),
     r("GET", "/api/v1/orders/{id}/scans", Perm(P::OrderRead)),
     r("GET", "/api/v1/scans/{id}", Perm(P::OrderRead)),
+    r("GET", "/api/v1/specimens/{accession}", Perm(P::OrderRead)),
+    r(
+        "GET",
+        "/api/v1/specimens/{accession}/label",
+        Perm(P::SpecimenCollect),
+    ),
+    r(
+        "POST",
+        "/api/v1/specimens/{accession}/collect",
+        Perm(P::SpecimenCollect),
+    ),
+    r(
+        "POST",
+        "/api/v1/specimens/{accession}/receive",
+        Perm(P::SpecimenProcess),
+    ),
+    r(
+        "POST",
+        "/api/v1/specimens/{accession}/reject",
+        Perm(P::SpecimenProcess),
+    ),
+    r("GET", "/api/v1/problem-log", Perm(P::SpecimenProcess)),
+    r("GET", "/api/v1/recollect-tasks", Perm(P::SpecimenProcess)),
 ];
 
 pub fn lookup(method: &Method, path: &str) -> Option<&'static RouteSpec> {

@@ -25,6 +25,18 @@ pub struct ErrorDetail {
     /// For `possible_duplicate`: the existing patients the registration resembles.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub candidates: Option<Vec<DuplicateCandidateDto>>,
+    /// For `receipt_problems`: what the receipt check found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<ReceiptProblemDto>>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReceiptProblemDto {
+    /// e.g. `receipt_stability_exceeded`, `receipt_wrong_container`.
+    pub code: String,
+    pub message: String,
+    /// The rejection reason this problem maps to, e.g. `stability_exceeded`.
+    pub rejection_reason: String,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -41,7 +53,15 @@ pub struct ApiError {
     pub message: String,
     pub field: Option<String>,
     pub retry_after: Option<u64>,
-    pub candidates: Option<Vec<DuplicateCandidateDto>>,
+    /// Lists some errors carry (boxed: errors stay small on the happy path).
+    pub extra: Option<Box<ErrorExtra>>,
+}
+
+/// A list carried by an error body.
+#[derive(Debug)]
+pub enum ErrorExtra {
+    Candidates(Vec<DuplicateCandidateDto>),
+    Problems(Vec<ReceiptProblemDto>),
 }
 
 impl ApiError {
@@ -52,7 +72,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             retry_after: None,
-            candidates: None,
+            extra: None,
         }
     }
 
@@ -122,12 +142,18 @@ impl From<AppError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let (candidates, problems) = match self.extra.map(|e| *e) {
+            Some(ErrorExtra::Candidates(c)) => (Some(c), None),
+            Some(ErrorExtra::Problems(p)) => (None, Some(p)),
+            None => (None, None),
+        };
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code,
                 message: self.message,
                 field: self.field,
-                candidates: self.candidates,
+                candidates,
+                problems,
             },
         };
         let mut response = (self.status, axum::Json(body)).into_response();

@@ -487,6 +487,22 @@ macro_rules! backend {
             async fn scans_of_order(&self, order_id: i64) -> StoreResult<Vec<ScanRecord>> {
                 $q::scans_of_order(&self.read, order_id).await
             }
+
+            async fn specimen_by_accession(&self, accession: &str) -> StoreResult<Option<SpecimenRecord>> {
+                $q::specimen_by_accession(&self.read, accession).await
+            }
+
+            async fn specimen_events(&self, specimen_id: i64) -> StoreResult<Vec<SpecimenEventRecord>> {
+                $q::specimen_events(&self.read, specimen_id).await
+            }
+
+            async fn problem_log(&self, open_only: bool, limit: i64) -> StoreResult<Vec<ProblemRecord>> {
+                $q::problem_log(&self.read, open_only, limit).await
+            }
+
+            async fn recollect_tasks(&self, open_only: bool, limit: i64) -> StoreResult<Vec<RecollectTaskRecord>> {
+                $q::recollect_tasks(&self.read, open_only, limit).await
+            }
         }
 
         #[async_trait]
@@ -798,6 +814,30 @@ macro_rules! backend {
 
             async fn insert_order_tests(&mut self, rows: &[OrderTestRecord]) -> StoreResult<()> {
                 $q::insert_order_tests(&mut *self.tx, rows).await
+            }
+
+            async fn specimen_by_accession(&mut self, accession: &str) -> StoreResult<Option<SpecimenRecord>> {
+                $q::specimen_by_accession(&mut *self.tx, accession).await
+            }
+
+            async fn change_specimen(&mut self, change: &SpecimenChange) -> StoreResult<bool> {
+                $q::change_specimen(&mut *self.tx, change).await
+            }
+
+            async fn count_label_print(&mut self, specimen_id: i64) -> StoreResult<i64> {
+                $q::count_label_print(&mut *self.tx, specimen_id).await
+            }
+
+            async fn insert_specimen_event(&mut self, event: &SpecimenEventRecord) -> StoreResult<i64> {
+                $q::insert_specimen_event(&mut *self.tx, event).await
+            }
+
+            async fn insert_problem(&mut self, problem: &ProblemRecord) -> StoreResult<i64> {
+                $q::insert_problem(&mut *self.tx, problem).await
+            }
+
+            async fn insert_recollect_task(&mut self, task: &RecollectTaskRecord) -> StoreResult<i64> {
+                $q::insert_recollect_task(&mut *self.tx, task).await
             }
 
             async fn insert_patient_identifier(&mut self, patient_id: i64, system: &str, value: &str) -> StoreResult<()> {

@@ -212,6 +212,19 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts patients in multi-row statements, without audit: for benchmark seeding only.
     async fn bulk_insert_patients(&self, rows: &[PatientRecord]) -> StoreResult<()>;
     async fn scans_of_order(&self, order_id: i64) -> StoreResult<Vec<ScanRecord>>;
+
+    // Specimen lifecycle.
+    async fn specimen_by_accession(&self, accession: &str) -> StoreResult<Option<SpecimenRecord>>;
+    /// A specimen's chain of custody, oldest first.
+    async fn specimen_events(&self, specimen_id: i64) -> StoreResult<Vec<SpecimenEventRecord>>;
+    /// Problem-log entries (only unresolved ones with `open_only`), oldest first.
+    async fn problem_log(&self, open_only: bool, limit: i64) -> StoreResult<Vec<ProblemRecord>>;
+    /// Recollection tasks (only those not done with `open_only`), oldest first.
+    async fn recollect_tasks(
+        &self,
+        open_only: bool,
+        limit: i64,
+    ) -> StoreResult<Vec<RecollectTaskRecord>>;
 }
 
 /// One write transaction. Dropping it without [`Tx::commit`] rolls everything back, audit
@@ -324,6 +337,19 @@ pub trait Tx: Send {
     ) -> StoreResult<Vec<(String, i64)>>;
     /// Inserts order tests in one statement.
     async fn insert_order_tests(&mut self, rows: &[OrderTestRecord]) -> StoreResult<()>;
+
+    // Specimen lifecycle.
+    async fn specimen_by_accession(
+        &mut self,
+        accession: &str,
+    ) -> StoreResult<Option<SpecimenRecord>>;
+    /// Applies a guarded status change; false when the status is no longer `change.from`.
+    async fn change_specimen(&mut self, change: &SpecimenChange) -> StoreResult<bool>;
+    /// Counts a label print; returns the new count (1 = the original print).
+    async fn count_label_print(&mut self, specimen_id: i64) -> StoreResult<i64>;
+    async fn insert_specimen_event(&mut self, event: &SpecimenEventRecord) -> StoreResult<i64>;
+    async fn insert_problem(&mut self, problem: &ProblemRecord) -> StoreResult<i64>;
+    async fn insert_recollect_task(&mut self, task: &RecollectTaskRecord) -> StoreResult<i64>;
 
     /// Appends the queued audit entries to the chain and commits. Returns the sequence numbers
     /// given to the audit entries.

@@ -18,11 +18,13 @@ macro_rules! migrations {
 
 pub const SQLITE: &[MigrationSource] = migrations!(
     "sqlite": (1, "0001_platform"),
-    (2, "0002_registration")
+    (2, "0002_registration"),
+    (3, "0003_specimen_lifecycle")
 );
 pub const POSTGRES: &[MigrationSource] = migrations!(
     "postgres": (1, "0001_platform"),
-    (2, "0002_registration")
+    (2, "0002_registration"),
+    (3, "0003_specimen_lifecycle")
 );
 
 pub(crate) fn migrator(list: &[MigrationSource]) -> Migrator {

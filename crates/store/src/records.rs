@@ -236,3 +236,60 @@ pub struct CatalogVersionRecord {
     pub changed_at: Timestamp,
     pub changed_by: String,
 }
+
+/// One entry of a specimen's chain of custody: who did what, when, and the status change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecimenEventRecord {
+    pub id: i64,
+    pub specimen_id: i64,
+    pub at: Timestamp,
+    pub actor_id: Option<i64>,
+    pub actor_name: String,
+    /// `collect`, `receive`, `reject`, `label_print`…
+    pub kind: String,
+    pub from_status: String,
+    pub to_status: String,
+    /// JSON object.
+    pub details: String,
+    pub location: Option<String>,
+}
+
+/// A rejected specimen in the problem log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProblemRecord {
+    pub id: i64,
+    pub specimen_id: i64,
+    /// The specimen's accession number (read from the specimen; ignored on insert).
+    pub accession: String,
+    pub reason: String,
+    pub comment: Option<String>,
+    pub opened_at: Timestamp,
+    pub opened_by: String,
+    pub resolved_at: Option<Timestamp>,
+}
+
+/// A recollection to be done by the ordering location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecollectTaskRecord {
+    pub id: i64,
+    pub order_id: i64,
+    pub location_id: i64,
+    pub specimen_id: i64,
+    /// The specimen's accession number (read from the specimen; ignored on insert).
+    pub accession: String,
+    pub reason: String,
+    pub created_at: Timestamp,
+    pub done_at: Option<Timestamp>,
+}
+
+/// A guarded status change of a specimen: applied only while its status is still `from`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecimenChange {
+    pub id: i64,
+    pub from: String,
+    pub to: String,
+    /// Set when given; unchanged when `None`.
+    pub collected_at: Option<Timestamp>,
+    pub temperature: Option<String>,
+    pub volume_ul: Option<i64>,
+}

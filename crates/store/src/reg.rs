@@ -1063,6 +1063,217 @@ macro_rules! reg_queries {
                 })
                 .collect()
             }
+
+            // ---- specimen lifecycle
+
+            pub async fn specimen_by_accession<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                accession: &str,
+            ) -> StoreResult<Option<SpecimenRecord>> {
+                sqlx::query_as::<_, SpecimenRow>(concat!("SELECT ", specimen_cols!(), " FROM specimens WHERE accession = $1"))
+                .bind(accession)
+                .fetch_optional(e)
+                .await?
+                .map(specimen)
+                .transpose()
+            }
+
+            /// Applies a status change only while the status is still `from`; false when
+            /// another transaction changed it first.
+            pub async fn change_specimen<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                c: &SpecimenChange,
+            ) -> StoreResult<bool> {
+                let r = sqlx::query(
+                    "UPDATE specimens SET status = $1, collected_at = COALESCE($2, collected_at), \
+                     temperature = COALESCE($3, temperature), volume_ul = COALESCE($4, volume_ul) \
+                     WHERE id = $5 AND status = $6",
+                )
+                .bind(&c.to)
+                .bind(c.collected_at.map(us))
+                .bind(&c.temperature)
+                .bind(c.volume_ul)
+                .bind(c.id)
+                .bind(&c.from)
+                .execute(e)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            /// Counts one more label print; returns the new count (1 = the original print).
+            pub async fn count_label_print<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                id: i64,
+            ) -> StoreResult<i64> {
+                let (n,) = sqlx::query_as::<_, (i64,)>(
+                    "UPDATE specimens SET label_prints = label_prints + 1 WHERE id = $1 \
+                     RETURNING label_prints",
+                )
+                .bind(id)
+                .fetch_one(e)
+                .await?;
+                Ok(n)
+            }
+
+            pub async fn insert_specimen_event<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                ev: &SpecimenEventRecord,
+            ) -> StoreResult<i64> {
+                let (id,) = sqlx::query_as::<_, (i64,)>(
+                    "INSERT INTO specimen_events (specimen_id, at, actor_id, actor_name, kind, \
+                     from_status, to_status, details, location) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                )
+                .bind(ev.specimen_id)
+                .bind(us(ev.at))
+                .bind(ev.actor_id)
+                .bind(&ev.actor_name)
+                .bind(&ev.kind)
+                .bind(&ev.from_status)
+                .bind(&ev.to_status)
+                .bind(&ev.details)
+                .bind(&ev.location)
+                .fetch_one(e)
+                .await?;
+                Ok(id)
+            }
+
+            type EventRow = (i64, i64, i64, Option<i64>, String, String, String, String, String, Option<String>);
+
+            pub async fn specimen_events<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                specimen_id: i64,
+            ) -> StoreResult<Vec<SpecimenEventRecord>> {
+                sqlx::query_as::<_, EventRow>(
+                    "SELECT id, specimen_id, at, actor_id, actor_name, kind, from_status, to_status, \
+                     details, location FROM specimen_events WHERE specimen_id = $1 ORDER BY id",
+                )
+                .bind(specimen_id)
+                .fetch_all(e)
+                .await?
+                .into_iter()
+                .map(|r| {
+                    Ok(SpecimenEventRecord {
+                        id: r.0,
+                        specimen_id: r.1,
+                        at: ts(r.2)?,
+                        actor_id: r.3,
+                        actor_name: r.4,
+                        kind: r.5,
+                        from_status: r.6,
+                        to_status: r.7,
+                        details: r.8,
+                        location: r.9,
+                    })
+                })
+                .collect()
+            }
+
+            pub async fn insert_problem<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                p: &ProblemRecord,
+            ) -> StoreResult<i64> {
+                let (id,) = sqlx::query_as::<_, (i64,)>(
+                    "INSERT INTO problem_log (specimen_id, reason, comment, opened_at, opened_by) \
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                )
+                .bind(p.specimen_id)
+                .bind(&p.reason)
+                .bind(&p.comment)
+                .bind(us(p.opened_at))
+                .bind(&p.opened_by)
+                .fetch_one(e)
+                .await?;
+                Ok(id)
+            }
+
+            pub async fn problem_log<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                open_only: bool,
+                limit: i64,
+            ) -> StoreResult<Vec<ProblemRecord>> {
+                let sql = if open_only {
+                    "SELECT p.id, p.specimen_id, s.accession, p.reason, p.comment, p.opened_at, \
+                     p.opened_by, p.resolved_at FROM problem_log p \
+                     JOIN specimens s ON s.id = p.specimen_id \
+                     WHERE p.resolved_at IS NULL ORDER BY p.id LIMIT $1"
+                } else {
+                    "SELECT p.id, p.specimen_id, s.accession, p.reason, p.comment, p.opened_at, \
+                     p.opened_by, p.resolved_at FROM problem_log p \
+                     JOIN specimens s ON s.id = p.specimen_id ORDER BY p.id LIMIT $1"
+                };
+                sqlx::query_as::<_, (i64, i64, String, String, Option<String>, i64, String, Option<i64>)>(sql)
+                .bind(limit)
+                .fetch_all(e)
+                .await?
+                .into_iter()
+                .map(|r| {
+                    Ok(ProblemRecord {
+                        id: r.0,
+                        specimen_id: r.1,
+                        accession: r.2,
+                        reason: r.3,
+                        comment: r.4,
+                        opened_at: ts(r.5)?,
+                        opened_by: r.6,
+                        resolved_at: opt_ts(r.7)?,
+                    })
+                })
+                .collect()
+            }
+
+            pub async fn insert_recollect_task<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                t: &RecollectTaskRecord,
+            ) -> StoreResult<i64> {
+                let (id,) = sqlx::query_as::<_, (i64,)>(
+                    "INSERT INTO recollect_tasks (order_id, location_id, specimen_id, reason, \
+                     created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                )
+                .bind(t.order_id)
+                .bind(t.location_id)
+                .bind(t.specimen_id)
+                .bind(&t.reason)
+                .bind(us(t.created_at))
+                .fetch_one(e)
+                .await?;
+                Ok(id)
+            }
+
+            pub async fn recollect_tasks<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                open_only: bool,
+                limit: i64,
+            ) -> StoreResult<Vec<RecollectTaskRecord>> {
+                let sql = if open_only {
+                    "SELECT t.id, t.order_id, t.location_id, t.specimen_id, s.accession, t.reason, \
+                     t.created_at, t.done_at FROM recollect_tasks t \
+                     JOIN specimens s ON s.id = t.specimen_id \
+                     WHERE t.done_at IS NULL ORDER BY t.id LIMIT $1"
+                } else {
+                    "SELECT t.id, t.order_id, t.location_id, t.specimen_id, s.accession, t.reason, \
+                     t.created_at, t.done_at FROM recollect_tasks t \
+                     JOIN specimens s ON s.id = t.specimen_id ORDER BY t.id LIMIT $1"
+                };
+                sqlx::query_as::<_, (i64, i64, i64, i64, String, String, i64, Option<i64>)>(sql)
+                .bind(limit)
+                .fetch_all(e)
+                .await?
+                .into_iter()
+                .map(|r| {
+                    Ok(RecollectTaskRecord {
+                        id: r.0,
+                        order_id: r.1,
+                        location_id: r.2,
+                        specimen_id: r.3,
+                        accession: r.4,
+                        reason: r.5,
+                        created_at: ts(r.6)?,
+                        done_at: opt_ts(r.7)?,
+                    })
+                })
+                .collect()
+            }
         }
     };
 }

@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use aliquot_store::{
-    AuditEntry, DatabaseConfig, LoginFailures, NewUser, SettingRecord, Store, StoreError,
-    migrations,
+    AuditEntry, DatabaseConfig, LocationRecord, LoginFailures, NewUser, OrderRecord, PatientRecord,
+    ProblemRecord, ProviderRecord, RecollectTaskRecord, SettingRecord, SpecimenChange,
+    SpecimenEventRecord, SpecimenRecord, Store, StoreError, migrations,
 };
 use jiff::Timestamp;
 use serde_json::json;
@@ -126,6 +127,7 @@ both!(
     upserts_replace,
     reopening_is_idempotent,
     failing_transactions_in_a_group_leave_the_others_whole,
+    specimen_changes_are_guarded_and_custody_is_kept,
 );
 
 async fn users_are_unique_and_round_trip(db: Db) {
@@ -441,4 +443,190 @@ async fn sqlite_and_postgres_schemas_have_the_same_tables_columns_and_nullabilit
     );
     sqlite.finish().await;
     pg.finish().await;
+}
+
+/// A patient, provider, location, order and one planned specimen; returns
+/// `(order_id, location_id, specimen_id)`.
+async fn seed_specimen(store: &Arc<dyn Store>, accession: &str) -> (i64, i64, i64) {
+    let now = Timestamp::now();
+    let mut tx = store.begin().await.unwrap();
+    let patient = tx
+        .insert_patient(&PatientRecord {
+            id: 0,
+            mrn: format!("M-{accession}"),
+            family_name: "Doe".into(),
+            given_name: "Jane".into(),
+            middle_name: None,
+            family_key: "DOE".into(),
+            given_key: "JANE".into(),
+            birth_date: "1980-01-01".into(),
+            sex: "F".into(),
+            facility_ids: "[]".into(),
+            contact: "{}".into(),
+            created_at: now,
+            updated_at: now,
+            merged_into: None,
+        })
+        .await
+        .unwrap();
+    let provider = tx
+        .insert_provider(&ProviderRecord {
+            id: 0,
+            npi: format!("N-{accession}"),
+            family_name: "House".into(),
+            given_name: "Greg".into(),
+            phone: "1".into(),
+            created_at: now,
+        })
+        .await
+        .unwrap();
+    let location = tx
+        .insert_location(&LocationRecord {
+            id: 0,
+            code: format!("L-{accession}"),
+            name: "Clinic".into(),
+            kind: "clinic".into(),
+            address: "1 Main St".into(),
+            phone: None,
+            contact_name: None,
+            created_at: now,
+        })
+        .await
+        .unwrap();
+    let order = tx
+        .insert_order(&OrderRecord {
+            id: 0,
+            patient_id: patient,
+            provider_id: provider,
+            location_id: location,
+            priority: "routine".into(),
+            timed_at: None,
+            placer_order_number: None,
+            clinical_notes: None,
+            diagnosis_codes: "[]".into(),
+            status: "active".into(),
+            created_at: now,
+            created_by: "t".into(),
+            cancelled_at: None,
+            cancel_reason: None,
+        })
+        .await
+        .unwrap();
+    let specimen = tx
+        .insert_specimen(&SpecimenRecord {
+            id: 0,
+            accession: accession.into(),
+            order_id: order,
+            patient_id: patient,
+            container: "LAV".into(),
+            specimen_type: "whole_blood".into(),
+            draw_rank: 1,
+            status: "planned".into(),
+            volume_ul: 500,
+            capacity_ul: 2000,
+            created_at: now,
+            collected_at: None,
+            temperature: None,
+        })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    (order, location, specimen)
+}
+
+async fn specimen_changes_are_guarded_and_custody_is_kept(db: Db) {
+    let f = fixture(db).await;
+    let (order, location, id) = seed_specimen(&f.store, "A2600000012X").await;
+    let at = Timestamp::from_microsecond(Timestamp::now().as_microsecond()).unwrap();
+    let collect = SpecimenChange {
+        id,
+        from: "planned".into(),
+        to: "collected".into(),
+        collected_at: Some(at),
+        temperature: Some("room".into()),
+        volume_ul: None,
+    };
+    let mut tx = f.store.begin().await.unwrap();
+    assert!(tx.change_specimen(&collect).await.unwrap());
+    assert_eq!(tx.count_label_print(id).await.unwrap(), 1);
+    assert_eq!(tx.count_label_print(id).await.unwrap(), 2);
+    tx.insert_specimen_event(&SpecimenEventRecord {
+        id: 0,
+        specimen_id: id,
+        at,
+        actor_id: None,
+        actor_name: "cli:test".into(),
+        kind: "collect".into(),
+        from_status: "planned".into(),
+        to_status: "collected".into(),
+        details: "{}".into(),
+        location: Some("Ward 3".into()),
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    // The same change again finds the status moved on: nothing is applied.
+    let mut tx = f.store.begin().await.unwrap();
+    assert!(!tx.change_specimen(&collect).await.unwrap());
+    let receive = SpecimenChange {
+        from: "collected".into(),
+        to: "received".into(),
+        collected_at: None,
+        temperature: None,
+        volume_ul: Some(300),
+        ..collect.clone()
+    };
+    assert!(tx.change_specimen(&receive).await.unwrap());
+    tx.commit().await.unwrap();
+    let s = f
+        .store
+        .specimen_by_accession("A2600000012X")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.status, "received");
+    assert_eq!(s.collected_at, Some(at));
+    assert_eq!(s.temperature.as_deref(), Some("room"));
+    assert_eq!(s.volume_ul, 300);
+    let events = f.store.specimen_events(id).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].at, at);
+    assert_eq!(events[0].location.as_deref(), Some("Ward 3"));
+
+    let mut tx = f.store.begin().await.unwrap();
+    tx.insert_problem(&ProblemRecord {
+        id: 0,
+        specimen_id: id,
+        accession: String::new(),
+        reason: "hemolyzed".into(),
+        comment: None,
+        opened_at: at,
+        opened_by: "t".into(),
+        resolved_at: None,
+    })
+    .await
+    .unwrap();
+    tx.insert_recollect_task(&RecollectTaskRecord {
+        id: 0,
+        order_id: order,
+        location_id: location,
+        specimen_id: id,
+        accession: String::new(),
+        reason: "hemolyzed".into(),
+        created_at: at,
+        done_at: None,
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let open = f.store.problem_log(true, 10).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].reason, "hemolyzed");
+    assert_eq!(open[0].accession, "A2600000012X");
+    assert_eq!(open[0].opened_at, at);
+    let tasks = f.store.recollect_tasks(true, 10).await.unwrap();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!((tasks[0].order_id, tasks[0].location_id), (order, location));
+    assert_eq!(tasks[0].accession, "A2600000012X");
+    f.finish().await;
 }

@@ -7,6 +7,7 @@ pub mod directory;
 pub mod orders;
 pub mod patients;
 pub mod settings;
+pub mod specimens;
 pub mod system;
 pub mod users;
 
@@ -36,6 +37,7 @@ use crate::AppState;
         (name = "directory", description = "Ordering providers and client locations"),
         (name = "catalog", description = "Test catalogue"),
         (name = "orders", description = "Requisitions, accession numbers, tube plans"),
+        (name = "specimens", description = "Specimen lifecycle: labels, collection, receipt, rejection"),
     )
 )]
 struct ApiDoc;
@@ -92,4 +94,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(orders::add_test))
         .routes(routes!(orders::attach_scan, orders::list_scans))
         .routes(routes!(orders::get_scan))
+        .routes(routes!(specimens::get))
+        .routes(routes!(specimens::label))
+        .routes(routes!(specimens::collect))
+        .routes(routes!(specimens::receive))
+        .routes(routes!(specimens::reject))
+        .routes(routes!(specimens::problem_log))
+        .routes(routes!(specimens::recollect_tasks))
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult, DuplicateCandidateDto, ErrorBody};
+use crate::error::{ApiError, ApiResult, DuplicateCandidateDto, ErrorBody, ErrorExtra};
 use crate::json::{ApiJson, ApiPath, ApiQuery};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -144,7 +144,7 @@ pub async fn register(
                 "the registration resembles existing patients; check them, or resend with \
                  confirm_not_duplicate and a reason",
             );
-            e.candidates = Some(
+            e.extra = Some(Box::new(ErrorExtra::Candidates(
                 candidates
                     .into_iter()
                     .map(|c| DuplicateCandidateDto {
@@ -152,7 +152,7 @@ pub async fn register(
                         reason: c.reason.to_owned(),
                     })
                     .collect(),
-            );
+            )));
             Err(e)
         }
     }

@@ -10,4 +10,5 @@ mod matrix;
 mod orders;
 mod patients;
 mod settings_audit;
+mod specimens;
 mod users;

@@ -301,8 +301,9 @@ pub fn patient_body(mrn: &str, family: &str, given: &str, birth_date: &str) -> V
            "birth_date": birth_date, "sex": "F"})
 }
 
-/// Marks a specimen collected at `at` (collection has no API until the specimen lifecycle
-/// issue; tests of add-on rules need it now).
+/// Sets a specimen's collection time directly in the database, bypassing the API (which
+/// refuses times before the order was placed): tests of add-on stability rules need old
+/// specimens.
 pub async fn set_collected(app: &TestApp, specimen_id: i64, at: Timestamp) {
     let us = at.as_microsecond();
     match &app.db {

@@ -1,0 +1,719 @@
+//! The specimen lifecycle: reading a specimen with its chain of custody, printing its label,
+//! collection (with positive identification), receipt (with the domain's receipt check) and
+//! rejection (problem log and recollection task). Every change writes a custody event and an
+//! audit entry in the same transaction.
+
+use aliquot_domain::auth::Permission;
+use aliquot_domain::catalog::{ContainerType, SpecimenType, Temperature};
+use aliquot_domain::ids::AccessionNumber;
+use aliquot_domain::specimen::{
+    Event, LabelStatus, ReceiptFacts, ReceiptTest, RejectionReason, SpecimenState, TransitionError,
+    check_collection_time, check_receipt, transition,
+};
+use aliquot_labels::{LabelData, LabelFormat, LabelLayout};
+use aliquot_store::{
+    ProblemRecord, RecollectTaskRecord, SpecimenChange, SpecimenEventRecord, SpecimenRecord,
+};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use crate::catalog::definition;
+use crate::patients::{PatientIdentification, invalid};
+use crate::{Actor, App, AppError, AppResult};
+
+/// One entry of the chain of custody.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecimenEventView {
+    pub at: Timestamp,
+    pub actor_id: Option<i64>,
+    pub actor_name: String,
+    pub kind: String,
+    pub from_status: String,
+    pub to_status: String,
+    pub details: Value,
+    pub location: Option<String>,
+}
+
+/// A specimen with its tests and chain of custody.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecimenDetail {
+    pub id: i64,
+    pub accession: String,
+    pub status: String,
+    pub order_id: i64,
+    pub patient_id: i64,
+    pub container: String,
+    pub container_name: String,
+    pub specimen_type: String,
+    pub volume_ul: i64,
+    pub collected_at: Option<Timestamp>,
+    pub temperature: Option<String>,
+    pub tests: Vec<String>,
+    pub events: Vec<SpecimenEventView>,
+}
+
+/// A rendered tube label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedLabel {
+    pub body: String,
+    pub media_type: &'static str,
+    /// 1 for the original print, n for reprint Rn.
+    pub print: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CollectInput {
+    /// RFC 3339.
+    pub collected_at: String,
+    pub site: Option<String>,
+    pub patient: PatientIdentification,
+    /// `room` (default), `refrigerated` or `frozen`.
+    pub temperature: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ReceiveInput {
+    pub volume_ul: Option<i64>,
+    pub temperature: Option<String>,
+    /// Whether the tube carries a readable label (default: yes).
+    pub label_ok: Option<bool>,
+}
+
+/// One problem found at receipt, with the rejection reason it maps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptProblemView {
+    pub code: String,
+    pub message: String,
+    pub rejection_reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProblemView {
+    pub id: i64,
+    pub specimen_id: i64,
+    pub accession: String,
+    pub reason: String,
+    pub comment: Option<String>,
+    pub opened_at: Timestamp,
+    pub opened_by: String,
+    pub resolved_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecollectTaskView {
+    pub id: i64,
+    pub order_id: i64,
+    pub location_id: i64,
+    pub specimen_id: i64,
+    pub accession: String,
+    pub reason: String,
+    pub created_at: Timestamp,
+    pub done_at: Option<Timestamp>,
+}
+
+fn parse_accession(input: &str) -> AppResult<AccessionNumber> {
+    AccessionNumber::parse(input).map_err(|e| invalid(&e, "", "accession"))
+}
+
+fn not_found() -> AppError {
+    AppError::NotFound { entity: "specimen" }
+}
+
+fn state_of(s: &SpecimenRecord) -> AppResult<SpecimenState> {
+    SpecimenState::parse(&s.status)
+        .map_err(|_| AppError::Internal(format!("specimen {} has status {:?}", s.id, s.status)))
+}
+
+fn transition_conflict(e: TransitionError) -> AppError {
+    AppError::Conflict {
+        field: e.field().map(str::to_owned),
+        code: e.code(),
+        message: e.to_string(),
+    }
+}
+
+fn changed_meanwhile() -> AppError {
+    AppError::Conflict {
+        field: None,
+        code: "specimen_changed",
+        message: "the specimen was changed by another request; reload and retry".into(),
+    }
+}
+
+fn parse_temperature(t: Option<&str>) -> AppResult<Option<Temperature>> {
+    t.map(|t| Temperature::parse(t.trim()).map_err(|e| invalid(&e, "", "temperature")))
+        .transpose()
+}
+
+/// Optional free text: trimmed, at most `max` characters, no control characters but newline.
+fn free_text(field: &str, v: Option<&str>, max: usize) -> AppResult<Option<String>> {
+    match v.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(s) if s.chars().count() <= max && !s.chars().any(|c| c.is_control() && c != '\n') => {
+            Ok(Some(s.to_owned()))
+        }
+        Some(_) => Err(AppError::invalid(
+            field,
+            "text_format",
+            format!("at most {max} characters without control characters"),
+        )),
+    }
+}
+
+fn container_name(code: &str) -> String {
+    ContainerType::defaults()
+        .into_iter()
+        .find(|c| c.code.as_str() == code)
+        .map(|c| c.name)
+        .unwrap_or_else(|| code.to_owned())
+}
+
+impl App {
+    fn custody(
+        &self,
+        actor: &Actor,
+        s: &SpecimenRecord,
+        kind: &str,
+        to: &str,
+        details: Value,
+        location: Option<String>,
+    ) -> SpecimenEventRecord {
+        SpecimenEventRecord {
+            id: 0,
+            specimen_id: s.id,
+            at: self.now(),
+            actor_id: actor.user_id,
+            actor_name: actor.username.clone(),
+            kind: kind.to_owned(),
+            from_status: s.status.clone(),
+            to_status: to.to_owned(),
+            details: details.to_string(),
+            location,
+        }
+    }
+
+    async fn specimen_detail(&self, s: &SpecimenRecord) -> AppResult<SpecimenDetail> {
+        let tests = self.store.tests_of_order(s.order_id).await?;
+        let events = self.store.specimen_events(s.id).await?;
+        Ok(SpecimenDetail {
+            id: s.id,
+            accession: s.accession.clone(),
+            status: s.status.clone(),
+            order_id: s.order_id,
+            patient_id: s.patient_id,
+            container: s.container.clone(),
+            container_name: container_name(&s.container),
+            specimen_type: s.specimen_type.clone(),
+            volume_ul: s.volume_ul,
+            collected_at: s.collected_at,
+            temperature: s.temperature.clone(),
+            tests: tests
+                .into_iter()
+                .filter(|t| t.specimen_id == s.id)
+                .map(|t| t.test_code)
+                .collect(),
+            events: events
+                .into_iter()
+                .map(|e| SpecimenEventView {
+                    at: e.at,
+                    actor_id: e.actor_id,
+                    actor_name: e.actor_name,
+                    kind: e.kind,
+                    from_status: e.from_status,
+                    to_status: e.to_status,
+                    details: serde_json::from_str(&e.details).unwrap_or(Value::Null),
+                    location: e.location,
+                })
+                .collect(),
+        })
+    }
+
+    async fn reload(&self, accession: &str) -> AppResult<SpecimenDetail> {
+        let s = self
+            .store
+            .specimen_by_accession(accession)
+            .await?
+            .ok_or_else(not_found)?;
+        self.specimen_detail(&s).await
+    }
+
+    /// A specimen with its tests and chain of custody. Recorded in the access log.
+    pub async fn specimen(&self, actor: &Actor, accession: &str) -> AppResult<SpecimenDetail> {
+        actor.require(Permission::OrderRead)?;
+        let acc = parse_accession(accession)?;
+        let s = self
+            .store
+            .specimen_by_accession(acc.as_str())
+            .await?
+            .ok_or_else(not_found)?;
+        let detail = self.specimen_detail(&s).await?;
+        self.store
+            .record_access(&self.access(
+                actor,
+                "specimen.read",
+                "specimen",
+                acc.as_str(),
+                vec![s.patient_id],
+            ))
+            .await?;
+        Ok(detail)
+    }
+
+    /// Renders the tube label (`zpl` or `svg`); every print is counted, audited and written to
+    /// the chain of custody, and reprints carry `Rn`.
+    pub async fn specimen_label(
+        &self,
+        actor: &Actor,
+        accession: &str,
+        format: &str,
+    ) -> AppResult<RenderedLabel> {
+        actor.require(Permission::SpecimenCollect)?;
+        let format: LabelFormat =
+            format
+                .trim()
+                .parse()
+                .map_err(|e: aliquot_labels::UnknownLabelFormat| {
+                    AppError::invalid("format", "unknown_label_format", e.to_string())
+                })?;
+        let acc = parse_accession(accession)?;
+        let mut tx = self.store.begin().await?;
+        let s = tx
+            .specimen_by_accession(acc.as_str())
+            .await?
+            .ok_or_else(not_found)?;
+        let order = tx
+            .order_by_id(s.order_id)
+            .await?
+            .ok_or(AppError::NotFound { entity: "order" })?;
+        let patient = tx
+            .patient_by_id(s.patient_id)
+            .await?
+            .ok_or(AppError::NotFound { entity: "patient" })?;
+        let tests: Vec<String> = tx
+            .tests_of_order(s.order_id)
+            .await?
+            .into_iter()
+            .filter(|t| t.specimen_id == s.id)
+            .map(|t| t.test_code)
+            .collect();
+        let print = tx.count_label_print(s.id).await?;
+        let data = LabelData {
+            accession: s.accession.clone(),
+            patient_name: format!(
+                "{}, {}",
+                patient.family_name.to_uppercase(),
+                patient.given_name
+            ),
+            second_identifier: format!("DOB {}", patient.birth_date),
+            tube: container_name(&s.container),
+            tests,
+            priority: order.priority.to_uppercase(),
+            collection: s
+                .collected_at
+                .map(|t| t.strftime("%Y-%m-%d %H:%MZ").to_string()),
+            copy: (print > 1).then(|| u32::try_from(print).unwrap_or(u32::MAX)),
+        };
+        let body = format
+            .render(&data, &LabelLayout::default())
+            .map_err(|e| AppError::Internal(format!("label: {e}")))?;
+        let details = json!({"format": format.extension(), "print": print});
+        tx.insert_specimen_event(&self.custody(
+            actor,
+            &s,
+            "label_print",
+            &s.status,
+            details.clone(),
+            None,
+        ))
+        .await?;
+        tx.log_access(&self.access(
+            actor,
+            "specimen.label",
+            "specimen",
+            &s.accession,
+            vec![s.patient_id],
+        ))
+        .await?;
+        tx.audit(self.entry(
+            actor,
+            "specimen.label_print",
+            "specimen",
+            &s.accession,
+            None,
+            Some(details),
+            None,
+        ));
+        tx.commit().await?;
+        Ok(RenderedLabel {
+            body,
+            media_type: format.media_type(),
+            print,
+        })
+    }
+
+    /// Collection: positive identification (two identifiers), a plausible collection time,
+    /// planned → collected; the collector is the actor.
+    pub async fn collect_specimen(
+        &self,
+        actor: &Actor,
+        accession: &str,
+        input: CollectInput,
+    ) -> AppResult<SpecimenDetail> {
+        actor.require(Permission::SpecimenCollect)?;
+        let acc = parse_accession(accession)?;
+        let collected_at: Timestamp = input.collected_at.trim().parse().map_err(|_| {
+            AppError::invalid(
+                "collected_at",
+                "collected_at_format",
+                "an RFC 3339 time, e.g. 2026-05-01T08:00:00Z",
+            )
+        })?;
+        let collected_at =
+            Timestamp::from_microsecond(collected_at.as_microsecond()).unwrap_or(collected_at);
+        let temperature =
+            parse_temperature(input.temperature.as_deref())?.unwrap_or(Temperature::Room);
+        let site = free_text("site", input.site.as_deref(), 100)?;
+
+        let mut tx = self.store.begin().await?;
+        let s = tx
+            .specimen_by_accession(acc.as_str())
+            .await?
+            .ok_or_else(not_found)?;
+        let patient = self.identify_patient(&mut tx, &input.patient).await?;
+        if patient.id != s.patient_id {
+            return Err(AppError::invalid(
+                "patient",
+                "patient_mismatch",
+                "the identified patient is not the patient of this specimen",
+            ));
+        }
+        let order = tx
+            .order_by_id(s.order_id)
+            .await?
+            .ok_or(AppError::NotFound { entity: "order" })?;
+        check_collection_time(collected_at, order.created_at, self.now())
+            .map_err(|e| invalid(&e, "", "collected_at"))?;
+        let next = transition(state_of(&s)?, &Event::Collect).map_err(transition_conflict)?;
+        let change = SpecimenChange {
+            id: s.id,
+            from: s.status.clone(),
+            to: next.as_str().to_owned(),
+            collected_at: Some(collected_at),
+            temperature: Some(temperature.as_str().to_owned()),
+            volume_ul: None,
+        };
+        if !tx.change_specimen(&change).await? {
+            return Err(changed_meanwhile());
+        }
+        let details = json!({"collected_at": collected_at.to_string(),
+            "temperature": temperature.as_str(), "site": site});
+        tx.insert_specimen_event(&self.custody(
+            actor,
+            &s,
+            "collect",
+            next.as_str(),
+            details.clone(),
+            site.clone(),
+        ))
+        .await?;
+        let mut new = details;
+        new["status"] = json!(next.as_str());
+        tx.audit(self.entry(
+            actor,
+            "specimen.collect",
+            "specimen",
+            &s.accession,
+            Some(json!({"status": s.status})),
+            Some(new),
+            None,
+        ));
+        tx.commit().await?;
+        self.reload(acc.as_str()).await
+    }
+
+    /// Receipt in the lab: the domain's receipt check first. With problems nothing changes
+    /// (the refused attempt is audited) and the problems are returned; otherwise
+    /// collected/in transit → received.
+    pub async fn receive_specimen(
+        &self,
+        actor: &Actor,
+        accession: &str,
+        input: ReceiveInput,
+    ) -> AppResult<Result<SpecimenDetail, Vec<ReceiptProblemView>>> {
+        actor.require(Permission::SpecimenProcess)?;
+        let acc = parse_accession(accession)?;
+        let volume = input
+            .volume_ul
+            .map(|v| {
+                u32::try_from(v)
+                    .ok()
+                    .filter(|v| *v <= 1_000_000)
+                    .ok_or_else(|| {
+                        AppError::invalid("volume_ul", "volume_range", "0 to 1000000 µL")
+                    })
+            })
+            .transpose()?;
+        let temperature = parse_temperature(input.temperature.as_deref())?;
+
+        // The facts are gathered on the read side; the transaction re-checks the status.
+        let s = self
+            .store
+            .specimen_by_accession(acc.as_str())
+            .await?
+            .ok_or_else(not_found)?;
+        transition(state_of(&s)?, &Event::Receive).map_err(transition_conflict)?;
+        let internal = |what: &str| AppError::Internal(format!("specimen {}: {what}", s.id));
+        let container = ContainerType::defaults()
+            .into_iter()
+            .find(|c| c.code.as_str() == s.container)
+            .ok_or_else(|| internal("unknown container"))?;
+        let specimen_type =
+            SpecimenType::parse(&s.specimen_type).map_err(|_| internal("specimen type"))?;
+        let stored_temperature = s
+            .temperature
+            .as_deref()
+            .map(Temperature::parse)
+            .transpose()
+            .map_err(|_| internal("temperature"))?;
+        let temperature = temperature
+            .or(stored_temperature)
+            .unwrap_or(Temperature::Room);
+        let volume_ul = match volume {
+            Some(v) => v,
+            None => u32::try_from(s.volume_ul).map_err(|_| internal("volume"))?,
+        };
+        let mut tests = Vec::new();
+        for t in self.store.tests_of_order(s.order_id).await? {
+            if t.specimen_id != s.id {
+                continue;
+            }
+            let entry = self
+                .store
+                .catalog_by_code(&t.test_code)
+                .await?
+                .ok_or_else(|| internal("test not in catalogue"))?;
+            let def = definition(&entry)?;
+            let ordered = def.ordered_test()?;
+            tests.push(ReceiptTest {
+                test_code: ordered.test_code,
+                required_container: ordered.container,
+                required_specimen_type: ordered.specimen_type,
+                min_volume_ul: ordered.min_volume_ul,
+                stability: def.stability_rule(),
+            });
+        }
+        let facts = ReceiptFacts {
+            label: if input.label_ok.unwrap_or(true) {
+                LabelStatus::Present
+            } else {
+                LabelStatus::Missing
+            },
+            identity: Ok(()),
+            container,
+            specimen_type,
+            volume_ul,
+            collected_at: s.collected_at,
+            temperature,
+            tests,
+        };
+        let now = self.now();
+        let problems = check_receipt(&facts, now);
+        if !problems.is_empty() {
+            let views: Vec<ReceiptProblemView> = problems
+                .iter()
+                .map(|p| ReceiptProblemView {
+                    code: p.code().to_owned(),
+                    message: p.to_string(),
+                    rejection_reason: p.rejection_reason().as_str().to_owned(),
+                })
+                .collect();
+            let mut tx = self.store.begin().await?;
+            tx.audit(self.entry(
+                actor,
+                "specimen.receive_refused",
+                "specimen",
+                &s.accession,
+                Some(json!({"status": s.status})),
+                Some(json!({"problems": views.iter().map(|p| json!({"code": p.code, "rejection_reason": p.rejection_reason})).collect::<Vec<_>>()})),
+                None,
+            ));
+            tx.commit().await?;
+            return Ok(Err(views));
+        }
+
+        let mut tx = self.store.begin().await?;
+        let s = tx
+            .specimen_by_accession(acc.as_str())
+            .await?
+            .ok_or_else(not_found)?;
+        let next = transition(state_of(&s)?, &Event::Receive).map_err(transition_conflict)?;
+        let change = SpecimenChange {
+            id: s.id,
+            from: s.status.clone(),
+            to: next.as_str().to_owned(),
+            collected_at: None,
+            temperature: Some(temperature.as_str().to_owned()),
+            volume_ul: Some(i64::from(volume_ul)),
+        };
+        if !tx.change_specimen(&change).await? {
+            return Err(changed_meanwhile());
+        }
+        let details = json!({"volume_ul": volume_ul, "temperature": temperature.as_str()});
+        tx.insert_specimen_event(&self.custody(
+            actor,
+            &s,
+            "receive",
+            next.as_str(),
+            details.clone(),
+            None,
+        ))
+        .await?;
+        let mut new = details;
+        new["status"] = json!(next.as_str());
+        tx.audit(self.entry(
+            actor,
+            "specimen.receive",
+            "specimen",
+            &s.accession,
+            Some(json!({"status": s.status, "volume_ul": s.volume_ul})),
+            Some(new),
+            None,
+        ));
+        tx.commit().await?;
+        Ok(Ok(self.reload(acc.as_str()).await?))
+    }
+
+    /// Rejection with a reason code: status rejected, a problem-log entry and a recollection
+    /// task for the ordering location.
+    pub async fn reject_specimen(
+        &self,
+        actor: &Actor,
+        accession: &str,
+        reason: &str,
+        comment: Option<&str>,
+    ) -> AppResult<SpecimenDetail> {
+        actor.require(Permission::SpecimenProcess)?;
+        let acc = parse_accession(accession)?;
+        let reason = RejectionReason::parse(reason.trim())
+            .map_err(|e| invalid(&e, "", "reason").with_field("reason"))?;
+        let comment = free_text("comment", comment, 500)?;
+
+        let mut tx = self.store.begin().await?;
+        let s = tx
+            .specimen_by_accession(acc.as_str())
+            .await?
+            .ok_or_else(not_found)?;
+        let next =
+            transition(state_of(&s)?, &Event::Reject { reason }).map_err(transition_conflict)?;
+        let change = SpecimenChange {
+            id: s.id,
+            from: s.status.clone(),
+            to: next.as_str().to_owned(),
+            collected_at: None,
+            temperature: None,
+            volume_ul: None,
+        };
+        if !tx.change_specimen(&change).await? {
+            return Err(changed_meanwhile());
+        }
+        let order = tx
+            .order_by_id(s.order_id)
+            .await?
+            .ok_or(AppError::NotFound { entity: "order" })?;
+        let now = self.now();
+        let problem = tx
+            .insert_problem(&ProblemRecord {
+                id: 0,
+                specimen_id: s.id,
+                accession: s.accession.clone(),
+                reason: reason.as_str().to_owned(),
+                comment: comment.clone(),
+                opened_at: now,
+                opened_by: actor.username.clone(),
+                resolved_at: None,
+            })
+            .await?;
+        let task = tx
+            .insert_recollect_task(&RecollectTaskRecord {
+                id: 0,
+                order_id: order.id,
+                location_id: order.location_id,
+                specimen_id: s.id,
+                accession: s.accession.clone(),
+                reason: reason.as_str().to_owned(),
+                created_at: now,
+                done_at: None,
+            })
+            .await?;
+        let details = json!({"reason": reason.as_str(), "comment": comment,
+            "problem_id": problem, "recollect_task_id": task});
+        tx.insert_specimen_event(&self.custody(
+            actor,
+            &s,
+            "reject",
+            next.as_str(),
+            details.clone(),
+            None,
+        ))
+        .await?;
+        let mut new = details;
+        new["status"] = json!(next.as_str());
+        tx.audit(self.entry(
+            actor,
+            "specimen.reject",
+            "specimen",
+            &s.accession,
+            Some(json!({"status": s.status})),
+            Some(new),
+            None,
+        ));
+        tx.commit().await?;
+        self.reload(acc.as_str()).await
+    }
+
+    /// The problem log (only unresolved entries with `open_only`), oldest first, at most 500.
+    pub async fn problem_log(&self, actor: &Actor, open_only: bool) -> AppResult<Vec<ProblemView>> {
+        actor.require(Permission::SpecimenProcess)?;
+        Ok(self
+            .store
+            .problem_log(open_only, 500)
+            .await?
+            .into_iter()
+            .map(|p| ProblemView {
+                id: p.id,
+                specimen_id: p.specimen_id,
+                accession: p.accession,
+                reason: p.reason,
+                comment: p.comment,
+                opened_at: p.opened_at,
+                opened_by: p.opened_by,
+                resolved_at: p.resolved_at,
+            })
+            .collect())
+    }
+
+    /// Recollection tasks (only those not done with `open_only`), oldest first, at most 500.
+    pub async fn recollect_tasks(
+        &self,
+        actor: &Actor,
+        open_only: bool,
+    ) -> AppResult<Vec<RecollectTaskView>> {
+        actor.require(Permission::SpecimenProcess)?;
+        Ok(self
+            .store
+            .recollect_tasks(open_only, 500)
+            .await?
+            .into_iter()
+            .map(|t| RecollectTaskView {
+                id: t.id,
+                order_id: t.order_id,
+                location_id: t.location_id,
+                specimen_id: t.specimen_id,
+                accession: t.accession,
+                reason: t.reason,
+                created_at: t.created_at,
+                done_at: t.done_at,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,346 @@
+//! The specimen lifecycle: read with chain of custody, tube labels, collection, receipt,
+//! rejection, the problem log and recollection tasks.
+
+use aliquot_app::{
+    Actor, CollectInput, PatientIdentification, ProblemView, ReceiveInput, RecollectTaskView,
+    SpecimenDetail,
+};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::AppState;
+use crate::api::orders::PatientIdentifiersDto;
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorExtra, ReceiptProblemDto};
+use crate::json::{ApiJson, ApiPath, ApiQuery};
+
+#[derive(Serialize, ToSchema)]
+pub struct SpecimenEventDto {
+    pub at: String,
+    pub actor_id: Option<i64>,
+    pub actor_name: String,
+    /// `collect`, `receive`, `reject`, `label_print`.
+    pub kind: String,
+    pub from_status: String,
+    pub to_status: String,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    pub location: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SpecimenDetailDto {
+    pub id: i64,
+    pub accession: String,
+    pub status: String,
+    pub order_id: i64,
+    pub patient_id: i64,
+    pub container: String,
+    pub container_name: String,
+    pub specimen_type: String,
+    pub volume_ul: i64,
+    pub collected_at: Option<String>,
+    pub temperature: Option<String>,
+    pub tests: Vec<String>,
+    /// The chain of custody, oldest first.
+    pub events: Vec<SpecimenEventDto>,
+}
+
+impl From<SpecimenDetail> for SpecimenDetailDto {
+    fn from(s: SpecimenDetail) -> Self {
+        SpecimenDetailDto {
+            id: s.id,
+            accession: s.accession,
+            status: s.status,
+            order_id: s.order_id,
+            patient_id: s.patient_id,
+            container: s.container,
+            container_name: s.container_name,
+            specimen_type: s.specimen_type,
+            volume_ul: s.volume_ul,
+            collected_at: s.collected_at.map(|t| t.to_string()),
+            temperature: s.temperature,
+            tests: s.tests,
+            events: s
+                .events
+                .into_iter()
+                .map(|e| SpecimenEventDto {
+                    at: e.at.to_string(),
+                    actor_id: e.actor_id,
+                    actor_name: e.actor_name,
+                    kind: e.kind,
+                    from_status: e.from_status,
+                    to_status: e.to_status,
+                    details: e.details,
+                    location: e.location,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A specimen with its status, tests and chain of custody. Recorded in the access log.
+#[utoipa::path(get, path = "/api/v1/specimens/{accession}", tag = "specimens",
+    params(("accession" = String, Path, description = "accession number")),
+    responses((status = 200, body = SpecimenDetailDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(accession): ApiPath<String>,
+) -> ApiResult<Json<SpecimenDetailDto>> {
+    Ok(Json(state.app.specimen(&actor, &accession).await?.into()))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LabelQuery {
+    /// `zpl` (default) or `svg`.
+    pub format: Option<String>,
+}
+
+/// The tube label as ZPL II or SVG. Every print is counted and audited; reprints say `Rn`.
+#[utoipa::path(get, path = "/api/v1/specimens/{accession}/label", tag = "specimens",
+    params(("accession" = String, Path, description = "accession number"), LabelQuery),
+    responses((status = 200, description = "ZPL II (`format=zpl`) or SVG (`format=svg`)",
+               content((String = "text/plain; charset=utf-8"), (String = "image/svg+xml"))),
+              (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn label(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(accession): ApiPath<String>,
+    ApiQuery(q): ApiQuery<LabelQuery>,
+) -> ApiResult<Response> {
+    let l = state
+        .app
+        .specimen_label(&actor, &accession, q.format.as_deref().unwrap_or("zpl"))
+        .await?;
+    Ok(([(header::CONTENT_TYPE, l.media_type)], l.body).into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Collect {
+    /// When the specimen was drawn (RFC 3339); not in the future, not before the order.
+    pub collected_at: String,
+    /// Where it was drawn (e.g. ward, room, draw station).
+    pub site: Option<String>,
+    /// Two identifiers, as when ordering.
+    pub patient: PatientIdentifiersDto,
+    /// `room` (default), `refrigerated` or `frozen`.
+    pub temperature: Option<String>,
+}
+
+/// Record the collection (planned → collected) after positive identification. Audited.
+#[utoipa::path(post, path = "/api/v1/specimens/{accession}/collect", tag = "specimens", request_body = Collect,
+    params(("accession" = String, Path, description = "accession number")),
+    responses((status = 200, body = SpecimenDetailDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn collect(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(accession): ApiPath<String>,
+    ApiJson(req): ApiJson<Collect>,
+) -> ApiResult<Json<SpecimenDetailDto>> {
+    let p = req.patient;
+    let input = CollectInput {
+        collected_at: req.collected_at,
+        site: req.site,
+        patient: PatientIdentification {
+            id: p.id,
+            mrn: p.mrn,
+            family_name: p.family_name,
+            given_name: p.given_name,
+            birth_date: p.birth_date,
+            identifier: p.identifier.map(Into::into),
+        },
+        temperature: req.temperature,
+    };
+    Ok(Json(
+        state
+            .app
+            .collect_specimen(&actor, &accession, input)
+            .await?
+            .into(),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Receive {
+    /// Volume in the tube, µL (default: the planned volume).
+    pub volume_ul: Option<i64>,
+    /// Temperature kept in transport (default: as at collection).
+    pub temperature: Option<String>,
+    /// Whether the tube carries a readable label (default true).
+    pub label_ok: Option<bool>,
+}
+
+/// Receive a specimen in the lab after the receipt check. With problems nothing changes:
+/// 422 `receipt_problems` lists them with their rejection-reason codes (the attempt is audited).
+#[utoipa::path(post, path = "/api/v1/specimens/{accession}/receive", tag = "specimens", request_body = Receive,
+    params(("accession" = String, Path, description = "accession number")),
+    responses((status = 200, body = SpecimenDetailDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn receive(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(accession): ApiPath<String>,
+    ApiJson(req): ApiJson<Receive>,
+) -> ApiResult<Json<SpecimenDetailDto>> {
+    let input = ReceiveInput {
+        volume_ul: req.volume_ul,
+        temperature: req.temperature,
+        label_ok: req.label_ok,
+    };
+    match state
+        .app
+        .receive_specimen(&actor, &accession, input)
+        .await?
+    {
+        Ok(s) => Ok(Json(s.into())),
+        Err(problems) => {
+            let mut e = ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "receipt_problems",
+                "the specimen failed the receipt check; reject it or resolve the problems",
+            );
+            e.extra = Some(Box::new(ErrorExtra::Problems(
+                problems
+                    .into_iter()
+                    .map(|p| ReceiptProblemDto {
+                        code: p.code,
+                        message: p.message,
+                        rejection_reason: p.rejection_reason,
+                    })
+                    .collect(),
+            )));
+            Err(e)
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reject {
+    /// A rejection reason code, e.g. `hemolyzed`, `qns`, `unlabeled`.
+    pub reason: String,
+    pub comment: Option<String>,
+}
+
+/// Reject a specimen: problem-log entry and a recollection task for the ordering location.
+/// Audited.
+#[utoipa::path(post, path = "/api/v1/specimens/{accession}/reject", tag = "specimens", request_body = Reject,
+    params(("accession" = String, Path, description = "accession number")),
+    responses((status = 200, body = SpecimenDetailDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn reject(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(accession): ApiPath<String>,
+    ApiJson(req): ApiJson<Reject>,
+) -> ApiResult<Json<SpecimenDetailDto>> {
+    Ok(Json(
+        state
+            .app
+            .reject_specimen(&actor, &accession, &req.reason, req.comment.as_deref())
+            .await?
+            .into(),
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct OpenQuery {
+    /// Only open entries (default false).
+    pub open: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProblemDto {
+    pub id: i64,
+    pub specimen_id: i64,
+    pub accession: String,
+    pub reason: String,
+    pub comment: Option<String>,
+    pub opened_at: String,
+    pub opened_by: String,
+    pub resolved_at: Option<String>,
+}
+
+impl From<ProblemView> for ProblemDto {
+    fn from(p: ProblemView) -> Self {
+        ProblemDto {
+            id: p.id,
+            specimen_id: p.specimen_id,
+            accession: p.accession,
+            reason: p.reason,
+            comment: p.comment,
+            opened_at: p.opened_at.to_string(),
+            opened_by: p.opened_by,
+            resolved_at: p.resolved_at.map(|t| t.to_string()),
+        }
+    }
+}
+
+/// The problem log of rejected specimens, oldest first.
+#[utoipa::path(get, path = "/api/v1/problem-log", tag = "specimens", params(OpenQuery),
+    responses((status = 200, body = [ProblemDto]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn problem_log(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiQuery(q): ApiQuery<OpenQuery>,
+) -> ApiResult<Json<Vec<ProblemDto>>> {
+    let list = state
+        .app
+        .problem_log(&actor, q.open.unwrap_or(false))
+        .await?;
+    Ok(Json(list.into_iter().map(Into::into).collect()))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RecollectTaskDto {
+    pub id: i64,
+    pub order_id: i64,
+    /// The ordering client location that recollects.
+    pub location_id: i64,
+    pub specimen_id: i64,
+    pub accession: String,
+    pub reason: String,
+    pub created_at: String,
+    pub done_at: Option<String>,
+}
+
+impl From<RecollectTaskView> for RecollectTaskDto {
+    fn from(t: RecollectTaskView) -> Self {
+        RecollectTaskDto {
+            id: t.id,
+            order_id: t.order_id,
+            location_id: t.location_id,
+            specimen_id: t.specimen_id,
+            accession: t.accession,
+            reason: t.reason,
+            created_at: t.created_at.to_string(),
+            done_at: t.done_at.map(|t| t.to_string()),
+        }
+    }
+}
+
+/// Recollection tasks for ordering locations, oldest first.
+#[utoipa::path(get, path = "/api/v1/recollect-tasks", tag = "specimens", params(OpenQuery),
+    responses((status = 200, body = [RecollectTaskDto]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn recollect_tasks(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiQuery(q): ApiQuery<OpenQuery>,
+) -> ApiResult<Json<Vec<RecollectTaskDto>>> {
+    let list = state
+        .app
+        .recollect_tasks(&actor, q.open.unwrap_or(false))
+        .await?;
+    Ok(Json(list.into_iter().map(Into::into).collect()))
+}

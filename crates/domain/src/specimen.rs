@@ -775,7 +775,9 @@ pub fn apply_dilution(value: Decimal, factor: DilutionFactor) -> Result<Decimal,
 // ---------------------------------------------------------------------------------------------
 // Collection time
 
-/// How far ahead of the server's clock a collection time may be (clock skew of handhelds).
+/// How far a collection time may stray outside its window: ahead of the server's clock (clock
+/// skew of handhelds), or before the order's creation (a draw time written to the minute, or
+/// on a device whose clock is a little behind). RELIABILITY.md scenario 43 puts skew at ±5 min.
 pub const COLLECTION_CLOCK_SKEW: SignedDuration = SignedDuration::from_mins(5);
 
 /// Why a reported collection time is not plausible.
@@ -801,8 +803,8 @@ impl CollectionTimeError {
     }
 }
 
-/// A collection time must lie between the order's creation and now (allowing
-/// [`COLLECTION_CLOCK_SKEW`] ahead of now).
+/// A collection time must lie between the order's creation and now, allowing
+/// [`COLLECTION_CLOCK_SKEW`] on both sides.
 pub fn check_collection_time(
     collected_at: Timestamp,
     ordered_at: Timestamp,
@@ -811,7 +813,11 @@ pub fn check_collection_time(
     let latest = now.checked_add(COLLECTION_CLOCK_SKEW).unwrap_or(now);
     if collected_at > latest {
         Err(CollectionTimeError::InFuture)
-    } else if collected_at < ordered_at {
+    } else if collected_at
+        < ordered_at
+            .checked_sub(COLLECTION_CLOCK_SKEW)
+            .unwrap_or(ordered_at)
+    {
         Err(CollectionTimeError::BeforeOrder)
     } else {
         Ok(())
@@ -848,6 +854,15 @@ mod collection_time_tests {
         );
         assert_eq!(
             check_collection_time(at("2026-11-21T07:59:59Z"), ordered, now),
+            Ok(()),
+            "a draw time truncated to the minute is not before the order"
+        );
+        assert_eq!(
+            check_collection_time(at("2026-11-21T07:55:00Z"), ordered, now),
+            Ok(())
+        );
+        assert_eq!(
+            check_collection_time(at("2026-11-21T07:54:59Z"), ordered, now),
             Err(CollectionTimeError::BeforeOrder)
         );
         assert_eq!(CollectionTimeError::InFuture.code(), "collection_in_future");

@@ -12,7 +12,7 @@ use aliquot_domain::specimen::{
 };
 use aliquot_labels::{LabelData, LabelFormat, LabelLayout};
 use aliquot_store::{
-    ProblemRecord, RecollectTaskRecord, SpecimenChange, SpecimenEventRecord, SpecimenRecord,
+    ProblemRecord, RecollectTaskRecord, SpecimenChange, SpecimenEventRecord, SpecimenRecord, Tx,
 };
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -20,6 +20,16 @@ use serde_json::{Value, json};
 use crate::catalog::definition;
 use crate::patients::{PatientIdentification, invalid};
 use crate::{Actor, App, AppError, AppResult};
+
+/// A specimen status change as the chain of custody and the audit trail record it.
+struct Transition<'a> {
+    /// The event: `collect`, `receive`, `reject`…
+    kind: &'a str,
+    /// The status after the change.
+    next: &'a str,
+    details: Value,
+    location: Option<String>,
+}
 
 /// One entry of the chain of custody.
 #[derive(Debug, Clone, PartialEq)]
@@ -190,6 +200,38 @@ impl App {
             details: details.to_string(),
             location,
         }
+    }
+
+    /// Records a status change of `s` in the caller's transaction: its chain-of-custody
+    /// event and its audit entry (`specimen.<kind>`, old and new status).
+    async fn record_transition(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        actor: &Actor,
+        s: &SpecimenRecord,
+        t: Transition<'_>,
+    ) -> AppResult<()> {
+        tx.insert_specimen_event(&self.custody(
+            actor,
+            s,
+            t.kind,
+            t.next,
+            t.details.clone(),
+            t.location,
+        ))
+        .await?;
+        let mut new = t.details;
+        new["status"] = json!(t.next);
+        tx.audit(self.entry(
+            actor,
+            &format!("specimen.{}", t.kind),
+            "specimen",
+            &s.accession,
+            Some(json!({"status": s.status, "volume_ul": s.volume_ul})),
+            Some(new),
+            None,
+        ));
+        Ok(())
     }
 
     async fn specimen_detail(&self, s: &SpecimenRecord) -> AppResult<SpecimenDetail> {
@@ -407,26 +449,18 @@ impl App {
         }
         let details = json!({"collected_at": collected_at.to_string(),
             "temperature": temperature.as_str(), "site": site});
-        tx.insert_specimen_event(&self.custody(
+        self.record_transition(
+            &mut tx,
             actor,
             &s,
-            "collect",
-            next.as_str(),
-            details.clone(),
-            site.clone(),
-        ))
+            Transition {
+                kind: "collect",
+                next: next.as_str(),
+                details,
+                location: site.clone(),
+            },
+        )
         .await?;
-        let mut new = details;
-        new["status"] = json!(next.as_str());
-        tx.audit(self.entry(
-            actor,
-            "specimen.collect",
-            "specimen",
-            &s.accession,
-            Some(json!({"status": s.status})),
-            Some(new),
-            None,
-        ));
         tx.commit().await?;
         self.reload(acc.as_str()).await
     }
@@ -559,26 +593,18 @@ impl App {
             return Err(changed_meanwhile());
         }
         let details = json!({"volume_ul": volume_ul, "temperature": temperature.as_str()});
-        tx.insert_specimen_event(&self.custody(
+        self.record_transition(
+            &mut tx,
             actor,
             &s,
-            "receive",
-            next.as_str(),
-            details.clone(),
-            None,
-        ))
+            Transition {
+                kind: "receive",
+                next: next.as_str(),
+                details,
+                location: None,
+            },
+        )
         .await?;
-        let mut new = details;
-        new["status"] = json!(next.as_str());
-        tx.audit(self.entry(
-            actor,
-            "specimen.receive",
-            "specimen",
-            &s.accession,
-            Some(json!({"status": s.status, "volume_ul": s.volume_ul})),
-            Some(new),
-            None,
-        ));
         tx.commit().await?;
         Ok(Ok(self.reload(acc.as_str()).await?))
     }
@@ -647,26 +673,18 @@ impl App {
             .await?;
         let details = json!({"reason": reason.as_str(), "comment": comment,
             "problem_id": problem, "recollect_task_id": task});
-        tx.insert_specimen_event(&self.custody(
+        self.record_transition(
+            &mut tx,
             actor,
             &s,
-            "reject",
-            next.as_str(),
-            details.clone(),
-            None,
-        ))
+            Transition {
+                kind: "reject",
+                next: next.as_str(),
+                details,
+                location: None,
+            },
+        )
         .await?;
-        let mut new = details;
-        new["status"] = json!(next.as_str());
-        tx.audit(self.entry(
-            actor,
-            "specimen.reject",
-            "specimen",
-            &s.accession,
-            Some(json!({"status": s.status})),
-            Some(new),
-            None,
-        ));
         tx.commit().await?;
         self.reload(acc.as_str()).await
     }

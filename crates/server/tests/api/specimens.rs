@@ -309,6 +309,22 @@ async fn collection_checks_identity_and_time(db: Db) {
     assert_eq!(v["events"][0]["to_status"], "collected");
     assert_eq!(v["events"][0]["location"], "Ward 3");
     assert_eq!(c.app.audit_len().await, before + 1);
+    let audit = c
+        .app
+        .app
+        .store()
+        .audit_events(before, 10, Some(("specimen", acc.as_str())))
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].entry.action, "specimen.collect");
+    assert_eq!(audit[0].entry.actor_name, "technician");
+    let (old, new) = (
+        audit[0].entry.old_value.as_ref().unwrap(),
+        audit[0].entry.new_value.as_ref().unwrap(),
+    );
+    assert_eq!(old["status"], "planned");
+    assert_eq!(new["status"], "collected");
 
     let got = c.app.post(&path, &c.token, collect_body(now)).await;
     assert_error(&got, StatusCode::CONFLICT, "transition_illegal", None);

@@ -15,6 +15,11 @@ mod patients;
 mod scans;
 mod settings;
 mod specimens;
+// processing (issue 4)
+
+// storage, transport, send-out, disposal (issue 4)
+
+// turnaround time (issue 4)
 
 use std::sync::{Arc, Mutex};
 

@@ -119,6 +119,11 @@ pub const ROUTES: &[RouteSpec] = &[
     ),
     r("GET", "/api/v1/problem-log", Perm(P::SpecimenProcess)),
     r("GET", "/api/v1/recollect-tasks", Perm(P::SpecimenProcess)),
+    // processing (issue 4)
+
+    // storage, transport, send-out, disposal (issue 4)
+
+    // turnaround time (issue 4)
 ];
 
 pub fn lookup(method: &Method, path: &str) -> Option<&'static RouteSpec> {

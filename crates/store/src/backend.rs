@@ -503,6 +503,12 @@ macro_rules! backend {
             async fn recollect_tasks(&self, open_only: bool, limit: i64) -> StoreResult<Vec<RecollectTaskRecord>> {
                 $q::recollect_tasks(&self.read, open_only, limit).await
             }
+
+            // ── processing: centrifugation, aliquots, dilutions, routing (issue 4) ──
+
+            // ── storage, transport, send-out, disposal (issue 4) ──
+
+            // ── turnaround time (issue 4) ──
         }
 
         #[async_trait]
@@ -839,6 +845,12 @@ macro_rules! backend {
             async fn insert_recollect_task(&mut self, task: &RecollectTaskRecord) -> StoreResult<i64> {
                 $q::insert_recollect_task(&mut *self.tx, task).await
             }
+
+            // ── processing: centrifugation, aliquots, dilutions, routing (issue 4) ──
+
+            // ── storage, transport, send-out, disposal (issue 4) ──
+
+            // ── turnaround time (issue 4) ──
 
             async fn insert_patient_identifier(&mut self, patient_id: i64, system: &str, value: &str) -> StoreResult<()> {
                 $q::insert_patient_identifier(&mut *self.tx, patient_id, system, value).await

@@ -225,6 +225,12 @@ pub trait Store: Send + Sync + 'static {
         open_only: bool,
         limit: i64,
     ) -> StoreResult<Vec<RecollectTaskRecord>>;
+
+    // ── processing: centrifugation, aliquots, dilutions, routing (issue 4) ──
+
+    // ── storage, transport, send-out, disposal (issue 4) ──
+
+    // ── turnaround time (issue 4) ──
 }
 
 /// One write transaction. Dropping it without [`Tx::commit`] rolls everything back, audit
@@ -350,6 +356,12 @@ pub trait Tx: Send {
     async fn insert_specimen_event(&mut self, event: &SpecimenEventRecord) -> StoreResult<i64>;
     async fn insert_problem(&mut self, problem: &ProblemRecord) -> StoreResult<i64>;
     async fn insert_recollect_task(&mut self, task: &RecollectTaskRecord) -> StoreResult<i64>;
+
+    // ── processing: centrifugation, aliquots, dilutions, routing (issue 4) ──
+
+    // ── storage, transport, send-out, disposal (issue 4) ──
+
+    // ── turnaround time (issue 4) ──
 
     /// Appends the queued audit entries to the chain and commits. Returns the sequence numbers
     /// given to the audit entries.

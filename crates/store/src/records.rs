@@ -293,3 +293,9 @@ pub struct SpecimenChange {
     pub temperature: Option<String>,
     pub volume_ul: Option<i64>,
 }
+
+// ── processing: centrifugation, aliquots, dilutions, routing (issue 4) ──
+
+// ── storage, transport, send-out, disposal (issue 4) ──
+
+// ── turnaround time (issue 4) ──

@@ -1274,6 +1274,13 @@ macro_rules! reg_queries {
                 })
                 .collect()
             }
+
+            // ── processing: centrifugation, aliquots, dilutions, routing (issue 4) ──
+
+            // ── storage, transport, send-out, disposal (issue 4) ──
+
+            // ── turnaround time (issue 4) ──
+
         }
     };
 }

@@ -8,6 +8,11 @@ pub mod orders;
 pub mod patients;
 pub mod settings;
 pub mod specimens;
+// processing (issue 4)
+
+// storage, transport, send-out, disposal (issue 4)
+
+// turnaround time (issue 4)
 pub mod system;
 pub mod users;
 
@@ -101,4 +106,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(specimens::reject))
         .routes(routes!(specimens::problem_log))
         .routes(routes!(specimens::recollect_tasks))
+    // processing (issue 4)
+
+    // storage, transport, send-out, disposal (issue 4)
+
+    // turnaround time (issue 4)
 }

@@ -11,4 +11,9 @@ mod orders;
 mod patients;
 mod settings_audit;
 mod specimens;
+// processing (issue 4)
+
+// storage, transport, send-out, disposal (issue 4)
+
+// turnaround time (issue 4)
 mod users;

@@ -22,13 +22,13 @@ use crate::patients::{PatientIdentification, invalid};
 use crate::{Actor, App, AppError, AppResult};
 
 /// A specimen status change as the chain of custody and the audit trail record it.
-struct Transition<'a> {
+pub(crate) struct Transition<'a> {
     /// The event: `collect`, `receive`, `reject`…
-    kind: &'a str,
+    pub kind: &'a str,
     /// The status after the change.
-    next: &'a str,
-    details: Value,
-    location: Option<String>,
+    pub next: &'a str,
+    pub details: Value,
+    pub location: Option<String>,
 }
 
 /// One entry of the chain of custody.
@@ -121,20 +121,20 @@ pub struct RecollectTaskView {
     pub done_at: Option<Timestamp>,
 }
 
-fn parse_accession(input: &str) -> AppResult<AccessionNumber> {
+pub(crate) fn parse_accession(input: &str) -> AppResult<AccessionNumber> {
     AccessionNumber::parse(input).map_err(|e| invalid(&e, "", "accession"))
 }
 
-fn not_found() -> AppError {
+pub(crate) fn not_found() -> AppError {
     AppError::NotFound { entity: "specimen" }
 }
 
-fn state_of(s: &SpecimenRecord) -> AppResult<SpecimenState> {
+pub(crate) fn state_of(s: &SpecimenRecord) -> AppResult<SpecimenState> {
     SpecimenState::parse(&s.status)
         .map_err(|_| AppError::Internal(format!("specimen {} has status {:?}", s.id, s.status)))
 }
 
-fn transition_conflict(e: TransitionError) -> AppError {
+pub(crate) fn transition_conflict(e: TransitionError) -> AppError {
     AppError::Conflict {
         field: e.field().map(str::to_owned),
         code: e.code(),
@@ -142,7 +142,7 @@ fn transition_conflict(e: TransitionError) -> AppError {
     }
 }
 
-fn changed_meanwhile() -> AppError {
+pub(crate) fn changed_meanwhile() -> AppError {
     AppError::Conflict {
         field: None,
         code: "specimen_changed",
@@ -150,13 +150,13 @@ fn changed_meanwhile() -> AppError {
     }
 }
 
-fn parse_temperature(t: Option<&str>) -> AppResult<Option<Temperature>> {
+pub(crate) fn parse_temperature(t: Option<&str>) -> AppResult<Option<Temperature>> {
     t.map(|t| Temperature::parse(t.trim()).map_err(|e| invalid(&e, "", "temperature")))
         .transpose()
 }
 
 /// Optional free text: trimmed, at most `max` characters, no control characters but newline.
-fn free_text(field: &str, v: Option<&str>, max: usize) -> AppResult<Option<String>> {
+pub(crate) fn free_text(field: &str, v: Option<&str>, max: usize) -> AppResult<Option<String>> {
     match v.map(str::trim) {
         None | Some("") => Ok(None),
         Some(s) if s.chars().count() <= max && !s.chars().any(|c| c.is_control() && c != '\n') => {
@@ -170,7 +170,7 @@ fn free_text(field: &str, v: Option<&str>, max: usize) -> AppResult<Option<Strin
     }
 }
 
-fn container_name(code: &str) -> String {
+pub(crate) fn container_name(code: &str) -> String {
     ContainerType::defaults()
         .into_iter()
         .find(|c| c.code.as_str() == code)
@@ -179,7 +179,7 @@ fn container_name(code: &str) -> String {
 }
 
 impl App {
-    fn custody(
+    pub(crate) fn custody(
         &self,
         actor: &Actor,
         s: &SpecimenRecord,
@@ -204,7 +204,7 @@ impl App {
 
     /// Records a status change of `s` in the caller's transaction: its chain-of-custody
     /// event and its audit entry (`specimen.<kind>`, old and new status).
-    async fn record_transition(
+    pub(crate) async fn record_transition(
         &self,
         tx: &mut Box<dyn Tx>,
         actor: &Actor,
@@ -234,7 +234,7 @@ impl App {
         Ok(())
     }
 
-    async fn specimen_detail(&self, s: &SpecimenRecord) -> AppResult<SpecimenDetail> {
+    pub(crate) async fn specimen_detail(&self, s: &SpecimenRecord) -> AppResult<SpecimenDetail> {
         let tests = self.store.tests_of_order(s.order_id).await?;
         let events = self.store.specimen_events(s.id).await?;
         Ok(SpecimenDetail {
@@ -270,7 +270,7 @@ impl App {
         })
     }
 
-    async fn reload(&self, accession: &str) -> AppResult<SpecimenDetail> {
+    pub(crate) async fn reload(&self, accession: &str) -> AppResult<SpecimenDetail> {
         let s = self
             .store
             .specimen_by_accession(accession)

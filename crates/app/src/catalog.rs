@@ -104,6 +104,13 @@ fn mins(m: Option<u32>) -> Option<SignedDuration> {
 }
 
 impl TestDefinition {
+    /// The turnaround-time targets per priority.
+    pub fn tat_targets(&self) -> AppResult<TatTargets> {
+        let t = &self.tat_minutes;
+        TatTargets::new(mins(t.stat), mins(t.asap), mins(t.timed), mins(t.routine))
+            .map_err(|e| AppError::Internal(format!("catalog TAT targets: {e}")))
+    }
+
     pub fn is_panel(&self) -> bool {
         self.kind.as_deref() == Some("panel")
     }

@@ -20,6 +20,8 @@ mod specimens;
 // storage, transport, send-out, disposal (issue 4)
 
 // turnaround time (issue 4)
+mod tat;
+pub use tat::{OVERDUE_SCAN_LIMIT, TatIntervalView, TestTatView};
 
 use std::sync::{Arc, Mutex};
 

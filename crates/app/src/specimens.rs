@@ -87,6 +87,12 @@ pub struct ReceiveInput {
     pub temperature: Option<String>,
     /// Whether the tube carries a readable label (default: yes).
     pub label_ok: Option<bool>,
+    /// The order on the requisition that came with the tube, when the station scans it: a
+    /// tube of another order (another patient's, or another draw) is refused.
+    pub order_id: Option<i64>,
+    /// The patient named on the requisition, when checked at receipt: two identifiers, as at
+    /// collection.
+    pub patient: Option<PatientIdentification>,
 }
 
 /// One problem found at receipt, with the rejection reason it maps to.
@@ -107,6 +113,8 @@ pub struct ProblemView {
     pub opened_at: Timestamp,
     pub opened_by: String,
     pub resolved_at: Option<Timestamp>,
+    pub resolved_by: Option<String>,
+    pub resolution: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +127,8 @@ pub struct RecollectTaskView {
     pub reason: String,
     pub created_at: Timestamp,
     pub done_at: Option<Timestamp>,
+    pub done_by: Option<String>,
+    pub replacement_accession: Option<String>,
 }
 
 pub(crate) fn parse_accession(input: &str) -> AppResult<AccessionNumber> {
@@ -150,6 +160,16 @@ pub(crate) fn changed_meanwhile() -> AppError {
     }
 }
 
+/// An accession number as typed or scanned, for the audit trail of a refused attempt:
+/// control characters escaped, at most 40 characters.
+fn presented(input: &str) -> String {
+    let escaped: String = input.escape_debug().collect();
+    match escaped.char_indices().nth(40) {
+        Some((cut, _)) => format!("{}…", &escaped[..cut]),
+        None => escaped,
+    }
+}
+
 pub(crate) fn parse_temperature(t: Option<&str>) -> AppResult<Option<Temperature>> {
     t.map(|t| Temperature::parse(t.trim()).map_err(|e| invalid(&e, "", "temperature")))
         .transpose()
@@ -170,6 +190,36 @@ pub(crate) fn free_text(field: &str, v: Option<&str>, max: usize) -> AppResult<O
     }
 }
 
+fn problem_view(p: ProblemRecord) -> ProblemView {
+    ProblemView {
+        id: p.id,
+        specimen_id: p.specimen_id,
+        accession: p.accession,
+        reason: p.reason,
+        comment: p.comment,
+        opened_at: p.opened_at,
+        opened_by: p.opened_by,
+        resolved_at: p.resolved_at,
+        resolved_by: p.resolved_by,
+        resolution: p.resolution,
+    }
+}
+
+fn task_view(t: RecollectTaskRecord) -> RecollectTaskView {
+    RecollectTaskView {
+        id: t.id,
+        order_id: t.order_id,
+        location_id: t.location_id,
+        specimen_id: t.specimen_id,
+        accession: t.accession,
+        reason: t.reason,
+        created_at: t.created_at,
+        done_at: t.done_at,
+        done_by: t.done_by,
+        replacement_accession: t.replacement_accession,
+    }
+}
+
 pub(crate) fn container_name(code: &str) -> String {
     ContainerType::defaults()
         .into_iter()
@@ -179,6 +229,42 @@ pub(crate) fn container_name(code: &str) -> String {
 }
 
 impl App {
+    /// Runs a specimen command; when it is refused for a reason the user can act on (bad
+    /// input, unknown specimen, illegal transition), the attempt is written to the audit trail
+    /// in its own transaction (`specimen.<kind>_refused`, with the error code and field) and
+    /// the error returned unchanged. Nothing else is written: the command's own transaction
+    /// was dropped.
+    pub(crate) async fn attempt<T>(
+        &self,
+        actor: &Actor,
+        kind: &str,
+        accession: &str,
+        command: impl std::future::Future<Output = AppResult<T>>,
+    ) -> AppResult<T> {
+        let result = command.await;
+        if let Err(e) = &result {
+            let (code, field) = match e {
+                AppError::Invalid { code, field, .. } | AppError::Conflict { code, field, .. } => {
+                    (*code, field.clone())
+                }
+                AppError::NotFound { .. } => ("not_found", None),
+                _ => return result,
+            };
+            let mut tx = self.store.begin().await?;
+            tx.audit(self.entry(
+                actor,
+                &format!("specimen.{kind}_refused"),
+                "specimen",
+                presented(accession),
+                None,
+                Some(json!({"code": code, "field": field})),
+                None,
+            ));
+            tx.commit().await?;
+        }
+        result
+    }
+
     pub(crate) fn custody(
         &self,
         actor: &Actor,
@@ -309,6 +395,21 @@ impl App {
         accession: &str,
         format: &str,
     ) -> AppResult<RenderedLabel> {
+        self.attempt(
+            actor,
+            "label_print",
+            accession,
+            self.specimen_label_inner(actor, accession, format),
+        )
+        .await
+    }
+
+    async fn specimen_label_inner(
+        &self,
+        actor: &Actor,
+        accession: &str,
+        format: &str,
+    ) -> AppResult<RenderedLabel> {
         actor.require(Permission::SpecimenCollect)?;
         let format: LabelFormat =
             format
@@ -401,6 +502,21 @@ impl App {
         accession: &str,
         input: CollectInput,
     ) -> AppResult<SpecimenDetail> {
+        self.attempt(
+            actor,
+            "collect",
+            accession,
+            self.collect_specimen_inner(actor, accession, input),
+        )
+        .await
+    }
+
+    async fn collect_specimen_inner(
+        &self,
+        actor: &Actor,
+        accession: &str,
+        input: CollectInput,
+    ) -> AppResult<SpecimenDetail> {
         actor.require(Permission::SpecimenCollect)?;
         let acc = parse_accession(accession)?;
         let collected_at: Timestamp = input.collected_at.trim().parse().map_err(|_| {
@@ -474,6 +590,21 @@ impl App {
         accession: &str,
         input: ReceiveInput,
     ) -> AppResult<Result<SpecimenDetail, Vec<ReceiptProblemView>>> {
+        self.attempt(
+            actor,
+            "receive",
+            accession,
+            self.receive_specimen_inner(actor, accession, input),
+        )
+        .await
+    }
+
+    async fn receive_specimen_inner(
+        &self,
+        actor: &Actor,
+        accession: &str,
+        input: ReceiveInput,
+    ) -> AppResult<Result<SpecimenDetail, Vec<ReceiptProblemView>>> {
         actor.require(Permission::SpecimenProcess)?;
         let acc = parse_accession(accession)?;
         let volume = input
@@ -496,6 +627,27 @@ impl App {
             .await?
             .ok_or_else(not_found)?;
         transition(state_of(&s)?, &Event::Receive).map_err(transition_conflict)?;
+        // The tube against its requisition: the order scanned with it, the patient named on it.
+        if input.order_id.is_some_and(|o| o != s.order_id) {
+            return Err(AppError::invalid(
+                "order_id",
+                "specimen_order_mismatch",
+                "this tube belongs to another order than the requisition; set it aside and \
+                 check both labels",
+            ));
+        }
+        if let Some(ident) = &input.patient {
+            let mut tx = self.store.begin().await?;
+            let patient = self.identify_patient(&mut tx, ident).await?;
+            drop(tx);
+            if patient.id != s.patient_id {
+                return Err(AppError::invalid(
+                    "patient",
+                    "patient_mismatch",
+                    "the patient on the requisition is not the patient of this tube",
+                ));
+            }
+        }
         let internal = |what: &str| AppError::Internal(format!("specimen {}: {what}", s.id));
         let container = ContainerType::defaults()
             .into_iter()
@@ -618,6 +770,22 @@ impl App {
         reason: &str,
         comment: Option<&str>,
     ) -> AppResult<SpecimenDetail> {
+        self.attempt(
+            actor,
+            "reject",
+            accession,
+            self.reject_specimen_inner(actor, accession, reason, comment),
+        )
+        .await
+    }
+
+    async fn reject_specimen_inner(
+        &self,
+        actor: &Actor,
+        accession: &str,
+        reason: &str,
+        comment: Option<&str>,
+    ) -> AppResult<SpecimenDetail> {
         actor.require(Permission::SpecimenProcess)?;
         let acc = parse_accession(accession)?;
         let reason = RejectionReason::parse(reason.trim())
@@ -657,6 +825,8 @@ impl App {
                 opened_at: now,
                 opened_by: actor.username.clone(),
                 resolved_at: None,
+                resolved_by: None,
+                resolution: None,
             })
             .await?;
         let task = tx
@@ -669,6 +839,8 @@ impl App {
                 reason: reason.as_str().to_owned(),
                 created_at: now,
                 done_at: None,
+                done_by: None,
+                replacement_accession: None,
             })
             .await?;
         let details = json!({"reason": reason.as_str(), "comment": comment,
@@ -697,16 +869,7 @@ impl App {
             .problem_log(open_only, 500)
             .await?
             .into_iter()
-            .map(|p| ProblemView {
-                id: p.id,
-                specimen_id: p.specimen_id,
-                accession: p.accession,
-                reason: p.reason,
-                comment: p.comment,
-                opened_at: p.opened_at,
-                opened_by: p.opened_by,
-                resolved_at: p.resolved_at,
-            })
+            .map(problem_view)
             .collect())
     }
 
@@ -722,16 +885,124 @@ impl App {
             .recollect_tasks(open_only, 500)
             .await?
             .into_iter()
-            .map(|t| RecollectTaskView {
-                id: t.id,
-                order_id: t.order_id,
-                location_id: t.location_id,
-                specimen_id: t.specimen_id,
-                accession: t.accession,
-                reason: t.reason,
-                created_at: t.created_at,
-                done_at: t.done_at,
-            })
+            .map(task_view)
             .collect())
+    }
+
+    /// Closes a problem-log entry with what was done about it (recollected, result reported
+    /// with a disclaimer, order cancelled…). Audited; an entry is resolved once.
+    pub async fn resolve_problem(
+        &self,
+        actor: &Actor,
+        id: i64,
+        resolution: &str,
+    ) -> AppResult<ProblemView> {
+        actor.require(Permission::SpecimenProcess)?;
+        let resolution = free_text("resolution", Some(resolution), 500)?.ok_or_else(|| {
+            AppError::invalid("resolution", "required", "say how the problem was resolved")
+        })?;
+        let mut tx = self.store.begin().await?;
+        if !tx
+            .resolve_problem(id, self.now(), &actor.username, &resolution)
+            .await?
+        {
+            return Err(AppError::NotFound {
+                entity: "open problem-log entry",
+            });
+        }
+        tx.audit(self.entry(
+            actor,
+            "problem.resolve",
+            "problem",
+            id,
+            Some(json!({"resolved": false})),
+            Some(json!({"resolved": true, "resolution": resolution})),
+            None,
+        ));
+        tx.commit().await?;
+        self.store
+            .problem_by_id(id)
+            .await?
+            .map(problem_view)
+            .ok_or(AppError::NotFound {
+                entity: "problem-log entry",
+            })
+    }
+
+    /// Completes a recollection task with the specimen drawn instead. The replacement must be
+    /// a specimen of the same patient that has been collected; audited.
+    pub async fn complete_recollect_task(
+        &self,
+        actor: &Actor,
+        id: i64,
+        replacement_accession: &str,
+    ) -> AppResult<RecollectTaskView> {
+        actor.require(Permission::SpecimenProcess)?;
+        let acc = parse_accession(replacement_accession)
+            .map_err(|e| e.with_field("replacement_accession"))?;
+        let task = self
+            .store
+            .recollect_task_by_id(id)
+            .await?
+            .filter(|t| t.done_at.is_none())
+            .ok_or(AppError::NotFound {
+                entity: "open recollection task",
+            })?;
+        let mut tx = self.store.begin().await?;
+        let replacement = tx
+            .specimen_by_accession(acc.as_str())
+            .await?
+            .ok_or_else(|| {
+                AppError::invalid(
+                    "replacement_accession",
+                    "unknown_specimen",
+                    "no specimen has this accession number",
+                )
+            })?;
+        let rejected = tx
+            .specimen_by_accession(&task.accession)
+            .await?
+            .ok_or_else(not_found)?;
+        if replacement.patient_id != rejected.patient_id {
+            return Err(AppError::invalid(
+                "replacement_accession",
+                "patient_mismatch",
+                "the replacement specimen belongs to another patient",
+            ));
+        }
+        if matches!(
+            state_of(&replacement)?,
+            SpecimenState::Planned | SpecimenState::Cancelled | SpecimenState::Rejected
+        ) {
+            return Err(AppError::invalid(
+                "replacement_accession",
+                "replacement_not_collected",
+                "the replacement specimen has not been collected (or was itself rejected)",
+            ));
+        }
+        if !tx
+            .complete_recollect_task(id, self.now(), &actor.username, acc.as_str())
+            .await?
+        {
+            return Err(changed_meanwhile());
+        }
+        tx.audit(self.entry(
+            actor,
+            "recollect_task.complete",
+            "recollect_task",
+            id,
+            Some(json!({"done": false})),
+            Some(json!({"done": true, "replacement_accession": acc.as_str(),
+                "rejected_accession": task.accession})),
+            None,
+        ));
+        tx.commit().await?;
+        self.store
+            .recollect_task_by_id(id)
+            .await?
+            .map(task_view)
+            .ok_or(AppError::NotFound {
+                entity: "recollection task",
+            })
     }
 }

@@ -283,11 +283,20 @@ pub fn overdue_list<'a, K: Ord>(
     now: Timestamp,
     policy: &TatPolicy,
 ) -> Vec<OverdueEntry<'a, K>> {
+    overdue_list_by(items, now, |_| *policy)
+}
+
+/// [`overdue_list`] where each item has its own policy (targets differ from test to test).
+pub fn overdue_list_by<'a, K: Ord>(
+    items: &'a [TatItem<K>],
+    now: Timestamp,
+    policy_of: impl Fn(&TatItem<K>) -> TatPolicy,
+) -> Vec<OverdueEntry<'a, K>> {
     let mut out: Vec<OverdueEntry<'a, K>> = items
         .iter()
         .map(|item| OverdueEntry {
             item,
-            evaluation: evaluate(&item.milestones, item.priority, now, policy),
+            evaluation: evaluate(&item.milestones, item.priority, now, &policy_of(item)),
         })
         .filter(|e| matches!(e.evaluation.status, TatStatus::AtRisk | TatStatus::Overdue))
         .collect();
@@ -319,6 +328,33 @@ mod tests {
 
     fn received_at(s: &str) -> Milestones {
         Milestones::default().with(Milestone::Received, ts(s))
+    }
+
+    #[test]
+    fn per_item_policies_rank_by_their_own_targets() {
+        let now = ts("2026-11-21T10:00:00Z");
+        let item = |key: u32, received: &str| TatItem {
+            key,
+            priority: Priority::Stat,
+            milestones: received_at(received),
+        };
+        // Both received 50 min ago: on time against a 60 min target, overdue against 45 min.
+        let items = [
+            item(1, "2026-11-21T09:10:00Z"),
+            item(2, "2026-11-21T09:10:00Z"),
+        ];
+        let short = TatTargets::new(Some(SignedDuration::from_mins(45)), None, None, None).unwrap();
+        let list = overdue_list_by(&items, now, |i| {
+            if i.key == 2 {
+                TatPolicy::in_lab(short)
+            } else {
+                policy()
+            }
+        });
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].item.key, 2);
+        assert_eq!(list[0].evaluation.status, TatStatus::Overdue);
+        assert_eq!(list[1].evaluation.status, TatStatus::AtRisk);
     }
 
     #[test]

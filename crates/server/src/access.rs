@@ -98,6 +98,16 @@ pub const ROUTES: &[RouteSpec] = &[
     r("GET", "/api/v1/scans/{id}", Perm(P::OrderRead)),
     r("GET", "/api/v1/specimens/{accession}", Perm(P::OrderRead)),
     r(
+        "POST",
+        "/api/v1/problem-log/{id}/resolve",
+        Perm(P::SpecimenProcess),
+    ),
+    r(
+        "POST",
+        "/api/v1/recollect-tasks/{id}/complete",
+        Perm(P::SpecimenProcess),
+    ),
+    r(
         "GET",
         "/api/v1/specimens/{accession}/label",
         Perm(P::SpecimenCollect),
@@ -124,6 +134,8 @@ pub const ROUTES: &[RouteSpec] = &[
     // storage, transport, send-out, disposal (issue 4)
 
     // turnaround time (issue 4)
+    r("GET", "/api/v1/orders/{id}/tat", Perm(P::OrderRead)),
+    r("GET", "/api/v1/tat/overdue", Perm(P::SpecimenProcess)),
 ];
 
 pub fn lookup(method: &Method, path: &str) -> Option<&'static RouteSpec> {

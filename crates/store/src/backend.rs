@@ -500,6 +500,14 @@ macro_rules! backend {
                 $q::problem_log(&self.read, open_only, limit).await
             }
 
+            async fn problem_by_id(&self, id: i64) -> StoreResult<Option<ProblemRecord>> {
+                $q::problem_by_id(&self.read, id).await
+            }
+
+            async fn recollect_task_by_id(&self, id: i64) -> StoreResult<Option<RecollectTaskRecord>> {
+                $q::recollect_task_by_id(&self.read, id).await
+            }
+
             async fn recollect_tasks(&self, open_only: bool, limit: i64) -> StoreResult<Vec<RecollectTaskRecord>> {
                 $q::recollect_tasks(&self.read, open_only, limit).await
             }
@@ -509,6 +517,13 @@ macro_rules! backend {
             // ── storage, transport, send-out, disposal (issue 4) ──
 
             // ── turnaround time (issue 4) ──
+            async fn tat_of_order(&self, order_id: i64) -> StoreResult<Vec<TatRow>> {
+                $q::tat_of_order(&self.read, order_id).await
+            }
+
+            async fn running_tests(&self, limit: i64) -> StoreResult<Vec<TatRow>> {
+                $q::running_tests(&self.read, limit).await
+            }
         }
 
         #[async_trait]
@@ -836,6 +851,14 @@ macro_rules! backend {
 
             async fn insert_specimen_event(&mut self, event: &SpecimenEventRecord) -> StoreResult<i64> {
                 $q::insert_specimen_event(&mut *self.tx, event).await
+            }
+
+            async fn resolve_problem(&mut self, id: i64, at: Timestamp, by: &str, resolution: &str) -> StoreResult<bool> {
+                $q::resolve_problem(&mut *self.tx, id, at, by, resolution).await
+            }
+
+            async fn complete_recollect_task(&mut self, id: i64, at: Timestamp, by: &str, replacement_accession: &str) -> StoreResult<bool> {
+                $q::complete_recollect_task(&mut *self.tx, id, at, by, replacement_accession).await
             }
 
             async fn insert_problem(&mut self, problem: &ProblemRecord) -> StoreResult<i64> {

@@ -219,6 +219,8 @@ pub trait Store: Send + Sync + 'static {
     async fn specimen_events(&self, specimen_id: i64) -> StoreResult<Vec<SpecimenEventRecord>>;
     /// Problem-log entries (only unresolved ones with `open_only`), oldest first.
     async fn problem_log(&self, open_only: bool, limit: i64) -> StoreResult<Vec<ProblemRecord>>;
+    async fn problem_by_id(&self, id: i64) -> StoreResult<Option<ProblemRecord>>;
+    async fn recollect_task_by_id(&self, id: i64) -> StoreResult<Option<RecollectTaskRecord>>;
     /// Recollection tasks (only those not done with `open_only`), oldest first.
     async fn recollect_tasks(
         &self,
@@ -231,6 +233,11 @@ pub trait Store: Send + Sync + 'static {
     // ── storage, transport, send-out, disposal (issue 4) ──
 
     // ── turnaround time (issue 4) ──
+    /// The tests of one order with their TAT milestones.
+    async fn tat_of_order(&self, order_id: i64) -> StoreResult<Vec<TatRow>>;
+    /// Tests running in the lab (specimen held, order active, test not finished), most
+    /// urgent priority first, at most `limit`.
+    async fn running_tests(&self, limit: i64) -> StoreResult<Vec<TatRow>>;
 }
 
 /// One write transaction. Dropping it without [`Tx::commit`] rolls everything back, audit
@@ -354,6 +361,22 @@ pub trait Tx: Send {
     /// Counts a label print; returns the new count (1 = the original print).
     async fn count_label_print(&mut self, specimen_id: i64) -> StoreResult<i64>;
     async fn insert_specimen_event(&mut self, event: &SpecimenEventRecord) -> StoreResult<i64>;
+    /// Closes an open problem-log entry; false when none is open with this id.
+    async fn resolve_problem(
+        &mut self,
+        id: i64,
+        at: Timestamp,
+        by: &str,
+        resolution: &str,
+    ) -> StoreResult<bool>;
+    /// Completes an open recollection task; false when none is open with this id.
+    async fn complete_recollect_task(
+        &mut self,
+        id: i64,
+        at: Timestamp,
+        by: &str,
+        replacement_accession: &str,
+    ) -> StoreResult<bool>;
     async fn insert_problem(&mut self, problem: &ProblemRecord) -> StoreResult<i64>;
     async fn insert_recollect_task(&mut self, task: &RecollectTaskRecord) -> StoreResult<i64>;
 

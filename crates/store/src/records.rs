@@ -266,6 +266,8 @@ pub struct ProblemRecord {
     pub opened_at: Timestamp,
     pub opened_by: String,
     pub resolved_at: Option<Timestamp>,
+    pub resolved_by: Option<String>,
+    pub resolution: Option<String>,
 }
 
 /// A recollection to be done by the ordering location.
@@ -280,6 +282,9 @@ pub struct RecollectTaskRecord {
     pub reason: String,
     pub created_at: Timestamp,
     pub done_at: Option<Timestamp>,
+    pub done_by: Option<String>,
+    /// The accession of the specimen collected instead.
+    pub replacement_accession: Option<String>,
 }
 
 /// A guarded status change of a specimen: applied only while its status is still `from`.
@@ -299,3 +304,20 @@ pub struct SpecimenChange {
 // ── storage, transport, send-out, disposal (issue 4) ──
 
 // ── turnaround time (issue 4) ──
+
+/// One ordered test on a specimen the lab holds, with what turnaround time needs: the
+/// order's priority and time, the specimen's milestones, and the test's TAT targets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TatRow {
+    pub order_test_id: i64,
+    pub order_id: i64,
+    pub test_code: String,
+    pub test_status: String,
+    pub accession: String,
+    pub specimen_status: String,
+    pub priority: String,
+    pub ordered_at: Timestamp,
+    pub collected_at: Option<Timestamp>,
+    pub received_at: Option<Timestamp>,
+    pub in_process_at: Option<Timestamp>,
+}

@@ -1169,6 +1169,82 @@ macro_rules! reg_queries {
                 .collect()
             }
 
+            /// One problem-log entry.
+            pub async fn problem_by_id<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                id: i64,
+            ) -> StoreResult<Option<ProblemRecord>> {
+                sqlx::query_as::<_, ProblemRow>(
+                    "SELECT p.id, p.specimen_id, s.accession, p.reason, p.comment, p.opened_at, \
+                     p.opened_by, p.resolved_at, p.resolved_by, p.resolution FROM problem_log p \
+                     JOIN specimens s ON s.id = p.specimen_id WHERE p.id = $1",
+                )
+                .bind(id)
+                .fetch_optional(e)
+                .await?
+                .map(problem)
+                .transpose()
+            }
+
+            /// One recollection task.
+            pub async fn recollect_task_by_id<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                id: i64,
+            ) -> StoreResult<Option<RecollectTaskRecord>> {
+                sqlx::query_as::<_, TaskRow>(
+                    "SELECT t.id, t.order_id, t.location_id, t.specimen_id, s.accession, t.reason, \
+                     t.created_at, t.done_at, t.done_by, t.replacement_accession FROM recollect_tasks t \
+                     JOIN specimens s ON s.id = t.specimen_id WHERE t.id = $1",
+                )
+                .bind(id)
+                .fetch_optional(e)
+                .await?
+                .map(task)
+                .transpose()
+            }
+
+            /// Closes an open problem-log entry; false when there is none open with this id.
+            pub async fn resolve_problem<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                id: i64,
+                at: Timestamp,
+                by: &str,
+                resolution: &str,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE problem_log SET resolved_at = $2, resolved_by = $3, resolution = $4 \
+                     WHERE id = $1 AND resolved_at IS NULL",
+                )
+                .bind(id)
+                .bind(us(at))
+                .bind(by)
+                .bind(resolution)
+                .execute(e)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            /// Marks an open recollection task done; false when there is none open with this id.
+            pub async fn complete_recollect_task<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                id: i64,
+                at: Timestamp,
+                by: &str,
+                replacement_accession: &str,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE recollect_tasks SET done_at = $2, done_by = $3, \
+                     replacement_accession = $4 WHERE id = $1 AND done_at IS NULL",
+                )
+                .bind(id)
+                .bind(us(at))
+                .bind(by)
+                .bind(replacement_accession)
+                .execute(e)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
             pub async fn insert_problem<'e, E: Executor<'e, Database = Db>>(
                 e: E,
                 p: &ProblemRecord,
@@ -1187,6 +1263,24 @@ macro_rules! reg_queries {
                 Ok(id)
             }
 
+            type ProblemRow =
+                (i64, i64, String, String, Option<String>, i64, String, Option<i64>, Option<String>, Option<String>);
+
+            fn problem(r: ProblemRow) -> StoreResult<ProblemRecord> {
+                Ok(ProblemRecord {
+                    id: r.0,
+                    specimen_id: r.1,
+                    accession: r.2,
+                    reason: r.3,
+                    comment: r.4,
+                    opened_at: ts(r.5)?,
+                    opened_by: r.6,
+                    resolved_at: opt_ts(r.7)?,
+                    resolved_by: r.8,
+                    resolution: r.9,
+                })
+            }
+
             pub async fn problem_log<'e, E: Executor<'e, Database = Db>>(
                 e: E,
                 open_only: bool,
@@ -1194,31 +1288,20 @@ macro_rules! reg_queries {
             ) -> StoreResult<Vec<ProblemRecord>> {
                 let sql = if open_only {
                     "SELECT p.id, p.specimen_id, s.accession, p.reason, p.comment, p.opened_at, \
-                     p.opened_by, p.resolved_at FROM problem_log p \
+                     p.opened_by, p.resolved_at, p.resolved_by, p.resolution FROM problem_log p \
                      JOIN specimens s ON s.id = p.specimen_id \
                      WHERE p.resolved_at IS NULL ORDER BY p.id LIMIT $1"
                 } else {
                     "SELECT p.id, p.specimen_id, s.accession, p.reason, p.comment, p.opened_at, \
-                     p.opened_by, p.resolved_at FROM problem_log p \
+                     p.opened_by, p.resolved_at, p.resolved_by, p.resolution FROM problem_log p \
                      JOIN specimens s ON s.id = p.specimen_id ORDER BY p.id LIMIT $1"
                 };
-                sqlx::query_as::<_, (i64, i64, String, String, Option<String>, i64, String, Option<i64>)>(sql)
+                sqlx::query_as::<_, ProblemRow>(sql)
                 .bind(limit)
                 .fetch_all(e)
                 .await?
                 .into_iter()
-                .map(|r| {
-                    Ok(ProblemRecord {
-                        id: r.0,
-                        specimen_id: r.1,
-                        accession: r.2,
-                        reason: r.3,
-                        comment: r.4,
-                        opened_at: ts(r.5)?,
-                        opened_by: r.6,
-                        resolved_at: opt_ts(r.7)?,
-                    })
-                })
+                .map(problem)
                 .collect()
             }
 
@@ -1240,6 +1323,24 @@ macro_rules! reg_queries {
                 Ok(id)
             }
 
+            type TaskRow =
+                (i64, i64, i64, i64, String, String, i64, Option<i64>, Option<String>, Option<String>);
+
+            fn task(r: TaskRow) -> StoreResult<RecollectTaskRecord> {
+                Ok(RecollectTaskRecord {
+                    id: r.0,
+                    order_id: r.1,
+                    location_id: r.2,
+                    specimen_id: r.3,
+                    accession: r.4,
+                    reason: r.5,
+                    created_at: ts(r.6)?,
+                    done_at: opt_ts(r.7)?,
+                    done_by: r.8,
+                    replacement_accession: r.9,
+                })
+            }
+
             pub async fn recollect_tasks<'e, E: Executor<'e, Database = Db>>(
                 e: E,
                 open_only: bool,
@@ -1247,31 +1348,20 @@ macro_rules! reg_queries {
             ) -> StoreResult<Vec<RecollectTaskRecord>> {
                 let sql = if open_only {
                     "SELECT t.id, t.order_id, t.location_id, t.specimen_id, s.accession, t.reason, \
-                     t.created_at, t.done_at FROM recollect_tasks t \
+                     t.created_at, t.done_at, t.done_by, t.replacement_accession FROM recollect_tasks t \
                      JOIN specimens s ON s.id = t.specimen_id \
                      WHERE t.done_at IS NULL ORDER BY t.id LIMIT $1"
                 } else {
                     "SELECT t.id, t.order_id, t.location_id, t.specimen_id, s.accession, t.reason, \
-                     t.created_at, t.done_at FROM recollect_tasks t \
+                     t.created_at, t.done_at, t.done_by, t.replacement_accession FROM recollect_tasks t \
                      JOIN specimens s ON s.id = t.specimen_id ORDER BY t.id LIMIT $1"
                 };
-                sqlx::query_as::<_, (i64, i64, i64, i64, String, String, i64, Option<i64>)>(sql)
+                sqlx::query_as::<_, TaskRow>(sql)
                 .bind(limit)
                 .fetch_all(e)
                 .await?
                 .into_iter()
-                .map(|r| {
-                    Ok(RecollectTaskRecord {
-                        id: r.0,
-                        order_id: r.1,
-                        location_id: r.2,
-                        specimen_id: r.3,
-                        accession: r.4,
-                        reason: r.5,
-                        created_at: ts(r.6)?,
-                        done_at: opt_ts(r.7)?,
-                    })
-                })
+                .map(task)
                 .collect()
             }
 
@@ -1280,6 +1370,71 @@ macro_rules! reg_queries {
             // ── storage, transport, send-out, disposal (issue 4) ──
 
             // ── turnaround time (issue 4) ──
+            type TatTuple = (i64, i64, String, String, String, String, String, i64, Option<i64>, Option<i64>, Option<i64>);
+
+            fn tat_row(r: TatTuple) -> StoreResult<TatRow> {
+                Ok(TatRow {
+                    order_test_id: r.0,
+                    order_id: r.1,
+                    test_code: r.2,
+                    test_status: r.3,
+                    accession: r.4,
+                    specimen_status: r.5,
+                    priority: r.6,
+                    ordered_at: ts(r.7)?,
+                    collected_at: opt_ts(r.8)?,
+                    received_at: opt_ts(r.9)?,
+                    in_process_at: opt_ts(r.10)?,
+                })
+            }
+
+            macro_rules! tat_select {
+                () => {
+                    "SELECT t.id, t.order_id, t.test_code, t.status, s.accession, s.status, \
+                     o.priority, o.created_at, s.collected_at, \
+                     (SELECT MIN(e.at) FROM specimen_events e WHERE e.specimen_id = s.id AND e.kind = 'receive'), \
+                     (SELECT MIN(e.at) FROM specimen_events e WHERE e.specimen_id = s.id AND e.kind = 'start_processing') \
+                     FROM order_tests t JOIN specimens s ON s.id = t.specimen_id \
+                     JOIN orders o ON o.id = t.order_id "
+                };
+            }
+
+            /// The tests of one order with their milestones, in test order.
+            pub async fn tat_of_order<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                order_id: i64,
+            ) -> StoreResult<Vec<TatRow>> {
+                sqlx::query_as::<_, TatTuple>(concat!(tat_select!(), "WHERE t.order_id = $1 ORDER BY t.id"))
+                    .bind(order_id)
+                    .fetch_all(e)
+                    .await?
+                    .into_iter()
+                    .map(tat_row)
+                    .collect()
+            }
+
+            /// Tests still running in the lab: their specimen is held by the lab (received,
+            /// in process, processed or stored), the order is active and the test is not
+            /// finished. At most `limit`, most urgent priority first, then oldest specimen.
+            pub async fn running_tests<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                limit: i64,
+            ) -> StoreResult<Vec<TatRow>> {
+                sqlx::query_as::<_, TatTuple>(concat!(
+                    tat_select!(),
+                    "WHERE s.status IN ('received', 'in_process', 'processed', 'stored') \
+                     AND o.status = 'active' \
+                     AND t.status NOT IN ('verified', 'reported', 'cancelled') \
+                     ORDER BY CASE o.priority WHEN 'stat' THEN 0 WHEN 'asap' THEN 1 \
+                     WHEN 'timed' THEN 2 ELSE 3 END, s.id, t.id LIMIT $1"
+                ))
+                .bind(limit)
+                .fetch_all(e)
+                .await?
+                .into_iter()
+                .map(tat_row)
+                .collect()
+            }
 
         }
     };

@@ -603,6 +603,8 @@ async fn specimen_changes_are_guarded_and_custody_is_kept(db: Db) {
         opened_at: at,
         opened_by: "t".into(),
         resolved_at: None,
+        resolved_by: None,
+        resolution: None,
     })
     .await
     .unwrap();
@@ -615,6 +617,8 @@ async fn specimen_changes_are_guarded_and_custody_is_kept(db: Db) {
         reason: "hemolyzed".into(),
         created_at: at,
         done_at: None,
+        done_by: None,
+        replacement_accession: None,
     })
     .await
     .unwrap();

@@ -14,6 +14,7 @@ pub mod specimens;
 
 // turnaround time (issue 4)
 pub mod system;
+pub mod tat;
 pub mod users;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -100,15 +101,17 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(orders::attach_scan, orders::list_scans))
         .routes(routes!(orders::get_scan))
         .routes(routes!(specimens::get))
+        .routes(routes!(specimens::resolve_problem))
+        .routes(routes!(specimens::complete_task))
         .routes(routes!(specimens::label))
         .routes(routes!(specimens::collect))
         .routes(routes!(specimens::receive))
         .routes(routes!(specimens::reject))
         .routes(routes!(specimens::problem_log))
         .routes(routes!(specimens::recollect_tasks))
-    // processing (issue 4)
-
-    // storage, transport, send-out, disposal (issue 4)
-
-    // turnaround time (issue 4)
+        // processing (issue 4)
+        // storage, transport, send-out, disposal (issue 4)
+        // turnaround time (issue 4)
+        .routes(routes!(tat::order_tat))
+        .routes(routes!(tat::overdue))
 }

@@ -31,6 +31,19 @@ pub struct PatientIdentifiersDto {
     pub identifier: Option<IdentifierDto>,
 }
 
+impl From<PatientIdentifiersDto> for PatientIdentification {
+    fn from(p: PatientIdentifiersDto) -> Self {
+        PatientIdentification {
+            id: p.id,
+            mrn: p.mrn,
+            family_name: p.family_name,
+            given_name: p.given_name,
+            birth_date: p.birth_date,
+            identifier: p.identifier.map(Into::into),
+        }
+    }
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrder {
@@ -161,16 +174,8 @@ pub async fn place(
     Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<NewOrder>,
 ) -> ApiResult<(StatusCode, Json<OrderDto>)> {
-    let p = req.patient;
     let input = NewOrderInput {
-        patient: PatientIdentification {
-            id: p.id,
-            mrn: p.mrn,
-            family_name: p.family_name,
-            given_name: p.given_name,
-            birth_date: p.birth_date,
-            identifier: p.identifier.map(Into::into),
-        },
+        patient: req.patient.into(),
         provider_id: req.provider_id,
         location_id: req.location_id,
         tests: req.tests,

@@ -2,8 +2,7 @@
 //! rejection, the problem log and recollection tasks.
 
 use aliquot_app::{
-    Actor, CollectInput, PatientIdentification, ProblemView, ReceiveInput, RecollectTaskView,
-    SpecimenDetail,
+    Actor, CollectInput, ProblemView, ReceiveInput, RecollectTaskView, SpecimenDetail,
 };
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -146,18 +145,10 @@ pub async fn collect(
     ApiPath(accession): ApiPath<String>,
     ApiJson(req): ApiJson<Collect>,
 ) -> ApiResult<Json<SpecimenDetailDto>> {
-    let p = req.patient;
     let input = CollectInput {
         collected_at: req.collected_at,
         site: req.site,
-        patient: PatientIdentification {
-            id: p.id,
-            mrn: p.mrn,
-            family_name: p.family_name,
-            given_name: p.given_name,
-            birth_date: p.birth_date,
-            identifier: p.identifier.map(Into::into),
-        },
+        patient: req.patient.into(),
         temperature: req.temperature,
     };
     Ok(Json(
@@ -178,6 +169,12 @@ pub struct Receive {
     pub temperature: Option<String>,
     /// Whether the tube carries a readable label (default true).
     pub label_ok: Option<bool>,
+    /// The order on the requisition scanned with the tube: a tube of another order is refused
+    /// (422 `specimen_order_mismatch`).
+    pub order_id: Option<i64>,
+    /// The patient on the requisition (two identifiers): another patient is refused
+    /// (422 `patient_mismatch`).
+    pub patient: Option<PatientIdentifiersDto>,
 }
 
 /// Receive a specimen in the lab after the receipt check. With problems nothing changes:
@@ -196,6 +193,8 @@ pub async fn receive(
         volume_ul: req.volume_ul,
         temperature: req.temperature,
         label_ok: req.label_ok,
+        order_id: req.order_id,
+        patient: req.patient.map(Into::into),
     };
     match state
         .app
@@ -270,6 +269,9 @@ pub struct ProblemDto {
     pub opened_at: String,
     pub opened_by: String,
     pub resolved_at: Option<String>,
+    pub resolved_by: Option<String>,
+    /// What was done about it.
+    pub resolution: Option<String>,
 }
 
 impl From<ProblemView> for ProblemDto {
@@ -283,6 +285,8 @@ impl From<ProblemView> for ProblemDto {
             opened_at: p.opened_at.to_string(),
             opened_by: p.opened_by,
             resolved_at: p.resolved_at.map(|t| t.to_string()),
+            resolved_by: p.resolved_by,
+            resolution: p.resolution,
         }
     }
 }
@@ -313,6 +317,9 @@ pub struct RecollectTaskDto {
     pub reason: String,
     pub created_at: String,
     pub done_at: Option<String>,
+    pub done_by: Option<String>,
+    /// The specimen collected instead.
+    pub replacement_accession: Option<String>,
 }
 
 impl From<RecollectTaskView> for RecollectTaskDto {
@@ -326,6 +333,8 @@ impl From<RecollectTaskView> for RecollectTaskDto {
             reason: t.reason,
             created_at: t.created_at.to_string(),
             done_at: t.done_at.map(|t| t.to_string()),
+            done_by: t.done_by,
+            replacement_accession: t.replacement_accession,
         }
     }
 }
@@ -343,4 +352,58 @@ pub async fn recollect_tasks(
         .recollect_tasks(&actor, q.open.unwrap_or(false))
         .await?;
     Ok(Json(list.into_iter().map(Into::into).collect()))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resolve {
+    /// What was done (e.g. "recollected as L26…", "reported with disclaimer"); required.
+    pub resolution: String,
+}
+
+/// Resolve a problem-log entry, saying what was done. Audited; an entry is resolved once.
+#[utoipa::path(post, path = "/api/v1/problem-log/{id}/resolve", tag = "specimens", request_body = Resolve,
+    params(("id" = i64, Path, description = "problem-log entry id")),
+    responses((status = 200, body = ProblemDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn resolve_problem(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<Resolve>,
+) -> ApiResult<Json<ProblemDto>> {
+    Ok(Json(
+        state
+            .app
+            .resolve_problem(&actor, id, &req.resolution)
+            .await?
+            .into(),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteTask {
+    /// The accession of the specimen collected instead: same patient, already collected.
+    pub replacement_accession: String,
+}
+
+/// Complete a recollection task with the replacement specimen. Audited.
+#[utoipa::path(post, path = "/api/v1/recollect-tasks/{id}/complete", tag = "specimens", request_body = CompleteTask,
+    params(("id" = i64, Path, description = "recollection task id")),
+    responses((status = 200, body = RecollectTaskDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn complete_task(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<CompleteTask>,
+) -> ApiResult<Json<RecollectTaskDto>> {
+    Ok(Json(
+        state
+            .app
+            .complete_recollect_task(&actor, id, &req.replacement_accession)
+            .await?
+            .into(),
+    ))
 }

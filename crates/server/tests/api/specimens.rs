@@ -18,6 +18,9 @@ crate::both_backends!(
     receipt_check_double_and_concurrent_receipt,
     concurrent_receipt_from_two_processes,
     every_rejection_reason_opens_a_problem_and_a_task,
+    refused_attempts_are_audited_and_change_nothing,
+    problems_are_resolved_and_recollections_completed,
+    turnaround_time_milestones_and_overdue_list,
 );
 
 struct Ctx {
@@ -230,7 +233,12 @@ async fn labels_are_counted_and_audited(db: Db) {
         "unknown_label_format",
         Some("format"),
     );
-    assert_eq!(c.app.audit_len().await, before + 2);
+    // The refused print is audited; nothing was counted.
+    assert_eq!(c.app.audit_len().await, before + 3);
+    assert_eq!(
+        last_audit(&c).await.entry.action,
+        "specimen.label_print_refused"
+    );
     let (_, doc) = c.app.get("/api/v1/openapi.json", &c.token).await;
     let content =
         &doc["paths"]["/api/v1/specimens/{accession}/label"]["get"]["responses"]["200"]["content"];
@@ -292,7 +300,27 @@ async fn collection_checks_identity_and_time(db: Db) {
     bad["extra"] = json!(1);
     let (s, _) = c.app.post(&path, &c.token, bad).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(c.app.audit_len().await, before);
+    // Five refused attempts reached the use case and are audited (the unknown field was
+    // refused by the JSON reader before); nothing else was written.
+    assert_eq!(c.app.audit_len().await, before + 5);
+    let refused = c
+        .app
+        .app
+        .store()
+        .audit_events(before, 10, Some(("specimen", acc.as_str())))
+        .await
+        .unwrap();
+    assert_eq!(refused.len(), 5);
+    assert!(
+        refused
+            .iter()
+            .all(|e| e.entry.action == "specimen.collect_refused")
+    );
+    assert_eq!(
+        refused[0].entry.new_value.as_ref().unwrap()["code"],
+        "collection_in_future"
+    );
+    let before = c.app.audit_len().await;
     let (_, v) = c
         .app
         .get(&format!("/api/v1/specimens/{acc}"), &c.token)
@@ -398,7 +426,7 @@ async fn receipt_check_double_and_concurrent_receipt(db: Db) {
         "volume_range",
         Some("volume_ul"),
     );
-    assert_eq!(c.app.audit_len().await, before + 1);
+    assert_eq!(c.app.audit_len().await, before + 3);
 
     let (s, v) = c.app.post(&path, &c.token, json!({"label_ok": true})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -480,7 +508,7 @@ async fn every_rejection_reason_opens_a_problem_and_a_task(db: Db) {
         "unknown_rejection_reason",
         Some("reason"),
     );
-    assert_eq!(c.app.audit_len().await, before);
+    assert_eq!(c.app.audit_len().await, before + 1);
     let (s, v) = c.app.get("/api/v1/problem-log?open=true", &c.token).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v, json!([]));
@@ -594,5 +622,398 @@ async fn concurrent_receipt_from_two_processes(db: Db) {
         assert_eq!(receipts, 1);
     }
     app2.store().close().await;
+    c.app.finish().await;
+}
+
+/// The last audit entry.
+async fn last_audit(c: &Ctx) -> aliquot_store::AuditRecord {
+    let len = c.app.audit_len().await;
+    c.app
+        .app
+        .store()
+        .audit_events(len - 1, 1, None)
+        .await
+        .unwrap()
+        .remove(0)
+}
+
+async fn specimen_json(c: &Ctx, acc: &str) -> Value {
+    let (s, v) = c
+        .app
+        .get(&format!("/api/v1/specimens/{acc}"), &c.token)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v
+}
+
+/// Bad input at the receiving station: a mistyped check character, a scan with trailing
+/// whitespace or a control character, an unknown tube, a tube of another patient's order, a
+/// double receipt. Each is a clear 4xx, changes nothing, and is audited.
+async fn refused_attempts_are_audited_and_change_nothing(db: Db) {
+    let c = setup(db).await;
+    register(
+        &c.app,
+        &c.token,
+        patient_body("MRN-701", "Berg", "Lena", "1975-06-01"),
+    )
+    .await;
+    let acc = new_tube(&c).await;
+    collect(&c, &acc).await;
+    let order_id = specimen_json(&c, &acc).await["order_id"].as_i64().unwrap();
+    let body = json!({"patient": {"mrn": "MRN-701", "birth_date": "1975-06-01"},
+        "provider_id": c.provider, "location_id": c.location,
+        "tests": ["CBC"], "priority": "routine"});
+    let (s, other_order) = c.app.post("/api/v1/orders", &c.token, body).await;
+    assert_eq!(s, StatusCode::CREATED, "{other_order}");
+    let other_order_id = other_order["id"].as_i64().unwrap();
+
+    let last = acc.chars().last().unwrap();
+    let wrong = format!(
+        "{}{}",
+        &acc[..acc.len() - 1],
+        if last == 'A' { 'B' } else { 'A' }
+    );
+    let unknown = AccessionNumber::generate(&AccessionPrefix::parse("Z").unwrap(), 26, 9_999_999);
+    let cases: Vec<(String, Value, StatusCode, &str, Option<&str>, String)> = vec![
+        (
+            wrong.clone(),
+            json!({}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "accession_check",
+            Some("accession"),
+            wrong.clone(),
+        ),
+        (
+            format!("{acc}%20"),
+            json!({}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "accession_whitespace",
+            Some("accession"),
+            format!("{acc} "),
+        ),
+        (
+            format!("{acc}%0D"),
+            json!({}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "accession_control_char",
+            Some("accession"),
+            format!("{acc}\\r"),
+        ),
+        (
+            format!("{acc}%1B"),
+            json!({}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "accession_control_char",
+            Some("accession"),
+            format!("{acc}\\u{{1b}}"),
+        ),
+        (
+            unknown.as_str().to_owned(),
+            json!({}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+            None,
+            unknown.as_str().to_owned(),
+        ),
+        (
+            acc.clone(),
+            json!({"order_id": other_order_id}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "specimen_order_mismatch",
+            Some("order_id"),
+            acc.clone(),
+        ),
+        (
+            acc.clone(),
+            json!({"patient": {"mrn": "MRN-701", "birth_date": "1975-06-01"}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "patient_mismatch",
+            Some("patient"),
+            acc.clone(),
+        ),
+    ];
+    for (path_acc, body, status, code, field, audited_as) in cases {
+        let before = c.app.audit_len().await;
+        let got = c
+            .app
+            .post(
+                &format!("/api/v1/specimens/{path_acc}/receive"),
+                &c.token,
+                body,
+            )
+            .await;
+        assert_error(&got, status, code, field);
+        assert_eq!(c.app.audit_len().await, before + 1, "{code}");
+        let a = last_audit(&c).await;
+        assert_eq!(a.entry.action, "specimen.receive_refused");
+        assert_eq!(a.entry.entity_id, audited_as, "{code}");
+        assert_eq!(a.entry.actor_name, "technician");
+        assert_eq!(a.entry.new_value.as_ref().unwrap()["code"], code);
+        let v = specimen_json(&c, &acc).await;
+        assert_eq!(v["status"], "collected", "{code}");
+        assert_eq!(v["events"].as_array().unwrap().len(), 1, "{code}");
+    }
+
+    // The right requisition and patient: received.
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{acc}/receive"),
+            &c.token,
+            json!({"order_id": order_id,
+                   "patient": {"mrn": "MRN-700", "birth_date": "1980-02-29"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "received");
+    // Double receipt: 409, audited, nothing changed.
+    let before = c.app.audit_len().await;
+    let got = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{acc}/receive"),
+            &c.token,
+            json!({}),
+        )
+        .await;
+    assert_error(&got, StatusCode::CONFLICT, "transition_illegal", None);
+    assert_eq!(c.app.audit_len().await, before + 1);
+    assert_eq!(
+        last_audit(&c).await.entry.action,
+        "specimen.receive_refused"
+    );
+    let v = specimen_json(&c, &acc).await;
+    assert_eq!(v["events"].as_array().unwrap().len(), 2);
+    c.app.finish().await;
+}
+
+async fn problems_are_resolved_and_recollections_completed(db: Db) {
+    let c = setup(db).await;
+    register(
+        &c.app,
+        &c.token,
+        patient_body("MRN-701", "Berg", "Lena", "1975-06-01"),
+    )
+    .await;
+    let acc = new_tube(&c).await;
+    collect(&c, &acc).await;
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{acc}/reject"),
+            &c.token,
+            json!({"reason": "hemolyzed"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, log) = c.app.get("/api/v1/problem-log?open=true", &c.token).await;
+    let problem = log[0]["id"].as_i64().unwrap();
+    let (_, tasks) = c
+        .app
+        .get("/api/v1/recollect-tasks?open=true", &c.token)
+        .await;
+    let task = tasks[0]["id"].as_i64().unwrap();
+
+    // Resolving needs a resolution, once.
+    let path = format!("/api/v1/problem-log/{problem}/resolve");
+    let got = c
+        .app
+        .post(&path, &c.token, json!({"resolution": "  "}))
+        .await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "required",
+        Some("resolution"),
+    );
+    let before = c.app.audit_len().await;
+    let (s, p) = c
+        .app
+        .post(
+            &path,
+            &c.token,
+            json!({"resolution": "recollected; ward informed"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert_eq!(p["resolved_by"], "technician");
+    assert_eq!(p["resolution"], "recollected; ward informed");
+    assert!(p["resolved_at"].is_string());
+    assert_eq!(c.app.audit_len().await, before + 1);
+    assert_eq!(last_audit(&c).await.entry.action, "problem.resolve");
+    let got = c
+        .app
+        .post(&path, &c.token, json!({"resolution": "again"}))
+        .await;
+    assert_error(&got, StatusCode::NOT_FOUND, "not_found", None);
+    let (_, open) = c.app.get("/api/v1/problem-log?open=true", &c.token).await;
+    assert_eq!(open, json!([]));
+    let (_, all) = c.app.get("/api/v1/problem-log", &c.token).await;
+    assert_eq!(all[0]["resolution"], "recollected; ward informed");
+
+    // Completing a recollection names a collected specimen of the same patient.
+    let path = format!("/api/v1/recollect-tasks/{task}/complete");
+    let got = c
+        .app
+        .post(
+            &path,
+            &c.token,
+            json!({"replacement_accession": "nonsense"}),
+        )
+        .await;
+    assert_eq!(got.0, StatusCode::UNPROCESSABLE_ENTITY, "{}", got.1);
+    assert_eq!(got.1["error"]["field"], "replacement_accession");
+    let planned = new_tube(&c).await;
+    let got = c
+        .app
+        .post(&path, &c.token, json!({"replacement_accession": planned}))
+        .await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "replacement_not_collected",
+        Some("replacement_accession"),
+    );
+    let body = json!({"patient": {"mrn": "MRN-701", "birth_date": "1975-06-01"},
+        "provider_id": c.provider, "location_id": c.location,
+        "tests": ["CBC"], "priority": "routine"});
+    let (_, o) = c.app.post("/api/v1/orders", &c.token, body).await;
+    let theirs = o["specimens"][0]["accession"].as_str().unwrap().to_owned();
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{theirs}/collect"),
+            &c.token,
+            json!({"collected_at": c.app.app.now().to_string(),
+                   "patient": {"mrn": "MRN-701", "birth_date": "1975-06-01"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let got = c
+        .app
+        .post(&path, &c.token, json!({"replacement_accession": theirs}))
+        .await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "patient_mismatch",
+        Some("replacement_accession"),
+    );
+    collect(&c, &planned).await;
+    let before = c.app.audit_len().await;
+    let (s, t) = c
+        .app
+        .post(&path, &c.token, json!({"replacement_accession": planned}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    assert_eq!(t["replacement_accession"], planned.as_str());
+    assert_eq!(t["done_by"], "technician");
+    assert_eq!(c.app.audit_len().await, before + 1);
+    let a = last_audit(&c).await;
+    assert_eq!(a.entry.action, "recollect_task.complete");
+    assert_eq!(
+        a.entry.new_value.as_ref().unwrap()["rejected_accession"],
+        acc.as_str()
+    );
+    let got = c
+        .app
+        .post(&path, &c.token, json!({"replacement_accession": planned}))
+        .await;
+    assert_error(&got, StatusCode::NOT_FOUND, "not_found", None);
+    let (_, open) = c
+        .app
+        .get("/api/v1/recollect-tasks?open=true", &c.token)
+        .await;
+    assert_eq!(open, json!([]));
+    c.app.finish().await;
+}
+
+async fn turnaround_time_milestones_and_overdue_list(db: Db) {
+    let c = setup(db).await;
+    // A STAT CBC (target 60 min in the demo catalogue) and a routine sodium (240 min).
+    let stat = new_tube(&c).await;
+    collect(&c, &stat).await;
+    let body = json!({"patient": {"mrn": "MRN-700", "birth_date": "1980-02-29"},
+        "provider_id": c.provider, "location_id": c.location,
+        "tests": ["NA"], "priority": "routine"});
+    let (s, o) = c.app.post("/api/v1/orders", &c.token, body).await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    let routine = o["specimens"][0]["accession"].as_str().unwrap().to_owned();
+    collect(&c, &routine).await;
+    // A STAT tube that never arrives is not the lab's to chase on this list.
+    let lost = new_tube(&c).await;
+    collect(&c, &lost).await;
+    for acc in [&stat, &routine] {
+        let (s, v) = c
+            .app
+            .post(
+                &format!("/api/v1/specimens/{acc}/receive"),
+                &c.token,
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let stat_order = specimen_json(&c, &stat).await["order_id"].as_i64().unwrap();
+
+    let (s, tat) = c
+        .app
+        .get(&format!("/api/v1/orders/{stat_order}/tat"), &c.token)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{tat}");
+    let tests = tat.as_array().unwrap();
+    assert_eq!(tests.len(), 9, "{tat}");
+    let wbc = tests.iter().find(|t| t["test_code"] == "WBC").unwrap();
+    assert_eq!(wbc["accession"], stat.as_str());
+    assert_eq!(wbc["priority"], "stat");
+    let names: Vec<&str> = wbc["milestones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["milestone"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ordered", "collected", "received"]);
+    assert_eq!(wbc["in_lab"]["status"], "on_time");
+    assert_eq!(wbc["in_lab"]["target_minutes"], 60);
+    assert_eq!(wbc["in_lab"]["elapsed_minutes"], 0);
+    assert_eq!(wbc["total"]["status"], "on_time");
+    let (_, list) = c.app.get("/api/v1/tat/overdue", &c.token).await;
+    assert_eq!(list, json!([]));
+
+    // 50 minutes on: the STAT tests are at risk (≥ 80 % of 60 min), the routine one is not.
+    c.app.clock.advance(SignedDuration::from_mins(50));
+    let token = c.app.token_for(Role::Technician).await;
+    let (s, list) = c.app.get("/api/v1/tat/overdue", &token).await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 9, "{list:?}");
+    assert!(
+        list.iter()
+            .all(|t| t["in_lab"]["status"] == "at_risk" && t["accession"] == stat.as_str())
+    );
+    // 200 minutes on: STAT overdue, routine at risk (≥ 192 of 240 min); STAT first.
+    c.app.clock.advance(SignedDuration::from_mins(150));
+    let token = c.app.token_for(Role::Technician).await;
+    let (_, list) = c.app.get("/api/v1/tat/overdue", &token).await;
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 10, "{list:?}");
+    assert!(list[..9].iter().all(|t| t["priority"] == "stat"
+        && t["in_lab"]["status"] == "overdue"
+        && t["in_lab"]["remaining_minutes"] == -140));
+    assert_eq!(list[9]["test_code"], "NA");
+    assert_eq!(list[9]["in_lab"]["status"], "at_risk");
+    assert_eq!(list[9]["in_lab"]["remaining_minutes"], 40);
+
+    // A physician reads an order's TAT but not the lab's worklist.
+    let doc = c.app.token_for(Role::Physician).await;
+    let (s, _) = c
+        .app
+        .get(&format!("/api/v1/orders/{stat_order}/tat"), &doc)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let got = c.app.get("/api/v1/tat/overdue", &doc).await;
+    assert_error(&got, StatusCode::FORBIDDEN, "forbidden", None);
+    let got = c.app.get("/api/v1/orders/999999/tat", &token).await;
+    assert_error(&got, StatusCode::NOT_FOUND, "not_found", None);
     c.app.finish().await;
 }

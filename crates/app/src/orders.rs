@@ -9,7 +9,6 @@ use aliquot_domain::ids::{AccessionNumber, AccessionPrefix, Icd10Cm};
 use aliquot_domain::order::{can_add_on, plan_containers};
 use aliquot_store::{CatalogTestRecord, OrderRecord, OrderTestRecord, SpecimenRecord, Store, Tx};
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
 use serde_json::json;
 
 use crate::catalog::{TestDefinition, definition};
@@ -211,10 +210,7 @@ impl AccessionSeries {
             .unwrap_or_else(|| "A".into());
         let prefix =
             AccessionPrefix::parse(&prefix).map_err(|e| AppError::Internal(e.to_string()))?;
-        let tz = match app.store.setting("lab.timezone").await? {
-            Some(s) => TimeZone::get(&s.value).unwrap_or(TimeZone::UTC),
-            None => TimeZone::UTC,
-        };
+        let tz = app.lab_timezone().await?;
         let year = app.now().to_zoned(tz).year();
         let counter = format!("accession:{}{:02}", prefix.as_str(), year.rem_euclid(100));
         Ok(AccessionSeries {

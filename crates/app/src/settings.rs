@@ -120,3 +120,13 @@ impl App {
         Ok(view(record))
     }
 }
+
+impl App {
+    /// The lab's time zone (`lab.timezone`, default UTC), for times shown to people.
+    pub(crate) async fn lab_timezone(&self) -> AppResult<jiff::tz::TimeZone> {
+        Ok(match self.store.setting("lab.timezone").await? {
+            Some(s) => jiff::tz::TimeZone::get(s.value.trim()).unwrap_or(jiff::tz::TimeZone::UTC),
+            None => jiff::tz::TimeZone::UTC,
+        })
+    }
+}

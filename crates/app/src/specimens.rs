@@ -439,6 +439,7 @@ impl App {
             .filter(|t| t.specimen_id == s.id)
             .map(|t| t.test_code)
             .collect();
+        let tz = self.lab_timezone().await?;
         let print = tx.count_label_print(s.id).await?;
         let data = LabelData {
             accession: s.accession.clone(),
@@ -451,9 +452,13 @@ impl App {
             tube: container_name(&s.container),
             tests,
             priority: order.priority.to_uppercase(),
-            collection: s
-                .collected_at
-                .map(|t| t.strftime("%Y-%m-%d %H:%MZ").to_string()),
+            // In the lab's time zone with its abbreviation, e.g. `21 Nov 08:05 EST`: short
+            // enough for the row it shares with the date of birth.
+            collection: s.collected_at.map(|t| {
+                t.to_zoned(tz.clone())
+                    .strftime("%d %b %H:%M %Z")
+                    .to_string()
+            }),
             copy: (print > 1).then(|| u32::try_from(print).unwrap_or(u32::MAX)),
         };
         let body = format

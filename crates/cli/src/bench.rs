@@ -21,6 +21,9 @@ pub enum Scenario {
     OrderPlacement,
     /// GET /api/v1/patients?family_name=…&birth_date=… among `--patients` bulk-seeded patients.
     PatientSearch,
+    /// POST /api/v1/specimens/{accession}/receive (scan-in with the full receipt check), each
+    /// request a different collected tube among `--specimens` seeded specimens.
+    SpecimenReceipt,
 }
 
 #[derive(Args)]
@@ -44,6 +47,9 @@ pub struct BenchArgs {
     /// Patients to bulk-seed for the order-placement and patient-search scenarios.
     #[arg(long, default_value_t = 10_000)]
     patients: usize,
+    /// Collected specimens (one per order, one test each) to seed for specimen-receipt.
+    #[arg(long, default_value_t = 100_000)]
+    specimens: usize,
 }
 
 const FAMILIES: &[&str] = &[
@@ -127,6 +133,101 @@ fn synthetic(i: usize) -> (String, &'static str, &'static str, String) {
     (format!("B{i:09}"), family, given, date.to_string())
 }
 
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// The accession of the i-th seeded specimen (prefix `BR`, so it never meets a real one).
+fn seeded_accession(i: usize) -> String {
+    let prefix = aliquot_domain::ids::AccessionPrefix::parse("BR").expect("prefix");
+    aliquot_domain::ids::AccessionNumber::generate(&prefix, 26, i as u32)
+        .as_str()
+        .to_owned()
+}
+
+/// Seeds `n` collected serum tubes, one routine potassium order each, spread over the
+/// seeded patients (whose ids are 1..=patients in the fresh database). Collected 10 minutes
+/// ago at room temperature, so the receipt check passes.
+async fn seed_specimens(
+    app: &App,
+    patients: usize,
+    n: usize,
+    provider_id: i64,
+    location_id: i64,
+) -> anyhow::Result<()> {
+    use aliquot_store::{OrderRecord, OrderTestRecord, SpecimenRecord};
+    let now = jiff::Timestamp::now();
+    let collected = now - jiff::SignedDuration::from_mins(10);
+    let started = Instant::now();
+    let batch = 2_000;
+    for first in (0..n).step_by(batch) {
+        let mut tx = app.store().begin().await?;
+        let mut specimens = Vec::with_capacity(batch);
+        for i in first..(first + batch).min(n) {
+            let patient_id = (i % patients) as i64 + 1;
+            let order_id = tx
+                .insert_order(&OrderRecord {
+                    id: 0,
+                    patient_id,
+                    provider_id,
+                    location_id,
+                    priority: "routine".into(),
+                    timed_at: None,
+                    placer_order_number: None,
+                    clinical_notes: None,
+                    diagnosis_codes: "[]".into(),
+                    status: "active".into(),
+                    created_at: collected,
+                    created_by: "bench".into(),
+                    cancelled_at: None,
+                    cancel_reason: None,
+                })
+                .await?;
+            specimens.push(SpecimenRecord {
+                id: 0,
+                accession: seeded_accession(i),
+                order_id,
+                patient_id,
+                container: "SST".into(),
+                specimen_type: "serum".into(),
+                draw_rank: 4,
+                status: "collected".into(),
+                volume_ul: 5_000,
+                capacity_ul: 5_000,
+                created_at: collected,
+                collected_at: Some(collected),
+                temperature: Some("room".into()),
+            });
+        }
+        let mut tests = Vec::with_capacity(specimens.len());
+        for chunk in specimens.chunks(500) {
+            for ((_, id), s) in tx.insert_specimens(chunk).await?.into_iter().zip(chunk) {
+                tests.push(OrderTestRecord {
+                    id: 0,
+                    order_id: s.order_id,
+                    test_code: "K".into(),
+                    panel_code: None,
+                    specimen_id: id,
+                    status: "ordered".into(),
+                    added_at: collected,
+                });
+            }
+        }
+        for chunk in tests.chunks(500) {
+            tx.insert_order_tests(chunk).await?;
+        }
+        tx.commit().await?;
+        if first % 100_000 == 0 && first > 0 {
+            eprintln!("seeded {first} specimens…");
+        }
+    }
+    eprintln!(
+        "seeded {n} collected specimens (and their orders and tests) in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 async fn seed_patients(app: &App, n: usize) -> anyhow::Result<()> {
     let now = jiff::Timestamp::now();
     let started = Instant::now();
@@ -198,7 +299,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let ordering = matches!(
         args.scenario,
-        Scenario::OrderPlacement | Scenario::PatientSearch
+        Scenario::OrderPlacement | Scenario::PatientSearch | Scenario::SpecimenReceipt
     );
     let (mut provider_id, mut location_id) = (0, 0);
     if ordering {
@@ -246,6 +347,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .id;
         seed_patients(&app, args.patients.max(1)).await?;
     }
+    let receipt = matches!(args.scenario, Scenario::SpecimenReceipt);
+    let specimens = args.specimens.max(1);
+    if receipt {
+        anyhow::ensure!(
+            args.requests + (args.requests / 20).max(1) <= specimens,
+            "--specimens must be at least --requests plus 5 % warm-up (each tube is received once)"
+        );
+        seed_specimens(
+            &app,
+            args.patients.max(1),
+            specimens,
+            provider_id,
+            location_id,
+        )
+        .await?;
+    }
+    // Visits every seeded tube once, in an order spread over the whole table.
+    let stride = (7919..).find(|p| gcd(*p, specimens) == 1).unwrap_or(1);
     let user = if ordering {
         "bench-tech"
     } else {
@@ -305,6 +424,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                             "{base}/api/v1/patients?family_name={family}&birth_date={birth_date}"
                         ))
                     }
+                    Scenario::SpecimenReceipt => {
+                        let acc = seeded_accession((i * stride) % specimens);
+                        client
+                            .post(format!("{base}/api/v1/specimens/{acc}/receive"))
+                            .json(&json!({}))
+                    }
                 };
                 let start = Instant::now();
                 let resp = req.bearer_auth(&token).send().await?;
@@ -340,6 +465,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::AuthenticatedRead => "authenticated-read",
         Scenario::OrderPlacement => "order-placement",
         Scenario::PatientSearch => "patient-search",
+        Scenario::SpecimenReceipt => "specimen-receipt",
     };
     let backend = if args.postgres.is_some() {
         "postgres"
@@ -363,6 +489,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "{}",
         json!({"bench": name, "backend": backend, "requests": args.requests, "concurrency": args.concurrency,
                "offered_rate": args.rate, "patients": ordering.then_some(patients),
+               "specimens": receipt.then_some(specimens),
                "throughput_rps": throughput.round(), "p50_ms": pct(0.5), "p90_ms": pct(0.9), "p99_ms": pct(0.99), "max_ms": pct(1.0)})
     );
     Ok(())

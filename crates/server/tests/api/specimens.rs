@@ -356,9 +356,28 @@ async fn collection_checks_identity_and_time(db: Db) {
 
     let got = c.app.post(&path, &c.token, collect_body(now)).await;
     assert_error(&got, StatusCode::CONFLICT, "transition_illegal", None);
-    // The label now shows the collection time.
+    // The label now shows the collection time, in the lab's time zone.
     let (_, _, svg) = raw_label(&c, &acc, "svg").await;
-    assert!(svg.contains(&now.strftime("%Y-%m-%d %H:%M").to_string()));
+    assert!(
+        svg.contains(&now.strftime("%d %b %H:%M UTC").to_string()),
+        "{svg}"
+    );
+    c.app
+        .app
+        .put_setting(
+            &Actor::cli("test"),
+            "lab.timezone",
+            "America/New_York",
+            Some("lab moved"),
+        )
+        .await
+        .unwrap();
+    let local = now.to_zoned(jiff::tz::TimeZone::get("America/New_York").unwrap());
+    let (_, _, svg) = raw_label(&c, &acc, "svg").await;
+    assert!(
+        svg.contains(&local.strftime("%d %b %H:%M %Z").to_string()),
+        "{svg}"
+    );
     c.app.finish().await;
 }
 
@@ -674,7 +693,9 @@ async fn refused_attempts_are_audited_and_change_nothing(db: Db) {
         if last == 'A' { 'B' } else { 'A' }
     );
     let unknown = AccessionNumber::generate(&AccessionPrefix::parse("Z").unwrap(), 26, 9_999_999);
-    let cases: Vec<(String, Value, StatusCode, &str, Option<&str>, String)> = vec![
+    // (accession in the path, body, status, code, field, accession as audited)
+    type Case<'a> = (String, Value, StatusCode, &'a str, Option<&'a str>, String);
+    let cases: Vec<Case> = vec![
         (
             wrong.clone(),
             json!({}),

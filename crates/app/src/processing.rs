@@ -26,8 +26,8 @@ use serde_json::json;
 use crate::catalog::definition;
 use crate::patients::invalid;
 use crate::specimens::{
-    SpecimenDetail, Transition, changed_meanwhile, free_text, not_found, parse_accession,
-    state_of, transition_conflict,
+    SpecimenDetail, Transition, changed_meanwhile, free_text, not_found, parse_accession, state_of,
+    transition_conflict,
 };
 use crate::{Actor, App, AppError, AppResult};
 
@@ -248,8 +248,8 @@ impl App {
         } else {
             false
         };
-        let next = transition(state_of(&s)?, &event(&s, centrifuged)?)
-            .map_err(transition_conflict)?;
+        let next =
+            transition(state_of(&s)?, &event(&s, centrifuged)?).map_err(transition_conflict)?;
         let change = SpecimenChange {
             id: s.id,
             from: s.status.clone(),
@@ -354,20 +354,16 @@ impl App {
         }
         let now = self.now();
         let started_at = parse_started_at(input.started_at.as_deref(), now)?;
-        let record = CentrifugationRecord::new(
-            started_at,
-            rcf,
-            SignedDuration::from_mins(input.minutes),
-        )
-        .map_err(spin_error)?;
+        let record =
+            CentrifugationRecord::new(started_at, rcf, SignedDuration::from_mins(input.minutes))
+                .map_err(spin_error)?;
 
         let mut tx = self.store.begin().await?;
         let s = tx
             .specimen_by_accession(acc.as_str())
             .await?
             .ok_or_else(not_found)?;
-        let next =
-            transition(state_of(&s)?, &Event::Centrifuge).map_err(transition_conflict)?;
+        let next = transition(state_of(&s)?, &Event::Centrifuge).map_err(transition_conflict)?;
         let container = container_by_code(&s.container)
             .ok_or_else(|| AppError::Internal(format!("specimen {}: container", s.id)))?;
         match s.collected_at {
@@ -482,7 +478,8 @@ impl App {
             .collect();
         let poured_total: i64 = children.iter().map(|c| c.volume_ul).sum();
         let parent_total = u32::try_from(parent.volume_ul + poured_total).unwrap_or(u32::MAX);
-        check_aliquot(parent_total, &poured, requested).map_err(|e| invalid(&e, "", "volume_ul"))?;
+        check_aliquot(parent_total, &poured, requested)
+            .map_err(|e| invalid(&e, "", "volume_ul"))?;
         let container = match container {
             Some(c) => c,
             None => container_by_code(&parent.container)
@@ -799,9 +796,11 @@ impl App {
         let mut patients = BTreeSet::new();
         for r in rows {
             patients.insert(r.patient_id);
-            let internal = |what: &str| AppError::Internal(format!("specimen {}: {what}", r.specimen_id));
+            let internal =
+                |what: &str| AppError::Internal(format!("specimen {}: {what}", r.specimen_id));
             let priority = Priority::parse(&r.priority).map_err(|_| internal("priority"))?;
-            let accession = AccessionNumber::parse(&r.accession).map_err(|_| internal("accession"))?;
+            let accession =
+                AccessionNumber::parse(&r.accession).map_err(|_| internal("accession"))?;
             let routed: Vec<RoutedTest> = r
                 .tests
                 .iter()
@@ -828,7 +827,11 @@ impl App {
             };
             // A specimen without tests (e.g. an aliquot poured for storage) goes nowhere.
             if let Ok(plan) = plan_routing(&routed, &policy) {
-                entry.departments = plan.departments.iter().map(|d| d.as_str().to_owned()).collect();
+                entry.departments = plan
+                    .departments
+                    .iter()
+                    .map(|d| d.as_str().to_owned())
+                    .collect();
                 entry.primary = names(&plan.primary);
                 entry.primary_tests = codes(&plan.primary_tests);
                 entry.aliquots = plan

@@ -151,7 +151,6 @@ pub const ROUTES: &[RouteSpec] = &[
         Perm(P::SpecimenProcess),
     ),
     r("GET", "/api/v1/sorting", Perm(P::SpecimenProcess)),
-
     // storage, transport, send-out, disposal (issue 4)
 
     // turnaround time (issue 4)

@@ -379,7 +379,8 @@ pub trait Tx: Send {
     /// Moves the given tests of specimen `from` to specimen `to`; returns how many moved.
     async fn move_tests(&mut self, from: i64, to: i64, codes: &[String]) -> StoreResult<u64>;
     async fn insert_centrifugation(&mut self, c: &CentrifugationRecord) -> StoreResult<i64>;
-    async fn centrifugations(&mut self, specimen_id: i64) -> StoreResult<Vec<CentrifugationRecord>>;
+    async fn centrifugations(&mut self, specimen_id: i64)
+    -> StoreResult<Vec<CentrifugationRecord>>;
     async fn insert_dilution(&mut self, d: &DilutionRecord) -> StoreResult<i64>;
 
     // ── storage, transport, send-out, disposal (issue 4) ──

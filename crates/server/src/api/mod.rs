@@ -107,7 +107,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(specimens::reject))
         .routes(routes!(specimens::problem_log))
         .routes(routes!(specimens::recollect_tasks))
-    // processing (issue 4)
+        // processing (issue 4)
         .routes(routes!(processing::start_processing))
         .routes(routes!(processing::centrifuge))
         .routes(routes!(processing::complete_processing))

@@ -26,11 +26,7 @@ pub async fn start_processing(
     ApiPath(accession): ApiPath<String>,
 ) -> ApiResult<Json<SpecimenDetailDto>> {
     Ok(Json(
-        state
-            .app
-            .start_processing(&actor, &accession)
-            .await?
-            .into(),
+        state.app.start_processing(&actor, &accession).await?.into(),
     ))
 }
 
@@ -239,11 +235,7 @@ pub async fn lineage(
     ApiPath(accession): ApiPath<String>,
 ) -> ApiResult<Json<LineageDto>> {
     Ok(Json(
-        state
-            .app
-            .specimen_lineage(&actor, &accession)
-            .await?
-            .into(),
+        state.app.specimen_lineage(&actor, &accession).await?.into(),
     ))
 }
 

@@ -146,14 +146,19 @@ async fn force_status(app: &TestApp, accession: &str, status: &str) {
 }
 
 async fn processing_centrifugation_and_completion(db: Db) {
-    let c = setup(db).await;
+    let mut c = setup(db).await;
     let acc = order(&c, &["NA", "K"], "routine").await;
     let start = format!("/api/v1/specimens/{acc}/start-processing");
     let spin = format!("/api/v1/specimens/{acc}/centrifugations");
     let complete = format!("/api/v1/specimens/{acc}/complete-processing");
     // Not received yet.
     let got = c.app.post(&start, &c.token, json!({})).await;
-    assert_error(&got, StatusCode::CONFLICT, "transition_illegal", Some("event"));
+    assert_error(
+        &got,
+        StatusCode::CONFLICT,
+        "transition_illegal",
+        Some("event"),
+    );
     let v = received(&c, &acc).await;
     assert_eq!(v["container"], "SST");
 
@@ -166,7 +171,10 @@ async fn processing_centrifugation_and_completion(db: Db) {
     assert_eq!(last["from_status"], "received");
     assert_eq!(last["to_status"], "in_process");
     assert_eq!(last["actor_name"], "technician");
-    assert_eq!(actions(&c, before, &acc).await, ["specimen.start_processing"]);
+    assert_eq!(
+        actions(&c, before, &acc).await,
+        ["specimen.start_processing"]
+    );
     let got = c.app.post(&start, &c.token, json!({})).await;
     assert_error(&got, StatusCode::CONFLICT, "transition_illegal", None);
 
@@ -253,13 +261,16 @@ async fn processing_centrifugation_and_completion(db: Db) {
         .await;
     assert_eq!(got.0, StatusCode::UNPROCESSABLE_ENTITY, "{}", got.1);
     assert_eq!(c.app.audit_len().await, before);
-    assert!(lineage(&c, &acc).await["centrifugations"]
-        .as_array()
-        .unwrap()
-        .is_empty());
+    assert!(
+        lineage(&c, &acc).await["centrifugations"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 
     // 31 minutes later: a 10 cm rotor at 3000 rpm is stored as 1006 g.
     c.app.clock.advance(SignedDuration::from_mins(31));
+    c.token = c.app.login("technician").await;
     let body = json!({"centrifuge_id": "CF-1", "rpm": 3000, "radius_cm": 10, "minutes": 10, "temperature_c": 21.5});
     let (s, v) = c.app.post(&spin, &c.token, body).await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -300,19 +311,32 @@ async fn processing_centrifugation_and_completion(db: Db) {
     // A processed specimen is not spun again.
     let body = json!({"centrifuge_id": "CF-1", "rcf_g": 1300, "minutes": 10, "temperature_c": 20});
     let got = c.app.post(&spin, &c.token, body).await;
-    assert_error(&got, StatusCode::CONFLICT, "transition_illegal", Some("event"));
+    assert_error(
+        &got,
+        StatusCode::CONFLICT,
+        "transition_illegal",
+        Some("event"),
+    );
 
     // Whole blood (EDTA) completes without a centrifugation.
     let lav = order(&c, &["CBC"], "routine").await;
     received(&c, &lav).await;
     let (s, _) = c
         .app
-        .post(&format!("/api/v1/specimens/{lav}/start-processing"), &c.token, json!({}))
+        .post(
+            &format!("/api/v1/specimens/{lav}/start-processing"),
+            &c.token,
+            json!({}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     let (s, v) = c
         .app
-        .post(&format!("/api/v1/specimens/{lav}/complete-processing"), &c.token, json!({}))
+        .post(
+            &format!("/api/v1/specimens/{lav}/complete-processing"),
+            &c.token,
+            json!({}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["status"], "processed");
@@ -351,7 +375,7 @@ async fn aliquots_volume_lineage_and_labels(db: Db) {
     assert_eq!(child["events"][0]["details"]["parent"], acc.as_str());
     let p = detail(&c, &acc).await;
     assert_eq!(p["volume_ul"], total - 500);
-    assert_eq!(p["tests"], json!(["NA", "K"]));
+    assert_eq!(p["tests"], json!(["K", "NA"]));
     assert_eq!(p["parent"], Value::Null);
     assert_eq!(
         p["children"],
@@ -503,7 +527,12 @@ async fn aliquot_of_rejected_or_disposed_is_refused(db: Db) {
             json!({"volume_ul": 100}),
         )
         .await;
-    assert_error(&got, StatusCode::CONFLICT, "transition_illegal", Some("event"));
+    assert_error(
+        &got,
+        StatusCode::CONFLICT,
+        "transition_illegal",
+        Some("event"),
+    );
 
     let acc = order(&c, &["K"], "routine").await;
     received(&c, &acc).await;
@@ -519,12 +548,26 @@ async fn aliquot_of_rejected_or_disposed_is_refused(db: Db) {
     let before = c.app.audit_len().await;
     let path = format!("/api/v1/specimens/{acc}/aliquots");
     let got = c.app.post(&path, &c.token, json!({"volume_ul": 100})).await;
-    assert_error(&got, StatusCode::CONFLICT, "transition_illegal", Some("event"));
-    assert!(got.1["error"]["message"].as_str().unwrap().contains("rejected"));
+    assert_error(
+        &got,
+        StatusCode::CONFLICT,
+        "transition_illegal",
+        Some("event"),
+    );
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rejected")
+    );
     for route in ["start-processing", "complete-processing"] {
         let got = c
             .app
-            .post(&format!("/api/v1/specimens/{acc}/{route}"), &c.token, json!({}))
+            .post(
+                &format!("/api/v1/specimens/{acc}/{route}"),
+                &c.token,
+                json!({}),
+            )
             .await;
         assert_error(&got, StatusCode::CONFLICT, "transition_illegal", None);
     }
@@ -545,7 +588,12 @@ async fn aliquot_of_rejected_or_disposed_is_refused(db: Db) {
             json!({"factor": "1:2"}),
         )
         .await;
-    assert_error(&got, StatusCode::CONFLICT, "transition_terminal_state", None);
+    assert_error(
+        &got,
+        StatusCode::CONFLICT,
+        "transition_terminal_state",
+        None,
+    );
     assert_eq!(c.app.audit_len().await, before);
     assert_eq!(lineage(&c, &acc).await["children"], json!([]));
     c.app.finish().await;
@@ -563,8 +611,16 @@ async fn dilutions_are_recorded_and_validated(db: Db) {
     for (bad, code, field) in [
         (json!({"factor": "ten"}), "dilution_format", "factor"),
         (json!({"factor": "2:10"}), "dilution_format", "factor"),
-        (json!({"factor": "1:1"}), "dilution_not_greater_than_one", "factor"),
-        (json!({"factor": "10000000"}), "dilution_too_large", "factor"),
+        (
+            json!({"factor": "1:1"}),
+            "dilution_not_greater_than_one",
+            "factor",
+        ),
+        (
+            json!({"factor": "10000000"}),
+            "dilution_too_large",
+            "factor",
+        ),
         (
             json!({"factor": "1:10", "test_code": "TSH"}),
             "test_not_on_specimen",
@@ -631,7 +687,10 @@ async fn sorting_view_stat_first_with_aliquot_plan(db: Db) {
     let (s, v) = c.app.get("/api/v1/sorting", &c.token).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let list = v.as_array().unwrap();
-    let accs: Vec<&str> = list.iter().map(|e| e["accession"].as_str().unwrap()).collect();
+    let accs: Vec<&str> = list
+        .iter()
+        .map(|e| e["accession"].as_str().unwrap())
+        .collect();
     assert_eq!(accs, [stat.as_str(), routine.as_str()], "{v}");
     assert!(!accs.contains(&planned.as_str()));
     // The EDTA tube is needed by hematology and chemistry, which can't share it: hematology
@@ -665,10 +724,17 @@ async fn sorting_view_stat_first_with_aliquot_plan(db: Db) {
     assert_eq!(s, StatusCode::CREATED, "{child}");
     let (_, v) = c.app.get("/api/v1/sorting?status=received", &c.token).await;
     let list = v.as_array().unwrap();
-    let accs: Vec<&str> = list.iter().map(|e| e["accession"].as_str().unwrap()).collect();
+    let accs: Vec<&str> = list
+        .iter()
+        .map(|e| e["accession"].as_str().unwrap())
+        .collect();
     let child_acc = format!("{stat}-01");
     // The child is STAT too (same order), poured after the parent's receipt.
-    assert_eq!(accs, [stat.as_str(), child_acc.as_str(), routine.as_str()], "{v}");
+    assert_eq!(
+        accs,
+        [stat.as_str(), child_acc.as_str(), routine.as_str()],
+        "{v}"
+    );
     assert_eq!(list[0]["departments"], json!(["hematology"]));
     assert_eq!(list[0]["aliquots"], json!([]));
     assert_eq!(list[1]["departments"], json!(["chemistry"]));
@@ -684,7 +750,10 @@ async fn sorting_view_stat_first_with_aliquot_plan(db: Db) {
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    let (_, v) = c.app.get("/api/v1/sorting?status=in_process", &c.token).await;
+    let (_, v) = c
+        .app
+        .get("/api/v1/sorting?status=in_process", &c.token)
+        .await;
     let accs: Vec<&str> = v
         .as_array()
         .unwrap()
@@ -692,7 +761,10 @@ async fn sorting_view_stat_first_with_aliquot_plan(db: Db) {
         .map(|e| e["accession"].as_str().unwrap())
         .collect();
     assert_eq!(accs, [routine.as_str()]);
-    let (_, v) = c.app.get("/api/v1/sorting?status=received&limit=1", &c.token).await;
+    let (_, v) = c
+        .app
+        .get("/api/v1/sorting?status=received&limit=1", &c.token)
+        .await;
     assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v[0]["accession"], stat.as_str());
     let (_, v) = c.app.get("/api/v1/sorting", &c.token).await;

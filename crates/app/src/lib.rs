@@ -16,6 +16,11 @@ mod scans;
 mod settings;
 mod specimens;
 // processing (issue 4)
+mod processing;
+pub use processing::{
+    AliquotChildView, AliquotInput, AliquotPlanView, CentrifugationInput, CentrifugationView,
+    DilutionInput, DilutionView, LineageView, SortingEntry,
+};
 
 // storage, transport, send-out, disposal (issue 4)
 

@@ -60,6 +60,11 @@ pub struct SpecimenDetail {
     pub temperature: Option<String>,
     pub tests: Vec<String>,
     pub events: Vec<SpecimenEventView>,
+    // processing (issue 4): aliquot lineage.
+    /// The accession this aliquot was poured from.
+    pub parent: Option<String>,
+    /// The aliquots poured from this specimen.
+    pub children: Vec<crate::AliquotChildView>,
 }
 
 /// A rendered tube label.
@@ -353,6 +358,9 @@ impl App {
                     location: e.location,
                 })
                 .collect(),
+            // processing (issue 4): aliquot lineage.
+            parent: self.store.specimen_parent(s.id).await?.map(|p| p.accession),
+            children: self.children_of(s.id).await?,
         })
     }
 

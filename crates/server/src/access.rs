@@ -130,7 +130,37 @@ pub const ROUTES: &[RouteSpec] = &[
     r("GET", "/api/v1/problem-log", Perm(P::SpecimenProcess)),
     r("GET", "/api/v1/recollect-tasks", Perm(P::SpecimenProcess)),
     // processing (issue 4)
-
+    r(
+        "POST",
+        "/api/v1/specimens/{accession}/start-processing",
+        Perm(P::SpecimenProcess),
+    ),
+    r(
+        "POST",
+        "/api/v1/specimens/{accession}/centrifugations",
+        Perm(P::SpecimenProcess),
+    ),
+    r(
+        "POST",
+        "/api/v1/specimens/{accession}/complete-processing",
+        Perm(P::SpecimenProcess),
+    ),
+    r(
+        "POST",
+        "/api/v1/specimens/{accession}/aliquots",
+        Perm(P::SpecimenProcess),
+    ),
+    r(
+        "GET",
+        "/api/v1/specimens/{accession}/lineage",
+        Perm(P::SpecimenProcess),
+    ),
+    r(
+        "POST",
+        "/api/v1/specimens/{accession}/dilutions",
+        Perm(P::SpecimenProcess),
+    ),
+    r("GET", "/api/v1/sorting", Perm(P::SpecimenProcess)),
     // storage, transport, send-out, disposal (issue 4)
 
     // turnaround time (issue 4)

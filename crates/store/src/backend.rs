@@ -514,6 +514,26 @@ macro_rules! backend {
 
             // ── processing: centrifugation, aliquots, dilutions, routing (issue 4) ──
 
+            async fn specimen_children(&self, parent_id: i64) -> StoreResult<Vec<SpecimenRecord>> {
+                $q::specimen_children(&self.read, parent_id).await
+            }
+
+            async fn specimen_parent(&self, specimen_id: i64) -> StoreResult<Option<SpecimenRecord>> {
+                $q::specimen_parent(&self.read, specimen_id).await
+            }
+
+            async fn centrifugations(&self, specimen_id: i64) -> StoreResult<Vec<CentrifugationRecord>> {
+                $q::centrifugations(&self.read, specimen_id).await
+            }
+
+            async fn dilutions(&self, specimen_id: i64) -> StoreResult<Vec<DilutionRecord>> {
+                $q::dilutions(&self.read, specimen_id).await
+            }
+
+            async fn sorting_list(&self, a: &str, b: &str, limit: i64) -> StoreResult<Vec<SortingRecord>> {
+                $q::sorting_list(&self.read, a, b, limit).await
+            }
+
             // ── storage, transport, send-out, disposal (issue 4) ──
 
             // ── turnaround time (issue 4) ──
@@ -870,6 +890,38 @@ macro_rules! backend {
             }
 
             // ── processing: centrifugation, aliquots, dilutions, routing (issue 4) ──
+
+            async fn specimen_children(&mut self, parent_id: i64) -> StoreResult<Vec<SpecimenRecord>> {
+                $q::specimen_children(&mut *self.tx, parent_id).await
+            }
+
+            async fn specimen_parent(&mut self, specimen_id: i64) -> StoreResult<Option<SpecimenRecord>> {
+                $q::specimen_parent(&mut *self.tx, specimen_id).await
+            }
+
+            async fn insert_aliquot(&mut self, s: &SpecimenRecord, parent_id: i64) -> StoreResult<i64> {
+                $q::insert_aliquot(&mut *self.tx, s, parent_id).await
+            }
+
+            async fn take_volume(&mut self, id: i64, status: &str, volume_ul: i64) -> StoreResult<bool> {
+                $q::take_volume(&mut *self.tx, id, status, volume_ul).await
+            }
+
+            async fn move_tests(&mut self, from: i64, to: i64, codes: &[String]) -> StoreResult<u64> {
+                $q::move_tests(&mut *self.tx, from, to, codes).await
+            }
+
+            async fn insert_centrifugation(&mut self, c: &CentrifugationRecord) -> StoreResult<i64> {
+                $q::insert_centrifugation(&mut *self.tx, c).await
+            }
+
+            async fn centrifugations(&mut self, specimen_id: i64) -> StoreResult<Vec<CentrifugationRecord>> {
+                $q::centrifugations(&mut *self.tx, specimen_id).await
+            }
+
+            async fn insert_dilution(&mut self, d: &DilutionRecord) -> StoreResult<i64> {
+                $q::insert_dilution(&mut *self.tx, d).await
+            }
 
             // ── storage, transport, send-out, disposal (issue 4) ──
 

@@ -230,6 +230,16 @@ pub trait Store: Send + Sync + 'static {
 
     // ── processing: centrifugation, aliquots, dilutions, routing (issue 4) ──
 
+    /// The aliquots poured from a specimen, oldest first.
+    async fn specimen_children(&self, parent_id: i64) -> StoreResult<Vec<SpecimenRecord>>;
+    /// The specimen an aliquot was poured from.
+    async fn specimen_parent(&self, specimen_id: i64) -> StoreResult<Option<SpecimenRecord>>;
+    async fn centrifugations(&self, specimen_id: i64) -> StoreResult<Vec<CentrifugationRecord>>;
+    async fn dilutions(&self, specimen_id: i64) -> StoreResult<Vec<DilutionRecord>>;
+    /// Specimens in status `a` or `b`, most urgent priority first, then oldest receipt, then
+    /// accession; at most `limit`, each with its tests.
+    async fn sorting_list(&self, a: &str, b: &str, limit: i64) -> StoreResult<Vec<SortingRecord>>;
+
     // ── storage, transport, send-out, disposal (issue 4) ──
 
     // ── turnaround time (issue 4) ──
@@ -381,6 +391,20 @@ pub trait Tx: Send {
     async fn insert_recollect_task(&mut self, task: &RecollectTaskRecord) -> StoreResult<i64>;
 
     // ── processing: centrifugation, aliquots, dilutions, routing (issue 4) ──
+
+    async fn specimen_children(&mut self, parent_id: i64) -> StoreResult<Vec<SpecimenRecord>>;
+    async fn specimen_parent(&mut self, specimen_id: i64) -> StoreResult<Option<SpecimenRecord>>;
+    /// Inserts an aliquot (child specimen) of `parent_id`; returns its id.
+    async fn insert_aliquot(&mut self, s: &SpecimenRecord, parent_id: i64) -> StoreResult<i64>;
+    /// Takes `volume_ul` from a specimen, only while its status is still `status` and enough
+    /// is left; false otherwise.
+    async fn take_volume(&mut self, id: i64, status: &str, volume_ul: i64) -> StoreResult<bool>;
+    /// Moves the given tests of specimen `from` to specimen `to`; returns how many moved.
+    async fn move_tests(&mut self, from: i64, to: i64, codes: &[String]) -> StoreResult<u64>;
+    async fn insert_centrifugation(&mut self, c: &CentrifugationRecord) -> StoreResult<i64>;
+    async fn centrifugations(&mut self, specimen_id: i64)
+    -> StoreResult<Vec<CentrifugationRecord>>;
+    async fn insert_dilution(&mut self, d: &DilutionRecord) -> StoreResult<i64>;
 
     // ── storage, transport, send-out, disposal (issue 4) ──
 

@@ -20,12 +20,14 @@ pub const SQLITE: &[MigrationSource] = migrations!(
     "sqlite": (1, "0001_platform"),
     (2, "0002_registration"),
     (3, "0003_specimen_lifecycle"),
+    (4, "0004_processing"),
     (6, "0006_follow_up_and_tat")
 );
 pub const POSTGRES: &[MigrationSource] = migrations!(
     "postgres": (1, "0001_platform"),
     (2, "0002_registration"),
     (3, "0003_specimen_lifecycle"),
+    (4, "0004_processing"),
     (6, "0006_follow_up_and_tat")
 );
 

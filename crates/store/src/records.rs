@@ -301,6 +301,51 @@ pub struct SpecimenChange {
 
 // ── processing: centrifugation, aliquots, dilutions, routing (issue 4) ──
 
+/// A centrifugation of a specimen: where, how hard (RCF in g, not rpm), how long, who.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CentrifugationRecord {
+    pub id: i64,
+    pub specimen_id: i64,
+    pub centrifuge_id: String,
+    pub rcf_g: i64,
+    pub minutes: i64,
+    /// The reported temperature, °C, as text.
+    pub temperature_c: String,
+    pub started_at: Timestamp,
+    pub operator_id: Option<i64>,
+    pub operator_name: String,
+    pub recorded_at: Timestamp,
+}
+
+/// A dilution of a specimen (factor `1:N`), for the results step to apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DilutionRecord {
+    pub id: i64,
+    pub specimen_id: i64,
+    pub factor: String,
+    pub test_code: Option<String>,
+    pub diluent: Option<String>,
+    pub recorded_at: Timestamp,
+    pub actor_id: Option<i64>,
+    pub actor_name: String,
+}
+
+/// A specimen waiting to be sorted, with its order priority, receipt time and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortingRecord {
+    pub specimen_id: i64,
+    pub accession: String,
+    pub status: String,
+    pub container: String,
+    pub specimen_type: String,
+    pub volume_ul: i64,
+    pub patient_id: i64,
+    pub priority: String,
+    /// The receipt time (the creation time for an aliquot poured in the lab).
+    pub received_at: Timestamp,
+    pub tests: Vec<String>,
+}
+
 // ── storage, transport, send-out, disposal (issue 4) ──
 
 // ── turnaround time (issue 4) ──

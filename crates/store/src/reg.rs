@@ -1367,6 +1367,259 @@ macro_rules! reg_queries {
 
             // ── processing: centrifugation, aliquots, dilutions, routing (issue 4) ──
 
+            pub async fn specimen_children<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                parent_id: i64,
+            ) -> StoreResult<Vec<SpecimenRecord>> {
+                sqlx::query_as::<_, SpecimenRow>(concat!("SELECT ", specimen_cols!(), " FROM specimens WHERE parent_id = $1 ORDER BY id"))
+                .bind(parent_id)
+                .fetch_all(e)
+                .await?
+                .into_iter()
+                .map(specimen)
+                .collect()
+            }
+
+            pub async fn specimen_parent<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                specimen_id: i64,
+            ) -> StoreResult<Option<SpecimenRecord>> {
+                sqlx::query_as::<_, SpecimenRow>(concat!("SELECT ", specimen_cols!(), " FROM specimens \
+                     WHERE id = (SELECT parent_id FROM specimens WHERE id = $1)"))
+                .bind(specimen_id)
+                .fetch_optional(e)
+                .await?
+                .map(specimen)
+                .transpose()
+            }
+
+            pub async fn insert_aliquot<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                s: &SpecimenRecord,
+                parent_id: i64,
+            ) -> StoreResult<i64> {
+                let (id,) = sqlx::query_as::<_, (i64,)>(
+                    "INSERT INTO specimens (accession, order_id, patient_id, container, \
+                     specimen_type, draw_rank, status, volume_ul, capacity_ul, created_at, \
+                     collected_at, temperature, parent_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+                )
+                .bind(&s.accession)
+                .bind(s.order_id)
+                .bind(s.patient_id)
+                .bind(&s.container)
+                .bind(&s.specimen_type)
+                .bind(s.draw_rank)
+                .bind(&s.status)
+                .bind(s.volume_ul)
+                .bind(s.capacity_ul)
+                .bind(us(s.created_at))
+                .bind(s.collected_at.map(us))
+                .bind(&s.temperature)
+                .bind(parent_id)
+                .fetch_one(e)
+                .await?;
+                Ok(id)
+            }
+
+            /// Takes volume from a specimen only while its status is unchanged and enough is
+            /// left: the guarded change of an aliquot.
+            pub async fn take_volume<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                id: i64,
+                status: &str,
+                volume_ul: i64,
+            ) -> StoreResult<bool> {
+                let r = sqlx::query(
+                    "UPDATE specimens SET volume_ul = volume_ul - $1 \
+                     WHERE id = $2 AND status = $3 AND volume_ul >= $1",
+                )
+                .bind(volume_ul)
+                .bind(id)
+                .bind(status)
+                .execute(e)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            pub async fn move_tests<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                from: i64,
+                to: i64,
+                codes: &[String],
+            ) -> StoreResult<u64> {
+                if codes.is_empty() {
+                    return Ok(0);
+                }
+                let mut qb = sqlx::QueryBuilder::<Db>::new("UPDATE order_tests SET specimen_id = ");
+                qb.push_bind(to);
+                qb.push(" WHERE specimen_id = ");
+                qb.push_bind(from);
+                qb.push(" AND test_code IN (");
+                let mut sep = qb.separated(", ");
+                for c in codes {
+                    sep.push_bind(c.clone());
+                }
+                qb.push(")");
+                Ok(qb.build().execute(e).await?.rows_affected())
+            }
+
+            type CentrifugationRow = (i64, i64, String, i64, i64, String, i64, Option<i64>, String, i64);
+
+            pub async fn insert_centrifugation<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                c: &CentrifugationRecord,
+            ) -> StoreResult<i64> {
+                let (id,) = sqlx::query_as::<_, (i64,)>(
+                    "INSERT INTO centrifugations (specimen_id, centrifuge_id, rcf_g, minutes, \
+                     temperature_c, started_at, operator_id, operator_name, recorded_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                )
+                .bind(c.specimen_id)
+                .bind(&c.centrifuge_id)
+                .bind(c.rcf_g)
+                .bind(c.minutes)
+                .bind(&c.temperature_c)
+                .bind(us(c.started_at))
+                .bind(c.operator_id)
+                .bind(&c.operator_name)
+                .bind(us(c.recorded_at))
+                .fetch_one(e)
+                .await?;
+                Ok(id)
+            }
+
+            pub async fn centrifugations<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                specimen_id: i64,
+            ) -> StoreResult<Vec<CentrifugationRecord>> {
+                sqlx::query_as::<_, CentrifugationRow>(
+                    "SELECT id, specimen_id, centrifuge_id, rcf_g, minutes, temperature_c, \
+                     started_at, operator_id, operator_name, recorded_at FROM centrifugations \
+                     WHERE specimen_id = $1 ORDER BY id",
+                )
+                .bind(specimen_id)
+                .fetch_all(e)
+                .await?
+                .into_iter()
+                .map(|r| {
+                    Ok(CentrifugationRecord {
+                        id: r.0,
+                        specimen_id: r.1,
+                        centrifuge_id: r.2,
+                        rcf_g: r.3,
+                        minutes: r.4,
+                        temperature_c: r.5,
+                        started_at: ts(r.6)?,
+                        operator_id: r.7,
+                        operator_name: r.8,
+                        recorded_at: ts(r.9)?,
+                    })
+                })
+                .collect()
+            }
+
+            pub async fn insert_dilution<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                d: &DilutionRecord,
+            ) -> StoreResult<i64> {
+                let (id,) = sqlx::query_as::<_, (i64,)>(
+                    "INSERT INTO dilutions (specimen_id, factor, test_code, diluent, recorded_at, \
+                     actor_id, actor_name) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                )
+                .bind(d.specimen_id)
+                .bind(&d.factor)
+                .bind(&d.test_code)
+                .bind(&d.diluent)
+                .bind(us(d.recorded_at))
+                .bind(d.actor_id)
+                .bind(&d.actor_name)
+                .fetch_one(e)
+                .await?;
+                Ok(id)
+            }
+
+            pub async fn dilutions<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                specimen_id: i64,
+            ) -> StoreResult<Vec<DilutionRecord>> {
+                sqlx::query_as::<_, (i64, i64, String, Option<String>, Option<String>, i64, Option<i64>, String)>(
+                    "SELECT id, specimen_id, factor, test_code, diluent, recorded_at, actor_id, \
+                     actor_name FROM dilutions WHERE specimen_id = $1 ORDER BY id",
+                )
+                .bind(specimen_id)
+                .fetch_all(e)
+                .await?
+                .into_iter()
+                .map(|r| {
+                    Ok(DilutionRecord {
+                        id: r.0,
+                        specimen_id: r.1,
+                        factor: r.2,
+                        test_code: r.3,
+                        diluent: r.4,
+                        recorded_at: ts(r.5)?,
+                        actor_id: r.6,
+                        actor_name: r.7,
+                    })
+                })
+                .collect()
+            }
+
+            type SortingRow = (i64, String, String, String, String, i64, i64, String, i64, Option<String>);
+
+            /// One query: the `limit` most urgent specimens (priority, receipt time, accession)
+            /// in status `a` or `b`, joined with their tests.
+            pub async fn sorting_list<'e, E: Executor<'e, Database = Db>>(
+                e: E,
+                a: &str,
+                b: &str,
+                limit: i64,
+            ) -> StoreResult<Vec<SortingRecord>> {
+                let rows = sqlx::query_as::<_, SortingRow>(
+                    "SELECT s.id, s.accession, s.status, s.container, s.specimen_type, s.volume_ul, \
+                     s.patient_id, s.priority, s.received_at, t.test_code FROM ( \
+                       SELECT s.id, s.accession, s.status, s.container, s.specimen_type, \
+                       s.volume_ul, s.patient_id, o.priority, \
+                       COALESCE((SELECT MIN(e.at) FROM specimen_events e \
+                                 WHERE e.specimen_id = s.id AND e.kind = 'receive'), \
+                                s.created_at) AS received_at, \
+                       CASE o.priority WHEN 'stat' THEN 0 WHEN 'asap' THEN 1 \
+                                       WHEN 'timed' THEN 2 ELSE 3 END AS urgency \
+                       FROM specimens s JOIN orders o ON o.id = s.order_id \
+                       WHERE s.status = $1 OR s.status = $2 \
+                       ORDER BY urgency, received_at, s.accession LIMIT $3 \
+                     ) s LEFT JOIN order_tests t ON t.specimen_id = s.id \
+                     ORDER BY s.urgency, s.received_at, s.accession, t.id",
+                )
+                .bind(a)
+                .bind(b)
+                .bind(limit)
+                .fetch_all(e)
+                .await?;
+                let mut out: Vec<SortingRecord> = Vec::new();
+                for r in rows {
+                    if out.last().is_none_or(|l| l.specimen_id != r.0) {
+                        out.push(SortingRecord {
+                            specimen_id: r.0,
+                            accession: r.1,
+                            status: r.2,
+                            container: r.3,
+                            specimen_type: r.4,
+                            volume_ul: r.5,
+                            patient_id: r.6,
+                            priority: r.7,
+                            received_at: ts(r.8)?,
+                            tests: Vec::new(),
+                        });
+                    }
+                    if let (Some(last), Some(code)) = (out.last_mut(), r.9) {
+                        last.tests.push(code);
+                    }
+                }
+                Ok(out)
+            }
+
             // ── storage, transport, send-out, disposal (issue 4) ──
 
             // ── turnaround time (issue 4) ──

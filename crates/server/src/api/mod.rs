@@ -9,6 +9,7 @@ pub mod patients;
 pub mod settings;
 pub mod specimens;
 // processing (issue 4)
+pub mod processing;
 
 // storage, transport, send-out, disposal (issue 4)
 
@@ -110,6 +111,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(specimens::problem_log))
         .routes(routes!(specimens::recollect_tasks))
         // processing (issue 4)
+        .routes(routes!(processing::start_processing))
+        .routes(routes!(processing::centrifuge))
+        .routes(routes!(processing::complete_processing))
+        .routes(routes!(processing::aliquot))
+        .routes(routes!(processing::lineage))
+        .routes(routes!(processing::dilute))
+        .routes(routes!(processing::sorting))
         // storage, transport, send-out, disposal (issue 4)
         // turnaround time (issue 4)
         .routes(routes!(tat::order_tat))

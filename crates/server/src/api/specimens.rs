@@ -46,6 +46,11 @@ pub struct SpecimenDetailDto {
     pub tests: Vec<String>,
     /// The chain of custody, oldest first.
     pub events: Vec<SpecimenEventDto>,
+    // processing (issue 4): aliquot lineage.
+    /// The accession this aliquot was poured from.
+    pub parent: Option<String>,
+    /// The aliquots poured from this specimen.
+    pub children: Vec<crate::api::processing::AliquotChildDto>,
 }
 
 impl From<SpecimenDetail> for SpecimenDetailDto {
@@ -75,6 +80,17 @@ impl From<SpecimenDetail> for SpecimenDetailDto {
                     to_status: e.to_status,
                     details: e.details,
                     location: e.location,
+                })
+                .collect(),
+            // processing (issue 4): aliquot lineage.
+            parent: s.parent,
+            children: s
+                .children
+                .into_iter()
+                .map(|c| crate::api::processing::AliquotChildDto {
+                    accession: c.accession,
+                    volume_ul: c.volume_ul,
+                    status: c.status,
                 })
                 .collect(),
         }

@@ -12,6 +12,7 @@ mod patients;
 mod settings_audit;
 mod specimens;
 // processing (issue 4)
+mod processing;
 
 // storage, transport, send-out, disposal (issue 4)
 

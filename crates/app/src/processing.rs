@@ -288,6 +288,20 @@ impl App {
         actor: &Actor,
         accession: &str,
     ) -> AppResult<SpecimenDetail> {
+        self.attempt(
+            actor,
+            "start_processing",
+            accession,
+            self.start_processing_inner(actor, accession),
+        )
+        .await
+    }
+
+    async fn start_processing_inner(
+        &self,
+        actor: &Actor,
+        accession: &str,
+    ) -> AppResult<SpecimenDetail> {
         self.status_change(
             actor,
             accession,
@@ -301,6 +315,20 @@ impl App {
     /// In process → processed; serum and plasma need a centrifugation record (of the
     /// specimen, or of the tube an aliquot was poured from).
     pub async fn complete_processing(
+        &self,
+        actor: &Actor,
+        accession: &str,
+    ) -> AppResult<SpecimenDetail> {
+        self.attempt(
+            actor,
+            "complete_processing",
+            accession,
+            self.complete_processing_inner(actor, accession),
+        )
+        .await
+    }
+
+    async fn complete_processing_inner(
         &self,
         actor: &Actor,
         accession: &str,
@@ -331,6 +359,21 @@ impl App {
         accession: &str,
         input: CentrifugationInput,
     ) -> AppResult<SpecimenDetail> {
+        self.attempt(
+            actor,
+            "centrifuge",
+            accession,
+            self.centrifuge_specimen_inner(actor, accession, input),
+        )
+        .await
+    }
+
+    async fn centrifuge_specimen_inner(
+        &self,
+        actor: &Actor,
+        accession: &str,
+        input: CentrifugationInput,
+    ) -> AppResult<SpecimenDetail> {
         actor.require(Permission::SpecimenProcess)?;
         let acc = parse_accession(accession)?;
         let centrifuge_id = free_text("centrifuge_id", Some(&input.centrifuge_id), 50)?
@@ -338,11 +381,11 @@ impl App {
                 AppError::invalid("centrifuge_id", "required", "the centrifuge's identifier")
             })?;
         let rcf = rcf_of(&input)?;
-        if !(0..=1_440).contains(&input.minutes) {
+        if !(1..=120).contains(&input.minutes) {
             return Err(AppError::invalid(
                 "minutes",
                 "centrifugation_duration",
-                "the spin time must be between 1 and 60 minutes",
+                "the spin time must be between 1 and 120 minutes",
             ));
         }
         if !input.temperature_c.is_finite() || !(-30.0..=50.0).contains(&input.temperature_c) {
@@ -429,6 +472,21 @@ impl App {
     /// received, with the tests moved to it; the parent's volume goes down. The children never
     /// add up to more than the parent had. Custody events on both, audited.
     pub async fn aliquot_specimen(
+        &self,
+        actor: &Actor,
+        accession: &str,
+        input: AliquotInput,
+    ) -> AppResult<SpecimenDetail> {
+        self.attempt(
+            actor,
+            "aliquot",
+            accession,
+            self.aliquot_specimen_inner(actor, accession, input),
+        )
+        .await
+    }
+
+    async fn aliquot_specimen_inner(
         &self,
         actor: &Actor,
         accession: &str,
@@ -594,6 +652,21 @@ impl App {
 
     /// Records a dilution (factor `1:N`) for the results step to apply; the status stays.
     pub async fn dilute_specimen(
+        &self,
+        actor: &Actor,
+        accession: &str,
+        input: DilutionInput,
+    ) -> AppResult<SpecimenDetail> {
+        self.attempt(
+            actor,
+            "dilution",
+            accession,
+            self.dilute_specimen_inner(actor, accession, input),
+        )
+        .await
+    }
+
+    async fn dilute_specimen_inner(
         &self,
         actor: &Actor,
         accession: &str,

@@ -193,6 +193,27 @@ impl TestApp {
             .head_seq
     }
 
+    /// Asserts that since audit position `before` refused attempts were recorded, and only
+    /// they (each refused specimen command is audited as `<action>_refused`): nothing changed.
+    #[track_caller]
+    pub async fn assert_only_refused(&self, before: i64) {
+        let events = self
+            .app
+            .store()
+            .audit_events(before, 10_000, None)
+            .await
+            .expect("audit");
+        assert!(!events.is_empty(), "the refused attempts were not audited");
+        for e in &events {
+            assert!(
+                e.entry.action.ends_with("_refused"),
+                "a change was recorded: {} on {}",
+                e.entry.action,
+                e.entry.entity_id
+            );
+        }
+    }
+
     /// Stops the server, checks the audit chain is intact, and drops a PostgreSQL database.
     pub async fn finish(mut self) {
         let report = self.app.store().verify_audit_chain().await.expect("verify");

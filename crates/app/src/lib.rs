@@ -18,6 +18,12 @@ mod specimens;
 // processing (issue 4)
 
 // storage, transport, send-out, disposal (issue 4)
+mod storage;
+pub use storage::{
+    DISPOSAL_METHODS, DispatchInput, DisposalDueView, DisposeInput, DueView, ManifestView,
+    NewStorageUnitInput, RejectedView, RetentionView, SendOutInput, SendOutView,
+    SpecimenLocationView, StorageUnitView, StoredSpecimenView,
+};
 
 // turnaround time (issue 4)
 

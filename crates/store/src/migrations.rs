@@ -19,12 +19,14 @@ macro_rules! migrations {
 pub const SQLITE: &[MigrationSource] = migrations!(
     "sqlite": (1, "0001_platform"),
     (2, "0002_registration"),
-    (3, "0003_specimen_lifecycle")
+    (3, "0003_specimen_lifecycle"),
+    (5, "0005_storage")
 );
 pub const POSTGRES: &[MigrationSource] = migrations!(
     "postgres": (1, "0001_platform"),
     (2, "0002_registration"),
-    (3, "0003_specimen_lifecycle")
+    (3, "0003_specimen_lifecycle"),
+    (5, "0005_storage")
 );
 
 pub(crate) fn migrator(list: &[MigrationSource]) -> Migrator {

@@ -11,6 +11,7 @@ pub mod specimens;
 // processing (issue 4)
 
 // storage, transport, send-out, disposal (issue 4)
+pub mod storage;
 
 // turnaround time (issue 4)
 pub mod system;
@@ -106,9 +107,21 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(specimens::reject))
         .routes(routes!(specimens::problem_log))
         .routes(routes!(specimens::recollect_tasks))
-    // processing (issue 4)
-
-    // storage, transport, send-out, disposal (issue 4)
+        // processing (issue 4)
+        // storage, transport, send-out, disposal (issue 4)
+        .routes(routes!(storage::create_unit, storage::list_units))
+        .routes(routes!(storage::contents))
+        .routes(routes!(storage::locate))
+        .routes(routes!(storage::store))
+        .routes(routes!(storage::retrieve))
+        .routes(routes!(storage::dispose))
+        .routes(routes!(storage::retention))
+        .routes(routes!(storage::put_retention))
+        .routes(routes!(storage::disposal_due))
+        .routes(routes!(storage::dispatch))
+        .routes(routes!(storage::manifest))
+        .routes(routes!(storage::send_out))
+        .routes(routes!(storage::send_outs))
 
     // turnaround time (issue 4)
 }

@@ -14,6 +14,7 @@ mod specimens;
 // processing (issue 4)
 
 // storage, transport, send-out, disposal (issue 4)
+mod storage;
 
 // turnaround time (issue 4)
 mod users;

@@ -23,6 +23,12 @@ pub use processing::{
 };
 
 // storage, transport, send-out, disposal (issue 4)
+mod storage;
+pub use storage::{
+    DISPOSAL_METHODS, DispatchInput, DisposalDueView, DisposeInput, DueView, ManifestView,
+    NewStorageUnitInput, RejectedView, RetentionView, SendOutInput, SendOutView,
+    SpecimenLocationView, StorageUnitView, StoredSpecimenView,
+};
 
 // turnaround time (issue 4)
 mod tat;

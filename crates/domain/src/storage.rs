@@ -12,6 +12,11 @@
 //!   is either a grid cell — 1–2 row letters and a column number 1–999 (`A7`, `H12`) — or a slot
 //!   number 1–9999, without leading zeros. A position holds one specimen; the store enforces that uniqueness, the domain
 //!   only validates the shape.
+//! - Holders are registered top-down as a hierarchy ([`HolderPath`], [`HolderKind`]): a room
+//!   (level 1), a refrigerator or freezer (level 2), a rack (level 3), a box (level 4). A holder
+//!   may have a grid of rows × columns (1–26 × 1–999, `A1` … `Z999`); a gridded holder takes
+//!   only grid cells inside its grid ([`Position::fits_grid`]), so one physical cell has one
+//!   name. A holder without a grid takes any cell or slot number.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,7 +24,7 @@ use std::fmt;
 use jiff::{SignedDuration, Timestamp};
 use thiserror::Error;
 
-use crate::catalog::SpecimenType;
+use crate::catalog::{SpecimenType, code_enum};
 use crate::error::impl_domain_error;
 
 /// Retention period per specimen type ([CONFIG]).
@@ -46,6 +51,22 @@ pub enum StorageError {
         "the position {position:?} must be a grid cell like A7 (row letters, column 1–999) or a slot number 1–9999"
     )]
     Position { position: String },
+    #[error("a holder path is room[/unit[/rack[/box]]] (1 to 4 levels); got {levels} in {input:?}")]
+    HolderDepth { input: String, levels: usize },
+    #[error("a {kind} is a level-{expected} holder, but the path has {levels} levels")]
+    KindLevel {
+        kind: HolderKind,
+        expected: usize,
+        levels: usize,
+    },
+    #[error("a grid has 1–26 rows and 1–999 columns, both given or neither")]
+    Grid,
+    #[error("the position {position} is outside the holder's {rows} × {columns} grid")]
+    OffGrid {
+        position: Position,
+        rows: u16,
+        columns: u16,
+    },
 }
 
 impl StorageError {
@@ -56,12 +77,19 @@ impl StorageError {
             Self::Depth { .. } => "storage_path_depth",
             Self::Segment { .. } => "storage_path_segment",
             Self::Position { .. } => "storage_position",
+            Self::HolderDepth { .. } => "storage_holder_depth",
+            Self::KindLevel { .. } => "storage_kind_level",
+            Self::Grid => "storage_grid",
+            Self::OffGrid { .. } => "storage_position_off_grid",
         }
     }
     /// The input field concerned.
     pub fn field(&self) -> Option<&'static str> {
         match self {
             Self::NonPositiveRetention => Some("retention"),
+            Self::HolderDepth { .. } => Some("path"),
+            Self::KindLevel { .. } => Some("kind"),
+            Self::Grid => Some("grid"),
             _ => Some("location"),
         }
     }
@@ -149,6 +177,132 @@ impl fmt::Display for Position {
             }
             Self::Slot(n) => write!(f, "{n}"),
         }
+    }
+}
+
+impl Position {
+    /// Whether the position is a cell inside a grid of `rows` × `columns`. Slot numbers never
+    /// fit a grid (one physical cell has one name).
+    pub fn fits_grid(self, rows: u16, columns: u16) -> bool {
+        match self {
+            Self::Grid { row, column } => row <= rows && column <= columns,
+            Self::Slot(_) => false,
+        }
+    }
+}
+
+code_enum! {
+    /// What a storage holder is; each kind sits at one level of the hierarchy.
+    HolderKind, "holder_kind" {
+        Room => "room",
+        Refrigerator => "refrigerator",
+        Freezer => "freezer",
+        Rack => "rack",
+        Box => "box",
+    }
+}
+
+impl HolderKind {
+    /// The level in the hierarchy: room 1, refrigerator/freezer 2, rack 3, box 4.
+    pub fn level(self) -> usize {
+        match self {
+            Self::Room => 1,
+            Self::Refrigerator | Self::Freezer => 2,
+            Self::Rack => 3,
+            Self::Box => 4,
+        }
+    }
+}
+
+/// A validated holder path (`room[/unit[/rack[/box]]]`), upper-cased.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HolderPath {
+    segments: Vec<String>,
+}
+
+impl HolderPath {
+    /// Parses a holder path of 1 to 4 levels.
+    pub fn parse(input: &str) -> Result<Self, StorageError> {
+        let parts: Vec<&str> = input.split('/').collect();
+        if !(1..=4).contains(&parts.len()) {
+            return Err(StorageError::HolderDepth {
+                input: input.to_owned(),
+                levels: parts.len(),
+            });
+        }
+        const LEVELS: [&str; 4] = ["room", "unit", "rack", "box"];
+        let segments = parts
+            .iter()
+            .zip(LEVELS)
+            .map(|(s, level)| {
+                segment(level, s).map_err(|_| StorageError::Segment {
+                    level,
+                    segment: (*s).to_owned(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { segments })
+    }
+
+    /// Number of levels (1 = room … 4 = box).
+    pub fn levels(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// The enclosing holder's path; `None` for a room.
+    pub fn parent(&self) -> Option<String> {
+        (self.segments.len() > 1).then(|| self.segments[..self.segments.len() - 1].join("/"))
+    }
+
+    /// Checks that `kind` sits at this path's level.
+    pub fn check_kind(&self, kind: HolderKind) -> Result<(), StorageError> {
+        if kind.level() == self.levels() {
+            Ok(())
+        } else {
+            Err(StorageError::KindLevel {
+                kind,
+                expected: kind.level(),
+                levels: self.levels(),
+            })
+        }
+    }
+}
+
+impl fmt::Display for HolderPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.segments.join("/"))
+    }
+}
+
+/// Validates a holder grid: both dimensions or neither; rows 1–26 (`A`–`Z`), columns 1–999.
+pub fn check_grid(
+    rows: Option<i64>,
+    columns: Option<i64>,
+) -> Result<Option<(u16, u16)>, StorageError> {
+    match (rows, columns) {
+        (None, None) => Ok(None),
+        (Some(r), Some(c)) if (1..=26).contains(&r) && (1..=999).contains(&c) => Ok(Some((
+            u16::try_from(r).map_err(|_| StorageError::Grid)?,
+            u16::try_from(c).map_err(|_| StorageError::Grid)?,
+        ))),
+        _ => Err(StorageError::Grid),
+    }
+}
+
+/// Checks that `location` may go into a holder with this grid (no grid: any position).
+pub fn check_fits(
+    location: &StorageLocation,
+    grid: Option<(u16, u16)>,
+) -> Result<(), StorageError> {
+    match grid {
+        Some((rows, columns)) if !location.position().fits_grid(rows, columns) => {
+            Err(StorageError::OffGrid {
+                position: location.position(),
+                rows,
+                columns,
+            })
+        }
+        _ => Ok(()),
     }
 }
 
@@ -350,7 +504,74 @@ mod tests {
         }
     }
 
+    #[test]
+    fn holders_and_grids() {
+        let p = HolderPath::parse("lab1/frz-02/r3").unwrap();
+        assert_eq!(p.to_string(), "LAB1/FRZ-02/R3");
+        assert_eq!(p.levels(), 3);
+        assert_eq!(p.parent().as_deref(), Some("LAB1/FRZ-02"));
+        assert_eq!(HolderPath::parse("LAB1").unwrap().parent(), None);
+        assert!(p.check_kind(HolderKind::Rack).is_ok());
+        assert_eq!(
+            p.check_kind(HolderKind::Freezer).unwrap_err().code(),
+            "storage_kind_level"
+        );
+        for (bad, code) in [
+            ("", "storage_path_segment"),
+            ("A/B/C/D/E", "storage_holder_depth"),
+            ("LAB 1", "storage_path_segment"),
+            ("LAB1//R3", "storage_path_segment"),
+        ] {
+            assert_eq!(HolderPath::parse(bad).unwrap_err().code(), code, "{bad}");
+        }
+        assert_eq!(check_grid(None, None), Ok(None));
+        assert_eq!(check_grid(Some(9), Some(9)), Ok(Some((9, 9))));
+        for (r, c) in [
+            (Some(9), None),
+            (None, Some(9)),
+            (Some(0), Some(9)),
+            (Some(27), Some(1)),
+            (Some(1), Some(1000)),
+        ] {
+            assert_eq!(check_grid(r, c).unwrap_err().code(), "storage_grid");
+        }
+        let a9 = StorageLocation::parse("L/F/R/B/A9").unwrap();
+        let i1 = StorageLocation::parse("L/F/R/B/I1").unwrap();
+        let j1 = StorageLocation::parse("L/F/R/B/J1").unwrap();
+        let slot = StorageLocation::parse("L/F/R/B/5").unwrap();
+        assert!(check_fits(&a9, Some((9, 9))).is_ok());
+        assert!(check_fits(&i1, Some((9, 9))).is_ok());
+        assert_eq!(
+            check_fits(&j1, Some((9, 9))).unwrap_err().code(),
+            "storage_position_off_grid"
+        );
+        assert_eq!(
+            check_fits(
+                &StorageLocation::parse("L/F/R/B/A10").unwrap(),
+                Some((9, 9))
+            )
+            .unwrap_err()
+            .field(),
+            Some("location")
+        );
+        assert_eq!(
+            check_fits(&slot, Some((9, 9))).unwrap_err().code(),
+            "storage_position_off_grid"
+        );
+        assert!(check_fits(&slot, None).is_ok());
+        assert!(check_fits(&j1, None).is_ok());
+        for kind in HolderKind::ALL {
+            assert_eq!(HolderKind::parse(kind.as_str()), Ok(*kind));
+        }
+    }
+
     proptest! {
+        #[test]
+        fn grid_fit_matches_bounds(rows in 1u16..=26, cols in 1u16..=999, r in 1u16..=30, c in 1u16..=999) {
+            let pos = Position::Grid { row: r, column: c };
+            prop_assert_eq!(pos.fits_grid(rows, cols), r <= rows && c <= cols);
+        }
+
         #[test]
         fn location_display_round_trips(
             room in "[A-Za-z0-9_-]{1,16}", unit in "[A-Z0-9]{1,16}", rack in "[A-Z0-9]{1,16}",

@@ -162,7 +162,60 @@ pub const ROUTES: &[RouteSpec] = &[
     ),
     r("GET", "/api/v1/sorting", Perm(P::SpecimenProcess)),
     // storage, transport, send-out, disposal (issue 4)
-
+    r("POST", "/api/v1/storage/units", Perm(P::SpecimenProcess)),
+    r("GET", "/api/v1/storage/units", Perm(P::SpecimenProcess)),
+    r(
+        "GET",
+        "/api/v1/storage/units/{id}/contents",
+        Perm(P::SpecimenProcess),
+    ),
+    r(
+        "GET",
+        "/api/v1/storage/specimens/{accession}",
+        Perm(P::SpecimenProcess),
+    ),
+    r(
+        "POST",
+        "/api/v1/specimens/{accession}/store",
+        Perm(P::SpecimenProcess),
+    ),
+    r(
+        "POST",
+        "/api/v1/specimens/{accession}/retrieve",
+        Perm(P::SpecimenProcess),
+    ),
+    r(
+        "POST",
+        "/api/v1/specimens/{accession}/dispose",
+        Perm(P::SpecimenProcess),
+    ),
+    r("GET", "/api/v1/storage/retention", Perm(P::SettingsRead)),
+    r(
+        "PUT",
+        "/api/v1/storage/retention/{specimen_type}",
+        Perm(P::SettingsWrite),
+    ),
+    r(
+        "GET",
+        "/api/v1/storage/disposal-due",
+        Perm(P::SpecimenProcess),
+    ),
+    r(
+        "POST",
+        "/api/v1/specimens/{accession}/dispatch",
+        Perm(P::SpecimenCollect),
+    ),
+    r(
+        "POST",
+        "/api/v1/transport/manifests",
+        Perm(P::SpecimenCollect),
+    ),
+    r(
+        "POST",
+        "/api/v1/specimens/{accession}/send-out",
+        Perm(P::SpecimenProcess),
+    ),
+    r("GET", "/api/v1/send-outs", Perm(P::SpecimenProcess)),
     // turnaround time (issue 4)
     r("GET", "/api/v1/orders/{id}/tat", Perm(P::OrderRead)),
     r("GET", "/api/v1/tat/overdue", Perm(P::SpecimenProcess)),

@@ -535,6 +535,37 @@ macro_rules! backend {
             }
 
             // ── storage, transport, send-out, disposal (issue 4) ──
+            async fn storage_units(&self) -> StoreResult<Vec<StorageUnitRecord>> {
+                $q::storage_units(&self.read).await
+            }
+
+            async fn placement_counts(&self) -> StoreResult<Vec<(i64, i64)>> {
+                $q::placement_counts(&self.read).await
+            }
+
+            async fn stored_in(&self, unit_ids: &[i64], limit: i64) -> StoreResult<Vec<StoredSpecimenRecord>> {
+                $q::stored_in(&self.read, unit_ids, limit).await
+            }
+
+            async fn latest_placement(&self, specimen_id: i64) -> StoreResult<Option<PlacementRecord>> {
+                $q::latest_placement(&self.read, specimen_id).await
+            }
+
+            async fn retention_policies(&self) -> StoreResult<Vec<RetentionPolicyRecord>> {
+                $q::retention_policies(&self.read).await
+            }
+
+            async fn stored_before(&self, cutoffs: &[(String, Timestamp)], limit: i64) -> StoreResult<Vec<StoredSpecimenRecord>> {
+                $q::stored_before(&self.read, cutoffs, limit).await
+            }
+
+            async fn rejected_specimens(&self, limit: i64) -> StoreResult<Vec<RejectedSpecimenRecord>> {
+                $q::rejected_specimens(&self.read, limit).await
+            }
+
+            async fn send_outs(&self, open_only: bool, limit: i64) -> StoreResult<Vec<SendOutRecord>> {
+                $q::send_outs(&self.read, open_only, limit).await
+            }
 
             // ── turnaround time (issue 4) ──
             async fn tat_of_order(&self, order_id: i64) -> StoreResult<Vec<TatRow>> {
@@ -924,6 +955,37 @@ macro_rules! backend {
             }
 
             // ── storage, transport, send-out, disposal (issue 4) ──
+            async fn storage_unit_by_path(&mut self, path: &str) -> StoreResult<Option<StorageUnitRecord>> {
+                $q::storage_unit_by_path(&mut *self.tx, path).await
+            }
+
+            async fn insert_storage_unit(&mut self, unit: &StorageUnitRecord) -> StoreResult<i64> {
+                $q::insert_storage_unit(&mut *self.tx, unit).await
+            }
+
+            async fn latest_placement(&mut self, specimen_id: i64) -> StoreResult<Option<PlacementRecord>> {
+                $q::latest_placement(&mut *self.tx, specimen_id).await
+            }
+
+            async fn insert_placement(&mut self, p: &PlacementRecord) -> StoreResult<i64> {
+                $q::insert_placement(&mut *self.tx, p).await
+            }
+
+            async fn close_placement(&mut self, id: i64, at: Timestamp, by: &str, removal: &str, reason: Option<&str>) -> StoreResult<bool> {
+                $q::close_placement(&mut *self.tx, id, at, by, removal, reason).await
+            }
+
+            async fn retention_policies(&mut self) -> StoreResult<Vec<RetentionPolicyRecord>> {
+                $q::retention_policies(&mut *self.tx).await
+            }
+
+            async fn put_retention_policy(&mut self, p: &RetentionPolicyRecord) -> StoreResult<()> {
+                $q::put_retention_policy(&mut *self.tx, p).await
+            }
+
+            async fn insert_send_out(&mut self, s: &SendOutRecord) -> StoreResult<i64> {
+                $q::insert_send_out(&mut *self.tx, s).await
+            }
 
             // ── turnaround time (issue 4) ──
 

@@ -241,6 +241,28 @@ pub trait Store: Send + Sync + 'static {
     async fn sorting_list(&self, a: &str, b: &str, limit: i64) -> StoreResult<Vec<SortingRecord>>;
 
     // ── storage, transport, send-out, disposal (issue 4) ──
+    async fn storage_units(&self) -> StoreResult<Vec<StorageUnitRecord>>;
+    /// `(unit_id, specimens currently placed in it)` for every holder holding any.
+    async fn placement_counts(&self) -> StoreResult<Vec<(i64, i64)>>;
+    /// Specimens currently placed in these holders, by holder path and position.
+    async fn stored_in(
+        &self,
+        unit_ids: &[i64],
+        limit: i64,
+    ) -> StoreResult<Vec<StoredSpecimenRecord>>;
+    /// The specimen's most recent placement (current when `removed_at` is `None`).
+    async fn latest_placement(&self, specimen_id: i64) -> StoreResult<Option<PlacementRecord>>;
+    async fn retention_policies(&self) -> StoreResult<Vec<RetentionPolicyRecord>>;
+    /// Stored specimens placed at or before the cutoff of their type, oldest first.
+    async fn stored_before(
+        &self,
+        cutoffs: &[(String, Timestamp)],
+        limit: i64,
+    ) -> StoreResult<Vec<StoredSpecimenRecord>>;
+    /// Rejected specimens (not yet disposed of), oldest rejection first.
+    async fn rejected_specimens(&self, limit: i64) -> StoreResult<Vec<RejectedSpecimenRecord>>;
+    /// Send-outs (only those without results with `open_only`), oldest first.
+    async fn send_outs(&self, open_only: bool, limit: i64) -> StoreResult<Vec<SendOutRecord>>;
 
     // ── turnaround time (issue 4) ──
     /// The tests of one order with their TAT milestones.
@@ -407,6 +429,24 @@ pub trait Tx: Send {
     async fn insert_dilution(&mut self, d: &DilutionRecord) -> StoreResult<i64>;
 
     // ── storage, transport, send-out, disposal (issue 4) ──
+    async fn storage_unit_by_path(&mut self, path: &str) -> StoreResult<Option<StorageUnitRecord>>;
+    /// `Conflict` when the path is already registered.
+    async fn insert_storage_unit(&mut self, unit: &StorageUnitRecord) -> StoreResult<i64>;
+    async fn latest_placement(&mut self, specimen_id: i64) -> StoreResult<Option<PlacementRecord>>;
+    /// `Conflict` when the position (or the specimen) is already occupied.
+    async fn insert_placement(&mut self, p: &PlacementRecord) -> StoreResult<i64>;
+    /// Ends a current placement; false when it had already ended.
+    async fn close_placement(
+        &mut self,
+        id: i64,
+        at: Timestamp,
+        by: &str,
+        removal: &str,
+        reason: Option<&str>,
+    ) -> StoreResult<bool>;
+    async fn retention_policies(&mut self) -> StoreResult<Vec<RetentionPolicyRecord>>;
+    async fn put_retention_policy(&mut self, p: &RetentionPolicyRecord) -> StoreResult<()>;
+    async fn insert_send_out(&mut self, s: &SendOutRecord) -> StoreResult<i64>;
 
     // ── turnaround time (issue 4) ──
 

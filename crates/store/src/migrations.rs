@@ -21,6 +21,7 @@ pub const SQLITE: &[MigrationSource] = migrations!(
     (2, "0002_registration"),
     (3, "0003_specimen_lifecycle"),
     (4, "0004_processing"),
+    (5, "0005_storage"),
     (6, "0006_follow_up_and_tat")
 );
 pub const POSTGRES: &[MigrationSource] = migrations!(
@@ -28,6 +29,7 @@ pub const POSTGRES: &[MigrationSource] = migrations!(
     (2, "0002_registration"),
     (3, "0003_specimen_lifecycle"),
     (4, "0004_processing"),
+    (5, "0005_storage"),
     (6, "0006_follow_up_and_tat")
 );
 

@@ -348,6 +348,93 @@ pub struct SortingRecord {
 
 // ── storage, transport, send-out, disposal (issue 4) ──
 
+/// A registered storage holder: room, refrigerator/freezer, rack or box, named by its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageUnitRecord {
+    pub id: i64,
+    /// Upper-cased `room[/unit[/rack[/box]]]`.
+    pub path: String,
+    pub parent_id: Option<i64>,
+    /// `room`, `refrigerator`, `freezer`, `rack`, `box`.
+    pub kind: String,
+    pub name: Option<String>,
+    /// `room`, `refrigerated`, `frozen`.
+    pub temperature: Option<String>,
+    pub grid_rows: Option<i64>,
+    pub grid_cols: Option<i64>,
+    pub created_at: Timestamp,
+    pub created_by: String,
+}
+
+/// A specimen placed at a position of a holder; `removed_at` is set when it leaves (the row
+/// stays: the placement history).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacementRecord {
+    pub id: i64,
+    pub specimen_id: i64,
+    pub unit_id: i64,
+    /// The holder's path (read from the holder; ignored on insert).
+    pub unit_path: String,
+    /// Canonical position, e.g. `A7` or `15`.
+    pub position: String,
+    pub stored_at: Timestamp,
+    pub stored_by: String,
+    pub removed_at: Option<Timestamp>,
+    pub removed_by: Option<String>,
+    /// `retrieve` or `dispose`.
+    pub removal: Option<String>,
+    pub removal_reason: Option<String>,
+}
+
+/// A specimen currently in storage, with where and since when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSpecimenRecord {
+    pub specimen_id: i64,
+    pub accession: String,
+    pub specimen_type: String,
+    pub status: String,
+    pub unit_id: i64,
+    pub unit_path: String,
+    pub position: String,
+    pub stored_at: Timestamp,
+    pub stored_by: String,
+}
+
+/// A rejected specimen not yet disposed of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedSpecimenRecord {
+    pub specimen_id: i64,
+    pub accession: String,
+    pub specimen_type: String,
+    pub rejected_at: Option<Timestamp>,
+}
+
+/// A configured retention period for a specimen type (overrides the domain default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionPolicyRecord {
+    pub specimen_type: String,
+    pub hours: i64,
+    pub updated_at: Timestamp,
+    pub updated_by: String,
+}
+
+/// A specimen handed off to a reference laboratory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendOutRecord {
+    pub id: i64,
+    pub specimen_id: i64,
+    /// The specimen's accession number (read from the specimen; ignored on insert).
+    pub accession: String,
+    pub reference_lab: String,
+    /// JSON array of test codes.
+    pub tests: String,
+    pub tracking: Option<String>,
+    pub temperature: String,
+    pub sent_at: Timestamp,
+    pub sent_by: String,
+    pub resulted_at: Option<Timestamp>,
+}
+
 // ── turnaround time (issue 4) ──
 
 /// One ordered test on a specimen the lab holds, with what turnaround time needs: the

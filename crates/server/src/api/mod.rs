@@ -12,6 +12,7 @@ pub mod specimens;
 pub mod processing;
 
 // storage, transport, send-out, disposal (issue 4)
+pub mod storage;
 
 // turnaround time (issue 4)
 pub mod system;
@@ -119,6 +120,19 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(processing::dilute))
         .routes(routes!(processing::sorting))
         // storage, transport, send-out, disposal (issue 4)
+        .routes(routes!(storage::create_unit, storage::list_units))
+        .routes(routes!(storage::contents))
+        .routes(routes!(storage::locate))
+        .routes(routes!(storage::store))
+        .routes(routes!(storage::retrieve))
+        .routes(routes!(storage::dispose))
+        .routes(routes!(storage::retention))
+        .routes(routes!(storage::put_retention))
+        .routes(routes!(storage::disposal_due))
+        .routes(routes!(storage::dispatch))
+        .routes(routes!(storage::manifest))
+        .routes(routes!(storage::send_out))
+        .routes(routes!(storage::send_outs))
         // turnaround time (issue 4)
         .routes(routes!(tat::order_tat))
         .routes(routes!(tat::overdue))

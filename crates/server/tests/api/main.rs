@@ -15,6 +15,7 @@ mod specimens;
 mod processing;
 
 // storage, transport, send-out, disposal (issue 4)
+mod storage;
 
 // turnaround time (issue 4)
 mod users;

@@ -195,7 +195,6 @@ impl TestApp {
 
     /// Asserts that since audit position `before` refused attempts were recorded, and only
     /// they (each refused specimen command is audited as `<action>_refused`): nothing changed.
-    #[track_caller]
     pub async fn assert_only_refused(&self, before: i64) {
         let events = self
             .app

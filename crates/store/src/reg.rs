@@ -1993,12 +1993,16 @@ macro_rules! reg_queries {
                 })
             }
 
+            // An aliquot was never received itself: its tests count from the receipt (and the
+            // start of processing) of the tube it was poured from.
             macro_rules! tat_select {
                 () => {
                     "SELECT t.id, t.order_id, t.test_code, t.status, s.accession, s.status, \
                      o.priority, o.created_at, s.collected_at, \
-                     (SELECT MIN(e.at) FROM specimen_events e WHERE e.specimen_id = s.id AND e.kind = 'receive'), \
-                     (SELECT MIN(e.at) FROM specimen_events e WHERE e.specimen_id = s.id AND e.kind = 'start_processing') \
+                     (SELECT MIN(e.at) FROM specimen_events e WHERE e.specimen_id IN (s.id, s.parent_id) \
+                      AND e.kind = 'receive'), \
+                     (SELECT MIN(e.at) FROM specimen_events e WHERE e.specimen_id IN (s.id, s.parent_id) \
+                      AND e.kind = 'start_processing') \
                      FROM order_tests t JOIN specimens s ON s.id = t.specimen_id \
                      JOIN orders o ON o.id = t.order_id "
                 };

@@ -65,6 +65,8 @@ pub struct SpecimenDetail {
     pub parent: Option<String>,
     /// The aliquots poured from this specimen.
     pub children: Vec<crate::AliquotChildView>,
+    /// Where it is stored now (`room/unit/rack[/box]/position`), if it is.
+    pub storage_location: Option<String>,
 }
 
 /// A rendered tube label.
@@ -361,6 +363,12 @@ impl App {
             // processing (issue 4): aliquot lineage.
             parent: self.store.specimen_parent(s.id).await?.map(|p| p.accession),
             children: self.children_of(s.id).await?,
+            storage_location: self
+                .store
+                .latest_placement(s.id)
+                .await?
+                .filter(|p| p.removed_at.is_none())
+                .map(|p| crate::storage::placement_path(&p)),
         })
     }
 

@@ -234,7 +234,7 @@ fn effective_retention(policies: &[RetentionPolicyRecord]) -> AppResult<Retentio
     Ok(table)
 }
 
-fn placement_path(p: &PlacementRecord) -> String {
+pub(crate) fn placement_path(p: &PlacementRecord) -> String {
     format!("{}/{}", p.unit_path, p.position)
 }
 

@@ -51,6 +51,8 @@ pub struct SpecimenDetailDto {
     pub parent: Option<String>,
     /// The aliquots poured from this specimen.
     pub children: Vec<crate::api::processing::AliquotChildDto>,
+    /// Where it is stored now (`room/unit/rack[/box]/position`), if it is.
+    pub storage_location: Option<String>,
 }
 
 impl From<SpecimenDetail> for SpecimenDetailDto {
@@ -93,6 +95,7 @@ impl From<SpecimenDetail> for SpecimenDetailDto {
                     status: c.status,
                 })
                 .collect(),
+            storage_location: s.storage_location,
         }
     }
 }

@@ -350,6 +350,9 @@ async fn holders_and_occupancy(db: Db) {
     assert_eq!(v["location"], "LAB1/FRZ-02/R3/B12/I9");
     assert_eq!(v["status"], "stored");
     assert_eq!(v["unit_id"], box_id);
+    // The specimen itself says where it is.
+    let (_, v) = c.app.get(&format!("/api/v1/specimens/{b}"), &c.token).await;
+    assert_eq!(v["storage_location"], "LAB1/FRZ-02/R3/B12/I9");
     let log = c.app.app.store().access_log(0, 1000).await.unwrap();
     assert!(
         log.iter()

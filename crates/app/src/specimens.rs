@@ -240,7 +240,8 @@ impl App {
     /// input, unknown specimen, illegal transition), the attempt is written to the audit trail
     /// in its own transaction (`specimen.<kind>_refused`, with the error code and field) and
     /// the error returned unchanged. Nothing else is written: the command's own transaction
-    /// was dropped.
+    /// was dropped. Should the audit write itself fail, the refusal is still returned and the
+    /// failure logged.
     pub(crate) async fn attempt<T>(
         &self,
         actor: &Actor,
@@ -257,8 +258,7 @@ impl App {
                 AppError::NotFound { .. } => ("not_found", None),
                 _ => return result,
             };
-            let mut tx = self.store.begin().await?;
-            tx.audit(self.entry(
+            let entry = self.entry(
                 actor,
                 &format!("specimen.{kind}_refused"),
                 "specimen",
@@ -266,8 +266,17 @@ impl App {
                 None,
                 Some(json!({"code": code, "field": field})),
                 None,
-            ));
-            tx.commit().await?;
+            );
+            let written = async {
+                let mut tx = self.store.begin().await?;
+                tx.audit(entry);
+                tx.commit().await
+            };
+            // The user still gets the refusal they caused; the failure to record it is
+            // logged (without the accession, which names a patient's specimen).
+            if let Err(e) = written.await {
+                tracing::error!(action = kind, error = %e, "could not audit a refused attempt");
+            }
         }
         result
     }

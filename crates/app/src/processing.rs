@@ -7,7 +7,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use aliquot_domain::auth::Permission;
-use aliquot_domain::catalog::{ContainerCode, ContainerType, Department, Priority, SpecimenType};
+use aliquot_domain::catalog::{ContainerCode, Department, Priority, SpecimenType};
 use aliquot_domain::ids::AccessionNumber;
 use aliquot_domain::order::TestCode;
 use aliquot_domain::routing::{RoutedTest, SharingPolicy, plan_routing, sort_key};
@@ -26,8 +26,8 @@ use serde_json::json;
 use crate::catalog::definition;
 use crate::patients::invalid;
 use crate::specimens::{
-    SpecimenDetail, Transition, changed_meanwhile, free_text, not_found, parse_accession, state_of,
-    transition_conflict,
+    SpecimenDetail, Transition, changed_meanwhile, container_by_code, free_text, not_found,
+    parse_accession, required_text, state_of, transition_conflict,
 };
 use crate::{Actor, App, AppError, AppResult};
 
@@ -142,12 +142,6 @@ fn codes(ts: &[TestCode]) -> Vec<String> {
     ts.iter().map(|t| t.as_str().to_owned()).collect()
 }
 
-fn container_by_code(code: &str) -> Option<ContainerType> {
-    ContainerType::defaults()
-        .into_iter()
-        .find(|c| c.code.as_str() == code)
-}
-
 fn spin_error(e: CentrifugationError) -> AppError {
     let field = match e {
         CentrifugationError::Duration { .. } => "minutes",
@@ -250,17 +244,7 @@ impl App {
         };
         let next =
             transition(state_of(&s)?, &event(&s, centrifuged)?).map_err(transition_conflict)?;
-        let change = SpecimenChange {
-            id: s.id,
-            from: s.status.clone(),
-            to: next.as_str().to_owned(),
-            collected_at: None,
-            temperature: None,
-            volume_ul: None,
-        };
-        if !tx.change_specimen(&change).await? {
-            return Err(changed_meanwhile());
-        }
+        self.change_status(&mut tx, &s, next, None).await?;
         let details = if needs_spin_record {
             json!({"centrifuged": centrifuged})
         } else {
@@ -376,10 +360,7 @@ impl App {
     ) -> AppResult<SpecimenDetail> {
         actor.require(Permission::SpecimenProcess)?;
         let acc = parse_accession(accession)?;
-        let centrifuge_id = free_text("centrifuge_id", Some(&input.centrifuge_id), 50)?
-            .ok_or_else(|| {
-                AppError::invalid("centrifuge_id", "required", "the centrifuge's identifier")
-            })?;
+        let centrifuge_id = required_text("centrifuge_id", &input.centrifuge_id, 50)?;
         let rcf = rcf_of(&input)?;
         if !(1..=120).contains(&input.minutes) {
             return Err(AppError::invalid(

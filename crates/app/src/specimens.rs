@@ -227,12 +227,23 @@ fn task_view(t: RecollectTaskRecord) -> RecollectTaskView {
     }
 }
 
-pub(crate) fn container_name(code: &str) -> String {
+/// The container type with this code.
+pub(crate) fn container_by_code(code: &str) -> Option<ContainerType> {
     ContainerType::defaults()
         .into_iter()
         .find(|c| c.code.as_str() == code)
+}
+
+pub(crate) fn container_name(code: &str) -> String {
+    container_by_code(code)
         .map(|c| c.name)
         .unwrap_or_else(|| code.to_owned())
+}
+
+/// Required free text: as [`free_text`], and 422 `required` when empty.
+pub(crate) fn required_text(field: &str, v: &str, max: usize) -> AppResult<String> {
+    free_text(field, Some(v), max)?
+        .ok_or_else(|| AppError::invalid(field, "required", format!("{field} is required")))
 }
 
 impl App {
@@ -279,6 +290,29 @@ impl App {
             }
         }
         result
+    }
+
+    /// The guarded status change `s.status → next` (with the temperature when given); 409
+    /// `specimen_changed` when another request changed the specimen first.
+    pub(crate) async fn change_status(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        s: &SpecimenRecord,
+        next: SpecimenState,
+        temperature: Option<String>,
+    ) -> AppResult<()> {
+        let change = SpecimenChange {
+            id: s.id,
+            from: s.status.clone(),
+            to: next.as_str().to_owned(),
+            collected_at: None,
+            temperature,
+            volume_ul: None,
+        };
+        if !tx.change_specimen(&change).await? {
+            return Err(changed_meanwhile());
+        }
+        Ok(())
     }
 
     pub(crate) fn custody(
@@ -679,10 +713,8 @@ impl App {
             }
         }
         let internal = |what: &str| AppError::Internal(format!("specimen {}: {what}", s.id));
-        let container = ContainerType::defaults()
-            .into_iter()
-            .find(|c| c.code.as_str() == s.container)
-            .ok_or_else(|| internal("unknown container"))?;
+        let container =
+            container_by_code(&s.container).ok_or_else(|| internal("unknown container"))?;
         let specimen_type =
             SpecimenType::parse(&s.specimen_type).map_err(|_| internal("specimen type"))?;
         let stored_temperature = s
@@ -829,17 +861,7 @@ impl App {
             .ok_or_else(not_found)?;
         let next =
             transition(state_of(&s)?, &Event::Reject { reason }).map_err(transition_conflict)?;
-        let change = SpecimenChange {
-            id: s.id,
-            from: s.status.clone(),
-            to: next.as_str().to_owned(),
-            collected_at: None,
-            temperature: None,
-            volume_ul: None,
-        };
-        if !tx.change_specimen(&change).await? {
-            return Err(changed_meanwhile());
-        }
+        self.change_status(&mut tx, &s, next, None).await?;
         let order = tx
             .order_by_id(s.order_id)
             .await?
@@ -928,9 +950,7 @@ impl App {
         resolution: &str,
     ) -> AppResult<ProblemView> {
         actor.require(Permission::SpecimenProcess)?;
-        let resolution = free_text("resolution", Some(resolution), 500)?.ok_or_else(|| {
-            AppError::invalid("resolution", "required", "say how the problem was resolved")
-        })?;
+        let resolution = required_text("resolution", resolution, 500)?;
         let mut tx = self.store.begin().await?;
         if !tx
             .resolve_problem(id, self.now(), &actor.username, &resolution)

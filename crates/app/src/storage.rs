@@ -35,8 +35,8 @@ use aliquot_domain::storage::{
     HolderKind, HolderPath, RetentionTable, StorageLocation, check_fits, check_grid, disposal_due,
 };
 use aliquot_store::{
-    PlacementRecord, RetentionPolicyRecord, SendOutRecord, SpecimenChange, SpecimenRecord,
-    StorageUnitRecord, StoreError, StoredSpecimenRecord, Tx,
+    PlacementRecord, RetentionPolicyRecord, SendOutRecord, SpecimenRecord, StorageUnitRecord,
+    StoreError, StoredSpecimenRecord, Tx,
 };
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
@@ -44,7 +44,7 @@ use serde_json::json;
 use crate::patients::invalid;
 use crate::specimens::{
     SpecimenDetail, Transition, changed_meanwhile, free_text, not_found, parse_accession,
-    parse_temperature, state_of, transition_conflict,
+    parse_temperature, required_text, state_of, transition_conflict,
 };
 use crate::{Actor, App, AppError, AppResult, require_reason};
 
@@ -184,11 +184,6 @@ pub struct SendOutView {
     pub sent_at: Timestamp,
     pub sent_by: String,
     pub resulted_at: Option<Timestamp>,
-}
-
-fn required_text(field: &str, v: &str, max: usize) -> AppResult<String> {
-    free_text(field, Some(v), max)?
-        .ok_or_else(|| AppError::invalid(field, "required", format!("{field} is required")))
 }
 
 fn unit_view(u: StorageUnitRecord, used: i64) -> StorageUnitView {
@@ -402,27 +397,6 @@ impl App {
             stored_at: current.as_ref().map(|p| p.stored_at),
             stored_by: current.map(|p| p.stored_by),
         })
-    }
-
-    async fn change_status(
-        &self,
-        tx: &mut Box<dyn Tx>,
-        s: &SpecimenRecord,
-        next: SpecimenState,
-        temperature: Option<String>,
-    ) -> AppResult<()> {
-        let change = SpecimenChange {
-            id: s.id,
-            from: s.status.clone(),
-            to: next.as_str().to_owned(),
-            collected_at: None,
-            temperature,
-            volume_ul: None,
-        };
-        if !tx.change_specimen(&change).await? {
-            return Err(changed_meanwhile());
-        }
-        Ok(())
     }
 
     /// Stores a processed specimen at `location` (`room/unit/rack[/box]/position`).

@@ -10,6 +10,7 @@ mod auth;
 pub mod catalog;
 pub mod demo_catalog;
 mod directory;
+pub mod idempotency;
 mod orders;
 mod patients;
 mod scans;

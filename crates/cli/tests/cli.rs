@@ -223,9 +223,14 @@ struct Server {
 }
 
 fn serve(d: &Database) -> Server {
+    serve_with(d, &[])
+}
+
+fn serve_with(d: &Database, extra: &[&str]) -> Server {
     let mut child = Command::new(BIN)
         .args(&d.args)
         .args(["serve", "--http", "127.0.0.1:0"])
+        .args(extra)
         .env("ALIQUOT_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -498,5 +503,169 @@ async fn two_servers_never_register_the_same_person_twice() {
         );
     }
     drop((a, b));
+    d.finish().await;
+}
+
+/// What one client of the mixed load does, in turn.
+#[derive(Clone, Copy, Debug)]
+enum Work {
+    Order,
+    Receipt,
+    Setting,
+    Read,
+}
+
+/// Issue 9: three servers on one PostgreSQL database, twelve clients for 30 s placing orders,
+/// collecting and receiving tubes, changing settings and reading patients (access-logged),
+/// each request to the next server in turn. Every lock is taken in one order (the audit head
+/// first), so no request fails with a deadlock: every answer is a 2xx, and the audit chain
+/// verifies afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_on_one_postgres_database_under_mixed_load_never_fail() {
+    let d = Database::new(Db::Postgres);
+    let servers = [serve_with(&d, &["--demo"]), serve(&d), serve(&d)];
+    let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
+    let client = reqwest::Client::new();
+    let demo_login = |user: &'static str| {
+        let client = client.clone();
+        let base = bases[0].clone();
+        async move {
+            let v: Value = client
+                .post(format!("{base}/api/v1/auth/token"))
+                .json(&json!({"username": user, "password": format!("demo-{user}-pass")}))
+                .send()
+                .await
+                .unwrap()
+                .error_for_status()
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let tech = demo_login("technician").await;
+    let admin = demo_login("admin").await;
+    let patient: Value = client
+        .post(format!("{}/api/v1/patients", bases[1]))
+        .bearer_auth(&tech)
+        .json(
+            &json!({"mrn": "MRN-LOAD", "family_name": "Load", "given_name": "Lee",
+                      "birth_date": "1966-06-06", "sex": "M"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let patient_id = patient["id"].as_i64().expect("patient id");
+    let ids = json!({"mrn": "MRN-LOAD", "birth_date": "1966-06-06"});
+    let order = json!({"patient": ids, "provider_id": 1, "location_id": 1,
+                       "tests": ["BMP"], "priority": "routine"});
+
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    let clients: Vec<_> = (0..12)
+        .map(|c| {
+            let client = client.clone();
+            let bases = bases.clone();
+            let (tech, admin, order, ids) = (tech.clone(), admin.clone(), order.clone(), ids.clone());
+            let work = [Work::Order, Work::Receipt, Work::Setting, Work::Read][c % 4];
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                let mut round = 0;
+                let mut n = c;
+                let mut next = || {
+                    n += 1;
+                    bases[n % bases.len()].clone()
+                };
+                while std::time::Instant::now() < until {
+                    match work {
+                        Work::Order | Work::Receipt => {
+                            let r = client
+                                .post(format!("{}/api/v1/orders", next()))
+                                .bearer_auth(&tech)
+                                .json(&order)
+                                .send()
+                                .await
+                                .unwrap();
+                            statuses.push((work, "order", r.status()));
+                            if !r.status().is_success() || matches!(work, Work::Order) {
+                                continue;
+                            }
+                            let placed: Value = r.json().await.unwrap();
+                            let acc = placed["specimens"][0]["accession"]
+                                .as_str()
+                                .unwrap()
+                                .to_owned();
+                            let now = jiff::Timestamp::now().to_string();
+                            let steps = [
+                                ("collect", json!({"collected_at": now, "site": "Arm", "patient": ids})),
+                                ("dispatch", json!({"courier": "R1", "from_location": "OPD", "destination": "Core"})),
+                                ("receive", json!({"label_ok": true})),
+                            ];
+                            for (step, body) in steps {
+                                let r = client
+                                    .post(format!("{}/api/v1/specimens/{acc}/{step}", next()))
+                                    .bearer_auth(&tech)
+                                    .json(&body)
+                                    .send()
+                                    .await
+                                    .unwrap();
+                                statuses.push((work, step, r.status()));
+                            }
+                        }
+                        Work::Setting => {
+                            round += 1;
+                            let r = client
+                                .put(format!("{}/api/v1/settings/lab.name", next()))
+                                .bearer_auth(&admin)
+                                .json(&json!({"value": format!("Lab {c}.{round}"), "reason": "load"}))
+                                .send()
+                                .await
+                                .unwrap();
+                            statuses.push((work, "setting", r.status()));
+                        }
+                        Work::Read => {
+                            let r = client
+                                .get(format!("{}/api/v1/patients/{patient_id}", next()))
+                                .bearer_auth(&tech)
+                                .send()
+                                .await
+                                .unwrap();
+                            statuses.push((work, "read", r.status()));
+                        }
+                    }
+                }
+                statuses
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for c in clients {
+        all.extend(c.await.unwrap());
+    }
+    let failed: Vec<_> = all.iter().filter(|(_, _, s)| !s.is_success()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        all.len(),
+        &failed[..failed.len().min(20)]
+    );
+    for step in ["order", "collect", "dispatch", "receive", "setting", "read"] {
+        assert!(all.iter().any(|(_, s, _)| *s == step), "no {step} ran");
+    }
+    let verify: Value = client
+        .get(format!("{}/api/v1/audit/verify", bases[2]))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verify["intact"], true, "{verify}");
+    drop(servers);
     d.finish().await;
 }

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod api;
 pub mod error;
+pub mod idempotency;
 pub mod json;
 
 use std::future::Future;
@@ -59,12 +60,15 @@ pub fn metrics_handle() -> PrometheusHandle {
 
 /// The OpenAPI document, generated from the handlers' annotations.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api::router().into_openapi()
+    let mut doc = api::router().into_openapi();
+    idempotency::document(&mut doc);
+    doc
 }
 
 /// Builds the whole HTTP application.
 pub fn router(app: App) -> Router {
-    let (routes, openapi) = api::router().split_for_parts();
+    let (routes, mut openapi) = api::router().split_for_parts();
+    idempotency::document(&mut openapi);
     let openapi_json = openapi.to_pretty_json().unwrap_or_else(|_| "{}".into());
     let state = AppState {
         app,
@@ -72,6 +76,10 @@ pub fn router(app: App) -> Router {
         openapi: Arc::new(openapi_json),
     };
     routes
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
         .route_layer(middleware::from_fn_with_state(state.clone(), access::guard))
         .route_layer(middleware::from_fn(record_metrics))
         .fallback(not_found)

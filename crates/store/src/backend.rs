@@ -10,10 +10,10 @@ use jiff::Timestamp;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, Connection, Pool, Postgres, Sqlite};
+use sqlx::{ConnectOptions, Pool, Postgres, Sqlite};
 
 use crate::audit::{AuditEntry, AuditRecord, ChainReport, ChainVerifier, HashInput, chain_hash};
-use crate::group::{PgMember, PgWriter, SqliteMember, SqliteWriter};
+use crate::group::{PgEngine, PgMember, PgWriter, SqliteEngine, SqliteMember, SqliteWriter};
 use crate::migrations;
 use crate::records::*;
 use crate::{Backend, Store, StoreError, StoreResult, Tx};
@@ -163,7 +163,7 @@ fn access(r: AccessRow) -> StoreResult<AccessRecord> {
 const VERIFY_PAGE: i64 = 5_000;
 
 macro_rules! backend {
-    ($store:ident, $tx:ident, $db:ty, $backend:expr, $writer:ty, $member:ty, $q:ident) => {
+    ($store:ident, $tx:ident, $db:ty, $backend:expr, $writer:ty, $member:ty, $q:ident, $ctx:ident) => {
         /// A store on this backend: a pool of readers, and one writer connection shared by
         /// every write transaction of the process through group commit (see [`crate::group`]).
         pub struct $store {
@@ -1021,7 +1021,66 @@ macro_rules! backend {
                 Ok(())
             }
 
+            async fn idempotency_by_key(
+                &mut self,
+                user_id: i64,
+                key: &str,
+            ) -> StoreResult<Option<IdempotencyRecord>> {
+                crate::queries::$ctx::idempotency::by_key(&mut *self.tx, user_id, key).await
+            }
+
+            async fn insert_idempotency(
+                &mut self,
+                user_id: i64,
+                key: &str,
+                fingerprint: &str,
+                token: &str,
+                at: Timestamp,
+            ) -> StoreResult<i64> {
+                crate::queries::$ctx::idempotency::insert(&mut *self.tx, user_id, key, fingerprint, token, at).await
+            }
+
+            async fn take_over_idempotency(
+                &mut self,
+                id: i64,
+                old_token: &str,
+                new_token: &str,
+                at: Timestamp,
+            ) -> StoreResult<bool> {
+                crate::queries::$ctx::idempotency::take_over(&mut *self.tx, id, old_token, new_token, at).await
+            }
+
+            async fn complete_idempotency(
+                &mut self,
+                id: i64,
+                token: &str,
+                status: i64,
+                content_type: Option<&str>,
+                body: &str,
+                at: Timestamp,
+            ) -> StoreResult<bool> {
+                crate::queries::$ctx::idempotency::complete(&mut *self.tx, id, token, status, content_type, body, at).await
+            }
+
+            async fn release_idempotency(&mut self, id: i64, token: &str) -> StoreResult<bool> {
+                crate::queries::$ctx::idempotency::release(&mut *self.tx, id, token).await
+            }
+
             async fn commit(mut self: Box<Self>) -> StoreResult<Vec<i64>> {
+                if let Some(claim) = crate::claim::current() {
+                    let held = crate::queries::$ctx::idempotency::mark_applied(
+                        &mut *self.tx,
+                        claim.id,
+                        &claim.token,
+                        Timestamp::now(),
+                    )
+                    .await?;
+                    if !held {
+                        return Err(StoreError::Conflict(
+                            "this request's idempotency key was taken over by a retry".into(),
+                        ));
+                    }
+                }
                 let entries = std::mem::take(&mut self.audit);
                 let mut seqs = Vec::with_capacity(entries.len());
                 if !entries.is_empty() {
@@ -1101,7 +1160,8 @@ backend!(
     Backend::Sqlite,
     SqliteWriter,
     SqliteMember,
-    sqlite_q
+    sqlite_q,
+    sqlite
 );
 backend!(
     PgStore,
@@ -1110,7 +1170,8 @@ backend!(
     Backend::Postgres,
     PgWriter,
     PgMember,
-    pg_q
+    pg_q,
+    pg
 );
 
 impl SqliteStore {
@@ -1137,11 +1198,11 @@ impl SqliteStore {
             .map_err(|e| StoreError::Migration(e.to_string()))?;
         let read = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await?;
         Ok(SqliteStore {
             read,
-            writer: SqliteWriter::new(conn),
+            writer: SqliteWriter::new(SqliteEngine { options }, conn),
         })
     }
 }
@@ -1166,10 +1227,17 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))?;
-        let conn = sqlx::PgConnection::connect(url).await?;
+        let options: sqlx::postgres::PgConnectOptions = url.parse()?;
+        let conn = options.connect().await?;
         Ok(PgStore {
+            writer: PgWriter::new(
+                PgEngine {
+                    options,
+                    read: pool.clone(),
+                },
+                conn,
+            ),
             read: pool,
-            writer: PgWriter::new(conn),
         })
     }
 }

@@ -12,8 +12,10 @@
 
 pub mod audit;
 mod backend;
+pub mod claim;
 pub mod group;
 pub mod migrations;
+mod queries;
 pub mod records;
 mod reg;
 
@@ -25,6 +27,7 @@ use jiff::Timestamp;
 
 pub use audit::{AuditEntry, AuditRecord, ChainBreak, ChainReport};
 pub use backend::{PgStore, SqliteStore};
+pub use claim::{RequestClaim, with_claim};
 pub use records::*;
 
 /// Which database engine a store runs on.
@@ -448,9 +451,44 @@ pub trait Tx: Send {
     async fn put_retention_policy(&mut self, p: &RetentionPolicyRecord) -> StoreResult<()>;
     async fn insert_send_out(&mut self, s: &SendOutRecord) -> StoreResult<i64>;
 
-    // ── turnaround time (issue 4) ──
+    // ── idempotency keys (issue 9) ──
+    async fn idempotency_by_key(
+        &mut self,
+        user_id: i64,
+        key: &str,
+    ) -> StoreResult<Option<IdempotencyRecord>>;
+    /// Claims a key; `Conflict` when the user already holds it.
+    async fn insert_idempotency(
+        &mut self,
+        user_id: i64,
+        key: &str,
+        fingerprint: &str,
+        token: &str,
+        at: Timestamp,
+    ) -> StoreResult<i64>;
+    /// Takes over a claim nobody applied nor completed; false when it changed meanwhile.
+    async fn take_over_idempotency(
+        &mut self,
+        id: i64,
+        old_token: &str,
+        new_token: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Keeps the answer of the claim's request; false when the claim is not `token`'s.
+    async fn complete_idempotency(
+        &mut self,
+        id: i64,
+        token: &str,
+        status: i64,
+        content_type: Option<&str>,
+        body: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Gives back a claim whose request changed nothing; false when it was applied.
+    async fn release_idempotency(&mut self, id: i64, token: &str) -> StoreResult<bool>;
 
     /// Appends the queued audit entries to the chain and commits. Returns the sequence numbers
-    /// given to the audit entries.
+    /// given to the audit entries. Inside [`with_claim`], the claim is marked applied in this
+    /// same transaction; a claim taken over by another holder fails the commit (`Conflict`).
     async fn commit(self: Box<Self>) -> StoreResult<Vec<i64>>;
 }

@@ -22,7 +22,8 @@ pub const SQLITE: &[MigrationSource] = migrations!(
     (3, "0003_specimen_lifecycle"),
     (4, "0004_processing"),
     (5, "0005_storage"),
-    (6, "0006_follow_up_and_tat")
+    (6, "0006_follow_up_and_tat"),
+    (7, "0007_idempotency")
 );
 pub const POSTGRES: &[MigrationSource] = migrations!(
     "postgres": (1, "0001_platform"),
@@ -30,7 +31,8 @@ pub const POSTGRES: &[MigrationSource] = migrations!(
     (3, "0003_specimen_lifecycle"),
     (4, "0004_processing"),
     (5, "0005_storage"),
-    (6, "0006_follow_up_and_tat")
+    (6, "0006_follow_up_and_tat"),
+    (7, "0007_idempotency")
 );
 
 pub(crate) fn migrator(list: &[MigrationSource]) -> Migrator {

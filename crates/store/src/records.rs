@@ -453,3 +453,24 @@ pub struct TatRow {
     pub received_at: Option<Timestamp>,
     pub in_process_at: Option<Timestamp>,
 }
+
+/// A claimed idempotency key (`Idempotency-Key`), with the answer once the request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub id: i64,
+    pub user_id: i64,
+    pub key: String,
+    /// SHA-256 of the request (method, path, body): a key reused for another request is
+    /// refused.
+    pub fingerprint: String,
+    /// The holder of the claim; a stale claim is taken over by replacing it.
+    pub claim_token: String,
+    pub created_at: Timestamp,
+    pub claimed_at: Timestamp,
+    /// Set in the same transaction as a change the request committed.
+    pub applied_at: Option<Timestamp>,
+    pub completed_at: Option<Timestamp>,
+    pub status: Option<i64>,
+    pub content_type: Option<String>,
+    pub body: Option<String>,
+}

@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use aliquot_store::{
-    AuditEntry, DatabaseConfig, LocationRecord, LoginFailures, NewUser, OrderRecord, PatientRecord,
-    ProblemRecord, ProviderRecord, RecollectTaskRecord, SettingRecord, SpecimenChange,
-    SpecimenEventRecord, SpecimenRecord, Store, StoreError, migrations,
+    AuditEntry, Backend, DatabaseConfig, LocationRecord, LoginFailures, NewUser, OrderRecord,
+    PatientRecord, ProblemRecord, ProviderRecord, RecollectTaskRecord, SettingRecord,
+    SpecimenChange, SpecimenEventRecord, SpecimenRecord, Store, StoreError, migrations,
 };
 use jiff::Timestamp;
 use serde_json::json;
@@ -128,6 +128,7 @@ both!(
     reopening_is_idempotent,
     failing_transactions_in_a_group_leave_the_others_whole,
     specimen_changes_are_guarded_and_custody_is_kept,
+    cancelled_transactions_are_all_or_nothing_and_the_writer_lives_on,
 );
 
 async fn users_are_unique_and_round_trip(db: Db) {
@@ -352,6 +353,259 @@ async fn failing_transactions_in_a_group_leave_the_others_whole(db: Db) {
     let report = f.store.verify_audit_chain().await.unwrap();
     assert!(report.is_intact(), "{report:?}");
     assert_eq!(report.rows as usize, committed.len());
+    f.finish().await;
+}
+
+/// A small deterministic generator (xorshift), so a failing run can be replayed by its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn setting_record(key: String) -> SettingRecord {
+    SettingRecord {
+        key,
+        value: "v".into(),
+        updated_at: Timestamp::now(),
+        updated_by: None,
+    }
+}
+
+/// What happened to one transaction raced against a timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Committed,
+    Failed,
+    Cancelled,
+}
+
+/// Every transaction that returned `Ok` is stored exactly once (its row and its one audit
+/// entry), every one that returned `Err` is absent, whatever the fate of the others; cancelled
+/// ones are either whole or absent. Returns the keys by fate.
+async fn check_fates(store: &Arc<dyn Store>, prefix: &str, fates: &[(String, Fate)]) {
+    let stored: BTreeSet<String> = store
+        .list_settings()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.key)
+        .filter(|k| k.starts_with(prefix))
+        .collect();
+    let mut audited = std::collections::BTreeMap::<String, usize>::new();
+    let mut after = 0;
+    loop {
+        let page = store.audit_events(after, 10_000, None).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for r in page {
+            if r.entry.entity_id.starts_with(prefix) {
+                *audited.entry(r.entry.entity_id).or_default() += 1;
+            }
+        }
+    }
+    for (key, fate) in fates {
+        let row = stored.contains(key);
+        let entries = audited.get(key).copied().unwrap_or(0);
+        match fate {
+            Fate::Committed => {
+                assert!(
+                    row && entries == 1,
+                    "{key} returned Ok: row {row}, {entries} audit entries"
+                )
+            }
+            Fate::Failed => {
+                assert!(
+                    !row && entries == 0,
+                    "{key} returned Err but is stored: row {row}, {entries} audit entries"
+                )
+            }
+            Fate::Cancelled => assert_eq!(
+                row,
+                entries == 1,
+                "{key} was cancelled and is half-written: row {row}, {entries} audit entries"
+            ),
+        }
+    }
+    let report = store.verify_audit_chain().await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+}
+
+/// One audited write: a setting row and its audit entry. With `fail`, a statement of the
+/// transaction fails (a unique-key clash): the caller gives up (the transaction is dropped),
+/// or, on PostgreSQL, ignores the error and commits anyway, where the commit must fail (the
+/// transaction is aborted; a bare `COMMIT` would answer success with tag `ROLLBACK`).
+async fn audited_write(store: &Arc<dyn Store>, key: String, fail: bool) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    tx.put_setting(&setting_record(key.clone())).await?;
+    let mut e = entry("test.write", 0);
+    e.entity_id = key;
+    tx.audit(e);
+    if fail {
+        let clash = NewUser {
+            username: "admin-clash".into(),
+            display_name: "x".into(),
+            role: "admin".into(),
+            password_hash: "$argon2id$x".into(),
+            created_at: Timestamp::now(),
+        };
+        let clashed = tx.insert_user(&clash).await;
+        assert!(clashed.is_err(), "the clash did not clash");
+        if store.backend() != Backend::Postgres {
+            return clashed.map(|_| ());
+        }
+    }
+    tx.commit().await.map(|_| ())
+}
+
+/// Issue 9: request futures are dropped at any await when their client goes away. 10,000
+/// audited transactions from 16 tasks, each raced against a timeout of random length (so the
+/// drop lands in `begin`, in a statement, in the audit append, in `RELEASE`, in the group's
+/// `COMMIT`, or while waiting for it), some failing on purpose. Afterwards every `Ok` is
+/// stored exactly once, no `Err` is stored, nothing is half-written, and the writer still
+/// works.
+async fn cancelled_transactions_are_all_or_nothing_and_the_writer_lives_on(db: Db) {
+    let f = fixture(db).await;
+    // The clashing user exists once, so the second insert of a failing transaction clashes.
+    let mut tx = f.store.begin().await.unwrap();
+    tx.insert_user(&NewUser {
+        username: "admin-clash".into(),
+        display_name: "x".into(),
+        role: "admin".into(),
+        password_hash: "$argon2id$x".into(),
+        created_at: Timestamp::now(),
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    const TASKS: u64 = 16;
+    const PER_TASK: u64 = 625;
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let store = f.store.clone();
+            tokio::spawn(async move {
+                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (t + 1));
+                let mut fates = Vec::new();
+                for i in 0..PER_TASK {
+                    let key = format!("cancel.{t}.{i}");
+                    let r = rng.next();
+                    let fail = r.is_multiple_of(11);
+                    let write = audited_write(&store, key.clone(), fail);
+                    let fate = if r.is_multiple_of(4) {
+                        match write.await {
+                            Ok(()) => Fate::Committed,
+                            Err(_) => Fate::Failed,
+                        }
+                    } else {
+                        let limit = std::time::Duration::from_micros((r >> 8) % 3_000);
+                        match tokio::time::timeout(limit, write).await {
+                            Ok(Ok(())) => Fate::Committed,
+                            Ok(Err(_)) => Fate::Failed,
+                            Err(_) => Fate::Cancelled,
+                        }
+                    };
+                    if fail {
+                        assert_ne!(fate, Fate::Committed, "{key}: a failed statement committed");
+                    }
+                    fates.push((key, fate));
+                }
+                fates
+            })
+        })
+        .collect();
+    let mut fates = Vec::new();
+    for t in tasks {
+        fates.extend(t.await.unwrap());
+    }
+    let count = |x: Fate| fates.iter().filter(|(_, f)| *f == x).count();
+    assert!(
+        count(Fate::Committed) > 500,
+        "too few commits to mean anything"
+    );
+    assert!(
+        count(Fate::Cancelled) > 500,
+        "too few cancellations to mean anything"
+    );
+    assert!(
+        count(Fate::Failed) > 100,
+        "too few failures to mean anything"
+    );
+
+    // The writer still works, without a restart: the next writes succeed.
+    for i in 0..20 {
+        let key = format!("cancel.after.{i}");
+        audited_write(&f.store, key.clone(), false).await.unwrap();
+        fates.push((key, Fate::Committed));
+    }
+    check_fates(&f.store, "cancel.", &fates).await;
+    f.finish().await;
+}
+
+/// Issue 9: the PostgreSQL writer connection is killed (`pg_terminate_backend`) under load,
+/// three times. Requests in flight may fail and are then absent; the next writes succeed
+/// without a restart; every `Ok` is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_writer_survives_its_connection_being_killed() {
+    let f = fixture(Db::Postgres).await;
+    let DatabaseConfig::Postgres { url } = f.config.clone() else {
+        unreachable!()
+    };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let store = f.store.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut fates = Vec::new();
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                    let key = format!("kill.{t}.{i}");
+                    let fate = match audited_write(&store, key.clone(), false).await {
+                        Ok(()) => Fate::Committed,
+                        Err(_) => Fate::Failed,
+                    };
+                    fates.push((key, fate));
+                    i += 1;
+                }
+                fates
+            })
+        })
+        .collect();
+    let killer = sqlx::PgPool::connect(&url).await.unwrap();
+    let mut killed = 0;
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        killed += sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()) k",
+        )
+        .fetch_one(&killer)
+        .await
+        .unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    killer.close().await;
+    assert!(killed >= 3, "the writer's connection was never killed");
+    let mut fates = Vec::new();
+    for t in tasks {
+        fates.extend(t.await.unwrap());
+    }
+    assert!(fates.iter().any(|(_, f)| *f == Fate::Committed));
+    for i in 0..20 {
+        let key = format!("kill.after.{i}");
+        audited_write(&f.store, key.clone(), false)
+            .await
+            .unwrap_or_else(|e| panic!("write {i} after the kill failed: {e}"));
+        fates.push((key, Fate::Committed));
+    }
+    check_fates(&f.store, "kill.", &fates).await;
     f.finish().await;
 }
 

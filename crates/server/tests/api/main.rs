@@ -6,6 +6,7 @@ mod support;
 mod auth;
 mod bad_input;
 mod catalog;
+mod durability;
 mod matrix;
 mod orders;
 mod patients;

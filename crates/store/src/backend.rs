@@ -856,8 +856,8 @@ macro_rules! backend {
                 $q::cancel_order(&mut *self.tx, id, at, reason).await
             }
 
-            async fn set_order_children_status(&mut self, specimens: bool, order_id: i64, status: &str) -> StoreResult<()> {
-                $q::set_order_children_status(&mut *self.tx, specimens, order_id, status).await
+            async fn cancel_order_tests(&mut self, order_id: i64) -> StoreResult<u64> {
+                $q::cancel_order_tests(&mut *self.tx, order_id).await
             }
 
             async fn insert_specimen(&mut self, s: &SpecimenRecord) -> StoreResult<i64> {

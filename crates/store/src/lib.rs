@@ -350,12 +350,8 @@ pub trait Tx: Send {
     async fn insert_order(&mut self, o: &OrderRecord) -> StoreResult<i64>;
     async fn order_by_id(&mut self, id: i64) -> StoreResult<Option<OrderRecord>>;
     async fn cancel_order(&mut self, id: i64, at: Timestamp, reason: &str) -> StoreResult<bool>;
-    async fn set_order_children_status(
-        &mut self,
-        specimens: bool,
-        order_id: i64,
-        status: &str,
-    ) -> StoreResult<()>;
+    /// Marks the order's tests cancelled (those not already); returns how many changed.
+    async fn cancel_order_tests(&mut self, order_id: i64) -> StoreResult<u64>;
     async fn insert_specimen(&mut self, s: &SpecimenRecord) -> StoreResult<i64>;
     async fn set_specimen_volume(&mut self, id: i64, volume_ul: i64) -> StoreResult<()>;
     async fn specimens_of_order(&mut self, order_id: i64) -> StoreResult<Vec<SpecimenRecord>>;

@@ -851,20 +851,21 @@ macro_rules! reg_queries {
                 Ok(r.rows_affected() == 1)
             }
 
-            /// Sets the status of every test (`specimens` false) or specimen of an order.
-            pub async fn set_order_children_status<'e, E: Executor<'e, Database = Db>>(
+            /// Marks every test of an order that is not cancelled yet as cancelled; returns
+            /// how many changed. Specimens are never changed here: each one goes through the
+            /// specimen lifecycle (guarded update and custody event).
+            pub async fn cancel_order_tests<'e, E: Executor<'e, Database = Db>>(
                 e: E,
-                specimens: bool,
                 order_id: i64,
-                status: &str,
-            ) -> StoreResult<()> {
-                let sql = if specimens {
-                    "UPDATE specimens SET status = $1 WHERE order_id = $2"
-                } else {
-                    "UPDATE order_tests SET status = $1 WHERE order_id = $2"
-                };
-                sqlx::query(sql).bind(status).bind(order_id).execute(e).await?;
-                Ok(())
+            ) -> StoreResult<u64> {
+                let r = sqlx::query(
+                    "UPDATE order_tests SET status = 'cancelled' \
+                     WHERE order_id = $1 AND status <> 'cancelled'",
+                )
+                .bind(order_id)
+                .execute(e)
+                .await?;
+                Ok(r.rows_affected())
             }
 
             macro_rules! specimen_cols {

@@ -513,6 +513,21 @@ async fn cancel_and_add_on(db: Db) {
             .iter()
             .all(|t| t["status"] == "cancelled")
     );
+    // Each planned tube was cancelled through the lifecycle: a custody event says so.
+    let (s, tube) = c
+        .app
+        .get(
+            &format!("/api/v1/specimens/{}", sst.as_str().unwrap()),
+            &c.token,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{tube}");
+    let events = tube["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{tube}");
+    assert_eq!(events[0]["kind"], "cancel");
+    assert_eq!(events[0]["from_status"], "planned");
+    assert_eq!(events[0]["to_status"], "cancelled");
+    assert_eq!(events[0]["details"]["order_id"], id);
     assert_error(
         &c.app
             .post(
@@ -537,6 +552,103 @@ async fn cancel_and_add_on(db: Db) {
         "order_cancelled",
         None,
     );
+    // A tube that was drawn exists: it keeps its status, its tests are cancelled, and its
+    // custody says the order was cancelled; the order's planned tube is cancelled.
+    let (_, o5) = c
+        .app
+        .post("/api/v1/orders", &c.token, order(&c, &["BMP", "CBC"]))
+        .await;
+    let id5 = o5["id"].as_i64().unwrap();
+    let tubes: Vec<String> = o5["specimens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["accession"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(tubes.len(), 2, "{o5}");
+    let (drawn, planned) = (&tubes[0], &tubes[1]);
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{drawn}/collect"),
+            &c.token,
+            json!({"collected_at": c.app.app.now().to_string(),
+                   "patient": {"mrn": "MRN-500", "family_name": "Garcia", "given_name": "Maria"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{drawn}/receive"),
+            &c.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, cancelled) = c
+        .app
+        .post(
+            &format!("/api/v1/orders/{id5}/cancel"),
+            &c.token,
+            json!({"reason": "patient discharged"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{cancelled}");
+    let status_of = |acc: &str| {
+        cancelled["specimens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["accession"] == acc)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(status_of(drawn), "received");
+    assert_eq!(status_of(planned), "cancelled");
+    assert!(
+        cancelled["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "cancelled"),
+        "{cancelled}"
+    );
+    let (_, tube) = c
+        .app
+        .get(&format!("/api/v1/specimens/{drawn}"), &c.token)
+        .await;
+    assert_eq!(tube["status"], "received");
+    let kinds: Vec<&str> = tube["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["collect", "receive", "order_cancel"], "{tube}");
+    let last = &tube["events"][2];
+    assert_eq!(last["from_status"], "received");
+    assert_eq!(last["to_status"], "received");
+    assert_eq!(last["details"]["order_id"], id5);
+    assert_eq!(last["details"]["reason"], "patient discharged");
+    assert!(
+        !last["details"]["tests_cancelled"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let specimen_audit = c
+        .app
+        .app
+        .store()
+        .audit_events(0, 100, Some(("specimen", drawn)))
+        .await
+        .unwrap();
+    assert_eq!(
+        specimen_audit.last().unwrap().entry.action,
+        "specimen.order_cancel"
+    );
+
     let audit = c
         .app
         .app

@@ -778,6 +778,19 @@ async fn scanned_requisitions(db: Db) {
     assert!(log.iter().any(|a| a.action == "order.scan_read"
         && a.actor_name == "physician"
         && a.patient_ids == vec![c.patient]));
+    // A stored file cut short (a crash during an earlier, unsynced write) is not trusted:
+    // attaching the same scan again replaces it, and no temporary file is left behind.
+    let file = dir.join("scans").join(&sha[..2]).join(&sha);
+    std::fs::write(&file, &pdf[..5]).unwrap();
+    let (s, again) = post_raw(&c.app, &path, &c.token, "application/pdf", pdf.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{again}");
+    assert_eq!(again["sha256"], sha.as_str());
+    assert_eq!(std::fs::read(&file).unwrap(), pdf);
+    let names: Vec<String> = std::fs::read_dir(file.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, std::slice::from_ref(&sha));
     let audit = c
         .app
         .app
@@ -790,7 +803,7 @@ async fn scanned_requisitions(db: Db) {
             .iter()
             .filter(|a| a.entry.action == "order.scan_attach")
             .count(),
-        2
+        3
     );
     c.app.finish().await;
 }

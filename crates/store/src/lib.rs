@@ -15,6 +15,7 @@ mod backend;
 pub mod group;
 pub mod migrations;
 pub mod records;
+mod redact;
 mod reg;
 
 use std::path::PathBuf;

@@ -476,7 +476,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .rate
         .map(|r| format!(", offered {r}/s"))
         .unwrap_or_default();
-    println!(
+    outln!(
         "{name} on {backend}: {} requests, concurrency {}{rate}: {throughput:.0} req/s, p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         args.requests,
         args.concurrency,
@@ -484,14 +484,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         pct(0.90),
         pct(0.99),
         pct(1.0),
-    );
-    println!(
+    )?;
+    outln!(
         "{}",
         json!({"bench": name, "backend": backend, "requests": args.requests, "concurrency": args.concurrency,
                "offered_rate": args.rate, "patients": ordering.then_some(patients),
                "specimens": receipt.then_some(specimens),
                "throughput_rps": throughput.round(), "p50_ms": pct(0.5), "p90_ms": pct(0.9), "p99_ms": pct(0.99), "max_ms": pct(1.0)})
-    );
+    )?;
     Ok(())
 }
 

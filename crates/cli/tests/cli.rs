@@ -452,7 +452,7 @@ async fn two_servers_share_one_postgres_database() {
 /// servers sharing one database (with different MRNs) is created once; the other registration
 /// is answered with the possible duplicate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_servers_never_register_the_same_person_twice() {
+async fn two_postgres_servers_never_register_the_same_person_twice() {
     let d = Database::new(Db::Postgres);
     let out = d.aliquot(
         &[

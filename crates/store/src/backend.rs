@@ -547,6 +547,10 @@ macro_rules! backend {
                 $q::stored_in(&self.read, unit_ids, limit).await
             }
 
+            async fn patients_of(&self, specimen_ids: &[i64], order_ids: &[i64]) -> StoreResult<Vec<i64>> {
+                $q::patients_of(&self.read, specimen_ids, order_ids).await
+            }
+
             async fn latest_placement(&self, specimen_id: i64) -> StoreResult<Option<PlacementRecord>> {
                 $q::latest_placement(&self.read, specimen_id).await
             }

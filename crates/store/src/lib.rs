@@ -271,6 +271,11 @@ pub trait Store: Send + Sync + 'static {
     /// Tests running in the lab (specimen held, order active, test not finished), most
     /// urgent priority first, at most `limit`.
     async fn running_tests(&self, limit: i64) -> StoreResult<Vec<TatRow>>;
+
+    // ── access log ──
+    /// The patients these specimens and orders belong to (sorted, without repeats), for the
+    /// access-log row of a list that shows them.
+    async fn patients_of(&self, specimen_ids: &[i64], order_ids: &[i64]) -> StoreResult<Vec<i64>>;
 }
 
 /// One write transaction. Dropping it without [`Tx::commit`] rolls everything back, audit

@@ -228,7 +228,10 @@ async fn seed_specimens(
     Ok(())
 }
 
-async fn seed_patients(app: &App, n: usize) -> anyhow::Result<()> {
+/// Synthetic patients inserted in bulk through the store's benchmark seeder (not the
+/// production `Store`: these rows are not audited).
+async fn seed_patients(config: &DatabaseConfig, n: usize) -> anyhow::Result<()> {
+    let mut seeder = aliquot_store::seed::BenchSeeder::connect(config).await?;
     let now = jiff::Timestamp::now();
     let started = Instant::now();
     let mut batch = Vec::with_capacity(10_000);
@@ -251,10 +254,11 @@ async fn seed_patients(app: &App, n: usize) -> anyhow::Result<()> {
             merged_into: None,
         });
         if batch.len() == batch.capacity() || i + 1 == n {
-            app.store().bulk_insert_patients(&batch).await?;
+            seeder.insert_patients(&batch).await?;
             batch.clear();
         }
     }
+    seeder.close().await?;
     eprintln!(
         "seeded {n} patients in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -345,7 +349,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .id;
-        seed_patients(&app, args.patients.max(1)).await?;
+        seed_patients(&config, args.patients.max(1)).await?;
     }
     let receipt = matches!(args.scenario, Scenario::SpecimenReceipt);
     let specimens = args.specimens.max(1);

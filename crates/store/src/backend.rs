@@ -467,15 +467,6 @@ macro_rules! backend {
                 $q::tests_of_order(&self.read, order_id).await
             }
 
-            async fn bulk_insert_patients(&self, rows: &[PatientRecord]) -> StoreResult<()> {
-                for chunk in rows.chunks(1_000) {
-                    let mut w = self.writer.begin().await?;
-                    $q::bulk_insert_patients(&mut *w, chunk).await?;
-                    w.commit().await?;
-                }
-                Ok(())
-            }
-
             async fn catalog_versions(&self, test_id: i64) -> StoreResult<Vec<CatalogVersionRecord>> {
                 $q::catalog_versions(&self.read, test_id).await
             }

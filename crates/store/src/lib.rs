@@ -17,6 +17,7 @@ pub mod migrations;
 pub mod records;
 mod redact;
 mod reg;
+pub mod seed;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -210,8 +211,6 @@ pub trait Store: Send + Sync + 'static {
     async fn tests_of_order(&self, order_id: i64) -> StoreResult<Vec<OrderTestRecord>>;
     async fn scan_by_id(&self, id: i64) -> StoreResult<Option<ScanRecord>>;
     async fn catalog_versions(&self, test_id: i64) -> StoreResult<Vec<CatalogVersionRecord>>;
-    /// Inserts patients in multi-row statements, without audit: for benchmark seeding only.
-    async fn bulk_insert_patients(&self, rows: &[PatientRecord]) -> StoreResult<()>;
     async fn scans_of_order(&self, order_id: i64) -> StoreResult<Vec<ScanRecord>>;
 
     // Specimen lifecycle.

@@ -402,7 +402,8 @@ macro_rules! reg_queries {
                 .collect()
             }
 
-            /// Multi-row insert of patients (benchmark seeding only: no audit).
+            /// Multi-row insert of patients (benchmark seeding only, through `seed::BenchSeeder`:
+            /// no audit; not reachable from `Store` or `Tx`).
             pub async fn bulk_insert_patients<'e, E: Executor<'e, Database = Db>>(
                 e: E,
                 rows: &[PatientRecord],

@@ -1592,6 +1592,7 @@ macro_rules! reg_queries {
                        WHERE s.status = $1 OR s.status = $2 \
                        ORDER BY urgency, received_at, s.accession LIMIT $3 \
                      ) s LEFT JOIN order_tests t ON t.specimen_id = s.id \
+                       AND t.status <> 'cancelled' \
                      ORDER BY s.urgency, s.received_at, s.accession, t.id",
                 )
                 .bind(a)

@@ -637,6 +637,17 @@ async fn cancel_and_add_on(db: Db) {
             .unwrap()
             .is_empty()
     );
+    // Its cancelled tests are no longer routed: on the sorting list it goes nowhere.
+    let (s, sorting) = c.app.get("/api/v1/sorting", &c.token).await;
+    assert_eq!(s, StatusCode::OK, "{sorting}");
+    let entry = sorting
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["accession"] == drawn.as_str())
+        .unwrap();
+    assert_eq!(entry["departments"], json!([]), "{entry}");
+    assert_eq!(entry["primary_tests"], json!([]), "{entry}");
     let specimen_audit = c
         .app
         .app

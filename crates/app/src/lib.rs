@@ -15,6 +15,7 @@ mod orders;
 mod patients;
 mod scans;
 mod settings;
+mod shown;
 mod specimens;
 // processing (issue 4)
 mod processing;

@@ -7,12 +7,14 @@ use aliquot_domain::auth::Permission;
 use aliquot_domain::catalog::{ContainerType, Priority, Temperature};
 use aliquot_domain::ids::{AccessionNumber, AccessionPrefix, Icd10Cm};
 use aliquot_domain::order::{can_add_on, plan_containers};
+use aliquot_domain::specimen::{Event, SpecimenState, transition};
 use aliquot_store::{CatalogTestRecord, OrderRecord, OrderTestRecord, SpecimenRecord, Store, Tx};
 use jiff::Timestamp;
 use serde_json::json;
 
 use crate::catalog::{TestDefinition, definition};
 use crate::patients::{PatientIdentification, invalid};
+use crate::specimens::{Transition, changed_meanwhile, state_of, transition_conflict};
 use crate::{Actor, App, AppError, AppResult, require_reason};
 
 #[derive(Debug, Clone, Default)]
@@ -469,6 +471,10 @@ impl App {
         Ok(out)
     }
 
+    /// Cancels an order with a reason: its tests are marked cancelled; each planned
+    /// (never collected) tube is cancelled through the specimen lifecycle; each tube that
+    /// exists keeps its status and gets a custody event `order_cancel`. One transaction,
+    /// audited.
     pub async fn cancel_order(
         &self,
         actor: &Actor,
@@ -490,15 +496,61 @@ impl App {
                 message: "the order is already cancelled".into(),
             });
         }
-        tx.set_order_children_status(false, id, "cancelled").await?;
-        tx.set_order_children_status(true, id, "cancelled").await?;
+        // The tests first (as they were), then each tube through the specimen lifecycle.
+        let tests = tx.tests_of_order(id).await?;
+        tx.cancel_order_tests(id).await?;
+        let mut tubes_cancelled = Vec::new();
+        let mut tubes_kept = Vec::new();
+        for s in tx.specimens_of_order(id).await? {
+            let tube_tests: Vec<&str> = tests
+                .iter()
+                .filter(|t| t.specimen_id == s.id && t.status != "cancelled")
+                .map(|t| t.test_code.as_str())
+                .collect();
+            let details = json!({"order_id": id, "reason": reason, "tests_cancelled": tube_tests});
+            match state_of(&s)? {
+                // Never drawn: the planned tube is cancelled.
+                state @ SpecimenState::Planned => {
+                    let next = transition(state, &Event::Cancel).map_err(transition_conflict)?;
+                    self.change_status(&mut tx, &s, next, None).await?;
+                    let t = Transition {
+                        kind: "cancel",
+                        next: next.as_str(),
+                        details,
+                        location: None,
+                    };
+                    self.record_transition(&mut tx, actor, &s, t).await?;
+                    tubes_cancelled.push(s.accession.clone());
+                }
+                // Nothing physical left to account for.
+                SpecimenState::Cancelled | SpecimenState::Disposed => {}
+                // A tube that exists keeps its status (it is still somewhere and is handled,
+                // stored or disposed of as a tube); its custody says the order was cancelled.
+                _ => {
+                    if !self.guard_unchanged(&mut tx, &s).await? {
+                        return Err(changed_meanwhile());
+                    }
+                    let t = Transition {
+                        kind: "order_cancel",
+                        next: &s.status,
+                        details,
+                        location: None,
+                    };
+                    self.record_transition(&mut tx, actor, &s, t).await?;
+                    tubes_kept.push(s.accession.clone());
+                }
+            }
+        }
         tx.audit(self.entry(
             actor,
             "order.cancel",
             "order",
             id,
             Some(json!({"status": o.status})),
-            Some(json!({"status": "cancelled"})),
+            Some(
+                json!({"status": "cancelled", "specimens_cancelled": tubes_cancelled,
+                "specimens_kept": tubes_kept}),
+            ),
             Some(&reason),
         ));
         let o = tx

@@ -204,7 +204,11 @@ fn rcf_of(input: &CentrifugationInput) -> AppResult<u32> {
 impl App {
     /// Re-writes a specimen's own status, only while it is still `s.status`: the guard of a
     /// change that keeps the status (centrifugation, dilution). False when it changed.
-    async fn guard_unchanged(&self, tx: &mut Box<dyn Tx>, s: &SpecimenRecord) -> AppResult<bool> {
+    pub(crate) async fn guard_unchanged(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        s: &SpecimenRecord,
+    ) -> AppResult<bool> {
         Ok(tx
             .change_specimen(&SpecimenChange {
                 id: s.id,

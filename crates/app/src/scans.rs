@@ -2,7 +2,10 @@
 //! The bytes live under `<data dir>/scans/<first two hex digits>/<SHA-256>`, outside the
 //! database rows, so identical scans are stored once.
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aliquot_domain::auth::Permission;
 use aliquot_domain::scan::check_scan;
@@ -43,6 +46,49 @@ pub struct ScanContent {
     pub bytes: Vec<u8>,
 }
 
+/// Makes `bytes` durable at `path` (content-addressed: the name is their SHA-256) before the
+/// caller commits the row that names it: written to a unique temporary file in the same
+/// directory, fsynced, renamed (a reader never sees half a file), and the directories whose
+/// entries changed fsynced. A file already there is kept only when it holds exactly these
+/// bytes (an earlier write may have been cut short by a crash), and is fsynced with its
+/// directory again: another request may have renamed it a moment ago without its directory
+/// being durable yet.
+fn store_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("scan path without a directory"))?;
+    if std::fs::read(path).is_ok_and(|existing| existing == bytes) {
+        File::open(path)?.sync_all()?;
+    } else {
+        std::fs::create_dir_all(dir)?;
+        let name = path
+            .file_name()
+            .ok_or_else(|| std::io::Error::other("scan path without a name"))?
+            .to_string_lossy();
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!("{name}.{}.{n}.tmp", std::process::id()));
+        let written = write_synced(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written?;
+    }
+    // The file's directory (the rename), and its parents up to the data directory, which
+    // `create_dir_all` may just have created entries in.
+    for d in dir.ancestors().take(3) {
+        File::open(d)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Writes a file (replacing a leftover of a crashed process) and fsyncs it.
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
 impl App {
     fn scan_path(&self, sha256: &str) -> PathBuf {
         self.config
@@ -67,17 +113,14 @@ impl App {
         if tx.order_by_id(order_id).await?.is_none() {
             return Err(AppError::NotFound { entity: "order" });
         }
-        // The file first (write to a temporary name, then rename: a reader never sees half a
-        // file); a rolled-back transaction leaves at worst an unreferenced file.
+        // The file first, durably, before the row commits (see `store_durably`); a
+        // rolled-back transaction leaves at worst an unreferenced file.
         let path = self.scan_path(&sha);
-        if tokio::fs::metadata(&path).await.is_err() {
-            let dir = path.parent().map(PathBuf::from).unwrap_or_default();
-            let io = |e: std::io::Error| AppError::Internal(format!("storing scan: {e}"));
-            tokio::fs::create_dir_all(&dir).await.map_err(io)?;
-            let tmp = dir.join(format!("{sha}.{}.tmp", std::process::id()));
-            tokio::fs::write(&tmp, bytes).await.map_err(io)?;
-            tokio::fs::rename(&tmp, &path).await.map_err(io)?;
-        }
+        let owned = bytes.to_vec();
+        tokio::task::spawn_blocking(move || store_durably(&path, &owned))
+            .await
+            .map_err(|e| AppError::Internal(format!("storing scan: {e}")))?
+            .map_err(|e| AppError::Internal(format!("storing scan: {e}")))?;
         let mut r = ScanRecord {
             id: 0,
             order_id,

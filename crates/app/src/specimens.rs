@@ -914,11 +914,13 @@ impl App {
     }
 
     /// The problem log (only unresolved entries with `open_only`), oldest first, at most 500.
+    /// Recorded in the access log.
     pub async fn problem_log(&self, actor: &Actor, open_only: bool) -> AppResult<Vec<ProblemView>> {
         actor.require(Permission::SpecimenProcess)?;
+        let problems = self.store.problem_log(open_only, 500).await?;
+        let which = if open_only { "open" } else { "all" };
         Ok(self
-            .store
-            .problem_log(open_only, 500)
+            .worklist(actor, "problem_log.list", "problem_log", which, problems)
             .await?
             .into_iter()
             .map(problem_view)
@@ -926,15 +928,17 @@ impl App {
     }
 
     /// Recollection tasks (only those not done with `open_only`), oldest first, at most 500.
+    /// Recorded in the access log.
     pub async fn recollect_tasks(
         &self,
         actor: &Actor,
         open_only: bool,
     ) -> AppResult<Vec<RecollectTaskView>> {
         actor.require(Permission::SpecimenProcess)?;
+        let tasks = self.store.recollect_tasks(open_only, 500).await?;
+        let which = if open_only { "open" } else { "all" };
         Ok(self
-            .store
-            .recollect_tasks(open_only, 500)
+            .worklist(actor, "recollect_task.list", "recollect_task", which, tasks)
             .await?
             .into_iter()
             .map(task_view)

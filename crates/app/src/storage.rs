@@ -42,6 +42,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
 use crate::patients::invalid;
+use crate::shown::ShowsPatient;
 use crate::specimens::{
     SpecimenDetail, Transition, changed_meanwhile, free_text, not_found, parse_accession,
     parse_temperature, required_text, state_of, transition_conflict,
@@ -333,7 +334,8 @@ impl App {
             .collect())
     }
 
-    /// The specimens stored in a holder or below it, by location (at most 1000).
+    /// The specimens stored in a holder or below it, by location (at most 1000). Recorded in
+    /// the access log.
     pub async fn storage_contents(
         &self,
         actor: &Actor,
@@ -353,9 +355,9 @@ impl App {
             .filter(|u| u.id == unit_id || u.path.starts_with(&prefix))
             .map(|u| u.id)
             .collect();
+        let stored = self.store.stored_in(&ids, 1000).await?;
         Ok(self
-            .store
-            .stored_in(&ids, 1000)
+            .worklist(actor, "storage.contents", "storage_unit", unit_id, stored)
             .await?
             .into_iter()
             .map(stored_view)
@@ -727,7 +729,7 @@ impl App {
     }
 
     /// Stored specimens past their retention (oldest first) and rejected specimens awaiting
-    /// disposal, at most 500 of each.
+    /// disposal, at most 500 of each. Recorded in the access log.
     pub async fn disposal_due(&self, actor: &Actor) -> AppResult<DisposalDueView> {
         actor.require(Permission::SpecimenProcess)?;
         let table = effective_retention(&self.store.retention_policies().await?)?;
@@ -741,6 +743,7 @@ impl App {
             .filter_map(|(t, p)| now.checked_sub(*p).ok().map(|c| (t.as_str().to_owned(), c)))
             .collect();
         let mut due = Vec::new();
+        let mut shown = Vec::new();
         for r in self.store.stored_before(&cutoffs, LIST_LIMIT).await? {
             let Ok(t) = SpecimenType::parse(&r.specimen_type) else {
                 continue;
@@ -752,15 +755,23 @@ impl App {
                 .get(&t)
                 .and_then(|p| r.stored_at.checked_add(*p).ok())
                 .unwrap_or(r.stored_at);
+            shown.push(r.subject());
             due.push(DueView {
                 stored: stored_view(r),
                 due_at,
             });
         }
-        let rejected = self
-            .store
-            .rejected_specimens(LIST_LIMIT)
-            .await?
+        let rejected = self.store.rejected_specimens(LIST_LIMIT).await?;
+        shown.extend(rejected.iter().map(ShowsPatient::subject));
+        self.log_shown(
+            actor,
+            "storage.disposal_due",
+            "storage",
+            "disposal_due",
+            shown,
+        )
+        .await?;
+        let rejected = rejected
             .into_iter()
             .map(|r| RejectedView {
                 accession: r.accession,
@@ -1023,11 +1034,13 @@ impl App {
     }
 
     /// Send-outs (only those whose results are not back with `open_only`), oldest first.
+    /// Recorded in the access log.
     pub async fn send_outs(&self, actor: &Actor, open_only: bool) -> AppResult<Vec<SendOutView>> {
         actor.require(Permission::SpecimenProcess)?;
+        let send_outs = self.store.send_outs(open_only, LIST_LIMIT).await?;
+        let which = if open_only { "open" } else { "all" };
         Ok(self
-            .store
-            .send_outs(open_only, LIST_LIMIT)
+            .worklist(actor, "send_out.list", "send_out", which, send_outs)
             .await?
             .into_iter()
             .map(|o| SendOutView {

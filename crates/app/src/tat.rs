@@ -120,7 +120,7 @@ impl App {
         })
     }
 
-    /// The turnaround time of every test of an order.
+    /// The turnaround time of every test of an order. Recorded in the access log.
     pub async fn order_tat(&self, actor: &Actor, order_id: i64) -> AppResult<Vec<TestTatView>> {
         actor.require(Permission::OrderRead)?;
         self.store
@@ -130,13 +130,16 @@ impl App {
         let rows = self.store.tat_of_order(order_id).await?;
         let targets = self.targets_of(&rows).await?;
         let now = self.now();
-        rows.iter()
+        let views = rows
+            .iter()
             .map(|r| self.test_tat(r, targets[&r.test_code], now))
-            .collect()
+            .collect::<AppResult<Vec<_>>>()?;
+        self.worklist(actor, "order.tat", "order", order_id, views)
+            .await
     }
 
     /// Tests at risk of missing, or past, their in-lab target: STAT first, then the least
-    /// time remaining (the most overdue first).
+    /// time remaining (the most overdue first). Recorded in the access log.
     pub async fn overdue_tests(&self, actor: &Actor) -> AppResult<Vec<TestTatView>> {
         actor.require(Permission::SpecimenProcess)?;
         let rows = self.store.running_tests(OVERDUE_SCAN_LIMIT).await?;
@@ -153,7 +156,7 @@ impl App {
                 })
             })
             .collect();
-        overdue_list_by(&items, now, |item| {
+        let views = overdue_list_by(&items, now, |item| {
             TatPolicy::in_lab(targets[&rows[item.key].test_code])
         })
         .into_iter()
@@ -161,6 +164,8 @@ impl App {
             let r = &rows[e.item.key];
             self.test_tat(r, targets[&r.test_code], now)
         })
-        .collect()
+        .collect::<AppResult<Vec<_>>>()?;
+        self.worklist(actor, "tat.overdue", "tat", "overdue", views)
+            .await
     }
 }

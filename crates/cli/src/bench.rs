@@ -228,7 +228,10 @@ async fn seed_specimens(
     Ok(())
 }
 
-async fn seed_patients(app: &App, n: usize) -> anyhow::Result<()> {
+/// Synthetic patients inserted in bulk through the store's benchmark seeder (not the
+/// production `Store`: these rows are not audited).
+async fn seed_patients(config: &DatabaseConfig, n: usize) -> anyhow::Result<()> {
+    let mut seeder = aliquot_store::seed::BenchSeeder::connect(config).await?;
     let now = jiff::Timestamp::now();
     let started = Instant::now();
     let mut batch = Vec::with_capacity(10_000);
@@ -251,10 +254,11 @@ async fn seed_patients(app: &App, n: usize) -> anyhow::Result<()> {
             merged_into: None,
         });
         if batch.len() == batch.capacity() || i + 1 == n {
-            app.store().bulk_insert_patients(&batch).await?;
+            seeder.insert_patients(&batch).await?;
             batch.clear();
         }
     }
+    seeder.close().await?;
     eprintln!(
         "seeded {n} patients in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -345,7 +349,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .id;
-        seed_patients(&app, args.patients.max(1)).await?;
+        seed_patients(&config, args.patients.max(1)).await?;
     }
     let receipt = matches!(args.scenario, Scenario::SpecimenReceipt);
     let specimens = args.specimens.max(1);
@@ -476,7 +480,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .rate
         .map(|r| format!(", offered {r}/s"))
         .unwrap_or_default();
-    println!(
+    outln!(
         "{name} on {backend}: {} requests, concurrency {}{rate}: {throughput:.0} req/s, p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         args.requests,
         args.concurrency,
@@ -484,14 +488,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         pct(0.90),
         pct(0.99),
         pct(1.0),
-    );
-    println!(
+    )?;
+    outln!(
         "{}",
         json!({"bench": name, "backend": backend, "requests": args.requests, "concurrency": args.concurrency,
                "offered_rate": args.rate, "patients": ordering.then_some(patients),
                "specimens": receipt.then_some(specimens),
                "throughput_rps": throughput.round(), "p50_ms": pct(0.5), "p90_ms": pct(0.9), "p99_ms": pct(0.99), "max_ms": pct(1.0)})
-    );
+    )?;
     Ok(())
 }
 

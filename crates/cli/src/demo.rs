@@ -66,13 +66,14 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn print_logins(addr: std::net::SocketAddr) {
-    println!("Demo lab logins (username / password) — for demonstration only:");
+pub fn print_logins(addr: std::net::SocketAddr) -> std::io::Result<()> {
+    outln!("Demo lab logins (username / password) — for demonstration only:")?;
     for role in Role::ALL {
-        println!("  {:<13} / {}", role.as_str(), demo_password(role));
+        outln!("  {:<13} / {}", role.as_str(), demo_password(role))?;
     }
-    println!(
+    outln!(
         "Try: curl -s -X POST http://{addr}/api/v1/auth/token -H 'content-type: application/json' \
          -d '{{\"username\":\"admin\",\"password\":\"demo-admin-pass\"}}'"
-    );
+    )?;
+    Ok(())
 }

@@ -2,11 +2,29 @@
 //! `catalog import|export`, and the
 //! analyst tools for HL7 and ASTM.
 
+/// `println!` that returns the write error instead of panicking: a closed pipe
+/// (`aliquot hl7 get FILE MSH-10 | head -3`) travels up with `?` to `main`, which exits
+/// quietly (see `exit_status`).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `print!`, likewise.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod bench;
 mod demo;
 mod protocol_tools;
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -149,9 +167,13 @@ fn os_user() -> String {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ALIQUOT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    // Colour codes only for a person at a terminal: a log file, journald or a pipe gets
+    // plain text (and `NO_COLOR` turns colour off everywhere).
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     if json {
         builder.json().init();
     } else {
@@ -179,10 +201,28 @@ fn main() {
         .map_err(anyhow::Error::from)
         .and_then(|runtime| runtime.block_on(run(cli)));
     if let Err(e) = result {
+        if is_broken_pipe(&e) {
+            std::process::exit(BROKEN_PIPE_STATUS);
+        }
         // The whole chain of causes, one line, for an operator; no backtrace.
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// The exit status when standard output was closed by its reader (`| head`): 141, what a
+/// shell reports for a program ended by SIGPIPE (128 + 13), as `cat` or `grep` would be.
+/// Rust ignores SIGPIPE, so the write fails instead and we exit with that status ourselves,
+/// silently: the reader chose to stop, which is no error to report on the terminal, but a
+/// script under `set -o pipefail` still learns that the output was cut short (0 would claim
+/// the command finished writing everything).
+const BROKEN_PIPE_STATUS: i32 = 141;
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -190,8 +230,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(&cli.db, args).await,
         Command::Migrate => {
             let app = open_app(&cli.db).await?;
-            println!("database {:?} is migrated", cli.db.config()?);
             app.store().close().await;
+            outln!("database {:?} is migrated", cli.db.config()?)?;
             Ok(())
         }
         Command::User(UserCommand::Add {
@@ -219,10 +259,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await;
             app.store().close().await;
             let user = user.map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!(
+            outln!(
                 "created user {} ({}) with id {}",
-                user.username, user.role, user.id
-            );
+                user.username,
+                user.role,
+                user.id
+            )?;
             Ok(())
         }
         Command::User(UserCommand::List) => {
@@ -230,13 +272,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let users = app.list_users(&Actor::cli(&os_user())).await;
             app.store().close().await;
             for u in users.map_err(|e| anyhow::anyhow!("{e}"))? {
-                println!(
+                outln!(
                     "{}\t{}\t{}\t{}",
                     u.id,
                     u.username,
                     u.role,
                     if u.disabled { "disabled" } else { "active" }
-                );
+                )?;
             }
             Ok(())
         }
@@ -247,14 +289,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
             match report.first_break {
                 None => {
-                    println!(
+                    outln!(
                         "audit chain intact: {} events, head {} {}",
-                        report.rows, report.head_seq, report.head_hash
-                    );
+                        report.rows,
+                        report.head_seq,
+                        report.head_hash
+                    )?;
                     Ok(())
                 }
                 Some(b) => {
-                    println!("audit chain BROKEN at event {}: {}", b.seq, b.problem);
+                    // Exit 1 says it, whether or not the reader is still there.
+                    let _ = outln!("audit chain BROKEN at event {}: {}", b.seq, b.problem);
                     std::process::exit(1);
                 }
             }
@@ -271,7 +316,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let result = import_catalog(&app, defs).await;
             app.store().close().await;
             let (added, skipped) = result?;
-            println!("imported {added} catalogue entries ({skipped} already present)");
+            outln!("imported {added} catalogue entries ({skipped} already present)")?;
             Ok(())
         }
         Command::Catalog(CatalogCommand::Export { include_retired }) => {
@@ -283,7 +328,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .into_iter()
                 .map(|e| e.definition)
                 .collect();
-            print!("{}", aliquot_app::demo_catalog::catalog_csv(&defs));
+            out!("{}", aliquot_app::demo_catalog::catalog_csv(&defs))?;
             Ok(())
         }
     }
@@ -295,7 +340,6 @@ async fn import_catalog(
     app: &App,
     defs: Vec<aliquot_app::TestDefinition>,
 ) -> anyhow::Result<(usize, usize)> {
-    use std::io::IsTerminal;
     let actor = Actor::cli(&os_user());
     let bar = if std::io::stdout().is_terminal() {
         indicatif::ProgressBar::new(defs.len() as u64)
@@ -337,12 +381,13 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         "aliquot is serving"
     );
     tracing::info!(mllp = %args.mllp, astm = %args.astm, "MLLP and ASTM listeners are configured; they are not served by this version yet");
-    println!("Aliquot is running at http://{addr}/ (API: http://{addr}/api/v1/openapi.json)");
+    // The banner is a courtesy: a server whose standard output is closed keeps serving.
+    let _ = outln!("Aliquot is running at http://{addr}/ (API: http://{addr}/api/v1/openapi.json)");
     if args.demo {
-        demo::print_logins(addr);
+        let _ = demo::print_logins(addr);
     }
     if app.store().list_users().await?.is_empty() {
-        println!(
+        let _ = outln!(
             "No users yet. Create the first administrator with:\n  aliquot user add --username NAME --role admin --password-stdin"
         );
     }

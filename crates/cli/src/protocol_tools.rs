@@ -60,11 +60,11 @@ fn read(file: &PathBuf) -> Result<Vec<u8>> {
 pub fn run_hl7(cmd: Hl7Command) -> Result<()> {
     match cmd {
         Hl7Command::Parse { file } => {
-            println!("{}", hl7_parse_json(&read(&file)?));
+            outln!("{}", hl7_parse_json(&read(&file)?))?;
         }
         Hl7Command::Get { file, field } => {
             for line in hl7_get_lines(&read(&file)?, &field)? {
-                println!("{line}");
+                outln!("{line}")?;
             }
         }
     }
@@ -88,7 +88,7 @@ pub fn run_astm(cmd: AstmCommand) -> Result<()> {
         }
     };
     for line in lines {
-        println!("{line}");
+        outln!("{line}")?;
     }
     Ok(())
 }

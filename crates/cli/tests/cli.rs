@@ -457,7 +457,7 @@ async fn two_servers_share_one_postgres_database() {
 /// servers sharing one database (with different MRNs) is created once; the other registration
 /// is answered with the possible duplicate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_servers_never_register_the_same_person_twice() {
+async fn two_postgres_servers_never_register_the_same_person_twice() {
     let d = Database::new(Db::Postgres);
     let out = d.aliquot(
         &[
@@ -668,4 +668,72 @@ async fn three_servers_on_one_postgres_database_under_mixed_load_never_fail() {
     assert_eq!(verify["intact"], true, "{verify}");
     drop(servers);
     d.finish().await;
+}
+
+/// `aliquot hl7 get FILE MSH-10 | head -1`: when the reader closes the pipe, the command
+/// stops quietly with status 141 (what a shell reports for a program ended by SIGPIPE): no
+/// panic, no backtrace, nothing on stderr.
+#[test]
+fn a_closed_output_pipe_ends_the_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("batch.hl7");
+    // Far more output than a pipe buffers, so the writer is still writing when the reader goes.
+    let batch: String = (0..50_000)
+        .map(|i| format!("MSH|^~\\&|LAB|HOSP|LIS|LAB|20260101120000||ORU^R01|MSG{i:08}|P|2.5.1\r"))
+        .collect();
+    std::fs::write(&file, batch).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["hl7", "get"])
+        .arg(&file)
+        .arg("MSH-10")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    // The reader is dropped at the end of this statement: the pipe's read end closes.
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first.trim_end(), "MSG00000000");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(141),
+        "stderr: {}",
+        text(&out.stderr)
+    );
+    assert!(out.stderr.is_empty(), "stderr: {}", text(&out.stderr));
+}
+
+/// The server's log carries no ANSI colour codes when its output is not a terminal (a log
+/// file, journald, a pipe).
+#[test]
+fn the_server_log_has_no_colour_codes_when_not_at_a_terminal() {
+    let d = Database::new(Db::Sqlite);
+    let mut child = Command::new(BIN)
+        .args(&d.args)
+        .args(["serve", "--http", "127.0.0.1:0"])
+        .env("ALIQUOT_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = loop {
+        let line = lines
+            .next()
+            .expect("the server exited before logging that it serves")
+            .unwrap();
+        if line.contains("aliquot is serving") {
+            break line;
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains("INFO"), "{line}");
+    assert!(!line.contains('\u{1b}'), "ANSI escape in {line:?}");
 }

@@ -11,11 +11,13 @@ use jiff::Timestamp;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::redact::redacted_debug;
+
 /// The hash a chain starts from.
 pub const GENESIS: &str = "genesis";
 
 /// An audit entry as a use case writes it: who, what, when, why, old and new values.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct AuditEntry {
     pub at: Timestamp,
     pub actor_id: Option<i64>,
@@ -33,7 +35,7 @@ pub struct AuditEntry {
 }
 
 /// A stored audit row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct AuditRecord {
     pub seq: i64,
     pub entry: AuditEntry,
@@ -43,6 +45,25 @@ pub struct AuditRecord {
     pub prev_hash: String,
     pub hash: String,
 }
+
+// The old and new values and the reason may hold patient data.
+redacted_debug!(AuditEntry {
+    shown: [
+        at,
+        actor_id,
+        actor_name,
+        actor_role,
+        source,
+        action,
+        entity_type,
+        entity_id
+    ],
+    redacted: [reason, old_value, new_value],
+});
+redacted_debug!(AuditRecord {
+    shown: [seq, entry, prev_hash, hash],
+    redacted: [old_text, new_text],
+});
 
 /// The first place where the chain does not hold.
 #[derive(Debug, Clone, PartialEq, Eq)]

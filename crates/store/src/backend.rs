@@ -467,15 +467,6 @@ macro_rules! backend {
                 $q::tests_of_order(&self.read, order_id).await
             }
 
-            async fn bulk_insert_patients(&self, rows: &[PatientRecord]) -> StoreResult<()> {
-                for chunk in rows.chunks(1_000) {
-                    let mut w = self.writer.begin().await?;
-                    $q::bulk_insert_patients(&mut *w, chunk).await?;
-                    w.commit().await?;
-                }
-                Ok(())
-            }
-
             async fn catalog_versions(&self, test_id: i64) -> StoreResult<Vec<CatalogVersionRecord>> {
                 $q::catalog_versions(&self.read, test_id).await
             }
@@ -545,6 +536,10 @@ macro_rules! backend {
 
             async fn stored_in(&self, unit_ids: &[i64], limit: i64) -> StoreResult<Vec<StoredSpecimenRecord>> {
                 $q::stored_in(&self.read, unit_ids, limit).await
+            }
+
+            async fn patients_of(&self, specimen_ids: &[i64], order_ids: &[i64]) -> StoreResult<Vec<i64>> {
+                $q::patients_of(&self.read, specimen_ids, order_ids).await
             }
 
             async fn latest_placement(&self, specimen_id: i64) -> StoreResult<Option<PlacementRecord>> {
@@ -856,8 +851,8 @@ macro_rules! backend {
                 $q::cancel_order(&mut *self.tx, id, at, reason).await
             }
 
-            async fn set_order_children_status(&mut self, specimens: bool, order_id: i64, status: &str) -> StoreResult<()> {
-                $q::set_order_children_status(&mut *self.tx, specimens, order_id, status).await
+            async fn cancel_order_tests(&mut self, order_id: i64) -> StoreResult<u64> {
+                $q::cancel_order_tests(&mut *self.tx, order_id).await
             }
 
             async fn insert_specimen(&mut self, s: &SpecimenRecord) -> StoreResult<i64> {

@@ -17,7 +17,9 @@ pub mod group;
 pub mod migrations;
 mod queries;
 pub mod records;
+mod redact;
 mod reg;
+pub mod seed;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -212,8 +214,6 @@ pub trait Store: Send + Sync + 'static {
     async fn tests_of_order(&self, order_id: i64) -> StoreResult<Vec<OrderTestRecord>>;
     async fn scan_by_id(&self, id: i64) -> StoreResult<Option<ScanRecord>>;
     async fn catalog_versions(&self, test_id: i64) -> StoreResult<Vec<CatalogVersionRecord>>;
-    /// Inserts patients in multi-row statements, without audit: for benchmark seeding only.
-    async fn bulk_insert_patients(&self, rows: &[PatientRecord]) -> StoreResult<()>;
     async fn scans_of_order(&self, order_id: i64) -> StoreResult<Vec<ScanRecord>>;
 
     // Specimen lifecycle.
@@ -273,6 +273,11 @@ pub trait Store: Send + Sync + 'static {
     /// Tests running in the lab (specimen held, order active, test not finished), most
     /// urgent priority first, at most `limit`.
     async fn running_tests(&self, limit: i64) -> StoreResult<Vec<TatRow>>;
+
+    // ── access log ──
+    /// The patients these specimens and orders belong to (sorted, without repeats), for the
+    /// access-log row of a list that shows them.
+    async fn patients_of(&self, specimen_ids: &[i64], order_ids: &[i64]) -> StoreResult<Vec<i64>>;
 }
 
 /// One write transaction. Dropping it without [`Tx::commit`] rolls everything back, audit
@@ -353,12 +358,8 @@ pub trait Tx: Send {
     async fn insert_order(&mut self, o: &OrderRecord) -> StoreResult<i64>;
     async fn order_by_id(&mut self, id: i64) -> StoreResult<Option<OrderRecord>>;
     async fn cancel_order(&mut self, id: i64, at: Timestamp, reason: &str) -> StoreResult<bool>;
-    async fn set_order_children_status(
-        &mut self,
-        specimens: bool,
-        order_id: i64,
-        status: &str,
-    ) -> StoreResult<()>;
+    /// Marks the order's tests cancelled (those not already); returns how many changed.
+    async fn cancel_order_tests(&mut self, order_id: i64) -> StoreResult<u64>;
     async fn insert_specimen(&mut self, s: &SpecimenRecord) -> StoreResult<i64>;
     async fn set_specimen_volume(&mut self, id: i64, volume_ul: i64) -> StoreResult<()>;
     async fn specimens_of_order(&mut self, order_id: i64) -> StoreResult<Vec<SpecimenRecord>>;

@@ -3,7 +3,9 @@
 
 use jiff::Timestamp;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+use crate::redact::redacted_debug;
+
+#[derive(Clone, PartialEq, Eq)]
 pub struct UserRecord {
     pub id: i64,
     pub username: String,
@@ -15,7 +17,7 @@ pub struct UserRecord {
     pub disabled_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewUser {
     pub username: String,
     pub display_name: String,
@@ -24,7 +26,7 @@ pub struct NewUser {
     pub created_at: Timestamp,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewSession {
     pub token_hash: String,
     pub user_id: i64,
@@ -88,7 +90,7 @@ pub struct AccessRecord {
 // Registration and ordering
 
 /// A patient row. `facility_ids` and `contact` are JSON text; `birth_date` is `YYYY-MM-DD`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PatientRecord {
     pub id: i64,
     pub mrn: String,
@@ -108,7 +110,7 @@ pub struct PatientRecord {
 }
 
 /// Search criteria; every given criterion must hold. Merged-away records are excluded.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct PatientQuery {
     pub mrn: Option<String>,
     pub birth_date: Option<String>,
@@ -117,7 +119,7 @@ pub struct PatientQuery {
     pub limit: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct MergeRecord {
     pub id: i64,
     pub survivor_id: i64,
@@ -167,7 +169,7 @@ pub struct CatalogTestRecord {
     pub retired_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct OrderRecord {
     pub id: i64,
     pub patient_id: i64,
@@ -238,7 +240,7 @@ pub struct CatalogVersionRecord {
 }
 
 /// One entry of a specimen's chain of custody: who did what, when, and the status change.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SpecimenEventRecord {
     pub id: i64,
     pub specimen_id: i64,
@@ -255,7 +257,7 @@ pub struct SpecimenEventRecord {
 }
 
 /// A rejected specimen in the problem log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ProblemRecord {
     pub id: i64,
     pub specimen_id: i64,
@@ -455,7 +457,7 @@ pub struct TatRow {
 }
 
 /// A claimed idempotency key (`Idempotency-Key`), with the answer once the request ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct IdempotencyRecord {
     pub id: i64,
     pub user_id: i64,
@@ -473,4 +475,219 @@ pub struct IdempotencyRecord {
     pub status: Option<i64>,
     pub content_type: Option<String>,
     pub body: Option<String>,
+}
+
+// ── Debug without patient data, passwords or tokens (see `redact`) ──
+
+redacted_debug!(IdempotencyRecord {
+    shown: [
+        id,
+        user_id,
+        fingerprint,
+        created_at,
+        claimed_at,
+        applied_at,
+        completed_at,
+        status,
+        content_type,
+    ],
+    // The answer may show patient data; the key and token are the client's and the claim's.
+    redacted: [key, claim_token, body],
+});
+
+redacted_debug!(UserRecord {
+    shown: [
+        id,
+        username,
+        display_name,
+        role,
+        created_at,
+        password_changed_at,
+        disabled_at
+    ],
+    redacted: [password_hash],
+});
+
+redacted_debug!(NewUser {
+    shown: [username, display_name, role, created_at],
+    redacted: [password_hash],
+});
+
+redacted_debug!(NewSession {
+    shown: [user_id, created_at, expires_at],
+    redacted: [token_hash],
+});
+
+redacted_debug!(PatientRecord {
+    shown: [id, created_at, updated_at, merged_into],
+    redacted: [
+        mrn,
+        family_name,
+        given_name,
+        middle_name,
+        family_key,
+        given_key,
+        birth_date,
+        sex,
+        facility_ids,
+        contact
+    ],
+});
+
+redacted_debug!(PatientQuery {
+    shown: [limit],
+    redacted: [mrn, birth_date, family_key, given_key],
+});
+
+redacted_debug!(MergeRecord {
+    shown: [
+        id,
+        survivor_id,
+        merged_id,
+        moved_order_ids,
+        moved_specimen_ids,
+        merged_at,
+        merged_by,
+        undone_at,
+        undone_by
+    ],
+    redacted: [reason],
+});
+
+redacted_debug!(OrderRecord {
+    shown: [
+        id,
+        patient_id,
+        provider_id,
+        location_id,
+        priority,
+        timed_at,
+        status,
+        created_at,
+        created_by,
+        cancelled_at
+    ],
+    redacted: [
+        placer_order_number,
+        clinical_notes,
+        diagnosis_codes,
+        cancel_reason
+    ],
+});
+
+redacted_debug!(SpecimenEventRecord {
+    shown: [
+        id,
+        specimen_id,
+        at,
+        actor_id,
+        actor_name,
+        kind,
+        from_status,
+        to_status,
+        location
+    ],
+    redacted: [details],
+});
+
+redacted_debug!(ProblemRecord {
+    shown: [
+        id,
+        specimen_id,
+        accession,
+        reason,
+        opened_at,
+        opened_by,
+        resolved_at,
+        resolved_by
+    ],
+    redacted: [comment, resolution],
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_ids_and_never_patient_data_or_secrets() {
+        let t = Timestamp::UNIX_EPOCH;
+        let patient = PatientRecord {
+            id: 41,
+            mrn: "MRN-SECRET".into(),
+            family_name: "Okafor".into(),
+            given_name: "Adaeze".into(),
+            middle_name: Some("Nneka".into()),
+            family_key: "OKAFOR".into(),
+            given_key: "ADAEZE".into(),
+            birth_date: "1980-02-29".into(),
+            sex: "female".into(),
+            facility_ids: r#"[{"system":"X","value":"FAC-77"}]"#.into(),
+            contact: r#"{"phone":"555-0100"}"#.into(),
+            created_at: t,
+            updated_at: t,
+            merged_into: Some(42),
+        };
+        let user = UserRecord {
+            id: 7,
+            username: "ana".into(),
+            display_name: "Ana".into(),
+            role: "technician".into(),
+            password_hash: "$argon2id$v=19$secret".into(),
+            created_at: t,
+            password_changed_at: t,
+            disabled_at: None,
+        };
+        let order = OrderRecord {
+            id: 9,
+            patient_id: 41,
+            provider_id: 1,
+            location_id: 2,
+            priority: "stat".into(),
+            timed_at: None,
+            placer_order_number: Some("EMR-778".into()),
+            clinical_notes: Some("on warfarin".into()),
+            diagnosis_codes: r#"["E11.9"]"#.into(),
+            status: "cancelled".into(),
+            created_at: t,
+            created_by: "ana".into(),
+            cancelled_at: Some(t),
+            cancel_reason: Some("Okafor discharged".into()),
+        };
+        let session = SessionAuth {
+            session_id: 3,
+            expires_at: t,
+            last_seen_at: t,
+            revoked_at: None,
+            user: user.clone(),
+        };
+        let shown = format!("{patient:?} {user:?} {order:?} {session:?}");
+        for secret in [
+            "MRN-SECRET",
+            "Okafor",
+            "OKAFOR",
+            "Adaeze",
+            "Nneka",
+            "1980-02-29",
+            "female",
+            "FAC-77",
+            "555-0100",
+            "argon2id",
+            "EMR-778",
+            "warfarin",
+            "E11.9",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        for kept in [
+            "id: 41",
+            "merged_into: Some(42)",
+            "id: 7",
+            "username: \"ana\"",
+            "patient_id: 41",
+            "session_id: 3",
+        ] {
+            assert!(shown.contains(kept), "{kept} not in {shown}");
+        }
+        assert!(shown.contains("password_hash: <redacted>"), "{shown}");
+    }
 }

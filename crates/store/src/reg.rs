@@ -402,7 +402,8 @@ macro_rules! reg_queries {
                 .collect()
             }
 
-            /// Multi-row insert of patients (benchmark seeding only: no audit).
+            /// Multi-row insert of patients (benchmark seeding only, through `seed::BenchSeeder`:
+            /// no audit; not reachable from `Store` or `Tx`).
             pub async fn bulk_insert_patients<'e, E: Executor<'e, Database = Db>>(
                 e: E,
                 rows: &[PatientRecord],
@@ -851,20 +852,21 @@ macro_rules! reg_queries {
                 Ok(r.rows_affected() == 1)
             }
 
-            /// Sets the status of every test (`specimens` false) or specimen of an order.
-            pub async fn set_order_children_status<'e, E: Executor<'e, Database = Db>>(
+            /// Marks every test of an order that is not cancelled yet as cancelled; returns
+            /// how many changed. Specimens are never changed here: each one goes through the
+            /// specimen lifecycle (guarded update and custody event).
+            pub async fn cancel_order_tests<'e, E: Executor<'e, Database = Db>>(
                 e: E,
-                specimens: bool,
                 order_id: i64,
-                status: &str,
-            ) -> StoreResult<()> {
-                let sql = if specimens {
-                    "UPDATE specimens SET status = $1 WHERE order_id = $2"
-                } else {
-                    "UPDATE order_tests SET status = $1 WHERE order_id = $2"
-                };
-                sqlx::query(sql).bind(status).bind(order_id).execute(e).await?;
-                Ok(())
+            ) -> StoreResult<u64> {
+                let r = sqlx::query(
+                    "UPDATE order_tests SET status = 'cancelled' \
+                     WHERE order_id = $1 AND status <> 'cancelled'",
+                )
+                .bind(order_id)
+                .execute(e)
+                .await?;
+                Ok(r.rows_affected())
             }
 
             macro_rules! specimen_cols {
@@ -1590,6 +1592,7 @@ macro_rules! reg_queries {
                        WHERE s.status = $1 OR s.status = $2 \
                        ORDER BY urgency, received_at, s.accession LIMIT $3 \
                      ) s LEFT JOIN order_tests t ON t.specimen_id = s.id \
+                       AND t.status <> 'cancelled' \
                      ORDER BY s.urgency, s.received_at, s.accession, t.id",
                 )
                 .bind(a)
@@ -1717,6 +1720,31 @@ macro_rules! reg_queries {
                     stored_at: ts(r.7)?,
                     stored_by: r.8,
                 })
+            }
+
+            /// The patients of these specimens and orders, sorted and without repeats. Asked
+            /// in slices of at most 1000 ids (each backend caps the parameters of a query).
+            pub async fn patients_of(
+                e: &sqlx::Pool<Db>,
+                specimen_ids: &[i64],
+                order_ids: &[i64],
+            ) -> StoreResult<Vec<i64>> {
+                let mut out = std::collections::BTreeSet::new();
+                for (table, ids) in [("specimens", specimen_ids), ("orders", order_ids)] {
+                    for chunk in ids.chunks(1000) {
+                        let mut qb = sqlx::QueryBuilder::<Db>::new("SELECT DISTINCT patient_id FROM ");
+                        qb.push(table);
+                        qb.push(" WHERE id IN (");
+                        let mut sep = qb.separated(", ");
+                        for id in chunk {
+                            sep.push_bind(*id);
+                        }
+                        qb.push(")");
+                        let rows: Vec<(i64,)> = qb.build_query_as().fetch_all(e).await?;
+                        out.extend(rows.into_iter().map(|(id,)| id));
+                    }
+                }
+                Ok(out.into_iter().collect())
             }
 
             const STORED_FROM: &str = "SELECT s.id, s.accession, s.specimen_type, s.status, p.unit_id, \

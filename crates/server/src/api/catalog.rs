@@ -2,7 +2,7 @@
 //! units, reportable range, TAT targets, performing lab). Edits are versioned and audited;
 //! entries are retired, never deleted.
 
-use aliquot_app::{Actor, CatalogEntryView, TestDefinition};
+use aliquot_app::{Actor, CatalogEntryView, StabilityHours, TatMinutes, TestDefinition};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::json::{ApiJson, ApiPath, ApiQuery};
 
 /// Storage limits from collection, per temperature; absent = not allowed at it.
@@ -66,17 +66,142 @@ pub struct TestDefinitionDto {
     pub performing_lab: Option<String>,
 }
 
-/// The wire form and the use-case form have the same JSON shape.
-fn to_app(d: TestDefinitionDto) -> ApiResult<TestDefinition> {
-    serde_json::to_value(d)
-        .and_then(serde_json::from_value)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+// The wire form and the use-case form are converted field by field, with every struct
+// destructured in full: a field added to one side and not the other does not compile, so the
+// two shapes cannot drift apart at run time.
+
+impl From<TestDefinitionDto> for TestDefinition {
+    fn from(d: TestDefinitionDto) -> Self {
+        let TestDefinitionDto {
+            code,
+            name,
+            kind,
+            loinc,
+            components,
+            department,
+            specimen_type,
+            container,
+            min_volume_ul,
+            stability,
+            special_handling,
+            result_type,
+            precision,
+            answers,
+            units,
+            reportable_low,
+            reportable_high,
+            tat_minutes,
+            performing_lab,
+        } = d;
+        let StabilityHoursDto {
+            room_hours,
+            refrigerated_hours,
+            frozen_hours,
+        } = stability;
+        let TatMinutesDto {
+            stat,
+            asap,
+            timed,
+            routine,
+        } = tat_minutes;
+        TestDefinition {
+            code,
+            name,
+            kind,
+            loinc,
+            components,
+            department,
+            specimen_type,
+            container,
+            min_volume_ul,
+            stability: StabilityHours {
+                room_hours,
+                refrigerated_hours,
+                frozen_hours,
+            },
+            special_handling,
+            result_type,
+            precision,
+            answers,
+            units,
+            reportable_low,
+            reportable_high,
+            tat_minutes: TatMinutes {
+                stat,
+                asap,
+                timed,
+                routine,
+            },
+            performing_lab,
+        }
+    }
 }
 
-fn to_dto(d: TestDefinition) -> TestDefinitionDto {
-    serde_json::to_value(d)
-        .and_then(serde_json::from_value)
-        .unwrap_or_default()
+impl From<TestDefinition> for TestDefinitionDto {
+    fn from(d: TestDefinition) -> Self {
+        let TestDefinition {
+            code,
+            name,
+            kind,
+            loinc,
+            components,
+            department,
+            specimen_type,
+            container,
+            min_volume_ul,
+            stability,
+            special_handling,
+            result_type,
+            precision,
+            answers,
+            units,
+            reportable_low,
+            reportable_high,
+            tat_minutes,
+            performing_lab,
+        } = d;
+        let StabilityHours {
+            room_hours,
+            refrigerated_hours,
+            frozen_hours,
+        } = stability;
+        let TatMinutes {
+            stat,
+            asap,
+            timed,
+            routine,
+        } = tat_minutes;
+        TestDefinitionDto {
+            code,
+            name,
+            kind,
+            loinc,
+            components,
+            department,
+            specimen_type,
+            container,
+            min_volume_ul,
+            stability: StabilityHoursDto {
+                room_hours,
+                refrigerated_hours,
+                frozen_hours,
+            },
+            special_handling,
+            result_type,
+            precision,
+            answers,
+            units,
+            reportable_low,
+            reportable_high,
+            tat_minutes: TatMinutesDto {
+                stat,
+                asap,
+                timed,
+                routine,
+            },
+            performing_lab,
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -99,7 +224,7 @@ impl From<CatalogEntryView> for CatalogEntryDto {
             retired: v.retired_at.is_some(),
             retired_at: v.retired_at.map(|t| t.to_string()),
             updated_at: v.updated_at.to_string(),
-            definition: to_dto(v.definition),
+            definition: v.definition.into(),
         }
     }
 }
@@ -140,7 +265,7 @@ pub async fn create(
     Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<TestDefinitionDto>,
 ) -> ApiResult<(StatusCode, Json<CatalogEntryDto>)> {
-    let v = state.app.create_catalog_entry(&actor, to_app(req)?).await?;
+    let v = state.app.create_catalog_entry(&actor, req.into()).await?;
     Ok((StatusCode::CREATED, Json(v.into())))
 }
 
@@ -175,7 +300,7 @@ pub async fn update(
     ApiPath(code): ApiPath<String>,
     ApiJson(req): ApiJson<UpdateEntry>,
 ) -> ApiResult<Json<CatalogEntryDto>> {
-    let def = to_app(req.definition)?;
+    let def = req.definition.into();
     Ok(Json(
         state
             .app
@@ -239,8 +364,55 @@ pub async fn versions(
                 version,
                 changed_at: at.to_string(),
                 changed_by: by,
-                definition: to_dto(d),
+                definition: d.into(),
             })
             .collect(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every field set to a distinct value: the round trip keeps each one in its place, and
+    /// the wire form serialises exactly as the stored (use-case) form.
+    #[test]
+    fn the_wire_and_use_case_forms_convert_field_by_field() {
+        let dto = TestDefinitionDto {
+            code: "K".into(),
+            name: "Potassium".into(),
+            kind: Some("test".into()),
+            loinc: Some("2823-3".into()),
+            components: vec!["X".into()],
+            department: Some("chemistry".into()),
+            specimen_type: Some("serum".into()),
+            container: Some("SST".into()),
+            min_volume_ul: Some(50),
+            stability: StabilityHoursDto {
+                room_hours: Some(1),
+                refrigerated_hours: Some(2),
+                frozen_hours: Some(3),
+            },
+            special_handling: vec!["protect_from_light".into()],
+            result_type: Some("numeric".into()),
+            precision: Some(1),
+            answers: vec!["pos".into()],
+            units: Some("mmol/L".into()),
+            reportable_low: Some(1.5),
+            reportable_high: Some(9.5),
+            tat_minutes: TatMinutesDto {
+                stat: Some(60),
+                asap: Some(120),
+                timed: Some(180),
+                routine: Some(240),
+            },
+            performing_lab: Some("ref".into()),
+        };
+        let app: TestDefinition = dto.clone().into();
+        assert_eq!(
+            serde_json::to_value(&app).unwrap(),
+            serde_json::to_value(&dto).unwrap()
+        );
+        assert_eq!(TestDefinitionDto::from(app), dto);
+    }
 }

@@ -513,6 +513,21 @@ async fn cancel_and_add_on(db: Db) {
             .iter()
             .all(|t| t["status"] == "cancelled")
     );
+    // Each planned tube was cancelled through the lifecycle: a custody event says so.
+    let (s, tube) = c
+        .app
+        .get(
+            &format!("/api/v1/specimens/{}", sst.as_str().unwrap()),
+            &c.token,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{tube}");
+    let events = tube["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{tube}");
+    assert_eq!(events[0]["kind"], "cancel");
+    assert_eq!(events[0]["from_status"], "planned");
+    assert_eq!(events[0]["to_status"], "cancelled");
+    assert_eq!(events[0]["details"]["order_id"], id);
     assert_error(
         &c.app
             .post(
@@ -537,6 +552,114 @@ async fn cancel_and_add_on(db: Db) {
         "order_cancelled",
         None,
     );
+    // A tube that was drawn exists: it keeps its status, its tests are cancelled, and its
+    // custody says the order was cancelled; the order's planned tube is cancelled.
+    let (_, o5) = c
+        .app
+        .post("/api/v1/orders", &c.token, order(&c, &["BMP", "CBC"]))
+        .await;
+    let id5 = o5["id"].as_i64().unwrap();
+    let tubes: Vec<String> = o5["specimens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["accession"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(tubes.len(), 2, "{o5}");
+    let (drawn, planned) = (&tubes[0], &tubes[1]);
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{drawn}/collect"),
+            &c.token,
+            json!({"collected_at": c.app.app.now().to_string(),
+                   "patient": {"mrn": "MRN-500", "family_name": "Garcia", "given_name": "Maria"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{drawn}/receive"),
+            &c.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, cancelled) = c
+        .app
+        .post(
+            &format!("/api/v1/orders/{id5}/cancel"),
+            &c.token,
+            json!({"reason": "patient discharged"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{cancelled}");
+    let status_of = |acc: &str| {
+        cancelled["specimens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["accession"] == acc)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(status_of(drawn), "received");
+    assert_eq!(status_of(planned), "cancelled");
+    assert!(
+        cancelled["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "cancelled"),
+        "{cancelled}"
+    );
+    let (_, tube) = c
+        .app
+        .get(&format!("/api/v1/specimens/{drawn}"), &c.token)
+        .await;
+    assert_eq!(tube["status"], "received");
+    let kinds: Vec<&str> = tube["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["collect", "receive", "order_cancel"], "{tube}");
+    let last = &tube["events"][2];
+    assert_eq!(last["from_status"], "received");
+    assert_eq!(last["to_status"], "received");
+    assert_eq!(last["details"]["order_id"], id5);
+    assert_eq!(last["details"]["reason"], "patient discharged");
+    assert!(
+        !last["details"]["tests_cancelled"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // Its cancelled tests are no longer routed: on the sorting list it goes nowhere.
+    let (s, sorting) = c.app.get("/api/v1/sorting", &c.token).await;
+    assert_eq!(s, StatusCode::OK, "{sorting}");
+    let entry = sorting
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["accession"] == drawn.as_str())
+        .unwrap();
+    assert_eq!(entry["departments"], json!([]), "{entry}");
+    assert_eq!(entry["primary_tests"], json!([]), "{entry}");
+    let specimen_audit = c
+        .app
+        .app
+        .store()
+        .audit_events(0, 100, Some(("specimen", drawn)))
+        .await
+        .unwrap();
+    assert_eq!(
+        specimen_audit.last().unwrap().entry.action,
+        "specimen.order_cancel"
+    );
+
     let audit = c
         .app
         .app
@@ -666,6 +789,19 @@ async fn scanned_requisitions(db: Db) {
     assert!(log.iter().any(|a| a.action == "order.scan_read"
         && a.actor_name == "physician"
         && a.patient_ids == vec![c.patient]));
+    // A stored file cut short (a crash during an earlier, unsynced write) is not trusted:
+    // attaching the same scan again replaces it, and no temporary file is left behind.
+    let file = dir.join("scans").join(&sha[..2]).join(&sha);
+    std::fs::write(&file, &pdf[..5]).unwrap();
+    let (s, again) = post_raw(&c.app, &path, &c.token, "application/pdf", pdf.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{again}");
+    assert_eq!(again["sha256"], sha.as_str());
+    assert_eq!(std::fs::read(&file).unwrap(), pdf);
+    let names: Vec<String> = std::fs::read_dir(file.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, std::slice::from_ref(&sha));
     let audit = c
         .app
         .app
@@ -678,7 +814,7 @@ async fn scanned_requisitions(db: Db) {
             .iter()
             .filter(|a| a.entry.action == "order.scan_attach")
             .count(),
-        2
+        3
     );
     c.app.finish().await;
 }

@@ -20,6 +20,7 @@ crate::both_backends!(
     retention_and_the_disposal_list,
     dispatch_and_manifests,
     send_outs_to_reference_labs,
+    worklists_showing_patients_are_access_logged,
 );
 
 struct Ctx {
@@ -1143,5 +1144,139 @@ async fn send_outs_to_reference_labs(db: Db) {
     let phleb = c.app.token_for(Role::Phlebotomist).await;
     let got = c.app.get("/api/v1/send-outs", &phleb).await;
     assert_error(&got, StatusCode::FORBIDDEN, "forbidden", None);
+    c.app.finish().await;
+}
+
+/// The id of the newest access-log row (0 when there is none).
+async fn last_access(c: &Ctx) -> i64 {
+    c.app
+        .app
+        .store()
+        .access_log(0, 100_000)
+        .await
+        .unwrap()
+        .last()
+        .map_or(0, |a| a.id)
+}
+
+/// A STAT CBC for patient MRN-801, collected and received: `(order id, accession)`.
+async fn other_tube(c: &Ctx) -> (i64, String) {
+    let body = json!({"patient": {"mrn": "MRN-801", "birth_date": "1990-03-03"},
+        "provider_id": c.provider, "location_id": c.location,
+        "tests": ["CBC"], "priority": "stat"});
+    let (s, o) = c.app.post("/api/v1/orders", &c.token, body).await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    let acc = o["specimens"][0]["accession"].as_str().unwrap().to_owned();
+    let body = json!({"collected_at": c.app.app.now().to_string(),
+        "patient": {"mrn": "MRN-801", "family_name": "Osei", "given_name": "Kofi"}});
+    let got = c
+        .app
+        .post(&format!("/api/v1/specimens/{acc}/collect"), &c.token, body)
+        .await;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    receive(c, &acc).await;
+    (o["id"].as_i64().unwrap(), acc)
+}
+
+/// The access-log rows written since `after` for `action`: `(entity_id, patient_ids)`.
+async fn access_rows(c: &Ctx, after: i64, action: &str) -> Vec<(String, Vec<i64>)> {
+    c.app
+        .app
+        .store()
+        .access_log(after, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.action == action)
+        .map(|a| (a.entity_id, a.patient_ids))
+        .collect()
+}
+
+/// Lists that show patient data (the order's TAT, the overdue list, storage contents, the
+/// disposal list, the problem log, recollection tasks, send-outs) write an access-log row
+/// naming exactly the patients on the list, and an empty list names nobody.
+async fn worklists_showing_patients_are_access_logged(db: Db) {
+    let c = setup(db).await;
+    let (frz, _, _) = holders(&c).await;
+    let other = register(
+        &c.app,
+        &c.token,
+        patient_body("MRN-801", "Osei", "Kofi", "1990-03-03"),
+    )
+    .await;
+    // Nothing to show yet: no row.
+    let before = last_access(&c).await;
+    let (s, _) = c.app.get("/api/v1/problem-log", &c.token).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(access_rows(&c, before, "problem_log.list").await.is_empty());
+
+    // The first patient's tube is stored; the other patient's tube is received, then a
+    // third (the other patient's) is sent out and a fourth rejected.
+    let stored = processed(&c, "NA").await;
+    assert_eq!(
+        store(&c, &stored, "LAB1/FRZ-02/R3/B12/A1").await.0,
+        StatusCode::OK
+    );
+    let first = specimen(&c, &stored).await["patient_id"].as_i64().unwrap();
+    let (other_order, _) = other_tube(&c).await;
+    let (_, sent) = other_tube(&c).await;
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{sent}/send-out"),
+            &c.token,
+            json!({"reference_lab": "Mayo", "temperature": "refrigerated"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, rejected) = other_tube(&c).await;
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{rejected}/reject"),
+            &c.token,
+            json!({"reason": "hemolyzed"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    let before = last_access(&c).await;
+    for path in [
+        format!("/api/v1/orders/{other_order}/tat"),
+        "/api/v1/tat/overdue".to_owned(),
+        format!("/api/v1/storage/units/{frz}/contents"),
+        "/api/v1/storage/disposal-due".to_owned(),
+        "/api/v1/problem-log".to_owned(),
+        "/api/v1/recollect-tasks?open=true".to_owned(),
+        "/api/v1/send-outs".to_owned(),
+    ] {
+        let (s, v) = c.app.get(&path, &c.token).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {v}");
+    }
+    // STAT CBC targets 60 minutes: 55 minutes on, the other patient's received tube is on
+    // the overdue list, alone (the stored sodium is routine and processed).
+    c.app.clock.advance(SignedDuration::from_mins(55));
+    let token = c.app.token_for(Role::Technician).await;
+    let (s, overdue) = c.app.get("/api/v1/tat/overdue", &token).await;
+    assert_eq!(s, StatusCode::OK, "{overdue}");
+    assert!(!overdue.as_array().unwrap().is_empty(), "{overdue}");
+
+    // One row per list, naming exactly the patients on it (the first GET of the overdue
+    // list, with nothing overdue yet, wrote none).
+    for (action, entity, patients) in [
+        ("order.tat", other_order.to_string(), other),
+        ("tat.overdue", "overdue".to_owned(), other),
+        ("storage.contents", frz.to_string(), first),
+        ("storage.disposal_due", "disposal_due".to_owned(), other),
+        ("problem_log.list", "all".to_owned(), other),
+        ("recollect_task.list", "open".to_owned(), other),
+        ("send_out.list", "all".to_owned(), other),
+    ] {
+        assert_eq!(
+            access_rows(&c, before, action).await,
+            [(entity, vec![patients])],
+            "{action}"
+        );
+    }
     c.app.finish().await;
 }

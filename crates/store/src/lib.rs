@@ -136,8 +136,16 @@ pub enum StoreError {
     Config(String),
     #[error("migration failed: {0}")]
     Migration(String),
+    /// The writer's own failures (a group rolled back, a commit whose outcome is unknown).
     #[error("database error: {0}")]
     Database(String),
+    /// An error of the database driver, kept whole as the source (connection, protocol,
+    /// constraint): its kind tells a lost connection from a refused statement.
+    #[error("database error: {source}")]
+    Sql {
+        #[source]
+        source: sqlx::Error,
+    },
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -147,7 +155,7 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Conflict(db.message().to_owned())
             }
-            _ => StoreError::Database(e.to_string()),
+            _ => StoreError::Sql { source: e },
         }
     }
 }

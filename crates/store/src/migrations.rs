@@ -23,7 +23,8 @@ pub const SQLITE: &[MigrationSource] = migrations!(
     (4, "0004_processing"),
     (5, "0005_storage"),
     (6, "0006_follow_up_and_tat"),
-    (7, "0007_idempotency")
+    (7, "0007_idempotency"),
+    (8, "0008_custody_append_only")
 );
 pub const POSTGRES: &[MigrationSource] = migrations!(
     "postgres": (1, "0001_platform"),
@@ -32,7 +33,8 @@ pub const POSTGRES: &[MigrationSource] = migrations!(
     (4, "0004_processing"),
     (5, "0005_storage"),
     (6, "0006_follow_up_and_tat"),
-    (7, "0007_idempotency")
+    (7, "0007_idempotency"),
+    (8, "0008_custody_append_only")
 );
 
 pub(crate) fn migrator(list: &[MigrationSource]) -> Migrator {

@@ -886,5 +886,14 @@ async fn specimen_changes_are_guarded_and_custody_is_kept(db: Db) {
     assert_eq!(tasks.len(), 1);
     assert_eq!((tasks[0].order_id, tasks[0].location_id), (order, location));
     assert_eq!(tasks[0].accession, "A2600000012X");
+
+    // The chain of custody is append-only, like the audit trail: even SQL cannot rewrite it.
+    let events = f.store.specimen_events(id).await.unwrap();
+    assert!(!events.is_empty());
+    let update = f.raw("UPDATE specimen_events SET actor_name = 'mallory'").await;
+    assert!(update.is_err(), "an UPDATE of a custody event went through");
+    let delete = f.raw("DELETE FROM specimen_events").await;
+    assert!(delete.is_err(), "a DELETE of a custody event went through");
+    assert_eq!(f.store.specimen_events(id).await.unwrap(), events);
     f.finish().await;
 }

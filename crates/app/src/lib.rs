@@ -54,8 +54,8 @@ pub use patients::{
 pub use scans::{ScanContent, ScanView};
 pub use settings::{SettingView, setting_rules};
 pub use specimens::{
-    CollectInput, ProblemView, ReceiptProblemView, ReceiveInput, RecollectTaskView, RenderedLabel,
-    SpecimenDetail, SpecimenEventView,
+    CollectInput, CollectionCorrectionInput, ProblemView, ReceiptProblemView, ReceiveInput,
+    RecollectTaskView, RenderedLabel, SpecimenDetail, SpecimenEventView,
 };
 
 /// Where a request came from; recorded in every audit entry.

@@ -53,6 +53,15 @@ pub fn setting_rules() -> &'static [(&'static str, &'static str, Rule)] {
                 }
             },
         ),
+        (
+            "specimen.collection_lookback_hours",
+            "how many hours back a draw time may lie (default 168: outreach requisitions are \
+             entered at receipt, after the draw)",
+            |v| match v.trim().parse::<u32>() {
+                Ok(h) if (1..=2160).contains(&h) => Ok(h.to_string()),
+                _ => Err("a whole number of hours from 1 to 2160 (90 days)".into()),
+            },
+        ),
     ]
 }
 
@@ -123,6 +132,25 @@ impl App {
 
 impl App {
     /// The lab's time zone (`lab.timezone`, default UTC), for times shown to people.
+    /// How far back a draw time may lie (`specimen.collection_lookback_hours`).
+    pub(crate) async fn collection_lookback(&self) -> AppResult<jiff::SignedDuration> {
+        Ok(
+            match self
+                .store
+                .setting("specimen.collection_lookback_hours")
+                .await?
+            {
+                Some(s) => s
+                    .value
+                    .trim()
+                    .parse::<i64>()
+                    .map(jiff::SignedDuration::from_hours)
+                    .unwrap_or(aliquot_domain::specimen::COLLECTION_LOOKBACK),
+                None => aliquot_domain::specimen::COLLECTION_LOOKBACK,
+            },
+        )
+    }
+
     pub(crate) async fn lab_timezone(&self) -> AppResult<jiff::tz::TimeZone> {
         Ok(match self.store.setting("lab.timezone").await? {
             Some(s) => jiff::tz::TimeZone::get(s.value.trim()).unwrap_or(jiff::tz::TimeZone::UTC),

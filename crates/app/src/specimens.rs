@@ -80,12 +80,34 @@ pub struct RenderedLabel {
 
 #[derive(Debug, Clone, Default)]
 pub struct CollectInput {
-    /// RFC 3339.
+    /// RFC 3339: the real draw time, which may precede the order's entry.
     pub collected_at: String,
+    /// Who drew it, when not the user recording it (a phlebotomist, a clinic nurse).
+    pub collector: Option<String>,
     pub site: Option<String>,
     pub patient: PatientIdentification,
     /// `room` (default), `refrigerated` or `frozen`.
     pub temperature: Option<String>,
+}
+
+/// A corrected collection time and why.
+#[derive(Debug, Clone)]
+pub struct CollectionCorrectionInput {
+    /// RFC 3339.
+    pub collected_at: String,
+    pub reason: String,
+}
+
+/// An RFC 3339 time, kept to the microsecond (the database's resolution).
+fn parse_collected_at(text: &str) -> AppResult<Timestamp> {
+    let t: Timestamp = text.trim().parse().map_err(|_| {
+        AppError::invalid(
+            "collected_at",
+            "collected_at_format",
+            "an RFC 3339 time, e.g. 2026-05-01T08:00:00Z",
+        )
+    })?;
+    Ok(Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t))
 }
 
 #[derive(Debug, Clone, Default)]
@@ -583,18 +605,12 @@ impl App {
     ) -> AppResult<SpecimenDetail> {
         actor.require(Permission::SpecimenCollect)?;
         let acc = parse_accession(accession)?;
-        let collected_at: Timestamp = input.collected_at.trim().parse().map_err(|_| {
-            AppError::invalid(
-                "collected_at",
-                "collected_at_format",
-                "an RFC 3339 time, e.g. 2026-05-01T08:00:00Z",
-            )
-        })?;
-        let collected_at =
-            Timestamp::from_microsecond(collected_at.as_microsecond()).unwrap_or(collected_at);
+        let collected_at = parse_collected_at(&input.collected_at)?;
         let temperature =
             parse_temperature(input.temperature.as_deref())?.unwrap_or(Temperature::Room);
         let site = free_text("site", input.site.as_deref(), 100)?;
+        let collector = free_text("collector", input.collector.as_deref(), 100)?;
+        let lookback = self.collection_lookback().await?;
 
         let mut tx = self.store.begin().await?;
         let s = tx
@@ -609,11 +625,7 @@ impl App {
                 "the identified patient is not the patient of this specimen",
             ));
         }
-        let order = tx
-            .order_by_id(s.order_id)
-            .await?
-            .ok_or(AppError::NotFound { entity: "order" })?;
-        check_collection_time(collected_at, order.created_at, self.now())
+        check_collection_time(collected_at, self.now(), lookback)
             .map_err(|e| invalid(&e, "", "collected_at"))?;
         let next = transition(state_of(&s)?, &Event::Collect).map_err(transition_conflict)?;
         let change = SpecimenChange {
@@ -628,7 +640,8 @@ impl App {
             return Err(changed_meanwhile());
         }
         let details = json!({"collected_at": collected_at.to_string(),
-            "temperature": temperature.as_str(), "site": site});
+            "temperature": temperature.as_str(), "site": site,
+            "collector": collector.as_deref().unwrap_or(actor.username.as_str())});
         self.record_transition(
             &mut tx,
             actor,
@@ -641,6 +654,92 @@ impl App {
             },
         )
         .await?;
+        tx.commit().await?;
+        self.reload(acc.as_str()).await
+    }
+
+    /// Corrects a recorded collection time (the draw time was mistyped, or the requisition
+    /// showed the real one later), with a reason: the old and new times go into the audit
+    /// entry and the chain of custody; stability and turnaround time use the corrected time
+    /// from then on. The status does not change.
+    pub async fn correct_collection_time(
+        &self,
+        actor: &Actor,
+        accession: &str,
+        input: CollectionCorrectionInput,
+    ) -> AppResult<SpecimenDetail> {
+        self.attempt(
+            actor,
+            "collection_correct",
+            accession,
+            self.correct_collection_time_inner(actor, accession, input),
+        )
+        .await
+    }
+
+    async fn correct_collection_time_inner(
+        &self,
+        actor: &Actor,
+        accession: &str,
+        input: CollectionCorrectionInput,
+    ) -> AppResult<SpecimenDetail> {
+        actor.require(Permission::SpecimenCollect)?;
+        let acc = parse_accession(accession)?;
+        let collected_at = parse_collected_at(&input.collected_at)?;
+        let reason = required_text("reason", &input.reason, 500)?;
+        let lookback = self.collection_lookback().await?;
+        check_collection_time(collected_at, self.now(), lookback)
+            .map_err(|e| invalid(&e, "", "collected_at"))?;
+        let mut tx = self.store.begin().await?;
+        let s = tx
+            .specimen_by_accession(acc.as_str())
+            .await?
+            .ok_or_else(not_found)?;
+        let Some(old) = s.collected_at else {
+            return Err(AppError::Conflict {
+                field: Some("collected_at".into()),
+                code: "not_collected",
+                message: "the specimen has no recorded collection to correct".into(),
+            });
+        };
+        if s.status == "cancelled" {
+            return Err(AppError::Conflict {
+                field: None,
+                code: "specimen_cancelled",
+                message: "a cancelled specimen's collection is not corrected".into(),
+            });
+        }
+        let change = SpecimenChange {
+            id: s.id,
+            from: s.status.clone(),
+            to: s.status.clone(),
+            collected_at: Some(collected_at),
+            temperature: None,
+            volume_ul: None,
+        };
+        if !tx.change_specimen(&change).await? {
+            return Err(changed_meanwhile());
+        }
+        let details = json!({"collected_at": collected_at.to_string(),
+            "previous_collected_at": old.to_string(), "reason": &reason});
+        tx.insert_specimen_event(&self.custody(
+            actor,
+            &s,
+            "collection_correct",
+            &s.status,
+            details,
+            None,
+        ))
+        .await?;
+        tx.audit(self.entry(
+            actor,
+            "specimen.collection_correct",
+            "specimen",
+            &s.accession,
+            Some(json!({"collected_at": old.to_string()})),
+            Some(json!({"collected_at": collected_at.to_string()})),
+            Some(&reason),
+        ));
         tx.commit().await?;
         self.reload(acc.as_str()).await
     }

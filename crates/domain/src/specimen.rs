@@ -481,7 +481,10 @@ pub fn check_receipt(spec: &ReceiptFacts, now: Timestamp) -> Vec<ReceiptProblem>
     }
     match spec.collected_at {
         None => problems.push(ReceiptProblem::CollectionTimeMissing),
-        Some(collected_at) if collected_at > now => {
+        // The same skew as at collection: a time accepted there is not refused here.
+        Some(collected_at)
+            if collected_at > now.checked_add(COLLECTION_CLOCK_SKEW).unwrap_or(now) =>
+        {
             problems.push(ReceiptProblem::CollectedInFuture);
         }
         Some(collected_at) => {
@@ -775,18 +778,26 @@ pub fn apply_dilution(value: Decimal, factor: DilutionFactor) -> Result<Decimal,
 // ---------------------------------------------------------------------------------------------
 // Collection time
 
-/// How far a collection time may stray outside its window: ahead of the server's clock (clock
-/// skew of handhelds), or before the order's creation (a draw time written to the minute, or
-/// on a device whose clock is a little behind). RELIABILITY.md scenario 43 puts skew at ±5 min.
+/// How far a collection time may lie ahead of the server's clock (clock skew of handhelds and
+/// draw stations). One rule for collection, correction and receipt: a time accepted at the
+/// bedside is never refused later as "in the future". RELIABILITY.md scenario 43 puts skew at
+/// ±5 min.
 pub const COLLECTION_CLOCK_SKEW: SignedDuration = SignedDuration::from_mins(5);
+
+/// How far back a draw time may lie by default (lab setting `specimen.collection_lookback_hours`).
+/// Outreach and outpatient requisitions are entered in the lab at receipt, hours or days after
+/// the draw; the draw time is what stability, turnaround time, labels and reports must use (42
+/// CFR 493.1241(c)), so it may precede the order's entry. A week bounds typing errors (a wrong
+/// year or month) while admitting a weekend's outreach pick-ups.
+pub const COLLECTION_LOOKBACK: SignedDuration = SignedDuration::from_hours(7 * 24);
 
 /// Why a reported collection time is not plausible.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum CollectionTimeError {
     #[error("the collection time is in the future")]
     InFuture,
-    #[error("the collection time is before the order was placed")]
-    BeforeOrder,
+    #[error("the collection time is further back than the lab accepts; check the date")]
+    TooOld,
 }
 
 impl CollectionTimeError {
@@ -794,7 +805,7 @@ impl CollectionTimeError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InFuture => "collection_in_future",
-            Self::BeforeOrder => "collection_before_order",
+            Self::TooOld => "collection_too_old",
         }
     }
     /// The input field concerned.
@@ -803,22 +814,20 @@ impl CollectionTimeError {
     }
 }
 
-/// A collection time must lie between the order's creation and now, allowing
-/// [`COLLECTION_CLOCK_SKEW`] on both sides.
+/// A collection time may lie at most [`COLLECTION_CLOCK_SKEW`] ahead of now and at most
+/// `lookback` before now. It may precede the order's entry: the requisition is often entered
+/// after the draw.
 pub fn check_collection_time(
     collected_at: Timestamp,
-    ordered_at: Timestamp,
     now: Timestamp,
+    lookback: SignedDuration,
 ) -> Result<(), CollectionTimeError> {
     let latest = now.checked_add(COLLECTION_CLOCK_SKEW).unwrap_or(now);
+    let earliest = now.checked_sub(lookback).unwrap_or(Timestamp::MIN);
     if collected_at > latest {
         Err(CollectionTimeError::InFuture)
-    } else if collected_at
-        < ordered_at
-            .checked_sub(COLLECTION_CLOCK_SKEW)
-            .unwrap_or(ordered_at)
-    {
-        Err(CollectionTimeError::BeforeOrder)
+    } else if collected_at < earliest {
+        Err(CollectionTimeError::TooOld)
     } else {
         Ok(())
     }
@@ -837,39 +846,55 @@ impl_domain_error!(
 mod collection_time_tests {
     use super::*;
 
+    /// One row: minutes of the draw relative to now, look-back in hours → verdict.
+    const CASES: &[(i64, i64, Result<(), CollectionTimeError>, &str)] = &[
+        (0, 168, Ok(()), "now"),
+        (5, 168, Ok(()), "5 min ahead: clock skew"),
+        (6, 168, Err(CollectionTimeError::InFuture), "6 min ahead"),
+        (
+            -180,
+            168,
+            Ok(()),
+            "3 h ago: entered at receipt, before the order existed",
+        ),
+        (-7 * 24 * 60, 168, Ok(()), "exactly a week ago"),
+        (
+            -7 * 24 * 60 - 1,
+            168,
+            Err(CollectionTimeError::TooOld),
+            "a minute more",
+        ),
+        (
+            -365 * 24 * 60,
+            168,
+            Err(CollectionTimeError::TooOld),
+            "a year off: typing error",
+        ),
+        (
+            -90,
+            1,
+            Err(CollectionTimeError::TooOld),
+            "a lab that allows only 1 h",
+        ),
+        (-60, 1, Ok(()), "exactly 1 h"),
+    ];
+
     #[test]
     fn collection_time_window() {
-        let ordered: Timestamp = "2026-11-21T08:00:00Z".parse().unwrap();
         let now: Timestamp = "2026-11-21T09:00:00Z".parse().unwrap();
-        let at = |s: &str| s.parse::<Timestamp>().unwrap();
-        assert_eq!(check_collection_time(ordered, ordered, now), Ok(()));
-        assert_eq!(check_collection_time(now, ordered, now), Ok(()));
-        assert_eq!(
-            check_collection_time(at("2026-11-21T09:05:00Z"), ordered, now),
-            Ok(())
-        );
-        assert_eq!(
-            check_collection_time(at("2026-11-21T09:05:01Z"), ordered, now),
-            Err(CollectionTimeError::InFuture)
-        );
-        assert_eq!(
-            check_collection_time(at("2026-11-21T07:59:59Z"), ordered, now),
-            Ok(()),
-            "a draw time truncated to the minute is not before the order"
-        );
-        assert_eq!(
-            check_collection_time(at("2026-11-21T07:55:00Z"), ordered, now),
-            Ok(())
-        );
-        assert_eq!(
-            check_collection_time(at("2026-11-21T07:54:59Z"), ordered, now),
-            Err(CollectionTimeError::BeforeOrder)
-        );
+        for (minutes, hours, verdict, why) in CASES {
+            let at = now
+                .checked_add(SignedDuration::from_mins(*minutes))
+                .unwrap();
+            assert_eq!(
+                check_collection_time(at, now, SignedDuration::from_hours(*hours)),
+                *verdict,
+                "{why}"
+            );
+        }
         assert_eq!(CollectionTimeError::InFuture.code(), "collection_in_future");
-        assert_eq!(
-            CollectionTimeError::BeforeOrder.field(),
-            Some("collected_at")
-        );
+        assert_eq!(CollectionTimeError::TooOld.code(), "collection_too_old");
+        assert_eq!(CollectionTimeError::TooOld.field(), Some("collected_at"));
     }
 }
 

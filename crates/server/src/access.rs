@@ -119,6 +119,11 @@ pub const ROUTES: &[RouteSpec] = &[
     ),
     r(
         "POST",
+        "/api/v1/specimens/{accession}/collection-time",
+        Perm(P::SpecimenCollect),
+    ),
+    r(
+        "POST",
         "/api/v1/specimens/{accession}/receive",
         Perm(P::SpecimenProcess),
     ),

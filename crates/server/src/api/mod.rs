@@ -107,6 +107,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(specimens::complete_task))
         .routes(routes!(specimens::label))
         .routes(routes!(specimens::collect))
+        .routes(routes!(specimens::correct_collection_time))
         .routes(routes!(specimens::receive))
         .routes(routes!(specimens::reject))
         .routes(routes!(specimens::problem_log))

@@ -2,7 +2,8 @@
 //! rejection, the problem log and recollection tasks.
 
 use aliquot_app::{
-    Actor, CollectInput, ProblemView, ReceiveInput, RecollectTaskView, SpecimenDetail,
+    Actor, CollectInput, CollectionCorrectionInput, ProblemView, ReceiveInput, RecollectTaskView,
+    SpecimenDetail,
 };
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -142,9 +143,48 @@ pub async fn label(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Collect {
-    /// When the specimen was drawn (RFC 3339); not in the future, not before the order.
+pub struct CollectionCorrection {
+    /// The corrected draw time (RFC 3339), within the same bounds as at collection.
     pub collected_at: String,
+    /// Why (e.g. "time on the requisition was 07:40, typed 17:40"); required.
+    pub reason: String,
+}
+
+/// Correct a recorded collection time, with a reason. The old and new times are audited and
+/// written to the chain of custody; stability and turnaround time use the corrected time.
+#[utoipa::path(post, path = "/api/v1/specimens/{accession}/collection-time", tag = "specimens",
+    request_body = CollectionCorrection,
+    params(("accession" = String, Path, description = "accession number")),
+    responses((status = 200, body = SpecimenDetailDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn correct_collection_time(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(accession): ApiPath<String>,
+    ApiJson(req): ApiJson<CollectionCorrection>,
+) -> ApiResult<Json<SpecimenDetailDto>> {
+    let input = CollectionCorrectionInput {
+        collected_at: req.collected_at,
+        reason: req.reason,
+    };
+    Ok(Json(
+        state
+            .app
+            .correct_collection_time(&actor, &accession, input)
+            .await?
+            .into(),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Collect {
+    /// When the specimen was really drawn (RFC 3339): at most 5 minutes ahead of the server's
+    /// clock and at most `specimen.collection_lookback_hours` (default a week) back; it may
+    /// precede the order's entry.
+    pub collected_at: String,
+    /// Who drew it, when not the user recording it (default: the user).
+    pub collector: Option<String>,
     /// Where it was drawn (e.g. ward, room, draw station).
     pub site: Option<String>,
     /// Two identifiers, as when ordering.
@@ -166,6 +206,7 @@ pub async fn collect(
 ) -> ApiResult<Json<SpecimenDetailDto>> {
     let input = CollectInput {
         collected_at: req.collected_at,
+        collector: req.collector,
         site: req.site,
         patient: req.patient.into(),
         temperature: req.temperature,

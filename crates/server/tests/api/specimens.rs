@@ -15,6 +15,7 @@ crate::both_backends!(
     read_and_bad_accessions,
     labels_are_counted_and_audited,
     collection_checks_identity_and_time,
+    the_real_draw_time_is_kept_judged_and_corrected,
     receipt_check_double_and_concurrent_receipt,
     concurrent_receipt_from_two_processes,
     every_rejection_reason_opens_a_problem_and_a_task,
@@ -265,12 +266,12 @@ async fn collection_checks_identity_and_time(db: Db) {
         "collection_in_future",
         Some("collected_at"),
     );
-    let early = now - SignedDuration::from_hours(1);
+    let early = now - SignedDuration::from_hours(7 * 24 + 1);
     let got = c.app.post(&path, &c.token, collect_body(early)).await;
     assert_error(
         &got,
         StatusCode::UNPROCESSABLE_ENTITY,
-        "collection_before_order",
+        "collection_too_old",
         Some("collected_at"),
     );
     let mut one_id = collect_body(now);
@@ -1049,4 +1050,134 @@ async fn turnaround_time_milestones_and_overdue_list(db: Db) {
     let got = c.app.get("/api/v1/orders/999999/tat", &token).await;
     assert_error(&got, StatusCode::NOT_FOUND, "not_found", None);
     c.app.finish().await;
+}
+
+/// Issue 10 item 1: an outreach draw entered hours later keeps its real draw time (it may
+/// precede the order), stability is judged from it (a 3-hour-old lactate, limit 1 h at room
+/// temperature, is refused at receipt), the collector is recorded, and a mistyped time is
+/// corrected with a reason, audited old and new, in the chain of custody.
+async fn the_real_draw_time_is_kept_judged_and_corrected(db: Db) {
+    let c = setup(db).await;
+    // Stored to the microsecond.
+    let now = Timestamp::from_microsecond(c.app.app.now().as_microsecond()).unwrap();
+    let body = json!({"patient": {"mrn": "MRN-700", "birth_date": "1980-02-29"},
+        "provider_id": c.provider, "location_id": c.location,
+        "tests": ["LACT"], "priority": "stat"});
+    let (s, o) = c.app.post("/api/v1/orders", &c.token, body).await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    let lact = o["specimens"][0]["accession"].as_str().unwrap().to_owned();
+    let drawn = now - SignedDuration::from_hours(3);
+    let mut collect = collect_body(drawn);
+    collect["collector"] = json!("Nurse Kim, outreach");
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{lact}/collect"),
+            &c.token,
+            collect,
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "a draw before the order's entry is accepted: {v}"
+    );
+    assert_eq!(v["collected_at"], drawn.to_string());
+    let event = v["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(event["kind"], "collect");
+    assert!(
+        event["details"].to_string().contains("Nurse Kim, outreach"),
+        "{event}"
+    );
+    let got = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{lact}/receive"),
+            &c.token,
+            json!({"label_ok": true}),
+        )
+        .await;
+    assert_eq!(got.0, StatusCode::UNPROCESSABLE_ENTITY, "{}", got.1);
+    assert_eq!(got.1["error"]["code"], "receipt_problems", "{}", got.1);
+    assert!(got.1.to_string().contains("stability"), "{}", got.1);
+
+    // A correction, with a reason.
+    let acc = new_tube(&c).await;
+    let planned = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{acc}/collection-time"),
+            &c.token,
+            json!({"collected_at": now.to_string(), "reason": "typo"}),
+        )
+        .await;
+    assert_error(
+        &planned,
+        StatusCode::CONFLICT,
+        "not_collected",
+        Some("collected_at"),
+    );
+    collect_at(&c, &acc, now - SignedDuration::from_hours(2)).await;
+    let path = format!("/api/v1/specimens/{acc}/collection-time");
+    let fixed = now - SignedDuration::from_mins(70);
+    let got = c
+        .app
+        .post(
+            &path,
+            &c.token,
+            json!({"collected_at": fixed.to_string(), "reason": " "}),
+        )
+        .await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "required",
+        Some("reason"),
+    );
+    let before = c.app.audit_len().await;
+    let (s, v) = c
+        .app
+        .post(
+            &path,
+            &c.token,
+            json!({"collected_at": fixed.to_string(), "reason": "requisition says 07:50"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["collected_at"], fixed.to_string());
+    assert_eq!(v["status"], "collected", "a correction keeps the status");
+    let event = v["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(event["kind"], "collection_correct", "{event}");
+    let audit = c
+        .app
+        .app
+        .store()
+        .audit_events(before, 10, Some(("specimen", acc.as_str())))
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    let e = &audit[0].entry;
+    assert_eq!(e.action, "specimen.collection_correct");
+    assert_eq!(e.reason.as_deref(), Some("requisition says 07:50"));
+    assert_eq!(
+        e.old_value.as_ref().unwrap()["collected_at"],
+        (now - SignedDuration::from_hours(2)).to_string()
+    );
+    assert_eq!(
+        e.new_value.as_ref().unwrap()["collected_at"],
+        fixed.to_string()
+    );
+    c.app.finish().await;
+}
+
+async fn collect_at(c: &Ctx, acc: &str, at: Timestamp) {
+    let got = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{acc}/collect"),
+            &c.token,
+            collect_body(at),
+        )
+        .await;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
 }

@@ -509,6 +509,16 @@ impl App {
             .order_by_id(s.order_id)
             .await?
             .ok_or(AppError::NotFound { entity: "order" })?;
+        // Issue 10 item 11: no label for a tube nobody should draw or use.
+        if order.status == "cancelled" || s.status == "cancelled" || s.status == "disposed" {
+            return Err(AppError::Conflict {
+                field: None,
+                code: "no_label_for_cancelled",
+                message: "this tube's order is cancelled or the tube is cancelled or disposed of; \
+                          no label is printed"
+                    .into(),
+            });
+        }
         let patient = tx
             .patient_by_id(s.patient_id)
             .await?
@@ -826,6 +836,17 @@ impl App {
             .or(stored_temperature)
             .unwrap_or(Temperature::Room);
         let volume_ul = match volume {
+            Some(v) if v > container.max_content_ul() => {
+                return Err(AppError::invalid(
+                    "volume_ul",
+                    "volume_exceeds_container",
+                    format!(
+                        "a {} holds at most {} µL; check the volume and its unit",
+                        container.name,
+                        container.max_content_ul()
+                    ),
+                ));
+            }
             Some(v) => v,
             None => u32::try_from(s.volume_ul).map_err(|_| internal("volume"))?,
         };

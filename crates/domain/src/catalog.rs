@@ -342,6 +342,15 @@ pub struct ContainerType {
 }
 
 impl ContainerType {
+    /// The most a tube of this type can physically hold, in µL: its nominal draw volume plus
+    /// 10 % (a vacuum tube draws its nominal volume; a manually filled one can be a little
+    /// over). A volume reported above it is a typing or unit error (e.g. 99,999 µL in a 5 mL
+    /// tube), not a specimen.
+    pub fn max_content_ul(&self) -> u32 {
+        self.nominal_volume_ul
+            .saturating_add(self.nominal_volume_ul / 10)
+    }
+
     /// Builds a validated container definition. `draw_rank` defaults from the additive; fill
     /// tolerance defaults to 90 % for sodium citrate (DOMAIN §6.1).
     pub fn new(
@@ -930,6 +939,21 @@ impl_domain_error!(UnknownCode, CatalogError, UcumError);
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_tube_holds_its_nominal_volume_and_a_tenth_more() {
+        // One row: container code → the most it holds (nominal + 10 %).
+        for c in ContainerType::defaults() {
+            let max = c.max_content_ul();
+            assert_eq!(
+                max,
+                c.nominal_volume_ul + c.nominal_volume_ul / 10,
+                "{}",
+                c.code.as_str()
+            );
+            assert!(max >= c.usable_volume_ul, "{}", c.code.as_str());
+        }
+    }
 
     #[test]
     fn code_enums_round_trip() {

@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod duration;
 pub mod error;
 pub mod ids;
 pub mod order;

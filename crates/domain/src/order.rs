@@ -246,7 +246,11 @@ pub enum StabilityProblem {
     CollectedInFuture,
     #[error("the specimen must not be kept {temperature}")]
     TemperatureNotAllowed { temperature: Temperature },
-    #[error("the specimen is {elapsed:#} old; stability is {limit:#}")]
+    #[error(
+        "the specimen is {} old; stability is {}",
+        crate::duration::human(.elapsed),
+        crate::duration::human(.limit)
+    )]
     Exceeded {
         elapsed: SignedDuration,
         limit: SignedDuration,

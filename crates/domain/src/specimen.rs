@@ -383,7 +383,11 @@ pub enum ReceiptProblem {
     InsufficientVolume { required_ul: u32, actual_ul: u32 },
     #[error("the tube is under-filled: {actual_ul} µL, at least {min_ul} µL required")]
     Underfilled { min_ul: u32, actual_ul: u32 },
-    #[error("test {test_code}: the specimen is {elapsed:#} old, stability is {limit:#}")]
+    #[error(
+        "test {test_code}: the specimen is {} old, stability is {}",
+        crate::duration::human(.elapsed),
+        crate::duration::human(.limit)
+    )]
     StabilityExceeded {
         test_code: TestCode,
         elapsed: SignedDuration,
@@ -527,10 +531,15 @@ pub struct CentrifugationRecord {
 pub enum CentrifugationError {
     #[error("RCF must be between 100 and 5000 g; got {rcf_g} g (store RCF, not rpm)")]
     Rcf { rcf_g: u32 },
-    #[error("the spin time must be between 1 and 60 minutes; got {duration:#}")]
+    #[error(
+        "the spin time must be between 1 and 60 minutes; got {}",
+        crate::duration::human(.duration)
+    )]
     Duration { duration: SignedDuration },
     #[error(
-        "the tube was spun {waited:#} after collection; it must clot for at least {required:#} first"
+        "the tube was spun {} after collection; it must clot for at least {} first",
+        crate::duration::human(.waited),
+        crate::duration::human(.required)
     )]
     ClottingTime {
         waited: SignedDuration,

@@ -528,6 +528,21 @@ async fn cancel_and_add_on(db: Db) {
     assert_eq!(events[0]["from_status"], "planned");
     assert_eq!(events[0]["to_status"], "cancelled");
     assert_eq!(events[0]["details"]["order_id"], id);
+    // No label for a tube of a cancelled order (issue 10 item 11).
+    assert_error(
+        &c.app
+            .get(
+                &format!(
+                    "/api/v1/specimens/{}/label?format=zpl",
+                    sst.as_str().unwrap()
+                ),
+                &c.token,
+            )
+            .await,
+        StatusCode::CONFLICT,
+        "no_label_for_cancelled",
+        None,
+    );
     assert_error(
         &c.app
             .post(

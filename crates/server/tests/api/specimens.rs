@@ -446,7 +446,18 @@ async fn receipt_check_double_and_concurrent_receipt(db: Db) {
         "volume_range",
         Some("volume_ul"),
     );
-    assert_eq!(c.app.audit_len().await, before + 3);
+    // Issue 10 item 10: 99,999 µL do not fit in a lavender tube.
+    let got = c
+        .app
+        .post(&path, &c.token, json!({"volume_ul": 99_999}))
+        .await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "volume_exceeds_container",
+        Some("volume_ul"),
+    );
+    assert_eq!(c.app.audit_len().await, before + 4);
 
     let (s, v) = c.app.post(&path, &c.token, json!({"label_ok": true})).await;
     assert_eq!(s, StatusCode::OK, "{v}");

@@ -890,7 +890,9 @@ async fn specimen_changes_are_guarded_and_custody_is_kept(db: Db) {
     // The chain of custody is append-only, like the audit trail: even SQL cannot rewrite it.
     let events = f.store.specimen_events(id).await.unwrap();
     assert!(!events.is_empty());
-    let update = f.raw("UPDATE specimen_events SET actor_name = 'mallory'").await;
+    let update = f
+        .raw("UPDATE specimen_events SET actor_name = 'mallory'")
+        .await;
     assert!(update.is_err(), "an UPDATE of a custody event went through");
     let delete = f.raw("DELETE FROM specimen_events").await;
     assert!(delete.is_err(), "a DELETE of a custody event went through");

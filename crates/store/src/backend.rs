@@ -163,7 +163,7 @@ fn access(r: AccessRow) -> StoreResult<AccessRecord> {
 const VERIFY_PAGE: i64 = 5_000;
 
 macro_rules! backend {
-    ($store:ident, $tx:ident, $db:ty, $backend:expr, $writer:ty, $member:ty, $q:ident, $ctx:ident) => {
+    ($store:ident, $tx:ident, $db:ty, $backend:expr, $writer:ty, $member:ty, $ctx:ident) => {
         /// A store on this backend: a pool of readers, and one writer connection shared by
         /// every write transaction of the process through group commit (see [`crate::group`]).
         pub struct $store {
@@ -411,164 +411,164 @@ macro_rules! backend {
             async fn record_access(&self, e: &AccessEntry) -> StoreResult<()> {
                 // One row, through the writer: it joins the current commit group.
                 let mut w = self.writer.begin().await?;
-                $q::insert_access(&mut *w, e).await?;
+                crate::queries::$ctx::access::insert_access(&mut *w, e).await?;
                 w.commit().await
             }
 
             async fn patient_by_id(&self, id: i64) -> StoreResult<Option<PatientRecord>> {
-                $q::patient_by_id(&self.read, id).await
+                crate::queries::$ctx::registration::patient_by_id(&self.read, id).await
             }
 
             async fn search_patients(&self, q: &PatientQuery) -> StoreResult<Vec<PatientRecord>> {
-                $q::search_patients(&self.read, q).await
+                crate::queries::$ctx::registration::search_patients(&self.read, q).await
             }
 
             async fn merge_by_id(&self, id: i64) -> StoreResult<Option<MergeRecord>> {
-                $q::merge_by_id(&self.read, id).await
+                crate::queries::$ctx::registration::merge_by_id(&self.read, id).await
             }
 
             async fn provider_by_id(&self, id: i64) -> StoreResult<Option<ProviderRecord>> {
-                $q::provider_by_id(&self.read, id).await
+                crate::queries::$ctx::registration::provider_by_id(&self.read, id).await
             }
 
             async fn list_providers(&self) -> StoreResult<Vec<ProviderRecord>> {
-                $q::list_providers(&self.read).await
+                crate::queries::$ctx::registration::list_providers(&self.read).await
             }
 
             async fn location_by_id(&self, id: i64) -> StoreResult<Option<LocationRecord>> {
-                $q::location_by_id(&self.read, id).await
+                crate::queries::$ctx::registration::location_by_id(&self.read, id).await
             }
 
             async fn list_locations(&self) -> StoreResult<Vec<LocationRecord>> {
-                $q::list_locations(&self.read).await
+                crate::queries::$ctx::registration::list_locations(&self.read).await
             }
 
             async fn list_catalog(&self, include_retired: bool) -> StoreResult<Vec<CatalogTestRecord>> {
-                $q::list_catalog(&self.read, include_retired).await
+                crate::queries::$ctx::catalog::list_catalog(&self.read, include_retired).await
             }
 
             async fn catalog_by_code(&self, code: &str) -> StoreResult<Option<CatalogTestRecord>> {
-                $q::catalog_by_code(&self.read, code).await
+                crate::queries::$ctx::catalog::catalog_by_code(&self.read, code).await
             }
 
             async fn order_by_id(&self, id: i64) -> StoreResult<Option<OrderRecord>> {
-                $q::order_by_id(&self.read, id).await
+                crate::queries::$ctx::orders::order_by_id(&self.read, id).await
             }
 
             async fn orders_by(&self, placer_order_number: Option<&str>, patient_id: Option<i64>, limit: i64) -> StoreResult<Vec<OrderRecord>> {
-                $q::orders_by(&self.read, placer_order_number, patient_id, limit).await
+                crate::queries::$ctx::orders::orders_by(&self.read, placer_order_number, patient_id, limit).await
             }
 
             async fn specimens_of_order(&self, order_id: i64) -> StoreResult<Vec<SpecimenRecord>> {
-                $q::specimens_of_order(&self.read, order_id).await
+                crate::queries::$ctx::specimens::specimens_of_order(&self.read, order_id).await
             }
 
             async fn tests_of_order(&self, order_id: i64) -> StoreResult<Vec<OrderTestRecord>> {
-                $q::tests_of_order(&self.read, order_id).await
+                crate::queries::$ctx::orders::tests_of_order(&self.read, order_id).await
             }
 
             async fn catalog_versions(&self, test_id: i64) -> StoreResult<Vec<CatalogVersionRecord>> {
-                $q::catalog_versions(&self.read, test_id).await
+                crate::queries::$ctx::catalog::catalog_versions(&self.read, test_id).await
             }
 
             async fn scan_by_id(&self, id: i64) -> StoreResult<Option<ScanRecord>> {
-                $q::scan_by_id(&self.read, id).await
+                crate::queries::$ctx::orders::scan_by_id(&self.read, id).await
             }
 
             async fn scans_of_order(&self, order_id: i64) -> StoreResult<Vec<ScanRecord>> {
-                $q::scans_of_order(&self.read, order_id).await
+                crate::queries::$ctx::orders::scans_of_order(&self.read, order_id).await
             }
 
             async fn specimen_by_accession(&self, accession: &str) -> StoreResult<Option<SpecimenRecord>> {
-                $q::specimen_by_accession(&self.read, accession).await
+                crate::queries::$ctx::specimens::specimen_by_accession(&self.read, accession).await
             }
 
             async fn specimen_events(&self, specimen_id: i64) -> StoreResult<Vec<SpecimenEventRecord>> {
-                $q::specimen_events(&self.read, specimen_id).await
+                crate::queries::$ctx::specimens::specimen_events(&self.read, specimen_id).await
             }
 
             async fn problem_log(&self, open_only: bool, limit: i64) -> StoreResult<Vec<ProblemRecord>> {
-                $q::problem_log(&self.read, open_only, limit).await
+                crate::queries::$ctx::specimens::problem_log(&self.read, open_only, limit).await
             }
 
             async fn problem_by_id(&self, id: i64) -> StoreResult<Option<ProblemRecord>> {
-                $q::problem_by_id(&self.read, id).await
+                crate::queries::$ctx::specimens::problem_by_id(&self.read, id).await
             }
 
             async fn recollect_task_by_id(&self, id: i64) -> StoreResult<Option<RecollectTaskRecord>> {
-                $q::recollect_task_by_id(&self.read, id).await
+                crate::queries::$ctx::specimens::recollect_task_by_id(&self.read, id).await
             }
 
             async fn recollect_tasks(&self, open_only: bool, limit: i64) -> StoreResult<Vec<RecollectTaskRecord>> {
-                $q::recollect_tasks(&self.read, open_only, limit).await
+                crate::queries::$ctx::specimens::recollect_tasks(&self.read, open_only, limit).await
             }
 
             // ── processing: centrifugation, aliquots, dilutions, routing (issue 4) ──
 
             async fn specimen_children(&self, parent_id: i64) -> StoreResult<Vec<SpecimenRecord>> {
-                $q::specimen_children(&self.read, parent_id).await
+                crate::queries::$ctx::specimens::specimen_children(&self.read, parent_id).await
             }
 
             async fn specimen_parent(&self, specimen_id: i64) -> StoreResult<Option<SpecimenRecord>> {
-                $q::specimen_parent(&self.read, specimen_id).await
+                crate::queries::$ctx::specimens::specimen_parent(&self.read, specimen_id).await
             }
 
             async fn centrifugations(&self, specimen_id: i64) -> StoreResult<Vec<CentrifugationRecord>> {
-                $q::centrifugations(&self.read, specimen_id).await
+                crate::queries::$ctx::specimens::centrifugations(&self.read, specimen_id).await
             }
 
             async fn dilutions(&self, specimen_id: i64) -> StoreResult<Vec<DilutionRecord>> {
-                $q::dilutions(&self.read, specimen_id).await
+                crate::queries::$ctx::specimens::dilutions(&self.read, specimen_id).await
             }
 
             async fn sorting_list(&self, a: &str, b: &str, limit: i64) -> StoreResult<Vec<SortingRecord>> {
-                $q::sorting_list(&self.read, a, b, limit).await
+                crate::queries::$ctx::specimens::sorting_list(&self.read, a, b, limit).await
             }
 
             // ── storage, transport, send-out, disposal (issue 4) ──
             async fn storage_units(&self) -> StoreResult<Vec<StorageUnitRecord>> {
-                $q::storage_units(&self.read).await
+                crate::queries::$ctx::storage::storage_units(&self.read).await
             }
 
             async fn placement_counts(&self) -> StoreResult<Vec<(i64, i64)>> {
-                $q::placement_counts(&self.read).await
+                crate::queries::$ctx::storage::placement_counts(&self.read).await
             }
 
             async fn stored_in(&self, unit_ids: &[i64], limit: i64) -> StoreResult<Vec<StoredSpecimenRecord>> {
-                $q::stored_in(&self.read, unit_ids, limit).await
+                crate::queries::$ctx::storage::stored_in(&self.read, unit_ids, limit).await
             }
 
             async fn patients_of(&self, specimen_ids: &[i64], order_ids: &[i64]) -> StoreResult<Vec<i64>> {
-                $q::patients_of(&self.read, specimen_ids, order_ids).await
+                crate::queries::$ctx::access::patients_of(&self.read, specimen_ids, order_ids).await
             }
 
             async fn latest_placement(&self, specimen_id: i64) -> StoreResult<Option<PlacementRecord>> {
-                $q::latest_placement(&self.read, specimen_id).await
+                crate::queries::$ctx::storage::latest_placement(&self.read, specimen_id).await
             }
 
             async fn retention_policies(&self) -> StoreResult<Vec<RetentionPolicyRecord>> {
-                $q::retention_policies(&self.read).await
+                crate::queries::$ctx::storage::retention_policies(&self.read).await
             }
 
             async fn stored_before(&self, cutoffs: &[(String, Timestamp)], limit: i64) -> StoreResult<Vec<StoredSpecimenRecord>> {
-                $q::stored_before(&self.read, cutoffs, limit).await
+                crate::queries::$ctx::storage::stored_before(&self.read, cutoffs, limit).await
             }
 
             async fn rejected_specimens(&self, limit: i64) -> StoreResult<Vec<RejectedSpecimenRecord>> {
-                $q::rejected_specimens(&self.read, limit).await
+                crate::queries::$ctx::storage::rejected_specimens(&self.read, limit).await
             }
 
             async fn send_outs(&self, open_only: bool, limit: i64) -> StoreResult<Vec<SendOutRecord>> {
-                $q::send_outs(&self.read, open_only, limit).await
+                crate::queries::$ctx::storage::send_outs(&self.read, open_only, limit).await
             }
 
             // ── turnaround time (issue 4) ──
             async fn tat_of_order(&self, order_id: i64) -> StoreResult<Vec<TatRow>> {
-                $q::tat_of_order(&self.read, order_id).await
+                crate::queries::$ctx::tat::tat_of_order(&self.read, order_id).await
             }
 
             async fn running_tests(&self, limit: i64) -> StoreResult<Vec<TatRow>> {
-                $q::running_tests(&self.read, limit).await
+                crate::queries::$ctx::tat::running_tests(&self.read, limit).await
             }
         }
 
@@ -764,236 +764,236 @@ macro_rules! backend {
             }
 
             async fn patient_by_id(&mut self, id: i64) -> StoreResult<Option<PatientRecord>> {
-                $q::patient_by_id(&mut *self.tx, id).await
+                crate::queries::$ctx::registration::patient_by_id(&mut *self.tx, id).await
             }
 
             async fn patient_by_mrn(&mut self, mrn: &str) -> StoreResult<Option<PatientRecord>> {
-                $q::patient_by_mrn(&mut *self.tx, mrn).await
+                crate::queries::$ctx::registration::patient_by_mrn(&mut *self.tx, mrn).await
             }
 
             async fn patients_born_on(&mut self, dates: &[String]) -> StoreResult<Vec<PatientRecord>> {
-                $q::patients_born_on(&mut *self.tx, dates).await
+                crate::queries::$ctx::registration::patients_born_on(&mut *self.tx, dates).await
             }
 
             async fn insert_patient(&mut self, p: &PatientRecord) -> StoreResult<i64> {
-                $q::insert_patient(&mut *self.tx, p).await
+                crate::queries::$ctx::registration::insert_patient(&mut *self.tx, p).await
             }
 
             async fn set_merged_into(&mut self, id: i64, into: Option<i64>, at: Timestamp) -> StoreResult<()> {
-                $q::set_merged_into(&mut *self.tx, id, into, at).await
+                crate::queries::$ctx::registration::set_merged_into(&mut *self.tx, id, into, at).await
             }
 
             async fn order_ids_of_patient(&mut self, patient_id: i64) -> StoreResult<Vec<i64>> {
-                $q::order_ids_of_patient(&mut *self.tx, patient_id).await
+                crate::queries::$ctx::registration::order_ids_of_patient(&mut *self.tx, patient_id).await
             }
 
             async fn specimen_ids_of_patient(&mut self, patient_id: i64) -> StoreResult<Vec<i64>> {
-                $q::specimen_ids_of_patient(&mut *self.tx, patient_id).await
+                crate::queries::$ctx::registration::specimen_ids_of_patient(&mut *self.tx, patient_id).await
             }
 
             async fn move_row(&mut self, specimen: bool, id: i64, from: i64, to: i64) -> StoreResult<bool> {
-                $q::move_row(&mut *self.tx, specimen, id, from, to).await
+                crate::queries::$ctx::registration::move_row(&mut *self.tx, specimen, id, from, to).await
             }
 
             async fn insert_merge(&mut self, m: &MergeRecord) -> StoreResult<i64> {
-                $q::insert_merge(&mut *self.tx, m).await
+                crate::queries::$ctx::registration::insert_merge(&mut *self.tx, m).await
             }
 
             async fn merge_by_id(&mut self, id: i64) -> StoreResult<Option<MergeRecord>> {
-                $q::merge_by_id(&mut *self.tx, id).await
+                crate::queries::$ctx::registration::merge_by_id(&mut *self.tx, id).await
             }
 
             async fn set_merge_undone(&mut self, id: i64, at: Timestamp, by: &str) -> StoreResult<bool> {
-                $q::set_merge_undone(&mut *self.tx, id, at, by).await
+                crate::queries::$ctx::registration::set_merge_undone(&mut *self.tx, id, at, by).await
             }
 
             async fn insert_provider(&mut self, p: &ProviderRecord) -> StoreResult<i64> {
-                $q::insert_provider(&mut *self.tx, p).await
+                crate::queries::$ctx::registration::insert_provider(&mut *self.tx, p).await
             }
 
             async fn provider_by_id(&mut self, id: i64) -> StoreResult<Option<ProviderRecord>> {
-                $q::provider_by_id(&mut *self.tx, id).await
+                crate::queries::$ctx::registration::provider_by_id(&mut *self.tx, id).await
             }
 
             async fn insert_location(&mut self, l: &LocationRecord) -> StoreResult<i64> {
-                $q::insert_location(&mut *self.tx, l).await
+                crate::queries::$ctx::registration::insert_location(&mut *self.tx, l).await
             }
 
             async fn location_by_id(&mut self, id: i64) -> StoreResult<Option<LocationRecord>> {
-                $q::location_by_id(&mut *self.tx, id).await
+                crate::queries::$ctx::registration::location_by_id(&mut *self.tx, id).await
             }
 
             async fn catalog_by_code(&mut self, code: &str) -> StoreResult<Option<CatalogTestRecord>> {
-                $q::catalog_by_code(&mut *self.tx, code).await
+                crate::queries::$ctx::catalog::catalog_by_code(&mut *self.tx, code).await
             }
 
             async fn insert_catalog(&mut self, c: &CatalogTestRecord) -> StoreResult<i64> {
-                $q::insert_catalog(&mut *self.tx, c).await
+                crate::queries::$ctx::catalog::insert_catalog(&mut *self.tx, c).await
             }
 
             async fn update_catalog(&mut self, c: &CatalogTestRecord) -> StoreResult<()> {
-                $q::update_catalog(&mut *self.tx, c).await
+                crate::queries::$ctx::catalog::update_catalog(&mut *self.tx, c).await
             }
 
             async fn insert_catalog_version(&mut self, c: &CatalogTestRecord, by: &str) -> StoreResult<()> {
-                $q::insert_catalog_version(&mut *self.tx, c, by).await
+                crate::queries::$ctx::catalog::insert_catalog_version(&mut *self.tx, c, by).await
             }
 
             async fn insert_order(&mut self, o: &OrderRecord) -> StoreResult<i64> {
-                $q::insert_order(&mut *self.tx, o).await
+                crate::queries::$ctx::orders::insert_order(&mut *self.tx, o).await
             }
 
             async fn order_by_id(&mut self, id: i64) -> StoreResult<Option<OrderRecord>> {
-                $q::order_by_id(&mut *self.tx, id).await
+                crate::queries::$ctx::orders::order_by_id(&mut *self.tx, id).await
             }
 
             async fn cancel_order(&mut self, id: i64, at: Timestamp, reason: &str) -> StoreResult<bool> {
-                $q::cancel_order(&mut *self.tx, id, at, reason).await
+                crate::queries::$ctx::orders::cancel_order(&mut *self.tx, id, at, reason).await
             }
 
             async fn cancel_order_tests(&mut self, order_id: i64) -> StoreResult<u64> {
-                $q::cancel_order_tests(&mut *self.tx, order_id).await
+                crate::queries::$ctx::orders::cancel_order_tests(&mut *self.tx, order_id).await
             }
 
             async fn insert_specimen(&mut self, s: &SpecimenRecord) -> StoreResult<i64> {
-                $q::insert_specimen(&mut *self.tx, s).await
+                crate::queries::$ctx::specimens::insert_specimen(&mut *self.tx, s).await
             }
 
             async fn set_specimen_volume(&mut self, id: i64, volume_ul: i64) -> StoreResult<()> {
-                $q::set_specimen_volume(&mut *self.tx, id, volume_ul).await
+                crate::queries::$ctx::specimens::set_specimen_volume(&mut *self.tx, id, volume_ul).await
             }
 
             async fn specimens_of_order(&mut self, order_id: i64) -> StoreResult<Vec<SpecimenRecord>> {
-                $q::specimens_of_order(&mut *self.tx, order_id).await
+                crate::queries::$ctx::specimens::specimens_of_order(&mut *self.tx, order_id).await
             }
 
             async fn insert_order_test(&mut self, t: &OrderTestRecord) -> StoreResult<i64> {
-                $q::insert_order_test(&mut *self.tx, t).await
+                crate::queries::$ctx::orders::insert_order_test(&mut *self.tx, t).await
             }
 
             async fn tests_of_order(&mut self, order_id: i64) -> StoreResult<Vec<OrderTestRecord>> {
-                $q::tests_of_order(&mut *self.tx, order_id).await
+                crate::queries::$ctx::orders::tests_of_order(&mut *self.tx, order_id).await
             }
 
             async fn insert_specimens(&mut self, rows: &[SpecimenRecord]) -> StoreResult<Vec<(String, i64)>> {
-                $q::insert_specimens(&mut *self.tx, rows).await
+                crate::queries::$ctx::specimens::insert_specimens(&mut *self.tx, rows).await
             }
 
             async fn insert_order_tests(&mut self, rows: &[OrderTestRecord]) -> StoreResult<()> {
-                $q::insert_order_tests(&mut *self.tx, rows).await
+                crate::queries::$ctx::orders::insert_order_tests(&mut *self.tx, rows).await
             }
 
             async fn specimen_by_accession(&mut self, accession: &str) -> StoreResult<Option<SpecimenRecord>> {
-                $q::specimen_by_accession(&mut *self.tx, accession).await
+                crate::queries::$ctx::specimens::specimen_by_accession(&mut *self.tx, accession).await
             }
 
             async fn change_specimen(&mut self, change: &SpecimenChange) -> StoreResult<bool> {
-                $q::change_specimen(&mut *self.tx, change).await
+                crate::queries::$ctx::specimens::change_specimen(&mut *self.tx, change).await
             }
 
             async fn count_label_print(&mut self, specimen_id: i64) -> StoreResult<i64> {
-                $q::count_label_print(&mut *self.tx, specimen_id).await
+                crate::queries::$ctx::specimens::count_label_print(&mut *self.tx, specimen_id).await
             }
 
             async fn insert_specimen_event(&mut self, event: &SpecimenEventRecord) -> StoreResult<i64> {
-                $q::insert_specimen_event(&mut *self.tx, event).await
+                crate::queries::$ctx::specimens::insert_specimen_event(&mut *self.tx, event).await
             }
 
             async fn resolve_problem(&mut self, id: i64, at: Timestamp, by: &str, resolution: &str) -> StoreResult<bool> {
-                $q::resolve_problem(&mut *self.tx, id, at, by, resolution).await
+                crate::queries::$ctx::specimens::resolve_problem(&mut *self.tx, id, at, by, resolution).await
             }
 
             async fn complete_recollect_task(&mut self, id: i64, at: Timestamp, by: &str, replacement_accession: &str) -> StoreResult<bool> {
-                $q::complete_recollect_task(&mut *self.tx, id, at, by, replacement_accession).await
+                crate::queries::$ctx::specimens::complete_recollect_task(&mut *self.tx, id, at, by, replacement_accession).await
             }
 
             async fn insert_problem(&mut self, problem: &ProblemRecord) -> StoreResult<i64> {
-                $q::insert_problem(&mut *self.tx, problem).await
+                crate::queries::$ctx::specimens::insert_problem(&mut *self.tx, problem).await
             }
 
             async fn insert_recollect_task(&mut self, task: &RecollectTaskRecord) -> StoreResult<i64> {
-                $q::insert_recollect_task(&mut *self.tx, task).await
+                crate::queries::$ctx::specimens::insert_recollect_task(&mut *self.tx, task).await
             }
 
             // ── processing: centrifugation, aliquots, dilutions, routing (issue 4) ──
 
             async fn specimen_children(&mut self, parent_id: i64) -> StoreResult<Vec<SpecimenRecord>> {
-                $q::specimen_children(&mut *self.tx, parent_id).await
+                crate::queries::$ctx::specimens::specimen_children(&mut *self.tx, parent_id).await
             }
 
             async fn specimen_parent(&mut self, specimen_id: i64) -> StoreResult<Option<SpecimenRecord>> {
-                $q::specimen_parent(&mut *self.tx, specimen_id).await
+                crate::queries::$ctx::specimens::specimen_parent(&mut *self.tx, specimen_id).await
             }
 
             async fn insert_aliquot(&mut self, s: &SpecimenRecord, parent_id: i64) -> StoreResult<i64> {
-                $q::insert_aliquot(&mut *self.tx, s, parent_id).await
+                crate::queries::$ctx::specimens::insert_aliquot(&mut *self.tx, s, parent_id).await
             }
 
             async fn take_volume(&mut self, id: i64, status: &str, volume_ul: i64) -> StoreResult<bool> {
-                $q::take_volume(&mut *self.tx, id, status, volume_ul).await
+                crate::queries::$ctx::specimens::take_volume(&mut *self.tx, id, status, volume_ul).await
             }
 
             async fn move_tests(&mut self, from: i64, to: i64, codes: &[String]) -> StoreResult<u64> {
-                $q::move_tests(&mut *self.tx, from, to, codes).await
+                crate::queries::$ctx::specimens::move_tests(&mut *self.tx, from, to, codes).await
             }
 
             async fn insert_centrifugation(&mut self, c: &CentrifugationRecord) -> StoreResult<i64> {
-                $q::insert_centrifugation(&mut *self.tx, c).await
+                crate::queries::$ctx::specimens::insert_centrifugation(&mut *self.tx, c).await
             }
 
             async fn centrifugations(&mut self, specimen_id: i64) -> StoreResult<Vec<CentrifugationRecord>> {
-                $q::centrifugations(&mut *self.tx, specimen_id).await
+                crate::queries::$ctx::specimens::centrifugations(&mut *self.tx, specimen_id).await
             }
 
             async fn insert_dilution(&mut self, d: &DilutionRecord) -> StoreResult<i64> {
-                $q::insert_dilution(&mut *self.tx, d).await
+                crate::queries::$ctx::specimens::insert_dilution(&mut *self.tx, d).await
             }
 
             // ── storage, transport, send-out, disposal (issue 4) ──
             async fn storage_unit_by_path(&mut self, path: &str) -> StoreResult<Option<StorageUnitRecord>> {
-                $q::storage_unit_by_path(&mut *self.tx, path).await
+                crate::queries::$ctx::storage::storage_unit_by_path(&mut *self.tx, path).await
             }
 
             async fn insert_storage_unit(&mut self, unit: &StorageUnitRecord) -> StoreResult<i64> {
-                $q::insert_storage_unit(&mut *self.tx, unit).await
+                crate::queries::$ctx::storage::insert_storage_unit(&mut *self.tx, unit).await
             }
 
             async fn latest_placement(&mut self, specimen_id: i64) -> StoreResult<Option<PlacementRecord>> {
-                $q::latest_placement(&mut *self.tx, specimen_id).await
+                crate::queries::$ctx::storage::latest_placement(&mut *self.tx, specimen_id).await
             }
 
             async fn insert_placement(&mut self, p: &PlacementRecord) -> StoreResult<i64> {
-                $q::insert_placement(&mut *self.tx, p).await
+                crate::queries::$ctx::storage::insert_placement(&mut *self.tx, p).await
             }
 
             async fn close_placement(&mut self, id: i64, at: Timestamp, by: &str, removal: &str, reason: Option<&str>) -> StoreResult<bool> {
-                $q::close_placement(&mut *self.tx, id, at, by, removal, reason).await
+                crate::queries::$ctx::storage::close_placement(&mut *self.tx, id, at, by, removal, reason).await
             }
 
             async fn retention_policies(&mut self) -> StoreResult<Vec<RetentionPolicyRecord>> {
-                $q::retention_policies(&mut *self.tx).await
+                crate::queries::$ctx::storage::retention_policies(&mut *self.tx).await
             }
 
             async fn put_retention_policy(&mut self, p: &RetentionPolicyRecord) -> StoreResult<()> {
-                $q::put_retention_policy(&mut *self.tx, p).await
+                crate::queries::$ctx::storage::put_retention_policy(&mut *self.tx, p).await
             }
 
             async fn insert_send_out(&mut self, s: &SendOutRecord) -> StoreResult<i64> {
-                $q::insert_send_out(&mut *self.tx, s).await
+                crate::queries::$ctx::storage::insert_send_out(&mut *self.tx, s).await
             }
 
             // ── turnaround time (issue 4) ──
 
             async fn insert_patient_identifier(&mut self, patient_id: i64, system: &str, value: &str) -> StoreResult<()> {
-                $q::insert_patient_identifier(&mut *self.tx, patient_id, system, value).await
+                crate::queries::$ctx::registration::insert_patient_identifier(&mut *self.tx, patient_id, system, value).await
             }
 
             async fn patient_by_identifier(&mut self, system: &str, value: &str) -> StoreResult<Option<PatientRecord>> {
-                $q::patient_by_identifier(&mut *self.tx, system, value).await
+                crate::queries::$ctx::registration::patient_by_identifier(&mut *self.tx, system, value).await
             }
 
             async fn insert_scan(&mut self, s: &ScanRecord) -> StoreResult<i64> {
-                $q::insert_scan(&mut *self.tx, s).await
+                crate::queries::$ctx::orders::insert_scan(&mut *self.tx, s).await
             }
 
             async fn log_access(&mut self, e: &AccessEntry) -> StoreResult<()> {
@@ -1146,8 +1146,6 @@ macro_rules! backend {
     };
 }
 
-crate::reg::reg_queries!(sqlite_q, sqlx::Sqlite);
-crate::reg::reg_queries!(pg_q, sqlx::Postgres);
 backend!(
     SqliteStore,
     SqliteTx,
@@ -1155,7 +1153,6 @@ backend!(
     Backend::Sqlite,
     SqliteWriter,
     SqliteMember,
-    sqlite_q,
     sqlite
 );
 backend!(
@@ -1165,7 +1162,6 @@ backend!(
     Backend::Postgres,
     PgWriter,
     PgMember,
-    pg_q,
     pg
 );
 

@@ -18,7 +18,6 @@ pub mod migrations;
 mod queries;
 pub mod records;
 mod redact;
-mod reg;
 pub mod seed;
 
 use std::path::PathBuf;

@@ -48,12 +48,13 @@ impl BenchSeeder {
             match &mut self.conn {
                 Conn::Sqlite(c) => {
                     let mut tx = c.begin().await?;
-                    crate::backend::sqlite_q::bulk_insert_patients(&mut *tx, chunk).await?;
+                    crate::queries::sqlite::registration::bulk_insert_patients(&mut *tx, chunk)
+                        .await?;
                     tx.commit().await?;
                 }
                 Conn::Postgres(c) => {
                     let mut tx = c.begin().await?;
-                    crate::backend::pg_q::bulk_insert_patients(&mut *tx, chunk).await?;
+                    crate::queries::pg::registration::bulk_insert_patients(&mut *tx, chunk).await?;
                     tx.commit().await?;
                 }
             }

@@ -643,58 +643,339 @@ fn migrations_are_in_lockstep() {
     }
 }
 
-/// The two schemas have the same tables, columns and nullability.
+/// One backend's schema, reduced to what both dialects can state alike.
+#[derive(Default)]
+struct SchemaFacts {
+    /// `(table, column, type family, not null)`.
+    columns: BTreeSet<(String, String, &'static str, bool)>,
+    /// `(table, column, declared type)` of every column whose type has no family below.
+    unmapped: Vec<(String, String, String)>,
+    /// `(table, primary-key columns in key order)`.
+    primary_keys: BTreeSet<(String, Vec<String>)>,
+    /// `(table, columns in index order, unique, partial)`, primary keys left out (SQLite keeps
+    /// an `INTEGER PRIMARY KEY` as the rowid with no index at all; PostgreSQL always builds
+    /// one): they are compared as `primary_keys`. Names are not compared; an expression
+    /// column shows as `<expr>`.
+    indexes: BTreeSet<(String, Vec<String>, bool, bool)>,
+    /// `(table, number of CHECK constraints)`. Only the number: PostgreSQL gives the
+    /// expression back normalised (`pg_get_constraintdef`: casts, `ANY (ARRAY[…])`, added
+    /// parentheses) and SQLite only keeps the `CREATE TABLE` text, so comparing expressions
+    /// across the two dialects would need an SQL parser.
+    checks: BTreeSet<(String, usize)>,
+    /// `(table, timing, event)`. One PostgreSQL trigger may fire on several events; each
+    /// counts. SQLite has no `TRUNCATE` (an unqualified `DELETE` runs its DELETE triggers
+    /// row by row), so there a DELETE trigger stands for a TRUNCATE trigger too: a
+    /// PostgreSQL table that refuses DELETE must refuse TRUNCATE as well.
+    triggers: BTreeSet<(String, &'static str, &'static str)>,
+}
+
+/// The common family of a column type, from SQLite's declared type or PostgreSQL's
+/// `information_schema.columns.data_type`; `None` when it has none (the test then fails).
+fn type_family(declared: &str) -> Option<&'static str> {
+    let t = declared.trim().to_ascii_lowercase();
+    let base = t.split('(').next().unwrap_or_default().trim();
+    Some(match base {
+        "integer" | "int" | "bigint" | "smallint" | "int2" | "int4" | "int8" => "integer",
+        "text" | "varchar" | "character varying" | "char" | "character" | "clob" => "text",
+        "real" | "double" | "double precision" | "float" | "float4" | "float8" => "real",
+        "boolean" | "bool" => "boolean",
+        "blob" | "bytea" => "blob",
+        "numeric" | "decimal" => "numeric",
+        _ => return None,
+    })
+}
+
+/// How many `CHECK (` clauses an SQLite `CREATE TABLE` text holds, `--` comments left out.
+fn count_checks(create_table: &str) -> usize {
+    let sql: String = create_table
+        .lines()
+        .map(|l| l.split("--").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
+        .to_ascii_uppercase();
+    sql.match_indices("CHECK")
+        .filter(|(i, _)| {
+            let before = sql[..*i].chars().next_back();
+            let after = sql[i + "CHECK".len()..].trim_start();
+            !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') && after.starts_with('(')
+        })
+        .count()
+}
+
+/// `(timing, event)` of an SQLite `CREATE TRIGGER` text.
+fn sqlite_trigger_kind(create_trigger: &str) -> (&'static str, &'static str) {
+    let sql = create_trigger.to_ascii_uppercase();
+    let words: Vec<&str> = sql.split_whitespace().collect();
+    let at = words
+        .iter()
+        .position(|w| matches!(*w, "INSERT" | "UPDATE" | "DELETE"))
+        .unwrap_or_else(|| panic!("no event in trigger {create_trigger}"));
+    let event = match words[at] {
+        "INSERT" => "INSERT",
+        "UPDATE" => "UPDATE",
+        _ => "DELETE",
+    };
+    let timing = match words[at - 1] {
+        "AFTER" => "AFTER",
+        "OF" if words[at - 2] == "INSTEAD" => "INSTEAD OF",
+        _ => "BEFORE",
+    };
+    (timing, event)
+}
+
+async fn sqlite_schema(path: &std::path::Path) -> SchemaFacts {
+    let pool =
+        sqlx::SqlitePool::connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(path))
+            .await
+            .unwrap();
+    let mut s = SchemaFacts::default();
+    // The tables of the schema, as `m`.
+    macro_rules! tables {
+        () => {
+            "(SELECT name, sql FROM sqlite_master WHERE type = 'table' \
+             AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations') m"
+        };
+    }
+
+    let columns: Vec<(String, String, String, i64, i64)> = sqlx::query_as(concat!(
+        "SELECT m.name, p.name, p.type, p.\"notnull\", p.pk FROM ",
+        tables!(),
+        " JOIN pragma_table_info(m.name) p ORDER BY m.name, p.pk"
+    ))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let mut keys = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for (table, column, declared, not_null, pk) in columns {
+        let family = type_family(&declared).unwrap_or_else(|| {
+            s.unmapped.push((
+                table.clone(),
+                column.clone(),
+                format!("SQLite {declared:?}"),
+            ));
+            "?"
+        });
+        if pk > 0 {
+            keys.entry(table.clone()).or_default().push(column.clone());
+        }
+        s.columns
+            .insert((table, column, family, not_null == 1 || pk > 0));
+    }
+    s.primary_keys = keys.into_iter().collect();
+
+    let index_columns: Vec<(String, String, i64, String, i64, Option<String>)> =
+        sqlx::query_as(concat!(
+            "SELECT m.name, l.name, l.\"unique\", l.origin, l.partial, i.name FROM ",
+            tables!(),
+            " JOIN pragma_index_list(m.name) l JOIN pragma_index_info(l.name) i \
+             ORDER BY m.name, l.name, i.seqno"
+        ))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let mut indexes =
+        std::collections::BTreeMap::<(String, String), (Vec<String>, bool, bool)>::new();
+    for (table, index, unique, origin, partial, column) in index_columns {
+        if origin == "pk" {
+            continue;
+        }
+        indexes
+            .entry((table, index))
+            .or_insert_with(|| (Vec::new(), unique == 1, partial == 1))
+            .0
+            .push(column.unwrap_or_else(|| "<expr>".into()));
+    }
+    s.indexes = indexes
+        .into_iter()
+        .map(|((table, _), (cols, unique, partial))| (table, cols, unique, partial))
+        .collect();
+
+    let tables: Vec<(String, String)> =
+        sqlx::query_as(concat!("SELECT m.name, m.sql FROM ", tables!()))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    s.checks = tables
+        .into_iter()
+        .map(|(table, sql)| (table, count_checks(&sql)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+
+    let triggers: Vec<(String, String)> =
+        sqlx::query_as("SELECT tbl_name, sql FROM sqlite_master WHERE type = 'trigger'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    for (table, sql) in triggers {
+        let (timing, event) = sqlite_trigger_kind(&sql);
+        if event == "DELETE" {
+            s.triggers.insert((table.clone(), timing, "TRUNCATE"));
+        }
+        s.triggers.insert((table, timing, event));
+    }
+    pool.close().await;
+    s
+}
+
+async fn pg_schema(url: &str) -> SchemaFacts {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let mut s = SchemaFacts::default();
+
+    let columns: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text, data_type::text, is_nullable::text \
+         FROM information_schema.columns \
+         WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for (table, column, data_type, nullable) in columns {
+        let family = type_family(&data_type).unwrap_or_else(|| {
+            s.unmapped.push((
+                table.clone(),
+                column.clone(),
+                format!("PostgreSQL {data_type:?}"),
+            ));
+            "?"
+        });
+        s.columns.insert((table, column, family, nullable == "NO"));
+    }
+
+    let indexes: Vec<(String, bool, bool, bool, Vec<String>)> = sqlx::query_as(
+        "SELECT c.relname::text, i.indisunique, i.indisprimary, i.indpred IS NOT NULL, \
+         (SELECT array_agg(coalesce(a.attname::text, '<expr>') ORDER BY k.ord) \
+          FROM unnest(i.indkey) WITH ORDINALITY k (attnum, ord) \
+          LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum) \
+         FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'public' AND c.relname <> '_sqlx_migrations'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for (table, unique, primary, partial, cols) in indexes {
+        if primary {
+            s.primary_keys.insert((table, cols));
+        } else {
+            s.indexes.insert((table, cols, unique, partial));
+        }
+    }
+
+    let checks: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT c.relname::text, count(*) FROM pg_constraint k \
+         JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE k.contype = 'c' AND n.nspname = 'public' GROUP BY c.relname",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    s.checks = checks
+        .into_iter()
+        .map(|(table, n)| (table, usize::try_from(n).unwrap()))
+        .collect();
+
+    // `tgtype` bits (PostgreSQL's `pg_trigger.h`): 2 BEFORE, 4 INSERT, 8 DELETE, 16 UPDATE,
+    // 32 TRUNCATE, 64 INSTEAD OF.
+    let triggers: Vec<(String, i32)> = sqlx::query_as(
+        "SELECT c.relname::text, t.tgtype::int4 FROM pg_trigger t \
+         JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE NOT t.tgisinternal AND n.nspname = 'public'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for (table, tgtype) in triggers {
+        let timing = if tgtype & 64 != 0 {
+            "INSTEAD OF"
+        } else if tgtype & 2 != 0 {
+            "BEFORE"
+        } else {
+            "AFTER"
+        };
+        for (bit, event) in [
+            (4, "INSERT"),
+            (8, "DELETE"),
+            (16, "UPDATE"),
+            (32, "TRUNCATE"),
+        ] {
+            if tgtype & bit != 0 {
+                s.triggers.insert((table.clone(), timing, event));
+            }
+        }
+    }
+    pool.close().await;
+    s
+}
+
+/// Appends to `out` what only one of the two sets holds.
+fn schema_diff<T: Ord + std::fmt::Debug>(
+    what: &str,
+    sqlite: &BTreeSet<T>,
+    pg: &BTreeSet<T>,
+    out: &mut Vec<String>,
+) {
+    let only_sqlite: Vec<_> = sqlite.difference(pg).collect();
+    let only_pg: Vec<_> = pg.difference(sqlite).collect();
+    if !only_sqlite.is_empty() || !only_pg.is_empty() {
+        out.push(format!(
+            "{what}\n  only in SQLite: {only_sqlite:?}\n  only in PostgreSQL: {only_pg:?}"
+        ));
+    }
+}
+
+/// The two schemas have the same tables and columns (type family, nullability), primary
+/// keys, indexes (columns, uniqueness, partial), number of CHECK constraints per table and
+/// triggers (table, timing, event). There is no allow-list: every difference fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_and_postgres_schemas_have_the_same_tables_columns_and_nullability() {
+async fn sqlite_and_postgres_schemas_are_the_same() {
     let sqlite = fixture(Db::Sqlite).await;
     let pg = fixture(Db::Postgres).await;
-    type Col = (String, String, bool);
-    let sqlite_cols: BTreeSet<Col> = {
-        let DatabaseConfig::Sqlite { path } = &sqlite.config else {
-            unreachable!()
-        };
-        let pool = sqlx::SqlitePool::connect_with(
-            sqlx::sqlite::SqliteConnectOptions::new().filename(path),
-        )
-        .await
-        .unwrap();
-        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
-            "SELECT m.name, p.name, p.\"notnull\", p.pk FROM sqlite_master m \
-             JOIN pragma_table_info(m.name) p WHERE m.type = 'table' \
-             AND m.name NOT LIKE 'sqlite_%' AND m.name <> '_sqlx_migrations'",
-        )
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-        pool.close().await;
-        rows.into_iter()
-            .map(|(t, c, nn, pk)| (t, c, nn == 1 || pk > 0))
-            .collect()
+    let DatabaseConfig::Sqlite { path } = &sqlite.config else {
+        unreachable!()
     };
-    let pg_cols: BTreeSet<Col> = {
-        let DatabaseConfig::Postgres { url } = &pg.config else {
-            unreachable!()
-        };
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT table_name::text, column_name::text, is_nullable::text FROM information_schema.columns \
-             WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations'",
-        )
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-        pool.close().await;
-        rows.into_iter()
-            .map(|(t, c, n)| (t, c, n == "NO"))
-            .collect()
+    let DatabaseConfig::Postgres { url } = &pg.config else {
+        unreachable!()
     };
-    assert!(!sqlite_cols.is_empty());
-    let only_sqlite: Vec<_> = sqlite_cols.difference(&pg_cols).collect();
-    let only_pg: Vec<_> = pg_cols.difference(&sqlite_cols).collect();
+    let (s, p) = (sqlite_schema(path).await, pg_schema(url).await);
+    assert!(!s.columns.is_empty() && !s.indexes.is_empty() && !s.triggers.is_empty());
     assert!(
-        only_sqlite.is_empty() && only_pg.is_empty(),
-        "schema drift\nonly in SQLite: {only_sqlite:#?}\nonly in PostgreSQL: {only_pg:#?}"
+        !s.checks.is_empty(),
+        "no CHECK found: is count_checks broken?"
     );
+
+    let mut drift = Vec::new();
+    let unmapped: Vec<_> = s.unmapped.iter().chain(&p.unmapped).collect();
+    if !unmapped.is_empty() {
+        drift.push(format!(
+            "column types with no family in `type_family`: {unmapped:?}"
+        ));
+    }
+    schema_diff(
+        "columns (table, column, type, not null)",
+        &s.columns,
+        &p.columns,
+        &mut drift,
+    );
+    schema_diff("primary keys", &s.primary_keys, &p.primary_keys, &mut drift);
+    schema_diff(
+        "indexes (table, columns, unique, partial)",
+        &s.indexes,
+        &p.indexes,
+        &mut drift,
+    );
+    schema_diff(
+        "CHECK constraints per table",
+        &s.checks,
+        &p.checks,
+        &mut drift,
+    );
+    schema_diff(
+        "triggers (table, timing, event)",
+        &s.triggers,
+        &p.triggers,
+        &mut drift,
+    );
+    assert!(drift.is_empty(), "schema drift:\n{}", drift.join("\n"));
     sqlite.finish().await;
     pg.finish().await;
 }

@@ -4,5 +4,26 @@ pub(crate) type Db = sqlx::Sqlite;
 
 // Each context file is compiled once per backend, on purpose (see `queries/mod.rs`).
 #[allow(clippy::duplicate_mod)]
+#[path = "access.rs"]
+pub(crate) mod access;
+#[allow(clippy::duplicate_mod)]
+#[path = "catalog.rs"]
+pub(crate) mod catalog;
+#[allow(clippy::duplicate_mod)]
 #[path = "idempotency.rs"]
 pub(crate) mod idempotency;
+#[allow(clippy::duplicate_mod)]
+#[path = "orders.rs"]
+pub(crate) mod orders;
+#[allow(clippy::duplicate_mod)]
+#[path = "registration.rs"]
+pub(crate) mod registration;
+#[allow(clippy::duplicate_mod)]
+#[path = "specimens.rs"]
+pub(crate) mod specimens;
+#[allow(clippy::duplicate_mod)]
+#[path = "storage.rs"]
+pub(crate) mod storage;
+#[allow(clippy::duplicate_mod)]
+#[path = "tat.rs"]
+pub(crate) mod tat;

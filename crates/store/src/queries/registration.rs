@@ -1,0 +1,522 @@
+//! Registration: patients, their identifiers and merges, providers and locations.
+
+use jiff::Timestamp;
+use sqlx::Executor;
+
+use super::Db;
+use crate::backend::{opt_ts, ts, us};
+use crate::records::{LocationRecord, MergeRecord, PatientQuery, PatientRecord, ProviderRecord};
+use crate::{StoreError, StoreResult};
+
+macro_rules! patient_cols {
+    () => {
+        "id, mrn, family_name, given_name, middle_name, family_key, \
+    given_key, birth_date, sex, facility_ids, contact, created_at, updated_at, merged_into"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct PatientRow {
+    id: i64,
+    mrn: String,
+    family_name: String,
+    given_name: String,
+    middle_name: Option<String>,
+    family_key: String,
+    given_key: String,
+    birth_date: String,
+    sex: String,
+    facility_ids: String,
+    contact: String,
+    created_at: i64,
+    updated_at: i64,
+    merged_into: Option<i64>,
+}
+
+fn patient(r: PatientRow) -> StoreResult<PatientRecord> {
+    Ok(PatientRecord {
+        id: r.id,
+        mrn: r.mrn,
+        family_name: r.family_name,
+        given_name: r.given_name,
+        middle_name: r.middle_name,
+        family_key: r.family_key,
+        given_key: r.given_key,
+        birth_date: r.birth_date,
+        sex: r.sex,
+        facility_ids: r.facility_ids,
+        contact: r.contact,
+        created_at: ts(r.created_at)?,
+        updated_at: ts(r.updated_at)?,
+        merged_into: r.merged_into,
+    })
+}
+
+pub(crate) async fn patient_by_id<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    id: i64,
+) -> StoreResult<Option<PatientRecord>> {
+    sqlx::query_as::<_, PatientRow>(concat!(
+        "SELECT ",
+        patient_cols!(),
+        " FROM patients WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(e)
+    .await?
+    .map(patient)
+    .transpose()
+}
+
+pub(crate) async fn patient_by_mrn<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    mrn: &str,
+) -> StoreResult<Option<PatientRecord>> {
+    sqlx::query_as::<_, PatientRow>(concat!(
+        "SELECT ",
+        patient_cols!(),
+        " FROM patients WHERE mrn = $1"
+    ))
+    .bind(mrn)
+    .fetch_optional(e)
+    .await?
+    .map(patient)
+    .transpose()
+}
+
+pub(crate) async fn insert_patient_identifier<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    patient_id: i64,
+    system: &str,
+    value: &str,
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO patient_identifiers (system, value, patient_id) VALUES ($1, $2, $3)")
+        .bind(system)
+        .bind(value)
+        .bind(patient_id)
+        .execute(e)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn patient_by_identifier<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    system: &str,
+    value: &str,
+) -> StoreResult<Option<PatientRecord>> {
+    sqlx::query_as::<_, PatientRow>(concat!(
+        "SELECT ",
+        patient_cols!(),
+        " FROM patients WHERE id = (SELECT patient_id FROM patient_identifiers \
+         WHERE system = $1 AND value = $2)"
+    ))
+    .bind(system)
+    .bind(value)
+    .fetch_optional(e)
+    .await?
+    .map(patient)
+    .transpose()
+}
+
+/// Live (not merged-away) patients born on one of `dates`.
+pub(crate) async fn patients_born_on<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    dates: &[String],
+) -> StoreResult<Vec<PatientRecord>> {
+    let a = dates.first().cloned().unwrap_or_default();
+    let b = dates.get(1).cloned().unwrap_or_else(|| a.clone());
+    sqlx::query_as::<_, PatientRow>(concat!(
+        "SELECT ",
+        patient_cols!(),
+        " FROM patients WHERE birth_date IN ($1, $2) \
+         AND merged_into IS NULL ORDER BY id LIMIT 500"
+    ))
+    .bind(a)
+    .bind(b)
+    .fetch_all(e)
+    .await?
+    .into_iter()
+    .map(patient)
+    .collect()
+}
+
+pub(crate) async fn search_patients<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    q: &PatientQuery,
+) -> StoreResult<Vec<PatientRecord>> {
+    // Only the given criteria go into the SQL, so that the planner can use the
+    // MRN, name-key/birth-date or birth-date index (a "$1 IS NULL OR ..." form
+    // would defeat it under a generic plan).
+    let mut qb = sqlx::QueryBuilder::<Db>::new(concat!(
+        "SELECT ",
+        patient_cols!(),
+        " FROM patients WHERE merged_into IS NULL"
+    ));
+    for (column, value) in [
+        (" AND mrn = ", &q.mrn),
+        (" AND birth_date = ", &q.birth_date),
+        (" AND family_key = ", &q.family_key),
+        (" AND given_key = ", &q.given_key),
+    ] {
+        if let Some(v) = value {
+            qb.push(column).push_bind(v.clone());
+        }
+    }
+    qb.push(" ORDER BY family_key, given_key, id LIMIT ")
+        .push_bind(q.limit);
+    qb.build_query_as::<PatientRow>()
+        .fetch_all(e)
+        .await?
+        .into_iter()
+        .map(patient)
+        .collect()
+}
+
+pub(crate) async fn insert_patient<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    p: &PatientRecord,
+) -> StoreResult<i64> {
+    let (id,) = sqlx::query_as::<_, (i64,)>(
+        "INSERT INTO patients (mrn, family_name, given_name, middle_name, family_key, \
+         given_key, birth_date, sex, facility_ids, contact, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
+    )
+    .bind(&p.mrn)
+    .bind(&p.family_name)
+    .bind(&p.given_name)
+    .bind(&p.middle_name)
+    .bind(&p.family_key)
+    .bind(&p.given_key)
+    .bind(&p.birth_date)
+    .bind(&p.sex)
+    .bind(&p.facility_ids)
+    .bind(&p.contact)
+    .bind(us(p.created_at))
+    .fetch_one(e)
+    .await?;
+    Ok(id)
+}
+
+pub(crate) async fn set_merged_into<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    id: i64,
+    into: Option<i64>,
+    at: Timestamp,
+) -> StoreResult<()> {
+    let r = sqlx::query("UPDATE patients SET merged_into = $1, updated_at = $2 WHERE id = $3")
+        .bind(into)
+        .bind(us(at))
+        .bind(id)
+        .execute(e)
+        .await?;
+    if r.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub(crate) async fn order_ids_of_patient<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    patient_id: i64,
+) -> StoreResult<Vec<i64>> {
+    Ok(
+        sqlx::query_as::<_, (i64,)>("SELECT id FROM orders WHERE patient_id = $1 ORDER BY id")
+            .bind(patient_id)
+            .fetch_all(e)
+            .await?
+            .into_iter()
+            .map(|r| r.0)
+            .collect(),
+    )
+}
+
+pub(crate) async fn specimen_ids_of_patient<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    patient_id: i64,
+) -> StoreResult<Vec<i64>> {
+    Ok(
+        sqlx::query_as::<_, (i64,)>("SELECT id FROM specimens WHERE patient_id = $1 ORDER BY id")
+            .bind(patient_id)
+            .fetch_all(e)
+            .await?
+            .into_iter()
+            .map(|r| r.0)
+            .collect(),
+    )
+}
+
+/// Moves one order (`table` = orders) or specimen to another patient, only if it
+/// still belongs to `from`. Returns whether it moved.
+pub(crate) async fn move_row<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    specimen: bool,
+    id: i64,
+    from: i64,
+    to: i64,
+) -> StoreResult<bool> {
+    let sql = if specimen {
+        "UPDATE specimens SET patient_id = $1 WHERE id = $2 AND patient_id = $3"
+    } else {
+        "UPDATE orders SET patient_id = $1 WHERE id = $2 AND patient_id = $3"
+    };
+    let r = sqlx::query(sql)
+        .bind(to)
+        .bind(id)
+        .bind(from)
+        .execute(e)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+fn ids_json(ids: &[i64]) -> String {
+    serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
+}
+
+fn ids_parse(s: &str) -> StoreResult<Vec<i64>> {
+    serde_json::from_str(s).map_err(|e| StoreError::Database(format!("ids: {e}")))
+}
+
+pub(crate) async fn insert_merge<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    m: &MergeRecord,
+) -> StoreResult<i64> {
+    let (id,) = sqlx::query_as::<_, (i64,)>(
+        "INSERT INTO patient_merges (survivor_id, merged_id, moved_order_ids, \
+         moved_specimen_ids, reason, merged_at, merged_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(m.survivor_id)
+    .bind(m.merged_id)
+    .bind(ids_json(&m.moved_order_ids))
+    .bind(ids_json(&m.moved_specimen_ids))
+    .bind(&m.reason)
+    .bind(us(m.merged_at))
+    .bind(&m.merged_by)
+    .fetch_one(e)
+    .await?;
+    Ok(id)
+}
+
+type MergeRow = (
+    i64,
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    Option<i64>,
+    Option<String>,
+);
+
+pub(crate) async fn merge_by_id<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    id: i64,
+) -> StoreResult<Option<MergeRecord>> {
+    sqlx::query_as::<_, MergeRow>(
+        "SELECT id, survivor_id, merged_id, moved_order_ids, moved_specimen_ids, \
+         reason, merged_at, merged_by, undone_at, undone_by \
+         FROM patient_merges WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(e)
+    .await?
+    .map(|r| {
+        Ok(MergeRecord {
+            id: r.0,
+            survivor_id: r.1,
+            merged_id: r.2,
+            moved_order_ids: ids_parse(&r.3)?,
+            moved_specimen_ids: ids_parse(&r.4)?,
+            reason: r.5,
+            merged_at: ts(r.6)?,
+            merged_by: r.7,
+            undone_at: opt_ts(r.8)?,
+            undone_by: r.9,
+        })
+    })
+    .transpose()
+}
+
+pub(crate) async fn set_merge_undone<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    id: i64,
+    at: Timestamp,
+    by: &str,
+) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE patient_merges SET undone_at = $1, undone_by = $2 \
+         WHERE id = $3 AND undone_at IS NULL",
+    )
+    .bind(us(at))
+    .bind(by)
+    .bind(id)
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Multi-row insert of patients (benchmark seeding only, through `seed::BenchSeeder`:
+/// no audit; not reachable from `Store` or `Tx`).
+pub(crate) async fn bulk_insert_patients<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    rows: &[PatientRecord],
+) -> StoreResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut qb = sqlx::QueryBuilder::<Db>::new(
+        "INSERT INTO patients (mrn, family_name, given_name, middle_name, family_key, \
+         given_key, birth_date, sex, facility_ids, contact, created_at, updated_at) ",
+    );
+    qb.push_values(rows, |mut b, p| {
+        b.push_bind(p.mrn.clone())
+            .push_bind(p.family_name.clone())
+            .push_bind(p.given_name.clone())
+            .push_bind(p.middle_name.clone())
+            .push_bind(p.family_key.clone())
+            .push_bind(p.given_key.clone())
+            .push_bind(p.birth_date.clone())
+            .push_bind(p.sex.clone())
+            .push_bind(p.facility_ids.clone())
+            .push_bind(p.contact.clone())
+            .push_bind(us(p.created_at))
+            .push_bind(us(p.updated_at));
+    });
+    qb.build().execute(e).await?;
+    Ok(())
+}
+
+type ProviderRow = (i64, String, String, String, String, i64);
+
+fn provider(r: ProviderRow) -> StoreResult<ProviderRecord> {
+    Ok(ProviderRecord {
+        id: r.0,
+        npi: r.1,
+        family_name: r.2,
+        given_name: r.3,
+        phone: r.4,
+        created_at: ts(r.5)?,
+    })
+}
+
+pub(crate) async fn insert_provider<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    p: &ProviderRecord,
+) -> StoreResult<i64> {
+    let (id,) = sqlx::query_as::<_, (i64,)>(
+        "INSERT INTO providers (npi, family_name, given_name, phone, created_at) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(&p.npi)
+    .bind(&p.family_name)
+    .bind(&p.given_name)
+    .bind(&p.phone)
+    .bind(us(p.created_at))
+    .fetch_one(e)
+    .await?;
+    Ok(id)
+}
+
+pub(crate) async fn provider_by_id<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    id: i64,
+) -> StoreResult<Option<ProviderRecord>> {
+    sqlx::query_as::<_, ProviderRow>(
+        "SELECT id, npi, family_name, given_name, phone, created_at \
+         FROM providers WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(e)
+    .await?
+    .map(provider)
+    .transpose()
+}
+
+pub(crate) async fn list_providers<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+) -> StoreResult<Vec<ProviderRecord>> {
+    sqlx::query_as::<_, ProviderRow>(
+        "SELECT id, npi, family_name, given_name, phone, created_at \
+         FROM providers ORDER BY family_name, given_name, id",
+    )
+    .fetch_all(e)
+    .await?
+    .into_iter()
+    .map(provider)
+    .collect()
+}
+
+type LocationRow = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
+fn location(r: LocationRow) -> StoreResult<LocationRecord> {
+    Ok(LocationRecord {
+        id: r.0,
+        code: r.1,
+        name: r.2,
+        kind: r.3,
+        address: r.4,
+        phone: r.5,
+        contact_name: r.6,
+        created_at: ts(r.7)?,
+    })
+}
+
+pub(crate) async fn insert_location<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    l: &LocationRecord,
+) -> StoreResult<i64> {
+    let (id,) = sqlx::query_as::<_, (i64,)>(
+        "INSERT INTO locations (code, name, kind, address, phone, contact_name, \
+         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(&l.code)
+    .bind(&l.name)
+    .bind(&l.kind)
+    .bind(&l.address)
+    .bind(&l.phone)
+    .bind(&l.contact_name)
+    .bind(us(l.created_at))
+    .fetch_one(e)
+    .await?;
+    Ok(id)
+}
+
+pub(crate) async fn location_by_id<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    id: i64,
+) -> StoreResult<Option<LocationRecord>> {
+    sqlx::query_as::<_, LocationRow>(
+        "SELECT id, code, name, kind, address, phone, contact_name, created_at \
+         FROM locations WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(e)
+    .await?
+    .map(location)
+    .transpose()
+}
+
+pub(crate) async fn list_locations<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+) -> StoreResult<Vec<LocationRecord>> {
+    sqlx::query_as::<_, LocationRow>(
+        "SELECT id, code, name, kind, address, phone, contact_name, created_at \
+         FROM locations ORDER BY code",
+    )
+    .fetch_all(e)
+    .await?
+    .into_iter()
+    .map(location)
+    .collect()
+}

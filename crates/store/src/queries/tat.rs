@@ -1,0 +1,93 @@
+//! Turnaround time: the milestones of each test.
+
+use sqlx::Executor;
+
+use super::Db;
+use crate::StoreResult;
+use crate::backend::{opt_ts, ts};
+use crate::records::TatRow;
+
+type TatTuple = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+fn tat_row(r: TatTuple) -> StoreResult<TatRow> {
+    Ok(TatRow {
+        order_test_id: r.0,
+        order_id: r.1,
+        test_code: r.2,
+        test_status: r.3,
+        accession: r.4,
+        specimen_status: r.5,
+        priority: r.6,
+        ordered_at: ts(r.7)?,
+        collected_at: opt_ts(r.8)?,
+        received_at: opt_ts(r.9)?,
+        in_process_at: opt_ts(r.10)?,
+    })
+}
+
+// An aliquot was never received itself: its tests count from the receipt (and the
+// start of processing) of the tube it was poured from.
+macro_rules! tat_select {
+    () => {
+        "SELECT t.id, t.order_id, t.test_code, t.status, s.accession, s.status, \
+         o.priority, o.created_at, s.collected_at, \
+         (SELECT MIN(e.at) FROM specimen_events e WHERE e.specimen_id IN (s.id, s.parent_id) \
+          AND e.kind = 'receive'), \
+         (SELECT MIN(e.at) FROM specimen_events e WHERE e.specimen_id IN (s.id, s.parent_id) \
+          AND e.kind = 'start_processing') \
+         FROM order_tests t JOIN specimens s ON s.id = t.specimen_id \
+         JOIN orders o ON o.id = t.order_id "
+    };
+}
+
+/// The tests of one order with their milestones, in test order.
+pub(crate) async fn tat_of_order<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    order_id: i64,
+) -> StoreResult<Vec<TatRow>> {
+    sqlx::query_as::<_, TatTuple>(concat!(
+        tat_select!(),
+        "WHERE t.order_id = $1 ORDER BY t.id"
+    ))
+    .bind(order_id)
+    .fetch_all(e)
+    .await?
+    .into_iter()
+    .map(tat_row)
+    .collect()
+}
+
+/// Tests still running in the lab: their specimen is held by the lab (received,
+/// in process, processed or stored), the order is active and the test is not
+/// finished. At most `limit`, most urgent priority first, then oldest specimen.
+pub(crate) async fn running_tests<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    limit: i64,
+) -> StoreResult<Vec<TatRow>> {
+    sqlx::query_as::<_, TatTuple>(concat!(
+        tat_select!(),
+        "WHERE s.status IN ('received', 'in_process', 'processed', 'stored') \
+         AND o.status = 'active' \
+         AND t.status NOT IN ('verified', 'reported', 'cancelled') \
+         ORDER BY CASE o.priority WHEN 'stat' THEN 0 WHEN 'asap' THEN 1 \
+         WHEN 'timed' THEN 2 ELSE 3 END, s.id, t.id LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(e)
+    .await?
+    .into_iter()
+    .map(tat_row)
+    .collect()
+}

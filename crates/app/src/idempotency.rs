@@ -130,8 +130,10 @@ impl App {
         Ok(outcome)
     }
 
-    /// Keeps the answer of a claimed request. A server error of a request that changed
-    /// nothing gives the key back instead, so that a retry runs it.
+    /// Keeps the answer of a claimed request. A server error is never kept as the answer: if
+    /// the request changed nothing the key is given back, so that a retry runs it; if it did
+    /// change something, the claim stays applied without an answer, and a retry is told so
+    /// (`idempotency_answer_lost`) rather than shown a failure for a change that was made.
     pub async fn finish_request(
         &self,
         claim: &RequestClaim,
@@ -140,8 +142,9 @@ impl App {
         body: &str,
     ) -> AppResult<()> {
         let mut tx = self.store.begin().await?;
-        let released = status >= 500 && tx.release_idempotency(claim.id, &claim.token).await?;
-        if !released {
+        if status >= 500 {
+            tx.release_idempotency(claim.id, &claim.token).await?;
+        } else {
             tx.complete_idempotency(
                 claim.id,
                 &claim.token,

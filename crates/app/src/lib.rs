@@ -169,11 +169,17 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => AppError::NotFound { entity: "record" },
-            StoreError::Conflict(m) => AppError::Conflict {
-                field: None,
-                code: "conflict",
-                message: m,
-            },
+            // The database's text names tables and constraints: it is logged, never sent.
+            StoreError::Conflict(m) => {
+                tracing::warn!(detail = %m, "write conflict");
+                AppError::Conflict {
+                    field: None,
+                    code: "conflict",
+                    message: "this change conflicts with another made at the same time; \
+                              reload and try again"
+                        .into(),
+                }
+            }
             other => AppError::Internal(other.to_string()),
         }
     }

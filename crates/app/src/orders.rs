@@ -346,6 +346,21 @@ impl App {
         // Identification is checked inside the transaction: a merge can't slip in between.
         let mut tx = self.store.begin().await?;
         let patient = self.identify_patient(&mut tx, &input.patient).await?;
+        // The same requisition sent again by its client (a retry without an idempotency key,
+        // an interface resending) is a duplicate, not a second order. Checked inside the
+        // transaction: write transactions are serialised, so two copies can't both pass.
+        if let Some(p) = placer
+            && let Some(existing) = tx.active_order_by_placer(input.location_id, p).await?
+        {
+            return Err(AppError::Conflict {
+                field: Some("placer_order_number".into()),
+                code: "duplicate_placer_order",
+                message: format!(
+                    "order {existing} already carries this placer order number from this client; \
+                     cancel it first or send another number"
+                ),
+            });
+        }
 
         let now = self.now();
         let mut order = OrderRecord {

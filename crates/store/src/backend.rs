@@ -847,6 +847,14 @@ macro_rules! backend {
                 crate::queries::$ctx::orders::order_by_id(&mut *self.tx, id).await
             }
 
+            async fn active_order_by_placer(
+                &mut self,
+                location_id: i64,
+                placer_order_number: &str,
+            ) -> StoreResult<Option<i64>> {
+                crate::queries::$ctx::orders::active_order_by_placer(&mut *self.tx, location_id, placer_order_number).await
+            }
+
             async fn cancel_order(&mut self, id: i64, at: Timestamp, reason: &str) -> StoreResult<bool> {
                 crate::queries::$ctx::orders::cancel_order(&mut *self.tx, id, at, reason).await
             }

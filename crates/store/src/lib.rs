@@ -364,6 +364,12 @@ pub trait Tx: Send {
     async fn insert_catalog_version(&mut self, c: &CatalogTestRecord, by: &str) -> StoreResult<()>;
     async fn insert_order(&mut self, o: &OrderRecord) -> StoreResult<i64>;
     async fn order_by_id(&mut self, id: i64) -> StoreResult<Option<OrderRecord>>;
+    /// The oldest order not cancelled with this placer order number from this client location.
+    async fn active_order_by_placer(
+        &mut self,
+        location_id: i64,
+        placer_order_number: &str,
+    ) -> StoreResult<Option<i64>>;
     async fn cancel_order(&mut self, id: i64, at: Timestamp, reason: &str) -> StoreResult<bool>;
     /// Marks the order's tests cancelled (those not already); returns how many changed.
     async fn cancel_order_tests(&mut self, order_id: i64) -> StoreResult<u64>;

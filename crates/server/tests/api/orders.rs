@@ -16,6 +16,7 @@ crate::both_backends!(
     orders_need_two_identifiers_and_valid_input,
     concurrent_orders_never_share_an_accession,
     cancel_and_add_on,
+    a_resent_requisition_is_a_duplicate,
     scanned_requisitions,
 );
 
@@ -830,6 +831,53 @@ async fn scanned_requisitions(db: Db) {
             .filter(|a| a.entry.action == "order.scan_attach")
             .count(),
         3
+    );
+    c.app.finish().await;
+}
+
+/// Issue 16 item 3: the same requisition sent again by its client (same placer order number,
+/// same client location) is refused as a duplicate and writes nothing; another client may use
+/// the number; once the first is cancelled, the number is free again.
+async fn a_resent_requisition_is_a_duplicate(db: Db) {
+    let c = setup(db).await;
+    let mut body = order(&c, &["BMP"]);
+    body["placer_order_number"] = json!("EMR-42");
+    let (s, first) = c.app.post("/api/v1/orders", &c.token, body.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{first}");
+    let before = c.app.audit_len().await;
+    let got = c.app.post("/api/v1/orders", &c.token, body.clone()).await;
+    assert_error(
+        &got,
+        StatusCode::CONFLICT,
+        "duplicate_placer_order",
+        Some("placer_order_number"),
+    );
+    assert_eq!(
+        c.app.audit_len().await,
+        before,
+        "a refused duplicate writes nothing"
+    );
+    let (_, list) = c
+        .app
+        .get("/api/v1/orders?placer_order_number=EMR-42", &c.token)
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+
+    let id = first["id"].as_i64().unwrap();
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/orders/{id}/cancel"),
+            &c.token,
+            json!({"reason": "sent twice by the EMR"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = c.app.post("/api/v1/orders", &c.token, body).await;
+    assert_eq!(
+        s,
+        StatusCode::CREATED,
+        "the number is free once its order is cancelled: {v}"
     );
     c.app.finish().await;
 }

@@ -185,6 +185,21 @@ pub(crate) async fn orders_by<'e, E: Executor<'e, Database = Db>>(
         .collect()
 }
 
+pub(crate) async fn active_order_by_placer<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    location_id: i64,
+    placer_order_number: &str,
+) -> StoreResult<Option<i64>> {
+    Ok(sqlx::query_scalar::<_, i64>(
+        "SELECT id FROM orders WHERE placer_order_number = $1 AND location_id = $2 \
+         AND status <> 'cancelled' ORDER BY id LIMIT 1",
+    )
+    .bind(placer_order_number)
+    .bind(location_id)
+    .fetch_optional(e)
+    .await?)
+}
+
 pub(crate) async fn cancel_order<'e, E: Executor<'e, Database = Db>>(
     e: E,
     id: i64,

@@ -1,8 +1,11 @@
-//! The demonstration lab seeded by `aliquot serve --demo`: one user per role and the lab's
-//! settings. Demo passwords are printed at start-up; never use `--demo` for a real lab.
+//! The demonstration lab seeded by `aliquot serve --demo`: one user per role, the lab's
+//! settings, the demo catalogue, a provider and a location, and a morning's work (see
+//! [`morning`]). Demo passwords are printed at start-up; never use `--demo` for a real lab.
 
-use aliquot_app::{Actor, App, NewLocationInput, NewProviderInput, NewUserInput};
+use aliquot_app::{Actor, App, NewLocationInput, NewProviderInput, NewUserInput, Source};
 use aliquot_domain::auth::Role;
+
+mod morning;
 
 fn demo_password(role: Role) -> String {
     format!("demo-{}-pass", role.as_str())
@@ -13,19 +16,29 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
     if !app.store().list_users().await?.is_empty() {
         return Ok(());
     }
+    let started = std::time::Instant::now();
     let operator = Actor::cli("demo-seed");
+    let mut staff = Vec::new();
     for role in Role::ALL {
-        app.create_user(
-            &operator,
-            NewUserInput {
-                username: role.as_str().to_owned(),
-                display_name: format!("Demo {}", role.as_str()),
-                role: role.as_str().to_owned(),
-                password: demo_password(role),
-            },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("seeding demo user {role}: {e}"))?;
+        let user = app
+            .create_user(
+                &operator,
+                NewUserInput {
+                    username: role.as_str().to_owned(),
+                    display_name: format!("Demo {}", role.as_str()),
+                    role: role.as_str().to_owned(),
+                    password: demo_password(role),
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("seeding demo user {role}: {e}"))?;
+        staff.push(Actor {
+            user_id: Some(user.id),
+            username: user.username,
+            role,
+            source: Source::Cli,
+            session_id: None,
+        });
     }
     for (key, value) in [
         ("lab.name", "Aliquot Demonstration Laboratory"),
@@ -63,6 +76,27 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
     )
     .await
     .map_err(|e| anyhow::anyhow!("seeding the demo location: {e}"))?;
+    let by_role = |role: Role| {
+        staff
+            .iter()
+            .find(|a| a.role == role)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("no demo {role}"))
+    };
+    let morning = morning::Staff {
+        operator,
+        phlebotomist: by_role(Role::Phlebotomist)?,
+        technician: by_role(Role::Technician)?,
+        technologist: by_role(Role::Technologist)?,
+    };
+    let summary = morning::seed(app, &morning).await?;
+    tracing::info!(
+        patients = summary.patients,
+        orders = summary.orders,
+        specimens = summary.specimens,
+        elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "seeded the demo lab"
+    );
     Ok(())
 }
 

@@ -1,0 +1,246 @@
+//! `aliquot serve --demo` seeds a morning's work into an empty database, through the use cases
+//! (every row audited, the chain intact), and only once: a restart with `--demo` adds nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_aliquot");
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    /// Starts `serve --demo` on `data_dir`; answers with the server and how long it took to
+    /// print its address (the seeding happens before).
+    fn start(data_dir: &std::path::Path) -> (Server, Duration) {
+        let started = Instant::now();
+        let mut child = Command::new(BIN)
+            .args(["--data-dir", &data_dir.display().to_string()])
+            .args(["serve", "--demo", "--http", "127.0.0.1:0"])
+            .env("ALIQUOT_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("server exited before printing its address")
+                .unwrap();
+            if let Some(rest) = line.strip_prefix("Aliquot is running at ") {
+                break rest.split('/').take(3).collect::<Vec<_>>().join("/");
+            }
+        };
+        let elapsed = started.elapsed();
+        std::thread::spawn(move || for _ in lines {});
+        (Server { child, base }, elapsed)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Api {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    async fn login(&self, user: &str) -> String {
+        let v = self
+            .call(
+                None,
+                reqwest::Method::POST,
+                "/auth/token",
+                Some(json!({"username": user, "password": format!("demo-{user}-pass")})),
+            )
+            .await;
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn get(&self, token: &str, path: &str) -> Value {
+        self.call(Some(token), reqwest::Method::GET, path, None)
+            .await
+    }
+
+    async fn call(
+        &self,
+        token: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let mut r = self
+            .client
+            .request(method, format!("{}/api/v1{path}", self.base));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status();
+        let v: Value = r.json().await.unwrap();
+        assert!(status.is_success(), "{path}: {status} {v}");
+        v
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_seeds_a_morning_once_with_every_status_and_an_intact_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (server, seeding) = Server::start(&data);
+    println!("serve --demo printed its address after {seeding:?} (seeding included)");
+    let api = Api {
+        client: reqwest::Client::new(),
+        base: server.base.clone(),
+    };
+    let tech = api.login("technologist").await;
+    let admin = api.login("admin").await;
+
+    // 40 patients, DEMO-0001 … DEMO-0040, and no more; the look-alikes are there.
+    for n in 1..=40 {
+        let found = api.get(&tech, &format!("/patients?mrn=DEMO-{n:04}")).await;
+        assert_eq!(found.as_array().unwrap().len(), 1, "DEMO-{n:04}");
+    }
+    let none = api.get(&tech, "/patients?mrn=DEMO-0041").await;
+    assert!(none.as_array().unwrap().is_empty());
+    let whitfields = api.get(&tech, "/patients?family_name=Whitfield").await;
+    assert_eq!(whitfields.as_array().unwrap().len(), 2, "{whitfields}");
+
+    // 60 orders of every priority, their tubes in every status.
+    let mut priorities = BTreeSet::new();
+    let mut by_status: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for n in 1..=61 {
+        let found = api
+            .get(
+                &tech,
+                &format!("/orders?placer_order_number=DEMO-PO-{n:03}"),
+            )
+            .await;
+        let found = found.as_array().unwrap();
+        if n == 61 {
+            assert!(found.is_empty());
+            continue;
+        }
+        assert_eq!(found.len(), 1, "DEMO-PO-{n:03}");
+        priorities.insert(found[0]["priority"].as_str().unwrap().to_owned());
+        for s in found[0]["specimens"].as_array().unwrap() {
+            by_status
+                .entry(s["status"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(s["accession"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(
+        priorities.into_iter().collect::<Vec<_>>(),
+        ["asap", "routine", "stat", "timed"]
+    );
+    let counts: BTreeMap<_, _> = by_status.iter().map(|(k, v)| (k, v.len())).collect();
+    println!("tubes by status: {counts:?}");
+    for status in [
+        "planned",
+        "collected",
+        "in_transit",
+        "received",
+        "in_process",
+        "processed",
+        "stored",
+        "rejected",
+        "sent_out",
+        "disposed",
+    ] {
+        let accessions = by_status
+            .get(status)
+            .unwrap_or_else(|| panic!("no tube {status}: {counts:?}"));
+        let detail = api
+            .get(&tech, &format!("/specimens/{}", accessions[0]))
+            .await;
+        assert_eq!(detail["status"], status, "{detail}");
+    }
+    // Some draws are back-dated, some by someone else than the recording user.
+    let mut back_dated = 0;
+    let mut by_collector = 0;
+    for acc in &by_status["collected"] {
+        let detail = api.get(&tech, &format!("/specimens/{acc}")).await;
+        let at: jiff::Timestamp = detail["collected_at"].as_str().unwrap().parse().unwrap();
+        if jiff::Timestamp::now().duration_since(at) > jiff::SignedDuration::from_mins(15) {
+            back_dated += 1;
+        }
+        if detail
+            .to_string()
+            .contains("\"collector\":\"R. Adeyemi, RN\"")
+            || detail
+                .to_string()
+                .contains("\"collector\":\"K. Lindholm, RN\"")
+        {
+            by_collector += 1;
+        }
+    }
+    assert!(
+        back_dated > 0 && by_collector > 0,
+        "{back_dated} {by_collector}"
+    );
+    // Poured aliquots: processed serum tubes with children.
+    let mut aliquoted = 0;
+    for acc in &by_status["processed"] {
+        let lineage = api.get(&tech, &format!("/specimens/{acc}/lineage")).await;
+        aliquoted += lineage["children"].as_array().unwrap().len();
+    }
+    assert!(aliquoted >= 3, "{aliquoted} aliquots");
+
+    // The lists a lab works from.
+    let sorting = api.get(&tech, "/sorting").await;
+    assert!(!sorting.as_array().unwrap().is_empty());
+    let problems = api.get(&tech, "/problem-log").await;
+    assert_eq!(problems.as_array().unwrap().len(), 3, "{problems}");
+    let tasks = api.get(&tech, "/recollect-tasks").await;
+    assert_eq!(tasks.as_array().unwrap().len(), 3, "{tasks}");
+    let send_outs = api.get(&tech, "/send-outs?open=true").await;
+    assert_eq!(send_outs.as_array().unwrap().len(), 1, "{send_outs}");
+    let units = api.get(&tech, "/storage/units").await;
+    let the_box = units
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["kind"] == "box")
+        .unwrap();
+    assert_eq!(
+        the_box["used"].as_i64().unwrap(),
+        i64::try_from(by_status["stored"].len()).unwrap()
+    );
+
+    let verify = api.get(&admin, "/audit/verify").await;
+    assert_eq!(verify["intact"], true, "{verify}");
+    let rows = verify["rows"].as_i64().unwrap();
+    assert!(rows > 400, "{rows} audit rows");
+
+    // A restart with --demo on the same data adds nothing (verify itself writes nothing).
+    drop(server);
+    let (server, _) = Server::start(&data);
+    let api = Api {
+        client: api.client,
+        base: server.base.clone(),
+    };
+    let again = api.get(&admin, "/audit/verify").await;
+    assert_eq!(again["intact"], true, "{again}");
+    assert_eq!(again["rows"].as_i64().unwrap(), rows, "{again}");
+    let first = api
+        .get(&tech, "/orders?placer_order_number=DEMO-PO-001")
+        .await;
+    assert_eq!(first.as_array().unwrap().len(), 1);
+}

@@ -48,8 +48,8 @@ pub use catalog::{CatalogEntryView, StabilityHours, TatMinutes, TestDefinition};
 pub use directory::{LOCATION_KINDS, NewLocationInput, NewProviderInput};
 pub use orders::{NewOrderInput, OrderTestView, OrderView, SpecimenView};
 pub use patients::{
-    Contact, DuplicateCandidate, FacilityIdentifier, MergeView, NewPatientInput,
-    PatientIdentification, PatientSearch, PatientView,
+    Contact, DuplicateCandidate, FacilityIdentifier, MergeView, NewPatientInput, PatientCorrection,
+    PatientIdentification, PatientSearch, PatientVersionView, PatientView,
 };
 pub use scans::{ScanContent, ScanView};
 pub use settings::{SettingView, setting_rules};

@@ -8,7 +8,9 @@ use aliquot_domain::patient::{
     AdministrativeSex, BirthDate, CandidateKey, FacilityId, IdentityRecord, PersonName,
     PresentedIdentifiers, confirm_identity, duplicate_match, name_search_key,
 };
-use aliquot_store::{AccessEntry, MergeRecord, PatientQuery, PatientRecord, Tx};
+use aliquot_store::{
+    AccessEntry, MergeRecord, PatientQuery, PatientRecord, PatientVersionRecord, Tx,
+};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
@@ -129,6 +131,38 @@ impl PatientView {
     }
 }
 
+/// A correction of a patient's demographics. `None` keeps a field; an empty `middle_name`
+/// or contact field clears it. The MRN and facility identifiers are not corrected here.
+#[derive(Debug, Clone, Default)]
+pub struct PatientCorrection {
+    pub family_name: Option<String>,
+    pub given_name: Option<String>,
+    pub middle_name: Option<String>,
+    pub birth_date: Option<String>,
+    pub sex: Option<String>,
+    /// Each field `None` keeps, `Some("")` clears.
+    pub contact: Option<Contact>,
+    /// The corrected patient resembles others and the registrar checked they differ.
+    pub confirm_not_duplicate: bool,
+    /// Required: why the demographics were wrong.
+    pub reason: Option<String>,
+}
+
+/// Demographics a correction replaced (`version` 1 is what registration recorded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientVersionView {
+    pub version: i64,
+    pub family_name: String,
+    pub given_name: String,
+    pub middle_name: Option<String>,
+    pub birth_date: String,
+    pub sex: String,
+    pub contact: Contact,
+    pub replaced_at: jiff::Timestamp,
+    pub replaced_by: String,
+    pub reason: String,
+}
+
 /// A registration that looks like an existing patient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DuplicateCandidate {
@@ -229,19 +263,13 @@ impl App {
     ) -> AppResult<Result<PatientView, Vec<DuplicateCandidate>>> {
         actor.require(Permission::PatientWrite)?;
         let mrn = Mrn::parse(&input.mrn).map_err(|e| invalid(&e, "", "mrn"))?;
-        let name = PersonName::new(
+        let (name, birth_date, sex) = self.parse_demographics(
             &input.family_name,
             &input.given_name,
             input.middle_name.as_deref(),
-        )
-        .map_err(|e| match e.field() {
-            Some("family") => invalid(&e, "", "family_name").with_field("family_name"),
-            Some("given") => invalid(&e, "", "given_name").with_field("given_name"),
-            _ => invalid(&e, "", "middle_name").with_field("middle_name"),
-        })?;
-        let birth_date = BirthDate::parse(&input.birth_date, self.today())
-            .map_err(|e| invalid(&e, "", "birth_date").with_field("birth_date"))?;
-        let sex = AdministrativeSex::parse(&input.sex).map_err(|e| invalid(&e, "", "sex"))?;
+            &input.birth_date,
+            &input.sex,
+        )?;
         let mut ids = Vec::new();
         for (i, f) in input.identifiers.iter().enumerate() {
             let id = FacilityId::new(&f.system, &f.value).map_err(|e| {
@@ -280,22 +308,11 @@ impl App {
                 message: "a patient with this MRN is already registered".into(),
             });
         }
-        let key = CandidateKey::new(&name, birth_date, sex);
-        let date = birth_date.date();
-        let mut dates = vec![date.to_string()];
-        dates.extend(day_month_swapped(date));
-        let mut candidates = Vec::new();
-        for existing in tx.patients_born_on(&dates).await? {
-            if let Some(reason) = candidate_key(&existing).and_then(|k| duplicate_match(&key, &k)) {
-                candidates.push(DuplicateCandidate {
-                    patient_id: existing.id,
-                    reason: reason.as_str(),
-                });
-            }
-        }
+        let candidates = duplicate_candidates(&mut tx, &name, birth_date, sex, None).await?;
         if !candidates.is_empty() && !input.confirm_not_duplicate {
             return Ok(Err(candidates));
         }
+        let date = birth_date.date();
         let now = self.now();
         let mut record = PatientRecord {
             id: 0,
@@ -344,6 +361,223 @@ impl App {
         ));
         tx.commit().await?;
         Ok(Ok(view))
+    }
+
+    /// The registration rules for demographics (the domain's parse functions), with errors
+    /// naming the request's fields. Registration and correction both use it.
+    fn parse_demographics(
+        &self,
+        family_name: &str,
+        given_name: &str,
+        middle_name: Option<&str>,
+        birth_date: &str,
+        sex: &str,
+    ) -> AppResult<(PersonName, BirthDate, AdministrativeSex)> {
+        let name =
+            PersonName::new(family_name, given_name, middle_name).map_err(|e| match e.field() {
+                Some("family") => invalid(&e, "", "family_name").with_field("family_name"),
+                Some("given") => invalid(&e, "", "given_name").with_field("given_name"),
+                _ => invalid(&e, "", "middle_name").with_field("middle_name"),
+            })?;
+        let birth_date = BirthDate::parse(birth_date, self.today())
+            .map_err(|e| invalid(&e, "", "birth_date").with_field("birth_date"))?;
+        let sex = AdministrativeSex::parse(sex).map_err(|e| invalid(&e, "", "sex"))?;
+        Ok((name, birth_date, sex))
+    }
+
+    /// Corrects a live patient's demographics (names, birth date, sex, contact; not the MRN
+    /// or facility identifiers, which are identifiers) with a reason. Fields left `None`
+    /// keep their value; an empty middle name or contact field clears it. The registration
+    /// rules apply, the search keys are recomputed, the replaced demographics are appended
+    /// to `patient_versions`, and the change is audited (`patient.correct`, old and new
+    /// values of the changed fields) in the same transaction. A correction of name, birth
+    /// date or sex that makes the patient resemble another live patient is refused with the
+    /// candidates, as at registration, unless `confirm_not_duplicate` is set.
+    pub async fn correct_patient(
+        &self,
+        actor: &Actor,
+        id: i64,
+        input: PatientCorrection,
+    ) -> AppResult<Result<PatientView, Vec<DuplicateCandidate>>> {
+        actor.require(Permission::PatientWrite)?;
+        let reason = require_reason(input.reason.as_deref())?;
+        if input.family_name.is_none()
+            && input.given_name.is_none()
+            && input.middle_name.is_none()
+            && input.birth_date.is_none()
+            && input.sex.is_none()
+            && input.contact.is_none()
+        {
+            return Err(AppError::invalid(
+                "family_name",
+                "correction_empty",
+                "give at least one of family_name, given_name, middle_name, birth_date, sex, contact",
+            ));
+        }
+        let mut tx = self.store.begin().await?;
+        // The duplicate check is check-then-write, as at registration.
+        tx.serialize_writes().await?;
+        let old = tx
+            .patient_by_id(id)
+            .await?
+            .ok_or(AppError::NotFound { entity: "patient" })?;
+        let merged = |survivor: i64| AppError::Conflict {
+            field: None,
+            code: "patient_merged",
+            message: format!(
+                "this record was merged into patient {survivor}; correct the survivor instead"
+            ),
+        };
+        if let Some(survivor) = old.merged_into {
+            return Err(merged(survivor));
+        }
+        let (name, birth_date, sex) = self.parse_demographics(
+            input.family_name.as_deref().unwrap_or(&old.family_name),
+            input.given_name.as_deref().unwrap_or(&old.given_name),
+            input.middle_name.as_deref().or(old.middle_name.as_deref()),
+            input.birth_date.as_deref().unwrap_or(&old.birth_date),
+            input.sex.as_deref().unwrap_or(&old.sex),
+        )?;
+        let old_contact: Contact = serde_json::from_str(&old.contact)
+            .map_err(|e| AppError::Internal(format!("patient contact: {e}")))?;
+        let contact = match &input.contact {
+            None => old_contact.clone(),
+            Some(c) => Contact {
+                phone: c.phone.clone().or(old_contact.phone.clone()),
+                email: c.email.clone().or(old_contact.email.clone()),
+                address: c.address.clone().or(old_contact.address.clone()),
+            }
+            .validate()?,
+        };
+        let now = self.now();
+        let new = PatientRecord {
+            family_name: name.family().to_owned(),
+            given_name: name.given().to_owned(),
+            middle_name: name.middle().map(str::to_owned),
+            family_key: name_search_key(name.family()),
+            given_key: name_search_key(name.given()),
+            birth_date: birth_date.date().to_string(),
+            sex: sex.as_str().to_owned(),
+            contact: serde_json::to_string(&contact)
+                .map_err(|e| AppError::Internal(e.to_string()))?,
+            updated_at: now,
+            ..old.clone()
+        };
+        let (old_view, new_view) = (
+            PatientView::from_record(&old)?,
+            PatientView::from_record(&new)?,
+        );
+        let (before, after) = (old_view.audit_value(), new_view.audit_value());
+        let mut old_value = serde_json::Map::new();
+        let mut new_value = serde_json::Map::new();
+        for field in [
+            "family_name",
+            "given_name",
+            "middle_name",
+            "birth_date",
+            "sex",
+            "contact",
+        ] {
+            if before[field] != after[field] {
+                old_value.insert(field.into(), before[field].clone());
+                new_value.insert(field.into(), after[field].clone());
+            }
+        }
+        if new_value.is_empty() {
+            return Err(AppError::invalid(
+                "family_name",
+                "correction_unchanged",
+                "the correction changes nothing",
+            ));
+        }
+        let identity_changed = (&new.family_key, &new.given_key, &new.birth_date, &new.sex)
+            != (&old.family_key, &old.given_key, &old.birth_date, &old.sex);
+        let candidates = if identity_changed {
+            duplicate_candidates(&mut tx, &name, birth_date, sex, Some(id)).await?
+        } else {
+            Vec::new()
+        };
+        if !candidates.is_empty() && !input.confirm_not_duplicate {
+            return Ok(Err(candidates));
+        }
+        let version = tx
+            .insert_patient_version(&PatientVersionRecord {
+                id: 0,
+                patient_id: id,
+                version: 0,
+                family_name: old.family_name.clone(),
+                given_name: old.given_name.clone(),
+                middle_name: old.middle_name.clone(),
+                birth_date: old.birth_date.clone(),
+                sex: old.sex.clone(),
+                contact: old.contact.clone(),
+                replaced_at: now,
+                replaced_by: actor.username.clone(),
+                reason: reason.clone(),
+            })
+            .await?;
+        if !tx.correct_patient(&new).await? {
+            // Merged in between: not possible under serialize_writes, but the guarded update
+            // says so rather than assume it.
+            return Err(AppError::Conflict {
+                field: None,
+                code: "patient_merged",
+                message: "this record was merged into another meanwhile".into(),
+            });
+        }
+        new_value.insert("replaced_version".into(), json!(version));
+        if !candidates.is_empty() {
+            new_value.insert(
+                "confirmed_not_duplicate_of".into(),
+                json!(candidates.iter().map(|c| c.patient_id).collect::<Vec<_>>()),
+            );
+        }
+        tx.audit(self.entry(
+            actor,
+            "patient.correct",
+            "patient",
+            id,
+            Some(old_value.into()),
+            Some(new_value.into()),
+            Some(&reason),
+        ));
+        tx.commit().await?;
+        Ok(Ok(new_view))
+    }
+
+    /// The demographics a patient's corrections replaced, oldest first. Recorded in the
+    /// access log.
+    pub async fn patient_versions(
+        &self,
+        actor: &Actor,
+        id: i64,
+    ) -> AppResult<Vec<PatientVersionView>> {
+        actor.require(Permission::PatientRead)?;
+        if self.store.patient_by_id(id).await?.is_none() {
+            return Err(AppError::NotFound { entity: "patient" });
+        }
+        let versions = self.store.patient_versions(id).await?;
+        self.store
+            .record_access(&self.access(actor, "patient.versions", "patient", id, vec![id]))
+            .await?;
+        versions
+            .into_iter()
+            .map(|v| {
+                Ok(PatientVersionView {
+                    version: v.version,
+                    family_name: v.family_name,
+                    given_name: v.given_name,
+                    middle_name: v.middle_name,
+                    birth_date: v.birth_date,
+                    sex: v.sex,
+                    contact: serde_json::from_str(&v.contact)
+                        .map_err(|e| AppError::Internal(format!("patient contact: {e}")))?,
+                    replaced_at: v.replaced_at,
+                    replaced_by: v.replaced_by,
+                    reason: v.reason,
+                })
+            })
+            .collect()
     }
 
     pub async fn patient(&self, actor: &Actor, id: i64) -> AppResult<PatientView> {
@@ -649,6 +883,34 @@ fn stored_birth_date(s: &str) -> Option<BirthDate> {
     // A stored date was validated at registration; only "not in the future" is rechecked,
     // against a far date so that it always holds.
     BirthDate::new(d, Date::new(9999, 12, 31).ok()?).ok()
+}
+
+/// Live patients the given demographics resemble (registration's duplicate detection:
+/// same or day/month-swapped birth date, see `duplicate_match`), other than `except`.
+async fn duplicate_candidates(
+    tx: &mut Box<dyn Tx>,
+    name: &PersonName,
+    birth_date: BirthDate,
+    sex: AdministrativeSex,
+    except: Option<i64>,
+) -> AppResult<Vec<DuplicateCandidate>> {
+    let key = CandidateKey::new(name, birth_date, sex);
+    let date = birth_date.date();
+    let mut dates = vec![date.to_string()];
+    dates.extend(day_month_swapped(date));
+    let mut candidates = Vec::new();
+    for existing in tx.patients_born_on(&dates).await? {
+        if Some(existing.id) == except {
+            continue;
+        }
+        if let Some(reason) = candidate_key(&existing).and_then(|k| duplicate_match(&key, &k)) {
+            candidates.push(DuplicateCandidate {
+                patient_id: existing.id,
+                reason: reason.as_str(),
+            });
+        }
+    }
+    Ok(candidates)
 }
 
 fn candidate_key(r: &PatientRecord) -> Option<CandidateKey> {

@@ -64,6 +64,12 @@ pub const ROUTES: &[RouteSpec] = &[
     r("POST", "/api/v1/patients", Perm(P::PatientWrite)),
     r("GET", "/api/v1/patients", Perm(P::PatientRead)),
     r("GET", "/api/v1/patients/{id}", Perm(P::PatientRead)),
+    r("PATCH", "/api/v1/patients/{id}", Perm(P::PatientWrite)),
+    r(
+        "GET",
+        "/api/v1/patients/{id}/versions",
+        Perm(P::PatientRead),
+    ),
     r("POST", "/api/v1/patients/{id}/merge", Perm(P::PatientMerge)),
     r(
         "POST",

@@ -427,6 +427,10 @@ macro_rules! backend {
                 crate::queries::$ctx::registration::merge_by_id(&self.read, id).await
             }
 
+            async fn patient_versions(&self, patient_id: i64) -> StoreResult<Vec<PatientVersionRecord>> {
+                crate::queries::$ctx::registration::patient_versions(&self.read, patient_id).await
+            }
+
             async fn provider_by_id(&self, id: i64) -> StoreResult<Option<ProviderRecord>> {
                 crate::queries::$ctx::registration::provider_by_id(&self.read, id).await
             }
@@ -777,6 +781,14 @@ macro_rules! backend {
 
             async fn insert_patient(&mut self, p: &PatientRecord) -> StoreResult<i64> {
                 crate::queries::$ctx::registration::insert_patient(&mut *self.tx, p).await
+            }
+
+            async fn correct_patient(&mut self, p: &PatientRecord) -> StoreResult<bool> {
+                crate::queries::$ctx::registration::correct_patient(&mut *self.tx, p).await
+            }
+
+            async fn insert_patient_version(&mut self, v: &PatientVersionRecord) -> StoreResult<i64> {
+                crate::queries::$ctx::registration::insert_patient_version(&mut *self.tx, v).await
             }
 
             async fn set_merged_into(&mut self, id: i64, into: Option<i64>, at: Timestamp) -> StoreResult<()> {

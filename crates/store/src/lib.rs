@@ -204,6 +204,8 @@ pub trait Store: Send + Sync + 'static {
     async fn patient_by_id(&self, id: i64) -> StoreResult<Option<PatientRecord>>;
     async fn search_patients(&self, q: &PatientQuery) -> StoreResult<Vec<PatientRecord>>;
     async fn merge_by_id(&self, id: i64) -> StoreResult<Option<MergeRecord>>;
+    /// The demographics a patient's corrections replaced, oldest first.
+    async fn patient_versions(&self, patient_id: i64) -> StoreResult<Vec<PatientVersionRecord>>;
     async fn provider_by_id(&self, id: i64) -> StoreResult<Option<ProviderRecord>>;
     async fn list_providers(&self) -> StoreResult<Vec<ProviderRecord>>;
     async fn location_by_id(&self, id: i64) -> StoreResult<Option<LocationRecord>>;
@@ -342,6 +344,11 @@ pub trait Tx: Send {
     async fn patient_by_mrn(&mut self, mrn: &str) -> StoreResult<Option<PatientRecord>>;
     async fn patients_born_on(&mut self, dates: &[String]) -> StoreResult<Vec<PatientRecord>>;
     async fn insert_patient(&mut self, p: &PatientRecord) -> StoreResult<i64>;
+    /// Writes a live patient's corrected demographics and search keys (`p.id`,
+    /// `p.updated_at`); false when it is missing or merged away. Never the MRN or identifiers.
+    async fn correct_patient(&mut self, p: &PatientRecord) -> StoreResult<bool>;
+    /// Appends demographics a correction replaced as the next version; returns its number.
+    async fn insert_patient_version(&mut self, v: &PatientVersionRecord) -> StoreResult<i64>;
     async fn set_merged_into(
         &mut self,
         id: i64,

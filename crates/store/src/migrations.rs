@@ -24,7 +24,8 @@ pub const SQLITE: &[MigrationSource] = migrations!(
     (5, "0005_storage"),
     (6, "0006_follow_up_and_tat"),
     (7, "0007_idempotency"),
-    (8, "0008_custody_append_only")
+    (8, "0008_custody_append_only"),
+    (9, "0009_patient_versions")
 );
 pub const POSTGRES: &[MigrationSource] = migrations!(
     "postgres": (1, "0001_platform"),
@@ -34,7 +35,8 @@ pub const POSTGRES: &[MigrationSource] = migrations!(
     (5, "0005_storage"),
     (6, "0006_follow_up_and_tat"),
     (7, "0007_idempotency"),
-    (8, "0008_custody_append_only")
+    (8, "0008_custody_append_only"),
+    (9, "0009_patient_versions")
 );
 
 pub(crate) fn migrator(list: &[MigrationSource]) -> Migrator {

@@ -119,6 +119,25 @@ pub struct PatientQuery {
     pub limit: i64,
 }
 
+/// Demographics a correction replaced (`patient_versions`, append-only). Version 1 is what
+/// registration recorded; `replaced_*` and `reason` describe the correction that replaced it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PatientVersionRecord {
+    pub id: i64,
+    pub patient_id: i64,
+    pub version: i64,
+    pub family_name: String,
+    pub given_name: String,
+    pub middle_name: Option<String>,
+    pub birth_date: String,
+    pub sex: String,
+    /// JSON text, as in `patients.contact`.
+    pub contact: String,
+    pub replaced_at: Timestamp,
+    pub replaced_by: String,
+    pub reason: String,
+}
+
 #[derive(Clone, PartialEq, Eq)]
 pub struct MergeRecord {
     pub id: i64,
@@ -537,6 +556,19 @@ redacted_debug!(PatientRecord {
 redacted_debug!(PatientQuery {
     shown: [limit],
     redacted: [mrn, birth_date, family_key, given_key],
+});
+
+redacted_debug!(PatientVersionRecord {
+    shown: [id, patient_id, version, replaced_at, replaced_by],
+    redacted: [
+        family_name,
+        given_name,
+        middle_name,
+        birth_date,
+        sex,
+        contact,
+        reason
+    ],
 });
 
 redacted_debug!(MergeRecord {

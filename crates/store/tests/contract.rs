@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use aliquot_store::{
     AuditEntry, Backend, DatabaseConfig, LocationRecord, LoginFailures, NewUser, OrderRecord,
-    PatientRecord, ProblemRecord, ProviderRecord, RecollectTaskRecord, SettingRecord,
-    SpecimenChange, SpecimenEventRecord, SpecimenRecord, Store, StoreError, migrations,
+    PatientRecord, PatientVersionRecord, ProblemRecord, ProviderRecord, RecollectTaskRecord,
+    SettingRecord, SpecimenChange, SpecimenEventRecord, SpecimenRecord, Store, StoreError,
+    migrations,
 };
 use jiff::Timestamp;
 use serde_json::json;
@@ -129,6 +130,7 @@ both!(
     failing_transactions_in_a_group_leave_the_others_whole,
     specimen_changes_are_guarded_and_custody_is_kept,
     cancelled_transactions_are_all_or_nothing_and_the_writer_lives_on,
+    patient_versions_are_numbered_and_append_only,
 );
 
 async fn users_are_unique_and_round_trip(db: Db) {
@@ -1178,5 +1180,91 @@ async fn specimen_changes_are_guarded_and_custody_is_kept(db: Db) {
     let delete = f.raw("DELETE FROM specimen_events").await;
     assert!(delete.is_err(), "a DELETE of a custody event went through");
     assert_eq!(f.store.specimen_events(id).await.unwrap(), events);
+    f.finish().await;
+}
+
+async fn patient_versions_are_numbered_and_append_only(db: Db) {
+    let f = fixture(db).await;
+    let (order, _, _) = seed_specimen(&f.store, "A2600000013X").await;
+    let patient = f
+        .store
+        .order_by_id(order)
+        .await
+        .unwrap()
+        .unwrap()
+        .patient_id;
+    let now = Timestamp::now();
+    let mut tx = f.store.begin().await.unwrap();
+    let mut record = tx.patient_by_id(patient).await.unwrap().unwrap();
+    for (n, given) in [(1, "Jane"), (2, "Janet")] {
+        let version = tx
+            .insert_patient_version(&PatientVersionRecord {
+                id: 0,
+                patient_id: patient,
+                version: 0,
+                family_name: record.family_name.clone(),
+                given_name: record.given_name.clone(),
+                middle_name: None,
+                birth_date: record.birth_date.clone(),
+                sex: record.sex.clone(),
+                contact: record.contact.clone(),
+                replaced_at: now,
+                replaced_by: "t".into(),
+                reason: "typo".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(version, n);
+        record.given_name = format!("{given}e");
+        record.given_key = record.given_name.to_uppercase();
+        record.updated_at = now;
+        assert!(tx.correct_patient(&record).await.unwrap());
+    }
+    tx.commit().await.unwrap();
+    let versions = f.store.patient_versions(patient).await.unwrap();
+    let given: Vec<&str> = versions.iter().map(|v| v.given_name.as_str()).collect();
+    assert_eq!(given, ["Jane", "Janee"]);
+    assert_eq!(
+        versions[0].replaced_at.as_microsecond(),
+        now.as_microsecond()
+    );
+    let current = f.store.patient_by_id(patient).await.unwrap().unwrap();
+    assert_eq!(
+        (current.given_name.as_str(), current.given_key.as_str()),
+        ("Janete", "JANETE")
+    );
+    assert_eq!(current.mrn, "M-A2600000013X");
+
+    // A merged-away patient is not corrected.
+    let mut tx = f.store.begin().await.unwrap();
+    let other = tx
+        .insert_patient(&PatientRecord {
+            mrn: "M-2".into(),
+            ..current.clone()
+        })
+        .await
+        .unwrap();
+    tx.set_merged_into(other, Some(patient), now).await.unwrap();
+    let merged = PatientRecord {
+        id: other,
+        ..current.clone()
+    };
+    assert!(!tx.correct_patient(&merged).await.unwrap());
+    tx.commit().await.unwrap();
+
+    // Versions are append-only, like the audit trail: even SQL cannot rewrite them.
+    let update = f
+        .raw("UPDATE patient_versions SET given_name = 'mallory'")
+        .await;
+    assert!(
+        update.is_err(),
+        "an UPDATE of a patient version went through"
+    );
+    let delete = f.raw("DELETE FROM patient_versions").await;
+    assert!(
+        delete.is_err(),
+        "a DELETE of a patient version went through"
+    );
+    assert_eq!(f.store.patient_versions(patient).await.unwrap(), versions);
     f.finish().await;
 }

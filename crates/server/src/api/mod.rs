@@ -41,7 +41,7 @@ use crate::AppState;
         (name = "users", description = "User administration"),
         (name = "settings", description = "Lab-wide settings"),
         (name = "audit", description = "Audit trail and access log"),
-        (name = "patients", description = "Registration, search, merge"),
+        (name = "patients", description = "Registration, search, correction, merge"),
         (name = "directory", description = "Ordering providers and client locations"),
         (name = "catalog", description = "Test catalogue"),
         (name = "orders", description = "Requisitions, accession numbers, tube plans"),
@@ -81,7 +81,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::verify))
         .routes(routes!(audit::access_log))
         .routes(routes!(patients::register, patients::search))
-        .routes(routes!(patients::get))
+        .routes(routes!(patients::get, patients::correct))
+        .routes(routes!(patients::versions))
         .routes(routes!(patients::merge))
         .routes(routes!(patients::unmerge))
         .routes(routes!(

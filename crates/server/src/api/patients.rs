@@ -1,7 +1,8 @@
 //! Patients: registration (with duplicate detection), search, read, merge and unmerge.
 
 use aliquot_app::{
-    Actor, Contact, FacilityIdentifier, MergeView, NewPatientInput, PatientSearch, PatientView,
+    Actor, Contact, DuplicateCandidate, FacilityIdentifier, MergeView, NewPatientInput,
+    PatientCorrection, PatientSearch, PatientVersionView, PatientView,
 };
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -137,25 +138,173 @@ pub async fn register(
     };
     match state.app.register_patient(&actor, input).await? {
         Ok(p) => Ok((StatusCode::CREATED, Json(PatientDto::from(p))).into_response()),
-        Err(candidates) => {
-            let mut e = ApiError::new(
-                StatusCode::CONFLICT,
-                "possible_duplicate",
-                "the registration resembles existing patients; check them, or resend with \
-                 confirm_not_duplicate and a reason",
-            );
-            e.extra = Some(Box::new(ErrorExtra::Candidates(
-                candidates
-                    .into_iter()
-                    .map(|c| DuplicateCandidateDto {
-                        patient_id: c.patient_id,
-                        reason: c.reason.to_owned(),
-                    })
-                    .collect(),
-            )));
-            Err(e)
+        Err(candidates) => Err(possible_duplicate(
+            "the registration resembles existing patients; check them, or resend with \
+             confirm_not_duplicate and a reason",
+            candidates,
+        )),
+    }
+}
+
+/// 409 `possible_duplicate` with the candidates.
+fn possible_duplicate(message: &str, candidates: Vec<DuplicateCandidate>) -> ApiError {
+    let mut e = ApiError::new(StatusCode::CONFLICT, "possible_duplicate", message);
+    e.extra = Some(Box::new(ErrorExtra::Candidates(
+        candidates
+            .into_iter()
+            .map(|c| DuplicateCandidateDto {
+                patient_id: c.patient_id,
+                reason: c.reason.to_owned(),
+            })
+            .collect(),
+    )));
+    e
+}
+
+/// A correction of demographics: every field but `reason` is optional, and an omitted (or
+/// null) field keeps its value; an empty `middle_name` or contact field clears it. The MRN
+/// and facility identifiers are identifiers and are not corrected here (an unknown field
+/// such as `mrn` is refused).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CorrectPatient {
+    pub family_name: Option<String>,
+    pub given_name: Option<String>,
+    pub middle_name: Option<String>,
+    /// `YYYY-MM-DD`, not in the future.
+    pub birth_date: Option<String>,
+    /// HL7 table 0001: F, M, O, U, A, N.
+    pub sex: Option<String>,
+    /// Only the contact fields given change.
+    pub contact: Option<ContactDto>,
+    /// Apply the correction even though the patient would then resemble other patients.
+    #[serde(default)]
+    pub confirm_not_duplicate: bool,
+    /// Required (3 to 500 characters): why the demographics were wrong.
+    pub reason: Option<String>,
+}
+
+/// Correct a patient's demographics (names, birth date, sex, contact) with a reason. The
+/// registration rules apply; the replaced demographics are kept as a version (see
+/// `/versions`) and the change is audited as `patient.correct` with the old and new values.
+/// Orders and specimens stay with the patient. A merged-away record is refused (409
+/// `patient_merged`); a correction that makes the patient resemble another is refused with
+/// 409 `possible_duplicate` and the candidates unless `confirm_not_duplicate` is set.
+#[utoipa::path(patch, path = "/api/v1/patients/{id}", tag = "patients", request_body = CorrectPatient,
+    params(("id" = i64, Path, description = "patient id")),
+    responses((status = 200, body = PatientDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "merged patient, or possible duplicate (with candidates)"),
+              (status = 422, body = ErrorBody)))]
+pub async fn correct(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<CorrectPatient>,
+) -> ApiResult<Json<PatientDto>> {
+    let CorrectPatient {
+        family_name,
+        given_name,
+        middle_name,
+        birth_date,
+        sex,
+        contact,
+        confirm_not_duplicate,
+        reason,
+    } = req;
+    let input = PatientCorrection {
+        family_name,
+        given_name,
+        middle_name,
+        birth_date,
+        sex,
+        contact: contact.map(
+            |ContactDto {
+                 phone,
+                 email,
+                 address,
+             }| Contact {
+                phone,
+                email,
+                address,
+            },
+        ),
+        confirm_not_duplicate,
+        reason,
+    };
+    match state.app.correct_patient(&actor, id, input).await? {
+        Ok(p) => Ok(Json(p.into())),
+        Err(candidates) => Err(possible_duplicate(
+            "the corrected patient resembles other patients; check them, or resend with \
+             confirm_not_duplicate",
+            candidates,
+        )),
+    }
+}
+
+/// Demographics a correction replaced.
+#[derive(Serialize, ToSchema)]
+pub struct PatientVersionDto {
+    /// 1 is what registration recorded.
+    pub version: i64,
+    pub family_name: String,
+    pub given_name: String,
+    pub middle_name: Option<String>,
+    pub birth_date: String,
+    pub sex: String,
+    pub contact: ContactDto,
+    /// When and by whom these demographics were replaced, and why.
+    pub replaced_at: String,
+    pub replaced_by: String,
+    pub reason: String,
+}
+
+impl From<PatientVersionView> for PatientVersionDto {
+    fn from(v: PatientVersionView) -> Self {
+        let PatientVersionView {
+            version,
+            family_name,
+            given_name,
+            middle_name,
+            birth_date,
+            sex,
+            contact,
+            replaced_at,
+            replaced_by,
+            reason,
+        } = v;
+        PatientVersionDto {
+            version,
+            family_name,
+            given_name,
+            middle_name,
+            birth_date,
+            sex,
+            contact: ContactDto {
+                phone: contact.phone,
+                email: contact.email,
+                address: contact.address,
+            },
+            replaced_at: replaced_at.to_string(),
+            replaced_by,
+            reason,
         }
     }
+}
+
+/// The demographics the patient's corrections replaced, oldest first (the current ones are
+/// `GET /api/v1/patients/{id}`). Recorded in the access log.
+#[utoipa::path(get, path = "/api/v1/patients/{id}/versions", tag = "patients",
+    params(("id" = i64, Path, description = "patient id")),
+    responses((status = 200, body = [PatientVersionDto]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn versions(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Vec<PatientVersionDto>>> {
+    let versions = state.app.patient_versions(&actor, id).await?;
+    Ok(Json(versions.into_iter().map(Into::into).collect()))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -9,6 +9,7 @@ mod catalog;
 mod durability;
 mod matrix;
 mod orders;
+mod patient_corrections;
 mod patients;
 mod settings_audit;
 mod specimens;

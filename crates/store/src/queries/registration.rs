@@ -5,7 +5,9 @@ use sqlx::Executor;
 
 use super::Db;
 use crate::backend::{opt_ts, ts, us};
-use crate::records::{LocationRecord, MergeRecord, PatientQuery, PatientRecord, ProviderRecord};
+use crate::records::{
+    LocationRecord, MergeRecord, PatientQuery, PatientRecord, PatientVersionRecord, ProviderRecord,
+};
 use crate::{StoreError, StoreResult};
 
 macro_rules! patient_cols {
@@ -195,6 +197,108 @@ pub(crate) async fn insert_patient<'e, E: Executor<'e, Database = Db>>(
     .fetch_one(e)
     .await?;
     Ok(id)
+}
+
+/// Writes corrected demographics (and their search keys) to a live patient. Returns false
+/// when the patient is missing or merged away. The MRN, identifiers and merge state are not
+/// touched.
+pub(crate) async fn correct_patient<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    p: &PatientRecord,
+) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE patients SET family_name = $1, given_name = $2, middle_name = $3, \
+         family_key = $4, given_key = $5, birth_date = $6, sex = $7, contact = $8, \
+         updated_at = $9 WHERE id = $10 AND merged_into IS NULL",
+    )
+    .bind(&p.family_name)
+    .bind(&p.given_name)
+    .bind(&p.middle_name)
+    .bind(&p.family_key)
+    .bind(&p.given_key)
+    .bind(&p.birth_date)
+    .bind(&p.sex)
+    .bind(&p.contact)
+    .bind(us(p.updated_at))
+    .bind(p.id)
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Appends replaced demographics as the patient's next version; returns its number.
+pub(crate) async fn insert_patient_version<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    v: &PatientVersionRecord,
+) -> StoreResult<i64> {
+    let (version,) = sqlx::query_as::<_, (i64,)>(
+        "INSERT INTO patient_versions (patient_id, version, family_name, given_name, \
+         middle_name, birth_date, sex, contact, replaced_at, replaced_by, reason) \
+         SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
+         FROM patient_versions WHERE patient_id = $1 RETURNING version",
+    )
+    .bind(v.patient_id)
+    .bind(&v.family_name)
+    .bind(&v.given_name)
+    .bind(&v.middle_name)
+    .bind(&v.birth_date)
+    .bind(&v.sex)
+    .bind(&v.contact)
+    .bind(us(v.replaced_at))
+    .bind(&v.replaced_by)
+    .bind(&v.reason)
+    .fetch_one(e)
+    .await?;
+    Ok(version)
+}
+
+#[derive(sqlx::FromRow)]
+struct PatientVersionRow {
+    id: i64,
+    patient_id: i64,
+    version: i64,
+    family_name: String,
+    given_name: String,
+    middle_name: Option<String>,
+    birth_date: String,
+    sex: String,
+    contact: String,
+    replaced_at: i64,
+    replaced_by: String,
+    reason: String,
+}
+
+/// A patient's replaced demographics, oldest first.
+pub(crate) async fn patient_versions<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    patient_id: i64,
+) -> StoreResult<Vec<PatientVersionRecord>> {
+    sqlx::query_as::<_, PatientVersionRow>(
+        "SELECT id, patient_id, version, family_name, given_name, middle_name, birth_date, \
+         sex, contact, replaced_at, replaced_by, reason FROM patient_versions \
+         WHERE patient_id = $1 ORDER BY version",
+    )
+    .bind(patient_id)
+    .fetch_all(e)
+    .await?
+    .into_iter()
+    .map(|r| {
+        Ok(PatientVersionRecord {
+            id: r.id,
+            patient_id: r.patient_id,
+            version: r.version,
+            family_name: r.family_name,
+            given_name: r.given_name,
+            middle_name: r.middle_name,
+            birth_date: r.birth_date,
+            sex: r.sex,
+            contact: r.contact,
+            replaced_at: ts(r.replaced_at)?,
+            replaced_by: r.replaced_by,
+            reason: r.reason,
+        })
+    })
+    .collect()
 }
 
 pub(crate) async fn set_merged_into<'e, E: Executor<'e, Database = Db>>(

@@ -122,6 +122,12 @@ pub struct ReceiveInput {
     /// The patient named on the requisition, when checked at receipt: two identifiers, as at
     /// collection.
     pub patient: Option<PatientIdentification>,
+    /// The draw time written on an outreach requisition, for a tube that arrives without a
+    /// recorded collection: it is recorded first (with `patient`, required then), and the
+    /// receipt check judges stability from it.
+    pub collected_at: Option<String>,
+    /// Who drew it (with `collected_at`).
+    pub collector: Option<String>,
 }
 
 /// One problem found at receipt, with the rejection reason it maps to.
@@ -754,6 +760,59 @@ impl App {
         self.reload(acc.as_str()).await
     }
 
+    /// An outreach tube arrives with its requisition's draw time and no recorded collection:
+    /// the collection is recorded first, as at the bedside (two identifiers, the draw-time
+    /// window, its own audited transaction; it did happen whatever the receipt check finds).
+    /// A tube already collected keeps its time: a different one is corrected with a reason.
+    async fn collect_at_receipt(
+        &self,
+        actor: &Actor,
+        acc: &AccessionNumber,
+        collected_at: &str,
+        input: &ReceiveInput,
+    ) -> AppResult<()> {
+        let s = self
+            .store
+            .specimen_by_accession(acc.as_str())
+            .await?
+            .ok_or_else(not_found)?;
+        if s.status != "planned" {
+            let same = s
+                .collected_at
+                .is_some_and(|t| parse_collected_at(collected_at).is_ok_and(|c| c == t));
+            if same {
+                return Ok(());
+            }
+            return Err(AppError::Conflict {
+                field: Some("collected_at".into()),
+                code: "already_collected",
+                message: "this tube's collection is already recorded; correct its time with \
+                          POST /specimens/{accession}/collection-time and a reason"
+                    .into(),
+            });
+        }
+        let Some(patient) = input.patient.clone() else {
+            return Err(AppError::invalid(
+                "patient",
+                "required",
+                "recording the draw at receipt needs the patient's two identifiers",
+            ));
+        };
+        self.collect_specimen_inner(
+            actor,
+            acc.as_str(),
+            CollectInput {
+                collected_at: collected_at.to_owned(),
+                collector: input.collector.clone(),
+                site: None,
+                patient,
+                temperature: input.temperature.clone(),
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Receipt in the lab: the domain's receipt check first. With problems nothing changes
     /// (the refused attempt is audited) and the problems are returned; otherwise
     /// collected/in transit → received.
@@ -780,6 +839,10 @@ impl App {
     ) -> AppResult<Result<SpecimenDetail, Vec<ReceiptProblemView>>> {
         actor.require(Permission::SpecimenProcess)?;
         let acc = parse_accession(accession)?;
+        if let Some(collected_at) = &input.collected_at {
+            self.collect_at_receipt(actor, &acc, collected_at, &input)
+                .await?;
+        }
         let volume = input
             .volume_ul
             .map(|v| {

@@ -235,6 +235,11 @@ pub struct Receive {
     /// The patient on the requisition (two identifiers): another patient is refused
     /// (422 `patient_mismatch`).
     pub patient: Option<PatientIdentifiersDto>,
+    /// The draw time on an outreach requisition (RFC 3339), for a tube without a recorded
+    /// collection: recorded first (needs `patient`), and stability is judged from it.
+    pub collected_at: Option<String>,
+    /// Who drew it (with `collected_at`).
+    pub collector: Option<String>,
 }
 
 /// Receive a specimen in the lab after the receipt check. With problems nothing changes:
@@ -255,6 +260,8 @@ pub async fn receive(
         label_ok: req.label_ok,
         order_id: req.order_id,
         patient: req.patient.map(Into::into),
+        collected_at: req.collected_at,
+        collector: req.collector,
     };
     match state
         .app

@@ -16,6 +16,7 @@ crate::both_backends!(
     labels_are_counted_and_audited,
     collection_checks_identity_and_time,
     the_real_draw_time_is_kept_judged_and_corrected,
+    an_outreach_tube_is_received_with_its_draw_time,
     receipt_check_double_and_concurrent_receipt,
     concurrent_receipt_from_two_processes,
     every_rejection_reason_opens_a_problem_and_a_task,
@@ -1191,4 +1192,89 @@ async fn collect_at(c: &Ctx, acc: &str, at: Timestamp) {
         )
         .await;
     assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+}
+
+/// Issue 10 item 1, at receipt: an outreach tube arrives with its requisition and no recorded
+/// collection. The draw time on the requisition is recorded (two identifiers required) and the
+/// receipt check judges stability from it: a 3-hour-old CBC is received, a 3-hour-old lactate
+/// is refused, though its collection stays recorded (it happened).
+async fn an_outreach_tube_is_received_with_its_draw_time(db: Db) {
+    let c = setup(db).await;
+    let now = Timestamp::from_microsecond(c.app.app.now().as_microsecond()).unwrap();
+    let drawn = now - SignedDuration::from_hours(3);
+    let ids = json!({"mrn": "MRN-700", "birth_date": "1980-02-29"});
+    let cbc = new_tube(&c).await;
+    let path = format!("/api/v1/specimens/{cbc}/receive");
+    let got = c
+        .app
+        .post(
+            &path,
+            &c.token,
+            json!({"label_ok": true, "collected_at": drawn.to_string()}),
+        )
+        .await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "required",
+        Some("patient"),
+    );
+    let (s, v) = c
+        .app
+        .post(
+            &path,
+            &c.token,
+            json!({"label_ok": true, "collected_at": drawn.to_string(),
+                   "collector": "Clinic RN Ortiz", "patient": ids}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "received");
+    assert_eq!(v["collected_at"], drawn.to_string());
+    let kinds: Vec<&str> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["collect", "receive"]);
+
+    let body = json!({"patient": ids, "provider_id": c.provider, "location_id": c.location,
+        "tests": ["LACT"], "priority": "stat"});
+    let (_, o) = c.app.post("/api/v1/orders", &c.token, body).await;
+    let lact = o["specimens"][0]["accession"].as_str().unwrap().to_owned();
+    let got = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{lact}/receive"),
+            &c.token,
+            json!({"label_ok": true, "collected_at": drawn.to_string(), "patient": ids}),
+        )
+        .await;
+    assert_eq!(got.0, StatusCode::UNPROCESSABLE_ENTITY, "{}", got.1);
+    assert_eq!(got.1["error"]["code"], "receipt_problems", "{}", got.1);
+    let (_, v) = c
+        .app
+        .get(&format!("/api/v1/specimens/{lact}"), &c.token)
+        .await;
+    assert_eq!(
+        (v["status"].as_str(), v["collected_at"].as_str()),
+        (Some("collected"), Some(drawn.to_string().as_str()))
+    );
+    // Its recorded time is not replaced at receipt: that is a correction, with a reason.
+    let got = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{lact}/receive"),
+            &c.token,
+            json!({"label_ok": true, "collected_at": now.to_string(), "patient": ids}),
+        )
+        .await;
+    assert_error(
+        &got,
+        StatusCode::CONFLICT,
+        "already_collected",
+        Some("collected_at"),
+    );
+    c.app.finish().await;
 }

@@ -8,7 +8,7 @@ use aliquot_domain::catalog::{ContainerType, SpecimenType, Temperature};
 use aliquot_domain::ids::AccessionNumber;
 use aliquot_domain::specimen::{
     Event, LabelStatus, ReceiptFacts, ReceiptTest, RejectionReason, SpecimenState, TransitionError,
-    check_collection_time, check_receipt, transition,
+    check_collection_time, check_label, check_receipt, transition,
 };
 use aliquot_labels::{LabelData, LabelFormat, LabelLayout};
 use aliquot_store::{
@@ -515,16 +515,13 @@ impl App {
             .order_by_id(s.order_id)
             .await?
             .ok_or(AppError::NotFound { entity: "order" })?;
-        // Issue 10 item 11: no label for a tube nobody should draw or use.
-        if order.status == "cancelled" || s.status == "cancelled" || s.status == "disposed" {
-            return Err(AppError::Conflict {
+        check_label(state_of(&s)?, order.status == "cancelled").map_err(|e| {
+            AppError::Conflict {
                 field: None,
-                code: "no_label_for_cancelled",
-                message: "this tube's order is cancelled or the tube is cancelled or disposed of; \
-                          no label is printed"
-                    .into(),
-            });
-        }
+                code: e.code(),
+                message: e.to_string(),
+            }
+        })?;
         let patient = tx
             .patient_by_id(s.patient_id)
             .await?
@@ -776,7 +773,7 @@ impl App {
             .specimen_by_accession(acc.as_str())
             .await?
             .ok_or_else(not_found)?;
-        if s.status != "planned" {
+        if state_of(&s)? != SpecimenState::Planned {
             let same = s
                 .collected_at
                 .is_some_and(|t| parse_collected_at(collected_at).is_ok_and(|c| c == t));

@@ -2,13 +2,15 @@
 //! tampering caught by it), two servers sharing one PostgreSQL database, graceful shutdown.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use sqlx::migrate::MigrateDatabase;
 
-const BIN: &str = env!("CARGO_BIN_EXE_aliquot");
+mod common;
+use common::{BIN, Server};
+
 const PASSWORD: &str = "correct horse battery";
 
 fn pg_server() -> String {
@@ -216,40 +218,12 @@ async fn bad_user_add_changes_nothing(db: Db) {
     d.finish().await;
 }
 
-/// A running `aliquot serve`, with the address it printed.
-struct Server {
-    child: Child,
-    base: String,
-}
-
 fn serve(d: &Database) -> Server {
     serve_with(d, &[])
 }
 
 fn serve_with(d: &Database, extra: &[&str]) -> Server {
-    let mut child = Command::new(BIN)
-        .args(&d.args)
-        .args(["serve", "--http", "127.0.0.1:0"])
-        .args(extra)
-        .env("ALIQUOT_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("server exited before printing its address")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("Aliquot is running at ") {
-            break rest.split('/').take(3).collect::<Vec<_>>().join("/");
-        }
-    };
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, base }
+    Server::start(&d.args, extra)
 }
 
 impl Server {
@@ -271,13 +245,6 @@ impl Server {
         }
         let _ = self.child.kill();
         panic!("the server did not stop within 10 s of SIGTERM");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -2,54 +2,22 @@
 //! (every row audited, the chain intact), and only once: a restart with `--demo` adds nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_aliquot");
+mod common;
+use common::Server;
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    /// Starts `serve --demo` on `data_dir`; answers with the server and how long it took to
-    /// print its address (the seeding happens before).
-    fn start(data_dir: &std::path::Path) -> (Server, Duration) {
-        let started = Instant::now();
-        let mut child = Command::new(BIN)
-            .args(["--data-dir", &data_dir.display().to_string()])
-            .args(["serve", "--demo", "--http", "127.0.0.1:0"])
-            .env("ALIQUOT_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("server exited before printing its address")
-                .unwrap();
-            if let Some(rest) = line.strip_prefix("Aliquot is running at ") {
-                break rest.split('/').take(3).collect::<Vec<_>>().join("/");
-            }
-        };
-        let elapsed = started.elapsed();
-        std::thread::spawn(move || for _ in lines {});
-        (Server { child, base }, elapsed)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts `serve --demo` on `data_dir`; answers with the server and how long it took to
+/// print its address (the seeding happens before).
+fn start_demo(data_dir: &std::path::Path) -> (Server, Duration) {
+    let started = Instant::now();
+    let server = Server::start(
+        &["--data-dir".into(), data_dir.display().to_string()],
+        &["--demo"],
+    );
+    (server, started.elapsed())
 }
 
 struct Api {
@@ -103,7 +71,7 @@ impl Api {
 async fn demo_seeds_a_morning_once_with_every_status_and_an_intact_chain() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (server, seeding) = Server::start(&data);
+    let (server, seeding) = start_demo(&data);
     println!("serve --demo printed its address after {seeding:?} (seeding included)");
     let api = Api {
         client: reqwest::Client::new(),
@@ -231,7 +199,7 @@ async fn demo_seeds_a_morning_once_with_every_status_and_an_intact_chain() {
 
     // A restart with --demo on the same data adds nothing (verify itself writes nothing).
     drop(server);
-    let (server, _) = Server::start(&data);
+    let (server, _) = start_demo(&data);
     let api = Api {
         client: api.client,
         base: server.base.clone(),

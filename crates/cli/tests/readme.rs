@@ -5,12 +5,12 @@
 //! (`--fail-with-body`). A step that expects an error says so in the README, in a comment on
 //! the line(s) before it: `(expect HTTP <status> <code>)`; it must answer exactly that error.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use sqlx::migrate::MigrateDatabase;
 
-const BIN: &str = env!("CARGO_BIN_EXE_aliquot");
+mod common;
+use common::Server;
 const README: &str = include_str!("../../../README.md");
 /// The section whose shell blocks are the walkthrough (up to the next `## ` heading).
 const SECTION: &str = "## Try the API";
@@ -119,49 +119,6 @@ expect_error() {
     s
 }
 
-/// A running `aliquot serve --demo` on a free port, with the address it printed.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(db_args: &[String]) -> Server {
-        let mut child = Command::new(BIN)
-            .args(db_args)
-            .args(["serve", "--demo", "--http", "127.0.0.1:0"])
-            .env("ALIQUOT_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("server exited before printing its address")
-                .unwrap();
-            if let Some(rest) = line.strip_prefix("Aliquot is running at ") {
-                // http://HOST:PORT/ -> HOST:PORT
-                break rest.split('/').nth(2).unwrap().to_owned();
-            }
-        };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, addr }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs the walkthrough against a demo server on `db_args`; panics with the script's output
-/// when a step fails.
 fn run_walkthrough(db_args: &[String]) {
     let blocks = sh_blocks(README, SECTION);
     assert!(
@@ -169,8 +126,9 @@ fn run_walkthrough(db_args: &[String]) {
         "expected the API, order and lifecycle blocks, found {}",
         blocks.len()
     );
-    let server = Server::start(db_args);
-    let script = script(&blocks, &server.addr);
+    let server = Server::start(db_args, &["--demo"]);
+    // http://HOST:PORT -> HOST:PORT
+    let script = script(&blocks, server.base.trim_start_matches("http://"));
     let work = tempfile::tempdir().unwrap();
     let out = Command::new("bash")
         .arg("-c")

@@ -842,7 +842,41 @@ pub fn check_collection_time(
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Labels
+
+/// Why no label is printed for a tube.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum LabelRefused {
+    #[error(
+        "this tube's order is cancelled or the tube is cancelled or disposed of; no label is printed"
+    )]
+    NotInUse,
+}
+
+impl LabelRefused {
+    /// Stable machine code.
+    pub fn code(&self) -> &'static str {
+        "no_label_for_cancelled"
+    }
+    /// The input field concerned.
+    pub fn field(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+/// A label is printed only for a tube someone may still draw or use: not for a tube of a
+/// cancelled order, nor a cancelled or disposed tube.
+pub fn check_label(state: SpecimenState, order_cancelled: bool) -> Result<(), LabelRefused> {
+    if order_cancelled || matches!(state, SpecimenState::Cancelled | SpecimenState::Disposed) {
+        Err(LabelRefused::NotInUse)
+    } else {
+        Ok(())
+    }
+}
+
 impl_domain_error!(
+    LabelRefused,
     TransitionError,
     ReceiptProblem,
     CentrifugationError,
@@ -854,6 +888,29 @@ impl_domain_error!(
 #[cfg(test)]
 mod collection_time_tests {
     use super::*;
+
+    #[test]
+    fn labels_only_for_tubes_in_use() {
+        // One row: state, order cancelled → label allowed.
+        let cases = [
+            (SpecimenState::Planned, false, true),
+            (SpecimenState::Received, false, true),
+            (SpecimenState::Stored, false, true),
+            (SpecimenState::Rejected, false, true),
+            (SpecimenState::Planned, true, false),
+            (SpecimenState::Received, true, false),
+            (SpecimenState::Cancelled, false, false),
+            (SpecimenState::Disposed, false, false),
+        ];
+        for (state, order_cancelled, allowed) in cases {
+            assert_eq!(
+                check_label(state, order_cancelled).is_ok(),
+                allowed,
+                "{state:?}, order cancelled {order_cancelled}"
+            );
+        }
+        assert_eq!(LabelRefused::NotInUse.code(), "no_label_for_cancelled");
+    }
 
     /// One row: minutes of the draw relative to now, look-back in hours → verdict.
     const CASES: &[(i64, i64, Result<(), CollectionTimeError>, &str)] = &[

@@ -70,7 +70,7 @@ pub trait Engine: Send + Sync + 'static {
 
 type Outcome = Result<(), String>;
 
-pub struct State<C> {
+struct State<C> {
     /// `None` after the connection was given up; the next transaction opens a new one.
     conn: Option<C>,
     /// The open group's transaction (`Some(xid)` where the backend gives one).

@@ -69,16 +69,7 @@ fn collect_body(at: Timestamp) -> Value {
 }
 
 async fn collect(c: &Ctx, acc: &str) {
-    let at = c.app.app.now();
-    let got = c
-        .app
-        .post(
-            &format!("/api/v1/specimens/{acc}/collect"),
-            &c.token,
-            collect_body(at),
-        )
-        .await;
-    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    collect_at(c, acc, c.app.app.now()).await;
 }
 
 async fn read_and_bad_accessions(db: Db) {

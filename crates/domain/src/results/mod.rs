@@ -1,0 +1,7 @@
+//! Results: values, intervals, flags, checks and calculations.
+
+pub mod autoverify;
+pub mod delta;
+pub mod interval;
+pub mod rules;
+pub mod value;

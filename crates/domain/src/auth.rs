@@ -57,10 +57,18 @@ pub enum Permission {
     SpecimenCollect,
     /// Receive, reject, sort, process, store and dispose specimens.
     SpecimenProcess,
+    /// Post results (technicians, technologists, instruments).
+    ResultEnter,
+    /// Verify and release held results, correct released ones, document critical calls.
+    ResultVerify,
+    /// Sign off results of tests that need a pathologist (the director in this model).
+    ResultSignOff,
+    /// Change result rules and reference intervals (the laboratory director, CLIA 493.1407).
+    ResultRulesWrite,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 19] = [
         Permission::UserManage,
         Permission::UserRead,
         Permission::AuditRead,
@@ -76,6 +84,10 @@ impl Permission {
         Permission::OrderWrite,
         Permission::SpecimenCollect,
         Permission::SpecimenProcess,
+        Permission::ResultEnter,
+        Permission::ResultVerify,
+        Permission::ResultSignOff,
+        Permission::ResultRulesWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -95,6 +107,10 @@ impl Permission {
             Permission::OrderWrite => "order.write",
             Permission::SpecimenCollect => "specimen.collect",
             Permission::SpecimenProcess => "specimen.process",
+            Permission::ResultEnter => "result.enter",
+            Permission::ResultVerify => "result.verify",
+            Permission::ResultSignOff => "result.sign_off",
+            Permission::ResultRulesWrite => "result.rules_write",
         }
     }
 }
@@ -130,6 +146,10 @@ const DIRECTOR: &[Permission] = &[
     P::OrderWrite,
     P::SpecimenCollect,
     P::SpecimenProcess,
+    P::ResultEnter,
+    P::ResultVerify,
+    P::ResultSignOff,
+    P::ResultRulesWrite,
 ];
 const TECHNOLOGIST: &[Permission] = &[
     P::SettingsRead,
@@ -140,6 +160,8 @@ const TECHNOLOGIST: &[Permission] = &[
     P::OrderWrite,
     P::SpecimenCollect,
     P::SpecimenProcess,
+    P::ResultEnter,
+    P::ResultVerify,
 ];
 const TECHNICIAN: &[Permission] = &[
     P::SettingsRead,
@@ -150,6 +172,7 @@ const TECHNICIAN: &[Permission] = &[
     P::OrderWrite,
     P::SpecimenCollect,
     P::SpecimenProcess,
+    P::ResultEnter,
 ];
 const PHLEBOTOMIST: &[Permission] = &[
     P::SettingsRead,
@@ -168,6 +191,7 @@ const INTERFACE: &[Permission] = &[
     P::CatalogRead,
     P::OrderRead,
     P::OrderWrite,
+    P::ResultEnter,
 ];
 
 impl Role {
@@ -410,6 +434,27 @@ mod tests {
         assert!(!Role::Physician.allows(Permission::OrderWrite));
         assert!(!Role::Phlebotomist.allows(Permission::SpecimenProcess));
         assert!(Role::Interface.is_machine());
+        // Machines and technicians post results; only people who may judge them release them.
+        assert!(Role::Interface.allows(Permission::ResultEnter));
+        for r in [
+            Role::Interface,
+            Role::Technician,
+            Role::Phlebotomist,
+            Role::Physician,
+            Role::Admin,
+        ] {
+            assert!(
+                !r.allows(Permission::ResultVerify),
+                "{r} must not release results"
+            );
+        }
+        for r in Role::ALL {
+            assert_eq!(
+                r.allows(Permission::ResultRulesWrite),
+                r == Role::Director,
+                "{r}: only the director changes result rules"
+            );
+        }
     }
 
     #[test]

@@ -529,6 +529,41 @@ macro_rules! backend {
                 crate::queries::$ctx::specimens::sorting_list(&self.read, a, b, limit).await
             }
 
+            // ── results (issue 11) ──
+            async fn result_rules(&self, test_code: &str) -> StoreResult<Option<ResultRulesRecord>> {
+                crate::queries::$ctx::results::result_rules(&self.read, test_code).await
+            }
+            async fn all_result_rules(&self) -> StoreResult<Vec<ResultRulesRecord>> {
+                crate::queries::$ctx::results::all_result_rules(&self.read).await
+            }
+            async fn result_rule_versions(&self, test_code: &str) -> StoreResult<Vec<ResultRuleVersionRecord>> {
+                crate::queries::$ctx::results::result_rule_versions(&self.read, test_code).await
+            }
+            async fn result_by_id(&self, id: i64) -> StoreResult<Option<ResultRecord>> {
+                crate::queries::$ctx::results::result_by_id(&self.read, id).await
+            }
+            async fn results_of_order(&self, order_id: i64) -> StoreResult<Vec<ResultRecord>> {
+                crate::queries::$ctx::results::results_of_order(&self.read, order_id).await
+            }
+            async fn result_versions_of_order(&self, order_id: i64) -> StoreResult<Vec<ResultVersionRecord>> {
+                crate::queries::$ctx::results::result_versions_of_order(&self.read, order_id).await
+            }
+            async fn critical_calls_of_order(&self, order_id: i64) -> StoreResult<Vec<CriticalCallRecord>> {
+                crate::queries::$ctx::results::critical_calls_of_order(&self.read, order_id).await
+            }
+            async fn open_critical_calls(&self, limit: i64) -> StoreResult<Vec<CriticalCallRecord>> {
+                crate::queries::$ctx::results::open_critical_calls(&self.read, limit).await
+            }
+            async fn held_results(&self, limit: i64) -> StoreResult<Vec<ResultRecord>> {
+                crate::queries::$ctx::results::held_results(&self.read, limit).await
+            }
+            async fn patient_results(&self, patient_id: i64, test_code: &str, limit: i64) -> StoreResult<Vec<ResultRecord>> {
+                crate::queries::$ctx::results::patient_results(&self.read, patient_id, test_code, limit).await
+            }
+            async fn open_result_notices(&self, limit: i64) -> StoreResult<Vec<ResultNoticeRecord>> {
+                crate::queries::$ctx::results::open_result_notices(&self.read, limit).await
+            }
+
             // ── storage, transport, send-out, disposal (issue 4) ──
             async fn storage_units(&self) -> StoreResult<Vec<StorageUnitRecord>> {
                 crate::queries::$ctx::storage::storage_units(&self.read).await
@@ -967,6 +1002,56 @@ macro_rules! backend {
 
             async fn insert_dilution(&mut self, d: &DilutionRecord) -> StoreResult<i64> {
                 crate::queries::$ctx::specimens::insert_dilution(&mut *self.tx, d).await
+            }
+
+            // ── results (issue 11) ──
+            async fn result_rules(&mut self, test_code: &str) -> StoreResult<Option<ResultRulesRecord>> {
+                crate::queries::$ctx::results::result_rules(&mut *self.tx, test_code).await
+            }
+            async fn put_result_rules(&mut self, r: &ResultRulesRecord) -> StoreResult<bool> {
+                crate::queries::$ctx::results::put_result_rules(&mut *self.tx, r).await
+            }
+            async fn insert_result_rule_version(&mut self, v: &ResultRuleVersionRecord) -> StoreResult<()> {
+                crate::queries::$ctx::results::insert_result_rule_version(&mut *self.tx, v).await
+            }
+            async fn result_by_id(&mut self, id: i64) -> StoreResult<Option<ResultRecord>> {
+                crate::queries::$ctx::results::result_by_id(&mut *self.tx, id).await
+            }
+            async fn result_by_order_test(&mut self, order_test_id: i64) -> StoreResult<Option<ResultRecord>> {
+                crate::queries::$ctx::results::result_by_order_test(&mut *self.tx, order_test_id).await
+            }
+            async fn results_of_order(&mut self, order_id: i64) -> StoreResult<Vec<ResultRecord>> {
+                crate::queries::$ctx::results::results_of_order(&mut *self.tx, order_id).await
+            }
+            async fn previous_released(&mut self, patient_id: i64, test_code: &str, before: Timestamp) -> StoreResult<Option<ResultRecord>> {
+                crate::queries::$ctx::results::previous_released(&mut *self.tx, patient_id, test_code, before).await
+            }
+            async fn insert_result(&mut self, r: &ResultRecord) -> StoreResult<i64> {
+                crate::queries::$ctx::results::insert_result(&mut *self.tx, r).await
+            }
+            async fn update_result(&mut self, r: &ResultRecord, replaces: i64) -> StoreResult<bool> {
+                crate::queries::$ctx::results::update_result(&mut *self.tx, r, replaces).await
+            }
+            async fn insert_result_version(&mut self, v: &ResultVersionRecord) -> StoreResult<()> {
+                crate::queries::$ctx::results::insert_result_version(&mut *self.tx, v).await
+            }
+            async fn set_order_test_status(&mut self, order_test_id: i64, status: &str) -> StoreResult<()> {
+                crate::queries::$ctx::results::set_order_test_status(&mut *self.tx, order_test_id, status).await
+            }
+            async fn move_results(&mut self, order_id: i64, from: i64, to: i64) -> StoreResult<u64> {
+                crate::queries::$ctx::results::move_results(&mut *self.tx, order_id, from, to).await
+            }
+            async fn insert_critical_call(&mut self, c: &CriticalCallRecord) -> StoreResult<i64> {
+                crate::queries::$ctx::results::insert_critical_call(&mut *self.tx, c).await
+            }
+            async fn open_call_of_result(&mut self, result_id: i64) -> StoreResult<Option<CriticalCallRecord>> {
+                crate::queries::$ctx::results::open_call_of_result(&mut *self.tx, result_id).await
+            }
+            async fn document_critical_call(&mut self, c: &CriticalCallRecord) -> StoreResult<bool> {
+                crate::queries::$ctx::results::document_critical_call(&mut *self.tx, c).await
+            }
+            async fn insert_result_notice(&mut self, n: &ResultNoticeRecord) -> StoreResult<i64> {
+                crate::queries::$ctx::results::insert_result_notice(&mut *self.tx, n).await
             }
 
             // ── storage, transport, send-out, disposal (issue 4) ──

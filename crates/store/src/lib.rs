@@ -287,6 +287,32 @@ pub trait Store: Send + Sync + 'static {
     /// The patients these specimens and orders belong to (sorted, without repeats), for the
     /// access-log row of a list that shows them.
     async fn patients_of(&self, specimen_ids: &[i64], order_ids: &[i64]) -> StoreResult<Vec<i64>>;
+    // ── results (issue 11) ──
+    async fn result_rules(&self, test_code: &str) -> StoreResult<Option<ResultRulesRecord>>;
+    async fn all_result_rules(&self) -> StoreResult<Vec<ResultRulesRecord>>;
+    async fn result_rule_versions(
+        &self,
+        test_code: &str,
+    ) -> StoreResult<Vec<ResultRuleVersionRecord>>;
+    async fn result_by_id(&self, id: i64) -> StoreResult<Option<ResultRecord>>;
+    async fn results_of_order(&self, order_id: i64) -> StoreResult<Vec<ResultRecord>>;
+    async fn result_versions_of_order(
+        &self,
+        order_id: i64,
+    ) -> StoreResult<Vec<ResultVersionRecord>>;
+    async fn critical_calls_of_order(&self, order_id: i64) -> StoreResult<Vec<CriticalCallRecord>>;
+    /// Calls not yet documented, the most overdue first.
+    async fn open_critical_calls(&self, limit: i64) -> StoreResult<Vec<CriticalCallRecord>>;
+    /// Held results, oldest first.
+    async fn held_results(&self, limit: i64) -> StoreResult<Vec<ResultRecord>>;
+    /// A patient's released results of one test, oldest collection first (the newest `limit`).
+    async fn patient_results(
+        &self,
+        patient_id: i64,
+        test_code: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<ResultRecord>>;
+    async fn open_result_notices(&self, limit: i64) -> StoreResult<Vec<ResultNoticeRecord>>;
 }
 
 /// One write transaction. Dropping it without [`Tx::commit`] rolls everything back, audit
@@ -512,4 +538,38 @@ pub trait Tx: Send {
     /// given to the audit entries. Inside [`with_claim`], the claim is marked applied in this
     /// same transaction; a claim taken over by another holder fails the commit (`Conflict`).
     async fn commit(self: Box<Self>) -> StoreResult<Vec<i64>>;
+    // ── results (issue 11) ──
+    async fn result_rules(&mut self, test_code: &str) -> StoreResult<Option<ResultRulesRecord>>;
+    /// Inserts version 1 or replaces version `version - 1`; false when another change came first.
+    async fn put_result_rules(&mut self, r: &ResultRulesRecord) -> StoreResult<bool>;
+    async fn insert_result_rule_version(&mut self, v: &ResultRuleVersionRecord) -> StoreResult<()>;
+    async fn result_by_id(&mut self, id: i64) -> StoreResult<Option<ResultRecord>>;
+    async fn result_by_order_test(
+        &mut self,
+        order_test_id: i64,
+    ) -> StoreResult<Option<ResultRecord>>;
+    async fn results_of_order(&mut self, order_id: i64) -> StoreResult<Vec<ResultRecord>>;
+    /// The patient's latest released result of a test collected before `before`.
+    async fn previous_released(
+        &mut self,
+        patient_id: i64,
+        test_code: &str,
+        before: Timestamp,
+    ) -> StoreResult<Option<ResultRecord>>;
+    async fn insert_result(&mut self, r: &ResultRecord) -> StoreResult<i64>;
+    /// Replaces the current version, guarded by the version replaced: false when another
+    /// request changed the result first.
+    async fn update_result(&mut self, r: &ResultRecord, replaces: i64) -> StoreResult<bool>;
+    async fn insert_result_version(&mut self, v: &ResultVersionRecord) -> StoreResult<()>;
+    async fn set_order_test_status(&mut self, order_test_id: i64, status: &str) -> StoreResult<()>;
+    /// Moves an order's results from one patient to another (merge, unmerge).
+    async fn move_results(&mut self, order_id: i64, from: i64, to: i64) -> StoreResult<u64>;
+    async fn insert_critical_call(&mut self, c: &CriticalCallRecord) -> StoreResult<i64>;
+    async fn open_call_of_result(
+        &mut self,
+        result_id: i64,
+    ) -> StoreResult<Option<CriticalCallRecord>>;
+    /// Documents an open call; false when it was documented meanwhile.
+    async fn document_critical_call(&mut self, c: &CriticalCallRecord) -> StoreResult<bool>;
+    async fn insert_result_notice(&mut self, n: &ResultNoticeRecord) -> StoreResult<i64>;
 }

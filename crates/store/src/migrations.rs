@@ -25,7 +25,8 @@ pub const SQLITE: &[MigrationSource] = migrations!(
     (6, "0006_follow_up_and_tat"),
     (7, "0007_idempotency"),
     (8, "0008_custody_append_only"),
-    (9, "0009_patient_versions")
+    (9, "0009_patient_versions"),
+    (10, "0010_results")
 );
 pub const POSTGRES: &[MigrationSource] = migrations!(
     "postgres": (1, "0001_platform"),
@@ -36,7 +37,8 @@ pub const POSTGRES: &[MigrationSource] = migrations!(
     (6, "0006_follow_up_and_tat"),
     (7, "0007_idempotency"),
     (8, "0008_custody_append_only"),
-    (9, "0009_patient_versions")
+    (9, "0009_patient_versions"),
+    (10, "0010_results")
 );
 
 pub(crate) fn migrator(list: &[MigrationSource]) -> Migrator {

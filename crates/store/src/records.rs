@@ -723,3 +723,125 @@ mod tests {
         assert!(shown.contains("password_hash: <redacted>"), "{shown}");
     }
 }
+
+// ── results (issue 11) ──
+
+/// A test's result rules: a JSON document (its shape belongs to the app), versioned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultRulesRecord {
+    pub test_code: String,
+    pub version: i64,
+    pub definition: String,
+    pub updated_at: Timestamp,
+    pub updated_by: String,
+}
+
+/// One kept version of a test's result rules, with why it changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultRuleVersionRecord {
+    pub test_code: String,
+    pub version: i64,
+    pub definition: String,
+    pub changed_at: Timestamp,
+    pub changed_by: String,
+    pub reason: String,
+}
+
+/// The current version of one ordered test's result. `body` is the app's JSON (value as
+/// reported, units, flags, interval, hold reasons, instrument data).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ResultRecord {
+    pub id: i64,
+    pub order_test_id: i64,
+    pub order_id: i64,
+    pub patient_id: i64,
+    pub specimen_id: i64,
+    pub test_code: String,
+    /// `held`, `released`, `corrected` (released again after a correction), `not_performed`.
+    pub status: String,
+    pub version: i64,
+    pub collected_at: Option<Timestamp>,
+    pub resulted_at: Timestamp,
+    pub verified_at: Option<Timestamp>,
+    pub released_at: Option<Timestamp>,
+    pub body: String,
+    pub updated_at: Timestamp,
+}
+
+redacted_debug!(ResultRecord {
+    shown: [
+        id,
+        order_test_id,
+        order_id,
+        patient_id,
+        specimen_id,
+        test_code,
+        status,
+        version,
+        collected_at,
+        resulted_at,
+        verified_at,
+        released_at,
+        updated_at
+    ],
+    redacted: [body],
+});
+
+/// One version of a result, kept for ever.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ResultVersionRecord {
+    pub result_id: i64,
+    pub version: i64,
+    pub status: String,
+    pub body: String,
+    pub reason: Option<String>,
+    pub at: Timestamp,
+    pub by_user: String,
+}
+
+redacted_debug!(ResultVersionRecord {
+    shown: [result_id, version, status, at, by_user],
+    redacted: [body, reason],
+});
+
+/// A critical result's call: opened when the result is critical, documented once.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CriticalCallRecord {
+    pub id: i64,
+    pub result_id: i64,
+    pub result_version: i64,
+    pub opened_at: Timestamp,
+    pub due_at: Timestamp,
+    pub called_at: Option<Timestamp>,
+    pub called_by: Option<String>,
+    pub notified_name: Option<String>,
+    pub notified_role: Option<String>,
+    pub read_back: Option<bool>,
+}
+
+redacted_debug!(CriticalCallRecord {
+    shown: [
+        id,
+        result_id,
+        result_version,
+        opened_at,
+        due_at,
+        called_at,
+        called_by,
+        notified_role,
+        read_back
+    ],
+    redacted: [notified_name],
+});
+
+/// A corrected result's notice to the ordering provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultNoticeRecord {
+    pub id: i64,
+    pub result_id: i64,
+    pub result_version: i64,
+    pub provider_id: i64,
+    pub created_at: Timestamp,
+    pub acknowledged_at: Option<Timestamp>,
+    pub acknowledged_by: Option<String>,
+}

@@ -19,6 +19,9 @@ pub(crate) mod orders;
 #[path = "registration.rs"]
 pub(crate) mod registration;
 #[allow(clippy::duplicate_mod)]
+#[path = "results.rs"]
+pub(crate) mod results;
+#[allow(clippy::duplicate_mod)]
 #[path = "specimens.rs"]
 pub(crate) mod specimens;
 #[allow(clippy::duplicate_mod)]

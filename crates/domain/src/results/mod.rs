@@ -1,0 +1,3 @@
+//! Results: values, intervals, flags, checks and calculations.
+
+pub mod convert;

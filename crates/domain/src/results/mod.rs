@@ -1,3 +1,4 @@
 //! Results: values, intervals, flags, checks and calculations.
 
+pub mod calc;
 pub mod convert;

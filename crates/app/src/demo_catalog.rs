@@ -209,3 +209,33 @@ mod tests {
         assert_eq!(parse_catalog_csv(&catalog_csv(&defs)).unwrap(), defs);
     }
 }
+
+/// The demo lab's result rules (`data/demo_result_rules.json`): reference intervals (adult
+/// and CALIPER-derived paediatric bands for creatinine and ALP, DOMAIN §5.2–5.3), a typical
+/// hospital critical-value list (DOMAIN §4.1), reportable ranges, delta rules (DOMAIN §3.2),
+/// serum-index limits, and the calculated tests (eGFR, anion gap, LDL). Illustrative values:
+/// a real lab replaces them with its verified ones.
+pub const DEMO_RESULT_RULES_JSON: &str = include_str!("../data/demo_result_rules.json");
+
+/// The demo result rules, by test code.
+pub fn demo_result_rules() -> Vec<(String, crate::ResultRulesDoc)> {
+    let map: std::collections::BTreeMap<String, crate::ResultRulesDoc> =
+        serde_json::from_str(DEMO_RESULT_RULES_JSON).unwrap_or_default();
+    map.into_iter().collect()
+}
+
+#[cfg(test)]
+mod result_rules_tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_result_rules_parse_and_name_catalogue_tests() {
+        let rules = demo_result_rules();
+        assert!(rules.len() >= 30, "{}", rules.len());
+        let codes: Vec<String> = demo_catalog().into_iter().map(|d| d.code).collect();
+        for (code, doc) in rules {
+            assert!(codes.contains(&code), "{code} is not in the demo catalogue");
+            doc.parse(1).unwrap_or_else(|e| panic!("{code}: {e}"));
+        }
+    }
+}

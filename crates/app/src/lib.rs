@@ -32,6 +32,16 @@ pub use storage::{
     SpecimenLocationView, StorageUnitView, StoredSpecimenView,
 };
 
+// results (issue 11)
+mod results;
+pub use results::lists::{CumulativePoint, OpenCallView};
+pub use results::{
+    CalculationDoc, ConsistencyDoc, CorrectionInput, CriticalCallInput, CriticalCallView,
+    CumulativeView, DeltaDoc, IndexDoc, IndicesInput, IntervalDoc, IntervalView, LimitsDoc,
+    ReasonView, ResultInput, ResultOutcome, ResultRulesDoc, ResultRulesVersionView,
+    ResultRulesView, ResultVersionView, ResultView, WorklistItem, WorklistView,
+};
+
 // turnaround time (issue 4)
 mod tat;
 pub use tat::{OVERDUE_SCAN_LIMIT, TatIntervalView, TestTatView};

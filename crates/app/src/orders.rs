@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::catalog::{TestDefinition, definition};
 use crate::patients::{PatientIdentification, invalid};
+use crate::results::{ResultView, result_view};
 use crate::specimens::{Transition, changed_meanwhile, state_of, transition_conflict};
 use crate::{Actor, App, AppError, AppResult, require_reason};
 
@@ -55,6 +56,8 @@ pub struct OrderTestView {
     pub panel_code: Option<String>,
     pub accession: String,
     pub status: String,
+    /// The test's result (`None` while none was posted).
+    pub result: Option<ResultView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +146,7 @@ fn view(
                     .map(|a| (*a).to_owned())
                     .unwrap_or_default(),
                 status: t.status.clone(),
+                result: None,
             })
             .collect(),
     })
@@ -451,7 +455,30 @@ impl App {
         self.store
             .record_access(&self.access(actor, "order.read", "order", id, vec![o.patient_id]))
             .await?;
-        view(&o, &specimens, &tests)
+        let mut v = view(&o, &specimens, &tests)?;
+        self.attach_results(&mut v, &tests).await?;
+        Ok(v)
+    }
+
+    /// Fills in each test's result with its versions and critical call.
+    pub(crate) async fn attach_results(
+        &self,
+        v: &mut OrderView,
+        tests: &[OrderTestRecord],
+    ) -> AppResult<()> {
+        let results = self.store.results_of_order(v.id).await?;
+        if results.is_empty() {
+            return Ok(());
+        }
+        let versions = self.store.result_versions_of_order(v.id).await?;
+        let calls = self.store.critical_calls_of_order(v.id).await?;
+        let now = self.now();
+        for (view, record) in v.tests.iter_mut().zip(tests) {
+            if let Some(r) = results.iter().find(|r| r.order_test_id == record.id) {
+                view.result = Some(result_view(r, &versions, &calls, now)?);
+            }
+        }
+        Ok(())
     }
 
     /// Orders by placer order number and/or patient (newest first, at most 100).

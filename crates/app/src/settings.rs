@@ -62,6 +62,24 @@ pub fn setting_rules() -> &'static [(&'static str, &'static str, Rule)] {
                 _ => Err("a whole number of hours from 1 to 2160 (90 days)".into()),
             },
         ),
+        (
+            "results.autoverification_suspended",
+            "true suspends autoverification for the whole laboratory (every result is held for \
+             review), e.g. while QC fails",
+            |v| match v.trim() {
+                "true" | "false" => Ok(v.trim().to_owned()),
+                _ => Err("true or false".into()),
+            },
+        ),
+        (
+            "results.critical_call_minutes",
+            "minutes within which a critical result's call must be documented before it is \
+             overdue (default 30)",
+            |v| match v.trim().parse::<u32>() {
+                Ok(m) if (1..=1440).contains(&m) => Ok(m.to_string()),
+                _ => Err("a whole number of minutes from 1 to 1440".into()),
+            },
+        ),
     ]
 }
 

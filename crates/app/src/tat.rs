@@ -70,6 +70,11 @@ fn milestones(r: &TatRow) -> Milestones {
         (Milestone::Collected, r.collected_at),
         (Milestone::Received, r.received_at),
         (Milestone::InProcess, r.in_process_at),
+        (Milestone::Resulted, r.resulted_at),
+        (Milestone::Verified, r.verified_at),
+        // Released to the patient's record is reported (electronically, to the EMR and the
+        // API); printed reports come with the reports workflow.
+        (Milestone::Reported, r.released_at),
     ] {
         if let Some(at) = at {
             m.set(milestone, at);
@@ -118,6 +123,15 @@ impl App {
             in_lab: interval(evaluate(&m, priority, now, &TatPolicy::in_lab(targets))),
             total: interval(evaluate(&m, priority, now, &total)),
         })
+    }
+
+    /// The turnaround time of each row (no access log: the caller's list logs it).
+    pub(crate) async fn tat_views(&self, rows: &[TatRow]) -> AppResult<Vec<TestTatView>> {
+        let targets = self.targets_of(rows).await?;
+        let now = self.now();
+        rows.iter()
+            .map(|r| self.test_tat(r, targets[&r.test_code], now))
+            .collect()
     }
 
     /// The turnaround time of every test of an order. Recorded in the access log.

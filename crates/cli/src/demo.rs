@@ -83,6 +83,12 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("no demo {role}"))
     };
+    let director = by_role(Role::Director)?;
+    for (test, rules) in aliquot_app::demo_catalog::demo_result_rules() {
+        app.put_result_rules(&director, &test, 0, rules, Some("demo lab result rules"))
+            .await
+            .map_err(|e| anyhow::anyhow!("seeding the result rules of {test}: {e}"))?;
+    }
     let morning = morning::Staff {
         operator,
         phlebotomist: by_role(Role::Phlebotomist)?,

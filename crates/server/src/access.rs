@@ -227,6 +227,38 @@ pub const ROUTES: &[RouteSpec] = &[
         Perm(P::SpecimenProcess),
     ),
     r("GET", "/api/v1/send-outs", Perm(P::SpecimenProcess)),
+    // results (issue 11)
+    r("POST", "/api/v1/results", Perm(P::ResultEnter)),
+    r("GET", "/api/v1/results/{id}", Perm(P::OrderRead)),
+    r("POST", "/api/v1/results/{id}/verify", Perm(P::ResultVerify)),
+    r(
+        "POST",
+        "/api/v1/results/{id}/correct",
+        Perm(P::ResultVerify),
+    ),
+    r(
+        "POST",
+        "/api/v1/results/{id}/critical-call",
+        Perm(P::ResultVerify),
+    ),
+    r("GET", "/api/v1/critical-calls", Perm(P::ResultVerify)),
+    r(
+        "GET",
+        "/api/v1/worklists/{department}",
+        Perm(P::ResultEnter),
+    ),
+    r("GET", "/api/v1/patients/{id}/results", Perm(P::OrderRead)),
+    r("GET", "/api/v1/result-rules/{test}", Perm(P::CatalogRead)),
+    r(
+        "PUT",
+        "/api/v1/result-rules/{test}",
+        Perm(P::ResultRulesWrite),
+    ),
+    r(
+        "GET",
+        "/api/v1/result-rules/{test}/versions",
+        Perm(P::CatalogRead),
+    ),
     // turnaround time (issue 4)
     r("GET", "/api/v1/orders/{id}/tat", Perm(P::OrderRead)),
     r("GET", "/api/v1/tat/overdue", Perm(P::SpecimenProcess)),

@@ -1053,6 +1053,9 @@ macro_rules! backend {
             async fn insert_result_notice(&mut self, n: &ResultNoticeRecord) -> StoreResult<i64> {
                 crate::queries::$ctx::results::insert_result_notice(&mut *self.tx, n).await
             }
+            async fn specimen_by_id(&mut self, id: i64) -> StoreResult<Option<SpecimenRecord>> {
+                crate::queries::$ctx::specimens::specimen_by_id(&mut *self.tx, id).await
+            }
 
             // ── storage, transport, send-out, disposal (issue 4) ──
             async fn storage_unit_by_path(&mut self, path: &str) -> StoreResult<Option<StorageUnitRecord>> {

@@ -572,4 +572,5 @@ pub trait Tx: Send {
     /// Documents an open call; false when it was documented meanwhile.
     async fn document_critical_call(&mut self, c: &CriticalCallRecord) -> StoreResult<bool>;
     async fn insert_result_notice(&mut self, n: &ResultNoticeRecord) -> StoreResult<i64>;
+    async fn specimen_by_id(&mut self, id: i64) -> StoreResult<Option<SpecimenRecord>>;
 }

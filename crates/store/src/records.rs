@@ -473,6 +473,12 @@ pub struct TatRow {
     pub collected_at: Option<Timestamp>,
     pub received_at: Option<Timestamp>,
     pub in_process_at: Option<Timestamp>,
+    /// The first result was entered.
+    pub resulted_at: Option<Timestamp>,
+    /// The current result was verified (by a technologist or the rules).
+    pub verified_at: Option<Timestamp>,
+    /// The current result was released to the record.
+    pub released_at: Option<Timestamp>,
 }
 
 /// A claimed idempotency key (`Idempotency-Key`), with the answer once the request ended.

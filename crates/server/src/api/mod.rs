@@ -14,6 +14,9 @@ pub mod processing;
 // storage, transport, send-out, disposal (issue 4)
 pub mod storage;
 
+// results (issue 11)
+pub mod results;
+
 // turnaround time (issue 4)
 pub mod system;
 pub mod tat;
@@ -46,6 +49,7 @@ use crate::AppState;
         (name = "catalog", description = "Test catalogue"),
         (name = "orders", description = "Requisitions, accession numbers, tube plans"),
         (name = "specimens", description = "Specimen lifecycle: labels, collection, receipt, rejection"),
+        (name = "results", description = "Results: entry, autoverification, review and release, corrections, critical calls, worklists, result rules"),
     )
 )]
 struct ApiDoc;
@@ -138,4 +142,15 @@ pub fn router() -> OpenApiRouter<AppState> {
         // turnaround time (issue 4)
         .routes(routes!(tat::order_tat))
         .routes(routes!(tat::overdue))
+        // results (issue 11)
+        .routes(routes!(results::post))
+        .routes(routes!(results::get))
+        .routes(routes!(results::verify))
+        .routes(routes!(results::correct))
+        .routes(routes!(results::critical_call))
+        .routes(routes!(results::open_calls))
+        .routes(routes!(results::worklist))
+        .routes(routes!(results::cumulative))
+        .routes(routes!(results::get_rules, results::put_rules))
+        .routes(routes!(results::rule_versions))
 }

@@ -91,7 +91,10 @@ pub struct OrderTestDto {
     /// The panel it was ordered in, if any.
     pub panel_code: Option<String>,
     pub accession: String,
+    /// `ordered`, `resulted` (a result is held), `released`, `cancelled`.
     pub status: String,
+    /// The result, or null while none was posted.
+    pub result: Option<crate::api::results::ResultDto>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -158,6 +161,7 @@ impl From<OrderView> for OrderDto {
                     panel_code: t.panel_code,
                     accession: t.accession,
                     status: t.status,
+                    result: t.result.map(Into::into),
                 })
                 .collect(),
         }

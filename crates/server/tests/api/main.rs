@@ -16,6 +16,9 @@ mod specimens;
 // processing (issue 4)
 mod processing;
 
+// results (issue 11)
+mod results;
+
 // storage, transport, send-out, disposal (issue 4)
 mod storage;
 

@@ -160,6 +160,22 @@ pub(crate) async fn specimen_by_accession<'e, E: Executor<'e, Database = Db>>(
     .transpose()
 }
 
+pub(crate) async fn specimen_by_id<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    id: i64,
+) -> StoreResult<Option<SpecimenRecord>> {
+    sqlx::query_as::<_, SpecimenRow>(concat!(
+        "SELECT ",
+        specimen_cols!(),
+        " FROM specimens WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(e)
+    .await?
+    .map(specimen)
+    .transpose()
+}
+
 /// Applies a status change only while the status is still `from`; false when
 /// another transaction changed it first.
 pub(crate) async fn change_specimen<'e, E: Executor<'e, Database = Db>>(

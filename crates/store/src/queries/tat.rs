@@ -19,6 +19,9 @@ type TatTuple = (
     Option<i64>,
     Option<i64>,
     Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
 );
 
 fn tat_row(r: TatTuple) -> StoreResult<TatRow> {
@@ -34,6 +37,9 @@ fn tat_row(r: TatTuple) -> StoreResult<TatRow> {
         collected_at: opt_ts(r.8)?,
         received_at: opt_ts(r.9)?,
         in_process_at: opt_ts(r.10)?,
+        resulted_at: opt_ts(r.11)?,
+        verified_at: opt_ts(r.12)?,
+        released_at: opt_ts(r.13)?,
     })
 }
 
@@ -46,9 +52,12 @@ macro_rules! tat_select {
          (SELECT MIN(e.at) FROM specimen_events e WHERE e.specimen_id IN (s.id, s.parent_id) \
           AND e.kind = 'receive'), \
          (SELECT MIN(e.at) FROM specimen_events e WHERE e.specimen_id IN (s.id, s.parent_id) \
-          AND e.kind = 'start_processing') \
+          AND e.kind = 'start_processing'), \
+         (SELECT MIN(v.at) FROM result_versions v WHERE v.result_id = r.id), \
+         r.verified_at, r.released_at \
          FROM order_tests t JOIN specimens s ON s.id = t.specimen_id \
-         JOIN orders o ON o.id = t.order_id "
+         JOIN orders o ON o.id = t.order_id \
+         LEFT JOIN results r ON r.order_test_id = t.id "
     };
 }
 
@@ -70,8 +79,8 @@ pub(crate) async fn tat_of_order<'e, E: Executor<'e, Database = Db>>(
 }
 
 /// Tests still running in the lab: their specimen is held by the lab (received,
-/// in process, processed or stored), the order is active and the test is not
-/// finished. At most `limit`, most urgent priority first, then oldest specimen.
+/// in process, processed or stored), the order is active and the test has no released
+/// result. At most `limit`, most urgent priority first, then oldest specimen.
 pub(crate) async fn running_tests<'e, E: Executor<'e, Database = Db>>(
     e: E,
     limit: i64,
@@ -80,7 +89,7 @@ pub(crate) async fn running_tests<'e, E: Executor<'e, Database = Db>>(
         tat_select!(),
         "WHERE s.status IN ('received', 'in_process', 'processed', 'stored') \
          AND o.status = 'active' \
-         AND t.status NOT IN ('verified', 'reported', 'cancelled') \
+         AND t.status NOT IN ('released', 'cancelled', 'not_performed') \
          ORDER BY CASE o.priority WHEN 'stat' THEN 0 WHEN 'asap' THEN 1 \
          WHEN 'timed' THEN 2 ELSE 3 END, s.id, t.id LIMIT $1"
     ))

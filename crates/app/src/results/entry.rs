@@ -1,0 +1,744 @@
+//! Posting results: a batch in one transaction, each item judged on its own (one item's
+//! refusal does not lose the others; a refused item writes nothing), the same item posted
+//! twice stored once.
+
+use std::str::FromStr;
+
+use aliquot_domain::auth::Permission;
+use aliquot_domain::catalog::Temperature;
+use aliquot_domain::ids::AccessionNumber;
+use aliquot_domain::patient::AdministrativeSex;
+use aliquot_domain::results::autoverify::{Facts, QcStatus, Suspension, autoverify};
+use aliquot_domain::results::convert::convert;
+use aliquot_domain::results::delta::{DeltaOutcome, Point, delta_check};
+use aliquot_domain::results::interval::{Subject, select_interval};
+use aliquot_domain::results::rules::{Flag, Indices, flags, measure};
+use aliquot_domain::results::value::{Numeric, ResultValue, display, parse_value};
+use aliquot_store::{
+    CriticalCallRecord, OrderRecord, OrderTestRecord, PatientRecord, ResultRecord,
+    ResultVersionRecord, SpecimenRecord, Tx,
+};
+use jiff::{SignedDuration, Timestamp};
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use super::rules::{ParsedRules, doc_of};
+use super::{Body, IndicesInput, IntervalView, ReasonView, result_type};
+use crate::catalog::{TestDefinition, definition};
+use crate::patients::invalid;
+use crate::{Actor, App, AppError, AppResult};
+
+/// At most this many results in one request.
+pub const MAX_BATCH: usize = 5000;
+
+/// Minutes a critical result's call may stay undocumented before it is overdue (setting
+/// `results.critical_call_minutes`).
+pub const DEFAULT_CALL_MINUTES: i64 = 30;
+
+/// One posted result.
+#[derive(Debug, Clone, Default)]
+pub struct ResultInput {
+    pub accession: String,
+    /// Local code or LOINC.
+    pub test: String,
+    pub value: String,
+    pub units: Option<String>,
+    pub instrument: Option<String>,
+    pub flags: Vec<String>,
+    pub indices: Option<IndicesInput>,
+    pub comment: Option<String>,
+}
+
+/// What happened to one posted result.
+#[derive(Debug)]
+pub struct ResultOutcome {
+    pub index: usize,
+    /// `released`, `held`, `duplicate` (already stored, nothing changed) or `refused`.
+    pub outcome: &'static str,
+    pub result_id: Option<i64>,
+    pub status: Option<String>,
+    pub flags: Vec<String>,
+    pub hold_reasons: Vec<ReasonView>,
+    pub error: Option<AppError>,
+}
+
+/// What a result is evaluated with, loaded once per item.
+pub(crate) struct Context {
+    pub order: OrderRecord,
+    pub test: OrderTestRecord,
+    pub specimen: SpecimenRecord,
+    pub patient: PatientRecord,
+    pub def: TestDefinition,
+    pub rules: ParsedRules,
+    pub dilution: Option<Decimal>,
+    pub lab_suspended: bool,
+}
+
+/// The inputs of one evaluation.
+pub(crate) struct Reading<'a> {
+    pub value: &'a str,
+    pub units: Option<&'a str>,
+    pub instrument: Option<&'a str>,
+    pub instrument_flags: &'a [String],
+    pub indices: IndicesInput,
+    pub comment: Option<&'a str>,
+}
+
+/// An evaluated result: its body and whether the rules release it.
+pub(crate) struct Evaluated {
+    pub body: Body,
+    pub released: bool,
+    pub critical: bool,
+    /// Stored with this status instead of `released`/`held` (a recalculated `corrected`).
+    pub status: Option<&'static str>,
+}
+
+fn refused(index: usize, e: AppError) -> ResultOutcome {
+    ResultOutcome {
+        index,
+        outcome: "refused",
+        result_id: None,
+        status: None,
+        flags: Vec::new(),
+        hold_reasons: Vec::new(),
+        error: Some(e),
+    }
+}
+
+fn conflict(field: &str, code: &'static str, message: impl Into<String>) -> AppError {
+    AppError::Conflict {
+        field: Some(field.to_owned()),
+        code,
+        message: message.into(),
+    }
+}
+
+/// A stored numeric value (the body's text without its comparator) for checks across results.
+pub(crate) fn numeric_of(body: &Body) -> Option<Decimal> {
+    if body.kind != "numeric" {
+        return None;
+    }
+    let t = body.value.trim_start_matches(['<', '>', '=']);
+    Decimal::from_str(t).ok()
+}
+
+impl App {
+    /// Posts a batch of results (`result.enter`). Each item is answered on its own.
+    pub async fn post_results(
+        &self,
+        actor: &Actor,
+        items: Vec<ResultInput>,
+    ) -> AppResult<Vec<ResultOutcome>> {
+        actor.require(Permission::ResultEnter)?;
+        if items.is_empty() || items.len() > MAX_BATCH {
+            return Err(AppError::invalid(
+                "results",
+                "batch_size",
+                format!("1 to {MAX_BATCH} results per request"),
+            ));
+        }
+        let lab_suspended = self
+            .flag_setting("results.autoverification_suspended")
+            .await?;
+        let call_minutes = self.call_minutes().await?;
+        let mut tx = self.store.begin().await?;
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let prefix = format!("results[{i}]");
+            match self
+                .post_one(&mut tx, actor, item, lab_suspended, call_minutes)
+                .await
+            {
+                Ok(o) => out.push(ResultOutcome { index: i, ..o }),
+                Err(AppError::Internal(m)) => return Err(AppError::Internal(m)),
+                Err(e) => out.push(refused(i, prefix_field(e, &prefix))),
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn post_one(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        actor: &Actor,
+        item: &ResultInput,
+        lab_suspended: bool,
+        call_minutes: i64,
+    ) -> AppResult<ResultOutcome> {
+        let ctx = self
+            .result_context(tx, &item.accession, &item.test, lab_suspended, true)
+            .await?;
+        if item
+            .comment
+            .as_deref()
+            .is_some_and(|c| c.chars().count() > 1000)
+        {
+            return Err(AppError::invalid(
+                "comment",
+                "comment_too_long",
+                "at most 1000 characters",
+            ));
+        }
+        let reading = Reading {
+            value: &item.value,
+            units: item.units.as_deref(),
+            instrument: item.instrument.as_deref(),
+            instrument_flags: &item.flags,
+            indices: item.indices.unwrap_or_default(),
+            comment: item.comment.as_deref(),
+        };
+        let existing = tx.result_by_order_test(ctx.test.id).await?;
+        let now = self.now();
+        let evaluated = self.evaluate(tx, &ctx, &reading, actor, now).await?;
+        if let Some(old) = &existing {
+            let old_body = Body::parse(&old.body)?;
+            let same = old_body.value == evaluated.body.value
+                && old_body.units == evaluated.body.units
+                && old_body.instrument_flags == evaluated.body.instrument_flags
+                && old_body.indices == evaluated.body.indices;
+            if same {
+                return Ok(ResultOutcome {
+                    index: 0,
+                    outcome: "duplicate",
+                    result_id: Some(old.id),
+                    status: Some(old.status.clone()),
+                    flags: old_body.flags,
+                    hold_reasons: old_body.hold_reasons,
+                    error: None,
+                });
+            }
+            if old.status != "held" {
+                return Err(conflict(
+                    "value",
+                    "result_released",
+                    format!(
+                        "{} already has a released result: change it with a correction and a reason \
+                         (POST /api/v1/results/{}/correct)",
+                        ctx.test.test_code, old.id
+                    ),
+                ));
+            }
+        }
+        let id = self
+            .store_evaluated(
+                tx,
+                actor,
+                &ctx,
+                existing.as_ref(),
+                evaluated,
+                call_minutes,
+                now,
+                None,
+            )
+            .await?;
+        let r = tx
+            .result_by_id(id)
+            .await?
+            .ok_or_else(|| AppError::Internal("result vanished".into()))?;
+        let b = Body::parse(&r.body)?;
+        if r.status == "released" {
+            self.recalculate(tx, actor, &ctx, call_minutes, now).await?;
+        }
+        Ok(ResultOutcome {
+            index: 0,
+            outcome: if r.status == "released" {
+                "released"
+            } else {
+                "held"
+            },
+            result_id: Some(id),
+            status: Some(r.status),
+            flags: b.flags,
+            hold_reasons: b.hold_reasons,
+            error: None,
+        })
+    }
+
+    /// Loads what a result for `test` on the tube `accession` is judged with, refusing a tube
+    /// or test it cannot be for.
+    pub(crate) async fn result_context(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        accession: &str,
+        test: &str,
+        lab_suspended: bool,
+        entry: bool,
+    ) -> AppResult<Context> {
+        let acc = AccessionNumber::parse(accession.trim())
+            .map_err(|e| invalid(&e, "", "accession").with_field("accession"))?;
+        let specimen = tx
+            .specimen_by_accession(acc.as_str())
+            .await?
+            .ok_or_else(|| {
+                AppError::invalid(
+                    "accession",
+                    "unknown_specimen",
+                    "no tube has this accession number",
+                )
+            })?;
+        match specimen.status.as_str() {
+            // A correction is about a result already reported, whatever became of the tube.
+            _ if !entry => {}
+            "received" | "in_process" | "processed" | "stored" | "sent_out" => {}
+            "planned" | "collected" | "in_transit" => {
+                return Err(conflict(
+                    "accession",
+                    "specimen_not_received",
+                    "the tube has not been received in the laboratory",
+                ));
+            }
+            "rejected" => {
+                return Err(conflict(
+                    "accession",
+                    "specimen_rejected",
+                    "the tube was rejected: no result may be reported from it",
+                ));
+            }
+            other => {
+                return Err(conflict(
+                    "accession",
+                    "specimen_not_available",
+                    format!("the tube is {other}"),
+                ));
+            }
+        }
+        let order = tx
+            .order_by_id(specimen.order_id)
+            .await?
+            .ok_or_else(|| AppError::Internal("specimen without order".into()))?;
+        if entry && order.status == "cancelled" {
+            return Err(conflict(
+                "accession",
+                "order_cancelled",
+                "the order was cancelled",
+            ));
+        }
+        let code = self
+            .test_code_of(test)
+            .await
+            .map_err(|e| e.with_field("test"))?;
+        let tests = tx.tests_of_order(order.id).await?;
+        let test_row = tests
+            .into_iter()
+            .find(|t| t.test_code == code)
+            .ok_or_else(|| {
+                AppError::invalid(
+                    "test",
+                    "test_not_ordered",
+                    format!("{code} was not ordered on this requisition"),
+                )
+            })?;
+        if entry && test_row.status == "cancelled" {
+            return Err(conflict(
+                "test",
+                "test_cancelled",
+                format!("{code} was cancelled"),
+            ));
+        }
+        // The test's tube, or a tube poured from it or it from: the same specimen.
+        if test_row.specimen_id != specimen.id {
+            let parent = tx.specimen_parent(specimen.id).await?;
+            let test_parent = tx.specimen_parent(test_row.specimen_id).await?;
+            let related = parent
+                .as_ref()
+                .is_some_and(|p| p.id == test_row.specimen_id)
+                || test_parent.as_ref().is_some_and(|p| p.id == specimen.id);
+            if !related {
+                return Err(AppError::invalid(
+                    "accession",
+                    "wrong_specimen",
+                    format!("{code} is run on another tube of this order"),
+                ));
+            }
+        }
+        let patient = tx
+            .patient_by_id(order.patient_id)
+            .await?
+            .ok_or_else(|| AppError::Internal("order without patient".into()))?;
+        let catalog = tx
+            .catalog_by_code(&code)
+            .await?
+            .ok_or_else(|| AppError::Internal("ordered test missing from catalogue".into()))?;
+        let def = definition(&catalog)?;
+        let rules = match tx.result_rules(&code).await? {
+            Some(r) => doc_of(&r)?.parse(r.version)?,
+            None => ParsedRules::default(),
+        };
+        let dilution = self
+            .store
+            .dilutions(specimen.id)
+            .await?
+            .into_iter()
+            .filter(|d| d.test_code.as_deref().is_none_or(|t| t == code))
+            .max_by_key(|d| d.id)
+            .and_then(|d| Decimal::from_str(&d.factor).ok());
+        Ok(Context {
+            order,
+            test: test_row,
+            specimen,
+            patient,
+            def,
+            rules,
+            dilution,
+            lab_suspended,
+        })
+    }
+
+    /// Evaluates a reading against the context: value, units, dilution, reportable range,
+    /// interval in force at collection, flags, delta, stability at analysis, the checks.
+    pub(crate) async fn evaluate(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        ctx: &Context,
+        reading: &Reading<'_>,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> AppResult<Evaluated> {
+        let rtype = result_type(&ctx.def)?;
+        let parsed = parse_value(&rtype, reading.value).map_err(|e| invalid(&e, "", "value"))?;
+        let test_units = ctx.def.units.clone();
+        let rules = &ctx.rules.rules;
+        let (value, reading_text, dilution, not_validated, outside) = match &parsed {
+            ResultValue::Numeric(n) => {
+                let n = match (reading.units.map(str::trim), test_units.as_deref()) {
+                    // Converted, then rounded to the test's reported decimals (the reading
+                    // and its units are kept beside it).
+                    (Some(u), Some(t)) if u != t => Numeric {
+                        comparator: n.comparator,
+                        value: Decimal::from_str(&display(
+                            convert(ctx.rules.analyte, n.value, u, t)
+                                .map_err(|e| invalid(&e, "", "units"))?,
+                            u32::from(ctx.def.precision.unwrap_or(0)),
+                        ))
+                        .map_err(|e| AppError::Internal(e.to_string()))?,
+                    },
+                    (Some(_), None) => {
+                        return Err(AppError::invalid(
+                            "units",
+                            "unit_not_convertible",
+                            format!("{} is reported without units", ctx.def.code),
+                        ));
+                    }
+                    _ => n.clone(),
+                };
+                let m = measure(&n, ctx.dilution, rules);
+                let reading_text = (m.reported != n || reading.value.trim() != n.text())
+                    .then(|| reading.value.trim().to_owned());
+                (
+                    ResultValue::Numeric(m.reported),
+                    reading_text,
+                    m.dilution,
+                    m.dilution_not_validated,
+                    m.outside,
+                )
+            }
+            other => {
+                if reading.units.is_some_and(|u| !u.trim().is_empty()) {
+                    return Err(AppError::invalid(
+                        "units",
+                        "unit_not_convertible",
+                        format!("{} is a coded or text result without units", ctx.def.code),
+                    ));
+                }
+                (other.clone(), None, None, false, None)
+            }
+        };
+        let collected_at = ctx.specimen.collected_at.unwrap_or(ctx.specimen.created_at);
+        let sex = AdministrativeSex::parse(&ctx.patient.sex)
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let birth_date = ctx
+            .patient
+            .birth_date
+            .parse()
+            .map_err(|_| AppError::Internal("patient birth date".into()))?;
+        let interval = select_interval(
+            &ctx.rules.intervals,
+            &Subject {
+                sex,
+                birth_date,
+                collected_at,
+                specimen_type: &ctx.specimen.specimen_type,
+                method: None,
+            },
+        );
+        let fl = flags(&value, interval.as_ref(), rules);
+        let previous = match value.numeric() {
+            Some(n) if n.comparator.is_none() => tx
+                .previous_released(ctx.patient.id, &ctx.test.test_code, collected_at)
+                .await?
+                .and_then(|p| {
+                    let b = Body::parse(&p.body).ok()?;
+                    Some(Point {
+                        value: numeric_of(&b)?,
+                        collected_at: p.collected_at?,
+                    })
+                }),
+            _ => None,
+        };
+        let delta = match value.numeric() {
+            Some(n) if n.comparator.is_none() => delta_check(
+                rules.delta.as_ref(),
+                previous,
+                Point {
+                    value: n.value,
+                    collected_at,
+                },
+            ),
+            _ => DeltaOutcome::NoPrevious,
+        };
+        let temperature = ctx
+            .specimen
+            .temperature
+            .as_deref()
+            .and_then(|t| Temperature::parse(t).ok())
+            .unwrap_or(Temperature::Room);
+        let stability = ctx.def.stability_rule().limit(temperature);
+        let stability = if ctx.def.stability.room_hours.is_none()
+            && ctx.def.stability.refrigerated_hours.is_none()
+            && ctx.def.stability.frozen_hours.is_none()
+        {
+            // No stability recorded for the test: nothing to hold for.
+            Some(SignedDuration::MAX)
+        } else {
+            stability
+        };
+        let siblings = tx.results_of_order(ctx.order.id).await?;
+        let related_values: Vec<(String, Decimal)> = siblings
+            .iter()
+            .filter(|s| s.order_test_id != ctx.test.id)
+            .filter_map(|s| {
+                Some((
+                    s.test_code.clone(),
+                    numeric_of(&Body::parse(&s.body).ok()?)?,
+                ))
+            })
+            .collect();
+        let related: Vec<(&str, Decimal)> = related_values
+            .iter()
+            .map(|(c, v)| (c.as_str(), *v))
+            .collect();
+        let suspended = if ctx.lab_suspended {
+            Suspension::LabWide
+        } else if ctx.rules.suspended {
+            Suspension::Test
+        } else {
+            Suspension::None
+        };
+        let decision = autoverify(
+            rules,
+            &Facts {
+                value: &value,
+                flags: &fl,
+                outside,
+                dilution_not_validated: not_validated,
+                instrument_flags: reading.instrument_flags,
+                indices: Indices {
+                    hemolysis: reading.indices.hemolysis,
+                    icterus: reading.indices.icterus,
+                    lipemia: reading.indices.lipemia,
+                },
+                delta,
+                specimen_age: now.duration_since(collected_at),
+                stability,
+                related: &related,
+                qc: QcStatus::NotEvaluated,
+                suspended,
+            },
+        );
+        let units = match &value {
+            ResultValue::Numeric(_) => test_units,
+            _ => None,
+        };
+        let critical = fl.iter().any(|f| f.is_critical());
+        let body = Body {
+            value: value.text(),
+            kind: value.kind().into(),
+            reading: reading_text,
+            posted_units: reading.units.map(|u| u.trim().to_owned()),
+            units,
+            dilution: dilution.map(|d| d.to_string()),
+            flags: fl.iter().map(|f| Flag::as_str(*f).to_owned()).collect(),
+            interval: interval.map(|i| IntervalView {
+                low: i.low.map(|d| d.to_string()),
+                high: i.high.map(|d| d.to_string()),
+                text: i.text,
+            }),
+            hold_reasons: decision
+                .reasons()
+                .iter()
+                .map(|r| ReasonView {
+                    code: r.code.into(),
+                    message: r.message.clone(),
+                })
+                .collect(),
+            instrument: reading
+                .instrument
+                .map(|s| s.trim().chars().take(64).collect()),
+            instrument_flags: reading.instrument_flags.to_vec(),
+            indices: reading.indices,
+            comment: reading
+                .comment
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty()),
+            rules_version: rules.version,
+            autoverified: decision.released(),
+            calculated: false,
+            entered_by: actor.username.clone(),
+            verified_by: None,
+        };
+        Ok(Evaluated {
+            released: decision.released(),
+            critical,
+            body,
+            status: None,
+        })
+    }
+
+    /// Writes an evaluated result as a new result or a new version of a held one, with its
+    /// version row, the ordered test's status, a critical call when critical, and the audit
+    /// entry. Returns the result's id.
+    #[expect(clippy::too_many_arguments, reason = "the facts of one stored version")]
+    pub(crate) async fn store_evaluated(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        actor: &Actor,
+        ctx: &Context,
+        existing: Option<&ResultRecord>,
+        ev: Evaluated,
+        call_minutes: i64,
+        now: Timestamp,
+        reason: Option<&str>,
+    ) -> AppResult<i64> {
+        let status = ev
+            .status
+            .unwrap_or(if ev.released { "released" } else { "held" });
+        let body = ev.body.json()?;
+        let mut record = ResultRecord {
+            id: 0,
+            order_test_id: ctx.test.id,
+            order_id: ctx.order.id,
+            patient_id: ctx.patient.id,
+            specimen_id: ctx.specimen.id,
+            test_code: ctx.test.test_code.clone(),
+            status: status.into(),
+            version: 1,
+            collected_at: ctx.specimen.collected_at,
+            resulted_at: now,
+            verified_at: ev.released.then_some(now),
+            released_at: ev.released.then_some(now),
+            body: body.clone(),
+            updated_at: now,
+        };
+        let (id, old_value) = match existing {
+            None => (tx.insert_result(&record).await?, None),
+            Some(old) => {
+                record.id = old.id;
+                record.version = old.version + 1;
+                if !tx.update_result(&record, old.version).await? {
+                    return Err(conflict(
+                        "value",
+                        "result_changed",
+                        "the result was changed meanwhile: reload it",
+                    ));
+                }
+                (
+                    old.id,
+                    Some(
+                        json!({"version": old.version, "status": old.status, "body": serde_json::from_str::<serde_json::Value>(&old.body).unwrap_or_default()}),
+                    ),
+                )
+            }
+        };
+        tx.insert_result_version(&ResultVersionRecord {
+            result_id: id,
+            version: record.version,
+            status: status.into(),
+            body,
+            reason: reason
+                .map(str::to_owned)
+                .or_else(|| existing.map(|_| "repeat".to_owned())),
+            at: now,
+            by_user: actor.username.clone(),
+        })
+        .await?;
+        tx.set_order_test_status(
+            ctx.test.id,
+            if ev.released { "released" } else { "resulted" },
+        )
+        .await?;
+        if ev.critical && tx.open_call_of_result(id).await?.is_none() {
+            tx.insert_critical_call(&CriticalCallRecord {
+                id: 0,
+                result_id: id,
+                result_version: record.version,
+                opened_at: now,
+                due_at: now
+                    .checked_add(SignedDuration::from_mins(call_minutes))
+                    .unwrap_or(now),
+                called_at: None,
+                called_by: None,
+                notified_name: None,
+                notified_role: None,
+                read_back: None,
+            })
+            .await?;
+        }
+        tx.audit(self.entry(
+            actor,
+            if existing.is_some() { "result.repeat" } else { "result.enter" },
+            "result",
+            id,
+            old_value,
+            Some(json!({
+                "order_id": ctx.order.id, "test": ctx.test.test_code, "accession": ctx.specimen.accession,
+                "version": record.version, "status": status,
+                "body": serde_json::from_str::<serde_json::Value>(&record.body).unwrap_or_default(),
+            })),
+            reason,
+        ));
+        Ok(id)
+    }
+
+    pub(crate) async fn flag_setting(&self, key: &str) -> AppResult<bool> {
+        Ok(self
+            .store
+            .setting(key)
+            .await?
+            .is_some_and(|s| s.value.trim() == "true"))
+    }
+
+    pub(crate) async fn call_minutes(&self) -> AppResult<i64> {
+        Ok(self
+            .store
+            .setting("results.critical_call_minutes")
+            .await?
+            .and_then(|s| s.value.trim().parse::<i64>().ok())
+            .unwrap_or(DEFAULT_CALL_MINUTES))
+    }
+}
+
+/// The same error with its field under `prefix` (`results[3].value`).
+fn prefix_field(e: AppError, prefix: &str) -> AppError {
+    match e {
+        AppError::Invalid {
+            field,
+            code,
+            message,
+        } => AppError::Invalid {
+            field: Some(format!("{prefix}.{}", field.unwrap_or_default())),
+            code,
+            message,
+        },
+        AppError::Conflict {
+            field,
+            code,
+            message,
+        } => AppError::Conflict {
+            field: Some(format!("{prefix}.{}", field.unwrap_or_default())),
+            code,
+            message,
+        },
+        other => other,
+    }
+}

@@ -1,0 +1,366 @@
+//! Review and release of held results, corrections of released ones, and critical calls.
+
+use aliquot_domain::auth::Permission;
+use aliquot_store::{CriticalCallRecord, ResultNoticeRecord, ResultRecord, ResultVersionRecord};
+use serde_json::json;
+
+use super::entry::{Context, Reading};
+use super::{Body, ResultView, result_view};
+use crate::{Actor, App, AppError, AppResult, require_reason};
+
+/// A correction of a released result.
+#[derive(Debug, Clone, Default)]
+pub struct CorrectionInput {
+    pub value: String,
+    pub units: Option<String>,
+    pub reason: Option<String>,
+    pub comment: Option<String>,
+}
+
+/// The documentation of a critical result's call.
+#[derive(Debug, Clone, Default)]
+pub struct CriticalCallInput {
+    /// Who was told (full name).
+    pub notified_name: String,
+    /// Their role or credential (physician, RN …).
+    pub notified_role: String,
+    /// The value was read back by the person told (required: CAP GEN.41330).
+    pub read_back: bool,
+}
+
+fn conflict(code: &'static str, message: impl Into<String>) -> AppError {
+    AppError::Conflict {
+        field: None,
+        code,
+        message: message.into(),
+    }
+}
+
+impl App {
+    async fn result_for_review(
+        &self,
+        tx: &mut Box<dyn aliquot_store::Tx>,
+        id: i64,
+    ) -> AppResult<ResultRecord> {
+        tx.result_by_id(id)
+            .await?
+            .ok_or(AppError::NotFound { entity: "result" })
+    }
+
+    /// One result with its versions and call (`order.read`); recorded in the access log.
+    pub async fn result(&self, actor: &Actor, id: i64) -> AppResult<ResultView> {
+        actor.require(Permission::OrderRead)?;
+        let r = self
+            .store
+            .result_by_id(id)
+            .await?
+            .ok_or(AppError::NotFound { entity: "result" })?;
+        let versions = self.store.result_versions_of_order(r.order_id).await?;
+        let calls = self.store.critical_calls_of_order(r.order_id).await?;
+        self.store
+            .record_access(&self.access(actor, "result.read", "result", id, vec![r.patient_id]))
+            .await?;
+        result_view(&r, &versions, &calls, self.now())
+    }
+
+    /// Verifies and releases a held result (`result.verify`; tests that need a pathologist
+    /// also `result.sign_off`). `version` is the version the reviewer saw: of two reviewers of
+    /// the same result exactly one succeeds, the other is told (409).
+    pub async fn verify_result(
+        &self,
+        actor: &Actor,
+        id: i64,
+        version: Option<i64>,
+        comment: Option<&str>,
+    ) -> AppResult<ResultView> {
+        actor.require(Permission::ResultVerify)?;
+        let now = self.now();
+        let mut tx = self.store.begin().await?;
+        let r = self.result_for_review(&mut tx, id).await?;
+        if version.is_some_and(|v| v != r.version) {
+            return Err(conflict(
+                "result_changed",
+                format!(
+                    "the result is at version {}, not the one reviewed: reload it",
+                    r.version
+                ),
+            ));
+        }
+        if r.status != "held" {
+            return Err(conflict(
+                "result_not_held",
+                format!("the result is {}, not held for review", r.status),
+            ));
+        }
+        let mut body = Body::parse(&r.body)?;
+        if body
+            .hold_reasons
+            .iter()
+            .any(|h| h.code == "pathologist_review")
+        {
+            actor.require(Permission::ResultSignOff)?;
+        }
+        if let Some(c) = comment.map(str::trim).filter(|c| !c.is_empty()) {
+            if c.chars().count() > 1000 {
+                return Err(AppError::invalid(
+                    "comment",
+                    "comment_too_long",
+                    "at most 1000 characters",
+                ));
+            }
+            body.comment = Some(c.to_owned());
+        }
+        body.verified_by = Some(actor.username.clone());
+        let next = ResultRecord {
+            status: "released".into(),
+            version: r.version + 1,
+            verified_at: Some(now),
+            released_at: Some(now),
+            body: body.json()?,
+            updated_at: now,
+            ..r.clone()
+        };
+        if !tx.update_result(&next, r.version).await? {
+            return Err(conflict(
+                "result_changed",
+                "the result was changed meanwhile: reload it",
+            ));
+        }
+        tx.insert_result_version(&ResultVersionRecord {
+            result_id: id,
+            version: next.version,
+            status: next.status.clone(),
+            body: next.body.clone(),
+            reason: Some("verified".into()),
+            at: now,
+            by_user: actor.username.clone(),
+        })
+        .await?;
+        tx.set_order_test_status(r.order_test_id, "released")
+            .await?;
+        tx.audit(self.entry(
+            actor,
+            "result.verify",
+            "result",
+            id,
+            Some(json!({"version": r.version, "status": r.status, "hold_reasons": body.hold_reasons})),
+            Some(json!({"version": next.version, "status": next.status, "value": body.value, "flags": body.flags})),
+            None,
+        ));
+        let ctx = self.context_of(&mut tx, &r).await?;
+        let minutes = self.call_minutes().await?;
+        self.recalculate(&mut tx, actor, &ctx, minutes, now).await?;
+        tx.commit().await?;
+        self.result(actor, id).await
+    }
+
+    /// Corrects a released result: a new version with a reason, marked `corrected`; the
+    /// earlier versions stay; the ordering provider gets a notice; calculated results that
+    /// use it are recomputed (`result.verify`).
+    pub async fn correct_result(
+        &self,
+        actor: &Actor,
+        id: i64,
+        input: CorrectionInput,
+    ) -> AppResult<ResultView> {
+        actor.require(Permission::ResultVerify)?;
+        let reason = require_reason(input.reason.as_deref())?;
+        let now = self.now();
+        let mut tx = self.store.begin().await?;
+        let r = self.result_for_review(&mut tx, id).await?;
+        if r.status != "released" && r.status != "corrected" {
+            return Err(conflict(
+                "result_not_released",
+                format!(
+                    "the result is {}: a held result is verified or posted again, not corrected",
+                    r.status
+                ),
+            ));
+        }
+        let old = Body::parse(&r.body)?;
+        if old.calculated {
+            return Err(conflict(
+                "result_calculated",
+                "a calculated result changes when the results it is computed from are corrected",
+            ));
+        }
+        let ctx = self.context_of(&mut tx, &r).await?;
+        let reading = Reading {
+            value: &input.value,
+            units: input.units.as_deref(),
+            instrument: old.instrument.as_deref(),
+            instrument_flags: &[],
+            indices: old.indices,
+            comment: input.comment.as_deref().or(old.comment.as_deref()),
+        };
+        let mut ev = self.evaluate(&mut tx, &ctx, &reading, actor, now).await?;
+        // A correction is released by the person who makes it: the reasons it would have been
+        // held for are kept for the record, and the interval stays the one shown before.
+        ev.body.interval = old.interval.clone();
+        ev.body.autoverified = false;
+        ev.body.verified_by = Some(actor.username.clone());
+        if ev.body.value == old.value && ev.body.units == old.units {
+            return Err(AppError::invalid(
+                "value",
+                "correction_unchanged",
+                "the corrected value is the value already reported",
+            ));
+        }
+        let next = ResultRecord {
+            status: "corrected".into(),
+            version: r.version + 1,
+            verified_at: Some(now),
+            released_at: Some(now),
+            body: ev.body.json()?,
+            updated_at: now,
+            ..r.clone()
+        };
+        if !tx.update_result(&next, r.version).await? {
+            return Err(conflict(
+                "result_changed",
+                "the result was changed meanwhile: reload it",
+            ));
+        }
+        tx.insert_result_version(&ResultVersionRecord {
+            result_id: id,
+            version: next.version,
+            status: next.status.clone(),
+            body: next.body.clone(),
+            reason: Some(reason.clone()),
+            at: now,
+            by_user: actor.username.clone(),
+        })
+        .await?;
+        tx.insert_result_notice(&ResultNoticeRecord {
+            id: 0,
+            result_id: id,
+            result_version: next.version,
+            provider_id: ctx.order.provider_id,
+            created_at: now,
+            acknowledged_at: None,
+            acknowledged_by: None,
+        })
+        .await?;
+        let minutes = self.call_minutes().await?;
+        if ev.critical && tx.open_call_of_result(id).await?.is_none() {
+            tx.insert_critical_call(&CriticalCallRecord {
+                id: 0,
+                result_id: id,
+                result_version: next.version,
+                opened_at: now,
+                due_at: now
+                    .checked_add(jiff::SignedDuration::from_mins(minutes))
+                    .unwrap_or(now),
+                called_at: None,
+                called_by: None,
+                notified_name: None,
+                notified_role: None,
+                read_back: None,
+            })
+            .await?;
+        }
+        tx.audit(self.entry(
+            actor,
+            "result.correct",
+            "result",
+            id,
+            Some(json!({"version": r.version, "value": old.value, "units": old.units, "flags": old.flags})),
+            Some(json!({"version": next.version, "value": ev.body.value, "units": ev.body.units, "flags": ev.body.flags})),
+            Some(&reason),
+        ));
+        self.recalculate(&mut tx, actor, &ctx, minutes, now).await?;
+        tx.commit().await?;
+        self.result(actor, id).await
+    }
+
+    /// Documents the call of a critical result: who called (the actor), whom, when, with the
+    /// read-back confirmed (`result.verify`).
+    pub async fn document_critical_call(
+        &self,
+        actor: &Actor,
+        result_id: i64,
+        input: CriticalCallInput,
+    ) -> AppResult<ResultView> {
+        actor.require(Permission::ResultVerify)?;
+        let text = |field: &str, v: &str| -> AppResult<String> {
+            let v = v.trim();
+            if v.is_empty() || v.chars().count() > 200 || v.chars().any(char::is_control) {
+                return Err(AppError::invalid(field, "required", "1 to 200 characters"));
+            }
+            Ok(v.to_owned())
+        };
+        let name = text("notified_name", &input.notified_name)?;
+        let role = text("notified_role", &input.notified_role)?;
+        if !input.read_back {
+            return Err(AppError::invalid(
+                "read_back",
+                "read_back_required",
+                "a critical result is documented only after the person told has read it back",
+            ));
+        }
+        let now = self.now();
+        let mut tx = self.store.begin().await?;
+        let r = self.result_for_review(&mut tx, result_id).await?;
+        let call = tx.open_call_of_result(result_id).await?.ok_or_else(|| {
+            conflict(
+                "no_open_call",
+                "this result has no critical call to document",
+            )
+        })?;
+        let done = CriticalCallRecord {
+            called_at: Some(now),
+            called_by: Some(actor.username.clone()),
+            notified_name: Some(name.clone()),
+            notified_role: Some(role.clone()),
+            read_back: Some(true),
+            ..call.clone()
+        };
+        if !tx.document_critical_call(&done).await? {
+            return Err(conflict(
+                "call_documented",
+                "the call was documented meanwhile",
+            ));
+        }
+        tx.audit(self.entry(
+            actor,
+            "result.critical_call",
+            "result",
+            result_id,
+            None,
+            Some(json!({"call_id": call.id, "result_version": call.result_version, "notified_name": name,
+                        "notified_role": role, "read_back": true, "overdue": now > call.due_at,
+                        "order_id": r.order_id})),
+            None,
+        ));
+        tx.commit().await?;
+        self.result(actor, result_id).await
+    }
+
+    /// The evaluation context of a stored result.
+    pub(crate) async fn context_of(
+        &self,
+        tx: &mut Box<dyn aliquot_store::Tx>,
+        r: &ResultRecord,
+    ) -> AppResult<Context> {
+        let specimen = tx
+            .specimen_by_id(r.specimen_id)
+            .await?
+            .ok_or_else(|| AppError::Internal("result without specimen".into()))?;
+        let lab_suspended = self
+            .flag_setting("results.autoverification_suspended")
+            .await?;
+        let mut ctx = self
+            .result_context(tx, &specimen.accession, &r.test_code, lab_suspended, false)
+            .await
+            .map_err(|e| match e {
+                AppError::Internal(m) => AppError::Internal(m),
+                other => AppError::Conflict {
+                    field: None,
+                    code: "result_context",
+                    message: other.to_string(),
+                },
+            })?;
+        ctx.specimen = specimen;
+        Ok(ctx)
+    }
+}

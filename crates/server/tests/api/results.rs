@@ -1,0 +1,650 @@
+//! Results end to end through the API: order → collect → receive → post results →
+//! autoverified or held → verify → correct, critical calls, calculated tests, delta checks,
+//! worklists, the cumulative view, result rules, and bad input that changes nothing.
+
+use aliquot_app::{Actor, Source};
+use aliquot_domain::auth::Role;
+use jiff::{SignedDuration, Timestamp};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+crate::both_backends!(
+    a_basic_panel_is_autoverified_and_calculated,
+    held_results_are_verified_once_and_corrected_with_history,
+    critical_values_open_a_call_that_is_documented,
+    delta_stability_and_suspension_hold_results,
+    bad_input_is_refused_item_by_item_and_changes_nothing,
+    result_rules_are_versioned_and_history_is_not_rewritten,
+);
+
+struct Ctx {
+    app: TestApp,
+    tech: String,
+    mt: String,
+    provider: i64,
+    location: i64,
+}
+
+async fn setup(db: Db) -> Ctx {
+    let app = spawn_app(db).await;
+    let (provider, location) = seed_ordering(&app).await;
+    let director = Actor {
+        user_id: None,
+        username: "director".into(),
+        role: Role::Director,
+        source: Source::Cli,
+        session_id: None,
+    };
+    for (test, rules) in aliquot_app::demo_catalog::demo_result_rules() {
+        app.app
+            .put_result_rules(&director, &test, 0, rules, Some("demo rules"))
+            .await
+            .expect("rules");
+    }
+    let tech = app.token_for(Role::Technician).await;
+    let mt = app.token_for(Role::Technologist).await;
+    register(
+        &app,
+        &tech,
+        json!({"mrn": "MRN-900", "family_name": "Okonkwo-Lindqvist", "given_name": "Zoë",
+               "birth_date": "1961-04-09", "sex": "F"}),
+    )
+    .await;
+    Ctx {
+        app,
+        tech,
+        mt,
+        provider,
+        location,
+    }
+}
+
+/// Places an order, collects and receives every tube; returns the order and the accession
+/// of each tube by container.
+async fn received_order(c: &Ctx, tests: &[&str], collected_at: Timestamp) -> (i64, Value) {
+    let body = json!({"patient": {"mrn": "MRN-900", "birth_date": "1961-04-09"},
+        "provider_id": c.provider, "location_id": c.location,
+        "tests": tests, "priority": "stat"});
+    let (s, o) = c.app.post("/api/v1/orders", &c.tech, body).await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    for sp in o["specimens"].as_array().unwrap() {
+        let acc = sp["accession"].as_str().unwrap();
+        let (s, v) = c
+            .app
+            .post(
+                &format!("/api/v1/specimens/{acc}/collect"),
+                &c.tech,
+                json!({"collected_at": collected_at.to_string(), "site": "left arm",
+                       "patient": {"mrn": "MRN-900", "family_name": "Okonkwo-Lindqvist", "given_name": "Zoë"}}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let (s, v) = c
+            .app
+            .post(
+                &format!("/api/v1/specimens/{acc}/receive"),
+                &c.tech,
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    (o["id"].as_i64().unwrap(), o)
+}
+
+fn tube(order: &Value, container: &str) -> String {
+    order["specimens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["container"] == container)
+        .unwrap_or_else(|| panic!("no {container} tube in {order}"))["accession"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn post(c: &Ctx, token: &str, items: Value) -> Vec<Value> {
+    let (s, v) = c
+        .app
+        .post("/api/v1/results", token, json!({"results": items}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["results"].as_array().unwrap().clone()
+}
+
+async fn order_tests(c: &Ctx, order: i64) -> Value {
+    let (s, v) = c.app.get(&format!("/api/v1/orders/{order}"), &c.tech).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["tests"].clone()
+}
+
+fn test_of<'a>(tests: &'a Value, code: &str) -> &'a Value {
+    tests
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["test_code"] == code)
+        .unwrap_or_else(|| panic!("no {code} in {tests}"))
+}
+
+fn item(acc: &str, test: &str, value: &str) -> Value {
+    json!({"accession": acc, "test": test, "value": value, "instrument": "CHEM-1"})
+}
+
+async fn a_basic_panel_is_autoverified_and_calculated(db: Db) {
+    let c = setup(db).await;
+    let now = c.app.app.now();
+    let (order, o) = received_order(&c, &["BMP"], now - SignedDuration::from_mins(30)).await;
+    let sst = tube(&o, "SST");
+    let out = post(
+        &c,
+        &c.tech,
+        json!([
+            item(&sst, "NA", "140"),
+            item(&sst, "K", "4.2"),
+            item(&sst, "CL", "104"),
+            item(&sst, "CO2", "24"),
+            item(&sst, "BUN", "14"),
+            item(&sst, "2160-0", "0.90"),
+            item(&sst, "GLU", "90"),
+            item(&sst, "CA", "9.5"),
+        ]),
+    )
+    .await;
+    for o in &out {
+        assert_eq!(o["outcome"], "released", "{o}");
+        assert_eq!(o["hold_reasons"], json!([]), "{o}");
+    }
+    let tests = order_tests(&c, order).await;
+    let k = &test_of(&tests, "K")["result"];
+    assert_eq!(k["value"], "4.2");
+    assert_eq!(k["units"], "mmol/L");
+    assert_eq!(k["status"], "released");
+    assert_eq!(k["flags"], json!([]));
+    assert_eq!(k["reference_interval"]["text"], "3.5–5.1");
+    assert_eq!(k["autoverified"], true);
+    assert_eq!(k["critical_call"], Value::Null);
+    assert_eq!(k["versions"].as_array().unwrap().len(), 1);
+    assert_eq!(test_of(&tests, "K")["status"], "released");
+    // "0.90" stays "0.90"; the female adult interval of creatinine applies.
+    let crea = &test_of(&tests, "CREA")["result"];
+    assert_eq!(crea["value"], "0.90");
+    assert_eq!(crea["reference_interval"]["text"], "0.44–1.00");
+    // Calculated when their inputs were released: anion gap 140 − (104 + 24) = 12, and the
+    // CKD-EPI 2021 eGFR of a 65-year-old woman with creatinine 0.90 mg/dL
+    // (142 × (0.90/0.7)^−1.200 × 0.9938^65 × 1.012 = 70.95).
+    let ag = &test_of(&tests, "AGAP")["result"];
+    assert_eq!(ag["value"], "12", "{ag}");
+    assert_eq!(ag["calculated"], true);
+    assert_eq!(ag["status"], "released");
+    let egfr = &test_of(&tests, "EGFR")["result"];
+    assert_eq!(egfr["value"], "71", "{egfr}");
+    assert_eq!(egfr["reference_interval"]["text"], "≥ 60");
+    assert_eq!(egfr["calculated"], true);
+    // Correcting creatinine recomputes eGFR, as a correction of its own.
+    let crea_id = crea["id"].as_i64().unwrap();
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/results/{crea_id}/correct"),
+            &c.mt,
+            json!({"value": "1.80", "reason": "transcription error: wrong sample line"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "corrected");
+    assert_eq!(v["flags"], json!(["H"]));
+    let tests = order_tests(&c, order).await;
+    let egfr = &test_of(&tests, "EGFR")["result"];
+    assert_eq!(egfr["status"], "corrected", "{egfr}");
+    assert_eq!(egfr["value"], "31", "{egfr}");
+    assert_eq!(egfr["versions"][0]["value"], "71");
+    // TAT: resulted, verified and reported are recorded.
+    let (s, tat) = c
+        .app
+        .get(&format!("/api/v1/orders/{order}/tat"), &c.tech)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{tat}");
+    let na = tat
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["test_code"] == "NA")
+        .unwrap();
+    let names: Vec<&str> = na["milestones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["milestone"].as_str().unwrap())
+        .collect();
+    for m in ["resulted", "verified", "reported"] {
+        assert!(names.contains(&m), "{names:?}");
+    }
+    assert_eq!(na["in_lab"]["status"], "met", "{na}");
+    // The cumulative view of the patient's creatinine shows the corrected value.
+    let patient = o["patient_id"].as_i64().unwrap();
+    let (s, cum) = c
+        .app
+        .get(
+            &format!("/api/v1/patients/{patient}/results?test=CREA"),
+            &c.mt,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{cum}");
+    assert_eq!(cum["points"][0]["value"], "1.80");
+    assert_eq!(cum["points"][0]["reference_interval"]["text"], "0.44–1.00");
+    c.app.finish().await;
+}
+
+async fn held_results_are_verified_once_and_corrected_with_history(db: Db) {
+    let c = setup(db).await;
+    let now = c.app.app.now();
+    let (order, o) = received_order(&c, &["NA", "K"], now - SignedDuration::from_mins(20)).await;
+    let sst = tube(&o, "SST");
+    // An instrument flag holds the result with its reason.
+    let out = post(
+        &c,
+        &c.tech,
+        json!([{"accession": sst, "test": "NA", "value": "141", "flags": ["clot detected"]}]),
+    )
+    .await;
+    assert_eq!(out[0]["outcome"], "held");
+    assert_eq!(out[0]["hold_reasons"][0]["code"], "instrument_flag");
+    let id = out[0]["result_id"].as_i64().unwrap();
+    // The worklist shows it held, and K pending.
+    let (s, wl) = c.app.get("/api/v1/worklists/chemistry", &c.tech).await;
+    assert_eq!(s, StatusCode::OK, "{wl}");
+    let items = wl["items"].as_array().unwrap();
+    assert!(
+        items
+            .iter()
+            .any(|i| i["test_code"] == "NA" && i["status"] == "held"),
+        "{wl}"
+    );
+    assert!(
+        items
+            .iter()
+            .any(|i| i["test_code"] == "K" && i["status"] == "pending"),
+        "{wl}"
+    );
+    // A technician may not release it.
+    let (s, _) = c
+        .app
+        .post(&format!("/api/v1/results/{id}/verify"), &c.tech, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Two technologists verify at once: exactly one wins, the other is told.
+    let mt2 = c.app.token_for(Role::Director).await;
+    let path = format!("/api/v1/results/{id}/verify");
+    let (a, b) = tokio::join!(
+        c.app.post(&path, &c.mt, json!({"version": 1})),
+        c.app.post(&path, &mt2, json!({"version": 1})),
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::CONFLICT],
+        "{} {}",
+        a.1,
+        b.1
+    );
+    let loser = if a.0 == StatusCode::CONFLICT { &a } else { &b };
+    assert!(
+        ["result_changed", "result_not_held"].contains(&loser.1["error"]["code"].as_str().unwrap()),
+        "{}",
+        loser.1
+    );
+    let (_, r) = c.app.get(&format!("/api/v1/results/{id}"), &c.mt).await;
+    assert_eq!(r["status"], "released");
+    assert_eq!(r["version"], 2);
+    assert_eq!(r["autoverified"], false);
+    // The same result posted again is stored once.
+    let again = post(
+        &c,
+        &c.tech,
+        json!([{"accession": sst, "test": "NA", "value": "141", "flags": ["clot detected"]}]),
+    )
+    .await;
+    assert_eq!(again[0]["outcome"], "duplicate", "{}", again[0]);
+    // Another value for a released result needs a correction.
+    let other = post(&c, &c.tech, json!([item(&sst, "NA", "150")])).await;
+    assert_eq!(other[0]["outcome"], "refused");
+    assert_eq!(other[0]["error"]["code"], "result_released");
+    assert_eq!(other[0]["error"]["field"], "results[0].value");
+    // A correction without a reason is refused; with one it appends a version.
+    let cp = format!("/api/v1/results/{id}/correct");
+    let r = c.app.post(&cp, &c.mt, json!({"value": "145"})).await;
+    assert_error(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "reason_required",
+        Some("reason"),
+    );
+    let (s, r) = c
+        .app
+        .post(
+            &cp,
+            &c.mt,
+            json!({"value": "145", "reason": "instrument re-run after clot removed"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["status"], "corrected");
+    let versions = r["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 3);
+    assert_eq!(versions[0]["value"], "141");
+    assert_eq!(versions[1]["reason"], "verified");
+    assert_eq!(versions[2]["value"], "145");
+    assert_eq!(
+        versions[2]["reason"],
+        "instrument re-run after clot removed"
+    );
+    let tests = order_tests(&c, order).await;
+    assert_eq!(test_of(&tests, "NA")["result"]["status"], "corrected");
+    c.app.finish().await;
+}
+
+async fn critical_values_open_a_call_that_is_documented(db: Db) {
+    let mut c = setup(db).await;
+    let now = c.app.app.now();
+    let (_, o) = received_order(&c, &["K"], now - SignedDuration::from_mins(10)).await;
+    let sst = tube(&o, "SST");
+    let out = post(&c, &c.tech, json!([item(&sst, "K", "6.8")])).await;
+    assert_eq!(out[0]["outcome"], "held");
+    assert_eq!(out[0]["flags"], json!(["HH"]));
+    assert_eq!(out[0]["hold_reasons"][0]["code"], "critical");
+    let id = out[0]["result_id"].as_i64().unwrap();
+    let (s, calls) = c.app.get("/api/v1/critical-calls", &c.mt).await;
+    assert_eq!(s, StatusCode::OK, "{calls}");
+    assert_eq!(calls[0]["result_id"], id);
+    assert_eq!(calls[0]["call"]["overdue"], false);
+    // Thirty-one minutes later the call is overdue.
+    c.app.clock.advance(SignedDuration::from_mins(31));
+    c.mt = c.app.token_for(Role::Technologist).await;
+    let (_, calls) = c.app.get("/api/v1/critical-calls", &c.mt).await;
+    assert_eq!(calls[0]["call"]["overdue"], true, "{calls}");
+    let cp = format!("/api/v1/results/{id}/critical-call");
+    let r = c
+        .app
+        .post(&cp, &c.mt, json!({"notified_name": "Dr. Gregory House", "notified_role": "physician", "read_back": false}))
+        .await;
+    assert_error(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "read_back_required",
+        Some("read_back"),
+    );
+    let (s, r) = c
+        .app
+        .post(&cp, &c.mt, json!({"notified_name": "Dr. Gregory House", "notified_role": "physician", "read_back": true}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["critical_call"]["notified_name"], "Dr. Gregory House");
+    assert_eq!(r["critical_call"]["read_back"], true);
+    assert!(r["critical_call"]["called_by"].as_str().is_some());
+    let again = c
+        .app
+        .post(&cp, &c.mt, json!({"notified_name": "Dr. Gregory House", "notified_role": "physician", "read_back": true}))
+        .await;
+    assert_error(&again, StatusCode::CONFLICT, "no_open_call", None);
+    let (_, calls) = c.app.get("/api/v1/critical-calls", &c.mt).await;
+    assert_eq!(calls, json!([]));
+    let (s, r) = c
+        .app
+        .post(&format!("/api/v1/results/{id}/verify"), &c.mt, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["status"], "released");
+    assert_eq!(r["critical_call"]["notified_role"], "physician");
+    c.app.finish().await;
+}
+
+async fn delta_stability_and_suspension_hold_results(db: Db) {
+    let mut c = setup(db).await;
+    let now = c.app.app.now();
+    // Yesterday's potassium 4.0, released.
+    let (_, first) = received_order(&c, &["K"], now - SignedDuration::from_hours(20)).await;
+    let out = post(&c, &c.tech, json!([item(&tube(&first, "SST"), "K", "4.0")])).await;
+    assert_eq!(out[0]["outcome"], "released", "{}", out[0]);
+    // Today's 5.5 changed by 1.5 within 24 h (limit 1.0): held for the delta check.
+    let (_, second) = received_order(&c, &["K"], now - SignedDuration::from_mins(30)).await;
+    let out = post(
+        &c,
+        &c.tech,
+        json!([item(&tube(&second, "SST"), "K", "5.5")]),
+    )
+    .await;
+    assert_eq!(out[0]["outcome"], "held");
+    assert_eq!(out[0]["hold_reasons"][0]["code"], "delta", "{}", out[0]);
+    assert_eq!(out[0]["flags"], json!(["H"]));
+    // A lactate drawn 25 minutes ago at room temperature (limit 1 h) is fine; one analysed
+    // after more than an hour is held, whatever its value.
+    let (_, lact) = received_order(&c, &["LACT"], now - SignedDuration::from_mins(25)).await;
+    let gry = tube(&lact, "GRY");
+    c.app.clock.advance(SignedDuration::from_mins(40));
+    c.tech = c.app.token_for(Role::Technician).await;
+    let out = post(&c, &c.tech, json!([item(&gry, "LACT", "1.1")])).await;
+    assert_eq!(out[0]["outcome"], "held");
+    assert_eq!(
+        out[0]["hold_reasons"][0]["code"], "specimen_not_stable",
+        "{}",
+        out[0]
+    );
+    // Haemolysis above potassium's limit holds; lab-wide suspension holds everything.
+    let now = c.app.app.now();
+    let (_, third) = received_order(&c, &["NA", "K"], now - SignedDuration::from_mins(5)).await;
+    let sst = tube(&third, "SST");
+    let out = post(
+        &c,
+        &c.tech,
+        json!([{"accession": sst, "test": "K", "value": "4.1", "indices": {"hemolysis": 80}}]),
+    )
+    .await;
+    assert_eq!(
+        out[0]["hold_reasons"][0]["code"], "serum_index",
+        "{}",
+        out[0]
+    );
+    let admin = c.app.token_for(Role::Admin).await;
+    let (s, v) = c
+        .app
+        .put(
+            "/api/v1/settings/results.autoverification_suspended",
+            &admin,
+            json!({"value": "true", "reason": "QC failure on CHEM-1"}),
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    let out = post(&c, &c.tech, json!([item(&sst, "NA", "140")])).await;
+    assert_eq!(out[0]["outcome"], "held");
+    assert_eq!(
+        out[0]["hold_reasons"][0]["code"],
+        "autoverification_suspended"
+    );
+    c.app.finish().await;
+}
+
+async fn bad_input_is_refused_item_by_item_and_changes_nothing(db: Db) {
+    let c = setup(db).await;
+    let now = c.app.app.now();
+    let (order, o) = received_order(&c, &["BMP", "UA"], now - SignedDuration::from_mins(10)).await;
+    let sst = tube(&o, "SST");
+    let cup = tube(&o, "UCUP");
+    // A tube not yet received.
+    let body = json!({"patient": {"mrn": "MRN-900", "birth_date": "1961-04-09"},
+        "provider_id": c.provider, "location_id": c.location, "tests": ["GLU"], "priority": "routine"});
+    let (_, pending) = c.app.post("/api/v1/orders", &c.tech, body).await;
+    let not_received = tube(&pending, "SST");
+    let before = c.app.audit_len().await;
+    let out = post(
+        &c,
+        &c.tech,
+        json!([
+            item(&sst, "TSH", "1.2"),
+            item(&sst, "NA", "high"),
+            {"accession": sst, "test": "K", "value": "4.0", "units": "mg/dL"},
+            item(&not_received, "GLU", "90"),
+            item("D26X", "NA", "140"),
+            item(&cup, "UGLU", "5+"),
+            item(&cup, "UPH", "6.0"),
+            {"accession": sst, "test": "GLU", "value": "5.0", "units": "mmol/L"},
+            {"accession": cup, "test": "UGLU", "value": "2+"},
+        ]),
+    )
+    .await;
+    let codes: Vec<(&str, &str)> = out
+        .iter()
+        .map(|o| {
+            (
+                o["error"]["code"]
+                    .as_str()
+                    .unwrap_or(o["outcome"].as_str().unwrap()),
+                o["error"]["field"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            ("test_not_ordered", "results[0].test"),
+            ("value_not_numeric", "results[1].value"),
+            ("unit_not_convertible", "results[2].units"),
+            ("specimen_not_received", "results[3].accession"),
+            ("accession_format", "results[4].accession"),
+            ("value_not_an_answer", "results[5].value"),
+            // Urine pH has no result rules in the demo: a technologist reviews it.
+            ("held", ""),
+            ("released", ""),
+            ("released", ""),
+        ],
+        "{out:?}"
+    );
+    assert_eq!(out[6]["hold_reasons"][0]["code"], "manual_review");
+    // Only the three good items were stored: glucose converted from mmol/L (5.0 / 0.0555 =
+    // 90.09 → 90 mg/dL, the reading kept), a coded 2+ flagged abnormal.
+    assert!(c.app.audit_len().await >= before + 3);
+    let tests = order_tests(&c, order).await;
+    let glu = &test_of(&tests, "GLU")["result"];
+    assert_eq!(glu["value"], "90", "{glu}");
+    assert_eq!(glu["units"], "mg/dL");
+    assert_eq!(test_of(&tests, "UGLU")["result"]["flags"], json!(["A"]));
+    for code in ["NA", "K", "TSH"] {
+        if let Some(t) = tests
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["test_code"] == code)
+        {
+            assert_eq!(t["result"], Value::Null, "{code}: {t}");
+        }
+    }
+    // The whole request is refused when it is not a batch.
+    let r = c
+        .app
+        .post("/api/v1/results", &c.tech, json!({"results": []}))
+        .await;
+    assert_error(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "batch_size",
+        Some("results"),
+    );
+    // A phlebotomist may not post results.
+    let phleb = c.app.token_for(Role::Phlebotomist).await;
+    let (s, _) = c
+        .app
+        .post(
+            "/api/v1/results",
+            &phleb,
+            json!({"results": [item(&sst, "NA", "140")]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    c.app.finish().await;
+}
+
+async fn result_rules_are_versioned_and_history_is_not_rewritten(db: Db) {
+    let c = setup(db).await;
+    let director = c.app.token_for(Role::Director).await;
+    let (s, k) = c.app.get("/api/v1/result-rules/K", &c.tech).await;
+    assert_eq!(s, StatusCode::OK, "{k}");
+    assert_eq!(k["version"], 1);
+    assert_eq!(k["rules"]["critical"]["high"], "6.0");
+    let mut rules = k["rules"].clone();
+    // Only the director changes them.
+    let (s, _) = c
+        .app
+        .put(
+            "/api/v1/result-rules/K",
+            &c.mt,
+            json!({"version": 1, "reason": "x", "rules": rules}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Editing the limits of an interval in force rewrites history: refused.
+    rules["reference_intervals"][0]["low"] = json!("3.4");
+    let r = c
+        .app
+        .put(
+            "/api/v1/result-rules/K",
+            &director,
+            json!({"version": 1, "reason": "new method", "rules": rules}),
+        )
+        .await;
+    assert_error(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "interval_rewrites_history",
+        None,
+    );
+    // Closing it now and adding the new interval: accepted, as version 2.
+    let now = c.app.app.now().to_string();
+    rules["reference_intervals"] = json!([
+        {"low": "3.5", "high": "5.1", "effective_from": "2020-01-01T00:00:00Z", "effective_to": now},
+        {"low": "3.4", "high": "4.8", "effective_from": now},
+    ]);
+    let (s, v) = c
+        .app
+        .put(
+            "/api/v1/result-rules/K",
+            &director,
+            json!({"version": 1, "reason": "new method", "rules": rules}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["version"], 2);
+    // A stale version is refused.
+    let r = c
+        .app
+        .put(
+            "/api/v1/result-rules/K",
+            &director,
+            json!({"version": 1, "reason": "again", "rules": rules}),
+        )
+        .await;
+    assert_error(&r, StatusCode::CONFLICT, "rules_changed", Some("version"));
+    let (_, versions) = c.app.get("/api/v1/result-rules/K/versions", &c.tech).await;
+    assert_eq!(versions.as_array().unwrap().len(), 2);
+    assert_eq!(versions[1]["reason"], "new method");
+    // A bad decimal names its field.
+    rules["critical"]["low"] = json!("2,9");
+    let r = c
+        .app
+        .put(
+            "/api/v1/result-rules/K",
+            &director,
+            json!({"version": 2, "reason": "typo", "rules": rules}),
+        )
+        .await;
+    assert_error(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "decimal",
+        Some("critical.low"),
+    );
+    c.app.finish().await;
+}

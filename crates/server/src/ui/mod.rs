@@ -156,6 +156,12 @@ pub(crate) fn html(status: StatusCode, body: String) -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(PAGE_CSP),
     );
+    // The browser then sends this site's `Origin` on forms (with `no-referrer` it sends
+    // `null`); other sites still learn nothing (URLs may hold patient identifiers).
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     r
 }
 

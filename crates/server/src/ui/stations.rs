@@ -284,6 +284,7 @@ pub async fn receive(
     let at = when(state.app.now(), &lab.tz);
     let input = ReceiveInput {
         order_id: form.get("order_id").parse().ok(),
+        volume_ul: form.get("volume_ul").parse().ok(),
         ..ReceiveInput::default()
     };
     let mut row = ScanRow {

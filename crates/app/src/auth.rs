@@ -232,7 +232,11 @@ impl App {
             return Err(unauthorized("invalid_token", "the token is not valid"));
         }
         let now = self.now();
-        let Some(s) = self.store.session_by_token_hash(&token_hash(token, source)).await? else {
+        let Some(s) = self
+            .store
+            .session_by_token_hash(&token_hash(token, source))
+            .await?
+        else {
             return Err(unauthorized("invalid_token", "the token is not valid"));
         };
         if s.revoked_at.is_some() {
@@ -278,7 +282,8 @@ impl App {
     /// Revokes the caller's token (a web session by its own hash: `actor.source`).
     pub async fn logout(&self, actor: &Actor, token: &str) -> AppResult<()> {
         let mut tx = self.store.begin().await?;
-        tx.revoke_session(&token_hash(token, actor.source), self.now()).await?;
+        tx.revoke_session(&token_hash(token, actor.source), self.now())
+            .await?;
         tx.audit(self.entry(
             actor,
             "auth.logout",

@@ -124,7 +124,10 @@ impl Browser {
                     let _ = std::fs::write(self.shots.join("FAILED.png"), png);
                 }
                 let url = self.client.current_url().await.map(|u| u.to_string());
-                panic!("no `{css}` on {url:?}: {e} (see {}/FAILED.png)", self.shots.display())
+                panic!(
+                    "no `{css}` on {url:?}: {e} (see {}/FAILED.png)",
+                    self.shots.display()
+                )
             }
         }
     }
@@ -239,11 +242,19 @@ async fn walk(server: &Server, backend: &str) {
     // Login: the start page sends a stranger to it.
     b.goto("/").await;
     assert_eq!(b.path().await, "/login");
-    assert_eq!(b.active_id().await, "username", "the username field has focus");
+    assert_eq!(
+        b.active_id().await,
+        "username",
+        "the username field has focus"
+    );
     b.check_page("login").await;
     b.type_into("#username", "technician").await;
     b.type_into("#password", "wrong-password\n").await;
-    assert!(b.text("#login-error").await.contains("Invalid username or password"));
+    assert!(
+        b.text("#login-error")
+            .await
+            .contains("Invalid username or password")
+    );
     b.login("technician").await;
     assert_eq!(b.text("#who").await, "technician");
     b.check_page("home").await;
@@ -253,7 +264,11 @@ async fn walk(server: &Server, backend: &str) {
     assert_eq!(b.active_id().await, "mrn");
     b.type_into("#mrn", &mrn).await;
     b.type_date("#birth_date", birth).await;
-    b.wait("#birth_date").await.send_keys(&enter("\n")).await.unwrap();
+    b.wait("#birth_date")
+        .await
+        .send_keys(&enter("\n"))
+        .await
+        .unwrap();
     b.wait("#no-results").await;
     b.check_page("patient-search").await;
     b.client
@@ -286,10 +301,18 @@ async fn walk(server: &Server, backend: &str) {
     assert_eq!(b.text("#order-priority").await, "stat");
     let tubes = rows_of(&b, "#tubes tbody tr").await;
     assert_eq!(tubes.len(), 2, "{tubes:?}");
-    assert!(tubes[0].contains("BLU") || tubes[0].contains("blue"), "citrate first: {tubes:?}");
+    assert!(
+        tubes[0].contains("BLU") || tubes[0].contains("blue"),
+        "citrate first: {tubes:?}"
+    );
     let accessions: Vec<String> = {
         let mut v = Vec::new();
-        for e in b.client.find_all(Locator::Css("#tubes td.acc")).await.unwrap() {
+        for e in b
+            .client
+            .find_all(Locator::Css("#tubes td.acc"))
+            .await
+            .unwrap()
+        {
             v.push(e.text().await.unwrap());
         }
         v
@@ -335,7 +358,11 @@ async fn walk(server: &Server, backend: &str) {
     b.goto("/patients").await;
     b.type_into("#mrn", &mrn).await;
     b.type_date("#birth_date", birth).await;
-    b.wait("#birth_date").await.send_keys(&enter("\n")).await.unwrap();
+    b.wait("#birth_date")
+        .await
+        .send_keys(&enter("\n"))
+        .await
+        .unwrap();
     b.client
         .find(Locator::LinkText("Webtest, Rosa"))
         .await
@@ -414,7 +441,11 @@ async fn walk(server: &Server, backend: &str) {
         accessions[0]
     ))
     .await;
-    assert_eq!(rows_of(&b, "#scans > li").await.len(), 5, "the running list");
+    assert_eq!(
+        rows_of(&b, "#scans > li").await.len(),
+        5,
+        "the running list"
+    );
     b.check_page("receive").await;
 
     // Processing: spin the citrate tube in a run, pour an aliquot (child label), finish.
@@ -429,9 +460,12 @@ async fn walk(server: &Server, backend: &str) {
     b.type_into("#aliquot-scan", &format!("{}\n", accessions[0]))
         .await;
     let child = format!("{}-01", accessions[0]);
-    b.wait(&format!("#poured li[data-accession='{child}'] figure.label svg"))
+    b.wait(&format!(
+        "#poured li[data-accession='{child}'] figure.label svg"
+    ))
+    .await;
+    b.type_into("#done-scan", &format!("{}\n", accessions[0]))
         .await;
-    b.type_into("#done-scan", &format!("{}\n", accessions[0])).await;
     b.wait(&format!(
         "#poured li[data-accession='{}'][data-outcome=ok]",
         accessions[0]
@@ -443,7 +477,11 @@ async fn walk(server: &Server, backend: &str) {
     b.goto("/storage").await;
     assert_eq!(b.active_id().await, "location");
     b.scan("CORE/REF-01/R1/B1/I9").await;
-    assert_eq!(b.active_id().await, "scan", "the position scan moves on to the tube");
+    assert_eq!(
+        b.active_id().await,
+        "scan",
+        "the position scan moves on to the tube"
+    );
     b.scan(&accessions[0]).await;
     b.wait(&format!(
         "#stored li[data-accession='{}'][data-outcome=ok]",
@@ -470,7 +508,10 @@ async fn walk(server: &Server, backend: &str) {
     b.login("phlebotomist").await;
     assert_eq!(b.text("#who").await, "phlebotomist");
     let nav = b.text("header nav").await;
-    assert!(nav.contains("Collection") && !nav.contains("Receiving"), "{nav}");
+    assert!(
+        nav.contains("Collection") && !nav.contains("Receiving"),
+        "{nav}"
+    );
     b.goto("/receive").await;
     assert!(b.text("h1").await.contains("Not allowed"));
 
@@ -683,7 +724,10 @@ async fn forms_need_their_sessions_csrf_token_and_cookies_are_not_bearer_tokens(
         .await
         .unwrap();
     let csp = page.headers()["content-security-policy"].to_str().unwrap();
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+        "{csp}"
+    );
     assert_eq!(page.headers()["cache-control"], "no-store");
     // Unknown pages answer a page, unknown API routes JSON.
     let missing = http
@@ -693,7 +737,12 @@ async fn forms_need_their_sessions_csrf_token_and_cookies_are_not_bearer_tokens(
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
-    assert!(missing.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        missing.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     // Logging out ends the session at once.
     let out = http
         .client

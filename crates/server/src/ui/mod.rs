@@ -65,7 +65,11 @@ pub const UI_ROUTES: &[RouteSpec] = &[
     // receiving
     r("GET", "/receive", Perm(P::SpecimenProcess)),
     r("POST", "/receive", Perm(P::SpecimenProcess)),
-    r("POST", "/receive/{accession}/reject", Perm(P::SpecimenProcess)),
+    r(
+        "POST",
+        "/receive/{accession}/reject",
+        Perm(P::SpecimenProcess),
+    ),
     // processing and storage
     r("GET", "/process", Perm(P::SpecimenProcess)),
     r("POST", "/process/centrifuge", Perm(P::SpecimenProcess)),
@@ -255,7 +259,9 @@ const STATIONS: &[(&str, &str, &str, Permission)] = &[
     ("/track", "Tracking", "t", P::OrderRead),
 ];
 
-pub(crate) fn stations_for(role: Role) -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str, Permission)> {
+pub(crate) fn stations_for(
+    role: Role,
+) -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str, Permission)> {
     STATIONS.iter().filter(move |s| role.allows(s.3))
 }
 
@@ -303,12 +309,16 @@ pub(crate) async fn nav(state: &AppState, s: &WebSession, current: &str) -> (Nav
 
 /// A time in the lab's zone, to the minute.
 pub(crate) fn when(t: Timestamp, tz: &TimeZone) -> String {
-    t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M").to_string()
+    t.to_zoned(tz.clone())
+        .strftime("%Y-%m-%d %H:%M")
+        .to_string()
 }
 
 /// `datetime-local` value of now in the lab's zone.
 pub(crate) fn now_local(t: Timestamp, tz: &TimeZone) -> String {
-    t.to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M").to_string()
+    t.to_zoned(tz.clone())
+        .strftime("%Y-%m-%dT%H:%M")
+        .to_string()
 }
 
 /// A `datetime-local` value (lab time) as RFC 3339 for the use cases; other text is passed on
@@ -335,7 +345,9 @@ impl FormData {
     }
 
     pub fn opt(&self, name: &str) -> Option<String> {
-        Some(self.get(name)).filter(|v| !v.is_empty()).map(str::to_owned)
+        Some(self.get(name))
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
     }
 
     pub fn all(&self, name: &str) -> Vec<String> {
@@ -434,7 +446,10 @@ mod tests {
     #[test]
     fn navigation_follows_the_permission_matrix() {
         let hrefs = |role| stations_for(role).map(|s| s.0).collect::<Vec<_>>();
-        assert_eq!(hrefs(Role::Phlebotomist), ["/patients", "/collect", "/track"]);
+        assert_eq!(
+            hrefs(Role::Phlebotomist),
+            ["/patients", "/collect", "/track"]
+        );
         assert_eq!(hrefs(Role::Physician), ["/patients", "/track"]);
         assert!(hrefs(Role::Admin).is_empty());
         assert_eq!(hrefs(Role::Technician).len(), STATIONS.len());
@@ -445,7 +460,10 @@ mod tests {
         let tz = TimeZone::get("America/Chicago").unwrap();
         let t: Timestamp = "2026-03-02T14:05:00Z".parse().unwrap();
         assert_eq!(now_local(t, &tz), "2026-03-02T08:05");
-        assert_eq!(local_to_rfc3339("2026-03-02T08:05", &tz), "2026-03-02T14:05:00Z");
+        assert_eq!(
+            local_to_rfc3339("2026-03-02T08:05", &tz),
+            "2026-03-02T14:05:00Z"
+        );
         assert_eq!(local_to_rfc3339("garbage", &tz), "garbage");
     }
 }

@@ -186,7 +186,11 @@ pub async fn aliquot(
             container: None,
             tests: None,
         };
-        match state.app.aliquot_specimen(&s.actor, &accession, input).await {
+        match state
+            .app
+            .aliquot_specimen(&s.actor, &accession, input)
+            .await
+        {
             Ok(child) => {
                 row.ok = true;
                 row.text = format!(
@@ -199,7 +203,9 @@ pub async fn aliquot(
                     .await
                 {
                     Ok(l) => row.label = Some(strip_xml_prolog(&l.body)),
-                    Err(e) => row.text.push_str(&format!("; label not printed: {}", message(&e))),
+                    Err(e) => row
+                        .text
+                        .push_str(&format!("; label not printed: {}", message(&e))),
                 }
                 row.accession = child.accession;
             }
@@ -294,10 +300,7 @@ pub async fn store(
     {
         Ok(d) => {
             row.ok = true;
-            row.text = format!(
-                "Stored at {}",
-                d.storage_location.unwrap_or(location)
-            );
+            row.text = format!("Stored at {}", d.storage_location.unwrap_or(location));
         }
         Err(e) => row.text = message(&e),
     }

@@ -507,10 +507,7 @@ pub async fn place_order(
         Ok(o) => o,
         Err(e) => {
             let error = Some(message(&e));
-            return order_page(
-                &state, &s, patient_id, f, &tests, provider, location, error,
-            )
-            .await;
+            return order_page(&state, &s, patient_id, f, &tests, provider, location, error).await;
         }
     };
     if let Some(drawn) = form.opt("collected_at") {
@@ -618,10 +615,7 @@ pub async fn order(
             specimen_type: t.specimen_type.replace('_', " "),
             status: status_label(&t.status),
             tests: t.tests.join(" "),
-            collected: t
-                .collected_at
-                .map(|c| when(c, &lab.tz))
-                .unwrap_or_default(),
+            collected: t.collected_at.map(|c| when(c, &lab.tz)).unwrap_or_default(),
         })
         .collect();
     render(

@@ -49,8 +49,7 @@ pub fn csrf_for(token: &str) -> String {
 /// Equal without an early exit (the comparison time does not tell how much matched).
 fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -174,10 +173,11 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned());
-    let Some(spec) = path
-        .as_deref()
-        .and_then(|p| UI_ROUTES.iter().find(|r| r.path == p && r.method == req.method().as_str()))
-    else {
+    let Some(spec) = path.as_deref().and_then(|p| {
+        UI_ROUTES
+            .iter()
+            .find(|r| r.path == p && r.method == req.method().as_str())
+    }) else {
         return error_page(
             StatusCode::FORBIDDEN,
             "Not allowed",
@@ -245,7 +245,8 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
             );
         }
     }
-    req.extensions_mut().insert(WebSession { actor, token, csrf });
+    req.extensions_mut()
+        .insert(WebSession { actor, token, csrf });
     next.run(req).await
 }
 
@@ -263,7 +264,10 @@ mod tests {
 
     #[test]
     fn origin_must_name_the_host() {
-        let ok = headers(&[("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:8080")]);
+        let ok = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://127.0.0.1:8080"),
+        ]);
         assert!(same_origin(&ok));
         for bad in [
             "http://evil.example",
@@ -274,7 +278,10 @@ mod tests {
             let h = headers(&[("host", "127.0.0.1:8080"), ("origin", bad)]);
             assert!(!same_origin(&h), "{bad}");
         }
-        let referer = headers(&[("host", "lab:8080"), ("referer", "https://lab:8080/receive")]);
+        let referer = headers(&[
+            ("host", "lab:8080"),
+            ("referer", "https://lab:8080/receive"),
+        ]);
         assert!(same_origin(&referer));
         assert!(!same_origin(&headers(&[("host", "lab:8080")])));
     }
@@ -283,7 +290,10 @@ mod tests {
     fn cookie_is_found_among_others() {
         let h = headers(&[("cookie", "a=1; aliquot_session=abc ; b=2")]);
         assert_eq!(cookie_token(&h).as_deref(), Some("abc"));
-        assert_eq!(cookie_token(&headers(&[("cookie", "aliquot_session=")])), None);
+        assert_eq!(
+            cookie_token(&headers(&[("cookie", "aliquot_session=")])),
+            None
+        );
     }
 
     #[test]
@@ -297,6 +307,11 @@ mod tests {
         for part in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
             assert!(text.contains(part), "{text}");
         }
-        assert!(!session_cookie("t", false).to_str().unwrap().contains("Secure"));
+        assert!(
+            !session_cookie("t", false)
+                .to_str()
+                .unwrap()
+                .contains("Secure")
+        );
     }
 }

@@ -128,7 +128,11 @@ pub async fn collect(
         },
         temperature: None,
     };
-    match state.app.collect_specimen(&s.actor, &accession, input).await {
+    match state
+        .app
+        .collect_specimen(&s.actor, &accession, input)
+        .await
+    {
         Ok(d) => {
             page.done = Some(format!(
                 "Draw of {} recorded at {}.",
@@ -297,7 +301,11 @@ pub async fn receive(
         reasons: Vec::new(),
         at,
     };
-    match state.app.receive_specimen(&s.actor, &accession, input).await {
+    match state
+        .app
+        .receive_specimen(&s.actor, &accession, input)
+        .await
+    {
         Ok(Ok(d)) => {
             row.priority = priority_of(&state, &s, d.order_id).await;
             row.stat = row.priority == "stat";
@@ -319,8 +327,10 @@ pub async fn receive(
                 row.priority = priority_of(&state, &s, d.order_id).await;
                 row.stat = row.priority == "stat";
             }
-            let suggested: Vec<String> =
-                problems.iter().map(|p| p.rejection_reason.clone()).collect();
+            let suggested: Vec<String> = problems
+                .iter()
+                .map(|p| p.rejection_reason.clone())
+                .collect();
             row.problems = problems.into_iter().map(|p| sentence(&p.message)).collect();
             row.reasons = reasons(&suggested);
         }
@@ -361,7 +371,12 @@ pub async fn reject(
     };
     match state
         .app
-        .reject_specimen(&s.actor, &accession, &reason, form.opt("comment").as_deref())
+        .reject_specimen(
+            &s.actor,
+            &accession,
+            &reason,
+            form.opt("comment").as_deref(),
+        )
         .await
     {
         Ok(d) => {

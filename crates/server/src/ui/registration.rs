@@ -356,6 +356,10 @@ struct OrderForm {
     placer_order_number: String,
     collected_at: String,
     notes: String,
+    /// Tests ticked or typed, kept when the form comes back with an error.
+    chosen: Vec<String>,
+    provider: Option<i64>,
+    location: Option<i64>,
 }
 
 async fn order_page(
@@ -363,11 +367,9 @@ async fn order_page(
     s: &WebSession,
     patient_id: i64,
     f: OrderForm,
-    chosen: &[String],
-    provider: Option<i64>,
-    location: Option<i64>,
     error: Option<String>,
 ) -> Response {
+    let (chosen, provider, location) = (&f.chosen, f.provider, f.location);
     let (nav, _) = nav(state, s, "/patients").await;
     let patient = match state.app.patient(&s.actor, patient_id).await {
         Ok(p) => PatientRow::from(&p),
@@ -446,7 +448,7 @@ pub async fn new_order(
         priority: "routine".into(),
         ..OrderForm::default()
     };
-    order_page(&state, &s, id, f, &[], None, None, None).await
+    order_page(&state, &s, id, f, None).await
 }
 
 /// Places the order through the same use case as `POST /api/v1/orders`; with a draw time
@@ -489,6 +491,9 @@ pub async fn place_order(
         placer_order_number: form.get("placer_order_number").into(),
         collected_at: form.get("collected_at").into(),
         notes: form.get("clinical_notes").into(),
+        chosen: tests.clone(),
+        provider,
+        location,
     };
     let input = NewOrderInput {
         patient: ident.clone(),
@@ -507,7 +512,7 @@ pub async fn place_order(
         Ok(o) => o,
         Err(e) => {
             let error = Some(message(&e));
-            return order_page(&state, &s, patient_id, f, &tests, provider, location, error).await;
+            return order_page(&state, &s, patient_id, f, error).await;
         }
     };
     if let Some(drawn) = form.opt("collected_at") {

@@ -57,8 +57,16 @@ pub struct IssuedToken {
 
 const BAD_CREDENTIALS: &str = "invalid username or password";
 
-fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+/// What the database keeps of a token. A web session's token (kept in the browser's session
+/// cookie) is hashed under its own prefix, so a cookie's value is never accepted as a bearer
+/// token and a bearer token never as a cookie: each finds no session on the other edge.
+fn token_hash(token: &str, source: Source) -> String {
+    let mut h = Sha256::new();
+    if source == Source::Web {
+        h.update(b"aliquot-web-session\0");
+    }
+    h.update(token.as_bytes());
+    hex::encode(h.finalize())
 }
 
 async fn hash_password(password: String) -> AppResult<String> {
@@ -188,7 +196,7 @@ impl App {
         let mut tx = self.store.begin().await?;
         let session_id = tx
             .insert_session(&NewSession {
-                token_hash: token_hash(&token),
+                token_hash: token_hash(&token, source),
                 user_id: user.id,
                 created_at: now,
                 expires_at,
@@ -212,8 +220,9 @@ impl App {
         })
     }
 
-    /// Resolves a bearer token to the acting user, refusing revoked, expired and idle tokens
-    /// and disabled users.
+    /// Resolves a token to the acting user, refusing revoked, expired and idle tokens and
+    /// disabled users. `source` is the edge it came from: a web session's token
+    /// ([`Source::Web`], issued by `login(…, Source::Web)`) is accepted only there.
     pub async fn authenticate(&self, token: &str, source: Source) -> AppResult<Actor> {
         let unauthorized = |code, message: &str| AppError::Unauthorized {
             code,
@@ -223,7 +232,11 @@ impl App {
             return Err(unauthorized("invalid_token", "the token is not valid"));
         }
         let now = self.now();
-        let Some(s) = self.store.session_by_token_hash(&token_hash(token)).await? else {
+        let Some(s) = self
+            .store
+            .session_by_token_hash(&token_hash(token, source))
+            .await?
+        else {
             return Err(unauthorized("invalid_token", "the token is not valid"));
         };
         if s.revoked_at.is_some() {
@@ -266,10 +279,11 @@ impl App {
         })
     }
 
-    /// Revokes the caller's token.
+    /// Revokes the caller's token (a web session by its own hash: `actor.source`).
     pub async fn logout(&self, actor: &Actor, token: &str) -> AppResult<()> {
         let mut tx = self.store.begin().await?;
-        tx.revoke_session(&token_hash(token), self.now()).await?;
+        tx.revoke_session(&token_hash(token, actor.source), self.now())
+            .await?;
         tx.audit(self.entry(
             actor,
             "auth.logout",

@@ -1,5 +1,5 @@
-//! The edges of Aliquot: the HTTP/JSON API (and, later, FHIR, the web UI and the MLLP and
-//! ASTM listeners). Handlers translate between the wire and the use cases in `aliquot-app`;
+//! The edges of Aliquot: the HTTP/JSON API, the bench web UI (`ui`), and later FHIR and the
+//! MLLP and ASTM listeners. Handlers translate between the wire and the use cases in `aliquot-app`;
 //! they hold no rules of their own.
 
 pub mod access;
@@ -7,6 +7,7 @@ pub mod api;
 pub mod error;
 pub mod idempotency;
 pub mod json;
+pub mod ui;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -75,13 +76,16 @@ pub fn router(app: App) -> Router {
         metrics: metrics_handle(),
         openapi: Arc::new(openapi_json),
     };
-    routes
+    let api = routes
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             idempotency::layer,
         ))
         .route_layer(middleware::from_fn_with_state(state.clone(), access::guard))
-        .route_layer(middleware::from_fn(record_metrics))
+        .route_layer(middleware::from_fn(record_metrics));
+    // The web UI: its own route table and guard (session cookie, CSRF), merged beside the API.
+    let pages = ui::router(state.clone()).route_layer(middleware::from_fn(record_metrics));
+    api.merge(pages)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -109,8 +113,14 @@ pub fn router(app: App) -> Router {
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
-async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+/// Unknown routes: JSON under the API's prefixes, a page elsewhere (a person typed it).
+async fn not_found(uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    if path.starts_with("/api/") || path.starts_with("/fhir/") || path == "/healthz" {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").into_response()
+    } else {
+        ui::error_page(StatusCode::NOT_FOUND, "Not found", "There is no such page.")
+    }
 }
 
 async fn method_not_allowed() -> ApiError {
@@ -148,15 +158,19 @@ async fn security_headers(req: Request, next: Next) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-    );
+    // Pages say `same-origin` (with `no-referrer` a browser sends `Origin: null` on a form
+    // POST, and the UI's origin check needs the real one).
+    h.entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("no-referrer"));
+    // Nothing that might hold patient data is cached; static UI assets say otherwise.
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    // Pages set their own policy (scripts and styles from this site); everything else
+    // may load nothing.
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'",
+        ));
     response
 }
 

@@ -1,0 +1,759 @@
+//! The bench web UI in a real browser: headless Chromium driven through chromedriver
+//! (Debian's `chromium` and `chromium-driver`) against `aliquot serve --demo`, on SQLite and on
+//! PostgreSQL. A technician walks each station as at the bench: types into the scan field and
+//! presses Enter. Every page gets an axe-core check (no serious or critical violation) and a
+//! screenshot under `$CARGO_TARGET_TMPDIR/web-screenshots/<backend>/` (not committed).
+//!
+//! These tests fail, never skip, when the browser is missing: CI installs it (`.ci/run`).
+//! Also here, without a browser: the CSRF and cookie/bearer separation rules over plain HTTP.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use sqlx::migrate::MigrateDatabase;
+
+mod common;
+use common::Server;
+
+/// axe-core 4.14.1 from the npm package `axe-core` (MPL-2.0, `fixtures/axe.LICENSE`); a test
+/// fixture only, never shipped in the binary.
+const AXE: &str = include_str!("fixtures/axe-4.14.1.min.js");
+
+/// `\n` in typed text is the Enter key, as a scanner sends it.
+fn enter(text: &str) -> String {
+    text.replace('\n', &char::from(Key::Enter).to_string())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// chromedriver and a headless Chromium session; both end when dropped.
+struct Browser {
+    driver: Child,
+    client: Client,
+    base: String,
+    shots: PathBuf,
+    _profile: tempfile::TempDir,
+    step: usize,
+}
+
+impl Browser {
+    async fn start(base: &str, backend: &str) -> Browser {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect(
+                "chromedriver is not installed: apt-get install chromium chromium-driver \
+                 (the browser tests never skip)",
+            );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--lang=en-US",
+                    "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("chromium did not start under chromedriver");
+        let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("web-screenshots")
+            .join(backend);
+        let _ = std::fs::remove_dir_all(&shots);
+        std::fs::create_dir_all(&shots).unwrap();
+        Browser {
+            driver,
+            client,
+            base: base.to_owned(),
+            shots,
+            _profile: profile,
+            step: 0,
+        }
+    }
+
+    async fn goto(&self, path: &str) {
+        self.client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap();
+    }
+
+    async fn path(&self) -> String {
+        self.client.current_url().await.unwrap().path().to_owned()
+    }
+
+    async fn wait(&self, css: &str) -> fantoccini::elements::Element {
+        match self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => {
+                // What the browser showed, for the person reading the failure.
+                if let Ok(png) = self.client.screenshot().await {
+                    let _ = std::fs::write(self.shots.join("FAILED.png"), png);
+                }
+                let url = self.client.current_url().await.map(|u| u.to_string());
+                panic!(
+                    "no `{css}` on {url:?}: {e} (see {}/FAILED.png)",
+                    self.shots.display()
+                )
+            }
+        }
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.wait(css).await.text().await.unwrap()
+    }
+
+    /// Types into a field as a person (or a keyboard-wedge scanner) does.
+    async fn type_into(&self, css: &str, text: &str) {
+        let e = self.wait(css).await;
+        e.clear().await.unwrap();
+        e.send_keys(&enter(text)).await.unwrap();
+    }
+
+    /// Types into whatever has focus (the page's autofocus field, say), then Enter.
+    async fn scan(&self, text: &str) {
+        let active = self.client.active_element().await.unwrap();
+        active
+            .send_keys(&format!("{text}{}", char::from(Key::Enter)))
+            .await
+            .unwrap();
+    }
+
+    /// A date field: typed digit by digit as in an en-US browser (mm dd yyyy).
+    async fn type_date(&self, css: &str, iso: &str) {
+        let (y, rest) = iso.split_at(4);
+        let (m, d) = (&rest[1..3], &rest[4..6]);
+        let e = self.wait(css).await;
+        e.send_keys(&format!("{m}{d}{y}")).await.unwrap();
+        let value = e.prop("value").await.unwrap().unwrap_or_default();
+        assert_eq!(value, iso, "typing the date into {css}");
+    }
+
+    async fn active_id(&self) -> String {
+        let a = self.client.active_element().await.unwrap();
+        a.attr("id").await.unwrap().unwrap_or_default()
+    }
+
+    /// axe-core on the current page: no serious or critical violation; then a screenshot.
+    async fn check_page(&mut self, name: &str) {
+        let htmx: serde_json::Value = self
+            .client
+            .execute(
+                "return document.querySelector('script[src*=htmx]') ? typeof window.htmx : 'object'",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(htmx, "object", "htmx did not load on {name} (CSP?)");
+        self.client.execute(AXE, vec![]).await.unwrap();
+        let found = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, {resultTypes: ['violations']}).then(r => done(
+                   r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+                     .map(v => v.id + ' (' + v.impact + '): ' + v.help + ' at ' +
+                          v.nodes.map(n => n.target.join(' ')).join(', '))));",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let violations: Vec<String> = serde_json::from_value(found).unwrap();
+        self.shot(name).await;
+        assert!(
+            violations.is_empty(),
+            "axe-core on {name}:\n{}",
+            violations.join("\n")
+        );
+    }
+
+    async fn shot(&mut self, name: &str) {
+        self.step += 1;
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(self.shots.join(format!("{:02}-{name}.png", self.step)), png).unwrap();
+    }
+
+    async fn login(&self, user: &str) {
+        self.goto("/login").await;
+        self.type_into("#username", user).await;
+        self.type_into("#password", &format!("demo-{user}-pass\n"))
+            .await;
+        self.wait("#who").await;
+    }
+
+    async fn close(self) {
+        let _ = self.client.close().await;
+        let mut driver = self.driver;
+        let _ = driver.kill();
+        let _ = driver.wait();
+    }
+}
+
+async fn rows_of(b: &Browser, css: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in b.client.find_all(Locator::Css(css)).await.unwrap() {
+        out.push(e.text().await.unwrap());
+    }
+    out
+}
+
+/// The whole walk: a technician registers a patient, orders, prints labels, draws, receives a
+/// STAT tube by scanning, rejects a stale one with one key, spins, pours an aliquot, stores,
+/// and tracks the tube; a phlebotomist sees only their stations.
+async fn walk(server: &Server, backend: &str) {
+    let mut b = Browser::start(&server.base, backend).await;
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..6];
+    let mrn = format!("WEB-{suffix}").to_uppercase();
+    let birth = "1980-03-15";
+
+    // Login: the start page sends a stranger to it.
+    b.goto("/").await;
+    assert_eq!(b.path().await, "/login");
+    assert_eq!(
+        b.active_id().await,
+        "username",
+        "the username field has focus"
+    );
+    b.check_page("login").await;
+    b.type_into("#username", "technician").await;
+    b.type_into("#password", "wrong-password\n").await;
+    assert!(
+        b.text("#login-error")
+            .await
+            .contains("Invalid username or password")
+    );
+    b.login("technician").await;
+    assert_eq!(b.text("#who").await, "technician");
+    b.check_page("home").await;
+
+    // Registration: search with two identifiers, nobody, register.
+    b.goto("/patients").await;
+    assert_eq!(b.active_id().await, "mrn");
+    b.type_into("#mrn", &mrn).await;
+    b.type_date("#birth_date", birth).await;
+    b.wait("#birth_date")
+        .await
+        .send_keys(&enter("\n"))
+        .await
+        .unwrap();
+    b.wait("#no-results").await;
+    b.check_page("patient-search").await;
+    b.client
+        .find(Locator::LinkText("New patient"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait("#family_name").await;
+    b.type_into("#family_name", "Webtest").await;
+    b.type_into("#given_name", "Rosa").await;
+    b.wait("#sex").await.send_keys("F").await.unwrap();
+    b.check_page("patient-new").await;
+    b.type_into("#phone", "+1 555 0100\n").await;
+    assert_eq!(b.text("#patient-mrn").await, mrn);
+    assert!(b.text("#patient-name").await.contains("Webtest, Rosa"));
+    b.check_page("patient").await;
+
+    // Order: identify with two identifiers, pick tests by code and by name, STAT.
+    b.wait("#new-order").await.click().await.unwrap();
+    b.type_into("#mrn", &mrn).await;
+    b.type_date("#birth_date", birth).await;
+    b.type_into("#codes", "CBC").await;
+    b.type_into("#test-filter", "prothrombin time\n").await;
+    b.wait("#priority").await.send_keys("STAT").await.unwrap();
+    b.check_page("order-new").await;
+    b.wait("#place-order").await.click().await.unwrap();
+    b.wait("#tubes").await;
+    assert_eq!(b.text("#order-priority").await, "stat");
+    let tubes = rows_of(&b, "#tubes tbody tr").await;
+    assert_eq!(tubes.len(), 2, "{tubes:?}");
+    assert!(
+        tubes[0].contains("BLU") || tubes[0].contains("blue"),
+        "citrate first: {tubes:?}"
+    );
+    let accessions: Vec<String> = {
+        let mut v = Vec::new();
+        for e in b
+            .client
+            .find_all(Locator::Css("#tubes td.acc"))
+            .await
+            .unwrap()
+        {
+            v.push(e.text().await.unwrap());
+        }
+        v
+    };
+    b.check_page("order").await;
+
+    // Labels: the SVG labels, through the label use case.
+    b.wait("#print-labels").await.click().await.unwrap();
+    let labels = b
+        .client
+        .wait()
+        .for_element(Locator::Css("figure.label svg"))
+        .await;
+    assert!(labels.is_ok());
+    assert_eq!(rows_of(&b, "figure.label").await.len(), 2);
+    b.check_page("labels").await;
+
+    // Collection: scan each tube, confirm two identifiers, record the draw.
+    for acc in &accessions {
+        b.goto("/collect").await;
+        assert_eq!(b.active_id().await, "scan");
+        b.scan(acc).await;
+        b.wait("#record-draw").await;
+        assert_eq!(b.active_id().await, "mrn");
+        if acc == &accessions[0] {
+            b.check_page("collect-tube").await;
+        }
+        b.client
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys(&mrn) // the wristband
+            .await
+            .unwrap();
+        b.type_date("#birth_date", birth).await;
+        b.wait("#mrn").await.send_keys(&enter("\n")).await.unwrap();
+        assert!(b.text("#collect-done").await.contains(acc.as_str()));
+    }
+    b.check_page("collect-done").await;
+
+    // A second order whose lactate tube came with its requisition, drawn 3 hours ago: lactate
+    // keeps 1 hour at room temperature, so receipt will find it too old.
+    b.goto("/patients").await;
+    b.type_into("#mrn", &mrn).await;
+    b.type_date("#birth_date", birth).await;
+    b.wait("#birth_date")
+        .await
+        .send_keys(&enter("\n"))
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::LinkText("Webtest, Rosa"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait("#new-order").await.click().await.unwrap();
+    b.type_into("#mrn", &mrn).await;
+    b.type_date("#birth_date", birth).await;
+    b.type_into("#codes", "LACT").await;
+    // The draw time: datetime-local typing is locale-bound; the value is set as the field
+    // holds it (lab time), 3 hours ago.
+    b.client
+        .execute(
+            "const d = new Date(Date.now() - 3 * 3600 * 1000);
+             const lab = document.getElementById('collected_at');
+             const p = n => String(n).padStart(2, '0');
+             const tz = arguments[0];
+             const f = new Intl.DateTimeFormat('en-CA', {timeZone: tz, year: 'numeric',
+               month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23'});
+             const parts = Object.fromEntries(f.formatToParts(d).map(x => [x.type, x.value]));
+             lab.value = `${parts.year}-${parts.month}-${parts.day}T${parts.hour}:${parts.minute}`;",
+            vec![serde_json::json!("America/Chicago")],
+        )
+        .await
+        .unwrap();
+    b.type_into("#collector", "Outreach nurse\n").await;
+    b.wait("#tubes").await;
+    let stale: String = b.text("#tubes td.acc").await;
+
+    // Receiving: scan the STAT tube (accepted, marked STAT), the stale tube (a problem in
+    // words; Enter rejects it with the suggested reason), and a mistyped code (refused).
+    b.goto("/receive").await;
+    assert_eq!(b.active_id().await, "scan");
+    // The citrate tube's fill is measured and typed first (the check refuses an under-filled
+    // one); then the scan.
+    b.type_into("#volume_ul", "2700").await;
+    b.wait("#scan").await.click().await.unwrap();
+    b.scan(&accessions[0]).await;
+    let first = format!("#scans li[data-accession='{}']", accessions[0]);
+    b.wait(&format!("{first}[data-outcome=accepted]")).await;
+    assert!(b.text(&format!("{first} .stat")).await.contains("STAT"));
+    assert_eq!(b.active_id().await, "scan", "focus back on the scan field");
+    b.scan(&stale).await;
+    let row = format!("#scans li[data-accession='{stale}']");
+    b.wait(&format!("{row}[data-outcome=problem]")).await;
+    let problem = b.text(&format!("{row} .problems")).await;
+    assert!(problem.contains("stability"), "{problem}");
+    b.check_page("receive-problem").await;
+    let focused = b.client.active_element().await.unwrap();
+    assert_eq!(
+        focused.attr("value").await.unwrap().as_deref(),
+        Some("stability_exceeded"),
+        "the suggested reason has focus"
+    );
+    focused
+        .send_keys(&char::from(Key::Enter).to_string())
+        .await
+        .unwrap();
+    b.wait(&format!("{row}[data-outcome=rejected]")).await;
+    assert_eq!(b.active_id().await, "scan");
+    b.scan("NOT-A-TUBE").await;
+    b.wait("#scans li[data-accession='NOT-A-TUBE'][data-outcome=refused]")
+        .await;
+    b.scan(&accessions[1]).await;
+    b.wait(&format!(
+        "#scans li[data-accession='{}'][data-outcome=accepted]",
+        accessions[1]
+    ))
+    .await;
+    // The same citrate tube again: refused in words, nothing changes.
+    b.scan(&accessions[0]).await;
+    b.wait(&format!(
+        "#scans > li:first-child[data-accession='{}'][data-outcome=refused]",
+        accessions[0]
+    ))
+    .await;
+    assert_eq!(
+        rows_of(&b, "#scans > li").await.len(),
+        5,
+        "the running list"
+    );
+    b.check_page("receive").await;
+
+    // Processing: spin the citrate tube in a run, pour an aliquot (child label), finish.
+    b.goto("/process").await;
+    assert_eq!(b.active_id().await, "scan");
+    b.scan(&accessions[0]).await;
+    b.wait(&format!(
+        "#spun li[data-accession='{}'][data-outcome=ok]",
+        accessions[0]
+    ))
+    .await;
+    b.type_into("#aliquot-scan", &format!("{}\n", accessions[0]))
+        .await;
+    let child = format!("{}-01", accessions[0]);
+    b.wait(&format!(
+        "#poured li[data-accession='{child}'] figure.label svg"
+    ))
+    .await;
+    b.type_into("#done-scan", &format!("{}\n", accessions[0]))
+        .await;
+    b.wait(&format!(
+        "#poured li[data-accession='{}'][data-outcome=ok]",
+        accessions[0]
+    ))
+    .await;
+    b.check_page("process").await;
+
+    // Storage: scan the position, then the tube.
+    b.goto("/storage").await;
+    assert_eq!(b.active_id().await, "location");
+    b.scan("CORE/REF-01/R1/B1/I9").await;
+    assert_eq!(
+        b.active_id().await,
+        "scan",
+        "the position scan moves on to the tube"
+    );
+    b.scan(&accessions[0]).await;
+    b.wait(&format!(
+        "#stored li[data-accession='{}'][data-outcome=ok]",
+        accessions[0]
+    ))
+    .await;
+    b.check_page("storage").await;
+
+    // Tracking: the chain of custody and the lineage.
+    b.goto("/track").await;
+    b.scan(&accessions[0]).await;
+    assert_eq!(b.text("#track-status").await, "stored");
+    let custody = rows_of(&b, "#custody tbody tr").await.join("\n");
+    for step in ["collect", "receive", "centrifuge", "aliquot", "store"] {
+        assert!(custody.contains(step), "{step} missing from\n{custody}");
+    }
+    assert!(b.text("#lineage").await.contains(&child));
+    b.check_page("track").await;
+
+    // A shared terminal: switch to the phlebotomist in one form; no receiving for them.
+    b.goto("/login").await;
+    assert!(b.text("main").await.contains("Switch user"));
+    b.check_page("switch-user").await;
+    b.login("phlebotomist").await;
+    assert_eq!(b.text("#who").await, "phlebotomist");
+    let nav = b.text("header nav").await;
+    assert!(
+        nav.contains("Collection") && !nav.contains("Receiving"),
+        "{nav}"
+    );
+    b.goto("/receive").await;
+    assert!(b.text("h1").await.contains("Not allowed"));
+
+    // Log out: the session ends; pages send back to the login.
+    b.goto("/").await;
+    b.client
+        .find(Locator::Css("header form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait("#username").await;
+    b.goto("/track").await;
+    assert_eq!(b.path().await, "/login");
+    b.close().await;
+}
+
+fn demo_args(data_dir: &Path, database: Option<&str>) -> Vec<String> {
+    let mut args = vec!["--data-dir".to_owned(), data_dir.display().to_string()];
+    if let Some(db) = database {
+        args.extend(["--database".to_owned(), db.to_owned()]);
+    }
+    args
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_stations_in_a_browser_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = demo_args(&dir.path().join("data"), None);
+    let server = tokio::task::spawn_blocking(move || Server::start(&args, &["--demo"]))
+        .await
+        .unwrap();
+    walk(&server, "sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_stations_in_a_browser_on_postgres() {
+    let pg = std::env::var("ALIQUOT_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
+    let url = format!("{pg}/aliquot_t_{}", uuid::Uuid::new_v4().simple());
+    let dir = tempfile::tempdir().unwrap();
+    let args = demo_args(&dir.path().join("data"), Some(&url));
+    let server = tokio::task::spawn_blocking(move || Server::start(&args, &["--demo"]))
+        .await
+        .unwrap();
+    let ran = tokio::spawn(async move {
+        walk(&server, "postgres").await;
+    })
+    .await;
+    let _ = sqlx::Postgres::force_drop_database(&url).await;
+    if let Err(e) = ran {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+// ── CSRF and the separation of cookies and bearer tokens, over plain HTTP ──
+
+struct Http {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Http {
+    fn origin(&self) -> String {
+        self.base.clone()
+    }
+
+    /// Logs in through the login form; answers the session cookie's value and the page's
+    /// CSRF token.
+    async fn web_login(&self, user: &str) -> (String, String) {
+        let r = self
+            .client
+            .post(format!("{}/login", self.base))
+            .header("origin", self.origin())
+            .form(&[
+                ("username", user),
+                ("password", &format!("demo-{user}-pass")),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        let cookie = r
+            .headers()
+            .get("set-cookie")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        for part in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+            assert!(cookie.contains(part), "{cookie}");
+        }
+        assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+        let token = cookie
+            .split(';')
+            .next()
+            .unwrap()
+            .trim_start_matches("aliquot_session=")
+            .to_owned();
+        let page = self
+            .client
+            .get(format!("{}/receive", self.base))
+            .header("cookie", format!("aliquot_session={token}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
+        (token, page[at..at + 64].to_owned())
+    }
+
+    async fn scan(&self, token: &str, origin: Option<&str>, csrf: Option<&str>) -> (u16, String) {
+        let mut form = vec![("accession", "D2600000010")];
+        if let Some(c) = csrf {
+            form.push(("csrf", c));
+        }
+        let mut r = self
+            .client
+            .post(format!("{}/receive", self.base))
+            .header("cookie", format!("aliquot_session={token}"))
+            .form(&form);
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        let r = r.send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_need_their_sessions_csrf_token_and_cookies_are_not_bearer_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = demo_args(&dir.path().join("data"), None);
+    let server = tokio::task::spawn_blocking(move || Server::start(&args, &["--demo"]))
+        .await
+        .unwrap();
+    let http = Http {
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        base: server.base.clone(),
+    };
+    let (tech, tech_csrf) = http.web_login("technician").await;
+    let (_, other_csrf) = http.web_login("technologist").await;
+    let origin = http.origin();
+
+    // Without a token, with another session's, from another site, with no origin: refused.
+    let (status, _) = http.scan(&tech, Some(&origin), None).await;
+    assert_eq!(status, 403);
+    let (status, _) = http.scan(&tech, Some(&origin), Some(&other_csrf)).await;
+    assert_eq!(status, 403);
+    let (status, _) = http
+        .scan(&tech, Some("http://evil.example"), Some(&tech_csrf))
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = http.scan(&tech, None, Some(&tech_csrf)).await;
+    assert_eq!(status, 403);
+    // With its own token from this site: the scan runs (the row says what happened).
+    let (status, body) = http.scan(&tech, Some(&origin), Some(&tech_csrf)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("D2600000010"), "{body}");
+
+    // The cookie's token is not a bearer token…
+    let me = http
+        .client
+        .get(format!("{}/api/v1/auth/me", server.base))
+        .bearer_auth(&tech)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 401);
+    // …and a bearer token is not a session cookie, nor is a bearer header a session.
+    let api: serde_json::Value = http
+        .client
+        .post(format!("{}/api/v1/auth/token", server.base))
+        .json(&serde_json::json!({"username": "technician", "password": "demo-technician-pass"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bearer = api["token"].as_str().unwrap();
+    for request in [
+        http.client
+            .get(format!("{}/receive", server.base))
+            .header("cookie", format!("aliquot_session={bearer}")),
+        http.client
+            .get(format!("{}/receive", server.base))
+            .bearer_auth(bearer),
+    ] {
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        assert!(
+            r.headers()["location"]
+                .to_str()
+                .unwrap()
+                .starts_with("/login"),
+        );
+    }
+    // A page's security headers: its own CSP (scripts from this site only), no caching.
+    let page = http
+        .client
+        .get(format!("{}/login", server.base))
+        .send()
+        .await
+        .unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+        "{csp}"
+    );
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    // Unknown pages answer a page, unknown API routes JSON.
+    let missing = http
+        .client
+        .get(format!("{}/no-such-page", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(
+        missing.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    // Logging out ends the session at once.
+    let out = http
+        .client
+        .post(format!("{}/logout", server.base))
+        .header("cookie", format!("aliquot_session={tech}"))
+        .header("origin", &origin)
+        .form(&[("csrf", tech_csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    let (status, _) = http.scan(&tech, Some(&origin), Some(&tech_csrf)).await;
+    assert_eq!(status, 303, "a logged-out session's form goes to the login");
+}

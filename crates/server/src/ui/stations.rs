@@ -1,0 +1,537 @@
+//! The scanning stations: collection, receiving, and tracking a tube.
+//!
+//! A barcode scanner is a keyboard wedge: it types the code and Enter. Every station's scan
+//! field has focus when the page opens and again after each scan.
+
+use aliquot_app::{CollectInput, PatientIdentification, ReceiveInput, SpecimenDetail};
+use aliquot_domain::specimen::RejectionReason;
+use askama::Template;
+use axum::Extension;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::registration::PatientRow;
+use super::session::WebSession;
+use super::{
+    FormData, Nav, app_error_page, is_htmx, message, nav, now_local, reason_label, render,
+    status_label, when,
+};
+use crate::AppState;
+
+// ── collection ──
+
+pub(crate) struct TubeCard {
+    pub accession: String,
+    pub container: String,
+    pub specimen_type: String,
+    pub status: String,
+    pub tests: String,
+    pub planned: bool,
+}
+
+impl From<&SpecimenDetail> for TubeCard {
+    fn from(d: &SpecimenDetail) -> Self {
+        TubeCard {
+            accession: d.accession.clone(),
+            container: d.container_name.clone(),
+            specimen_type: d.specimen_type.replace('_', " "),
+            status: status_label(&d.status),
+            tests: d.tests.join(" "),
+            planned: d.status == "planned",
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "collect.html")]
+struct CollectPage {
+    nav: Nav,
+    done: Option<String>,
+    error: Option<String>,
+    tube: Option<TubeCard>,
+    patient_name: String,
+    now: String,
+    mrn: String,
+    birth_date: String,
+    site: String,
+}
+
+fn collect_page_with(nav: Nav, now: String) -> CollectPage {
+    CollectPage {
+        nav,
+        done: None,
+        error: None,
+        tube: None,
+        patient_name: String::new(),
+        now,
+        mrn: String::new(),
+        birth_date: String::new(),
+        site: String::new(),
+    }
+}
+
+pub async fn collect_page(
+    State(state): State<AppState>,
+    Extension(s): Extension<WebSession>,
+) -> Response {
+    let (nav, lab) = nav(&state, &s, "/collect").await;
+    let now = now_local(state.app.now(), &lab.tz);
+    render(StatusCode::OK, &collect_page_with(nav, now))
+}
+
+/// A scanned tube: shows what it is and whom it belongs to, and asks for the two identifiers.
+pub async fn collect_scan(
+    State(state): State<AppState>,
+    Extension(s): Extension<WebSession>,
+    form: FormData,
+) -> Response {
+    let (nav, lab) = nav(&state, &s, "/collect").await;
+    let mut page = collect_page_with(nav, now_local(state.app.now(), &lab.tz));
+    match state.app.specimen(&s.actor, form.get("accession")).await {
+        Ok(d) => {
+            if let Ok(p) = state.app.patient(&s.actor, d.patient_id).await {
+                page.patient_name = PatientRow::from(&p).name;
+            }
+            let card = TubeCard::from(&d);
+            if !card.planned {
+                page.error = Some(format!(
+                    "Tube {} is already {}; there is nothing to draw.",
+                    card.accession, card.status
+                ));
+            }
+            page.tube = Some(card);
+        }
+        Err(e) => page.error = Some(message(&e)),
+    }
+    render(StatusCode::OK, &page)
+}
+
+/// Records the draw through the collection use case (positive identification, draw time).
+pub async fn collect(
+    State(state): State<AppState>,
+    Extension(s): Extension<WebSession>,
+    Path(accession): Path<String>,
+    form: FormData,
+) -> Response {
+    let (nav, lab) = nav(&state, &s, "/collect").await;
+    let mut page = collect_page_with(nav, now_local(state.app.now(), &lab.tz));
+    let input = CollectInput {
+        collected_at: super::local_to_rfc3339(form.get("collected_at"), &lab.tz),
+        collector: None,
+        site: form.opt("site"),
+        patient: PatientIdentification {
+            mrn: form.opt("mrn"),
+            birth_date: form.opt("birth_date"),
+            ..PatientIdentification::default()
+        },
+        temperature: None,
+    };
+    match state
+        .app
+        .collect_specimen(&s.actor, &accession, input)
+        .await
+    {
+        Ok(d) => {
+            page.done = Some(format!(
+                "Draw of {} recorded at {}.",
+                d.accession,
+                d.collected_at.map(|t| when(t, &lab.tz)).unwrap_or_default()
+            ));
+            render(StatusCode::OK, &page)
+        }
+        Err(e) => {
+            page.error = Some(message(&e));
+            if let Ok(d) = state.app.specimen(&s.actor, &accession).await {
+                page.tube = Some(TubeCard::from(&d));
+                if let Ok(p) = state.app.patient(&s.actor, d.patient_id).await {
+                    page.patient_name = PatientRow::from(&p).name;
+                }
+            }
+            page.mrn = form.get("mrn").into();
+            page.birth_date = form.get("birth_date").into();
+            page.site = form.get("site").into();
+            page.now = form.get("collected_at").into();
+            render(StatusCode::UNPROCESSABLE_ENTITY, &page)
+        }
+    }
+}
+
+// ── receiving ──
+
+pub(crate) struct ReasonButton {
+    pub key: usize,
+    pub code: &'static str,
+    pub label: &'static str,
+    pub suggested: bool,
+}
+
+/// One scan of this bench, as a row of the running list.
+pub(crate) struct ScanRow {
+    pub accession: String,
+    /// `accepted`, `problem`, `rejected`, `refused`.
+    pub outcome: &'static str,
+    pub stat: bool,
+    pub priority: String,
+    pub summary: String,
+    pub problems: Vec<String>,
+    pub reasons: Vec<ReasonButton>,
+    pub at: String,
+}
+
+#[derive(Template)]
+#[template(path = "receive.html")]
+struct ReceivePage {
+    nav: Nav,
+    rows: Vec<ScanRow>,
+}
+
+#[derive(Template)]
+#[template(path = "receive_row.html")]
+struct ReceiveRow {
+    row: ScanRow,
+    csrf: String,
+}
+
+pub async fn receive_page(
+    State(state): State<AppState>,
+    Extension(s): Extension<WebSession>,
+) -> Response {
+    let (nav, _) = nav(&state, &s, "/receive").await;
+    render(
+        StatusCode::OK,
+        &ReceivePage {
+            nav,
+            rows: Vec::new(),
+        },
+    )
+}
+
+/// Reject buttons: the reasons the receipt check suggests first, then the usual ones.
+fn reasons(suggested: &[String]) -> Vec<ReasonButton> {
+    const USUAL: &[&str] = &[
+        "hemolyzed",
+        "clotted",
+        "qns",
+        "mislabeled",
+        "unlabeled",
+        "wrong_container",
+        "leaked",
+        "stability_exceeded",
+        "wrong_temperature",
+    ];
+    let mut codes: Vec<&'static str> = Vec::new();
+    for s in suggested {
+        if let Some(r) = RejectionReason::ALL.iter().find(|r| r.as_str() == s)
+            && !codes.contains(&r.as_str())
+        {
+            codes.push(r.as_str());
+        }
+    }
+    for u in USUAL {
+        if codes.len() < 9 && !codes.contains(u) {
+            codes.push(u);
+        }
+    }
+    codes
+        .into_iter()
+        .take(9)
+        .enumerate()
+        .map(|(i, code)| ReasonButton {
+            key: i + 1,
+            code,
+            label: reason_label(code),
+            suggested: suggested.iter().any(|s| s == code),
+        })
+        .collect()
+}
+
+async fn priority_of(state: &AppState, s: &WebSession, order_id: i64) -> String {
+    state
+        .app
+        .order(&s.actor, order_id)
+        .await
+        .map(|o| o.priority)
+        .unwrap_or_default()
+}
+
+fn answer(
+    headers: &HeaderMap,
+    nav: Nav,
+    row: ScanRow,
+    csrf: String,
+    status: StatusCode,
+) -> Response {
+    if is_htmx(headers) {
+        render(StatusCode::OK, &ReceiveRow { row, csrf })
+    } else {
+        render(
+            status,
+            &ReceivePage {
+                nav,
+                rows: vec![row],
+            },
+        )
+    }
+}
+
+/// A scanned tube at receipt: the receipt use case checks it; the row says what happened.
+pub async fn receive(
+    State(state): State<AppState>,
+    Extension(s): Extension<WebSession>,
+    headers: HeaderMap,
+    form: FormData,
+) -> Response {
+    let (nav, lab) = nav(&state, &s, "/receive").await;
+    let accession = form.get("accession").to_uppercase();
+    let at = when(state.app.now(), &lab.tz);
+    let input = ReceiveInput {
+        order_id: form.get("order_id").parse().ok(),
+        volume_ul: form.get("volume_ul").parse().ok(),
+        ..ReceiveInput::default()
+    };
+    let mut row = ScanRow {
+        accession: accession.clone(),
+        outcome: "refused",
+        stat: false,
+        priority: String::new(),
+        summary: String::new(),
+        problems: Vec::new(),
+        reasons: Vec::new(),
+        at,
+    };
+    match state
+        .app
+        .receive_specimen(&s.actor, &accession, input)
+        .await
+    {
+        Ok(Ok(d)) => {
+            row.priority = priority_of(&state, &s, d.order_id).await;
+            row.stat = row.priority == "stat";
+            row.outcome = "accepted";
+            row.summary = format!(
+                "Received: {} ({}) for {}",
+                d.container_name,
+                d.specimen_type.replace('_', " "),
+                d.tests.join(" ")
+            );
+            row.reasons = reasons(&[]);
+        }
+        Ok(Err(problems)) => {
+            row.outcome = "problem";
+            row.summary = "Not received: the tube failed the receipt check. Reject it, or set \
+                           it aside and ask a technologist."
+                .into();
+            if let Ok(d) = state.app.specimen(&s.actor, &accession).await {
+                row.priority = priority_of(&state, &s, d.order_id).await;
+                row.stat = row.priority == "stat";
+            }
+            let suggested: Vec<String> = problems
+                .iter()
+                .map(|p| p.rejection_reason.clone())
+                .collect();
+            row.problems = problems.into_iter().map(|p| sentence(&p.message)).collect();
+            row.reasons = reasons(&suggested);
+        }
+        Err(e) => {
+            row.summary = message(&e);
+        }
+    }
+    answer(&headers, nav, row, s.csrf.clone(), StatusCode::OK)
+}
+
+fn sentence(text: &str) -> String {
+    let mut c = text.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect::<String>() + ".",
+        None => String::new(),
+    }
+}
+
+/// Rejects a tube with a reason (one key on the receiving station).
+pub async fn reject(
+    State(state): State<AppState>,
+    Extension(s): Extension<WebSession>,
+    Path(accession): Path<String>,
+    headers: HeaderMap,
+    form: FormData,
+) -> Response {
+    let (nav, lab) = nav(&state, &s, "/receive").await;
+    let reason = form.get("reason").to_owned();
+    let mut row = ScanRow {
+        accession: accession.clone(),
+        outcome: "refused",
+        stat: false,
+        priority: String::new(),
+        summary: String::new(),
+        problems: Vec::new(),
+        reasons: Vec::new(),
+        at: when(state.app.now(), &lab.tz),
+    };
+    match state
+        .app
+        .reject_specimen(
+            &s.actor,
+            &accession,
+            &reason,
+            form.opt("comment").as_deref(),
+        )
+        .await
+    {
+        Ok(d) => {
+            row.priority = priority_of(&state, &s, d.order_id).await;
+            row.stat = row.priority == "stat";
+            row.outcome = "rejected";
+            row.summary = format!(
+                "Rejected: {}. A recollection task went to the ordering location.",
+                reason_label(&reason)
+            );
+        }
+        Err(e) => row.summary = message(&e),
+    }
+    answer(&headers, nav, row, s.csrf.clone(), StatusCode::OK)
+}
+
+// ── tracking ──
+
+pub(crate) struct EventRow {
+    pub at: String,
+    pub who: String,
+    pub what: String,
+    pub change: String,
+    pub location: String,
+    pub details: String,
+}
+
+pub(crate) struct TrackView {
+    pub accession: String,
+    pub status: String,
+    pub order_id: i64,
+    pub patient: String,
+    pub container: String,
+    pub specimen_type: String,
+    pub volume_ul: i64,
+    pub collected: String,
+    pub tests: String,
+    pub parent: Option<String>,
+    pub children: Vec<(String, String, i64)>,
+    pub storage: Option<String>,
+    pub events: Vec<EventRow>,
+}
+
+#[derive(Template)]
+#[template(path = "track.html")]
+struct TrackPage {
+    nav: Nav,
+    accession: String,
+    error: Option<String>,
+    t: Option<TrackView>,
+}
+
+#[derive(Deserialize)]
+pub struct TrackQuery {
+    #[serde(default)]
+    accession: String,
+}
+
+/// Details of a custody event in words: its JSON fields as `key: value`, without nesting.
+fn details(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(m) => m
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| {
+                let v = match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                format!("{}: {v}", k.replace('_', " "))
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+pub async fn track(
+    State(state): State<AppState>,
+    Extension(s): Extension<WebSession>,
+    Query(q): Query<TrackQuery>,
+) -> Response {
+    let (nav, lab) = nav(&state, &s, "/track").await;
+    let accession = q.accession.trim().to_uppercase();
+    let mut page = TrackPage {
+        nav,
+        accession: accession.clone(),
+        error: None,
+        t: None,
+    };
+    if accession.is_empty() {
+        return render(StatusCode::OK, &page);
+    }
+    let d = match state.app.specimen(&s.actor, &accession).await {
+        Ok(d) => d,
+        Err(aliquot_app::AppError::Forbidden { .. }) => {
+            return app_error_page(&aliquot_app::AppError::Forbidden {
+                message: "your role may not read specimens".into(),
+            });
+        }
+        Err(e) => {
+            page.error = Some(message(&e));
+            return render(StatusCode::OK, &page);
+        }
+    };
+    let patient = state
+        .app
+        .patient(&s.actor, d.patient_id)
+        .await
+        .map(|p| {
+            let r = PatientRow::from(&p);
+            format!("{} · MRN {} · born {}", r.name, r.mrn, r.birth_date)
+        })
+        .unwrap_or_default();
+    page.t = Some(TrackView {
+        accession: d.accession.clone(),
+        status: status_label(&d.status),
+        order_id: d.order_id,
+        patient,
+        container: d.container_name.clone(),
+        specimen_type: d.specimen_type.replace('_', " "),
+        volume_ul: d.volume_ul,
+        collected: d
+            .collected_at
+            .map(|t| when(t, &lab.tz))
+            .unwrap_or_else(|| "not yet".into()),
+        tests: d.tests.join(" "),
+        parent: d.parent.clone(),
+        children: d
+            .children
+            .iter()
+            .map(|c| (c.accession.clone(), status_label(&c.status), c.volume_ul))
+            .collect(),
+        storage: d.storage_location.clone(),
+        events: d
+            .events
+            .iter()
+            .map(|e| EventRow {
+                at: when(e.at, &lab.tz),
+                who: e.actor_name.clone(),
+                what: e.kind.replace('_', " "),
+                change: if e.from_status == e.to_status {
+                    status_label(&e.to_status)
+                } else {
+                    format!(
+                        "{} → {}",
+                        status_label(&e.from_status),
+                        status_label(&e.to_status)
+                    )
+                },
+                location: e.location.clone().unwrap_or_default(),
+                details: details(&e.details),
+            })
+            .collect(),
+    });
+    render(StatusCode::OK, &page)
+}

@@ -28,6 +28,7 @@ use std::io::{IsTerminal, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aliquot_app::{Actor, App, AppConfig, NewUserInput, SystemClock};
 use aliquot_store::DatabaseConfig;
@@ -130,6 +131,60 @@ struct ServeArgs {
     /// Log as JSON lines.
     #[arg(long, env = "ALIQUOT_LOG_JSON")]
     log_json: bool,
+    #[command(flatten)]
+    limits: ConnectionLimits,
+}
+
+/// How the HTTP listener protects itself from clients that hold connections: every
+/// connection over a limit is answered 503 (with Retry-After) and closed.
+#[derive(Args)]
+#[command(next_help_heading = "Connection limits")]
+struct ConnectionLimits {
+    /// Seconds allowed for a request's headers to arrive complete (slow clients are closed).
+    #[arg(long, env = "ALIQUOT_HEADER_TIMEOUT", value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    header_timeout: Duration,
+    /// Seconds a keep-alive connection may stay idle between requests before it is closed.
+    #[arg(long, env = "ALIQUOT_IDLE_TIMEOUT", value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
+    idle_timeout: Duration,
+    /// Seconds allowed for a request body to arrive whole (after its headers); slower
+    /// bodies get 408.
+    #[arg(long, env = "ALIQUOT_BODY_TIMEOUT", value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
+    body_timeout: Duration,
+    /// Connections served at once; more are refused (503 server_busy). Lowered at startup to
+    /// fit the open-file limit (whose soft value is raised to the hard one).
+    #[arg(long, env = "ALIQUOT_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// Connections served at once from one IP address; more are refused (503
+    /// too_many_connections). 0: no per-address limit (e.g. behind a reverse proxy, where
+    /// every client has the proxy's address).
+    #[arg(long, env = "ALIQUOT_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    max_connections_per_ip: u32,
+}
+
+impl ConnectionLimits {
+    fn config(&self) -> aliquot_server::ServeConfig {
+        aliquot_server::ServeConfig {
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            body_timeout: self.body_timeout,
+            max_connections: self.max_connections as usize,
+            max_connections_per_ip: self.max_connections_per_ip as usize,
+        }
+    }
+}
+
+/// Seconds, whole or decimal (`10`, `0.5`), more than zero and at most a day.
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!(
+            "{s}: give a number of seconds above 0 and at most 86400"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 #[derive(Subcommand)]
@@ -375,8 +430,21 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding HTTP on {}", args.http))?;
     let addr = listener.local_addr()?;
+    let mut limits = args.limits.config();
+    let open_files = aliquot_server::conn::raise_open_file_limit();
+    if let Some(open_files) = open_files
+        && let Some(cap) = limits.fit_to_file_limit(open_files)
+    {
+        tracing::warn!(
+            open_files,
+            max_connections = cap,
+            "--max-connections lowered to fit the open-file limit (raise it with ulimit -n or LimitNOFILE=)"
+        );
+    }
     tracing::info!(
         http = %addr,
+        max_connections = limits.max_connections,
+        max_connections_per_ip = limits.max_connections_per_ip,
         database = app.store().backend().as_str(),
         "aliquot is serving"
     );
@@ -391,7 +459,7 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
             "No users yet. Create the first administrator with:\n  aliquot user add --username NAME --role admin --password-stdin"
         );
     }
-    aliquot_server::serve(app, listener, aliquot_server::shutdown_signal())
+    aliquot_server::serve_with(app, listener, aliquot_server::shutdown_signal(), limits)
         .await
         .context("serving HTTP")?;
     tracing::info!("stopped cleanly");

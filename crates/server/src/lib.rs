@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod api;
+pub mod conn;
 pub mod error;
 pub mod idempotency;
 pub mod json;
@@ -24,6 +25,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+pub use crate::conn::ServeConfig;
 use crate::error::ApiError;
 
 /// The largest request body accepted (JSON); larger bodies get 413 before they are parsed.
@@ -185,16 +187,25 @@ pub struct Listen {
 
 /// Serves HTTP until `shutdown` completes, then stops accepting, lets in-flight requests
 /// finish (their transactions commit or roll back as a whole), and closes the database.
+/// Connection limits and timeouts are [`ServeConfig::default`]'s.
 pub async fn serve(
     app: App,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(app, listener, shutdown, ServeConfig::default()).await
+}
+
+/// [`serve`] with the given connection limits and timeouts (see [`conn`]).
+pub async fn serve_with(
+    app: App,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    config: ServeConfig,
+) -> std::io::Result<()> {
     let store = app.store().clone();
     let router = router(app);
-    let result = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = conn::serve_connections(listener, router, config, shutdown).await;
     // Give connections that are closing a moment, then close the pools.
     tokio::time::sleep(Duration::from_millis(10)).await;
     store.close().await;

@@ -761,8 +761,12 @@ impl App {
         }
         let order_ids = tx.order_ids_of_patient(merged_id).await?;
         let specimen_ids = tx.specimen_ids_of_patient(merged_id).await?;
+        // Results belong to their order: they move with it (and back on undo), so delta
+        // checks and the cumulative view see one patient.
+        let mut moved_results = 0;
         for id in &order_ids {
             tx.move_row(false, *id, merged_id, survivor_id).await?;
+            moved_results += tx.move_results(*id, merged_id, survivor_id).await?;
         }
         for id in &specimen_ids {
             tx.move_row(true, *id, merged_id, survivor_id).await?;
@@ -793,6 +797,7 @@ impl App {
                 "merged_into": survivor_id, "merge_id": record.id,
                 "moved_order_ids": record.moved_order_ids,
                 "moved_specimen_ids": record.moved_specimen_ids,
+                "moved_results": moved_results,
             })),
             Some(&reason),
         ));
@@ -830,6 +835,8 @@ impl App {
             {
                 return Err(conflict("an order moved by the merge has moved since"));
             }
+            tx.move_results(*id, merge.survivor_id, merge.merged_id)
+                .await?;
         }
         for id in &merge.moved_specimen_ids {
             if !tx

@@ -24,6 +24,11 @@ pub enum Scenario {
     /// POST /api/v1/specimens/{accession}/receive (scan-in with the full receipt check), each
     /// request a different collected tube among `--specimens` seeded specimens.
     SpecimenReceipt,
+    /// POST /api/v1/results: batches of `--batch` potassium results, each for a different
+    /// received tube among `--specimens` seeded ones, judged by the demo lab's rules (interval,
+    /// flags, critical limits, delta against the patient's previous result, autoverification).
+    /// Throughput is reported in results per second.
+    ResultPosting,
 }
 
 #[derive(Args)]
@@ -50,6 +55,9 @@ pub struct BenchArgs {
     /// Collected specimens (one per order, one test each) to seed for specimen-receipt.
     #[arg(long, default_value_t = 100_000)]
     specimens: usize,
+    /// Results per request for result-posting.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
 }
 
 const FAMILIES: &[&str] = &[
@@ -145,15 +153,16 @@ fn seeded_accession(i: usize) -> String {
         .to_owned()
 }
 
-/// Seeds `n` collected serum tubes, one routine potassium order each, spread over the
-/// seeded patients (whose ids are 1..=patients in the fresh database). Collected 10 minutes
-/// ago at room temperature, so the receipt check passes.
+/// Seeds `n` serum tubes in `status` (`collected` or `received`), one routine potassium order
+/// each, spread over the seeded patients (whose ids are 1..=patients in the fresh database).
+/// Collected 10 minutes ago at room temperature, so the receipt check passes.
 async fn seed_specimens(
     app: &App,
     patients: usize,
     n: usize,
     provider_id: i64,
     location_id: i64,
+    status: &str,
 ) -> anyhow::Result<()> {
     use aliquot_store::{OrderRecord, OrderTestRecord, SpecimenRecord};
     let now = jiff::Timestamp::now();
@@ -191,7 +200,7 @@ async fn seed_specimens(
                 container: "SST".into(),
                 specimen_type: "serum".into(),
                 draw_rank: 4,
-                status: "collected".into(),
+                status: status.into(),
                 volume_ul: 5_000,
                 capacity_ul: 5_000,
                 created_at: collected,
@@ -222,7 +231,7 @@ async fn seed_specimens(
         }
     }
     eprintln!(
-        "seeded {n} collected specimens (and their orders and tests) in {:.1} s",
+        "seeded {n} {status} specimens (and their orders and tests) in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -303,7 +312,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let ordering = matches!(
         args.scenario,
-        Scenario::OrderPlacement | Scenario::PatientSearch | Scenario::SpecimenReceipt
+        Scenario::OrderPlacement
+            | Scenario::PatientSearch
+            | Scenario::SpecimenReceipt
+            | Scenario::ResultPosting
     );
     let (mut provider_id, mut location_id) = (0, 0);
     if ordering {
@@ -352,11 +364,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         seed_patients(&config, args.patients.max(1)).await?;
     }
     let receipt = matches!(args.scenario, Scenario::SpecimenReceipt);
+    let resulting = matches!(args.scenario, Scenario::ResultPosting);
+    let batch = if resulting { args.batch.max(1) } else { 1 };
     let specimens = args.specimens.max(1);
-    if receipt {
+    if receipt || resulting {
         anyhow::ensure!(
-            args.requests + (args.requests / 20).max(1) <= specimens,
-            "--specimens must be at least --requests plus 5 % warm-up (each tube is received once)"
+            (args.requests + (args.requests / 20).max(1)) * batch <= specimens,
+            "--specimens must be at least (--requests plus 5 % warm-up) × --batch (each tube is \
+             received or resulted once)"
         );
         seed_specimens(
             &app,
@@ -364,8 +379,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             specimens,
             provider_id,
             location_id,
+            if resulting { "received" } else { "collected" },
         )
         .await?;
+    }
+    if resulting {
+        let director = Actor {
+            role: aliquot_domain::auth::Role::Director,
+            ..Actor::cli("bench-director")
+        };
+        for (test, rules) in aliquot_app::demo_catalog::demo_result_rules() {
+            app.put_result_rules(&director, &test, 0, rules, Some("benchmark"))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
     }
     // Visits every seeded tube once, in an order spread over the whole table.
     let stride = (7919..).find(|p| gcd(*p, specimens) == 1).unwrap_or(1);
@@ -434,6 +461,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                             .post(format!("{base}/api/v1/specimens/{acc}/receive"))
                             .json(&json!({}))
                     }
+                    Scenario::ResultPosting => {
+                        let items: Vec<serde_json::Value> = (i * batch..(i + 1) * batch)
+                            .map(|t| {
+                                let acc = seeded_accession((t * stride) % specimens);
+                                // 3.6 … 4.9 mmol/L: normal, released by the rules.
+                                let value = format!("{}.{}", 3 + (t % 2), 6 + t % 4);
+                                json!({"accession": acc, "test": "K", "value": value,
+                                       "instrument": "BENCH-1"})
+                            })
+                            .collect();
+                        client
+                            .post(format!("{base}/api/v1/results"))
+                            .json(&json!({"results": items}))
+                    }
                 };
                 let start = Instant::now();
                 let resp = req.bearer_auth(&token).send().await?;
@@ -464,12 +505,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         latencies[idx].as_secs_f64() * 1000.0
     };
     let throughput = args.requests as f64 / elapsed.as_secs_f64();
+    let per_item = (batch > 1)
+        .then(|| {
+            format!(
+                " ({:.0} results/s, {batch} per request)",
+                throughput * batch as f64
+            )
+        })
+        .unwrap_or_default();
     let name = match args.scenario {
         Scenario::AuditedWrite => "audited-write",
         Scenario::AuthenticatedRead => "authenticated-read",
         Scenario::OrderPlacement => "order-placement",
         Scenario::PatientSearch => "patient-search",
         Scenario::SpecimenReceipt => "specimen-receipt",
+        Scenario::ResultPosting => "result-posting",
     };
     let backend = if args.postgres.is_some() {
         "postgres"
@@ -481,7 +531,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .map(|r| format!(", offered {r}/s"))
         .unwrap_or_default();
     outln!(
-        "{name} on {backend}: {} requests, concurrency {}{rate}: {throughput:.0} req/s, p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "{name} on {backend}: {} requests, concurrency {}{rate}: {throughput:.0} req/s{per_item}, p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         args.requests,
         args.concurrency,
         pct(0.50),
@@ -493,7 +543,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "{}",
         json!({"bench": name, "backend": backend, "requests": args.requests, "concurrency": args.concurrency,
                "offered_rate": args.rate, "patients": ordering.then_some(patients),
-               "specimens": receipt.then_some(specimens),
+               "specimens": (receipt || resulting).then_some(specimens),
+               "batch": resulting.then_some(batch),
+               "results_per_s": resulting.then(|| (throughput * batch as f64).round()),
                "throughput_rps": throughput.round(), "p50_ms": pct(0.5), "p90_ms": pct(0.9), "p99_ms": pct(0.99), "max_ms": pct(1.0)})
     )?;
     Ok(())

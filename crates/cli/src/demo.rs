@@ -100,6 +100,7 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
         patients = summary.patients,
         orders = summary.orders,
         specimens = summary.specimens,
+        results = summary.results,
         elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "seeded the demo lab"
     );

@@ -27,12 +27,12 @@ fn import_export_round_trip() {
     );
     assert!(
         String::from_utf8_lossy(&out.stdout)
-            .contains("imported 70 catalogue entries (0 already present)")
+            .contains("imported 72 catalogue entries (0 already present)")
     );
     let again = aliquot(&dir, &["catalog", "import", csv]);
     assert!(
         String::from_utf8_lossy(&again.stdout)
-            .contains("imported 0 catalogue entries (70 already present)")
+            .contains("imported 0 catalogue entries (72 already present)")
     );
 
     let export = aliquot(&dir, &["catalog", "export"]);

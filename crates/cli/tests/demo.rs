@@ -93,6 +93,8 @@ async fn demo_seeds_a_morning_once_with_every_status_and_an_intact_chain() {
     // 60 orders of every priority, their tubes in every status.
     let mut priorities = BTreeSet::new();
     let mut by_status: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut results_by_status: BTreeMap<String, usize> = BTreeMap::new();
+    let mut documented_calls = 0;
     for n in 1..=61 {
         let found = api
             .get(
@@ -107,6 +109,14 @@ async fn demo_seeds_a_morning_once_with_every_status_and_an_intact_chain() {
         }
         assert_eq!(found.len(), 1, "DEMO-PO-{n:03}");
         priorities.insert(found[0]["priority"].as_str().unwrap().to_owned());
+        let order = api.get(&tech, &format!("/orders/{}", found[0]["id"])).await;
+        for t in order["tests"].as_array().unwrap() {
+            let status = t["result"]["status"].as_str().unwrap_or("pending");
+            *results_by_status.entry(status.to_owned()).or_default() += 1;
+            if t["result"]["critical_call"]["read_back"] == true {
+                documented_calls += 1;
+            }
+        }
         for s in found[0]["specimens"].as_array().unwrap() {
             by_status
                 .entry(s["status"].as_str().unwrap().to_owned())
@@ -170,6 +180,28 @@ async fn demo_seeds_a_morning_once_with_every_status_and_an_intact_chain() {
         aliquoted += lineage["children"].as_array().unwrap().len();
     }
     assert!(aliquoted >= 3, "{aliquoted} aliquots");
+
+    // Results in every status: released by the rules, held for review, corrected, pending;
+    // one critical call documented with read-back, one still open.
+    println!("tests by result status: {results_by_status:?}");
+    for status in ["released", "held", "corrected", "pending"] {
+        assert!(
+            results_by_status.get(status).is_some_and(|n| *n > 0),
+            "no result {status}: {results_by_status:?}"
+        );
+    }
+    assert_eq!(documented_calls, 1);
+    let calls = api.get(&tech, "/critical-calls").await;
+    assert_eq!(calls.as_array().unwrap().len(), 1, "{calls}");
+    let worklist = api.get(&tech, "/worklists/chemistry").await;
+    assert!(
+        worklist["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["status"] == "held"),
+        "{worklist}"
+    );
 
     // The lists a lab works from.
     let sorting = api.get(&tech, "/sorting").await;

@@ -11,6 +11,7 @@ use aliquot_app::{
     NewLocationInput, NewOrderInput, NewPatientInput, NewProviderInput, NewStorageUnitInput,
     OrderView, PatientIdentification, ReceiveInput, SendOutInput, SpecimenView,
 };
+use aliquot_app::{CorrectionInput, CriticalCallInput, ResultInput};
 use aliquot_domain::catalog::ContainerType;
 use anyhow::{Context, anyhow};
 use jiff::{SignedDuration, Timestamp, ToSpan, tz::TimeZone};
@@ -26,6 +27,7 @@ pub struct Summary {
     pub patients: usize,
     pub orders: usize,
     pub specimens: usize,
+    pub results: usize,
 }
 
 /// A demo patient: family, given, birth date (or days before today), sex, and the patient
@@ -329,6 +331,7 @@ pub async fn seed(app: &App, staff: &Staff) -> anyhow::Result<Summary> {
     let mut position = 0;
     let mut specimens = 0;
     let mut orders = 0;
+    let mut in_lab = Vec::new();
     for (i, stage) in stages.enumerate() {
         let nth = {
             let k = STAGES.iter().position(|(s, _)| *s == stage).unwrap_or(0);
@@ -394,12 +397,192 @@ pub async fn seed(app: &App, staff: &Staff) -> anyhow::Result<Summary> {
             )
             .await?;
         }
+        if matches!(
+            stage,
+            Stage::Received
+                | Stage::InProcess
+                | Stage::Processed
+                | Stage::Stored
+                | Stage::Aliquoted
+        ) {
+            in_lab.push(order.id);
+        }
     }
+    let results = results(app, staff, &in_lab).await?;
     Ok(Summary {
         patients: PEOPLE.len(),
         orders,
         specimens,
+        results,
     })
+}
+
+/// A plausible value for each test the analysers of the demo lab report.
+const VALUES: &[(&str, &str)] = &[
+    ("NA", "140"),
+    ("K", "4.2"),
+    ("CL", "103"),
+    ("CO2", "25"),
+    ("BUN", "14"),
+    ("CREA", "0.86"),
+    ("GLU", "92"),
+    ("CA", "9.4"),
+    ("TP", "7.1"),
+    ("ALB", "4.3"),
+    ("TBIL", "0.6"),
+    ("DBIL", "0.2"),
+    ("ALP", "72"),
+    ("ALT", "22"),
+    ("AST", "24"),
+    ("CHOL", "186"),
+    ("TRIG", "118"),
+    ("HDL", "56"),
+    ("A1C", "5.4"),
+    ("TSH", "1.850"),
+    ("FT4", "1.21"),
+    ("CK", "96"),
+    ("TROPI", "0.012"),
+    ("FERR", "88"),
+    ("IRON", "95"),
+    ("CRP", "2.1"),
+    ("ESR", "9"),
+    ("PSA", "0.84"),
+    ("MG", "2.0"),
+    ("PHOS", "3.6"),
+    ("WBC", "6.8"),
+    ("RBC", "4.62"),
+    ("HGB", "13.9"),
+    ("HCT", "41.5"),
+    ("MCV", "90.1"),
+    ("MCH", "30.2"),
+    ("MCHC", "33.5"),
+    ("RDW", "13.1"),
+    ("PLT", "245"),
+    ("PT", "12.1"),
+    ("INR", "1.0"),
+    ("PTT", "29.8"),
+    ("UPH", "6.0"),
+    ("USG", "1.015"),
+    ("UGLU", "Negative"),
+    ("UPRO", "Trace"),
+    ("UKET", "Negative"),
+    ("UBLD", "Negative"),
+    ("ULEU", "1+"),
+    ("UNIT", "Negative"),
+];
+
+/// The analysers' morning: results for the tubes in the laboratory, most released by the
+/// rules, some held (a critical potassium called and verified, another still to call, an
+/// instrument flag, tubes past their stability), one corrected; the rest still pending.
+async fn results(app: &App, staff: &Staff, in_lab: &[i64]) -> anyhow::Result<usize> {
+    let mut posted = 0;
+    let mut criticals = 0;
+    let mut flagged = false;
+    let mut corrected = false;
+    for (n, id) in in_lab.iter().enumerate() {
+        let order = app
+            .order(&staff.technician, *id)
+            .await
+            .map_err(err(format!("order {id}")))?;
+        let mut items: Vec<ResultInput> = Vec::new();
+        for t in &order.tests {
+            let Some(&(_, value)) = VALUES.iter().find(|(c, _)| *c == t.test_code) else {
+                continue;
+            };
+            let in_lab = order.specimens.iter().any(|s| {
+                s.accession == t.accession
+                    && matches!(
+                        s.status.as_str(),
+                        "received" | "in_process" | "processed" | "stored"
+                    )
+            });
+            // Every third order's haematology is still on the analyser.
+            if !in_lab
+                || (n % 3 == 2
+                    && [
+                        "WBC", "RBC", "HGB", "HCT", "MCV", "MCH", "MCHC", "RDW", "PLT",
+                    ]
+                    .contains(&t.test_code.as_str()))
+            {
+                continue;
+            }
+            let mut item = ResultInput {
+                accession: t.accession.clone(),
+                test: t.test_code.clone(),
+                value: value.into(),
+                instrument: Some("DEMO-ANALYSER".into()),
+                ..ResultInput::default()
+            };
+            if t.test_code == "K" && criticals < 2 {
+                item.value = ["6.4", "2.7"][criticals].into();
+                criticals += 1;
+            } else if t.test_code == "NA" && !flagged {
+                item.flags = vec!["short sample".into()];
+                flagged = true;
+            }
+            items.push(item);
+        }
+        if items.is_empty() {
+            continue;
+        }
+        let codes: Vec<String> = items.iter().map(|i| i.test.clone()).collect();
+        let outcomes = app
+            .post_results(&staff.technician, items)
+            .await
+            .map_err(err(format!("results of order {id}")))?;
+        for o in &outcomes {
+            if let Some(e) = &o.error {
+                return Err(anyhow!("demo result {} of order {id}: {e}", o.index));
+            }
+        }
+        posted += outcomes.len();
+        // The first critical potassium is called, read back and verified.
+        for o in outcomes
+            .iter()
+            .filter(|o| o.flags.iter().any(|f| f == "HH"))
+        {
+            let Some(rid) = o.result_id else { continue };
+            app.document_critical_call(
+                &staff.technologist,
+                rid,
+                CriticalCallInput {
+                    notified_name: "Dr. Nnamdi Okafor".into(),
+                    notified_role: "physician".into(),
+                    read_back: true,
+                },
+            )
+            .await
+            .map_err(err("the critical call"))?;
+            app.verify_result(&staff.technologist, rid, None, Some("called and read back"))
+                .await
+                .map_err(err("verifying the critical potassium"))?;
+        }
+        // One glucose is corrected: the technologist keyed the wrong line.
+        if !corrected
+            && let Some(rid) = outcomes
+                .iter()
+                .find(|o| {
+                    o.status.as_deref() == Some("released")
+                        && codes.get(o.index).is_some_and(|c| c == "GLU")
+                })
+                .and_then(|o| o.result_id)
+        {
+            app.correct_result(
+                &staff.technologist,
+                rid,
+                CorrectionInput {
+                    value: "129".into(),
+                    units: None,
+                    reason: Some("transcription error: value keyed from the wrong line".into()),
+                    comment: None,
+                },
+            )
+            .await
+            .map_err(err("the corrected glucose"))?;
+            corrected = true;
+        }
+    }
+    Ok(posted)
 }
 
 /// Takes an order's tubes as far as `stage`.

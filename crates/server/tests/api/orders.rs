@@ -95,7 +95,9 @@ async fn placing_an_order_plans_tubes_and_accessions(db: Db) {
             ("BLU", vec!["PT"]),
             (
                 "SST",
-                vec!["BUN", "CA", "CL", "CO2", "CREA", "GLU", "K", "NA", "TSH"]
+                vec![
+                    "AGAP", "BUN", "CA", "CL", "CO2", "CREA", "EGFR", "GLU", "K", "NA", "TSH"
+                ]
             ),
             (
                 "LAV",
@@ -107,7 +109,8 @@ async fn placing_an_order_plans_tubes_and_accessions(db: Db) {
     );
     let sst = &o["specimens"][1];
     assert_eq!(sst["draw_order"], 2);
-    assert_eq!(sst["volume_ul"], 8 * 50 + 150);
+    // Eight measured BMP tests, TSH, and eGFR and the anion gap (calculated, 1 µL each).
+    assert_eq!(sst["volume_ul"], 8 * 50 + 150 + 2);
     assert_eq!(sst["status"], "planned");
     assert_eq!(sst["specimen_type"], "serum");
     assert_eq!(sst["cap_colour"], "gold");
@@ -407,7 +410,9 @@ async fn cancel_and_add_on(db: Db) {
         .await;
     assert_eq!(s, StatusCode::OK, "{o2}");
     assert_eq!(o2["specimens"].as_array().unwrap().len(), 1);
-    assert_eq!(o2["specimens"][0]["volume_ul"], 9 * 50);
+    // Nine measured tests of 50 µL (BMP and ALT) and two calculated ones (eGFR, anion gap)
+    // of 1 µL each.
+    assert_eq!(o2["specimens"][0]["volume_ul"], 9 * 50 + 2);
     let alt = o2["tests"]
         .as_array()
         .unwrap()

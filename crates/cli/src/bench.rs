@@ -505,14 +505,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         latencies[idx].as_secs_f64() * 1000.0
     };
     let throughput = args.requests as f64 / elapsed.as_secs_f64();
-    let per_item = (batch > 1)
-        .then(|| {
-            format!(
-                " ({:.0} results/s, {batch} per request)",
-                throughput * batch as f64
-            )
-        })
-        .unwrap_or_default();
+    let per_item = if batch > 1 {
+        format!(
+            " ({:.0} results/s, {batch} per request)",
+            throughput * batch as f64
+        )
+    } else {
+        String::new()
+    };
     let name = match args.scenario {
         Scenario::AuditedWrite => "audited-write",
         Scenario::AuthenticatedRead => "authenticated-read",

@@ -129,20 +129,23 @@ mod tests {
         }
     }
 
+    /// mode, limit, window h, previous (value, at), current (value, at) → failed?, delta
+    type DeltaCase = (
+        DeltaMode,
+        &'static str,
+        i64,
+        (&'static str, &'static str),
+        (&'static str, &'static str),
+        Option<bool>,
+        &'static str,
+    );
+
     #[test]
     fn delta_modes_from_a_case_table() {
         use DeltaMode::*;
         const T0: &str = "2026-11-27T08:00:00Z";
         // mode, limit, window h, previous (value, at), current (value, at) → failed?, delta
-        let cases: &[(
-            DeltaMode,
-            &str,
-            i64,
-            (&str, &str),
-            (&str, &str),
-            Option<bool>,
-            &str,
-        )] = &[
+        let cases: &[DeltaCase] = &[
             (
                 Absolute,
                 "1.0",

@@ -512,7 +512,8 @@ mod tests {
 
     #[test]
     fn rows_are_checked() {
-        let cases: &[(Option<&str>, Option<&str>, &str, &str, &str)] = &[
+        type Case<'a> = (Option<&'a str>, Option<&'a str>, &'a str, &'a str, &'a str);
+        let cases: &[Case] = &[
             (Some("2y"), Some("15d"), "1", "2", "interval_empty_age_band"),
             (None, None, "5", "2", "interval_low_above_high"),
         ];

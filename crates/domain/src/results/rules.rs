@@ -369,7 +369,8 @@ mod tests {
         let mut rules = potassium();
         rules.max_dilution = Some(d("10"));
         // reading, dilution → reported text, outside, dilution not validated
-        let cases: &[(&str, Option<&str>, &str, Option<Outside>, bool)] = &[
+        type Case<'a> = (&'a str, Option<&'a str>, &'a str, Option<Outside>, bool);
+        let cases: &[Case] = &[
             ("4.2", None, "4.2", None, false),
             ("0.8", None, "<1.0", Some(Outside::Below), false),
             ("10.0", None, "10.0", None, false),

@@ -14,7 +14,7 @@ use jiff::tz::TimeZone;
 use rust_decimal::Decimal;
 
 use super::Body;
-use super::entry::{Context, Reading, numeric_of};
+use super::entry::{Context, Reading, TestCache, numeric_of};
 use super::rules::doc_of;
 use crate::{Actor, App, AppError, AppResult};
 
@@ -26,11 +26,16 @@ impl App {
     pub(crate) async fn recalculate(
         &self,
         tx: &mut Box<dyn Tx>,
+        cache: &mut TestCache,
         actor: &Actor,
         ctx: &Context,
         call_minutes: i64,
         now: Timestamp,
     ) -> AppResult<()> {
+        let dependents = cache.dependents(self, &ctx.test.test_code).await?;
+        if dependents.is_empty() {
+            return Ok(());
+        }
         let tests = tx.tests_of_order(ctx.order.id).await?;
         let released: Vec<(String, Decimal, bool)> = tx
             .results_of_order(ctx.order.id)
@@ -70,7 +75,14 @@ impl App {
                 .await?
                 .ok_or_else(|| AppError::Internal("calculated test without tube".into()))?;
             let target = self
-                .result_context(tx, &spec.accession, &t.test_code, ctx.lab_suspended, false)
+                .result_context(
+                    tx,
+                    cache,
+                    &spec.accession,
+                    &t.test_code,
+                    ctx.lab_suspended,
+                    false,
+                )
                 .await?;
             let precision = target.def.precision.unwrap_or(0);
             let text = display(value, u32::from(precision));

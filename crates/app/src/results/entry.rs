@@ -2,6 +2,7 @@
 //! refusal does not lose the others; a refused item writes nothing), the same item posted
 //! twice stored once.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use aliquot_domain::auth::Permission;
@@ -60,6 +61,42 @@ pub struct ResultOutcome {
     pub flags: Vec<String>,
     pub hold_reasons: Vec<ReasonView>,
     pub error: Option<AppError>,
+}
+
+/// What a batch reads once: each test's catalogue code, definition and rules, the orders and
+/// patients of its tubes, and which calculated tests use which inputs. (Per-statement round
+/// trips dominate result posting; see BENCHMARKS.md.)
+#[derive(Default)]
+pub(crate) struct TestCache {
+    codes: HashMap<String, String>,
+    tests: HashMap<String, (TestDefinition, ParsedRules)>,
+    orders: HashMap<i64, OrderRecord>,
+    patients: HashMap<i64, PatientRecord>,
+    dependents: Option<HashMap<String, Vec<String>>>,
+}
+
+impl TestCache {
+    /// The calculated tests computed from `code`.
+    pub(crate) async fn dependents(&mut self, app: &App, code: &str) -> AppResult<Vec<String>> {
+        if self.dependents.is_none() {
+            let mut map: HashMap<String, Vec<String>> = HashMap::new();
+            for r in app.store.all_result_rules().await? {
+                if let Some(calc) = doc_of(&r)?.calculation {
+                    for input in calc.inputs.values() {
+                        map.entry(input.clone())
+                            .or_default()
+                            .push(r.test_code.clone());
+                    }
+                }
+            }
+            self.dependents = Some(map);
+        }
+        Ok(self
+            .dependents
+            .as_ref()
+            .and_then(|m| m.get(code).cloned())
+            .unwrap_or_default())
+    }
 }
 
 /// What a result is evaluated with, loaded once per item.
@@ -142,11 +179,19 @@ impl App {
             .await?;
         let call_minutes = self.call_minutes().await?;
         let mut tx = self.store.begin().await?;
+        let mut cache = TestCache::default();
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             let prefix = format!("results[{i}]");
             match self
-                .post_one(&mut tx, actor, item, lab_suspended, call_minutes)
+                .post_one(
+                    &mut tx,
+                    &mut cache,
+                    actor,
+                    item,
+                    lab_suspended,
+                    call_minutes,
+                )
                 .await
             {
                 Ok(o) => out.push(ResultOutcome { index: i, ..o }),
@@ -161,13 +206,14 @@ impl App {
     async fn post_one(
         &self,
         tx: &mut Box<dyn Tx>,
+        cache: &mut TestCache,
         actor: &Actor,
         item: &ResultInput,
         lab_suspended: bool,
         call_minutes: i64,
     ) -> AppResult<ResultOutcome> {
         let ctx = self
-            .result_context(tx, &item.accession, &item.test, lab_suspended, true)
+            .result_context(tx, cache, &item.accession, &item.test, lab_suspended, true)
             .await?;
         if item
             .comment
@@ -220,6 +266,13 @@ impl App {
                 ));
             }
         }
+        let status = evaluated.status.unwrap_or(if evaluated.released {
+            "released"
+        } else {
+            "held"
+        });
+        let flags = evaluated.body.flags.clone();
+        let hold_reasons = evaluated.body.hold_reasons.clone();
         let id = self
             .store_evaluated(
                 tx,
@@ -232,25 +285,21 @@ impl App {
                 None,
             )
             .await?;
-        let r = tx
-            .result_by_id(id)
-            .await?
-            .ok_or_else(|| AppError::Internal("result vanished".into()))?;
-        let b = Body::parse(&r.body)?;
-        if r.status == "released" {
-            self.recalculate(tx, actor, &ctx, call_minutes, now).await?;
+        if status == "released" {
+            self.recalculate(tx, cache, actor, &ctx, call_minutes, now)
+                .await?;
         }
         Ok(ResultOutcome {
             index: 0,
-            outcome: if r.status == "released" {
+            outcome: if status == "released" {
                 "released"
             } else {
                 "held"
             },
             result_id: Some(id),
-            status: Some(r.status),
-            flags: b.flags,
-            hold_reasons: b.hold_reasons,
+            status: Some(status.to_owned()),
+            flags,
+            hold_reasons,
             error: None,
         })
     }
@@ -260,6 +309,7 @@ impl App {
     pub(crate) async fn result_context(
         &self,
         tx: &mut Box<dyn Tx>,
+        cache: &mut TestCache,
         accession: &str,
         test: &str,
         lab_suspended: bool,
@@ -303,10 +353,17 @@ impl App {
                 ));
             }
         }
-        let order = tx
-            .order_by_id(specimen.order_id)
-            .await?
-            .ok_or_else(|| AppError::Internal("specimen without order".into()))?;
+        let order = match cache.orders.get(&specimen.order_id) {
+            Some(o) => o.clone(),
+            None => {
+                let o = tx
+                    .order_by_id(specimen.order_id)
+                    .await?
+                    .ok_or_else(|| AppError::Internal("specimen without order".into()))?;
+                cache.orders.insert(o.id, o.clone());
+                o
+            }
+        };
         if entry && order.status == "cancelled" {
             return Err(conflict(
                 "accession",
@@ -314,10 +371,17 @@ impl App {
                 "the order was cancelled",
             ));
         }
-        let code = self
-            .test_code_of(test)
-            .await
-            .map_err(|e| e.with_field("test"))?;
+        let code = match cache.codes.get(test) {
+            Some(c) => c.clone(),
+            None => {
+                let c = self
+                    .test_code_of(test)
+                    .await
+                    .map_err(|e| e.with_field("test"))?;
+                cache.codes.insert(test.to_owned(), c.clone());
+                c
+            }
+        };
         let tests = tx.tests_of_order(order.id).await?;
         let test_row = tests
             .into_iter()
@@ -352,19 +416,34 @@ impl App {
                 ));
             }
         }
-        let patient = tx
-            .patient_by_id(order.patient_id)
-            .await?
-            .ok_or_else(|| AppError::Internal("order without patient".into()))?;
-        let catalog = tx
-            .catalog_by_code(&code)
-            .await?
-            .ok_or_else(|| AppError::Internal("ordered test missing from catalogue".into()))?;
-        let def = definition(&catalog)?;
-        let rules = match tx.result_rules(&code).await? {
-            Some(r) => doc_of(&r)?.parse(r.version)?,
-            None => ParsedRules::default(),
+        let patient = match cache.patients.get(&order.patient_id) {
+            Some(p) => p.clone(),
+            None => {
+                let p = tx
+                    .patient_by_id(order.patient_id)
+                    .await?
+                    .ok_or_else(|| AppError::Internal("order without patient".into()))?;
+                cache.patients.insert(p.id, p.clone());
+                p
+            }
         };
+        if !cache.tests.contains_key(&code) {
+            let catalog = tx
+                .catalog_by_code(&code)
+                .await?
+                .ok_or_else(|| AppError::Internal("ordered test missing from catalogue".into()))?;
+            let def = definition(&catalog)?;
+            let rules = match tx.result_rules(&code).await? {
+                Some(r) => doc_of(&r)?.parse(r.version)?,
+                None => ParsedRules::default(),
+            };
+            cache.tests.insert(code.clone(), (def, rules));
+        }
+        let (def, rules) = cache
+            .tests
+            .get(&code)
+            .cloned()
+            .ok_or_else(|| AppError::Internal("test cache".into()))?;
         let dilution = self
             .store
             .dilutions(specimen.id)

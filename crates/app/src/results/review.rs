@@ -4,7 +4,7 @@ use aliquot_domain::auth::Permission;
 use aliquot_store::{CriticalCallRecord, ResultNoticeRecord, ResultRecord, ResultVersionRecord};
 use serde_json::json;
 
-use super::entry::{Context, Reading};
+use super::entry::{Context, Reading, TestCache};
 use super::{Body, ResultView, result_view};
 use crate::{Actor, App, AppError, AppResult, require_reason};
 
@@ -149,7 +149,15 @@ impl App {
         ));
         let ctx = self.context_of(&mut tx, &r).await?;
         let minutes = self.call_minutes().await?;
-        self.recalculate(&mut tx, actor, &ctx, minutes, now).await?;
+        self.recalculate(
+            &mut tx,
+            &mut TestCache::default(),
+            actor,
+            &ctx,
+            minutes,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         self.result(actor, id).await
     }
@@ -268,7 +276,15 @@ impl App {
             Some(json!({"version": next.version, "value": ev.body.value, "units": ev.body.units, "flags": ev.body.flags})),
             Some(&reason),
         ));
-        self.recalculate(&mut tx, actor, &ctx, minutes, now).await?;
+        self.recalculate(
+            &mut tx,
+            &mut TestCache::default(),
+            actor,
+            &ctx,
+            minutes,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         self.result(actor, id).await
     }
@@ -350,7 +366,14 @@ impl App {
             .flag_setting("results.autoverification_suspended")
             .await?;
         let mut ctx = self
-            .result_context(tx, &specimen.accession, &r.test_code, lab_suspended, false)
+            .result_context(
+                tx,
+                &mut TestCache::default(),
+                &specimen.accession,
+                &r.test_code,
+                lab_suspended,
+                false,
+            )
             .await
             .map_err(|e| match e {
                 AppError::Internal(m) => AppError::Internal(m),

@@ -1196,6 +1196,9 @@ macro_rules! backend {
                     .fetch_one(&mut *self.tx)
                     .await?;
                     let first = last - n + 1;
+                    // Hash the chain first, then write it in multi-row INSERTs: one round trip
+                    // per 64 entries instead of one per entry.
+                    let mut rows = Vec::with_capacity(entries.len());
                     for (i, e) in entries.iter().enumerate() {
                         let seq = first + i as i64;
                         let old = e.old_value.as_ref().map(|v| v.to_string());
@@ -1218,29 +1221,33 @@ macro_rules! backend {
                                 new_value: new.as_deref(),
                             },
                         );
-                        sqlx::query(concat!(
+                        let row = (seq, at, e, old, new, std::mem::replace(&mut prev, hash.clone()), hash);
+                        rows.push(row);
+                        seqs.push(seq);
+                    }
+                    for chunk in rows.chunks(64) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(concat!(
                             "INSERT INTO audit_event (",
                             audit_cols!(),
-                            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-                        ))
-                        .bind(seq)
-                        .bind(at)
-                        .bind(e.actor_id)
-                        .bind(&e.actor_name)
-                        .bind(&e.actor_role)
-                        .bind(&e.source)
-                        .bind(&e.action)
-                        .bind(&e.entity_type)
-                        .bind(&e.entity_id)
-                        .bind(&e.reason)
-                        .bind(&old)
-                        .bind(&new)
-                        .bind(&prev)
-                        .bind(&hash)
-                        .execute(&mut *self.tx)
-                        .await?;
-                        prev = hash;
-                        seqs.push(seq);
+                            ") "
+                        ));
+                        qb.push_values(chunk, |mut b, (seq, at, e, old, new, prev_hash, hash)| {
+                            b.push_bind(*seq)
+                                .push_bind(*at)
+                                .push_bind(e.actor_id)
+                                .push_bind(&e.actor_name)
+                                .push_bind(&e.actor_role)
+                                .push_bind(&e.source)
+                                .push_bind(&e.action)
+                                .push_bind(&e.entity_type)
+                                .push_bind(&e.entity_id)
+                                .push_bind(&e.reason)
+                                .push_bind(old)
+                                .push_bind(new)
+                                .push_bind(prev_hash)
+                                .push_bind(hash);
+                        });
+                        qb.build().execute(&mut *self.tx).await?;
                     }
                     sqlx::query("UPDATE audit_head SET last_hash = $1 WHERE id = 1")
                         .bind(&prev)

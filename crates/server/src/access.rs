@@ -242,6 +242,12 @@ pub const ROUTES: &[RouteSpec] = &[
         Perm(P::ResultVerify),
     ),
     r("GET", "/api/v1/critical-calls", Perm(P::ResultVerify)),
+    r("POST", "/api/v1/orders/{id}/verify", Perm(P::ResultVerify)),
+    r(
+        "POST",
+        "/api/v1/orders/{id}/not-performed",
+        Perm(P::ResultVerify),
+    ),
     r(
         "GET",
         "/api/v1/worklists/{department}",

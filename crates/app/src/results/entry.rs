@@ -741,11 +741,12 @@ impl App {
             by_user: actor.username.clone(),
         })
         .await?;
-        tx.set_order_test_status(
-            ctx.test.id,
-            if ev.released { "released" } else { "resulted" },
-        )
-        .await?;
+        let test_status = match status {
+            "not_performed" => "not_performed",
+            _ if ev.released => "released",
+            _ => "resulted",
+        };
+        tx.set_order_test_status(ctx.test.id, test_status).await?;
         if ev.critical && tx.open_call_of_result(id).await?.is_none() {
             tx.insert_critical_call(&CriticalCallRecord {
                 id: 0,
@@ -765,7 +766,11 @@ impl App {
         }
         tx.audit(self.entry(
             actor,
-            if existing.is_some() { "result.repeat" } else { "result.enter" },
+            match (status, existing.is_some()) {
+                ("not_performed", _) => "result.not_performed",
+                (_, true) => "result.repeat",
+                (_, false) => "result.enter",
+            },
             "result",
             id,
             old_value,

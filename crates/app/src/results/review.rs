@@ -352,6 +352,136 @@ impl App {
         self.result(actor, result_id).await
     }
 
+    /// Verifies and releases every held result of an order the actor may release (results
+    /// that need a pathologist stay held for one), each as [`App::verify_result`] would; the
+    /// order's other tests keep their state, so a partial report shows what is released.
+    pub async fn verify_order(
+        &self,
+        actor: &Actor,
+        order_id: i64,
+        comment: Option<&str>,
+    ) -> AppResult<crate::OrderView> {
+        actor.require(Permission::ResultVerify)?;
+        self.store
+            .order_by_id(order_id)
+            .await?
+            .ok_or(AppError::NotFound { entity: "order" })?;
+        for r in self.store.results_of_order(order_id).await? {
+            if r.status != "held" {
+                continue;
+            }
+            let body = Body::parse(&r.body)?;
+            let needs_sign_off = body
+                .hold_reasons
+                .iter()
+                .any(|h| h.code == "pathologist_review");
+            if needs_sign_off && !actor.role.allows(Permission::ResultSignOff) {
+                continue;
+            }
+            self.verify_result(actor, r.id, Some(r.version), comment)
+                .await?;
+        }
+        self.order(actor, order_id).await
+    }
+
+    /// Records that an ordered test was not performed (e.g. insufficient specimen after
+    /// processing, or the test was replaced), with a reason: the test keeps its history and
+    /// leaves the worklists (`result.verify`). A released result is corrected instead.
+    pub async fn mark_not_performed(
+        &self,
+        actor: &Actor,
+        order_id: i64,
+        test: &str,
+        reason: Option<&str>,
+    ) -> AppResult<crate::OrderView> {
+        actor.require(Permission::ResultVerify)?;
+        let reason = require_reason(reason)?;
+        let now = self.now();
+        let code = self
+            .test_code_of(test)
+            .await
+            .map_err(|e| e.with_field("test"))?;
+        let mut tx = self.store.begin().await?;
+        let tests = tx.tests_of_order(order_id).await?;
+        if tests.is_empty() {
+            return Err(AppError::NotFound { entity: "order" });
+        }
+        let t = tests.iter().find(|t| t.test_code == code).ok_or_else(|| {
+            AppError::invalid(
+                "test",
+                "test_not_ordered",
+                format!("{code} was not ordered"),
+            )
+        })?;
+        if t.status == "cancelled" || t.status == "not_performed" {
+            return Err(conflict(
+                "test_closed",
+                format!("{code} is already {}", t.status),
+            ));
+        }
+        let existing = tx.result_by_order_test(t.id).await?;
+        if let Some(r) = &existing
+            && r.status != "held"
+        {
+            return Err(conflict(
+                "result_released",
+                "a released result is corrected, not marked not performed",
+            ));
+        }
+        let specimen = tx
+            .specimen_by_id(t.specimen_id)
+            .await?
+            .ok_or_else(|| AppError::Internal("test without tube".into()))?;
+        let ctx = self
+            .result_context(
+                &mut tx,
+                &mut TestCache::default(),
+                &specimen.accession,
+                &code,
+                false,
+                false,
+            )
+            .await?;
+        let ev = super::entry::Evaluated {
+            body: Body {
+                value: "Not performed".into(),
+                kind: "text".into(),
+                reading: None,
+                posted_units: None,
+                units: None,
+                dilution: None,
+                flags: Vec::new(),
+                interval: None,
+                hold_reasons: Vec::new(),
+                instrument: None,
+                instrument_flags: Vec::new(),
+                indices: Default::default(),
+                comment: Some(reason.clone()),
+                rules_version: ctx.rules.rules.version,
+                autoverified: false,
+                calculated: false,
+                entered_by: actor.username.clone(),
+                verified_by: Some(actor.username.clone()),
+            },
+            released: false,
+            critical: false,
+            status: Some("not_performed"),
+        };
+        self.store_evaluated(
+            &mut tx,
+            actor,
+            &ctx,
+            existing.as_ref(),
+            ev,
+            0,
+            now,
+            Some(&reason),
+        )
+        .await?;
+        tx.commit().await?;
+        self.order(actor, order_id).await
+    }
+
     /// The evaluation context of a stored result.
     pub(crate) async fn context_of(
         &self,

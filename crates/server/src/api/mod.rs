@@ -153,4 +153,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(results::cumulative))
         .routes(routes!(results::get_rules, results::put_rules))
         .routes(routes!(results::rule_versions))
+        .routes(routes!(results::verify_order))
+        .routes(routes!(results::not_performed))
 }

@@ -1137,3 +1137,64 @@ pub async fn rule_versions(
             .collect(),
     ))
 }
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyOrder {
+    pub comment: Option<String>,
+}
+
+/// Verify and release every held result of an order the caller may release (results needing
+/// a pathologist stay held for one). The order's pending tests stay pending: a partial report.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/verify", tag = "results", request_body = VerifyOrder,
+    params(("id" = i64, Path, description = "order id")),
+    responses((status = 200, body = crate::api::orders::OrderDto), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn verify_order(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<VerifyOrder>,
+) -> ApiResult<Json<crate::api::orders::OrderDto>> {
+    let VerifyOrder { comment } = req;
+    Ok(Json(
+        state
+            .app
+            .verify_order(&actor, id, comment.as_deref())
+            .await?
+            .into(),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotPerformed {
+    /// Local test code or LOINC.
+    pub test: String,
+    /// Why (3 to 500 characters), e.g. "insufficient specimen after processing".
+    pub reason: Option<String>,
+}
+
+/// Record that an ordered test was not performed, with a reason; it keeps its history and
+/// leaves the worklists. A released result is corrected instead (409).
+#[utoipa::path(post, path = "/api/v1/orders/{id}/not-performed", tag = "results", request_body = NotPerformed,
+    params(("id" = i64, Path, description = "order id")),
+    responses((status = 200, body = crate::api::orders::OrderDto), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn not_performed(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<NotPerformed>,
+) -> ApiResult<Json<crate::api::orders::OrderDto>> {
+    let NotPerformed { test, reason } = req;
+    Ok(Json(
+        state
+            .app
+            .mark_not_performed(&actor, id, &test, reason.as_deref())
+            .await?
+            .into(),
+    ))
+}

@@ -17,6 +17,7 @@ crate::both_backends!(
     delta_stability_and_suspension_hold_results,
     bad_input_is_refused_item_by_item_and_changes_nothing,
     result_rules_are_versioned_and_history_is_not_rewritten,
+    an_order_is_released_at_once_and_a_test_marked_not_performed,
 );
 
 struct Ctx {
@@ -646,5 +647,88 @@ async fn result_rules_are_versioned_and_history_is_not_rewritten(db: Db) {
         "decimal",
         Some("critical.low"),
     );
+    c.app.finish().await;
+}
+
+async fn an_order_is_released_at_once_and_a_test_marked_not_performed(db: Db) {
+    let c = setup(db).await;
+    let now = c.app.app.now();
+    let (order, o) = received_order(
+        &c,
+        &["NA", "K", "CL", "GLU"],
+        now - SignedDuration::from_mins(15),
+    )
+    .await;
+    let sst = tube(&o, "SST");
+    // Two held (instrument flags), one released, glucose not run.
+    let out = post(
+        &c,
+        &c.tech,
+        json!([
+            {"accession": sst, "test": "NA", "value": "139", "flags": ["bubble"]},
+            {"accession": sst, "test": "K", "value": "4.4", "flags": ["bubble"]},
+            item(&sst, "CL", "101"),
+        ]),
+    )
+    .await;
+    let outcomes: Vec<&str> = out.iter().map(|o| o["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["held", "held", "released"]);
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/orders/{order}/verify"),
+            &c.mt,
+            json!({"comment": "bubbles checked"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for code in ["NA", "K", "CL"] {
+        assert_eq!(
+            test_of(&v["tests"], code)["result"]["status"],
+            "released",
+            "{code}"
+        );
+    }
+    assert_eq!(test_of(&v["tests"], "GLU")["result"], Value::Null);
+    // Glucose was not performed: with a reason, it keeps its history and leaves the worklist.
+    let np = format!("/api/v1/orders/{order}/not-performed");
+    let r = c.app.post(&np, &c.mt, json!({"test": "GLU"})).await;
+    assert_error(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "reason_required",
+        Some("reason"),
+    );
+    let (s, v) = c
+        .app
+        .post(
+            &np,
+            &c.mt,
+            json!({"test": "GLU", "reason": "insufficient specimen after processing"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let glu = test_of(&v["tests"], "GLU");
+    assert_eq!(glu["status"], "not_performed");
+    assert_eq!(glu["result"]["status"], "not_performed");
+    assert_eq!(
+        glu["result"]["comment"],
+        "insufficient specimen after processing"
+    );
+    let (_, wl) = c.app.get("/api/v1/worklists/chemistry", &c.tech).await;
+    assert!(
+        !wl["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["order_id"] == order),
+        "{wl}"
+    );
+    // A released result is corrected, not marked not performed.
+    let r = c
+        .app
+        .post(&np, &c.mt, json!({"test": "NA", "reason": "mistake"}))
+        .await;
+    assert_error(&r, StatusCode::CONFLICT, "result_released", None);
     c.app.finish().await;
 }

@@ -18,6 +18,14 @@ use super::entry::{Context, Reading, TestCache, numeric_of};
 use super::rules::doc_of;
 use crate::{Actor, App, AppError, AppResult};
 
+/// The stable code of an error, for the log (never its message, which may hold values).
+fn e_code(e: &AppError) -> &'static str {
+    match e {
+        AppError::Invalid { code, .. } | AppError::Conflict { code, .. } => code,
+        _ => "other",
+    }
+}
+
 impl App {
     /// Computes every calculated test of `ctx`'s order that uses `ctx`'s test, once all its
     /// inputs are released. A calculation the formula refuses (an eGFR for a child, LDL with
@@ -83,7 +91,17 @@ impl App {
                     ctx.lab_suspended,
                     false,
                 )
-                .await?;
+                .await;
+            // A calculation that cannot be judged (its test on a tube the inputs are not
+            // from, say) is left for the technologist; nothing was written for it.
+            let target = match target {
+                Ok(found) => found,
+                Err(AppError::Internal(m)) => return Err(AppError::Internal(m)),
+                Err(e) => {
+                    tracing::warn!(test = %t.test_code, code = e_code(&e), "calculation skipped");
+                    continue;
+                }
+            };
             let precision = target.def.precision.unwrap_or(0);
             let text = display(value, u32::from(precision));
             let reading = Reading {
@@ -94,7 +112,14 @@ impl App {
                 indices: Default::default(),
                 comment: None,
             };
-            let mut ev = self.evaluate(tx, &target, &reading, actor, now).await?;
+            let mut ev = match self.evaluate(tx, &target, &reading, actor, now).await {
+                Ok(ev) => ev,
+                Err(AppError::Internal(m)) => return Err(AppError::Internal(m)),
+                Err(e) => {
+                    tracing::warn!(test = %t.test_code, code = e_code(&e), "calculation skipped");
+                    continue;
+                }
+            };
             ev.body.calculated = true;
             let existing = tx.result_by_order_test(t.id).await?;
             if let Some(old) = &existing {

@@ -273,6 +273,9 @@ impl App {
         });
         let flags = evaluated.body.flags.clone();
         let hold_reasons = evaluated.body.hold_reasons.clone();
+        // Everything above only read. From here on the item has written: a failure now must
+        // not be answered as one refused item while its rows stay in the batch's transaction,
+        // so it aborts the whole batch (nothing is committed).
         let id = self
             .store_evaluated(
                 tx,
@@ -284,10 +287,12 @@ impl App {
                 now,
                 None,
             )
-            .await?;
+            .await
+            .map_err(after_writing)?;
         if status == "released" {
             self.recalculate(tx, cache, actor, &ctx, call_minutes, now)
-                .await?;
+                .await
+                .map_err(after_writing)?;
         }
         Ok(ResultOutcome {
             index: 0,
@@ -799,6 +804,14 @@ impl App {
             .await?
             .and_then(|s| s.value.trim().parse::<i64>().ok())
             .unwrap_or(DEFAULT_CALL_MINUTES))
+    }
+}
+
+/// An error after an item wrote: the batch is aborted.
+fn after_writing(e: AppError) -> AppError {
+    match e {
+        AppError::Internal(m) => AppError::Internal(m),
+        other => AppError::Internal(format!("result batch aborted after a write: {other}")),
     }
 }
 

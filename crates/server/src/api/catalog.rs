@@ -230,6 +230,7 @@ impl From<CatalogEntryView> for CatalogEntryDto {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Include retired entries.

@@ -194,6 +194,7 @@ pub async fn place(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OrderSearch {
     pub placer_order_number: Option<String>,

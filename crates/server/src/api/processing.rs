@@ -276,6 +276,7 @@ pub async fn dilute(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SortingQuery {
     /// `received` or `in_process` (default: both).

@@ -115,6 +115,7 @@ pub async fn get(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LabelQuery {
     /// `zpl` (default) or `svg`.
@@ -320,6 +321,7 @@ pub async fn reject(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OpenQuery {
     /// Only open entries (default false).

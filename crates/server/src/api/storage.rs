@@ -518,6 +518,7 @@ pub async fn send_out(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SendOutQuery {
     /// Only send-outs whose results are not back (default false).

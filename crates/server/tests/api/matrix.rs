@@ -38,6 +38,40 @@ fn the_openapi_document_covers_exactly_the_route_table() {
     assert_eq!(documented, table);
 }
 
+/// Every `{placeholder}` of a path is a path parameter, and every other parameter is a query
+/// parameter (a query parameter documented as `in: path` breaks every generated client).
+#[test]
+fn path_parameters_are_exactly_the_placeholders() {
+    let doc = serde_json::to_value(aliquot_server::openapi()).unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let placeholders: Vec<&str> = path
+            .split('{')
+            .skip(1)
+            .filter_map(|p| p.split('}').next())
+            .collect();
+        for (method, op) in item.as_object().unwrap() {
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            let mut in_path: Vec<&str> = Vec::new();
+            for p in &params {
+                let name = p["name"].as_str().unwrap();
+                match p["in"].as_str().unwrap() {
+                    "path" => in_path.push(name),
+                    "query" | "header" => assert!(
+                        !placeholders.contains(&name),
+                        "{method} {path}: {name} is a placeholder, documented as {}",
+                        p["in"]
+                    ),
+                    other => panic!("{method} {path}: {name} in {other}"),
+                }
+            }
+            in_path.sort_unstable();
+            let mut want = placeholders.clone();
+            want.sort_unstable();
+            assert_eq!(in_path, want, "{method} {path}");
+        }
+    }
+}
+
 async fn every_route_times_every_role(db: Db) {
     let app = spawn_app(db).await;
     let mut tokens = vec![];

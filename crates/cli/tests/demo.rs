@@ -184,7 +184,7 @@ async fn demo_seeds_a_morning_once_with_every_status_and_an_intact_chain() {
     // Results in every status: released by the rules, held for review, corrected, pending;
     // one critical call documented with read-back, one still open.
     println!("tests by result status: {results_by_status:?}");
-    for status in ["released", "held", "corrected", "pending"] {
+    for status in ["released", "held", "corrected", "pending", "not_performed"] {
         assert!(
             results_by_status.get(status).is_some_and(|n| *n > 0),
             "no result {status}: {results_by_status:?}"

@@ -479,6 +479,7 @@ async fn results(app: &App, staff: &Staff, in_lab: &[i64]) -> anyhow::Result<usi
     let mut criticals = 0;
     let mut flagged = false;
     let mut corrected = false;
+    let mut not_performed = false;
     for (n, id) in in_lab.iter().enumerate() {
         let order = app
             .order(&staff.technician, *id)
@@ -521,6 +522,18 @@ async fn results(app: &App, staff: &Staff, in_lab: &[i64]) -> anyhow::Result<usi
                 flagged = true;
             }
             items.push(item);
+        }
+        // One urine culture cannot be set up: the container leaked in transport.
+        if !not_performed && order.tests.iter().any(|t| t.test_code == "UCX") {
+            app.mark_not_performed(
+                &staff.technologist,
+                order.id,
+                "UCX",
+                Some("container leaked in transport; recollection requested"),
+            )
+            .await
+            .map_err(err("the urine culture not performed"))?;
+            not_performed = true;
         }
         if items.is_empty() {
             continue;

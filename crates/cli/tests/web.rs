@@ -501,6 +501,32 @@ async fn walk(server: &Server, backend: &str) {
     assert!(b.text("#lineage").await.contains(&child));
     b.check_page("track").await;
 
+    // Results: the haematology worklist lists the EDTA tube's tests; a value typed and Enter
+    // posts it through the results use case and answers in words.
+    b.goto("/results?department=hematology").await;
+    let cell = format!(
+        "#worklist tr[data-accession='{}'][data-test='HGB'] input[name=value]",
+        accessions[1]
+    );
+    b.wait(&cell).await.click().await.unwrap();
+    b.type_into(&cell, "14.1\n").await;
+    let notice = b.text("#result-notice").await;
+    assert!(notice.contains("HGB: released"), "{notice}");
+    assert!(
+        rows_of(
+            &b,
+            &format!(
+                "#worklist tbody tr[data-accession='{}'][data-test='HGB']",
+                accessions[1]
+            )
+        )
+        .await
+        .is_empty(),
+        "a released result leaves the worklist: {:?}",
+        rows_of(&b, "#worklist tbody tr").await
+    );
+    b.check_page("results").await;
+
     // A shared terminal: switch to the phlebotomist in one form; no receiving for them.
     b.goto("/login").await;
     assert!(b.text("main").await.contains("Switch user"));

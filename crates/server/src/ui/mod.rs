@@ -13,6 +13,7 @@
 mod auth;
 mod processing;
 mod registration;
+mod results;
 pub mod session;
 mod stations;
 
@@ -79,6 +80,11 @@ pub const UI_ROUTES: &[RouteSpec] = &[
     r("POST", "/storage/retrieve", Perm(P::SpecimenProcess)),
     // tracking
     r("GET", "/track", Perm(P::OrderRead)),
+    // results
+    r("GET", "/results", Perm(P::ResultEnter)),
+    r("POST", "/results/enter", Perm(P::ResultEnter)),
+    r("POST", "/results/{id}/verify", Perm(P::ResultVerify)),
+    r("POST", "/results/{id}/call", Perm(P::ResultVerify)),
 ];
 
 /// The UI router (state-less until merged into the server's router).
@@ -113,6 +119,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/storage/store", post(processing::store))
         .route("/storage/retrieve", post(processing::retrieve))
         .route("/track", get(stations::track))
+        .route("/results", get(results::results_page))
+        .route("/results/enter", post(results::enter))
+        .route("/results/{id}/verify", post(results::verify))
+        .route("/results/{id}/call", post(results::document_call))
         .route_layer(axum::middleware::from_fn_with_state(state, session::guard))
 }
 
@@ -257,6 +267,7 @@ const STATIONS: &[(&str, &str, &str, Permission)] = &[
     ("/process", "Processing", "p", P::SpecimenProcess),
     ("/storage", "Storage", "s", P::SpecimenProcess),
     ("/track", "Tracking", "t", P::OrderRead),
+    ("/results", "Results", "e", P::ResultEnter),
 ];
 
 pub(crate) fn stations_for(

@@ -1,0 +1,234 @@
+//! The results station: a department's worklist with keyboard-driven entry (type the value,
+//! Enter), the held results with their reasons, verification for those who may release, and
+//! the critical-call form a critical value forces. Every action is the REST API's use case.
+
+use aliquot_app::{CriticalCallInput, OpenCallView, ResultInput, WorklistItem};
+use aliquot_domain::auth::Permission;
+use aliquot_domain::catalog::Department;
+use askama::Template;
+use axum::Extension;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::session::WebSession;
+use super::{FormData, Nav, message, nav, render};
+use crate::AppState;
+
+pub(crate) struct Row {
+    pub accession: String,
+    pub test: String,
+    pub priority: String,
+    pub stat: bool,
+    pub age: String,
+    pub held: bool,
+    pub result_id: i64,
+    pub value: String,
+    pub flags: String,
+    pub critical: bool,
+    pub reasons: Vec<String>,
+}
+
+pub(crate) struct Call {
+    pub result_id: i64,
+    pub test: String,
+    pub value: String,
+    pub flags: String,
+    pub overdue: bool,
+}
+
+#[derive(Template)]
+#[template(path = "results.html")]
+struct ResultsPage {
+    nav: Nav,
+    departments: Vec<(&'static str, bool)>,
+    department: String,
+    notice: Option<String>,
+    error: Option<String>,
+    rows: Vec<Row>,
+    calls: Vec<Call>,
+    can_verify: bool,
+}
+
+const DEPARTMENTS: &[&str] = &["chemistry", "hematology", "coagulation", "urinalysis"];
+
+fn row(i: WorklistItem) -> Row {
+    Row {
+        stat: i.priority == "stat",
+        accession: i.accession,
+        test: i.test_code,
+        priority: i.priority,
+        age: format!("{} min", i.age_minutes),
+        held: i.status == "held",
+        result_id: i.result_id.unwrap_or_default(),
+        value: i.value.unwrap_or_default(),
+        critical: i.flags.iter().any(|f| f == "LL" || f == "HH"),
+        flags: i.flags.join(" "),
+        reasons: i.hold_reasons.into_iter().map(|r| r.message).collect(),
+    }
+}
+
+fn call(c: OpenCallView) -> Call {
+    Call {
+        result_id: c.call.result_id,
+        test: c.test_code,
+        value: c.value,
+        flags: c.flags.join(" "),
+        overdue: c.call.overdue,
+    }
+}
+
+async fn page(
+    state: &AppState,
+    s: &WebSession,
+    department: &str,
+    notice: Option<String>,
+    mut error: Option<String>,
+) -> Response {
+    let (nav, _) = nav(state, s, "/results").await;
+    let department = Department::parse(department)
+        .map(|d| d.as_str().to_owned())
+        .unwrap_or_else(|_| "chemistry".into());
+    let rows = match state.app.results_worklist(&s.actor, &department).await {
+        Ok(w) => w.items.into_iter().map(row).collect(),
+        Err(e) => {
+            error.get_or_insert(message(&e));
+            Vec::new()
+        }
+    };
+    let can_verify = s.actor.role.allows(Permission::ResultVerify);
+    let calls = if can_verify {
+        match state.app.open_critical_calls(&s.actor).await {
+            Ok(list) => list.into_iter().map(call).collect(),
+            Err(e) => {
+                error.get_or_insert(message(&e));
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    render(
+        StatusCode::OK,
+        &ResultsPage {
+            nav,
+            departments: DEPARTMENTS.iter().map(|d| (*d, *d == department)).collect(),
+            department,
+            notice,
+            error,
+            rows,
+            calls,
+            can_verify,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct DepartmentQuery {
+    department: Option<String>,
+}
+
+pub async fn results_page(
+    State(state): State<AppState>,
+    Extension(s): Extension<WebSession>,
+    Query(q): Query<DepartmentQuery>,
+) -> Response {
+    page(
+        &state,
+        &s,
+        q.department.as_deref().unwrap_or("chemistry"),
+        None,
+        None,
+    )
+    .await
+}
+
+/// One typed result: posted as a batch of one, answered in words.
+pub async fn enter(
+    State(state): State<AppState>,
+    Extension(s): Extension<WebSession>,
+    form: FormData,
+) -> Response {
+    let department = form.get("department").to_owned();
+    let test = form.get("test").to_owned();
+    let item = ResultInput {
+        accession: form.get("accession").to_owned(),
+        test: test.clone(),
+        value: form.get("value").to_owned(),
+        units: form.opt("units"),
+        ..ResultInput::default()
+    };
+    let (notice, error) = match state.app.post_results(&s.actor, vec![item]).await {
+        Ok(mut out) => match out.pop() {
+            Some(o) if o.error.is_none() => {
+                let flags = if o.flags.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", o.flags.join(" "))
+                };
+                let text = match o.outcome {
+                    "released" => format!("{test}: released{flags}."),
+                    "duplicate" => format!("{test}: already stored; nothing changed."),
+                    _ => format!(
+                        "{test}: held{flags}: {}.",
+                        o.hold_reasons
+                            .iter()
+                            .map(|r| r.message.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                };
+                (Some(text), None)
+            }
+            Some(o) => (
+                None,
+                o.error.as_ref().map(|e| format!("{test}: {}", message(e))),
+            ),
+            None => (None, None),
+        },
+        Err(e) => (None, Some(message(&e))),
+    };
+    page(&state, &s, &department, notice, error).await
+}
+
+pub async fn verify(
+    State(state): State<AppState>,
+    Extension(s): Extension<WebSession>,
+    Path(id): Path<i64>,
+    form: FormData,
+) -> Response {
+    let department = form.get("department").to_owned();
+    let version = form.get("version").parse().ok();
+    let (notice, error) = match state.app.verify_result(&s.actor, id, version, None).await {
+        Ok(r) => (
+            Some(format!("{}: verified and released.", r.test_code)),
+            None,
+        ),
+        Err(e) => (None, Some(message(&e))),
+    };
+    page(&state, &s, &department, notice, error).await
+}
+
+/// The call of a critical value: whom, their role, read back.
+pub async fn document_call(
+    State(state): State<AppState>,
+    Extension(s): Extension<WebSession>,
+    Path(id): Path<i64>,
+    form: FormData,
+) -> Response {
+    let department = form.get("department").to_owned();
+    let input = CriticalCallInput {
+        notified_name: form.get("notified_name").to_owned(),
+        notified_role: form.get("notified_role").to_owned(),
+        read_back: form.get("read_back") == "yes",
+    };
+    let (notice, error) = match state.app.document_critical_call(&s.actor, id, input).await {
+        Ok(r) => (
+            Some(format!("{}: the call is documented.", r.test_code)),
+            None,
+        ),
+        Err(e) => (None, Some(message(&e))),
+    };
+    page(&state, &s, &department, notice, error).await
+}

@@ -8,7 +8,57 @@ crate::both_backends!(
     settings_are_validated_and_corrections_need_a_reason,
     concurrent_audited_writes_keep_one_unbroken_chain,
     health_and_metrics,
+    the_audit_trail_shows_patient_data_only_to_those_who_may_read_it,
 );
+
+/// The administrator audits every change but sees no patient data: a patient's entry shows
+/// the changed fields and the SHA-256 of the stored value; the director (who may read
+/// patients) sees the values, and that read is in the access log.
+async fn the_audit_trail_shows_patient_data_only_to_those_who_may_read_it(db: Db) {
+    let app = spawn_app(db).await;
+    let tech = app.token_for(Role::Technician).await;
+    let id = register(
+        &app,
+        &tech,
+        patient_body("MRN-4242", "Đorđević", "Milica", "1990-05-06"),
+    )
+    .await;
+    let path = format!("/api/v1/audit/events?entity_type=patient&entity_id={id}");
+    let admin = app.token_for(Role::Admin).await;
+    let (s, events) = app.get(&path, &admin).await;
+    assert_eq!(s, StatusCode::OK, "{events}");
+    let text = events.to_string();
+    for secret in ["Đorđević", "Milica", "1990-05-06", "MRN-4242"] {
+        assert!(
+            !text.contains(secret),
+            "{secret} shown to the administrator: {text}"
+        );
+    }
+    let new = &events[0]["new_value"];
+    assert_eq!(new["redacted"], true, "{events}");
+    assert!(new["fields"].as_array().unwrap().len() > 3, "{new}");
+    assert_eq!(new["sha256"].as_str().unwrap().len(), 64);
+    let before = app.app.store().access_log(0, 1000).await.unwrap().len();
+    // The administrator's read showed no patient: nothing logged.
+    let director = app.token_for(Role::Director).await;
+    let (s, events) = app.get(&path, &director).await;
+    assert_eq!(s, StatusCode::OK, "{events}");
+    assert!(events.to_string().contains("Đorđević"), "{events}");
+    let log = app.app.store().access_log(0, 1000).await.unwrap();
+    assert_eq!(log.len(), before + 1);
+    let last = log.last().unwrap();
+    assert_eq!(last.action, "audit.read");
+    assert_eq!(last.patient_ids, vec![id]);
+    // Settings are not patient data: shown in full to the administrator.
+    let (_, settings) = app
+        .get("/api/v1/audit/events?entity_type=user&entity_id=1", &admin)
+        .await;
+    assert_eq!(
+        settings[0]["new_value"]["username"], "technician",
+        "{settings}"
+    );
+    app.finish().await;
+}
 
 async fn settings_are_validated_and_corrections_need_a_reason(db: Db) {
     let app = spawn_app(db).await;

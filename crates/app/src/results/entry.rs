@@ -405,6 +405,13 @@ impl App {
                 format!("{code} was cancelled"),
             ));
         }
+        if entry && test_row.status == "not_performed" {
+            return Err(conflict(
+                "test",
+                "test_not_performed",
+                format!("{code} was marked not performed"),
+            ));
+        }
         // The test's tube, or a tube poured from it or it from: the same specimen.
         if test_row.specimen_id != specimen.id {
             let parent = tx.specimen_parent(specimen.id).await?;

@@ -724,6 +724,13 @@ async fn an_order_is_released_at_once_and_a_test_marked_not_performed(db: Db) {
             .any(|i| i["order_id"] == order),
         "{wl}"
     );
+    // A result for it is refused.
+    let late = post(&c, &c.tech, json!([item(&sst, "GLU", "95")])).await;
+    assert_eq!(
+        late[0]["error"]["code"], "test_not_performed",
+        "{}",
+        late[0]
+    );
     // A released result is corrected, not marked not performed.
     let r = c
         .app

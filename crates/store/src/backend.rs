@@ -1056,6 +1056,12 @@ macro_rules! backend {
             async fn specimen_by_id(&mut self, id: i64) -> StoreResult<Option<SpecimenRecord>> {
                 crate::queries::$ctx::specimens::specimen_by_id(&mut *self.tx, id).await
             }
+            async fn result_versions_of_order(&mut self, order_id: i64) -> StoreResult<Vec<ResultVersionRecord>> {
+                crate::queries::$ctx::results::result_versions_of_order(&mut *self.tx, order_id).await
+            }
+            async fn critical_calls_of_order(&mut self, order_id: i64) -> StoreResult<Vec<CriticalCallRecord>> {
+                crate::queries::$ctx::results::critical_calls_of_order(&mut *self.tx, order_id).await
+            }
 
             // ── storage, transport, send-out, disposal (issue 4) ──
             async fn storage_unit_by_path(&mut self, path: &str) -> StoreResult<Option<StorageUnitRecord>> {

@@ -573,4 +573,12 @@ pub trait Tx: Send {
     async fn document_critical_call(&mut self, c: &CriticalCallRecord) -> StoreResult<bool>;
     async fn insert_result_notice(&mut self, n: &ResultNoticeRecord) -> StoreResult<i64>;
     async fn specimen_by_id(&mut self, id: i64) -> StoreResult<Option<SpecimenRecord>>;
+    async fn result_versions_of_order(
+        &mut self,
+        order_id: i64,
+    ) -> StoreResult<Vec<ResultVersionRecord>>;
+    async fn critical_calls_of_order(
+        &mut self,
+        order_id: i64,
+    ) -> StoreResult<Vec<CriticalCallRecord>>;
 }

@@ -47,6 +47,23 @@ impl App {
             .ok_or(AppError::NotFound { entity: "result" })
     }
 
+    /// The result as it stands inside `tx`, with the access-log row of showing it written in
+    /// the same transaction: a change's answer is read before its commit, so a committed change
+    /// is never answered with an error.
+    async fn result_in_tx(
+        &self,
+        tx: &mut Box<dyn aliquot_store::Tx>,
+        actor: &Actor,
+        id: i64,
+    ) -> AppResult<ResultView> {
+        let r = self.result_for_review(tx, id).await?;
+        let versions = tx.result_versions_of_order(r.order_id).await?;
+        let calls = tx.critical_calls_of_order(r.order_id).await?;
+        tx.log_access(&self.access(actor, "result.read", "result", id, vec![r.patient_id]))
+            .await?;
+        result_view(&r, &versions, &calls, self.now())
+    }
+
     /// One result with its versions and call (`order.read`); recorded in the access log.
     pub async fn result(&self, actor: &Actor, id: i64) -> AppResult<ResultView> {
         actor.require(Permission::OrderRead)?;
@@ -158,8 +175,9 @@ impl App {
             now,
         )
         .await?;
+        let view = self.result_in_tx(&mut tx, actor, id).await?;
         tx.commit().await?;
-        self.result(actor, id).await
+        Ok(view)
     }
 
     /// Corrects a released result: a new version with a reason, marked `corrected`; the
@@ -285,8 +303,9 @@ impl App {
             now,
         )
         .await?;
+        let view = self.result_in_tx(&mut tx, actor, id).await?;
         tx.commit().await?;
-        self.result(actor, id).await
+        Ok(view)
     }
 
     /// Documents the call of a critical result: who called (the actor), whom, when, with the
@@ -348,8 +367,9 @@ impl App {
                         "order_id": r.order_id})),
             None,
         ));
+        let view = self.result_in_tx(&mut tx, actor, result_id).await?;
         tx.commit().await?;
-        self.result(actor, result_id).await
+        Ok(view)
     }
 
     /// Verifies and releases every held result of an order the actor may release (results

@@ -162,9 +162,19 @@ impl Browser {
         assert_eq!(value, iso, "typing the date into {css}");
     }
 
-    async fn active_id(&self) -> String {
-        let a = self.client.active_element().await.unwrap();
-        a.attr("id").await.unwrap().unwrap_or_default()
+    /// The id of the focused element. The pages move focus from script after a swap or a
+    /// load, so on a busy machine focus can still be elsewhere for a moment: this waits (at
+    /// most 10 s) until the element `expected` has it, and answers what had it last.
+    async fn active_id_becomes(&self, expected: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let a = self.client.active_element().await.unwrap();
+            let id = a.attr("id").await.unwrap().unwrap_or_default();
+            if id == expected || std::time::Instant::now() > deadline {
+                return id;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// axe-core on the current page: no serious or critical violation; then a screenshot.
@@ -243,7 +253,7 @@ async fn walk(server: &Server, backend: &str) {
     b.goto("/").await;
     assert_eq!(b.path().await, "/login");
     assert_eq!(
-        b.active_id().await,
+        b.active_id_becomes("username").await,
         "username",
         "the username field has focus"
     );
@@ -261,7 +271,7 @@ async fn walk(server: &Server, backend: &str) {
 
     // Registration: search with two identifiers, nobody, register.
     b.goto("/patients").await;
-    assert_eq!(b.active_id().await, "mrn");
+    assert_eq!(b.active_id_becomes("mrn").await, "mrn");
     b.type_into("#mrn", &mrn).await;
     b.type_date("#birth_date", birth).await;
     b.wait("#birth_date")
@@ -333,10 +343,10 @@ async fn walk(server: &Server, backend: &str) {
     // Collection: scan each tube, confirm two identifiers, record the draw.
     for acc in &accessions {
         b.goto("/collect").await;
-        assert_eq!(b.active_id().await, "scan");
+        assert_eq!(b.active_id_becomes("scan").await, "scan");
         b.scan(acc).await;
         b.wait("#record-draw").await;
-        assert_eq!(b.active_id().await, "mrn");
+        assert_eq!(b.active_id_becomes("mrn").await, "mrn");
         if acc == &accessions[0] {
             b.check_page("collect-tube").await;
         }
@@ -397,7 +407,7 @@ async fn walk(server: &Server, backend: &str) {
     // Receiving: scan the STAT tube (accepted, marked STAT), the stale tube (a problem in
     // words; Enter rejects it with the suggested reason), and a mistyped code (refused).
     b.goto("/receive").await;
-    assert_eq!(b.active_id().await, "scan");
+    assert_eq!(b.active_id_becomes("scan").await, "scan");
     // The citrate tube's fill is measured and typed first (the check refuses an under-filled
     // one); then the scan.
     b.type_into("#volume_ul", "2700").await;
@@ -406,7 +416,11 @@ async fn walk(server: &Server, backend: &str) {
     let first = format!("#scans li[data-accession='{}']", accessions[0]);
     b.wait(&format!("{first}[data-outcome=accepted]")).await;
     assert!(b.text(&format!("{first} .stat")).await.contains("STAT"));
-    assert_eq!(b.active_id().await, "scan", "focus back on the scan field");
+    assert_eq!(
+        b.active_id_becomes("scan").await,
+        "scan",
+        "focus back on the scan field"
+    );
     b.scan(&stale).await;
     let row = format!("#scans li[data-accession='{stale}']");
     b.wait(&format!("{row}[data-outcome=problem]")).await;
@@ -424,7 +438,7 @@ async fn walk(server: &Server, backend: &str) {
         .await
         .unwrap();
     b.wait(&format!("{row}[data-outcome=rejected]")).await;
-    assert_eq!(b.active_id().await, "scan");
+    assert_eq!(b.active_id_becomes("scan").await, "scan");
     b.scan("NOT-A-TUBE").await;
     b.wait("#scans li[data-accession='NOT-A-TUBE'][data-outcome=refused]")
         .await;
@@ -450,7 +464,7 @@ async fn walk(server: &Server, backend: &str) {
 
     // Processing: spin the citrate tube in a run, pour an aliquot (child label), finish.
     b.goto("/process").await;
-    assert_eq!(b.active_id().await, "scan");
+    assert_eq!(b.active_id_becomes("scan").await, "scan");
     b.scan(&accessions[0]).await;
     b.wait(&format!(
         "#spun li[data-accession='{}'][data-outcome=ok]",
@@ -475,10 +489,10 @@ async fn walk(server: &Server, backend: &str) {
 
     // Storage: scan the position, then the tube.
     b.goto("/storage").await;
-    assert_eq!(b.active_id().await, "location");
+    assert_eq!(b.active_id_becomes("location").await, "location");
     b.scan("CORE/REF-01/R1/B1/I9").await;
     assert_eq!(
-        b.active_id().await,
+        b.active_id_becomes("scan").await,
         "scan",
         "the position scan moves on to the tube"
     );

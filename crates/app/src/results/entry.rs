@@ -759,22 +759,8 @@ impl App {
             _ => "resulted",
         };
         tx.set_order_test_status(ctx.test.id, test_status).await?;
-        if ev.critical && tx.open_call_of_result(id).await?.is_none() {
-            tx.insert_critical_call(&CriticalCallRecord {
-                id: 0,
-                result_id: id,
-                result_version: record.version,
-                opened_at: now,
-                due_at: now
-                    .checked_add(SignedDuration::from_mins(call_minutes))
-                    .unwrap_or(now),
-                called_at: None,
-                called_by: None,
-                notified_name: None,
-                notified_role: None,
-                read_back: None,
-            })
-            .await?;
+        if ev.critical {
+            open_call(tx, id, record.version, call_minutes, now).await?;
         }
         tx.audit(self.entry(
             actor,
@@ -812,6 +798,34 @@ impl App {
             .and_then(|s| s.value.trim().parse::<i64>().ok())
             .unwrap_or(DEFAULT_CALL_MINUTES))
     }
+}
+
+/// Opens a critical result's call, due in `minutes`, unless one is open already.
+pub(crate) async fn open_call(
+    tx: &mut Box<dyn Tx>,
+    result_id: i64,
+    version: i64,
+    minutes: i64,
+    now: Timestamp,
+) -> AppResult<()> {
+    if tx.open_call_of_result(result_id).await?.is_none() {
+        tx.insert_critical_call(&CriticalCallRecord {
+            id: 0,
+            result_id,
+            result_version: version,
+            opened_at: now,
+            due_at: now
+                .checked_add(SignedDuration::from_mins(minutes))
+                .unwrap_or(now),
+            called_at: None,
+            called_by: None,
+            notified_name: None,
+            notified_role: None,
+            read_back: None,
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 /// An error after an item wrote: the batch is aborted.

@@ -4,7 +4,7 @@ use aliquot_domain::auth::Permission;
 use aliquot_store::{CriticalCallRecord, ResultNoticeRecord, ResultRecord, ResultVersionRecord};
 use serde_json::json;
 
-use super::entry::{Context, Reading, TestCache};
+use super::entry::{Context, Reading, TestCache, open_call};
 use super::{Body, ResultView, result_view};
 use crate::{Actor, App, AppError, AppResult, require_reason};
 
@@ -268,22 +268,8 @@ impl App {
         })
         .await?;
         let minutes = self.call_minutes().await?;
-        if ev.critical && tx.open_call_of_result(id).await?.is_none() {
-            tx.insert_critical_call(&CriticalCallRecord {
-                id: 0,
-                result_id: id,
-                result_version: next.version,
-                opened_at: now,
-                due_at: now
-                    .checked_add(jiff::SignedDuration::from_mins(minutes))
-                    .unwrap_or(now),
-                called_at: None,
-                called_by: None,
-                notified_name: None,
-                notified_role: None,
-                read_back: None,
-            })
-            .await?;
+        if ev.critical {
+            open_call(&mut tx, id, next.version, minutes, now).await?;
         }
         tx.audit(self.entry(
             actor,

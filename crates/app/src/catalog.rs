@@ -90,6 +90,17 @@ impl CatalogEntryView {
     }
 }
 
+/// The key a requisition's test name is looked up by: a LOINC code (digits, a dash, a check
+/// digit) as written, a local code upper-cased.
+pub(crate) fn catalog_key(name: &str) -> String {
+    let name = name.trim();
+    if name.contains('-') && name.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+        name.to_owned()
+    } else {
+        name.to_ascii_uppercase()
+    }
+}
+
 pub(crate) fn definition(r: &CatalogTestRecord) -> AppResult<TestDefinition> {
     serde_json::from_str(&r.definition)
         .map_err(|e| AppError::Internal(format!("catalog definition {}: {e}", r.id)))

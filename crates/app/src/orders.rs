@@ -12,7 +12,7 @@ use aliquot_store::{CatalogTestRecord, OrderRecord, OrderTestRecord, SpecimenRec
 use jiff::Timestamp;
 use serde_json::json;
 
-use crate::catalog::{TestDefinition, definition};
+use crate::catalog::{TestDefinition, catalog_key, definition};
 use crate::patients::{PatientIdentification, invalid};
 use crate::results::{ResultView, result_view};
 use crate::specimens::{Transition, changed_meanwhile, state_of, transition_conflict};
@@ -175,13 +175,7 @@ async fn resolve_tests(
     };
     for (i, name) in names.iter().enumerate() {
         let f = format!("{field}[{i}]");
-        let name = name.trim();
-        let key = if name.contains('-') && name.chars().next().is_some_and(|c| c.is_ascii_digit()) {
-            name.to_owned()
-        } else {
-            name.to_ascii_uppercase()
-        };
-        let r = active(store.catalog_by_code(&key).await?, &f)?;
+        let r = active(store.catalog_by_code(&catalog_key(name)).await?, &f)?;
         let d = definition(&r)?;
         if d.is_panel() {
             for c in &d.components {

@@ -296,6 +296,23 @@ impl BirthDateError {
     }
 }
 
+/// Age in completed years on `on` (calendar arithmetic: someone born on 29 February turns a
+/// year older on 28 February); 0 before the first birthday or for a date before the birth.
+pub fn age_in_years(birth: Date, on: Date) -> u32 {
+    // The same calendar rule as the reference intervals' age bands (`AgeBound::reached`):
+    // the n-th birthday is `birth + n years`, clamped to the month's end.
+    let reached = |years: i16| {
+        birth
+            .checked_add(jiff::Span::new().years(years))
+            .is_ok_and(|d| d <= on)
+    };
+    let mut years = on.year() - birth.year();
+    while years > 0 && !reached(years) {
+        years -= 1;
+    }
+    u32::try_from(years).unwrap_or(0)
+}
+
 impl BirthDate {
     /// Earliest accepted birth date.
     pub const EARLIEST: Date = jiff::civil::date(1880, 1, 1);
@@ -1026,6 +1043,26 @@ mod tests {
             } else {
                 prop_assert_eq!(reason, None);
             }
+        }
+    }
+
+    #[test]
+    fn age_in_completed_years_from_a_case_table() {
+        // birth, on → years
+        let cases = [
+            ("1961-04-09", "2026-04-08", 64),
+            ("1961-04-09", "2026-04-09", 65),
+            ("2000-02-29", "2001-02-27", 0),
+            ("2000-02-29", "2001-02-28", 1),
+            ("2026-11-28", "2026-11-28", 0),
+            ("2026-11-28", "2026-01-01", 0),
+        ];
+        for (birth, on, years) in cases {
+            assert_eq!(
+                age_in_years(birth.parse().unwrap(), on.parse().unwrap()),
+                years,
+                "{birth} on {on}"
+            );
         }
     }
 }

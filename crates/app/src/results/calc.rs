@@ -2,7 +2,7 @@
 //! results of the same order when the last input is released, and computed again when an
 //! input is corrected. They are evaluated like any result (interval, flags, autoverification).
 
-use aliquot_domain::patient::AdministrativeSex;
+use aliquot_domain::patient::{AdministrativeSex, age_in_years};
 use aliquot_domain::results::calc::{
     EgfrSex, anion_gap, corrected_calcium_payne, egfr_ckd_epi_2021, ldl_cholesterol_nih2,
     round_half_up,
@@ -190,14 +190,7 @@ impl App {
                     .unwrap_or(ctx.specimen.created_at)
                     .to_zoned(TimeZone::UTC)
                     .date();
-                let age = birth
-                    .until((jiff::Unit::Year, collected))
-                    .map(|s| s.get_years())
-                    .unwrap_or(0);
-                let Ok(age) = u32::try_from(age) else {
-                    return Ok(None);
-                };
-                match egfr_ckd_epi_2021(crea, age, sex) {
+                match egfr_ckd_epi_2021(crea, age_in_years(birth, collected), sex) {
                     Ok(v) => Some(round_half_up(v, 0)),
                     Err(e) => return refused(e),
                 }

@@ -14,7 +14,7 @@ use aliquot_domain::results::convert::convert;
 use aliquot_domain::results::delta::{DeltaOutcome, Point, delta_check};
 use aliquot_domain::results::interval::{Subject, select_interval};
 use aliquot_domain::results::rules::{Flag, Indices, flags, measure};
-use aliquot_domain::results::value::{Numeric, ResultValue, display, parse_value};
+use aliquot_domain::results::value::{Numeric, ResultValue, display, parse_numeric, parse_value};
 use aliquot_store::{
     CriticalCallRecord, OrderRecord, OrderTestRecord, PatientRecord, ResultRecord,
     ResultVersionRecord, SpecimenRecord, Tx,
@@ -150,13 +150,17 @@ fn conflict(field: &str, code: &'static str, message: impl Into<String>) -> AppE
     }
 }
 
-/// A stored numeric value (the body's text without its comparator) for checks across results.
+/// A stored result's number for checks across results (delta, consistency, calculations):
+/// `None` for a coded or text result and for a censored value (`<0.5` is no number to
+/// subtract from or compute with).
 pub(crate) fn numeric_of(body: &Body) -> Option<Decimal> {
     if body.kind != "numeric" {
         return None;
     }
-    let t = body.value.trim_start_matches(['<', '>', '=']);
-    Decimal::from_str(t).ok()
+    parse_numeric(&body.value)
+        .ok()
+        .filter(|n| n.comparator.is_none())
+        .map(|n| n.value)
 }
 
 impl App {
@@ -585,15 +589,6 @@ impl App {
             .and_then(|t| Temperature::parse(t).ok())
             .unwrap_or(Temperature::Room);
         let stability = ctx.def.stability_rule().limit(temperature);
-        let stability = if ctx.def.stability.room_hours.is_none()
-            && ctx.def.stability.refrigerated_hours.is_none()
-            && ctx.def.stability.frozen_hours.is_none()
-        {
-            // No stability recorded for the test: nothing to hold for.
-            Some(SignedDuration::MAX)
-        } else {
-            stability
-        };
         let siblings = tx.results_of_order(ctx.order.id).await?;
         let related_values: Vec<(String, Decimal)> = siblings
             .iter()
@@ -858,5 +853,42 @@ fn prefix_field(e: AppError, prefix: &str) -> AppError {
             message,
         },
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_uncensored_numbers_are_used_across_results() {
+        let body = |value: &str, kind: &str| Body {
+            value: value.into(),
+            kind: kind.into(),
+            reading: None,
+            posted_units: None,
+            units: None,
+            dilution: None,
+            flags: Vec::new(),
+            interval: None,
+            hold_reasons: Vec::new(),
+            instrument: None,
+            instrument_flags: Vec::new(),
+            indices: IndicesInput::default(),
+            comment: None,
+            rules_version: 1,
+            autoverified: true,
+            calculated: false,
+            entered_by: "t".into(),
+            verified_by: None,
+        };
+        assert_eq!(
+            numeric_of(&body("0.90", "numeric")),
+            Some(Decimal::new(90, 2))
+        );
+        assert_eq!(numeric_of(&body("-3", "numeric")), Some(Decimal::from(-3)));
+        assert_eq!(numeric_of(&body("<0.10", "numeric")), None);
+        assert_eq!(numeric_of(&body(">10.0", "numeric")), None);
+        assert_eq!(numeric_of(&body("Trace", "coded")), None);
     }
 }

@@ -122,7 +122,6 @@ pub struct ResultVersionView {
 pub struct ResultView {
     pub id: i64,
     pub test_code: String,
-    pub specimen_id: i64,
     pub value: String,
     pub kind: String,
     pub units: Option<String>,
@@ -191,7 +190,6 @@ pub(crate) fn result_view(
     Ok(ResultView {
         id: r.id,
         test_code: r.test_code.clone(),
-        specimen_id: r.specimen_id,
         value: b.value,
         kind: b.kind,
         units: b.units,

@@ -3,8 +3,6 @@
 //! [`ResultRules`] and reference-interval rows. Every change is a new version, kept with its
 //! reason, and audited; reference intervals already in force are closed, never rewritten.
 
-use std::str::FromStr;
-
 use aliquot_domain::auth::Permission;
 use aliquot_domain::results::convert::Analyte;
 use aliquot_domain::results::interval::{
@@ -13,12 +11,14 @@ use aliquot_domain::results::interval::{
 use aliquot_domain::results::rules::{
     Consistency, CriticalAction, DeltaMode, DeltaRule, IndexLimits, Limits, ResultRules,
 };
+use aliquot_domain::results::value::parse_numeric;
 use aliquot_store::{ResultRuleVersionRecord, ResultRulesRecord};
 use jiff::{SignedDuration, Timestamp};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::catalog::catalog_key;
 use crate::patients::invalid;
 use crate::{Actor, App, AppError, AppResult, require_reason};
 
@@ -171,15 +171,15 @@ pub(crate) struct ParsedRules {
     pub suspended: bool,
 }
 
+/// A limit or factor: a plain number as labs write it (the domain's `parse_numeric`), without
+/// a comparator.
 fn dec(field: &str, v: &Option<String>) -> AppResult<Option<Decimal>> {
     v.as_deref()
         .map(|s| {
-            let t = s.trim();
-            let ok = !t.is_empty()
-                && t.bytes()
-                    .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-');
-            ok.then(|| Decimal::from_str(t).ok())
-                .flatten()
+            parse_numeric(s)
+                .ok()
+                .filter(|n| n.comparator.is_none())
+                .map(|n| n.value)
                 .ok_or_else(|| {
                     AppError::invalid(field, "decimal", format!("{s:?} is not a decimal number"))
                 })
@@ -529,14 +529,8 @@ impl App {
 
     /// The catalogue code of a test named by code or LOINC.
     pub(crate) async fn test_code_of(&self, test: &str) -> AppResult<String> {
-        let key = test.trim();
-        let key = if key.contains('-') && key.chars().next().is_some_and(|c| c.is_ascii_digit()) {
-            key.to_owned()
-        } else {
-            key.to_ascii_uppercase()
-        };
         self.store
-            .catalog_by_code(&key)
+            .catalog_by_code(&catalog_key(test))
             .await?
             .map(|r| r.code)
             .ok_or_else(|| {

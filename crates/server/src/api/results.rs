@@ -275,7 +275,6 @@ impl From<ResultView> for ResultDto {
         let ResultView {
             id,
             test_code,
-            specimen_id: _,
             value,
             kind,
             units,

@@ -5,6 +5,7 @@
 use aliquot_app::{CriticalCallInput, OpenCallView, ResultInput, WorklistItem};
 use aliquot_domain::auth::Permission;
 use aliquot_domain::catalog::Department;
+use aliquot_domain::results::rules::Flag;
 use askama::Template;
 use axum::Extension;
 use axum::extract::{Path, Query, State};
@@ -51,8 +52,6 @@ struct ResultsPage {
     can_verify: bool,
 }
 
-const DEPARTMENTS: &[&str] = &["chemistry", "hematology", "coagulation", "urinalysis"];
-
 fn row(i: WorklistItem) -> Row {
     Row {
         stat: i.priority == "stat",
@@ -63,7 +62,10 @@ fn row(i: WorklistItem) -> Row {
         held: i.status == "held",
         result_id: i.result_id.unwrap_or_default(),
         value: i.value.unwrap_or_default(),
-        critical: i.flags.iter().any(|f| f == "LL" || f == "HH"),
+        critical: i
+            .flags
+            .iter()
+            .any(|f| Flag::parse(f).is_some_and(Flag::is_critical)),
         flags: i.flags.join(" "),
         reasons: i.hold_reasons.into_iter().map(|r| r.message).collect(),
     }
@@ -113,7 +115,10 @@ async fn page(
         StatusCode::OK,
         &ResultsPage {
             nav,
-            departments: DEPARTMENTS.iter().map(|d| (*d, *d == department)).collect(),
+            departments: Department::ALL
+                .iter()
+                .map(|d| (d.as_str(), d.as_str() == department))
+                .collect(),
             department,
             notice,
             error,

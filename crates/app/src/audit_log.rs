@@ -26,6 +26,7 @@ const NO_PATIENT_DATA: &[&str] = &[
     "storage_unit",
     "retention_policy",
     "result_rules",
+    "instrument",
 ];
 
 /// Whether an audit entry may hold patient data.

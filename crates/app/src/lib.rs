@@ -8,6 +8,7 @@
 mod audit_log;
 mod auth;
 pub mod catalog;
+pub mod connections;
 pub mod demo_catalog;
 mod directory;
 pub mod idempotency;

@@ -448,7 +448,29 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         database = app.store().backend().as_str(),
         "aliquot is serving"
     );
-    tracing::info!(mllp = %args.mllp, astm = %args.astm, "MLLP and ASTM listeners are configured; they are not served by this version yet");
+    // One shutdown signal for every listener.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        aliquot_server::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let mllp = tokio::net::TcpListener::bind(args.mllp)
+        .await
+        .with_context(|| format!("binding MLLP on {}", args.mllp))?;
+    tracing::info!(mllp = %mllp.local_addr()?, "HL7 v2 over MLLP is served");
+    let mllp_task = tokio::spawn(aliquot_connect::serve_mllp(
+        mllp,
+        app.clone(),
+        aliquot_connect::MllpConfig::default(),
+        stopped(),
+    ));
+    tracing::info!(astm = %args.astm, "the ASTM listener is configured; it is not served by this version yet");
     // The banner is a courtesy: a server whose standard output is closed keeps serving.
     let _ = outln!("Aliquot is running at http://{addr}/ (API: http://{addr}/api/v1/openapi.json)");
     if args.demo {
@@ -459,9 +481,13 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
             "No users yet. Create the first administrator with:\n  aliquot user add --username NAME --role admin --password-stdin"
         );
     }
-    aliquot_server::serve_with(app, listener, aliquot_server::shutdown_signal(), limits)
+    aliquot_server::serve_with(app, listener, stopped(), limits)
         .await
         .context("serving HTTP")?;
+    mllp_task
+        .await
+        .context("the MLLP listener")?
+        .context("serving MLLP")?;
     tracing::info!("stopped cleanly");
     Ok(())
 }

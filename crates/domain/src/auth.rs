@@ -65,10 +65,14 @@ pub enum Permission {
     ResultSignOff,
     /// Change result rules and reference intervals (the laboratory director, CLIA 493.1407).
     ResultRulesWrite,
+    /// Register instruments and their test codes, read the interface message log and error
+    /// queue, replay a message (the interface analyst; a replay also needs `result.enter`,
+    /// a message's content also `patient.read`).
+    InterfaceManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 19] = [
+    pub const ALL: [Permission; 20] = [
         Permission::UserManage,
         Permission::UserRead,
         Permission::AuditRead,
@@ -88,6 +92,7 @@ impl Permission {
         Permission::ResultVerify,
         Permission::ResultSignOff,
         Permission::ResultRulesWrite,
+        Permission::InterfaceManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -111,6 +116,7 @@ impl Permission {
             Permission::ResultVerify => "result.verify",
             Permission::ResultSignOff => "result.sign_off",
             Permission::ResultRulesWrite => "result.rules_write",
+            Permission::InterfaceManage => "interface.manage",
         }
     }
 }
@@ -132,6 +138,7 @@ const ADMIN: &[Permission] = &[
     P::MetricsRead,
     P::CatalogRead,
     P::CatalogWrite,
+    P::InterfaceManage,
 ];
 const DIRECTOR: &[Permission] = &[
     P::UserRead,
@@ -150,6 +157,7 @@ const DIRECTOR: &[Permission] = &[
     P::ResultVerify,
     P::ResultSignOff,
     P::ResultRulesWrite,
+    P::InterfaceManage,
 ];
 const TECHNOLOGIST: &[Permission] = &[
     P::SettingsRead,
@@ -162,6 +170,7 @@ const TECHNOLOGIST: &[Permission] = &[
     P::SpecimenProcess,
     P::ResultEnter,
     P::ResultVerify,
+    P::InterfaceManage,
 ];
 const TECHNICIAN: &[Permission] = &[
     P::SettingsRead,

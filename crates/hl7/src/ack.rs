@@ -198,16 +198,23 @@ pub fn build_ack(msg: &Message<'_, '_>, opts: &AckOptions) -> OwnedMessage {
         if modern {
             if let Some(l) = &e.location {
                 let opt = |o: Option<u32>| o.map(|n| n.to_string()).unwrap_or_default();
-                err.set_components(
-                    2,
-                    &[
-                        &l.segment,
-                        &l.sequence.to_string(),
-                        &l.field.to_string(),
-                        &opt(l.repetition),
-                        &opt(l.component),
-                    ],
-                );
+                let mut erl = vec![
+                    l.segment.clone(),
+                    l.sequence.to_string(),
+                    if l.field == 0 {
+                        String::new()
+                    } else {
+                        l.field.to_string()
+                    },
+                    opt(l.repetition),
+                    opt(l.component),
+                ];
+                // Trailing empty components are left out, as the encoding rules ask.
+                while erl.last().is_some_and(String::is_empty) {
+                    erl.pop();
+                }
+                let erl: Vec<&str> = erl.iter().map(String::as_str).collect();
+                err.set_components(2, &erl);
             }
             err.set_components(3, &[&e.code.to_string(), &e.text, "HL70357"]);
             err.set(4, &e.severity.to_string());

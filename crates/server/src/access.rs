@@ -265,6 +265,34 @@ pub const ROUTES: &[RouteSpec] = &[
         "/api/v1/result-rules/{test}/versions",
         Perm(P::CatalogRead),
     ),
+    // instrument and EMR connections (issue 12)
+    r("POST", "/api/v1/instruments", Perm(P::InterfaceManage)),
+    r("GET", "/api/v1/instruments", Perm(P::InterfaceManage)),
+    r(
+        "GET",
+        "/api/v1/instruments/{code}",
+        Perm(P::InterfaceManage),
+    ),
+    r(
+        "PUT",
+        "/api/v1/instruments/{code}",
+        Perm(P::InterfaceManage),
+    ),
+    r(
+        "GET",
+        "/api/v1/interface/messages",
+        Perm(P::InterfaceManage),
+    ),
+    r(
+        "GET",
+        "/api/v1/interface/messages/{id}",
+        Perm(P::InterfaceManage),
+    ),
+    r(
+        "POST",
+        "/api/v1/interface/messages/{id}/replay",
+        Perm(P::InterfaceManage),
+    ),
     // turnaround time (issue 4)
     r("GET", "/api/v1/orders/{id}/tat", Perm(P::OrderRead)),
     r("GET", "/api/v1/tat/overdue", Perm(P::SpecimenProcess)),

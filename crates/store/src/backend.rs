@@ -529,6 +529,23 @@ macro_rules! backend {
                 crate::queries::$ctx::specimens::sorting_list(&self.read, a, b, limit).await
             }
 
+            // ── connections (issue 12) ──
+            async fn instruments(&self) -> StoreResult<Vec<InstrumentRecord>> {
+                crate::queries::$ctx::connections::instruments(&self.read).await
+            }
+            async fn instrument_by_code(&self, code: &str) -> StoreResult<Option<InstrumentRecord>> {
+                crate::queries::$ctx::connections::instrument_by_code(&self.read, code).await
+            }
+            async fn instrument_test_codes(&self, instrument_id: i64) -> StoreResult<Vec<InstrumentTestCodeRecord>> {
+                crate::queries::$ctx::connections::instrument_test_codes(&self.read, instrument_id).await
+            }
+            async fn interface_message_by_id(&self, id: i64) -> StoreResult<Option<InterfaceMessageRecord>> {
+                crate::queries::$ctx::connections::interface_message_by_id(&self.read, id).await
+            }
+            async fn interface_messages(&self, status: Option<&str>, connection: Option<&str>, before: Option<i64>, limit: i64) -> StoreResult<Vec<InterfaceMessageRecord>> {
+                crate::queries::$ctx::connections::interface_messages(&self.read, status, connection, before, limit).await
+            }
+
             // ── results (issue 11) ──
             async fn result_rules(&self, test_code: &str) -> StoreResult<Option<ResultRulesRecord>> {
                 crate::queries::$ctx::results::result_rules(&self.read, test_code).await
@@ -1002,6 +1019,39 @@ macro_rules! backend {
 
             async fn insert_dilution(&mut self, d: &DilutionRecord) -> StoreResult<i64> {
                 crate::queries::$ctx::specimens::insert_dilution(&mut *self.tx, d).await
+            }
+
+            // ── connections (issue 12) ──
+            async fn instrument_by_code(&mut self, code: &str) -> StoreResult<Option<InstrumentRecord>> {
+                crate::queries::$ctx::connections::instrument_by_code(&mut *self.tx, code).await
+            }
+            async fn instrument_by_sender(&mut self, protocol: &str, sender: &str) -> StoreResult<Option<InstrumentRecord>> {
+                crate::queries::$ctx::connections::instrument_by_sender(&mut *self.tx, protocol, sender).await
+            }
+            async fn insert_instrument(&mut self, r: &InstrumentRecord) -> StoreResult<i64> {
+                crate::queries::$ctx::connections::insert_instrument(&mut *self.tx, r).await
+            }
+            async fn update_instrument(&mut self, r: &InstrumentRecord) -> StoreResult<bool> {
+                crate::queries::$ctx::connections::update_instrument(&mut *self.tx, r).await
+            }
+            async fn instrument_test_codes(&mut self, instrument_id: i64) -> StoreResult<Vec<InstrumentTestCodeRecord>> {
+                crate::queries::$ctx::connections::instrument_test_codes(&mut *self.tx, instrument_id).await
+            }
+            async fn replace_instrument_test_codes(&mut self, instrument_id: i64, rows: &[InstrumentTestCodeRecord]) -> StoreResult<()> {
+                crate::queries::$ctx::connections::delete_instrument_test_codes(&mut *self.tx, instrument_id).await?;
+                crate::queries::$ctx::connections::insert_instrument_test_codes(&mut *self.tx, rows).await
+            }
+            async fn interface_message_by_key(&mut self, protocol: &str, sender: &str, control_id: &str) -> StoreResult<Option<InterfaceMessageRecord>> {
+                crate::queries::$ctx::connections::interface_message_by_key(&mut *self.tx, protocol, sender, control_id).await
+            }
+            async fn interface_message_by_id(&mut self, id: i64) -> StoreResult<Option<InterfaceMessageRecord>> {
+                crate::queries::$ctx::connections::interface_message_by_id(&mut *self.tx, id).await
+            }
+            async fn insert_interface_message(&mut self, m: &InterfaceMessageRecord) -> StoreResult<i64> {
+                crate::queries::$ctx::connections::insert_interface_message(&mut *self.tx, m).await
+            }
+            async fn update_interface_message(&mut self, m: &InterfaceMessageRecord, seen: Timestamp) -> StoreResult<bool> {
+                crate::queries::$ctx::connections::update_interface_message(&mut *self.tx, m, seen).await
             }
 
             // ── results (issue 11) ──

@@ -287,6 +287,23 @@ pub trait Store: Send + Sync + 'static {
     /// The patients these specimens and orders belong to (sorted, without repeats), for the
     /// access-log row of a list that shows them.
     async fn patients_of(&self, specimen_ids: &[i64], order_ids: &[i64]) -> StoreResult<Vec<i64>>;
+    // ── connections (issue 12) ──
+    async fn instruments(&self) -> StoreResult<Vec<InstrumentRecord>>;
+    async fn instrument_by_code(&self, code: &str) -> StoreResult<Option<InstrumentRecord>>;
+    async fn instrument_test_codes(
+        &self,
+        instrument_id: i64,
+    ) -> StoreResult<Vec<InstrumentTestCodeRecord>>;
+    async fn interface_message_by_id(&self, id: i64)
+    -> StoreResult<Option<InterfaceMessageRecord>>;
+    /// Newest first; `status` and `connection` narrow the list, `before` pages it by id.
+    async fn interface_messages(
+        &self,
+        status: Option<&str>,
+        connection: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<InterfaceMessageRecord>>;
     // ── results (issue 11) ──
     async fn result_rules(&self, test_code: &str) -> StoreResult<Option<ResultRulesRecord>>;
     async fn all_result_rules(&self) -> StoreResult<Vec<ResultRulesRecord>>;
@@ -538,6 +555,46 @@ pub trait Tx: Send {
     /// given to the audit entries. Inside [`with_claim`], the claim is marked applied in this
     /// same transaction; a claim taken over by another holder fails the commit (`Conflict`).
     async fn commit(self: Box<Self>) -> StoreResult<Vec<i64>>;
+    // ── connections (issue 12) ──
+    async fn instrument_by_code(&mut self, code: &str) -> StoreResult<Option<InstrumentRecord>>;
+    async fn instrument_by_sender(
+        &mut self,
+        protocol: &str,
+        sender: &str,
+    ) -> StoreResult<Option<InstrumentRecord>>;
+    /// `Conflict` when the code or the sender is taken.
+    async fn insert_instrument(&mut self, r: &InstrumentRecord) -> StoreResult<i64>;
+    /// Replaces version `r.version - 1`; false when another change came first.
+    async fn update_instrument(&mut self, r: &InstrumentRecord) -> StoreResult<bool>;
+    async fn instrument_test_codes(
+        &mut self,
+        instrument_id: i64,
+    ) -> StoreResult<Vec<InstrumentTestCodeRecord>>;
+    /// Replaces an instrument's whole mapping.
+    async fn replace_instrument_test_codes(
+        &mut self,
+        instrument_id: i64,
+        rows: &[InstrumentTestCodeRecord],
+    ) -> StoreResult<()>;
+    async fn interface_message_by_key(
+        &mut self,
+        protocol: &str,
+        sender: &str,
+        control_id: &str,
+    ) -> StoreResult<Option<InterfaceMessageRecord>>;
+    async fn interface_message_by_id(
+        &mut self,
+        id: i64,
+    ) -> StoreResult<Option<InterfaceMessageRecord>>;
+    /// `Conflict` when the sender's control id is already stored.
+    async fn insert_interface_message(&mut self, m: &InterfaceMessageRecord) -> StoreResult<i64>;
+    /// Writes a replay's outcome over the row last updated at `seen`; false when another
+    /// replay came first.
+    async fn update_interface_message(
+        &mut self,
+        m: &InterfaceMessageRecord,
+        seen: Timestamp,
+    ) -> StoreResult<bool>;
     // ── results (issue 11) ──
     async fn result_rules(&mut self, test_code: &str) -> StoreResult<Option<ResultRulesRecord>>;
     /// Inserts version 1 or replaces version `version - 1`; false when another change came first.

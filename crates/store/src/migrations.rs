@@ -26,7 +26,8 @@ pub const SQLITE: &[MigrationSource] = migrations!(
     (7, "0007_idempotency"),
     (8, "0008_custody_append_only"),
     (9, "0009_patient_versions"),
-    (10, "0010_results")
+    (10, "0010_results"),
+    (11, "0011_connections")
 );
 pub const POSTGRES: &[MigrationSource] = migrations!(
     "postgres": (1, "0001_platform"),
@@ -38,7 +39,8 @@ pub const POSTGRES: &[MigrationSource] = migrations!(
     (7, "0007_idempotency"),
     (8, "0008_custody_append_only"),
     (9, "0009_patient_versions"),
-    (10, "0010_results")
+    (10, "0010_results"),
+    (11, "0011_connections")
 );
 
 pub(crate) fn migrator(list: &[MigrationSource]) -> Migrator {

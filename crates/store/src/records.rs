@@ -851,3 +851,72 @@ pub struct ResultNoticeRecord {
     pub acknowledged_at: Option<Timestamp>,
     pub acknowledged_by: Option<String>,
 }
+
+/// An instrument (or middleware) and how its messages name it (issue 12).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstrumentRecord {
+    pub id: i64,
+    pub code: String,
+    pub name: String,
+    /// `hl7` or `astm`.
+    pub protocol: String,
+    /// HL7 MSH-3 namespace id, or ASTM H-5 sender name.
+    pub sender: String,
+    pub department: String,
+    pub version: i64,
+    pub updated_at: Timestamp,
+    pub updated_by: String,
+    pub retired_at: Option<Timestamp>,
+}
+
+/// One of an instrument's own test codes and the catalogue test it stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstrumentTestCodeRecord {
+    pub instrument_id: i64,
+    pub code: String,
+    pub test_code: String,
+    /// The unit the instrument reports in when its messages leave it out.
+    pub units: Option<String>,
+}
+
+/// An inbound interface message with the acknowledgement it was answered with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InterfaceMessageRecord {
+    pub id: i64,
+    /// `hl7` or `astm`.
+    pub protocol: String,
+    /// The instrument's code, or the sender as named when it is not registered.
+    pub connection: String,
+    pub sender: String,
+    pub control_id: String,
+    pub message_type: String,
+    pub received_at: Timestamp,
+    /// The message as received.
+    pub raw: Vec<u8>,
+    /// `accepted`, `error` (in the interface error queue) or `replayed`.
+    pub status: String,
+    pub ack: Vec<u8>,
+    /// JSON list of `{"location", "code", "message"}`.
+    pub errors: String,
+    /// Results posted (or found already stored) from it.
+    pub posted: i64,
+    pub updated_at: Timestamp,
+    pub updated_by: String,
+}
+
+redacted_debug!(InterfaceMessageRecord {
+    shown: [
+        id,
+        protocol,
+        connection,
+        message_type,
+        received_at,
+        status,
+        posted,
+        updated_at,
+        updated_by,
+    ],
+    // The message and its acknowledgement hold patient data; the sender's control id and
+    // name are the sender's free text, and the errors may quote values.
+    redacted: [sender, control_id, raw, ack, errors],
+});

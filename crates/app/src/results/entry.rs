@@ -36,6 +36,13 @@ pub const MAX_BATCH: usize = 5000;
 /// `results.critical_call_minutes`).
 pub const DEFAULT_CALL_MINUTES: i64 = 30;
 
+/// The lab-wide settings result entry reads once per batch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EntrySettings {
+    pub(crate) lab_suspended: bool,
+    pub(crate) call_minutes: i64,
+}
+
 /// One posted result.
 #[derive(Debug, Clone, Default)]
 pub struct ResultInput {
@@ -178,23 +185,48 @@ impl App {
                 format!("1 to {MAX_BATCH} results per request"),
             ));
         }
-        let lab_suspended = self
-            .flag_setting("results.autoverification_suspended")
-            .await?;
-        let call_minutes = self.call_minutes().await?;
+        let settings = self.entry_settings().await?;
         let mut tx = self.store.begin().await?;
+        let out = self
+            .post_results_in(&mut tx, actor, &items, settings)
+            .await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// The lab-wide settings result entry reads, read before its transaction begins.
+    pub(crate) async fn entry_settings(&self) -> AppResult<EntrySettings> {
+        Ok(EntrySettings {
+            lab_suspended: self
+                .flag_setting("results.autoverification_suspended")
+                .await?,
+            call_minutes: self.call_minutes().await?,
+        })
+    }
+
+    /// Posts `items` inside `tx` (the caller commits): each item judged and stored or refused
+    /// on its own; `Err` only for a failure that must abort the whole transaction. The one
+    /// entry path of every edge (REST, the web UI, instrument messages).
+    pub(crate) async fn post_results_in(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        actor: &Actor,
+        items: &[ResultInput],
+        settings: EntrySettings,
+    ) -> AppResult<Vec<ResultOutcome>> {
+        actor.require(Permission::ResultEnter)?;
         let mut cache = TestCache::default();
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             let prefix = format!("results[{i}]");
             match self
                 .post_one(
-                    &mut tx,
+                    tx,
                     &mut cache,
                     actor,
                     item,
-                    lab_suspended,
-                    call_minutes,
+                    settings.lab_suspended,
+                    settings.call_minutes,
                 )
                 .await
             {
@@ -203,7 +235,6 @@ impl App {
                 Err(e) => out.push(refused(i, prefix_field(e, &prefix))),
             }
         }
-        tx.commit().await?;
         Ok(out)
     }
 

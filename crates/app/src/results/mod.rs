@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::TestDefinition;
 use crate::{AppError, AppResult};
 
+pub(crate) use entry::EntrySettings;
 pub use entry::{ResultInput, ResultOutcome};
 pub use lists::{CriticalCallView, CumulativeView, WorklistItem, WorklistView};
 pub use review::{CorrectionInput, CriticalCallInput};

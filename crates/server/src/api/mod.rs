@@ -3,6 +3,8 @@
 pub mod audit;
 pub mod auth;
 pub mod catalog;
+// instrument and EMR connections (issue 12)
+pub mod connections;
 pub mod directory;
 pub mod orders;
 pub mod patients;
@@ -50,6 +52,7 @@ use crate::AppState;
         (name = "orders", description = "Requisitions, accession numbers, tube plans"),
         (name = "specimens", description = "Specimen lifecycle: labels, collection, receipt, rejection"),
         (name = "results", description = "Results: entry, autoverification, review and release, corrections, critical calls, worklists, result rules"),
+        (name = "connections", description = "Instruments and their test codes, the interface message log and error queue"),
     )
 )]
 struct ApiDoc;
@@ -155,4 +158,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(results::rule_versions))
         .routes(routes!(results::verify_order))
         .routes(routes!(results::not_performed))
+        // instrument and EMR connections (issue 12)
+        .routes(routes!(connections::register, connections::list))
+        .routes(routes!(connections::get, connections::replace))
+        .routes(routes!(connections::messages))
+        .routes(routes!(connections::message))
+        .routes(routes!(connections::replay))
 }

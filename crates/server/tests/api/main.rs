@@ -19,6 +19,9 @@ mod processing;
 // results (issue 11)
 mod results;
 
+// instrument and EMR connections (issue 12)
+mod interfaces;
+
 // storage, transport, send-out, disposal (issue 4)
 mod storage;
 

@@ -20,15 +20,15 @@ crate::both_backends!(
     an_order_is_released_at_once_and_a_test_marked_not_performed,
 );
 
-struct Ctx {
-    app: TestApp,
-    tech: String,
-    mt: String,
+pub(crate) struct Ctx {
+    pub(crate) app: TestApp,
+    pub(crate) tech: String,
+    pub(crate) mt: String,
     provider: i64,
     location: i64,
 }
 
-async fn setup(db: Db) -> Ctx {
+pub(crate) async fn setup(db: Db) -> Ctx {
     let app = spawn_app(db).await;
     let (provider, location) = seed_ordering(&app).await;
     let director = Actor {
@@ -64,7 +64,11 @@ async fn setup(db: Db) -> Ctx {
 
 /// Places an order, collects and receives every tube; returns the order and the accession
 /// of each tube by container.
-async fn received_order(c: &Ctx, tests: &[&str], collected_at: Timestamp) -> (i64, Value) {
+pub(crate) async fn received_order(
+    c: &Ctx,
+    tests: &[&str],
+    collected_at: Timestamp,
+) -> (i64, Value) {
     let body = json!({"patient": {"mrn": "MRN-900", "birth_date": "1961-04-09"},
         "provider_id": c.provider, "location_id": c.location,
         "tests": tests, "priority": "stat"});
@@ -95,7 +99,7 @@ async fn received_order(c: &Ctx, tests: &[&str], collected_at: Timestamp) -> (i6
     (o["id"].as_i64().unwrap(), o)
 }
 
-fn tube(order: &Value, container: &str) -> String {
+pub(crate) fn tube(order: &Value, container: &str) -> String {
     order["specimens"]
         .as_array()
         .unwrap()
@@ -116,13 +120,13 @@ async fn post(c: &Ctx, token: &str, items: Value) -> Vec<Value> {
     v["results"].as_array().unwrap().clone()
 }
 
-async fn order_tests(c: &Ctx, order: i64) -> Value {
+pub(crate) async fn order_tests(c: &Ctx, order: i64) -> Value {
     let (s, v) = c.app.get(&format!("/api/v1/orders/{order}"), &c.tech).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     v["tests"].clone()
 }
 
-fn test_of<'a>(tests: &'a Value, code: &str) -> &'a Value {
+pub(crate) fn test_of<'a>(tests: &'a Value, code: &str) -> &'a Value {
     tests
         .as_array()
         .unwrap()

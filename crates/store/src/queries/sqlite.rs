@@ -10,6 +10,9 @@ pub(crate) mod access;
 #[path = "catalog.rs"]
 pub(crate) mod catalog;
 #[allow(clippy::duplicate_mod)]
+#[path = "connections.rs"]
+pub(crate) mod connections;
+
 #[path = "idempotency.rs"]
 pub(crate) mod idempotency;
 #[allow(clippy::duplicate_mod)]

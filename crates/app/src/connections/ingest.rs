@@ -1,0 +1,485 @@
+//! Ingest of result messages: matched to the registered instrument and its test codes, posted
+//! through result entry, stored with the acknowledgement in one transaction.
+//!
+//! A message is posted as far as it can be: each result that passes result entry is stored
+//! (results are independent, and a late potassium must not wait for a mis-mapped sodium); each
+//! one that does not is named in the acknowledgement's errors (AE) and the message waits in the
+//! interface error queue. Replaying it after the mapping is fixed posts the rest: the results
+//! already stored come back as duplicates and change nothing. A message whose specimen belongs
+//! to another patient than the one it names posts nothing for that specimen.
+
+use std::collections::HashMap;
+
+use aliquot_domain::auth::Permission;
+use aliquot_store::{InterfaceMessageRecord, Tx};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::Protocol;
+use crate::results::{EntrySettings, ResultInput};
+use crate::{Actor, App, AppError, AppResult};
+
+/// A message as an edge read it.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub protocol: Protocol,
+    /// How the message names its sender (HL7 MSH-3, ASTM H-5).
+    pub sender: String,
+    /// HL7 MSH-10; for ASTM (which has none) a digest of the message.
+    pub control_id: String,
+    /// e.g. `ORU^R01`.
+    pub message_type: String,
+    pub raw: Vec<u8>,
+    /// Problems with the message itself (structure, unsupported type): it is rejected (AR)
+    /// and kept, nothing is posted.
+    pub rejected: Vec<InboundError>,
+    pub specimens: Vec<InboundSpecimen>,
+}
+
+/// One specimen's results in a message.
+#[derive(Debug, Clone)]
+pub struct InboundSpecimen {
+    /// The tube's accession as the message gives it.
+    pub accession: String,
+    /// Where the accession is in the message (e.g. `OBR[1]-3`).
+    pub location: String,
+    /// Patient identifiers the message names for it (HL7 PID-3), checked against the tube's
+    /// patient when present.
+    pub patient_ids: Vec<String>,
+    /// Where those identifiers are (e.g. `PID[1]-3`).
+    pub patient_location: String,
+    pub observations: Vec<InboundObservation>,
+}
+
+/// One result in a message.
+#[derive(Debug, Clone)]
+pub struct InboundObservation {
+    /// Where it is (e.g. `OBX[2]`).
+    pub location: String,
+    /// The instrument's test code.
+    pub code: String,
+    pub value: String,
+    pub units: Option<String>,
+    /// Instrument flags (abnormal flags as sent); kept for autoverification.
+    pub flags: Vec<String>,
+    pub comment: Option<String>,
+}
+
+/// One problem, as the acknowledgement names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundError {
+    /// Where in the message (`MSH-3`, `OBR[1]-3`, `OBX[2]-3`).
+    pub location: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// How the message is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckKind {
+    /// Everything posted (HL7 AA / CA).
+    Accept,
+    /// Stored, but some results could not be posted (AE; the message is in the error queue).
+    Error,
+    /// The message itself is unusable (AR); kept, nothing posted.
+    Reject,
+}
+
+/// What the edge builds its acknowledgement from.
+#[derive(Debug)]
+pub struct AckFacts<'a> {
+    pub kind: AckKind,
+    /// The acknowledgement's own control id: derived from the message's key, so the stored
+    /// answer and a rebuilt one agree.
+    pub control_id: String,
+    pub errors: &'a [InboundError],
+}
+
+/// The answer to a message.
+#[derive(Debug)]
+pub struct IngestOutcome {
+    pub message_id: i64,
+    /// The message had been received before: this is the stored answer, nothing was posted.
+    pub repeated: bool,
+    /// `accepted`, `error` or `replayed`.
+    pub status: String,
+    pub posted: i64,
+    pub errors: Vec<InboundError>,
+    /// The acknowledgement, sent only after the commit that stored it.
+    pub ack: Vec<u8>,
+}
+
+/// Abnormal flags that only interpret the value against a range (HL7 table 0078, ASTM R-7):
+/// the lab computes its own from the interval and critical limits in force, so they are not
+/// instrument flags. Every other flag (off-scale `<` `>`, a vendor's error or warning codes)
+/// is kept and holds the result for review.
+const INTERPRETATIONS: &[&str] = &["N", "H", "L", "HH", "LL", "A", "AA"];
+
+fn err(location: &str, code: &str, message: impl Into<String>) -> InboundError {
+    InboundError {
+        location: location.to_owned(),
+        code: code.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// The acknowledgement's control id: 20 hex digits of SHA-256 over the message's key (fits
+/// HL7 v2.3's 20-character MSH-10).
+fn ack_control_id(inbound: &Inbound) -> String {
+    let mut h = Sha256::new();
+    h.update(inbound.protocol.as_str());
+    h.update([0]);
+    h.update(inbound.sender.as_bytes());
+    h.update([0]);
+    h.update(inbound.control_id.as_bytes());
+    let d = h.finalize();
+    d.iter().take(10).map(|b| format!("{b:02X}")).collect()
+}
+
+/// What posting a message did.
+struct Posted {
+    connection: String,
+    posted: i64,
+    errors: Vec<InboundError>,
+}
+
+impl App {
+    /// Ingests a result message from a connection (see the module doc). The acknowledgement
+    /// is built by `ack` inside the transaction and stored with what the message posted; the
+    /// outcome is returned only after the commit. `Err` means nothing was stored: the edge
+    /// answers "try again" (HL7 AR/CR without storing, ASTM NAK) and the sender resends.
+    pub async fn ingest<F>(&self, inbound: &Inbound, ack: F) -> AppResult<IngestOutcome>
+    where
+        F: Fn(&AckFacts<'_>) -> Vec<u8> + Send + Sync,
+    {
+        match self.ingest_once(inbound, &ack).await {
+            // Two copies raced past the lookup (two servers on one database): the other
+            // copy's row is there now.
+            Err(AppError::Conflict {
+                code: "conflict", ..
+            }) => self.ingest_once(inbound, &ack).await,
+            other => other,
+        }
+    }
+
+    async fn ingest_once<F>(&self, inbound: &Inbound, ack: &F) -> AppResult<IngestOutcome>
+    where
+        F: Fn(&AckFacts<'_>) -> Vec<u8> + Send + Sync,
+    {
+        let settings = self.entry_settings().await?;
+        let mut tx = self.store.begin().await?;
+        let protocol = inbound.protocol.as_str();
+        if let Some(m) = tx
+            .interface_message_by_key(protocol, &inbound.sender, &inbound.control_id)
+            .await?
+        {
+            return Ok(IngestOutcome {
+                message_id: m.id,
+                repeated: true,
+                errors: serde_json::from_str(&m.errors).unwrap_or_default(),
+                status: m.status,
+                posted: m.posted,
+                ack: m.ack,
+            });
+        }
+        let kind_and_posted = if inbound.rejected.is_empty() {
+            let p = self.post_inbound(&mut tx, inbound, settings).await?;
+            let kind = if p.errors.is_empty() {
+                AckKind::Accept
+            } else {
+                AckKind::Error
+            };
+            (kind, p)
+        } else {
+            (
+                AckKind::Reject,
+                Posted {
+                    connection: inbound.sender.clone(),
+                    posted: 0,
+                    errors: inbound.rejected.clone(),
+                },
+            )
+        };
+        let (kind, p) = kind_and_posted;
+        let ack_bytes = ack(&AckFacts {
+            kind,
+            control_id: ack_control_id(inbound),
+            errors: &p.errors,
+        });
+        let now = self.now();
+        let status = if kind == AckKind::Accept {
+            "accepted"
+        } else {
+            "error"
+        };
+        let errors =
+            serde_json::to_string(&p.errors).map_err(|e| AppError::Internal(e.to_string()))?;
+        let record = InterfaceMessageRecord {
+            id: 0,
+            protocol: protocol.to_owned(),
+            connection: p.connection,
+            sender: inbound.sender.clone(),
+            control_id: inbound.control_id.clone(),
+            message_type: inbound.message_type.clone(),
+            received_at: now,
+            raw: inbound.raw.clone(),
+            status: status.to_owned(),
+            ack: ack_bytes.clone(),
+            errors,
+            posted: p.posted,
+            updated_at: now,
+            updated_by: format!("{protocol}:receive"),
+        };
+        let id = tx.insert_interface_message(&record).await?;
+        tx.commit().await?;
+        Ok(IngestOutcome {
+            message_id: id,
+            repeated: false,
+            status: status.to_owned(),
+            posted: p.posted,
+            errors: p.errors,
+            ack: ack_bytes,
+        })
+    }
+
+    /// Posts a message's results inside `tx`, naming each problem.
+    async fn post_inbound(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        inbound: &Inbound,
+        settings: EntrySettings,
+    ) -> AppResult<Posted> {
+        let sender_field = match inbound.protocol {
+            Protocol::Hl7 => "MSH-3",
+            Protocol::Astm => "H-5",
+        };
+        let Some(instrument) = tx
+            .instrument_by_sender(inbound.protocol.as_str(), &inbound.sender)
+            .await?
+            .filter(|i| i.retired_at.is_none())
+        else {
+            return Ok(Posted {
+                connection: inbound.sender.clone(),
+                posted: 0,
+                errors: vec![err(
+                    sender_field,
+                    "unknown_sender",
+                    "no active instrument is registered under this sender; register it (POST \
+                     /api/v1/instruments) and replay the message",
+                )],
+            });
+        };
+        let codes: HashMap<String, (String, Option<String>)> = tx
+            .instrument_test_codes(instrument.id)
+            .await?
+            .into_iter()
+            .map(|c| (c.code, (c.test_code, c.units)))
+            .collect();
+        let actor = Actor::instrument(&instrument.code, inbound.protocol);
+        let mut errors = Vec::new();
+        let mut items = Vec::new();
+        let mut locations = Vec::new();
+        for s in &inbound.specimens {
+            if let Some(problem) = self.wrong_patient(tx, s).await? {
+                errors.push(problem);
+                continue;
+            }
+            for o in &s.observations {
+                let Some((test, units)) = codes.get(o.code.trim()) else {
+                    errors.push(err(
+                        &format!("{}-{}", o.location, inbound.protocol.result_fields().0),
+                        "unknown_test_code",
+                        format!(
+                            "instrument {} has no mapping for this test code",
+                            instrument.code
+                        ),
+                    ));
+                    continue;
+                };
+                items.push(ResultInput {
+                    accession: s.accession.clone(),
+                    test: test.clone(),
+                    value: o.value.clone(),
+                    units: o.units.clone().filter(|u| !u.is_empty()).or(units.clone()),
+                    instrument: Some(instrument.code.clone()),
+                    flags: o
+                        .flags
+                        .iter()
+                        .filter(|f| !INTERPRETATIONS.contains(&f.as_str()))
+                        .cloned()
+                        .collect(),
+                    indices: None,
+                    comment: o.comment.clone(),
+                });
+                locations.push((o.location.clone(), s.location.clone()));
+            }
+        }
+        if inbound.specimens.iter().all(|s| s.observations.is_empty()) {
+            errors.push(err("", "no_results", "the message carries no results"));
+        }
+        let mut posted = 0;
+        if !items.is_empty() {
+            let outcomes = self.post_results_in(tx, &actor, &items, settings).await?;
+            for o in outcomes {
+                let Some(e) = o.error else {
+                    posted += 1;
+                    continue;
+                };
+                let (obs, spec) = &locations[o.index];
+                let (code, message, field) = match &e {
+                    AppError::Invalid {
+                        code,
+                        message,
+                        field,
+                    }
+                    | AppError::Conflict {
+                        code,
+                        message,
+                        field,
+                    } => (code.to_string(), message.clone(), field.clone()),
+                    AppError::NotFound { entity } => {
+                        ("not_found".to_owned(), format!("{entity} not found"), None)
+                    }
+                    other => ("refused".to_owned(), other.to_string(), None),
+                };
+                // `results[i].accession` is the specimen's field; the rest are the result's.
+                let (code_field, value_field, units_field) = inbound.protocol.result_fields();
+                let location = match field.as_deref().and_then(|f| f.rsplit('.').next()) {
+                    Some("accession") => spec.clone(),
+                    Some("units") => format!("{obs}-{units_field}"),
+                    Some("test") => format!("{obs}-{code_field}"),
+                    _ => format!("{obs}-{value_field}"),
+                };
+                errors.push(InboundError {
+                    location,
+                    code,
+                    message,
+                });
+            }
+        }
+        Ok(Posted {
+            connection: instrument.code,
+            posted,
+            errors,
+        })
+    }
+
+    /// A specimen whose message names a patient (by MRN) other than the tube's: nothing of it
+    /// is posted. A tube not found is left to result entry, which names it.
+    async fn wrong_patient(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        s: &InboundSpecimen,
+    ) -> AppResult<Option<InboundError>> {
+        let ids: Vec<&str> = s
+            .patient_ids
+            .iter()
+            .map(|i| i.trim())
+            .filter(|i| !i.is_empty())
+            .collect();
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let Some(spec) = tx.specimen_by_accession(s.accession.trim()).await? else {
+            return Ok(None);
+        };
+        let Some(order) = tx.order_by_id(spec.order_id).await? else {
+            return Ok(None);
+        };
+        let Some(patient) = tx.patient_by_id(order.patient_id).await? else {
+            return Ok(None);
+        };
+        if ids.contains(&patient.mrn.as_str()) {
+            return Ok(None);
+        }
+        Ok(Some(err(
+            &s.patient_location,
+            "wrong_patient",
+            "the specimen belongs to another patient than the message names: nothing of it \
+             was posted",
+        )))
+    }
+
+    /// Replays a message from the interface error queue with today's registry and mappings
+    /// (`interface.manage` and `result.enter`). Results already stored come back as
+    /// duplicates; the message is `replayed` once nothing is left refused.
+    pub async fn replay_message<F>(
+        &self,
+        actor: &Actor,
+        id: i64,
+        read: F,
+    ) -> AppResult<IngestOutcome>
+    where
+        F: Fn(Protocol, &[u8]) -> Inbound + Send + Sync,
+    {
+        actor.require(Permission::InterfaceManage)?;
+        actor.require(Permission::ResultEnter)?;
+        let settings = self.entry_settings().await?;
+        let mut tx = self.store.begin().await?;
+        let old = tx
+            .interface_message_by_id(id)
+            .await?
+            .ok_or(AppError::NotFound { entity: "message" })?;
+        if old.status != "error" {
+            return Err(AppError::Conflict {
+                field: None,
+                code: "message_not_in_error",
+                message: format!("the message is {}, not in the error queue", old.status),
+            });
+        }
+        let protocol = Protocol::parse(&old.protocol)
+            .ok_or_else(|| AppError::Internal(format!("stored protocol {}", old.protocol)))?;
+        let inbound = read(protocol, &old.raw);
+        let p = if inbound.rejected.is_empty() {
+            self.post_inbound(&mut tx, &inbound, settings).await?
+        } else {
+            Posted {
+                connection: old.connection.clone(),
+                posted: 0,
+                errors: inbound.rejected.clone(),
+            }
+        };
+        let now = self.now();
+        let status = if p.errors.is_empty() {
+            "replayed"
+        } else {
+            "error"
+        };
+        let record = InterfaceMessageRecord {
+            status: status.to_owned(),
+            errors: serde_json::to_string(&p.errors)
+                .map_err(|e| AppError::Internal(e.to_string()))?,
+            posted: p.posted,
+            updated_at: now,
+            updated_by: actor.username.clone(),
+            connection: p.connection,
+            ..old.clone()
+        };
+        if !tx.update_interface_message(&record, old.updated_at).await? {
+            return Err(AppError::Conflict {
+                field: None,
+                code: "message_changed",
+                message: "the message was replayed meanwhile: reload it".into(),
+            });
+        }
+        tx.audit(self.entry(
+            actor,
+            "interface_message.replay",
+            "interface_message",
+            id,
+            Some(json!({"status": old.status, "posted": old.posted})),
+            Some(json!({"status": status, "posted": p.posted, "errors": p.errors.len()})),
+            None,
+        ));
+        tx.commit().await?;
+        Ok(IngestOutcome {
+            message_id: id,
+            repeated: false,
+            status: status.to_owned(),
+            posted: p.posted,
+            errors: p.errors,
+            ack: old.ack,
+        })
+    }
+}

@@ -1,0 +1,456 @@
+//! Instruments over MLLP end to end, on both databases: an analyzer registered through the
+//! API sends ORU^R01 results over a real socket; they are posted through result entry as the
+//! instrument, acknowledged after the commit, answered from the store when resent; problems
+//! go to the interface error queue, and a replay after the mapping is fixed posts the rest.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use aliquot_connect::MllpConfig;
+use aliquot_connect::simulate::{MllpClient, Reading, ack_code, oru};
+use aliquot_domain::auth::Role;
+use jiff::SignedDuration;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::results::{Ctx, order_tests, received_order, setup, test_of, tube};
+use crate::support::*;
+
+crate::both_backends!(
+    an_analyzer_posts_results_acknowledged_after_commit_and_a_resend_is_answered_from_the_store,
+    problems_wait_in_the_error_queue_and_a_replay_posts_the_rest,
+    a_specimen_of_another_patient_or_unknown_sender_posts_nothing,
+    enhanced_mode_answers_commit_then_application_acknowledgement,
+    garbage_oversized_and_slow_senders_do_not_stop_the_listener,
+);
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+async fn listen(c: &Ctx, config: MllpConfig) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(aliquot_connect::serve_mllp(
+        listener,
+        c.app.app.clone(),
+        config,
+        std::future::pending::<()>(),
+    ));
+    addr
+}
+
+async fn register_chem1(c: &Ctx, admin: &str, codes: Value) {
+    let (s, v) = c
+        .app
+        .post(
+            "/api/v1/instruments",
+            admin,
+            json!({"code": "CHEM1", "name": "Chemistry analyzer 1", "protocol": "hl7",
+                   "sender": "CHEM1", "department": "chemistry", "test_codes": codes}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+}
+
+fn reading(code: &str, value: &str, units: &str) -> Reading {
+    Reading {
+        code: code.into(),
+        value: value.into(),
+        units: units.into(),
+        flags: Vec::new(),
+    }
+}
+
+fn segment<'a>(ack: &'a str, name: &str) -> Vec<&'a str> {
+    ack.split('\r')
+        .filter(|s| s.starts_with(&format!("{name}|")))
+        .collect()
+}
+
+async fn an_analyzer_posts_results_acknowledged_after_commit_and_a_resend_is_answered_from_the_store(
+    db: Db,
+) {
+    let c = setup(db).await;
+    let admin = c.app.token_for(Role::Admin).await;
+    register_chem1(
+        &c,
+        &admin,
+        json!([{"code": "K", "test": "K"}, {"code": "NA", "test": "2951-2", "units": "mmol/L"}]),
+    )
+    .await;
+    let now = c.app.app.now();
+    let (order, o) = received_order(&c, &["K", "NA"], now - SignedDuration::from_mins(30)).await;
+    let sst = tube(&o, "SST");
+    let addr = listen(&c, MllpConfig::default()).await;
+    let mut client = MllpClient::connect(addr).await.expect("connect");
+    let before = c.app.audit_len().await;
+    let msg = oru(
+        "CHEM1",
+        "MSG-0001",
+        &sst,
+        &[reading("K", "4.2", "mmol/L"), reading("NA", "140", "")],
+    );
+    let ack = client.send(&msg, TIMEOUT).await.expect("ack");
+    let text = String::from_utf8(ack.clone()).unwrap();
+    assert_eq!(ack_code(&ack), "AA", "{text}");
+    // MSA-2 answers MSH-10; the sender and receiver are swapped.
+    assert_eq!(segment(&text, "MSA"), ["MSA|AA|MSG-0001"], "{text}");
+    assert!(
+        text.starts_with("MSH|^~\\&|ALIQUOT|LAB|CHEM1|LAB|"),
+        "{text}"
+    );
+    // Acknowledged means committed: the results are there, posted as the instrument.
+    let tests = order_tests(&c, order).await;
+    let k = &test_of(&tests, "K")["result"];
+    assert_eq!(k["value"], "4.2");
+    assert_eq!(k["status"], "released");
+    assert_eq!(k["instrument"], "CHEM1", "{k}");
+    // NA came without a unit and takes the one its mapping names.
+    assert_eq!(test_of(&tests, "NA")["result"]["units"], "mmol/L");
+    let (s, events) = c
+        .app
+        .get(&format!("/api/v1/audit/events?after={before}"), &admin)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let enters: Vec<&Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "result.enter")
+        .collect();
+    assert_eq!(enters.len(), 2, "{events}");
+    for e in &enters {
+        assert_eq!(e["actor_name"], "instrument:CHEM1");
+        assert_eq!(e["source"], "hl7");
+    }
+    // The same message again (the ACK was lost): the stored answer, byte for byte, and
+    // nothing posted twice.
+    let audit = c.app.audit_len().await;
+    let again = client.send(&msg, TIMEOUT).await.expect("ack");
+    assert_eq!(again, ack);
+    assert_eq!(c.app.audit_len().await, audit);
+    let tests = order_tests(&c, order).await;
+    assert_eq!(
+        test_of(&tests, "K")["result"]["versions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // The log lists it, accepted, without content for the administrator.
+    let (s, list) = c.app.get("/api/v1/interface/messages", &admin).await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["status"], "accepted");
+    assert_eq!(list[0]["connection"], "CHEM1");
+    assert_eq!(list[0]["posted"], 2);
+    assert_eq!(list[0]["content"], Value::Null);
+    c.app.finish().await;
+}
+
+async fn problems_wait_in_the_error_queue_and_a_replay_posts_the_rest(db: Db) {
+    let c = setup(db).await;
+    let admin = c.app.token_for(Role::Admin).await;
+    register_chem1(&c, &admin, json!([{"code": "K", "test": "K"}])).await;
+    let now = c.app.app.now();
+    let (order, o) = received_order(&c, &["K", "GLU"], now - SignedDuration::from_mins(30)).await;
+    let sst = tube(&o, "SST");
+    let addr = listen(&c, MllpConfig::default()).await;
+    let mut client = MllpClient::connect(addr).await.expect("connect");
+    let msg = oru(
+        "CHEM1",
+        "MSG-0002",
+        &sst,
+        &[
+            reading("K", "4.4", "mmol/L"),
+            reading("GLUC3", "95", "mg/dL"),
+        ],
+    );
+    let ack = client.send(&msg, TIMEOUT).await.expect("ack");
+    let text = String::from_utf8(ack.clone()).unwrap();
+    assert_eq!(ack_code(&ack), "AE", "{text}");
+    // v2.5.1: ERR-2 locates the problem (OBX 2, field 3), ERR-3 the HL7 code, ERR-4 severity.
+    let err = segment(&text, "ERR");
+    assert_eq!(err.len(), 1, "{text}");
+    assert!(
+        err[0].starts_with("ERR||OBX^2^3|103^Table value not found: "),
+        "{text}"
+    );
+    assert!(err[0].contains("(unknown_test_code)"), "{text}");
+    // The mapped result is posted; the other waits.
+    let tests = order_tests(&c, order).await;
+    assert_eq!(test_of(&tests, "K")["result"]["value"], "4.4");
+    assert_eq!(test_of(&tests, "GLU")["result"], Value::Null);
+    let (s, queue) = c
+        .app
+        .get("/api/v1/interface/messages?status=error", &admin)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{queue}");
+    let id = queue[0]["id"].as_i64().unwrap();
+    assert_eq!(queue[0]["errors"][0]["location"], "OBX[2]-3");
+    assert_eq!(queue[0]["errors"][0]["code"], "unknown_test_code");
+    assert_eq!(queue[0]["posted"], 1);
+    // A technologist (who may read patients) sees the content; the read is access-logged.
+    let (s, m) = c
+        .app
+        .get(&format!("/api/v1/interface/messages/{id}"), &c.mt)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{m}");
+    assert!(m["content"]["raw"].as_str().unwrap().contains(&sst));
+    assert_eq!(m["content"]["control_id"], "MSG-0002");
+    let (_, m) = c
+        .app
+        .get(&format!("/api/v1/interface/messages/{id}"), &admin)
+        .await;
+    assert_eq!(m["content"], Value::Null);
+    let (_, log) = c.app.get("/api/v1/audit/access-log", &admin).await;
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "interface_message.read"),
+        "{log}"
+    );
+    // Replay before the fix: still in error. The administrator may not replay (no
+    // result.enter).
+    let got = c
+        .app
+        .post(
+            &format!("/api/v1/interface/messages/{id}/replay"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_error(&got, StatusCode::FORBIDDEN, "forbidden", None);
+    // The analyst maps the code and replays: K comes back as a duplicate, GLU is posted.
+    let (_, inst) = c.app.get("/api/v1/instruments/CHEM1", &admin).await;
+    let (s, v) = c
+        .app
+        .put(
+            "/api/v1/instruments/CHEM1",
+            &admin,
+            json!({"version": inst["version"], "reason": "glucose assay added",
+                   "instrument": {"code": "CHEM1", "name": "Chemistry analyzer 1",
+                     "protocol": "hl7", "sender": "CHEM1", "department": "chemistry",
+                     "test_codes": [{"code": "K", "test": "K"}, {"code": "GLUC3", "test": "GLU"}]}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["version"], 2);
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/interface/messages/{id}/replay"),
+            &c.mt,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "replayed", "{v}");
+    assert_eq!(v["posted"], 2);
+    let tests = order_tests(&c, order).await;
+    assert_eq!(test_of(&tests, "GLU")["result"]["value"], "95");
+    assert_eq!(
+        test_of(&tests, "K")["result"]["versions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // Once replayed it is out of the queue, and a second replay is refused.
+    let (_, queue) = c
+        .app
+        .get("/api/v1/interface/messages?status=error", &admin)
+        .await;
+    assert_eq!(queue, json!([]));
+    let got = c
+        .app
+        .post(
+            &format!("/api/v1/interface/messages/{id}/replay"),
+            &c.mt,
+            json!({}),
+        )
+        .await;
+    assert_error(&got, StatusCode::CONFLICT, "message_not_in_error", None);
+    c.app.finish().await;
+}
+
+async fn a_specimen_of_another_patient_or_unknown_sender_posts_nothing(db: Db) {
+    let c = setup(db).await;
+    let admin = c.app.token_for(Role::Admin).await;
+    register_chem1(&c, &admin, json!([{"code": "K", "test": "K"}])).await;
+    let now = c.app.app.now();
+    let (order, o) = received_order(&c, &["K"], now - SignedDuration::from_mins(30)).await;
+    let sst = tube(&o, "SST");
+    let addr = listen(&c, MllpConfig::default()).await;
+    let mut client = MllpClient::connect(addr).await.expect("connect");
+    // The message names another patient (PID-3) than the tube's (MRN-900).
+    let msg = String::from_utf8(oru(
+        "CHEM1",
+        "MSG-0003",
+        &sst,
+        &[reading("K", "6.9", "mmol/L")],
+    ))
+    .unwrap()
+    .replacen("\rOBR|", "\rPID|1||MRN-901^^^LAB^MR||Other^Person\rOBR|", 1);
+    let ack = client.send(msg.as_bytes(), TIMEOUT).await.expect("ack");
+    let text = String::from_utf8(ack.clone()).unwrap();
+    assert_eq!(ack_code(&ack), "AE", "{text}");
+    assert!(segment(&text, "ERR")[0].contains("PID^1^3"), "{text}");
+    assert!(text.contains("(wrong_patient)"), "{text}");
+    // The same patient named: accepted.
+    let msg_ok = msg
+        .replace("MRN-901", "MRN-900")
+        .replace("MSG-0003", "MSG-0004");
+    let ack = client.send(msg_ok.as_bytes(), TIMEOUT).await.expect("ack");
+    // A critical potassium is held for review (and its call opened), but it is posted.
+    assert_eq!(ack_code(&ack), "AA");
+    let tests = order_tests(&c, order).await;
+    assert_eq!(test_of(&tests, "K")["result"]["value"], "6.9");
+    // An unknown tube and an unregistered sender post nothing and say why.
+    let ack = client
+        .send(
+            &oru(
+                "CHEM1",
+                "MSG-0005",
+                "ZZ260000000",
+                &[reading("K", "4.0", "mmol/L")],
+            ),
+            TIMEOUT,
+        )
+        .await
+        .expect("ack");
+    assert_eq!(ack_code(&ack), "AE");
+    let ack = client
+        .send(
+            &oru("CHEM9", "MSG-0006", &sst, &[reading("K", "4.0", "mmol/L")]),
+            TIMEOUT,
+        )
+        .await
+        .expect("ack");
+    let text = String::from_utf8(ack.clone()).unwrap();
+    assert_eq!(ack_code(&ack), "AE", "{text}");
+    assert!(text.contains("(unknown_sender)"), "{text}");
+    let (_, queue) = c
+        .app
+        .get("/api/v1/interface/messages?status=error", &admin)
+        .await;
+    assert_eq!(queue.as_array().unwrap().len(), 3, "{queue}");
+    c.app.finish().await;
+}
+
+async fn enhanced_mode_answers_commit_then_application_acknowledgement(db: Db) {
+    let c = setup(db).await;
+    let admin = c.app.token_for(Role::Admin).await;
+    register_chem1(&c, &admin, json!([{"code": "K", "test": "K"}])).await;
+    let now = c.app.app.now();
+    let (_, o) = received_order(&c, &["K"], now - SignedDuration::from_mins(30)).await;
+    let sst = tube(&o, "SST");
+    let addr = listen(&c, MllpConfig::default()).await;
+    let mut client = MllpClient::connect(addr).await.expect("connect");
+    // MSH-15 AL, MSH-16 AL: a commit ACK, then the application ACK.
+    let msg = String::from_utf8(oru(
+        "CHEM1",
+        "MSG-0010",
+        &sst,
+        &[reading("K", "4.1", "mmol/L")],
+    ))
+    .unwrap()
+    .replacen("|P|2.5.1\r", "|P|2.5.1|||AL|AL\r", 1);
+    let commit = client.send(msg.as_bytes(), TIMEOUT).await.expect("ack");
+    assert_eq!(ack_code(&commit), "CA");
+    let app_ack = client.next_frame(TIMEOUT).await.expect("application ack");
+    assert_eq!(ack_code(&app_ack), "AA");
+    // A structurally unusable message is refused at commit level: CR.
+    let bad = "MSH|^~\\&|CHEM1|LAB|ALIQUOT|LAB|20261128||ADT^A01|MSG-0011|P|2.5.1|||AL|NE\rPID|1\r";
+    let commit = client.send(bad.as_bytes(), TIMEOUT).await.expect("ack");
+    let text = String::from_utf8(commit.clone()).unwrap();
+    assert_eq!(ack_code(&commit), "CR", "{text}");
+    assert!(
+        text.contains("ERR||MSH^1^9|200^Unsupported message type"),
+        "{text}"
+    );
+    c.app.finish().await;
+}
+
+async fn garbage_oversized_and_slow_senders_do_not_stop_the_listener(db: Db) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let c = setup(db).await;
+    let admin = c.app.token_for(Role::Admin).await;
+    register_chem1(&c, &admin, json!([{"code": "K", "test": "K"}])).await;
+    let now = c.app.app.now();
+    let (order, o) = received_order(&c, &["K"], now - SignedDuration::from_mins(30)).await;
+    let sst = tube(&o, "SST");
+    let addr = listen(
+        &c,
+        MllpConfig {
+            max_frame: 4096,
+            max_connections: 8,
+            frame_timeout: Duration::from_millis(500),
+            idle_timeout: Duration::from_secs(5),
+        },
+    )
+    .await;
+    // A slow-loris sender that starts a frame and never ends it is closed.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"\x0bMSH|^~\\&|CHEM1|").await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buf))
+        .await
+        .expect("closed by the frame timeout")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer");
+    // Connections over the cap are closed at once; the others keep being served.
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut over = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), over.read(&mut buf))
+        .await
+        .expect("closed at once")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Garbage, an oversized frame and a truncated one on one connection, then a good
+    // message: only the good one is answered and posted.
+    let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\n\r\n\x00\xff")
+        .await
+        .unwrap();
+    let mut big = vec![0x0b];
+    big.extend(std::iter::repeat_n(b'A', 10_000));
+    big.extend([0x1c, 0x0d]);
+    client.write_all(&big).await.unwrap();
+    let mut good = vec![0x0b];
+    good.extend(oru(
+        "CHEM1",
+        "MSG-0020",
+        &sst,
+        &[reading("K", "4.0", "mmol/L")],
+    ));
+    good.extend([0x1c, 0x0d]);
+    client.write_all(&good).await.unwrap();
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while !got.ends_with(&[0x1c, 0x0d]) {
+        let mut b = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, client.read(&mut b))
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert!(n > 0, "closed");
+        got.extend_from_slice(&b[..n]);
+    }
+    assert_eq!(ack_code(&got), "AA", "{}", String::from_utf8_lossy(&got));
+    assert_eq!(got.iter().filter(|b| **b == 0x0b).count(), 1, "one answer");
+    let tests = order_tests(&c, order).await;
+    assert_eq!(test_of(&tests, "K")["result"]["value"], "4.0");
+    let (_, log) = c.app.get("/api/v1/interface/messages", &admin).await;
+    assert_eq!(log.as_array().unwrap().len(), 1, "{log}");
+    c.app.finish().await;
+}

@@ -23,6 +23,7 @@ macro_rules! out {
 mod bench;
 mod demo;
 mod protocol_tools;
+mod simulate;
 
 use std::io::{IsTerminal, Read};
 use std::net::SocketAddr;
@@ -75,7 +76,7 @@ impl DbArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server: HTTP API, and (as they arrive) the MLLP and ASTM listeners.
+    /// Run the server: the HTTP API and web UI, HL7 v2 over MLLP (and, as it arrives, ASTM).
     Serve(ServeArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate,
@@ -96,6 +97,9 @@ enum Command {
     /// The test catalogue: import a lab's menu from CSV, export it as CSV.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Simulated instruments, for trying connections and generating load.
+    #[command(subcommand)]
+    Simulate(simulate::SimulateCommand),
 }
 
 #[derive(Subcommand)]
@@ -362,6 +366,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args).await,
         Command::Hl7(cmd) => protocol_tools::run_hl7(cmd),
         Command::Astm(cmd) => protocol_tools::run_astm(cmd),
+        Command::Simulate(cmd) => simulate::run(cmd).await,
         Command::Catalog(CatalogCommand::Import { file }) => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
@@ -463,7 +468,8 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
     let mllp = tokio::net::TcpListener::bind(args.mllp)
         .await
         .with_context(|| format!("binding MLLP on {}", args.mllp))?;
-    tracing::info!(mllp = %mllp.local_addr()?, "HL7 v2 over MLLP is served");
+    let mllp_addr = mllp.local_addr()?;
+    tracing::info!(mllp = %mllp_addr, "HL7 v2 over MLLP is served");
     let mllp_task = tokio::spawn(aliquot_connect::serve_mllp(
         mllp,
         app.clone(),
@@ -473,6 +479,7 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(astm = %args.astm, "the ASTM listener is configured; it is not served by this version yet");
     // The banner is a courtesy: a server whose standard output is closed keeps serving.
     let _ = outln!("Aliquot is running at http://{addr}/ (API: http://{addr}/api/v1/openapi.json)");
+    let _ = outln!("HL7 v2 over MLLP at {mllp_addr}");
     if args.demo {
         let _ = demo::print_logins(addr);
     }

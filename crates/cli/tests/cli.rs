@@ -681,7 +681,15 @@ fn the_server_log_has_no_colour_codes_when_not_at_a_terminal() {
     let d = Database::new(Db::Sqlite);
     let mut child = Command::new(BIN)
         .args(&d.args)
-        .args(["serve", "--http", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--mllp",
+            "127.0.0.1:0",
+            "--astm",
+            "127.0.0.1:0",
+        ])
         .env("ALIQUOT_LOG", "info")
         .env_remove("NO_COLOR")
         .stdin(Stdio::null())

@@ -4,6 +4,8 @@
 //! order in one `bash` with `set -euo pipefail` and a `curl` that fails on any 4xx/5xx
 //! (`--fail-with-body`). A step that expects an error says so in the README, in a comment on
 //! the line(s) before it: `(expect HTTP <status> <code>)`; it must answer exactly that error.
+//! The README's `cargo run --release -q -- …` (the simulated analyzer) runs the test's own
+//! build of the same binary, and its MLLP address `127.0.0.1:2575` is the test server's.
 
 use std::process::{Command, Stdio};
 
@@ -16,6 +18,8 @@ const README: &str = include_str!("../../../README.md");
 const SECTION: &str = "## Try the API";
 /// The address the README uses for the demo server.
 const README_ADDR: &str = "127.0.0.1:8080";
+/// The address the README uses for the demo server's MLLP listener.
+const README_MLLP: &str = "127.0.0.1:2575";
 /// In a comment, marks the next command as one that must answer an error, e.g.
 /// `# … (expect HTTP 422 idempotency_key_reused):`.
 const EXPECT: &str = "expect HTTP ";
@@ -82,7 +86,7 @@ fn mark_expected_errors(block: &str) -> String {
 }
 
 /// The script: strict mode, the failing `curl`, the expected-error helper, then the blocks.
-fn script(blocks: &[String], addr: &str) -> String {
+fn script(blocks: &[String], addr: &str, mllp: &str) -> String {
     let mut s = String::from(
         r#"set -Eeuo pipefail
 shopt -s inherit_errexit
@@ -108,11 +112,19 @@ expect_error() {
   printf '%s' "$body" | python3 -c 'import sys,json; sys.exit(json.load(sys.stdin)["error"]["code"] != sys.argv[1])' "$code" ||
     { echo "expected error code $code: curl $*" >&2; return 1; }
 }
+# `cargo run --release -q -- ARGS` is the binary under test.
+cargo() {
+  if [ "$1 $2 $3 $4" != "run --release -q --" ]; then echo "README: unexpected cargo $*" >&2; return 1; fi
+  shift 4
+  "$ALIQUOT_BIN" "$@"
+}
 "#,
     );
     for (i, block) in blocks.iter().enumerate() {
         s.push_str(&format!("\nprintf '\\n>>> README block {}\\n'\n", i + 1));
-        s.push_str(&mark_expected_errors(&block.replace(README_ADDR, addr)));
+        s.push_str(&mark_expected_errors(
+            &block.replace(README_ADDR, addr).replace(README_MLLP, mllp),
+        ));
         s.push('\n');
     }
     s.push_str("\nprintf '\\n>>> README walkthrough done\\n'\n");
@@ -128,12 +140,17 @@ fn run_walkthrough(db_args: &[String]) {
     );
     let server = Server::start(db_args, &["--demo"]);
     // http://HOST:PORT -> HOST:PORT
-    let script = script(&blocks, server.base.trim_start_matches("http://"));
+    let script = script(
+        &blocks,
+        server.base.trim_start_matches("http://"),
+        &server.mllp,
+    );
     let work = tempfile::tempdir().unwrap();
     let out = Command::new("bash")
         .arg("-c")
         .arg(&script)
         .current_dir(work.path())
+        .env("ALIQUOT_BIN", common::BIN)
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -161,6 +178,11 @@ fn run_walkthrough(db_args: &[String]) {
             .to_ascii_lowercase()
             .contains("idempotent-replayed: true"),
         "the retried order was not replayed:\n{stdout}"
+    );
+    // The simulated analyzer's results were acknowledged (AA) after their commit.
+    assert!(
+        stdout.lines().any(|l| l.split('\t').nth(1) == Some("AA")),
+        "the analyzer's message was not accepted:\n{stdout}"
     );
 }
 

@@ -66,8 +66,8 @@ pub enum Permission {
     /// Change result rules and reference intervals (the laboratory director, CLIA 493.1407).
     ResultRulesWrite,
     /// Register instruments and their test codes, read the interface message log and error
-    /// queue, replay a message (the interface analyst; a replay also needs `result.enter`,
-    /// a message's content also `patient.read`).
+    /// queue, replay a message (the interface analyst; a message's content is shown only
+    /// with `patient.read`).
     InterfaceManage,
 }
 

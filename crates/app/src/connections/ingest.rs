@@ -402,8 +402,10 @@ impl App {
     }
 
     /// Replays a message from the interface error queue with today's registry and mappings
-    /// (`interface.manage` and `result.enter`). Results already stored come back as
-    /// duplicates; the message is `replayed` once nothing is left refused.
+    /// (`interface.manage`). The results are posted as the instrument that sent them (their
+    /// values are the message's, which the analyst cannot change); the replay itself is
+    /// audited as the analyst's. Results already stored come back as duplicates; the message
+    /// is `replayed` once nothing is left refused.
     pub async fn replay_message<F>(
         &self,
         actor: &Actor,
@@ -414,7 +416,6 @@ impl App {
         F: Fn(Protocol, &[u8]) -> Inbound + Send + Sync,
     {
         actor.require(Permission::InterfaceManage)?;
-        actor.require(Permission::ResultEnter)?;
         let settings = self.entry_settings().await?;
         let mut tx = self.store.begin().await?;
         let old = tx

@@ -10,15 +10,25 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_aliquot");
 pub struct Server {
     pub child: Child,
     pub base: String,
+    /// The MLLP listener's `HOST:PORT`.
+    pub mllp: String,
 }
 
 impl Server {
-    /// Runs `aliquot <db_args> serve --http 127.0.0.1:0 <extra>` and waits until it prints
+    /// Runs `aliquot <db_args> serve --http 127.0.0.1:0 --mllp 127.0.0.1:0 --astm 127.0.0.1:0 <extra>` and waits until it prints
     /// its address (after migrating and, with `--demo`, seeding).
     pub fn start(db_args: &[String], extra: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .args(db_args)
-            .args(["serve", "--http", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--mllp",
+                "127.0.0.1:0",
+                "--astm",
+                "127.0.0.1:0",
+            ])
             .args(extra)
             .env("ALIQUOT_LOG", "warn")
             .stdin(Stdio::null())
@@ -36,9 +46,18 @@ impl Server {
                 break rest.split('/').take(3).collect::<Vec<_>>().join("/");
             }
         };
+        let mllp = loop {
+            let line = lines
+                .next()
+                .expect("server exited before printing its MLLP address")
+                .unwrap();
+            if let Some(rest) = line.strip_prefix("HL7 v2 over MLLP at ") {
+                break rest.trim().to_owned();
+            }
+        };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Server { child, base }
+        Server { child, base, mllp }
     }
 }
 

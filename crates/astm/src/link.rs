@@ -50,6 +50,16 @@ pub struct LinkConfig {
     pub max_message_bytes: usize,
     /// Stop sending when the receiver answers a frame with EOT.
     pub honor_interrupt: bool,
+    /// Receiver, with [`Handshake::Enq`]: acknowledge every frame at once and
+    /// deliver messages as [`Output::Message`] at EOT, as a plain E1381
+    /// receiver does. For tools and tests that store nothing. `false` (the
+    /// default) holds the ACK of a message's final frame until
+    /// [`Link::commit`]; see [`Output::HeldMessage`].
+    pub auto_ack: bool,
+    /// Receiver: how long the reply to a held final frame waits for
+    /// [`Link::commit`] or [`Link::refuse`] before the link answers NAK by
+    /// itself (10 s). Keep it below the sender's 15 s reply timer.
+    pub ack_hold_ms: u64,
 }
 
 impl LinkConfig {
@@ -67,6 +77,8 @@ impl LinkConfig {
             max_frame_bytes: 64 * 1024,
             max_message_bytes: 16 * 1024 * 1024,
             honor_interrupt: false,
+            auto_ack: false,
+            ack_hold_ms: 10_000,
         }
     }
 
@@ -102,6 +114,57 @@ impl Reply {
     }
 }
 
+/// Names one held final-frame reply: given with [`Output::HeldMessage`],
+/// answered with [`Link::commit`] or [`Link::refuse`]. Tokens of one link
+/// increase from 1 and are never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AckToken(u64);
+
+impl AckToken {
+    /// The number (for logs and correlation).
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for AckToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Why [`Link::commit`] or [`Link::refuse`] wrote nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckError {
+    /// The hold deadline ([`LinkConfig::ack_hold_ms`]) passed first: the link
+    /// has already answered NAK ([`LinkEvent::HoldExpired`]). The sender
+    /// retransmits the frame and the message is delivered again under a new
+    /// token, so storing must be idempotent.
+    Expired,
+    /// The session ended while the reply was held (the sender wrote EOT or a
+    /// new ENQ, or sent another frame): no reply can be sent any more
+    /// ([`LinkEvent::HoldAbandoned`]). The instrument counts the message as
+    /// not delivered and may send it again.
+    SessionEnded,
+    /// This token was already committed or refused.
+    AlreadyAnswered,
+    /// Not a token of this link, or too old to be remembered.
+    Unknown,
+}
+
+impl std::fmt::Display for AckError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AckError::Expired => "the hold expired; the link already answered NAK",
+            AckError::SessionEnded => "the session ended while the reply was held",
+            AckError::AlreadyAnswered => "already committed or refused",
+            AckError::Unknown => "unknown token",
+        })
+    }
+}
+
+impl std::error::Error for AckError {}
+
 /// Something that happened on the link (for logs, metrics and tools).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LinkEvent {
@@ -116,7 +179,8 @@ pub enum LinkEvent {
     FrameReceived {
         /// Its frame number, if readable.
         number: Option<u8>,
-        /// Our reply (`None` without handshake).
+        /// Our reply (`None` without handshake, or when the reply is held:
+        /// see [`Output::HeldMessage`]).
         reply: Option<Reply>,
         /// Why it was rejected or not stored.
         reason: Option<String>,
@@ -161,6 +225,30 @@ pub enum LinkEvent {
         /// How many.
         bytes: usize,
     },
+    /// A held final frame was answered by [`Link::commit`] (`Ack`, or `Eot`
+    /// when an interrupt was requested) or [`Link::refuse`] (`Nak`).
+    HoldAnswered {
+        /// The token.
+        token: AckToken,
+        /// What was written.
+        reply: Reply,
+    },
+    /// Nobody answered a held final frame within
+    /// [`LinkConfig::ack_hold_ms`]: the link wrote NAK. The sender will
+    /// retransmit and the message will be delivered again.
+    HoldExpired {
+        /// The token.
+        token: AckToken,
+    },
+    /// The session ended while a final frame's reply was held: nothing was
+    /// or will be written for it; a later commit returns
+    /// [`AckError::SessionEnded`].
+    HoldAbandoned {
+        /// The token.
+        token: AckToken,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// What the caller must do or may use.
@@ -168,8 +256,26 @@ pub enum LinkEvent {
 pub enum Output {
     /// Write these bytes to the line.
     Write(Vec<u8>),
-    /// A complete received message: E1394 records, each ending with CR.
+    /// A complete received message, E1394 records each ending with CR, whose
+    /// acknowledgement is already settled: nothing to answer. Produced with
+    /// [`LinkConfig::auto_ack`], with [`Handshake::None`], and, when holding,
+    /// for what arrives before EOT without a closing L record (its frames
+    /// were all acknowledged before the EOT, so no reply can be held).
     Message(Vec<u8>),
+    /// A complete received message (H … L) whose final frame has NOT been
+    /// acknowledged yet. Store it durably, then call [`Link::commit`] to
+    /// write the ACK; or [`Link::refuse`] to write NAK, so the sender
+    /// retransmits the frame and the message is delivered again (after 6
+    /// transmissions the instrument gives up and the message is its to send
+    /// again). Without an answer within [`LinkConfig::ack_hold_ms`] the link
+    /// writes NAK itself. The same message can therefore arrive more than
+    /// once: storing must be idempotent.
+    HeldMessage {
+        /// Answers this message.
+        token: AckToken,
+        /// E1394 records, each ending with CR.
+        message: Vec<u8>,
+    },
     /// Something happened.
     Event(LinkEvent),
 }
@@ -216,6 +322,23 @@ impl std::fmt::Display for SendError {
 
 impl std::error::Error for SendError {}
 
+/// A final frame whose reply waits for the application.
+#[derive(Debug)]
+struct Hold {
+    token: AckToken,
+    number: u8,
+    deadline: u64,
+    /// Receiver state before the frame, restored when it is refused so that
+    /// its retransmission is taken as new.
+    prev_last_fn: Option<u8>,
+    message_before: Vec<u8>,
+    partial_before: Vec<u8>,
+}
+
+/// How many answered, expired or abandoned tokens are remembered for
+/// [`AckError`].
+const PAST_HOLDS: usize = 16;
+
 /// The link state machine.
 #[derive(Debug)]
 pub struct Link {
@@ -242,6 +365,9 @@ pub struct Link {
     message: Vec<u8>,
     ignored: usize,
     interrupt: bool,
+    hold: Option<Hold>,
+    next_token: u64,
+    past_holds: VecDeque<(AckToken, AckError)>,
 }
 
 impl Link {
@@ -269,6 +395,9 @@ impl Link {
             message: Vec::new(),
             ignored: 0,
             interrupt: false,
+            hold: None,
+            next_token: 1,
+            past_holds: VecDeque::new(),
         }
     }
 
@@ -319,6 +448,108 @@ impl Link {
         Ok(id)
     }
 
+    /// The final frame whose reply is held, if any (see
+    /// [`Output::HeldMessage`]).
+    pub fn held(&self) -> Option<AckToken> {
+        self.hold.as_ref().map(|h| h.token)
+    }
+
+    /// The message of `token` is durably stored: acknowledge its final frame
+    /// (ACK, or EOT when [`Link::request_interrupt`] was called). Call it only
+    /// after the commit. Writes nothing and returns an error when the reply
+    /// can no longer be given: the hold expired (the link has answered NAK;
+    /// also when `now` is at or past the hold deadline and [`Link::tick`] has
+    /// not run yet), the session ended, or the token was already answered.
+    /// Then the instrument does not count the message as delivered and may
+    /// send it again; what was stored stays stored, so storing must be
+    /// idempotent.
+    pub fn commit(&mut self, token: AckToken, now: u64) -> Result<(), AckError> {
+        self.answer(token, true, now)
+    }
+
+    /// The message of `token` could not be stored: answer its final frame
+    /// with NAK. The sender retransmits the frame and the message is
+    /// delivered again under a new token; an instrument gives up after 6
+    /// transmissions of one frame, and then the message is the instrument's
+    /// to send again. Errors as for [`Link::commit`].
+    pub fn refuse(&mut self, token: AckToken, now: u64) -> Result<(), AckError> {
+        self.answer(token, false, now)
+    }
+
+    fn answer(&mut self, token: AckToken, accept: bool, now: u64) -> Result<(), AckError> {
+        match &self.hold {
+            Some(h) if h.token == token => {}
+            _ => {
+                return Err(self
+                    .past_holds
+                    .iter()
+                    .find(|(t, _)| *t == token)
+                    .map_or(AckError::Unknown, |(_, e)| *e));
+            }
+        }
+        self.expire_hold(now);
+        let Some(h) = self.hold.take() else {
+            return Err(AckError::Expired);
+        };
+        let reply = if !accept {
+            self.unwind_hold(h);
+            Reply::Nak
+        } else if self.interrupt {
+            self.interrupt = false;
+            Reply::Eot
+        } else {
+            Reply::Ack
+        };
+        self.write(vec![reply_byte(reply)]);
+        self.remember(token, AckError::AlreadyAnswered);
+        self.event(LinkEvent::HoldAnswered { token, reply });
+        self.state = State::Receiving {
+            deadline: now + self.cfg.receive_timeout_ms,
+        };
+        Ok(())
+    }
+
+    /// Answers NAK for a hold whose deadline has passed.
+    fn expire_hold(&mut self, now: u64) {
+        let Some(h) = self.hold.take_if(|h| now >= h.deadline) else {
+            return;
+        };
+        let token = h.token;
+        self.unwind_hold(h);
+        self.write(vec![NAK]);
+        self.remember(token, AckError::Expired);
+        self.event(LinkEvent::HoldExpired { token });
+        self.state = State::Receiving {
+            deadline: now + self.cfg.receive_timeout_ms,
+        };
+    }
+
+    /// The held frame was refused: expect it again.
+    fn unwind_hold(&mut self, h: Hold) {
+        self.message = h.message_before;
+        self.partial = h.partial_before;
+        self.expected_fn = h.number;
+        self.last_fn = h.prev_last_fn;
+    }
+
+    /// The session ended or moved on while a reply was held.
+    fn abandon_hold(&mut self, reason: &str) {
+        if let Some(h) = self.hold.take() {
+            self.remember(h.token, AckError::SessionEnded);
+            self.event(LinkEvent::HoldAbandoned {
+                token: h.token,
+                reason: reason.to_string(),
+            });
+        }
+    }
+
+    fn remember(&mut self, token: AckToken, e: AckError) {
+        if self.past_holds.len() >= PAST_HOLDS {
+            self.past_holds.pop_front();
+        }
+        self.past_holds.push_back((token, e));
+    }
+
     /// The next output, if any.
     pub fn poll(&mut self) -> Option<Output> {
         self.out.pop_front()
@@ -326,6 +557,10 @@ impl Link {
 
     /// When `tick` must next be called (the timer request), if any.
     pub fn next_deadline(&self) -> Option<u64> {
+        if let Some(h) = &self.hold {
+            // The receiver timer is stopped while we owe the sender a reply.
+            return Some(h.deadline);
+        }
         match self.state {
             State::Establishing { deadline }
             | State::Sending { deadline }
@@ -336,6 +571,11 @@ impl Link {
 
     /// Advances time: fires expired timers and starts pending sends.
     pub fn tick(&mut self, now: u64) {
+        if self.hold.is_some() {
+            self.expire_hold(now);
+            self.try_start(now);
+            return;
+        }
         match self.state {
             State::Establishing { deadline } if now >= deadline => {
                 self.write(vec![EOT]);
@@ -630,6 +870,7 @@ impl Link {
             State::Receiving { .. } => match b {
                 STX => self.start_frame(),
                 EOT => {
+                    self.abandon_hold("the sender ended the session (EOT) before the reply");
                     let discarded_partial = !self.partial.is_empty();
                     self.event(LinkEvent::EotReceived { discarded_partial });
                     self.deliver();
@@ -638,6 +879,7 @@ impl Link {
                 }
                 ENQ if self.cfg.handshake == Handshake::Enq => {
                     // The sender restarted its session: start over.
+                    self.abandon_hold("the sender restarted the session (ENQ) before the reply");
                     self.reset_receiver();
                     self.write(vec![ACK]);
                     self.state = State::Receiving {
@@ -719,27 +961,72 @@ impl Link {
         self.state = State::Receiving {
             deadline: now + self.cfg.receive_timeout_ms,
         };
+        if let Some(h) = &self.hold {
+            match &verdict {
+                // A copy of the held frame (the sender repeated it): the one
+                // reply it is owed comes with commit or refuse.
+                Ok((n, _, _)) if *n == h.number => {
+                    self.event(LinkEvent::FrameReceived {
+                        number,
+                        reply: None,
+                        reason: Some(
+                            "repeat of the held final frame: not stored again, reply still held"
+                                .into(),
+                        ),
+                    });
+                    return;
+                }
+                // A damaged transmission: NAK it (the sender repeats the held
+                // frame); the hold stands.
+                Err(reason) => {
+                    let reason = reason.clone();
+                    self.write(vec![NAK]);
+                    self.event(LinkEvent::FrameReceived {
+                        number,
+                        reply: Some(Reply::Nak),
+                        reason: Some(reason),
+                    });
+                    return;
+                }
+                // Another frame: the sender did not wait for our reply, so a
+                // later ACK would answer the wrong frame.
+                Ok((n, _, _)) => {
+                    let reason = format!(
+                        "the sender sent frame {n} before the reply to frame {} was given",
+                        h.number
+                    );
+                    self.abandon_hold(&reason);
+                }
+            }
+        }
         let reply_ok = if self.interrupt {
             Reply::Eot
         } else {
             Reply::Ack
         };
+        let mut held: Option<AckToken> = None;
         let (reply, reason) = match verdict {
             Err(reason) => (Reply::Nak, Some(reason)),
             Ok((n, end, text)) => {
                 if n == self.expected_fn {
+                    let partial_before = self.partial.len();
                     self.partial.extend_from_slice(&text);
+                    let mut hold_from = None;
                     if end == FrameEnd::Last {
                         if self.partial.last() != Some(&CR) {
                             self.partial.push(CR);
                         }
-                        let has_l = !handshake && has_terminator_record(&self.partial);
+                        let has_l = has_terminator_record(&self.partial);
                         let p = std::mem::take(&mut self.partial);
+                        if has_l && handshake && !self.cfg.auto_ack {
+                            hold_from = Some((self.message.len(), p[..partial_before].to_vec()));
+                        }
                         self.message.extend_from_slice(&p);
-                        if has_l {
+                        if has_l && !handshake {
                             self.deliver();
                         }
                     }
+                    let prev_last_fn = self.last_fn;
                     self.last_fn = Some(n);
                     self.expected_fn = (n + 1) % 8;
                     if self.message.len() + self.partial.len() > self.cfg.max_message_bytes {
@@ -748,6 +1035,28 @@ impl Link {
                             Reply::Nak,
                             Some("message exceeds the size limit; discarded".to_string()),
                         )
+                    } else if let Some((message_len, partial_before)) = hold_from {
+                        let token = AckToken(self.next_token);
+                        self.next_token += 1;
+                        let message = std::mem::take(&mut self.message);
+                        self.hold = Some(Hold {
+                            token,
+                            number: n,
+                            deadline: now + self.cfg.ack_hold_ms,
+                            prev_last_fn,
+                            message_before: message.get(..message_len).unwrap_or(&[]).to_vec(),
+                            partial_before,
+                        });
+                        held = Some(token);
+                        self.event(LinkEvent::FrameReceived {
+                            number,
+                            reply: None,
+                            reason: Some(format!(
+                                "final frame of a message: reply held for commit (token {token})"
+                            )),
+                        });
+                        self.out.push_back(Output::HeldMessage { token, message });
+                        (reply_ok, None)
                     } else {
                         if self.interrupt {
                             self.interrupt = false;
@@ -770,12 +1079,10 @@ impl Link {
                 }
             }
         };
-        if handshake {
-            self.write(vec![match reply {
-                Reply::Ack => ACK,
-                Reply::Nak => NAK,
-                Reply::Eot => EOT,
-            }]);
+        if held.is_some() {
+            // Written by commit, refuse or the hold deadline.
+        } else if handshake {
+            self.write(vec![reply_byte(reply)]);
             self.event(LinkEvent::FrameReceived {
                 number,
                 reply: Some(reply),
@@ -788,6 +1095,14 @@ impl Link {
                 reason,
             });
         }
+    }
+}
+
+fn reply_byte(reply: Reply) -> u8 {
+    match reply {
+        Reply::Ack => ACK,
+        Reply::Nak => NAK,
+        Reply::Eot => EOT,
     }
 }
 

@@ -201,7 +201,11 @@ struct Played {
 }
 
 fn play_receiver(bytes: &[u8]) -> Played {
-    let mut cfg = LinkConfig::lis();
+    // A tool stores nothing: acknowledge at once, as a plain E1381 receiver.
+    let mut cfg = LinkConfig {
+        auto_ack: true,
+        ..LinkConfig::lis()
+    };
     if !bytes.contains(&0x05) {
         cfg.handshake = Handshake::None;
     }
@@ -215,6 +219,7 @@ fn play_receiver(bytes: &[u8]) -> Played {
         while let Some(o) = link.poll() {
             match o {
                 Output::Message(m) => played.messages.push(m),
+                Output::HeldMessage { message, .. } => played.messages.push(message),
                 Output::Event(e) => played.events.push(e),
                 Output::Write(_) => {}
             }

@@ -1110,3 +1110,388 @@ fn has_terminator_record(text: &[u8]) -> bool {
     text.split(|&c| c == CR)
         .any(|r| r.len() >= 2 && r[0] == b'L' && !r[1].is_ascii_alphanumeric())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::encode_frame;
+
+    const MSG: &[u8] = b"H|\\^&|||INST\rR|1|^^^GLU|5.6|mmol/L||N||F\rL|1|N\r";
+
+    /// An instrument sending to a LIS over a wire the test can tamper with,
+    /// under a manual clock.
+    struct Pair {
+        inst: Link,
+        lis: Link,
+        now: u64,
+        held: Vec<(AckToken, Vec<u8>)>,
+        msgs: Vec<Vec<u8>>,
+        lis_events: Vec<LinkEvent>,
+        inst_events: Vec<LinkEvent>,
+        lis_wrote: Vec<u8>,
+        inst_frames: Vec<Vec<u8>>,
+        /// Replaces the next LIS write (line noise) when set.
+        garble_next_lis_write: Option<u8>,
+    }
+
+    impl Pair {
+        fn new(lis: LinkConfig) -> Self {
+            Pair {
+                inst: Link::new(LinkConfig::instrument()),
+                lis: Link::new(lis),
+                now: 0,
+                held: Vec::new(),
+                msgs: Vec::new(),
+                lis_events: Vec::new(),
+                inst_events: Vec::new(),
+                lis_wrote: Vec::new(),
+                inst_frames: Vec::new(),
+                garble_next_lis_write: None,
+            }
+        }
+
+        fn settle(&mut self) {
+            for _ in 0..1_000 {
+                let mut moved = false;
+                while let Some(o) = self.inst.poll() {
+                    match o {
+                        Output::Write(b) => {
+                            moved = true;
+                            if b.first() == Some(&STX) {
+                                self.inst_frames.push(b.clone());
+                            }
+                            self.lis.receive(&b, self.now);
+                        }
+                        Output::Event(e) => self.inst_events.push(e),
+                        other => panic!("instrument delivered {other:?}"),
+                    }
+                }
+                while let Some(o) = self.lis.poll() {
+                    match o {
+                        Output::Write(b) => {
+                            moved = true;
+                            self.lis_wrote.extend(&b);
+                            let b = match self.garble_next_lis_write.take() {
+                                Some(g) => vec![g],
+                                None => b,
+                            };
+                            self.inst.receive(&b, self.now);
+                        }
+                        Output::HeldMessage { token, message } => self.held.push((token, message)),
+                        Output::Message(m) => self.msgs.push(m),
+                        Output::Event(e) => self.lis_events.push(e),
+                    }
+                }
+                if !moved {
+                    return;
+                }
+            }
+            panic!("links did not settle");
+        }
+
+        fn advance(&mut self, ms: u64) {
+            self.now += ms;
+            self.inst.tick(self.now);
+            self.lis.tick(self.now);
+            self.settle();
+        }
+
+        fn send(&mut self, m: &[u8]) -> u64 {
+            let id = self.inst.send(m.to_vec(), self.now).expect("send");
+            self.settle();
+            id
+        }
+
+        fn complete(&self, id: u64) -> bool {
+            self.inst_events.contains(&LinkEvent::SendComplete { id })
+        }
+    }
+
+    #[test]
+    fn final_frame_ack_is_held_until_commit() {
+        let mut p = Pair::new(LinkConfig::lis());
+        let id = p.send(MSG);
+        // ENQ, H and R acknowledged at once; L delivered, not acknowledged.
+        assert_eq!(p.lis_wrote, [ACK, ACK, ACK]);
+        assert_eq!(p.held.len(), 1);
+        let (token, message) = p.held[0].clone();
+        assert_eq!(message, MSG);
+        assert_eq!(p.lis.held(), Some(token));
+        assert!(!p.complete(id));
+        assert!(p.lis_events.contains(&LinkEvent::FrameReceived {
+            number: Some(3),
+            reply: None,
+            reason: Some("final frame of a message: reply held for commit (token 1)".into()),
+        }));
+        // The hold deadline is the only timer (the receiver timer is stopped).
+        assert_eq!(p.lis.next_deadline(), Some(10_000));
+        p.now = 2_000;
+        assert_eq!(p.lis.commit(token, p.now), Ok(()));
+        p.settle();
+        assert_eq!(p.lis_wrote, [ACK, ACK, ACK, ACK]);
+        assert!(p.lis_events.contains(&LinkEvent::HoldAnswered {
+            token,
+            reply: Reply::Ack
+        }));
+        assert!(p.complete(id));
+        assert!(p.lis.is_neutral() && p.inst.is_neutral());
+        assert_eq!(p.held.len(), 1);
+        assert!(p.msgs.is_empty());
+        // Answering twice writes nothing.
+        assert_eq!(p.lis.commit(token, p.now), Err(AckError::AlreadyAnswered));
+        assert_eq!(p.lis.refuse(token, p.now), Err(AckError::AlreadyAnswered));
+        assert_eq!(p.lis.commit(AckToken(99), p.now), Err(AckError::Unknown));
+        assert_eq!(p.lis.poll(), None);
+    }
+
+    #[test]
+    fn refuse_naks_and_the_retransmission_is_delivered_again() {
+        let mut p = Pair::new(LinkConfig::lis());
+        let id = p.send(MSG);
+        let t1 = p.held[0].0;
+        assert_eq!(p.lis.refuse(t1, p.now), Ok(()));
+        p.settle();
+        assert!(p.inst_events.contains(&LinkEvent::Retransmit {
+            number: 3,
+            attempt: 2
+        }));
+        assert_eq!(p.lis_wrote, [ACK, ACK, ACK, NAK]);
+        // The whole message again, under a new token, still not acknowledged.
+        assert_eq!(p.held.len(), 2);
+        let (t2, m2) = p.held[1].clone();
+        assert_ne!(t1, t2);
+        assert_eq!(m2, MSG);
+        assert!(!p.complete(id));
+        assert_eq!(p.lis.commit(t2, p.now), Ok(()));
+        p.settle();
+        assert_eq!(p.lis_wrote, [ACK, ACK, ACK, NAK, ACK]);
+        assert!(p.complete(id));
+        assert_eq!(p.lis.commit(t1, p.now), Err(AckError::AlreadyAnswered));
+    }
+
+    #[test]
+    fn final_frame_split_by_etb_is_redelivered_whole_after_refuse() {
+        let mut p = Pair::new(LinkConfig::lis());
+        p.inst = Link::new(LinkConfig {
+            max_frame_text: 4,
+            ..LinkConfig::instrument()
+        });
+        let id = p.send(MSG);
+        let t1 = p.held[0].0;
+        p.lis.refuse(t1, p.now).expect("refuse");
+        p.settle();
+        assert_eq!(p.held.len(), 2);
+        assert_eq!(p.held[1].1, MSG);
+        p.lis.commit(p.held[1].0, p.now).expect("commit");
+        p.settle();
+        assert!(p.complete(id));
+    }
+
+    #[test]
+    fn slow_application_gets_nak_at_the_deadline_and_late_commit_writes_nothing() {
+        let mut p = Pair::new(LinkConfig::lis());
+        let id = p.send(MSG);
+        let t1 = p.held[0].0;
+        p.advance(9_999);
+        assert_eq!(p.lis_wrote, [ACK, ACK, ACK]);
+        p.advance(1);
+        // NAK by the link itself, never ACK; the instrument (15 s timer) retransmits.
+        assert!(p.lis_events.contains(&LinkEvent::HoldExpired { token: t1 }));
+        assert_eq!(p.lis_wrote, [ACK, ACK, ACK, NAK]);
+        assert_eq!(p.held.len(), 2);
+        let t2 = p.held[1].0;
+        let before = p.lis_wrote.len();
+        assert_eq!(p.lis.commit(t1, p.now), Err(AckError::Expired));
+        assert_eq!(p.lis.poll(), None);
+        p.settle();
+        assert_eq!(p.lis_wrote.len(), before);
+        assert!(!p.complete(id));
+        // A commit at or after the deadline, before tick ran, also NAKs.
+        assert_eq!(p.lis.commit(t2, p.now + 10_000), Err(AckError::Expired));
+        assert_eq!(p.lis.poll(), Some(Output::Write(vec![NAK])));
+        assert_eq!(
+            p.lis.poll(),
+            Some(Output::Event(LinkEvent::HoldExpired { token: t2 }))
+        );
+    }
+
+    #[test]
+    fn lost_ack_retransmitted_final_frame_is_acked_without_second_delivery() {
+        let mut p = Pair::new(LinkConfig::lis());
+        let id = p.send(MSG);
+        let t1 = p.held[0].0;
+        // Line noise turns our ACK into garbage: the sender repeats frame 3.
+        p.garble_next_lis_write = Some(b'?');
+        p.lis.commit(t1, p.now).expect("commit");
+        p.settle();
+        assert!(p.inst_events.contains(&LinkEvent::Retransmit {
+            number: 3,
+            attempt: 2
+        }));
+        assert!(p.lis_events.contains(&LinkEvent::FrameReceived {
+            number: Some(3),
+            reply: Some(Reply::Ack),
+            reason: Some("repeat of the last frame: acknowledged, not stored".into()),
+        }));
+        assert_eq!(p.held.len(), 1, "delivered once");
+        assert!(p.msgs.is_empty());
+        assert!(p.complete(id));
+        assert_eq!(p.lis_wrote, [ACK, ACK, ACK, ACK, ACK]);
+    }
+
+    #[test]
+    fn repeated_copy_of_the_held_frame_neither_delivers_nor_acks() {
+        let mut p = Pair::new(LinkConfig::lis());
+        let id = p.send(MSG);
+        let t1 = p.held[0].0;
+        let last = p.inst_frames.last().cloned().expect("frame");
+        p.lis.receive(&last, p.now);
+        p.lis.receive(&last, p.now);
+        p.settle();
+        assert_eq!(p.held.len(), 1);
+        assert_eq!(p.lis_wrote, [ACK, ACK, ACK]);
+        assert_eq!(p.lis.held(), Some(t1));
+        // A damaged copy is NAKed; the hold stands.
+        let mut bad = last.clone();
+        let n = bad.len();
+        bad[n - 3] = if bad[n - 3] == b'0' { b'1' } else { b'0' };
+        p.lis.receive(&bad, p.now);
+        assert_eq!(p.lis.poll(), Some(Output::Write(vec![NAK])));
+        while p.lis.poll().is_some() {}
+        // (the instrument never saw that NAK: the copies were ours)
+        assert_eq!(p.lis.held(), Some(t1));
+        p.lis.commit(t1, p.now).expect("commit");
+        p.settle();
+        assert!(p.complete(id));
+        assert_eq!(p.held.len(), 1);
+    }
+
+    #[test]
+    fn eot_while_held_abandons_the_reply() {
+        // A hold longer than the sender's 15 s timer (a misconfiguration):
+        // the sender gives up with EOT first.
+        let mut p = Pair::new(LinkConfig {
+            ack_hold_ms: 20_000,
+            ..LinkConfig::lis()
+        });
+        let id = p.send(MSG);
+        let t1 = p.held[0].0;
+        p.advance(15_000);
+        assert!(p.inst_events.iter().any(|e| matches!(
+            e,
+            LinkEvent::SendFailed { id: i, .. } if *i == id
+        )));
+        assert!(p.lis_events.iter().any(|e| matches!(
+            e,
+            LinkEvent::HoldAbandoned { token, .. } if *token == t1
+        )));
+        assert!(p.lis.is_neutral());
+        assert_eq!(p.lis.held(), None);
+        assert_eq!(p.lis.commit(t1, p.now), Err(AckError::SessionEnded));
+        assert_eq!(p.lis.poll(), None);
+        assert_eq!(p.lis_wrote, [ACK, ACK, ACK]);
+    }
+
+    /// A LIS fed frames by hand.
+    fn lis_with_frames(cfg: LinkConfig, frames: &[(u8, &[u8], FrameEnd)]) -> Link {
+        let mut l = Link::new(cfg);
+        l.receive(&[ENQ], 0);
+        for &(n, text, end) in frames {
+            let mut f = Vec::new();
+            encode_frame(n, text, end, &mut f);
+            l.receive(&f, 0);
+        }
+        l
+    }
+
+    #[test]
+    fn receiver_timer_is_stopped_while_held_and_restarts_after_the_reply() {
+        let cfg = LinkConfig {
+            ack_hold_ms: 40_000,
+            ..LinkConfig::lis()
+        };
+        let mut l = lis_with_frames(cfg, &[(1, b"H|\\^&\rL|1|N\r", FrameEnd::Last)]);
+        let outs: Vec<Output> = std::iter::from_fn(|| l.poll()).collect();
+        let Some(token) = outs.iter().find_map(|o| match o {
+            Output::HeldMessage { token, .. } => Some(*token),
+            _ => None,
+        }) else {
+            panic!("no held message: {outs:?}");
+        };
+        assert_eq!(l.next_deadline(), Some(40_000));
+        l.tick(30_000);
+        assert_eq!(l.poll(), None);
+        assert_eq!(l.held(), Some(token));
+        l.commit(token, 35_000).expect("commit");
+        assert_eq!(l.poll(), Some(Output::Write(vec![ACK])));
+        assert_eq!(l.next_deadline(), Some(65_000));
+        l.receive(&[EOT], 36_000);
+        assert!(l.is_neutral());
+    }
+
+    #[test]
+    fn interrupt_request_answers_the_commit_with_eot() {
+        let mut l = lis_with_frames(LinkConfig::lis(), &[(1, b"H|\\^&\rL|1|N\r", FrameEnd::Last)]);
+        while l.poll().is_some() {}
+        let token = l.held().expect("held");
+        l.request_interrupt();
+        l.commit(token, 0).expect("commit");
+        assert_eq!(l.poll(), Some(Output::Write(vec![EOT])));
+        assert_eq!(
+            l.poll(),
+            Some(Output::Event(LinkEvent::HoldAnswered {
+                token,
+                reply: Reply::Eot
+            }))
+        );
+    }
+
+    #[test]
+    fn sender_moving_on_while_held_abandons_the_hold() {
+        let mut l = lis_with_frames(
+            LinkConfig::lis(),
+            &[
+                (1, b"H|\\^&\rL|1|N\r", FrameEnd::Last),
+                (2, b"H|\\^&\r", FrameEnd::Last),
+            ],
+        );
+        let outs: Vec<Output> = std::iter::from_fn(|| l.poll()).collect();
+        assert!(outs.iter().any(|o| matches!(
+            o,
+            Output::Event(LinkEvent::HoldAbandoned { token, .. }) if token.get() == 1
+        )));
+        // Frame 2 is handled normally; no reply was ever written for frame 1.
+        let writes: Vec<&Output> = outs
+            .iter()
+            .filter(|o| matches!(o, Output::Write(_)))
+            .collect();
+        assert_eq!(writes, [&Output::Write(vec![ACK]), &Output::Write(vec![ACK])]);
+        assert_eq!(l.commit(AckToken(1), 0), Err(AckError::SessionEnded));
+    }
+
+    #[test]
+    fn message_without_l_record_is_delivered_at_eot_and_auto_ack_holds_nothing() {
+        let mut l = lis_with_frames(LinkConfig::lis(), &[(1, b"H|\\^&\rR|1|^^^K|4\r", FrameEnd::Last)]);
+        l.receive(&[EOT], 0);
+        let outs: Vec<Output> = std::iter::from_fn(|| l.poll()).collect();
+        assert!(outs.contains(&Output::Message(b"H|\\^&\rR|1|^^^K|4\r".to_vec())));
+        assert!(!outs.iter().any(|o| matches!(o, Output::HeldMessage { .. })));
+
+        let cfg = LinkConfig {
+            auto_ack: true,
+            ..LinkConfig::lis()
+        };
+        let mut l = lis_with_frames(cfg, &[(1, b"H|\\^&\rL|1|N\r", FrameEnd::Last)]);
+        let outs: Vec<Output> = std::iter::from_fn(|| l.poll()).collect();
+        assert_eq!(
+            outs.iter()
+                .filter(|o| matches!(o, Output::Write(b) if b == &[ACK]))
+                .count(),
+            2
+        );
+        assert_eq!(l.held(), None);
+        l.receive(&[EOT], 0);
+        assert!(std::iter::from_fn(|| l.poll())
+            .any(|o| o == Output::Message(b"H|\\^&\rL|1|N\r".to_vec())));
+    }
+}

@@ -61,5 +61,7 @@ pub mod link;
 pub mod records;
 
 pub use frame::{FrameEnd, FrameError, checksum, encode_frame, parse_frame, split_record};
-pub use link::{AckError, AckToken, Handshake, Link, LinkConfig, LinkEvent, Output, Reply, Role, SendError};
+pub use link::{
+    AckError, AckToken, Handshake, Link, LinkConfig, LinkEvent, Output, Reply, Role, SendError,
+};
 pub use records::{Record, Records, parse_records};

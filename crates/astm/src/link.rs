@@ -1431,7 +1431,10 @@ mod tests {
 
     #[test]
     fn interrupt_request_answers_the_commit_with_eot() {
-        let mut l = lis_with_frames(LinkConfig::lis(), &[(1, b"H|\\^&\rL|1|N\r", FrameEnd::Last)]);
+        let mut l = lis_with_frames(
+            LinkConfig::lis(),
+            &[(1, b"H|\\^&\rL|1|N\r", FrameEnd::Last)],
+        );
         while l.poll().is_some() {}
         let token = l.held().expect("held");
         l.request_interrupt();
@@ -1465,13 +1468,19 @@ mod tests {
             .iter()
             .filter(|o| matches!(o, Output::Write(_)))
             .collect();
-        assert_eq!(writes, [&Output::Write(vec![ACK]), &Output::Write(vec![ACK])]);
+        assert_eq!(
+            writes,
+            [&Output::Write(vec![ACK]), &Output::Write(vec![ACK])]
+        );
         assert_eq!(l.commit(AckToken(1), 0), Err(AckError::SessionEnded));
     }
 
     #[test]
     fn message_without_l_record_is_delivered_at_eot_and_auto_ack_holds_nothing() {
-        let mut l = lis_with_frames(LinkConfig::lis(), &[(1, b"H|\\^&\rR|1|^^^K|4\r", FrameEnd::Last)]);
+        let mut l = lis_with_frames(
+            LinkConfig::lis(),
+            &[(1, b"H|\\^&\rR|1|^^^K|4\r", FrameEnd::Last)],
+        );
         l.receive(&[EOT], 0);
         let outs: Vec<Output> = std::iter::from_fn(|| l.poll()).collect();
         assert!(outs.contains(&Output::Message(b"H|\\^&\rR|1|^^^K|4\r".to_vec())));
@@ -1491,7 +1500,9 @@ mod tests {
         );
         assert_eq!(l.held(), None);
         l.receive(&[EOT], 0);
-        assert!(std::iter::from_fn(|| l.poll())
-            .any(|o| o == Output::Message(b"H|\\^&\rL|1|N\r".to_vec())));
+        assert!(
+            std::iter::from_fn(|| l.poll())
+                .any(|o| o == Output::Message(b"H|\\^&\rL|1|N\r".to_vec()))
+        );
     }
 }

@@ -116,7 +116,10 @@ fn held_ack_run(pads: &[usize], actions: &[(u8, u16)]) -> Result<(), TestCaseErr
         .collect();
     let mut ids = Vec::new();
     for m in &msgs {
-        ids.push(inst.send(m.clone(), 0).map_err(|e| TestCaseError::fail(e.to_string()))?);
+        ids.push(
+            inst.send(m.clone(), 0)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?,
+        );
     }
 
     struct World {
@@ -170,7 +173,10 @@ fn held_ack_run(pads: &[usize], actions: &[(u8, u16)]) -> Result<(), TestCaseErr
                     w.token_msg.push((token, message));
                 }
                 Output::Message(m) => {
-                    prop_assert!(!w.committed.contains(&m), "committed message delivered again");
+                    prop_assert!(
+                        !w.committed.contains(&m),
+                        "committed message delivered again"
+                    );
                 }
                 Output::Event(_) => {}
             }
@@ -235,7 +241,8 @@ fn held_ack_run(pads: &[usize], actions: &[(u8, u16)]) -> Result<(), TestCaseErr
         match (&r, &first) {
             (Ok(()), Some(Output::Write(b))) if b.len() == 1 => {}
             (Err(_), None) => {}
-            (Err(aliquot_astm::AckError::Expired), Some(Output::Write(b))) if *b == [aliquot_astm::frame::NAK] => {}
+            (Err(aliquot_astm::AckError::Expired), Some(Output::Write(b)))
+                if *b == [aliquot_astm::frame::NAK] => {}
             _ => prop_assert!(false, "answer {:?} gave {:?}", r, first),
         }
         if let Some(Output::Write(b)) = first {
@@ -314,7 +321,10 @@ fn held_ack_run(pads: &[usize], actions: &[(u8, u16)]) -> Result<(), TestCaseErr
     prop_assert_eq!(w.finished, msgs.len());
     for (id, m) in ids.iter().zip(&msgs) {
         if w.completed.contains(id) {
-            prop_assert!(w.committed.contains(m), "sender saw its message acknowledged without a commit");
+            prop_assert!(
+                w.committed.contains(m),
+                "sender saw its message acknowledged without a commit"
+            );
         }
     }
     Ok(())

@@ -466,7 +466,11 @@ fn result_helpers_on_shared_samples() {
         .collect();
     assert_eq!(
         (rs[0].test_code(), rs[0].value_text(), rs[0].unit()),
-        ("SARSCOV2IGA".to_string(), ">8".to_string(), "Ratio".to_string())
+        (
+            "SARSCOV2IGA".to_string(),
+            ">8".to_string(),
+            "Ratio".to_string()
+        )
     );
     assert_eq!(rs[1].value_text(), "7.41");
 
@@ -548,7 +552,13 @@ fn query_specimen_ids_and_both_answers() {
         .collect();
     assert_eq!(
         ids,
-        ["VALI200301", "VALI200302", "VALI200303", "VALI200304", "VALI200305"]
+        [
+            "VALI200301",
+            "VALI200302",
+            "VALI200303",
+            "VALI200304",
+            "VALI200305"
+        ]
     );
     let orders: Vec<AnswerOrder> = ids[..2]
         .iter()

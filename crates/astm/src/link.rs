@@ -1112,6 +1112,7 @@ fn has_terminator_record(text: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::frame::encode_frame;

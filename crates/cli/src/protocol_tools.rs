@@ -414,8 +414,9 @@ mod tests {
         assert_eq!(hl7_get_lines(&b, "PID-5.1").expect("get"), ["O\\Brien"]);
         assert_eq!(
             hl7_get_lines(&b, "PID-3").expect("get"),
-            ["PAT\\T\\1^^^ALQ&1.2.3&ISO^MR", "XYZ99^^^SSA^SS"]
+            ["PAT\\T\\1^^^ALQ&1.2.3&ISO^MR~XYZ99^^^SSA^SS"]
         );
+        assert_eq!(hl7_get_lines(&b, "PID-3[2].1").expect("get"), ["XYZ99"]);
         assert_eq!(hl7_get_lines(&b, "OBR-4.2").expect("get"), ["Lipid panel"]);
         assert_eq!(
             hl7_get_lines(&b, "OBX-5").expect("get"),

@@ -51,7 +51,10 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("link_receiver_session", |b| {
         b.iter(|| {
-            let mut link = Link::new(LinkConfig::lis());
+            let mut link = Link::new(LinkConfig {
+                auto_ack: true,
+                ..LinkConfig::lis()
+            });
             let mut acks = 0usize;
             let mut delivered = 0usize;
             for chunk in stream.chunks(1024) {
@@ -60,6 +63,7 @@ fn bench(c: &mut Criterion) {
                     match o {
                         Output::Write(_) => acks += 1,
                         Output::Message(m) => delivered += m.len(),
+                        Output::HeldMessage { message, .. } => delivered += message.len(),
                         Output::Event(_) => {}
                     }
                 }

@@ -28,6 +28,7 @@ pub fn astm_link(data: &[u8]) -> Result<(), String> {
     let mut link = Link::new(cfg);
     let mut now = 0u64;
     let mut steps = 0usize;
+    let mut last_held = None;
     while let Some((&op, tail)) = rest.split_first() {
         steps += 1;
         match op {
@@ -51,10 +52,20 @@ pub fn astm_link(data: &[u8]) -> Result<(), String> {
             }
         }
         let mut outputs = 0usize;
+        let mut held = Vec::new();
         while let Some(o) = link.poll() {
             outputs += 1;
             match o {
                 Output::Write(bytes) => check_written(&bytes)?,
+                Output::HeldMessage { token, message } => {
+                    if message.len() > 4096 + 512 {
+                        return Err(format!(
+                            "delivered message of {} bytes over the limit",
+                            message.len()
+                        ));
+                    }
+                    held.push(token);
+                }
                 Output::Message(m) => {
                     if m.len() > 4096 + 512 {
                         return Err(format!(
@@ -69,6 +80,36 @@ pub fn astm_link(data: &[u8]) -> Result<(), String> {
         }
         if outputs > 10_000 {
             return Err(format!("{outputs} outputs from one step"));
+        }
+        // Only the newest delivered message can be held.
+        if let Some(t) = link.held()
+            && held.last() != Some(&t)
+            && last_held != Some(t)
+        {
+            return Err(format!("link holds {t}, not the newest held message"));
+        }
+        if let Some(&t) = held.last() {
+            last_held = Some(t);
+        }
+        // Commit a third of the held messages, refuse a third, let the rest
+        // expire; a successful answer writes exactly one reply byte.
+        for token in held {
+            let answer = match token.get() % 3 {
+                0 => link.commit(token, now),
+                1 => link.refuse(token, now),
+                _ => continue,
+            };
+            let first = link.poll();
+            match (answer, first) {
+                (Ok(()), Some(Output::Write(b))) if b.len() == 1 => {}
+                (Err(_), None) => {}
+                (Err(_), Some(Output::Write(b))) if b == [crate::frame::NAK] => {} // expired now
+                (a, o) => return Err(format!("answer {a:?} gave {o:?}")),
+            }
+            while link.poll().is_some() {}
+            if link.held() == Some(token) {
+                return Err(format!("token {token} still held after its answer"));
+            }
         }
         if let Some(d) = link.next_deadline()
             && d > now + 60_000

@@ -714,6 +714,37 @@ impl<'r, 'a> ResultRecord<'r, 'a> {
     pub fn numeric(&self) -> Option<NumericValue> {
         parse_numeric(&self.value().component(1))
     }
+    /// R.4 as text for storing: the first component, unescaped and trimmed,
+    /// with a decimal comma turned into a point only when the value is a
+    /// plain number with one comma (`5,2` → `5.2`, `<0,5` → `<0.5`); a
+    /// comparator is kept (`<0.5`, `>500`); anything else (`POS`, `1,2,3`,
+    /// `3+`) is returned as sent.
+    pub fn value_text(&self) -> String {
+        let text = self.value().component(1).trim().to_string();
+        match parse_numeric(&text) {
+            Some(n) if n.decimal_comma => {
+                format!("{}{}", n.comparator.unwrap_or_default(), n.number)
+            }
+            _ => text,
+        }
+    }
+    /// R.5 units, unescaped and trimmed (`""` when absent).
+    pub fn unit(&self) -> String {
+        self.units().trimmed()
+    }
+    /// R.9 result status code (F, P, C, X, …), trimmed.
+    pub fn status_code(&self) -> String {
+        self.status().trimmed()
+    }
+    /// R.13 date and time the test completed (`YYYYMMDDHHMMSS` as sent), if
+    /// present.
+    pub fn completed_at(&self) -> Option<String> {
+        Some(self.completed().component(1).trim().to_string()).filter(|s| !s.is_empty())
+    }
+    /// R.14 instrument identifier (first component), if present.
+    pub fn instrument_id(&self) -> Option<String> {
+        Some(self.instrument().component(1).trim().to_string()).filter(|s| !s.is_empty())
+    }
     /// R.7 flags, one per repeat.
     pub fn flag_list(&self) -> Vec<String> {
         self.flags()
@@ -726,6 +757,23 @@ impl<'r, 'a> ResultRecord<'r, 'a> {
 }
 
 impl<'r, 'a> Query<'r, 'a> {
+    /// Every specimen ID asked about, one per repeat of Q.3 (component 2, or
+    /// component 1 when the instrument sends a bare ID), empty ones skipped.
+    pub fn specimen_ids(&self) -> Vec<String> {
+        self.starting_range()
+            .repeats()
+            .iter()
+            .map(|r| {
+                let c2 = r.component(2).trim().to_string();
+                if c2.is_empty() {
+                    r.component(1).trim().to_string()
+                } else {
+                    c2
+                }
+            })
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
     /// Specimen ID asked about: Q.3 component 2, or component 1 when the
     /// instrument sends a bare ID.
     pub fn specimen_id(&self) -> String {

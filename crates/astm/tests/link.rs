@@ -178,6 +178,11 @@ fn pump(
                     b.receive(&bytes, now);
                 }
                 Output::Message(m) => a_msgs.push(m),
+                Output::HeldMessage { token, message } => {
+                    // Stored at once: commit.
+                    a_msgs.push(message);
+                    a.commit(token, now).expect("commit");
+                }
                 Output::Event(e) => log.push(format!("A {}", render(&e))),
             }
         }
@@ -188,6 +193,11 @@ fn pump(
                     a.receive(&bytes, now);
                 }
                 Output::Message(m) => b_msgs.push(m),
+                Output::HeldMessage { token, message } => {
+                    // Stored at once: commit.
+                    b_msgs.push(message);
+                    b.commit(token, now).expect("commit");
+                }
                 Output::Event(e) => log.push(format!("B {}", render(&e))),
             }
         }

@@ -430,3 +430,157 @@ fn host_query_answers() {
     );
     let _ = records::escape("x", &Default::default());
 }
+
+#[test]
+fn result_helpers_for_the_lis() {
+    let b = b"H|\\^&\rR|1|^^^GLU^Glucose|5,2|mmol/L|3.9-6.1|H\\A|N|F||op|20261121101500|20261121102000^x|C311^1\rR|2|^^^CRP|<0,5|mg/L||||P\rR|3|^^^TSH|>500|mU/L||HH||C\rR|4|^^^HIV|1,2,3|||||F\rR|5|^^^ABO|A^NEG^NEG|||||F\rR|6|GLU| 7.41 \rL|1|N\r";
+    let recs = parse_records(b);
+    let rs: Vec<ResultRecord> = recs
+        .records
+        .iter()
+        .filter_map(ResultRecord::from_record)
+        .collect();
+    let codes: Vec<String> = rs.iter().map(|r| r.test_code()).collect();
+    assert_eq!(codes, ["GLU", "CRP", "TSH", "HIV", "ABO", "GLU"]);
+    let values: Vec<String> = rs.iter().map(|r| r.value_text()).collect();
+    assert_eq!(values, ["5.2", "<0.5", ">500", "1,2,3", "A", "7.41"]);
+    assert_eq!(rs[0].value().value(), "5,2", "the raw field is untouched");
+    assert_eq!(rs[0].unit(), "mmol/L");
+    assert_eq!(rs[0].flag_list(), ["H", "A"]);
+    assert_eq!(rs[2].flag_list(), ["HH"]);
+    let status: Vec<String> = rs.iter().map(|r| r.status_code()).collect();
+    assert_eq!(status, ["F", "P", "C", "F", "F", ""]);
+    assert_eq!(rs[0].completed_at().as_deref(), Some("20261121102000"));
+    assert_eq!(rs[0].instrument_id().as_deref(), Some("C311"));
+    assert_eq!((rs[1].completed_at(), rs[1].instrument_id()), (None, None));
+}
+
+#[test]
+fn result_helpers_on_shared_samples() {
+    let b = shared("astm", "goastm_euroimmun-analyzer1_multi-patient.astm");
+    let recs = parse_records(&b);
+    let rs: Vec<ResultRecord> = recs
+        .records
+        .iter()
+        .filter_map(ResultRecord::from_record)
+        .collect();
+    assert_eq!(
+        (rs[0].test_code(), rs[0].value_text(), rs[0].unit()),
+        (
+            "SARSCOV2IGA".to_string(),
+            ">8".to_string(),
+            "Ratio".to_string()
+        )
+    );
+    assert_eq!(rs[1].value_text(), "7.41");
+
+    let b = shared("astm", "goastm_horiba-yumizen-h550_flags-LL-W-comment.astm");
+    let recs = parse_records(&b);
+    let rs: Vec<ResultRecord> = recs
+        .records
+        .iter()
+        .filter_map(ResultRecord::from_record)
+        .collect();
+    let got: Vec<(String, String, String, Vec<String>, String)> = rs
+        .iter()
+        .map(|r| {
+            (
+                r.test_code(),
+                r.value_text(),
+                r.unit(),
+                r.flag_list(),
+                r.status_code(),
+            )
+        })
+        .collect();
+    let s = |x: &str| x.to_string();
+    assert_eq!(
+        got,
+        [
+            (s("MCV"), s("56.1"), s("um3"), vec![s("L")], s("W")),
+            (s("NEU#"), s("0.00"), s("10E3/uL"), vec![s("LL")], s("W")),
+            (s("NEU%"), s("12.5"), s("%"), vec![s("L")], s("W")),
+            (s("RDW-CV"), s("23.0"), s("%"), vec![s("H")], s("F")),
+        ]
+    );
+    assert_eq!(rs[0].completed_at(), None);
+
+    let b = shared("astm", "pyastm_omnilab_result-upload_assembled.astm");
+    let recs = parse_records(&b);
+    let r = recs
+        .records
+        .iter()
+        .find_map(ResultRecord::from_record)
+        .expect("R");
+    assert_eq!(
+        (
+            r.test_code(),
+            r.value_text(),
+            r.unit(),
+            r.status_code(),
+            r.completed_at(),
+            r.instrument_id()
+        ),
+        (
+            s("NA"),
+            s("7.273"),
+            s("mmol/l"),
+            s("F"),
+            Some(s("201009261034")),
+            Some(s("Architect"))
+        )
+    );
+    let o = recs.records.iter().find_map(Order::from_record).expect("O");
+    assert!(!o.specimen_id().is_empty());
+}
+
+#[test]
+fn query_specimen_ids_and_both_answers() {
+    let b = b"H|\\^&\rQ|1|^S1\\^S2 \\S3\\^^rack||^^^ALL||||||||O\rL|1|N\r";
+    let recs = parse_records(b);
+    let q = recs.records.iter().find_map(Query::from_record).expect("Q");
+    assert_eq!(q.specimen_ids(), ["S1", "S2", "S3"]);
+    assert_eq!(q.specimen_id(), "S1");
+
+    let b = shared("astm", "goastm_rvt_host-query_5xQ.astm");
+    let recs = parse_records(&b);
+    let ids: Vec<String> = recs
+        .records
+        .iter()
+        .filter_map(Query::from_record)
+        .flat_map(|q| q.specimen_ids())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "VALI200301",
+            "VALI200302",
+            "VALI200303",
+            "VALI200304",
+            "VALI200305"
+        ]
+    );
+    let orders: Vec<AnswerOrder> = ids[..2]
+        .iter()
+        .map(|id| AnswerOrder {
+            patient_id: format!("P-{id}"),
+            patient_name: ("Doe".into(), "Jo".into()),
+            specimen_id: id.clone(),
+            tests: vec!["GLU".into()],
+            priority: "R".into(),
+        })
+        .collect();
+    assert_eq!(
+        build_query_answer("ALIQUOT", "20261121120000", &orders),
+        b"H|\\^&|||ALIQUOT|||||||P|LIS2-A2|20261121120000\r\
+P|1|P-VALI200301|||Doe^Jo\r\
+O|1|VALI200301||^^^GLU|R||||||N||||||||||||||Q\r\
+P|2|P-VALI200302|||Doe^Jo\r\
+O|1|VALI200302||^^^GLU|R||||||N||||||||||||||Q\r\
+L|1|N\r"
+    );
+    assert_eq!(
+        build_query_answer("ALIQUOT", "20261121120000", &[]),
+        b"H|\\^&|||ALIQUOT|||||||P|LIS2-A2|20261121120000\rL|1|I\r"
+    );
+}

@@ -23,9 +23,11 @@ pub enum Hl7Command {
         file: PathBuf,
     },
     /// Print the unescaped value at FIELD (e.g. `PID-3`, `PID-5.1`, `OBX-5`,
-    /// `OBR-4.2`, `MSH-10`, `OBX-5[2]`) for every occurrence, one per line,
-    /// in message order. A repeating field prints one line per repetition;
-    /// a value that still has components prints its encoded text, escapes
+    /// `OBR-4.2`, `MSH-10`, `OBX-5[2]`) for every occurrence of the segment,
+    /// one line per segment in message order, an empty line where the value
+    /// is absent (so `OBX-3` and `OBX-5` line up). A repeating field prints
+    /// its repetitions on one line, joined by the repetition separator; a
+    /// value that still has components prints its encoded text, escapes
     /// kept, so that an escaped delimiter is never shown as a real one.
     Get {
         /// Input file.
@@ -177,7 +179,11 @@ pub fn hl7_parse_json(bytes: &[u8]) -> String {
         .unwrap_or_default()
 }
 
-/// `hl7 get`: unescaped values at `field` in every message, in order.
+/// `hl7 get`: one line per occurrence of the segment named by `field`, in
+/// message order: the unescaped value, an empty line where the field (or
+/// component) is absent, so that `OBX-3` and `OBX-5` line up. When the field
+/// repeats (and no `[r]` is given) the line is the repetitions' encoded text
+/// joined by the message's repetition separator (`27~25`), escapes kept.
 pub fn hl7_get_lines(bytes: &[u8], field: &str) -> Result<Vec<String>> {
     let path = FieldPath::parse(field).map_err(anyhow::Error::msg)?;
     let (payloads, _) = hl7_payloads(bytes);
@@ -185,10 +191,51 @@ pub fn hl7_get_lines(bytes: &[u8], field: &str) -> Result<Vec<String>> {
     for p in &payloads {
         let doc = Document::parse(p);
         for m in doc.messages() {
-            out.extend(m.query(&path).iter().map(|v| v.text().into_owned()));
+            for seg in m
+                .segments()
+                .filter(|s| s.name_bytes() == path.segment.as_bytes())
+            {
+                let values = hl7_values_in(seg, &path);
+                out.push(match values.as_slice() {
+                    vs if vs.iter().all(|v| v.raw().is_empty()) => String::new(),
+                    [v] => v.text().into_owned(),
+                    many => {
+                        let sep = seg.delimiters().repetition.map_or('~', char::from);
+                        many.iter()
+                            .map(|v| v.raw_str().into_owned())
+                            .collect::<Vec<_>>()
+                            .join(&sep.to_string())
+                    }
+                });
+            }
         }
     }
     Ok(out)
+}
+
+/// The values at `path` in one segment (one per repetition; none when absent).
+fn hl7_values_in<'d, 'a>(
+    seg: aliquot_hl7::Segment<'d, 'a>,
+    path: &FieldPath,
+) -> Vec<Hl7Value<'d, 'a>> {
+    let Some(f) = seg.field(path.field) else {
+        return Vec::new();
+    };
+    let reps = match path.repetition {
+        Some(r) => f.repetition(r).into_iter().collect(),
+        None => f.repetitions(),
+    };
+    reps.into_iter()
+        .filter_map(|r| match (path.component, path.subcomponent) {
+            (None, _) => Some(if path.repetition.is_none() && f.len() == 1 {
+                f
+            } else {
+                r
+            }),
+            (Some(c), None) => r.child(c),
+            (Some(c), Some(s)) => r.child(c).and_then(|c| c.child(s)),
+        })
+        .collect()
 }
 
 fn is_stream(bytes: &[u8]) -> bool {
@@ -201,7 +248,11 @@ struct Played {
 }
 
 fn play_receiver(bytes: &[u8]) -> Played {
-    let mut cfg = LinkConfig::lis();
+    // A tool stores nothing: acknowledge at once, as a plain E1381 receiver.
+    let mut cfg = LinkConfig {
+        auto_ack: true,
+        ..LinkConfig::lis()
+    };
     if !bytes.contains(&0x05) {
         cfg.handshake = Handshake::None;
     }
@@ -215,6 +266,7 @@ fn play_receiver(bytes: &[u8]) -> Played {
         while let Some(o) = link.poll() {
             match o {
                 Output::Message(m) => played.messages.push(m),
+                Output::HeldMessage { message, .. } => played.messages.push(message),
                 Output::Event(e) => played.events.push(e),
                 Output::Write(_) => {}
             }
@@ -362,8 +414,9 @@ mod tests {
         assert_eq!(hl7_get_lines(&b, "PID-5.1").expect("get"), ["O\\Brien"]);
         assert_eq!(
             hl7_get_lines(&b, "PID-3").expect("get"),
-            ["PAT\\T\\1^^^ALQ&1.2.3&ISO^MR", "XYZ99^^^SSA^SS"]
+            ["PAT\\T\\1^^^ALQ&1.2.3&ISO^MR~XYZ99^^^SSA^SS"]
         );
+        assert_eq!(hl7_get_lines(&b, "PID-3[2].1").expect("get"), ["XYZ99"]);
         assert_eq!(hl7_get_lines(&b, "OBR-4.2").expect("get"), ["Lipid panel"]);
         assert_eq!(
             hl7_get_lines(&b, "OBX-5").expect("get"),
@@ -371,10 +424,13 @@ mod tests {
                 "5.2",
                 "<^0.5",
                 "Result critical called",
-                "27",
-                "25",
+                "27~25",
                 "\\Z1234\\kept\n\nend\\Cxx\\x"
             ]
+        );
+        assert_eq!(
+            hl7_get_lines(&b, "OBX-5[2]").expect("get"),
+            ["", "", "", "25", ""]
         );
         let mllp = fixture("hl7", "mllp_stream.bin");
         assert_eq!(hl7_get_lines(&mllp, "MSH-10").expect("get"), ["M1", "M2"]);

@@ -712,3 +712,40 @@ fn the_server_log_has_no_colour_codes_when_not_at_a_terminal() {
     assert!(line.contains("INFO"), "{line}");
     assert!(!line.contains('\u{1b}'), "ANSI escape in {line:?}");
 }
+
+/// `aliquot hl7 get FILE FIELD` prints one line per segment occurrence and an empty line where
+/// the field is absent, so the lines of `OBX-3` and `OBX-5` pair up.
+#[test]
+fn hl7_get_prints_an_empty_line_for_an_absent_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("oru.hl7");
+    std::fs::write(
+        &file,
+        "MSH|^~\\&|LAB|HOSP|LIS|LAB|20260101120000||ORU^R01|M1|P|2.5.1\r\
+         PID|1||P1\r\
+         OBR|1||A1|GLU\r\
+         OBX|1|NM|GLU^Glucose||5.2|mmol/L\r\
+         OBX|2|NM|K^Potassium\r\
+         OBX|3|NM|NA^Sodium||140~141|mmol/L\r\
+         OBX|4|ST|TXT^Note||a\\R\\b\r",
+    )
+    .unwrap();
+    let get = |field: &str| {
+        let out = Command::new(BIN)
+            .args(["hl7", "get"])
+            .arg(&file)
+            .arg(field)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+        out.stdout
+    };
+    assert_eq!(
+        get("OBX-3"),
+        b"GLU^Glucose\nK^Potassium\nNA^Sodium\nTXT^Note\n"
+    );
+    assert_eq!(get("OBX-5"), b"5.2\n\n140~141\na~b\n");
+    assert_eq!(get("OBX-5[2]"), b"\n\n141\n\n");
+    assert_eq!(get("OBX-6"), b"mmol/L\n\nmmol/L\n\n");
+}

@@ -29,9 +29,13 @@ pub fn fixture(name: &str) -> Vec<u8> {
 }
 
 /// Plays the LIS receiver over a captured sender stream, one byte at a
-/// time; returns (bytes written, messages delivered, events rendered).
+/// time, acknowledging at once ([`LinkConfig::auto_ack`]); returns (bytes
+/// written, messages delivered, events rendered).
 pub fn play_receiver(stream: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>, Vec<String>) {
-    let mut link = Link::new(LinkConfig::lis());
+    let mut link = Link::new(LinkConfig {
+        auto_ack: true,
+        ..LinkConfig::lis()
+    });
     let mut written = Vec::new();
     let mut msgs = Vec::new();
     let mut events = Vec::new();
@@ -52,6 +56,10 @@ pub fn drain(
         match o {
             Output::Write(b) => written.extend(b),
             Output::Message(m) => msgs.push(m),
+            Output::HeldMessage { token, message } => {
+                events.push(format!("held {token}"));
+                msgs.push(message);
+            }
             Output::Event(e) => events.push(render(&e)),
         }
     }

@@ -89,28 +89,31 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("seeding the result rules of {test}: {e}"))?;
     }
-    // The chemistry analyzer of `aliquot simulate analyzer`, with its own assay codes.
+    // The chemistry analyzer of `aliquot simulate analyzer`, with its own assay codes: once
+    // over HL7 (MLLP), once over ASTM.
     let admin = by_role(Role::Admin)?;
-    app.register_instrument(
-        &admin,
-        aliquot_app::connections::InstrumentInput {
-            code: "CHEM1".into(),
-            name: "Chemistry analyzer 1 (simulated)".into(),
-            protocol: "hl7".into(),
-            sender: "CHEM1".into(),
-            department: "chemistry".into(),
-            test_codes: aliquot_connect::simulate::CHEMISTRY
-                .iter()
-                .map(|a| aliquot_app::connections::TestCodeInput {
-                    code: a.code.into(),
-                    test: a.test.into(),
-                    units: Some(a.units.into()),
-                })
-                .collect(),
-        },
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("registering the demo analyzer: {e}"))?;
+    for (code, protocol) in [("CHEM1", "hl7"), ("CHEM2", "astm")] {
+        app.register_instrument(
+            &admin,
+            aliquot_app::connections::InstrumentInput {
+                code: code.into(),
+                name: format!("Chemistry analyzer ({protocol}, simulated)"),
+                protocol: protocol.into(),
+                sender: code.into(),
+                department: "chemistry".into(),
+                test_codes: aliquot_connect::simulate::CHEMISTRY
+                    .iter()
+                    .map(|a| aliquot_app::connections::TestCodeInput {
+                        code: a.code.into(),
+                        test: a.test.into(),
+                        units: Some(a.units.into()),
+                    })
+                    .collect(),
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("registering the demo analyzer {code}: {e}"))?;
+    }
     let morning = morning::Staff {
         operator,
         phlebotomist: by_role(Role::Phlebotomist)?,

@@ -76,7 +76,7 @@ impl DbArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server: the HTTP API and web UI, HL7 v2 over MLLP (and, as it arrives, ASTM).
+    /// Run the server: the HTTP API and web UI, HL7 v2 over MLLP, ASTM over TCP.
     Serve(ServeArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate,
@@ -476,10 +476,21 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         aliquot_connect::MllpConfig::default(),
         stopped(),
     ));
-    tracing::info!(astm = %args.astm, "the ASTM listener is configured; it is not served by this version yet");
+    let astm = tokio::net::TcpListener::bind(args.astm)
+        .await
+        .with_context(|| format!("binding ASTM on {}", args.astm))?;
+    let astm_addr = astm.local_addr()?;
+    tracing::info!(astm = %astm_addr, "ASTM E1381/E1394 over TCP is served");
+    let astm_task = tokio::spawn(aliquot_connect::serve_astm(
+        astm,
+        app.clone(),
+        aliquot_connect::AstmConfig::default(),
+        stopped(),
+    ));
     // The banner is a courtesy: a server whose standard output is closed keeps serving.
     let _ = outln!("Aliquot is running at http://{addr}/ (API: http://{addr}/api/v1/openapi.json)");
     let _ = outln!("HL7 v2 over MLLP at {mllp_addr}");
+    let _ = outln!("ASTM over TCP at {astm_addr}");
     if args.demo {
         let _ = demo::print_logins(addr);
     }
@@ -495,6 +506,10 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("the MLLP listener")?
         .context("serving MLLP")?;
+    astm_task
+        .await
+        .context("the ASTM listener")?
+        .context("serving ASTM")?;
     tracing::info!("stopped cleanly");
     Ok(())
 }

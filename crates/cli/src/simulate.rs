@@ -5,7 +5,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use aliquot_connect::simulate::{CHEMISTRY, Dice, MllpClient, ack_code, assay_for, measure, oru};
+use aliquot_connect::simulate::{
+    AstmInstrument, CHEMISTRY, Dice, MllpClient, ack_code, assay_by_code, assay_for, astm_results,
+    measure, oru,
+};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
@@ -17,10 +20,18 @@ pub enum SimulateCommand {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("link").required(true).args(["mllp", "astm"])))]
 pub struct AnalyzerArgs {
-    /// The laboratory system's MLLP listener.
+    /// The laboratory system's MLLP listener (HL7 v2 ORU^R01 results).
     #[arg(long)]
-    mllp: SocketAddr,
+    mllp: Option<SocketAddr>,
+    /// The laboratory system's ASTM listener: the analyzer first asks which tests each
+    /// specimen needs (host query), then sends those results.
+    #[arg(long)]
+    astm: Option<SocketAddr>,
+    /// With --astm, write values with a decimal comma (`4,2`), as European analyzers do.
+    #[arg(long)]
+    decimal_comma: bool,
     /// The name the analyzer gives in MSH-3 (the instrument's registered sender).
     #[arg(long, default_value = "CHEM1")]
     sender: String,
@@ -38,6 +49,12 @@ pub struct AnalyzerArgs {
 
 pub async fn run(cmd: SimulateCommand) -> anyhow::Result<()> {
     let SimulateCommand::Analyzer(args) = cmd;
+    if let Some(addr) = args.astm {
+        return run_astm(addr, &args).await;
+    }
+    let Some(mllp) = args.mllp else {
+        bail!("--mllp or --astm is required");
+    };
     let assays = if args.tests.is_empty() {
         CHEMISTRY.iter().collect::<Vec<_>>()
     } else {
@@ -57,9 +74,9 @@ pub async fn run(cmd: SimulateCommand) -> anyhow::Result<()> {
         }
         v
     };
-    let mut client = MllpClient::connect(args.mllp)
+    let mut client = MllpClient::connect(mllp)
         .await
-        .with_context(|| format!("connecting to {}", args.mllp))?;
+        .with_context(|| format!("connecting to {mllp}"))?;
     let mut dice = Dice::new(args.seed);
     let run = jiff::Timestamp::now().as_second();
     for (i, accession) in args.accessions.iter().enumerate() {
@@ -86,6 +103,56 @@ pub async fn run(cmd: SimulateCommand) -> anyhow::Result<()> {
         for err in text.split('\r').filter(|s| s.starts_with("ERR|")) {
             outln!("  {err}")?;
         }
+    }
+    Ok(())
+}
+
+/// The ASTM analyzer: host query for the rack, then one result message per specimen with the
+/// tests the host asked for.
+async fn run_astm(addr: SocketAddr, args: &AnalyzerArgs) -> anyhow::Result<()> {
+    let mut inst = AstmInstrument::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    let timeout = Duration::from_secs(60);
+    let work = inst
+        .host_query(&args.sender, &args.accessions, timeout)
+        .await
+        .context("the host query")?;
+    let mut dice = Dice::new(args.seed);
+    for accession in &args.accessions {
+        let Some((_, patient, codes)) = work.iter().find(|(a, _, _)| a == accession) else {
+            outln!("{accession}\tno work (the host knows nothing for this analyzer)")?;
+            continue;
+        };
+        let readings: Vec<_> = codes
+            .iter()
+            .filter_map(|c| assay_by_code(c))
+            .map(|a| measure(a, &mut dice))
+            .collect();
+        inst.send(
+            astm_results(
+                &args.sender,
+                patient,
+                accession,
+                &readings,
+                args.decimal_comma,
+            ),
+            timeout,
+        )
+        .await
+        .with_context(|| format!("sending the results of {accession}"))?;
+        let values: Vec<String> = readings
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}={}{}",
+                    r.code,
+                    r.value,
+                    if r.flags.is_empty() { "" } else { " H" }
+                )
+            })
+            .collect();
+        outln!("{accession}\tACK\t{}", values.join(" "))?;
     }
     Ok(())
 }

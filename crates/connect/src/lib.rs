@@ -1,15 +1,17 @@
 //! # aliquot-connect: instrument and EMR connections
 //!
-//! The protocol edges of Aliquot: the MLLP listener for HL7 v2 ([`mllp`]), the reading of
-//! result messages into the ingest use case and the acknowledgements built from its answer
-//! ([`hl7`]), and an analyzer simulator ([`simulate`]) used by tests, the demo and the
-//! benchmark. Every message goes through `App::ingest` (crates/app, `connections`), the same
+//! The protocol edges of Aliquot: the MLLP listener for HL7 v2 ([`mllp`]) and the ASTM
+//! listener ([`astm_listener`]), the reading of result messages into the ingest use case and
+//! the acknowledgements built from its answer ([`hl7`], [`astm`]), and an analyzer simulator
+//! ([`simulate`]) used by tests, the demo and the benchmark. Every message goes through `App::ingest` (crates/app, `connections`), the same
 //! result entry as `POST /api/v1/results`, as the instrument that sent it; the
 //! acknowledgement is written only after the commit that stored the message and its results.
 
 pub mod astm;
+pub mod astm_listener;
 pub mod hl7;
 pub mod mllp;
 pub mod simulate;
 
+pub use astm_listener::{AstmConfig, serve_astm};
 pub use mllp::{MllpConfig, serve_mllp};

@@ -248,3 +248,182 @@ pub fn ack_code(ack: &[u8]) -> String {
         .map(|c| String::from_utf8_lossy(c).into_owned())
         .unwrap_or_default()
 }
+
+/// An ASTM instrument over TCP (E1381 link, instrument role): asks the host which tests its
+/// rack needs, then sends the results of each specimen, one message per specimen.
+#[derive(Debug)]
+pub struct AstmInstrument {
+    stream: TcpStream,
+    link: aliquot_astm::Link,
+    origin: tokio::time::Instant,
+    buf: Vec<u8>,
+    /// Messages the host sent (its query answers), in order.
+    pub received: Vec<Vec<u8>>,
+}
+
+/// What the host asked the instrument to run: `(accession, patient id, instrument codes)`.
+pub type Worklist = Vec<(String, String, Vec<String>)>;
+
+impl AstmInstrument {
+    pub async fn connect(addr: SocketAddr) -> io::Result<AstmInstrument> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(AstmInstrument {
+            stream,
+            link: aliquot_astm::Link::new(aliquot_astm::LinkConfig {
+                auto_ack: true,
+                ..aliquot_astm::LinkConfig::instrument()
+            }),
+            origin: tokio::time::Instant::now(),
+            buf: vec![0; 16 * 1024],
+            received: Vec::new(),
+        })
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Runs the link until `done` says so, or `timeout`.
+    async fn drive(
+        &mut self,
+        timeout: Duration,
+        mut done: impl FnMut(Option<&aliquot_astm::LinkEvent>, usize) -> Option<io::Result<()>>,
+    ) -> io::Result<()> {
+        use aliquot_astm::Output;
+        let give_up = tokio::time::Instant::now() + timeout;
+        loop {
+            while let Some(out) = self.link.poll() {
+                match out {
+                    Output::Write(b) => self.stream.write_all(&b).await?,
+                    Output::Message(m) | Output::HeldMessage { message: m, .. } => {
+                        self.received.push(m);
+                        if let Some(r) = done(None, self.received.len()) {
+                            return r;
+                        }
+                    }
+                    Output::Event(e) => {
+                        if let Some(r) = done(Some(&e), self.received.len()) {
+                            return r;
+                        }
+                    }
+                }
+            }
+            if tokio::time::Instant::now() >= give_up {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "no answer in time"));
+            }
+            let deadline = self
+                .link
+                .next_deadline()
+                .map(|ms| self.origin + Duration::from_millis(ms))
+                .map_or(give_up, |d| d.min(give_up));
+            match tokio::time::timeout_at(deadline, self.stream.read(&mut self.buf)).await {
+                Ok(Ok(0)) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the host closed the connection",
+                    ));
+                }
+                Ok(Ok(n)) => {
+                    let now = self.now();
+                    let (buf, link) = (&self.buf, &mut self.link);
+                    link.receive(&buf[..n], now);
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    let now = self.now();
+                    self.link.tick(now);
+                }
+            }
+        }
+    }
+
+    /// Sends `message` (E1394 records) and waits until the host acknowledged its last frame.
+    pub async fn send(&mut self, message: Vec<u8>, timeout: Duration) -> io::Result<()> {
+        let now = self.now();
+        let id = self
+            .link
+            .send(message, now)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{e:?}")))?;
+        self.drive(timeout, |e, _| match e {
+            Some(aliquot_astm::LinkEvent::SendComplete { id: done }) if *done == id => Some(Ok(())),
+            Some(aliquot_astm::LinkEvent::SendFailed { id: failed, reason }) if *failed == id => {
+                Some(Err(io::Error::other(reason.clone())))
+            }
+            _ => None,
+        })
+        .await
+    }
+
+    /// Asks the host which tests `accessions` need (a Q record per specimen) and waits for
+    /// its answer.
+    pub async fn host_query(
+        &mut self,
+        sender: &str,
+        accessions: &[String],
+        timeout: Duration,
+    ) -> io::Result<Worklist> {
+        let ts = jiff::Timestamp::now().strftime("%Y%m%d%H%M%S").to_string();
+        let mut q = format!("H|\\^&|||{sender}^1.0|||||||P|LIS2-A2|{ts}\r");
+        for (i, a) in accessions.iter().enumerate() {
+            q.push_str(&format!("Q|{}|^{a}||ALL||||||||O\r", i + 1));
+        }
+        q.push_str("L|1|N\r");
+        let before = self.received.len();
+        self.send(q.into_bytes(), timeout).await?;
+        if self.received.len() == before {
+            self.drive(timeout, |_, n| (n > before).then_some(Ok(())))
+                .await?;
+        }
+        let answer = self.received[before].clone();
+        let records = aliquot_astm::parse_records(&answer);
+        let mut out: Worklist = Vec::new();
+        let mut patient = String::new();
+        for r in &records.records {
+            if let Some(p) = aliquot_astm::records::Patient::from_record(r) {
+                patient = p.practice_id().component(1).trim().to_owned();
+            } else if let Some(o) = aliquot_astm::records::Order::from_record(r) {
+                out.push((o.specimen_id(), patient.clone(), o.tests()));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// An ASTM result message from `sender` for one specimen; `decimal_comma` writes values as a
+/// European analyzer does (`4,2`).
+pub fn astm_results(
+    sender: &str,
+    patient_id: &str,
+    accession: &str,
+    readings: &[Reading],
+    decimal_comma: bool,
+) -> Vec<u8> {
+    let ts = jiff::Timestamp::now().strftime("%Y%m%d%H%M%S").to_string();
+    let tests: Vec<String> = readings.iter().map(|r| format!("^^^{}", r.code)).collect();
+    let mut m = format!(
+        "H|\\^&|||{sender}^1.0|||||||P|LIS2-A2|{ts}\rP|1|{patient_id}\rO|1|{accession}||{}|R||||||||||||||||||||F\r",
+        tests.join("\\")
+    );
+    for (i, r) in readings.iter().enumerate() {
+        let value = if decimal_comma {
+            r.value.replace('.', ",")
+        } else {
+            r.value.clone()
+        };
+        m.push_str(&format!(
+            "R|{}|^^^{}|{value}|{}||{}||F||||{ts}\r",
+            i + 1,
+            r.code,
+            r.units,
+            r.flags.join("\\"),
+        ));
+    }
+    m.push_str("L|1|N\r");
+    m.into_bytes()
+}
+
+/// The analyzer's assay for one of its own codes.
+pub fn assay_by_code(code: &str) -> Option<&'static Assay> {
+    CHEMISTRY.iter().find(|a| a.code == code)
+}

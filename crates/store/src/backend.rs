@@ -536,6 +536,9 @@ macro_rules! backend {
             async fn instrument_by_code(&self, code: &str) -> StoreResult<Option<InstrumentRecord>> {
                 crate::queries::$ctx::connections::instrument_by_code(&self.read, code).await
             }
+            async fn instrument_by_sender(&self, protocol: &str, sender: &str) -> StoreResult<Option<InstrumentRecord>> {
+                crate::queries::$ctx::connections::instrument_by_sender(&self.read, protocol, sender).await
+            }
             async fn instrument_test_codes(&self, instrument_id: i64) -> StoreResult<Vec<InstrumentTestCodeRecord>> {
                 crate::queries::$ctx::connections::instrument_test_codes(&self.read, instrument_id).await
             }

@@ -290,6 +290,11 @@ pub trait Store: Send + Sync + 'static {
     // ── connections (issue 12) ──
     async fn instruments(&self) -> StoreResult<Vec<InstrumentRecord>>;
     async fn instrument_by_code(&self, code: &str) -> StoreResult<Option<InstrumentRecord>>;
+    async fn instrument_by_sender(
+        &self,
+        protocol: &str,
+        sender: &str,
+    ) -> StoreResult<Option<InstrumentRecord>>;
     async fn instrument_test_codes(
         &self,
         instrument_id: i64,

@@ -13,12 +13,14 @@
 mod ingest;
 mod instruments;
 mod messages;
+mod query;
 
 pub use ingest::{
     AckFacts, AckKind, Inbound, InboundError, InboundObservation, InboundSpecimen, IngestOutcome,
 };
 pub use instruments::{InstrumentInput, InstrumentView, TestCodeInput};
 pub use messages::{InterfaceMessageView, MessageContent, MessageQuery};
+pub use query::HostOrder;
 
 use aliquot_domain::auth::Role;
 

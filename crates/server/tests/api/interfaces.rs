@@ -6,8 +6,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use aliquot_connect::MllpConfig;
-use aliquot_connect::simulate::{MllpClient, Reading, ack_code, oru};
+use aliquot_connect::simulate::{AstmInstrument, MllpClient, Reading, ack_code, astm_results, oru};
+use aliquot_connect::{AstmConfig, MllpConfig};
 use aliquot_domain::auth::Role;
 use jiff::SignedDuration;
 use reqwest::StatusCode;
@@ -22,6 +22,7 @@ crate::both_backends!(
     a_specimen_of_another_patient_or_unknown_sender_posts_nothing,
     enhanced_mode_answers_commit_then_application_acknowledgement,
     garbage_oversized_and_slow_senders_do_not_stop_the_listener,
+    an_astm_analyzer_asks_for_its_work_and_is_acknowledged_after_commit,
 );
 
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -453,5 +454,99 @@ async fn garbage_oversized_and_slow_senders_do_not_stop_the_listener(db: Db) {
     assert_eq!(test_of(&tests, "K")["result"]["value"], "4.0");
     let (_, log) = c.app.get("/api/v1/interface/messages", &admin).await;
     assert_eq!(log.as_array().unwrap().len(), 1, "{log}");
+    c.app.finish().await;
+}
+
+async fn an_astm_analyzer_asks_for_its_work_and_is_acknowledged_after_commit(db: Db) {
+    let c = setup(db).await;
+    let admin = c.app.token_for(Role::Admin).await;
+    let (s, v) = c
+        .app
+        .post(
+            "/api/v1/instruments",
+            &admin,
+            json!({"code": "CHEM2", "name": "Chemistry analyzer 2", "protocol": "astm",
+                   "sender": "CHEM2", "department": "chemistry",
+                   "test_codes": [{"code": "K", "test": "K"}, {"code": "NA", "test": "NA"},
+                                  {"code": "GLUC3", "test": "GLU", "units": "mg/dL"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let now = c.app.app.now();
+    let (order, o) = received_order(
+        &c,
+        &["K", "NA", "GLU", "CL"],
+        now - SignedDuration::from_mins(30),
+    )
+    .await;
+    let sst = tube(&o, "SST");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(aliquot_connect::serve_astm(
+        listener,
+        c.app.app.clone(),
+        AstmConfig::default(),
+        std::future::pending::<()>(),
+    ));
+    let mut inst = AstmInstrument::connect(addr).await.expect("connect");
+    // The host query names the tests this analyzer runs (CL is not on its menu), in its own
+    // codes, with the patient's id; an unknown tube gets nothing.
+    let work = inst
+        .host_query("CHEM2", &[sst.clone(), "NOSUCHTUBE".into()], TIMEOUT)
+        .await
+        .expect("host query");
+    assert_eq!(
+        work,
+        vec![(
+            sst.clone(),
+            "MRN-900".to_owned(),
+            vec!["GLUC3".to_owned(), "K".to_owned(), "NA".to_owned()]
+        )]
+    );
+    let none = inst
+        .host_query("CHEM2", &["NOSUCHTUBE".into()], TIMEOUT)
+        .await
+        .expect("host query");
+    assert!(none.is_empty());
+    assert!(
+        String::from_utf8_lossy(inst.received.last().unwrap()).contains("L|1|I"),
+        "the no-information answer"
+    );
+    // Results with decimal commas; the send completes only once the last frame's ACK came,
+    // which the host writes after the commit: the results are there.
+    let msg = astm_results(
+        "CHEM2",
+        "MRN-900",
+        &sst,
+        &[
+            reading("K", "4.2", "mmol/L"),
+            reading("NA", "141", "mmol/L"),
+            reading("GLUC3", "5.4", "mmol/L"),
+        ],
+        true,
+    );
+    inst.send(msg.clone(), TIMEOUT).await.expect("acknowledged");
+    let tests = order_tests(&c, order).await;
+    let k = &test_of(&tests, "K")["result"];
+    assert_eq!(k["value"], "4.2", "{k}");
+    assert_eq!(k["instrument"], "CHEM2");
+    // Glucose in mmol/L is converted to the test's mg/dL by its declared factor.
+    assert_eq!(test_of(&tests, "GLU")["result"]["units"], "mg/dL");
+    assert_eq!(test_of(&tests, "CL")["result"], Value::Null);
+    // The same message in a new session is answered from the store, not posted twice.
+    let audit = c.app.audit_len().await;
+    let mut again = AstmInstrument::connect(addr).await.expect("connect");
+    again.send(msg, TIMEOUT).await.expect("acknowledged");
+    assert_eq!(c.app.audit_len().await, audit);
+    let (_, log) = c
+        .app
+        .get("/api/v1/interface/messages?connection=CHEM2", &admin)
+        .await;
+    assert_eq!(log.as_array().unwrap().len(), 1, "{log}");
+    assert_eq!(log[0]["protocol"], "astm");
+    assert_eq!(log[0]["status"], "accepted");
+    assert_eq!(log[0]["posted"], 3);
     c.app.finish().await;
 }

@@ -29,6 +29,12 @@ pub enum Scenario {
     /// flags, critical limits, delta against the patient's previous result, autoverification).
     /// Throughput is reported in results per second.
     ResultPosting,
+    /// ORU^R01 messages over MLLP, one potassium result each for a different received tube
+    /// among `--specimens`, from `--concurrency` connections with one message in flight each:
+    /// parsed, matched to the instrument's code, posted through result entry (judged as in
+    /// result-posting), stored with the message and its ACK, committed (group commit), then
+    /// acknowledged. Latency is send → ACK.
+    MllpIngest,
 }
 
 #[derive(Args)]
@@ -316,6 +322,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             | Scenario::PatientSearch
             | Scenario::SpecimenReceipt
             | Scenario::ResultPosting
+            | Scenario::MllpIngest
     );
     let (mut provider_id, mut location_id) = (0, 0);
     if ordering {
@@ -364,8 +371,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         seed_patients(&config, args.patients.max(1)).await?;
     }
     let receipt = matches!(args.scenario, Scenario::SpecimenReceipt);
-    let resulting = matches!(args.scenario, Scenario::ResultPosting);
-    let batch = if resulting { args.batch.max(1) } else { 1 };
+    let resulting = matches!(
+        args.scenario,
+        Scenario::ResultPosting | Scenario::MllpIngest
+    );
+    let mllp = matches!(args.scenario, Scenario::MllpIngest);
+    let batch = if resulting && !mllp {
+        args.batch.max(1)
+    } else {
+        1
+    };
     let specimens = args.specimens.max(1);
     if receipt || resulting {
         anyhow::ensure!(
@@ -403,6 +418,49 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     let patients = args.patients.max(1);
 
+    // The MLLP scenario: the instrument, the listener, one client per connection.
+    let clients = Arc::new(tokio::sync::Mutex::new(Vec::new()));
+    let mut mllp_server = None;
+    if mllp {
+        app.register_instrument(
+            &operator,
+            aliquot_app::connections::InstrumentInput {
+                code: "BENCH1".into(),
+                name: "Benchmark analyzer".into(),
+                protocol: "hl7".into(),
+                sender: "BENCH1".into(),
+                department: "chemistry".into(),
+                test_codes: vec![aliquot_app::connections::TestCodeInput {
+                    code: "K".into(),
+                    test: "K".into(),
+                    units: Some("mmol/L".into()),
+                }],
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(aliquot_connect::serve_mllp(
+            listener,
+            app.clone(),
+            aliquot_connect::MllpConfig {
+                max_connections: args.concurrency.max(1) + 8,
+                ..aliquot_connect::MllpConfig::default()
+            },
+            async {
+                let _ = rx.await;
+            },
+        ));
+        let mut pool = clients.lock().await;
+        for _ in 0..args.concurrency.max(1) {
+            pool.push(aliquot_connect::simulate::MllpClient::connect(addr).await?);
+        }
+        drop(pool);
+        mllp_server = Some((tx, server));
+    }
+
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -429,11 +487,37 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let client = client.clone();
         let base = base.clone();
         let token = token.clone();
+        let clients = clients.clone();
         move |i: usize| {
             let client = client.clone();
             let base = base.clone();
             let token = token.clone();
+            let clients = clients.clone();
             async move {
+                if mllp {
+                    let acc = seeded_accession((i * stride) % specimens);
+                    // 3.6 … 4.9 mmol/L: normal, released by the rules.
+                    let value = format!("{}.{}", 3 + (i % 2), 6 + i % 4);
+                    let msg = aliquot_connect::simulate::oru(
+                        "BENCH1",
+                        &format!("B{i}"),
+                        &acc,
+                        &[aliquot_connect::simulate::Reading {
+                            code: "K".into(),
+                            value,
+                            units: "mmol/L".into(),
+                            flags: Vec::new(),
+                        }],
+                    );
+                    let mut c = clients.lock().await.pop().context("no free connection")?;
+                    let start = Instant::now();
+                    let ack = c.send(&msg, Duration::from_secs(60)).await?;
+                    let took = start.elapsed();
+                    clients.lock().await.push(c);
+                    let code = aliquot_connect::simulate::ack_code(&ack);
+                    anyhow::ensure!(code == "AA", "message {i} answered {code}");
+                    return Ok::<Duration, anyhow::Error>(took);
+                }
                 let req = match args.scenario {
                     Scenario::AuditedWrite => {
                         client.put(format!("{base}/api/v1/settings/lab.name")).json(
@@ -461,6 +545,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                             .post(format!("{base}/api/v1/specimens/{acc}/receive"))
                             .json(&json!({}))
                     }
+                    Scenario::MllpIngest => anyhow::bail!("mllp-ingest is sent over MLLP"),
                     Scenario::ResultPosting => {
                         let items: Vec<serde_json::Value> = (i * batch..(i + 1) * batch)
                             .map(|t| {
@@ -492,6 +577,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     let _ = stop_tx.send(());
     server.await??;
+    clients.lock().await.clear();
+    if let Some((tx, server)) = mllp_server {
+        let _ = tx.send(());
+        server.await??;
+    }
     if let Some(url) = pg_url {
         use sqlx::migrate::MigrateDatabase;
         let _ = sqlx::Postgres::force_drop_database(&url).await;
@@ -520,6 +610,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::PatientSearch => "patient-search",
         Scenario::SpecimenReceipt => "specimen-receipt",
         Scenario::ResultPosting => "result-posting",
+        Scenario::MllpIngest => "mllp-ingest",
     };
     let backend = if args.postgres.is_some() {
         "postgres"

@@ -86,24 +86,23 @@ pub fn read_message(raw: &[u8]) -> Inbound {
                 flags: res.flag_list(),
                 comment: None,
             });
-        } else if let Some(c) = Comment::from_record(r) {
-            if let Some(o) = inbound
+        } else if let Some(c) = Comment::from_record(r)
+            && let Some(o) = inbound
                 .specimens
                 .last_mut()
                 .and_then(|s| s.observations.last_mut())
-            {
-                let text = c.text().component(2).trim().to_owned();
-                let text = if text.is_empty() {
-                    c.text().component(1).trim().to_owned()
-                } else {
-                    text
-                };
-                if !text.is_empty() {
-                    o.comment = Some(match o.comment.take() {
-                        Some(prev) => format!("{prev} {text}"),
-                        None => text,
-                    });
-                }
+        {
+            let text = c.text().component(2).trim().to_owned();
+            let text = if text.is_empty() {
+                c.text().component(1).trim().to_owned()
+            } else {
+                text
+            };
+            if !text.is_empty() {
+                o.comment = Some(match o.comment.take() {
+                    Some(prev) => format!("{prev} {text}"),
+                    None => text,
+                });
             }
         }
     }

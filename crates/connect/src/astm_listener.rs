@@ -169,7 +169,7 @@ async fn connection(
 ) {
     let origin = Instant::now();
     let now = move || u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let mut link = Link::new(config.link.clone());
+    let mut link = Link::new(config.link);
     let mut buf = vec![0u8; 16 * 1024];
     let mut last_byte = Instant::now();
     loop {

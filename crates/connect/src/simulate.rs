@@ -117,7 +117,7 @@ impl Dice {
         Dice(seed.max(1))
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn roll(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -127,7 +127,7 @@ impl Dice {
     }
 
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.roll() % n.max(1)
     }
 }
 

@@ -42,6 +42,15 @@ fn shape(i: &Inbound) -> Shape {
         .collect()
 }
 
+/// One row of a reading case table: what it shows, the message, the specimens and results
+/// read, the problems named `(location, code)`.
+type Case = (
+    &'static str,
+    String,
+    Shape,
+    &'static [(&'static str, &'static str)],
+);
+
 fn errors(i: &Inbound) -> Vec<(&str, &str)> {
     i.rejected
         .iter()
@@ -109,7 +118,7 @@ fn an_oru_with_two_orders_and_specimen_segments_is_read_result_by_result() {
 #[test]
 fn hl7_reading_case_table() {
     let msh = "MSH|^~\\&|CHEM1|LAB|ALIQUOT|LAB|20261128101500||ORU^R01|C1|P|2.5.1\r";
-    let cases: &[(&str, String, Shape, &[(&str, &str)])] = &[
+    let cases: &[Case] = &[
         (
             "OBR-3 holds the analyzer's sample id; NTE is the result's comment",
             format!(
@@ -298,7 +307,7 @@ fn an_astm_result_upload_is_read_with_flags_statuses_and_comments() {
 #[test]
 fn astm_reading_case_table() {
     let h = "H|\\^&|||CHEM1^1.0|||||||P|LIS2-A2|20261128101500\r";
-    let cases: &[(&str, String, Shape, &[(&str, &str)])] = &[
+    let cases: &[Case] = &[
         (
             "a decimal comma and a comparator; the host's patient id; a comment",
             format!(

@@ -12,7 +12,7 @@ pub(crate) mod catalog;
 #[allow(clippy::duplicate_mod)]
 #[path = "connections.rs"]
 pub(crate) mod connections;
-
+#[allow(clippy::duplicate_mod)]
 #[path = "idempotency.rs"]
 pub(crate) mod idempotency;
 #[allow(clippy::duplicate_mod)]

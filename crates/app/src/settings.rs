@@ -80,6 +80,17 @@ pub fn setting_rules() -> &'static [(&'static str, &'static str, Rule)] {
                 _ => Err("a whole number of minutes from 1 to 1440".into()),
             },
         ),
+        (
+            "interfaces.message_retention_days",
+            "days an accepted interface message's content (the raw message and its \
+             acknowledgement) is kept; its key and what it posted stay, so a resend is still \
+             answered and never posted twice; messages in the error queue are kept until \
+             replayed (default 90)",
+            |v| match v.trim().parse::<u32>() {
+                Ok(d) if (1..=3650).contains(&d) => Ok(d.to_string()),
+                _ => Err("a whole number of days from 1 to 3650".into()),
+            },
+        ),
     ]
 }
 

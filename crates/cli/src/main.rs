@@ -465,6 +465,33 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
+    // Interface message retention, hourly.
+    let retention = {
+        let app = app.clone();
+        let stop = stopped();
+        tokio::spawn(async move {
+            let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+            let work = async {
+                loop {
+                    hourly.tick().await;
+                    match app.purge_interface_messages().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(
+                            messages = n,
+                            "interface message content past its retention removed"
+                        ),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "interface message retention did not run")
+                        }
+                    }
+                }
+            };
+            tokio::select! {
+                () = work => {}
+                () = stop => {}
+            }
+        })
+    };
     let mllp = tokio::net::TcpListener::bind(args.mllp)
         .await
         .with_context(|| format!("binding MLLP on {}", args.mllp))?;
@@ -510,6 +537,7 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("the ASTM listener")?
         .context("serving ASTM")?;
+    let _ = retention.await;
     tracing::info!("stopped cleanly");
     Ok(())
 }

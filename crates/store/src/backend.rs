@@ -1053,6 +1053,9 @@ macro_rules! backend {
             async fn insert_interface_message(&mut self, m: &InterfaceMessageRecord) -> StoreResult<i64> {
                 crate::queries::$ctx::connections::insert_interface_message(&mut *self.tx, m).await
             }
+            async fn purge_interface_messages(&mut self, before: Timestamp, at: Timestamp) -> StoreResult<u64> {
+                crate::queries::$ctx::connections::purge_interface_messages(&mut *self.tx, before, at).await
+            }
             async fn update_interface_message(&mut self, m: &InterfaceMessageRecord, seen: Timestamp) -> StoreResult<bool> {
                 crate::queries::$ctx::connections::update_interface_message(&mut *self.tx, m, seen).await
             }

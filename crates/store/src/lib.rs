@@ -593,6 +593,13 @@ pub trait Tx: Send {
     ) -> StoreResult<Option<InterfaceMessageRecord>>;
     /// `Conflict` when the sender's control id is already stored.
     async fn insert_interface_message(&mut self, m: &InterfaceMessageRecord) -> StoreResult<i64>;
+    /// Empties the content of accepted or replayed messages received before `before`
+    /// (retention); returns how many.
+    async fn purge_interface_messages(
+        &mut self,
+        before: Timestamp,
+        at: Timestamp,
+    ) -> StoreResult<u64>;
     /// Writes a replay's outcome over the row last updated at `seen`; false when another
     /// replay came first.
     async fn update_interface_message(

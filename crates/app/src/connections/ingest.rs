@@ -174,13 +174,25 @@ impl App {
             .interface_message_by_key(protocol, &inbound.sender, &inbound.control_id)
             .await?
         {
+            let errors: Vec<InboundError> = serde_json::from_str(&m.errors).unwrap_or_default();
+            // Past its retention only the content is gone: the answer is rebuilt from what
+            // was decided (only accepted and replayed messages are emptied).
+            let ack_bytes = if m.ack.is_empty() {
+                ack(&AckFacts {
+                    kind: AckKind::Accept,
+                    control_id: ack_control_id(inbound),
+                    errors: &errors,
+                })
+            } else {
+                m.ack
+            };
             return Ok(IngestOutcome {
                 message_id: m.id,
                 repeated: true,
-                errors: serde_json::from_str(&m.errors).unwrap_or_default(),
+                errors,
                 status: m.status,
                 posted: m.posted,
-                ack: m.ack,
+                ack: ack_bytes,
             });
         }
         let kind_and_posted = if inbound.rejected.is_empty() {

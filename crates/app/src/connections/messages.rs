@@ -124,3 +124,48 @@ impl App {
         Ok(view(m, with_content))
     }
 }
+
+/// Days an accepted message's content is kept when the setting is not set.
+pub const DEFAULT_RETENTION_DAYS: i64 = 90;
+
+impl App {
+    /// Empties the content of accepted and replayed messages older than the retention
+    /// (`interfaces.message_retention_days`); their key stays, so a resend is still answered
+    /// and never posted twice, and the error queue is never touched. Run by the server every
+    /// hour; audited when it removed anything.
+    pub async fn purge_interface_messages(&self) -> AppResult<u64> {
+        let days = self
+            .store
+            .setting("interfaces.message_retention_days")
+            .await?
+            .and_then(|s| s.value.parse::<i64>().ok())
+            .unwrap_or(DEFAULT_RETENTION_DAYS);
+        let now = self.now();
+        let before = now
+            .checked_sub(jiff::SignedDuration::from_hours(days * 24))
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let mut tx = self.store.begin().await?;
+        let n = tx.purge_interface_messages(before, now).await?;
+        if n == 0 {
+            return Ok(0);
+        }
+        let system = Actor {
+            user_id: None,
+            username: "system:retention".into(),
+            role: aliquot_domain::auth::Role::Admin,
+            source: crate::Source::System,
+            session_id: None,
+        };
+        tx.audit(self.entry(
+            &system,
+            "interface_message.purge",
+            "interface_message",
+            "retention",
+            None,
+            Some(serde_json::json!({"purged": n, "received_before": before.to_string(), "days": days})),
+            None,
+        ));
+        tx.commit().await?;
+        Ok(n)
+    }
+}

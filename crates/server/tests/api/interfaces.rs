@@ -23,6 +23,7 @@ crate::both_backends!(
     enhanced_mode_answers_commit_then_application_acknowledgement,
     garbage_oversized_and_slow_senders_do_not_stop_the_listener,
     an_astm_analyzer_asks_for_its_work_and_is_acknowledged_after_commit,
+    content_past_its_retention_is_emptied_and_a_resend_is_still_answered_once,
 );
 
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -548,5 +549,95 @@ async fn an_astm_analyzer_asks_for_its_work_and_is_acknowledged_after_commit(db:
     assert_eq!(log[0]["protocol"], "astm");
     assert_eq!(log[0]["status"], "accepted");
     assert_eq!(log[0]["posted"], 3);
+    c.app.finish().await;
+}
+
+async fn content_past_its_retention_is_emptied_and_a_resend_is_still_answered_once(db: Db) {
+    let c = setup(db).await;
+    let admin = c.app.token_for(Role::Admin).await;
+    register_chem1(&c, &admin, json!([{"code": "K", "test": "K"}])).await;
+    let now = c.app.app.now();
+    let (order, o) = received_order(&c, &["K", "GLU"], now - SignedDuration::from_mins(30)).await;
+    let sst = tube(&o, "SST");
+    let addr = listen(&c, MllpConfig::default()).await;
+    let mut client = MllpClient::connect(addr).await.expect("connect");
+    let accepted = oru("CHEM1", "MSG-0030", &sst, &[reading("K", "4.3", "mmol/L")]);
+    let ack = client.send(&accepted, TIMEOUT).await.expect("ack");
+    assert_eq!(ack_code(&ack), "AA");
+    let refused = oru(
+        "CHEM1",
+        "MSG-0031",
+        &sst,
+        &[reading("GLUC3", "90", "mg/dL")],
+    );
+    assert_eq!(
+        ack_code(&client.send(&refused, TIMEOUT).await.unwrap()),
+        "AE"
+    );
+    // Within the retention nothing is removed.
+    assert_eq!(c.app.app.purge_interface_messages().await.unwrap(), 0);
+    let (s, v) = c
+        .app
+        .put(
+            "/api/v1/settings/interfaces.message_retention_days",
+            &admin,
+            json!({"value": "30", "reason": "lab policy"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    c.app.clock.advance(SignedDuration::from_hours(31 * 24));
+    let audit = c.app.audit_len().await;
+    assert_eq!(c.app.app.purge_interface_messages().await.unwrap(), 1);
+    assert_eq!(c.app.audit_len().await, audit + 1, "the purge is audited");
+    // A month later: fresh sessions.
+    let admin = c.app.token_for(Role::Admin).await;
+    let mt = c.app.token_for(Role::Technologist).await;
+    let (_, list) = c.app.get("/api/v1/interface/messages", &admin).await;
+    let ids: Vec<(i64, String)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_i64().unwrap(),
+                m["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for (id, status) in ids {
+        let (_, m) = c
+            .app
+            .get(&format!("/api/v1/interface/messages/{id}"), &mt)
+            .await;
+        if status == "accepted" {
+            assert_eq!(m["content"]["raw"], "", "{m}");
+        } else {
+            // The error queue keeps its messages until they are replayed.
+            assert!(
+                m["content"]["raw"].as_str().unwrap().contains("GLUC3"),
+                "{m}"
+            );
+        }
+    }
+    // The accepted message sent again: answered AA (rebuilt), nothing posted twice.
+    let audit = c.app.audit_len().await;
+    let again = client.send(&accepted, TIMEOUT).await.expect("ack");
+    assert_eq!(
+        ack_code(&again),
+        "AA",
+        "{}",
+        String::from_utf8_lossy(&again)
+    );
+    assert!(String::from_utf8_lossy(&again).contains("MSA|AA|MSG-0030"));
+    assert_eq!(c.app.audit_len().await, audit);
+    let (_, o) = c.app.get(&format!("/api/v1/orders/{order}"), &mt).await;
+    let tests = o["tests"].clone();
+    assert_eq!(
+        test_of(&tests, "K")["result"]["versions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     c.app.finish().await;
 }

@@ -357,3 +357,23 @@ pub(crate) async fn update_interface_message<'e, E: Executor<'e, Database = Db>>
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Empties the content (raw message and acknowledgement) of accepted or replayed messages
+/// received before `before`; returns how many. The key, status and counts stay.
+pub(crate) async fn purge_interface_messages<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    before: Timestamp,
+    at: Timestamp,
+) -> StoreResult<u64> {
+    let done = sqlx::query(
+        "UPDATE interface_messages SET raw = $1, ack = $1, updated_at = $2, \
+         updated_by = 'retention' WHERE status IN ('accepted', 'replayed') \
+         AND received_at < $3 AND length(raw) > 0",
+    )
+    .bind(Vec::<u8>::new())
+    .bind(us(at))
+    .bind(us(before))
+    .execute(e)
+    .await?;
+    Ok(done.rows_affected())
+}

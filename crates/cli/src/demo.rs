@@ -92,12 +92,12 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
     // The chemistry analyzer of `aliquot simulate analyzer`, with its own assay codes: once
     // over HL7 (MLLP), once over ASTM.
     let admin = by_role(Role::Admin)?;
-    for (code, protocol) in [("CHEM1", "hl7"), ("CHEM2", "astm")] {
+    for (code, protocol, over) in [("CHEM1", "hl7", "HL7"), ("CHEM2", "astm", "ASTM")] {
         app.register_instrument(
             &admin,
             aliquot_app::connections::InstrumentInput {
                 code: code.into(),
-                name: format!("Chemistry analyzer ({protocol}, simulated)"),
+                name: format!("Chemistry analyzer ({over}, simulated)"),
                 protocol: protocol.into(),
                 sender: code.into(),
                 department: "chemistry".into(),

@@ -541,6 +541,49 @@ async fn walk(server: &Server, backend: &str) {
     );
     b.check_page("results").await;
 
+    // Interfaces: a message with a code the analyzer's mapping lacks waits in the error
+    // queue; the technologist (switching user on this terminal) sees where it went wrong and
+    // replays it (still unmapped: it stays).
+    let mut mllp = aliquot_connect::simulate::MllpClient::connect(server.mllp.parse().unwrap())
+        .await
+        .unwrap();
+    let ack = mllp
+        .send(
+            &aliquot_connect::simulate::oru(
+                "CHEM1",
+                "WEB-0001",
+                &accessions[0],
+                &[aliquot_connect::simulate::Reading {
+                    code: "LDH-X".into(),
+                    value: "180".into(),
+                    units: "U/L".into(),
+                    flags: Vec::new(),
+                }],
+            ),
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(aliquot_connect::simulate::ack_code(&ack), "AE");
+    b.goto("/login").await;
+    b.login("technologist").await;
+    b.goto("/interfaces").await;
+    let queue = rows_of(&b, "#queue tbody tr").await.join("\n");
+    assert!(
+        queue.contains("OBX[1]-3") && queue.contains("unknown_test_code"),
+        "{queue}"
+    );
+    b.check_page("interfaces").await;
+    b.client
+        .find(Locator::Css("#queue tbody tr button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let error = b.text("#error").await;
+    assert!(error.contains("still in error"), "{error}");
+
     // A shared terminal: switch to the phlebotomist in one form; no receiving for them.
     b.goto("/login").await;
     assert!(b.text("main").await.contains("Switch user"));

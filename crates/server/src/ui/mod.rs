@@ -11,6 +11,7 @@
 //! JSON API and not in its OpenAPI document.
 
 mod auth;
+mod interfaces;
 mod processing;
 mod registration;
 mod results;
@@ -85,6 +86,9 @@ pub const UI_ROUTES: &[RouteSpec] = &[
     r("POST", "/results/enter", Perm(P::ResultEnter)),
     r("POST", "/results/{id}/verify", Perm(P::ResultVerify)),
     r("POST", "/results/{id}/call", Perm(P::ResultVerify)),
+    // interfaces
+    r("GET", "/interfaces", Perm(P::InterfaceManage)),
+    r("POST", "/interfaces/{id}/replay", Perm(P::InterfaceManage)),
 ];
 
 /// The UI router (state-less until merged into the server's router).
@@ -123,6 +127,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/results/enter", post(results::enter))
         .route("/results/{id}/verify", post(results::verify))
         .route("/results/{id}/call", post(results::document_call))
+        .route("/interfaces", get(interfaces::interfaces_page))
+        .route("/interfaces/{id}/replay", post(interfaces::replay))
         .route_layer(axum::middleware::from_fn_with_state(state, session::guard))
 }
 
@@ -268,6 +274,7 @@ const STATIONS: &[(&str, &str, &str, Permission)] = &[
     ("/storage", "Storage", "s", P::SpecimenProcess),
     ("/track", "Tracking", "t", P::OrderRead),
     ("/results", "Results", "e", P::ResultEnter),
+    ("/interfaces", "Interfaces", "i", P::InterfaceManage),
 ];
 
 pub(crate) fn stations_for(

@@ -27,10 +27,10 @@ use aliquot_astm::records::{AnswerOrder, Query, build_query_answer};
 use aliquot_astm::{Link, LinkConfig, LinkEvent, Output, parse_records};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::accept::accept_loop;
 use crate::astm::read_message;
 
 /// Limits of the ASTM listener.
@@ -124,41 +124,13 @@ pub async fn serve_astm(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let config = Arc::new(config);
-    let slots = Arc::new(Semaphore::new(config.max_connections));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "ASTM accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    tracing::warn!(peer = %peer.ip(), "ASTM connection refused: too many connections");
-                    continue;
-                };
-                let app = app.clone();
-                let config = config.clone();
-                let stop = stop_rx.clone();
-                tasks.spawn(async move {
-                    let _ = stream.set_nodelay(true);
-                    connection(stream, &app, &config, stop).await;
-                    drop(slot);
-                });
-                while tasks.try_join_next().is_some() {}
-            }
-        }
-    }
-    let _ = stop_tx.send(true);
-    while tasks.join_next().await.is_some() {}
-    Ok(())
+    let max = config.max_connections;
+    accept_loop("astm", listener, max, shutdown, move |stream, stop| {
+        let app = app.clone();
+        let config = config.clone();
+        async move { connection(stream, &app, &config, stop).await }
+    })
+    .await
 }
 
 async fn connection(

@@ -7,6 +7,7 @@
 //! result entry as `POST /api/v1/results`, as the instrument that sent it; the
 //! acknowledgement is written only after the commit that stored the message and its results.
 
+mod accept;
 pub mod astm;
 pub mod astm_listener;
 pub mod hl7;

@@ -22,10 +22,10 @@ use aliquot_app::App;
 use aliquot_hl7::{MllpDecoder, MllpEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::accept::accept_loop;
 use crate::hl7;
 
 /// Limits of the MLLP listener.
@@ -77,48 +77,13 @@ pub async fn serve_mllp(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let config = Arc::new(config);
-    let slots = Arc::new(Semaphore::new(config.max_connections));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks = JoinSet::new();
-    let mut refused_logged: Option<Instant> = None;
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off a moment.
-                        tracing::warn!(error = %e, "MLLP accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    if refused_logged.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
-                        tracing::warn!(peer = %peer.ip(), max = config.max_connections, "MLLP connection refused: too many connections");
-                        refused_logged = Some(Instant::now());
-                    }
-                    drop(stream);
-                    continue;
-                };
-                let app = app.clone();
-                let config = config.clone();
-                let stop = stop_rx.clone();
-                tasks.spawn(async move {
-                    let _ = stream.set_nodelay(true);
-                    connection(stream, &app, &config, stop).await;
-                    drop(slot);
-                });
-                // Reap finished connections so the set stays small.
-                while tasks.try_join_next().is_some() {}
-            }
-        }
-    }
-    let _ = stop_tx.send(true);
-    while tasks.join_next().await.is_some() {}
-    Ok(())
+    let max = config.max_connections;
+    accept_loop("mllp", listener, max, shutdown, move |stream, stop| {
+        let app = app.clone();
+        let config = config.clone();
+        async move { connection(stream, &app, &config, stop).await }
+    })
+    .await
 }
 
 /// One connection: frames in, acknowledgements out, one message at a time.

@@ -87,18 +87,8 @@ pub async fn run(cmd: SimulateCommand) -> anyhow::Result<()> {
             .send(&msg, Duration::from_secs(30))
             .await
             .with_context(|| format!("sending the results of {accession}"))?;
-        let values: Vec<String> = readings
-            .iter()
-            .map(|r| {
-                format!(
-                    "{}={}{}",
-                    r.code,
-                    r.value,
-                    if r.flags.is_empty() { "" } else { " H" }
-                )
-            })
-            .collect();
-        outln!("{accession}\t{}\t{}", ack_code(&ack), values.join(" "))?;
+        let values = describe(&readings);
+        outln!("{accession}\t{}\t{}", ack_code(&ack), values)?;
         let text = String::from_utf8_lossy(&ack);
         for err in text.split('\r').filter(|s| s.starts_with("ERR|")) {
             outln!("  {err}")?;
@@ -141,18 +131,20 @@ async fn run_astm(addr: SocketAddr, args: &AnalyzerArgs) -> anyhow::Result<()> {
         )
         .await
         .with_context(|| format!("sending the results of {accession}"))?;
-        let values: Vec<String> = readings
-            .iter()
-            .map(|r| {
-                format!(
-                    "{}={}{}",
-                    r.code,
-                    r.value,
-                    if r.flags.is_empty() { "" } else { " H" }
-                )
-            })
-            .collect();
-        outln!("{accession}\tACK\t{}", values.join(" "))?;
+        let values = describe(&readings);
+        outln!("{accession}\tACK\t{}", values)?;
     }
     Ok(())
+}
+
+/// `K=4.2 NA=140 GLU=182 H`: what the analyzer measured, for the operator.
+fn describe(readings: &[aliquot_connect::simulate::Reading]) -> String {
+    readings
+        .iter()
+        .map(|r| {
+            let flag = if r.flags.is_empty() { "" } else { " H" };
+            format!("{}={}{flag}", r.code, r.value)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

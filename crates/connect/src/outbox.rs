@@ -77,22 +77,35 @@ impl OutboxConfig {
     }
 }
 
+/// A destination's task, aborted when dropped: the sender's future owns its tasks, so a
+/// sender dropped (a stopped server, a test restarting it) leaves nothing running.
+struct DestinationTask {
+    target: OutboundTarget,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Drop for DestinationTask {
+    fn drop(&mut self) {
+        if let Some(h) = &self.handle {
+            h.abort();
+        }
+    }
+}
+
 /// Runs the sender until `shutdown` completes. A message being sent when it does is allowed
-/// to finish (its acknowledgement recorded) for at most the acknowledgement timeout.
+/// to finish (its acknowledgement recorded) for at most the connect and acknowledgement
+/// timeouts.
 pub async fn run_outbox(app: App, config: OutboxConfig, shutdown: impl Future<Output = ()>) {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks: HashMap<i64, (OutboundTarget, JoinHandle<()>)> = HashMap::new();
+    let mut tasks: HashMap<i64, DestinationTask> = HashMap::new();
     tokio::pin!(shutdown);
     loop {
         match app.outbox_targets().await {
             Ok(targets) => {
                 // Retired or moved destinations stop; new ones start.
-                tasks.retain(|_, (t, handle)| {
-                    let keep = targets.iter().any(|n| n == t) && !handle.is_finished();
-                    if !keep {
-                        handle.abort();
-                    }
-                    keep
+                tasks.retain(|_, t| {
+                    targets.iter().any(|n| *n == t.target)
+                        && t.handle.as_ref().is_some_and(|h| !h.is_finished())
                 });
                 for t in targets {
                     if !tasks.contains_key(&t.id) {
@@ -102,7 +115,13 @@ pub async fn run_outbox(app: App, config: OutboxConfig, shutdown: impl Future<Ou
                             config.clone(),
                             stop_rx.clone(),
                         ));
-                        tasks.insert(t.id, (t, handle));
+                        tasks.insert(
+                            t.id,
+                            DestinationTask {
+                                target: t,
+                                handle: Some(handle),
+                            },
+                        );
                     }
                 }
             }
@@ -114,11 +133,13 @@ pub async fn run_outbox(app: App, config: OutboxConfig, shutdown: impl Future<Ou
         }
     }
     let _ = stop_tx.send(true);
-    for (_, (_, handle)) in tasks {
-        let grace = config.ack_timeout + config.connect_timeout;
-        let abort = handle.abort_handle();
-        if tokio::time::timeout(grace, handle).await.is_err() {
-            abort.abort();
+    let grace = config.ack_timeout + config.connect_timeout;
+    for (_, mut t) in tasks {
+        if let Some(handle) = t.handle.take() {
+            let abort = handle.abort_handle();
+            if tokio::time::timeout(grace, handle).await.is_err() {
+                abort.abort();
+            }
         }
     }
 }

@@ -104,24 +104,21 @@ pub async fn run_outbox(app: App, config: OutboxConfig, shutdown: impl Future<Ou
             Ok(targets) => {
                 // Retired or moved destinations stop; new ones start.
                 tasks.retain(|_, t| {
-                    targets.iter().any(|n| *n == t.target)
+                    targets.contains(&t.target)
                         && t.handle.as_ref().is_some_and(|h| !h.is_finished())
                 });
                 for t in targets {
-                    if !tasks.contains_key(&t.id) {
+                    if let std::collections::hash_map::Entry::Vacant(slot) = tasks.entry(t.id) {
                         let handle = tokio::spawn(drain(
                             app.clone(),
                             t.clone(),
                             config.clone(),
                             stop_rx.clone(),
                         ));
-                        tasks.insert(
-                            t.id,
-                            DestinationTask {
-                                target: t,
-                                handle: Some(handle),
-                            },
-                        );
+                        slot.insert(DestinationTask {
+                            target: t,
+                            handle: Some(handle),
+                        });
                     }
                 }
             }

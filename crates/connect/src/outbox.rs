@@ -489,3 +489,111 @@ pub fn encode_document(
     }
     m.encode()
 }
+
+#[cfg(test)]
+mod tests {
+    use aliquot_app::connections::{OutboundOrder, OutboundPatient, OutboundResult};
+
+    use super::*;
+
+    fn ack(code: &str, control: &str) -> Vec<u8> {
+        format!("MSH|^~\\&|EMR|H|ALIQUOT|LAB|20260101||ACK|X1|P|2.5.1\rMSA|{code}|{control}|bad\rERR|||204|E||||Unknown patient\r")
+            .into_bytes()
+    }
+
+    #[test]
+    fn only_the_ack_naming_the_control_id_accepts() {
+        assert_eq!(check_ack(&ack("AA", "AQ1"), "AQ1"), AckCheck::Accepted);
+        assert_eq!(check_ack(&ack("CA", "AQ1"), "AQ1"), AckCheck::Accepted);
+        assert!(matches!(
+            check_ack(&ack("AA", "AQ2"), "AQ1"),
+            AckCheck::Mismatch(_)
+        ));
+        assert!(matches!(
+            check_ack(&ack("AA", ""), "AQ1"),
+            AckCheck::Mismatch(_)
+        ));
+        assert!(matches!(
+            check_ack(b"garbage", "AQ1"),
+            AckCheck::Mismatch(_)
+        ));
+        assert!(matches!(
+            check_ack(&ack("ZZ", "AQ1"), "AQ1"),
+            AckCheck::Mismatch(_)
+        ));
+        for code in ["AE", "AR", "CE", "CR"] {
+            let AckCheck::Refused(reason) = check_ack(&ack(code, "AQ1"), "AQ1") else {
+                panic!("{code} is a refusal");
+            };
+            assert!(
+                reason.starts_with(&format!("refused: {code} bad")),
+                "{reason}"
+            );
+            assert!(reason.contains("Unknown patient"), "{reason}");
+        }
+    }
+
+    #[test]
+    fn the_document_is_encoded_with_escapes_and_its_control_id() {
+        let d = OutboundDocument {
+            patient: OutboundPatient {
+                mrn: "M|1".into(),
+                family_name: "O^Brien".into(),
+                given_name: "Zoë".into(),
+                middle_name: None,
+                birth_date: "1961-04-09".into(),
+                sex: "F".into(),
+            },
+            order: OutboundOrder {
+                order_id: 7,
+                placer_order_number: Some("P-1".into()),
+                accession: "A26000001X".into(),
+                specimen_type: "serum".into(),
+                collected_at: None,
+                priority: "routine".into(),
+            },
+            results: vec![OutboundResult {
+                result_id: 1,
+                version: 2,
+                test_code: "K".into(),
+                loinc: Some("2823-3".into()),
+                name: "Potassium".into(),
+                value: "<0.5".into(),
+                kind: "numeric".into(),
+                units: Some("mmol/L".into()),
+                reference_interval: Some("3.5–5.1".into()),
+                flags: vec!["LL".into()],
+                status: "corrected".into(),
+                released_at: None,
+                performing_lab: "Main lab".into(),
+                critical_note: Some("Critical value".into()),
+                comment: None,
+            }],
+        };
+        let at = Timestamp::from_second(1_767_225_600).unwrap();
+        let m = encode_document(&d, "AQ42", at, "EMR", &OutboxConfig::default());
+        let text = String::from_utf8(m.clone()).unwrap();
+        assert!(
+            text.starts_with(
+                "MSH|^~\\&|ALIQUOT|LAB|EMR|EMR|20260101000000+0000||ORU^R01^ORU_R01|AQ42|P|2.5.1|"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("\rPID|1||M\\F\\1^^^LAB^MR||O\\S\\Brien^Zoë^||19610409|F\r"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "|SN|2823-3^Potassium^LN^K^Potassium^L||<^0.5|mmol/L^mmol/L^UCUM|3.5–5.1|LL|||C|"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("\rNTE|1|L|Critical value\r"), "{text}");
+        // Deterministic: a resend is the same bytes.
+        assert_eq!(
+            m,
+            encode_document(&d, "AQ42", at, "EMR", &OutboxConfig::default())
+        );
+    }
+}

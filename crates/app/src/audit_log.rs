@@ -27,6 +27,7 @@ const NO_PATIENT_DATA: &[&str] = &[
     "retention_policy",
     "result_rules",
     "instrument",
+    "destination",
 ];
 
 /// Whether an audit entry may hold patient data.

@@ -514,6 +514,22 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         aliquot_connect::AstmConfig::default(),
         stopped(),
     ));
+    // Released and corrected results leave for the registered destinations.
+    let mut outbox_config = aliquot_connect::OutboxConfig::default();
+    if let Some(lab) = app
+        .store()
+        .setting("lab.name")
+        .await?
+        .map(|s| s.value)
+        .filter(|v| !v.trim().is_empty())
+    {
+        outbox_config.sending_facility = lab;
+    }
+    let outbox_task = tokio::spawn(aliquot_connect::run_outbox(
+        app.clone(),
+        outbox_config,
+        stopped(),
+    ));
     // The banner is a courtesy: a server whose standard output is closed keeps serving.
     let _ = outln!("Aliquot is running at http://{addr}/ (API: http://{addr}/api/v1/openapi.json)");
     let _ = outln!("HL7 v2 over MLLP at {mllp_addr}");
@@ -538,6 +554,7 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         .context("the ASTM listener")?
         .context("serving ASTM")?;
     let _ = retention.await;
+    outbox_task.await.context("the outbox sender")?;
     tracing::info!("stopped cleanly");
     Ok(())
 }

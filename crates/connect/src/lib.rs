@@ -12,7 +12,9 @@ pub mod astm;
 pub mod astm_listener;
 pub mod hl7;
 pub mod mllp;
+pub mod outbox;
 pub mod simulate;
 
 pub use astm_listener::{AstmConfig, serve_astm};
 pub use mllp::{MllpConfig, serve_mllp};
+pub use outbox::{OutboxConfig, run_outbox};

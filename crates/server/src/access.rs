@@ -293,6 +293,16 @@ pub const ROUTES: &[RouteSpec] = &[
         "/api/v1/interface/messages/{id}/replay",
         Perm(P::InterfaceManage),
     ),
+    r("POST", "/api/v1/destinations", Perm(P::InterfaceManage)),
+    r("GET", "/api/v1/destinations", Perm(P::InterfaceManage)),
+    r("GET", "/api/v1/outbox", Perm(P::InterfaceManage)),
+    r("GET", "/api/v1/outbox/{id}", Perm(P::InterfaceManage)),
+    r(
+        "POST",
+        "/api/v1/outbox/{id}/retry",
+        Perm(P::InterfaceManage),
+    ),
+    r("POST", "/api/v1/outbox/{id}/skip", Perm(P::InterfaceManage)),
     // turnaround time (issue 4)
     r("GET", "/api/v1/orders/{id}/tat", Perm(P::OrderRead)),
     r("GET", "/api/v1/tat/overdue", Perm(P::SpecimenProcess)),

@@ -529,6 +529,23 @@ macro_rules! backend {
                 crate::queries::$ctx::specimens::sorting_list(&self.read, a, b, limit).await
             }
 
+            // ── outbox (issue 12) ──
+            async fn destinations(&self, active: bool) -> StoreResult<Vec<DestinationRecord>> {
+                crate::queries::$ctx::outbox::destinations(&self.read, active).await
+            }
+            async fn destination_by_code(&self, code: &str) -> StoreResult<Option<DestinationRecord>> {
+                crate::queries::$ctx::outbox::destination_by_code(&self.read, code).await
+            }
+            async fn outbox_by_id(&self, id: i64) -> StoreResult<Option<OutboxRecord>> {
+                crate::queries::$ctx::outbox::outbox_by_id(&self.read, id).await
+            }
+            async fn outbox_head(&self, destination_id: i64) -> StoreResult<Option<OutboxRecord>> {
+                crate::queries::$ctx::outbox::outbox_head(&self.read, destination_id).await
+            }
+            async fn outbox_list(&self, destination_id: Option<i64>, status: Option<&str>, before: Option<i64>, limit: i64) -> StoreResult<Vec<OutboxRecord>> {
+                crate::queries::$ctx::outbox::outbox_list(&self.read, destination_id, status, before, limit).await
+            }
+
             // ── connections (issue 12) ──
             async fn instruments(&self) -> StoreResult<Vec<InstrumentRecord>> {
                 crate::queries::$ctx::connections::instruments(&self.read).await
@@ -1022,6 +1039,32 @@ macro_rules! backend {
 
             async fn insert_dilution(&mut self, d: &DilutionRecord) -> StoreResult<i64> {
                 crate::queries::$ctx::specimens::insert_dilution(&mut *self.tx, d).await
+            }
+
+            // ── outbox (issue 12) ──
+            async fn active_destination_ids(&mut self) -> StoreResult<Vec<i64>> {
+                crate::queries::$ctx::outbox::active_destination_ids(&mut *self.tx).await
+            }
+            async fn destination_by_code(&mut self, code: &str) -> StoreResult<Option<DestinationRecord>> {
+                crate::queries::$ctx::outbox::destination_by_code(&mut *self.tx, code).await
+            }
+            async fn insert_destination(&mut self, r: &DestinationRecord) -> StoreResult<i64> {
+                crate::queries::$ctx::outbox::insert_destination(&mut *self.tx, r).await
+            }
+            async fn update_destination(&mut self, r: &DestinationRecord) -> StoreResult<bool> {
+                crate::queries::$ctx::outbox::update_destination(&mut *self.tx, r).await
+            }
+            async fn insert_outbox(&mut self, r: &OutboxRecord) -> StoreResult<i64> {
+                crate::queries::$ctx::outbox::insert_outbox(&mut *self.tx, r).await
+            }
+            async fn outbox_by_id(&mut self, id: i64) -> StoreResult<Option<OutboxRecord>> {
+                crate::queries::$ctx::outbox::outbox_by_id(&mut *self.tx, id).await
+            }
+            async fn update_outbox(&mut self, r: &OutboxRecord, seen_status: &str, seen_attempts: i64) -> StoreResult<bool> {
+                crate::queries::$ctx::outbox::update_outbox(&mut *self.tx, r, seen_status, seen_attempts).await
+            }
+            async fn claim_outbox(&mut self, id: i64, seen_attempts: i64, now: Timestamp, lease_until: Timestamp) -> StoreResult<bool> {
+                crate::queries::$ctx::outbox::claim_outbox(&mut *self.tx, id, seen_attempts, now, lease_until).await
             }
 
             // ── connections (issue 12) ──

@@ -287,6 +287,21 @@ pub trait Store: Send + Sync + 'static {
     /// The patients these specimens and orders belong to (sorted, without repeats), for the
     /// access-log row of a list that shows them.
     async fn patients_of(&self, specimen_ids: &[i64], order_ids: &[i64]) -> StoreResult<Vec<i64>>;
+    // ── outbox (issue 12) ──
+    /// Every outbound destination by code; `active` leaves out the retired ones.
+    async fn destinations(&self, active: bool) -> StoreResult<Vec<DestinationRecord>>;
+    async fn destination_by_code(&self, code: &str) -> StoreResult<Option<DestinationRecord>>;
+    async fn outbox_by_id(&self, id: i64) -> StoreResult<Option<OutboxRecord>>;
+    /// The head of a destination's queue: its oldest row neither sent nor skipped.
+    async fn outbox_head(&self, destination_id: i64) -> StoreResult<Option<OutboxRecord>>;
+    /// Newest first; `destination` and `status` narrow the list, `before` pages it by id.
+    async fn outbox_list(
+        &self,
+        destination_id: Option<i64>,
+        status: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxRecord>>;
     // ── connections (issue 12) ──
     async fn instruments(&self) -> StoreResult<Vec<InstrumentRecord>>;
     async fn instrument_by_code(&self, code: &str) -> StoreResult<Option<InstrumentRecord>>;
@@ -560,6 +575,33 @@ pub trait Tx: Send {
     /// given to the audit entries. Inside [`with_claim`], the claim is marked applied in this
     /// same transaction; a claim taken over by another holder fails the commit (`Conflict`).
     async fn commit(self: Box<Self>) -> StoreResult<Vec<i64>>;
+    // ── outbox (issue 12) ──
+    /// The ids of the active outbound destinations.
+    async fn active_destination_ids(&mut self) -> StoreResult<Vec<i64>>;
+    async fn destination_by_code(&mut self, code: &str) -> StoreResult<Option<DestinationRecord>>;
+    /// `Conflict` when the code is taken.
+    async fn insert_destination(&mut self, r: &DestinationRecord) -> StoreResult<i64>;
+    /// Replaces version `r.version - 1`; false when another change came first.
+    async fn update_destination(&mut self, r: &DestinationRecord) -> StoreResult<bool>;
+    async fn insert_outbox(&mut self, r: &OutboxRecord) -> StoreResult<i64>;
+    async fn outbox_by_id(&mut self, id: i64) -> StoreResult<Option<OutboxRecord>>;
+    /// Writes a row's new state over the state it was read in; false when another worker or
+    /// an analyst changed it first.
+    async fn update_outbox(
+        &mut self,
+        r: &OutboxRecord,
+        seen_status: &str,
+        seen_attempts: i64,
+    ) -> StoreResult<bool>;
+    /// Claims a due pending row for one attempt (attempts + 1, not due again before
+    /// `lease_until`); false when it was not due or another worker claimed it first.
+    async fn claim_outbox(
+        &mut self,
+        id: i64,
+        seen_attempts: i64,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> StoreResult<bool>;
     // ── connections (issue 12) ──
     async fn instrument_by_code(&mut self, code: &str) -> StoreResult<Option<InstrumentRecord>>;
     async fn instrument_by_sender(

@@ -27,7 +27,8 @@ pub const SQLITE: &[MigrationSource] = migrations!(
     (8, "0008_custody_append_only"),
     (9, "0009_patient_versions"),
     (10, "0010_results"),
-    (11, "0011_connections")
+    (11, "0011_connections"),
+    (12, "0012_outbox")
 );
 pub const POSTGRES: &[MigrationSource] = migrations!(
     "postgres": (1, "0001_platform"),
@@ -40,7 +41,8 @@ pub const POSTGRES: &[MigrationSource] = migrations!(
     (8, "0008_custody_append_only"),
     (9, "0009_patient_versions"),
     (10, "0010_results"),
-    (11, "0011_connections")
+    (11, "0011_connections"),
+    (12, "0012_outbox")
 );
 
 pub(crate) fn migrator(list: &[MigrationSource]) -> Migrator {

@@ -920,3 +920,70 @@ redacted_debug!(InterfaceMessageRecord {
     // name are the sender's free text, and the errors may quote values.
     redacted: [sender, control_id, raw, ack, errors],
 });
+
+/// An EMR (or other system) that released and corrected results are sent to over MLLP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestinationRecord {
+    pub id: i64,
+    pub code: String,
+    pub name: String,
+    pub host: String,
+    pub port: i64,
+    pub version: i64,
+    pub created_at: Timestamp,
+    pub created_by: String,
+    pub updated_at: Timestamp,
+    pub updated_by: String,
+    pub retired_at: Option<Timestamp>,
+}
+
+/// One outbound message waiting for, or done with, its destination.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutboxRecord {
+    pub id: i64,
+    pub destination_id: i64,
+    pub order_id: i64,
+    pub result_id: i64,
+    pub result_version: i64,
+    /// MSH-10 of the message: the acknowledgement must name it in MSA-2.
+    pub control_id: String,
+    /// What to send, protocol-neutral JSON (patient, order, results).
+    pub document: String,
+    /// `pending`, `sent`, `failed` (refused too often: waits for an analyst) or `skipped`.
+    pub status: String,
+    pub attempts: i64,
+    /// Attempts the destination refused (AE/AR/CE/CR), as opposed to transport failures.
+    pub refusals: i64,
+    pub next_attempt_at: Timestamp,
+    pub last_error: Option<String>,
+    /// The message as last sent.
+    pub message: Option<Vec<u8>>,
+    /// The acknowledgement that answered it.
+    pub ack: Option<Vec<u8>>,
+    pub created_at: Timestamp,
+    pub sent_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+    pub updated_by: String,
+}
+
+redacted_debug!(OutboxRecord {
+    shown: [
+        id,
+        destination_id,
+        order_id,
+        result_id,
+        result_version,
+        control_id,
+        status,
+        attempts,
+        refusals,
+        next_attempt_at,
+        created_at,
+        sent_at,
+        updated_at,
+        updated_by,
+    ],
+    // The document, the message and the acknowledgement hold patient data; the destination's
+    // error text may quote them.
+    redacted: [document, message, ack, last_error],
+});

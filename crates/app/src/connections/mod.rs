@@ -13,6 +13,7 @@
 mod ingest;
 mod instruments;
 mod messages;
+mod outbox;
 mod query;
 
 pub use ingest::{
@@ -20,6 +21,11 @@ pub use ingest::{
 };
 pub use instruments::{InstrumentInput, InstrumentView, TestCodeInput};
 pub use messages::{InterfaceMessageView, MessageContent, MessageQuery};
+pub use outbox::{
+    DestinationInput, DestinationView, OUTBOX_WORKER, OutboundDocument, OutboundItem, OutboundNext,
+    OutboundOrder, OutboundPatient, OutboundResult, OutboundTarget, OutboxContent, OutboxQuery,
+    OutboxView, RetryPolicy, backoff,
+};
 pub use query::HostOrder;
 
 use aliquot_domain::auth::Role;

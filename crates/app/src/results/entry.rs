@@ -788,6 +788,10 @@ impl App {
         if ev.critical {
             open_call(tx, id, record.version, call_minutes, now).await?;
         }
+        if ev.released && (status == "released" || status == "corrected") {
+            record.id = id;
+            self.queue_outbound(tx, ctx, &record).await?;
+        }
         tx.audit(self.entry(
             actor,
             match (status, existing.is_some()) {

@@ -10,6 +10,7 @@
 mod calc;
 mod entry;
 pub(crate) mod lists;
+mod outbound;
 mod review;
 pub mod rules;
 

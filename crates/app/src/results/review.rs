@@ -165,6 +165,7 @@ impl App {
             None,
         ));
         let ctx = self.context_of(&mut tx, &r).await?;
+        self.queue_outbound(&mut tx, &ctx, &next).await?;
         let minutes = self.call_minutes().await?;
         self.recalculate(
             &mut tx,
@@ -271,6 +272,7 @@ impl App {
         if ev.critical {
             open_call(&mut tx, id, next.version, minutes, now).await?;
         }
+        self.queue_outbound(&mut tx, &ctx, &next).await?;
         tx.audit(self.entry(
             actor,
             "result.correct",

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod connections;
 pub mod directory;
 pub mod orders;
+pub mod outbox;
 pub mod patients;
 pub mod settings;
 pub mod specimens;
@@ -52,7 +53,7 @@ use crate::AppState;
         (name = "orders", description = "Requisitions, accession numbers, tube plans"),
         (name = "specimens", description = "Specimen lifecycle: labels, collection, receipt, rejection"),
         (name = "results", description = "Results: entry, autoverification, review and release, corrections, critical calls, worklists, result rules"),
-        (name = "connections", description = "Instruments and their test codes, the interface message log and error queue"),
+        (name = "connections", description = "Instruments and their test codes, the interface message log and error queue, outbound destinations and the outbox"),
     )
 )]
 struct ApiDoc;
@@ -164,4 +165,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(connections::messages))
         .routes(routes!(connections::message))
         .routes(routes!(connections::replay))
+        // outbound results to the EMR (issue 12)
+        .routes(routes!(
+            outbox::register_destination,
+            outbox::list_destinations
+        ))
+        .routes(routes!(outbox::list))
+        .routes(routes!(outbox::get))
+        .routes(routes!(outbox::retry))
+        .routes(routes!(outbox::skip))
 }

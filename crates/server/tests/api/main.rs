@@ -21,6 +21,7 @@ mod results;
 
 // instrument and EMR connections (issue 12)
 mod interfaces;
+mod outbox;
 
 // storage, transport, send-out, disposal (issue 4)
 mod storage;

@@ -19,6 +19,9 @@ pub(crate) mod idempotency;
 #[path = "orders.rs"]
 pub(crate) mod orders;
 #[allow(clippy::duplicate_mod)]
+#[path = "outbox.rs"]
+pub(crate) mod outbox;
+#[allow(clippy::duplicate_mod)]
 #[path = "registration.rs"]
 pub(crate) mod registration;
 #[allow(clippy::duplicate_mod)]

@@ -1,0 +1,138 @@
+//! Results leave for the EMR: a result released or corrected writes one outbox row per active
+//! destination in the transaction that releases it (see `connections::outbox`).
+
+use aliquot_store::{OutboxRecord, ResultRecord, Tx};
+use jiff::Timestamp;
+use rand::RngCore;
+
+use super::Body;
+use super::entry::Context;
+use crate::connections::{
+    OUTBOX_WORKER, OutboundDocument, OutboundOrder, OutboundPatient, OutboundResult,
+};
+use crate::{App, AppError, AppResult};
+
+/// A fresh message control id: `AQ` and 20 hex digits (HL7 MSH-10 allows 199 characters).
+fn control_id() -> String {
+    let mut bytes = [0u8; 10];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("AQ{}", hex::encode_upper(bytes))
+}
+
+impl App {
+    /// Queues `result` (just released or corrected, stored inside `tx`) for every active
+    /// destination. No destination, no row.
+    pub(crate) async fn queue_outbound(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        ctx: &Context,
+        result: &ResultRecord,
+    ) -> AppResult<()> {
+        let destinations = tx.active_destination_ids().await?;
+        if destinations.is_empty() {
+            return Ok(());
+        }
+        let body = Body::parse(&result.body)?;
+        let critical_note = if body.flags.iter().any(|f| f == "LL" || f == "HH") {
+            let call = tx
+                .critical_calls_of_order(result.order_id)
+                .await?
+                .into_iter()
+                .filter(|c| c.result_id == result.id)
+                .max_by_key(|c| c.id);
+            Some(match call {
+                Some(c) if c.called_at.is_some() => format!(
+                    "Critical value called to {} ({}) by {} at {}{}",
+                    c.notified_name.unwrap_or_default(),
+                    c.notified_role.unwrap_or_default(),
+                    c.called_by.unwrap_or_default(),
+                    c.called_at.map(|t| t.to_string()).unwrap_or_default(),
+                    if c.read_back == Some(true) {
+                        ", read back"
+                    } else {
+                        ""
+                    },
+                ),
+                _ => "Critical value: the ordering provider is being called".to_owned(),
+            })
+        } else {
+            None
+        };
+        let performing_lab = match ctx.def.performing_lab.clone() {
+            Some(l) => l,
+            None => self
+                .store
+                .setting("lab.name")
+                .await?
+                .map(|s| s.value)
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| "Aliquot laboratory".into()),
+        };
+        let document = OutboundDocument {
+            patient: OutboundPatient {
+                mrn: ctx.patient.mrn.clone(),
+                family_name: ctx.patient.family_name.clone(),
+                given_name: ctx.patient.given_name.clone(),
+                middle_name: ctx.patient.middle_name.clone(),
+                birth_date: ctx.patient.birth_date.clone(),
+                sex: ctx.patient.sex.clone(),
+            },
+            order: OutboundOrder {
+                order_id: ctx.order.id,
+                placer_order_number: ctx.order.placer_order_number.clone(),
+                accession: ctx.specimen.accession.clone(),
+                specimen_type: ctx.specimen.specimen_type.clone(),
+                collected_at: ctx.specimen.collected_at,
+                priority: ctx.order.priority.clone(),
+            },
+            results: vec![OutboundResult {
+                result_id: result.id,
+                version: result.version,
+                test_code: result.test_code.clone(),
+                loinc: ctx.def.loinc.clone(),
+                name: ctx.def.name.clone(),
+                value: body.value,
+                kind: body.kind,
+                units: body.units,
+                reference_interval: body.interval.map(|i| i.text),
+                flags: body.flags,
+                status: if result.status == "corrected" {
+                    "corrected".into()
+                } else {
+                    "final".into()
+                },
+                released_at: result.released_at,
+                performing_lab,
+                critical_note,
+                comment: body.comment,
+            }],
+        };
+        let document = serde_json::to_string(&document)
+            .map_err(|e| AppError::Internal(format!("outbox document: {e}")))?;
+        let now: Timestamp = self.now();
+        for destination_id in destinations {
+            tx.insert_outbox(&OutboxRecord {
+                id: 0,
+                destination_id,
+                order_id: result.order_id,
+                result_id: result.id,
+                result_version: result.version,
+                control_id: control_id(),
+                document: document.clone(),
+                status: "pending".into(),
+                attempts: 0,
+                refusals: 0,
+                next_attempt_at: now,
+                last_error: None,
+                message: None,
+                ack: None,
+                created_at: now,
+                sent_at: None,
+                updated_at: now,
+                updated_by: OUTBOX_WORKER.into(),
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}

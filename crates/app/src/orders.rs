@@ -257,7 +257,9 @@ impl App {
         actor.require(Permission::OrderWrite)?;
         let prepared = self.prepare_order(&input).await?;
         let mut tx = self.store.begin().await?;
-        let v = self.place_order_in(&mut tx, actor, &input, prepared).await?;
+        let v = self
+            .place_order_in(&mut tx, actor, &input, prepared)
+            .await?;
         tx.commit().await?;
         Ok(v)
     }

@@ -263,9 +263,7 @@ impl App {
     ) -> AppResult<Result<PatientView, Vec<DuplicateCandidate>>> {
         actor.require(Permission::PatientWrite)?;
         let mut tx = self.store.begin().await?;
-        let out = self
-            .register_patient_in(&mut tx, actor, &input)
-            .await?;
+        let out = self.register_patient_in(&mut tx, actor, &input).await?;
         if out.is_ok() {
             tx.commit().await?;
         }

@@ -13,6 +13,7 @@
 mod ingest;
 mod instruments;
 mod messages;
+mod orders;
 mod query;
 
 pub use ingest::{
@@ -20,6 +21,9 @@ pub use ingest::{
 };
 pub use instruments::{InstrumentInput, InstrumentView, TestCodeInput};
 pub use messages::{InterfaceMessageView, MessageContent, MessageQuery};
+pub use orders::{
+    InboundMessage, InboundOrder, InboundOrders, InboundPatient, InboundTest, Located, OrderControl,
+};
 pub use query::HostOrder;
 
 use aliquot_domain::auth::Role;

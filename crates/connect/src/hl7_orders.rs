@@ -274,7 +274,8 @@ fn read_order_segments<'d, 'a: 'd>(
                 let npi = comp(&seg, 12, 1);
                 let reason = [comp(&seg, 16, 2), comp(&seg, 16, 1)]
                     .into_iter()
-                    .find(|r| !r.is_empty());
+                    .find(|r| !r.is_empty())
+                    .filter(|_| control == OrderControl::Cancel);
                 current = Some(Building {
                     order: InboundOrder {
                         location: format!("ORC[{n}]"),
@@ -321,9 +322,10 @@ fn read_order_segments<'d, 'a: 'd>(
                     continue;
                 };
                 let o = &mut b.order;
-                if o.placer_order_number.value.is_empty() {
+                let placer = comp(&seg, 2, 1);
+                if o.placer_order_number.value.is_empty() && !placer.is_empty() {
                     o.placer_order_number = Located {
-                        value: comp(&seg, 2, 1),
+                        value: placer,
                         location: at(2),
                     };
                 }
@@ -340,10 +342,11 @@ fn read_order_segments<'d, 'a: 'd>(
                         location: at(27),
                     });
                 }
-                let codes: Vec<String> = [comp(&seg, 4, 1), comp(&seg, 4, 4)]
+                let mut codes: Vec<String> = [comp(&seg, 4, 1), comp(&seg, 4, 4)]
                     .into_iter()
                     .filter(|c| !c.is_empty())
                     .collect();
+                codes.dedup();
                 if codes.is_empty() {
                     problems.push(InboundError {
                         location: at(4),

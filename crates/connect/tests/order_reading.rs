@@ -22,9 +22,8 @@ fn lines(m: &InboundOrders) -> Vec<String> {
                 OrderControl::New => "NW",
                 OrderControl::Cancel => "CA",
             };
-            let located = |l: &aliquot_app::connections::Located| {
-                format!("{}@{}", l.value, l.location)
-            };
+            let located =
+                |l: &aliquot_app::connections::Located| format!("{}@{}", l.value, l.location);
             let patient = o.patient.as_ref().map_or("-".to_owned(), |p| {
                 format!(
                     "{}^{}|{}|{}|{},{},{}",
@@ -89,9 +88,11 @@ fn orders_are_read_field_by_field_one_row_per_message() {
                  TQ1|1||||||||S\rOBR|1|PL-1||2951-2^Sodium^LN\rOBR|2|PL-1||K^Potassium^L\r\
                  DG1|1||E11.9^Type 2 diabetes^I10\r"
             ),
-            &["ORC[1] NW PL-1@ORC[1]-2 stat@TQ1[1]-9 npi=1234567893@ORC[1]-12 \
+            &[
+                "ORC[1] NW PL-1@ORC[1]-2 stat@TQ1[1]-9 npi=1234567893@ORC[1]-12 \
                loc=[OPD@PV1[1]-3] tests=[2951-2@OBR[1]-4 K@OBR[2]-4] dx=[E11.9@DG1[1]-3] \
-               pid=E12345^CLINIC|1980-01-15|F|Doe,Jane,Q"],
+               pid=E12345^CLINIC|1980-01-15|F|Doe,Jane,Q",
+            ],
             &[],
         ),
         (
@@ -101,9 +102,11 @@ fn orders_are_read_field_by_field_one_row_per_message() {
                 "{MSH}{PID}ORC|NW||||||||||||||||CLIN17||||Clinic^^^^^^^^^CLIN21\r\
                  OBR|1|PL-2||X1^Local name^99LOCAL^GLU^Glucose^L||||||||||||1234567893|||||||||||^^^^^A\r"
             ),
-            &["ORC[1] NW PL-2@OBR[1]-2 asap@OBR[1]-27 npi=1234567893@OBR[1]-16 \
+            &[
+                "ORC[1] NW PL-2@OBR[1]-2 asap@OBR[1]-27 npi=1234567893@OBR[1]-16 \
                loc=[CLIN21@ORC[1]-21 Clinic@ORC[1]-21 CLIN17@ORC[1]-17] tests=[X1/GLU@OBR[1]-4] \
-               dx=[] pid=E12345^CLINIC|1980-01-15|F|Doe,Jane,Q"],
+               dx=[] pid=E12345^CLINIC|1980-01-15|F|Doe,Jane,Q",
+            ],
             &[],
         ),
         (
@@ -123,19 +126,25 @@ fn orders_are_read_field_by_field_one_row_per_message() {
         ),
         (
             "an order control other than NW or CA, and a priority not taken, are rejected",
-            format!(
-                "{MSH}{PID}ORC|XO|PL-5\rTQ1|1||||||||P\rOBR|1|PL-5||K\r"
-            ),
-            &["ORC[1] NW PL-5@ORC[1]-2 routine@TQ1[1]-9 npi=- loc=[] tests=[K@OBR[1]-4] dx=[] \
-               pid=E12345^CLINIC|1980-01-15|F|Doe,Jane,Q"],
+            format!("{MSH}{PID}ORC|XO|PL-5\rTQ1|1||||||||P\rOBR|1|PL-5||K\r"),
+            &[
+                "ORC[1] NW PL-5@ORC[1]-2 routine@TQ1[1]-9 npi=- loc=[] tests=[K@OBR[1]-4] dx=[] \
+               pid=E12345^CLINIC|1980-01-15|F|Doe,Jane,Q",
+            ],
             &["ORC[1]-1 order_control", "TQ1[1]-9 unsupported_priority"],
         ),
         (
             "no placer order number, no test, an OBR before any ORC",
             format!("{MSH}{PID}OBR|1|||K\rORC|NW\rOBR|2\r"),
-            &["ORC[1] NW @ORC[1]-2 routine@ORC[1]-7 npi=- loc=[] tests=[@OBR[2]-4] dx=[] \
-               pid=E12345^CLINIC|1980-01-15|F|Doe,Jane,Q"],
-            &["OBR[1] segment_sequence", "OBR[2]-4 required", "ORC[1]-2 required"],
+            &[
+                "ORC[1] NW @ORC[1]-2 routine@ORC[1]-7 npi=- loc=[] tests=[@OBR[2]-4] dx=[] \
+               pid=E12345^CLINIC|1980-01-15|F|Doe,Jane,Q",
+            ],
+            &[
+                "OBR[1] segment_sequence",
+                "OBR[2]-4 required",
+                "ORC[1]-2 required",
+            ],
         ),
         (
             "no control id, no sender",
@@ -164,17 +173,21 @@ fn public_samples_are_read_in_place() {
             "hl7/fhirconv_LAB-ORM-1_orm_o01_v23.hl7",
             "SomeSystem MSGID20060307110114 ORM^O01",
             // OBR-16 has no id: no NPI (the ingest names ORC[1]-12 as missing).
-            &["ORC[1] NW 88502218@ORC[1]-2 routine@ORC[1]-7 npi=- loc=[PREOP@PV1[1]-3] \
-               tests=[24317-0@OBR[1]-4] dx=[] pid=10006579^1|1924-10-10|M|DUCK,DONALD,D"],
+            &[
+                "ORC[1] NW 88502218@ORC[1]-2 routine@ORC[1]-7 npi=- loc=[PREOP@PV1[1]-3] \
+               tests=[24317-0@OBR[1]-4] dx=[] pid=10006579^1|1924-10-10|M|DUCK,DONALD,D",
+            ],
             &[],
         ),
         (
             "hl7/fhirconv_MDHHS-OML-O21-2_oml_o21_v251_enhanced-ack.hl7",
             "MDHHS-DataHub TC14IG030107AA OML^O21",
             // One ORC, two OBRs: one order of two tests; ORC-16 is no reason for a new order.
-            &["ORC[1] NW ORD723222@ORC[1]-2 routine@ORC[1]-7 npi=8075000001@ORC[1]-12 \
+            &[
+                "ORC[1] NW ORD723222@ORC[1]-2 routine@ORC[1]-7 npi=8075000001@ORC[1]-12 \
                loc=[8175000005@ORC[1]-21 Detroit City Hospital@ORC[1]-21] \
-               tests=[1320@OBR[1]-4 1680@OBR[2]-4] dx=[] pid=MRNTC14^|2016-02-23|F|Old,Baby Girl,"],
+               tests=[1320@OBR[1]-4 1680@OBR[2]-4] dx=[] pid=MRNTC14^|2016-02-23|F|Old,Baby Girl,",
+            ],
             &[],
         ),
         (

@@ -237,9 +237,36 @@ impl AccessionSeries {
     }
 }
 
+/// An order checked against the reference data (parsed fields, resolved tests, tube plan,
+/// accession series), ready to be placed inside a write transaction.
+pub(crate) struct PreparedOrder {
+    priority: Priority,
+    timed_at: Option<Timestamp>,
+    diagnoses: Vec<String>,
+    placer: Option<String>,
+    notes: Option<String>,
+    tests: Vec<(TestDefinition, Option<String>)>,
+    plan: Vec<aliquot_domain::order::PlannedTube>,
+    series: AccessionSeries,
+}
+
 impl App {
+    /// Places an order (`POST /api/v1/orders`): the reference data is checked first, then
+    /// [`App::place_order_in`] in one transaction.
     pub async fn place_order(&self, actor: &Actor, input: NewOrderInput) -> AppResult<OrderView> {
         actor.require(Permission::OrderWrite)?;
+        let prepared = self.prepare_order(&input).await?;
+        let mut tx = self.store.begin().await?;
+        let v = self
+            .place_order_in(&mut tx, actor, &input, prepared)
+            .await?;
+        tx.commit().await?;
+        Ok(v)
+    }
+
+    /// The checks of an order that need no write transaction: its fields, the provider,
+    /// location and tests, the tube plan.
+    pub(crate) async fn prepare_order(&self, input: &NewOrderInput) -> AppResult<PreparedOrder> {
         let priority = Priority::parse(input.priority.trim())
             .map_err(|e| invalid(&e, "", "priority").with_field("priority"))?;
         let timed_at = match (priority, input.timed_at.as_deref()) {
@@ -340,10 +367,42 @@ impl App {
         let plan = plan_containers(&ordered, &ContainerType::defaults())
             .map_err(|e| invalid(&e, "", "tests"))?;
         let series = AccessionSeries::current(self).await?;
+        Ok(PreparedOrder {
+            priority,
+            timed_at,
+            diagnoses,
+            placer: placer.map(str::to_owned),
+            notes: notes.map(str::to_owned),
+            tests,
+            plan,
+            series,
+        })
+    }
 
+    /// Places a prepared order inside `tx` (not committed): the patient identified, the
+    /// placer order number checked, the order, its tubes and tests written and audited. The
+    /// same code for every edge (REST, HL7 orders from an EMR).
+    pub(crate) async fn place_order_in(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        actor: &Actor,
+        input: &NewOrderInput,
+        prepared: PreparedOrder,
+    ) -> AppResult<OrderView> {
+        actor.require(Permission::OrderWrite)?;
+        let PreparedOrder {
+            priority,
+            timed_at,
+            diagnoses,
+            placer,
+            notes,
+            tests,
+            plan,
+            series,
+        } = prepared;
+        let placer = placer.as_deref();
         // Identification is checked inside the transaction: a merge can't slip in between.
-        let mut tx = self.store.begin().await?;
-        let patient = self.identify_patient(&mut tx, &input.patient).await?;
+        let patient = self.identify_patient(tx, &input.patient).await?;
         // The same requisition sent again by its client (a retry without an idempotency key,
         // an interface resending) is a duplicate, not a second order. Checked inside the
         // transaction: write transactions are serialised, so two copies can't both pass.
@@ -369,7 +428,7 @@ impl App {
             priority: priority.as_str().to_owned(),
             timed_at,
             placer_order_number: placer.map(str::to_owned),
-            clinical_notes: notes.map(str::to_owned),
+            clinical_notes: notes,
             diagnosis_codes: serde_json::to_string(&diagnoses)
                 .map_err(|e| AppError::Internal(e.to_string()))?,
             status: "active".into(),
@@ -379,7 +438,7 @@ impl App {
             cancel_reason: None,
         };
         order.id = tx.insert_order(&order).await?;
-        let accessions = series.next(&mut tx, plan.len()).await?;
+        let accessions = series.next(tx, plan.len()).await?;
         let mut specimens: Vec<SpecimenRecord> = plan
             .iter()
             .zip(accessions)
@@ -433,7 +492,6 @@ impl App {
             "clinical_notes": order.clinical_notes,
             "specimens": v.specimens.iter().map(|s| json!({"accession": s.accession, "container": s.container, "tests": s.tests})).collect::<Vec<_>>(),
         })), None));
-        tx.commit().await?;
         Ok(v)
     }
 
@@ -520,12 +578,26 @@ impl App {
         actor.require(Permission::OrderWrite)?;
         let reason = require_reason(reason)?;
         let mut tx = self.store.begin().await?;
+        let v = self.cancel_order_in(&mut tx, actor, id, &reason).await?;
+        tx.commit().await?;
+        Ok(v)
+    }
+
+    /// [`App::cancel_order`] inside `tx` (not committed); `reason` already checked.
+    pub(crate) async fn cancel_order_in(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        actor: &Actor,
+        id: i64,
+        reason: &str,
+    ) -> AppResult<OrderView> {
+        actor.require(Permission::OrderWrite)?;
         let o = tx
             .order_by_id(id)
             .await?
             .ok_or(AppError::NotFound { entity: "order" })?;
         let now = self.now();
-        if !tx.cancel_order(id, now, &reason).await? {
+        if !tx.cancel_order(id, now, reason).await? {
             return Err(AppError::Conflict {
                 field: None,
                 code: "order_cancelled",
@@ -548,14 +620,14 @@ impl App {
                 // Never drawn: the planned tube is cancelled.
                 state @ SpecimenState::Planned => {
                     let next = transition(state, &Event::Cancel).map_err(transition_conflict)?;
-                    self.change_status(&mut tx, &s, next, None).await?;
+                    self.change_status(tx, &s, next, None).await?;
                     let t = Transition {
                         kind: "cancel",
                         next: next.as_str(),
                         details,
                         location: None,
                     };
-                    self.record_transition(&mut tx, actor, &s, t).await?;
+                    self.record_transition(tx, actor, &s, t).await?;
                     tubes_cancelled.push(s.accession.clone());
                 }
                 // Nothing physical left to account for.
@@ -563,7 +635,7 @@ impl App {
                 // A tube that exists keeps its status (it is still somewhere and is handled,
                 // stored or disposed of as a tube); its custody says the order was cancelled.
                 _ => {
-                    if !self.guard_unchanged(&mut tx, &s).await? {
+                    if !self.guard_unchanged(tx, &s).await? {
                         return Err(changed_meanwhile());
                     }
                     let t = Transition {
@@ -572,7 +644,7 @@ impl App {
                         details,
                         location: None,
                     };
-                    self.record_transition(&mut tx, actor, &s, t).await?;
+                    self.record_transition(tx, actor, &s, t).await?;
                     tubes_kept.push(s.accession.clone());
                 }
             }
@@ -587,7 +659,7 @@ impl App {
                 json!({"status": "cancelled", "specimens_cancelled": tubes_cancelled,
                 "specimens_kept": tubes_kept}),
             ),
-            Some(&reason),
+            Some(reason),
         ));
         let o = tx
             .order_by_id(id)
@@ -595,7 +667,6 @@ impl App {
             .ok_or(AppError::NotFound { entity: "order" })?;
         let s = tx.specimens_of_order(id).await?;
         let t = tx.tests_of_order(id).await?;
-        tx.commit().await?;
         view(&o, &s, &t)
     }
 

@@ -262,6 +262,22 @@ impl App {
         input: NewPatientInput,
     ) -> AppResult<Result<PatientView, Vec<DuplicateCandidate>>> {
         actor.require(Permission::PatientWrite)?;
+        let mut tx = self.store.begin().await?;
+        let out = self.register_patient_in(&mut tx, actor, &input).await?;
+        if out.is_ok() {
+            tx.commit().await?;
+        }
+        Ok(out)
+    }
+
+    /// [`App::register_patient`] inside `tx` (not committed).
+    pub(crate) async fn register_patient_in(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        actor: &Actor,
+        input: &NewPatientInput,
+    ) -> AppResult<Result<PatientView, Vec<DuplicateCandidate>>> {
+        actor.require(Permission::PatientWrite)?;
         let mrn = Mrn::parse(&input.mrn).map_err(|e| invalid(&e, "", "mrn"))?;
         let (name, birth_date, sex) = self.parse_demographics(
             &input.family_name,
@@ -296,8 +312,6 @@ impl App {
         } else {
             None
         };
-
-        let mut tx = self.store.begin().await?;
         // Duplicate detection is check-then-insert: no other registration (in any process)
         // may slip between our look-up and our insert.
         tx.serialize_writes().await?;
@@ -308,7 +322,7 @@ impl App {
                 message: "a patient with this MRN is already registered".into(),
             });
         }
-        let candidates = duplicate_candidates(&mut tx, &name, birth_date, sex, None).await?;
+        let candidates = duplicate_candidates(tx, &name, birth_date, sex, None).await?;
         if !candidates.is_empty() && !input.confirm_not_duplicate {
             return Ok(Err(candidates));
         }
@@ -359,7 +373,6 @@ impl App {
             Some(new),
             reason.as_deref(),
         ));
-        tx.commit().await?;
         Ok(Ok(view))
     }
 

@@ -91,6 +91,32 @@ pub fn setting_rules() -> &'static [(&'static str, &'static str, Rule)] {
                 _ => Err("a whole number of days from 1 to 3650".into()),
             },
         ),
+        (
+            "interfaces.register_unknown_patients",
+            "true lets an EMR's order message register a patient the lab does not know (default \
+             false: the message waits in the interface error queue until the patient is \
+             registered)",
+            |v| match v.trim() {
+                "true" | "false" => Ok(v.trim().to_owned()),
+                _ => Err("true or false".into()),
+            },
+        ),
+        (
+            "interfaces.default_location",
+            "the client location code for an EMR's orders that name no registered location \
+             (unset: such a message waits in the interface error queue)",
+            |v| {
+                let v = v.trim().to_ascii_uppercase();
+                if (1..=20).contains(&v.len())
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+                {
+                    Ok(v)
+                } else {
+                    Err("a location code: 1 to 20 letters, digits, '-' or '_'".into())
+                }
+            },
+        ),
     ]
 }
 

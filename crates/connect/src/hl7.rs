@@ -100,7 +100,7 @@ pub fn read_message(raw: &[u8]) -> Inbound {
             &mut inbound,
             "MSH[1]-9",
             "unsupported_message_type",
-            "this listener accepts ORU^R01 results",
+            "this listener accepts ORU^R01 results and ORM^O01 / OML^O21 orders",
         );
     }
     if inbound.rejected.is_empty() {
@@ -264,7 +264,7 @@ fn read_results(msg: &Message<'_, '_>, problems: &mut Vec<InboundError>) -> Vec<
 }
 
 /// A stand-in key for a message without a usable control id.
-fn digest(raw: &[u8]) -> String {
+pub(crate) fn digest(raw: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(raw)))
 }
 
@@ -282,13 +282,19 @@ fn error_code(code: &str) -> (u16, &'static str) {
         "required" | "value_required" => (101, "Required field missing"),
         "unsupported_message_type" => (200, "Unsupported message type"),
         c if c.starts_with("value_") => (102, "Data type error"),
-        "unknown_test_code" | "result_status" => (103, "Table value not found"),
+        "unknown_test_code"
+        | "result_status"
+        | "unknown_test"
+        | "test_retired"
+        | "order_control"
+        | "unsupported_priority" => (103, "Table value not found"),
         c if c.contains("unit") => (103, "Table value not found"),
         "unknown_sender" | "unknown_specimen" | "not_found" | "wrong_patient"
-        | "wrong_specimen" | "invalid_accession" | "test_not_ordered" => {
+        | "wrong_specimen" | "invalid_accession" | "test_not_ordered" | "unknown_patient"
+        | "unknown_provider" | "unknown_location" | "unknown_order" => {
             (204, "Unknown key identifier")
         }
-        "result_released" => (205, "Duplicate key identifier"),
+        "result_released" | "duplicate_placer_order" => (205, "Duplicate key identifier"),
         _ => (207, "Application internal error"),
     }
 }

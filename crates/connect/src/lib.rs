@@ -3,14 +3,18 @@
 //! The protocol edges of Aliquot: the MLLP listener for HL7 v2 ([`mllp`]) and the ASTM
 //! listener ([`astm_listener`]), the reading of result messages into the ingest use case and
 //! the acknowledgements built from its answer ([`hl7`], [`astm`]), and an analyzer simulator
-//! ([`simulate`]) used by tests, the demo and the benchmark. Every message goes through `App::ingest` (crates/app, `connections`), the same
-//! result entry as `POST /api/v1/results`, as the instrument that sent it; the
-//! acknowledgement is written only after the commit that stored the message and its results.
+//! ([`simulate`]) used by tests, the demo and the benchmark. Every result message goes through
+//! `App::ingest` (crates/app, `connections`), the same result entry as `POST /api/v1/results`,
+//! as the instrument that sent it; orders from an EMR (ORM^O01, OML^O21, [`hl7_orders`]) go
+//! through `App::ingest_orders`, the same order use case as `POST /api/v1/orders`. The
+//! acknowledgement is written only after the commit that stored the message and what it
+//! posted.
 
 mod accept;
 pub mod astm;
 pub mod astm_listener;
 pub mod hl7;
+pub mod hl7_orders;
 pub mod mllp;
 pub mod outbox;
 pub mod simulate;

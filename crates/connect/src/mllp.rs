@@ -26,7 +26,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::accept::accept_loop;
-use crate::hl7;
+use crate::{hl7, hl7_orders};
 
 /// Limits of the MLLP listener.
 #[derive(Debug, Clone)]
@@ -52,14 +52,21 @@ impl Default for MllpConfig {
     }
 }
 
-/// Answers one HL7 message: ingested, and the stored acknowledgement returned (MLLP-framed).
+/// Answers one HL7 message: ingested (ORM^O01 / OML^O21 as orders, anything else as
+/// results), and the stored acknowledgement returned (MLLP-framed).
 /// When nothing could be stored the answer is AR/CR ("send again") and nothing is kept.
 pub async fn answer(app: &App, raw: &[u8]) -> Vec<u8> {
-    let inbound = hl7::read_message(raw);
-    match app
-        .ingest(&inbound, |facts| hl7::acknowledge(raw, facts))
-        .await
-    {
+    // Routed by MSH-9: orders from an EMR, else results (which names any other type).
+    let ingested = if hl7_orders::is_order_message(raw) {
+        let orders = hl7_orders::read_orders(raw);
+        app.ingest_orders(&orders, |facts| hl7::acknowledge(raw, facts))
+            .await
+    } else {
+        let inbound = hl7::read_message(raw);
+        app.ingest(&inbound, |facts| hl7::acknowledge(raw, facts))
+            .await
+    };
+    match ingested {
         Ok(outcome) => outcome.ack,
         Err(e) => {
             tracing::error!(error = %e, "an HL7 message could not be stored; answered \"send again\"");

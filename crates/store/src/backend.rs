@@ -435,12 +435,20 @@ macro_rules! backend {
                 crate::queries::$ctx::registration::provider_by_id(&self.read, id).await
             }
 
+            async fn provider_by_npi(&self, npi: &str) -> StoreResult<Option<ProviderRecord>> {
+                crate::queries::$ctx::registration::provider_by_npi(&self.read, npi).await
+            }
+
             async fn list_providers(&self) -> StoreResult<Vec<ProviderRecord>> {
                 crate::queries::$ctx::registration::list_providers(&self.read).await
             }
 
             async fn location_by_id(&self, id: i64) -> StoreResult<Option<LocationRecord>> {
                 crate::queries::$ctx::registration::location_by_id(&self.read, id).await
+            }
+
+            async fn location_by_code(&self, code: &str) -> StoreResult<Option<LocationRecord>> {
+                crate::queries::$ctx::registration::location_by_code(&self.read, code).await
             }
 
             async fn list_locations(&self) -> StoreResult<Vec<LocationRecord>> {

@@ -207,8 +207,12 @@ pub trait Store: Send + Sync + 'static {
     /// The demographics a patient's corrections replaced, oldest first.
     async fn patient_versions(&self, patient_id: i64) -> StoreResult<Vec<PatientVersionRecord>>;
     async fn provider_by_id(&self, id: i64) -> StoreResult<Option<ProviderRecord>>;
+    /// The provider with this NPI (unique), for interfaces naming providers by NPI.
+    async fn provider_by_npi(&self, npi: &str) -> StoreResult<Option<ProviderRecord>>;
     async fn list_providers(&self) -> StoreResult<Vec<ProviderRecord>>;
     async fn location_by_id(&self, id: i64) -> StoreResult<Option<LocationRecord>>;
+    /// The client location with this code (unique), for interfaces naming locations by code.
+    async fn location_by_code(&self, code: &str) -> StoreResult<Option<LocationRecord>>;
     async fn list_locations(&self) -> StoreResult<Vec<LocationRecord>>;
     async fn list_catalog(&self, include_retired: bool) -> StoreResult<Vec<CatalogTestRecord>>;
     async fn catalog_by_code(&self, code: &str) -> StoreResult<Option<CatalogTestRecord>>;

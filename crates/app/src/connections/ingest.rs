@@ -17,6 +17,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::Protocol;
+use super::orders::InboundMessage;
 use crate::results::{EntrySettings, ResultInput};
 use crate::{Actor, App, AppError, AppResult};
 
@@ -127,12 +128,17 @@ fn err(location: &str, code: &str, message: impl Into<String>) -> InboundError {
 /// The acknowledgement's control id: 20 hex digits of SHA-256 over the message's key (fits
 /// HL7 v2.3's 20-character MSH-10).
 fn ack_control_id(inbound: &Inbound) -> String {
+    ack_control_id_of(inbound.protocol, &inbound.sender, &inbound.control_id)
+}
+
+/// [`ack_control_id`] of a message's key.
+pub(super) fn ack_control_id_of(protocol: Protocol, sender: &str, control_id: &str) -> String {
     let mut h = Sha256::new();
-    h.update(inbound.protocol.as_str());
+    h.update(protocol.as_str());
     h.update([0]);
-    h.update(inbound.sender.as_bytes());
+    h.update(sender.as_bytes());
     h.update([0]);
-    h.update(inbound.control_id.as_bytes());
+    h.update(control_id.as_bytes());
     let d = h.finalize();
     d.iter().take(10).map(|b| format!("{b:02X}")).collect()
 }
@@ -425,7 +431,7 @@ impl App {
         read: F,
     ) -> AppResult<IngestOutcome>
     where
-        F: Fn(Protocol, &[u8]) -> Inbound + Send + Sync,
+        F: Fn(Protocol, &[u8]) -> InboundMessage + Send + Sync,
     {
         actor.require(Permission::InterfaceManage)?;
         let settings = self.entry_settings().await?;
@@ -443,7 +449,13 @@ impl App {
         }
         let protocol = Protocol::parse(&old.protocol)
             .ok_or_else(|| AppError::Internal(format!("stored protocol {}", old.protocol)))?;
-        let inbound = read(protocol, &old.raw);
+        let inbound = match read(protocol, &old.raw) {
+            InboundMessage::Results(inbound) => inbound,
+            InboundMessage::Orders(orders) => {
+                drop(tx);
+                return self.replay_orders(actor, old, &orders).await;
+            }
+        };
         let p = if inbound.rejected.is_empty() {
             self.post_inbound(&mut tx, &inbound, settings).await?
         } else {

@@ -13,6 +13,7 @@
 mod ingest;
 mod instruments;
 mod messages;
+mod orders;
 mod outbox;
 mod query;
 
@@ -21,6 +22,9 @@ pub use ingest::{
 };
 pub use instruments::{InstrumentInput, InstrumentView, TestCodeInput};
 pub use messages::{InterfaceMessageView, MessageContent, MessageQuery};
+pub use orders::{
+    InboundMessage, InboundOrder, InboundOrders, InboundPatient, InboundTest, Located, OrderControl,
+};
 pub use outbox::{
     DestinationInput, DestinationView, OUTBOX_WORKER, OutboundDocument, OutboundItem, OutboundNext,
     OutboundOrder, OutboundPatient, OutboundResult, OutboundTarget, OutboxContent, OutboxQuery,

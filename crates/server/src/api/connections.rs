@@ -3,8 +3,8 @@
 
 use aliquot_app::Actor;
 use aliquot_app::connections::{
-    InboundError, InstrumentInput, InstrumentView, InterfaceMessageView, MessageContent,
-    MessageQuery, Protocol, TestCodeInput,
+    InboundError, InboundMessage, InstrumentInput, InstrumentView, InterfaceMessageView,
+    MessageContent, MessageQuery, Protocol, TestCodeInput,
 };
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -391,8 +391,8 @@ pub async fn replay(
     let o = state
         .app
         .replay_message(&actor, id, |protocol, raw| match protocol {
-            Protocol::Hl7 => aliquot_connect::hl7::read_message(raw),
-            Protocol::Astm => aliquot_connect::astm::read_message(raw),
+            Protocol::Hl7 => aliquot_connect::hl7_orders::read_any(raw),
+            Protocol::Astm => InboundMessage::Results(aliquot_connect::astm::read_message(raw)),
         })
         .await?;
     Ok(Json(ReplayDto {

@@ -2,7 +2,9 @@
 //! what went wrong, where) and its replay, the recent message log, and the registered
 //! instruments with their test-code mappings. Every action is the REST API's use case.
 
-use aliquot_app::connections::{InstrumentView, InterfaceMessageView, MessageQuery, Protocol};
+use aliquot_app::connections::{
+    InboundMessage, InstrumentView, InterfaceMessageView, MessageQuery, Protocol,
+};
 use askama::Template;
 use axum::Extension;
 use axum::extract::{Path, State};
@@ -140,14 +142,15 @@ pub async fn replay(
     let (notice, error) = match state
         .app
         .replay_message(&s.actor, id, |protocol, raw| match protocol {
-            Protocol::Hl7 => aliquot_connect::hl7::read_message(raw),
-            Protocol::Astm => aliquot_connect::astm::read_message(raw),
+            Protocol::Hl7 => aliquot_connect::hl7_orders::read_any(raw),
+            Protocol::Astm => InboundMessage::Results(aliquot_connect::astm::read_message(raw)),
         })
         .await
     {
         Ok(o) if o.status == "replayed" => (
             Some(format!(
-                "Message {id} replayed: {} result(s) posted; it has left the error queue.",
+                "Message {id} replayed: {} result(s) or order(s) posted; it has left the error \
+                 queue.",
                 o.posted
             )),
             None,

@@ -20,6 +20,7 @@ mod processing;
 mod results;
 
 // instrument and EMR connections (issue 12)
+mod emr_orders;
 mod interfaces;
 mod outbox;
 

@@ -538,6 +538,21 @@ pub(crate) async fn provider_by_id<'e, E: Executor<'e, Database = Db>>(
     .transpose()
 }
 
+pub(crate) async fn provider_by_npi<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    npi: &str,
+) -> StoreResult<Option<ProviderRecord>> {
+    sqlx::query_as::<_, ProviderRow>(
+        "SELECT id, npi, family_name, given_name, phone, created_at \
+         FROM providers WHERE npi = $1",
+    )
+    .bind(npi)
+    .fetch_optional(e)
+    .await?
+    .map(provider)
+    .transpose()
+}
+
 pub(crate) async fn list_providers<'e, E: Executor<'e, Database = Db>>(
     e: E,
 ) -> StoreResult<Vec<ProviderRecord>> {
@@ -605,6 +620,21 @@ pub(crate) async fn location_by_id<'e, E: Executor<'e, Database = Db>>(
          FROM locations WHERE id = $1",
     )
     .bind(id)
+    .fetch_optional(e)
+    .await?
+    .map(location)
+    .transpose()
+}
+
+pub(crate) async fn location_by_code<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    code: &str,
+) -> StoreResult<Option<LocationRecord>> {
+    sqlx::query_as::<_, LocationRow>(
+        "SELECT id, code, name, kind, address, phone, contact_name, created_at \
+         FROM locations WHERE code = $1",
+    )
+    .bind(code)
     .fetch_optional(e)
     .await?
     .map(location)

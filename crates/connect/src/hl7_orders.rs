@@ -1,0 +1,431 @@
+//! HL7 v2 orders from an EMR: ORM^O01 and OML^O21 (and OML^O33, whose segments are read the
+//! same way) read into an [`InboundOrders`] for `App::ingest_orders`. The acknowledgement is
+//! built by [`crate::hl7::acknowledge`], as for results.
+//!
+//! Reading (`read_orders`):
+//! - the header as for results: MSH-3's namespace id is the sender, MSH-10 the control id
+//!   (required), one well-formed message per frame;
+//! - PID: PID-3 the identifier (the `MR` repetition, else the first; CX-1 the value, CX-4 the
+//!   assigning authority's namespace id, else its universal id), PID-5 the name (family name's
+//!   surname, given, second given), PID-7 the birth date (`YYYYMMDD…` read as `YYYY-MM-DD`),
+//!   PID-8 the sex. An order takes the PID before it;
+//! - PV1-3.1 (point of care) is the first client-location candidate;
+//! - each ORC opens an order: ORC-1 `NW` (new) or `CA` (cancel), anything else is rejected;
+//!   ORC-2.1 the placer order number; ORC-12.1 the ordering provider's NPI; ORC-7.6 a
+//!   priority; ORC-21 (XON-10, else XON-1) and ORC-17.1 further location candidates; ORC-16
+//!   the cancellation reason. An ORC with the same control and placer order number as the
+//!   order before it continues that order (one requisition sent as several ORC/OBR pairs);
+//! - each OBR is one test or panel of the current order: OBR-4.1 (LOINC or a local code),
+//!   OBR-4.4 the alternate code; OBR-2.1, OBR-16.1 and OBR-27.6 stand in for ORC-2, ORC-12
+//!   and ORC-7 when those are empty;
+//! - TQ1-9.1 is the order's priority (before OBR-27.6 and ORC-7.6): `S` stat, `A` asap, `R`
+//!   routine, empty routine; any other code is rejected rather than guessed;
+//! - DG1-3.1 an ICD-10-CM diagnosis of the current order (of every order when before the
+//!   first ORC).
+
+use aliquot_app::connections::{
+    InboundError, InboundMessage, InboundOrder, InboundOrders, InboundPatient, InboundTest,
+    Located, OrderControl, Protocol,
+};
+use aliquot_hl7::{Document, Segment, Value};
+
+use crate::hl7;
+
+/// The message types read as orders.
+const ORDER_TYPES: &[(&str, &str)] = &[("ORM", "O01"), ("OML", "O21"), ("OML", "O33")];
+
+/// MSH-9's code and trigger, when the bytes are an HL7 message.
+fn message_type(raw: &[u8]) -> Option<(String, String)> {
+    let doc = Document::parse(raw);
+    let msg = doc.messages().next()?;
+    msg.msh().message_type().map(|v| {
+        (
+            v.comp_str(1).trim().to_owned(),
+            v.comp_str(2).trim().to_owned(),
+        )
+    })
+}
+
+/// Whether MSH-9 names an order message (ORM^O01, OML^O21, OML^O33).
+pub fn is_order_message(raw: &[u8]) -> bool {
+    message_type(raw).is_some_and(|(c, t)| {
+        ORDER_TYPES
+            .iter()
+            .any(|(code, trigger)| *code == c && *trigger == t)
+    })
+}
+
+/// Reads any HL7 message the MLLP listener takes: orders, or else results (for replay).
+pub fn read_any(raw: &[u8]) -> InboundMessage {
+    if is_order_message(raw) {
+        InboundMessage::Orders(read_orders(raw))
+    } else {
+        InboundMessage::Results(hl7::read_message(raw))
+    }
+}
+
+fn reject(msg: &mut InboundOrders, location: &str, code: &str, message: &str) {
+    msg.rejected.push(InboundError {
+        location: location.to_owned(),
+        code: code.to_owned(),
+        message: message.to_owned(),
+    });
+}
+
+fn text(v: Option<Value<'_, '_>>) -> String {
+    v.map(|v| v.value().trim().to_owned()).unwrap_or_default()
+}
+
+/// Component `c` of a field's first repetition, up to its first sub-component.
+fn comp(seg: &Segment<'_, '_>, field: usize, c: usize) -> String {
+    text(
+        seg.field(field)
+            .and_then(|f| f.component(c))
+            .and_then(|v| v.subcomponent(1)),
+    )
+}
+
+/// Reads one HL7 order message (without MLLP framing).
+pub fn read_orders(raw: &[u8]) -> InboundOrders {
+    let doc = Document::parse(raw);
+    let mut msg = InboundOrders {
+        protocol: Protocol::Hl7,
+        sender: String::new(),
+        control_id: String::new(),
+        message_type: String::new(),
+        raw: raw.to_vec(),
+        rejected: Vec::new(),
+        orders: Vec::new(),
+    };
+    let Some(m) = doc.messages().next() else {
+        msg.control_id = hl7::digest(raw);
+        reject(
+            &mut msg,
+            "MSH[1]",
+            "malformed",
+            "no MSH segment: not an HL7 message",
+        );
+        return msg;
+    };
+    let msh = m.msh();
+    msg.sender = msh
+        .sending_application()
+        .map(|v| v.comp_str(1).trim().to_owned())
+        .unwrap_or_default();
+    msg.control_id = msh
+        .control_id()
+        .map(|v| v.value().trim().to_owned())
+        .unwrap_or_default();
+    let (code, trigger) = msh
+        .message_type()
+        .map(|v| (v.comp_str(1).into_owned(), v.comp_str(2).into_owned()))
+        .unwrap_or_default();
+    msg.message_type = format!("{code}^{trigger}");
+    if doc.has_errors() || doc.message_count() != 1 {
+        reject(
+            &mut msg,
+            "MSH[1]",
+            "malformed",
+            "the message's structure cannot be trusted (one message per frame, well formed)",
+        );
+    }
+    if msg.control_id.is_empty() {
+        msg.control_id = hl7::digest(raw);
+        reject(
+            &mut msg,
+            "MSH[1]-10",
+            "required",
+            "MSH-10 (message control id) is required",
+        );
+    }
+    if msg.sender.is_empty() {
+        reject(
+            &mut msg,
+            "MSH[1]-3",
+            "required",
+            "MSH-3 (sending application) is required",
+        );
+    }
+    if !ORDER_TYPES
+        .iter()
+        .any(|(c, t)| *c == code.trim() && *t == trigger.trim())
+    {
+        reject(
+            &mut msg,
+            "MSH[1]-9",
+            "unsupported_message_type",
+            "orders are read from ORM^O01 and OML^O21",
+        );
+    }
+    if msg.rejected.is_empty() {
+        let mut problems = Vec::new();
+        msg.orders = read_order_segments(m.segments(), &mut problems);
+        msg.rejected = problems;
+    }
+    msg
+}
+
+/// An order being read, with the priority's candidates kept apart until its end.
+struct Building {
+    order: InboundOrder,
+    tq1: Option<Located>,
+    obr: Option<Located>,
+    orc: Option<Located>,
+}
+
+fn priority(code: &str) -> Option<&'static str> {
+    match code.trim().to_ascii_uppercase().as_str() {
+        "S" => Some("stat"),
+        "A" => Some("asap"),
+        "R" | "" => Some("routine"),
+        _ => None,
+    }
+}
+
+fn finish(b: Building, problems: &mut Vec<InboundError>) -> InboundOrder {
+    let mut o = b.order;
+    let chosen = [b.tq1, b.obr, b.orc]
+        .into_iter()
+        .flatten()
+        .find(|p| !p.value.is_empty());
+    if let Some(p) = chosen {
+        o.priority_location = p.location.clone();
+        match priority(&p.value) {
+            Some(name) => o.priority = name.to_owned(),
+            None => problems.push(InboundError {
+                location: p.location,
+                code: "unsupported_priority".into(),
+                message: format!(
+                    "priority {:?} is not one the laboratory takes (S stat, A asap, R routine)",
+                    p.value
+                ),
+            }),
+        }
+    }
+    o
+}
+
+fn read_order_segments<'d, 'a: 'd>(
+    segments: impl Iterator<Item = Segment<'d, 'a>>,
+    problems: &mut Vec<InboundError>,
+) -> Vec<InboundOrder> {
+    let mut orders: Vec<InboundOrder> = Vec::new();
+    let mut current: Option<Building> = None;
+    let mut patient: Option<InboundPatient> = None;
+    let mut visit_location: Option<Located> = None;
+    let mut early_diagnoses: Vec<Located> = Vec::new();
+    let mut counts: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+    for seg in segments {
+        let name = seg.name().into_owned();
+        let n = {
+            let c = counts.entry(name.clone()).or_insert(0);
+            *c += 1;
+            *c
+        };
+        let at = |field: usize| format!("{name}[{n}]-{field}");
+        match name.as_str() {
+            "PID" => patient = Some(read_patient(&seg, &format!("PID[{n}]"))),
+            "PV1" => {
+                let point_of_care = comp(&seg, 3, 1);
+                visit_location = (!point_of_care.is_empty()).then(|| Located {
+                    value: point_of_care,
+                    location: at(3),
+                });
+            }
+            "ORC" => {
+                let control_code = comp(&seg, 1, 1).to_ascii_uppercase();
+                let control = match control_code.as_str() {
+                    "NW" => OrderControl::New,
+                    "CA" => OrderControl::Cancel,
+                    other => {
+                        problems.push(InboundError {
+                            location: at(1),
+                            code: "order_control".into(),
+                            message: format!(
+                                "order control {other:?} is not taken: only NW (new order) and \
+                                 CA (cancel)"
+                            ),
+                        });
+                        OrderControl::New
+                    }
+                };
+                let placer = comp(&seg, 2, 1);
+                if let Some(b) = &current
+                    && !placer.is_empty()
+                    && b.order.control == control
+                    && b.order.placer_order_number.value == placer
+                {
+                    continue;
+                }
+                if let Some(b) = current.take() {
+                    orders.push(finish(b, problems));
+                }
+                let mut client_locations: Vec<Located> = visit_location.iter().cloned().collect();
+                let facility = seg.field(21);
+                for (value, location) in [
+                    (text(facility.and_then(|f| f.component(10))), at(21)),
+                    (comp(&seg, 21, 1), at(21)),
+                    (comp(&seg, 17, 1), at(17)),
+                ] {
+                    if !value.is_empty() {
+                        client_locations.push(Located { value, location });
+                    }
+                }
+                let npi = comp(&seg, 12, 1);
+                let reason = [comp(&seg, 16, 2), comp(&seg, 16, 1)]
+                    .into_iter()
+                    .find(|r| !r.is_empty())
+                    .filter(|_| control == OrderControl::Cancel);
+                current = Some(Building {
+                    order: InboundOrder {
+                        location: format!("ORC[{n}]"),
+                        control,
+                        placer_order_number: Located {
+                            value: placer,
+                            location: at(2),
+                        },
+                        priority: "routine".into(),
+                        priority_location: format!("ORC[{n}]-7"),
+                        provider_npi: (!npi.is_empty()).then(|| Located {
+                            value: npi,
+                            location: at(12),
+                        }),
+                        client_locations,
+                        tests: Vec::new(),
+                        diagnosis_codes: early_diagnoses.clone(),
+                        patient: patient.clone(),
+                        reason,
+                    },
+                    tq1: None,
+                    obr: None,
+                    orc: Some(Located {
+                        value: comp(&seg, 7, 6),
+                        location: at(7),
+                    }),
+                });
+            }
+            "TQ1" => {
+                if let Some(b) = current.as_mut() {
+                    b.tq1 = Some(Located {
+                        value: comp(&seg, 9, 1),
+                        location: at(9),
+                    });
+                }
+            }
+            "OBR" => {
+                let Some(b) = current.as_mut() else {
+                    problems.push(InboundError {
+                        location: format!("OBR[{n}]"),
+                        code: "segment_sequence".into(),
+                        message: "an OBR before any ORC".into(),
+                    });
+                    continue;
+                };
+                let o = &mut b.order;
+                let placer = comp(&seg, 2, 1);
+                if o.placer_order_number.value.is_empty() && !placer.is_empty() {
+                    o.placer_order_number = Located {
+                        value: placer,
+                        location: at(2),
+                    };
+                }
+                if o.provider_npi.is_none() {
+                    let npi = comp(&seg, 16, 1);
+                    o.provider_npi = (!npi.is_empty()).then(|| Located {
+                        value: npi,
+                        location: at(16),
+                    });
+                }
+                if b.obr.is_none() {
+                    b.obr = Some(Located {
+                        value: comp(&seg, 27, 6),
+                        location: at(27),
+                    });
+                }
+                let mut codes: Vec<String> = [comp(&seg, 4, 1), comp(&seg, 4, 4)]
+                    .into_iter()
+                    .filter(|c| !c.is_empty())
+                    .collect();
+                codes.dedup();
+                if codes.is_empty() {
+                    problems.push(InboundError {
+                        location: at(4),
+                        code: "required".into(),
+                        message: "OBR-4 (the test ordered) is required".into(),
+                    });
+                }
+                o.tests.push(InboundTest {
+                    location: at(4),
+                    codes,
+                });
+            }
+            "DG1" => {
+                let code = comp(&seg, 3, 1);
+                if code.is_empty() {
+                    continue;
+                }
+                let d = Located {
+                    value: code,
+                    location: at(3),
+                };
+                match current.as_mut() {
+                    Some(b) => b.order.diagnosis_codes.push(d),
+                    None => early_diagnoses.push(d),
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(b) = current.take() {
+        orders.push(finish(b, problems));
+    }
+    for o in &orders {
+        if o.placer_order_number.value.is_empty() {
+            problems.push(InboundError {
+                location: o.placer_order_number.location.clone(),
+                code: "required".into(),
+                message: "the placer order number (ORC-2 or OBR-2) is required: without it a \
+                          resent order could not be told from a new one, nor cancelled"
+                    .into(),
+            });
+        }
+    }
+    orders
+}
+
+fn read_patient(seg: &Segment<'_, '_>, location: &str) -> InboundPatient {
+    let ids = seg.field(3).map(|f| f.repetitions()).unwrap_or_default();
+    let id = ids
+        .iter()
+        .find(|r| r.comp_str(5).trim().eq_ignore_ascii_case("MR"))
+        .or_else(|| ids.iter().find(|r| !r.comp_str(1).trim().is_empty()));
+    let (mrn, assigning_authority) = match id {
+        Some(r) => {
+            let authority = r.component(4);
+            let namespace = text(authority.and_then(|a| a.subcomponent(1)));
+            let universal = text(authority.and_then(|a| a.subcomponent(2)));
+            (
+                r.comp_str(1).trim().to_owned(),
+                [namespace, universal].into_iter().find(|a| !a.is_empty()),
+            )
+        }
+        None => (String::new(), None),
+    };
+    let birth = comp(seg, 7, 1);
+    let birth_date = if birth.len() >= 8 && birth.as_bytes()[..8].iter().all(u8::is_ascii_digit) {
+        format!("{}-{}-{}", &birth[..4], &birth[4..6], &birth[6..8])
+    } else {
+        birth
+    };
+    let middle = comp(seg, 5, 3);
+    InboundPatient {
+        location: location.to_owned(),
+        mrn,
+        assigning_authority,
+        family_name: comp(seg, 5, 1),
+        given_name: comp(seg, 5, 2),
+        middle_name: (!middle.is_empty()).then_some(middle),
+        birth_date,
+        sex: comp(seg, 8, 1),
+    }
+}

@@ -469,8 +469,10 @@ mod tests {
             ["/patients", "/collect", "/track"]
         );
         assert_eq!(hrefs(Role::Physician), ["/patients", "/track"]);
-        assert!(hrefs(Role::Admin).is_empty());
-        assert_eq!(hrefs(Role::Technician).len(), STATIONS.len());
+        // The administrator runs the interfaces, without patient data.
+        assert_eq!(hrefs(Role::Admin), ["/interfaces"]);
+        assert_eq!(hrefs(Role::Technician).len(), STATIONS.len() - 1);
+        assert_eq!(hrefs(Role::Technologist).len(), STATIONS.len());
     }
 
     #[test]

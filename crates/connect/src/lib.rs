@@ -6,15 +6,17 @@
 //! ([`simulate`]) used by tests, the demo and the benchmark. Every result message goes through
 //! `App::ingest` (crates/app, `connections`), the same result entry as `POST /api/v1/results`,
 //! as the instrument that sent it; orders from an EMR (ORM^O01, OML^O21, [`hl7_orders`]) go
-//! through `App::ingest_orders`, the same order use case as `POST /api/v1/orders`. The
-//! acknowledgement is written only after the commit that stored the message and what it
-//! posted.
+//! through `App::ingest_orders`, the same order use case as `POST /api/v1/orders`; host
+//! queries (HL7 `QBP^Q11`, [`hl7_query`]; ASTM Q records) through `App::host_query`; released
+//! and corrected results leave through the outbox sender ([`outbox`]). The acknowledgement is
+//! written only after the commit that stored the message and what it posted.
 
 mod accept;
 pub mod astm;
 pub mod astm_listener;
 pub mod hl7;
 pub mod hl7_orders;
+pub mod hl7_query;
 pub mod mllp;
 pub mod outbox;
 pub mod simulate;

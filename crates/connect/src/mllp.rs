@@ -26,7 +26,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::accept::accept_loop;
-use crate::{hl7, hl7_orders};
+use crate::{hl7, hl7_orders, hl7_query};
 
 /// Limits of the MLLP listener.
 #[derive(Debug, Clone)]
@@ -56,7 +56,14 @@ impl Default for MllpConfig {
 /// results), and the stored acknowledgement returned (MLLP-framed).
 /// When nothing could be stored the answer is AR/CR ("send again") and nothing is kept.
 pub async fn answer(app: &App, raw: &[u8]) -> Vec<u8> {
-    // Routed by MSH-9: orders from an EMR, else results (which names any other type).
+    // Routed by MSH-9: a host query (answered, nothing stored), orders from an EMR, else
+    // results (which names any other type).
+    if hl7_query::is_query(raw) {
+        let ts = jiff::Timestamp::now()
+            .strftime("%Y%m%d%H%M%S+0000")
+            .to_string();
+        return hl7_query::answer_query(app, raw, &ts).await;
+    }
     let ingested = if hl7_orders::is_order_message(raw) {
         let orders = hl7_orders::read_orders(raw);
         app.ingest_orders(&orders, |facts| hl7::acknowledge(raw, facts))

@@ -24,6 +24,7 @@ crate::both_backends!(
     garbage_oversized_and_slow_senders_do_not_stop_the_listener,
     an_astm_analyzer_asks_for_its_work_and_is_acknowledged_after_commit,
     content_past_its_retention_is_emptied_and_a_resend_is_still_answered_once,
+    an_analyzer_asks_over_hl7_which_tests_its_rack_needs,
 );
 
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -639,5 +640,54 @@ async fn content_past_its_retention_is_emptied_and_a_resend_is_still_answered_on
             .len(),
         1
     );
+    c.app.finish().await;
+}
+
+async fn an_analyzer_asks_over_hl7_which_tests_its_rack_needs(db: Db) {
+    let c = setup(db).await;
+    let admin = c.app.token_for(Role::Admin).await;
+    register_chem1(
+        &c,
+        &admin,
+        json!([{"code": "K", "test": "K"}, {"code": "GLUC3", "test": "GLU"}]),
+    )
+    .await;
+    let now = c.app.app.now();
+    let (_, o) = received_order(&c, &["K", "GLU", "NA"], now - SignedDuration::from_mins(30)).await;
+    let sst = tube(&o, "SST");
+    let addr = listen(&c, MllpConfig::default()).await;
+    let mut client = MllpClient::connect(addr).await.expect("connect");
+    let q = format!(
+        "MSH|^~\\&|CHEM1|LAB|ALIQUOT|LAB|20261128101500||QBP^Q11^QBP_Q11|Q-0001|P|2.5.1\r\
+         QPD|WOS^Work Order Step^IHE_LABTF|RACK-7|{sst}~NOSUCHTUBE\rRCP|I||R\r"
+    );
+    let rsp = client.send(q.as_bytes(), TIMEOUT).await.expect("answer");
+    let text = String::from_utf8(rsp).unwrap();
+    // The tests the analyzer runs (NA is not on its menu), in its own codes.
+    assert!(text.contains("|RSP^K11^RSP_K11|"), "{text}");
+    assert_eq!(segment(&text, "MSA"), ["MSA|AA|Q-0001"], "{text}");
+    assert_eq!(segment(&text, "QAK"), ["QAK|RACK-7|OK"], "{text}");
+    assert_eq!(
+        segment(&text, "PID"),
+        ["PID|1||MRN-900^^^^MR||Okonkwo-Lindqvist^Zoë"],
+        "{text}"
+    );
+    assert_eq!(segment(&text, "SPM"), [format!("SPM|1|{sst}")], "{text}");
+    assert_eq!(
+        segment(&text, "OBR"),
+        [
+            format!("OBR|1||{sst}|GLUC3^GLUC3|S"),
+            format!("OBR|2||{sst}|K^K|S")
+        ],
+        "{text}"
+    );
+    // Nothing known: NF. A query changes nothing and is not kept.
+    let q2 = "MSH|^~\\&|CHEM1|LAB|ALIQUOT|LAB|20261128101500||QBP^Q11^QBP_Q11|Q-0002|P|2.5.1\r\
+              QPD|WOS^Work Order Step^IHE_LABTF|RACK-8|NOSUCHTUBE\rRCP|I||R\r";
+    let rsp = client.send(q2.as_bytes(), TIMEOUT).await.expect("answer");
+    let text = String::from_utf8(rsp).unwrap();
+    assert_eq!(segment(&text, "QAK"), ["QAK|RACK-8|NF"], "{text}");
+    let (_, log) = c.app.get("/api/v1/interface/messages", &admin).await;
+    assert_eq!(log, json!([]));
     c.app.finish().await;
 }

@@ -129,6 +129,16 @@ struct ServeArgs {
     /// ASTM E1381 over TCP address.
     #[arg(long, env = "ALIQUOT_ASTM", default_value = "127.0.0.1:5001")]
     astm: SocketAddr,
+    /// ASTM E1381 on a serial line: a tty such as /dev/ttyUSB0 (repeat for more analyzers).
+    #[arg(
+        long = "astm-serial",
+        env = "ALIQUOT_ASTM_SERIAL",
+        value_delimiter = ','
+    )]
+    astm_serial: Vec<PathBuf>,
+    /// Speed of the serial lines, in baud.
+    #[arg(long, env = "ALIQUOT_ASTM_BAUD", default_value_t = 9600)]
+    astm_baud: u32,
     /// Seed a demonstration lab (users and settings) when the database is empty.
     #[arg(long, env = "ALIQUOT_DEMO")]
     demo: bool,
@@ -508,6 +518,27 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding ASTM on {}", args.astm))?;
     let astm_addr = astm.local_addr()?;
     tracing::info!(astm = %astm_addr, "ASTM E1381/E1394 over TCP is served");
+    let mut serial_tasks = Vec::new();
+    #[cfg(unix)]
+    for path in &args.astm_serial {
+        let task = tokio::spawn({
+            let (path, app, stop) = (path.clone(), app.clone(), stopped());
+            let baud = args.astm_baud;
+            async move {
+                aliquot_connect::astm_listener::serve_astm_serial(
+                    &path,
+                    baud,
+                    app,
+                    aliquot_connect::AstmConfig::default(),
+                    stop,
+                )
+                .await
+                .with_context(|| format!("serving ASTM on {}", path.display()))
+            }
+        });
+        tracing::info!(line = %path.display(), baud = args.astm_baud, "ASTM on a serial line is served");
+        serial_tasks.push(task);
+    }
     let astm_task = tokio::spawn(aliquot_connect::serve_astm(
         astm,
         app.clone(),
@@ -553,6 +584,9 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("the ASTM listener")?
         .context("serving ASTM")?;
+    for task in serial_tasks {
+        task.await.context("an ASTM serial line")??;
+    }
     let _ = retention.await;
     outbox_task.await.context("the outbox sender")?;
     tracing::info!("stopped cleanly");

@@ -26,7 +26,7 @@ use aliquot_app::connections::{AckKind, Protocol};
 use aliquot_astm::records::{AnswerOrder, Query, build_query_answer};
 use aliquot_astm::{Link, LinkConfig, LinkEvent, Output, parse_records};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -133,12 +133,39 @@ pub async fn serve_astm(
     .await
 }
 
-async fn connection(
-    mut stream: TcpStream,
+/// Serves ASTM over a serial line (`path` a tty, raw at `baud`) until `shutdown`: the same
+/// link and the same answers as over TCP, one instrument on the line.
+#[cfg(unix)]
+pub async fn serve_astm_serial(
+    path: &std::path::Path,
+    baud: u32,
+    app: App,
+    config: AstmConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let stream = crate::serial::open_serial(path, baud)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let serving = connection(stream, &app, &config, stop_rx);
+    tokio::pin!(serving);
+    tokio::pin!(shutdown);
+    tokio::select! {
+        () = &mut serving => {}
+        () = &mut shutdown => {
+            let _ = stop_tx.send(true);
+            serving.await;
+        }
+    }
+    Ok(())
+}
+
+async fn connection<S>(
+    mut stream: S,
     app: &App,
     config: &AstmConfig,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let origin = Instant::now();
     let now = move || u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mut link = Link::new(config.link);

@@ -19,6 +19,8 @@ pub mod hl7_orders;
 pub mod hl7_query;
 pub mod mllp;
 pub mod outbox;
+#[cfg(unix)]
+pub mod serial;
 pub mod simulate;
 
 pub use astm_listener::{AstmConfig, serve_astm};

@@ -252,8 +252,8 @@ pub fn ack_code(ack: &[u8]) -> String {
 /// An ASTM instrument over TCP (E1381 link, instrument role): asks the host which tests its
 /// rack needs, then sends the results of each specimen, one message per specimen.
 #[derive(Debug)]
-pub struct AstmInstrument {
-    stream: TcpStream,
+pub struct AstmInstrument<S = TcpStream> {
+    stream: S,
     link: aliquot_astm::Link,
     origin: tokio::time::Instant,
     buf: Vec<u8>,
@@ -264,11 +264,18 @@ pub struct AstmInstrument {
 /// What the host asked the instrument to run: `(accession, patient id, instrument codes)`.
 pub type Worklist = Vec<(String, String, Vec<String>)>;
 
-impl AstmInstrument {
-    pub async fn connect(addr: SocketAddr) -> io::Result<AstmInstrument> {
+impl AstmInstrument<TcpStream> {
+    pub async fn connect(addr: SocketAddr) -> io::Result<AstmInstrument<TcpStream>> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        Ok(AstmInstrument {
+        Ok(AstmInstrument::over(stream))
+    }
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> AstmInstrument<S> {
+    /// The instrument over any byte stream (a serial line, see `crate::serial`).
+    pub fn over(stream: S) -> AstmInstrument<S> {
+        AstmInstrument {
             stream,
             link: aliquot_astm::Link::new(aliquot_astm::LinkConfig {
                 auto_ack: true,
@@ -277,7 +284,7 @@ impl AstmInstrument {
             origin: tokio::time::Instant::now(),
             buf: vec![0; 16 * 1024],
             received: Vec::new(),
-        })
+        }
     }
 
     fn now(&self) -> u64 {

@@ -25,6 +25,7 @@ crate::both_backends!(
     an_astm_analyzer_asks_for_its_work_and_is_acknowledged_after_commit,
     content_past_its_retention_is_emptied_and_a_resend_is_still_answered_once,
     an_analyzer_asks_over_hl7_which_tests_its_rack_needs,
+    an_astm_analyzer_on_a_serial_line_through_a_virtual_serial_pair,
 );
 
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -689,5 +690,81 @@ async fn an_analyzer_asks_over_hl7_which_tests_its_rack_needs(db: Db) {
     assert_eq!(segment(&text, "QAK"), ["QAK|RACK-8|NF"], "{text}");
     let (_, log) = c.app.get("/api/v1/interface/messages", &admin).await;
     assert_eq!(log, json!([]));
+    c.app.finish().await;
+}
+
+/// A serial analyzer: the LIS and the instrument on the two ends of a virtual serial pair
+/// (`socat`, Debian package `socat`; the test fails without it).
+async fn an_astm_analyzer_on_a_serial_line_through_a_virtual_serial_pair(db: Db) {
+    let c = setup(db).await;
+    let admin = c.app.token_for(Role::Admin).await;
+    let (s, v) = c
+        .app
+        .post(
+            "/api/v1/instruments",
+            &admin,
+            json!({"code": "COAG1", "name": "Serial analyzer", "protocol": "astm",
+                   "sender": "COAG1", "department": "chemistry",
+                   "test_codes": [{"code": "K", "test": "K"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let now = c.app.app.now();
+    let (order, o) = received_order(&c, &["K"], now - SignedDuration::from_mins(30)).await;
+    let sst = tube(&o, "SST");
+    let dir = tempfile::tempdir().unwrap();
+    let (lis, inst) = (dir.path().join("lis"), dir.path().join("inst"));
+    let mut socat = std::process::Command::new("socat")
+        .arg(format!("pty,raw,echo=0,link={}", lis.display()))
+        .arg(format!("pty,raw,echo=0,link={}", inst.display()))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("socat (Debian package socat) runs the virtual serial pair");
+    for _ in 0..200 {
+        if lis.exists() && inst.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let app = c.app.app.clone();
+    let lis_path = lis.clone();
+    tokio::spawn(async move {
+        aliquot_connect::astm_listener::serve_astm_serial(
+            &lis_path,
+            9600,
+            app,
+            AstmConfig::default(),
+            std::future::pending::<()>(),
+        )
+        .await
+    });
+    let line = aliquot_connect::serial::open_serial(&inst, 9600).expect("open the pty");
+    let mut analyzer = AstmInstrument::over(line);
+    let work = analyzer
+        .host_query("COAG1", std::slice::from_ref(&sst), TIMEOUT)
+        .await
+        .expect("host query over the serial line");
+    assert_eq!(
+        work,
+        vec![(sst.clone(), "MRN-900".to_owned(), vec!["K".to_owned()])]
+    );
+    analyzer
+        .send(
+            astm_results(
+                "COAG1",
+                "MRN-900",
+                &sst,
+                &[reading("K", "4.6", "mmol/L")],
+                false,
+            ),
+            TIMEOUT,
+        )
+        .await
+        .expect("acknowledged after the commit");
+    let tests = order_tests(&c, order).await;
+    assert_eq!(test_of(&tests, "K")["result"]["value"], "4.6");
+    assert_eq!(test_of(&tests, "K")["result"]["instrument"], "COAG1");
+    let _ = socat.kill();
+    let _ = socat.wait();
     c.app.finish().await;
 }

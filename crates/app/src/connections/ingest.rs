@@ -383,8 +383,8 @@ impl App {
         })
     }
 
-    /// A specimen whose message names a patient (by MRN) other than the tube's: nothing of it
-    /// is posted. A tube not found is left to result entry, which names it.
+    /// A specimen whose message names a patient (by MRN or a facility identifier) other than
+    /// the tube's: nothing of it is posted. A tube not found is left to result entry, which names it.
     async fn wrong_patient(
         &self,
         tx: &mut Box<dyn Tx>,
@@ -408,7 +408,14 @@ impl App {
         let Some(patient) = tx.patient_by_id(order.patient_id).await? else {
             return Ok(None);
         };
-        if ids.contains(&patient.mrn.as_str()) {
+        // The lab's MRN, or an identifier another facility gave the patient (an EMR's, echoed
+        // by middleware).
+        let facility: Vec<crate::FacilityIdentifier> =
+            serde_json::from_str(&patient.facility_ids).unwrap_or_default();
+        if ids
+            .iter()
+            .any(|i| *i == patient.mrn || facility.iter().any(|f| f.value == *i))
+        {
             return Ok(None);
         }
         Ok(Some(err(

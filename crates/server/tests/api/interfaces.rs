@@ -313,6 +313,68 @@ async fn a_specimen_of_another_patient_or_unknown_sender_posts_nothing(db: Db) {
     assert_eq!(ack_code(&ack), "AA");
     let tests = order_tests(&c, order).await;
     assert_eq!(test_of(&tests, "K")["result"]["value"], "6.9");
+    // Middleware often echoes the EMR's identifier: a facility identifier of the tube's
+    // patient names the same patient; any other does not.
+    register(
+        &c.app,
+        &c.tech,
+        json!({"mrn": "MRN-950", "family_name": "Đorđević", "given_name": "Ana",
+               "birth_date": "1980-02-02", "sex": "F",
+               "identifiers": [{"system": "EMR", "value": "E-12345"}]}),
+    )
+    .await;
+    let (s, o2) = c
+        .app
+        .post(
+            "/api/v1/orders",
+            &c.tech,
+            json!({"patient": {"mrn": "MRN-950", "birth_date": "1980-02-02"},
+                   "provider_id": c.provider, "location_id": c.location,
+                   "tests": ["K"], "priority": "stat"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{o2}");
+    let acc2 = o2["specimens"][0]["accession"].as_str().unwrap().to_owned();
+    let drawn = (now - SignedDuration::from_mins(20)).to_string();
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{acc2}/collect"),
+            &c.tech,
+            json!({"collected_at": drawn,
+                   "patient": {"mrn": "MRN-950", "birth_date": "1980-02-02"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{acc2}/receive"),
+            &c.tech,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let with_pid = |id: &str, control: &str| {
+        String::from_utf8(oru(
+            "CHEM1",
+            control,
+            &acc2,
+            &[reading("K", "4.1", "mmol/L")],
+        ))
+        .unwrap()
+        .replacen("\rOBR|", &format!("\rPID|1||{id}^^^EMR^PI\rOBR|"), 1)
+    };
+    let ack = client
+        .send(with_pid("E-99999", "MSG-0007").as_bytes(), TIMEOUT)
+        .await
+        .expect("ack");
+    assert_eq!(ack_code(&ack), "AE", "another EMR identifier");
+    let ack = client
+        .send(with_pid("E-12345", "MSG-0008").as_bytes(), TIMEOUT)
+        .await
+        .expect("ack");
+    assert_eq!(ack_code(&ack), "AA", "{}", String::from_utf8_lossy(&ack));
     // An unknown tube and an unregistered sender post nothing and say why.
     let ack = client
         .send(
@@ -341,7 +403,7 @@ async fn a_specimen_of_another_patient_or_unknown_sender_posts_nothing(db: Db) {
         .app
         .get("/api/v1/interface/messages?status=error", &admin)
         .await;
-    assert_eq!(queue.as_array().unwrap().len(), 3, "{queue}");
+    assert_eq!(queue.as_array().unwrap().len(), 4, "{queue}");
     c.app.finish().await;
 }
 

@@ -24,8 +24,8 @@ pub(crate) struct Ctx {
     pub(crate) app: TestApp,
     pub(crate) tech: String,
     pub(crate) mt: String,
-    provider: i64,
-    location: i64,
+    pub(crate) provider: i64,
+    pub(crate) location: i64,
 }
 
 pub(crate) async fn setup(db: Db) -> Ctx {

@@ -430,6 +430,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 protocol: "hl7".into(),
                 sender: "BENCH1".into(),
                 department: "chemistry".into(),
+                connect_to: None,
                 test_codes: vec![aliquot_app::connections::TestCodeInput {
                     code: "K".into(),
                     test: "K".into(),

@@ -101,6 +101,7 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
                 protocol: protocol.into(),
                 sender: code.into(),
                 department: "chemistry".into(),
+                connect_to: None,
                 test_codes: aliquot_connect::simulate::CHEMISTRY
                     .iter()
                     .map(|a| aliquot_app::connections::TestCodeInput {

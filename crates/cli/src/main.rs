@@ -518,6 +518,12 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding ASTM on {}", args.astm))?;
     let astm_addr = astm.local_addr()?;
     tracing::info!(astm = %astm_addr, "ASTM E1381/E1394 over TCP is served");
+    // Instruments that listen: connected out to, and served like the others.
+    let connect_out = tokio::spawn(aliquot_connect::run_connect_out(
+        app.clone(),
+        Duration::from_secs(10),
+        stopped(),
+    ));
     let mut serial_tasks = Vec::new();
     #[cfg(unix)]
     for path in &args.astm_serial {
@@ -587,6 +593,7 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
     for task in serial_tasks {
         task.await.context("an ASTM serial line")??;
     }
+    let _ = connect_out.await;
     let _ = retention.await;
     outbox_task.await.context("the outbox sender")?;
     tracing::info!("stopped cleanly");

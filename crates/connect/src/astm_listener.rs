@@ -158,7 +158,7 @@ pub async fn serve_astm_serial(
     Ok(())
 }
 
-async fn connection<S>(
+pub(crate) async fn connection<S>(
     mut stream: S,
     app: &App,
     config: &AstmConfig,

@@ -14,6 +14,7 @@
 mod accept;
 pub mod astm;
 pub mod astm_listener;
+pub mod connect_out;
 pub mod hl7;
 pub mod hl7_orders;
 pub mod hl7_query;
@@ -24,5 +25,6 @@ pub mod serial;
 pub mod simulate;
 
 pub use astm_listener::{AstmConfig, serve_astm};
+pub use connect_out::run_connect_out;
 pub use mllp::{MllpConfig, serve_mllp};
 pub use outbox::{OutboxConfig, run_outbox};

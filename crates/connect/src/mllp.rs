@@ -101,7 +101,7 @@ pub async fn serve_mllp(
 }
 
 /// One connection: frames in, acknowledgements out, one message at a time.
-async fn connection(
+pub(crate) async fn connection(
     mut stream: TcpStream,
     app: &App,
     config: &MllpConfig,

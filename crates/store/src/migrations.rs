@@ -28,7 +28,8 @@ pub const SQLITE: &[MigrationSource] = migrations!(
     (9, "0009_patient_versions"),
     (10, "0010_results"),
     (11, "0011_connections"),
-    (12, "0012_outbox")
+    (12, "0012_outbox"),
+    (13, "0013_instrument_connect_out")
 );
 pub const POSTGRES: &[MigrationSource] = migrations!(
     "postgres": (1, "0001_platform"),
@@ -42,7 +43,8 @@ pub const POSTGRES: &[MigrationSource] = migrations!(
     (9, "0009_patient_versions"),
     (10, "0010_results"),
     (11, "0011_connections"),
-    (12, "0012_outbox")
+    (12, "0012_outbox"),
+    (13, "0013_instrument_connect_out")
 );
 
 pub(crate) fn migrator(list: &[MigrationSource]) -> Migrator {

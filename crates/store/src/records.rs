@@ -867,6 +867,8 @@ pub struct InstrumentRecord {
     pub updated_at: Timestamp,
     pub updated_by: String,
     pub retired_at: Option<Timestamp>,
+    /// `host:port` when the laboratory system connects out to the instrument.
+    pub connect_to: Option<String>,
 }
 
 /// One of an instrument's own test codes and the catalogue test it stands for.

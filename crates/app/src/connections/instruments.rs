@@ -25,6 +25,9 @@ pub struct InstrumentInput {
     pub sender: String,
     pub department: String,
     pub test_codes: Vec<TestCodeInput>,
+    /// `host:port` of an instrument that listens (the laboratory system connects out to it);
+    /// `None` for one that connects in.
+    pub connect_to: Option<String>,
 }
 
 /// One of the instrument's test codes.
@@ -51,6 +54,7 @@ pub struct InstrumentView {
     pub retired: bool,
     /// `(instrument code, catalogue test, units)`.
     pub test_codes: Vec<(String, String, Option<String>)>,
+    pub connect_to: Option<String>,
 }
 
 fn view(r: InstrumentRecord, codes: Vec<InstrumentTestCodeRecord>) -> InstrumentView {
@@ -64,6 +68,7 @@ fn view(r: InstrumentRecord, codes: Vec<InstrumentTestCodeRecord>) -> Instrument
         updated_at: r.updated_at,
         updated_by: r.updated_by,
         retired: r.retired_at.is_some(),
+        connect_to: r.connect_to,
         test_codes: codes
             .into_iter()
             .map(|c| (c.code, c.test_code, c.units))
@@ -152,8 +157,13 @@ impl App {
                 units,
             });
         }
+        let connect_to = match input.connect_to.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(a) => Some(parse_address(a)?),
+        };
         let record = InstrumentRecord {
             id: 0,
+            connect_to,
             code: code.to_owned(),
             name: text("name", &input.name, 100)?,
             protocol: protocol.as_str().to_owned(),
@@ -307,6 +317,59 @@ impl App {
     }
 }
 
+/// `host:port` (a name or an address, and a port 1–65535).
+fn parse_address(a: &str) -> AppResult<String> {
+    let bad = || {
+        AppError::invalid(
+            "connect_to",
+            "invalid_address",
+            "host:port, e.g. 10.1.2.30:5000",
+        )
+    };
+    let (host, port) = a.rsplit_once(':').ok_or_else(bad)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty()
+        || host.len() > 253
+        || host
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+        || port.parse::<u16>().ok().filter(|p| *p > 0).is_none()
+    {
+        return Err(bad());
+    }
+    Ok(a.to_owned())
+}
+
+/// An instrument the laboratory system connects out to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectOut {
+    pub code: String,
+    pub protocol: super::Protocol,
+    pub address: String,
+    pub version: i64,
+}
+
+impl App {
+    /// The active instruments that listen, for the connector (the server's own worker).
+    pub async fn connect_out_targets(&self) -> AppResult<Vec<ConnectOut>> {
+        Ok(self
+            .store
+            .instruments()
+            .await?
+            .into_iter()
+            .filter(|i| i.retired_at.is_none())
+            .filter_map(|i| {
+                Some(ConnectOut {
+                    protocol: super::Protocol::parse(&i.protocol)?,
+                    address: i.connect_to?,
+                    code: i.code,
+                    version: i.version,
+                })
+            })
+            .collect())
+    }
+}
+
 fn changed(current: i64, expected: i64) -> AppError {
     AppError::Conflict {
         field: Some("version".into()),
@@ -323,6 +386,7 @@ fn audit_value(v: &InstrumentView) -> serde_json::Value {
         "department": v.department,
         "version": v.version,
         "retired": v.retired,
+        "connect_to": v.connect_to,
         "test_codes": v.test_codes.iter().map(|(c, t, u)| json!({"code": c, "test": t, "units": u})).collect::<Vec<_>>(),
     })
 }

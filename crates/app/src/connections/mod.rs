@@ -20,7 +20,7 @@ mod query;
 pub use ingest::{
     AckFacts, AckKind, Inbound, InboundError, InboundObservation, InboundSpecimen, IngestOutcome,
 };
-pub use instruments::{InstrumentInput, InstrumentView, TestCodeInput};
+pub use instruments::{ConnectOut, InstrumentInput, InstrumentView, TestCodeInput};
 pub use messages::{InterfaceMessageView, MessageContent, MessageQuery};
 pub use orders::{
     InboundMessage, InboundOrder, InboundOrders, InboundPatient, InboundTest, Located, OrderControl,

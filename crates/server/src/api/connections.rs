@@ -39,6 +39,10 @@ pub struct InstrumentDto {
     pub sender: String,
     pub department: String,
     pub test_codes: Vec<TestCodeDto>,
+    /// `host:port` of an instrument that listens: the laboratory system connects out to it.
+    /// Absent for an instrument that connects in to the listeners.
+    #[serde(default)]
+    pub connect_to: Option<String>,
 }
 
 impl From<InstrumentDto> for InstrumentInput {
@@ -50,8 +54,10 @@ impl From<InstrumentDto> for InstrumentInput {
             sender,
             department,
             test_codes,
+            connect_to,
         } = d;
         InstrumentInput {
+            connect_to,
             code,
             name,
             protocol,
@@ -80,6 +86,7 @@ pub struct InstrumentViewDto {
     pub updated_by: String,
     pub retired: bool,
     pub test_codes: Vec<TestCodeDto>,
+    pub connect_to: Option<String>,
 }
 
 impl From<InstrumentView> for InstrumentViewDto {
@@ -95,8 +102,10 @@ impl From<InstrumentView> for InstrumentViewDto {
             updated_by,
             retired,
             test_codes,
+            connect_to,
         } = v;
         InstrumentViewDto {
+            connect_to,
             code,
             name,
             protocol,

@@ -26,6 +26,7 @@ crate::both_backends!(
     content_past_its_retention_is_emptied_and_a_resend_is_still_answered_once,
     an_analyzer_asks_over_hl7_which_tests_its_rack_needs,
     an_astm_analyzer_on_a_serial_line_through_a_virtual_serial_pair,
+    an_instrument_that_listens_is_connected_to_and_served_the_same_way,
 );
 
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -829,4 +830,91 @@ async fn an_astm_analyzer_on_a_serial_line_through_a_virtual_serial_pair(db: Db)
     let _ = socat.kill();
     let _ = socat.wait();
     c.app.finish().await;
+}
+
+/// An instrument that listens (the lab connects out to it): registered with `connect_to`,
+/// connected to by the connector, its results acknowledged after commit on that connection;
+/// connected to again after it drops the line.
+async fn an_instrument_that_listens_is_connected_to_and_served_the_same_way(db: Db) {
+    let c = setup(db).await;
+    let admin = c.app.token_for(Role::Admin).await;
+    let instrument = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let at = instrument.local_addr().unwrap();
+    let (s, v) = c
+        .app
+        .post(
+            "/api/v1/instruments",
+            &admin,
+            json!({"code": "HEMA1", "name": "Listening analyzer", "protocol": "hl7",
+                   "sender": "HEMA1", "department": "chemistry", "connect_to": at.to_string(),
+                   "test_codes": [{"code": "K", "test": "K"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["connect_to"], at.to_string());
+    let (s, v) = c
+        .app
+        .post(
+            "/api/v1/instruments",
+            &admin,
+            json!({"code": "BAD1", "name": "x", "protocol": "hl7", "sender": "BAD1",
+                   "department": "chemistry", "connect_to": "no port", "test_codes": []}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["field"], "connect_to");
+    let now = c.app.app.now();
+    let (order, o) = received_order(&c, &["K"], now - SignedDuration::from_mins(30)).await;
+    let sst = tube(&o, "SST");
+    tokio::spawn(aliquot_connect::run_connect_out(
+        c.app.app.clone(),
+        Duration::from_millis(100),
+        std::future::pending::<()>(),
+    ));
+    let (mut line, _) = tokio::time::timeout(TIMEOUT, instrument.accept())
+        .await
+        .expect("the lab connects out")
+        .unwrap();
+    let ack = exchange(
+        &mut line,
+        oru("HEMA1", "H-1", &sst, &[reading("K", "4.4", "mmol/L")]),
+    )
+    .await;
+    assert_eq!(ack_code(&ack), "AA", "{}", String::from_utf8_lossy(&ack));
+    let tests = order_tests(&c, order).await;
+    assert_eq!(test_of(&tests, "K")["result"]["value"], "4.4");
+    assert_eq!(test_of(&tests, "K")["result"]["instrument"], "HEMA1");
+    // The instrument drops the line: the lab connects again; a resend is answered once.
+    drop(line);
+    let (mut line, _) = tokio::time::timeout(TIMEOUT, instrument.accept())
+        .await
+        .expect("connected again")
+        .unwrap();
+    let again = exchange(
+        &mut line,
+        oru("HEMA1", "H-1", &sst, &[reading("K", "4.4", "mmol/L")]),
+    )
+    .await;
+    assert_eq!(ack_code(&again), "AA");
+    c.app.finish().await;
+}
+
+/// Sends one framed message on `stream` and reads the framed answer.
+async fn exchange(stream: &mut tokio::net::TcpStream, msg: Vec<u8>) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut framed = vec![0x0b];
+    framed.extend(msg);
+    framed.extend([0x1c, 0x0d]);
+    stream.write_all(&framed).await.unwrap();
+    let mut got = Vec::new();
+    while !got.ends_with(&[0x1c, 0x0d]) {
+        let mut b = [0u8; 4096];
+        let n = tokio::time::timeout(TIMEOUT, stream.read(&mut b))
+            .await
+            .expect("an ACK")
+            .unwrap();
+        assert!(n > 0, "closed");
+        got.extend_from_slice(&b[..n]);
+    }
+    got
 }

@@ -12,7 +12,8 @@ use crate::records::{InstrumentRecord, InstrumentTestCodeRecord, InterfaceMessag
 
 macro_rules! instrument_cols {
     () => {
-        "id, code, name, protocol, sender, department, version, updated_at, updated_by, retired_at"
+        "id, code, name, protocol, sender, department, version, updated_at, updated_by, retired_at, \
+         connect_to"
     };
 }
 
@@ -27,6 +28,7 @@ type InstrumentRow = (
     i64,
     String,
     Option<i64>,
+    Option<String>,
 );
 
 fn instrument(r: InstrumentRow) -> StoreResult<InstrumentRecord> {
@@ -41,6 +43,7 @@ fn instrument(r: InstrumentRow) -> StoreResult<InstrumentRecord> {
         updated_at: ts(r.7)?,
         updated_by: r.8,
         retired_at: opt_ts(r.9)?,
+        connect_to: r.10,
     })
 }
 
@@ -99,8 +102,8 @@ pub(crate) async fn insert_instrument<'e, E: Executor<'e, Database = Db>>(
 ) -> StoreResult<i64> {
     let (id,) = sqlx::query_as::<_, (i64,)>(
         "INSERT INTO instruments (code, name, protocol, sender, department, version, \
-         updated_at, updated_by, retired_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         RETURNING id",
+         updated_at, updated_by, retired_at, connect_to) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
     )
     .bind(&r.code)
     .bind(&r.name)
@@ -111,6 +114,7 @@ pub(crate) async fn insert_instrument<'e, E: Executor<'e, Database = Db>>(
     .bind(us(r.updated_at))
     .bind(&r.updated_by)
     .bind(r.retired_at.map(us))
+    .bind(&r.connect_to)
     .fetch_one(e)
     .await?;
     Ok(id)
@@ -123,7 +127,8 @@ pub(crate) async fn update_instrument<'e, E: Executor<'e, Database = Db>>(
 ) -> StoreResult<bool> {
     let done = sqlx::query(
         "UPDATE instruments SET name = $1, sender = $2, department = $3, version = $4, \
-         updated_at = $5, updated_by = $6, retired_at = $7 WHERE id = $8 AND version = $9",
+         updated_at = $5, updated_by = $6, retired_at = $7, connect_to = $10 \
+         WHERE id = $8 AND version = $9",
     )
     .bind(&r.name)
     .bind(&r.sender)
@@ -134,6 +139,7 @@ pub(crate) async fn update_instrument<'e, E: Executor<'e, Database = Db>>(
     .bind(r.retired_at.map(us))
     .bind(r.id)
     .bind(r.version - 1)
+    .bind(&r.connect_to)
     .execute(e)
     .await?;
     Ok(done.rows_affected() == 1)

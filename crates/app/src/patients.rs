@@ -264,10 +264,39 @@ impl App {
         actor.require(Permission::PatientWrite)?;
         let mut tx = self.store.begin().await?;
         let out = self.register_patient_in(&mut tx, actor, &input).await?;
-        if out.is_ok() {
-            tx.commit().await?;
+        match &out {
+            Ok(_) => {
+                tx.commit().await?;
+            }
+            Err(candidates) => {
+                drop(tx);
+                self.log_candidates(actor, "register", candidates).await?;
+            }
         }
         Ok(out)
+    }
+
+    /// The candidates a possible duplicate names are shown to the caller: a read of those
+    /// patients, access-logged.
+    async fn log_candidates(
+        &self,
+        actor: &Actor,
+        during: &str,
+        candidates: &[DuplicateCandidate],
+    ) -> AppResult<()> {
+        let mut ids: Vec<i64> = candidates.iter().map(|c| c.patient_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        self.store
+            .record_access(&self.access(
+                actor,
+                "patient.duplicate_candidates",
+                "patient",
+                during,
+                ids,
+            ))
+            .await?;
+        Ok(())
     }
 
     /// [`App::register_patient`] inside `tx` (not committed).
@@ -511,6 +540,8 @@ impl App {
             Vec::new()
         };
         if !candidates.is_empty() && !input.confirm_not_duplicate {
+            drop(tx);
+            self.log_candidates(actor, "correct", &candidates).await?;
             return Ok(Err(candidates));
         }
         let version = tx

@@ -3,7 +3,7 @@
 
 use aliquot_domain::auth::Role;
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::*;
 
@@ -231,6 +231,19 @@ async fn duplicates_are_refused_with_candidates(db: Db) {
         );
     }
     assert_eq!(app.audit_len().await, before);
+    // Naming a candidate shows that patient to the caller: each refusal is a logged read.
+    let admin = app.token_for(Role::Admin).await;
+    let (_, log) = app.get("/api/v1/audit/access-log", &admin).await;
+    let shown: Vec<&Value> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "patient.duplicate_candidates")
+        .collect();
+    assert_eq!(shown.len(), 4, "{log}");
+    for a in shown {
+        assert_eq!(a["patient_ids"], json!([jon]), "{a}");
+    }
     // A different person with the same birth date is not a candidate.
     register(
         &app,

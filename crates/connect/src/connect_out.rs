@@ -16,28 +16,34 @@ use tokio::task::JoinHandle;
 
 use crate::{AstmConfig, MllpConfig, astm_listener, mllp};
 
-/// Keeps a connection to every instrument that listens until `shutdown`.
+/// Keeps a connection to every instrument that listens until `shutdown`. A connection whose
+/// instrument was changed or retired is told to stop and ends between messages (a message
+/// being stored is finished and answered first), as at shutdown.
 pub async fn run_connect_out(app: App, poll: Duration, shutdown: impl Future<Output = ()> + Send) {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut running: HashMap<String, (ConnectOut, JoinHandle<()>)> = HashMap::new();
+    type Running = (ConnectOut, JoinHandle<()>, watch::Sender<bool>);
+    let mut running: HashMap<String, Running> = HashMap::new();
+    let mut stopping: Vec<JoinHandle<()>> = Vec::new();
     tokio::pin!(shutdown);
     loop {
         match app.connect_out_targets().await {
             Ok(targets) => {
                 // Stop what was removed, retired or changed; start what is new.
-                running.retain(|code, (t, task)| {
-                    let keep = targets.iter().any(|n| n == t) && !task.is_finished();
-                    if !keep {
-                        task.abort();
-                        tracing::info!(instrument = %code, "connection out stopped");
-                    }
-                    keep
-                });
+                let (keep, gone): (HashMap<_, _>, HashMap<_, _>) =
+                    running.drain().partition(|(_, (t, task, _))| {
+                        targets.iter().any(|n| n == t) && !task.is_finished()
+                    });
+                running = keep;
+                for (code, (_, task, stop)) in gone {
+                    let _ = stop.send(true);
+                    stopping.push(task);
+                    tracing::info!(instrument = %code, "connection out stopping");
+                }
+                stopping.retain(|t| !t.is_finished());
                 for t in targets {
                     if !running.contains_key(&t.code) {
-                        let task =
-                            tokio::spawn(keep_connected(app.clone(), t.clone(), stop_rx.clone()));
-                        running.insert(t.code.clone(), (t, task));
+                        let (stop_tx, stop_rx) = watch::channel(false);
+                        let task = tokio::spawn(keep_connected(app.clone(), t.clone(), stop_rx));
+                        running.insert(t.code.clone(), (t, task, stop_tx));
                     }
                 }
             }
@@ -48,8 +54,11 @@ pub async fn run_connect_out(app: App, poll: Duration, shutdown: impl Future<Out
             () = tokio::time::sleep(poll) => {}
         }
     }
-    let _ = stop_tx.send(true);
-    for (_, (_, task)) in running {
+    for (_, (_, task, stop)) in running {
+        let _ = stop.send(true);
+        stopping.push(task);
+    }
+    for task in stopping {
         let _ = task.await;
     }
 }

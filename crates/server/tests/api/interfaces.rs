@@ -896,6 +896,31 @@ async fn an_instrument_that_listens_is_connected_to_and_served_the_same_way(db: 
     )
     .await;
     assert_eq!(ack_code(&again), "AA");
+    // Retired: the lab lets the line go (between messages) and does not call again.
+    let (s, v) = c
+        .app
+        .put(
+            "/api/v1/instruments/HEMA1",
+            &admin,
+            json!({"version": 1, "reason": "analyzer replaced", "retired": true,
+                   "instrument": {"code": "HEMA1", "name": "Listening analyzer",
+                     "protocol": "hl7", "sender": "HEMA1", "department": "chemistry",
+                     "connect_to": at.to_string(), "test_codes": [{"code": "K", "test": "K"}]}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mut b = [0u8; 16];
+    let n = tokio::time::timeout(TIMEOUT, tokio::io::AsyncReadExt::read(&mut line, &mut b))
+        .await
+        .expect("the line is let go")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), instrument.accept())
+            .await
+            .is_err(),
+        "a retired instrument is not called again"
+    );
     c.app.finish().await;
 }
 

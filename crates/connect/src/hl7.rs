@@ -27,81 +27,120 @@ use aliquot_hl7::{
 };
 use sha2::{Digest, Sha256};
 
-/// Reads one HL7 message (without MLLP framing).
-pub fn read_message(raw: &[u8]) -> Inbound {
-    let doc = Document::parse(raw);
-    let mut inbound = Inbound {
-        protocol: Protocol::Hl7,
-        sender: String::new(),
-        control_id: String::new(),
-        message_type: String::new(),
-        raw: raw.to_vec(),
-        rejected: Vec::new(),
-        specimens: Vec::new(),
-    };
-    let reject = |inbound: &mut Inbound, location: &str, code: &str, message: &str| {
-        inbound.rejected.push(InboundError {
-            location: location.to_owned(),
-            code: code.to_owned(),
-            message: message.to_owned(),
-        });
-    };
+/// What every message's MSH says, with the problems any header can have: no MSH, a doubtful
+/// structure, no control id (a digest of the message stands in, so it can still be kept
+/// once), no sender. Shared by the result and the order readers.
+pub(crate) struct Header {
+    pub(crate) sender: String,
+    pub(crate) control_id: String,
+    pub(crate) code: String,
+    pub(crate) trigger: String,
+    pub(crate) problems: Vec<InboundError>,
+}
+
+impl Header {
+    pub(crate) fn message_type(&self) -> String {
+        format!("{}^{}", self.code, self.trigger)
+    }
+}
+
+pub(crate) fn problem(location: &str, code: &str, message: &str) -> InboundError {
+    InboundError {
+        location: location.to_owned(),
+        code: code.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+/// Reads the header of `doc` (parsed from `raw`); the message is `None` when there is no MSH.
+pub(crate) fn read_header<'d, 'a>(
+    doc: &'d Document<'a>,
+    raw: &[u8],
+) -> (Header, Option<Message<'d, 'a>>) {
     let Some(msg) = doc.messages().next() else {
-        inbound.control_id = digest(raw);
-        reject(
-            &mut inbound,
-            "MSH[1]",
-            "malformed",
-            "no MSH segment: not an HL7 message",
-        );
-        return inbound;
+        let header = Header {
+            sender: String::new(),
+            control_id: digest(raw),
+            code: String::new(),
+            trigger: String::new(),
+            problems: vec![problem(
+                "MSH[1]",
+                "malformed",
+                "no MSH segment: not an HL7 message",
+            )],
+        };
+        return (header, None);
     };
     let msh = msg.msh();
-    inbound.sender = msh
-        .sending_application()
-        .map(|v| v.comp_str(1).trim().to_owned())
-        .unwrap_or_default();
-    inbound.control_id = msh
-        .control_id()
-        .map(|v| v.value().trim().to_owned())
-        .unwrap_or_default();
     let (code, trigger) = msh
         .message_type()
         .map(|v| (v.comp_str(1).into_owned(), v.comp_str(2).into_owned()))
         .unwrap_or_default();
-    inbound.message_type = format!("{code}^{trigger}");
+    let mut h = Header {
+        sender: msh
+            .sending_application()
+            .map(|v| v.comp_str(1).trim().to_owned())
+            .unwrap_or_default(),
+        control_id: msh
+            .control_id()
+            .map(|v| v.value().trim().to_owned())
+            .unwrap_or_default(),
+        code,
+        trigger,
+        problems: Vec::new(),
+    };
     if doc.has_errors() || doc.message_count() != 1 {
-        reject(
-            &mut inbound,
+        h.problems.push(problem(
             "MSH[1]",
             "malformed",
             "the message's structure cannot be trusted (one message per frame, well formed)",
-        );
+        ));
     }
-    if inbound.control_id.is_empty() {
-        inbound.control_id = digest(raw);
-        reject(
-            &mut inbound,
+    if h.control_id.is_empty() {
+        h.control_id = digest(raw);
+        h.problems.push(problem(
             "MSH[1]-10",
             "required",
             "MSH-10 (message control id) is required",
-        );
+        ));
     }
-    if inbound.sender.is_empty() {
-        reject(
-            &mut inbound,
+    if h.sender.is_empty() {
+        h.problems.push(problem(
             "MSH[1]-3",
             "required",
             "MSH-3 (sending application) is required",
-        );
+        ));
     }
+    (h, Some(msg))
+}
+
+/// Reads one HL7 message (without MLLP framing).
+pub fn read_message(raw: &[u8]) -> Inbound {
+    let doc = Document::parse(raw);
+    let (header, msg) = read_header(&doc, raw);
+    let mut inbound = Inbound {
+        protocol: Protocol::Hl7,
+        message_type: if msg.is_some() {
+            header.message_type()
+        } else {
+            String::new()
+        },
+        sender: header.sender,
+        control_id: header.control_id,
+        raw: raw.to_vec(),
+        rejected: header.problems,
+        specimens: Vec::new(),
+    };
+    let Some(msg) = msg else {
+        return inbound;
+    };
+    let (code, trigger) = (header.code, header.trigger);
     if (code.as_str(), trigger.as_str()) != ("ORU", "R01") {
-        reject(
-            &mut inbound,
+        inbound.rejected.push(problem(
             "MSH[1]-9",
             "unsupported_message_type",
             "this listener accepts ORU^R01 results and ORM^O01 / OML^O21 orders",
-        );
+        ));
     }
     if inbound.rejected.is_empty() {
         inbound.specimens = read_results(&msg, &mut inbound.rejected);

@@ -64,14 +64,6 @@ pub fn read_any(raw: &[u8]) -> InboundMessage {
     }
 }
 
-fn reject(msg: &mut InboundOrders, location: &str, code: &str, message: &str) {
-    msg.rejected.push(InboundError {
-        location: location.to_owned(),
-        code: code.to_owned(),
-        message: message.to_owned(),
-    });
-}
-
 fn text(v: Option<Value<'_, '_>>) -> String {
     v.map(|v| v.value().trim().to_owned()).unwrap_or_default()
 }
@@ -88,74 +80,33 @@ fn comp(seg: &Segment<'_, '_>, field: usize, c: usize) -> String {
 /// Reads one HL7 order message (without MLLP framing).
 pub fn read_orders(raw: &[u8]) -> InboundOrders {
     let doc = Document::parse(raw);
+    let (header, m) = hl7::read_header(&doc, raw);
     let mut msg = InboundOrders {
         protocol: Protocol::Hl7,
-        sender: String::new(),
-        control_id: String::new(),
-        message_type: String::new(),
+        message_type: if m.is_some() {
+            header.message_type()
+        } else {
+            String::new()
+        },
+        sender: header.sender,
+        control_id: header.control_id,
         raw: raw.to_vec(),
-        rejected: Vec::new(),
+        rejected: header.problems,
         orders: Vec::new(),
     };
-    let Some(m) = doc.messages().next() else {
-        msg.control_id = hl7::digest(raw);
-        reject(
-            &mut msg,
-            "MSH[1]",
-            "malformed",
-            "no MSH segment: not an HL7 message",
-        );
+    let Some(m) = m else {
         return msg;
     };
-    let msh = m.msh();
-    msg.sender = msh
-        .sending_application()
-        .map(|v| v.comp_str(1).trim().to_owned())
-        .unwrap_or_default();
-    msg.control_id = msh
-        .control_id()
-        .map(|v| v.value().trim().to_owned())
-        .unwrap_or_default();
-    let (code, trigger) = msh
-        .message_type()
-        .map(|v| (v.comp_str(1).into_owned(), v.comp_str(2).into_owned()))
-        .unwrap_or_default();
-    msg.message_type = format!("{code}^{trigger}");
-    if doc.has_errors() || doc.message_count() != 1 {
-        reject(
-            &mut msg,
-            "MSH[1]",
-            "malformed",
-            "the message's structure cannot be trusted (one message per frame, well formed)",
-        );
-    }
-    if msg.control_id.is_empty() {
-        msg.control_id = hl7::digest(raw);
-        reject(
-            &mut msg,
-            "MSH[1]-10",
-            "required",
-            "MSH-10 (message control id) is required",
-        );
-    }
-    if msg.sender.is_empty() {
-        reject(
-            &mut msg,
-            "MSH[1]-3",
-            "required",
-            "MSH-3 (sending application) is required",
-        );
-    }
+    let (code, trigger) = (header.code, header.trigger);
     if !ORDER_TYPES
         .iter()
         .any(|(c, t)| *c == code.trim() && *t == trigger.trim())
     {
-        reject(
-            &mut msg,
+        msg.rejected.push(hl7::problem(
             "MSH[1]-9",
             "unsupported_message_type",
             "orders are read from ORM^O01 and OML^O21",
-        );
+        ));
     }
     if msg.rejected.is_empty() {
         let mut problems = Vec::new();

@@ -28,3 +28,17 @@ pub use astm_listener::{AstmConfig, serve_astm};
 pub use connect_out::run_connect_out;
 pub use mllp::{MllpConfig, serve_mllp};
 pub use outbox::{OutboxConfig, run_outbox};
+
+/// A stored message read again for a replay, by the protocol it arrived in: HL7 results or
+/// orders (by MSH-9), ASTM results. The one reader every edge that replays uses.
+pub fn read_stored(
+    protocol: aliquot_app::connections::Protocol,
+    raw: &[u8],
+) -> aliquot_app::connections::InboundMessage {
+    match protocol {
+        aliquot_app::connections::Protocol::Hl7 => hl7_orders::read_any(raw),
+        aliquot_app::connections::Protocol::Astm => {
+            aliquot_app::connections::InboundMessage::Results(astm::read_message(raw))
+        }
+    }
+}

@@ -3,8 +3,8 @@
 
 use aliquot_app::Actor;
 use aliquot_app::connections::{
-    InboundError, InboundMessage, InstrumentInput, InstrumentView, InterfaceMessageView,
-    MessageContent, MessageQuery, Protocol, TestCodeInput,
+    InboundError, InstrumentInput, InstrumentView, InterfaceMessageView, MessageContent,
+    MessageQuery, TestCodeInput,
 };
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -399,10 +399,7 @@ pub async fn replay(
 ) -> ApiResult<Json<ReplayDto>> {
     let o = state
         .app
-        .replay_message(&actor, id, |protocol, raw| match protocol {
-            Protocol::Hl7 => aliquot_connect::hl7_orders::read_any(raw),
-            Protocol::Astm => InboundMessage::Results(aliquot_connect::astm::read_message(raw)),
-        })
+        .replay_message(&actor, id, aliquot_connect::read_stored)
         .await?;
     Ok(Json(ReplayDto {
         id: o.message_id,

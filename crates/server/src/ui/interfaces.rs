@@ -2,9 +2,7 @@
 //! what went wrong, where) and its replay, the recent message log, and the registered
 //! instruments with their test-code mappings. Every action is the REST API's use case.
 
-use aliquot_app::connections::{
-    InboundMessage, InstrumentView, InterfaceMessageView, MessageQuery, Protocol,
-};
+use aliquot_app::connections::{InstrumentView, InterfaceMessageView, MessageQuery};
 use askama::Template;
 use axum::Extension;
 use axum::extract::{Path, State};
@@ -141,10 +139,7 @@ pub async fn replay(
 ) -> Response {
     let (notice, error) = match state
         .app
-        .replay_message(&s.actor, id, |protocol, raw| match protocol {
-            Protocol::Hl7 => aliquot_connect::hl7_orders::read_any(raw),
-            Protocol::Astm => InboundMessage::Results(aliquot_connect::astm::read_message(raw)),
-        })
+        .replay_message(&s.actor, id, aliquot_connect::read_stored)
         .await
     {
         Ok(o) if o.status == "replayed" => (

@@ -15,6 +15,7 @@ pub mod error;
 pub mod ids;
 pub mod order;
 pub mod patient;
+pub mod qc;
 pub mod results;
 pub mod routing;
 pub mod scan;

@@ -1,5 +1,5 @@
 //! The `aliquot` binary: `serve`, `migrate`, `user add`, `audit verify`, `bench`,
-//! `catalog import|export`, and the
+//! `catalog import|export`, `qc evaluate`, and the
 //! analyst tools for HL7 and ASTM.
 
 /// `println!` that returns the write error instead of panicking: a closed pipe
@@ -23,6 +23,7 @@ macro_rules! out {
 mod bench;
 mod demo;
 mod protocol_tools;
+mod qc;
 mod simulate;
 
 use std::io::{IsTerminal, Read};
@@ -100,6 +101,9 @@ enum Command {
     /// Simulated instruments, for trying connections and generating load.
     #[command(subcommand)]
     Simulate(simulate::SimulateCommand),
+    /// Quality control: judge historical QC data with Westgard rules.
+    #[command(subcommand)]
+    Qc(qc::QcCommand),
 }
 
 #[derive(Subcommand)]
@@ -377,6 +381,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Hl7(cmd) => protocol_tools::run_hl7(cmd),
         Command::Astm(cmd) => protocol_tools::run_astm(cmd),
         Command::Simulate(cmd) => simulate::run(cmd).await,
+        Command::Qc(cmd) => qc::run(cmd),
         Command::Catalog(CatalogCommand::Import { file }) => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;

@@ -43,6 +43,9 @@ pub use results::{
     ResultRulesView, ResultVersionView, ResultView, WorklistItem, WorklistView,
 };
 
+// quality control and calibration (issue 13)
+pub mod qc;
+
 // turnaround time (issue 4)
 mod tat;
 pub use tat::{OVERDUE_SCAN_LIMIT, TatIntervalView, TestTatView};

@@ -206,7 +206,7 @@ impl App {
         )
     }
 
-    pub(crate) async fn lab_timezone(&self) -> AppResult<jiff::tz::TimeZone> {
+    pub async fn lab_timezone(&self) -> AppResult<jiff::tz::TimeZone> {
         Ok(match self.store.setting("lab.timezone").await? {
             Some(s) => jiff::tz::TimeZone::get(s.value.trim()).unwrap_or(jiff::tz::TimeZone::UTC),
             None => jiff::tz::TimeZone::UTC,

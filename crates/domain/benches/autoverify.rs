@@ -112,6 +112,7 @@ fn bench(c: &mut Criterion) {
                         stability: Some(SignedDuration::from_hours(24)),
                         related: &related,
                         qc: QcStatus::Accepted,
+                        calibration_overdue: false,
                         suspended: Suspension::None,
                     },
                 );

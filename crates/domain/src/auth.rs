@@ -69,10 +69,17 @@ pub enum Permission {
     /// queue, replay a message (the interface analyst; a message's content is shown only
     /// with `patient.read`).
     InterfaceManage,
+    /// Read QC: lots, targets, runs, lock state, charts, statistics, calibrations.
+    QcRead,
+    /// Post QC runs and record calibrations (technicians, technologists, instruments).
+    QcEnter,
+    /// Register control lots and targets, choose the rules, document corrective actions
+    /// (which lift a lock).
+    QcManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 20] = [
+    pub const ALL: [Permission; 23] = [
         Permission::UserManage,
         Permission::UserRead,
         Permission::AuditRead,
@@ -93,6 +100,9 @@ impl Permission {
         Permission::ResultSignOff,
         Permission::ResultRulesWrite,
         Permission::InterfaceManage,
+        Permission::QcRead,
+        Permission::QcEnter,
+        Permission::QcManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -117,6 +127,9 @@ impl Permission {
             Permission::ResultSignOff => "result.sign_off",
             Permission::ResultRulesWrite => "result.rules_write",
             Permission::InterfaceManage => "interface.manage",
+            Permission::QcRead => "qc.read",
+            Permission::QcEnter => "qc.enter",
+            Permission::QcManage => "qc.manage",
         }
     }
 }
@@ -158,6 +171,9 @@ const DIRECTOR: &[Permission] = &[
     P::ResultSignOff,
     P::ResultRulesWrite,
     P::InterfaceManage,
+    P::QcRead,
+    P::QcEnter,
+    P::QcManage,
 ];
 const TECHNOLOGIST: &[Permission] = &[
     P::SettingsRead,
@@ -171,6 +187,9 @@ const TECHNOLOGIST: &[Permission] = &[
     P::ResultEnter,
     P::ResultVerify,
     P::InterfaceManage,
+    P::QcRead,
+    P::QcEnter,
+    P::QcManage,
 ];
 const TECHNICIAN: &[Permission] = &[
     P::SettingsRead,
@@ -182,6 +201,8 @@ const TECHNICIAN: &[Permission] = &[
     P::SpecimenCollect,
     P::SpecimenProcess,
     P::ResultEnter,
+    P::QcRead,
+    P::QcEnter,
 ];
 const PHLEBOTOMIST: &[Permission] = &[
     P::SettingsRead,
@@ -201,6 +222,7 @@ const INTERFACE: &[Permission] = &[
     P::OrderRead,
     P::OrderWrite,
     P::ResultEnter,
+    P::QcEnter,
 ];
 
 impl Role {

@@ -8,6 +8,7 @@ pub mod conn;
 pub mod error;
 pub mod idempotency;
 pub mod json;
+pub mod qc_chart;
 pub mod ui;
 
 use std::future::Future;

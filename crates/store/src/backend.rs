@@ -554,6 +554,47 @@ macro_rules! backend {
                 crate::queries::$ctx::outbox::outbox_list(&self.read, destination_id, status, before, limit).await
             }
 
+            // ── quality control (issue 13) ──
+            async fn qc_lots(&self) -> StoreResult<Vec<QcLotRecord>> {
+                crate::queries::$ctx::qc::lots(&self.read).await
+            }
+            async fn qc_lot(&self, lot: &str, level: i64) -> StoreResult<Option<QcLotRecord>> {
+                crate::queries::$ctx::qc::lot_by_key(&self.read, lot, level).await
+            }
+            async fn qc_targets(&self, instrument_id: i64, test_code: &str) -> StoreResult<Vec<QcTargetRecord>> {
+                crate::queries::$ctx::qc::targets(&self.read, instrument_id, test_code).await
+            }
+            async fn qc_config(&self, instrument_id: i64, test_code: &str) -> StoreResult<Option<QcConfigRecord>> {
+                crate::queries::$ctx::qc::config_of(&self.read, instrument_id, test_code).await
+            }
+            async fn qc_configs(&self) -> StoreResult<Vec<QcConfigRecord>> {
+                crate::queries::$ctx::qc::configs(&self.read).await
+            }
+            async fn qc_runs(&self, instrument_id: i64, test_code: &str, range: RunRange) -> StoreResult<Vec<QcRunRecord>> {
+                crate::queries::$ctx::qc::runs(&self.read, instrument_id, test_code, range).await
+            }
+            async fn qc_pairs(&self) -> StoreResult<Vec<(i64, String)>> {
+                crate::queries::$ctx::qc::qc_pairs(&self.read).await
+            }
+            async fn qc_open_lock(&self, instrument_id: i64, test_code: &str) -> StoreResult<Option<QcLockRecord>> {
+                crate::queries::$ctx::qc::open_lock(&self.read, instrument_id, test_code).await
+            }
+            async fn qc_locks(&self, instrument_id: i64, test_code: &str, limit: i64) -> StoreResult<Vec<QcLockRecord>> {
+                crate::queries::$ctx::qc::locks(&self.read, instrument_id, test_code, limit).await
+            }
+            async fn qc_corrective_actions(&self, lock_id: i64) -> StoreResult<Vec<QcCorrectiveActionRecord>> {
+                crate::queries::$ctx::qc::corrective_actions(&self.read, lock_id).await
+            }
+            async fn qc_corrective_actions_between(&self, instrument_id: i64, test_code: &str, from: Timestamp, to: Timestamp) -> StoreResult<Vec<QcCorrectiveActionRecord>> {
+                crate::queries::$ctx::qc::corrective_actions_between(&self.read, instrument_id, test_code, from, to).await
+            }
+            async fn qc_calibrations(&self, instrument_id: i64, test_code: &str, limit: i64) -> StoreResult<Vec<QcCalibrationRecord>> {
+                crate::queries::$ctx::qc::calibrations(&self.read, instrument_id, test_code, limit).await
+            }
+            async fn results_on_instrument(&self, instrument_code: &str, test_code: &str, since: Option<Timestamp>, limit: i64) -> StoreResult<Vec<ResultRecord>> {
+                crate::queries::$ctx::results::results_on_instrument(&self.read, instrument_code, test_code, since, limit).await
+            }
+
             // ── connections (issue 12) ──
             async fn instruments(&self) -> StoreResult<Vec<InstrumentRecord>> {
                 crate::queries::$ctx::connections::instruments(&self.read).await
@@ -1073,6 +1114,76 @@ macro_rules! backend {
             }
             async fn claim_outbox(&mut self, id: i64, seen_attempts: i64, now: Timestamp, lease_until: Timestamp) -> StoreResult<bool> {
                 crate::queries::$ctx::outbox::claim_outbox(&mut *self.tx, id, seen_attempts, now, lease_until).await
+            }
+
+            // ── quality control (issue 13) ──
+            async fn qc_lot(&mut self, lot: &str, level: i64) -> StoreResult<Option<QcLotRecord>> {
+                crate::queries::$ctx::qc::lot_by_key(&mut *self.tx, lot, level).await
+            }
+            async fn insert_qc_lot(&mut self, r: &QcLotRecord) -> StoreResult<i64> {
+                crate::queries::$ctx::qc::insert_lot(&mut *self.tx, r).await
+            }
+            async fn qc_target_at(&mut self, lot_id: i64, instrument_id: i64, test_code: &str, at: Timestamp) -> StoreResult<Option<QcTargetRecord>> {
+                crate::queries::$ctx::qc::target_at(&mut *self.tx, lot_id, instrument_id, test_code, at).await
+            }
+            async fn insert_qc_target(&mut self, r: &QcTargetRecord) -> StoreResult<i64> {
+                crate::queries::$ctx::qc::insert_target(&mut *self.tx, r).await
+            }
+            async fn qc_config(&mut self, instrument_id: i64, test_code: &str) -> StoreResult<Option<QcConfigRecord>> {
+                crate::queries::$ctx::qc::config_of(&mut *self.tx, instrument_id, test_code).await
+            }
+            async fn put_qc_config(&mut self, r: &QcConfigRecord) -> StoreResult<bool> {
+                crate::queries::$ctx::qc::put_config(&mut *self.tx, r).await
+            }
+            async fn qc_runs(&mut self, instrument_id: i64, test_code: &str, range: RunRange) -> StoreResult<Vec<QcRunRecord>> {
+                crate::queries::$ctx::qc::runs(&mut *self.tx, instrument_id, test_code, range).await
+            }
+            async fn insert_qc_run(&mut self, r: &QcRunRecord) -> StoreResult<i64> {
+                let id = crate::queries::$ctx::qc::insert_run(&mut *self.tx, r).await?;
+                crate::queries::$ctx::qc::insert_run_controls(&mut *self.tx, id, &r.controls).await?;
+                Ok(id)
+            }
+            async fn qc_run_of_message(&mut self, instrument_id: i64, test_code: &str, message_key: &str) -> StoreResult<Option<i64>> {
+                crate::queries::$ctx::qc::run_of_message(&mut *self.tx, instrument_id, test_code, message_key).await
+            }
+            async fn update_qc_run_verdict(&mut self, r: &QcRunRecord) -> StoreResult<()> {
+                crate::queries::$ctx::qc::update_run_verdict(&mut *self.tx, r).await
+            }
+            async fn qc_last_good_run_before(&mut self, instrument_id: i64, test_code: &str, at: Timestamp) -> StoreResult<Option<Timestamp>> {
+                crate::queries::$ctx::qc::last_good_run_before(&mut *self.tx, instrument_id, test_code, at).await
+            }
+            async fn qc_open_lock(&mut self, instrument_id: i64, test_code: &str) -> StoreResult<Option<QcLockRecord>> {
+                crate::queries::$ctx::qc::open_lock(&mut *self.tx, instrument_id, test_code).await
+            }
+            async fn insert_qc_lock(&mut self, r: &QcLockRecord) -> StoreResult<i64> {
+                crate::queries::$ctx::qc::insert_lock(&mut *self.tx, r).await
+            }
+            async fn lift_qc_lock(&mut self, id: i64, at: Timestamp, run_id: i64) -> StoreResult<bool> {
+                crate::queries::$ctx::qc::lift_lock(&mut *self.tx, id, at, run_id).await
+            }
+            async fn qc_corrective_actions(&mut self, lock_id: i64) -> StoreResult<Vec<QcCorrectiveActionRecord>> {
+                crate::queries::$ctx::qc::corrective_actions(&mut *self.tx, lock_id).await
+            }
+            async fn insert_qc_corrective_action(&mut self, r: &QcCorrectiveActionRecord) -> StoreResult<i64> {
+                crate::queries::$ctx::qc::insert_corrective_action(&mut *self.tx, r).await
+            }
+            async fn qc_calibrations(&mut self, instrument_id: i64, test_code: &str, limit: i64) -> StoreResult<Vec<QcCalibrationRecord>> {
+                crate::queries::$ctx::qc::calibrations(&mut *self.tx, instrument_id, test_code, limit).await
+            }
+            async fn insert_qc_calibration(&mut self, r: &QcCalibrationRecord) -> StoreResult<i64> {
+                crate::queries::$ctx::qc::insert_calibration(&mut *self.tx, r).await
+            }
+            async fn qc_locked(&mut self, instrument_code: &str, test_code: &str) -> StoreResult<bool> {
+                crate::queries::$ctx::qc::locked_by_code(&mut *self.tx, instrument_code, test_code).await
+            }
+            async fn qc_calibration_state(&mut self, instrument_code: &str, test_code: &str, at: Timestamp) -> StoreResult<Option<(Option<i64>, Option<Timestamp>)>> {
+                crate::queries::$ctx::qc::calibration_state(&mut *self.tx, instrument_code, test_code, at).await
+            }
+            async fn qc_control_lot(&mut self, instrument_id: i64, control_id: &str) -> StoreResult<Option<i64>> {
+                crate::queries::$ctx::qc::control_lot(&mut *self.tx, instrument_id, control_id).await
+            }
+            async fn put_qc_control_id(&mut self, instrument_id: i64, control_id: &str, lot_id: i64) -> StoreResult<()> {
+                crate::queries::$ctx::qc::put_control_id(&mut *self.tx, instrument_id, control_id, lot_id).await
             }
 
             // ── connections (issue 12) ──

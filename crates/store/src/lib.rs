@@ -306,6 +306,69 @@ pub trait Store: Send + Sync + 'static {
         before: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<OutboxRecord>>;
+    // ── quality control (issue 13) ──
+    /// Every control lot, newest first.
+    async fn qc_lots(&self) -> StoreResult<Vec<QcLotRecord>>;
+    async fn qc_lot(&self, lot: &str, level: i64) -> StoreResult<Option<QcLotRecord>>;
+    /// Every target of an instrument and test, in the order they took effect.
+    async fn qc_targets(
+        &self,
+        instrument_id: i64,
+        test_code: &str,
+    ) -> StoreResult<Vec<QcTargetRecord>>;
+    async fn qc_config(
+        &self,
+        instrument_id: i64,
+        test_code: &str,
+    ) -> StoreResult<Option<QcConfigRecord>>;
+    async fn qc_configs(&self) -> StoreResult<Vec<QcConfigRecord>>;
+    /// Runs with their control values, oldest first.
+    async fn qc_runs(
+        &self,
+        instrument_id: i64,
+        test_code: &str,
+        range: RunRange,
+    ) -> StoreResult<Vec<QcRunRecord>>;
+    /// The instrument and test pairs with QC runs or a configuration.
+    async fn qc_pairs(&self) -> StoreResult<Vec<(i64, String)>>;
+    async fn qc_open_lock(
+        &self,
+        instrument_id: i64,
+        test_code: &str,
+    ) -> StoreResult<Option<QcLockRecord>>;
+    /// Newest first.
+    async fn qc_locks(
+        &self,
+        instrument_id: i64,
+        test_code: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<QcLockRecord>>;
+    async fn qc_corrective_actions(
+        &self,
+        lock_id: i64,
+    ) -> StoreResult<Vec<QcCorrectiveActionRecord>>;
+    async fn qc_corrective_actions_between(
+        &self,
+        instrument_id: i64,
+        test_code: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> StoreResult<Vec<QcCorrectiveActionRecord>>;
+    /// Newest first.
+    async fn qc_calibrations(
+        &self,
+        instrument_id: i64,
+        test_code: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<QcCalibrationRecord>>;
+    /// Patient results of a test measured on an instrument (by code) since a time, oldest first.
+    async fn results_on_instrument(
+        &self,
+        instrument_code: &str,
+        test_code: &str,
+        since: Option<Timestamp>,
+        limit: i64,
+    ) -> StoreResult<Vec<ResultRecord>>;
     // ── connections (issue 12) ──
     async fn instruments(&self) -> StoreResult<Vec<InstrumentRecord>>;
     async fn instrument_by_code(&self, code: &str) -> StoreResult<Option<InstrumentRecord>>;
@@ -606,6 +669,99 @@ pub trait Tx: Send {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> StoreResult<bool>;
+    // ── quality control (issue 13) ──
+    async fn qc_lot(&mut self, lot: &str, level: i64) -> StoreResult<Option<QcLotRecord>>;
+    /// `Conflict` when the lot and level exist.
+    async fn insert_qc_lot(&mut self, r: &QcLotRecord) -> StoreResult<i64>;
+    /// The lot's target on the instrument and test in force at `at`.
+    async fn qc_target_at(
+        &mut self,
+        lot_id: i64,
+        instrument_id: i64,
+        test_code: &str,
+        at: Timestamp,
+    ) -> StoreResult<Option<QcTargetRecord>>;
+    async fn insert_qc_target(&mut self, r: &QcTargetRecord) -> StoreResult<i64>;
+    async fn qc_config(
+        &mut self,
+        instrument_id: i64,
+        test_code: &str,
+    ) -> StoreResult<Option<QcConfigRecord>>;
+    /// Inserts version 1 (`Conflict` when one exists) or replaces version `r.version - 1`
+    /// (false when another change came first).
+    async fn put_qc_config(&mut self, r: &QcConfigRecord) -> StoreResult<bool>;
+    /// Runs with their control values, oldest first.
+    async fn qc_runs(
+        &mut self,
+        instrument_id: i64,
+        test_code: &str,
+        range: RunRange,
+    ) -> StoreResult<Vec<QcRunRecord>>;
+    /// Inserts a run and its control values.
+    async fn insert_qc_run(&mut self, r: &QcRunRecord) -> StoreResult<i64>;
+    /// The run an instrument message posted for a test, if it did.
+    async fn qc_run_of_message(
+        &mut self,
+        instrument_id: i64,
+        test_code: &str,
+        message_key: &str,
+    ) -> StoreResult<Option<i64>>;
+    /// Writes a run's new verdict (status, findings, rules, mode, evaluated_at).
+    async fn update_qc_run_verdict(&mut self, r: &QcRunRecord) -> StoreResult<()>;
+    /// The time of the last run before `at` that was not rejected.
+    async fn qc_last_good_run_before(
+        &mut self,
+        instrument_id: i64,
+        test_code: &str,
+        at: Timestamp,
+    ) -> StoreResult<Option<Timestamp>>;
+    async fn qc_open_lock(
+        &mut self,
+        instrument_id: i64,
+        test_code: &str,
+    ) -> StoreResult<Option<QcLockRecord>>;
+    /// `Conflict` when the instrument and test are locked already.
+    async fn insert_qc_lock(&mut self, r: &QcLockRecord) -> StoreResult<i64>;
+    /// False when the lock was lifted already.
+    async fn lift_qc_lock(&mut self, id: i64, at: Timestamp, run_id: i64) -> StoreResult<bool>;
+    async fn qc_corrective_actions(
+        &mut self,
+        lock_id: i64,
+    ) -> StoreResult<Vec<QcCorrectiveActionRecord>>;
+    async fn insert_qc_corrective_action(
+        &mut self,
+        r: &QcCorrectiveActionRecord,
+    ) -> StoreResult<i64>;
+    /// Newest first.
+    async fn qc_calibrations(
+        &mut self,
+        instrument_id: i64,
+        test_code: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<QcCalibrationRecord>>;
+    async fn insert_qc_calibration(&mut self, r: &QcCalibrationRecord) -> StoreResult<i64>;
+    /// Whether the instrument (by code) is locked for the test.
+    async fn qc_locked(&mut self, instrument_code: &str, test_code: &str) -> StoreResult<bool>;
+    /// For an instrument (by code) and test with a QC configuration: its calibration interval
+    /// in hours and the time of its last passed calibration at or before `at`.
+    async fn qc_calibration_state(
+        &mut self,
+        instrument_code: &str,
+        test_code: &str,
+        at: Timestamp,
+    ) -> StoreResult<Option<(Option<i64>, Option<Timestamp>)>>;
+    /// The lot an instrument's sample id names, when it is one of its controls.
+    async fn qc_control_lot(
+        &mut self,
+        instrument_id: i64,
+        control_id: &str,
+    ) -> StoreResult<Option<i64>>;
+    async fn put_qc_control_id(
+        &mut self,
+        instrument_id: i64,
+        control_id: &str,
+        lot_id: i64,
+    ) -> StoreResult<()>;
     // ── connections (issue 12) ──
     async fn instrument_by_code(&mut self, code: &str) -> StoreResult<Option<InstrumentRecord>>;
     async fn instrument_by_sender(

@@ -29,7 +29,8 @@ pub const SQLITE: &[MigrationSource] = migrations!(
     (10, "0010_results"),
     (11, "0011_connections"),
     (12, "0012_outbox"),
-    (13, "0013_instrument_connect_out")
+    (13, "0013_instrument_connect_out"),
+    (14, "0014_qc")
 );
 pub const POSTGRES: &[MigrationSource] = migrations!(
     "postgres": (1, "0001_platform"),
@@ -44,7 +45,8 @@ pub const POSTGRES: &[MigrationSource] = migrations!(
     (10, "0010_results"),
     (11, "0011_connections"),
     (12, "0012_outbox"),
-    (13, "0013_instrument_connect_out")
+    (13, "0013_instrument_connect_out"),
+    (14, "0014_qc")
 );
 
 pub(crate) fn migrator(list: &[MigrationSource]) -> Migrator {

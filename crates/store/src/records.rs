@@ -772,6 +772,8 @@ pub struct ResultRecord {
     pub released_at: Option<Timestamp>,
     pub body: String,
     pub updated_at: Timestamp,
+    /// The instrument it was measured on (the lab's code, as posted), for QC.
+    pub instrument: Option<String>,
 }
 
 redacted_debug!(ResultRecord {
@@ -788,7 +790,8 @@ redacted_debug!(ResultRecord {
         resulted_at,
         verified_at,
         released_at,
-        updated_at
+        updated_at,
+        instrument
     ],
     redacted: [body],
 });
@@ -989,3 +992,150 @@ redacted_debug!(OutboxRecord {
     // error text may quote them.
     redacted: [document, message, ack, last_error],
 });
+
+// ── quality control (issue 13) ──
+
+/// One level of one control material, by lot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QcLotRecord {
+    pub id: i64,
+    pub material: String,
+    pub manufacturer: String,
+    pub lot: String,
+    pub level: i64,
+    /// The last day it may be used (ISO date, the lab's time zone).
+    pub expires_on: String,
+    pub created_at: Timestamp,
+    pub created_by: String,
+}
+
+/// A lot's target mean and SD on one instrument and test, from `effective_at` on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QcTargetRecord {
+    pub id: i64,
+    pub lot_id: i64,
+    pub instrument_id: i64,
+    pub test_code: String,
+    /// Exact decimals as text.
+    pub mean: String,
+    pub sd: String,
+    /// `manufacturer` or `lab`.
+    pub source: String,
+    pub points: Option<i64>,
+    pub effective_at: Timestamp,
+    pub set_at: Timestamp,
+    pub set_by: String,
+    pub reason: Option<String>,
+}
+
+/// How QC of one instrument and test is judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QcConfigRecord {
+    pub instrument_id: i64,
+    pub test_code: String,
+    /// Rule codes, comma-separated (`1-2s,1-3s,2-2s`).
+    pub rules: String,
+    /// `classic` or `modern`.
+    pub mode: String,
+    pub calibration_interval_hours: Option<i64>,
+    pub tea_pct: Option<String>,
+    pub bias_pct: Option<String>,
+    pub version: i64,
+    pub updated_at: Timestamp,
+    pub updated_by: String,
+}
+
+/// One control value of a run, with the mean and SD it was judged with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QcResultRecord {
+    pub lot_id: i64,
+    pub level: i64,
+    pub value: String,
+    pub mean: String,
+    pub sd: String,
+}
+
+/// The controls of one instrument and test measured together, and the verdict on them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QcRunRecord {
+    pub id: i64,
+    pub instrument_id: i64,
+    pub test_code: String,
+    pub run_at: Timestamp,
+    /// `accepted`, `warning` or `rejected`.
+    pub status: String,
+    /// JSON: the findings (rule, scope, levels, description).
+    pub findings: String,
+    pub rules: String,
+    pub mode: String,
+    /// `manual`, `hl7` or `astm`.
+    pub source: String,
+    pub entered_at: Timestamp,
+    pub entered_by: String,
+    pub evaluated_at: Timestamp,
+    /// The instrument message it came in (`protocol:sender:control id`).
+    pub message_key: Option<String>,
+    /// By level.
+    pub controls: Vec<QcResultRecord>,
+}
+
+/// A lock on an instrument and test opened by a rejected run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QcLockRecord {
+    pub id: i64,
+    pub instrument_id: i64,
+    pub test_code: String,
+    pub rejected_run_id: i64,
+    pub locked_at: Timestamp,
+    /// The last accepted run before the rejection.
+    pub since: Option<Timestamp>,
+    pub lifted_at: Option<Timestamp>,
+    pub lifting_run_id: Option<i64>,
+}
+
+/// What was done about a rejected run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QcCorrectiveActionRecord {
+    pub id: i64,
+    pub lock_id: i64,
+    pub action: String,
+    pub reason: String,
+    pub performed_at: Timestamp,
+    pub performed_by: String,
+}
+
+/// A calibration, or a calibration verification, of an instrument and test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QcCalibrationRecord {
+    pub id: i64,
+    pub instrument_id: i64,
+    pub test_code: String,
+    /// `calibration` or `verification`.
+    pub kind: String,
+    pub calibrator_lot: String,
+    /// `passed` or `failed`.
+    pub outcome: String,
+    pub performed_at: Timestamp,
+    pub performed_by: String,
+    pub notes: Option<String>,
+}
+
+/// Which runs of an instrument and test: all between two times, or the last `n` before a
+/// point, or every one after a point (a point is a time and an id, the order of runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunRange {
+    Between {
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+        limit: i64,
+    },
+    LastBefore {
+        at: Timestamp,
+        id: i64,
+        limit: i64,
+    },
+    After {
+        at: Timestamp,
+        id: i64,
+    },
+}

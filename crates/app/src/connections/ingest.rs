@@ -298,7 +298,13 @@ impl App {
         let mut errors = Vec::new();
         let mut items = Vec::new();
         let mut locations = Vec::new();
+        let mut controls = Vec::new();
         for s in &inbound.specimens {
+            // A sample the instrument names as one of its controls is QC, never a patient's.
+            if let Some(lot_id) = tx.qc_control_lot(instrument.id, s.accession.trim()).await? {
+                controls.push((s, lot_id));
+                continue;
+            }
             if let Some(problem) = self.wrong_patient(tx, s).await? {
                 errors.push(problem);
                 continue;
@@ -337,6 +343,19 @@ impl App {
             errors.push(err("", "no_results", "the message carries no results"));
         }
         let mut posted = 0;
+        if !controls.is_empty() {
+            posted += self
+                .post_inbound_qc(
+                    tx,
+                    inbound,
+                    &instrument,
+                    &codes,
+                    &controls,
+                    &actor,
+                    &mut errors,
+                )
+                .await?;
+        }
         if !items.is_empty() {
             let outcomes = self.post_results_in(tx, &actor, &items, settings).await?;
             for o in outcomes {
@@ -381,6 +400,92 @@ impl App {
             posted,
             errors,
         })
+    }
+
+    /// Posts the control samples of a message as QC runs: one run per test, its controls the
+    /// levels measured in this message, measured now (the message's arrival). A control that
+    /// cannot be judged (no mapping, no target, an expired lot, not a number) is named in the
+    /// acknowledgement like a patient result. Returns the number of control values posted.
+    #[expect(clippy::too_many_arguments, reason = "the facts of one message")]
+    async fn post_inbound_qc(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        inbound: &Inbound,
+        instrument: &aliquot_store::InstrumentRecord,
+        codes: &HashMap<String, (String, Option<String>)>,
+        controls: &[(&InboundSpecimen, i64)],
+        actor: &Actor,
+        errors: &mut Vec<InboundError>,
+    ) -> AppResult<i64> {
+        let (code_field, value_field, _) = inbound.protocol.result_fields();
+        let lots = self.store.qc_lots().await?;
+        // Test → (lot, level, value, where) of each control measured for it.
+        let mut runs: std::collections::BTreeMap<String, Vec<(String, i64, String, String)>> =
+            std::collections::BTreeMap::new();
+        for (s, lot_id) in controls {
+            let Some(lot) = lots.iter().find(|l| l.id == *lot_id) else {
+                continue;
+            };
+            for o in &s.observations {
+                match codes.get(o.code.trim()) {
+                    Some((test, _)) => runs.entry(test.clone()).or_default().push((
+                        lot.lot.clone(),
+                        lot.level,
+                        o.value.clone(),
+                        o.location.clone(),
+                    )),
+                    None => errors.push(err(
+                        &format!("{}-{code_field}", o.location),
+                        "unknown_test_code",
+                        format!(
+                            "instrument {} has no mapping for this test code",
+                            instrument.code
+                        ),
+                    )),
+                }
+            }
+        }
+        let mut posted = 0;
+        for (test, values) in runs {
+            let input = crate::qc::RunInput {
+                instrument: instrument.code.clone(),
+                test,
+                at: None,
+                controls: values
+                    .iter()
+                    .map(|(lot, level, value, _)| crate::qc::ControlInput {
+                        lot: lot.clone(),
+                        level: *level,
+                        value: value.clone(),
+                    })
+                    .collect(),
+            };
+            let source = inbound.protocol.as_str();
+            let key = format!("{source}:{}:{}", inbound.sender, inbound.control_id);
+            let done = match self.prepare_qc_run(&input).await {
+                Ok(mut p) => {
+                    p.message_key = Some(key);
+                    self.post_qc_run_in(&mut **tx, actor, p, source)
+                        .await
+                        .map(|_| ())
+                }
+                Err(e) => Err(e),
+            };
+            match done {
+                Ok(()) => posted += values.len() as i64,
+                Err(e @ (AppError::Invalid { .. } | AppError::Conflict { .. })) => {
+                    for (_, _, _, location) in &values {
+                        errors.push(err(
+                            &format!("{location}-{value_field}"),
+                            "qc_refused",
+                            format!("QC not posted: {e}"),
+                        ));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(posted)
     }
 
     /// A specimen whose message names a patient (by MRN or a facility identifier) other than

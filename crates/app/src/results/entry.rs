@@ -642,6 +642,13 @@ impl App {
         } else {
             Suspension::None
         };
+        let (qc, calibration_overdue) = match reading.instrument.map(str::trim) {
+            Some(code) if !code.is_empty() => {
+                self.qc_facts(&mut **tx, code, &ctx.test.test_code, now)
+                    .await?
+            }
+            _ => (QcStatus::NotEvaluated, false),
+        };
         let decision = autoverify(
             rules,
             &Facts {
@@ -659,7 +666,8 @@ impl App {
                 specimen_age: now.duration_since(collected_at),
                 stability,
                 related: &related,
-                qc: QcStatus::NotEvaluated,
+                qc,
+                calibration_overdue,
                 suspended,
             },
         );
@@ -746,6 +754,7 @@ impl App {
             released_at: ev.released.then_some(now),
             body: body.clone(),
             updated_at: now,
+            instrument: ev.body.instrument.clone(),
         };
         let (id, old_value) = match existing {
             None => (tx.insert_result(&record).await?, None),

@@ -117,6 +117,19 @@ impl App {
         {
             actor.require(Permission::ResultSignOff)?;
         }
+        // A rejected QC run holds the results of its instrument and test until a corrective
+        // action and an accepted run lift the lock: nobody releases them meanwhile.
+        if let Some(instrument) = r.instrument.as_deref()
+            && tx.qc_locked(instrument, &r.test_code).await?
+        {
+            return Err(conflict(
+                "qc_locked",
+                format!(
+                    "QC of {} on {instrument} was rejected: document the corrective action, run                      QC again, and re-test before releasing",
+                    r.test_code
+                ),
+            ));
+        }
         if let Some(c) = comment.map(str::trim).filter(|c| !c.is_empty()) {
             if c.chars().count() > 1000 {
                 return Err(AppError::invalid(

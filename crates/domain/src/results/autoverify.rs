@@ -59,6 +59,9 @@ pub struct Facts<'a> {
     /// Other results of the same order (test code, value), for consistency checks.
     pub related: &'a [(&'a str, Decimal)],
     pub qc: QcStatus,
+    /// The instrument's calibration of this test is overdue (its interval has passed since
+    /// the last passed calibration).
+    pub calibration_overdue: bool,
     pub suspended: Suspension,
 }
 
@@ -93,6 +96,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("specimen_stability", specimen_stability),
     ("instrument_flags", instrument_flags),
     ("qc", qc),
+    ("calibration", calibration),
     ("reportable_range", reportable_range),
     ("serum_indices", serum_indices),
     ("critical", critical),
@@ -191,6 +195,16 @@ fn qc(_: &ResultRules, f: &Facts<'_>, out: &mut Vec<HoldReason>) {
             out,
             "qc",
             "the latest QC run of this instrument and test was rejected".into(),
+        );
+    }
+}
+
+fn calibration(_: &ResultRules, f: &Facts<'_>, out: &mut Vec<HoldReason>) {
+    if f.calibration_overdue {
+        hold(
+            out,
+            "calibration",
+            "the instrument's calibration of this test is overdue".into(),
         );
     }
 }
@@ -370,6 +384,7 @@ mod tests {
         stability_hours: Option<i64>,
         related: Vec<(&'static str, Decimal)>,
         qc: QcStatus,
+        calibration_overdue: bool,
         suspended: Suspension,
         outside: Option<Outside>,
     }
@@ -392,6 +407,7 @@ mod tests {
                 stability: s.stability_hours.map(SignedDuration::from_hours),
                 related: &related,
                 qc: s.qc,
+                calibration_overdue: s.calibration_overdue,
                 suspended: s.suspended,
             },
         )
@@ -459,6 +475,21 @@ mod tests {
                 value: "4.2",
                 edit: |_, s| s.qc = QcStatus::Rejected,
                 reasons: &["qc"],
+            },
+            Case {
+                name: "calibration overdue",
+                value: "4.2",
+                edit: |_, s| s.calibration_overdue = true,
+                reasons: &["calibration"],
+            },
+            Case {
+                name: "qc rejected and calibration overdue",
+                value: "4.2",
+                edit: |_, s| {
+                    s.qc = QcStatus::Rejected;
+                    s.calibration_overdue = true;
+                },
+                reasons: &["qc", "calibration"],
             },
             Case {
                 name: "above the AMR",
@@ -595,7 +626,7 @@ mod tests {
         /// Released exactly when no check fails, and one more failing fact never releases.
         #[test]
         fn never_both_released_and_held(value in 10i64..120, hem in proptest::option::of(0u32..40),
-                                        flagged in any::<bool>(), qc_bad in any::<bool>(), age in 0i64..3000) {
+                                        flagged in any::<bool>(), qc_bad in any::<bool>(), cal_bad in any::<bool>(), age in 0i64..3000) {
             let rules = potassium();
             let mut s = Scenario { stability_hours: Some(24), age_minutes: age, indices: Indices { hemolysis: hem, ..Indices::default() }, ..Scenario::default() };
             let text = Decimal::new(value, 1).to_string();
@@ -603,8 +634,9 @@ mod tests {
             prop_assert_eq!(before.released(), before.reasons().is_empty());
             if flagged { s.instrument_flags = vec!["flag".into()]; }
             if qc_bad { s.qc = QcStatus::Rejected; }
+            if cal_bad { s.calibration_overdue = true; }
             let after = run(&rules, &text, &s);
-            if flagged || qc_bad {
+            if flagged || qc_bad || cal_bad {
                 prop_assert!(!after.released());
             }
             for r in before.reasons() {

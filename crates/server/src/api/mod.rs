@@ -9,6 +9,8 @@ pub mod directory;
 pub mod orders;
 pub mod outbox;
 pub mod patients;
+// quality control and calibration (issue 13)
+pub mod qc;
 pub mod settings;
 pub mod specimens;
 // processing (issue 4)
@@ -54,6 +56,7 @@ use crate::AppState;
         (name = "specimens", description = "Specimen lifecycle: labels, collection, receipt, rejection"),
         (name = "results", description = "Results: entry, autoverification, review and release, corrections, critical calls, worklists, result rules"),
         (name = "connections", description = "Instruments and their test codes, the interface message log and error queue, outbound destinations and the outbox"),
+        (name = "qc", description = "Quality control and calibration: control lots and targets, Westgard rules, QC runs, locks on patient results, corrective actions, statistics, Levey-Jennings charts"),
     )
 )]
 struct ApiDoc;
@@ -101,6 +104,17 @@ pub fn router() -> OpenApiRouter<AppState> {
             directory::create_location,
             directory::list_locations
         ))
+        .routes(routes!(qc::create_lot, qc::list_lots))
+        .routes(routes!(qc::set_target, qc::list_targets))
+        .routes(routes!(qc::establish_target))
+        .routes(routes!(qc::put_config, qc::get_config))
+        .routes(routes!(qc::post_run))
+        .routes(routes!(qc::list_runs))
+        .routes(routes!(qc::status))
+        .routes(routes!(qc::corrective_action))
+        .routes(routes!(qc::record_calibration, qc::list_calibrations))
+        .routes(routes!(qc::statistics))
+        .routes(routes!(qc::chart))
         .routes(routes!(catalog::list, catalog::create))
         .routes(routes!(catalog::get, catalog::update))
         .routes(routes!(catalog::retire))

@@ -13,6 +13,7 @@
 mod auth;
 mod interfaces;
 mod processing;
+mod qc;
 mod registration;
 mod results;
 pub mod session;
@@ -89,6 +90,11 @@ pub const UI_ROUTES: &[RouteSpec] = &[
     // interfaces
     r("GET", "/interfaces", Perm(P::InterfaceManage)),
     r("POST", "/interfaces/{id}/replay", Perm(P::InterfaceManage)),
+    // quality control
+    r("GET", "/qc", Perm(P::QcRead)),
+    r("POST", "/qc/run", Perm(P::QcEnter)),
+    r("POST", "/qc/corrective-action", Perm(P::QcManage)),
+    r("GET", "/qc/chart.svg", Perm(P::QcRead)),
 ];
 
 /// The UI router (state-less until merged into the server's router).
@@ -129,6 +135,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/results/{id}/call", post(results::document_call))
         .route("/interfaces", get(interfaces::interfaces_page))
         .route("/interfaces/{id}/replay", post(interfaces::replay))
+        .route("/qc", get(qc::qc_page))
+        .route("/qc/run", post(qc::post_run))
+        .route("/qc/corrective-action", post(qc::corrective_action))
+        .route("/qc/chart.svg", get(qc::chart))
         .route_layer(axum::middleware::from_fn_with_state(state, session::guard))
 }
 
@@ -275,6 +285,7 @@ const STATIONS: &[(&str, &str, &str, Permission)] = &[
     ("/track", "Tracking", "t", P::OrderRead),
     ("/results", "Results", "e", P::ResultEnter),
     ("/interfaces", "Interfaces", "i", P::InterfaceManage),
+    ("/qc", "QC", "q", P::QcRead),
 ];
 
 pub(crate) fn stations_for(

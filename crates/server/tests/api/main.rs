@@ -24,6 +24,9 @@ mod emr_orders;
 mod interfaces;
 mod outbox;
 
+// quality control and calibration (issue 13)
+mod qc;
+
 // storage, transport, send-out, disposal (issue 4)
 mod storage;
 

@@ -22,6 +22,9 @@ pub(crate) mod orders;
 #[path = "outbox.rs"]
 pub(crate) mod outbox;
 #[allow(clippy::duplicate_mod)]
+#[path = "qc.rs"]
+pub(crate) mod qc;
+#[allow(clippy::duplicate_mod)]
 #[path = "registration.rs"]
 pub(crate) mod registration;
 #[allow(clippy::duplicate_mod)]

@@ -140,6 +140,7 @@ type ResultRow = (
     Option<i64>,
     String,
     i64,
+    Option<String>,
 );
 
 fn result(r: ResultRow) -> StoreResult<ResultRecord> {
@@ -158,6 +159,7 @@ fn result(r: ResultRow) -> StoreResult<ResultRecord> {
         released_at: opt_ts(r.11)?,
         body: r.12,
         updated_at: ts(r.13)?,
+        instrument: r.14,
     })
 }
 
@@ -165,7 +167,7 @@ macro_rules! result_cols {
     () => {
         "r.id, r.order_test_id, r.order_id, r.patient_id, r.specimen_id, r.test_code, r.status, \
          r.version, r.collected_at, r.resulted_at, r.verified_at, r.released_at, r.body, \
-         r.updated_at"
+         r.updated_at, r.instrument"
     };
 }
 
@@ -292,8 +294,9 @@ pub(crate) async fn insert_result<'e, E: Executor<'e, Database = Db>>(
 ) -> StoreResult<i64> {
     let (id,) = sqlx::query_as::<_, (i64,)>(
         "INSERT INTO results (order_test_id, order_id, patient_id, specimen_id, test_code, \
-         status, version, collected_at, resulted_at, verified_at, released_at, body, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+         status, version, collected_at, resulted_at, verified_at, released_at, body, updated_at, \
+         instrument) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
     )
     .bind(r.order_test_id)
     .bind(r.order_id)
@@ -308,6 +311,7 @@ pub(crate) async fn insert_result<'e, E: Executor<'e, Database = Db>>(
     .bind(r.released_at.map(us))
     .bind(&r.body)
     .bind(us(r.updated_at))
+    .bind(&r.instrument)
     .fetch_one(e)
     .await?;
     Ok(id)
@@ -322,7 +326,7 @@ pub(crate) async fn update_result<'e, E: Executor<'e, Database = Db>>(
 ) -> StoreResult<bool> {
     let done = sqlx::query(
         "UPDATE results SET status = $1, version = $2, resulted_at = $3, verified_at = $4, \
-         released_at = $5, body = $6, updated_at = $7, collected_at = $8 \
+         released_at = $5, body = $6, updated_at = $7, collected_at = $8, instrument = $11 \
          WHERE id = $9 AND version = $10",
     )
     .bind(&r.status)
@@ -335,6 +339,7 @@ pub(crate) async fn update_result<'e, E: Executor<'e, Database = Db>>(
     .bind(r.collected_at.map(us))
     .bind(r.id)
     .bind(replaces)
+    .bind(&r.instrument)
     .execute(e)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -417,6 +422,30 @@ pub(crate) async fn move_results<'e, E: Executor<'e, Database = Db>>(
             .await?
             .rows_affected(),
     )
+}
+
+/// Patient results of a test measured on an instrument (by code) since `since` (all when
+/// `None`), oldest first, at most `limit`: the results a rejected run puts in doubt.
+pub(crate) async fn results_on_instrument<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    instrument_code: &str,
+    test_code: &str,
+    since: Option<Timestamp>,
+    limit: i64,
+) -> StoreResult<Vec<ResultRecord>> {
+    let rows = sqlx::query_as::<_, ResultRow>(concat!(
+        "SELECT ",
+        result_cols!(),
+        " FROM results r WHERE r.instrument = $1 AND r.test_code = $2 AND r.resulted_at >= $3 \
+         ORDER BY r.resulted_at, r.id LIMIT $4"
+    ))
+    .bind(instrument_code)
+    .bind(test_code)
+    .bind(since.map_or(i64::MIN, us))
+    .bind(limit)
+    .fetch_all(e)
+    .await?;
+    rows.into_iter().map(result).collect()
 }
 
 // ── critical calls ──

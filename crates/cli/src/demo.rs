@@ -6,6 +6,7 @@ use aliquot_app::{Actor, App, NewLocationInput, NewProviderInput, NewUserInput, 
 use aliquot_domain::auth::Role;
 
 mod morning;
+mod qc;
 
 fn demo_password(role: Role) -> String {
     format!("demo-{}-pass", role.as_str())
@@ -122,11 +123,13 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
         technologist: by_role(Role::Technologist)?,
     };
     let summary = morning::seed(app, &morning).await?;
+    let qc_runs = qc::seed(app, &morning.technologist, &morning.technician).await?;
     tracing::info!(
         patients = summary.patients,
         orders = summary.orders,
         specimens = summary.specimens,
         results = summary.results,
+        qc_runs,
         elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "seeded the demo lab"
     );

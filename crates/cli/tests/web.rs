@@ -584,6 +584,61 @@ async fn walk(server: &Server, backend: &str) {
     let error = b.text("#error").await;
     assert!(error.contains("still in error"), "{error}");
 
+    // QC: the demo's CHEM2 is locked for potassium (this morning's 2-2s) and listed first;
+    // a run on CHEM1 is judged at once; the corrective action is documented in the form; the
+    // Levey-Jennings charts of glucose (with last month's rejected run) are drawn.
+    b.goto("/qc").await;
+    let first = rows_of(&b, "#qc-status tbody tr").await;
+    assert!(
+        first[0].contains("CHEM2") && first[0].contains("LOCKED"),
+        "{first:?}"
+    );
+    assert!(b.text("main").await.contains("2-2s within the run"));
+    b.check_page("qc").await;
+    b.client
+        .find(Locator::Css("#instrument"))
+        .await
+        .unwrap()
+        .send_keys("CHEM1")
+        .await
+        .unwrap();
+    b.type_into("#test", "K").await;
+    b.type_into("#lot1", "CC1-26051").await;
+    b.type_into("#value1", "3.52").await;
+    b.type_into("#lot2", "CC2-26052").await;
+    b.type_into("#value2", "5.97\n").await;
+    let notice = b.text("#notice").await;
+    assert!(notice.contains("K on CHEM1: run accepted"), "{notice}");
+    b.goto("/qc").await;
+    b.type_into(
+        "#action-CHEM2-K",
+        "Cleaned the ISE module, new reference electrode",
+    )
+    .await;
+    b.type_into(
+        "#reason-CHEM2-K",
+        "both levels read high after the electrode drifted\n",
+    )
+    .await;
+    let notice = b.text("#notice").await;
+    assert!(
+        notice.contains("Run QC again: an accepted run lifts the lock"),
+        "{notice}"
+    );
+    b.goto("/qc?instrument=CHEM1&test=GLU").await;
+    b.wait("#chart-2").await;
+    let loaded: serde_json::Value = b
+        .client
+        .execute(
+            "const i = document.querySelector('#chart-1');
+             return i.complete && i.naturalWidth > 0;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(loaded, true, "the chart image did not load");
+    b.check_page("qc-charts").await;
+
     // A shared terminal: switch to the phlebotomist in one form; no receiving for them.
     b.goto("/login").await;
     assert!(b.text("main").await.contains("Switch user"));

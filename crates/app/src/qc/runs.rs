@@ -505,7 +505,7 @@ async fn judge(tx: &mut dyn Tx, run: &QcRunRecord, rules: &RuleSet, id: i64) -> 
             .find(|c| c.level == lvl)
             .map(|c| c.lot_id)
     };
-    let mut evaluator = Evaluator::new(rules.clone());
+    let mut evaluator = Evaluator::new(*rules);
     for h in history
         .iter()
         .filter(|h| h.status != "rejected" && reset.is_none_or(|r| h.run_at > r))

@@ -36,9 +36,9 @@ impl Lcg {
 /// level 3 around 400 (SD 7.3).
 fn runs(levels: u8) -> Vec<Vec<Observation>> {
     let targets = [
-        Target::new(Decimal::new(95_00, 2), Decimal::new(2_10, 2)).unwrap(),
-        Target::new(Decimal::new(250_00, 2), Decimal::new(4_80, 2)).unwrap(),
-        Target::new(Decimal::new(400_00, 2), Decimal::new(7_30, 2)).unwrap(),
+        Target::new(Decimal::new(9500, 2), Decimal::new(210, 2)).unwrap(),
+        Target::new(Decimal::new(25000, 2), Decimal::new(480, 2)).unwrap(),
+        Target::new(Decimal::new(40000, 2), Decimal::new(730, 2)).unwrap(),
     ];
     let mut rng = Lcg(13);
     (0..RUNS)

@@ -1849,7 +1849,10 @@ mod tests {
         runs.iter().map(|r| e.evaluate_run(r).unwrap()).collect()
     }
 
-    fn rules_only(v: &Verdict) -> (bool, Vec<(Rule, Scope)>, Vec<(Rule, Scope)>) {
+    /// accepted, warnings' (rule, scope), violations' (rule, scope)
+    type RulesOnly = (bool, Vec<(Rule, Scope)>, Vec<(Rule, Scope)>);
+
+    fn rules_only(v: &Verdict) -> RulesOnly {
         (
             v.accepted,
             v.warnings.iter().map(|f| (f.rule, f.scope)).collect(),

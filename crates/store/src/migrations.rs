@@ -29,7 +29,8 @@ pub const SQLITE: &[MigrationSource] = migrations!(
     (10, "0010_results"),
     (11, "0011_connections"),
     (12, "0012_outbox"),
-    (13, "0013_instrument_connect_out")
+    (13, "0013_instrument_connect_out"),
+    (15, "0015_registration_keys_clinical_sex_physicians")
 );
 pub const POSTGRES: &[MigrationSource] = migrations!(
     "postgres": (1, "0001_platform"),
@@ -44,7 +45,8 @@ pub const POSTGRES: &[MigrationSource] = migrations!(
     (10, "0010_results"),
     (11, "0011_connections"),
     (12, "0012_outbox"),
-    (13, "0013_instrument_connect_out")
+    (13, "0013_instrument_connect_out"),
+    (15, "0015_registration_keys_clinical_sex_physicians")
 );
 
 pub(crate) fn migrator(list: &[MigrationSource]) -> Migrator {

@@ -207,6 +207,8 @@ pub async fn register(
         middle_name: form.opt("middle_name"),
         birth_date: f.birth_date.clone(),
         sex: f.sex.clone(),
+        clinical_sex: None,
+        birth_time: None,
         identifiers: Vec::new(),
         contact: Contact {
             phone: form.opt("phone"),

@@ -1178,8 +1178,13 @@ mod tests {
             duplicate_match(&key("Smith", "Jonathan", date(1990, 7, 5), "M"), &base),
             Some(DuplicateReason::BirthDayMonthTransposed)
         );
+        // Issue 10 item 15: a day off was not flagged.
         assert_eq!(
             duplicate_match(&key("Smith", "Jonathan", date(1990, 5, 8), "M"), &base),
+            Some(DuplicateReason::BirthDateOneDayOff)
+        );
+        assert_eq!(
+            duplicate_match(&key("Smith", "Jonathan", date(1990, 5, 9), "M"), &base),
             None
         );
         assert_eq!(
@@ -1276,7 +1281,7 @@ mod tests {
     fn names_are_stored_in_nfc() {
         let n = name("Zoe\u{308}", "\u{FB01}sher");
         assert_eq!(n.family(), "Zoë");
-        assert_eq!(n.family(), "Z\u{f6}e".replace('\u{f6}', "o\u{308}").nfc().collect::<String>());
+        assert_eq!(n.family().chars().count(), 3, "one precomposed ë");
         // NFC keeps the ligature (compatibility, not canonical); the keys fold it.
         assert_eq!(n.given(), "\u{FB01}sher");
         assert_eq!(name_search_key(n.given()), "FISHER");

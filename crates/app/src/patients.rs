@@ -5,9 +5,9 @@ use aliquot_domain::auth::Permission;
 use aliquot_domain::error::DomainError;
 use aliquot_domain::ids::Mrn;
 use aliquot_domain::patient::{
-    AdministrativeSex, BirthDate, BirthTime, CandidateKey, ClinicalSex, FacilityId,
-    IdentityRecord, PersonName, PresentedIdentifiers, candidate_birth_dates, confirm_identity,
-    duplicate_match, name_match_key, name_search_key,
+    AdministrativeSex, BirthDate, BirthTime, CandidateKey, ClinicalSex, FacilityId, IdentityRecord,
+    PersonName, PresentedIdentifiers, candidate_birth_dates, confirm_identity, duplicate_match,
+    name_match_key, name_search_key,
 };
 use aliquot_store::{
     AccessEntry, MergeRecord, PatientQuery, PatientRecord, PatientVersionRecord, Tx,

@@ -209,12 +209,20 @@ impl BirthTime {
         };
         let s = input.trim();
         let b = s.as_bytes();
-        if b.len() != 5 || b[2] != b':' || !b.iter().enumerate().all(|(i, c)| i == 2 || c.is_ascii_digit()) {
+        if b.len() != 5
+            || b[2] != b':'
+            || !b
+                .iter()
+                .enumerate()
+                .all(|(i, c)| i == 2 || c.is_ascii_digit())
+        {
             return Err(err());
         }
         let h: i8 = s[..2].parse().map_err(|_| err())?;
         let m: i8 = s[3..].parse().map_err(|_| err())?;
-        jiff::civil::Time::new(h, m, 0, 0).map(Self).map_err(|_| err())
+        jiff::civil::Time::new(h, m, 0, 0)
+            .map(Self)
+            .map_err(|_| err())
     }
 
     /// The time of day.
@@ -784,7 +792,9 @@ fn years_transposed(year: i16) -> Vec<i16> {
         let mut d = digits.clone();
         d.swap(i, i + 1);
         if d != digits
-            && let Some(y) = std::str::from_utf8(&d).ok().and_then(|s| s.parse::<i16>().ok())
+            && let Some(y) = std::str::from_utf8(&d)
+                .ok()
+                .and_then(|s| s.parse::<i16>().ok())
             && !out.contains(&y)
         {
             out.push(y);
@@ -1209,42 +1219,114 @@ mod tests {
     fn duplicate_case_table() {
         type Person<'a> = (&'a str, &'a str, &'a str, &'a str);
         let cases: &[(Person, Person, Option<DuplicateReason>, &str)] = &[
-            (("Smith", "Anna", "1980-03-04", "F"), ("Smith", "Anna", "1980-03-04", "F"),
-             Some(DuplicateReason::ExactName), "same person"),
-            (("Smith", "Anna", "1980-03-04", "F"), ("Smith", "Anna", "1980-03-05", "F"),
-             Some(DuplicateReason::BirthDateOneDayOff), "birth date a day later"),
-            (("Smith", "Anna", "1980-03-01", "F"), ("Smith", "Anna", "1980-02-29", "F"),
-             Some(DuplicateReason::BirthDateOneDayOff), "a day off across a leap day"),
-            (("Smith", "Anna", "1980-12-31", "F"), ("Smith", "Anna", "1981-01-01", "F"),
-             Some(DuplicateReason::BirthDateOneDayOff), "a day off across a year"),
-            (("Smith", "Anna", "1980-03-04", "F"), ("Smith", "Anna", "1980-03-06", "F"),
-             None, "two days off is another person"),
-            (("Smith", "Anna", "1980-03-04", "F"), ("Smith", "Anna", "1908-03-04", "F"),
-             Some(DuplicateReason::BirthYearDigitsTransposed), "1980 typed 1908"),
-            (("Smith", "Anna", "1980-03-04", "F"), ("Smith", "Anna", "1890-03-04", "F"),
-             Some(DuplicateReason::BirthYearDigitsTransposed), "1980 typed 1890"),
-            (("Smith", "Anna", "1980-03-04", "F"), ("Smith", "Anna", "1908-03-05", "F"),
-             None, "transposed year and another day"),
-            (("Smith", "Anna", "1980-03-04", "F"), ("Smith", "Anna", "1980-04-03", "F"),
-             Some(DuplicateReason::BirthDayMonthTransposed), "day and month swapped"),
-            (("Smith", "Anna", "1980-03-04", "F"), ("Smyth", "Anna", "1980-03-05", "F"),
-             None, "near name and near date: too far"),
-            (("Smith", "Anna", "1980-03-04", "F"), ("Jones", "Anna", "1980-03-04", "F"),
-             Some(DuplicateReason::FamilyNameChanged), "married name"),
-            (("Smith", "Anna", "1980-03-04", "F"), ("Jones", "Anna", "1980-03-04", "M"),
-             None, "same given name, other sex"),
-            (("Smith", "Anna", "1980-03-04", "F"), ("Jones", "Anna", "1980-03-05", "F"),
-             None, "married name needs the same birth date"),
-            (("Garcia", "Luis", "1975-07-01", "M"), ("G\u{430}rcia", "Luis", "1975-07-01", "M"),
-             Some(DuplicateReason::ExactName), "Cyrillic a in the family name"),
-            (("Garcia", "Luis", "1975-07-01", "M"), ("G\u{430}rcia", "Luis", "1975-07-02", "M"),
-             Some(DuplicateReason::BirthDateOneDayOff), "Cyrillic a and a day off"),
-            (("Fisher", "Zoë", "2001-01-01", "F"), ("\u{FB01}sher", "Zoe\u{308}", "2001-01-01", "F"),
-             Some(DuplicateReason::ExactName), "ligature and decomposed diaeresis"),
-            (("Öztürk", "Ayşe", "1990-05-05", "F"), ("Ozturk", "Ayse", "1990-05-05", "F"),
-             Some(DuplicateReason::ExactName), "diacritics"),
-            (("Smith", "Jonathan", "1990-05-07", "M"), ("Jonathan", "Smith", "1990-05-07", "M"),
-             Some(DuplicateReason::SwappedGivenFamily), "given and family swapped"),
+            (
+                ("Smith", "Anna", "1980-03-04", "F"),
+                ("Smith", "Anna", "1980-03-04", "F"),
+                Some(DuplicateReason::ExactName),
+                "same person",
+            ),
+            (
+                ("Smith", "Anna", "1980-03-04", "F"),
+                ("Smith", "Anna", "1980-03-05", "F"),
+                Some(DuplicateReason::BirthDateOneDayOff),
+                "birth date a day later",
+            ),
+            (
+                ("Smith", "Anna", "1980-03-01", "F"),
+                ("Smith", "Anna", "1980-02-29", "F"),
+                Some(DuplicateReason::BirthDateOneDayOff),
+                "a day off across a leap day",
+            ),
+            (
+                ("Smith", "Anna", "1980-12-31", "F"),
+                ("Smith", "Anna", "1981-01-01", "F"),
+                Some(DuplicateReason::BirthDateOneDayOff),
+                "a day off across a year",
+            ),
+            (
+                ("Smith", "Anna", "1980-03-04", "F"),
+                ("Smith", "Anna", "1980-03-06", "F"),
+                None,
+                "two days off is another person",
+            ),
+            (
+                ("Smith", "Anna", "1980-03-04", "F"),
+                ("Smith", "Anna", "1908-03-04", "F"),
+                Some(DuplicateReason::BirthYearDigitsTransposed),
+                "1980 typed 1908",
+            ),
+            (
+                ("Smith", "Anna", "1980-03-04", "F"),
+                ("Smith", "Anna", "1890-03-04", "F"),
+                Some(DuplicateReason::BirthYearDigitsTransposed),
+                "1980 typed 1890",
+            ),
+            (
+                ("Smith", "Anna", "1980-03-04", "F"),
+                ("Smith", "Anna", "1908-03-05", "F"),
+                None,
+                "transposed year and another day",
+            ),
+            (
+                ("Smith", "Anna", "1980-03-04", "F"),
+                ("Smith", "Anna", "1980-04-03", "F"),
+                Some(DuplicateReason::BirthDayMonthTransposed),
+                "day and month swapped",
+            ),
+            (
+                ("Smith", "Anna", "1980-03-04", "F"),
+                ("Smyth", "Anna", "1980-03-05", "F"),
+                None,
+                "near name and near date: too far",
+            ),
+            (
+                ("Smith", "Anna", "1980-03-04", "F"),
+                ("Jones", "Anna", "1980-03-04", "F"),
+                Some(DuplicateReason::FamilyNameChanged),
+                "married name",
+            ),
+            (
+                ("Smith", "Anna", "1980-03-04", "F"),
+                ("Jones", "Anna", "1980-03-04", "M"),
+                None,
+                "same given name, other sex",
+            ),
+            (
+                ("Smith", "Anna", "1980-03-04", "F"),
+                ("Jones", "Anna", "1980-03-05", "F"),
+                None,
+                "married name needs the same birth date",
+            ),
+            (
+                ("Garcia", "Luis", "1975-07-01", "M"),
+                ("G\u{430}rcia", "Luis", "1975-07-01", "M"),
+                Some(DuplicateReason::ExactName),
+                "Cyrillic a in the family name",
+            ),
+            (
+                ("Garcia", "Luis", "1975-07-01", "M"),
+                ("G\u{430}rcia", "Luis", "1975-07-02", "M"),
+                Some(DuplicateReason::BirthDateOneDayOff),
+                "Cyrillic a and a day off",
+            ),
+            (
+                ("Fisher", "Zoë", "2001-01-01", "F"),
+                ("\u{FB01}sher", "Zoe\u{308}", "2001-01-01", "F"),
+                Some(DuplicateReason::ExactName),
+                "ligature and decomposed diaeresis",
+            ),
+            (
+                ("Öztürk", "Ayşe", "1990-05-05", "F"),
+                ("Ozturk", "Ayse", "1990-05-05", "F"),
+                Some(DuplicateReason::ExactName),
+                "diacritics",
+            ),
+            (
+                ("Smith", "Jonathan", "1990-05-07", "M"),
+                ("Jonathan", "Smith", "1990-05-07", "M"),
+                Some(DuplicateReason::SwappedGivenFamily),
+                "given and family swapped",
+            ),
         ];
         for (a, b, reason, why) in cases {
             let k = |p: &Person| key(p.0, p.1, p.2.parse().unwrap(), p.3);
@@ -1306,7 +1388,10 @@ mod tests {
         }
         // A prefix's key is a prefix of the key: prefix search stays a range.
         for (name, prefix) in [("Garcia", "gar"), ("G\u{430}rcia", "Gar"), ("Smith", "sm")] {
-            assert!(name_match_key(name).starts_with(&name_match_key(prefix)), "{name}");
+            assert!(
+                name_match_key(name).starts_with(&name_match_key(prefix)),
+                "{name}"
+            );
         }
     }
 
@@ -1316,11 +1401,18 @@ mod tests {
             assert_eq!(ClinicalSex::parse(code).unwrap().as_str(), code);
         }
         let e = ClinicalSex::parse("F").unwrap_err();
-        assert_eq!((e.code(), e.field()), ("clinical_sex_code", Some("clinical_sex")));
+        assert_eq!(
+            (e.code(), e.field()),
+            ("clinical_sex_code", Some("clinical_sex"))
+        );
         assert_eq!(BirthTime::parse("07:05").unwrap().as_string(), "07:05");
         for bad in ["7:05", "24:00", "12:60", "12:5a", "", "12:00:00"] {
             let e = BirthTime::parse(bad).unwrap_err();
-            assert_eq!((e.code(), e.field()), ("birth_time_format", Some("birth_time")), "{bad}");
+            assert_eq!(
+                (e.code(), e.field()),
+                ("birth_time_format", Some("birth_time")),
+                "{bad}"
+            );
         }
     }
 

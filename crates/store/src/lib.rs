@@ -370,7 +370,11 @@ pub trait Tx: Send {
     /// The provider a user is linked to, if any.
     async fn user_provider(&mut self, user_id: i64) -> StoreResult<Option<i64>>;
     /// Links a user to a provider (`None` unlinks); false when the user is missing.
-    async fn set_user_provider(&mut self, user_id: i64, provider_id: Option<i64>) -> StoreResult<bool>;
+    async fn set_user_provider(
+        &mut self,
+        user_id: i64,
+        provider_id: Option<i64>,
+    ) -> StoreResult<bool>;
     async fn set_user_disabled(&mut self, id: i64, at: Option<Timestamp>) -> StoreResult<()>;
     async fn set_user_password(&mut self, id: i64, hash: &str, at: Timestamp) -> StoreResult<()>;
 

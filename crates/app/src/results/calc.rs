@@ -3,11 +3,11 @@
 //! input is corrected. They are evaluated like any result (interval, flags, autoverification).
 
 use aliquot_domain::patient::{AdministrativeSex, ClinicalSex, age_in_years};
-use aliquot_domain::results::interval::{IntervalSex, interval_sex};
 use aliquot_domain::results::calc::{
     EgfrSex, anion_gap, corrected_calcium_payne, egfr_ckd_epi_2021, ldl_cholesterol_nih2,
     round_half_up,
 };
+use aliquot_domain::results::interval::{IntervalSex, interval_sex};
 use aliquot_domain::results::value::display;
 use aliquot_store::Tx;
 use jiff::Timestamp;

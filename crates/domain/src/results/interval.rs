@@ -202,10 +202,15 @@ impl AgeAtCollection {
     ) -> Self {
         let on = collected_at.to_zoned(tz.clone()).date();
         let hours_since = |t: Option<Timestamp>| {
-            t.map_or(0, |t| collected_at.duration_since(t).as_secs().div_euclid(3600))
+            t.map_or(0, |t| {
+                collected_at.duration_since(t).as_secs().div_euclid(3600)
+            })
         };
         let at = |d: Date, time: jiff::civil::Time| {
-            d.to_datetime(time).to_zoned(tz.clone()).ok().map(|z| z.timestamp())
+            d.to_datetime(time)
+                .to_zoned(tz.clone())
+                .ok()
+                .map(|z| z.timestamp())
         };
         let (min_hours, max_hours) = match birth_time {
             Some(time) => {
@@ -723,23 +728,71 @@ mod tests {
         ];
         let ny = TimeZone::get("America/New_York").unwrap();
         // birth date, birth time, collected at (UTC), zone → interval text
-        type Case<'a> = (&'a str, Option<&'a str>, &'a str, &'a TimeZone, Option<&'a str>);
+        type Case<'a> = (
+            &'a str,
+            Option<&'a str>,
+            &'a str,
+            &'a TimeZone,
+            Option<&'a str>,
+        );
         let cases: &[Case] = &[
             // Born 10:00 New York (15:00Z); drawn 23 h later: first band.
-            ("2026-03-01", Some("10:00"), "2026-03-02T14:00:00Z", &ny, Some("1–6")),
+            (
+                "2026-03-01",
+                Some("10:00"),
+                "2026-03-02T14:00:00Z",
+                &ny,
+                Some("1–6"),
+            ),
             // 24 h exactly: second band (half-open).
-            ("2026-03-01", Some("10:00"), "2026-03-02T15:00:00Z", &ny, Some("6–10")),
-            ("2026-03-01", Some("10:00"), "2026-03-03T14:59:00Z", &ny, Some("6–10")),
-            ("2026-03-01", Some("10:00"), "2026-03-03T15:00:00Z", &ny, Some("4–12")),
+            (
+                "2026-03-01",
+                Some("10:00"),
+                "2026-03-02T15:00:00Z",
+                &ny,
+                Some("6–10"),
+            ),
+            (
+                "2026-03-01",
+                Some("10:00"),
+                "2026-03-03T14:59:00Z",
+                &ny,
+                Some("6–10"),
+            ),
+            (
+                "2026-03-01",
+                Some("10:00"),
+                "2026-03-03T15:00:00Z",
+                &ny,
+                Some("4–12"),
+            ),
             // Without a birth time, 30 h after the start of the birth date could be 6–30 h of
             // life: the band cannot be known, nothing is guessed.
             ("2026-03-01", None, "2026-03-02T11:00:00Z", &ny, None),
             // …but 3 days later it is at least 48 h whatever the hour of birth.
-            ("2026-03-01", None, "2026-03-04T12:00:00Z", &ny, Some("4–12")),
+            (
+                "2026-03-01",
+                None,
+                "2026-03-04T12:00:00Z",
+                &ny,
+                Some("4–12"),
+            ),
             // Day bands on the lab's calendar: drawn 2026-03-16 01:00Z is still the 15th in
             // New York (14 days old there, 15 in UTC).
-            ("2026-03-01", None, "2026-03-16T01:00:00Z", &ny, Some("4–12")),
-            ("2026-03-01", None, "2026-03-16T01:00:00Z", &TimeZone::UTC, Some("0–1")),
+            (
+                "2026-03-01",
+                None,
+                "2026-03-16T01:00:00Z",
+                &ny,
+                Some("4–12"),
+            ),
+            (
+                "2026-03-01",
+                None,
+                "2026-03-16T01:00:00Z",
+                &TimeZone::UTC,
+                Some("0–1"),
+            ),
         ];
         for (birth, time, at, tz, want) in cases {
             let s = Subject {

@@ -31,7 +31,12 @@ fn family_names(found: &Value) -> Vec<String> {
 async fn duplicates_the_check_missed_are_refused_and_names_found(db: Db) {
     let app = spawn_app(db).await;
     let t = app.token_for(Role::Technician).await;
-    let anna = register(&app, &t, patient_body("MRN-1", "Smith", "Anna", "1980-03-04")).await;
+    let anna = register(
+        &app,
+        &t,
+        patient_body("MRN-1", "Smith", "Anna", "1980-03-04"),
+    )
+    .await;
     let before = app.audit_len().await;
     // Each of these was registered without a warning before.
     let cases = [
@@ -63,7 +68,12 @@ async fn duplicates_the_check_missed_are_refused_and_names_found(db: Db) {
     }
     assert_eq!(app.audit_len().await, before, "a refusal wrote nothing");
     // Another person: same birth date, other given name and family name.
-    register(&app, &t, patient_body("MRN-6", "Okafor", "Chidi", "1980-03-04")).await;
+    register(
+        &app,
+        &t,
+        patient_body("MRN-6", "Okafor", "Chidi", "1980-03-04"),
+    )
+    .await;
 
     // Names are stored in NFC; the ligature stays as typed (NFC), the keys fold it.
     let zoe = register(
@@ -107,7 +117,9 @@ async fn duplicates_the_check_missed_are_refused_and_names_found(db: Db) {
     register(&app, &t, luisa).await;
     let (_, found) = app.get("/api/v1/patients?family_name=gar", &t).await;
     assert_eq!(family_names(&found), ["García", "G\u{0430}rcia"]);
-    let (_, found) = app.get("/api/v1/patients?family_name=GAR&given_name=lu", &t).await;
+    let (_, found) = app
+        .get("/api/v1/patients?family_name=GAR&given_name=lu", &t)
+        .await;
     assert_eq!(found.as_array().unwrap().len(), 2, "{found}");
     let (_, found) = app.get("/api/v1/patients?family_name=garz", &t).await;
     assert_eq!(found, json!([]));
@@ -132,8 +144,18 @@ async fn physicians_read_only_their_own_patients(db: Db) {
         .expect("provider")
         .id;
     let t = app.token_for(Role::Technician).await;
-    let own = register(&app, &t, patient_body("MRN-1", "Adams", "Ada", "1950-01-01")).await;
-    let other = register(&app, &t, patient_body("MRN-2", "Adler", "Bea", "1960-02-02")).await;
+    let own = register(
+        &app,
+        &t,
+        patient_body("MRN-1", "Adams", "Ada", "1950-01-01"),
+    )
+    .await;
+    let other = register(
+        &app,
+        &t,
+        patient_body("MRN-2", "Adler", "Bea", "1960-02-02"),
+    )
+    .await;
     let order = |mrn: &str, birth: &str, provider: i64| {
         json!({"patient": {"mrn": mrn, "birth_date": birth}, "provider_id": provider,
                "location_id": location, "tests": ["CBC"], "priority": "routine"})
@@ -175,8 +197,7 @@ async fn physicians_read_only_their_own_patients(db: Db) {
         Some("provider_id"),
     );
     assert_error(
-        &app
-            .put(&path, &admin, json!({"provider_id": house, "reason": ""}))
+        &app.put(&path, &admin, json!({"provider_id": house, "reason": ""}))
             .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "reason_required",
@@ -194,7 +215,10 @@ async fn physicians_read_only_their_own_patients(db: Db) {
         .unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].entry.action, "user.provider");
-    assert_eq!(events[0].entry.new_value, Some(json!({"provider_id": house})));
+    assert_eq!(
+        events[0].entry.new_value,
+        Some(json!({"provider_id": house}))
+    );
     assert_eq!(
         events[0].entry.reason.as_deref(),
         Some("Dr House joined the staff")
@@ -225,14 +249,19 @@ async fn physicians_read_only_their_own_patients(db: Db) {
         assert!(!v.to_string().contains("Adler"), "{path}: {v}");
     }
     let (_, v) = app.get(&format!("/api/v1/patients/{other}"), &doc).await;
-    assert_eq!(v, missing, "the answer does not tell that the patient exists");
+    assert_eq!(
+        v, missing,
+        "the answer does not tell that the patient exists"
+    );
     let (_, found) = app.get("/api/v1/patients?family_name=ad", &doc).await;
     assert_eq!(family_names(&found), ["Adams"]);
     let (_, found) = app
         .get(&format!("/api/v1/orders?patient_id={other}"), &doc)
         .await;
     assert_eq!(found, json!([]));
-    let (_, found) = app.get(&format!("/api/v1/orders?patient_id={own}"), &doc).await;
+    let (_, found) = app
+        .get(&format!("/api/v1/orders?patient_id={own}"), &doc)
+        .await;
     assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
     // Other roles are not restricted.
     let (s, _) = app.get(&format!("/api/v1/patients/{other}"), &t).await;
@@ -265,8 +294,16 @@ async fn clinical_sex_selects_the_reference_interval(db: Db) {
     // Bad values name their field and write nothing.
     let before = c.app.audit_len().await;
     for (body, code, field) in [
-        (json!({"clinical_sex": "F", "reason": "from the EMR"}), "clinical_sex_code", "clinical_sex"),
-        (json!({"birth_time": "7:30", "reason": "from the EMR"}), "birth_time_format", "birth_time"),
+        (
+            json!({"clinical_sex": "F", "reason": "from the EMR"}),
+            "clinical_sex_code",
+            "clinical_sex",
+        ),
+        (
+            json!({"birth_time": "7:30", "reason": "from the EMR"}),
+            "birth_time_format",
+            "birth_time",
+        ),
         (json!({"clinical_sex": "male"}), "reason_required", "reason"),
     ] {
         assert_error(
@@ -293,7 +330,10 @@ async fn clinical_sex_selects_the_reference_interval(db: Db) {
     body["birth_time"] = json!("07:30");
     let (s, p) = c.app.post("/api/v1/patients", &c.tech, body).await;
     assert_eq!(s, StatusCode::CREATED, "{p}");
-    assert_eq!((&p["sex"], &p["clinical_sex"], &p["birth_time"]), (&json!("M"), &json!("female"), &json!("07:30")));
+    assert_eq!(
+        (&p["sex"], &p["clinical_sex"], &p["birth_time"]),
+        (&json!("M"), &json!("female"), &json!("07:30"))
+    );
 
     // The patient of the results suite: administrative F, 65 years old.
     let crea_interval = || async {
@@ -322,7 +362,10 @@ async fn clinical_sex_selects_the_reference_interval(db: Db) {
                                "reason": "sex parameter for clinical use from the EMR"}))
     .await;
     assert_eq!(s, StatusCode::OK, "{p}");
-    assert_eq!((&p["sex"], &p["clinical_sex"], &p["birth_time"]), (&json!("F"), &json!("male"), &json!("06:15")));
+    assert_eq!(
+        (&p["sex"], &p["clinical_sex"], &p["birth_time"]),
+        (&json!("F"), &json!("male"), &json!("06:15"))
+    );
     assert_eq!(crea_interval().await, "0.61–1.24");
     // Unknown: both sexes' intervals, never male by default.
     let (s, _) = patch(json!({"clinical_sex": "unknown", "reason": "not known after all"})).await;

@@ -217,7 +217,10 @@ pub(crate) async fn search_patients<'e, E: Executor<'e, Database = Db>>(
         patient_cols!(),
         " FROM patients WHERE merged_into IS NULL"
     ));
-    for (column, value) in [(" AND mrn = ", &q.mrn), (" AND birth_date = ", &q.birth_date)] {
+    for (column, value) in [
+        (" AND mrn = ", &q.mrn),
+        (" AND birth_date = ", &q.birth_date),
+    ] {
         if let Some(v) = value {
             qb.push(column).push_bind(v.clone());
         }

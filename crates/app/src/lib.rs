@@ -15,6 +15,8 @@ pub mod idempotency;
 mod orders;
 mod patients;
 mod scans;
+mod scope;
+pub use scope::PatientScope;
 mod settings;
 mod shown;
 mod specimens;

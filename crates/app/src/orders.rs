@@ -502,6 +502,8 @@ impl App {
             .order_by_id(id)
             .await?
             .ok_or(AppError::NotFound { entity: "order" })?;
+        self.require_patient_visible(actor, o.patient_id, "order")
+            .await?;
         let specimens = self.store.specimens_of_order(id).await?;
         let tests = self.store.tests_of_order(id).await?;
         self.store
@@ -549,7 +551,21 @@ impl App {
                 "give placer_order_number or patient_id",
             ));
         }
-        let orders = self.store.orders_by(placer, patient_id, 100).await?;
+        let mut orders = self.store.orders_by(placer, patient_id, 100).await?;
+        // A physician sees the orders of their own patients only.
+        if self.patient_scope(actor).await? != crate::PatientScope::All {
+            let mut visible = Vec::with_capacity(orders.len());
+            for o in orders {
+                if self
+                    .require_patient_visible(actor, o.patient_id, "order")
+                    .await
+                    .is_ok()
+                {
+                    visible.push(o);
+                }
+            }
+            orders = visible;
+        }
         let mut out = Vec::with_capacity(orders.len());
         for o in &orders {
             let s = self.store.specimens_of_order(o.id).await?;

@@ -5,8 +5,9 @@ use aliquot_domain::auth::Permission;
 use aliquot_domain::error::DomainError;
 use aliquot_domain::ids::Mrn;
 use aliquot_domain::patient::{
-    AdministrativeSex, BirthDate, CandidateKey, FacilityId, IdentityRecord, PersonName,
-    PresentedIdentifiers, confirm_identity, duplicate_match, name_search_key,
+    AdministrativeSex, BirthDate, BirthTime, CandidateKey, ClinicalSex, FacilityId, IdentityRecord,
+    PersonName, PresentedIdentifiers, candidate_birth_dates, confirm_identity, duplicate_match,
+    name_match_key, name_search_key,
 };
 use aliquot_store::{
     AccessEntry, MergeRecord, PatientQuery, PatientRecord, PatientVersionRecord, Tx,
@@ -16,7 +17,7 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::{Actor, App, AppError, AppResult, require_reason};
+use crate::{Actor, App, AppError, AppResult, PatientScope, require_reason};
 
 /// A domain error as a 422 naming the field, under `prefix` when the input is nested.
 pub(crate) fn invalid<E: DomainError>(e: &E, prefix: &str, fallback: &str) -> AppError {
@@ -81,6 +82,11 @@ pub struct NewPatientInput {
     pub middle_name: Option<String>,
     pub birth_date: String,
     pub sex: String,
+    /// Sex parameter for clinical use (female, male, specified, unknown); `None` or empty:
+    /// not recorded.
+    pub clinical_sex: Option<String>,
+    /// Local time of birth `HH:MM`; `None` or empty: not recorded.
+    pub birth_time: Option<String>,
     pub identifiers: Vec<FacilityIdentifier>,
     pub contact: Contact,
     /// The registrar has checked the candidates and this is a different person.
@@ -97,6 +103,8 @@ pub struct PatientView {
     pub middle_name: Option<String>,
     pub birth_date: String,
     pub sex: String,
+    pub clinical_sex: Option<String>,
+    pub birth_time: Option<String>,
     pub identifiers: Vec<FacilityIdentifier>,
     pub contact: Contact,
     pub created_at: jiff::Timestamp,
@@ -113,6 +121,8 @@ impl PatientView {
             middle_name: r.middle_name.clone(),
             birth_date: r.birth_date.clone(),
             sex: r.sex.clone(),
+            clinical_sex: r.clinical_sex.clone(),
+            birth_time: r.birth_time.clone(),
             identifiers: serde_json::from_str(&r.facility_ids)
                 .map_err(|e| AppError::Internal(format!("patient identifiers: {e}")))?,
             contact: serde_json::from_str(&r.contact)
@@ -126,6 +136,7 @@ impl PatientView {
         json!({
             "mrn": self.mrn, "family_name": self.family_name, "given_name": self.given_name,
             "middle_name": self.middle_name, "birth_date": self.birth_date, "sex": self.sex,
+            "clinical_sex": self.clinical_sex, "birth_time": self.birth_time,
             "identifiers": self.identifiers, "contact": self.contact,
         })
     }
@@ -140,6 +151,10 @@ pub struct PatientCorrection {
     pub middle_name: Option<String>,
     pub birth_date: Option<String>,
     pub sex: Option<String>,
+    /// `None` keeps, `Some("")` clears.
+    pub clinical_sex: Option<String>,
+    /// `None` keeps, `Some("")` clears.
+    pub birth_time: Option<String>,
     /// Each field `None` keeps, `Some("")` clears.
     pub contact: Option<Contact>,
     /// The corrected patient resembles others and the registrar checked they differ.
@@ -157,6 +172,8 @@ pub struct PatientVersionView {
     pub middle_name: Option<String>,
     pub birth_date: String,
     pub sex: String,
+    pub clinical_sex: Option<String>,
+    pub birth_time: Option<String>,
     pub contact: Contact,
     pub replaced_at: jiff::Timestamp,
     pub replaced_by: String,
@@ -219,13 +236,24 @@ pub struct PatientSearch {
     pub given_name: Option<String>,
 }
 
-fn day_month_swapped(d: Date) -> Option<String> {
-    if d.day() == d.month() || d.day() > 12 {
-        return None;
+/// A recorded clinical sex: `None` or blank is "not recorded".
+fn parse_clinical_sex(input: Option<&str>) -> AppResult<Option<ClinicalSex>> {
+    match input.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(s) => ClinicalSex::parse(s)
+            .map(Some)
+            .map_err(|e| invalid(&e, "", "clinical_sex")),
     }
-    Date::new(d.year(), d.day(), d.month())
-        .ok()
-        .map(|x| x.to_string())
+}
+
+/// A recorded time of birth: `None` or blank is "not recorded".
+fn parse_birth_time(input: Option<&str>) -> AppResult<Option<BirthTime>> {
+    match input.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(s) => BirthTime::parse(s)
+            .map(Some)
+            .map_err(|e| invalid(&e, "", "birth_time")),
+    }
 }
 
 impl App {
@@ -315,6 +343,8 @@ impl App {
             &input.birth_date,
             &input.sex,
         )?;
+        let clinical_sex = parse_clinical_sex(input.clinical_sex.as_deref())?;
+        let birth_time = parse_birth_time(input.birth_time.as_deref())?;
         let mut ids = Vec::new();
         for (i, f) in input.identifiers.iter().enumerate() {
             let id = FacilityId::new(&f.system, &f.value).map_err(|e| {
@@ -367,6 +397,8 @@ impl App {
             given_key: name_search_key(name.given()),
             birth_date: date.to_string(),
             sex: sex.as_str().to_owned(),
+            clinical_sex: clinical_sex.map(|c| c.as_str().to_owned()),
+            birth_time: birth_time.map(BirthTime::as_string),
             facility_ids: serde_json::to_string(&ids)
                 .map_err(|e| AppError::Internal(e.to_string()))?,
             contact: serde_json::to_string(&contact)
@@ -448,12 +480,15 @@ impl App {
             && input.middle_name.is_none()
             && input.birth_date.is_none()
             && input.sex.is_none()
+            && input.clinical_sex.is_none()
+            && input.birth_time.is_none()
             && input.contact.is_none()
         {
             return Err(AppError::invalid(
                 "family_name",
                 "correction_empty",
-                "give at least one of family_name, given_name, middle_name, birth_date, sex, contact",
+                "give at least one of family_name, given_name, middle_name, birth_date, sex, \
+                 clinical_sex, birth_time, contact",
             ));
         }
         let mut tx = self.store.begin().await?;
@@ -480,6 +515,14 @@ impl App {
             input.birth_date.as_deref().unwrap_or(&old.birth_date),
             input.sex.as_deref().unwrap_or(&old.sex),
         )?;
+        let clinical_sex = match &input.clinical_sex {
+            None => old.clinical_sex.clone(),
+            Some(c) => parse_clinical_sex(Some(c))?.map(|c| c.as_str().to_owned()),
+        };
+        let birth_time = match &input.birth_time {
+            None => old.birth_time.clone(),
+            Some(t) => parse_birth_time(Some(t))?.map(BirthTime::as_string),
+        };
         let old_contact: Contact = serde_json::from_str(&old.contact)
             .map_err(|e| AppError::Internal(format!("patient contact: {e}")))?;
         let contact = match &input.contact {
@@ -500,6 +543,8 @@ impl App {
             given_key: name_search_key(name.given()),
             birth_date: birth_date.date().to_string(),
             sex: sex.as_str().to_owned(),
+            clinical_sex,
+            birth_time,
             contact: serde_json::to_string(&contact)
                 .map_err(|e| AppError::Internal(e.to_string()))?,
             updated_at: now,
@@ -518,6 +563,8 @@ impl App {
             "middle_name",
             "birth_date",
             "sex",
+            "clinical_sex",
+            "birth_time",
             "contact",
         ] {
             if before[field] != after[field] {
@@ -554,6 +601,8 @@ impl App {
                 middle_name: old.middle_name.clone(),
                 birth_date: old.birth_date.clone(),
                 sex: old.sex.clone(),
+                clinical_sex: old.clinical_sex.clone(),
+                birth_time: old.birth_time.clone(),
                 contact: old.contact.clone(),
                 replaced_at: now,
                 replaced_by: actor.username.clone(),
@@ -600,6 +649,7 @@ impl App {
         if self.store.patient_by_id(id).await?.is_none() {
             return Err(AppError::NotFound { entity: "patient" });
         }
+        self.require_patient_visible(actor, id, "patient").await?;
         let versions = self.store.patient_versions(id).await?;
         self.store
             .record_access(&self.access(actor, "patient.versions", "patient", id, vec![id]))
@@ -614,6 +664,8 @@ impl App {
                     middle_name: v.middle_name,
                     birth_date: v.birth_date,
                     sex: v.sex,
+                    clinical_sex: v.clinical_sex,
+                    birth_time: v.birth_time,
                     contact: serde_json::from_str(&v.contact)
                         .map_err(|e| AppError::Internal(format!("patient contact: {e}")))?,
                     replaced_at: v.replaced_at,
@@ -631,14 +683,17 @@ impl App {
             .patient_by_id(id)
             .await?
             .ok_or(AppError::NotFound { entity: "patient" })?;
+        self.require_patient_visible(actor, id, "patient").await?;
         self.store
             .record_access(&self.access(actor, "patient.read", "patient", id, vec![id]))
             .await?;
         PatientView::from_record(&record)
     }
 
-    /// Searches live patients by MRN, birth date and/or names (exact search keys: case,
-    /// accents and punctuation ignored). At least one criterion is required.
+    /// Searches live patients by MRN, birth date and/or name prefixes (match keys: case,
+    /// accents, punctuation, compatibility forms and confusable look-alike letters ignored, so
+    /// `gar` finds `García` and `G\u{430}rcia`). At least one criterion is required. A
+    /// physician finds only their own patients (see [`App::patient_scope`]).
     pub async fn search_patients(
         &self,
         actor: &Actor,
@@ -659,20 +714,21 @@ impl App {
             .transpose()?;
         let key = |s: Option<String>| {
             nonempty(s)
-                .map(|s| name_search_key(&s))
+                .map(|s| name_match_key(&s))
                 .filter(|k| !k.is_empty())
         };
         let query = PatientQuery {
             mrn,
             birth_date,
-            family_key: key(q.family_name),
-            given_key: key(q.given_name),
+            family_prefix: key(q.family_name),
+            given_prefix: key(q.given_name),
+            ordering_provider: None,
             limit: 50,
         };
         if query.mrn.is_none()
             && query.birth_date.is_none()
-            && query.family_key.is_none()
-            && query.given_key.is_none()
+            && query.family_prefix.is_none()
+            && query.given_prefix.is_none()
         {
             return Err(AppError::invalid(
                 "mrn",
@@ -680,7 +736,18 @@ impl App {
                 "give an MRN, a birth date or a name",
             ));
         }
-        let records = self.store.search_patients(&query).await?;
+        let records = match self.patient_scope(actor).await? {
+            PatientScope::All => self.store.search_patients(&query).await?,
+            PatientScope::OrderedBy(None) => Vec::new(),
+            PatientScope::OrderedBy(Some(provider)) => {
+                self.store
+                    .search_patients(&PatientQuery {
+                        ordering_provider: Some(provider),
+                        ..query
+                    })
+                    .await?
+            }
+        };
         let ids: Vec<i64> = records.iter().map(|r| r.id).collect();
         self.store
             .record_access(&self.access(actor, "patient.search", "patient", "search", ids))
@@ -936,8 +1003,8 @@ fn stored_birth_date(s: &str) -> Option<BirthDate> {
     BirthDate::new(d, Date::new(9999, 12, 31).ok()?).ok()
 }
 
-/// Live patients the given demographics resemble (registration's duplicate detection:
-/// same or day/month-swapped birth date, see `duplicate_match`), other than `except`.
+/// Live patients the given demographics resemble (registration's duplicate detection: the
+/// birth dates of `candidate_birth_dates`, judged by `duplicate_match`), other than `except`.
 async fn duplicate_candidates(
     tx: &mut Box<dyn Tx>,
     name: &PersonName,
@@ -946,9 +1013,10 @@ async fn duplicate_candidates(
     except: Option<i64>,
 ) -> AppResult<Vec<DuplicateCandidate>> {
     let key = CandidateKey::new(name, birth_date, sex);
-    let date = birth_date.date();
-    let mut dates = vec![date.to_string()];
-    dates.extend(day_month_swapped(date));
+    let dates: Vec<String> = candidate_birth_dates(birth_date.date())
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let mut candidates = Vec::new();
     for existing in tx.patients_born_on(&dates).await? {
         if Some(existing.id) == except {

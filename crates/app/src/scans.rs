@@ -146,9 +146,13 @@ impl App {
 
     pub async fn order_scans(&self, actor: &Actor, order_id: i64) -> AppResult<Vec<ScanView>> {
         actor.require(Permission::OrderRead)?;
-        if self.store.order_by_id(order_id).await?.is_none() {
-            return Err(AppError::NotFound { entity: "order" });
-        }
+        let order = self
+            .store
+            .order_by_id(order_id)
+            .await?
+            .ok_or(AppError::NotFound { entity: "order" })?;
+        self.require_patient_visible(actor, order.patient_id, "order")
+            .await?;
         Ok(self
             .store
             .scans_of_order(order_id)
@@ -171,6 +175,8 @@ impl App {
             .order_by_id(r.order_id)
             .await?
             .ok_or(AppError::NotFound { entity: "order" })?;
+        self.require_patient_visible(actor, order.patient_id, "scan")
+            .await?;
         let bytes = tokio::fs::read(self.scan_path(&r.sha256))
             .await
             .map_err(|e| AppError::Internal(format!("reading scan {scan_id}: {e}")))?;

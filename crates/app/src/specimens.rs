@@ -461,6 +461,13 @@ impl App {
             .specimen_by_accession(acc.as_str())
             .await?
             .ok_or_else(not_found)?;
+        if self
+            .require_patient_visible(actor, s.patient_id, "specimen")
+            .await
+            .is_err()
+        {
+            return Err(not_found());
+        }
         let detail = self.specimen_detail(&s).await?;
         self.store
             .record_access(&self.access(

@@ -137,10 +137,13 @@ impl App {
     /// The turnaround time of every test of an order. Recorded in the access log.
     pub async fn order_tat(&self, actor: &Actor, order_id: i64) -> AppResult<Vec<TestTatView>> {
         actor.require(Permission::OrderRead)?;
-        self.store
+        let order = self
+            .store
             .order_by_id(order_id)
             .await?
             .ok_or(AppError::NotFound { entity: "order" })?;
+        self.require_patient_visible(actor, order.patient_id, "order")
+            .await?;
         let rows = self.store.tat_of_order(order_id).await?;
         let targets = self.targets_of(&rows).await?;
         let now = self.now();

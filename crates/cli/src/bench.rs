@@ -262,6 +262,8 @@ async fn seed_patients(config: &DatabaseConfig, n: usize) -> anyhow::Result<()> 
             given_key: given.to_ascii_uppercase(),
             birth_date,
             sex: "U".into(),
+            clinical_sex: None,
+            birth_time: None,
             facility_ids: "[]".into(),
             contact: "{}".into(),
             created_at: now,

@@ -53,17 +53,33 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
     app.import_catalog(&operator, aliquot_app::demo_catalog::demo_catalog())
         .await
         .map_err(|e| anyhow::anyhow!("seeding the demo catalogue: {e}"))?;
-    app.create_provider(
-        &operator,
-        NewProviderInput {
-            npi: "1234567893".into(),
-            family_name: "Demo".into(),
-            given_name: "Physician".into(),
-            phone: "+1 555 010 0100".into(),
-        },
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("seeding the demo provider: {e}"))?;
+    let provider = app
+        .create_provider(
+            &operator,
+            NewProviderInput {
+                npi: "1234567893".into(),
+                family_name: "Demo".into(),
+                given_name: "Physician".into(),
+                phone: "+1 555 010 0100".into(),
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("seeding the demo provider: {e}"))?;
+    // The demo physician orders as the demo provider, so they read that provider's patients.
+    if let Some(physician) = staff
+        .iter()
+        .find(|a| a.role == Role::Physician)
+        .and_then(|a| a.user_id)
+    {
+        app.set_user_provider(
+            &operator,
+            physician,
+            Some(provider.id),
+            Some("the demo physician orders as the demo provider"),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("linking the demo physician: {e}"))?;
+    }
     app.create_location(
         &operator,
         NewLocationInput {

@@ -255,6 +255,13 @@ impl Role {
         self.permissions().contains(&permission)
     }
 
+    /// Whether the role reads only its own patients (DESIGN: "physician (read-only, own
+    /// patients)"): those with an order where the user's linked provider is the ordering
+    /// provider. The other roles' patient reads are limited by their permissions alone.
+    pub fn sees_own_patients_only(self) -> bool {
+        matches!(self, Role::Physician)
+    }
+
     /// Machine accounts (instruments, EMRs) never get interactive sessions or signatures.
     pub fn is_machine(self) -> bool {
         matches!(self, Role::Interface)

@@ -4,6 +4,11 @@
 //! # Rules and sources
 //! - [`AdministrativeSex`]: HL7 v2 table 0001 (F female, M male, O other, U unknown,
 //!   A ambiguous, N not applicable).
+//! - [`ClinicalSex`]: the HL7 Gender Harmony "sex parameter for clinical use" (SPCU: female,
+//!   male, specified, unknown), recorded beside the administrative sex when it differs or is
+//!   known better for clinical use; reference intervals use it when given, else the
+//!   administrative sex (DOMAIN §5.1, `results::interval`). [`BirthTime`]: an optional local
+//!   time of birth (`HH:MM`, the lab's time zone), for intervals by hours of life.
 //! - [`PersonName`]: family and given names are required (CLIA 42 CFR 493.1291(c)(1) reports carry
 //!   the patient name; DOMAIN §6.7 uses the full name as an identifier). Each part is trimmed,
 //!   inner whitespace collapsed, 1–100 characters, at least one letter, and only letters, marks,
@@ -18,12 +23,27 @@
 //!   not compared because it is recorded inconsistently (initial vs full). A facility identifier
 //!   whose assigning system the record does not hold can't be verified: it neither counts nor
 //!   contradicts.
-//! - [`duplicate_match`] (registration duplicate check, local policy): all reasons require the
-//!   same birth date, except [`DuplicateReason::BirthDayMonthTransposed`] (identical names, day
-//!   and month swapped). Near-miss names use true Damerau–Levenshtein distance on the search key
-//!   (≤ 1 for keys of 4–7 characters, ≤ 2 for 8+, exact below 4) or equal American Soundex
-//!   codes; a near miss is not reported when both sexes are definite (F/M) and differ (twins
-//!   "Jon"/"Joan" share a birth date).
+//! - Names are **stored in NFC** (canonical composition: `Zoe\u{308}` is stored as `Zoë`). NFC
+//!   changes no character a person can see; NFKC would also rewrite compatibility characters
+//!   (the ligature `ﬁ`, full-width letters), which is a change of what was typed, so it is used
+//!   only for the comparison keys: [`name_search_key`] and [`name_match_key`] start with NFKC,
+//!   so `ﬁsher` compares equal to `Fisher`.
+//! - [`name_match_key`]: the comparison key for duplicates and search, the lower-cased
+//!   **confusable skeleton** of Unicode TS #39 (`unicode-security`'s `skeleton`, the
+//!   confusables table of the Unicode Consortium): a Cyrillic `а` in `G\u{430}rcia` has the
+//!   skeleton of the Latin `a`, so the name is found by a search for `Garcia` and is a
+//!   duplicate candidate of it. Then diacritics and punctuation are dropped as in the search
+//!   key. The skeleton maps one character at a time, so the key of a prefix is a prefix of the
+//!   key (prefix search on a stored key stays an index range).
+//! - [`duplicate_match`] (registration duplicate check, local policy; case table in the tests):
+//!   with the same birth date: equal names (match keys), swapped given/family names, near-miss
+//!   names (true Damerau–Levenshtein distance on the search key, ≤ 1 for keys of 4–7
+//!   characters, ≤ 2 for 8+, exact below 4, or equal American Soundex codes; not reported
+//!   when both sexes are definite (F/M) and differ: twins "Jon"/"Joan"), or a **married-name
+//!   change** (same given name and same sex, another family name). With equal names only:
+//!   the birth date **one day off** (a birth near midnight, a date typed from another time
+//!   zone), day and month **swapped**, or two adjacent **digits of the year transposed**
+//!   (1980/1908, 1890/1980). [`candidate_birth_dates`] lists the dates to look up.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -98,6 +118,121 @@ impl AdministrativeSex {
 
     fn is_definite(self) -> bool {
         matches!(self, Self::Female | Self::Male)
+    }
+}
+
+/// HL7 Gender Harmony "sex parameter for clinical use" (SPCU). `Specified` means a
+/// parameter is given in a comment (e.g. an organ inventory) that no automatic rule reads;
+/// `Specified` and `Unknown` never select a sex-specific reference interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClinicalSex {
+    Female,
+    Male,
+    Specified,
+    Unknown,
+}
+
+/// A clinical sex outside the SPCU value set.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{input:?} is not a sex parameter for clinical use (female, male, specified, unknown)")]
+pub struct ClinicalSexError {
+    /// The rejected input (at most 20 characters).
+    pub input: String,
+}
+
+impl ClinicalSexError {
+    /// Stable machine code.
+    pub fn code(&self) -> &'static str {
+        "clinical_sex_code"
+    }
+    /// The input field concerned.
+    pub fn field(&self) -> Option<&'static str> {
+        Some("clinical_sex")
+    }
+}
+
+impl ClinicalSex {
+    /// Parses an SPCU code (exact, lower case).
+    pub fn parse(code: &str) -> Result<Self, ClinicalSexError> {
+        Ok(match code {
+            "female" => Self::Female,
+            "male" => Self::Male,
+            "specified" => Self::Specified,
+            "unknown" => Self::Unknown,
+            _ => {
+                return Err(ClinicalSexError {
+                    input: code.chars().take(20).collect(),
+                });
+            }
+        })
+    }
+
+    /// The SPCU code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Female => "female",
+            Self::Male => "male",
+            Self::Specified => "specified",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// A local time of birth, minutes precision, in the lab's time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BirthTime(jiff::civil::Time);
+
+/// A birth time that is not `HH:MM`.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("the birth time {input:?} is not a time of day HH:MM (00:00–23:59)")]
+pub struct BirthTimeError {
+    /// The rejected input (at most 20 characters).
+    pub input: String,
+}
+
+impl BirthTimeError {
+    /// Stable machine code.
+    pub fn code(&self) -> &'static str {
+        "birth_time_format"
+    }
+    /// The input field concerned.
+    pub fn field(&self) -> Option<&'static str> {
+        Some("birth_time")
+    }
+}
+
+impl BirthTime {
+    /// Parses `HH:MM` (24 hours).
+    pub fn parse(input: &str) -> Result<Self, BirthTimeError> {
+        let err = || BirthTimeError {
+            input: input.chars().take(20).collect(),
+        };
+        let s = input.trim();
+        let b = s.as_bytes();
+        if b.len() != 5
+            || b[2] != b':'
+            || !b
+                .iter()
+                .enumerate()
+                .all(|(i, c)| i == 2 || c.is_ascii_digit())
+        {
+            return Err(err());
+        }
+        let h: i8 = s[..2].parse().map_err(|_| err())?;
+        let m: i8 = s[3..].parse().map_err(|_| err())?;
+        jiff::civil::Time::new(h, m, 0, 0)
+            .map(Self)
+            .map_err(|_| err())
+    }
+
+    /// The time of day.
+    pub fn time(self) -> jiff::civil::Time {
+        self.0
+    }
+
+    /// As stored: `HH:MM`.
+    pub fn as_string(self) -> String {
+        format!("{:02}:{:02}", self.0.hour(), self.0.minute())
     }
 }
 
@@ -178,6 +313,9 @@ pub struct PersonName {
 const NAME_MAX_CHARS: usize = 100;
 
 fn clean_name_part(part: NamePart, input: &str) -> Result<String, NameError> {
+    // Stored in NFC: `Zoe\u{308}` and `Zoë` are one name.
+    let input: String = input.nfc().collect();
+    let input = input.as_str();
     if let Some(found) = input.chars().find(|c| {
         !(c.is_alphanumeric()
             || is_combining_mark(*c)
@@ -233,20 +371,22 @@ impl PersonName {
         self.middle.as_deref()
     }
 
-    /// Whether family and given names match `other` ignoring case, diacritics and punctuation.
+    /// Whether family and given names match `other` ignoring case, diacritics, punctuation and
+    /// compatibility forms (NFKC).
     pub fn matches(&self, other: &Self) -> bool {
         name_search_key(&self.family) == name_search_key(&other.family)
             && name_search_key(&self.given) == name_search_key(&other.given)
     }
 }
 
-/// Search key for a name: diacritics removed (NFD, combining marks dropped, a few letters that
-/// don't decompose mapped: Ø→O, Ł→L, Đ→D, Æ→AE, Œ→OE, ß→SS, Þ→TH), upper case, and everything
-/// that is not a letter or digit (spaces, hyphens, apostrophes, dots) removed.
-/// `"O'Brien-Núñez"` → `"OBRIENNUNEZ"`. Stores index this.
+/// Search key for a name: compatibility forms folded (NFKC: `ﬁ` → `fi`), diacritics removed
+/// (NFD, combining marks dropped, a few letters that don't decompose mapped: Ø→O, Ł→L, Đ→D,
+/// Æ→AE, Œ→OE, ß→SS, Þ→TH), upper case, and everything that is not a letter or digit (spaces,
+/// hyphens, apostrophes, dots) removed. `"O'Brien-Núñez"` → `"OBRIENNUNEZ"`.
 pub fn name_search_key(input: &str) -> String {
     let mut out = String::with_capacity(input.len());
-    for c in input.to_uppercase().nfd() {
+    let compat: String = input.nfkc().collect();
+    for c in compat.to_uppercase().nfd() {
         if is_combining_mark(c) || !c.is_alphanumeric() {
             continue;
         }
@@ -257,6 +397,32 @@ pub fn name_search_key(input: &str) -> String {
             'Æ' => out.push_str("AE"),
             'Œ' => out.push_str("OE"),
             'Þ' => out.push_str("TH"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The comparison key of a name for duplicates and search (see the module notes): NFKC, lower
+/// case, the Unicode TS #39 confusable skeleton, then diacritics and punctuation dropped and
+/// lower case again. `G\u{430}rcia` and `Garcia` have one key; `ﬁsher` and `Fisher` too.
+/// It is not meant to be read: the skeleton maps `m` to `rn` and `I` to `l`.
+pub fn name_match_key(input: &str) -> String {
+    let folded: String = input.nfkc().flat_map(char::to_lowercase).collect();
+    let skeleton: String = unicode_security::skeleton(&folded).collect();
+    let mut out = String::with_capacity(skeleton.len());
+    for c in skeleton.nfd().flat_map(char::to_lowercase) {
+        if is_combining_mark(c) || !c.is_alphanumeric() {
+            continue;
+        }
+        match c {
+            'ø' => out.push('o'),
+            'ł' => out.push('l'),
+            'đ' => out.push('d'),
+            'æ' => out.push_str("ae"),
+            'œ' => out.push_str("oe"),
+            'þ' => out.push_str("th"),
+            'ß' => out.push_str("ss"),
             _ => out.push(c),
         }
     }
@@ -533,6 +699,8 @@ pub fn confirm_identity(
 pub struct CandidateKey {
     family_key: String,
     given_key: String,
+    family_match: String,
+    given_match: String,
     birth_date: Date,
     sex: AdministrativeSex,
 }
@@ -543,6 +711,8 @@ impl CandidateKey {
         Self {
             family_key: name_search_key(name.family()),
             given_key: name_search_key(name.given()),
+            family_match: name_match_key(name.family()),
+            given_match: name_match_key(name.given()),
             birth_date: birth_date.date(),
             sex,
         }
@@ -568,6 +738,12 @@ pub enum DuplicateReason {
     NearMissName,
     /// Same names, birth date with day and month swapped.
     BirthDayMonthTransposed,
+    /// Same names, birth dates one day apart.
+    BirthDateOneDayOff,
+    /// Same names, same day and month, two adjacent digits of the year swapped (1980/1908).
+    BirthYearDigitsTransposed,
+    /// Same given name, birth date and sex; another family name (a married name).
+    FamilyNameChanged,
 }
 
 impl DuplicateReason {
@@ -578,6 +754,9 @@ impl DuplicateReason {
             Self::SwappedGivenFamily => "swapped_given_family",
             Self::NearMissName => "near_miss_name",
             Self::BirthDayMonthTransposed => "birth_day_month_transposed",
+            Self::BirthDateOneDayOff => "birth_date_one_day_off",
+            Self::BirthYearDigitsTransposed => "birth_year_digits_transposed",
+            Self::FamilyNameChanged => "family_name_changed",
         }
     }
 }
@@ -605,28 +784,105 @@ fn day_month_transposed(a: Date, b: Date) -> bool {
     a.year() == b.year() && a.day() != a.month() && a.day() == b.month() && a.month() == b.day()
 }
 
+/// The years made by swapping two adjacent digits of `year` (4 digits), other than `year`.
+fn years_transposed(year: i16) -> Vec<i16> {
+    let digits: Vec<u8> = format!("{year:04}").bytes().collect();
+    let mut out = Vec::new();
+    for i in 0..digits.len().saturating_sub(1) {
+        let mut d = digits.clone();
+        d.swap(i, i + 1);
+        if d != digits
+            && let Some(y) = std::str::from_utf8(&d)
+                .ok()
+                .and_then(|s| s.parse::<i16>().ok())
+            && !out.contains(&y)
+        {
+            out.push(y);
+        }
+    }
+    out
+}
+
+fn year_digits_transposed(a: Date, b: Date) -> bool {
+    a.month() == b.month() && a.day() == b.day() && years_transposed(a.year()).contains(&b.year())
+}
+
+fn one_day_apart(a: Date, b: Date) -> bool {
+    a.tomorrow().is_ok_and(|t| t == b) || b.tomorrow().is_ok_and(|t| t == a)
+}
+
+/// The birth dates whose patients [`duplicate_match`] may report for a registration born on
+/// `date`: the date itself, the day before and after, day and month swapped, and the years with
+/// two adjacent digits transposed (only real dates from [`BirthDate::EARLIEST`] on).
+pub fn candidate_birth_dates(date: Date) -> Vec<Date> {
+    let mut out = vec![date];
+    let mut push = |d: Option<Date>| {
+        if let Some(d) = d
+            && d >= BirthDate::EARLIEST
+            && !out.contains(&d)
+        {
+            out.push(d);
+        }
+    };
+    push(date.yesterday().ok());
+    push(date.tomorrow().ok());
+    if date.day() != date.month() && date.day() <= 12 {
+        push(Date::new(date.year(), date.day(), date.month()).ok());
+    }
+    for y in years_transposed(date.year()) {
+        push(Date::new(y, date.month(), date.day()).ok());
+    }
+    out
+}
+
 /// Compares a new registration with an existing one; `None` = no reason to suspect a duplicate.
 pub fn duplicate_match(new: &CandidateKey, existing: &CandidateKey) -> Option<DuplicateReason> {
-    let same_names = new.family_key == existing.family_key && new.given_key == existing.given_key;
+    let same_names =
+        new.family_match == existing.family_match && new.given_match == existing.given_match;
     if new.birth_date == existing.birth_date {
         if same_names {
             return Some(DuplicateReason::ExactName);
         }
-        if new.family_key == existing.given_key && new.given_key == existing.family_key {
+        if new.family_match == existing.given_match && new.given_match == existing.family_match {
             return Some(DuplicateReason::SwappedGivenFamily);
         }
         let sex_conflict =
             new.sex.is_definite() && existing.sex.is_definite() && new.sex != existing.sex;
+        let similar = |a: &str, b: &str, am: &str, bm: &str| am == bm || names_similar(a, b);
         if !sex_conflict
-            && names_similar(&new.family_key, &existing.family_key)
-            && names_similar(&new.given_key, &existing.given_key)
+            && similar(
+                &new.family_key,
+                &existing.family_key,
+                &new.family_match,
+                &existing.family_match,
+            )
+            && similar(
+                &new.given_key,
+                &existing.given_key,
+                &new.given_match,
+                &existing.given_match,
+            )
         {
             return Some(DuplicateReason::NearMissName);
         }
+        if new.given_match == existing.given_match && new.sex == existing.sex {
+            return Some(DuplicateReason::FamilyNameChanged);
+        }
         return None;
     }
-    (same_names && day_month_transposed(new.birth_date, existing.birth_date))
-        .then_some(DuplicateReason::BirthDayMonthTransposed)
+    if !same_names {
+        return None;
+    }
+    let (a, b) = (new.birth_date, existing.birth_date);
+    if one_day_apart(a, b) {
+        Some(DuplicateReason::BirthDateOneDayOff)
+    } else if day_month_transposed(a, b) {
+        Some(DuplicateReason::BirthDayMonthTransposed)
+    } else if year_digits_transposed(a, b) {
+        Some(DuplicateReason::BirthYearDigitsTransposed)
+    } else {
+        None
+    }
 }
 
 /// True (unrestricted) Damerau–Levenshtein distance over `char`s: insertions, deletions,
@@ -684,10 +940,13 @@ fn soundex_digit(c: char) -> Option<char> {
     })
 }
 
-/// American Soundex of the ASCII letters of `input` (upper-cased), e.g. `Robert` → `R163`;
-/// empty if the input has no ASCII letter. H and W do not separate equal codes; vowels do.
+/// American Soundex, e.g. `Robert` → `R163`. The input is first folded like the search key
+/// ([`name_search_key`]: NFKC, diacritics dropped, Ø→O, ß→SS, Æ→AE …), so `Öztürk` has the
+/// code of `Ozturk` (O236); letters still outside A–Z after folding (other scripts) are
+/// skipped; empty if none is left. H and W do not separate equal codes; vowels do.
 pub fn soundex(input: &str) -> String {
-    let mut letters = input
+    let folded = name_search_key(input);
+    let mut letters = folded
         .chars()
         .filter(char::is_ascii_alphabetic)
         .map(|c| c.to_ascii_uppercase());
@@ -722,6 +981,8 @@ pub fn soundex(input: &str) -> String {
 
 impl_domain_error!(
     SexError,
+    ClinicalSexError,
+    BirthTimeError,
     NameError,
     BirthDateError,
     FacilityIdError,
@@ -927,12 +1188,21 @@ mod tests {
             duplicate_match(&key("Smith", "Jonathan", date(1990, 7, 5), "M"), &base),
             Some(DuplicateReason::BirthDayMonthTransposed)
         );
+        // Issue 10 item 15: a day off was not flagged.
         assert_eq!(
             duplicate_match(&key("Smith", "Jonathan", date(1990, 5, 8), "M"), &base),
+            Some(DuplicateReason::BirthDateOneDayOff)
+        );
+        assert_eq!(
+            duplicate_match(&key("Smith", "Jonathan", date(1990, 5, 9), "M"), &base),
             None
         );
         assert_eq!(
             duplicate_match(&key("Jones", "Jonathan", dob, "M"), &base),
+            Some(DuplicateReason::FamilyNameChanged)
+        );
+        assert_eq!(
+            duplicate_match(&key("Jones", "Jonathan", dob, "F"), &base),
             None
         );
         // Twins of different sex with near names are not flagged.
@@ -942,6 +1212,208 @@ mod tests {
             duplicate_match(&key("Smith", "Joan", dob, "U"), &jon),
             Some(DuplicateReason::NearMissName)
         );
+    }
+
+    /// Item 15 of issue 10: one row per pair of registrations → the reason, or `None` and why.
+    #[test]
+    fn duplicate_case_table() {
+        type Person<'a> = (&'a str, &'a str, &'a str, &'a str);
+        let cases: &[(Person, Person, Option<DuplicateReason>, &str)] = &[
+            (
+                ("Smith", "Anna", "1980-03-04", "F"),
+                ("Smith", "Anna", "1980-03-04", "F"),
+                Some(DuplicateReason::ExactName),
+                "same person",
+            ),
+            (
+                ("Smith", "Anna", "1980-03-04", "F"),
+                ("Smith", "Anna", "1980-03-05", "F"),
+                Some(DuplicateReason::BirthDateOneDayOff),
+                "birth date a day later",
+            ),
+            (
+                ("Smith", "Anna", "1980-03-01", "F"),
+                ("Smith", "Anna", "1980-02-29", "F"),
+                Some(DuplicateReason::BirthDateOneDayOff),
+                "a day off across a leap day",
+            ),
+            (
+                ("Smith", "Anna", "1980-12-31", "F"),
+                ("Smith", "Anna", "1981-01-01", "F"),
+                Some(DuplicateReason::BirthDateOneDayOff),
+                "a day off across a year",
+            ),
+            (
+                ("Smith", "Anna", "1980-03-04", "F"),
+                ("Smith", "Anna", "1980-03-06", "F"),
+                None,
+                "two days off is another person",
+            ),
+            (
+                ("Smith", "Anna", "1980-03-04", "F"),
+                ("Smith", "Anna", "1908-03-04", "F"),
+                Some(DuplicateReason::BirthYearDigitsTransposed),
+                "1980 typed 1908",
+            ),
+            (
+                ("Smith", "Anna", "1980-03-04", "F"),
+                ("Smith", "Anna", "1890-03-04", "F"),
+                Some(DuplicateReason::BirthYearDigitsTransposed),
+                "1980 typed 1890",
+            ),
+            (
+                ("Smith", "Anna", "1980-03-04", "F"),
+                ("Smith", "Anna", "1908-03-05", "F"),
+                None,
+                "transposed year and another day",
+            ),
+            (
+                ("Smith", "Anna", "1980-03-04", "F"),
+                ("Smith", "Anna", "1980-04-03", "F"),
+                Some(DuplicateReason::BirthDayMonthTransposed),
+                "day and month swapped",
+            ),
+            (
+                ("Smith", "Anna", "1980-03-04", "F"),
+                ("Smyth", "Anna", "1980-03-05", "F"),
+                None,
+                "near name and near date: too far",
+            ),
+            (
+                ("Smith", "Anna", "1980-03-04", "F"),
+                ("Jones", "Anna", "1980-03-04", "F"),
+                Some(DuplicateReason::FamilyNameChanged),
+                "married name",
+            ),
+            (
+                ("Smith", "Anna", "1980-03-04", "F"),
+                ("Jones", "Anna", "1980-03-04", "M"),
+                None,
+                "same given name, other sex",
+            ),
+            (
+                ("Smith", "Anna", "1980-03-04", "F"),
+                ("Jones", "Anna", "1980-03-05", "F"),
+                None,
+                "married name needs the same birth date",
+            ),
+            (
+                ("Garcia", "Luis", "1975-07-01", "M"),
+                ("G\u{430}rcia", "Luis", "1975-07-01", "M"),
+                Some(DuplicateReason::ExactName),
+                "Cyrillic a in the family name",
+            ),
+            (
+                ("Garcia", "Luis", "1975-07-01", "M"),
+                ("G\u{430}rcia", "Luis", "1975-07-02", "M"),
+                Some(DuplicateReason::BirthDateOneDayOff),
+                "Cyrillic a and a day off",
+            ),
+            (
+                ("Fisher", "Zoë", "2001-01-01", "F"),
+                ("\u{FB01}sher", "Zoe\u{308}", "2001-01-01", "F"),
+                Some(DuplicateReason::ExactName),
+                "ligature and decomposed diaeresis",
+            ),
+            (
+                ("Öztürk", "Ayşe", "1990-05-05", "F"),
+                ("Ozturk", "Ayse", "1990-05-05", "F"),
+                Some(DuplicateReason::ExactName),
+                "diacritics",
+            ),
+            (
+                ("Smith", "Jonathan", "1990-05-07", "M"),
+                ("Jonathan", "Smith", "1990-05-07", "M"),
+                Some(DuplicateReason::SwappedGivenFamily),
+                "given and family swapped",
+            ),
+        ];
+        for (a, b, reason, why) in cases {
+            let k = |p: &Person| key(p.0, p.1, p.2.parse().unwrap(), p.3);
+            assert_eq!(duplicate_match(&k(a), &k(b)), *reason, "{why}");
+            assert_eq!(duplicate_match(&k(b), &k(a)), *reason, "{why} (reversed)");
+            if reason.is_some() {
+                let da: Date = a.2.parse().unwrap();
+                let db: Date = b.2.parse().unwrap();
+                assert!(candidate_birth_dates(da).contains(&db), "{why}: looked up");
+            }
+        }
+    }
+
+    #[test]
+    fn candidate_birth_dates_are_the_date_its_neighbours_and_its_typos() {
+        let got = candidate_birth_dates(date(1980, 3, 4));
+        let want = [
+            date(1980, 3, 4),
+            date(1980, 3, 3),
+            date(1980, 3, 5),
+            date(1980, 4, 3),
+            date(9180, 3, 4),
+            date(1890, 3, 4),
+            date(1908, 3, 4),
+        ];
+        assert_eq!(got, want);
+        // 29 February has no transposed-year twin in 1902, nor a swapped month.
+        let leap = candidate_birth_dates(date(1920, 2, 29));
+        assert!(!leap.iter().any(|d| d.year() == 1902));
+        assert!(leap.iter().all(|d| *d >= BirthDate::EARLIEST));
+    }
+
+    #[test]
+    fn names_are_stored_in_nfc() {
+        let n = name("Zoe\u{308}", "\u{FB01}sher");
+        assert_eq!(n.family(), "Zoë");
+        assert_eq!(n.family().chars().count(), 3, "one precomposed ë");
+        // NFC keeps the ligature (compatibility, not canonical); the keys fold it.
+        assert_eq!(n.given(), "\u{FB01}sher");
+        assert_eq!(name_search_key(n.given()), "FISHER");
+        assert_eq!(name_match_key(n.given()), name_match_key("Fisher"));
+    }
+
+    #[test]
+    fn match_key_sees_through_confusables() {
+        let cases = [
+            ("G\u{430}rcia", "Garcia", true),
+            ("GARCIA", "garcia", true),
+            ("Garcïa", "Garcia", true),
+            ("O'Brien", "OBrien", true),
+            ("\u{FF27}arcia", "Garcia", true), // full-width G
+            ("Øster", "Oster", true),
+            ("Straße", "Strasse", true),
+            ("Garcia", "Garcie", false),
+            ("Smith", "Smyth", false),
+        ];
+        for (a, b, equal) in cases {
+            assert_eq!(name_match_key(a) == name_match_key(b), equal, "{a} / {b}");
+        }
+        // A prefix's key is a prefix of the key: prefix search stays a range.
+        for (name, prefix) in [("Garcia", "gar"), ("G\u{430}rcia", "Gar"), ("Smith", "sm")] {
+            assert!(
+                name_match_key(name).starts_with(&name_match_key(prefix)),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn clinical_sex_and_birth_time() {
+        for code in ["female", "male", "specified", "unknown"] {
+            assert_eq!(ClinicalSex::parse(code).unwrap().as_str(), code);
+        }
+        let e = ClinicalSex::parse("F").unwrap_err();
+        assert_eq!(
+            (e.code(), e.field()),
+            ("clinical_sex_code", Some("clinical_sex"))
+        );
+        assert_eq!(BirthTime::parse("07:05").unwrap().as_string(), "07:05");
+        for bad in ["7:05", "24:00", "12:60", "12:5a", "", "12:00:00"] {
+            let e = BirthTime::parse(bad).unwrap_err();
+            assert_eq!(
+                (e.code(), e.field()),
+                ("birth_time_format", Some("birth_time")),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -966,6 +1438,11 @@ mod tests {
             ("Honeyman", "H555"),
             ("Lee", "L000"),
             ("", ""),
+            ("Öztürk", "O236"),
+            ("Ozturk", "O236"),
+            ("Ødegård", "O326"),
+            ("Straße", "S362"),
+            ("Æsir", "A260"),
         ] {
             assert_eq!(soundex(input), code, "{input}");
         }
@@ -1036,12 +1513,18 @@ mod tests {
             let a = key(&f, &g, date(2001, m1, d1), "M");
             let b = key(&f, &g, date(2001, m2, d2), "M");
             let reason = duplicate_match(&a, &b);
+            let (da, db) = (date(2001, m1, d1), date(2001, m2, d2));
             if (m1, d1) == (m2, d2) {
                 prop_assert_eq!(reason, Some(DuplicateReason::ExactName));
+            } else if da.tomorrow().unwrap() == db || db.tomorrow().unwrap() == da {
+                prop_assert_eq!(reason, Some(DuplicateReason::BirthDateOneDayOff));
             } else if m1 == d2 && d1 == m2 {
                 prop_assert_eq!(reason, Some(DuplicateReason::BirthDayMonthTransposed));
             } else {
                 prop_assert_eq!(reason, None);
+            }
+            if reason.is_some() {
+                prop_assert!(candidate_birth_dates(da).contains(&db));
             }
         }
     }

@@ -56,6 +56,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r("POST", "/api/v1/users", Perm(P::UserManage)),
     r("PUT", "/api/v1/users/{id}/role", Perm(P::UserManage)),
     r("PUT", "/api/v1/users/{id}/disabled", Perm(P::UserManage)),
+    r("PUT", "/api/v1/users/{id}/provider", Perm(P::UserManage)),
     r("GET", "/api/v1/settings", Perm(P::SettingsRead)),
     r("PUT", "/api/v1/settings/{key}", Perm(P::SettingsWrite)),
     r("GET", "/api/v1/audit/events", Perm(P::AuditRead)),

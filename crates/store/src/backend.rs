@@ -423,6 +423,14 @@ macro_rules! backend {
                 crate::queries::$ctx::registration::search_patients(&self.read, q).await
             }
 
+            async fn user_provider(&self, user_id: i64) -> StoreResult<Option<i64>> {
+                crate::queries::$ctx::registration::user_provider(&self.read, user_id).await
+            }
+
+            async fn patient_ordered_by(&self, patient_id: i64, provider_id: i64) -> StoreResult<bool> {
+                crate::queries::$ctx::registration::patient_ordered_by(&self.read, patient_id, provider_id).await
+            }
+
             async fn merge_by_id(&self, id: i64) -> StoreResult<Option<MergeRecord>> {
                 crate::queries::$ctx::registration::merge_by_id(&self.read, id).await
             }
@@ -716,6 +724,14 @@ macro_rules! backend {
 
             async fn user_by_id(&mut self, id: i64) -> StoreResult<Option<UserRecord>> {
                 $store::fetch_user_by_id(&mut *self.tx, id).await
+            }
+
+            async fn user_provider(&mut self, user_id: i64) -> StoreResult<Option<i64>> {
+                crate::queries::$ctx::registration::user_provider(&mut *self.tx, user_id).await
+            }
+
+            async fn set_user_provider(&mut self, user_id: i64, provider_id: Option<i64>) -> StoreResult<bool> {
+                crate::queries::$ctx::registration::set_user_provider(&mut *self.tx, user_id, provider_id).await
             }
 
             async fn set_user_role(&mut self, id: i64, role: &str) -> StoreResult<()> {
@@ -1526,6 +1542,7 @@ impl SqliteStore {
             .run(&mut conn)
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))?;
+        crate::queries::sqlite::registration::backfill_match_keys(&mut conn).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options.clone().read_only(true))
@@ -1557,6 +1574,7 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))?;
+        crate::queries::pg::registration::backfill_match_keys(&pool).await?;
         let options: sqlx::postgres::PgConnectOptions = url.parse()?;
         let conn = options.connect().await?;
         Ok(PgStore {

@@ -203,6 +203,10 @@ pub trait Store: Send + Sync + 'static {
 
     async fn patient_by_id(&self, id: i64) -> StoreResult<Option<PatientRecord>>;
     async fn search_patients(&self, q: &PatientQuery) -> StoreResult<Vec<PatientRecord>>;
+    /// The provider a user is linked to, if any (a physician's own orders).
+    async fn user_provider(&self, user_id: i64) -> StoreResult<Option<i64>>;
+    /// Whether the patient has an order placed by the provider.
+    async fn patient_ordered_by(&self, patient_id: i64, provider_id: i64) -> StoreResult<bool>;
     async fn merge_by_id(&self, id: i64) -> StoreResult<Option<MergeRecord>>;
     /// The demographics a patient's corrections replaced, oldest first.
     async fn patient_versions(&self, patient_id: i64) -> StoreResult<Vec<PatientVersionRecord>>;
@@ -426,6 +430,14 @@ pub trait Tx: Send {
     async fn insert_user(&mut self, user: &NewUser) -> StoreResult<i64>;
     async fn user_by_id(&mut self, id: i64) -> StoreResult<Option<UserRecord>>;
     async fn set_user_role(&mut self, id: i64, role: &str) -> StoreResult<()>;
+    /// The provider a user is linked to, if any.
+    async fn user_provider(&mut self, user_id: i64) -> StoreResult<Option<i64>>;
+    /// Links a user to a provider (`None` unlinks); false when the user is missing.
+    async fn set_user_provider(
+        &mut self,
+        user_id: i64,
+        provider_id: Option<i64>,
+    ) -> StoreResult<bool>;
     async fn set_user_disabled(&mut self, id: i64, at: Option<Timestamp>) -> StoreResult<()>;
     async fn set_user_password(&mut self, id: i64, hash: &str, at: Timestamp) -> StoreResult<()>;
 

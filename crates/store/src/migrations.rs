@@ -30,7 +30,8 @@ pub const SQLITE: &[MigrationSource] = migrations!(
     (11, "0011_connections"),
     (12, "0012_outbox"),
     (13, "0013_instrument_connect_out"),
-    (14, "0014_qc")
+    (14, "0014_qc"),
+    (15, "0015_registration_keys_clinical_sex_physicians")
 );
 pub const POSTGRES: &[MigrationSource] = migrations!(
     "postgres": (1, "0001_platform"),
@@ -46,7 +47,8 @@ pub const POSTGRES: &[MigrationSource] = migrations!(
     (11, "0011_connections"),
     (12, "0012_outbox"),
     (13, "0013_instrument_connect_out"),
-    (14, "0014_qc")
+    (14, "0014_qc"),
+    (15, "0015_registration_keys_clinical_sex_physicians")
 );
 
 pub(crate) fn migrator(list: &[MigrationSource]) -> Migrator {

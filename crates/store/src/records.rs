@@ -101,6 +101,10 @@ pub struct PatientRecord {
     pub given_key: String,
     pub birth_date: String,
     pub sex: String,
+    /// Sex parameter for clinical use (`female`, `male`, `specified`, `unknown`), if recorded.
+    pub clinical_sex: Option<String>,
+    /// Local time of birth `HH:MM`, if recorded.
+    pub birth_time: Option<String>,
     pub facility_ids: String,
     pub contact: String,
     pub created_at: Timestamp,
@@ -114,8 +118,12 @@ pub struct PatientRecord {
 pub struct PatientQuery {
     pub mrn: Option<String>,
     pub birth_date: Option<String>,
-    pub family_key: Option<String>,
-    pub given_key: Option<String>,
+    /// A prefix of the family name's match key (`name_match_key`).
+    pub family_prefix: Option<String>,
+    /// A prefix of the given name's match key.
+    pub given_prefix: Option<String>,
+    /// Only patients with an order by this provider (a physician's own patients).
+    pub ordering_provider: Option<i64>,
     pub limit: i64,
 }
 
@@ -131,6 +139,8 @@ pub struct PatientVersionRecord {
     pub middle_name: Option<String>,
     pub birth_date: String,
     pub sex: String,
+    pub clinical_sex: Option<String>,
+    pub birth_time: Option<String>,
     /// JSON text, as in `patients.contact`.
     pub contact: String,
     pub replaced_at: Timestamp,
@@ -554,14 +564,16 @@ redacted_debug!(PatientRecord {
         given_key,
         birth_date,
         sex,
+        clinical_sex,
+        birth_time,
         facility_ids,
         contact
     ],
 });
 
 redacted_debug!(PatientQuery {
-    shown: [limit],
-    redacted: [mrn, birth_date, family_key, given_key],
+    shown: [limit, ordering_provider],
+    redacted: [mrn, birth_date, family_prefix, given_prefix],
 });
 
 redacted_debug!(PatientVersionRecord {
@@ -572,6 +584,8 @@ redacted_debug!(PatientVersionRecord {
         middle_name,
         birth_date,
         sex,
+        clinical_sex,
+        birth_time,
         contact,
         reason
     ],
@@ -659,6 +673,8 @@ mod tests {
             given_key: "ADAEZE".into(),
             birth_date: "1980-02-29".into(),
             sex: "female".into(),
+            clinical_sex: Some("female".into()),
+            birth_time: None,
             facility_ids: r#"[{"system":"X","value":"FAC-77"}]"#.into(),
             contact: r#"{"phone":"555-0100"}"#.into(),
             created_at: t,

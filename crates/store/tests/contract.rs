@@ -635,8 +635,9 @@ fn migrations_are_in_lockstep() {
             on_disk, listed,
             "{dir}: every migration file must be listed, in order"
         );
+        // Versions are 1, 2, 3, … without a gap: a gap is a migration that did not land.
         for (i, (v, n, _)) in list.iter().enumerate() {
-            assert_eq!(*v, i as i64 + 1);
+            assert_eq!(*v, i as i64 + 1, "{n}: versions are numbered without a gap");
             assert!(
                 n.starts_with(&format!("{v:04}_")),
                 "{n} must start with its version"
@@ -998,6 +999,8 @@ async fn seed_specimen(store: &Arc<dyn Store>, accession: &str) -> (i64, i64, i6
             given_key: "JANE".into(),
             birth_date: "1980-01-01".into(),
             sex: "F".into(),
+            clinical_sex: None,
+            birth_time: None,
             facility_ids: "[]".into(),
             contact: "{}".into(),
             created_at: now,
@@ -1207,6 +1210,8 @@ async fn patient_versions_are_numbered_and_append_only(db: Db) {
                 middle_name: None,
                 birth_date: record.birth_date.clone(),
                 sex: record.sex.clone(),
+                clinical_sex: None,
+                birth_time: None,
                 contact: record.contact.clone(),
                 replaced_at: now,
                 replaced_by: "t".into(),

@@ -681,6 +681,8 @@ impl App {
             middle_name: p.middle_name.clone(),
             birth_date: p.birth_date.clone(),
             sex: p.sex.clone(),
+            clinical_sex: None,
+            birth_time: None,
             identifiers: p
                 .assigning_authority
                 .iter()

@@ -2,15 +2,15 @@
 //! results of the same order when the last input is released, and computed again when an
 //! input is corrected. They are evaluated like any result (interval, flags, autoverification).
 
-use aliquot_domain::patient::{AdministrativeSex, age_in_years};
+use aliquot_domain::patient::{AdministrativeSex, ClinicalSex, age_in_years};
 use aliquot_domain::results::calc::{
     EgfrSex, anion_gap, corrected_calcium_payne, egfr_ckd_epi_2021, ldl_cholesterol_nih2,
     round_half_up,
 };
+use aliquot_domain::results::interval::{IntervalSex, interval_sex};
 use aliquot_domain::results::value::display;
 use aliquot_store::Tx;
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
 use rust_decimal::Decimal;
 
 use super::Body;
@@ -75,7 +75,8 @@ impl App {
                     .find(|(c, _, calculated)| c == code && !calculated)
                     .map(|(_, v, _)| *v)
             };
-            let Some(value) = self.compute(&calc.formula, &input, ctx)? else {
+            let time_zone = self.lab_timezone().await?;
+            let Some(value) = self.compute(&calc.formula, &input, ctx, &time_zone)? else {
                 continue;
             };
             let spec = tx
@@ -167,6 +168,7 @@ impl App {
         formula: &str,
         input: &dyn Fn(&str) -> Option<Decimal>,
         ctx: &Context,
+        time_zone: &jiff::tz::TimeZone,
     ) -> AppResult<Option<Decimal>> {
         let refused = |_| Ok(None);
         Ok(match formula {
@@ -176,8 +178,19 @@ impl App {
                 };
                 let sex = AdministrativeSex::parse(&ctx.patient.sex)
                     .map_err(|e| AppError::Internal(e.to_string()))?;
-                let Ok(sex) = EgfrSex::from_administrative(sex) else {
-                    return Ok(None);
+                let clinical = ctx
+                    .patient
+                    .clinical_sex
+                    .as_deref()
+                    .map(ClinicalSex::parse)
+                    .transpose()
+                    .map_err(|e| AppError::Internal(e.to_string()))?;
+                // The clinical sex when recorded, else the administrative one; neither female
+                // nor male: no eGFR (never a guessed coefficient).
+                let sex = match interval_sex(sex, clinical) {
+                    Some(IntervalSex::Female) => EgfrSex::Female,
+                    Some(IntervalSex::Male) => EgfrSex::Male,
+                    None => return Ok(None),
                 };
                 let birth: jiff::civil::Date = ctx
                     .patient
@@ -188,7 +201,7 @@ impl App {
                     .specimen
                     .collected_at
                     .unwrap_or(ctx.specimen.created_at)
-                    .to_zoned(TimeZone::UTC)
+                    .to_zoned(time_zone.clone())
                     .date();
                 match egfr_ckd_epi_2021(crea, age_in_years(birth, collected), sex) {
                     Ok(v) => Some(round_half_up(v, 0)),

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use aliquot_domain::auth::Permission;
 use aliquot_domain::catalog::Temperature;
 use aliquot_domain::ids::AccessionNumber;
-use aliquot_domain::patient::AdministrativeSex;
+use aliquot_domain::patient::{AdministrativeSex, BirthTime, ClinicalSex};
 use aliquot_domain::results::autoverify::{Facts, QcStatus, Suspension, autoverify};
 use aliquot_domain::results::convert::convert;
 use aliquot_domain::results::delta::{DeltaOutcome, Point, delta_check};
@@ -573,16 +573,36 @@ impl App {
         let collected_at = ctx.specimen.collected_at.unwrap_or(ctx.specimen.created_at);
         let sex = AdministrativeSex::parse(&ctx.patient.sex)
             .map_err(|e| AppError::Internal(e.to_string()))?;
+        let clinical_sex = ctx
+            .patient
+            .clinical_sex
+            .as_deref()
+            .map(ClinicalSex::parse)
+            .transpose()
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let birth_time = ctx
+            .patient
+            .birth_time
+            .as_deref()
+            .map(BirthTime::parse)
+            .transpose()
+            .map_err(|e| AppError::Internal(e.to_string()))?
+            .map(BirthTime::time);
         let birth_date = ctx
             .patient
             .birth_date
             .parse()
             .map_err(|_| AppError::Internal("patient birth date".into()))?;
+        // Ages are computed on the lab's calendar (and hours of life from the local birth time).
+        let time_zone = self.lab_timezone().await?;
         let interval = select_interval(
             &ctx.rules.intervals,
             &Subject {
                 sex,
+                clinical_sex,
                 birth_date,
+                birth_time,
+                time_zone: &time_zone,
                 collected_at,
                 specimen_type: &ctx.specimen.specimen_type,
                 method: None,

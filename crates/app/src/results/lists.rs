@@ -203,6 +203,8 @@ impl App {
             .patient_by_id(patient_id)
             .await?
             .ok_or(AppError::NotFound { entity: "patient" })?;
+        self.require_patient_visible(actor, patient_id, "patient")
+            .await?;
         let code = self.test_code_of(test).await?;
         let points = self
             .store

@@ -72,6 +72,8 @@ impl App {
             .result_by_id(id)
             .await?
             .ok_or(AppError::NotFound { entity: "result" })?;
+        self.require_patient_visible(actor, r.patient_id, "result")
+            .await?;
         let versions = self.store.result_versions_of_order(r.order_id).await?;
         let calls = self.store.critical_calls_of_order(r.order_id).await?;
         self.store

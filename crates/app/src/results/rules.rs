@@ -72,7 +72,8 @@ pub struct IntervalDoc {
     /// `F` or `M`; absent for both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sex: Option<String>,
-    /// Half-open age band: `age_from` ≤ age < `age_to`, e.g. `15d`, `6m`, `19y`.
+    /// Half-open age band: `age_from` ≤ age < `age_to`, e.g. `48h` (hours of life), `15d`,
+    /// `6m`, `19y`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub age_from: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

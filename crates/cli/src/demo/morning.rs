@@ -304,6 +304,8 @@ pub async fn seed(app: &App, staff: &Staff) -> anyhow::Result<Summary> {
                     given_name: person.given.into(),
                     birth_date: birth_date.clone(),
                     sex: person.sex.into(),
+                    clinical_sex: None,
+                    birth_time: None,
                     confirm_not_duplicate: person.look_alike.is_some(),
                     reason: person.look_alike.map(str::to_owned),
                     ..NewPatientInput::default()

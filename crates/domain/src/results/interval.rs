@@ -3,11 +3,19 @@
 //! **collection**.
 //!
 //! Choices, documented here once:
-//! - Ages are calendar ages at the collection date (UTC): `from` ≤ age < `to`, bounds in days,
-//!   months or years (`15d`, `2y`). Hours are not offered: a patient's record keeps a birth
-//!   date, not a birth time, so an age in hours cannot be known.
+//! - Ages are calendar ages at the collection date **in the lab's time zone** (the date on the
+//!   lab's calendar when the tube was drawn): `from` ≤ age < `to`, bounds in hours, days,
+//!   months or years (`48h`, `15d`, `2y`).
+//! - Hours of life (neonatal bands): the time from birth to collection, birth being the birth
+//!   date at the patient's time of birth in the lab's time zone. Without a time of birth the
+//!   age in hours is known only to lie between "born at the start of the birth date" and "born
+//!   at its end"; a row whose hour bound falls inside that range is **not** applied (no
+//!   guess: no interval rather than a wrong one).
+//! - Sex: the clinical sex (Gender Harmony SPCU) when recorded, else the administrative sex.
+//!   Female/male select that sex's rows.
 //! - A row that names a specimen type or method wins over one that does not.
-//! - Clinical sex O, U, A or N: no sex-specific interval is guessed. When the female and male
+//! - Clinical sex `specified`/`unknown`, or (without a clinical sex) administrative sex O, U, A
+//!   or N: no sex-specific interval is guessed, never male by default. When the female and male
 //!   rows differ, the interval shown is the **widest** (lowest low, highest high), so no result
 //!   is flagged that is normal for either, and its text names both (`F 0.44–1.00; M 0.61–1.24`).
 //! - Limits are inclusive: a value equal to a limit is within the interval.
@@ -19,17 +27,18 @@ use rust_decimal::Decimal;
 use thiserror::Error;
 
 use crate::error::impl_domain_error;
-use crate::patient::AdministrativeSex;
+use crate::patient::{AdministrativeSex, ClinicalSex};
 
 /// The unit of an age bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AgeUnit {
+    Hours,
     Days,
     Months,
     Years,
 }
 
-/// An age bound such as `15d`, `6m` or `19y`.
+/// An age bound such as `48h`, `15d`, `6m` or `19y`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AgeBound {
     pub value: u16,
@@ -39,7 +48,7 @@ pub struct AgeBound {
 /// Why an interval row was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum IntervalError {
-    #[error("{input:?} is not an age such as 15d, 6m or 19y")]
+    #[error("{input:?} is not an age such as 48h, 15d, 6m or 19y")]
     Age { input: String },
     #[error("the age band is empty: `age_from` must be below `age_to`")]
     EmptyAgeBand,
@@ -86,13 +95,14 @@ impl IntervalError {
 impl_domain_error!(IntervalError);
 
 impl AgeBound {
-    /// Parses `15d`, `6m`, `19y`.
+    /// Parses `48h`, `15d`, `6m`, `19y`.
     pub fn parse(input: &str) -> Result<Self, IntervalError> {
         let err = || IntervalError::Age {
             input: input.chars().take(20).collect(),
         };
         let s = input.trim();
         let unit = match s.chars().last() {
+            Some('h') => AgeUnit::Hours,
             Some('d') => AgeUnit::Days,
             Some('m') => AgeUnit::Months,
             Some('y') => AgeUnit::Years,
@@ -112,6 +122,7 @@ impl AgeBound {
     /// As written: `15d`.
     pub fn as_string(&self) -> String {
         let u = match self.unit {
+            AgeUnit::Hours => 'h',
             AgeUnit::Days => 'd',
             AgeUnit::Months => 'm',
             AgeUnit::Years => 'y',
@@ -119,10 +130,11 @@ impl AgeBound {
         format!("{}{u}", self.value)
     }
 
-    /// The date on which a person born on `birth` reaches this age (end-of-month clamped, so
-    /// someone born on 29 February is one year old on 28 February).
+    /// The date on which a person born on `birth` reaches this age in days, months or years
+    /// (end-of-month clamped, so someone born on 29 February is one year old on 28 February).
     fn reached_on(&self, birth: Date) -> Date {
         let span = match self.unit {
+            AgeUnit::Hours => return Date::MAX,
             AgeUnit::Days => jiff::Span::new().days(i64::from(self.value)),
             AgeUnit::Months => jiff::Span::new().months(i64::from(self.value)),
             AgeUnit::Years => jiff::Span::new().years(i64::from(self.value)),
@@ -130,18 +142,95 @@ impl AgeBound {
         birth.checked_add(span).unwrap_or(Date::MAX)
     }
 
-    /// Whether a person born on `birth` has reached this age on `on`.
+    /// Whether a person born on `birth` has reached this age (days, months, years) on `on`.
+    /// An hour bound is never reached by dates alone: use [`AgeBound::reached_at`].
     pub fn reached(&self, birth: Date, on: Date) -> bool {
         self.reached_on(birth) <= on
     }
 
-    /// A comparable length in days (30-day months, 365-day years), for ordering bounds only.
-    fn approx_days(&self) -> u32 {
+    /// Whether this age is reached at collection: `Some(true|false)` when certain, `None`
+    /// when an hour bound falls inside the uncertainty of an unknown time of birth.
+    pub fn reached_at(&self, age: &AgeAtCollection) -> Option<bool> {
+        match self.unit {
+            AgeUnit::Hours => {
+                let v = i64::from(self.value);
+                if age.min_hours >= v {
+                    Some(true)
+                } else if age.max_hours < v {
+                    Some(false)
+                } else {
+                    None
+                }
+            }
+            _ => Some(self.reached(age.birth_date, age.on)),
+        }
+    }
+
+    /// A comparable length in hours (30-day months, 365-day years), for ordering bounds only.
+    fn approx_hours(&self) -> u32 {
         let v = u32::from(self.value);
         match self.unit {
-            AgeUnit::Days => v,
-            AgeUnit::Months => v * 30,
-            AgeUnit::Years => v * 365,
+            AgeUnit::Hours => v,
+            AgeUnit::Days => v * 24,
+            AgeUnit::Months => v * 30 * 24,
+            AgeUnit::Years => v * 365 * 24,
+        }
+    }
+}
+
+/// A patient's age at collection: the collection date on the lab's calendar and the hours of
+/// life, exact with a time of birth, else a range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgeAtCollection {
+    pub birth_date: Date,
+    /// The collection date in the lab's time zone.
+    pub on: Date,
+    /// Completed hours of life, at least.
+    pub min_hours: i64,
+    /// Completed hours of life, at most.
+    pub max_hours: i64,
+}
+
+impl AgeAtCollection {
+    /// The age at `collected_at` of someone born on `birth_date` (at `birth_time` when known),
+    /// both read in the lab's time zone `tz`.
+    pub fn new(
+        birth_date: Date,
+        birth_time: Option<jiff::civil::Time>,
+        collected_at: Timestamp,
+        tz: &TimeZone,
+    ) -> Self {
+        let on = collected_at.to_zoned(tz.clone()).date();
+        let hours_since = |t: Option<Timestamp>| {
+            t.map_or(0, |t| {
+                collected_at.duration_since(t).as_secs().div_euclid(3600)
+            })
+        };
+        let at = |d: Date, time: jiff::civil::Time| {
+            d.to_datetime(time)
+                .to_zoned(tz.clone())
+                .ok()
+                .map(|z| z.timestamp())
+        };
+        let (min_hours, max_hours) = match birth_time {
+            Some(time) => {
+                let h = hours_since(at(birth_date, time));
+                (h, h)
+            }
+            None => {
+                let start = at(birth_date, jiff::civil::Time::midnight());
+                let end = birth_date
+                    .tomorrow()
+                    .ok()
+                    .and_then(|d| at(d, jiff::civil::Time::midnight()));
+                (hours_since(end), hours_since(start))
+            }
+        };
+        Self {
+            birth_date,
+            on,
+            min_hours,
+            max_hours,
         }
     }
 }
@@ -197,7 +286,7 @@ impl IntervalRow {
     /// Checks a row's own consistency.
     pub fn validate(&self) -> Result<(), IntervalError> {
         if let (Some(f), Some(t)) = (self.age_from, self.age_to)
-            && f.approx_days() >= t.approx_days()
+            && f.approx_hours() >= t.approx_hours()
         {
             return Err(IntervalError::EmptyAgeBand);
         }
@@ -221,9 +310,11 @@ impl IntervalRow {
         self.effective_from <= at && self.effective_to.is_none_or(|t| at < t)
     }
 
-    fn covers_age(&self, birth: Date, on: Date) -> bool {
-        self.age_from.is_none_or(|f| f.reached(birth, on))
-            && self.age_to.is_none_or(|t| !t.reached(birth, on))
+    /// Whether the row's age band certainly holds the age (an uncertain bound: no).
+    fn covers_age(&self, age: &AgeAtCollection) -> bool {
+        self.age_from
+            .is_none_or(|f| f.reached_at(age) == Some(true))
+            && self.age_to.is_none_or(|t| t.reached_at(age) == Some(false))
     }
 }
 
@@ -259,8 +350,15 @@ pub fn check_interval_change(
 /// Who and what a result is about, for choosing its interval.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
+    /// Administrative sex (HL7 0001), used when no clinical sex is recorded.
     pub sex: AdministrativeSex,
+    /// Sex parameter for clinical use, when recorded: it wins.
+    pub clinical_sex: Option<ClinicalSex>,
     pub birth_date: Date,
+    /// Local time of birth, when recorded (hours-of-life bands).
+    pub birth_time: Option<jiff::civil::Time>,
+    /// The lab's time zone: ages are computed on its calendar.
+    pub time_zone: &'a TimeZone,
     pub collected_at: Timestamp,
     pub specimen_type: &'a str,
     pub method: Option<&'a str>,
@@ -307,13 +405,29 @@ fn best<'r>(rows: &[&'r IntervalRow], sex: Option<IntervalSex>) -> Option<&'r In
         .copied()
 }
 
+/// The sex whose rows apply: the clinical sex when recorded, else the administrative sex;
+/// `None` (no sex-specific row is guessed) for clinical `specified`/`unknown` and for
+/// administrative O, U, A, N without a clinical sex.
+pub fn interval_sex(sex: AdministrativeSex, clinical: Option<ClinicalSex>) -> Option<IntervalSex> {
+    match clinical {
+        Some(ClinicalSex::Female) => Some(IntervalSex::Female),
+        Some(ClinicalSex::Male) => Some(IntervalSex::Male),
+        Some(ClinicalSex::Specified | ClinicalSex::Unknown) => None,
+        None => match sex {
+            AdministrativeSex::Female => Some(IntervalSex::Female),
+            AdministrativeSex::Male => Some(IntervalSex::Male),
+            _ => None,
+        },
+    }
+}
+
 /// The interval in force at the subject's collection: `None` when no row applies.
 pub fn select_interval(rows: &[IntervalRow], s: &Subject<'_>) -> Option<ShownInterval> {
-    let on = s.collected_at.to_zoned(TimeZone::UTC).date();
+    let age = AgeAtCollection::new(s.birth_date, s.birth_time, s.collected_at, s.time_zone);
     let candidates: Vec<&IntervalRow> = rows
         .iter()
         .filter(|r| r.in_force(s.collected_at))
-        .filter(|r| r.covers_age(s.birth_date, on))
+        .filter(|r| r.covers_age(&age))
         .filter(|r| {
             r.specimen_type
                 .as_deref()
@@ -326,10 +440,9 @@ pub fn select_interval(rows: &[IntervalRow], s: &Subject<'_>) -> Option<ShownInt
         high: r.high,
         text: row_text(r),
     };
-    match s.sex {
-        AdministrativeSex::Female => best(&candidates, Some(IntervalSex::Female)).map(shown),
-        AdministrativeSex::Male => best(&candidates, Some(IntervalSex::Male)).map(shown),
-        _ => {
+    match interval_sex(s.sex, s.clinical_sex) {
+        Some(sex) => best(&candidates, Some(sex)).map(shown),
+        None => {
             let f = best(&candidates, Some(IntervalSex::Female));
             let m = best(&candidates, Some(IntervalSex::Male));
             match (f, m) {
@@ -444,6 +557,9 @@ mod tests {
                 collected_at: ts(at),
                 specimen_type: "serum",
                 method: None,
+                clinical_sex: None,
+                birth_time: None,
+                time_zone: &TimeZone::UTC,
             };
             let got = select_interval(&rows, &s).map(|i| i.text);
             assert_eq!(got.as_deref(), *expected, "{birth} {sex} {at}");
@@ -456,6 +572,9 @@ mod tests {
                 collected_at: ts("2026-06-01T00:00:00Z"),
                 specimen_type: "serum",
                 method: None,
+                clinical_sex: None,
+                birth_time: None,
+                time_zone: &TimeZone::UTC,
             },
         )
         .unwrap();
@@ -478,6 +597,9 @@ mod tests {
                     collected_at: ts(t),
                     specimen_type: "serum",
                     method: None,
+                    clinical_sex: None,
+                    birth_time: None,
+                    time_zone: &TimeZone::UTC,
                 },
             )
             .unwrap()
@@ -501,6 +623,9 @@ mod tests {
                     collected_at: ts("2026-01-01T00:00:00Z"),
                     specimen_type: t,
                     method: None,
+                    clinical_sex: None,
+                    birth_time: None,
+                    time_zone: &TimeZone::UTC,
                 },
             )
             .unwrap()
@@ -526,7 +651,7 @@ mod tests {
                 *code
             );
         }
-        for bad in ["", "d", "12", "1.5y", "-1y", "12w"] {
+        for bad in ["", "d", "12", "1.5y", "-1y", "12w", "h"] {
             assert_eq!(
                 AgeBound::parse(bad).unwrap_err().code(),
                 "interval_age",
@@ -534,6 +659,155 @@ mod tests {
             );
         }
         assert_eq!(AgeBound::parse("15d").unwrap().as_string(), "15d");
+        assert_eq!(AgeBound::parse("48h").unwrap().as_string(), "48h");
+        assert_eq!(
+            row(None, Some("2d"), Some("36h"), "1", "2")
+                .validate()
+                .unwrap_err()
+                .code(),
+            "interval_empty_age_band"
+        );
+    }
+
+    /// Item 17 of issue 10: the clinical sex wins over the administrative one; O/U/A/N and
+    /// `specified`/`unknown` never fall back to male.
+    #[test]
+    fn clinical_sex_selects_the_rows_case_table() {
+        let rows = creatinine();
+        // administrative, clinical → interval text (adult)
+        let cases: &[(&str, Option<&str>, &str)] = &[
+            ("F", None, "0.44–1.00"),
+            ("M", None, "0.61–1.24"),
+            ("M", Some("female"), "0.44–1.00"),
+            ("F", Some("male"), "0.61–1.24"),
+            ("O", Some("male"), "0.61–1.24"),
+            ("U", Some("female"), "0.44–1.00"),
+            ("M", Some("unknown"), "F 0.44–1.00; M 0.61–1.24"),
+            ("F", Some("specified"), "F 0.44–1.00; M 0.61–1.24"),
+            ("A", None, "F 0.44–1.00; M 0.61–1.24"),
+            ("N", None, "F 0.44–1.00; M 0.61–1.24"),
+            ("O", Some("unknown"), "F 0.44–1.00; M 0.61–1.24"),
+        ];
+        for (admin, clinical, want) in cases {
+            let s = Subject {
+                sex: AdministrativeSex::parse(admin).unwrap(),
+                clinical_sex: clinical.map(|c| ClinicalSex::parse(c).unwrap()),
+                birth_date: "1980-03-04".parse().unwrap(),
+                birth_time: None,
+                time_zone: &TimeZone::UTC,
+                collected_at: ts("2026-06-01T00:00:00Z"),
+                specimen_type: "serum",
+                method: None,
+            };
+            let got = select_interval(&rows, &s).map(|i| i.text);
+            assert_eq!(got.as_deref(), Some(*want), "{admin} {clinical:?}");
+        }
+        // Only a male row exists: an unknown clinical sex is not given it.
+        let only_male = vec![row(Some("M"), None, None, "1", "2")];
+        let s = Subject {
+            sex: AdministrativeSex::Male,
+            clinical_sex: Some(ClinicalSex::Unknown),
+            birth_date: "1980-03-04".parse().unwrap(),
+            birth_time: None,
+            time_zone: &TimeZone::UTC,
+            collected_at: ts("2026-06-01T00:00:00Z"),
+            specimen_type: "serum",
+            method: None,
+        };
+        assert_eq!(select_interval(&only_male, &s), None);
+    }
+
+    /// Neonatal bilirubin-style bands by hours of life, and ages on the lab's calendar.
+    #[test]
+    fn hours_of_life_and_the_lab_calendar_case_table() {
+        let rows = vec![
+            row(None, None, Some("24h"), "1", "6"),
+            row(None, Some("24h"), Some("48h"), "6", "10"),
+            row(None, Some("48h"), Some("15d"), "4", "12"),
+            row(None, Some("15d"), None, "0", "1"),
+        ];
+        let ny = TimeZone::get("America/New_York").unwrap();
+        // birth date, birth time, collected at (UTC), zone → interval text
+        type Case<'a> = (
+            &'a str,
+            Option<&'a str>,
+            &'a str,
+            &'a TimeZone,
+            Option<&'a str>,
+        );
+        let cases: &[Case] = &[
+            // Born 10:00 New York (15:00Z); drawn 23 h later: first band.
+            (
+                "2026-03-01",
+                Some("10:00"),
+                "2026-03-02T14:00:00Z",
+                &ny,
+                Some("1–6"),
+            ),
+            // 24 h exactly: second band (half-open).
+            (
+                "2026-03-01",
+                Some("10:00"),
+                "2026-03-02T15:00:00Z",
+                &ny,
+                Some("6–10"),
+            ),
+            (
+                "2026-03-01",
+                Some("10:00"),
+                "2026-03-03T14:59:00Z",
+                &ny,
+                Some("6–10"),
+            ),
+            (
+                "2026-03-01",
+                Some("10:00"),
+                "2026-03-03T15:00:00Z",
+                &ny,
+                Some("4–12"),
+            ),
+            // Without a birth time, 30 h after the start of the birth date could be 6–30 h of
+            // life: the band cannot be known, nothing is guessed.
+            ("2026-03-01", None, "2026-03-02T11:00:00Z", &ny, None),
+            // …but 3 days later it is at least 48 h whatever the hour of birth.
+            (
+                "2026-03-01",
+                None,
+                "2026-03-04T12:00:00Z",
+                &ny,
+                Some("4–12"),
+            ),
+            // Day bands on the lab's calendar: drawn 2026-03-16 01:00Z is still the 15th in
+            // New York (14 days old there, 15 in UTC).
+            (
+                "2026-03-01",
+                None,
+                "2026-03-16T01:00:00Z",
+                &ny,
+                Some("4–12"),
+            ),
+            (
+                "2026-03-01",
+                None,
+                "2026-03-16T01:00:00Z",
+                &TimeZone::UTC,
+                Some("0–1"),
+            ),
+        ];
+        for (birth, time, at, tz, want) in cases {
+            let s = Subject {
+                sex: AdministrativeSex::Female,
+                clinical_sex: None,
+                birth_date: birth.parse().unwrap(),
+                birth_time: time.map(|t| t.parse().unwrap()),
+                time_zone: tz,
+                collected_at: ts(at),
+                specimen_type: "serum",
+                method: None,
+            };
+            let got = select_interval(&rows, &s).map(|i| i.text);
+            assert_eq!(got.as_deref(), *want, "{birth} {time:?} {at}");
+        }
     }
 
     #[test]

@@ -86,6 +86,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::set_role))
         .routes(routes!(users::set_disabled))
+        .routes(routes!(users::set_provider))
         .routes(routes!(settings::list))
         .routes(routes!(settings::put))
         .routes(routes!(audit::events))

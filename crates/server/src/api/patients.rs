@@ -52,6 +52,13 @@ pub struct RegisterPatient {
     pub birth_date: String,
     /// HL7 table 0001: F, M, O, U, A, N.
     pub sex: String,
+    /// Sex parameter for clinical use (HL7 Gender Harmony): `female`, `male`, `specified`,
+    /// `unknown`. Reference intervals use it when given, else `sex`; `specified` and
+    /// `unknown` (like O, U, A, N) never select one sex's interval.
+    pub clinical_sex: Option<String>,
+    /// Local time of birth `HH:MM` in the lab's time zone (neonatal intervals by hours of
+    /// life).
+    pub birth_time: Option<String>,
     #[serde(default)]
     pub identifiers: Vec<IdentifierDto>,
     #[serde(default)]
@@ -70,7 +77,15 @@ pub struct PatientDto {
     pub given_name: String,
     pub middle_name: Option<String>,
     pub birth_date: String,
+    /// Administrative sex, HL7 table 0001.
     pub sex: String,
+    /// Sex parameter for clinical use (HL7 Gender Harmony): `female`, `male`, `specified`,
+    /// `unknown`. Reference intervals use it when given, else `sex`; `specified` and
+    /// `unknown` (like O, U, A, N) never select one sex's interval.
+    pub clinical_sex: Option<String>,
+    /// Local time of birth `HH:MM` in the lab's time zone (neonatal intervals by hours of
+    /// life).
+    pub birth_time: Option<String>,
     pub identifiers: Vec<IdentifierDto>,
     pub contact: ContactDto,
     pub created_at: String,
@@ -88,6 +103,8 @@ impl From<PatientView> for PatientDto {
             middle_name: p.middle_name,
             birth_date: p.birth_date,
             sex: p.sex,
+            clinical_sex: p.clinical_sex,
+            birth_time: p.birth_time,
             identifiers: p
                 .identifiers
                 .into_iter()
@@ -107,9 +124,11 @@ impl From<PatientView> for PatientDto {
     }
 }
 
-/// Register a patient. A registration that resembles a live patient (same birth date with
-/// equal, swapped or near-miss names, or same names with day and month of birth swapped) is
-/// refused with 409 `possible_duplicate` and the candidates, unless the request says
+/// Register a patient. Names are stored in NFC. A registration that resembles a live
+/// patient (same birth date with equal, swapped or near-miss names, or the same given name and
+/// sex under another family name; or the same names with the birth date a day off, day and
+/// month swapped or two digits of the year transposed; names compared through their
+/// confusable skeleton) is refused with 409 `possible_duplicate` and the candidates, unless the request says
 /// `"confirm_not_duplicate": true` with a `reason`.
 #[utoipa::path(post, path = "/api/v1/patients", tag = "patients", request_body = RegisterPatient,
     responses((status = 201, body = PatientDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -127,6 +146,8 @@ pub async fn register(
         middle_name: req.middle_name,
         birth_date: req.birth_date,
         sex: req.sex,
+        clinical_sex: req.clinical_sex,
+        birth_time: req.birth_time,
         identifiers: req.identifiers.into_iter().map(Into::into).collect(),
         contact: Contact {
             phone: req.contact.phone,
@@ -175,6 +196,10 @@ pub struct CorrectPatient {
     pub birth_date: Option<String>,
     /// HL7 table 0001: F, M, O, U, A, N.
     pub sex: Option<String>,
+    /// `female`, `male`, `specified`, `unknown`; an empty string clears it.
+    pub clinical_sex: Option<String>,
+    /// `HH:MM`; an empty string clears it.
+    pub birth_time: Option<String>,
     /// Only the contact fields given change.
     pub contact: Option<ContactDto>,
     /// Apply the correction even though the patient would then resemble other patients.
@@ -184,7 +209,8 @@ pub struct CorrectPatient {
     pub reason: Option<String>,
 }
 
-/// Correct a patient's demographics (names, birth date, sex, contact) with a reason. The
+/// Correct a patient's demographics (names, birth date, sex, clinical sex, time of birth,
+/// contact) with a reason. The
 /// registration rules apply; the replaced demographics are kept as a version (see
 /// `/versions`) and the change is audited as `patient.correct` with the old and new values.
 /// Orders and specimens stay with the patient. A merged-away record is refused (409
@@ -208,6 +234,8 @@ pub async fn correct(
         middle_name,
         birth_date,
         sex,
+        clinical_sex,
+        birth_time,
         contact,
         confirm_not_duplicate,
         reason,
@@ -218,6 +246,8 @@ pub async fn correct(
         middle_name,
         birth_date,
         sex,
+        clinical_sex,
+        birth_time,
         contact: contact.map(
             |ContactDto {
                  phone,
@@ -252,6 +282,8 @@ pub struct PatientVersionDto {
     pub middle_name: Option<String>,
     pub birth_date: String,
     pub sex: String,
+    pub clinical_sex: Option<String>,
+    pub birth_time: Option<String>,
     pub contact: ContactDto,
     /// When and by whom these demographics were replaced, and why.
     pub replaced_at: String,
@@ -268,6 +300,8 @@ impl From<PatientVersionView> for PatientVersionDto {
             middle_name,
             birth_date,
             sex,
+            clinical_sex,
+            birth_time,
             contact,
             replaced_at,
             replaced_by,
@@ -280,6 +314,8 @@ impl From<PatientVersionView> for PatientVersionDto {
             middle_name,
             birth_date,
             sex,
+            clinical_sex,
+            birth_time,
             contact: ContactDto {
                 phone: contact.phone,
                 email: contact.email,
@@ -314,13 +350,17 @@ pub struct SearchParams {
     pub mrn: Option<String>,
     /// `YYYY-MM-DD`.
     pub birth_date: Option<String>,
-    /// Matched ignoring case, accents, spaces and punctuation.
+    /// A prefix of the family name (`gar` finds García), matched ignoring case, accents,
+    /// spaces, punctuation, compatibility forms and confusable look-alike letters (Unicode
+    /// TS #39 skeleton: a Cyrillic `а` matches a Latin `a`).
     pub family_name: Option<String>,
+    /// A prefix of the given name, matched like `family_name`.
     pub given_name: Option<String>,
 }
 
-/// Search live patients by MRN, birth date and/or names (all given criteria must hold; at
-/// most 50). Recorded in the access log.
+/// Search live patients by MRN, birth date and/or name prefixes (all given criteria must
+/// hold; at most 50). A physician finds only patients with an order of their own (their
+/// user's linked provider). Recorded in the access log.
 #[utoipa::path(get, path = "/api/v1/patients", tag = "patients", params(SearchParams),
     responses((status = 200, body = [PatientDto]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
@@ -344,7 +384,8 @@ pub async fn search(
     Ok(Json(found.into_iter().map(PatientDto::from).collect()))
 }
 
-/// One patient. Recorded in the access log.
+/// One patient. Recorded in the access log. A physician reads only patients with an order of
+/// their own; any other patient is answered 404 as if it did not exist.
 #[utoipa::path(get, path = "/api/v1/patients/{id}", tag = "patients",
     params(("id" = i64, Path, description = "patient id")),
     responses((status = 200, body = PatientDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),

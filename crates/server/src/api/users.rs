@@ -140,3 +140,41 @@ pub async fn set_disabled(
             .into(),
     ))
 }
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderLink {
+    /// The provider (directory id) this user orders as; `null` unlinks.
+    pub provider_id: Option<i64>,
+    /// Why (required).
+    pub reason: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProviderLinkDto {
+    pub user_id: i64,
+    pub provider_id: Option<i64>,
+}
+
+/// Link a user to a provider of the directory (or unlink with `null`). A user in the
+/// physician role reads only the patients of orders where their linked provider is the
+/// ordering provider; with no provider linked, none. Audited as `user.provider`.
+#[utoipa::path(put, path = "/api/v1/users/{id}/provider", tag = "users", request_body = ProviderLink,
+    params(("id" = i64, Path, description = "user id")),
+    responses((status = 200, body = ProviderLinkDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn set_provider(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<ProviderLink>,
+) -> ApiResult<Json<ProviderLinkDto>> {
+    let provider_id = state
+        .app
+        .set_user_provider(&actor, id, req.provider_id, Some(&req.reason))
+        .await?;
+    Ok(Json(ProviderLinkDto {
+        user_id: id,
+        provider_id,
+    }))
+}

@@ -23,6 +23,10 @@ pub(crate) struct PatientRow {
     pub name: String,
     pub birth_date: String,
     pub sex: String,
+    /// Sex parameter for clinical use, empty when not recorded.
+    pub clinical_sex: String,
+    /// Local time of birth, empty when not recorded.
+    pub birth_time: String,
 }
 
 impl From<&PatientView> for PatientRow {
@@ -38,6 +42,8 @@ impl From<&PatientView> for PatientRow {
             name: format!("{}, {}{}", p.family_name, p.given_name, middle),
             birth_date: p.birth_date.clone(),
             sex: p.sex.clone(),
+            clinical_sex: p.clinical_sex.clone().unwrap_or_default(),
+            birth_time: p.birth_time.clone().unwrap_or_default(),
         }
     }
 }
@@ -207,6 +213,8 @@ pub async fn register(
         middle_name: form.opt("middle_name"),
         birth_date: f.birth_date.clone(),
         sex: f.sex.clone(),
+        clinical_sex: None,
+        birth_time: None,
         identifiers: Vec::new(),
         contact: Contact {
             phone: form.opt("phone"),

@@ -11,6 +11,8 @@ mod matrix;
 mod orders;
 mod patient_corrections;
 mod patients;
+// duplicates, physicians, clinical sex (issue 10 items 15-17)
+mod registration_rules;
 mod settings_audit;
 mod specimens;
 // processing (issue 4)

@@ -788,7 +788,7 @@ async fn scanned_requisitions(db: Db) {
     assert_eq!(list.as_array().unwrap().len(), 2);
     assert_eq!(list[0], scan);
 
-    let doc = c.app.token_for(Role::Physician).await;
+    let doc = physician_token(&c.app, c.provider).await;
     let r = c
         .app
         .client

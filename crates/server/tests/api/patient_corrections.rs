@@ -140,8 +140,8 @@ async fn correction_is_versioned_audited_and_keeps_orders(db: Db) {
         (read.entity_id.as_str(), &read.patient_ids),
         (id.to_string().as_str(), &vec![id])
     );
-    // The physician may read the versions but not correct.
-    let doc = app.token_for(Role::Physician).await;
+    // The ordering physician may read the versions but not correct.
+    let doc = physician_token(&app, provider).await;
     assert_eq!(
         app.get(&format!("/api/v1/patients/{id}/versions"), &doc)
             .await

@@ -86,11 +86,12 @@ async fn register_search_and_read(db: Db) {
     assert_eq!(searches[0].patient_ids, vec![id]);
     assert_eq!(searches[0].actor_name, "technician");
 
-    // The physician may read but not register.
+    // The physician may not register, and reads only the patients of their own orders:
+    // this one has none (issue 10 item 16), so it is not found.
     let doc = app.token_for(Role::Physician).await;
     assert_eq!(
         app.get(&format!("/api/v1/patients/{id}"), &doc).await.0,
-        StatusCode::OK
+        StatusCode::NOT_FOUND
     );
     assert_error(
         &app.post(

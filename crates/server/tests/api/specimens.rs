@@ -131,8 +131,8 @@ async fn read_and_bad_accessions(db: Db) {
         .get(&format!("/api/v1/specimens/{}", unknown.as_str()), &c.token)
         .await;
     assert_error(&got, StatusCode::NOT_FOUND, "not_found", None);
-    // A physician may read orders but not print labels.
-    let doc = c.app.token_for(Role::Physician).await;
+    // The ordering physician may read orders but not print labels.
+    let doc = physician_token(&c.app, c.provider).await;
     let (s, _) = c.app.get(&format!("/api/v1/specimens/{acc}"), &doc).await;
     assert_eq!(s, StatusCode::OK);
     let got = c
@@ -1041,8 +1041,8 @@ async fn turnaround_time_milestones_and_overdue_list(db: Db) {
     assert_eq!(list[9]["in_lab"]["status"], "at_risk");
     assert_eq!(list[9]["in_lab"]["remaining_minutes"], 40);
 
-    // A physician reads an order's TAT but not the lab's worklist.
-    let doc = c.app.token_for(Role::Physician).await;
+    // The ordering physician reads an order's TAT but not the lab's worklist.
+    let doc = physician_token(&c.app, c.provider).await;
     let (s, _) = c
         .app
         .get(&format!("/api/v1/orders/{stat_order}/tat"), &doc)

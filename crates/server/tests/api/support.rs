@@ -356,3 +356,26 @@ pub async fn set_collected(app: &TestApp, specimen_id: i64, at: Timestamp) {
 pub fn tempfile_dir_of(app: &TestApp) -> std::path::PathBuf {
     app.app.config().data_dir.clone()
 }
+
+/// A logged-in physician (username `physician`) linked to `provider_id`: a physician reads
+/// only the patients of orders where their provider is the ordering provider.
+pub async fn physician_token(app: &TestApp, provider_id: i64) -> String {
+    let token = app.token_for(Role::Physician).await;
+    let user = app
+        .app
+        .store()
+        .user_by_username("physician")
+        .await
+        .expect("lookup")
+        .expect("physician");
+    app.app
+        .set_user_provider(
+            &Actor::cli("test"),
+            user.id,
+            Some(provider_id),
+            Some("the test's ordering physician"),
+        )
+        .await
+        .expect("link provider");
+    token
+}

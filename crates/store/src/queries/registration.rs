@@ -1,5 +1,6 @@
 //! Registration: patients, their identifiers and merges, providers and locations.
 
+use aliquot_domain::patient::name_match_key;
 use jiff::Timestamp;
 use sqlx::Executor;
 
@@ -13,7 +14,8 @@ use crate::{StoreError, StoreResult};
 macro_rules! patient_cols {
     () => {
         "id, mrn, family_name, given_name, middle_name, family_key, \
-    given_key, birth_date, sex, facility_ids, contact, created_at, updated_at, merged_into"
+    given_key, birth_date, sex, clinical_sex, birth_time, facility_ids, contact, created_at, \
+    updated_at, merged_into"
     };
 }
 
@@ -28,6 +30,8 @@ struct PatientRow {
     given_key: String,
     birth_date: String,
     sex: String,
+    clinical_sex: Option<String>,
+    birth_time: Option<String>,
     facility_ids: String,
     contact: String,
     created_at: i64,
@@ -46,6 +50,8 @@ fn patient(r: PatientRow) -> StoreResult<PatientRecord> {
         given_key: r.given_key,
         birth_date: r.birth_date,
         sex: r.sex,
+        clinical_sex: r.clinical_sex,
+        birth_time: r.birth_time,
         facility_ids: r.facility_ids,
         contact: r.contact,
         created_at: ts(r.created_at)?,
@@ -120,26 +126,83 @@ pub(crate) async fn patient_by_identifier<'e, E: Executor<'e, Database = Db>>(
     .transpose()
 }
 
-/// Live (not merged-away) patients born on one of `dates`.
+/// Live (not merged-away) patients born on one of `dates` (at most 500).
 pub(crate) async fn patients_born_on<'e, E: Executor<'e, Database = Db>>(
     e: E,
     dates: &[String],
 ) -> StoreResult<Vec<PatientRecord>> {
-    let a = dates.first().cloned().unwrap_or_default();
-    let b = dates.get(1).cloned().unwrap_or_else(|| a.clone());
-    sqlx::query_as::<_, PatientRow>(concat!(
+    if dates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = sqlx::QueryBuilder::<Db>::new(concat!(
         "SELECT ",
         patient_cols!(),
-        " FROM patients WHERE birth_date IN ($1, $2) \
-         AND merged_into IS NULL ORDER BY id LIMIT 500"
-    ))
-    .bind(a)
-    .bind(b)
-    .fetch_all(e)
-    .await?
-    .into_iter()
-    .map(patient)
-    .collect()
+        " FROM patients WHERE birth_date IN ("
+    ));
+    let mut list = qb.separated(", ");
+    for d in dates {
+        list.push_bind(d.clone());
+    }
+    qb.push(") AND merged_into IS NULL ORDER BY id LIMIT 500");
+    qb.build_query_as::<PatientRow>()
+        .fetch_all(e)
+        .await?
+        .into_iter()
+        .map(patient)
+        .collect()
+}
+
+/// The smallest string above every string that starts with `prefix` (in code point order),
+/// or `None` when there is none: `gar` → `gas`.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut next = u32::from(last) + 1;
+        if (0xD800..=0xDFFF).contains(&next) {
+            next = 0xE000;
+        }
+        if let Some(c) = char::from_u32(next) {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// Fills the match keys of rows written before migration 0015 (NULL there): the keys are
+/// derived from the stored names by `name_match_key`, which SQL cannot compute. Runs at
+/// open, in pages; idempotent; guarded on the names so a concurrent correction wins.
+pub(crate) async fn backfill_match_keys<'c, A>(conn: A) -> StoreResult<u64>
+where
+    A: sqlx::Acquire<'c, Database = Db>,
+{
+    let mut conn = conn.acquire().await?;
+    let mut filled = 0;
+    loop {
+        let rows = sqlx::query_as::<_, (i64, String, String)>(
+            "SELECT id, family_name, given_name FROM patients \
+             WHERE family_match IS NULL OR given_match IS NULL ORDER BY id LIMIT 500",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        if rows.is_empty() {
+            return Ok(filled);
+        }
+        for (id, family, given) in rows {
+            let r = sqlx::query(
+                "UPDATE patients SET family_match = $1, given_match = $2 \
+                 WHERE id = $3 AND family_name = $4 AND given_name = $5",
+            )
+            .bind(name_match_key(&family))
+            .bind(name_match_key(&given))
+            .bind(id)
+            .bind(&family)
+            .bind(&given)
+            .execute(&mut *conn)
+            .await?;
+            filled += r.rows_affected();
+        }
+    }
 }
 
 pub(crate) async fn search_patients<'e, E: Executor<'e, Database = Db>>(
@@ -157,12 +220,27 @@ pub(crate) async fn search_patients<'e, E: Executor<'e, Database = Db>>(
     for (column, value) in [
         (" AND mrn = ", &q.mrn),
         (" AND birth_date = ", &q.birth_date),
-        (" AND family_key = ", &q.family_key),
-        (" AND given_key = ", &q.given_key),
     ] {
         if let Some(v) = value {
             qb.push(column).push_bind(v.clone());
         }
+    }
+    // Name prefixes are ranges on the indexed match keys: `key >= 'gar' AND key < 'gas'`.
+    for (column, prefix) in [
+        ("family_match", &q.family_prefix),
+        ("given_match", &q.given_prefix),
+    ] {
+        if let Some(p) = prefix {
+            qb.push(format!(" AND {column} >= ")).push_bind(p.clone());
+            if let Some(end) = prefix_end(p) {
+                qb.push(format!(" AND {column} < ")).push_bind(end);
+            }
+        }
+    }
+    if let Some(provider) = q.ordering_provider {
+        qb.push(" AND id IN (SELECT patient_id FROM orders WHERE provider_id = ")
+            .push_bind(provider)
+            .push(")");
     }
     qb.push(" ORDER BY family_key, given_key, id LIMIT ")
         .push_bind(q.limit);
@@ -180,8 +258,10 @@ pub(crate) async fn insert_patient<'e, E: Executor<'e, Database = Db>>(
 ) -> StoreResult<i64> {
     let (id,) = sqlx::query_as::<_, (i64,)>(
         "INSERT INTO patients (mrn, family_name, given_name, middle_name, family_key, \
-         given_key, birth_date, sex, facility_ids, contact, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
+         given_key, birth_date, sex, facility_ids, contact, created_at, updated_at, \
+         family_match, given_match, clinical_sex, birth_time) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14, $15) \
+         RETURNING id",
     )
     .bind(&p.mrn)
     .bind(&p.family_name)
@@ -194,6 +274,10 @@ pub(crate) async fn insert_patient<'e, E: Executor<'e, Database = Db>>(
     .bind(&p.facility_ids)
     .bind(&p.contact)
     .bind(us(p.created_at))
+    .bind(name_match_key(&p.family_name))
+    .bind(name_match_key(&p.given_name))
+    .bind(&p.clinical_sex)
+    .bind(&p.birth_time)
     .fetch_one(e)
     .await?;
     Ok(id)
@@ -209,7 +293,8 @@ pub(crate) async fn correct_patient<'e, E: Executor<'e, Database = Db>>(
     let r = sqlx::query(
         "UPDATE patients SET family_name = $1, given_name = $2, middle_name = $3, \
          family_key = $4, given_key = $5, birth_date = $6, sex = $7, contact = $8, \
-         updated_at = $9 WHERE id = $10 AND merged_into IS NULL",
+         updated_at = $9, family_match = $11, given_match = $12, clinical_sex = $13, \
+         birth_time = $14 WHERE id = $10 AND merged_into IS NULL",
     )
     .bind(&p.family_name)
     .bind(&p.given_name)
@@ -221,6 +306,10 @@ pub(crate) async fn correct_patient<'e, E: Executor<'e, Database = Db>>(
     .bind(&p.contact)
     .bind(us(p.updated_at))
     .bind(p.id)
+    .bind(name_match_key(&p.family_name))
+    .bind(name_match_key(&p.given_name))
+    .bind(&p.clinical_sex)
+    .bind(&p.birth_time)
     .execute(e)
     .await?;
     Ok(r.rows_affected() == 1)
@@ -233,9 +322,10 @@ pub(crate) async fn insert_patient_version<'e, E: Executor<'e, Database = Db>>(
 ) -> StoreResult<i64> {
     let (version,) = sqlx::query_as::<_, (i64,)>(
         "INSERT INTO patient_versions (patient_id, version, family_name, given_name, \
-         middle_name, birth_date, sex, contact, replaced_at, replaced_by, reason) \
-         SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
-         FROM patient_versions WHERE patient_id = $1 RETURNING version",
+         middle_name, birth_date, sex, contact, replaced_at, replaced_by, reason, \
+         clinical_sex, birth_time) \
+         SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+         $11, $12 FROM patient_versions WHERE patient_id = $1 RETURNING version",
     )
     .bind(v.patient_id)
     .bind(&v.family_name)
@@ -247,6 +337,8 @@ pub(crate) async fn insert_patient_version<'e, E: Executor<'e, Database = Db>>(
     .bind(us(v.replaced_at))
     .bind(&v.replaced_by)
     .bind(&v.reason)
+    .bind(&v.clinical_sex)
+    .bind(&v.birth_time)
     .fetch_one(e)
     .await?;
     Ok(version)
@@ -262,6 +354,8 @@ struct PatientVersionRow {
     middle_name: Option<String>,
     birth_date: String,
     sex: String,
+    clinical_sex: Option<String>,
+    birth_time: Option<String>,
     contact: String,
     replaced_at: i64,
     replaced_by: String,
@@ -275,7 +369,8 @@ pub(crate) async fn patient_versions<'e, E: Executor<'e, Database = Db>>(
 ) -> StoreResult<Vec<PatientVersionRecord>> {
     sqlx::query_as::<_, PatientVersionRow>(
         "SELECT id, patient_id, version, family_name, given_name, middle_name, birth_date, \
-         sex, contact, replaced_at, replaced_by, reason FROM patient_versions \
+         sex, clinical_sex, birth_time, contact, replaced_at, replaced_by, reason \
+         FROM patient_versions \
          WHERE patient_id = $1 ORDER BY version",
     )
     .bind(patient_id)
@@ -292,6 +387,8 @@ pub(crate) async fn patient_versions<'e, E: Executor<'e, Database = Db>>(
             middle_name: r.middle_name,
             birth_date: r.birth_date,
             sex: r.sex,
+            clinical_sex: r.clinical_sex,
+            birth_time: r.birth_time,
             contact: r.contact,
             replaced_at: ts(r.replaced_at)?,
             replaced_by: r.replaced_by,
@@ -653,4 +750,48 @@ pub(crate) async fn list_locations<'e, E: Executor<'e, Database = Db>>(
     .into_iter()
     .map(location)
     .collect()
+}
+
+/// The provider a user is linked to (a physician's own orders), if any.
+pub(crate) async fn user_provider<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    user_id: i64,
+) -> StoreResult<Option<i64>> {
+    Ok(
+        sqlx::query_as::<_, (Option<i64>,)>("SELECT provider_id FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(e)
+            .await?
+            .and_then(|(p,)| p),
+    )
+}
+
+/// Links a user to a provider (or unlinks with `None`); false when the user is missing.
+pub(crate) async fn set_user_provider<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    user_id: i64,
+    provider_id: Option<i64>,
+) -> StoreResult<bool> {
+    let r = sqlx::query("UPDATE users SET provider_id = $1 WHERE id = $2")
+        .bind(provider_id)
+        .bind(user_id)
+        .execute(e)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Whether the patient has an order placed by the provider.
+pub(crate) async fn patient_ordered_by<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    patient_id: i64,
+    provider_id: i64,
+) -> StoreResult<bool> {
+    Ok(sqlx::query_as::<_, (i64,)>(
+        "SELECT id FROM orders WHERE patient_id = $1 AND provider_id = $2 LIMIT 1",
+    )
+    .bind(patient_id)
+    .bind(provider_id)
+    .fetch_optional(e)
+    .await?
+    .is_some())
 }

@@ -135,8 +135,10 @@ pub fn render(data: &ChartData, tz: &TimeZone) -> String {
         hi = lo + Decimal::ONE;
     }
     let t0 = points.first().map_or(data.from, |p| p.at).min(data.from);
+    // A margin on the right, so the latest point and its rules clear the frame.
     let t1 = data.to.max(last.at);
-    let span = Decimal::from((t1.as_microsecond() - t0.as_microsecond()).max(1));
+    let width = (t1.as_microsecond() - t0.as_microsecond()).max(1);
+    let span = Decimal::from(width + width / 30);
     let x = |t: Timestamp| {
         Decimal::from(LEFT)
             + plot_w * Decimal::from(t.as_microsecond() - t0.as_microsecond()) / span

@@ -687,7 +687,7 @@ impl Evaluator {
         }
         if self.staged.len() > 1 {
             self.staged
-                .sort_unstable_by(|a, b| a.level.cmp(&b.level).then(a.key.cmp(&b.key)));
+                .sort_unstable_by(|a, b| a.level.cmp(&b.level).then_with(|| a.key.cmp(&b.key)));
         }
         Ok(())
     }

@@ -322,6 +322,20 @@ impl App {
     }
 }
 
+/// A short required text (a name, a code's label, an action): trimmed, 1 to `max` characters,
+/// no control characters.
+pub(crate) fn short_text(field: &str, value: &str, max: usize) -> AppResult<String> {
+    let v = value.trim();
+    if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            field,
+            "invalid_text",
+            format!("1 to {max} characters, no control characters"),
+        ));
+    }
+    Ok(v.to_owned())
+}
+
 /// A reason is required for corrections and retirements: trimmed, 3 to 500 characters.
 pub(crate) fn require_reason(reason: Option<&str>) -> AppResult<String> {
     let r = reason.map(str::trim).unwrap_or("");

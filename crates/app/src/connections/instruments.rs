@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::Protocol;
 use crate::catalog::catalog_key;
+use crate::short_text as text;
 use crate::{Actor, App, AppError, AppResult, require_reason};
 
 /// An instrument as registered or replaced.
@@ -74,18 +75,6 @@ fn view(r: InstrumentRecord, codes: Vec<InstrumentTestCodeRecord>) -> Instrument
             .map(|c| (c.code, c.test_code, c.units))
             .collect(),
     }
-}
-
-fn text(field: &str, value: &str, max: usize) -> AppResult<String> {
-    let v = value.trim();
-    if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
-        return Err(AppError::invalid(
-            field,
-            "invalid_text",
-            format!("1 to {max} characters, no control characters"),
-        ));
-    }
-    Ok(v.to_owned())
 }
 
 impl App {

@@ -20,6 +20,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::short_text as text;
 use crate::{Actor, App, AppError, AppResult, require_reason};
 
 /// Who the worker's bookkeeping names.
@@ -241,18 +242,6 @@ pub fn backoff(policy: &RetryPolicy, attempt: i64) -> Duration {
         .backoff_start
         .saturating_mul(2u32.saturating_pow(exp))
         .min(policy.backoff_max)
-}
-
-fn text(field: &str, value: &str, max: usize) -> AppResult<String> {
-    let v = value.trim();
-    if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
-        return Err(AppError::invalid(
-            field,
-            "invalid_text",
-            format!("1 to {max} characters, no control characters"),
-        ));
-    }
-    Ok(v.to_owned())
 }
 
 const STATUSES: [&str; 4] = ["pending", "sent", "failed", "skipped"];

@@ -44,18 +44,7 @@ pub use setup::{ConfigInput, ConfigView, LotInput, LotView, TargetInput, TargetV
 /// `qc_run.source` of a run entered by hand.
 pub const SOURCE_MANUAL: &str = "manual";
 
-/// A text field: trimmed, 1 to `max` characters, no control characters.
-pub(crate) fn text(field: &str, value: &str, max: usize) -> AppResult<String> {
-    let v = value.trim();
-    if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
-        return Err(AppError::invalid(
-            field,
-            "invalid_text",
-            format!("1 to {max} characters, no control characters"),
-        ));
-    }
-    Ok(v.to_owned())
-}
+pub(crate) use crate::short_text as text;
 
 /// An exact decimal as typed (`"3.52"`); never a float.
 pub(crate) fn decimal(field: &str, value: &str) -> AppResult<Decimal> {

@@ -363,9 +363,11 @@ impl App {
             .qc_runs(inst.id, &test, RunRange::After { at, id: run.id })
             .await?;
         for mut l in later {
-            let v = judge(tx, &l, &rules, l.id).await?;
+            // Each run is judged again with the rules it was judged with.
+            let own = super::rule_set(&l.rules, &l.mode).unwrap_or(rules);
+            let v = judge(tx, &l, &own, l.id).await?;
             let before = (l.status.clone(), l.findings.clone());
-            set_verdict(&mut l, &v, &rules);
+            set_verdict(&mut l, &v, &own);
             l.evaluated_at = now;
             if (l.status.as_str(), l.findings.as_str()) != (before.0.as_str(), before.1.as_str()) {
                 tx.update_qc_run_verdict(&l).await?;

@@ -292,9 +292,15 @@ async fn walk(server: &Server, backend: &str) {
     b.type_into("#family_name", "Webtest").await;
     b.type_into("#given_name", "Rosa").await;
     b.wait("#sex").await.send_keys("F").await.unwrap();
+    b.wait("#clinical_sex")
+        .await
+        .send_keys("female")
+        .await
+        .unwrap();
     b.check_page("patient-new").await;
     b.type_into("#phone", "+1 555 0100\n").await;
     assert_eq!(b.text("#patient-mrn").await, mrn);
+    assert_eq!(b.text("#patient-clinical-sex").await, "female");
     assert!(b.text("#patient-name").await.contains("Webtest, Rosa"));
     b.check_page("patient").await;
 

@@ -148,6 +148,8 @@ struct PatientForm {
     middle_name: String,
     birth_date: String,
     sex: String,
+    clinical_sex: String,
+    birth_time: String,
     phone: String,
     reason: String,
 }
@@ -161,6 +163,8 @@ impl PatientForm {
             middle_name: f.get("middle_name").into(),
             birth_date: f.get("birth_date").into(),
             sex: f.get("sex").into(),
+            clinical_sex: f.get("clinical_sex").into(),
+            birth_time: f.get("birth_time").into(),
             phone: f.get("phone").into(),
             reason: f.get("reason").into(),
         }
@@ -213,8 +217,8 @@ pub async fn register(
         middle_name: form.opt("middle_name"),
         birth_date: f.birth_date.clone(),
         sex: f.sex.clone(),
-        clinical_sex: None,
-        birth_time: None,
+        clinical_sex: form.opt("clinical_sex"),
+        birth_time: form.opt("birth_time"),
         identifiers: Vec::new(),
         contact: Contact {
             phone: form.opt("phone"),

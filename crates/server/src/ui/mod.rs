@@ -336,6 +336,13 @@ pub(crate) async fn nav(state: &AppState, s: &WebSession, current: &str) -> (Nav
     (nav, lab)
 }
 
+/// Text as one URL query value.
+pub(crate) fn urlencode(text: &str) -> String {
+    serde_urlencoded::to_string([("x", text)])
+        .map(|s| s.trim_start_matches("x=").to_owned())
+        .unwrap_or_default()
+}
+
 /// A time in the lab's zone, to the minute.
 pub(crate) fn when(t: Timestamp, tz: &TimeZone) -> String {
     t.to_zoned(tz.clone())

@@ -13,7 +13,8 @@ use serde::Deserialize;
 
 use super::session::WebSession;
 use super::{
-    FormData, Lab, Nav, app_error_page, local_to_rfc3339, message, nav, now_local, render, when,
+    FormData, Lab, Nav, app_error_page, local_to_rfc3339, message, nav, now_local, render,
+    urlencode, when,
 };
 use crate::AppState;
 
@@ -134,12 +135,6 @@ fn row(v: QcStatusView, lab: &Lab) -> StatusRow {
     }
 }
 
-fn enc(s: &str) -> String {
-    serde_urlencoded::to_string([("v", s)])
-        .map(|q| q.trim_start_matches("v=").to_owned())
-        .unwrap_or_default()
-}
-
 async fn page(
     state: &AppState,
     s: &WebSession,
@@ -182,8 +177,8 @@ async fn page(
                 level: lvl,
                 src: format!(
                     "/qc/chart.svg?instrument={}&test={}&level={lvl}",
-                    enc(ci),
-                    enc(&ct)
+                    urlencode(ci),
+                    urlencode(&ct)
                 ),
                 alt: format!("Levey-Jennings chart of {ct} on {ci}, level {lvl}"),
             })

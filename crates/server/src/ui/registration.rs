@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::session::WebSession;
-use super::{FormData, Nav, app_error_page, message, nav, render, status_label, when};
+use super::{FormData, Nav, app_error_page, message, nav, render, status_label, urlencode, when};
 use crate::AppState;
 
 pub(crate) struct PatientRow {
@@ -555,12 +555,6 @@ pub async fn place_order(
         }
     }
     see_other(&format!("/orders/{}", order.id))
-}
-
-fn urlencode(text: &str) -> String {
-    serde_urlencoded::to_string([("x", text)])
-        .map(|s| s.trim_start_matches("x=").to_owned())
-        .unwrap_or_default()
 }
 
 pub(crate) struct TubeRow {

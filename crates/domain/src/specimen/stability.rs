@@ -42,7 +42,7 @@
 //!
 //! # Special handling
 //! - `on_ice`: a segment at room temperature is reported (lactate, ammonia on ice; "on ice"
-//!   is the refrigerated band).
+//!   is the refrigerated band), until separation for a separated specimen.
 //! - `do_not_refrigerate`: a refrigerated segment is reported (LDH isoenzymes, blood cultures,
 //!   PT whole blood), whatever the limits say.
 //! - `keep_at_37c`: a refrigerated or frozen segment is reported (cold agglutinins).
@@ -132,11 +132,14 @@ pub enum StabilityFinding {
 
 /// The segments clipped to `[start, end)`, in time order, with their lengths. A segment that
 /// starts before `start` begins at `start`; the first segment also covers any gap between
-/// `start` and its own start (the draw site kept it so until the first record).
+/// `start` and its own start (the draw site kept it so until the first record). A segment
+/// starting exactly at `end` is kept (with no length) when `at_end`: it is how the specimen
+/// is kept now.
 fn clipped(
     history: &[TemperatureSegment],
     start: Timestamp,
     end: Timestamp,
+    at_end: bool,
 ) -> Vec<(TemperatureSegment, SignedDuration)> {
     let mut sorted: Vec<TemperatureSegment> = history.to_vec();
     sorted.sort_by_key(|s| s.from);
@@ -144,7 +147,7 @@ fn clipped(
     for (i, seg) in sorted.iter().enumerate() {
         let from = if i == 0 { start } else { seg.from.max(start) };
         let to = sorted.get(i + 1).map_or(end, |n| n.from.min(end));
-        if to < start || from > end {
+        if to < start || from > end || (from == end && i > 0 && !at_end) {
             continue;
         }
         let length = if to > from {
@@ -246,10 +249,10 @@ pub fn judge(
     if collected_at > now {
         return findings;
     }
-    let whole = clipped(history, collected_at, now);
+    let whole = clipped(history, collected_at, now, true);
+    let end = separated_at.map_or(now, |t| t.clamp(collected_at, now));
+    let before = clipped(history, collected_at, end, separated_at.is_none());
     if let Some(unspun) = &rule.unspun {
-        let end = separated_at.map_or(now, |t| t.clamp(collected_at, now));
-        let before = clipped(history, collected_at, end);
         judge_phase(
             Phase::Unspun,
             unspun,
@@ -272,7 +275,14 @@ pub fn judge(
             SpecialHandling::KeepAt37C => t != Temperature::Room,
             _ => false,
         };
-        if let Some((seg, _)) = whole.iter().find(|(s, _)| broken(s.temperature)) {
+        // On ice is for the blood until it is separated; separated plasma waits at room
+        // temperature on the analyser.
+        let judged = if *flag == SpecialHandling::OnIce && rule.unspun.is_some() {
+            &before
+        } else {
+            &whole
+        };
+        if let Some((seg, _)) = judged.iter().find(|(s, _)| broken(s.temperature)) {
             findings.push(StabilityFinding::Handling {
                 flag: *flag,
                 temperature: seg.temperature,
@@ -405,10 +415,11 @@ mod tests {
         }
     }
 
+    /// Lactate: unspun 15 min at room, 30 min on ice; separated plasma 8 h / 24 h.
     fn lactate() -> StabilityRule {
         StabilityRule {
-            stability: Stability::new(m(15), m(60), None).unwrap(),
-            unspun: Some(Stability::new(m(15), m(60), None).unwrap()),
+            stability: Stability::new(h(8), h(24), None).unwrap(),
+            unspun: Some(Stability::new(m(15), m(30), None).unwrap()),
             handling: vec![SpecialHandling::OnIce],
         }
     }
@@ -566,14 +577,13 @@ mod tests {
                 }],
             ),
             (
-                "lactate 20 min at room: over its minutes and not on ice",
+                "lactate 20 min unspun at room: over its minutes and not on ice",
                 lactate,
                 vec![seg(0, R, Col)],
                 None,
                 20,
                 vec![
                     exceeded(Phase::Unspun, 20, 133),
-                    exceeded(Phase::Whole, 20, 133),
                     StabilityFinding::Handling {
                         flag: SpecialHandling::OnIce,
                         temperature: R,
@@ -604,6 +614,14 @@ mod tests {
                     temperature: F,
                     stage: Sto,
                 }],
+            ),
+            (
+                "lactate separated on ice, then on the analyser at room: fine",
+                lactate,
+                vec![seg(0, C, Col), seg(12, R, Sto)],
+                Some(12),
+                40,
+                vec![],
             ),
             (
                 "segments before the draw do not count",

@@ -18,10 +18,13 @@ use aliquot_domain::catalog::Temperature;
 use aliquot_domain::specimen::stability::{
     SpecimenHistory, TemperatureSegment, TemperatureStage,
 };
+use aliquot_domain::order::TestCode;
+use aliquot_domain::specimen::stability::StabilityRule;
 use aliquot_store::{SpecimenEventRecord, SpecimenRecord};
 use jiff::Timestamp;
 use serde_json::Value;
 
+use crate::catalog::definition;
 use crate::{App, AppResult};
 
 /// The segment an event starts, if it says how the specimen was kept.
@@ -84,6 +87,27 @@ pub(crate) fn history_from(
 }
 
 impl App {
+    /// The stability rule of every test on a specimen (tests not in the catalogue are skipped).
+    pub(crate) async fn test_rules(
+        &self,
+        s: &SpecimenRecord,
+    ) -> AppResult<Vec<(TestCode, StabilityRule)>> {
+        let mut rules = Vec::new();
+        for t in self.store.tests_of_order(s.order_id).await? {
+            if t.specimen_id != s.id {
+                continue;
+            }
+            let Some(entry) = self.store.catalog_by_code(&t.test_code).await? else {
+                continue;
+            };
+            let Ok(code) = TestCode::parse(&t.test_code) else {
+                continue;
+            };
+            rules.push((code, definition(&entry)?.full_stability_rule()));
+        }
+        Ok(rules)
+    }
+
     /// The temperature history and separation time of a specimen (an aliquot's begins with
     /// its parent's, up to the pour).
     pub(crate) async fn specimen_history(&self, s: &SpecimenRecord) -> AppResult<SpecimenHistory> {

@@ -29,7 +29,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aliquot_domain::auth::Permission;
-use aliquot_domain::catalog::SpecimenType;
+use aliquot_domain::catalog::{SpecimenType, Stability, Temperature};
+use aliquot_domain::order::TestCode;
+use aliquot_domain::specimen::processing::check_storage_temperature;
 use aliquot_domain::specimen::{Event, SpecimenState, transition};
 use aliquot_domain::storage::{
     HolderKind, HolderPath, RetentionTable, StorageLocation, check_fits, check_grid, disposal_due,
@@ -42,6 +44,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
 use crate::patients::invalid;
+use crate::processing::processing_error;
 use crate::shown::ShowsPatient;
 use crate::specimens::{
     SpecimenDetail, Transition, changed_meanwhile, free_text, not_found, parse_accession,
@@ -156,6 +159,8 @@ pub struct DispatchInput {
     pub courier: String,
     pub from_location: String,
     pub destination: String,
+    /// The transport temperature; starts a `transport` segment of the temperature history.
+    pub temperature: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -452,6 +457,21 @@ impl App {
             .await?
             .ok_or_else(not_found)?;
         let next = transition(state_of(&s)?, &Event::Store).map_err(transition_conflict)?;
+        // Not at a temperature a test on it does not allow (EDTA whole blood in a freezer).
+        if let Some(t) = holder.temperature.as_deref() {
+            let temperature = Temperature::parse(t)
+                .map_err(|_| AppError::Internal(format!("holder {}: temperature", holder.id)))?;
+            let specimen_type = SpecimenType::parse(&s.specimen_type)
+                .map_err(|_| AppError::Internal(format!("specimen {}: type", s.id)))?;
+            let tests: Vec<(TestCode, Stability)> = self
+                .test_rules(&s)
+                .await?
+                .into_iter()
+                .map(|(code, rule)| (code, rule.stability))
+                .collect();
+            check_storage_temperature(specimen_type, temperature, &tests)
+                .map_err(processing_error)?;
+        }
         self.change_status(&mut tx, &s, next, holder.temperature.clone())
             .await?;
         let position = loc.position().to_string();
@@ -804,7 +824,8 @@ impl App {
                 kind: "dispatch",
                 next: next.as_str(),
                 details: json!({"courier": input.courier, "from": input.from_location,
-                    "destination": input.destination, "manifest": manifest}),
+                    "destination": input.destination, "manifest": manifest,
+                    "temperature": input.temperature}),
                 location: Some(input.from_location.clone()),
             },
         )
@@ -816,6 +837,8 @@ impl App {
             courier: required_text("courier", &input.courier, 100)?,
             from_location: required_text("from_location", &input.from_location, 200)?,
             destination: required_text("destination", &input.destination, 200)?,
+            temperature: parse_temperature(input.temperature.as_deref())?
+                .map(|t| t.as_str().to_owned()),
         })
     }
 

@@ -758,8 +758,10 @@ impl DilutionError {
 }
 
 impl DilutionFactor {
-    /// Largest accepted factor.
-    pub const MAX: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
+    /// Largest accepted factor: 1:10,000, the deepest manual serial dilution a laboratory
+    /// validates (e.g. hCG in gestational trophoblastic disease). A deeper one (1:1,000,000 was
+    /// accepted before, issue 10 item 10) is a typing error, not a dilution. [CONFIG]
+    pub const MAX: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
 
     /// A factor from a number.
     pub fn new(factor: Decimal) -> Result<Self, DilutionError> {
@@ -1250,7 +1252,7 @@ mod tests {
         }
 
         #[test]
-        fn dilution_parse_forms_agree(n in 2u32..100_000) {
+        fn dilution_parse_forms_agree(n in 2u32..=10_000) {
             let a = DilutionFactor::parse(&format!("1:{n}")).unwrap();
             let b = DilutionFactor::parse(&n.to_string()).unwrap();
             prop_assert_eq!(a, b);
@@ -1490,8 +1492,17 @@ mod tests {
                 "{bad}"
             );
         }
+        // One row: factor → accepted (the issue's 1:1,000,000 is refused).
+        for (input, ok) in [
+            ("1:10000", true),
+            ("1:10001", false),
+            ("1:1000000", false),
+            ("10000000", false),
+        ] {
+            assert_eq!(DilutionFactor::parse(input).is_ok(), ok, "{input}");
+        }
         assert_eq!(
-            DilutionFactor::parse("10000000").unwrap_err().code(),
+            DilutionFactor::parse("1:1000000").unwrap_err().code(),
             "dilution_too_large"
         );
         let f = DilutionFactor::parse("1:10").unwrap();

@@ -654,6 +654,7 @@ async fn walk(
                 courier: format!("Route {}", 3 + i % 3),
                 from_location: site.into(),
                 destination: "Core lab".into(),
+                temperature: None,
             },
         )
         .await
@@ -736,15 +737,21 @@ async fn walk(
             .await
             .map_err(step("start processing"))?;
         if needs_spin(s) {
+            // Each container's protocol: citrate to platelet-poor plasma (1,500 g × 15 min).
+            let (rcf_g, spin_minutes) = if s.container == "BLU" {
+                (1500, 15)
+            } else {
+                (1300, 10)
+            };
             app.centrifuge_specimen(
                 &staff.technologist,
                 acc,
                 CentrifugationInput {
                     centrifuge_id: "CF-1".into(),
-                    rcf_g: Some(1300),
+                    rcf_g: Some(rcf_g),
                     rpm: None,
                     radius_cm: None,
-                    minutes: 10,
+                    minutes: spin_minutes,
                     temperature_c: 20.0,
                     started_at: Some(ago(now, minutes - 40)?),
                 },
@@ -771,7 +778,9 @@ async fn walk(
             .await
             .map_err(step("aliquot"))?;
         }
-        if stage == S::Stored {
+        // Coagulation plasma is never refrigerated (cold activation of factor VII): it stays
+        // processed on the bench rather than going into the refrigerator box.
+        if stage == S::Stored && s.container != "BLU" {
             let row = char::from(b'A' + u8::try_from(*position / 9).unwrap_or(0));
             let location = format!("{BOX}/{row}{}", *position % 9 + 1);
             *position += 1;

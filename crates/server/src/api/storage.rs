@@ -406,6 +406,9 @@ pub struct Dispatch {
     pub from_location: String,
     /// Where it goes (e.g. the core lab).
     pub destination: String,
+    /// The transport temperature (`room`, `refrigerated`, `frozen`; e.g. the courier's cooled
+    /// box): a segment of the temperature history from the pickup. Absent: as before.
+    pub temperature: Option<String>,
 }
 
 /// Courier pickup (collected → in transit): a transport event in the chain of custody; the
@@ -424,6 +427,7 @@ pub async fn dispatch(
         courier: req.courier,
         from_location: req.from_location,
         destination: req.destination,
+        temperature: req.temperature,
     };
     Ok(Json(
         state
@@ -442,6 +446,8 @@ pub struct Manifest {
     pub courier: String,
     pub from_location: String,
     pub destination: String,
+    /// The transport temperature, as for a single dispatch.
+    pub temperature: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -465,6 +471,7 @@ pub async fn manifest(
         courier: req.courier,
         from_location: req.from_location,
         destination: req.destination,
+        temperature: req.temperature,
     };
     let m = state
         .app

@@ -701,14 +701,15 @@ async fn walk(
                 app.reject_specimen(&staff.technologist, acc, reason, Some(comment))
                     .await
                     .map_err(step("reject"))?;
-                // The first rejected tube is discarded at once, as biohazard.
+                // The first rejected tube is discarded at once, as biohazard: before its
+                // retention, so with the technologist's reason.
                 if nth == 0 {
                     app.dispose_specimen(
                         &staff.technologist,
                         acc,
                         DisposeInput {
                             method: "biohazard".into(),
-                            reason: None,
+                            reason: Some("rejection confirmed with the ward; recollected".into()),
                         },
                     )
                     .await

@@ -713,8 +713,13 @@ impl App {
             .await?
             .ok_or_else(not_found)?;
         let state = state_of(&s)?;
-        // A dilution is made from a specimen in process or processed, separated when it is
-        // serum or plasma (issue 10 item 10).
+        transition(state, &Event::Aliquot).map_err(|e| AppError::Conflict {
+            field: e.field().map(str::to_owned),
+            code: e.code(),
+            message: format!("a specimen that is {state} can't be diluted"),
+        })?;
+        // A dilution is made from a specimen in process or processed (not one only received),
+        // separated when it is serum or plasma (issue 10 item 10).
         let specimen_type = SpecimenType::parse(&s.specimen_type)
             .map_err(|_| AppError::Internal(format!("specimen {}: type", s.id)))?;
         let separated = self.separated(&mut tx, &s).await?;

@@ -207,13 +207,18 @@ const SERUM_MENU: [&[&str]; 4] = [
 /// A storage holder: path, kind, grid (rows, columns).
 type Holder = (&'static str, &'static str, Option<(i64, i64)>);
 
-const STORAGE: [Holder; 4] = [
+const STORAGE: [Holder; 7] = [
     ("CORE", "room", None),
     ("CORE/REF-01", "refrigerator", None),
     ("CORE/REF-01/R1", "rack", None),
     ("CORE/REF-01/R1/B1", "box", Some((9, 9))),
+    ("CORE/FRZ-01", "freezer", None),
+    ("CORE/FRZ-01/R1", "rack", None),
+    ("CORE/FRZ-01/R1/B1", "box", Some((9, 9))),
 ];
 const BOX: &str = "CORE/REF-01/R1/B1";
+/// Coagulation plasma is never refrigerated (cold activation of factor VII): it is frozen.
+const FREEZER_BOX: &str = "CORE/FRZ-01/R1/B1";
 
 fn err(what: impl std::fmt::Display) -> impl FnOnce(aliquot_app::AppError) -> anyhow::Error {
     move |e| anyhow!("demo morning: {what}: {e}")
@@ -275,7 +280,11 @@ pub async fn seed(app: &App, staff: &Staff) -> anyhow::Result<Summary> {
                 path: path.into(),
                 kind: kind.into(),
                 name: None,
-                temperature: (kind == "refrigerator").then(|| "refrigerated".into()),
+                temperature: match kind {
+                    "refrigerator" => Some("refrigerated".into()),
+                    "freezer" => Some("frozen".into()),
+                    _ => None,
+                },
                 rows: grid.map(|g| g.0),
                 cols: grid.map(|g| g.1),
             },
@@ -779,11 +788,10 @@ async fn walk(
             .await
             .map_err(step("aliquot"))?;
         }
-        // Coagulation plasma is never refrigerated (cold activation of factor VII): it stays
-        // processed on the bench rather than going into the refrigerator box.
-        if stage == S::Stored && s.container != "BLU" {
+        if stage == S::Stored {
             let row = char::from(b'A' + u8::try_from(*position / 9).unwrap_or(0));
-            let location = format!("{BOX}/{row}{}", *position % 9 + 1);
+            let holder = if s.container == "BLU" { FREEZER_BOX } else { BOX };
+            let location = format!("{holder}/{row}{}", *position % 9 + 1);
             *position += 1;
             app.store_specimen(&staff.technologist, acc, &location)
                 .await

@@ -78,7 +78,11 @@ impl StabilityLimits {
     fn normalise(self, separated: bool) -> AppResult<Self> {
         let pairs = [
             ("room", self.room_minutes, self.room_hours),
-            ("refrigerated", self.refrigerated_minutes, self.refrigerated_hours),
+            (
+                "refrigerated",
+                self.refrigerated_minutes,
+                self.refrigerated_hours,
+            ),
             ("frozen", self.frozen_minutes, self.frozen_hours),
         ];
         for (name, m, h) in pairs {

@@ -157,9 +157,14 @@ pub fn catalog_csv(defs: &[TestDefinition]) -> String {
                 d.stability.refrigerated_minutes,
                 d.stability.refrigerated_hours,
             )),
-            n(minutes(d.stability.frozen_minutes, d.stability.frozen_hours)),
+            n(minutes(
+                d.stability.frozen_minutes,
+                d.stability.frozen_hours,
+            )),
             n(d.stability.unspun_room_minutes.map(|v| v.to_string())),
-            n(d.stability.unspun_refrigerated_minutes.map(|v| v.to_string())),
+            n(d.stability
+                .unspun_refrigerated_minutes
+                .map(|v| v.to_string())),
             d.special_handling.join(";"),
             o(&d.result_type),
             n(d.precision.map(|v| v.to_string())),

@@ -411,8 +411,7 @@ impl App {
             .ok_or_else(|| AppError::Internal(format!("specimen {}: container", s.id)))?;
         // The container's protocol; a gel tube is spun once (issue 10 item 9).
         let earlier = tx.centrifugations(s.id).await?.len();
-        check_spin(&container, earlier, record.rcf_g(), input.minutes)
-            .map_err(processing_error)?;
+        check_spin(&container, earlier, record.rcf_g(), input.minutes).map_err(processing_error)?;
         match s.collected_at {
             Some(collected_at) => {
                 if started_at < collected_at {

@@ -107,11 +107,7 @@ fn parse_collected_at(text: &str) -> AppResult<Timestamp> {
 /// An RFC 3339 time in `field`, kept to the microsecond.
 pub(crate) fn parse_time(field: &str, code: &'static str, text: &str) -> AppResult<Timestamp> {
     let t: Timestamp = text.trim().parse().map_err(|_| {
-        AppError::invalid(
-            field,
-            code,
-            "an RFC 3339 time, e.g. 2026-05-01T08:00:00Z",
-        )
+        AppError::invalid(field, code, "an RFC 3339 time, e.g. 2026-05-01T08:00:00Z")
     })?;
     Ok(Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t))
 }

@@ -15,11 +15,9 @@
 //! it, given at receipt (`separated_at` in the receive event).
 
 use aliquot_domain::catalog::Temperature;
-use aliquot_domain::specimen::stability::{
-    SpecimenHistory, TemperatureSegment, TemperatureStage,
-};
 use aliquot_domain::order::TestCode;
 use aliquot_domain::specimen::stability::StabilityRule;
+use aliquot_domain::specimen::stability::{SpecimenHistory, TemperatureSegment, TemperatureStage};
 use aliquot_store::{SpecimenEventRecord, SpecimenRecord};
 use jiff::Timestamp;
 use serde_json::Value;
@@ -28,7 +26,10 @@ use crate::catalog::definition;
 use crate::{App, AppResult};
 
 /// The segment an event starts, if it says how the specimen was kept.
-fn segment_of(e: &SpecimenEventRecord, collected_at: Option<Timestamp>) -> Option<TemperatureSegment> {
+fn segment_of(
+    e: &SpecimenEventRecord,
+    collected_at: Option<Timestamp>,
+) -> Option<TemperatureSegment> {
     let details: Value = serde_json::from_str(&e.details).unwrap_or(Value::Null);
     let temperature = || {
         details
@@ -166,8 +167,16 @@ mod tests {
         let drawn: Timestamp = "2026-11-21T06:00:00Z".parse().unwrap();
         let events = [
             // Recorded at receipt for an outreach draw: the segment starts at the draw.
-            event("collect", "2026-11-21T09:00:00Z", r#"{"temperature":"room"}"#),
-            event("dispatch", "2026-11-21T07:00:00Z", r#"{"temperature":"refrigerated"}"#),
+            event(
+                "collect",
+                "2026-11-21T09:00:00Z",
+                r#"{"temperature":"room"}"#,
+            ),
+            event(
+                "dispatch",
+                "2026-11-21T07:00:00Z",
+                r#"{"temperature":"refrigerated"}"#,
+            ),
             event("dispatch", "2026-11-21T07:30:00Z", r#"{}"#),
             event(
                 "receive",
@@ -176,7 +185,11 @@ mod tests {
             ),
             event("store", "2026-11-21T10:00:00Z", r#"{"temperature":null}"#),
             event("retrieve", "2026-11-21T11:00:00Z", r#"{}"#),
-            event("label_print", "2026-11-21T11:30:00Z", r#"{"temperature":"frozen"}"#),
+            event(
+                "label_print",
+                "2026-11-21T11:30:00Z",
+                r#"{"temperature":"frozen"}"#,
+            ),
         ];
         let spun: Timestamp = "2026-11-21T09:30:00Z".parse().unwrap();
         let h = history_from(Some(drawn), &events, &[spun]);

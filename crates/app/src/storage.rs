@@ -700,7 +700,7 @@ impl App {
             Retention::Period(p) => since.and_then(|at| at.checked_add(p).ok()),
             Retention::UntilDecided => None,
         };
-        let early = !due_at.is_some_and(|due| now >= due);
+        let early = due_at.is_none_or(|due| now < due);
         if early && reason.is_none() {
             let (code, why) = match (retention, since, due_at) {
                 (Retention::UntilDecided, _, _) if specimen_type.is_irreplaceable() => (
@@ -760,13 +760,19 @@ impl App {
         let rules = retention_rules(&policies, &uses)?;
         for (t, usage, period) in rules.uses() {
             let configured = uses.iter().find(|u| {
-                u.specimen_type == t.as_str() && u.use_kind == usage.kind() && u.use_code == usage.code()
+                u.specimen_type == t.as_str()
+                    && u.use_kind == usage.kind()
+                    && u.use_code == usage.code()
             });
             views.push(use_view(
                 t,
                 usage,
                 period.as_hours(),
-                if configured.is_some() { "configured" } else { "default" },
+                if configured.is_some() {
+                    "configured"
+                } else {
+                    "default"
+                },
                 configured.map(|u| u.updated_at),
                 configured.map(|u| u.updated_by.clone()),
             ));
@@ -788,7 +794,9 @@ impl App {
         let t = SpecimenType::parse(specimen_type.trim())
             .map_err(|e| invalid(&e, "", "specimen_type"))?;
         if let Some((kind, code)) = usage {
-            return self.set_retention_use(actor, t, kind, code, hours, reason).await;
+            return self
+                .set_retention_use(actor, t, kind, code, hours, reason)
+                .await;
         }
         if hours > MAX_RETENTION_HOURS {
             return Err(AppError::invalid(
@@ -895,7 +903,14 @@ impl App {
             Some(&reason),
         ));
         tx.commit().await?;
-        Ok(use_view(t, &usage, hours, "configured", Some(now), Some(actor.username.clone())))
+        Ok(use_view(
+            t,
+            &usage,
+            hours,
+            "configured",
+            Some(now),
+            Some(actor.username.clone()),
+        ))
     }
 
     /// The departments and tests a specimen serves (its tests' catalogue departments);

@@ -996,9 +996,9 @@ mod collection_time_tests {
 mod tests {
     use super::*;
     use crate::catalog::{Stability, UnknownCode};
-    use stability::TemperatureStage;
     use SpecimenState as S;
     use proptest::prelude::*;
+    use stability::TemperatureStage;
 
     const SERUM_DONE: Event = Event::CompleteProcessing {
         specimen_type: SpecimenType::Serum,

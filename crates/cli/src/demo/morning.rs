@@ -790,7 +790,11 @@ async fn walk(
         }
         if stage == S::Stored {
             let row = char::from(b'A' + u8::try_from(*position / 9).unwrap_or(0));
-            let holder = if s.container == "BLU" { FREEZER_BOX } else { BOX };
+            let holder = if s.container == "BLU" {
+                FREEZER_BOX
+            } else {
+                BOX
+            };
             let location = format!("{holder}/{row}{}", *position % 9 + 1);
             *position += 1;
             app.store_specimen(&staff.technologist, acc, &location)

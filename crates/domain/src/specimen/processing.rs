@@ -105,7 +105,9 @@ pub enum ProcessingError {
         protocol_minutes: RangeInclusive<i64>,
         purpose: &'static str,
     },
-    #[error("the {specimen_type} tube has not been spun: there is no {specimen_type} to pour or dilute yet")]
+    #[error(
+        "the {specimen_type} tube has not been spun: there is no {specimen_type} to pour or dilute yet"
+    )]
     NotSeparated { specimen_type: SpecimenType },
     #[error("a {specimen_type} aliquot can't go into the {container} ({name})")]
     ChildContainer {
@@ -294,20 +296,92 @@ mod tests {
     }
 
     /// One row: container, earlier spins, g, minutes → error code (or accepted).
-    const SPINS: &[(&str, usize, u32, i64, Option<&str>, &str)] = &[
+    type SpinRow = (
+        &'static str,
+        usize,
+        u32,
+        i64,
+        Option<&'static str>,
+        &'static str,
+    );
+    /// (container, spins before, g, minutes, code, why)
+    type StorageRow = (
+        SpecimenType,
+        Temperature,
+        Vec<(TestCode, Stability)>,
+        Option<&'static str>,
+    );
+
+    const SPINS: &[SpinRow] = &[
         ("BLU", 0, 1_500, 15, None, "coagulation PPP"),
-        ("BLU", 0, 150, 2, Some("spin_protocol"), "issue 10 item 9: 150 g × 2 min"),
-        ("BLU", 0, 1_500, 5, Some("spin_protocol"), "too short for PPP"),
-        ("BLU", 0, 1_000, 15, Some("spin_protocol"), "too soft for PPP"),
-        ("BLU", 1, 1_500, 15, None, "citrate double spin before freezing"),
+        (
+            "BLU",
+            0,
+            150,
+            2,
+            Some("spin_protocol"),
+            "issue 10 item 9: 150 g × 2 min",
+        ),
+        (
+            "BLU",
+            0,
+            1_500,
+            5,
+            Some("spin_protocol"),
+            "too short for PPP",
+        ),
+        (
+            "BLU",
+            0,
+            1_000,
+            15,
+            Some("spin_protocol"),
+            "too soft for PPP",
+        ),
+        (
+            "BLU",
+            1,
+            1_500,
+            15,
+            None,
+            "citrate double spin before freezing",
+        ),
         ("SST", 0, 1_300, 10, None, "swing-bucket SST"),
         ("SST", 0, 1_300, 15, None, "fixed-angle SST"),
-        ("SST", 1, 1_300, 10, Some("gel_tube_respin"), "a gel tube is never re-spun"),
+        (
+            "SST",
+            1,
+            1_300,
+            10,
+            Some("gel_tube_respin"),
+            "a gel tube is never re-spun",
+        ),
         ("PST", 1, 1_300, 10, Some("gel_tube_respin"), "nor a PST"),
-        ("RED", 1, 1_300, 10, None, "a plain red tube may be spun again"),
-        ("SST", 0, 3_000, 10, Some("spin_protocol"), "too hard for a gel tube"),
+        (
+            "RED",
+            1,
+            1_300,
+            10,
+            None,
+            "a plain red tube may be spun again",
+        ),
+        (
+            "SST",
+            0,
+            3_000,
+            10,
+            Some("spin_protocol"),
+            "too hard for a gel tube",
+        ),
         ("LAV", 0, 1_200, 10, None, "EDTA plasma"),
-        ("UCUP", 0, 400, 5, None, "urine sediment: general bounds only"),
+        (
+            "UCUP",
+            0,
+            400,
+            5,
+            None,
+            "urine sediment: general bounds only",
+        ),
     ];
 
     #[test]
@@ -354,7 +428,9 @@ mod tests {
     #[test]
     fn aliquots_and_dilutions_need_separated_specimens() {
         assert_eq!(
-            check_separated(SpecimenType::Serum, false).unwrap_err().code(),
+            check_separated(SpecimenType::Serum, false)
+                .unwrap_err()
+                .code(),
             "not_separated"
         );
         assert!(check_separated(SpecimenType::Serum, true).is_ok());
@@ -387,7 +463,7 @@ mod tests {
         )
         .unwrap();
         let wbc = TestCode::parse("WBC").unwrap();
-        let rows: [(SpecimenType, Temperature, Vec<(TestCode, Stability)>, Option<&str>); 5] = [
+        let rows: [StorageRow; 5] = [
             (
                 SpecimenType::WholeBlood,
                 Temperature::Frozen,

@@ -18,11 +18,12 @@
 //! The alternative, judging the whole age against the strictest band seen, would refuse a
 //! serum potassium that spent 10 minutes at room temperature (limit 24 h) and then 5 days in a
 //! refrigerator (limit 7 d): 5 d 10 min against 24 h. The cumulative fraction accepts it (0.7 %
-//! + 71 %), yet refuses the tube that spent 30 h at room temperature however it was received
-//! (125 % before any refrigerated time is added). Each band's limit is the lab's validated time
-//! from collection at that temperature, so a fraction of it is the share of the allowed
-//! degradation used; the sum is the usual way of combining excursions (it equals the strictest
-//! band when only one band was seen, and it never exceeds the longest one).
+//! and 71 % of the two limits), yet refuses the tube that spent 30 h at room temperature
+//! however it was received (125 % before any refrigerated time is added). Each band's limit is
+//! the lab's validated time from collection at that temperature, so a fraction of it is the
+//! share of the allowed degradation used; the sum is the usual way of combining excursions (it
+//! equals the age rule when only one band was seen, and accepts no specimen older than the
+//! longest limit seen).
 //!
 //! Equality is within stability; one more microsecond is not. The sum is computed exactly in
 //! integers (limits in whole seconds, elapsed in microseconds); on an overflow, which needs
@@ -385,8 +386,8 @@ pub fn gp44_default_unspun() -> Stability {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
     use Temperature::{Frozen as F, Refrigerated as C, Room as R};
+    use proptest::prelude::*;
 
     const T0: &str = "2026-11-21T08:00:00Z";
 

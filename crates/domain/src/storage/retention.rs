@@ -172,8 +172,12 @@ mod tests {
     fn lab() -> RetentionRules {
         let mut r = RetentionRules::defaults();
         r.by_type.set(SpecimenType::WholeBlood, hours(48)).unwrap();
-        r.set_use(SpecimenType::Serum, RetentionUse::Test(code("HCG")), hours(168))
-            .unwrap();
+        r.set_use(
+            SpecimenType::Serum,
+            RetentionUse::Test(code("HCG")),
+            hours(168),
+        )
+        .unwrap();
         r
     }
 
@@ -182,17 +186,72 @@ mod tests {
         use Department as D;
         use SpecimenType as T;
         // One row: type, departments, tests → retention.
-        let rows: Vec<(T, Vec<D>, Vec<&str>, Retention, &str)> = vec![
-            (T::WholeBlood, vec![D::Hematology], vec!["WBC"], Retention::Period(hours(48)), "CBC: CAP 48 h"),
-            (T::WholeBlood, vec![D::BloodBank], vec!["ABORH"], Retention::Period(hours(240)), "blood bank: 7 days after transfusion"),
-            (T::WholeBlood, vec![D::Hematology, D::BloodBank], vec![], Retention::Period(hours(240)), "the longest use wins"),
-            (T::Serum, vec![D::Chemistry], vec!["K"], Retention::Period(hours(48)), "serum 48 h"),
-            (T::Serum, vec![D::Chemistry], vec!["K", "HCG"], Retention::Period(hours(168)), "a test rule"),
-            (T::Csf, vec![D::Chemistry], vec!["GLU"], Retention::UntilDecided, "CSF is irreplaceable"),
+        type Row = (T, Vec<D>, Vec<&'static str>, Retention, &'static str);
+        let rows: Vec<Row> = vec![
+            (
+                T::WholeBlood,
+                vec![D::Hematology],
+                vec!["WBC"],
+                Retention::Period(hours(48)),
+                "CBC: CAP 48 h",
+            ),
+            (
+                T::WholeBlood,
+                vec![D::BloodBank],
+                vec!["ABORH"],
+                Retention::Period(hours(240)),
+                "blood bank: 7 days after transfusion",
+            ),
+            (
+                T::WholeBlood,
+                vec![D::Hematology, D::BloodBank],
+                vec![],
+                Retention::Period(hours(240)),
+                "the longest use wins",
+            ),
+            (
+                T::Serum,
+                vec![D::Chemistry],
+                vec!["K"],
+                Retention::Period(hours(48)),
+                "serum 48 h",
+            ),
+            (
+                T::Serum,
+                vec![D::Chemistry],
+                vec!["K", "HCG"],
+                Retention::Period(hours(168)),
+                "a test rule",
+            ),
+            (
+                T::Csf,
+                vec![D::Chemistry],
+                vec!["GLU"],
+                Retention::UntilDecided,
+                "CSF is irreplaceable",
+            ),
             (T::Tissue, vec![], vec![], Retention::UntilDecided, "tissue"),
-            (T::BodyFluid, vec![D::Chemistry], vec![], Retention::UntilDecided, "body fluid"),
-            (T::Swab, vec![D::Microbiology], vec![], Retention::UntilDecided, "no period: kept"),
-            (T::Urine, vec![D::Urinalysis], vec![], Retention::Period(hours(24)), "urine 24 h"),
+            (
+                T::BodyFluid,
+                vec![D::Chemistry],
+                vec![],
+                Retention::UntilDecided,
+                "body fluid",
+            ),
+            (
+                T::Swab,
+                vec![D::Microbiology],
+                vec![],
+                Retention::UntilDecided,
+                "no period: kept",
+            ),
+            (
+                T::Urine,
+                vec![D::Urinalysis],
+                vec![],
+                Retention::Period(hours(24)),
+                "urine 24 h",
+            ),
         ];
         let rules = lab();
         for (t, departments, tests, expected, why) in rows {
@@ -205,12 +264,19 @@ mod tests {
             defaults.retention(SpecimenType::WholeBlood, &[Department::Hematology], &[]),
             Retention::UntilDecided
         );
-        assert_eq!(defaults.shortest(SpecimenType::WholeBlood), Some(hours(240)));
+        assert_eq!(
+            defaults.shortest(SpecimenType::WholeBlood),
+            Some(hours(240))
+        );
         assert_eq!(rules.shortest(SpecimenType::WholeBlood), Some(hours(48)));
         assert_eq!(rules.shortest(SpecimenType::Csf), None);
         assert_eq!(
             RetentionRules::defaults()
-                .set_use(SpecimenType::Serum, RetentionUse::Department(Department::Chemistry), SignedDuration::ZERO)
+                .set_use(
+                    SpecimenType::Serum,
+                    RetentionUse::Department(Department::Chemistry),
+                    SignedDuration::ZERO
+                )
                 .unwrap_err()
                 .code(),
             "retention_non_positive"

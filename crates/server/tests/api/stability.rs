@@ -187,7 +187,10 @@ async fn unspun_blood_and_special_handling_at_receipt(db: Db) {
     // Lactate on ice for 10 minutes: accepted; the same tube arriving warm is flagged.
     let got = receive(&c, &lact_warm, json!({"temperature": "room"})).await;
     assert_eq!(problems(&got), ["receipt_special_handling"], "{}", got.1);
-    assert_eq!(got.1["error"]["problems"][0]["rejection_reason"], "wrong_temperature");
+    assert_eq!(
+        got.1["error"]["problems"][0]["rejection_reason"],
+        "wrong_temperature"
+    );
     let (s, v) = receive(&c, &lact_ice, json!({"temperature": "refrigerated"})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     // Potassium in refrigerated unspun blood: refused whatever the age.
@@ -398,7 +401,10 @@ async fn retention_by_use_and_irreplaceable_specimens(db: Db) {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!((v["test"].as_str(), v["hours"].as_i64()), (Some("TSH"), Some(168)));
+    assert_eq!(
+        (v["test"].as_str(), v["hours"].as_i64()),
+        (Some("TSH"), Some(168))
+    );
     let (_, list) = c.app.get("/api/v1/storage/retention", &admin).await;
     let rows = list.as_array().unwrap();
     assert!(

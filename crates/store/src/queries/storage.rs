@@ -8,8 +8,7 @@ use crate::StoreResult;
 use crate::backend::{opt_ts, ts, us};
 use crate::records::{
     PlacementRecord, RejectedSpecimenRecord, RetentionPolicyRecord, RetentionUseRecord,
-    SendOutRecord,
-    StorageUnitRecord, StoredSpecimenRecord,
+    SendOutRecord, StorageUnitRecord, StoredSpecimenRecord,
 };
 
 type UnitRow = (

@@ -8,6 +8,7 @@ use aliquot_domain::catalog::{
 };
 use aliquot_domain::ids::LoincCode;
 use aliquot_domain::order::{OrderedTest, TestCode};
+use aliquot_domain::specimen::stability::{StabilityRule, gp44_default_unspun};
 use aliquot_store::{CatalogTestRecord, Tx};
 use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
@@ -16,13 +17,105 @@ use serde_json::json;
 use crate::patients::invalid;
 use crate::{Actor, App, AppError, AppResult, require_reason};
 
-/// Storage limits from collection, per temperature; absent = not allowed at it.
+/// Storage limits from collection, per temperature; absent = not allowed at it. In minutes
+/// (lactate, ammonia and blood gases need 15–30 minutes); the `_hours` fields of earlier
+/// definitions are still read and become minutes when a definition is validated.
+/// The `unspun_` limits are those of unspun whole blood before separation (serum and plasma
+/// tests, CLSI GP44); a serum or plasma test without any has GP44's 2 hours at room
+/// temperature or refrigerated.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StabilityHours {
+pub struct StabilityLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_hours: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refrigerated_hours: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frozen_hours: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_minutes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refrigerated_minutes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen_minutes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unspun_room_minutes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unspun_refrigerated_minutes: Option<u32>,
+}
+
+impl StabilityLimits {
+    /// Room, refrigerated and frozen in minutes (hours converted).
+    fn minutes(&self) -> [Option<u32>; 3] {
+        let either = |m: Option<u32>, h: Option<u32>| m.or(h.map(|h| h.saturating_mul(60)));
+        [
+            either(self.room_minutes, self.room_hours),
+            either(self.refrigerated_minutes, self.refrigerated_hours),
+            either(self.frozen_minutes, self.frozen_hours),
+        ]
+    }
+
+    /// The limits from collection.
+    fn stability(&self) -> Result<Stability, aliquot_domain::catalog::CatalogError> {
+        let [room, fridge, frozen] = self.minutes();
+        Stability::new(mins(room), mins(fridge), mins(frozen))
+    }
+
+    /// The unspun limits, when any is given.
+    fn unspun(&self) -> Option<Result<Stability, aliquot_domain::catalog::CatalogError>> {
+        (self.unspun_room_minutes.is_some() || self.unspun_refrigerated_minutes.is_some()).then(
+            || {
+                Stability::new(
+                    mins(self.unspun_room_minutes),
+                    mins(self.unspun_refrigerated_minutes),
+                    None,
+                )
+            },
+        )
+    }
+
+    /// Checks and rewrites the limits in minutes only.
+    fn normalise(self, separated: bool) -> AppResult<Self> {
+        let pairs = [
+            ("room", self.room_minutes, self.room_hours),
+            (
+                "refrigerated",
+                self.refrigerated_minutes,
+                self.refrigerated_hours,
+            ),
+            ("frozen", self.frozen_minutes, self.frozen_hours),
+        ];
+        for (name, m, h) in pairs {
+            if m.is_some() && h.is_some() {
+                return Err(AppError::invalid(
+                    &format!("stability.{name}_minutes"),
+                    "stability_twice",
+                    format!("give {name}_minutes or {name}_hours, not both"),
+                ));
+            }
+        }
+        self.stability()
+            .map_err(|e| invalid(&e, "", "stability").with_field("stability"))?;
+        if let Some(unspun) = self.unspun() {
+            if !separated {
+                return Err(AppError::invalid(
+                    "stability.unspun_room_minutes",
+                    "unspun_not_applicable",
+                    "unspun limits are for serum and plasma tests (separated from the cells)",
+                ));
+            }
+            unspun.map_err(|e| invalid(&e, "", "stability").with_field("stability"))?;
+        }
+        let [room, fridge, frozen] = self.minutes();
+        Ok(Self {
+            room_minutes: room,
+            refrigerated_minutes: fridge,
+            frozen_minutes: frozen,
+            unspun_room_minutes: self.unspun_room_minutes,
+            unspun_refrigerated_minutes: self.unspun_refrigerated_minutes,
+            ..Self::default()
+        })
+    }
 }
 
 /// Turnaround targets (minutes) per priority.
@@ -53,7 +146,7 @@ pub struct TestDefinition {
     pub container: Option<String>,
     pub min_volume_ul: Option<u32>,
     #[serde(default)]
-    pub stability: StabilityHours,
+    pub stability: StabilityLimits,
     #[serde(default)]
     pub special_handling: Vec<String>,
     /// `numeric`, `coded` or `text`.
@@ -106,10 +199,6 @@ pub(crate) fn definition(r: &CatalogTestRecord) -> AppResult<TestDefinition> {
         .map_err(|e| AppError::Internal(format!("catalog definition {}: {e}", r.id)))
 }
 
-fn hours(h: Option<u32>) -> Option<SignedDuration> {
-    h.map(|h| SignedDuration::from_hours(i64::from(h)))
-}
-
 fn mins(m: Option<u32>) -> Option<SignedDuration> {
     m.map(|m| SignedDuration::from_mins(i64::from(m)))
 }
@@ -126,13 +215,29 @@ impl TestDefinition {
         self.kind.as_deref() == Some("panel")
     }
 
+    /// The limits from collection per temperature.
     pub(crate) fn stability_rule(&self) -> Stability {
-        Stability::new(
-            hours(self.stability.room_hours),
-            hours(self.stability.refrigerated_hours),
-            hours(self.stability.frozen_hours),
-        )
-        .unwrap_or_default()
+        self.stability.stability().unwrap_or_default()
+    }
+
+    /// The whole stability rule: limits from collection, unspun limits for serum and plasma
+    /// (GP44's default when none are given) and the special-handling flags.
+    pub(crate) fn full_stability_rule(&self) -> StabilityRule {
+        let separated = SpecimenType::parse(self.specimen_type.as_deref().unwrap_or(""))
+            .is_ok_and(SpecimenType::requires_centrifugation);
+        let unspun = match self.stability.unspun() {
+            Some(limits) => Some(limits.unwrap_or_default()),
+            None => separated.then(gp44_default_unspun),
+        };
+        StabilityRule {
+            stability: self.stability_rule(),
+            unspun: unspun.filter(|_| separated),
+            handling: self
+                .special_handling
+                .iter()
+                .filter_map(|h| SpecialHandling::parse(h).ok())
+                .collect(),
+        }
     }
 
     /// The specimen requirement of a (non-panel) test, for tube planning.
@@ -248,12 +353,9 @@ impl TestDefinition {
                 ),
             ));
         }
-        Stability::new(
-            hours(self.stability.room_hours),
-            hours(self.stability.refrigerated_hours),
-            hours(self.stability.frozen_hours),
-        )
-        .map_err(|e| invalid(&e, "", "stability").with_field("stability"))?;
+        let separated = SpecimenType::parse(self.specimen_type.as_deref().unwrap_or(""))
+            .is_ok_and(SpecimenType::requires_centrifugation);
+        self.stability = std::mem::take(&mut self.stability).normalise(separated)?;
         for (i, s) in self.special_handling.iter().enumerate() {
             SpecialHandling::parse(s).map_err(|e| {
                 invalid(&e, "", "special_handling").with_field(&format!("special_handling[{i}]"))

@@ -2,7 +2,7 @@
 //! coagulation, urinalysis, microbiology and blood-bank tests with their LOINC codes, the
 //! common panels, and a send-out test. The CSV columns are the catalogue's import format.
 
-use crate::catalog::{StabilityHours, TatMinutes, TestDefinition};
+use crate::catalog::{StabilityLimits, TatMinutes, TestDefinition};
 
 /// The demo catalogue, as CSV.
 pub const DEMO_CATALOG_CSV: &str = include_str!("../data/demo_catalog.csv");
@@ -17,9 +17,11 @@ pub const CSV_COLUMNS: &[&str] = &[
     "specimen_type",
     "container",
     "min_volume_ul",
-    "room_hours",
-    "refrigerated_hours",
-    "frozen_hours",
+    "room_min",
+    "refrigerated_min",
+    "frozen_min",
+    "unspun_room_min",
+    "unspun_refrigerated_min",
     "special_handling",
     "result_type",
     "precision",
@@ -101,29 +103,37 @@ pub fn parse_catalog_csv(text: &str) -> Result<Vec<TestDefinition>, CsvError> {
             specimen_type: opt(f[5]),
             container: opt(f[6]),
             min_volume_ul: num(f[7], line, "min_volume_ul")?,
-            stability: StabilityHours {
-                room_hours: num(f[8], line, "room_hours")?,
-                refrigerated_hours: num(f[9], line, "refrigerated_hours")?,
-                frozen_hours: num(f[10], line, "frozen_hours")?,
+            stability: StabilityLimits {
+                room_minutes: num(f[8], line, "room_min")?,
+                refrigerated_minutes: num(f[9], line, "refrigerated_min")?,
+                frozen_minutes: num(f[10], line, "frozen_min")?,
+                unspun_room_minutes: num(f[11], line, "unspun_room_min")?,
+                unspun_refrigerated_minutes: num(f[12], line, "unspun_refrigerated_min")?,
+                ..StabilityLimits::default()
             },
-            special_handling: list(f[11]),
-            result_type: opt(f[12]),
-            precision: num(f[13], line, "precision")?,
-            answers: list(f[14]),
-            units: opt(f[15]),
-            reportable_low: num(f[16], line, "reportable_low")?,
-            reportable_high: num(f[17], line, "reportable_high")?,
+            special_handling: list(f[13]),
+            result_type: opt(f[14]),
+            precision: num(f[15], line, "precision")?,
+            answers: list(f[16]),
+            units: opt(f[17]),
+            reportable_low: num(f[18], line, "reportable_low")?,
+            reportable_high: num(f[19], line, "reportable_high")?,
             tat_minutes: TatMinutes {
-                stat: num(f[18], line, "tat_stat_min")?,
-                asap: num(f[19], line, "tat_asap_min")?,
+                stat: num(f[20], line, "tat_stat_min")?,
+                asap: num(f[21], line, "tat_asap_min")?,
                 timed: None,
-                routine: num(f[20], line, "tat_routine_min")?,
+                routine: num(f[22], line, "tat_routine_min")?,
             },
-            performing_lab: opt(f[21]),
-            components: list(f[22]),
+            performing_lab: opt(f[23]),
+            components: list(f[24]),
         });
     }
     Ok(out)
+}
+
+/// A limit in minutes, from minutes or from the hours of an older definition.
+fn minutes(m: Option<u32>, h: Option<u32>) -> Option<String> {
+    m.or(h.map(|h| h.saturating_mul(60))).map(|v| v.to_string())
 }
 
 /// Writes definitions as CSV in the import format.
@@ -142,9 +152,19 @@ pub fn catalog_csv(defs: &[TestDefinition]) -> String {
             o(&d.specimen_type),
             o(&d.container),
             n(d.min_volume_ul.map(|v| v.to_string())),
-            n(d.stability.room_hours.map(|v| v.to_string())),
-            n(d.stability.refrigerated_hours.map(|v| v.to_string())),
-            n(d.stability.frozen_hours.map(|v| v.to_string())),
+            n(minutes(d.stability.room_minutes, d.stability.room_hours)),
+            n(minutes(
+                d.stability.refrigerated_minutes,
+                d.stability.refrigerated_hours,
+            )),
+            n(minutes(
+                d.stability.frozen_minutes,
+                d.stability.frozen_hours,
+            )),
+            n(d.stability.unspun_room_minutes.map(|v| v.to_string())),
+            n(d.stability
+                .unspun_refrigerated_minutes
+                .map(|v| v.to_string())),
             d.special_handling.join(";"),
             o(&d.result_type),
             n(d.precision.map(|v| v.to_string())),

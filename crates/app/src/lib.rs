@@ -20,6 +20,7 @@ pub use scope::PatientScope;
 mod settings;
 mod shown;
 mod specimens;
+mod stability;
 // processing (issue 4)
 mod processing;
 pub use processing::{
@@ -60,7 +61,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
 pub use auth::{IssuedToken, NewUserInput, UserView};
-pub use catalog::{CatalogEntryView, StabilityHours, TatMinutes, TestDefinition};
+pub use catalog::{CatalogEntryView, StabilityLimits, TatMinutes, TestDefinition};
 pub use directory::{LOCATION_KINDS, NewLocationInput, NewProviderInput};
 pub use orders::{NewOrderInput, OrderTestView, OrderView, SpecimenView};
 pub use patients::{

@@ -7,10 +7,15 @@
 use std::collections::{BTreeSet, HashMap};
 
 use aliquot_domain::auth::Permission;
-use aliquot_domain::catalog::{ContainerCode, Department, Priority, SpecimenType};
+use aliquot_domain::catalog::{ContainerCode, ContainerType, Department, Priority, SpecimenType};
 use aliquot_domain::ids::AccessionNumber;
 use aliquot_domain::order::TestCode;
 use aliquot_domain::routing::{RoutedTest, SharingPolicy, plan_routing, sort_key};
+use aliquot_domain::specimen::processing::{
+    ProcessingError, SPIN_MINUTES, check_child_container, check_dilution, check_separated,
+    check_spin, default_child_container,
+};
+use aliquot_domain::specimen::stability::{Phase, StabilityFinding, judge};
 use aliquot_domain::specimen::{
     COLLECTION_CLOCK_SKEW, CentrifugationError, CentrifugationRecord, DilutionFactor, Event,
     SpecimenState, check_aliquot, min_clot_time, rcf_from_rpm, transition,
@@ -150,6 +155,19 @@ fn spin_error(e: CentrifugationError) -> AppError {
     AppError::invalid(field, e.code(), e.to_string())
 }
 
+pub(crate) fn processing_error(e: ProcessingError) -> AppError {
+    match e {
+        ProcessingError::GelRespin { .. } | ProcessingError::DilutionState { .. } => {
+            AppError::Conflict {
+                field: e.field().map(str::to_owned),
+                code: e.code(),
+                message: e.to_string(),
+            }
+        }
+        _ => AppError::invalid(e.field().unwrap_or("accession"), e.code(), e.to_string()),
+    }
+}
+
 fn parse_started_at(input: Option<&str>, now: Timestamp) -> AppResult<Timestamp> {
     let Some(text) = input else {
         return Ok(now);
@@ -236,16 +254,9 @@ impl App {
             .specimen_by_accession(acc.as_str())
             .await?
             .ok_or_else(not_found)?;
-        let centrifuged = if needs_spin_record {
-            let own = !tx.centrifugations(s.id).await?.is_empty();
-            // An aliquot poured from a spun tube is already serum or plasma.
-            own || match tx.specimen_parent(s.id).await? {
-                Some(p) => !tx.centrifugations(p.id).await?.is_empty(),
-                None => false,
-            }
-        } else {
-            false
-        };
+        // An aliquot poured from a spun tube is already serum or plasma; so is a tube the draw
+        // site spun.
+        let centrifuged = needs_spin_record && self.separated(&mut tx, &s).await?;
         let next =
             transition(state_of(&s)?, &event(&s, centrifuged)?).map_err(transition_conflict)?;
         self.change_status(&mut tx, &s, next, None).await?;
@@ -366,11 +377,15 @@ impl App {
         let acc = parse_accession(accession)?;
         let centrifuge_id = required_text("centrifuge_id", &input.centrifuge_id, 50)?;
         let rcf = rcf_of(&input)?;
-        if !(1..=120).contains(&input.minutes) {
+        if !SPIN_MINUTES.contains(&input.minutes) {
             return Err(AppError::invalid(
                 "minutes",
                 "centrifugation_duration",
-                "the spin time must be between 1 and 120 minutes",
+                format!(
+                    "the spin time must be between {} and {} minutes",
+                    SPIN_MINUTES.start(),
+                    SPIN_MINUTES.end()
+                ),
             ));
         }
         if !input.temperature_c.is_finite() || !(-30.0..=50.0).contains(&input.temperature_c) {
@@ -394,6 +409,9 @@ impl App {
         let next = transition(state_of(&s)?, &Event::Centrifuge).map_err(transition_conflict)?;
         let container = container_by_code(&s.container)
             .ok_or_else(|| AppError::Internal(format!("specimen {}: container", s.id)))?;
+        // The container's protocol; a gel tube is spun once (issue 10 item 9).
+        let earlier = tx.centrifugations(s.id).await?.len();
+        check_spin(&container, earlier, record.rcf_g(), input.minutes).map_err(processing_error)?;
         match s.collected_at {
             Some(collected_at) => {
                 if started_at < collected_at {
@@ -406,6 +424,10 @@ impl App {
                 record
                     .check_clotting(collected_at, container.additive)
                     .map_err(spin_error)?;
+                if earlier == 0 {
+                    self.check_separation_in_time(&s, collected_at, started_at)
+                        .await?;
+                }
             }
             None if min_clot_time(container.additive).is_some() => {
                 return Err(AppError::invalid(
@@ -514,6 +536,24 @@ impl App {
             .await?
             .ok_or_else(not_found)?;
         transition(state_of(&parent)?, &Event::Aliquot).map_err(transition_conflict)?;
+        // Only separated serum or plasma is poured, into a container that suits it.
+        let specimen_type = SpecimenType::parse(&parent.specimen_type)
+            .map_err(|_| AppError::Internal(format!("specimen {}: type", parent.id)))?;
+        check_separated(specimen_type, self.separated(&mut tx, &parent).await?)
+            .map_err(processing_error)?;
+        let container = match container {
+            Some(c) => c,
+            None => default_child_container(&ContainerType::defaults(), specimen_type)
+                .cloned()
+                .ok_or_else(|| {
+                    AppError::invalid(
+                        "container",
+                        "aliquot_container_unsuitable",
+                        format!("no container of the catalogue takes a {specimen_type} aliquot"),
+                    )
+                })?,
+        };
+        check_child_container(&container, specimen_type).map_err(processing_error)?;
         let children = tx.specimen_children(parent.id).await?;
         let poured: Vec<u32> = children
             .iter()
@@ -523,11 +563,6 @@ impl App {
         let parent_total = u32::try_from(parent.volume_ul + poured_total).unwrap_or(u32::MAX);
         check_aliquot(parent_total, &poured, requested)
             .map_err(|e| invalid(&e, "", "volume_ul"))?;
-        let container = match container {
-            Some(c) => c,
-            None => container_by_code(&parent.container)
-                .ok_or_else(|| AppError::Internal(format!("specimen {}: container", parent.id)))?,
-        };
         if requested > container.nominal_volume_ul {
             return Err(AppError::invalid(
                 "volume_ul",
@@ -677,12 +712,17 @@ impl App {
             .await?
             .ok_or_else(not_found)?;
         let state = state_of(&s)?;
-        // A dilution is taken where an aliquot could be: received, in process or processed.
         transition(state, &Event::Aliquot).map_err(|e| AppError::Conflict {
             field: e.field().map(str::to_owned),
             code: e.code(),
             message: format!("a specimen that is {state} can't be diluted"),
         })?;
+        // A dilution is made from a specimen in process or processed (not one only received),
+        // separated when it is serum or plasma (issue 10 item 10).
+        let specimen_type = SpecimenType::parse(&s.specimen_type)
+            .map_err(|_| AppError::Internal(format!("specimen {}: type", s.id)))?;
+        let separated = self.separated(&mut tx, &s).await?;
+        check_dilution(state, specimen_type, separated).map_err(processing_error)?;
         if let Some(code) = &test_code {
             let on_specimen = tx
                 .tests_of_order(s.order_id)
@@ -729,6 +769,74 @@ impl App {
         .await?;
         tx.commit().await?;
         self.reload(acc.as_str()).await
+    }
+
+    /// Whether the tube, or the tube it was poured from, was spun (or arrived spun).
+    pub(crate) async fn separated(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        s: &SpecimenRecord,
+    ) -> AppResult<bool> {
+        if !tx.centrifugations(s.id).await?.is_empty() {
+            return Ok(true);
+        }
+        if let Some(p) = tx.specimen_parent(s.id).await?
+            && !tx.centrifugations(p.id).await?.is_empty()
+        {
+            return Ok(true);
+        }
+        Ok(self.specimen_history(s).await?.separated_at.is_some())
+    }
+
+    /// The first spin of a serum or plasma tube must come within each test's unspun
+    /// stability (CLSI GP44: 2 h for most; 15–30 min for lactate): a later spin is refused
+    /// (422 `separation_late`, naming the tests); reject the tube, or mark those tests not
+    /// performed.
+    async fn check_separation_in_time(
+        &self,
+        s: &SpecimenRecord,
+        collected_at: Timestamp,
+        started_at: Timestamp,
+    ) -> AppResult<()> {
+        let history = self.specimen_history(s).await?;
+        let mut late = Vec::new();
+        for (test_code, rule) in self.test_rules(s).await? {
+            let findings = judge(
+                collected_at,
+                Some(started_at),
+                &history.segments,
+                started_at,
+                &rule,
+            );
+            let too_late = findings.iter().any(|f| {
+                matches!(
+                    f,
+                    StabilityFinding::Exceeded {
+                        phase: Phase::Unspun,
+                        ..
+                    } | StabilityFinding::TemperatureNotAllowed {
+                        phase: Phase::Unspun,
+                        ..
+                    }
+                )
+            });
+            if too_late {
+                late.push(test_code.as_str().to_owned());
+            }
+        }
+        if late.is_empty() {
+            return Ok(());
+        }
+        Err(AppError::invalid(
+            "started_at",
+            "separation_late",
+            format!(
+                "spun {} after the draw: too late for {} (unspun stability, CLSI GP44); reject \
+                 the tube or mark those tests not performed",
+                aliquot_domain::duration::human(&started_at.duration_since(collected_at)),
+                late.join(", ")
+            ),
+        ))
     }
 
     /// The children poured from a specimen (for the specimen detail and the lineage).

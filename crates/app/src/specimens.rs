@@ -6,9 +6,10 @@
 use aliquot_domain::auth::Permission;
 use aliquot_domain::catalog::{ContainerType, SpecimenType, Temperature};
 use aliquot_domain::ids::AccessionNumber;
+use aliquot_domain::specimen::stability::{TemperatureSegment, TemperatureStage};
 use aliquot_domain::specimen::{
-    Event, LabelStatus, ReceiptFacts, ReceiptTest, RejectionReason, SpecimenState, TransitionError,
-    check_collection_time, check_label, check_receipt, transition,
+    COLLECTION_CLOCK_SKEW, Event, LabelStatus, ReceiptFacts, ReceiptTest, RejectionReason,
+    SpecimenState, TransitionError, check_collection_time, check_label, check_receipt, transition,
 };
 use aliquot_labels::{LabelData, LabelFormat, LabelLayout};
 use aliquot_store::{
@@ -100,14 +101,32 @@ pub struct CollectionCorrectionInput {
 
 /// An RFC 3339 time, kept to the microsecond (the database's resolution).
 fn parse_collected_at(text: &str) -> AppResult<Timestamp> {
+    parse_time("collected_at", "collected_at_format", text)
+}
+
+/// An RFC 3339 time in `field`, kept to the microsecond.
+pub(crate) fn parse_time(field: &str, code: &'static str, text: &str) -> AppResult<Timestamp> {
     let t: Timestamp = text.trim().parse().map_err(|_| {
-        AppError::invalid(
-            "collected_at",
-            "collected_at_format",
-            "an RFC 3339 time, e.g. 2026-05-01T08:00:00Z",
-        )
+        AppError::invalid(field, code, "an RFC 3339 time, e.g. 2026-05-01T08:00:00Z")
     })?;
     Ok(Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t))
+}
+
+/// A separation time lies between the draw and now (plus the clock skew).
+fn check_separated_at(
+    t: Timestamp,
+    collected_at: Option<Timestamp>,
+    now: Timestamp,
+) -> AppResult<Timestamp> {
+    let latest = now.checked_add(COLLECTION_CLOCK_SKEW).unwrap_or(now);
+    if t > latest || collected_at.is_some_and(|c| t < c) {
+        return Err(AppError::invalid(
+            "separated_at",
+            "separated_at_range",
+            "the tube is spun after its draw and not in the future",
+        ));
+    }
+    Ok(t)
 }
 
 #[derive(Debug, Clone, Default)]
@@ -128,6 +147,9 @@ pub struct ReceiveInput {
     pub collected_at: Option<String>,
     /// Who drew it (with `collected_at`).
     pub collector: Option<String>,
+    /// RFC 3339: the draw site spun the tube (serum or plasma arrived separated) at this time;
+    /// stability before separation is judged up to it (CLSI GP44).
+    pub separated_at: Option<String>,
 }
 
 /// One problem found at receipt, with the rejection reason it maps to.
@@ -859,6 +881,11 @@ impl App {
             })
             .transpose()?;
         let temperature = parse_temperature(input.temperature.as_deref())?;
+        let separated_at = input
+            .separated_at
+            .as_deref()
+            .map(|t| parse_time("separated_at", "separated_at_format", t))
+            .transpose()?;
 
         // The facts are gathered on the read side; the transaction re-checks the status.
         let s = self
@@ -934,9 +961,21 @@ impl App {
                 required_container: ordered.container,
                 required_specimen_type: ordered.specimen_type,
                 min_volume_ul: ordered.min_volume_ul,
-                stability: def.stability_rule(),
+                stability: def.full_stability_rule(),
             });
         }
+        // The history so far, the draw site's spin, and how the tube arrives now.
+        let now = self.now();
+        let separated_at = separated_at
+            .map(|t| check_separated_at(t, s.collected_at, now))
+            .transpose()?;
+        let mut history = self.specimen_history(&s).await?;
+        history.separated_at = history.separated_at.into_iter().chain(separated_at).min();
+        history.segments.push(TemperatureSegment {
+            from: now,
+            temperature,
+            stage: TemperatureStage::Receipt,
+        });
         let facts = ReceiptFacts {
             label: if input.label_ok.unwrap_or(true) {
                 LabelStatus::Present
@@ -948,10 +987,9 @@ impl App {
             specimen_type,
             volume_ul,
             collected_at: s.collected_at,
-            temperature,
+            history,
             tests,
         };
-        let now = self.now();
         let problems = check_receipt(&facts, now);
         if !problems.is_empty() {
             let views: Vec<ReceiptProblemView> = problems
@@ -993,7 +1031,8 @@ impl App {
         if !tx.change_specimen(&change).await? {
             return Err(changed_meanwhile());
         }
-        let details = json!({"volume_ul": volume_ul, "temperature": temperature.as_str()});
+        let details = json!({"volume_ul": volume_ul, "temperature": temperature.as_str(),
+            "separated_at": separated_at.map(|t| t.to_string())});
         self.record_transition(
             &mut tx,
             actor,

@@ -8,16 +8,21 @@
 //!   index on the occupied positions makes sure a position holds one specimen even when two
 //!   requests (or two servers) race. **Retrieve** (stored → processed) and **dispose** end the
 //!   placement; the placement rows stay as the storage history.
-//! - **Retention** per specimen type: the domain's defaults, overridden by configured periods
-//!   (audited with old and new value and a reason). Types without a period are never due.
+//! - **Retention** by specimen type and use (issue 10 item 8): the domain's defaults,
+//!   overridden by configured periods per type and per (type, department or test), audited with
+//!   old and new value and a reason; a specimen is kept for the longest period of its type and
+//!   uses (`aliquot_domain::storage::retention`). Types without a period, and irreplaceable
+//!   specimens (CSF, tissue, bone marrow, body fluids), are never due: a person decides.
 //! - **Disposal** (processed/stored/rejected → disposed) records the method. A lab must not
 //!   discard a specimen it may still need for add-on tests or repeat testing (CAP retention,
 //!   DOMAIN §7.2), but it must also be able to discard a broken, leaking or contaminated tube
-//!   at once. So: a rejected specimen may be disposed of at any time (it was never tested); a
-//!   processed or stored specimen may be disposed of without comment once the retention since
-//!   its latest storage has elapsed; before that, or when it was never stored, or its type has
-//!   no retention period, disposal needs a reason (409 `retention_not_elapsed`, field
-//!   `reason`), which is kept in the chain of custody and the audit trail.
+//!   at once. So: a processed or stored specimen may be disposed of without comment once the
+//!   retention since its latest storage has elapsed, a rejected one once it has elapsed since
+//!   the rejection (the rejection may be disputed); before that, or when it was never stored,
+//!   or it has no retention period, disposal needs a reason (409 `retention_not_elapsed`, field
+//!   `reason`), and an irreplaceable specimen always does (409
+//!   `disposal_decision_required`): the reason is kept in the chain of custody and the audit
+//!   trail.
 //! - **Dispatch** (collected → in transit) is the courier pickup: courier, from where, to
 //!   where. Several tubes can be dispatched together under one manifest number, all or none.
 //!   Delivery is the receipt in the lab (`receive`).
@@ -29,19 +34,23 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aliquot_domain::auth::Permission;
-use aliquot_domain::catalog::SpecimenType;
+use aliquot_domain::catalog::{Department, SpecimenType, Stability, Temperature};
+use aliquot_domain::order::TestCode;
+use aliquot_domain::specimen::processing::check_storage_temperature;
 use aliquot_domain::specimen::{Event, SpecimenState, transition};
+use aliquot_domain::storage::retention::{Retention, RetentionRules, RetentionUse};
 use aliquot_domain::storage::{
-    HolderKind, HolderPath, RetentionTable, StorageLocation, check_fits, check_grid, disposal_due,
+    HolderKind, HolderPath, RetentionTable, StorageLocation, check_fits, check_grid,
 };
 use aliquot_store::{
-    PlacementRecord, RetentionPolicyRecord, SendOutRecord, SpecimenRecord, StorageUnitRecord,
-    StoreError, StoredSpecimenRecord, Tx,
+    PlacementRecord, RetentionPolicyRecord, RetentionUseRecord, SendOutRecord, SpecimenRecord,
+    StorageUnitRecord, StoreError, StoredSpecimenRecord, Tx,
 };
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
 use crate::patients::invalid;
+use crate::processing::processing_error;
 use crate::shown::ShowsPatient;
 use crate::specimens::{
     SpecimenDetail, Transition, changed_meanwhile, free_text, not_found, parse_accession,
@@ -111,10 +120,17 @@ pub struct SpecimenLocationView {
     pub stored_by: Option<String>,
 }
 
-/// The retention period of a specimen type.
+/// The retention period of a specimen type, or of a specimen type for one use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetentionView {
     pub specimen_type: String,
+    /// The department the rule is for (a use rule), if any.
+    pub department: Option<String>,
+    /// The test the rule is for (a use rule), if any.
+    pub test: Option<String>,
+    /// Irreplaceable specimens of this type are kept until a person decides, whatever the
+    /// period says.
+    pub until_decided: bool,
     /// `None`: never due for disposal.
     pub hours: Option<i64>,
     /// `configured`, `default` or `none`.
@@ -134,6 +150,9 @@ pub struct RejectedView {
     pub accession: String,
     pub specimen_type: String,
     pub rejected_at: Option<Timestamp>,
+    /// When it may be disposed of without a reason; `None`: kept until a person decides
+    /// (irreplaceable, or no period).
+    pub due_at: Option<Timestamp>,
 }
 
 /// What may be disposed of now.
@@ -156,6 +175,8 @@ pub struct DispatchInput {
     pub courier: String,
     pub from_location: String,
     pub destination: String,
+    /// The transport temperature; starts a `transport` segment of the temperature history.
+    pub temperature: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,6 +234,32 @@ fn stored_view(r: StoredSpecimenRecord) -> StoredSpecimenView {
         location: format!("{}/{}", r.unit_path, r.position),
         stored_at: r.stored_at,
         stored_by: r.stored_by,
+    }
+}
+
+/// The domain's type and use defaults overridden by the configured periods.
+fn retention_rules(
+    policies: &[RetentionPolicyRecord],
+    uses: &[RetentionUseRecord],
+) -> AppResult<RetentionRules> {
+    let mut rules = RetentionRules::defaults();
+    rules.by_type = effective_retention(policies)?;
+    for u in uses {
+        let bad = || AppError::Internal(format!("retention use policy {u:?}"));
+        let t = SpecimenType::parse(&u.specimen_type).map_err(|_| bad())?;
+        let usage = parse_use(&u.use_kind, &u.use_code).ok_or_else(bad)?;
+        rules
+            .set_use(t, usage, SignedDuration::from_hours(u.hours))
+            .map_err(|_| bad())?;
+    }
+    Ok(rules)
+}
+
+fn parse_use(kind: &str, code: &str) -> Option<RetentionUse> {
+    match kind {
+        "department" => Department::parse(code).ok().map(RetentionUse::Department),
+        "test" => TestCode::parse(code).ok().map(RetentionUse::Test),
+        _ => None,
     }
 }
 
@@ -452,6 +499,21 @@ impl App {
             .await?
             .ok_or_else(not_found)?;
         let next = transition(state_of(&s)?, &Event::Store).map_err(transition_conflict)?;
+        // Not at a temperature a test on it does not allow (EDTA whole blood in a freezer).
+        if let Some(t) = holder.temperature.as_deref() {
+            let temperature = Temperature::parse(t)
+                .map_err(|_| AppError::Internal(format!("holder {}: temperature", holder.id)))?;
+            let specimen_type = SpecimenType::parse(&s.specimen_type)
+                .map_err(|_| AppError::Internal(format!("specimen {}: type", s.id)))?;
+            let tests: Vec<(TestCode, Stability)> = self
+                .test_rules(&s)
+                .await?
+                .into_iter()
+                .map(|(code, rule)| (code, rule.stability))
+                .collect();
+            check_storage_temperature(specimen_type, temperature, &tests)
+                .map_err(processing_error)?;
+        }
         self.change_status(&mut tx, &s, next, holder.temperature.clone())
             .await?;
         let position = loc.position().to_string();
@@ -615,35 +677,58 @@ impl App {
         let state = state_of(&s)?;
         let next = transition(state, &Event::Dispose).map_err(transition_conflict)?;
         let now = self.now();
-        let mut early = false;
-        if state != SpecimenState::Rejected {
-            let table = effective_retention(&tx.retention_policies().await?)?;
-            let specimen_type = SpecimenType::parse(&s.specimen_type)
-                .map_err(|_| AppError::Internal(format!("specimen {}: type", s.id)))?;
-            let stored_at = tx.latest_placement(s.id).await?.map(|p| p.stored_at);
-            let due = stored_at.is_some_and(|at| disposal_due(at, specimen_type, now, &table));
-            if !due {
-                early = true;
-                if reason.is_none() {
-                    let why = match (stored_at, table.get(specimen_type)) {
-                        (_, None) => format!(
-                            "no retention period is configured for {specimen_type}: it is kept"
-                        ),
-                        (None, Some(_)) => "the specimen was never stored, so its retention \
-                                            period has not started"
-                            .to_owned(),
-                        (Some(at), Some(period)) => format!(
-                            "the retention period for {specimen_type} ends at {}",
-                            at.checked_add(period).unwrap_or(at)
-                        ),
-                    };
-                    return Err(AppError::Conflict {
-                        field: Some("reason".into()),
-                        code: "retention_not_elapsed",
-                        message: format!("{why}; give a reason to dispose of it now"),
-                    });
-                }
-            }
+        let rules = retention_rules(
+            &tx.retention_policies().await?,
+            &tx.retention_use_policies().await?,
+        )?;
+        let specimen_type = SpecimenType::parse(&s.specimen_type)
+            .map_err(|_| AppError::Internal(format!("specimen {}: type", s.id)))?;
+        let (departments, tests) = self.uses_of(&s, &mut HashMap::new()).await?;
+        let retention = rules.retention(specimen_type, &departments, &tests);
+        // The period runs from the rejection for a rejected specimen, else from its storage.
+        let since = if state == SpecimenState::Rejected {
+            self.store
+                .specimen_events(s.id)
+                .await?
+                .iter()
+                .rfind(|e| e.kind == "reject")
+                .map(|e| e.at)
+        } else {
+            tx.latest_placement(s.id).await?.map(|p| p.stored_at)
+        };
+        let due_at = match retention {
+            Retention::Period(p) => since.and_then(|at| at.checked_add(p).ok()),
+            Retention::UntilDecided => None,
+        };
+        let early = due_at.is_none_or(|due| now < due);
+        if early && reason.is_none() {
+            let (code, why) = match (retention, since, due_at) {
+                (Retention::UntilDecided, _, _) if specimen_type.is_irreplaceable() => (
+                    "disposal_decision_required",
+                    format!(
+                        "a {specimen_type} specimen can't be collected again: it is kept until \
+                         a person decides"
+                    ),
+                ),
+                (Retention::UntilDecided, _, _) => (
+                    "retention_not_elapsed",
+                    format!("no retention period is configured for {specimen_type}: it is kept"),
+                ),
+                (_, None, _) | (_, _, None) => (
+                    "retention_not_elapsed",
+                    "the specimen was never stored, so its retention period has not started"
+                        .to_owned(),
+                ),
+                (_, _, Some(due)) => (
+                    "retention_not_elapsed",
+                    format!("its retention period ends at {due}"),
+                ),
+            };
+            return Err(AppError::Conflict {
+                field: Some("reason".into()),
+                code,
+                message: format!("{why}; give a reason to dispose of it now"),
+            });
         }
         self.change_status(&mut tx, &s, next, None).await?;
         let from = self
@@ -670,20 +755,49 @@ impl App {
     pub async fn retention(&self, actor: &Actor) -> AppResult<Vec<RetentionView>> {
         actor.require(Permission::SettingsRead)?;
         let policies = self.store.retention_policies().await?;
-        Ok(retention_views(&policies))
+        let uses = self.store.retention_use_policies().await?;
+        let mut views = retention_views(&policies);
+        let rules = retention_rules(&policies, &uses)?;
+        for (t, usage, period) in rules.uses() {
+            let configured = uses.iter().find(|u| {
+                u.specimen_type == t.as_str()
+                    && u.use_kind == usage.kind()
+                    && u.use_code == usage.code()
+            });
+            views.push(use_view(
+                t,
+                usage,
+                period.as_hours(),
+                if configured.is_some() {
+                    "configured"
+                } else {
+                    "default"
+                },
+                configured.map(|u| u.updated_at),
+                configured.map(|u| u.updated_by.clone()),
+            ));
+        }
+        Ok(views)
     }
 
-    /// Sets the retention period of a specimen type. Audited with old and new value.
+    /// Sets the retention period of a specimen type (or, with `usage`, of a specimen type for
+    /// one department or test: `("department", "blood_bank")`). Audited with old and new value.
     pub async fn set_retention(
         &self,
         actor: &Actor,
         specimen_type: &str,
+        usage: Option<(&str, &str)>,
         hours: i64,
         reason: Option<&str>,
     ) -> AppResult<RetentionView> {
         actor.require(Permission::SettingsWrite)?;
         let t = SpecimenType::parse(specimen_type.trim())
             .map_err(|e| invalid(&e, "", "specimen_type"))?;
+        if let Some((kind, code)) = usage {
+            return self
+                .set_retention_use(actor, t, kind, code, hours, reason)
+                .await;
+        }
         if hours > MAX_RETENTION_HOURS {
             return Err(AppError::invalid(
                 "hours",
@@ -721,6 +835,9 @@ impl App {
         tx.commit().await?;
         Ok(RetentionView {
             specimen_type: t.as_str().to_owned(),
+            department: None,
+            test: None,
+            until_decided: t.is_irreplaceable(),
             hours: Some(hours),
             source: "configured",
             updated_at: Some(now),
@@ -728,16 +845,124 @@ impl App {
         })
     }
 
+    async fn set_retention_use(
+        &self,
+        actor: &Actor,
+        t: SpecimenType,
+        kind: &str,
+        code: &str,
+        hours: i64,
+        reason: Option<&str>,
+    ) -> AppResult<RetentionView> {
+        let usage = match kind {
+            "department" => RetentionUse::Department(
+                Department::parse(code.trim()).map_err(|e| invalid(&e, "", "department"))?,
+            ),
+            _ => RetentionUse::Test(
+                TestCode::parse(code.trim())
+                    .map_err(|e| invalid(&e, "", "test").with_field("test"))?,
+            ),
+        };
+        if hours > MAX_RETENTION_HOURS {
+            return Err(AppError::invalid(
+                "hours",
+                "retention_too_long",
+                format!("at most {MAX_RETENTION_HOURS} hours (ten years)"),
+            ));
+        }
+        RetentionRules::defaults()
+            .set_use(t, usage.clone(), SignedDuration::from_hours(hours))
+            .map_err(|e| invalid(&e, "", "hours").with_field("hours"))?;
+        let reason = require_reason(reason)?;
+        let mut tx = self.store.begin().await?;
+        let rules = retention_rules(
+            &tx.retention_policies().await?,
+            &tx.retention_use_policies().await?,
+        )?;
+        let old = rules
+            .get_use(t, &usage)
+            .map(|p| json!({"hours": p.as_hours()}));
+        let now = self.now();
+        tx.put_retention_use_policy(&RetentionUseRecord {
+            specimen_type: t.as_str().to_owned(),
+            use_kind: usage.kind().to_owned(),
+            use_code: usage.code().to_owned(),
+            hours,
+            updated_at: now,
+            updated_by: actor.username.clone(),
+        })
+        .await?;
+        let entity = format!("{}/{}/{}", t.as_str(), usage.kind(), usage.code());
+        tx.audit(self.entry(
+            actor,
+            "storage.retention_set",
+            "retention_policy",
+            &entity,
+            old,
+            Some(json!({"hours": hours})),
+            Some(&reason),
+        ));
+        tx.commit().await?;
+        Ok(use_view(
+            t,
+            &usage,
+            hours,
+            "configured",
+            Some(now),
+            Some(actor.username.clone()),
+        ))
+    }
+
+    /// The departments and tests a specimen serves (its tests' catalogue departments);
+    /// `defs` caches catalogue entries across calls.
+    async fn uses_of(
+        &self,
+        s: &SpecimenRecord,
+        defs: &mut HashMap<String, Option<Department>>,
+    ) -> AppResult<(Vec<Department>, Vec<TestCode>)> {
+        let mut departments = Vec::new();
+        let mut tests = Vec::new();
+        for t in self.store.tests_of_order(s.order_id).await? {
+            if t.specimen_id != s.id {
+                continue;
+            }
+            if !defs.contains_key(&t.test_code) {
+                let department = match self.store.catalog_by_code(&t.test_code).await? {
+                    Some(entry) => crate::catalog::definition(&entry)?
+                        .department
+                        .and_then(|d| Department::parse(&d).ok()),
+                    None => None,
+                };
+                defs.insert(t.test_code.clone(), department);
+            }
+            if let Some(Some(d)) = defs.get(&t.test_code)
+                && !departments.contains(d)
+            {
+                departments.push(*d);
+            }
+            if let Ok(code) = TestCode::parse(&t.test_code) {
+                tests.push(code);
+            }
+        }
+        Ok((departments, tests))
+    }
+
     /// Stored specimens past their retention (oldest first) and rejected specimens awaiting
     /// disposal, at most 500 of each. Recorded in the access log.
     pub async fn disposal_due(&self, actor: &Actor) -> AppResult<DisposalDueView> {
         actor.require(Permission::SpecimenProcess)?;
-        let table = effective_retention(&self.store.retention_policies().await?)?;
+        let rules = retention_rules(
+            &self.store.retention_policies().await?,
+            &self.store.retention_use_policies().await?,
+        )?;
         let now = self.now();
+        // The shortest period of each type selects candidates; each is then judged with its
+        // own uses.
         let periods: BTreeMap<SpecimenType, SignedDuration> = SpecimenType::ALL
             .iter()
-            .filter_map(|&t| table.get(t).map(|p| (t, p)))
+            .filter_map(|&t| rules.shortest(t).map(|p| (t, p)))
             .collect();
+        let mut defs = HashMap::new();
         let cutoffs: Vec<(String, Timestamp)> = periods
             .iter()
             .filter_map(|(t, p)| now.checked_sub(*p).ok().map(|c| (t.as_str().to_owned(), c)))
@@ -748,13 +973,19 @@ impl App {
             let Ok(t) = SpecimenType::parse(&r.specimen_type) else {
                 continue;
             };
-            if !disposal_due(r.stored_at, t, now, &table) {
+            let Some(s) = self.store.specimen_by_accession(&r.accession).await? else {
+                continue;
+            };
+            let (departments, tests) = self.uses_of(&s, &mut defs).await?;
+            let Retention::Period(period) = rules.retention(t, &departments, &tests) else {
+                continue;
+            };
+            let Ok(due_at) = r.stored_at.checked_add(period) else {
+                continue;
+            };
+            if now < due_at {
                 continue;
             }
-            let due_at = periods
-                .get(&t)
-                .and_then(|p| r.stored_at.checked_add(*p).ok())
-                .unwrap_or(r.stored_at);
             shown.push(r.subject());
             due.push(DueView {
                 stored: stored_view(r),
@@ -771,14 +1002,30 @@ impl App {
             shown,
         )
         .await?;
-        let rejected = rejected
-            .into_iter()
-            .map(|r| RejectedView {
+        let mut views = Vec::new();
+        for r in rejected {
+            let retention = match (
+                SpecimenType::parse(&r.specimen_type),
+                self.store.specimen_by_accession(&r.accession).await?,
+            ) {
+                (Ok(t), Some(s)) => {
+                    let (departments, tests) = self.uses_of(&s, &mut defs).await?;
+                    rules.retention(t, &departments, &tests)
+                }
+                _ => Retention::UntilDecided,
+            };
+            let due_at = match retention {
+                Retention::Period(p) => r.rejected_at.and_then(|at| at.checked_add(p).ok()),
+                Retention::UntilDecided => None,
+            };
+            views.push(RejectedView {
                 accession: r.accession,
                 specimen_type: r.specimen_type,
                 rejected_at: r.rejected_at,
-            })
-            .collect();
+                due_at,
+            });
+        }
+        let rejected = views;
         Ok(DisposalDueView { due, rejected })
     }
 
@@ -804,7 +1051,8 @@ impl App {
                 kind: "dispatch",
                 next: next.as_str(),
                 details: json!({"courier": input.courier, "from": input.from_location,
-                    "destination": input.destination, "manifest": manifest}),
+                    "destination": input.destination, "manifest": manifest,
+                    "temperature": input.temperature}),
                 location: Some(input.from_location.clone()),
             },
         )
@@ -816,6 +1064,8 @@ impl App {
             courier: required_text("courier", &input.courier, 100)?,
             from_location: required_text("from_location", &input.from_location, 200)?,
             destination: required_text("destination", &input.destination, 200)?,
+            temperature: parse_temperature(input.temperature.as_deref())?
+                .map(|t| t.as_str().to_owned()),
         })
     }
 
@@ -1059,6 +1309,30 @@ impl App {
     }
 }
 
+fn use_view(
+    t: SpecimenType,
+    usage: &RetentionUse,
+    hours: i64,
+    source: &'static str,
+    updated_at: Option<Timestamp>,
+    updated_by: Option<String>,
+) -> RetentionView {
+    let (department, test) = match usage {
+        RetentionUse::Department(d) => (Some(d.as_str().to_owned()), None),
+        RetentionUse::Test(c) => (None, Some(c.as_str().to_owned())),
+    };
+    RetentionView {
+        specimen_type: t.as_str().to_owned(),
+        department,
+        test,
+        until_decided: t.is_irreplaceable(),
+        hours: Some(hours),
+        source,
+        updated_at,
+        updated_by,
+    }
+}
+
 fn retention_views(policies: &[RetentionPolicyRecord]) -> Vec<RetentionView> {
     let defaults = RetentionTable::defaults();
     SpecimenType::ALL
@@ -1067,6 +1341,9 @@ fn retention_views(policies: &[RetentionPolicyRecord]) -> Vec<RetentionView> {
             |t| match policies.iter().find(|p| p.specimen_type == t.as_str()) {
                 Some(p) => RetentionView {
                     specimen_type: t.as_str().to_owned(),
+                    department: None,
+                    test: None,
+                    until_decided: t.is_irreplaceable(),
                     hours: Some(p.hours),
                     source: "configured",
                     updated_at: Some(p.updated_at),
@@ -1074,6 +1351,9 @@ fn retention_views(policies: &[RetentionPolicyRecord]) -> Vec<RetentionView> {
                 },
                 None => RetentionView {
                     specimen_type: t.as_str().to_owned(),
+                    department: None,
+                    test: None,
+                    until_decided: t.is_irreplaceable(),
                     hours: defaults.get(*t).map(|d| d.as_hours()),
                     source: if defaults.get(*t).is_some() {
                         "default"

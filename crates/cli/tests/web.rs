@@ -469,9 +469,20 @@ async fn walk(server: &Server, backend: &str) {
     b.check_page("receive").await;
 
     // Processing: spin the citrate tube in a run, pour an aliquot (child label), finish.
+    // Citrate for coagulation is spun to platelet-poor plasma: the form's 1,300 g × 10 min is
+    // refused in words (the container's protocol), 1,500 g × 15 min is accepted.
     b.goto("/process").await;
     assert_eq!(b.active_id_becomes("scan").await, "scan");
     b.scan(&accessions[0]).await;
+    b.wait(&format!(
+        "#spun li[data-accession='{}'][data-outcome=refused]",
+        accessions[0]
+    ))
+    .await;
+    assert!(b.text("#spun").await.contains("platelet-poor"));
+    b.type_into("#rcf_g", "1500").await;
+    b.type_into("#minutes", "15").await;
+    b.type_into("#scan", &format!("{}\n", accessions[0])).await;
     b.wait(&format!(
         "#spun li[data-accession='{}'][data-outcome=ok]",
         accessions[0]
@@ -493,7 +504,8 @@ async fn walk(server: &Server, backend: &str) {
     .await;
     b.check_page("process").await;
 
-    // Storage: scan the position, then the tube.
+    // Storage: scan the position, then the tube. Coagulation plasma is never refrigerated:
+    // the refrigerator is refused in words, the freezer takes it.
     b.goto("/storage").await;
     assert_eq!(b.active_id_becomes("location").await, "location");
     b.scan("CORE/REF-01/R1/B1/I9").await;
@@ -502,6 +514,15 @@ async fn walk(server: &Server, backend: &str) {
         "scan",
         "the position scan moves on to the tube"
     );
+    b.scan(&accessions[0]).await;
+    b.wait(&format!(
+        "#stored li[data-accession='{}'][data-outcome=refused]",
+        accessions[0]
+    ))
+    .await;
+    assert!(b.text("#stored").await.contains("refrigerated"));
+    b.type_into("#location", "CORE/FRZ-01/R1/B1/I9\n").await;
+    assert_eq!(b.active_id_becomes("scan").await, "scan");
     b.scan(&accessions[0]).await;
     b.wait(&format!(
         "#stored li[data-accession='{}'][data-outcome=ok]",

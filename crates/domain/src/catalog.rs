@@ -181,6 +181,8 @@ code_enum! {
         SterileContainer => "sterile_container",
         /// Swab in transport medium.
         TransportMedium => "transport_medium",
+        /// Plain polypropylene aliquot (transfer) tube, no additive: what a pour-off goes into.
+        TransferTube => "transfer_tube",
     }
 }
 
@@ -219,7 +221,9 @@ impl Additive {
             Self::Edta | Self::EdtaGel => DrawRank::EDTA,
             Self::FluorideOxalate => DrawRank::GLYCOLYTIC_INHIBITOR,
             Self::Acd | Self::CitrateEsr => DrawRank::OTHER_BLOOD,
-            Self::SterileContainer | Self::TransportMedium => DrawRank::NOT_BLOOD,
+            Self::SterileContainer | Self::TransportMedium | Self::TransferTube => {
+                DrawRank::NOT_BLOOD
+            }
         }
     }
 
@@ -413,7 +417,7 @@ impl ContainerType {
 
     /// A starter catalogue from DOMAIN §6.1 (volumes are typical adult tubes; [CONFIG]).
     pub fn defaults() -> Vec<Self> {
-        let rows: [(&str, &str, &str, Additive, u32, u32); 12] = [
+        let rows: [(&str, &str, &str, Additive, u32, u32); 13] = [
             (
                 "BCX",
                 "Blood culture bottle",
@@ -501,6 +505,14 @@ impl ContainerType {
                 Additive::SterileContainer,
                 100_000,
                 100_000,
+            ),
+            (
+                "ALQ",
+                "Aliquot tube 5 mL",
+                "natural",
+                Additive::TransferTube,
+                5_000,
+                5_000,
             ),
             (
                 "SWAB",

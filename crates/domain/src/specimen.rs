@@ -51,6 +51,9 @@
 //! (DOMAIN §6.6). A dilution `1:10` (or `10`) is a factor of 10 applied by multiplication to the
 //! measured value of the diluted specimen.
 
+pub mod processing;
+pub mod stability;
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -59,11 +62,12 @@ use rust_decimal::Decimal;
 use thiserror::Error;
 
 use crate::catalog::{
-    Additive, ContainerCode, ContainerType, SpecimenType, Stability, Temperature, code_enum,
+    Additive, ContainerCode, ContainerType, SpecialHandling, SpecimenType, Temperature, code_enum,
 };
 use crate::error::impl_domain_error;
-use crate::order::{StabilityProblem, TestCode, check_stability};
+use crate::order::TestCode;
 use crate::patient::IdentityError;
+use stability::{SpecimenHistory, StabilityRule};
 
 code_enum! {
     /// Where a specimen is in its lifecycle.
@@ -333,7 +337,7 @@ pub struct ReceiptTest {
     pub required_container: ContainerCode,
     pub required_specimen_type: SpecimenType,
     pub min_volume_ul: u32,
-    pub stability: Stability,
+    pub stability: StabilityRule,
 }
 
 /// What the receiving technologist sees.
@@ -349,8 +353,8 @@ pub struct ReceiptFacts {
     pub volume_ul: u32,
     /// Collection time from the label/collection record.
     pub collected_at: Option<Timestamp>,
-    /// Temperature the specimen was kept/transported at.
-    pub temperature: Temperature,
+    /// The temperature segments since collection (the receipt's own last) and the separation.
+    pub history: SpecimenHistory,
     pub tests: Vec<ReceiptTest>,
 }
 
@@ -384,18 +388,39 @@ pub enum ReceiptProblem {
     #[error("the tube is under-filled: {actual_ul} µL, at least {min_ul} µL required")]
     Underfilled { min_ul: u32, actual_ul: u32 },
     #[error(
-        "test {test_code}: the specimen is {} old, stability is {}",
-        crate::duration::human(.elapsed),
-        crate::duration::human(.limit)
+        "test {test_code}: the specimen is {} old and has used {used_percent} % of its \
+         stability over its temperature history",
+        crate::duration::human(.elapsed)
     )]
     StabilityExceeded {
         test_code: TestCode,
         elapsed: SignedDuration,
-        limit: SignedDuration,
+        used_percent: u64,
     },
     #[error("test {test_code}: the specimen must not be kept {temperature}")]
     TemperatureNotAllowed {
         test_code: TestCode,
+        temperature: Temperature,
+    },
+    #[error(
+        "test {test_code}: the blood was {} unspun ({used_percent} % of its stability before \
+         separation, CLSI GP44)",
+        crate::duration::human(.unspun)
+    )]
+    SeparationLate {
+        test_code: TestCode,
+        unspun: SignedDuration,
+        used_percent: u64,
+    },
+    #[error("test {test_code}: unspun whole blood must not be kept {temperature}")]
+    UnspunTemperatureNotAllowed {
+        test_code: TestCode,
+        temperature: Temperature,
+    },
+    #[error("test {test_code} is {handling}, but the specimen was kept {temperature}")]
+    HandlingBroken {
+        test_code: TestCode,
+        handling: SpecialHandling,
         temperature: Temperature,
     },
 }
@@ -412,8 +437,12 @@ impl ReceiptProblem {
             Self::WrongContainer { .. } => RejectionReason::WrongContainer,
             Self::WrongSpecimenType { .. } => RejectionReason::WrongSpecimenType,
             Self::InsufficientVolume { .. } | Self::Underfilled { .. } => RejectionReason::Qns,
-            Self::StabilityExceeded { .. } => RejectionReason::StabilityExceeded,
-            Self::TemperatureNotAllowed { .. } => RejectionReason::WrongTemperature,
+            Self::StabilityExceeded { .. } | Self::SeparationLate { .. } => {
+                RejectionReason::StabilityExceeded
+            }
+            Self::TemperatureNotAllowed { .. }
+            | Self::UnspunTemperatureNotAllowed { .. }
+            | Self::HandlingBroken { .. } => RejectionReason::WrongTemperature,
         }
     }
 
@@ -431,6 +460,9 @@ impl ReceiptProblem {
             Self::Underfilled { .. } => "receipt_underfilled",
             Self::StabilityExceeded { .. } => "receipt_stability_exceeded",
             Self::TemperatureNotAllowed { .. } => "receipt_temperature_not_allowed",
+            Self::SeparationLate { .. } => "receipt_separation_late",
+            Self::UnspunTemperatureNotAllowed { .. } => "receipt_unspun_temperature_not_allowed",
+            Self::HandlingBroken { .. } => "receipt_special_handling",
         }
     }
 
@@ -491,24 +523,15 @@ pub fn check_receipt(spec: &ReceiptFacts, now: Timestamp) -> Vec<ReceiptProblem>
         {
             problems.push(ReceiptProblem::CollectedInFuture);
         }
+        // Stability over the whole temperature history, before and after separation.
         Some(collected_at) => {
             for test in &spec.tests {
-                match check_stability(collected_at, now, spec.temperature, &test.stability) {
-                    Ok(()) | Err(StabilityProblem::CollectedInFuture) => {}
-                    Err(StabilityProblem::TemperatureNotAllowed { temperature }) => {
-                        problems.push(ReceiptProblem::TemperatureNotAllowed {
-                            test_code: test.test_code.clone(),
-                            temperature,
-                        });
-                    }
-                    Err(StabilityProblem::Exceeded { elapsed, limit }) => {
-                        problems.push(ReceiptProblem::StabilityExceeded {
-                            test_code: test.test_code.clone(),
-                            elapsed,
-                            limit,
-                        });
-                    }
-                }
+                problems.extend(stability::receipt_problems(
+                    test,
+                    collected_at,
+                    &spec.history,
+                    now,
+                ));
             }
         }
     }
@@ -573,10 +596,13 @@ impl CentrifugationRecord {
         rcf_g: u32,
         duration: SignedDuration,
     ) -> Result<Self, CentrifugationError> {
-        if !(100..=5000).contains(&rcf_g) {
+        if !processing::SPIN_RCF_G.contains(&rcf_g) {
             return Err(CentrifugationError::Rcf { rcf_g });
         }
-        if duration < SignedDuration::from_mins(1) || duration > SignedDuration::from_mins(60) {
+        let minutes = processing::SPIN_MINUTES;
+        if duration < SignedDuration::from_mins(*minutes.start())
+            || duration > SignedDuration::from_mins(*minutes.end())
+        {
             return Err(CentrifugationError::Duration { duration });
         }
         Ok(Self {
@@ -732,8 +758,10 @@ impl DilutionError {
 }
 
 impl DilutionFactor {
-    /// Largest accepted factor.
-    pub const MAX: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
+    /// Largest accepted factor: 1:10,000, the deepest manual serial dilution a laboratory
+    /// validates (e.g. hCG in gestational trophoblastic disease). A deeper one (1:1,000,000 was
+    /// accepted before, issue 10 item 10) is a typing error, not a dilution. [CONFIG]
+    pub const MAX: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
 
     /// A factor from a number.
     pub fn new(factor: Decimal) -> Result<Self, DilutionError> {
@@ -967,9 +995,10 @@ mod collection_time_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::UnknownCode;
+    use crate::catalog::{Stability, UnknownCode};
     use SpecimenState as S;
     use proptest::prelude::*;
+    use stability::TemperatureStage;
 
     const SERUM_DONE: Event = Event::CompleteProcessing {
         specimen_type: SpecimenType::Serum,
@@ -1223,7 +1252,7 @@ mod tests {
         }
 
         #[test]
-        fn dilution_parse_forms_agree(n in 2u32..100_000) {
+        fn dilution_parse_forms_agree(n in 2u32..=10_000) {
             let a = DilutionFactor::parse(&format!("1:{n}")).unwrap();
             let b = DilutionFactor::parse(&n.to_string()).unwrap();
             prop_assert_eq!(a, b);
@@ -1248,12 +1277,14 @@ mod tests {
             required_container: ContainerCode::parse("SST").unwrap(),
             required_specimen_type: SpecimenType::Serum,
             min_volume_ul: 500,
-            stability: Stability::new(
-                Some(SignedDuration::from_hours(8)),
-                Some(SignedDuration::from_hours(48)),
-                None,
-            )
-            .unwrap(),
+            stability: StabilityRule::simple(
+                Stability::new(
+                    Some(SignedDuration::from_hours(8)),
+                    Some(SignedDuration::from_hours(48)),
+                    None,
+                )
+                .unwrap(),
+            ),
         }
     }
 
@@ -1265,7 +1296,11 @@ mod tests {
             specimen_type: SpecimenType::Serum,
             volume_ul: 1000,
             collected_at: Some(ts("2026-11-21T08:00:00Z")),
-            temperature: Temperature::Room,
+            history: SpecimenHistory::kept(
+                ts("2026-11-21T08:00:00Z"),
+                Temperature::Room,
+                TemperatureStage::Collection,
+            ),
             tests: vec![k_test()],
         }
     }
@@ -1287,7 +1322,9 @@ mod tests {
         facts.volume_ul = 400;
         let mut second = k_test();
         second.test_code = TestCode::parse("NA").unwrap();
-        second.stability = Stability::new(None, Some(SignedDuration::from_hours(1)), None).unwrap();
+        second.stability = StabilityRule::simple(
+            Stability::new(None, Some(SignedDuration::from_hours(1)), None).unwrap(),
+        );
         facts.tests.push(second);
         let problems = check_receipt(&facts, ts("2026-11-21T17:00:00Z"));
         let reasons: Vec<RejectionReason> = problems
@@ -1455,8 +1492,17 @@ mod tests {
                 "{bad}"
             );
         }
+        // One row: factor → accepted (the issue's 1:1,000,000 is refused).
+        for (input, ok) in [
+            ("1:10000", true),
+            ("1:10001", false),
+            ("1:1000000", false),
+            ("10000000", false),
+        ] {
+            assert_eq!(DilutionFactor::parse(input).is_ok(), ok, "{input}");
+        }
         assert_eq!(
-            DilutionFactor::parse("10000000").unwrap_err().code(),
+            DilutionFactor::parse("1:1000000").unwrap_err().code(),
             "dilution_too_large"
         );
         let f = DilutionFactor::parse("1:10").unwrap();

@@ -18,6 +18,8 @@
 //!   only grid cells inside its grid ([`Position::fits_grid`]), so one physical cell has one
 //!   name. A holder without a grid takes any cell or slot number.
 
+pub mod retention;
+
 use std::collections::BTreeMap;
 use std::fmt;
 

@@ -683,6 +683,10 @@ macro_rules! backend {
                 crate::queries::$ctx::storage::retention_policies(&self.read).await
             }
 
+            async fn retention_use_policies(&self) -> StoreResult<Vec<RetentionUseRecord>> {
+                crate::queries::$ctx::storage::retention_use_policies(&self.read).await
+            }
+
             async fn stored_before(&self, cutoffs: &[(String, Timestamp)], limit: i64) -> StoreResult<Vec<StoredSpecimenRecord>> {
                 crate::queries::$ctx::storage::stored_before(&self.read, cutoffs, limit).await
             }
@@ -1324,6 +1328,14 @@ macro_rules! backend {
 
             async fn put_retention_policy(&mut self, p: &RetentionPolicyRecord) -> StoreResult<()> {
                 crate::queries::$ctx::storage::put_retention_policy(&mut *self.tx, p).await
+            }
+
+            async fn retention_use_policies(&mut self) -> StoreResult<Vec<RetentionUseRecord>> {
+                crate::queries::$ctx::storage::retention_use_policies(&mut *self.tx).await
+            }
+
+            async fn put_retention_use_policy(&mut self, p: &RetentionUseRecord) -> StoreResult<()> {
+                crate::queries::$ctx::storage::put_retention_use_policy(&mut *self.tx, p).await
             }
 
             async fn insert_send_out(&mut self, s: &SendOutRecord) -> StoreResult<i64> {

@@ -273,6 +273,8 @@ pub trait Store: Send + Sync + 'static {
     /// The specimen's most recent placement (current when `removed_at` is `None`).
     async fn latest_placement(&self, specimen_id: i64) -> StoreResult<Option<PlacementRecord>>;
     async fn retention_policies(&self) -> StoreResult<Vec<RetentionPolicyRecord>>;
+    /// Retention rules by specimen type and use (department or test).
+    async fn retention_use_policies(&self) -> StoreResult<Vec<RetentionUseRecord>>;
     /// Stored specimens placed at or before the cutoff of their type, oldest first.
     async fn stored_before(
         &self,
@@ -612,6 +614,8 @@ pub trait Tx: Send {
     ) -> StoreResult<bool>;
     async fn retention_policies(&mut self) -> StoreResult<Vec<RetentionPolicyRecord>>;
     async fn put_retention_policy(&mut self, p: &RetentionPolicyRecord) -> StoreResult<()>;
+    async fn retention_use_policies(&mut self) -> StoreResult<Vec<RetentionUseRecord>>;
+    async fn put_retention_use_policy(&mut self, p: &RetentionUseRecord) -> StoreResult<()>;
     async fn insert_send_out(&mut self, s: &SendOutRecord) -> StoreResult<i64>;
 
     // ── idempotency keys (issue 9) ──

@@ -449,6 +449,18 @@ pub struct RetentionPolicyRecord {
     pub updated_by: String,
 }
 
+/// A configured retention period for a specimen type and one use (a department or a test).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionUseRecord {
+    pub specimen_type: String,
+    /// `department` or `test`.
+    pub use_kind: String,
+    pub use_code: String,
+    pub hours: i64,
+    pub updated_at: Timestamp,
+    pub updated_by: String,
+}
+
 /// A specimen handed off to a reference laboratory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendOutRecord {

@@ -207,13 +207,18 @@ const SERUM_MENU: [&[&str]; 4] = [
 /// A storage holder: path, kind, grid (rows, columns).
 type Holder = (&'static str, &'static str, Option<(i64, i64)>);
 
-const STORAGE: [Holder; 4] = [
+const STORAGE: [Holder; 7] = [
     ("CORE", "room", None),
     ("CORE/REF-01", "refrigerator", None),
     ("CORE/REF-01/R1", "rack", None),
     ("CORE/REF-01/R1/B1", "box", Some((9, 9))),
+    ("CORE/FRZ-01", "freezer", None),
+    ("CORE/FRZ-01/R1", "rack", None),
+    ("CORE/FRZ-01/R1/B1", "box", Some((9, 9))),
 ];
 const BOX: &str = "CORE/REF-01/R1/B1";
+/// Coagulation plasma is never refrigerated (cold activation of factor VII): it is frozen.
+const FREEZER_BOX: &str = "CORE/FRZ-01/R1/B1";
 
 fn err(what: impl std::fmt::Display) -> impl FnOnce(aliquot_app::AppError) -> anyhow::Error {
     move |e| anyhow!("demo morning: {what}: {e}")
@@ -275,7 +280,11 @@ pub async fn seed(app: &App, staff: &Staff) -> anyhow::Result<Summary> {
                 path: path.into(),
                 kind: kind.into(),
                 name: None,
-                temperature: (kind == "refrigerator").then(|| "refrigerated".into()),
+                temperature: match kind {
+                    "refrigerator" => Some("refrigerated".into()),
+                    "freezer" => Some("frozen".into()),
+                    _ => None,
+                },
                 rows: grid.map(|g| g.0),
                 cols: grid.map(|g| g.1),
             },
@@ -654,6 +663,7 @@ async fn walk(
                 courier: format!("Route {}", 3 + i % 3),
                 from_location: site.into(),
                 destination: "Core lab".into(),
+                temperature: None,
             },
         )
         .await
@@ -700,14 +710,15 @@ async fn walk(
                 app.reject_specimen(&staff.technologist, acc, reason, Some(comment))
                     .await
                     .map_err(step("reject"))?;
-                // The first rejected tube is discarded at once, as biohazard.
+                // The first rejected tube is discarded at once, as biohazard: before its
+                // retention, so with the technologist's reason.
                 if nth == 0 {
                     app.dispose_specimen(
                         &staff.technologist,
                         acc,
                         DisposeInput {
                             method: "biohazard".into(),
-                            reason: None,
+                            reason: Some("rejection confirmed with the ward; recollected".into()),
                         },
                     )
                     .await
@@ -736,15 +747,21 @@ async fn walk(
             .await
             .map_err(step("start processing"))?;
         if needs_spin(s) {
+            // Each container's protocol: citrate to platelet-poor plasma (1,500 g × 15 min).
+            let (rcf_g, spin_minutes) = if s.container == "BLU" {
+                (1500, 15)
+            } else {
+                (1300, 10)
+            };
             app.centrifuge_specimen(
                 &staff.technologist,
                 acc,
                 CentrifugationInput {
                     centrifuge_id: "CF-1".into(),
-                    rcf_g: Some(1300),
+                    rcf_g: Some(rcf_g),
                     rpm: None,
                     radius_cm: None,
-                    minutes: 10,
+                    minutes: spin_minutes,
                     temperature_c: 20.0,
                     started_at: Some(ago(now, minutes - 40)?),
                 },
@@ -773,7 +790,12 @@ async fn walk(
         }
         if stage == S::Stored {
             let row = char::from(b'A' + u8::try_from(*position / 9).unwrap_or(0));
-            let location = format!("{BOX}/{row}{}", *position % 9 + 1);
+            let holder = if s.container == "BLU" {
+                FREEZER_BOX
+            } else {
+                BOX
+            };
+            let location = format!("{holder}/{row}{}", *position % 9 + 1);
             *position += 1;
             app.store_specimen(&staff.technologist, acc, &location)
                 .await

@@ -2,7 +2,7 @@
 //! units, reportable range, TAT targets, performing lab). Edits are versioned and audited;
 //! entries are retired, never deleted.
 
-use aliquot_app::{Actor, CatalogEntryView, StabilityHours, TatMinutes, TestDefinition};
+use aliquot_app::{Actor, CatalogEntryView, StabilityLimits, TatMinutes, TestDefinition};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
@@ -13,13 +13,29 @@ use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::json::{ApiJson, ApiPath, ApiQuery};
 
-/// Storage limits from collection, per temperature; absent = not allowed at it.
+/// Limits from collection, per temperature, in minutes; absent = not allowed at it. The
+/// `_hours` forms are still accepted (one or the other per temperature) and stored as minutes.
+/// `unspun_*`: unspun whole blood before separation (serum and plasma tests, CLSI GP44; none
+/// given = 2 h at room temperature or refrigerated).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct StabilityHoursDto {
+pub struct StabilityLimitsDto {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_hours: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refrigerated_hours: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frozen_hours: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_minutes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refrigerated_minutes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen_minutes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unspun_room_minutes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unspun_refrigerated_minutes: Option<u32>,
 }
 
 /// Turnaround targets (minutes) per priority.
@@ -50,7 +66,7 @@ pub struct TestDefinitionDto {
     pub container: Option<String>,
     pub min_volume_ul: Option<u32>,
     #[serde(default)]
-    pub stability: StabilityHoursDto,
+    pub stability: StabilityLimitsDto,
     #[serde(default)]
     pub special_handling: Vec<String>,
     /// `numeric`, `coded` or `text`.
@@ -93,10 +109,15 @@ impl From<TestDefinitionDto> for TestDefinition {
             tat_minutes,
             performing_lab,
         } = d;
-        let StabilityHoursDto {
+        let StabilityLimitsDto {
             room_hours,
             refrigerated_hours,
             frozen_hours,
+            room_minutes,
+            refrigerated_minutes,
+            frozen_minutes,
+            unspun_room_minutes,
+            unspun_refrigerated_minutes,
         } = stability;
         let TatMinutesDto {
             stat,
@@ -114,10 +135,15 @@ impl From<TestDefinitionDto> for TestDefinition {
             specimen_type,
             container,
             min_volume_ul,
-            stability: StabilityHours {
+            stability: StabilityLimits {
                 room_hours,
                 refrigerated_hours,
                 frozen_hours,
+                room_minutes,
+                refrigerated_minutes,
+                frozen_minutes,
+                unspun_room_minutes,
+                unspun_refrigerated_minutes,
             },
             special_handling,
             result_type,
@@ -160,10 +186,15 @@ impl From<TestDefinition> for TestDefinitionDto {
             tat_minutes,
             performing_lab,
         } = d;
-        let StabilityHours {
+        let StabilityLimits {
             room_hours,
             refrigerated_hours,
             frozen_hours,
+            room_minutes,
+            refrigerated_minutes,
+            frozen_minutes,
+            unspun_room_minutes,
+            unspun_refrigerated_minutes,
         } = stability;
         let TatMinutes {
             stat,
@@ -181,10 +212,15 @@ impl From<TestDefinition> for TestDefinitionDto {
             specimen_type,
             container,
             min_volume_ul,
-            stability: StabilityHoursDto {
+            stability: StabilityLimitsDto {
                 room_hours,
                 refrigerated_hours,
                 frozen_hours,
+                room_minutes,
+                refrigerated_minutes,
+                frozen_minutes,
+                unspun_room_minutes,
+                unspun_refrigerated_minutes,
             },
             special_handling,
             result_type,
@@ -389,10 +425,15 @@ mod tests {
             specimen_type: Some("serum".into()),
             container: Some("SST".into()),
             min_volume_ul: Some(50),
-            stability: StabilityHoursDto {
+            stability: StabilityLimitsDto {
                 room_hours: Some(1),
                 refrigerated_hours: Some(2),
                 frozen_hours: Some(3),
+                room_minutes: Some(4),
+                refrigerated_minutes: Some(5),
+                frozen_minutes: Some(6),
+                unspun_room_minutes: Some(7),
+                unspun_refrigerated_minutes: Some(8),
             },
             special_handling: vec!["protect_from_light".into()],
             result_type: Some("numeric".into()),

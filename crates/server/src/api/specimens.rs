@@ -226,7 +226,9 @@ pub async fn collect(
 pub struct Receive {
     /// Volume in the tube, µL (default: the planned volume).
     pub volume_ul: Option<i64>,
-    /// Temperature kept in transport (default: as at collection).
+    /// The temperature the tube arrives in (default: as last recorded). It adds a segment to
+    /// the tube's temperature history; the time before counts at the temperatures recorded
+    /// then (collection, dispatch).
     pub temperature: Option<String>,
     /// Whether the tube carries a readable label (default true).
     pub label_ok: Option<bool>,
@@ -241,6 +243,9 @@ pub struct Receive {
     pub collected_at: Option<String>,
     /// Who drew it (with `collected_at`).
     pub collector: Option<String>,
+    /// RFC 3339: the draw site spun the tube at this time (serum or plasma arrived
+    /// separated); unspun stability is judged up to it (CLSI GP44).
+    pub separated_at: Option<String>,
 }
 
 /// Receive a specimen in the lab after the receipt check. With problems nothing changes:
@@ -263,6 +268,7 @@ pub async fn receive(
         patient: req.patient.map(Into::into),
         collected_at: req.collected_at,
         collector: req.collector,
+        separated_at: req.separated_at,
     };
     match state
         .app

@@ -243,13 +243,14 @@ pub async fn retrieve(
 pub struct Dispose {
     /// `biohazard`, `autoclave`, `incineration` or `chemical`.
     pub method: String,
-    /// Required before the retention period has passed (409 `retention_not_elapsed`).
+    /// Required before the retention period has passed (409 `retention_not_elapsed`), and
+    /// always for irreplaceable specimens (409 `disposal_decision_required`).
     pub reason: Option<String>,
 }
 
-/// Dispose of a specimen (processed/stored/rejected → disposed), freeing its position. A
-/// rejected specimen, or one past its retention, needs no reason; otherwise a reason is
-/// required. Audited.
+/// Dispose of a specimen (processed/stored/rejected → disposed), freeing its position. One past
+/// its retention (since storage, or since rejection) needs no reason; otherwise a reason is
+/// required, and an irreplaceable specimen (CSF…) always needs one. Audited.
 #[utoipa::path(post, path = "/api/v1/specimens/{accession}/dispose", tag = "storage", request_body = Dispose,
     params(("accession" = String, Path, description = "accession number")),
     responses((status = 200, body = SpecimenDetailDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -276,6 +277,13 @@ pub async fn dispose(
 #[derive(Serialize, ToSchema)]
 pub struct RetentionDto {
     pub specimen_type: String,
+    /// A rule for this department only (keeps the specimens it uses longer).
+    pub department: Option<String>,
+    /// A rule for this test only.
+    pub test: Option<String>,
+    /// Irreplaceable specimens (CSF, tissue, bone marrow, body fluids) are kept until a person
+    /// decides, whatever the period.
+    pub until_decided: bool,
     /// Null: never due for disposal.
     pub hours: Option<i64>,
     /// `configured`, `default` or `none`.
@@ -288,6 +296,9 @@ impl From<RetentionView> for RetentionDto {
     fn from(r: RetentionView) -> Self {
         RetentionDto {
             specimen_type: r.specimen_type,
+            department: r.department,
+            test: r.test,
+            until_decided: r.until_decided,
             hours: r.hours,
             source: r.source.to_owned(),
             updated_at: r.updated_at.map(|t| t.to_string()),
@@ -312,11 +323,17 @@ pub async fn retention(
 pub struct PutRetention {
     /// 1 to 87600 hours.
     pub hours: i64,
+    /// Set the period of this specimen type for one department only (e.g. `blood_bank`); a
+    /// specimen is kept for the longest period of its type and uses.
+    pub department: Option<String>,
+    /// Set the period of this specimen type for one test only (not with `department`).
+    pub test: Option<String>,
     /// Why (3 to 500 characters).
     pub reason: Option<String>,
 }
 
-/// Set the retention period of a specimen type. Audited with old and new value.
+/// Set the retention period of a specimen type, or of a specimen type for one department or
+/// test (retention by use). Audited with old and new value.
 #[utoipa::path(put, path = "/api/v1/storage/retention/{specimen_type}", tag = "storage", request_body = PutRetention,
     params(("specimen_type" = String, Path, description = "specimen type code, e.g. serum")),
     responses((status = 200, body = RetentionDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -327,10 +344,29 @@ pub async fn put_retention(
     ApiPath(specimen_type): ApiPath<String>,
     ApiJson(req): ApiJson<PutRetention>,
 ) -> ApiResult<Json<RetentionDto>> {
+    let usage = match (req.department.as_deref(), req.test.as_deref()) {
+        (None, None) => None,
+        (Some(d), None) => Some(("department", d)),
+        (None, Some(t)) => Some(("test", t)),
+        (Some(_), Some(_)) => {
+            return Err(aliquot_app::AppError::invalid(
+                "test",
+                "retention_use_twice",
+                "a rule is for a department or for a test, not both",
+            )
+            .into());
+        }
+    };
     Ok(Json(
         state
             .app
-            .set_retention(&actor, &specimen_type, req.hours, req.reason.as_deref())
+            .set_retention(
+                &actor,
+                &specimen_type,
+                usage,
+                req.hours,
+                req.reason.as_deref(),
+            )
             .await?
             .into(),
     ))
@@ -350,6 +386,9 @@ pub struct RejectedDto {
     pub accession: String,
     pub specimen_type: String,
     pub rejected_at: Option<String>,
+    /// From when it may be disposed of without a reason; null: kept until a person decides
+    /// (irreplaceable specimens, or no retention period).
+    pub due_at: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -381,6 +420,7 @@ impl From<DisposalDueView> for DisposalDueDto {
                     accession: r.accession,
                     specimen_type: r.specimen_type,
                     rejected_at: r.rejected_at.map(|t| t.to_string()),
+                    due_at: r.due_at.map(|t| t.to_string()),
                 })
                 .collect(),
         }
@@ -406,6 +446,9 @@ pub struct Dispatch {
     pub from_location: String,
     /// Where it goes (e.g. the core lab).
     pub destination: String,
+    /// The transport temperature (`room`, `refrigerated`, `frozen`; e.g. the courier's cooled
+    /// box): a segment of the temperature history from the pickup. Absent: as before.
+    pub temperature: Option<String>,
 }
 
 /// Courier pickup (collected → in transit): a transport event in the chain of custody; the
@@ -424,6 +467,7 @@ pub async fn dispatch(
         courier: req.courier,
         from_location: req.from_location,
         destination: req.destination,
+        temperature: req.temperature,
     };
     Ok(Json(
         state
@@ -442,6 +486,8 @@ pub struct Manifest {
     pub courier: String,
     pub from_location: String,
     pub destination: String,
+    /// The transport temperature, as for a single dispatch.
+    pub temperature: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -465,6 +511,7 @@ pub async fn manifest(
         courier: req.courier,
         from_location: req.from_location,
         destination: req.destination,
+        temperature: req.temperature,
     };
     let m = state
         .app

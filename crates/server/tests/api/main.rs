@@ -32,5 +32,8 @@ mod qc;
 // storage, transport, send-out, disposal (issue 4)
 mod storage;
 
+// stability, unspun blood, spin protocols, retention by use (issue 10 items 2, 3, 8-10)
+mod stability;
+
 // turnaround time (issue 4)
 mod users;

@@ -76,6 +76,24 @@ async fn received(c: &Ctx, acc: &str) -> Value {
     v
 }
 
+/// Half an hour later (the serum has clotted), a spin at 1,300 g for 10 minutes.
+async fn spun(c: &Ctx, acc: &str) -> Value {
+    // In two steps, with a request between: a session idle for 30 minutes ends.
+    c.app.clock.advance(SignedDuration::from_mins(15));
+    detail(c, acc).await;
+    c.app.clock.advance(SignedDuration::from_mins(15));
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{acc}/centrifugations"),
+            &c.token,
+            json!({"centrifuge_id": "CF-1", "rcf_g": 1300, "minutes": 10, "temperature_c": 20}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v
+}
+
 async fn detail(c: &Ctx, acc: &str) -> Value {
     let (s, v) = c
         .app
@@ -357,6 +375,29 @@ async fn aliquots_volume_lineage_and_labels(db: Db) {
     let total = v["volume_ul"].as_i64().unwrap();
     assert_eq!(total, 2000, "{v}");
     let path = format!("/api/v1/specimens/{acc}/aliquots");
+    // Issue 10 item 10: nothing is poured from an unspun (clotted) serum tube.
+    let got = c.app.post(&path, &c.token, json!({"volume_ul": 500})).await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "not_separated",
+        Some("accession"),
+    );
+    spun(&c, &acc).await;
+    // Nor is serum poured into a urine cup, or into a tube with an additive.
+    for cup in ["UCUP", "LAV"] {
+        let got = c
+            .app
+            .post(&path, &c.token, json!({"volume_ul": 500, "container": cup}))
+            .await;
+        assert_error(
+            &got,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "aliquot_container_unsuitable",
+            Some("container"),
+        );
+    }
+    assert!(detail(&c, &acc).await["children"] == json!([]));
 
     let before = c.app.audit_len().await;
     let (s, child) = c
@@ -368,7 +409,8 @@ async fn aliquots_volume_lineage_and_labels(db: Db) {
     assert_eq!(child["accession"], child_acc.as_str());
     assert_eq!(child["status"], "received");
     assert_eq!(child["volume_ul"], 500);
-    assert_eq!(child["container"], "SST");
+    // The default child container is the aliquot tube really used, not the parent's SST.
+    assert_eq!(child["container"], "ALQ");
     assert_eq!(child["tests"], json!(["TSH"]));
     assert_eq!(child["parent"], acc.as_str());
     assert_eq!(child["patient_id"], v["patient_id"]);
@@ -444,13 +486,13 @@ async fn aliquots_volume_lineage_and_labels(db: Db) {
         .post(
             &path,
             &c.token,
-            json!({"volume_ul": 300, "container": "red", "tests": ["K"]}),
+            json!({"volume_ul": 300, "container": "alq", "tests": ["K"]}),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{second}");
     let second_acc = format!("{acc}-02");
     assert_eq!(second["accession"], second_acc.as_str());
-    assert_eq!(second["container"], "RED");
+    assert_eq!(second["container"], "ALQ");
 
     // Lineage both ways.
     let l = lineage(&c, &acc).await;
@@ -608,6 +650,31 @@ async fn dilutions_are_recorded_and_validated(db: Db) {
     let got = c.app.post(&path, &c.token, json!({"factor": "1:10"})).await;
     assert_error(&got, StatusCode::CONFLICT, "transition_illegal", None);
     received(&c, &acc).await;
+    // Issue 10 item 10: not on a tube that was only received, nor on unspun serum.
+    let got = c.app.post(&path, &c.token, json!({"factor": "1:10"})).await;
+    assert_error(
+        &got,
+        StatusCode::CONFLICT,
+        "dilution_state",
+        Some("accession"),
+    );
+    let (s, _) = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{acc}/start-processing"),
+            &c.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let got = c.app.post(&path, &c.token, json!({"factor": "1:10"})).await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "not_separated",
+        Some("accession"),
+    );
+    spun(&c, &acc).await;
 
     let before = c.app.audit_len().await;
     for (bad, code, field) in [
@@ -620,6 +687,11 @@ async fn dilutions_are_recorded_and_validated(db: Db) {
         ),
         (
             json!({"factor": "10000000"}),
+            "dilution_too_large",
+            "factor",
+        ),
+        (
+            json!({"factor": "1:1000000"}),
             "dilution_too_large",
             "factor",
         ),
@@ -653,7 +725,7 @@ async fn dilutions_are_recorded_and_validated(db: Db) {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(v["status"], "received");
+    assert_eq!(v["status"], "in_process");
     let last = v["events"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["kind"], "dilution");
     assert_eq!(last["details"]["factor"], "1:10");

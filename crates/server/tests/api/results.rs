@@ -86,12 +86,14 @@ pub(crate) async fn received_order(
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
+        // Serum and plasma arrive spun at the draw site within half an hour (CLSI GP44).
+        let spun = (collected_at + SignedDuration::from_mins(30)).min(c.app.app.now());
         let (s, v) = c
             .app
             .post(
                 &format!("/api/v1/specimens/{acc}/receive"),
                 &c.tech,
-                json!({}),
+                json!({"separated_at": spun.to_string()}),
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
@@ -426,13 +428,13 @@ async fn delta_stability_and_suspension_hold_results(db: Db) {
     assert_eq!(out[0]["outcome"], "held");
     assert_eq!(out[0]["hold_reasons"][0]["code"], "delta", "{}", out[0]);
     assert_eq!(out[0]["flags"], json!(["H"]));
-    // A lactate drawn 25 minutes ago at room temperature (limit 1 h) is fine; one analysed
-    // after more than an hour is held, whatever its value.
-    let (_, lact) = received_order(&c, &["LACT"], now - SignedDuration::from_mins(25)).await;
-    let gry = tube(&lact, "GRY");
+    // A glucose drawn 7 h 30 min ago at room temperature (8 h once separated) is received;
+    // analysed 40 minutes later it is held, whatever its value.
+    let (_, glu) = received_order(&c, &["GLU"], now - SignedDuration::from_mins(450)).await;
+    let sst = tube(&glu, "SST");
     c.app.clock.advance(SignedDuration::from_mins(40));
     c.tech = c.app.token_for(Role::Technician).await;
-    let out = post(&c, &c.tech, json!([item(&gry, "LACT", "1.1")])).await;
+    let out = post(&c, &c.tech, json!([item(&sst, "GLU", "101")])).await;
     assert_eq!(out[0]["outcome"], "held");
     assert_eq!(
         out[0]["hold_reasons"][0]["code"], "specimen_not_stable",

@@ -272,9 +272,9 @@ async fn holders_and_occupancy(db: Db) {
     assert_eq!(c.app.audit_len().await, before);
 
     // Occupancy: two in the box, one in the gridless rack.
-    let a = processed(&c, "CBC").await;
-    let b = processed(&c, "CBC").await;
-    let d = processed(&c, "CBC").await;
+    let a = processed(&c, "NA").await;
+    let b = processed(&c, "NA").await;
+    let d = processed(&c, "NA").await;
     assert_eq!(
         store(&c, &a, "LAB1/FRZ-02/R3/B12/A1").await.0,
         StatusCode::OK
@@ -378,8 +378,8 @@ async fn holders_and_occupancy(db: Db) {
 async fn store_refusals_and_one_specimen_per_position(db: Db) {
     let c = setup(db).await;
     holders(&c).await;
-    let a = processed(&c, "CBC").await;
-    let b = processed(&c, "CBC").await;
+    let a = processed(&c, "NA").await;
+    let b = processed(&c, "NA").await;
     let received = new_tube(&c, "CBC").await;
     collect(&c, &received).await;
     receive(&c, &received).await;
@@ -468,8 +468,8 @@ async fn concurrent_stores_into_one_position(db: Db) {
     holders(&c).await;
     // Two requests on one server.
     for round in 1..=3 {
-        let a = processed(&c, "CBC").await;
-        let b = processed(&c, "CBC").await;
+        let a = processed(&c, "NA").await;
+        let b = processed(&c, "NA").await;
         let loc = format!("LAB1/FRZ-02/R3/B12/A{round}");
         let (x, y) = tokio::join!(store(&c, &a, &loc), store(&c, &b, &loc));
         let mut statuses = [x.0, y.0];
@@ -495,8 +495,8 @@ async fn concurrent_stores_into_one_position(db: Db) {
         session_id: None,
     };
     for round in 1..=3 {
-        let a = processed(&c, "CBC").await;
-        let b = processed(&c, "CBC").await;
+        let a = processed(&c, "NA").await;
+        let b = processed(&c, "NA").await;
         let loc = format!("LAB1/FRZ-02/R3/B12/B{round}");
         let (http, other) =
             tokio::join!(store(&c, &a, &loc), app2.store_specimen(&actor, &b, &loc));
@@ -699,8 +699,16 @@ async fn retention_and_the_disposal_list(db: Db) {
     receive(&c, &received).await;
     let wb = processed(&c, "CBC").await;
     let serum = processed(&c, "NA").await;
+    // EDTA whole blood is never frozen (issue 10 item 10): a CBC tube goes to the refrigerator.
+    let got = store(&c, &wb, "LAB1/FRZ-02/R3/B12/A1").await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "storage_temperature_not_allowed",
+        Some("location"),
+    );
     assert_eq!(
-        store(&c, &wb, "LAB1/FRZ-02/R3/B12/A1").await.0,
+        store(&c, &wb, "LAB1/FRIDGE1/RACK2/1").await.0,
         StatusCode::OK
     );
     let t_wb = c.app.app.now();
@@ -847,7 +855,7 @@ async fn retention_and_the_disposal_list(db: Db) {
         .map(|d| d["accession"].as_str().unwrap())
         .collect();
     assert_eq!(accs, [wb.as_str()]);
-    assert_eq!(due["due"][0]["location"], "LAB1/FRZ-02/R3/B12/A1");
+    assert_eq!(due["due"][0]["location"], "LAB1/FRIDGE1/RACK2/1");
     assert_eq!(
         due["due"][0]["due_at"],
         (t_wb + SignedDuration::from_hours(24)).to_string()

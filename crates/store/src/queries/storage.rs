@@ -7,8 +7,8 @@ use super::Db;
 use crate::StoreResult;
 use crate::backend::{opt_ts, ts, us};
 use crate::records::{
-    PlacementRecord, RejectedSpecimenRecord, RetentionPolicyRecord, SendOutRecord,
-    StorageUnitRecord, StoredSpecimenRecord,
+    PlacementRecord, RejectedSpecimenRecord, RetentionPolicyRecord, RetentionUseRecord,
+    SendOutRecord, StorageUnitRecord, StoredSpecimenRecord,
 };
 
 type UnitRow = (
@@ -416,4 +416,50 @@ pub(crate) async fn send_outs<'e, E: Executor<'e, Database = Db>>(
         })
     })
     .collect()
+}
+
+pub(crate) async fn retention_use_policies<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+) -> StoreResult<Vec<RetentionUseRecord>> {
+    sqlx::query_as::<_, (String, String, String, i64, i64, String)>(
+        "SELECT specimen_type, use_kind, use_code, hours, updated_at, updated_by \
+         FROM retention_use_policies ORDER BY specimen_type, use_kind, use_code",
+    )
+    .fetch_all(e)
+    .await?
+    .into_iter()
+    .map(|r| {
+        Ok(RetentionUseRecord {
+            specimen_type: r.0,
+            use_kind: r.1,
+            use_code: r.2,
+            hours: r.3,
+            updated_at: ts(r.4)?,
+            updated_by: r.5,
+        })
+    })
+    .collect()
+}
+
+pub(crate) async fn put_retention_use_policy<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    p: &RetentionUseRecord,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO retention_use_policies \
+         (specimen_type, use_kind, use_code, hours, updated_at, updated_by) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (specimen_type, use_kind, use_code) DO UPDATE SET \
+         hours = excluded.hours, updated_at = excluded.updated_at, \
+         updated_by = excluded.updated_by",
+    )
+    .bind(&p.specimen_type)
+    .bind(&p.use_kind)
+    .bind(&p.use_code)
+    .bind(p.hours)
+    .bind(us(p.updated_at))
+    .bind(&p.updated_by)
+    .execute(e)
+    .await?;
+    Ok(())
 }

@@ -265,6 +265,46 @@ pub(crate) async fn patient_results<'e, E: Executor<'e, Database = Db>>(
     Ok(rows)
 }
 
+/// A page of a patient's released results (released or corrected), newest first by id,
+/// filtered by test codes (any of) and a collection-time range `[from, to)`, after the keyset
+/// `before_id` (exclusive). Served by the `results_patient_test` index.
+pub(crate) async fn released_results_page<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    q: &crate::ReleasedResultQuery<'_>,
+) -> StoreResult<Vec<ResultRecord>> {
+    let mut qb = sqlx::QueryBuilder::<Db>::new(concat!(
+        "SELECT ",
+        result_cols!(),
+        " FROM results r WHERE r.patient_id = "
+    ));
+    qb.push_bind(q.patient_id);
+    qb.push(" AND r.status IN ('released', 'corrected')");
+    if !q.test_codes.is_empty() {
+        qb.push(" AND r.test_code IN (");
+        let mut sep = qb.separated(", ");
+        for c in q.test_codes {
+            sep.push_bind(c.clone());
+        }
+        qb.push(")");
+    }
+    if let Some(from) = q.collected_from {
+        qb.push(" AND r.collected_at >= ").push_bind(us(from));
+    }
+    if let Some(to) = q.collected_before {
+        qb.push(" AND r.collected_at < ").push_bind(us(to));
+    }
+    if let Some(id) = q.before_id {
+        qb.push(" AND r.id < ").push_bind(id);
+    }
+    qb.push(" ORDER BY r.id DESC LIMIT ").push_bind(q.limit);
+    qb.build_query_as::<ResultRow>()
+        .fetch_all(e)
+        .await?
+        .into_iter()
+        .map(result)
+        .collect()
+}
+
 /// The patient's latest released result of a test collected before `before`.
 pub(crate) async fn previous_released<'e, E: Executor<'e, Database = Db>>(
     e: E,

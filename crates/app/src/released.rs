@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use aliquot_domain::auth::Permission;
-use aliquot_store::{ReleasedResultQuery, ResultRecord, SpecimenRecord};
+use aliquot_store::{ReleasedResultQuery, ReleasedResultRecord};
 use jiff::Timestamp;
 
 use crate::catalog::{catalog_key, definition};
@@ -79,6 +79,7 @@ impl App {
                 collected_from: q.collected_from,
                 collected_before: q.collected_before,
                 before_id: q.before_id,
+                id: None,
                 limit: q.limit.clamp(1, RELEASED_PAGE_MAX),
             })
             .await?;
@@ -105,10 +106,19 @@ impl App {
         {
             return Err(not_found());
         }
-        let mut out = self.released_views(std::slice::from_ref(&r)).await?;
-        self.store
-            .record_access(&self.access(actor, "result.read", "result", id, vec![r.patient_id]))
+        let rows = self
+            .store
+            .released_results_page(&ReleasedResultQuery {
+                patient_id: r.patient_id,
+                test_codes: &[],
+                collected_from: None,
+                collected_before: None,
+                before_id: None,
+                id: Some(id),
+                limit: 1,
+            })
             .await?;
+        let mut out = self.released_views(&rows).await?;
         out.pop().ok_or_else(not_found)
     }
 
@@ -199,29 +209,24 @@ impl App {
         Ok(())
     }
 
-    async fn released_views(&self, rows: &[ResultRecord]) -> AppResult<Vec<ReleasedResultView>> {
+    async fn released_views(
+        &self,
+        rows: &[ReleasedResultRecord],
+    ) -> AppResult<Vec<ReleasedResultView>> {
         let mut names = Names {
             cache: HashMap::new(),
         };
-        let mut specimens: HashMap<i64, Vec<SpecimenRecord>> = HashMap::new();
         let now = self.now();
         let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
+        for row in rows {
+            let r = &row.result;
             let (test_name, loinc, department) = names.of(self, &r.test_code).await?;
-            if !specimens.contains_key(&r.order_id) {
-                let s = self.store.specimens_of_order(r.order_id).await?;
-                specimens.insert(r.order_id, s);
-            }
-            let specimen = specimens
-                .get(&r.order_id)
-                .and_then(|s| s.iter().find(|s| s.id == r.specimen_id))
-                .ok_or_else(|| AppError::Internal(format!("result {}: no specimen", r.id)))?;
             out.push(ReleasedResultView {
                 result: result_view(r, &[], &[], now)?,
                 patient_id: r.patient_id,
                 order_id: r.order_id,
-                accession: specimen.accession.clone(),
-                specimen_type: specimen.specimen_type.clone(),
+                accession: row.accession.clone(),
+                specimen_type: row.specimen_type.clone(),
                 test_name,
                 loinc,
                 department,

@@ -424,7 +424,7 @@ pub trait Store: Send + Sync + 'static {
     async fn released_results_page(
         &self,
         q: &ReleasedResultQuery<'_>,
-    ) -> StoreResult<Vec<ResultRecord>>;
+    ) -> StoreResult<Vec<ReleasedResultRecord>>;
     async fn open_result_notices(&self, limit: i64) -> StoreResult<Vec<ResultNoticeRecord>>;
 }
 

@@ -1168,5 +1168,15 @@ pub struct ReleasedResultQuery<'a> {
     pub collected_before: Option<Timestamp>,
     /// Keyset: only results with a smaller id.
     pub before_id: Option<i64>,
+    /// Only this result.
+    pub id: Option<i64>,
     pub limit: i64,
+}
+
+/// A released result with the accession number and specimen type of its tube.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleasedResultRecord {
+    pub result: ResultRecord,
+    pub accession: String,
+    pub specimen_type: String,
 }

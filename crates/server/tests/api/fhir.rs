@@ -418,6 +418,7 @@ async fn a_released_panel_reads_back_as_valid_fhir(db: Db) {
     served.push(r.json.clone());
 
     // ServiceRequest: one per ordered test, the order as requisition.
+    let order_id = order.to_string();
     let r = get(
         &c,
         &format!("/fhir/r4/ServiceRequest?patient={patient}"),
@@ -429,7 +430,7 @@ async fn a_released_panel_reads_back_as_valid_fhir(db: Db) {
     assert!(
         requests
             .iter()
-            .all(|s| s["requisition"]["value"] == order.to_string())
+            .all(|s| s["requisition"]["value"].as_str() == Some(order_id.as_str()))
     );
     assert!(
         requests.iter().all(|s| s["status"] == "completed"),

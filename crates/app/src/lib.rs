@@ -49,6 +49,10 @@ pub use results::{
 // quality control and calibration (issue 13)
 pub mod qc;
 
+// released results, orders and specimens for outside systems (FHIR, issue 14)
+mod released;
+pub use released::{RELEASED_PAGE_MAX, ReleasedResultSearch, ReleasedResultView};
+
 // turnaround time (issue 4)
 mod tat;
 pub use tat::{OVERDUE_SCAN_LIMIT, TatIntervalView, TestTatView};
@@ -83,6 +87,7 @@ pub enum Source {
     Cli,
     Hl7,
     Astm,
+    Fhir,
     System,
 }
 
@@ -94,6 +99,7 @@ impl Source {
             Source::Cli => "cli",
             Source::Hl7 => "hl7",
             Source::Astm => "astm",
+            Source::Fhir => "fhir",
             Source::System => "system",
         }
     }

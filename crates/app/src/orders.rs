@@ -80,7 +80,7 @@ pub struct OrderView {
     pub tests: Vec<OrderTestView>,
 }
 
-fn view(
+pub(crate) fn view(
     o: &OrderRecord,
     specimens: &[SpecimenRecord],
     tests: &[OrderTestRecord],

@@ -35,6 +35,10 @@ pub enum Scenario {
     /// result-posting), stored with the message and its ACK, committed (group commit), then
     /// acknowledged. Latency is send → ACK.
     MllpIngest,
+    /// GET /fhir/r4/Observation?patient=…&code=K&_count=20: a page of one patient's released
+    /// potassium results among `--specimens` released results (one per seeded tube, spread
+    /// over `--patients`), as an EMR polls them.
+    FhirSearch,
 }
 
 #[derive(Args)]
@@ -283,6 +287,33 @@ async fn seed_patients(config: &DatabaseConfig, n: usize) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// A released potassium result for every seeded received tube, written in one statement by
+/// the store's benchmark seeder (not audited). The body is what result entry stores for a
+/// normal, autoverified 4.2 mmol/L.
+async fn seed_released_results(config: &DatabaseConfig, n: usize) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let body = json!({
+        "value": "4.2", "kind": "numeric", "units": "mmol/L", "flags": [],
+        "interval": {"low": "3.5", "high": "5.1", "text": "3.5–5.1"},
+        "hold_reasons": [], "rules_version": 1, "autoverified": true, "entered_by": "bench",
+    })
+    .to_string();
+    let mut seeder = aliquot_store::seed::BenchSeeder::connect(config).await?;
+    let written = seeder
+        .release_all_results(&body, jiff::Timestamp::now())
+        .await?;
+    seeder.close().await?;
+    anyhow::ensure!(
+        written as usize == n,
+        "seeded {written} results, expected {n}"
+    );
+    eprintln!(
+        "seeded {n} released results in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let tmp = std::env::temp_dir().join(format!("aliquot-bench-{}", std::process::id()));
     let (config, pg_url) = match &args.postgres {
@@ -325,6 +356,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             | Scenario::SpecimenReceipt
             | Scenario::ResultPosting
             | Scenario::MllpIngest
+            | Scenario::FhirSearch
     );
     let (mut provider_id, mut location_id) = (0, 0);
     if ordering {
@@ -373,6 +405,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         seed_patients(&config, args.patients.max(1)).await?;
     }
     let receipt = matches!(args.scenario, Scenario::SpecimenReceipt);
+    let fhir = matches!(args.scenario, Scenario::FhirSearch);
     let resulting = matches!(
         args.scenario,
         Scenario::ResultPosting | Scenario::MllpIngest
@@ -384,7 +417,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         1
     };
     let specimens = args.specimens.max(1);
-    if receipt || resulting {
+    if fhir {
+        seed_specimens(
+            &app,
+            args.patients.max(1),
+            specimens,
+            provider_id,
+            location_id,
+            "received",
+        )
+        .await?;
+        seed_released_results(&config, specimens).await?;
+    } else if receipt || resulting {
         anyhow::ensure!(
             (args.requests + (args.requests / 20).max(1)) * batch <= specimens,
             "--specimens must be at least (--requests plus 5 % warm-up) × --batch (each tube is \
@@ -549,6 +593,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                             .json(&json!({}))
                     }
                     Scenario::MllpIngest => anyhow::bail!("mllp-ingest is sent over MLLP"),
+                    Scenario::FhirSearch => {
+                        // Seeded patients have ids 1..=patients in the fresh database.
+                        let patient = i.wrapping_mul(7919) % patients + 1;
+                        client.get(format!(
+                            "{base}/fhir/r4/Observation?patient={patient}&code=K&_count=20"
+                        ))
+                    }
                     Scenario::ResultPosting => {
                         let items: Vec<serde_json::Value> = (i * batch..(i + 1) * batch)
                             .map(|t| {
@@ -614,6 +665,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::SpecimenReceipt => "specimen-receipt",
         Scenario::ResultPosting => "result-posting",
         Scenario::MllpIngest => "mllp-ingest",
+        Scenario::FhirSearch => "fhir-search",
     };
     let backend = if args.postgres.is_some() {
         "postgres"
@@ -637,7 +689,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "{}",
         json!({"bench": name, "backend": backend, "requests": args.requests, "concurrency": args.concurrency,
                "offered_rate": args.rate, "patients": ordering.then_some(patients),
-               "specimens": (receipt || resulting).then_some(specimens),
+               "specimens": (receipt || resulting || fhir).then_some(specimens),
                "batch": resulting.then_some(batch),
                "results_per_s": resulting.then(|| (throughput * batch as f64).round()),
                "throughput_rps": throughput.round(), "p50_ms": pct(0.5), "p90_ms": pct(0.9), "p99_ms": pct(0.99), "max_ms": pct(1.0)})

@@ -6,6 +6,7 @@ pub mod access;
 pub mod api;
 pub mod conn;
 pub mod error;
+pub mod fhir;
 pub mod idempotency;
 pub mod json;
 pub mod qc_chart;
@@ -88,7 +89,10 @@ pub fn router(app: App) -> Router {
         .route_layer(middleware::from_fn(record_metrics));
     // The web UI: its own route table and guard (session cookie, CSRF), merged beside the API.
     let pages = ui::router(state.clone()).route_layer(middleware::from_fn(record_metrics));
+    // FHIR R4 (issue 14): its own routes, guard and error form (OperationOutcome).
+    let fhir = fhir::router(state.clone()).route_layer(middleware::from_fn(record_metrics));
     api.merge(pages)
+        .merge(fhir)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -119,7 +123,9 @@ pub fn router(app: App) -> Router {
 /// Unknown routes: JSON under the API's prefixes, a page elsewhere (a person typed it).
 async fn not_found(uri: axum::http::Uri) -> Response {
     let path = uri.path();
-    if path.starts_with("/api/") || path.starts_with("/fhir/") || path == "/healthz" {
+    if path.starts_with("/fhir/") {
+        fhir::unknown().await.into_response()
+    } else if path.starts_with("/api/") || path == "/healthz" {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").into_response()
     } else {
         ui::error_page(StatusCode::NOT_FOUND, "Not found", "There is no such page.")

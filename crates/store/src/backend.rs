@@ -654,6 +654,9 @@ macro_rules! backend {
             async fn patient_results(&self, patient_id: i64, test_code: &str, limit: i64) -> StoreResult<Vec<ResultRecord>> {
                 crate::queries::$ctx::results::patient_results(&self.read, patient_id, test_code, limit).await
             }
+            async fn released_results_page(&self, q: &crate::ReleasedResultQuery<'_>) -> StoreResult<Vec<crate::ReleasedResultRecord>> {
+                crate::queries::$ctx::results::released_results_page(&self.read, q).await
+            }
             async fn open_result_notices(&self, limit: i64) -> StoreResult<Vec<ResultNoticeRecord>> {
                 crate::queries::$ctx::results::open_result_notices(&self.read, limit).await
             }

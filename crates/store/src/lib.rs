@@ -422,6 +422,11 @@ pub trait Store: Send + Sync + 'static {
         test_code: &str,
         limit: i64,
     ) -> StoreResult<Vec<ResultRecord>>;
+    /// A page of a patient's released results, newest first (see [`ReleasedResultQuery`]).
+    async fn released_results_page(
+        &self,
+        q: &ReleasedResultQuery<'_>,
+    ) -> StoreResult<Vec<ReleasedResultRecord>>;
     async fn open_result_notices(&self, limit: i64) -> StoreResult<Vec<ResultNoticeRecord>>;
 }
 

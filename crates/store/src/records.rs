@@ -1167,3 +1167,28 @@ pub enum RunRange {
         id: i64,
     },
 }
+
+/// A search over a patient's released results (FHIR Observation search): newest first by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleasedResultQuery<'a> {
+    pub patient_id: i64,
+    /// Any of these test codes; empty = every test.
+    pub test_codes: &'a [String],
+    /// Collected at or after.
+    pub collected_from: Option<Timestamp>,
+    /// Collected before.
+    pub collected_before: Option<Timestamp>,
+    /// Keyset: only results with a smaller id.
+    pub before_id: Option<i64>,
+    /// Only this result.
+    pub id: Option<i64>,
+    pub limit: i64,
+}
+
+/// A released result with the accession number and specimen type of its tube.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleasedResultRecord {
+    pub result: ResultRecord,
+    pub accession: String,
+    pub specimen_type: String,
+}

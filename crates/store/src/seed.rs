@@ -62,6 +62,23 @@ impl BenchSeeder {
         Ok(())
     }
 
+    /// Releases a result with `body` for every test of every received tube without one, in
+    /// one statement; no audit.
+    pub async fn release_all_results(
+        &mut self,
+        body: &str,
+        at: jiff::Timestamp,
+    ) -> StoreResult<u64> {
+        match &mut self.conn {
+            Conn::Sqlite(c) => {
+                crate::queries::sqlite::results::bench_release_all(&mut *c, body, at).await
+            }
+            Conn::Postgres(c) => {
+                crate::queries::pg::results::bench_release_all(&mut *c, body, at).await
+            }
+        }
+    }
+
     pub async fn close(self) -> StoreResult<()> {
         match self.conn {
             Conn::Sqlite(c) => c.close().await?,

@@ -21,6 +21,9 @@ mod processing;
 // results (issue 11)
 mod results;
 
+// FHIR R4 (issue 14)
+mod fhir;
+
 // instrument and EMR connections (issue 12)
 mod emr_orders;
 mod interfaces;

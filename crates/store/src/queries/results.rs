@@ -265,6 +265,97 @@ pub(crate) async fn patient_results<'e, E: Executor<'e, Database = Db>>(
     Ok(rows)
 }
 
+/// Benchmark seeding only ([`crate::seed::BenchSeeder`]): a released result with `body` for
+/// every test of a received tube that has none; unaudited. Returns the rows written.
+pub(crate) async fn bench_release_all<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    body: &str,
+    at: Timestamp,
+) -> StoreResult<u64> {
+    Ok(sqlx::query(
+        "INSERT INTO results (order_test_id, order_id, patient_id, specimen_id, test_code, \
+         status, version, collected_at, resulted_at, verified_at, released_at, body, updated_at) \
+         SELECT ot.id, ot.order_id, s.patient_id, s.id, ot.test_code, 'released', 1, \
+         s.collected_at, $1, $1, $1, $2, $1 \
+         FROM order_tests ot JOIN specimens s ON s.id = ot.specimen_id \
+         WHERE s.status = 'received' \
+         AND NOT EXISTS (SELECT 1 FROM results r WHERE r.order_test_id = ot.id)",
+    )
+    .bind(us(at))
+    .bind(body)
+    .execute(e)
+    .await?
+    .rows_affected())
+}
+
+/// A page of a patient's released results (released or corrected) with their tubes, newest
+/// first by id, filtered by test codes (any of) and a collection-time range `[from, to)`, after
+/// the keyset `before_id` (exclusive). Served by the `results_patient_test` index.
+pub(crate) async fn released_results_page<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    q: &crate::ReleasedResultQuery<'_>,
+) -> StoreResult<Vec<crate::ReleasedResultRecord>> {
+    let mut qb = sqlx::QueryBuilder::<Db>::new(concat!(
+        "SELECT ",
+        result_cols!(),
+        ", s.accession, s.specimen_type FROM results r \
+         JOIN specimens s ON s.id = r.specimen_id WHERE r.patient_id = "
+    ));
+    qb.push_bind(q.patient_id);
+    qb.push(" AND r.status IN ('released', 'corrected')");
+    if !q.test_codes.is_empty() {
+        qb.push(" AND r.test_code IN (");
+        let mut sep = qb.separated(", ");
+        for c in q.test_codes {
+            sep.push_bind(c.clone());
+        }
+        qb.push(")");
+    }
+    if let Some(from) = q.collected_from {
+        qb.push(" AND r.collected_at >= ").push_bind(us(from));
+    }
+    if let Some(to) = q.collected_before {
+        qb.push(" AND r.collected_at < ").push_bind(us(to));
+    }
+    if let Some(id) = q.before_id {
+        qb.push(" AND r.id < ").push_bind(id);
+    }
+    if let Some(id) = q.id {
+        qb.push(" AND r.id = ").push_bind(id);
+    }
+    qb.push(" ORDER BY r.id DESC LIMIT ").push_bind(q.limit);
+    // Seventeen columns: more than a tuple row holds, so read by position.
+    qb.build()
+        .fetch_all(e)
+        .await?
+        .into_iter()
+        .map(|row| {
+            use sqlx::Row;
+            Ok(crate::ReleasedResultRecord {
+                result: result((
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                    row.try_get(4)?,
+                    row.try_get(5)?,
+                    row.try_get(6)?,
+                    row.try_get(7)?,
+                    row.try_get(8)?,
+                    row.try_get(9)?,
+                    row.try_get(10)?,
+                    row.try_get(11)?,
+                    row.try_get(12)?,
+                    row.try_get(13)?,
+                    row.try_get(14)?,
+                ))?,
+                accession: row.try_get(15)?,
+                specimen_type: row.try_get(16)?,
+            })
+        })
+        .collect()
+}
+
 /// The patient's latest released result of a test collected before `before`.
 pub(crate) async fn previous_released<'e, E: Executor<'e, Database = Db>>(
     e: E,

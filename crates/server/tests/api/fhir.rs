@@ -121,39 +121,37 @@ fn run(cmd: &mut Command, what: &str) -> String {
     text
 }
 
-/// The venv's python with fhir.resources installed; built beside the final place and renamed
-/// into it, so the SQLite and PostgreSQL runs (separate processes) never see half a venv.
+/// The venv's python with fhir.resources installed. The SQLite and PostgreSQL runs are
+/// separate processes: an exclusive lock on a file beside the venv lets one build it while
+/// the other waits.
 fn validator_python() -> PathBuf {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fhir-resources-venv");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let venv = dir.join("fhir-resources-venv");
     let python = venv.join("bin").join("python");
-    let ready = |python: &Path| {
-        Command::new(python)
+    let lock = std::fs::File::create(dir.join("fhir-resources-venv.lock")).expect("lock file");
+    lock.lock().expect("lock the venv");
+    let ready = || {
+        Command::new(&python)
             .args(["-c", "import fhir.resources.R4B"])
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    if !ready(&python) {
-        let tmp = venv.with_extension(format!("tmp{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
+    if !ready() {
+        let _ = std::fs::remove_dir_all(&venv);
         run(
-            Command::new("python3").args(["-m", "venv"]).arg(&tmp),
+            Command::new("python3").args(["-m", "venv"]).arg(&venv),
             "python3 -m venv",
         );
         run(
-            Command::new(tmp.join("bin").join("python"))
-                .args(["-m", "pip", "install", "--quiet", VALIDATOR]),
+            Command::new(&python).args(["-m", "pip", "install", "--quiet", VALIDATOR]),
             "pip install fhir.resources",
         );
-        let _ = std::fs::remove_dir_all(&venv);
-        if std::fs::rename(&tmp, &venv).is_err() {
-            // The other run got there first.
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
         assert!(
-            ready(&python),
+            ready(),
             "fhir.resources is not importable after installing it"
         );
     }
+    drop(lock);
     python
 }
 

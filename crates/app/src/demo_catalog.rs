@@ -2,7 +2,7 @@
 //! coagulation, urinalysis, microbiology and blood-bank tests with their LOINC codes, the
 //! common panels, and a send-out test. The CSV columns are the catalogue's import format.
 
-use crate::catalog::{StabilityHours, TatMinutes, TestDefinition};
+use crate::catalog::{SpecimenAlternative, StabilityHours, TatMinutes, TestDefinition};
 
 /// The demo catalogue, as CSV.
 pub const DEMO_CATALOG_CSV: &str = include_str!("../data/demo_catalog.csv");
@@ -32,6 +32,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "tat_routine_min",
     "performing_lab",
     "components",
+    "alternatives",
 ];
 
 /// Why a CSV line could not be read.
@@ -63,6 +64,23 @@ fn num<T: std::str::FromStr>(s: &str, line: usize, column: &str) -> Result<Optio
             message: format!("{column}: {v:?} is not a number"),
         }),
     }
+}
+
+/// `type:CONTAINER;…`, e.g. `plasma:PST`.
+fn alternatives(s: &str, line: usize) -> Result<Vec<SpecimenAlternative>, CsvError> {
+    list(s)
+        .into_iter()
+        .map(|pair| match pair.split_once(':') {
+            Some((t, c)) => Ok(SpecimenAlternative {
+                specimen_type: t.trim().to_owned(),
+                container: c.trim().to_owned(),
+            }),
+            None => Err(CsvError {
+                line,
+                message: format!("alternatives: {pair:?} is not specimen_type:CONTAINER"),
+            }),
+        })
+        .collect()
 }
 
 /// Reads catalogue definitions from CSV (header line first; fields without commas; lists
@@ -121,6 +139,7 @@ pub fn parse_catalog_csv(text: &str) -> Result<Vec<TestDefinition>, CsvError> {
             },
             performing_lab: opt(f[21]),
             components: list(f[22]),
+            alternatives: alternatives(f[23], line)?,
         });
     }
     Ok(out)
@@ -157,6 +176,11 @@ pub fn catalog_csv(defs: &[TestDefinition]) -> String {
             n(d.tat_minutes.routine.map(|v| v.to_string())),
             o(&d.performing_lab),
             d.components.join(";"),
+            d.alternatives
+                .iter()
+                .map(|a| format!("{}:{}", a.specimen_type, a.container))
+                .collect::<Vec<_>>()
+                .join(";"),
         ];
         out.push_str(&row.map(|c| c.replace([',', '\n'], " ")).join(","));
         out.push('\n');

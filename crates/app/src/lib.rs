@@ -60,7 +60,9 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
 pub use auth::{IssuedToken, NewUserInput, UserView};
-pub use catalog::{CatalogEntryView, StabilityHours, TatMinutes, TestDefinition};
+pub use catalog::{
+    CatalogEntryView, SpecimenAlternative, StabilityHours, TatMinutes, TestDefinition,
+};
 pub use directory::{LOCATION_KINDS, NewLocationInput, NewProviderInput};
 pub use orders::{NewOrderInput, OrderTestView, OrderView, SpecimenView};
 pub use patients::{

@@ -7,8 +7,9 @@ use aliquot_domain::auth::Permission;
 use aliquot_domain::catalog::{ContainerType, SpecimenType, Temperature};
 use aliquot_domain::ids::AccessionNumber;
 use aliquot_domain::specimen::{
-    Event, LabelStatus, ReceiptFacts, ReceiptTest, RejectionReason, SpecimenState, TransitionError,
-    check_collection_time, check_label, check_receipt, transition,
+    Event, Fill, ReceiptFacts, ReceiptTest, RejectionReason, SpecimenState, TransitionError,
+    check_collection_time, check_label, check_receipt, content_after_receipt, match_container,
+    transition,
 };
 use aliquot_labels::{LabelData, LabelFormat, LabelLayout};
 use aliquot_store::{
@@ -18,8 +19,11 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::catalog::definition;
+
+mod receipt;
 use crate::patients::{PatientIdentification, invalid};
 use crate::{Actor, App, AppError, AppResult};
+pub(crate) use receipt::IDENTIFICATION_SETTING;
 
 /// A specimen status change as the chain of custody and the audit trail record it.
 pub(crate) struct Transition<'a> {
@@ -54,8 +58,14 @@ pub struct SpecimenDetail {
     pub patient_id: i64,
     pub container: String,
     pub container_name: String,
+    /// The specimen type tested (the received container's, see receipt).
     pub specimen_type: String,
+    /// Measured specimen content, µL (0 before receipt).
     pub volume_ul: i64,
+    /// The planned demand of the tests on the tube, µL.
+    pub demand_ul: i64,
+    /// The container recorded at receipt.
+    pub received_container: Option<String>,
     pub collected_at: Option<Timestamp>,
     pub temperature: Option<String>,
     pub tests: Vec<String>,
@@ -110,12 +120,19 @@ fn parse_collected_at(text: &str) -> AppResult<Timestamp> {
     Ok(Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t))
 }
 
+/// What the receiving technologist attests (issue 10 item 6): `label`, `container` and the
+/// fill (`volume_ul`, or `fill` for a tube with a fill line) are required, never assumed.
 #[derive(Debug, Clone, Default)]
 pub struct ReceiveInput {
+    /// Measured specimen content in µL (tubes without a fill line).
     pub volume_ul: Option<i64>,
+    /// `to_line`, `under` or `over`: a citrate tube judged against its fill line.
+    pub fill: Option<String>,
+    /// The container that arrived (catalogue code, e.g. `SST`, `PST`).
+    pub container: Option<String>,
     pub temperature: Option<String>,
-    /// Whether the tube carries a readable label (default: yes).
-    pub label_ok: Option<bool>,
+    /// `ok`, `missing` or `illegible`.
+    pub label: Option<String>,
     /// The order on the requisition that came with the tube, when the station scans it: a
     /// tube of another order (another patient's, or another draw) is refused.
     pub order_id: Option<i64>,
@@ -411,6 +428,8 @@ impl App {
             container_name: container_name(&s.container),
             specimen_type: s.specimen_type.clone(),
             volume_ul: s.volume_ul,
+            demand_ul: s.demand_ul,
+            received_container: s.received_container.clone(),
             collected_at: s.collected_at,
             temperature: s.temperature.clone(),
             tests: tests
@@ -843,21 +862,11 @@ impl App {
     ) -> AppResult<Result<SpecimenDetail, Vec<ReceiptProblemView>>> {
         actor.require(Permission::SpecimenProcess)?;
         let acc = parse_accession(accession)?;
+        let attested = receipt::attested(&input, self.flag_setting(IDENTIFICATION_SETTING).await?)?;
         if let Some(collected_at) = &input.collected_at {
             self.collect_at_receipt(actor, &acc, collected_at, &input)
                 .await?;
         }
-        let volume = input
-            .volume_ul
-            .map(|v| {
-                u32::try_from(v)
-                    .ok()
-                    .filter(|v| *v <= 1_000_000)
-                    .ok_or_else(|| {
-                        AppError::invalid("volume_ul", "volume_range", "0 to 1000000 µL")
-                    })
-            })
-            .transpose()?;
         let temperature = parse_temperature(input.temperature.as_deref())?;
 
         // The facts are gathered on the read side; the transaction re-checks the status.
@@ -889,8 +898,6 @@ impl App {
             }
         }
         let internal = |what: &str| AppError::Internal(format!("specimen {}: {what}", s.id));
-        let container =
-            container_by_code(&s.container).ok_or_else(|| internal("unknown container"))?;
         let specimen_type =
             SpecimenType::parse(&s.specimen_type).map_err(|_| internal("specimen type"))?;
         let stored_temperature = s
@@ -902,21 +909,6 @@ impl App {
         let temperature = temperature
             .or(stored_temperature)
             .unwrap_or(Temperature::Room);
-        let volume_ul = match volume {
-            Some(v) if v > container.max_content_ul() => {
-                return Err(AppError::invalid(
-                    "volume_ul",
-                    "volume_exceeds_container",
-                    format!(
-                        "a {} holds at most {} µL; check the volume and its unit",
-                        container.name,
-                        container.max_content_ul()
-                    ),
-                ));
-            }
-            Some(v) => v,
-            None => u32::try_from(s.volume_ul).map_err(|_| internal("volume"))?,
-        };
         let mut tests = Vec::new();
         for t in self.store.tests_of_order(s.order_id).await? {
             if t.specimen_id != s.id {
@@ -931,22 +923,20 @@ impl App {
             let ordered = def.ordered_test()?;
             tests.push(ReceiptTest {
                 test_code: ordered.test_code,
-                required_container: ordered.container,
-                required_specimen_type: ordered.specimen_type,
+                accepted: def.accepted_specimens()?,
                 min_volume_ul: ordered.min_volume_ul,
                 stability: def.stability_rule(),
             });
         }
+        let tested_type =
+            match_container(&tests, &attested.container.code, specimen_type).tested_type;
+        let volume_ul = content_after_receipt(&attested.container, attested.fill);
         let facts = ReceiptFacts {
-            label: if input.label_ok.unwrap_or(true) {
-                LabelStatus::Present
-            } else {
-                LabelStatus::Missing
-            },
+            label: attested.label,
             identity: Ok(()),
-            container,
-            specimen_type,
-            volume_ul,
+            container: attested.container.clone(),
+            planned_type: specimen_type,
+            fill: attested.fill,
             collected_at: s.collected_at,
             temperature,
             tests,
@@ -993,7 +983,17 @@ impl App {
         if !tx.change_specimen(&change).await? {
             return Err(changed_meanwhile());
         }
-        let details = json!({"volume_ul": volume_ul, "temperature": temperature.as_str()});
+        tx.set_received_container(s.id, attested.container.code.as_str(), tested_type.as_str())
+            .await?;
+        let fill = match attested.fill {
+            Fill::Measured { .. } => None,
+            Fill::Line(l) => Some(l.as_str()),
+        };
+        let details = json!({"volume_ul": volume_ul, "temperature": temperature.as_str(),
+            "label": "ok", "container": attested.container.code.as_str(),
+            "planned_container": s.container, "specimen_type": tested_type.as_str(),
+            "planned_specimen_type": s.specimen_type, "fill": fill,
+            "identified": input.patient.is_some()});
         self.record_transition(
             &mut tx,
             actor,

@@ -79,7 +79,11 @@ pub struct SpecimenDto {
     pub draw_order: i64,
     /// `planned` until collected; `cancelled` with its order.
     pub status: String,
+    /// Measured specimen content, µL (0 before receipt).
     pub volume_ul: i64,
+    /// The planned demand of the tube's tests, µL (specimen volume, like the capacity).
+    pub demand_ul: i64,
+    /// Usable specimen volume of the container, µL.
     pub capacity_ul: i64,
     pub collected_at: Option<String>,
     pub tests: Vec<String>,
@@ -148,6 +152,7 @@ impl From<OrderView> for OrderDto {
                     draw_order: s.draw_order,
                     status: s.status,
                     volume_ul: s.volume_ul,
+                    demand_ul: s.demand_ul,
                     capacity_ul: s.capacity_ul,
                     collected_at: s.collected_at.map(|t| t.to_string()),
                     tests: s.tests,

@@ -91,7 +91,7 @@ pub(crate) async fn received_order(
             .post(
                 &format!("/api/v1/specimens/{acc}/receive"),
                 &c.tech,
-                json!({}),
+                full_tube(sp["container"].as_str().unwrap()),
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");

@@ -78,7 +78,7 @@ async fn receive(c: &Ctx, acc: &str) -> Value {
         .post(
             &format!("/api/v1/specimens/{acc}/receive"),
             &c.token,
-            json!({}),
+            c.app.full_tube_of(acc, &c.token).await,
         )
         .await;
     assert_eq!(got.0, StatusCode::OK, "{}", got.1);

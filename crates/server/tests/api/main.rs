@@ -15,6 +15,8 @@ mod patients;
 mod registration_rules;
 mod settings_audit;
 mod specimens;
+// receipt attestations, containers, add-ons (issue 10 items 4-6)
+mod receipt;
 // processing (issue 4)
 mod processing;
 

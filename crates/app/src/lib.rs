@@ -41,8 +41,9 @@ pub use results::lists::{CumulativePoint, OpenCallView};
 pub use results::{
     CalculationDoc, ConsistencyDoc, CorrectionInput, CriticalCallInput, CriticalCallView,
     CumulativeView, DeltaDoc, IndexDoc, IndicesInput, IntervalDoc, IntervalView, LimitsDoc,
-    ReasonView, ResultInput, ResultOutcome, ResultRulesDoc, ResultRulesVersionView,
-    ResultRulesView, ResultVersionView, ResultView, WorklistItem, WorklistView,
+    NotPerformedInput, ReasonView, ResultInput, ResultOutcome, ResultRulesDoc,
+    ResultRulesVersionView, ResultRulesView, ResultVersionView, ResultView, WorklistItem,
+    WorklistView,
 };
 
 // quality control and calibration (issue 13)

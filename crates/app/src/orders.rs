@@ -7,7 +7,7 @@ use aliquot_domain::auth::Permission;
 use aliquot_domain::catalog::{ContainerCode, ContainerType, Priority, SpecimenType, Temperature};
 use aliquot_domain::ids::{AccessionNumber, AccessionPrefix, Icd10Cm};
 use aliquot_domain::order::{AddOnPlacement, AddOnTube, place_add_on, plan_containers};
-use aliquot_domain::specimen::{Event, SpecimenState, transition};
+use aliquot_domain::specimen::{Event, SpecimenState, TestStatus, transition};
 use aliquot_store::{CatalogTestRecord, OrderRecord, OrderTestRecord, SpecimenRecord, Store, Tx};
 use jiff::Timestamp;
 use serde_json::json;
@@ -709,6 +709,130 @@ impl App {
         let s = tx.specimens_of_order(id).await?;
         let t = tx.tests_of_order(id).await?;
         view(&o, &s, &t)
+    }
+
+    /// Cancels one test of an order with a reason (issue 10 item 11): the rest of the order
+    /// and its tubes go on. A released result is corrected, not cancelled. The tube gets a
+    /// custody event `test_cancel`; audited `order.cancel_test` with the reason.
+    pub async fn cancel_order_test(
+        &self,
+        actor: &Actor,
+        id: i64,
+        test: &str,
+        reason: Option<&str>,
+    ) -> AppResult<OrderView> {
+        actor.require(Permission::OrderWrite)?;
+        let reason = require_reason(reason)?;
+        let code = catalog_key(test);
+        let mut tx = self.store.begin().await?;
+        let o = tx
+            .order_by_id(id)
+            .await?
+            .ok_or(AppError::NotFound { entity: "order" })?;
+        let tests = tx.tests_of_order(id).await?;
+        let t = tests.iter().find(|t| t.test_code == code).ok_or_else(|| {
+            AppError::invalid(
+                "test",
+                "test_not_ordered",
+                format!("{code} was not ordered"),
+            )
+        })?;
+        let status = TestStatus::parse(&t.status)
+            .map_err(|_| AppError::Internal(format!("order test {}: status", t.id)))?;
+        if !status.is_pending() {
+            return Err(AppError::Conflict {
+                field: Some("test".into()),
+                code: "test_closed",
+                message: format!(
+                    "{} is {}; a released result is corrected, not cancelled",
+                    t.test_code, t.status
+                ),
+            });
+        }
+        tx.set_order_test_status(t.id, TestStatus::Cancelled.as_str())
+            .await?;
+        let tube = tx
+            .specimen_by_id(t.specimen_id)
+            .await?
+            .ok_or_else(|| AppError::Internal("test without tube".into()))?;
+        // The custody event keeps the tube's status; the guarded no-op change makes a tube
+        // changed meanwhile a 409.
+        if !self.guard_unchanged(&mut tx, &tube).await? {
+            return Err(changed_meanwhile());
+        }
+        let details = json!({"test": t.test_code, "reason": &reason});
+        tx.insert_specimen_event(&self.custody(
+            actor,
+            &tube,
+            "test_cancel",
+            &tube.status,
+            details,
+            None,
+        ))
+        .await?;
+        tx.audit(self.entry(
+            actor,
+            "order.cancel_test",
+            "order",
+            id,
+            Some(json!({"test": t.test_code, "status": t.status})),
+            Some(json!({"test": t.test_code, "status": "cancelled", "accession": tube.accession})),
+            Some(&reason),
+        ));
+        let s = tx.specimens_of_order(id).await?;
+        let t = tx.tests_of_order(id).await?;
+        tx.commit().await?;
+        view(&o, &s, &t)
+    }
+
+    /// Plans a replacement tube in order `o` like `like` (container, specimen type, draw
+    /// rank), for the tests `codes` moved onto it from `like`, whose planned demand it takes
+    /// over. Returns the new tube.
+    pub(crate) async fn plan_replacement(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        o: &OrderRecord,
+        like: &SpecimenRecord,
+        codes: &[String],
+    ) -> AppResult<SpecimenRecord> {
+        let series = AccessionSeries::current(self).await?;
+        let mut demand = 0;
+        for code in codes {
+            if let Some(entry) = tx.catalog_by_code(code).await? {
+                demand += i64::from(definition(&entry)?.min_volume_ul.unwrap_or(0));
+            }
+        }
+        let capacity = ContainerType::defaults()
+            .into_iter()
+            .find(|c| c.code.as_str() == like.container)
+            .map_or(like.capacity_ul, |c| i64::from(c.usable_volume_ul));
+        let mut s = SpecimenRecord {
+            id: 0,
+            accession: series
+                .next(tx, 1)
+                .await?
+                .pop()
+                .ok_or_else(|| AppError::Internal("accession".into()))?,
+            order_id: o.id,
+            patient_id: o.patient_id,
+            container: like.container.clone(),
+            specimen_type: like.specimen_type.clone(),
+            draw_rank: like.draw_rank,
+            status: "planned".into(),
+            volume_ul: 0,
+            capacity_ul: capacity,
+            created_at: self.now(),
+            collected_at: None,
+            temperature: None,
+            demand_ul: demand,
+            received_container: None,
+        };
+        s.id = tx.insert_specimen(&s).await?;
+        let moved = tx.move_tests(like.id, s.id, codes).await?;
+        if moved != codes.len() as u64 {
+            return Err(changed_meanwhile());
+        }
+        Ok(s)
     }
 
     /// The open recollection task of a rejected tube, or a new one for the ordering location

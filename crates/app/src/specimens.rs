@@ -7,9 +7,9 @@ use aliquot_domain::auth::Permission;
 use aliquot_domain::catalog::{ContainerType, SpecimenType, Temperature};
 use aliquot_domain::ids::AccessionNumber;
 use aliquot_domain::specimen::{
-    Event, Fill, ReceiptFacts, ReceiptTest, RejectionReason, SpecimenState, TransitionError,
-    check_collection_time, check_label, check_receipt, content_after_receipt, match_container,
-    transition,
+    Event, Fill, ReceiptFacts, ReceiptTest, RejectionReason, SpecimenState, TestStatus,
+    TransitionError, check_collection_time, check_label, check_receipt, content_after_receipt,
+    match_container, transition,
 };
 use aliquot_labels::{LabelData, LabelFormat, LabelLayout};
 use aliquot_store::{
@@ -270,6 +270,25 @@ fn task_view(t: RecollectTaskRecord) -> RecollectTaskView {
         done_by: t.done_by,
         replacement_accession: t.replacement_accession,
     }
+}
+
+/// The codes of the pending tests (ordered, or with a held result) on tube `s`.
+pub(crate) async fn pending_tests_on(
+    tx: &mut Box<dyn Tx>,
+    s: &SpecimenRecord,
+) -> AppResult<Vec<String>> {
+    Ok(tx
+        .tests_of_order(s.order_id)
+        .await?
+        .into_iter()
+        .filter(|t| t.specimen_id == s.id)
+        .filter(|t| TestStatus::parse(&t.status).is_ok_and(TestStatus::is_pending))
+        .map(|t| t.test_code)
+        .collect())
+}
+
+fn o_active(o: &aliquot_store::OrderRecord) -> bool {
+    o.status == "active"
 }
 
 /// The container type with this code.
@@ -1011,7 +1030,8 @@ impl App {
     }
 
     /// Rejection with a reason code: status rejected, a problem-log entry and a recollection
-    /// task for the ordering location.
+    /// task for the ordering location; the tube's pending tests move to a replacement tube
+    /// planned in the same order (when it is active).
     pub async fn reject_specimen(
         &self,
         actor: &Actor,
@@ -1082,8 +1102,18 @@ impl App {
                 replacement_accession: None,
             })
             .await?;
+        // The tube's pending tests move to a replacement tube planned for the redraw (issue
+        // 10 item 11): they never stay behind on a rejected tube.
+        let pending = pending_tests_on(&mut tx, &s).await?;
+        let replacement = if o_active(&order) && !pending.is_empty() {
+            Some(self.plan_replacement(&mut tx, &order, &s, &pending).await?)
+        } else {
+            None
+        };
         let details = json!({"reason": reason.as_str(), "comment": comment,
-            "problem_id": problem, "recollect_task_id": task});
+            "problem_id": problem, "recollect_task_id": task,
+            "replacement": replacement.as_ref().map(|r| r.accession.clone()),
+            "tests_moved": if replacement.is_some() { pending } else { Vec::new() }});
         self.record_transition(
             &mut tx,
             actor,
@@ -1227,6 +1257,18 @@ impl App {
         {
             return Err(changed_meanwhile());
         }
+        // Pending tests still on the rejected tube go with the recollection to its
+        // replacement, when it is a tube of the same order.
+        let mut moved = Vec::new();
+        if replacement.order_id == rejected.order_id {
+            moved = pending_tests_on(&mut tx, &rejected).await?;
+            if !moved.is_empty() {
+                let n = tx.move_tests(rejected.id, replacement.id, &moved).await?;
+                if n != moved.len() as u64 {
+                    return Err(changed_meanwhile());
+                }
+            }
+        }
         tx.audit(self.entry(
             actor,
             "recollect_task.complete",
@@ -1234,7 +1276,7 @@ impl App {
             id,
             Some(json!({"done": false})),
             Some(json!({"done": true, "replacement_accession": acc.as_str(),
-                "rejected_accession": task.accession})),
+                "rejected_accession": task.accession, "tests_moved": moved})),
             None,
         ));
         tx.commit().await?;

@@ -65,7 +65,11 @@ use crate::error::impl_domain_error;
 use crate::order::{StabilityProblem, TestCode, check_stability};
 use crate::patient::IdentityError;
 
+mod pending;
 mod receipt;
+pub use pending::{
+    PendingTests, SendOutScope, TestStatus, check_dispose, send_out_scope, tests_to_move,
+};
 pub use receipt::{
     AcceptedSpecimen, ContainerMatch, Fill, FillError, LineFill, check_fill_form,
     content_after_receipt, fill_problems, match_container,

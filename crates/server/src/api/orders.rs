@@ -289,6 +289,37 @@ pub async fn add_test(
     ))
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelTest {
+    /// The test's code (local or LOINC).
+    pub test: String,
+    /// Why (required).
+    pub reason: String,
+}
+
+/// Cancel one test of an order, with a reason: the rest of the order goes on. A test with a
+/// released result is corrected instead (409 `test_closed`). The tube's chain of custody
+/// records it (`test_cancel`); audited.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel-test", tag = "orders", request_body = CancelTest,
+    params(("id" = i64, Path, description = "order id")),
+    responses((status = 200, body = OrderDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn cancel_test(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<CancelTest>,
+) -> ApiResult<Json<OrderDto>> {
+    Ok(Json(
+        state
+            .app
+            .cancel_order_test(&actor, id, &req.test, Some(&req.reason))
+            .await?
+            .into(),
+    ))
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct ScanDto {
     pub id: i64,

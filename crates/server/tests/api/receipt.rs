@@ -301,8 +301,9 @@ async fn add_ons_go_where_the_specimen_is(db: Db) {
             .to_owned()
     };
 
-    // The issue: an add-on landed on a tube rejected as mislabeled. It gets a new tube and a
-    // recollection task instead.
+    // The issue: an add-on landed on a tube rejected as mislabeled. Never again: the
+    // rejection planned a replacement tube for the redraw (its sodium moved there, item 11)
+    // with a recollection task, and the add-on goes on that new tube.
     let (id, o) = collected_order(&c, &["NA"]).await;
     let sst = tube(&o, "SST");
     let (s, v) = c
@@ -314,26 +315,10 @@ async fn add_ons_go_where_the_specimen_is(db: Db) {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    // Its own recollection task is completed (say, with a tube of another order), so the
-    // add-on must open one.
-    let (_, tasks) = c
-        .app
-        .get("/api/v1/recollect-tasks?open=true", &c.tech)
-        .await;
-    let task = tasks.as_array().unwrap()[0]["id"].as_i64().unwrap();
-    let (_, other) = collected_order(&c, &["GLU"]).await;
-    let (s, v) = c
-        .app
-        .post(
-            &format!("/api/v1/recollect-tasks/{task}/complete"),
-            &c.tech,
-            json!({"replacement_accession": tube(&other, "SST")}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
     let o = add(id, "K").await;
     let k_tube = accession_of(&o, "K");
     assert_ne!(k_tube, sst, "never on the mislabeled tube");
+    assert_eq!(accession_of(&o, "NA"), k_tube, "with the moved sodium");
     let new = o["specimens"]
         .as_array()
         .unwrap()
@@ -341,6 +326,7 @@ async fn add_ons_go_where_the_specimen_is(db: Db) {
         .find(|s| s["accession"] == k_tube.as_str())
         .unwrap();
     assert_eq!(new["status"], "planned");
+    assert_eq!(new["demand_ul"], 100);
     let (_, tasks) = c
         .app
         .get("/api/v1/recollect-tasks?open=true", &c.tech)

@@ -611,6 +611,7 @@ async fn result_rules_are_versioned_and_history_is_not_rewritten(db: Db) {
     rules["reference_intervals"] = json!([
         {"low": "3.5", "high": "5.1", "effective_from": "2020-01-01T00:00:00Z", "effective_to": now},
         {"low": "3.4", "high": "4.8", "effective_from": now},
+        {"specimen_type": "plasma", "low": "3.4", "high": "4.5", "effective_from": "2020-01-01T00:00:00Z"},
     ]);
     let (s, v) = c
         .app

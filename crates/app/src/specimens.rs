@@ -571,23 +571,47 @@ impl App {
             .patient_by_id(s.patient_id)
             .await?
             .ok_or(AppError::NotFound { entity: "patient" })?;
-        let tests: Vec<String> = tx
-            .tests_of_order(s.order_id)
-            .await?
-            .into_iter()
-            .filter(|t| t.specimen_id == s.id)
-            .map(|t| t.test_code)
-            .collect();
+        let order_tests = tx.tests_of_order(s.order_id).await?;
+        let on = |id: i64| -> Vec<String> {
+            order_tests
+                .iter()
+                .filter(|t| t.specimen_id == id && t.status != "cancelled")
+                .map(|t| t.test_code.clone())
+                .collect()
+        };
+        let mut tests = on(s.id);
+        // An aliquot poured without tests of its own is labelled with its parent's.
+        if tests.is_empty()
+            && let Some(parent) = tx.specimen_parent(s.id).await?
+        {
+            tests = on(parent.id);
+        }
+        let mut departments: Vec<String> = Vec::new();
+        for code in &tests {
+            if let Some(entry) = tx.catalog_by_code(code).await?
+                && let Some(d) = definition(&entry)?.department
+            {
+                let d = d.replace('_', " ");
+                if !departments.contains(&d) {
+                    departments.push(d);
+                }
+            }
+        }
         let tz = self.lab_timezone().await?;
         let print = tx.count_label_print(s.id).await?;
         let data = LabelData {
             accession: s.accession.clone(),
-            patient_name: format!(
-                "{}, {}",
-                patient.family_name.to_uppercase(),
-                patient.given_name
-            ),
-            second_identifier: format!("DOB {}", patient.birth_date),
+            family_name: patient.family_name.to_uppercase(),
+            given_name: patient.given_name.clone(),
+            birth_date: format!("DOB {}", patient.birth_date),
+            second_identifier: format!("MRN {}", patient.mrn),
+            department: (!departments.is_empty()).then(|| {
+                let mut d = departments.join(", ");
+                if let Some(first) = d.get_mut(..1) {
+                    first.make_ascii_uppercase();
+                }
+                d
+            }),
             tube: container_name(&s.container),
             tests,
             priority: order.priority.to_uppercase(),

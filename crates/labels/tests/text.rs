@@ -150,7 +150,7 @@ fn long_name_and_tube_are_truncated_short_fields_are_not() {
 
     // Both names stay (the rule of `fit_name`): the family name cut, the given name as an
     // initial when nothing more fits.
-    for (line, ellipsis) in [(svg_lines[0].as_str(), "…"), (zpl_lines[0].as_ref(), "...")] {
+    for (line, ellipsis) in [(svg_lines[0].as_str(), "…"), (zpl_lines[0], "...")] {
         let (family, given) = line.split_once(", ").expect("family, given");
         let family = family.strip_suffix(ellipsis).expect("family name cut");
         assert!(

@@ -605,7 +605,7 @@ async fn cancel_and_add_on(db: Db) {
         .post(
             &format!("/api/v1/specimens/{drawn}/receive"),
             &c.token,
-            c.app.full_tube_of(&drawn, &c.token).await,
+            c.app.full_tube_of(drawn, &c.token).await,
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");

@@ -463,7 +463,8 @@ pub(crate) struct TrackView {
     pub patient: String,
     pub container: String,
     pub specimen_type: String,
-    pub volume_ul: i64,
+    /// The measured content after receipt, or the planned demand before it, in words.
+    pub volume: String,
     pub collected: String,
     pub tests: String,
     pub parent: Option<String>,
@@ -551,7 +552,14 @@ pub async fn track(
         patient,
         container: d.container_name.clone(),
         specimen_type: d.specimen_type.replace('_', " "),
-        volume_ul: d.volume_ul,
+        volume: if !matches!(
+            d.status.as_str(),
+            "planned" | "collected" | "in_transit" | "cancelled"
+        ) {
+            format!("{} µL", d.volume_ul)
+        } else {
+            format!("{} µL needed (not yet received)", d.demand_ul)
+        },
         collected: d
             .collected_at
             .map(|t| when(t, &lab.tz))

@@ -16,6 +16,7 @@ crate::both_backends!(
     a_citrate_tube_is_judged_against_its_line,
     the_container_that_arrived_decides_the_specimen_type_tested,
     add_ons_go_where_the_specimen_is,
+    a_label_keeps_both_names_the_mrn_and_the_aliquot_s_tests,
 );
 
 /// An order of `tests` for the results' patient, every tube collected half an hour ago.
@@ -371,5 +372,76 @@ async fn add_ons_go_where_the_specimen_is(db: Db) {
         .unwrap();
     assert_eq!(tube_view["demand_ul"], 500 + 150);
     assert_eq!(tube_view["volume_ul"], 2200);
+    c.app.finish().await;
+}
+
+/// Item 13: the long name lost its given name and the label had no MRN.
+async fn a_label_keeps_both_names_the_mrn_and_the_aliquot_s_tests(db: Db) {
+    let c = setup(db).await;
+    register(
+        &c.app,
+        &c.tech,
+        json!({"mrn": "MRN-951", "family_name": "Wolfeschlegelsteinhausenbergerdorff",
+               "given_name": "Hubert Blaine", "birth_date": "1954-02-23", "sex": "M"}),
+    )
+    .await;
+    let body = json!({"patient": {"mrn": "MRN-951", "birth_date": "1954-02-23"},
+        "provider_id": c.provider, "location_id": c.location,
+        "tests": ["PTINR"], "priority": "routine"});
+    let (s, o) = c.app.post("/api/v1/orders", &c.tech, body).await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    let blu = tube(&o, "BLU");
+    let (s, svg) = c
+        .app
+        .get(
+            &format!("/api/v1/specimens/{blu}/label?format=svg"),
+            &c.tech,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let svg = svg.as_str().unwrap().to_owned();
+    assert!(svg.contains("WOLFESCH"), "{svg}");
+    assert!(svg.contains(", Hubert B.</text>"), "{svg}");
+    assert!(svg.contains("MRN MRN-951"), "{svg}");
+    assert!(svg.contains("DOB 1954-02-23"), "{svg}");
+    assert!(
+        svg.contains(">INR, PT</text>") || svg.contains(">PT, INR</text>"),
+        "{svg}"
+    );
+    // Drawn, received, spun: an aliquot poured for INR lists INR on its label.
+    let now = c.app.app.now();
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{blu}/collect"),
+            &c.tech,
+            json!({"collected_at": now.to_string(),
+                   "patient": {"mrn": "MRN-951", "birth_date": "1954-02-23"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = receive(&c, &blu, full_tube("BLU")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{blu}/aliquots"),
+            &c.tech,
+            json!({"volume_ul": 500, "tests": ["INR"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let child = format!("{blu}-01");
+    let (s, svg) = c
+        .app
+        .get(
+            &format!("/api/v1/specimens/{child}/label?format=svg"),
+            &c.tech,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let svg = svg.as_str().unwrap().to_owned();
+    assert!(svg.contains(">INR</text>"), "{svg}");
+    assert!(svg.contains(", Hubert B.</text>"), "{svg}");
     c.app.finish().await;
 }

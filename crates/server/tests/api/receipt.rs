@@ -337,6 +337,62 @@ async fn add_ons_go_where_the_specimen_is(db: Db) {
     assert_eq!(tasks[0]["accession"], sst.as_str());
     assert_eq!(tasks[0]["reason"], "mislabeled");
 
+    // A mislabeled tube whose tests are all finished (nothing moved) and whose recollection
+    // was already done some other way: the add-on still gets a new tube and opens a new
+    // recollection task.
+    let (id, o) = collected_order(&c, &["NA"]).await;
+    let sst = tube(&o, "SST");
+    let (s, v) = receive(&c, &sst, full_tube("SST")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = c
+        .app
+        .post(
+            "/api/v1/results",
+            &c.tech,
+            json!({"results": [{"accession": sst, "test": "NA", "value": "140"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{sst}/reject"),
+            &c.tech,
+            json!({"reason": "mislabeled"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let open_tasks = || async {
+        let (_, tasks) = c
+            .app
+            .get("/api/v1/recollect-tasks?open=true", &c.tech)
+            .await;
+        tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["accession"] == sst.as_str())
+            .map(|t| t["id"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let task = open_tasks().await[0];
+    let (_, other) = collected_order(&c, &["GLU"]).await;
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/recollect-tasks/{task}/complete"),
+            &c.tech,
+            json!({"replacement_accession": tube(&other, "SST")}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(open_tasks().await.is_empty());
+    let o = add(id, "K").await;
+    assert_ne!(accession_of(&o, "K"), sst, "never on the mislabeled tube");
+    let reopened = open_tasks().await;
+    assert_eq!(reopened.len(), 1, "a recollection for the add-on");
+    assert_ne!(reopened[0], task);
+
     // An almost empty received tube does not take an add-on: its measured content counts,
     // not the planned capacity.
     let (id, o) = collected_order(&c, &["NA"]).await;

@@ -8,6 +8,7 @@ use aliquot_domain::catalog::{
 };
 use aliquot_domain::ids::LoincCode;
 use aliquot_domain::order::{OrderedTest, TestCode};
+use aliquot_domain::specimen::AcceptedSpecimen;
 use aliquot_domain::specimen::stability::{StabilityRule, gp44_default_unspun};
 use aliquot_store::{CatalogTestRecord, Tx};
 use jiff::SignedDuration;
@@ -128,6 +129,15 @@ pub struct TatMinutes {
     pub routine: Option<u32>,
 }
 
+/// Another (specimen type, container) pair a test accepts beside its planned one (issue 10
+/// item 5), e.g. lithium-heparin plasma in a PST for a serum test.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecimenAlternative {
+    pub specimen_type: String,
+    pub container: String,
+}
+
 /// A test or panel definition, as entered and as stored (JSON).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -144,6 +154,9 @@ pub struct TestDefinition {
     pub department: Option<String>,
     pub specimen_type: Option<String>,
     pub container: Option<String>,
+    /// Other (specimen type, container) pairs the test accepts at receipt.
+    #[serde(default)]
+    pub alternatives: Vec<SpecimenAlternative>,
     pub min_volume_ul: Option<u32>,
     #[serde(default)]
     pub stability: StabilityLimits,
@@ -255,6 +268,29 @@ impl TestDefinition {
         })
     }
 
+    /// The (specimen type, container) pairs the test accepts, the planned one first.
+    pub(crate) fn accepted_specimens(&self) -> AppResult<Vec<AcceptedSpecimen>> {
+        let ordered = self.ordered_test()?;
+        let mut out = vec![AcceptedSpecimen {
+            specimen_type: ordered.specimen_type,
+            container: ordered.container,
+        }];
+        for a in &self.alternatives {
+            let pair = AcceptedSpecimen {
+                specimen_type: SpecimenType::parse(&a.specimen_type).map_err(|_| {
+                    AppError::Internal(format!("catalog entry {}: alternatives", self.code))
+                })?,
+                container: ContainerCode::parse(&a.container).map_err(|_| {
+                    AppError::Internal(format!("catalog entry {}: alternatives", self.code))
+                })?,
+            };
+            if !out.contains(&pair) {
+                out.push(pair);
+            }
+        }
+        Ok(out)
+    }
+
     /// Validates and normalises the definition (domain rules for every coded field).
     pub fn validate(mut self) -> AppResult<TestDefinition> {
         let code = TestCode::parse(self.code.trim())
@@ -315,6 +351,23 @@ impl TestDefinition {
                 "components_on_test",
                 "only panels have components",
             ));
+        }
+        for (i, a) in self.alternatives.iter_mut().enumerate() {
+            let field = |f: &str| format!("alternatives[{i}].{f}");
+            let t = SpecimenType::parse(a.specimen_type.trim()).map_err(|e| {
+                invalid(&e, "", "specimen_type").with_field(&field("specimen_type"))
+            })?;
+            let c = ContainerCode::parse(a.container.trim())
+                .map_err(|e| invalid(&e, "", "container").with_field(&field("container")))?;
+            if !ContainerType::defaults().iter().any(|k| k.code == c) {
+                return Err(AppError::invalid(
+                    &field("container"),
+                    "unknown_container",
+                    "not in the container catalogue",
+                ));
+            }
+            a.specimen_type = t.as_str().to_owned();
+            a.container = c.as_str().to_owned();
         }
         Department::parse(
             self.department

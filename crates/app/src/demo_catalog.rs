@@ -2,7 +2,7 @@
 //! coagulation, urinalysis, microbiology and blood-bank tests with their LOINC codes, the
 //! common panels, and a send-out test. The CSV columns are the catalogue's import format.
 
-use crate::catalog::{StabilityLimits, TatMinutes, TestDefinition};
+use crate::catalog::{SpecimenAlternative, StabilityLimits, TatMinutes, TestDefinition};
 
 /// The demo catalogue, as CSV.
 pub const DEMO_CATALOG_CSV: &str = include_str!("../data/demo_catalog.csv");
@@ -34,6 +34,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "tat_routine_min",
     "performing_lab",
     "components",
+    "alternatives",
 ];
 
 /// Why a CSV line could not be read.
@@ -65,6 +66,23 @@ fn num<T: std::str::FromStr>(s: &str, line: usize, column: &str) -> Result<Optio
             message: format!("{column}: {v:?} is not a number"),
         }),
     }
+}
+
+/// `type:CONTAINER;…`, e.g. `plasma:PST`.
+fn alternatives(s: &str, line: usize) -> Result<Vec<SpecimenAlternative>, CsvError> {
+    list(s)
+        .into_iter()
+        .map(|pair| match pair.split_once(':') {
+            Some((t, c)) => Ok(SpecimenAlternative {
+                specimen_type: t.trim().to_owned(),
+                container: c.trim().to_owned(),
+            }),
+            None => Err(CsvError {
+                line,
+                message: format!("alternatives: {pair:?} is not specimen_type:CONTAINER"),
+            }),
+        })
+        .collect()
 }
 
 /// Reads catalogue definitions from CSV (header line first; fields without commas; lists
@@ -126,6 +144,7 @@ pub fn parse_catalog_csv(text: &str) -> Result<Vec<TestDefinition>, CsvError> {
             },
             performing_lab: opt(f[23]),
             components: list(f[24]),
+            alternatives: alternatives(f[25], line)?,
         });
     }
     Ok(out)
@@ -177,6 +196,11 @@ pub fn catalog_csv(defs: &[TestDefinition]) -> String {
             n(d.tat_minutes.routine.map(|v| v.to_string())),
             o(&d.performing_lab),
             d.components.join(";"),
+            d.alternatives
+                .iter()
+                .map(|a| format!("{}:{}", a.specimen_type, a.container))
+                .collect::<Vec<_>>()
+                .join(";"),
         ];
         out.push_str(&row.map(|c| c.replace([',', '\n'], " ")).join(","));
         out.push('\n');

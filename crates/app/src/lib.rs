@@ -42,8 +42,9 @@ pub use results::lists::{CumulativePoint, OpenCallView};
 pub use results::{
     CalculationDoc, ConsistencyDoc, CorrectionInput, CriticalCallInput, CriticalCallView,
     CumulativeView, DeltaDoc, IndexDoc, IndicesInput, IntervalDoc, IntervalView, LimitsDoc,
-    ReasonView, ResultInput, ResultOutcome, ResultRulesDoc, ResultRulesVersionView,
-    ResultRulesView, ResultVersionView, ResultView, WorklistItem, WorklistView,
+    NotPerformedInput, ReasonView, ResultInput, ResultOutcome, ResultRulesDoc,
+    ResultRulesVersionView, ResultRulesView, ResultVersionView, ResultView, WorklistItem,
+    WorklistView,
 };
 
 // quality control and calibration (issue 13)
@@ -65,7 +66,9 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
 pub use auth::{IssuedToken, NewUserInput, UserView};
-pub use catalog::{CatalogEntryView, StabilityLimits, TatMinutes, TestDefinition};
+pub use catalog::{
+    CatalogEntryView, SpecimenAlternative, StabilityLimits, TatMinutes, TestDefinition,
+};
 pub use directory::{LOCATION_KINDS, NewLocationInput, NewProviderInput};
 pub use orders::{NewOrderInput, OrderTestView, OrderView, SpecimenView};
 pub use patients::{

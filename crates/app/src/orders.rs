@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use aliquot_domain::auth::Permission;
-use aliquot_domain::catalog::{ContainerType, Priority, Temperature};
+use aliquot_domain::catalog::{ContainerCode, ContainerType, Priority, SpecimenType, Temperature};
 use aliquot_domain::ids::{AccessionNumber, AccessionPrefix, Icd10Cm};
-use aliquot_domain::order::{can_add_on, plan_containers};
-use aliquot_domain::specimen::{Event, SpecimenState, transition};
+use aliquot_domain::order::{AddOnPlacement, AddOnTube, place_add_on, plan_containers};
+use aliquot_domain::specimen::{Event, SpecimenState, TestStatus, transition};
 use aliquot_store::{CatalogTestRecord, OrderRecord, OrderTestRecord, SpecimenRecord, Store, Tx};
 use jiff::Timestamp;
 use serde_json::json;
@@ -44,7 +44,10 @@ pub struct SpecimenView {
     pub specimen_type: String,
     pub draw_order: i64,
     pub status: String,
+    /// Measured specimen content, µL (0 before receipt).
     pub volume_ul: i64,
+    /// The planned demand of the tests on the tube, µL.
+    pub demand_ul: i64,
     pub capacity_ul: i64,
     pub collected_at: Option<Timestamp>,
     pub tests: Vec<String>,
@@ -78,6 +81,25 @@ pub struct OrderView {
     /// In order of draw.
     pub specimens: Vec<SpecimenView>,
     pub tests: Vec<OrderTestView>,
+}
+
+/// A tube of the order as add-on placement sees it.
+fn add_on_tube(s: &SpecimenRecord) -> AppResult<AddOnTube> {
+    let bad = |what: &str| AppError::Internal(format!("specimen {}: {what}", s.id));
+    let ul = |v: i64| u32::try_from(v.max(0)).unwrap_or(u32::MAX);
+    Ok(AddOnTube {
+        state: state_of(s)?,
+        container: ContainerCode::parse(&s.container).map_err(|_| bad("container"))?,
+        specimen_type: SpecimenType::parse(&s.specimen_type).map_err(|_| bad("specimen type"))?,
+        capacity_ul: ul(s.capacity_ul),
+        demand_ul: ul(s.demand_ul),
+        content_ul: ul(s.volume_ul),
+        collected_at: s.collected_at,
+        temperature: s
+            .temperature
+            .as_deref()
+            .and_then(|t| Temperature::parse(t).ok()),
+    })
 }
 
 pub(crate) fn view(
@@ -126,6 +148,7 @@ pub(crate) fn view(
                     draw_order: i as i64 + 1,
                     status: s.status.clone(),
                     volume_ul: s.volume_ul,
+                    demand_ul: s.demand_ul,
                     capacity_ul: s.capacity_ul,
                     collected_at: s.collected_at,
                     tests: tests
@@ -451,11 +474,13 @@ impl App {
                 specimen_type: tube.specimen_type.as_str().to_owned(),
                 draw_rank: i64::from(tube.draw_rank.0),
                 status: "planned".into(),
-                volume_ul: i64::from(tube.volume_ul),
+                volume_ul: 0,
                 capacity_ul: i64::from(tube.capacity_ul),
                 created_at: now,
                 collected_at: None,
                 temperature: None,
+                demand_ul: i64::from(tube.volume_ul),
+                received_container: None,
             })
             .collect();
         for (accession, id) in tx.insert_specimens(&specimens).await? {
@@ -686,9 +711,179 @@ impl App {
         view(&o, &s, &t)
     }
 
-    /// Adds a test (or panel) to an active order. A test goes on a specimen of its container
-    /// and type with room left: a planned (uncollected) one, or a collected one still within
-    /// the test's stability at the temperature it was kept; otherwise a new tube is planned.
+    /// Cancels one test of an order with a reason (issue 10 item 11): the rest of the order
+    /// and its tubes go on. A released result is corrected, not cancelled. The tube gets a
+    /// custody event `test_cancel`; audited `order.cancel_test` with the reason.
+    pub async fn cancel_order_test(
+        &self,
+        actor: &Actor,
+        id: i64,
+        test: &str,
+        reason: Option<&str>,
+    ) -> AppResult<OrderView> {
+        actor.require(Permission::OrderWrite)?;
+        let reason = require_reason(reason)?;
+        let code = catalog_key(test);
+        let mut tx = self.store.begin().await?;
+        let o = tx
+            .order_by_id(id)
+            .await?
+            .ok_or(AppError::NotFound { entity: "order" })?;
+        let tests = tx.tests_of_order(id).await?;
+        let t = tests.iter().find(|t| t.test_code == code).ok_or_else(|| {
+            AppError::invalid(
+                "test",
+                "test_not_ordered",
+                format!("{code} was not ordered"),
+            )
+        })?;
+        let status = TestStatus::parse(&t.status)
+            .map_err(|_| AppError::Internal(format!("order test {}: status", t.id)))?;
+        if !status.is_pending() {
+            return Err(AppError::Conflict {
+                field: Some("test".into()),
+                code: "test_closed",
+                message: format!(
+                    "{} is {}; a released result is corrected, not cancelled",
+                    t.test_code, t.status
+                ),
+            });
+        }
+        tx.set_order_test_status(t.id, TestStatus::Cancelled.as_str())
+            .await?;
+        let tube = tx
+            .specimen_by_id(t.specimen_id)
+            .await?
+            .ok_or_else(|| AppError::Internal("test without tube".into()))?;
+        // The custody event keeps the tube's status; the guarded no-op change makes a tube
+        // changed meanwhile a 409.
+        if !self.guard_unchanged(&mut tx, &tube).await? {
+            return Err(changed_meanwhile());
+        }
+        let details = json!({"test": t.test_code, "reason": &reason});
+        tx.insert_specimen_event(&self.custody(
+            actor,
+            &tube,
+            "test_cancel",
+            &tube.status,
+            details,
+            None,
+        ))
+        .await?;
+        tx.audit(self.entry(
+            actor,
+            "order.cancel_test",
+            "order",
+            id,
+            Some(json!({"test": t.test_code, "status": t.status})),
+            Some(json!({"test": t.test_code, "status": "cancelled", "accession": tube.accession})),
+            Some(&reason),
+        ));
+        let s = tx.specimens_of_order(id).await?;
+        let t = tx.tests_of_order(id).await?;
+        tx.commit().await?;
+        view(&o, &s, &t)
+    }
+
+    /// Plans a replacement tube in order `o` like `like` (container, specimen type, draw
+    /// rank), for the tests `codes` moved onto it from `like`, whose planned demand it takes
+    /// over. Returns the new tube.
+    pub(crate) async fn plan_replacement(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        o: &OrderRecord,
+        like: &SpecimenRecord,
+        codes: &[String],
+    ) -> AppResult<SpecimenRecord> {
+        let series = AccessionSeries::current(self).await?;
+        let mut demand = 0;
+        for code in codes {
+            if let Some(entry) = tx.catalog_by_code(code).await? {
+                demand += i64::from(definition(&entry)?.min_volume_ul.unwrap_or(0));
+            }
+        }
+        let capacity = ContainerType::defaults()
+            .into_iter()
+            .find(|c| c.code.as_str() == like.container)
+            .map_or(like.capacity_ul, |c| i64::from(c.usable_volume_ul));
+        let mut s = SpecimenRecord {
+            id: 0,
+            accession: series
+                .next(tx, 1)
+                .await?
+                .pop()
+                .ok_or_else(|| AppError::Internal("accession".into()))?,
+            order_id: o.id,
+            patient_id: o.patient_id,
+            container: like.container.clone(),
+            specimen_type: like.specimen_type.clone(),
+            draw_rank: like.draw_rank,
+            status: "planned".into(),
+            volume_ul: 0,
+            capacity_ul: capacity,
+            created_at: self.now(),
+            collected_at: None,
+            temperature: None,
+            demand_ul: demand,
+            received_container: None,
+        };
+        s.id = tx.insert_specimen(&s).await?;
+        let moved = tx.move_tests(like.id, s.id, codes).await?;
+        if moved != codes.len() as u64 {
+            return Err(changed_meanwhile());
+        }
+        Ok(s)
+    }
+
+    /// The open recollection task of a rejected tube, or a new one for the ordering location
+    /// (a tube whose task was completed or never opened). Returns its id.
+    pub(crate) async fn ensure_recollection(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        o: &OrderRecord,
+        rejected: &SpecimenRecord,
+        now: Timestamp,
+    ) -> AppResult<i64> {
+        if let Some(id) = tx.open_recollect_task_of(rejected.id).await? {
+            return Ok(id);
+        }
+        let reason = self
+            .store
+            .specimen_events(rejected.id)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|e| e.kind == "reject")
+            .and_then(|e| {
+                serde_json::from_str::<serde_json::Value>(&e.details)
+                    .ok()?
+                    .get("reason")?
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| "add_on".to_owned());
+        Ok(tx
+            .insert_recollect_task(&aliquot_store::RecollectTaskRecord {
+                id: 0,
+                order_id: o.id,
+                location_id: o.location_id,
+                specimen_id: rejected.id,
+                accession: rejected.accession.clone(),
+                reason,
+                created_at: now,
+                done_at: None,
+                done_by: None,
+                replacement_accession: None,
+            })
+            .await?)
+    }
+
+    /// Adds a test (or panel) to an active order. A test goes on a tube of a kind it accepts
+    /// with room left (planned capacity before receipt, measured content after, less the
+    /// planned demand): a planned one, or a collected one still within the test's stability
+    /// at the temperature it was kept, never a rejected, disposed, sent-out or cancelled one
+    /// (`aliquot_domain::order::place_add_on`); otherwise a new tube is planned, with a
+    /// recollection task when the tube of that kind was rejected.
     pub async fn add_order_test(&self, actor: &Actor, id: i64, test: &str) -> AppResult<OrderView> {
         actor.require(Permission::OrderWrite)?;
         let mut tx = self.store.begin().await?;
@@ -722,45 +917,28 @@ impl App {
         let mut added = Vec::new();
         for (d, panel) in &tests {
             let ot = d.ordered_test()?;
-            let stability = d.stability_rule();
-            let mut target = None;
-            let mut refused = None;
-            for s in specimens.iter().filter(|s| {
-                s.status != "cancelled"
-                    && s.container == ot.container.as_str()
-                    && s.specimen_type == ot.specimen_type.as_str()
-                    && s.capacity_ul - s.volume_ul >= i64::from(ot.min_volume_ul)
-            }) {
-                if let Some(collected) = s.collected_at {
-                    let temp = s
-                        .temperature
-                        .as_deref()
-                        .and_then(|t| Temperature::parse(t).ok())
-                        .unwrap_or(Temperature::Room);
-                    if let Err(e) = can_add_on(collected, now, temp, &stability) {
-                        refused.get_or_insert(e);
-                        continue;
-                    }
+            let accepted = d.accepted_specimens()?;
+            let tubes = specimens
+                .iter()
+                .map(add_on_tube)
+                .collect::<AppResult<Vec<_>>>()?;
+            let placement = place_add_on(
+                &tubes,
+                &accepted,
+                ot.min_volume_ul,
+                &d.stability_rule(),
+                now,
+            )
+            .map_err(|e| invalid(&e, "", "test").with_field("test"))?;
+            let mut recollection = None;
+            let sid = match placement {
+                AddOnPlacement::Existing(i) => {
+                    let s = &mut specimens[i];
+                    s.demand_ul += i64::from(ot.min_volume_ul);
+                    tx.set_specimen_demand(s.id, s.demand_ul).await?;
+                    s.id
                 }
-                target = Some(s.id);
-                break;
-            }
-            // A collected specimen of this kind that is out of stability, and no other tube
-            // to put the test on: the add-on is refused (a new draw is a new order).
-            if let (None, Some(e)) = (target, refused) {
-                return Err(invalid(&e, "", "test").with_field("test"));
-            }
-            let sid = match target {
-                Some(sid) => {
-                    let s = specimens
-                        .iter_mut()
-                        .find(|s| s.id == sid)
-                        .ok_or_else(|| AppError::Internal("specimen".into()))?;
-                    s.volume_ul += i64::from(ot.min_volume_ul);
-                    tx.set_specimen_volume(sid, s.volume_ul).await?;
-                    sid
-                }
-                None => {
+                AddOnPlacement::NewTube { recollect_from } => {
                     let plan =
                         plan_containers(std::slice::from_ref(&ot), &ContainerType::defaults())
                             .map_err(|e| invalid(&e, "", "test").with_field("test"))?;
@@ -778,13 +956,22 @@ impl App {
                         specimen_type: tube.specimen_type.as_str().to_owned(),
                         draw_rank: i64::from(tube.draw_rank.0),
                         status: "planned".into(),
-                        volume_ul: i64::from(tube.volume_ul),
+                        volume_ul: 0,
                         capacity_ul: i64::from(tube.capacity_ul),
                         created_at: now,
                         collected_at: None,
                         temperature: None,
+                        demand_ul: i64::from(tube.volume_ul),
+                        received_container: None,
                     };
                     s.id = tx.insert_specimen(&s).await?;
+                    // The tube of this kind was rejected: the patient must be drawn again.
+                    if let Some(i) = recollect_from {
+                        recollection = Some(
+                            self.ensure_recollection(&mut tx, &o, &specimens[i], now)
+                                .await?,
+                        );
+                    }
                     let sid = s.id;
                     specimens.push(s);
                     sid
@@ -804,7 +991,8 @@ impl App {
                 .iter()
                 .find(|s| s.id == sid)
                 .map(|s| s.accession.clone());
-            added.push(json!({"test_code": d.code, "accession": acc}));
+            added.push(json!({"test_code": d.code, "accession": acc,
+                "recollect_task_id": recollection}));
         }
         tx.audit(self.entry(
             actor,

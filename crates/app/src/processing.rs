@@ -623,6 +623,8 @@ impl App {
             created_at: now,
             collected_at: parent.collected_at,
             temperature: parent.temperature.clone(),
+            demand_ul: 0,
+            received_container: None,
         };
         child.id = tx.insert_aliquot(&child, parent.id).await?;
         let n = tx.move_tests(parent.id, child.id, &moved).await?;

@@ -63,6 +63,15 @@ pub fn setting_rules() -> &'static [(&'static str, &'static str, Rule)] {
             },
         ),
         (
+            "specimen.receipt_identification_required",
+            "true makes receipt check the requisition's patient against the tube with two \
+             identifiers for every tube (default false: checked when the station gives them)",
+            |v| match v.trim() {
+                "true" | "false" => Ok(v.trim().to_owned()),
+                _ => Err("true or false".into()),
+            },
+        ),
+        (
             "results.autoverification_suspended",
             "true suspends autoverification for the whole laboratory (every result is held for \
              review), e.g. while QC fails",

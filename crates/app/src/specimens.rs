@@ -8,8 +8,9 @@ use aliquot_domain::catalog::{ContainerType, SpecimenType, Temperature};
 use aliquot_domain::ids::AccessionNumber;
 use aliquot_domain::specimen::stability::{TemperatureSegment, TemperatureStage};
 use aliquot_domain::specimen::{
-    COLLECTION_CLOCK_SKEW, Event, LabelStatus, ReceiptFacts, ReceiptTest, RejectionReason,
-    SpecimenState, TransitionError, check_collection_time, check_label, check_receipt, transition,
+    COLLECTION_CLOCK_SKEW, Event, Fill, ReceiptFacts, ReceiptTest, RejectionReason, SpecimenState,
+    TestStatus, TransitionError, check_collection_time, check_label, check_receipt,
+    content_after_receipt, match_container, transition,
 };
 use aliquot_labels::{LabelData, LabelFormat, LabelLayout};
 use aliquot_store::{
@@ -19,8 +20,11 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::catalog::definition;
+
+mod receipt;
 use crate::patients::{PatientIdentification, invalid};
 use crate::{Actor, App, AppError, AppResult};
+pub(crate) use receipt::IDENTIFICATION_SETTING;
 
 /// A specimen status change as the chain of custody and the audit trail record it.
 pub(crate) struct Transition<'a> {
@@ -55,8 +59,14 @@ pub struct SpecimenDetail {
     pub patient_id: i64,
     pub container: String,
     pub container_name: String,
+    /// The specimen type tested (the received container's, see receipt).
     pub specimen_type: String,
+    /// Measured specimen content, µL (0 before receipt).
     pub volume_ul: i64,
+    /// The planned demand of the tests on the tube, µL.
+    pub demand_ul: i64,
+    /// The container recorded at receipt.
+    pub received_container: Option<String>,
     pub collected_at: Option<Timestamp>,
     pub temperature: Option<String>,
     pub tests: Vec<String>,
@@ -129,12 +139,19 @@ fn check_separated_at(
     Ok(t)
 }
 
+/// What the receiving technologist attests (issue 10 item 6): `label`, `container` and the
+/// fill (`volume_ul`, or `fill` for a tube with a fill line) are required, never assumed.
 #[derive(Debug, Clone, Default)]
 pub struct ReceiveInput {
+    /// Measured specimen content in µL (tubes without a fill line).
     pub volume_ul: Option<i64>,
+    /// `to_line`, `under` or `over`: a citrate tube judged against its fill line.
+    pub fill: Option<String>,
+    /// The container that arrived (catalogue code, e.g. `SST`, `PST`).
+    pub container: Option<String>,
     pub temperature: Option<String>,
-    /// Whether the tube carries a readable label (default: yes).
-    pub label_ok: Option<bool>,
+    /// `ok`, `missing` or `illegible`.
+    pub label: Option<String>,
     /// The order on the requisition that came with the tube, when the station scans it: a
     /// tube of another order (another patient's, or another draw) is refused.
     pub order_id: Option<i64>,
@@ -275,6 +292,25 @@ fn task_view(t: RecollectTaskRecord) -> RecollectTaskView {
         done_by: t.done_by,
         replacement_accession: t.replacement_accession,
     }
+}
+
+/// The codes of the pending tests (ordered, or with a held result) on tube `s`.
+pub(crate) async fn pending_tests_on(
+    tx: &mut Box<dyn Tx>,
+    s: &SpecimenRecord,
+) -> AppResult<Vec<String>> {
+    Ok(tx
+        .tests_of_order(s.order_id)
+        .await?
+        .into_iter()
+        .filter(|t| t.specimen_id == s.id)
+        .filter(|t| TestStatus::parse(&t.status).is_ok_and(TestStatus::is_pending))
+        .map(|t| t.test_code)
+        .collect())
+}
+
+fn o_active(o: &aliquot_store::OrderRecord) -> bool {
+    o.status == "active"
 }
 
 /// The container type with this code.
@@ -433,6 +469,8 @@ impl App {
             container_name: container_name(&s.container),
             specimen_type: s.specimen_type.clone(),
             volume_ul: s.volume_ul,
+            demand_ul: s.demand_ul,
+            received_container: s.received_container.clone(),
             collected_at: s.collected_at,
             temperature: s.temperature.clone(),
             tests: tests
@@ -555,23 +593,47 @@ impl App {
             .patient_by_id(s.patient_id)
             .await?
             .ok_or(AppError::NotFound { entity: "patient" })?;
-        let tests: Vec<String> = tx
-            .tests_of_order(s.order_id)
-            .await?
-            .into_iter()
-            .filter(|t| t.specimen_id == s.id)
-            .map(|t| t.test_code)
-            .collect();
+        let order_tests = tx.tests_of_order(s.order_id).await?;
+        let on = |id: i64| -> Vec<String> {
+            order_tests
+                .iter()
+                .filter(|t| t.specimen_id == id && t.status != "cancelled")
+                .map(|t| t.test_code.clone())
+                .collect()
+        };
+        let mut tests = on(s.id);
+        // An aliquot poured without tests of its own is labelled with its parent's.
+        if tests.is_empty()
+            && let Some(parent) = tx.specimen_parent(s.id).await?
+        {
+            tests = on(parent.id);
+        }
+        let mut departments: Vec<String> = Vec::new();
+        for code in &tests {
+            if let Some(entry) = tx.catalog_by_code(code).await?
+                && let Some(d) = definition(&entry)?.department
+            {
+                let d = d.replace('_', " ");
+                if !departments.contains(&d) {
+                    departments.push(d);
+                }
+            }
+        }
         let tz = self.lab_timezone().await?;
         let print = tx.count_label_print(s.id).await?;
         let data = LabelData {
             accession: s.accession.clone(),
-            patient_name: format!(
-                "{}, {}",
-                patient.family_name.to_uppercase(),
-                patient.given_name
-            ),
-            second_identifier: format!("DOB {}", patient.birth_date),
+            family_name: patient.family_name.to_uppercase(),
+            given_name: patient.given_name.clone(),
+            birth_date: format!("DOB {}", patient.birth_date),
+            second_identifier: format!("MRN {}", patient.mrn),
+            department: (!departments.is_empty()).then(|| {
+                let mut d = departments.join(", ");
+                if let Some(first) = d.get_mut(..1) {
+                    first.make_ascii_uppercase();
+                }
+                d
+            }),
             tube: container_name(&s.container),
             tests,
             priority: order.priority.to_uppercase(),
@@ -865,21 +927,11 @@ impl App {
     ) -> AppResult<Result<SpecimenDetail, Vec<ReceiptProblemView>>> {
         actor.require(Permission::SpecimenProcess)?;
         let acc = parse_accession(accession)?;
+        let attested = receipt::attested(&input, self.flag_setting(IDENTIFICATION_SETTING).await?)?;
         if let Some(collected_at) = &input.collected_at {
             self.collect_at_receipt(actor, &acc, collected_at, &input)
                 .await?;
         }
-        let volume = input
-            .volume_ul
-            .map(|v| {
-                u32::try_from(v)
-                    .ok()
-                    .filter(|v| *v <= 1_000_000)
-                    .ok_or_else(|| {
-                        AppError::invalid("volume_ul", "volume_range", "0 to 1000000 µL")
-                    })
-            })
-            .transpose()?;
         let temperature = parse_temperature(input.temperature.as_deref())?;
         let separated_at = input
             .separated_at
@@ -916,8 +968,6 @@ impl App {
             }
         }
         let internal = |what: &str| AppError::Internal(format!("specimen {}: {what}", s.id));
-        let container =
-            container_by_code(&s.container).ok_or_else(|| internal("unknown container"))?;
         let specimen_type =
             SpecimenType::parse(&s.specimen_type).map_err(|_| internal("specimen type"))?;
         let stored_temperature = s
@@ -929,21 +979,6 @@ impl App {
         let temperature = temperature
             .or(stored_temperature)
             .unwrap_or(Temperature::Room);
-        let volume_ul = match volume {
-            Some(v) if v > container.max_content_ul() => {
-                return Err(AppError::invalid(
-                    "volume_ul",
-                    "volume_exceeds_container",
-                    format!(
-                        "a {} holds at most {} µL; check the volume and its unit",
-                        container.name,
-                        container.max_content_ul()
-                    ),
-                ));
-            }
-            Some(v) => v,
-            None => u32::try_from(s.volume_ul).map_err(|_| internal("volume"))?,
-        };
         let mut tests = Vec::new();
         for t in self.store.tests_of_order(s.order_id).await? {
             if t.specimen_id != s.id {
@@ -958,8 +993,7 @@ impl App {
             let ordered = def.ordered_test()?;
             tests.push(ReceiptTest {
                 test_code: ordered.test_code,
-                required_container: ordered.container,
-                required_specimen_type: ordered.specimen_type,
+                accepted: def.accepted_specimens()?,
                 min_volume_ul: ordered.min_volume_ul,
                 stability: def.full_stability_rule(),
             });
@@ -976,16 +1010,15 @@ impl App {
             temperature,
             stage: TemperatureStage::Receipt,
         });
+        let tested_type =
+            match_container(&tests, &attested.container.code, specimen_type).tested_type;
+        let volume_ul = content_after_receipt(&attested.container, attested.fill);
         let facts = ReceiptFacts {
-            label: if input.label_ok.unwrap_or(true) {
-                LabelStatus::Present
-            } else {
-                LabelStatus::Missing
-            },
+            label: attested.label,
             identity: Ok(()),
-            container,
-            specimen_type,
-            volume_ul,
+            container: attested.container.clone(),
+            planned_type: specimen_type,
+            fill: attested.fill,
             collected_at: s.collected_at,
             history,
             tests,
@@ -1031,7 +1064,17 @@ impl App {
         if !tx.change_specimen(&change).await? {
             return Err(changed_meanwhile());
         }
+        tx.set_received_container(s.id, attested.container.code.as_str(), tested_type.as_str())
+            .await?;
+        let fill = match attested.fill {
+            Fill::Measured { .. } => None,
+            Fill::Line(l) => Some(l.as_str()),
+        };
         let details = json!({"volume_ul": volume_ul, "temperature": temperature.as_str(),
+            "label": "ok", "container": attested.container.code.as_str(),
+            "planned_container": s.container, "specimen_type": tested_type.as_str(),
+            "planned_specimen_type": s.specimen_type, "fill": fill,
+            "identified": input.patient.is_some(),
             "separated_at": separated_at.map(|t| t.to_string())});
         self.record_transition(
             &mut tx,
@@ -1050,7 +1093,8 @@ impl App {
     }
 
     /// Rejection with a reason code: status rejected, a problem-log entry and a recollection
-    /// task for the ordering location.
+    /// task for the ordering location; the tube's pending tests move to a replacement tube
+    /// planned in the same order (when it is active).
     pub async fn reject_specimen(
         &self,
         actor: &Actor,
@@ -1121,8 +1165,18 @@ impl App {
                 replacement_accession: None,
             })
             .await?;
+        // The tube's pending tests move to a replacement tube planned for the redraw (issue
+        // 10 item 11): they never stay behind on a rejected tube.
+        let pending = pending_tests_on(&mut tx, &s).await?;
+        let replacement = if o_active(&order) && !pending.is_empty() {
+            Some(self.plan_replacement(&mut tx, &order, &s, &pending).await?)
+        } else {
+            None
+        };
         let details = json!({"reason": reason.as_str(), "comment": comment,
-            "problem_id": problem, "recollect_task_id": task});
+            "problem_id": problem, "recollect_task_id": task,
+            "replacement": replacement.as_ref().map(|r| r.accession.clone()),
+            "tests_moved": if replacement.is_some() { pending } else { Vec::new() }});
         self.record_transition(
             &mut tx,
             actor,
@@ -1266,6 +1320,18 @@ impl App {
         {
             return Err(changed_meanwhile());
         }
+        // Pending tests still on the rejected tube go with the recollection to its
+        // replacement, when it is a tube of the same order.
+        let mut moved = Vec::new();
+        if replacement.order_id == rejected.order_id {
+            moved = pending_tests_on(&mut tx, &rejected).await?;
+            if !moved.is_empty() {
+                let n = tx.move_tests(rejected.id, replacement.id, &moved).await?;
+                if n != moved.len() as u64 {
+                    return Err(changed_meanwhile());
+                }
+            }
+        }
         tx.audit(self.entry(
             actor,
             "recollect_task.complete",
@@ -1273,7 +1339,7 @@ impl App {
             id,
             Some(json!({"done": false})),
             Some(json!({"done": true, "replacement_accession": acc.as_str(),
-                "rejected_accession": task.accession})),
+                "rejected_accession": task.accession, "tests_moved": moved})),
             None,
         ));
         tx.commit().await?;

@@ -37,7 +37,9 @@ use aliquot_domain::auth::Permission;
 use aliquot_domain::catalog::{Department, SpecimenType, Stability, Temperature};
 use aliquot_domain::order::TestCode;
 use aliquot_domain::specimen::processing::check_storage_temperature;
-use aliquot_domain::specimen::{Event, SpecimenState, transition};
+use aliquot_domain::specimen::{
+    Event, SendOutScope, SpecimenState, TestStatus, check_dispose, send_out_scope, transition,
+};
 use aliquot_domain::storage::retention::{Retention, RetentionRules, RetentionUse};
 use aliquot_domain::storage::{
     HolderKind, HolderPath, RetentionTable, StorageLocation, check_fits, check_grid,
@@ -676,6 +678,14 @@ impl App {
             .ok_or_else(not_found)?;
         let state = state_of(&s)?;
         let next = transition(state, &Event::Dispose).map_err(transition_conflict)?;
+        // Tests must not vanish with the tube (issue 10 item 11).
+        let tests = tx.tests_of_order(s.order_id).await?;
+        let on_tube = statuses_on(&tests, s.id);
+        check_dispose(&on_tube).map_err(|e| AppError::Conflict {
+            field: None,
+            code: e.code(),
+            message: e.to_string(),
+        })?;
         let now = self.now();
         let rules = retention_rules(
             &tx.retention_policies().await?,
@@ -1222,12 +1232,11 @@ impl App {
             .specimen_by_accession(acc.as_str())
             .await?
             .ok_or_else(not_found)?;
-        let on_specimen: Vec<String> = tx
-            .tests_of_order(s.order_id)
-            .await?
-            .into_iter()
+        let order_tests = tx.tests_of_order(s.order_id).await?;
+        let on_specimen: Vec<String> = order_tests
+            .iter()
             .filter(|t| t.specimen_id == s.id)
-            .map(|t| t.test_code)
+            .map(|t| t.test_code.clone())
             .collect();
         let tests = match input.tests {
             None => on_specimen,
@@ -1250,8 +1259,23 @@ impl App {
             }
         };
         let next = transition(state_of(&s)?, &Event::SendOut).map_err(transition_conflict)?;
-        self.change_status(&mut tx, &s, next, Some(temperature.as_str().to_owned()))
-            .await?;
+        // A partial send-out leaves the tube in house while in-house tests are pending on it
+        // (issue 10 item 11): the send-out is recorded, the status stays.
+        let sent: Vec<&str> = tests.iter().map(String::as_str).collect();
+        let scope = send_out_scope(&statuses_on(&order_tests, s.id), &sent);
+        let (next_status, staying) = match scope {
+            SendOutScope::Whole => {
+                self.change_status(&mut tx, &s, next, Some(temperature.as_str().to_owned()))
+                    .await?;
+                (next.as_str().to_owned(), Vec::new())
+            }
+            SendOutScope::Partial { staying } => {
+                if !self.guard_unchanged(&mut tx, &s).await? {
+                    return Err(changed_meanwhile());
+                }
+                (s.status.clone(), staying)
+            }
+        };
         let id = tx
             .insert_send_out(&SendOutRecord {
                 id: 0,
@@ -1272,9 +1296,10 @@ impl App {
             &s,
             Transition {
                 kind: "send_out",
-                next: next.as_str(),
+                next: &next_status,
                 details: json!({"send_out_id": id, "reference_lab": reference_lab,
-                    "tests": tests, "tracking": tracking, "temperature": temperature.as_str()}),
+                    "tests": tests, "tracking": tracking, "temperature": temperature.as_str(),
+                    "partial": !staying.is_empty(), "staying": staying}),
                 location: Some(reference_lab),
             },
         )
@@ -1365,5 +1390,17 @@ fn retention_views(policies: &[RetentionPolicyRecord]) -> Vec<RetentionView> {
                 },
             },
         )
+        .collect()
+}
+
+/// `(code, status)` of the tests on tube `specimen_id`.
+fn statuses_on(
+    tests: &[aliquot_store::OrderTestRecord],
+    specimen_id: i64,
+) -> Vec<(&str, TestStatus)> {
+    tests
+        .iter()
+        .filter(|t| t.specimen_id == specimen_id)
+        .filter_map(|t| Some((t.test_code.as_str(), TestStatus::parse(&t.status).ok()?)))
         .collect()
 }

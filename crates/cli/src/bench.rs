@@ -216,6 +216,8 @@ async fn seed_specimens(
                 created_at: collected,
                 collected_at: Some(collected),
                 temperature: Some("room".into()),
+                demand_ul: 50,
+                received_container: None,
             });
         }
         let mut tests = Vec::with_capacity(specimens.len());
@@ -590,7 +592,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                         let acc = seeded_accession((i * stride) % specimens);
                         client
                             .post(format!("{base}/api/v1/specimens/{acc}/receive"))
-                            .json(&json!({}))
+                            .json(&json!({"label": "ok", "container": "SST", "volume_ul": 2000}))
                     }
                     Scenario::MllpIngest => anyhow::bail!("mllp-ingest is sent over MLLP"),
                     Scenario::FhirSearch => {

@@ -49,7 +49,7 @@ fn import_export_round_trip() {
     std::fs::write(
         &bad,
         format!(
-            "{header}\nZZ1,test,Bad,1234-5,chemistry,serum,SST,50,,,,,,,numeric,0,,mg/dL,,,,,,,\n"
+            "{header}\nZZ1,test,Bad,1234-5,chemistry,serum,SST,50,,,,,,,numeric,0,,mg/dL,,,,,,,,\n"
         ),
     )
     .unwrap();

@@ -569,7 +569,7 @@ async fn three_servers_on_one_postgres_database_under_mixed_load_never_fail() {
                             let steps = [
                                 ("collect", json!({"collected_at": now, "site": "Arm", "patient": ids})),
                                 ("dispatch", json!({"courier": "R1", "from_location": "OPD", "destination": "Core"})),
-                                ("receive", json!({"label_ok": true})),
+                                ("receive", json!({"label": "ok", "container": "SST", "volume_ul": 2000})),
                             ];
                             for (step, body) in steps {
                                 let r = client

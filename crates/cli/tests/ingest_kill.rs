@@ -113,7 +113,7 @@ async fn received_tubes(client: &reqwest::Client, base: &str) -> Vec<(i64, Strin
             post.clone(),
             format!("{base}/api/v1/specimens/{acc}/receive"),
             &tech,
-            json!({}),
+            json!({"label": "ok", "container": "SST", "volume_ul": 2000}),
         )
         .await;
         tubes.push((o["id"].as_i64().unwrap(), acc));

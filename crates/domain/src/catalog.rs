@@ -55,6 +55,8 @@ impl UnknownCode {
             "rejection_reason" => "unknown_rejection_reason",
             "event" => "unknown_event",
             "milestone" => "unknown_milestone",
+            "fill" => "unknown_fill",
+            "test_status" => "unknown_test_status",
             _ => "unknown_code",
         }
     }

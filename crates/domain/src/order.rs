@@ -29,6 +29,9 @@ use crate::catalog::{
 };
 use crate::error::impl_domain_error;
 
+mod add_on;
+pub use add_on::{AddOnPlacement, AddOnTube, place_add_on};
+
 /// A test code from the lab's catalogue: 1–20 characters of `[A-Z0-9._-]`, upper case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TestCode(String);

@@ -69,6 +69,16 @@ use crate::order::TestCode;
 use crate::patient::IdentityError;
 use stability::{SpecimenHistory, StabilityRule};
 
+mod pending;
+mod receipt;
+pub use pending::{
+    PendingTests, SendOutScope, TestStatus, check_dispose, send_out_scope, tests_to_move,
+};
+pub use receipt::{
+    AcceptedSpecimen, ContainerMatch, Fill, FillError, LineFill, check_fill_form,
+    content_after_receipt, fill_problems, match_container,
+};
+
 code_enum! {
     /// Where a specimen is in its lifecycle.
     SpecimenState, "specimen_state" {
@@ -334,8 +344,8 @@ pub enum LabelStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceiptTest {
     pub test_code: TestCode,
-    pub required_container: ContainerCode,
-    pub required_specimen_type: SpecimenType,
+    /// The (specimen type, container) pairs the test accepts, the planned one first.
+    pub accepted: Vec<AcceptedSpecimen>,
     pub min_volume_ul: u32,
     pub stability: StabilityRule,
 }
@@ -346,11 +356,13 @@ pub struct ReceiptFacts {
     pub label: LabelStatus,
     /// Result of [`crate::patient::confirm_identity`] between label and order.
     pub identity: Result<(), IdentityError>,
-    /// The container actually received.
+    /// The container actually received (attested at receipt).
     pub container: ContainerType,
-    pub specimen_type: SpecimenType,
-    /// Specimen volume in the container, µL.
-    pub volume_ul: u32,
+    /// The specimen type planned for the tube (kept when the tests disagree on the type the
+    /// received container stands for, see [`match_container`]).
+    pub planned_type: SpecimenType,
+    /// The fill, as attested.
+    pub fill: Fill,
     /// Collection time from the label/collection record.
     pub collected_at: Option<Timestamp>,
     /// The temperature segments since collection (the receipt's own last) and the separation.
@@ -371,22 +383,19 @@ pub enum ReceiptProblem {
     CollectionTimeMissing,
     #[error("the collection time is after the receipt time")]
     CollectedInFuture,
+    /// `expected`: the accepted containers, e.g. `SST or PST`.
     #[error("test {test_code} needs container {expected}, got {actual}")]
     WrongContainer {
         test_code: TestCode,
-        expected: ContainerCode,
+        expected: String,
         actual: ContainerCode,
-    },
-    #[error("test {test_code} needs {expected}, got {actual}")]
-    WrongSpecimenType {
-        test_code: TestCode,
-        expected: SpecimenType,
-        actual: SpecimenType,
     },
     #[error("the tests need {required_ul} µL, the specimen has {actual_ul} µL")]
     InsufficientVolume { required_ul: u32, actual_ul: u32 },
-    #[error("the tube is under-filled: {actual_ul} µL, at least {min_ul} µL required")]
-    Underfilled { min_ul: u32, actual_ul: u32 },
+    #[error("the {container} is filled below its line (wrong blood to additive ratio)")]
+    Underfilled { container: String },
+    #[error("the {container} is filled above its line (wrong blood to additive ratio)")]
+    Overfilled { container: String },
     #[error(
         "test {test_code}: the specimen is {} old and has used {used_percent} % of its \
          stability over its temperature history",
@@ -435,8 +444,9 @@ impl ReceiptProblem {
             | Self::CollectionTimeMissing
             | Self::CollectedInFuture => RejectionReason::Mislabeled,
             Self::WrongContainer { .. } => RejectionReason::WrongContainer,
-            Self::WrongSpecimenType { .. } => RejectionReason::WrongSpecimenType,
-            Self::InsufficientVolume { .. } | Self::Underfilled { .. } => RejectionReason::Qns,
+            Self::InsufficientVolume { .. }
+            | Self::Underfilled { .. }
+            | Self::Overfilled { .. } => RejectionReason::Qns,
             Self::StabilityExceeded { .. } | Self::SeparationLate { .. } => {
                 RejectionReason::StabilityExceeded
             }
@@ -455,9 +465,9 @@ impl ReceiptProblem {
             Self::CollectionTimeMissing => "receipt_collection_time_missing",
             Self::CollectedInFuture => "receipt_collected_in_future",
             Self::WrongContainer { .. } => "receipt_wrong_container",
-            Self::WrongSpecimenType { .. } => "receipt_wrong_specimen_type",
             Self::InsufficientVolume { .. } => "receipt_insufficient_volume",
             Self::Underfilled { .. } => "receipt_underfilled",
+            Self::Overfilled { .. } => "receipt_overfilled",
             Self::StabilityExceeded { .. } => "receipt_stability_exceeded",
             Self::TemperatureNotAllowed { .. } => "receipt_temperature_not_allowed",
             Self::SeparationLate { .. } => "receipt_separation_late",
@@ -472,7 +482,8 @@ impl ReceiptProblem {
     }
 }
 
-/// Checks a specimen at receipt; an empty list means acceptable.
+/// Checks a specimen at receipt; an empty list means acceptable. The fill's form must have
+/// been checked first ([`check_fill_form`]).
 pub fn check_receipt(spec: &ReceiptFacts, now: Timestamp) -> Vec<ReceiptProblem> {
     let mut problems = Vec::new();
     match spec.label {
@@ -484,37 +495,8 @@ pub fn check_receipt(spec: &ReceiptFacts, now: Timestamp) -> Vec<ReceiptProblem>
         LabelStatus::Missing => problems.push(ReceiptProblem::LabelMissing),
         LabelStatus::Illegible => problems.push(ReceiptProblem::LabelIllegible),
     }
-    for test in &spec.tests {
-        if test.required_container != spec.container.code {
-            problems.push(ReceiptProblem::WrongContainer {
-                test_code: test.test_code.clone(),
-                expected: test.required_container.clone(),
-                actual: spec.container.code.clone(),
-            });
-        }
-        if test.required_specimen_type != spec.specimen_type {
-            problems.push(ReceiptProblem::WrongSpecimenType {
-                test_code: test.test_code.clone(),
-                expected: test.required_specimen_type,
-                actual: spec.specimen_type,
-            });
-        }
-    }
-    let required: u64 = spec.tests.iter().map(|t| u64::from(t.min_volume_ul)).sum();
-    if u64::from(spec.volume_ul) < required {
-        problems.push(ReceiptProblem::InsufficientVolume {
-            required_ul: u32::try_from(required).unwrap_or(u32::MAX),
-            actual_ul: spec.volume_ul,
-        });
-    }
-    if let Some(min_ul) = spec.container.min_fill_volume_ul()
-        && spec.volume_ul < min_ul
-    {
-        problems.push(ReceiptProblem::Underfilled {
-            min_ul,
-            actual_ul: spec.volume_ul,
-        });
-    }
+    problems.extend(match_container(&spec.tests, &spec.container.code, spec.planned_type).problems);
+    problems.extend(fill_problems(&spec.container, spec.fill, &spec.tests));
     match spec.collected_at {
         None => problems.push(ReceiptProblem::CollectionTimeMissing),
         // The same skew as at collection: a time accepted there is not refused here.
@@ -1274,8 +1256,10 @@ mod tests {
     fn k_test() -> ReceiptTest {
         ReceiptTest {
             test_code: TestCode::parse("K").unwrap(),
-            required_container: ContainerCode::parse("SST").unwrap(),
-            required_specimen_type: SpecimenType::Serum,
+            accepted: vec![AcceptedSpecimen {
+                specimen_type: SpecimenType::Serum,
+                container: ContainerCode::parse("SST").unwrap(),
+            }],
             min_volume_ul: 500,
             stability: StabilityRule::simple(
                 Stability::new(
@@ -1293,8 +1277,8 @@ mod tests {
             label: LabelStatus::Present,
             identity: Ok(()),
             container: container("SST"),
-            specimen_type: SpecimenType::Serum,
-            volume_ul: 1000,
+            planned_type: SpecimenType::Serum,
+            fill: Fill::Measured { volume_ul: 1000 },
             collected_at: Some(ts("2026-11-21T08:00:00Z")),
             history: SpecimenHistory::kept(
                 ts("2026-11-21T08:00:00Z"),
@@ -1318,8 +1302,7 @@ mod tests {
         let mut facts = good_facts();
         facts.label = LabelStatus::Missing;
         facts.container = container("LAV");
-        facts.specimen_type = SpecimenType::WholeBlood;
-        facts.volume_ul = 400;
+        facts.fill = Fill::Measured { volume_ul: 400 };
         let mut second = k_test();
         second.test_code = TestCode::parse("NA").unwrap();
         second.stability = StabilityRule::simple(
@@ -1337,16 +1320,14 @@ mod tests {
             vec![
                 R::Unlabeled,
                 R::WrongContainer,
-                R::WrongSpecimenType,
                 R::WrongContainer,
-                R::WrongSpecimenType,
                 R::Qns,
                 R::StabilityExceeded,
                 R::WrongTemperature,
             ]
         );
         assert_eq!(
-            problems[5],
+            problems[3],
             ReceiptProblem::InsufficientVolume {
                 required_ul: 1000,
                 actual_ul: 400
@@ -1378,18 +1359,24 @@ mod tests {
     fn receipt_citrate_fill() {
         let mut facts = good_facts();
         let mut pt = k_test();
-        pt.required_container = ContainerCode::parse("BLU").unwrap();
-        pt.required_specimen_type = SpecimenType::Plasma;
+        pt.accepted = vec![AcceptedSpecimen {
+            specimen_type: SpecimenType::Plasma,
+            container: ContainerCode::parse("BLU").unwrap(),
+        }];
+        pt.min_volume_ul = 600;
         facts.tests = vec![pt];
         facts.container = container("BLU");
-        facts.specimen_type = SpecimenType::Plasma;
-        facts.volume_ul = 2_400; // < 90 % of 2.7 mL
+        facts.planned_type = SpecimenType::Plasma;
+        // A correctly filled citrate tube is accepted without any µL (it used to be refused
+        // as under-filled when received without a volume).
+        facts.fill = Fill::Line(LineFill::ToLine);
+        assert_eq!(check_receipt(&facts, ts("2026-11-21T09:00:00Z")), vec![]);
+        facts.fill = Fill::Line(LineFill::Under);
         let problems = check_receipt(&facts, ts("2026-11-21T09:00:00Z"));
         assert_eq!(
             problems,
             vec![ReceiptProblem::Underfilled {
-                min_ul: 2_430,
-                actual_ul: 2_400
+                container: "Sodium citrate 3.2% 2.7 mL".into()
             }]
         );
         assert_eq!(problems[0].rejection_reason(), RejectionReason::Qns);

@@ -216,6 +216,65 @@ fn to_dots(hundredths: u64, font: u32) -> u32 {
     u32::try_from((hundredths * u64::from(font)).div_ceil(100)).unwrap_or(u32::MAX)
 }
 
+/// The patient's name as printed, `FAMILY, Given`, fitted to `max_width`
+/// dots at `font` by one documented rule that shortens both names and drops
+/// neither (CLSI GP33):
+///
+/// 1. the full name, if it fits;
+/// 2. the first given name in full and the others as initials
+///    (`DOE, Hubert B.`);
+/// 3. that, with the family name cut (marked with `ellipsis`) to what is
+///    left, as long as at least six of its characters remain
+///    (`WOLFESCHLEGELST…, Hubert B.`);
+/// 4. every given name as an initial, the family name cut to what is left,
+///    at least one character (`WOLFESCHLEGELSTEINHAUS…, H. B.`);
+/// 5. on a field too narrow even for that, the initials cut too.
+pub fn fit_name(family: &str, given: &str, font: u32, max_width: u32, ellipsis: &str) -> String {
+    let family = family.trim();
+    let names: Vec<&str> = given.split_whitespace().collect();
+    if names.is_empty() || family.is_empty() {
+        let only = if family.is_empty() {
+            names.join(" ")
+        } else {
+            family.to_owned()
+        };
+        return fit(&only, font, max_width, ellipsis);
+    }
+    let initial = |n: &&str| {
+        n.chars()
+            .next()
+            .map(|c| format!("{c}."))
+            .unwrap_or_default()
+    };
+    let full = names.join(" ");
+    let first_plus = match names.split_first() {
+        Some((first, rest)) if !rest.is_empty() => {
+            let rest: Vec<String> = rest.iter().map(initial).collect();
+            format!("{first} {}", rest.join(" "))
+        }
+        _ => full.clone(),
+    };
+    let initials = names.iter().map(initial).collect::<Vec<_>>().join(" ");
+    for g in [&full, &first_plus] {
+        let name = format!("{family}, {g}");
+        if text_width(&name, font) <= max_width {
+            return name;
+        }
+    }
+    for (g, min_chars) in [(&first_plus, 6), (&initials, 1)] {
+        let tail = format!(", {g}");
+        let room = max_width.saturating_sub(text_width(&tail, font));
+        let kept: String = family.chars().take(min_chars).collect();
+        if text_width(&format!("{kept}{ellipsis}"), font) <= room {
+            return format!("{}{tail}", fit(family, font, room, ellipsis));
+        }
+    }
+    let first: String = family.chars().take(1).collect();
+    let head = format!("{first}{ellipsis}, ");
+    let room = max_width.saturating_sub(text_width(&head, font));
+    format!("{head}{}", fit(&initials, font, room, ellipsis))
+}
+
 /// `text` unchanged if it fits `max_width` dots, otherwise its longest
 /// prefix that fits with `ellipsis` appended (trailing spaces dropped).
 pub(crate) fn fit(text: &str, font: u32, max_width: u32, ellipsis: &str) -> String {
@@ -270,6 +329,56 @@ pub(crate) fn text_width_hundredths(text: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One row: family, given, width in dots (font 24) → the name as printed. Both names are
+    /// always there, at least as an initial.
+    #[test]
+    fn names_are_shortened_never_dropped() {
+        let rows: &[(&str, &str, u32, &str)] = &[
+            ("DOE", "Jane", 390, "DOE, Jane"),
+            ("DOE", "Hubert Blaine", 390, "DOE, Hubert Blaine"),
+            (
+                "BERGSTROM-LINDQVIST",
+                "Hubert Blaine",
+                390,
+                "BERGSTROM-LINDQ…, Hubert B.",
+            ),
+            (
+                "WOLFESCHLEGELSTEINHAUSENBERGERDORFF",
+                "Hubert Blaine",
+                390,
+                "WOLFESCHLEGELS…, Hubert B.",
+            ),
+            (
+                "WOLFESCHLEGELSTEINHAUSENBERGERDORFF",
+                "Hubert Blaine",
+                250,
+                "WOLFESCHL…, H. B.",
+            ),
+            (
+                "WOLFESCHLEGELSTEINHAUSENBERGERDORFF",
+                "Hubert Blaine",
+                90,
+                "W…, H…",
+            ),
+            (
+                "BERGSTROM",
+                "Hubert Blaine Wolfe",
+                390,
+                "BERGSTROM, Hubert B. W.",
+            ),
+            ("DOE", "", 390, "DOE"),
+            ("", "Jane", 390, "Jane"),
+        ];
+        for (family, given, width, expected) in rows {
+            let got = fit_name(family, given, 24, *width, "…");
+            assert_eq!(got, *expected, "{family}, {given} in {width} dots");
+            assert!(
+                text_width(&got, 24) <= *width || *width < 100,
+                "{got} overflows"
+            );
+        }
+    }
 
     #[test]
     fn default_layout_is_two_by_one_inch_at_203_dpi() {

@@ -19,10 +19,13 @@
 //!
 //! let data = LabelData {
 //!     accession: "24-000123".into(),
-//!     patient_name: "DOE, Jane".into(),
-//!     second_identifier: "DOB 1980-02-29".into(),
+//!     family_name: "DOE".into(),
+//!     given_name: "Jane".into(),
+//!     birth_date: "DOB 1980-02-29".into(),
+//!     second_identifier: "MRN 12345".into(),
 //!     tube: "Lavender EDTA 4 mL".into(),
 //!     tests: vec!["CBC".into(), "HBA1C".into()],
+//!     department: Some("Hematology".into()),
 //!     priority: "STAT".into(),
 //!     collection: None,
 //!     copy: None,
@@ -44,13 +47,20 @@
 //! ```text
 //! +--------------------------------------------------+
 //! | DOE, Jane                               [ STAT ] |  name, priority
-//! | DOB 1980-02-29           Coll 2026-11-21 07:45   |  2nd id, collection
+//! | DOB 1980-02-29                   MRN 12345       |  birth date, 2nd id
 //! |        ||| || ||| | |||| || ||| | ||||           |  Code 128
 //! |                  24-000123                       |  accession text
-//! | Lavender EDTA 4 mL                               |  tube
+//! | Coll 21 Nov 07:45 EST        Lavender EDTA 4 mL  |  collection, tube
 //! | CBC, HBA1C, LIPID, ...                        R2 |  tests, reprint
 //! +--------------------------------------------------+
 //! ```
+//!
+//! CLSI GP33 / AUTO12: the label carries the family and given names, the
+//! birth date and a second identifier (MRN), the accession, the collection
+//! date and time, and the tests or the department. Names are shortened by a
+//! documented rule ([`fit_name`]) and never dropped; a long test list gives
+//! way to the department and the number of tests; an aliquot's label lists
+//! the aliquot's own tests (the caller passes them).
 //!
 //! The barcode is centred with a quiet zone of at least
 //! [`LabelLayout::quiet_zone_modules`] modules on both sides. Its module width
@@ -115,7 +125,7 @@ mod zpl;
 use std::fmt;
 use std::str::FromStr;
 
-pub use layout::LabelLayout;
+pub use layout::{LabelLayout, fit_name};
 pub use svg::render_svg;
 pub use zpl::render_zpl;
 
@@ -125,15 +135,23 @@ pub struct LabelData {
     /// Accession number; encoded in the barcode and printed in clear text.
     /// Must be printable ASCII (`' '..='~'`), as Code 128 requires.
     pub accession: String,
-    /// Patient name as printed, e.g. `"DOE, Jane"`.
-    pub patient_name: String,
-    /// Second patient identifier as printed, e.g. `"DOB 1980-02-29"` or
-    /// `"MRN 12345"`.
+    /// Family name as printed, e.g. `"DOE"`; shortened by the rule of
+    /// [`fit_name`], never dropped.
+    pub family_name: String,
+    /// Given name(s) as printed, e.g. `"Jane"`; shortened by the rule of
+    /// [`fit_name`], never dropped.
+    pub given_name: String,
+    /// Birth date as printed, e.g. `"DOB 1980-02-29"`.
+    pub birth_date: String,
+    /// Second patient identifier as printed, e.g. `"MRN 12345"`.
     pub second_identifier: String,
     /// Container description, e.g. `"Lavender EDTA 4 mL"`.
     pub tube: String,
     /// Short test codes drawn into this container, e.g. `["CBC", "HBA1C"]`.
     pub tests: Vec<String>,
+    /// The department(s) the tube goes to, e.g. `"Hematology"`: printed in
+    /// place of the tests when they do not all fit (with their number).
+    pub department: Option<String>,
     /// Priority as printed, e.g. `"ROUTINE"`; `STAT` (any case) is printed
     /// as `STAT`, reversed.
     pub priority: String,

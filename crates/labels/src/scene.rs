@@ -1,7 +1,9 @@
 //! The label as a list of positioned elements, shared by both renderers.
 
 use crate::code128::Plan;
-use crate::layout::{Geometry, LabelLayout, fit, fit_tests, text_width, text_width_hundredths};
+use crate::layout::{
+    Geometry, LabelLayout, fit, fit_name, fit_tests, text_width, text_width_hundredths,
+};
 use crate::{LabelData, LabelError};
 
 /// Horizontal justification of a text field within its box.
@@ -101,27 +103,34 @@ pub(crate) fn compose(
         width
     };
     let name_width = left_room(g.text_width, priority_width, font);
-    let name = fit(&data.patient_name, font, name_width, ellipsis);
+    let name = fit_name(
+        &data.family_name,
+        &data.given_name,
+        font,
+        name_width,
+        ellipsis,
+    );
     elements.push(Element::Text(Text {
         width: name_width,
         ..text(g.name_y, font, Align::Left, name)
     }));
     elements.append(&mut priority_elements);
 
-    // Row 2: second identifier, collection time.
+    // Row 2: birth date, second identifier (MRN).
     let font = layout.text_font;
-    let collection = match &data.collection {
-        Some(time) => format!("Coll {}", time.trim()),
-        None => "Coll ____-__-__ __:__".to_owned(),
-    };
-    let collection = fit(&collection, font, g.text_width / 5 * 3, ellipsis);
-    let id_width = left_room(g.text_width, text_width(&collection, font), font);
-    let id = fit(&data.second_identifier, font, id_width, ellipsis);
+    let second = fit(
+        &data.second_identifier,
+        font,
+        g.text_width / 5 * 3,
+        ellipsis,
+    );
+    let birth_width = left_room(g.text_width, text_width(&second, font), font);
+    let birth = fit(&data.birth_date, font, birth_width, ellipsis);
     elements.push(Element::Text(Text {
-        width: id_width,
-        ..text(g.id_y, font, Align::Left, id)
+        width: birth_width,
+        ..text(g.id_y, font, Align::Left, birth)
     }));
-    elements.push(Element::Text(text(g.id_y, font, Align::Right, collection)));
+    elements.push(Element::Text(text(g.id_y, font, Align::Right, second)));
 
     // Rows 3 and 4: barcode and accession in clear text.
     elements.push(Element::Barcode {
@@ -144,14 +153,36 @@ pub(crate) fn compose(
         )
     }));
 
-    // Row 5: tube.
-    let tube = fit(&data.tube, font, g.text_width, ellipsis);
-    elements.push(Element::Text(text(g.tube_y, font, Align::Left, tube)));
+    // Row 5: collection date and time (left, never cut while it fits half
+    // the label), tube (right, cut first).
+    let collection = match &data.collection {
+        Some(time) => format!("Coll {}", time.trim()),
+        None => "Coll __ ___ __:__".to_owned(),
+    };
+    let collection = fit(&collection, font, g.text_width / 5 * 3, ellipsis);
+    let tube_width = left_room(g.text_width, text_width(&collection, font), font);
+    let tube = fit(&data.tube, font, tube_width, ellipsis);
+    elements.push(Element::Text(text(g.tube_y, font, Align::Left, collection)));
+    elements.push(Element::Text(Text {
+        x: g.text_x + (g.text_width - tube_width),
+        width: tube_width,
+        ..text(g.tube_y, font, Align::Right, tube)
+    }));
 
     // Row 6: tests, reprint counter.
     let copy = data.copy.map(|n| format!("R{n}")).unwrap_or_default();
     let tests_width = left_room(g.text_width, text_width(&copy, font), font);
-    let tests = fit_tests(&data.tests, font, tests_width, ellipsis);
+    // The tests, or, when they do not all fit, the department and how many.
+    let all = data.tests.join(", ");
+    let tests = match &data.department {
+        Some(dept) if text_width(&all, font) > tests_width && !dept.trim().is_empty() => fit(
+            &format!("{} ({} tests)", dept.trim(), data.tests.len()),
+            font,
+            tests_width,
+            ellipsis,
+        ),
+        _ => fit_tests(&data.tests, font, tests_width, ellipsis),
+    };
     elements.push(Element::Text(Text {
         width: tests_width,
         ..text(g.tests_y, font, Align::Left, tests)
@@ -215,8 +246,11 @@ mod tests {
     fn every_text_fits_its_box() {
         let data = LabelData {
             accession: "24-000123".into(),
-            patient_name: "VERYLONGFAMILYNAME-DOUBLEBARREL, Christopher".into(),
+            family_name: "VERYLONGFAMILYNAME-DOUBLEBARREL".into(),
+            given_name: "Christopher".into(),
+            birth_date: "DOB 1980-02-29".into(),
             second_identifier: "MRN 1234567890123456789012345".into(),
+            department: Some("Hematology".into()),
             tube: "Light blue sodium citrate 3.2% 2.7 mL (coagulation)".into(),
             tests: (0..30).map(|i| format!("TEST{i}")).collect(),
             priority: "ROUTINE-WITH-A-LONG-NAME".into(),

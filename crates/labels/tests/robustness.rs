@@ -76,20 +76,25 @@ fn data() -> impl Strategy<Value = LabelData> {
         (".{0,80}", ".{0,40}", ".{0,60}", ".{0,12}"),
         prop::collection::vec(".{0,12}", 0..12),
         (prop::option::of(".{0,30}"), prop::option::of(any::<u32>())),
+        (".{0,40}", ".{0,20}", prop::option::of(".{0,30}")),
     )
         .prop_map(
             |(
                 accession,
-                (patient_name, second_identifier, tube, priority),
+                (family_name, second_identifier, tube, priority),
                 tests,
                 (collection, copy),
+                (given_name, birth_date, department),
             )| {
                 LabelData {
                     accession,
-                    patient_name,
+                    family_name,
+                    given_name,
+                    birth_date,
                     second_identifier,
                     tube,
                     tests,
+                    department,
                     priority,
                     collection,
                     copy,

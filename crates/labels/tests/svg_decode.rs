@@ -37,7 +37,8 @@ fn sample_label_decodes_at_300_dpi() {
 fn stat_label_with_hostile_text_still_decodes() {
     let data = LabelData {
         accession: "S26-0000042".into(),
-        patient_name: "<script>alert(1)</script>, O'Brien^~_".into(),
+        family_name: "<script>alert(1)</script>".into(),
+        given_name: "O'Brien^~_".into(),
         priority: "STAT".into(),
         collection: None,
         copy: Some(3),

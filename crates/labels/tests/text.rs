@@ -36,7 +36,7 @@ fn assert_well_formed(svg: &str) {
 fn markup_in_fields_is_escaped() {
     let data = LabelData {
         accession: "<b>&\"'".into(),
-        patient_name: "<script>x</script>".into(),
+        family_name: "<script>x</script>".into(),
         second_identifier: "MRN \"1\" & 'x'".into(),
         tube: "]]><!--".into(),
         tests: vec!["<A>".into()],
@@ -51,11 +51,12 @@ fn markup_in_fields_is_escaped() {
     assert_eq!(
         texts,
         [
-            "&lt;script&gt;x&lt;/script&gt;",
+            "&lt;script&gt;x&lt;/script&gt;, Jane",
             "&lt;STAT&gt;",
+            "DOB 1980-02-29",
             "MRN &quot;1&quot; &amp; &apos;x&apos;",
-            "Coll 2026-11-21 07:45",
             "&lt;b&gt;&amp;&quot;&apos;",
+            "Coll 2026-11-21 07:45",
             "]]&gt;&lt;!--",
             "&lt;A&gt;",
         ]
@@ -65,18 +66,20 @@ fn markup_in_fields_is_escaped() {
 #[test]
 fn control_characters_keep_the_svg_well_formed() {
     let data = LabelData {
-        patient_name: "DOE,\u{0}\u{1b} Jane\n".into(),
+        family_name: "DOE\u{0}\u{1b}".into(),
+        given_name: " Jane\n".into(),
         ..sample()
     };
     let svg = render_svg(&data, &LabelLayout::default()).unwrap();
     assert_well_formed(&svg);
-    assert_eq!(svg_texts(&svg)[0], "DOE,\u{FFFD}\u{FFFD} Jane\u{FFFD}");
+    assert_eq!(svg_texts(&svg)[0], "DOE\u{FFFD}\u{FFFD}, Jane");
 }
 
 #[test]
 fn unicode_names_pass_through_both_formats() {
     let data = LabelData {
-        patient_name: "MÜLLER-ŁUKA, Zoë".into(),
+        family_name: "MÜLLER-ŁUKA".into(),
+        given_name: "Zoë".into(),
         ..sample()
     };
     let layout = LabelLayout::default();
@@ -132,7 +135,8 @@ fn one_overlong_test_code_is_cut_mid_code() {
 #[test]
 fn long_name_and_tube_are_truncated_short_fields_are_not() {
     let data = LabelData {
-        patient_name: "VERYLONGFAMILYNAME-DOUBLEBARREL, Christopher-Alexander".into(),
+        family_name: "VERYLONGFAMILYNAME-DOUBLEBARREL".into(),
+        given_name: "Christopher-Alexander".into(),
         tube: "Light blue sodium citrate 3.2% 2.7 mL (coagulation)".into(),
         ..sample()
     };
@@ -144,24 +148,74 @@ fn long_name_and_tube_are_truncated_short_fields_are_not() {
     let zpl = render_zpl(&data, &layout).unwrap();
     let zpl_lines = zpl_texts(&zpl);
 
-    let name = &data.patient_name;
-    let svg_name = svg_lines[0].strip_suffix('…').expect("SVG name cut");
-    let zpl_name = zpl_lines[0].strip_suffix("...").expect("ZPL name cut");
-    assert!(
-        name.starts_with(svg_name) && svg_name.len() > 15,
-        "{svg_name}"
-    );
-    assert!(
-        name.starts_with(zpl_name) && zpl_name.len() > 15,
-        "{zpl_name}"
-    );
-    assert!(svg_lines[5].starts_with("Light blue sodium citrate") && svg_lines[5].ends_with('…'));
-    assert!(zpl_lines[5].starts_with("Light blue sodium citrate") && zpl_lines[5].ends_with("..."));
-    // Untouched: identifier, collection, accession.
+    // Both names stay (the rule of `fit_name`): the family name cut, the given name as an
+    // initial when nothing more fits.
+    for (line, ellipsis) in [(svg_lines[0].as_str(), "…"), (zpl_lines[0], "...")] {
+        let (family, given) = line.split_once(", ").expect("family, given");
+        let family = family.strip_suffix(ellipsis).expect("family name cut");
+        assert!(
+            data.family_name.starts_with(family) && family.len() > 10,
+            "{line}"
+        );
+        assert_eq!(given, "C.", "{line}");
+    }
+    assert!(svg_lines[6].starts_with("Light blue") && svg_lines[6].ends_with('…'));
+    assert!(zpl_lines[6].starts_with("Light blue") && zpl_lines[6].ends_with("..."));
+    // Untouched: birth date, MRN, accession, collection.
     assert_eq!(
-        svg_lines[2..5],
-        ["DOB 1980-02-29", "Coll 2026-11-21 07:45", "24-000123"]
+        svg_lines[2..6],
+        [
+            "DOB 1980-02-29",
+            "MRN 12345",
+            "24-000123",
+            "Coll 2026-11-21 07:45"
+        ]
     );
+}
+
+#[test]
+fn the_issue_s_long_name_keeps_both_names_and_the_mrn() {
+    let data = LabelData {
+        family_name: "WOLFESCHLEGELSTEINHAUSENBERGERDORFF".into(),
+        given_name: "Hubert Blaine".into(),
+        ..sample()
+    };
+    for layout in [
+        LabelLayout::tube_2x1_203dpi(),
+        LabelLayout::tube_2x1_300dpi(),
+    ] {
+        let svg = render_svg(&data, &layout).unwrap();
+        let texts = svg_texts(&svg);
+        assert!(
+            texts[0].starts_with("WOLFESCH") && texts[0].ends_with("…, Hubert B."),
+            "{}",
+            texts[0]
+        );
+        assert!(texts.contains(&"MRN 12345"), "{texts:?}");
+        assert!(texts.contains(&"DOB 1980-02-29"), "{texts:?}");
+    }
+}
+
+#[test]
+fn a_long_test_list_gives_way_to_the_department() {
+    let data = LabelData {
+        tests: [
+            "WBC", "RBC", "HGB", "HCT", "MCV", "MCH", "MCHC", "RDW", "PLT", "ESR", "A1C",
+        ]
+        .map(String::from)
+        .into(),
+        department: Some("Hematology".into()),
+        ..sample()
+    };
+    let svg = render_svg(&data, &LabelLayout::default()).unwrap();
+    assert_eq!(*svg_texts(&svg).last().unwrap(), "Hematology (11 tests)");
+    // A short list is printed as it is.
+    let short = LabelData {
+        department: Some("Hematology".into()),
+        ..sample()
+    };
+    let svg = render_svg(&short, &LabelLayout::default()).unwrap();
+    assert_eq!(*svg_texts(&svg).last().unwrap(), "CBC, HBA1C");
 }
 
 #[test]
@@ -196,7 +250,7 @@ fn blank_collection_and_reprint_counter() {
     };
     let svg = render_svg(&data, &LabelLayout::default()).unwrap();
     let texts = svg_texts(&svg);
-    assert_eq!(texts[3], "Coll ____-__-__ __:__");
+    assert_eq!(texts[5], "Coll __ ___ __:__");
     assert_eq!(*texts.last().unwrap(), "R2");
     let original = render_svg(&sample(), &LabelLayout::default()).unwrap();
     assert_eq!(*svg_texts(&original).last().unwrap(), "CBC, HBA1C");

@@ -38,11 +38,12 @@ fn sample_label_exact_zpl() {
 ^LH0,0
 ^FO8,8^A0N,24,24^FB294,1,0,L,0^FH_^FDDOE, Jane^FS
 ^FO8,12^A0N,18,18^FB390,1,0,R,0^FH_^FDROUTINE^FS
-^FO8,35^A0N,18,18^FB188,1,0,L,0^FH_^FDDOB 1980-02-29^FS
-^FO8,35^A0N,18,18^FB390,1,0,R,0^FH_^FDColl 2026-11-21 07:45^FS
+^FO8,35^A0N,18,18^FB279,1,0,L,0^FH_^FDDOB 1980-02-29^FS
+^FO8,35^A0N,18,18^FB390,1,0,R,0^FH_^FDMRN 12345^FS
 ^BY2^FO91,56^BCN,64,N,N,N^FD>:24->5000123^FS
 ^FO8,123^A0N,22,22^FB390,1,0,C,0^FH_^FD24-000123^FS
-^FO8,148^A0N,18,18^FB390,1,0,L,0^FH_^FDLavender EDTA 4 mL^FS
+^FO8,148^A0N,18,18^FB390,1,0,L,0^FH_^FDColl 2026-11-21 07:45^FS
+^FO210,148^A0N,18,18^FB188,1,0,R,0^FH_^FDLavender EDTA 4...^FS
 ^FO8,169^A0N,18,18^FB390,1,0,L,0^FH_^FDCBC, HBA1C^FS
 ^XZ
 ";
@@ -64,10 +65,10 @@ fn stat_reprint_label_exact_zpl() {
     assert_eq!(lines[7], "^FO316,8^A0N,24,24^FB82,1,0,C,0^FR^FH_^FDSTAT^FS");
     // Blank collection line to fill in at draw; `_` is escaped.
     assert_eq!(
-        lines[9],
-        "^FO8,35^A0N,18,18^FB390,1,0,R,0^FH_^FDColl _5F_5F_5F_5F-_5F_5F-_5F_5F _5F_5F:_5F_5F^FS"
+        lines[12],
+        "^FO8,148^A0N,18,18^FB390,1,0,L,0^FH_^FDColl _5F_5F _5F_5F_5F _5F_5F:_5F_5F^FS"
     );
-    assert_eq!(lines[14], "^FO8,169^A0N,18,18^FB390,1,0,R,0^FH_^FDR2^FS");
+    assert_eq!(lines[15], "^FO8,169^A0N,18,18^FB390,1,0,R,0^FH_^FDR2^FS");
     assert!(
         !render_zpl(&sample(), &LabelLayout::default())
             .unwrap()
@@ -78,7 +79,9 @@ fn stat_reprint_label_exact_zpl() {
 #[test]
 fn injected_commands_are_escaped() {
     let data = LabelData {
-        patient_name: "O'Brien^~_^XZ~JR".into(),
+        family_name: "O'Brien^~_^XZ~JR".into(),
+        given_name: "^XZ".into(),
+        birth_date: "DOB ~XZ".into(),
         second_identifier: "MRN ^XZ".into(),
         tube: "^XA^FDX^FS\r\n\\&".into(),
         tests: vec!["^FS".into(), "~HS".into()],
@@ -92,7 +95,7 @@ fn injected_commands_are_escaped() {
     assert_eq!(zpl.matches("^XZ").count(), 1, "{zpl}");
     assert!(zpl.starts_with("^XA\n") && zpl.ends_with("^XZ\n"));
     assert!(!zpl.contains('~'), "tilde is a command prefix: {zpl}");
-    assert!(!zpl.contains('\r') && zpl.lines().count() == 14, "{zpl}");
+    assert!(!zpl.contains('\r') && zpl.lines().count() == 15, "{zpl}");
     // Every caret left starts a command we emit ourselves.
     for command in zpl.split('^').skip(1) {
         let name = &command[..2];
@@ -107,14 +110,19 @@ fn injected_commands_are_escaped() {
     let lines: Vec<&str> = zpl.lines().collect();
     assert_eq!(
         lines[5],
-        "^FO8,8^A0N,24,24^FB341,1,0,L,0^FH_^FDO'Brien_5E_7E_5F_5EXZ_7EJR^FS"
+        "^FO8,8^A0N,24,24^FB341,1,0,L,0^FH_^FDO'Brien_5E_7E_5F_5EXZ_7EJR, _5EXZ^FS"
     );
     assert_eq!(
         lines[11],
-        r"^FO8,148^A0N,18,18^FB390,1,0,L,0^FH_^FD_5EXA_5EFDX_5EFS_0D_0A\\&^FS"
+        "^FO8,148^A0N,18,18^FB390,1,0,L,0^FH_^FDColl _7EDGR:X^FS"
+    );
+    assert!(
+        lines[12].ends_with(r",1,0,R,0^FH_^FD_5EXA_5EFDX_5EFS_0D_0A\\&^FS"),
+        "{}",
+        lines[12]
     );
     assert_eq!(
-        lines[12],
+        lines[13],
         "^FO8,169^A0N,18,18^FB390,1,0,L,0^FH_^FD_5EFS, _7EHS^FS"
     );
 }

@@ -100,6 +100,11 @@ pub const ROUTES: &[RouteSpec] = &[
     r("GET", "/api/v1/orders/{id}", Perm(P::OrderRead)),
     r("POST", "/api/v1/orders/{id}/cancel", Perm(P::OrderWrite)),
     r("POST", "/api/v1/orders/{id}/tests", Perm(P::OrderWrite)),
+    r(
+        "POST",
+        "/api/v1/orders/{id}/cancel-test",
+        Perm(P::OrderWrite),
+    ),
     r("POST", "/api/v1/orders/{id}/scans", Perm(P::OrderWrite)),
     r("GET", "/api/v1/orders/{id}/scans", Perm(P::OrderRead)),
     r("GET", "/api/v1/scans/{id}", Perm(P::OrderRead)),

@@ -14,6 +14,10 @@
     var form = ev.detail.elt;
     if (!form || !form.matches || !form.matches("form[data-scan]")) return;
     form.querySelectorAll("input:not([type=hidden]):not([data-keep])").forEach(function (i) { i.value = ""; });
+    // A receipt's attestations hold for one tube: back to their defaults for the next.
+    form.querySelectorAll("fieldset.attest select").forEach(function (s) {
+      for (var k = 0; k < s.options.length; k++) s.options[k].selected = s.options[k].defaultSelected;
+    });
     if (form.getAttribute("hx-target") === "#scans") return; // focus: see htmx:load below
     var first = form.querySelector("[data-first]");
     var target = first ? document.getElementById(first.getAttribute("data-first")) : scanField(form);

@@ -1027,6 +1027,23 @@ macro_rules! backend {
                 crate::queries::$ctx::specimens::set_specimen_volume(&mut *self.tx, id, volume_ul).await
             }
 
+            async fn open_recollect_task_of(&mut self, specimen_id: i64) -> StoreResult<Option<i64>> {
+                crate::queries::$ctx::specimens::open_recollect_task_of(&mut *self.tx, specimen_id).await
+            }
+
+            async fn set_specimen_demand(&mut self, id: i64, demand_ul: i64) -> StoreResult<()> {
+                crate::queries::$ctx::specimens::set_specimen_demand(&mut *self.tx, id, demand_ul).await
+            }
+
+            async fn set_received_container(
+                &mut self,
+                id: i64,
+                container: &str,
+                specimen_type: &str,
+            ) -> StoreResult<()> {
+                crate::queries::$ctx::specimens::set_received_container(&mut *self.tx, id, container, specimen_type).await
+            }
+
             async fn specimens_of_order(&mut self, order_id: i64) -> StoreResult<Vec<SpecimenRecord>> {
                 crate::queries::$ctx::specimens::specimens_of_order(&mut *self.tx, order_id).await
             }

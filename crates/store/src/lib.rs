@@ -531,6 +531,13 @@ pub trait Tx: Send {
     async fn cancel_order_tests(&mut self, order_id: i64) -> StoreResult<u64>;
     async fn insert_specimen(&mut self, s: &SpecimenRecord) -> StoreResult<i64>;
     async fn set_specimen_volume(&mut self, id: i64, volume_ul: i64) -> StoreResult<()>;
+    async fn set_specimen_demand(&mut self, id: i64, demand_ul: i64) -> StoreResult<()>;
+    async fn set_received_container(
+        &mut self,
+        id: i64,
+        container: &str,
+        specimen_type: &str,
+    ) -> StoreResult<()>;
     async fn specimens_of_order(&mut self, order_id: i64) -> StoreResult<Vec<SpecimenRecord>>;
     async fn insert_order_test(&mut self, t: &OrderTestRecord) -> StoreResult<i64>;
     async fn tests_of_order(&mut self, order_id: i64) -> StoreResult<Vec<OrderTestRecord>>;
@@ -584,6 +591,8 @@ pub trait Tx: Send {
     ) -> StoreResult<bool>;
     async fn insert_problem(&mut self, problem: &ProblemRecord) -> StoreResult<i64>;
     async fn insert_recollect_task(&mut self, task: &RecollectTaskRecord) -> StoreResult<i64>;
+    /// The open recollection task of a rejected tube, if any.
+    async fn open_recollect_task_of(&mut self, specimen_id: i64) -> StoreResult<Option<i64>>;
 
     // ── processing: centrifugation, aliquots, dilutions, routing (issue 4) ──
 

@@ -32,7 +32,8 @@ pub const SQLITE: &[MigrationSource] = migrations!(
     (13, "0013_instrument_connect_out"),
     (14, "0014_qc"),
     (15, "0015_registration_keys_clinical_sex_physicians"),
-    (16, "0016_retention_by_use")
+    (16, "0016_retention_by_use"),
+    (17, "0017_receipt_demand_container")
 );
 pub const POSTGRES: &[MigrationSource] = migrations!(
     "postgres": (1, "0001_platform"),
@@ -50,7 +51,8 @@ pub const POSTGRES: &[MigrationSource] = migrations!(
     (13, "0013_instrument_connect_out"),
     (14, "0014_qc"),
     (15, "0015_registration_keys_clinical_sex_physicians"),
-    (16, "0016_retention_by_use")
+    (16, "0016_retention_by_use"),
+    (17, "0017_receipt_demand_container")
 );
 
 pub(crate) fn migrator(list: &[MigrationSource]) -> Migrator {

@@ -233,6 +233,11 @@ pub struct SpecimenRecord {
     pub collected_at: Option<Timestamp>,
     /// Storage temperature band since collection (`room`, `refrigerated`, `frozen`).
     pub temperature: Option<String>,
+    /// The planned demand of the tests on the tube, µL of specimen (`volume_ul` is the
+    /// measured content: 0 before receipt).
+    pub demand_ul: i64,
+    /// The container recorded at receipt (`container` then holds it too).
+    pub received_container: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1062,11 +1062,13 @@ async fn seed_specimen(store: &Arc<dyn Store>, accession: &str) -> (i64, i64, i6
             specimen_type: "whole_blood".into(),
             draw_rank: 1,
             status: "planned".into(),
-            volume_ul: 500,
+            volume_ul: 0,
             capacity_ul: 2000,
             created_at: now,
             collected_at: None,
             temperature: None,
+            demand_ul: 500,
+            received_container: None,
         })
         .await
         .unwrap();

@@ -10,6 +10,7 @@
 mod calc;
 mod entry;
 pub(crate) mod lists;
+mod not_performed;
 mod outbound;
 mod review;
 pub mod rules;
@@ -25,6 +26,7 @@ use crate::{AppError, AppResult};
 pub(crate) use entry::EntrySettings;
 pub use entry::{ResultInput, ResultOutcome};
 pub use lists::{CriticalCallView, CumulativeView, WorklistItem, WorklistView};
+pub use not_performed::NotPerformedInput;
 pub use review::{CorrectionInput, CriticalCallInput};
 pub use rules::{
     CalculationDoc, ConsistencyDoc, DeltaDoc, IndexDoc, IntervalDoc, LimitsDoc, ResultRulesDoc,

@@ -232,11 +232,17 @@ fn ago(now: Timestamp, minutes: i64) -> anyhow::Result<String> {
 }
 
 /// A well-filled tube: the container's nominal draw (a citrate tube must be ≥ 90 % full).
-fn filled_ul(s: &SpecimenView) -> i64 {
-    ContainerType::defaults()
+/// The receiving technician's fill attestation for a full tube: a citrate tube filled to its
+/// line, any other its usable specimen volume measured.
+fn full_tube(s: &SpecimenView) -> (Option<i64>, Option<String>) {
+    match ContainerType::defaults()
         .into_iter()
         .find(|c| c.code.as_str() == s.container)
-        .map_or(s.capacity_ul, |c| i64::from(c.nominal_volume_ul))
+    {
+        Some(c) if c.min_fill_percent.is_some() => (None, Some("to_line".into())),
+        Some(c) => (Some(i64::from(c.usable_volume_ul)), None),
+        None => (Some(s.capacity_ul), None),
+    }
 }
 
 fn needs_spin(s: &SpecimenView) -> bool {
@@ -687,8 +693,10 @@ async fn walk(
                 &staff.technician,
                 acc,
                 ReceiveInput {
-                    volume_ul: Some(filled_ul(s)),
-                    label_ok: Some(true),
+                    volume_ul: full_tube(s).0,
+                    fill: full_tube(s).1,
+                    label: Some("ok".into()),
+                    container: Some(s.container.clone()),
                     order_id: Some(order.id),
                     ..ReceiveInput::default()
                 },

@@ -10,10 +10,13 @@ use rxing::BarcodeFormat;
 pub fn sample() -> LabelData {
     LabelData {
         accession: "24-000123".into(),
-        patient_name: "DOE, Jane".into(),
-        second_identifier: "DOB 1980-02-29".into(),
+        family_name: "DOE".into(),
+        given_name: "Jane".into(),
+        birth_date: "DOB 1980-02-29".into(),
+        second_identifier: "MRN 12345".into(),
         tube: "Lavender EDTA 4 mL".into(),
         tests: vec!["CBC".into(), "HBA1C".into()],
+        department: None,
         priority: "ROUTINE".into(),
         collection: Some("2026-11-21 07:45".into()),
         copy: None,

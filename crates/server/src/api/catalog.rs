@@ -2,7 +2,9 @@
 //! units, reportable range, TAT targets, performing lab). Edits are versioned and audited;
 //! entries are retired, never deleted.
 
-use aliquot_app::{Actor, CatalogEntryView, StabilityLimits, TatMinutes, TestDefinition};
+use aliquot_app::{
+    Actor, CatalogEntryView, SpecimenAlternative, StabilityLimits, TatMinutes, TestDefinition,
+};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
@@ -48,6 +50,15 @@ pub struct TatMinutesDto {
     pub routine: Option<u32>,
 }
 
+/// Another (specimen type, container) pair a test accepts at receipt, e.g. `plasma` in `PST`
+/// for a serum test.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpecimenAlternativeDto {
+    pub specimen_type: String,
+    pub container: String,
+}
+
 /// A test or panel definition, as entered and as stored (JSON).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -64,6 +75,9 @@ pub struct TestDefinitionDto {
     pub department: Option<String>,
     pub specimen_type: Option<String>,
     pub container: Option<String>,
+    /// Other (specimen type, container) pairs the test accepts at receipt.
+    #[serde(default)]
+    pub alternatives: Vec<SpecimenAlternativeDto>,
     pub min_volume_ul: Option<u32>,
     #[serde(default)]
     pub stability: StabilityLimitsDto,
@@ -97,6 +111,7 @@ impl From<TestDefinitionDto> for TestDefinition {
             department,
             specimen_type,
             container,
+            alternatives,
             min_volume_ul,
             stability,
             special_handling,
@@ -134,6 +149,19 @@ impl From<TestDefinitionDto> for TestDefinition {
             department,
             specimen_type,
             container,
+            alternatives: alternatives
+                .into_iter()
+                .map(|a| {
+                    let SpecimenAlternativeDto {
+                        specimen_type,
+                        container,
+                    } = a;
+                    SpecimenAlternative {
+                        specimen_type,
+                        container,
+                    }
+                })
+                .collect(),
             min_volume_ul,
             stability: StabilityLimits {
                 room_hours,
@@ -174,6 +202,7 @@ impl From<TestDefinition> for TestDefinitionDto {
             department,
             specimen_type,
             container,
+            alternatives,
             min_volume_ul,
             stability,
             special_handling,
@@ -211,6 +240,19 @@ impl From<TestDefinition> for TestDefinitionDto {
             department,
             specimen_type,
             container,
+            alternatives: alternatives
+                .into_iter()
+                .map(|a| {
+                    let SpecimenAlternative {
+                        specimen_type,
+                        container,
+                    } = a;
+                    SpecimenAlternativeDto {
+                        specimen_type,
+                        container,
+                    }
+                })
+                .collect(),
             min_volume_ul,
             stability: StabilityLimitsDto {
                 room_hours,
@@ -424,6 +466,10 @@ mod tests {
             department: Some("chemistry".into()),
             specimen_type: Some("serum".into()),
             container: Some("SST".into()),
+            alternatives: vec![SpecimenAlternativeDto {
+                specimen_type: "plasma".into(),
+                container: "PST".into(),
+            }],
             min_volume_ul: Some(50),
             stability: StabilityLimitsDto {
                 room_hours: Some(1),

@@ -124,6 +124,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(orders::get))
         .routes(routes!(orders::cancel))
         .routes(routes!(orders::add_test))
+        .routes(routes!(orders::cancel_test))
         .routes(routes!(orders::attach_scan, orders::list_scans))
         .routes(routes!(orders::get_scan))
         .routes(routes!(specimens::get))

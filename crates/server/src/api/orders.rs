@@ -79,7 +79,11 @@ pub struct SpecimenDto {
     pub draw_order: i64,
     /// `planned` until collected; `cancelled` with its order.
     pub status: String,
+    /// Measured specimen content, µL (0 before receipt).
     pub volume_ul: i64,
+    /// The planned demand of the tube's tests, µL (specimen volume, like the capacity).
+    pub demand_ul: i64,
+    /// Usable specimen volume of the container, µL.
     pub capacity_ul: i64,
     pub collected_at: Option<String>,
     pub tests: Vec<String>,
@@ -148,6 +152,7 @@ impl From<OrderView> for OrderDto {
                     draw_order: s.draw_order,
                     status: s.status,
                     volume_ul: s.volume_ul,
+                    demand_ul: s.demand_ul,
                     capacity_ul: s.capacity_ul,
                     collected_at: s.collected_at.map(|t| t.to_string()),
                     tests: s.tests,
@@ -279,6 +284,37 @@ pub async fn add_test(
         state
             .app
             .add_order_test(&actor, id, &req.test)
+            .await?
+            .into(),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelTest {
+    /// The test's code (local or LOINC).
+    pub test: String,
+    /// Why (required).
+    pub reason: String,
+}
+
+/// Cancel one test of an order, with a reason: the rest of the order goes on. A test with a
+/// released result is corrected instead (409 `test_closed`). The tube's chain of custody
+/// records it (`test_cancel`); audited.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel-test", tag = "orders", request_body = CancelTest,
+    params(("id" = i64, Path, description = "order id")),
+    responses((status = 200, body = OrderDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn cancel_test(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<CancelTest>,
+) -> ApiResult<Json<OrderDto>> {
+    Ok(Json(
+        state
+            .app
+            .cancel_order_test(&actor, id, &req.test, Some(&req.reason))
             .await?
             .into(),
     ))

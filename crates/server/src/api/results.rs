@@ -4,8 +4,9 @@
 use aliquot_app::{
     Actor, AppError, CalculationDoc, ConsistencyDoc, CorrectionInput, CriticalCallInput,
     CriticalCallView, CumulativeView, DeltaDoc, IndexDoc, IndicesInput, IntervalDoc, IntervalView,
-    LimitsDoc, OpenCallView, ReasonView, ResultInput, ResultOutcome, ResultRulesDoc,
-    ResultRulesVersionView, ResultRulesView, ResultVersionView, ResultView, WorklistView,
+    LimitsDoc, NotPerformedInput, OpenCallView, ReasonView, ResultInput, ResultOutcome,
+    ResultRulesDoc, ResultRulesVersionView, ResultRulesView, ResultVersionView, ResultView,
+    WorklistView,
 };
 use axum::extract::State;
 use axum::{Extension, Json};
@@ -1173,10 +1174,19 @@ pub struct NotPerformed {
     pub test: String,
     /// Why (3 to 500 characters), e.g. "insufficient specimen after processing".
     pub reason: Option<String>,
+    /// A rejection-reason code for this test, e.g. `hemolyzed` or `clotted` (issue 10 item 7).
+    pub reason_code: Option<String>,
+    /// Move the test to a redraw (a replacement tube and a recollection task) instead of
+    /// closing it; needs `reason_code` and a test without a result yet.
+    #[serde(default)]
+    pub recollect: bool,
 }
 
-/// Record that an ordered test was not performed, with a reason; it keeps its history and
-/// leaves the worklists. A released result is corrected instead (409).
+/// Record that an ordered test was not performed (haemolysis, a clot… found at the analyser),
+/// with a reason and optionally a rejection-reason code, at any point before its result is
+/// released; the tube's other tests go on. It keeps its history and leaves the worklists. With
+/// `recollect` a test without a result moves to a replacement tube with a recollection task.
+/// A released result is corrected instead (409).
 #[utoipa::path(post, path = "/api/v1/orders/{id}/not-performed", tag = "results", request_body = NotPerformed,
     params(("id" = i64, Path, description = "order id")),
     responses((status = 200, body = crate::api::orders::OrderDto), (status = 401, body = ErrorBody),
@@ -1188,11 +1198,25 @@ pub async fn not_performed(
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<NotPerformed>,
 ) -> ApiResult<Json<crate::api::orders::OrderDto>> {
-    let NotPerformed { test, reason } = req;
+    let NotPerformed {
+        test,
+        reason,
+        reason_code,
+        recollect,
+    } = req;
     Ok(Json(
         state
             .app
-            .mark_not_performed(&actor, id, &test, reason.as_deref())
+            .test_not_performed(
+                &actor,
+                id,
+                NotPerformedInput {
+                    test,
+                    reason,
+                    reason_code,
+                    recollect,
+                },
+            )
             .await?
             .into(),
     ))

@@ -40,8 +40,14 @@ pub struct SpecimenDetailDto {
     pub patient_id: i64,
     pub container: String,
     pub container_name: String,
+    /// The specimen type tested: the one the received container stands for.
     pub specimen_type: String,
+    /// Measured specimen content, µL (0 before receipt).
     pub volume_ul: i64,
+    /// The planned demand of the tube's tests, µL.
+    pub demand_ul: i64,
+    /// The container recorded at receipt.
+    pub received_container: Option<String>,
     pub collected_at: Option<String>,
     pub temperature: Option<String>,
     pub tests: Vec<String>,
@@ -68,6 +74,8 @@ impl From<SpecimenDetail> for SpecimenDetailDto {
             container_name: s.container_name,
             specimen_type: s.specimen_type,
             volume_ul: s.volume_ul,
+            demand_ul: s.demand_ul,
+            received_container: s.received_container,
             collected_at: s.collected_at.map(|t| t.to_string()),
             temperature: s.temperature,
             tests: s.tests,
@@ -224,19 +232,28 @@ pub async fn collect(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Receive {
-    /// Volume in the tube, µL (default: the planned volume).
+    /// Required: `ok`, `missing` or `illegible` (no default; `receive {}` is refused with 422
+    /// `receipt_attestation_required` naming every missing field).
+    pub label: Option<String>,
+    /// Required: the container that arrived (catalogue code, e.g. `SST`, or `PST` for a
+    /// test that also accepts lithium-heparin plasma); a container a test does not accept is
+    /// a receipt problem (`receipt_wrong_container`).
+    pub container: Option<String>,
+    /// The measured specimen content, µL: required for tubes without a fill line.
     pub volume_ul: Option<i64>,
+    /// For a tube with a fill line (sodium citrate): `to_line`, `under` or `over`, judged by
+    /// eye; required there instead of `volume_ul`.
+    pub fill: Option<String>,
     /// The temperature the tube arrives in (default: as last recorded). It adds a segment to
     /// the tube's temperature history; the time before counts at the temperatures recorded
     /// then (collection, dispatch).
     pub temperature: Option<String>,
-    /// Whether the tube carries a readable label (default true).
-    pub label_ok: Option<bool>,
     /// The order on the requisition scanned with the tube: a tube of another order is refused
     /// (422 `specimen_order_mismatch`).
     pub order_id: Option<i64>,
     /// The patient on the requisition (two identifiers): another patient is refused
-    /// (422 `patient_mismatch`).
+    /// (422 `patient_mismatch`). Required when the lab setting
+    /// `specimen.receipt_identification_required` is `true`.
     pub patient: Option<PatientIdentifiersDto>,
     /// The draw time on an outreach requisition (RFC 3339), for a tube without a recorded
     /// collection: recorded first (needs `patient`), and stability is judged from it.
@@ -262,8 +279,10 @@ pub async fn receive(
 ) -> ApiResult<Json<SpecimenDetailDto>> {
     let input = ReceiveInput {
         volume_ul: req.volume_ul,
+        fill: req.fill,
+        container: req.container,
         temperature: req.temperature,
-        label_ok: req.label_ok,
+        label: req.label,
         order_id: req.order_id,
         patient: req.patient.map(Into::into),
         collected_at: req.collected_at,

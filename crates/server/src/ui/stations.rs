@@ -4,6 +4,7 @@
 //! field has focus when the page opens and again after each scan.
 
 use aliquot_app::{CollectInput, PatientIdentification, ReceiveInput, SpecimenDetail};
+use aliquot_domain::catalog::ContainerType;
 use aliquot_domain::specimen::RejectionReason;
 use askama::Template;
 use axum::Extension;
@@ -185,6 +186,47 @@ pub(crate) struct ScanRow {
 struct ReceivePage {
     nav: Nav,
     rows: Vec<ScanRow>,
+    /// (code, name) of every container, for the "container received" choice.
+    containers: Vec<(String, String)>,
+}
+
+fn containers() -> Vec<(String, String)> {
+    ContainerType::defaults()
+        .into_iter()
+        .map(|c| (c.code.as_str().to_owned(), c.name))
+        .collect()
+}
+
+/// The station's attestations turned into the use case's input. The form's defaults (label
+/// OK, the container planned for the tube, filled to the line) are shown beside the scan
+/// field and confirmed by the technician with each scan; a tube without a fill line that is
+/// "filled" holds its container's usable volume unless a measured volume is typed.
+fn receipt_input(form: &FormData, planned_container: Option<&str>) -> ReceiveInput {
+    let container = form
+        .opt("container")
+        .or_else(|| planned_container.map(str::to_owned));
+    let kind = container.as_deref().and_then(|c| {
+        ContainerType::defaults()
+            .into_iter()
+            .find(|k| k.code.as_str() == c)
+    });
+    let volume_ul: Option<i64> = form.get("volume_ul").parse().ok();
+    let fill = form.opt("fill");
+    let (volume_ul, fill) = match (volume_ul, kind) {
+        (Some(v), _) => (Some(v), None),
+        (None, Some(k)) if k.min_fill_percent.is_none() && fill.as_deref() == Some("to_line") => {
+            (Some(i64::from(k.usable_volume_ul)), None)
+        }
+        (None, _) => (None, fill),
+    };
+    ReceiveInput {
+        order_id: form.get("order_id").parse().ok(),
+        label: form.opt("label"),
+        container,
+        volume_ul,
+        fill,
+        ..ReceiveInput::default()
+    }
 }
 
 #[derive(Template)]
@@ -204,6 +246,7 @@ pub async fn receive_page(
         &ReceivePage {
             nav,
             rows: Vec::new(),
+            containers: containers(),
         },
     )
 }
@@ -271,6 +314,7 @@ fn answer(
             &ReceivePage {
                 nav,
                 rows: vec![row],
+                containers: containers(),
             },
         )
     }
@@ -286,11 +330,19 @@ pub async fn receive(
     let (nav, lab) = nav(&state, &s, "/receive").await;
     let accession = form.get("accession").to_uppercase();
     let at = when(state.app.now(), &lab.tz);
-    let input = ReceiveInput {
-        order_id: form.get("order_id").parse().ok(),
-        volume_ul: form.get("volume_ul").parse().ok(),
-        ..ReceiveInput::default()
+    // The tube's planned container, for the "as planned" choice (read through the use case,
+    // access-logged like every read of a tube).
+    let planned = if form.opt("container").is_none() {
+        state
+            .app
+            .specimen(&s.actor, &accession)
+            .await
+            .ok()
+            .map(|d| d.container)
+    } else {
+        None
     };
+    let input = receipt_input(&form, planned.as_deref());
     let mut row = ScanRow {
         accession: accession.clone(),
         outcome: "refused",
@@ -411,7 +463,8 @@ pub(crate) struct TrackView {
     pub patient: String,
     pub container: String,
     pub specimen_type: String,
-    pub volume_ul: i64,
+    /// The measured content after receipt, or the planned demand before it, in words.
+    pub volume: String,
     pub collected: String,
     pub tests: String,
     pub parent: Option<String>,
@@ -499,7 +552,14 @@ pub async fn track(
         patient,
         container: d.container_name.clone(),
         specimen_type: d.specimen_type.replace('_', " "),
-        volume_ul: d.volume_ul,
+        volume: if !matches!(
+            d.status.as_str(),
+            "planned" | "collected" | "in_transit" | "cancelled"
+        ) {
+            format!("{} µL", d.volume_ul)
+        } else {
+            format!("{} µL needed (not yet received)", d.demand_ul)
+        },
         collected: d
             .collected_at
             .map(|t| when(t, &lab.tz))

@@ -352,7 +352,7 @@ async fn a_specimen_of_another_patient_or_unknown_sender_posts_nothing(db: Db) {
         .post(
             &format!("/api/v1/specimens/{acc2}/receive"),
             &c.tech,
-            json!({}),
+            c.app.full_tube_of(&acc2, &c.tech).await,
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");

@@ -15,6 +15,10 @@ mod patients;
 mod registration_rules;
 mod settings_audit;
 mod specimens;
+// receipt attestations, containers, add-ons (issue 10 items 4-6)
+mod receipt;
+// tests never vanish: pending tests, cancel one, per-test not performed (issue 10 items 7, 11)
+mod pending_tests;
 // processing (issue 4)
 mod processing;
 

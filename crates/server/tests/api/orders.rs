@@ -110,7 +110,9 @@ async fn placing_an_order_plans_tubes_and_accessions(db: Db) {
     let sst = &o["specimens"][1];
     assert_eq!(sst["draw_order"], 2);
     // Eight measured BMP tests, TSH, and eGFR and the anion gap (calculated, 1 µL each).
-    assert_eq!(sst["volume_ul"], 8 * 50 + 150 + 2);
+    // The planned demand; nothing is measured before receipt (issue 10 item 4).
+    assert_eq!(sst["demand_ul"], 8 * 50 + 150 + 2);
+    assert_eq!(sst["volume_ul"], 0);
     assert_eq!(sst["status"], "planned");
     assert_eq!(sst["specimen_type"], "serum");
     assert_eq!(sst["cap_colour"], "gold");
@@ -412,7 +414,7 @@ async fn cancel_and_add_on(db: Db) {
     assert_eq!(o2["specimens"].as_array().unwrap().len(), 1);
     // Nine measured tests of 50 µL (BMP and ALT) and two calculated ones (eGFR, anion gap)
     // of 1 µL each.
-    assert_eq!(o2["specimens"][0]["volume_ul"], 9 * 50 + 2);
+    assert_eq!(o2["specimens"][0]["demand_ul"], 9 * 50 + 2);
     let alt = o2["tests"]
         .as_array()
         .unwrap()
@@ -603,7 +605,7 @@ async fn cancel_and_add_on(db: Db) {
         .post(
             &format!("/api/v1/specimens/{drawn}/receive"),
             &c.token,
-            json!({}),
+            c.app.full_tube_of(drawn, &c.token).await,
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");

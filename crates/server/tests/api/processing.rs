@@ -66,11 +66,14 @@ async fn received(c: &Ctx, acc: &str) -> Value {
     assert_eq!(s, StatusCode::OK, "{v}");
     let (s, v) = c
         .app
-        .post(
-            &format!("/api/v1/specimens/{acc}/receive"),
-            &c.token,
-            json!({"volume_ul": 2000}),
-        )
+        .post(&format!("/api/v1/specimens/{acc}/receive"), &c.token, {
+            // 2,000 µL measured, except a citrate tube, judged against its line.
+            let mut body = c.app.full_tube_of(acc, &c.token).await;
+            if body.get("volume_ul").is_some() {
+                body["volume_ul"] = json!(2000);
+            }
+            body
+        })
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     v

@@ -90,11 +90,11 @@ pub(crate) async fn received_order(
         let spun = (collected_at + SignedDuration::from_mins(30)).min(c.app.app.now());
         let (s, v) = c
             .app
-            .post(
-                &format!("/api/v1/specimens/{acc}/receive"),
-                &c.tech,
-                json!({"separated_at": spun.to_string()}),
-            )
+            .post(&format!("/api/v1/specimens/{acc}/receive"), &c.tech, {
+                let mut body = full_tube(sp["container"].as_str().unwrap());
+                body["separated_at"] = json!(spun.to_string());
+                body
+            })
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
     }
@@ -613,6 +613,7 @@ async fn result_rules_are_versioned_and_history_is_not_rewritten(db: Db) {
     rules["reference_intervals"] = json!([
         {"low": "3.5", "high": "5.1", "effective_from": "2020-01-01T00:00:00Z", "effective_to": now},
         {"low": "3.4", "high": "4.8", "effective_from": now},
+        {"specimen_type": "plasma", "low": "3.4", "high": "4.5", "effective_from": "2020-01-01T00:00:00Z"},
     ]);
     let (s, v) = c
         .app

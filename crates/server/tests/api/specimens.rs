@@ -379,14 +379,18 @@ async fn receipt_check_double_and_concurrent_receipt(db: Db) {
     let acc = new_tube(&c).await;
     let path = format!("/api/v1/specimens/{acc}/receive");
     // Not collected yet.
-    let got = c.app.post(&path, &c.token, json!({})).await;
+    let got = c.app.post(&path, &c.token, full_tube("LAV")).await;
     assert_error(&got, StatusCode::CONFLICT, "transition_illegal", None);
     collect(&c, &acc).await;
 
     let before = c.app.audit_len().await;
     let got = c
         .app
-        .post(&path, &c.token, json!({"label_ok": false, "volume_ul": 1}))
+        .post(
+            &path,
+            &c.token,
+            json!({"label": "missing", "container": "LAV", "volume_ul": 1}),
+        )
         .await;
     assert_error(
         &got,
@@ -423,7 +427,7 @@ async fn receipt_check_double_and_concurrent_receipt(db: Db) {
 
     let got = c
         .app
-        .post(&path, &c.token, json!({"temperature": "lukewarm"}))
+        .post(&path, &c.token, json!({"label": "ok", "container": "LAV", "volume_ul": 2000, "temperature": "lukewarm"}))
         .await;
     assert_error(
         &got,
@@ -431,7 +435,14 @@ async fn receipt_check_double_and_concurrent_receipt(db: Db) {
         "unknown_temperature",
         Some("temperature"),
     );
-    let got = c.app.post(&path, &c.token, json!({"volume_ul": -5})).await;
+    let got = c
+        .app
+        .post(
+            &path,
+            &c.token,
+            json!({"label": "ok", "container": "LAV", "volume_ul": -5}),
+        )
+        .await;
     assert_error(
         &got,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -441,7 +452,11 @@ async fn receipt_check_double_and_concurrent_receipt(db: Db) {
     // Issue 10 item 10: 99,999 µL do not fit in a lavender tube.
     let got = c
         .app
-        .post(&path, &c.token, json!({"volume_ul": 99_999}))
+        .post(
+            &path,
+            &c.token,
+            json!({"label": "ok", "container": "LAV", "volume_ul": 99_999}),
+        )
         .await;
     assert_error(
         &got,
@@ -451,11 +466,11 @@ async fn receipt_check_double_and_concurrent_receipt(db: Db) {
     );
     assert_eq!(c.app.audit_len().await, before + 4);
 
-    let (s, v) = c.app.post(&path, &c.token, json!({"label_ok": true})).await;
+    let (s, v) = c.app.post(&path, &c.token, full_tube("LAV")).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["status"], "received");
     assert_eq!(v["events"][1]["kind"], "receive");
-    let got = c.app.post(&path, &c.token, json!({})).await;
+    let got = c.app.post(&path, &c.token, full_tube("LAV")).await;
     assert_error(&got, StatusCode::CONFLICT, "transition_illegal", None);
 
     // Two receipts of the same tube at once: exactly one succeeds.
@@ -463,8 +478,8 @@ async fn receipt_check_double_and_concurrent_receipt(db: Db) {
     collect(&c, &acc2).await;
     let p2 = format!("/api/v1/specimens/{acc2}/receive");
     let (a, b) = tokio::join!(
-        c.app.post(&p2, &c.token, json!({})),
-        c.app.post(&p2, &c.token, json!({}))
+        c.app.post(&p2, &c.token, full_tube("LAV")),
+        c.app.post(&p2, &c.token, full_tube("LAV"))
     );
     let mut statuses = [a.0, b.0];
     statuses.sort();
@@ -497,7 +512,7 @@ async fn receipt_check_double_and_concurrent_receipt(db: Db) {
         .post(
             &format!("/api/v1/specimens/{acc3}/receive"),
             &token,
-            json!({}),
+            full_tube("LAV"),
         )
         .await;
     assert_error(
@@ -594,7 +609,7 @@ async fn every_rejection_reason_opens_a_problem_and_a_task(db: Db) {
         .post(
             &format!("/api/v1/specimens/{acc}/receive"),
             &c.token,
-            json!({}),
+            full_tube("LAV"),
         )
         .await;
     assert_error(&got, StatusCode::CONFLICT, "transition_illegal", None);
@@ -623,8 +638,17 @@ async fn concurrent_receipt_from_two_processes(db: Db) {
         collect(&c, &acc).await;
         let path = format!("/api/v1/specimens/{acc}/receive");
         let (http, other) = tokio::join!(
-            c.app.post(&path, &c.token, json!({})),
-            app2.receive_specimen(&actor, &acc, ReceiveInput::default())
+            c.app.post(&path, &c.token, full_tube("LAV")),
+            app2.receive_specimen(
+                &actor,
+                &acc,
+                ReceiveInput {
+                    label: Some("ok".into()),
+                    container: Some("LAV".into()),
+                    volume_ul: Some(4000),
+                    ..ReceiveInput::default()
+                }
+            )
         );
         match (http.0, other) {
             (StatusCode::OK, Err(AppError::Conflict { .. })) => {}
@@ -702,7 +726,7 @@ async fn refused_attempts_are_audited_and_change_nothing(db: Db) {
     let cases: Vec<Case> = vec![
         (
             wrong.clone(),
-            json!({}),
+            full_tube("LAV"),
             StatusCode::UNPROCESSABLE_ENTITY,
             "accession_check",
             Some("accession"),
@@ -710,7 +734,7 @@ async fn refused_attempts_are_audited_and_change_nothing(db: Db) {
         ),
         (
             format!("{acc}%20"),
-            json!({}),
+            full_tube("LAV"),
             StatusCode::UNPROCESSABLE_ENTITY,
             "accession_whitespace",
             Some("accession"),
@@ -718,7 +742,7 @@ async fn refused_attempts_are_audited_and_change_nothing(db: Db) {
         ),
         (
             format!("{acc}%0D"),
-            json!({}),
+            full_tube("LAV"),
             StatusCode::UNPROCESSABLE_ENTITY,
             "accession_control_char",
             Some("accession"),
@@ -726,7 +750,7 @@ async fn refused_attempts_are_audited_and_change_nothing(db: Db) {
         ),
         (
             format!("{acc}%1B"),
-            json!({}),
+            full_tube("LAV"),
             StatusCode::UNPROCESSABLE_ENTITY,
             "accession_control_char",
             Some("accession"),
@@ -734,7 +758,7 @@ async fn refused_attempts_are_audited_and_change_nothing(db: Db) {
         ),
         (
             unknown.as_str().to_owned(),
-            json!({}),
+            full_tube("LAV"),
             StatusCode::NOT_FOUND,
             "not_found",
             None,
@@ -742,7 +766,7 @@ async fn refused_attempts_are_audited_and_change_nothing(db: Db) {
         ),
         (
             acc.clone(),
-            json!({"order_id": other_order_id}),
+            merged(full_tube("LAV"), json!({"order_id": other_order_id})),
             StatusCode::UNPROCESSABLE_ENTITY,
             "specimen_order_mismatch",
             Some("order_id"),
@@ -750,7 +774,10 @@ async fn refused_attempts_are_audited_and_change_nothing(db: Db) {
         ),
         (
             acc.clone(),
-            json!({"patient": {"mrn": "MRN-701", "birth_date": "1975-06-01"}}),
+            merged(
+                full_tube("LAV"),
+                json!({"patient": {"mrn": "MRN-701", "birth_date": "1975-06-01"}}),
+            ),
             StatusCode::UNPROCESSABLE_ENTITY,
             "patient_mismatch",
             Some("patient"),
@@ -785,8 +812,11 @@ async fn refused_attempts_are_audited_and_change_nothing(db: Db) {
         .post(
             &format!("/api/v1/specimens/{acc}/receive"),
             &c.token,
-            json!({"order_id": order_id,
-                   "patient": {"mrn": "MRN-700", "birth_date": "1980-02-29"}}),
+            merged(
+                full_tube("LAV"),
+                json!({"order_id": order_id,
+                       "patient": {"mrn": "MRN-700", "birth_date": "1980-02-29"}}),
+            ),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -798,7 +828,7 @@ async fn refused_attempts_are_audited_and_change_nothing(db: Db) {
         .post(
             &format!("/api/v1/specimens/{acc}/receive"),
             &c.token,
-            json!({}),
+            full_tube("LAV"),
         )
         .await;
     assert_error(&got, StatusCode::CONFLICT, "transition_illegal", None);
@@ -974,7 +1004,7 @@ async fn turnaround_time_milestones_and_overdue_list(db: Db) {
             .post(
                 &format!("/api/v1/specimens/{acc}/receive"),
                 &c.token,
-                json!({}),
+                c.app.full_tube_of(acc, &c.token).await,
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
@@ -1097,7 +1127,7 @@ async fn the_real_draw_time_is_kept_judged_and_corrected(db: Db) {
         .post(
             &format!("/api/v1/specimens/{lact}/receive"),
             &c.token,
-            json!({"label_ok": true}),
+            full_tube("GRY"),
         )
         .await;
     assert_eq!(got.0, StatusCode::UNPROCESSABLE_ENTITY, "{}", got.1);
@@ -1201,7 +1231,7 @@ async fn an_outreach_tube_is_received_with_its_draw_time(db: Db) {
         .post(
             &path,
             &c.token,
-            json!({"label_ok": true, "collected_at": drawn.to_string()}),
+            merged(full_tube("LAV"), json!({"collected_at": drawn.to_string()})),
         )
         .await;
     assert_error(
@@ -1215,8 +1245,11 @@ async fn an_outreach_tube_is_received_with_its_draw_time(db: Db) {
         .post(
             &path,
             &c.token,
-            json!({"label_ok": true, "collected_at": drawn.to_string(),
-                   "collector": "Clinic RN Ortiz", "patient": ids}),
+            merged(
+                full_tube("LAV"),
+                json!({"collected_at": drawn.to_string(),
+                       "collector": "Clinic RN Ortiz", "patient": ids}),
+            ),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -1239,7 +1272,10 @@ async fn an_outreach_tube_is_received_with_its_draw_time(db: Db) {
         .post(
             &format!("/api/v1/specimens/{lact}/receive"),
             &c.token,
-            json!({"label_ok": true, "collected_at": drawn.to_string(), "patient": ids}),
+            merged(
+                full_tube("GRY"),
+                json!({"collected_at": drawn.to_string(), "patient": ids}),
+            ),
         )
         .await;
     assert_eq!(got.0, StatusCode::UNPROCESSABLE_ENTITY, "{}", got.1);
@@ -1258,7 +1294,10 @@ async fn an_outreach_tube_is_received_with_its_draw_time(db: Db) {
         .post(
             &format!("/api/v1/specimens/{lact}/receive"),
             &c.token,
-            json!({"label_ok": true, "collected_at": now.to_string(), "patient": ids}),
+            merged(
+                full_tube("GRY"),
+                json!({"collected_at": now.to_string(), "patient": ids}),
+            ),
         )
         .await;
     assert_error(

@@ -78,7 +78,7 @@ async fn receive(c: &Ctx, acc: &str) -> Value {
         .post(
             &format!("/api/v1/specimens/{acc}/receive"),
             &c.token,
-            json!({}),
+            c.app.full_tube_of(acc, &c.token).await,
         )
         .await;
     assert_eq!(got.0, StatusCode::OK, "{}", got.1);
@@ -106,12 +106,32 @@ async fn finish_processing(c: &Ctx, acc: &str) {
 }
 
 /// A processed specimen of the test's tube.
+/// A processed tube whose work is done (its tests cancelled here, as no result is posted in
+/// these tests): a tube with pending tests is not disposed of (issue 10 item 11).
 async fn processed(c: &Ctx, test: &str) -> String {
     let acc = new_tube(c, test).await;
     collect(c, &acc).await;
     receive(c, &acc).await;
     finish_processing(c, &acc).await;
+    tests_done(c, &acc).await;
     acc
+}
+
+/// Cancels every test on the tube, with a reason.
+async fn tests_done(c: &Ctx, acc: &str) {
+    let v = specimen(c, acc).await;
+    let order = v["order_id"].as_i64().unwrap();
+    for t in v["tests"].as_array().unwrap() {
+        let (s, v) = c
+            .app
+            .post(
+                &format!("/api/v1/orders/{order}/cancel-test"),
+                &c.token,
+                json!({"test": t, "reason": "no result in this test"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
 }
 
 async fn unit(c: &Ctx, body: Value) -> Value {
@@ -573,6 +593,17 @@ async fn chain_of_custody_from_pickup_to_disposal(db: Db) {
     c.app.clock.advance(SignedDuration::from_hours(49));
     // Tokens idle for 30 minutes expire: log in again.
     c.token = c.app.token_for(Role::Technician).await;
+    // Its test still pending: not disposed of (issue 10 item 11); cancelled, it may be.
+    let got = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{acc}/dispose"),
+            &c.token,
+            json!({"method": "biohazard"}),
+        )
+        .await;
+    assert_error(&got, StatusCode::CONFLICT, "pending_tests", None);
+    tests_done(&c, &acc).await;
     let before = c.app.audit_len().await;
     let (s, v) = c
         .app
@@ -590,7 +621,14 @@ async fn chain_of_custody_from_pickup_to_disposal(db: Db) {
     assert_eq!(
         kinds(&v),
         [
-            "collect", "dispatch", "receive", "store", "retrieve", "store", "dispose"
+            "collect",
+            "dispatch",
+            "receive",
+            "store",
+            "retrieve",
+            "store",
+            "test_cancel",
+            "dispose"
         ]
     );
     let ev = v["events"].as_array().unwrap();
@@ -611,10 +649,11 @@ async fn chain_of_custody_from_pickup_to_disposal(db: Db) {
     assert_eq!(ev[4]["location"], "LAB1/FRZ-02/R3/B12/C3");
     assert_eq!(ev[4]["details"]["reason"], "add-on potassium");
     assert_eq!(ev[5]["location"], "LAB1/FRIDGE1/RACK2/4");
-    assert_eq!(ev[6]["location"], "LAB1/FRIDGE1/RACK2/4");
-    assert_eq!(ev[6]["details"]["method"], "biohazard");
-    assert_eq!(ev[6]["details"]["before_retention"], false);
-    assert_eq!(ev[6]["from_status"], "stored");
+    assert_eq!(ev[6]["details"]["test"], "NA");
+    assert_eq!(ev[7]["location"], "LAB1/FRIDGE1/RACK2/4");
+    assert_eq!(ev[7]["details"]["method"], "biohazard");
+    assert_eq!(ev[7]["details"]["before_retention"], false);
+    assert_eq!(ev[7]["from_status"], "stored");
     let audit = c
         .app
         .app
@@ -632,6 +671,7 @@ async fn chain_of_custody_from_pickup_to_disposal(db: Db) {
             "specimen.store",
             "specimen.retrieve",
             "specimen.store",
+            "specimen.dispose_refused",
             "specimen.dispose"
         ]
     );
@@ -1089,10 +1129,14 @@ async fn send_outs_to_reference_labs(db: Db) {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v, json!([]));
 
+    // One test of the CBC tube goes out, the others stay in house: the tube stays (issue 10
+    // item 11, partial send-out).
     let (s, v) = c.app.post(&path(&acc), &c.token, body).await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(v["status"], "sent_out");
-    assert_eq!(v["temperature"], "refrigerated");
+    assert_eq!(v["status"], "received");
+    let details = &v["events"].as_array().unwrap().last().unwrap()["details"];
+    assert_eq!(details["partial"], true);
+    assert_eq!(details["staying"].as_array().unwrap().len(), 8, "{details}");
     let last = v["events"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["kind"], "send_out");
     assert_eq!(last["location"], "Mayo Clinic Laboratories");
@@ -1138,7 +1182,7 @@ async fn send_outs_to_reference_labs(db: Db) {
     let got = c
         .app
         .post(
-            &format!("/api/v1/specimens/{acc}/dispose"),
+            &format!("/api/v1/specimens/{stored}/dispose"),
             &c.token,
             json!({"method": "biohazard", "reason": "x-check"}),
         )

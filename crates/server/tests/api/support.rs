@@ -379,3 +379,36 @@ pub async fn physician_token(app: &TestApp, provider_id: i64) -> String {
         .expect("link provider");
     token
 }
+
+/// The attestations of a full, correctly labelled tube of `container` (issue 10 item 6: no
+/// receipt defaults): a citrate tube filled to its line, any other its usable volume.
+pub fn full_tube(container: &str) -> Value {
+    let c = aliquot_domain::catalog::ContainerType::defaults()
+        .into_iter()
+        .find(|c| c.code.as_str() == container)
+        .unwrap_or_else(|| panic!("container {container}"));
+    if c.min_fill_percent.is_some() {
+        serde_json::json!({"label": "ok", "container": container, "fill": "to_line"})
+    } else {
+        serde_json::json!({"label": "ok", "container": container, "volume_ul": c.usable_volume_ul})
+    }
+}
+
+impl TestApp {
+    /// [`full_tube`] for the tube with this accession, as planned.
+    pub async fn full_tube_of(&self, accession: &str, token: &str) -> Value {
+        let (s, v) = self
+            .get(&format!("/api/v1/specimens/{accession}"), token)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        full_tube(v["container"].as_str().unwrap())
+    }
+}
+
+/// `base` with the fields of `extra` set over it.
+pub fn merged(mut base: Value, extra: Value) -> Value {
+    if let (Some(b), Value::Object(e)) = (base.as_object_mut(), extra) {
+        b.extend(e);
+    }
+    base
+}

@@ -16,7 +16,7 @@ macro_rules! specimen_cols {
     () => {
         "id, accession, order_id, patient_id, container, \
     specimen_type, draw_rank, status, volume_ul, capacity_ul, created_at, \
-    collected_at, temperature"
+    collected_at, temperature, demand_ul, received_container"
     };
 }
 
@@ -35,6 +35,8 @@ struct SpecimenRow {
     created_at: i64,
     collected_at: Option<i64>,
     temperature: Option<String>,
+    demand_ul: i64,
+    received_container: Option<String>,
 }
 
 fn specimen(r: SpecimenRow) -> StoreResult<SpecimenRecord> {
@@ -52,6 +54,8 @@ fn specimen(r: SpecimenRow) -> StoreResult<SpecimenRecord> {
         created_at: ts(r.created_at)?,
         collected_at: opt_ts(r.collected_at)?,
         temperature: r.temperature,
+        demand_ul: r.demand_ul,
+        received_container: r.received_container,
     })
 }
 
@@ -62,8 +66,8 @@ pub(crate) async fn insert_specimen<'e, E: Executor<'e, Database = Db>>(
     let (id,) = sqlx::query_as::<_, (i64,)>(
         "INSERT INTO specimens (accession, order_id, patient_id, container, \
          specimen_type, draw_rank, status, volume_ul, capacity_ul, created_at, \
-         collected_at, temperature) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+         collected_at, temperature, demand_ul, received_container) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
     )
     .bind(&s.accession)
     .bind(s.order_id)
@@ -77,6 +81,8 @@ pub(crate) async fn insert_specimen<'e, E: Executor<'e, Database = Db>>(
     .bind(us(s.created_at))
     .bind(s.collected_at.map(us))
     .bind(&s.temperature)
+    .bind(s.demand_ul)
+    .bind(&s.received_container)
     .fetch_one(e)
     .await?;
     Ok(id)
@@ -93,7 +99,7 @@ pub(crate) async fn insert_specimens<'e, E: Executor<'e, Database = Db>>(
     let mut qb = sqlx::QueryBuilder::<Db>::new(
         "INSERT INTO specimens (accession, order_id, patient_id, container, \
          specimen_type, draw_rank, status, volume_ul, capacity_ul, created_at, \
-         collected_at, temperature) ",
+         collected_at, temperature, demand_ul, received_container) ",
     );
     qb.push_values(rows, |mut b, s| {
         b.push_bind(s.accession.clone())
@@ -107,7 +113,9 @@ pub(crate) async fn insert_specimens<'e, E: Executor<'e, Database = Db>>(
             .push_bind(s.capacity_ul)
             .push_bind(us(s.created_at))
             .push_bind(s.collected_at.map(us))
-            .push_bind(s.temperature.clone());
+            .push_bind(s.temperature.clone())
+            .push_bind(s.demand_ul)
+            .push_bind(s.received_container.clone());
     });
     qb.push(" RETURNING accession, id");
     Ok(qb.build_query_as::<(String, i64)>().fetch_all(e).await?)
@@ -124,6 +132,56 @@ pub(crate) async fn set_specimen_volume<'e, E: Executor<'e, Database = Db>>(
         .execute(e)
         .await?;
     Ok(())
+}
+
+/// The planned demand of the tests on a tube (issue 10 item 4: kept apart from its measured
+/// content, `volume_ul`).
+pub(crate) async fn set_specimen_demand<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    id: i64,
+    demand_ul: i64,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE specimens SET demand_ul = $1 WHERE id = $2")
+        .bind(demand_ul)
+        .bind(id)
+        .execute(e)
+        .await?;
+    Ok(())
+}
+
+/// The container that arrived at receipt, and the specimen type it stands for (issue 10
+/// item 5): the tube is this container from now on.
+pub(crate) async fn set_received_container<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    id: i64,
+    container: &str,
+    specimen_type: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE specimens SET received_container = $1, container = $1, specimen_type = $2 \
+         WHERE id = $3",
+    )
+    .bind(container)
+    .bind(specimen_type)
+    .bind(id)
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// The open recollection task of a rejected tube, if any.
+pub(crate) async fn open_recollect_task_of<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    specimen_id: i64,
+) -> StoreResult<Option<i64>> {
+    Ok(sqlx::query_as::<_, (i64,)>(
+        "SELECT id FROM recollect_tasks WHERE specimen_id = $1 AND done_at IS NULL \
+         ORDER BY id LIMIT 1",
+    )
+    .bind(specimen_id)
+    .fetch_optional(e)
+    .await?
+    .map(|(id,)| id))
 }
 
 pub(crate) async fn specimens_of_order<'e, E: Executor<'e, Database = Db>>(
@@ -536,8 +594,8 @@ pub(crate) async fn insert_aliquot<'e, E: Executor<'e, Database = Db>>(
     let (id,) = sqlx::query_as::<_, (i64,)>(
         "INSERT INTO specimens (accession, order_id, patient_id, container, \
          specimen_type, draw_rank, status, volume_ul, capacity_ul, created_at, \
-         collected_at, temperature, parent_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+         collected_at, temperature, parent_id, demand_ul, received_container) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
     )
     .bind(&s.accession)
     .bind(s.order_id)
@@ -552,6 +610,8 @@ pub(crate) async fn insert_aliquot<'e, E: Executor<'e, Database = Db>>(
     .bind(s.collected_at.map(us))
     .bind(&s.temperature)
     .bind(parent_id)
+    .bind(s.demand_ul)
+    .bind(&s.received_container)
     .fetch_one(e)
     .await?;
     Ok(id)

@@ -104,13 +104,14 @@ async fn tests_move_with_the_recollection_and_never_vanish(db: Db) {
         assert_eq!(t["accession"], replacement.as_str(), "{t}");
         assert_eq!(t["status"], "ordered");
     }
-    // Rejected, it may be disposed of at once: nothing pending on it.
+    // Rejected, it may be disposed of at once: nothing pending on it (a whole-blood tube
+    // without a retention period is kept until a person decides, with a reason).
     let (s, v) = c
         .app
         .post(
             &format!("/api/v1/specimens/{first}/dispose"),
             &c.tech,
-            json!({"method": "biohazard"}),
+            json!({"method": "biohazard", "reason": "mislabeled; its tests moved to the redraw"}),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");

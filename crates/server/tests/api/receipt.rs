@@ -478,6 +478,16 @@ async fn a_label_keeps_both_names_the_mrn_and_the_aliquot_s_tests(db: Db) {
     assert_eq!(s, StatusCode::OK, "{v}");
     let (s, v) = receive(&c, &blu, full_tube("BLU")).await;
     assert_eq!(s, StatusCode::OK, "{v}");
+    // Platelet-poor plasma: the citrate protocol, 1,500 g for 15 minutes.
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{blu}/centrifugations"),
+            &c.tech,
+            json!({"centrifuge_id": "CF-1", "rcf_g": 1500, "minutes": 15, "temperature_c": 20}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     let (s, v) = c
         .app
         .post(

@@ -66,9 +66,19 @@ async fn collect(c: &Ctx, acc: &str, temperature: &str) -> Timestamp {
     now
 }
 
+/// Receipt with the label, container and fill attested as planned; `body` adds or overrides
+/// (a tube with a fill line attests its line, never a volume).
 async fn receive(c: &Ctx, acc: &str, body: Value) -> (StatusCode, Value) {
-    let mut body = body;
-    body["label_ok"] = json!(true);
+    let mut full = c.app.full_tube_of(acc, &c.token).await;
+    for (k, v) in body.as_object().expect("an object") {
+        full[k] = v.clone();
+    }
+    if full.get("fill").is_some()
+        && let Some(o) = full.as_object_mut()
+    {
+        o.remove("volume_ul");
+    }
+    let body = full;
     c.app
         .post(&format!("/api/v1/specimens/{acc}/receive"), &c.token, body)
         .await
@@ -449,6 +459,25 @@ async fn retention_by_use_and_irreplaceable_specimens(db: Db) {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
 
+    // Their tests are done with (cancelled here: the scenario is retention, and a tube with
+    // pending tests is never disposed of).
+    for acc in [&cbc, &bank] {
+        let (s, v) = c
+            .app
+            .get(&format!("/api/v1/specimens/{acc}"), &c.token)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let order = v["order_id"].as_i64().unwrap();
+        let (s, v) = c
+            .app
+            .post(
+                &format!("/api/v1/orders/{order}/cancel"),
+                &c.token,
+                json!({"reason": "duplicate request from the ward"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
     later(&mut c, SignedDuration::from_hours(72)).await;
     let (s, due) = c.app.get("/api/v1/storage/disposal-due", &c.token).await;
     assert_eq!(s, StatusCode::OK, "{due}");

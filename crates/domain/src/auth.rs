@@ -214,9 +214,12 @@ const PHLEBOTOMIST: &[Permission] = &[
     P::SpecimenCollect,
 ];
 const PHYSICIAN: &[Permission] = &[P::PatientRead, P::CatalogRead, P::OrderRead];
+/// Machine accounts (instruments, EMRs) register patients, place orders and post results.
+/// They do not read patients (issue 16 item 6): an incoming order or result is matched to its
+/// patient inside the use case (two-identifier identification, the specimen's accession
+/// number), never by a search the account could also run for any other patient.
 const INTERFACE: &[Permission] = &[
     P::MetricsRead,
-    P::PatientRead,
     P::PatientWrite,
     P::CatalogRead,
     P::OrderRead,
@@ -642,6 +645,10 @@ mod tests {
         assert!(!Role::Physician.allows(Permission::OrderWrite));
         assert!(!Role::Phlebotomist.allows(Permission::SpecimenProcess));
         assert!(Role::Interface.is_machine());
+        // An interface reads only what its connection needs: no patient reads or merges.
+        for p in [Permission::PatientRead, Permission::PatientMerge] {
+            assert!(!Role::Interface.allows(p), "interface must not hold {p}");
+        }
         // Machines and technicians post results; only people who may judge them release them.
         assert!(Role::Interface.allows(Permission::ResultEnter));
         for r in [

@@ -399,6 +399,16 @@ macro_rules! backend {
                 .collect()
             }
 
+            async fn integrity_check(&self) -> StoreResult<Option<Vec<String>>> {
+                if $backend != Backend::Sqlite {
+                    return Ok(None);
+                }
+                let rows = sqlx::query_scalar::<_, String>("PRAGMA integrity_check")
+                    .fetch_all(&self.read)
+                    .await?;
+                Ok(Some(rows.into_iter().filter(|r| r != "ok").collect()))
+            }
+
             async fn verify_audit_chain(&self) -> StoreResult<ChainReport> {
                 // The head is read first: rows appended while we walk have larger sequence
                 // numbers and are left for the next run.

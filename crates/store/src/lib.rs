@@ -202,6 +202,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Walks the whole audit chain and reports the first broken link, if any.
     async fn verify_audit_chain(&self) -> StoreResult<ChainReport>;
+    /// The database's own integrity check: SQLite's `PRAGMA integrity_check` (every page,
+    /// b-tree, index entry and constraint), the problems it names (empty: intact). `None` on
+    /// PostgreSQL, which has no check without an extension (`pg_amcheck`, data checksums).
+    async fn integrity_check(&self) -> StoreResult<Option<Vec<String>>>;
 
     /// Records a read of patient data in the access log, in its own short write (cheaper
     /// than a transaction for a read-only request).

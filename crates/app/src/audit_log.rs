@@ -126,4 +126,12 @@ impl App {
         actor.require(Permission::AuditRead)?;
         Ok(self.store.verify_audit_chain().await?)
     }
+
+    /// The database's own integrity check (see `Store::integrity_check`), run by
+    /// `aliquot audit verify` before the chain: a chain read from a damaged file proves
+    /// nothing.
+    pub async fn check_database_integrity(&self, actor: &Actor) -> AppResult<Option<Vec<String>>> {
+        actor.require(Permission::AuditRead)?;
+        Ok(self.store.integrity_check().await?)
+    }
 }

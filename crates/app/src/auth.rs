@@ -6,8 +6,13 @@
 
 use std::sync::OnceLock;
 
-use aliquot_domain::auth::{DisplayName, PasswordPolicy, Permission, Role, Username};
-use aliquot_store::{LoginFailures, NewSession, NewUser, UserRecord};
+use std::net::IpAddr;
+
+use aliquot_domain::auth::{
+    AttemptHistory, DisplayName, FailureAudit, FailureCount, PasswordPolicy, Permission, Role,
+    ThrottleVerdict, Username, address_key,
+};
+use aliquot_store::{LoginAttempts, NewSession, NewUser, UserRecord};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use jiff::{SignedDuration, Timestamp};
@@ -106,14 +111,102 @@ fn field_error(field: &str, e: aliquot_domain::auth::AuthRuleError) -> AppError 
 }
 
 impl App {
-    /// Exchanges a username and password for a bearer token.
+    /// Refuses a credential check of `account` from `address` while the throttle makes it
+    /// wait (nothing is written: a refused flood adds no rows).
+    async fn check_throttle(&self, address: &str, account: &str) -> AppResult<()> {
+        let t = &self.config.throttle;
+        let now = self.now();
+        let since = now
+            .checked_sub(t.window)
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let counts = self.store.login_attempts(address, account, since).await?;
+        match t.check(&history(&counts), now) {
+            ThrottleVerdict::Allow => Ok(()),
+            ThrottleVerdict::Wait { until, .. } => Err(locked(until, now)),
+        }
+    }
+
+    /// Counts a failed credential check and audits it, at most twice per pair and window
+    /// (the first failure, and the one after which the pair or the address waits).
+    async fn record_failure(
+        &self,
+        address: &str,
+        account: &str,
+        source: Source,
+        actor: Option<&Actor>,
+        user_id: Option<i64>,
+        action: &str,
+    ) -> AppResult<()> {
+        let t = &self.config.throttle;
+        let now = self.now();
+        let since = now
+            .checked_sub(t.window)
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let mut tx = self.store.begin().await?;
+        let counts = tx
+            .record_login_failure(address, account, now, since)
+            .await?;
+        let h = history(&counts);
+        let n = |c: Option<FailureCount>| c.map_or(0, |c| c.count);
+        let audit = t.audit_failure(n(h.pair), n(h.address));
+        let (action, detail) = match audit {
+            FailureAudit::CountOnly => (None, None),
+            FailureAudit::First => (
+                Some(action.to_owned()),
+                Some(json!({ "address": address, "failures_in_window": n(h.pair) })),
+            ),
+            FailureAudit::Throttled => {
+                let (retry, reason) = match t.check(&h, now) {
+                    ThrottleVerdict::Wait { until, reason } => {
+                        (until.duration_since(now).as_secs(), reason.as_str())
+                    }
+                    ThrottleVerdict::Allow => (0, "none"),
+                };
+                (
+                    Some("auth.throttled".to_owned()),
+                    Some(json!({
+                        "address": address,
+                        "failures_in_window": n(h.pair),
+                        "address_failures_in_window": n(h.address),
+                        "wait_seconds": retry,
+                        "reason": reason,
+                    })),
+                )
+            }
+        };
+        if let Some(action) = action {
+            tx.audit(aliquot_store::AuditEntry {
+                at: now,
+                actor_id: actor.and_then(|a| a.user_id),
+                actor_name: actor.map_or_else(|| account.to_owned(), |a| a.username.clone()),
+                actor_role: actor.map(|a| a.role.as_str().to_owned()),
+                source: source.as_str().to_owned(),
+                action,
+                entity_type: "user".into(),
+                entity_id: user_id
+                    .map(|id| id.to_string())
+                    .unwrap_or_else(|| "unknown".into()),
+                reason: None,
+                old_value: None,
+                new_value: detail,
+            });
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Exchanges a username and password for a bearer token. `address` is the client's
+    /// address: failures are throttled per (address, username), per address and per
+    /// username (see [`LoginThrottle`](aliquot_domain::auth::LoginThrottle)).
     pub async fn login(
         &self,
         username: &str,
         password: &str,
         source: Source,
+        address: IpAddr,
     ) -> AppResult<IssuedToken> {
         let now = self.now();
+        let address = address_key(address);
         // An unparsable name cannot exist; it is still throttled under its trimmed spelling so
         // the answer does not reveal which names are well-formed.
         let key = Username::parse(username)
@@ -126,11 +219,7 @@ impl App {
                     .collect::<String>()
                     .to_lowercase()
             });
-        if let Some(f) = self.store.login_failures(&key).await?
-            && let Some(until) = f.locked_until.filter(|u| *u > now)
-        {
-            return Err(AppError::Locked { until });
-        }
+        self.check_throttle(&address, &key).await?;
         let user = self.store.user_by_username(&key).await?;
         let ok = verify_password(
             password.to_owned(),
@@ -139,41 +228,15 @@ impl App {
         .await?;
         let usable = user.as_ref().filter(|u| ok && u.disabled_at.is_none());
         let Some(user) = usable else {
-            let mut tx = self.store.begin().await?;
-            let previous = tx.login_failures(&key).await?;
-            // A lock that has run out starts a fresh count.
-            let failures = match previous {
-                Some(p) if p.locked_until.is_none_or(|u| u > now) => p.failures + 1,
-                _ => 1,
-            };
-            let locked_until = self
-                .config
-                .throttle
-                .lock_after(u32::try_from(failures).unwrap_or(u32::MAX))
-                .and_then(|d| now.checked_add(d).ok());
-            tx.set_login_failures(&LoginFailures {
-                username: key.clone(),
-                failures,
-                locked_until,
-            })
+            self.record_failure(
+                &address,
+                &key,
+                source,
+                None,
+                user.as_ref().map(|u| u.id),
+                "auth.login_failed",
+            )
             .await?;
-            tx.audit(aliquot_store::AuditEntry {
-                at: now,
-                actor_id: None,
-                actor_name: key.clone(),
-                actor_role: None,
-                source: source.as_str().to_owned(),
-                action: "auth.login_failed".into(),
-                entity_type: "user".into(),
-                entity_id: user
-                    .as_ref()
-                    .map(|u| u.id.to_string())
-                    .unwrap_or_else(|| "unknown".into()),
-                reason: None,
-                old_value: None,
-                new_value: Some(json!({ "failures": failures, "locked": locked_until.is_some() })),
-            });
-            tx.commit().await?;
             return Err(AppError::Unauthorized {
                 code: "invalid_credentials",
                 message: BAD_CREDENTIALS.into(),
@@ -202,7 +265,7 @@ impl App {
                 expires_at,
             })
             .await?;
-        tx.clear_login_failures(&key).await?;
+        tx.clear_login_failures(&address, &key).await?;
         tx.audit(self.entry(
             &actor,
             "auth.login",
@@ -460,12 +523,15 @@ impl App {
     }
 
     /// Changes the caller's own password, after checking the current one, and revokes the
-    /// caller's other sessions.
+    /// caller's other sessions. A wrong current password counts as a failed login of the
+    /// account from `address`, so a stolen session cannot guess the password faster than a
+    /// login could.
     pub async fn change_own_password(
         &self,
         actor: &Actor,
         current: &str,
         new: &str,
+        address: IpAddr,
     ) -> AppResult<()> {
         let id = actor.user_id.ok_or(AppError::NotFound { entity: "user" })?;
         let user = self
@@ -473,7 +539,18 @@ impl App {
             .user_by_id(id)
             .await?
             .ok_or(AppError::NotFound { entity: "user" })?;
+        let address = address_key(address);
+        self.check_throttle(&address, &user.username).await?;
         if !verify_password(current.to_owned(), Some(user.password_hash)).await? {
+            self.record_failure(
+                &address,
+                &user.username,
+                actor.source,
+                Some(actor),
+                Some(id),
+                "user.password_change_failed",
+            )
+            .await?;
             return Err(AppError::invalid(
                 "current_password",
                 "invalid_credentials",
@@ -485,6 +562,7 @@ impl App {
         let now = self.now();
         let mut tx = self.store.begin().await?;
         tx.set_user_password(id, &hash, now).await?;
+        tx.clear_login_failures(&address, &user.username).await?;
         let revoked = tx.revoke_user_sessions(id, actor.session_id, now).await?;
         tx.audit(self.entry(
             actor,
@@ -497,6 +575,27 @@ impl App {
         ));
         tx.commit().await?;
         Ok(())
+    }
+}
+
+fn history(c: &LoginAttempts) -> AttemptHistory {
+    let count = |v: Option<(i64, Timestamp)>| {
+        v.map(|(n, last_at)| FailureCount {
+            count: u32::try_from(n).unwrap_or(u32::MAX),
+            last_at,
+        })
+    };
+    AttemptHistory {
+        pair: count(c.pair),
+        address: count(c.address),
+        other_addresses: count(c.other_addresses),
+    }
+}
+
+fn locked(until: Timestamp, now: Timestamp) -> AppError {
+    let secs = until.duration_since(now).as_secs().max(1);
+    AppError::Locked {
+        retry_after_secs: secs.unsigned_abs(),
     }
 }
 

@@ -163,8 +163,10 @@ pub enum AppError {
         code: &'static str,
         message: String,
     },
-    #[error("too many failed attempts; try again after {until}")]
-    Locked { until: Timestamp },
+    /// Too many failed credential checks from this address or on this account: the attempt
+    /// waits (progressive delay, issue 16 item 7). Answered `429` with `Retry-After`.
+    #[error("too many failed attempts; try again in {retry_after_secs} s")]
+    Locked { retry_after_secs: u64 },
     #[error("internal error")]
     Internal(String),
 }

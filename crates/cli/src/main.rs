@@ -357,7 +357,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Audit(AuditCommand::Verify) => {
             let app = open_app(&cli.db).await?;
-            let report = app.verify_audit(&Actor::cli(&os_user())).await;
+            let actor = Actor::cli(&os_user());
+            let integrity = app.check_database_integrity(&actor).await;
+            match integrity {
+                Ok(Some(problems)) if problems.is_empty() => {
+                    outln!("database integrity check: ok")?;
+                }
+                Ok(Some(problems)) => {
+                    app.store().close().await;
+                    for p in problems.iter().take(20) {
+                        let _ = outln!("database integrity check: {p}");
+                    }
+                    let _ = outln!(
+                        "database integrity check FAILED ({} problems); restore from a backup",
+                        problems.len()
+                    );
+                    std::process::exit(1);
+                }
+                Ok(None) => {
+                    outln!(
+                        "database integrity check: not available on PostgreSQL (use pg_amcheck)"
+                    )?;
+                }
+                Err(e) => {
+                    app.store().close().await;
+                    let _ = outln!("database integrity check FAILED: {e}");
+                    std::process::exit(1);
+                }
+            }
+            let report = app.verify_audit(&actor).await;
             app.store().close().await;
             let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
             match report.first_break {

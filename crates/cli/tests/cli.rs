@@ -119,6 +119,41 @@ both!(
     graceful_shutdown_loses_nothing_acknowledged,
 );
 
+/// Issue 16 item 5 (part): `audit verify` runs SQLite's integrity check first, so a damaged
+/// database file is not called intact because its audit rows still chain. The damage here is
+/// an index that no longer matches its table (written through `writable_schema`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_runs_the_database_integrity_check_first() {
+    let d = Database::new(Db::Sqlite);
+    let out = d.aliquot(&["migrate"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = d.aliquot(&["audit", "verify"], None);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("database integrity check: ok"),
+        "{}",
+        text(&out.stdout)
+    );
+    d.raw(
+        "CREATE TABLE damage (a INTEGER, b INTEGER); CREATE INDEX damage_a ON damage (a); \
+         INSERT INTO damage VALUES (1, 10), (2, 20), (3, 30); \
+         PRAGMA writable_schema = ON; \
+         UPDATE sqlite_master SET sql = 'CREATE INDEX damage_a ON damage (b)' WHERE name = 'damage_a'; \
+         PRAGMA writable_schema = OFF;",
+        "",
+    )
+    .await;
+    let out = d.aliquot(&["audit", "verify"], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("database integrity check FAILED"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!text(&out.stdout).contains("audit chain intact"));
+    d.finish().await;
+}
+
 async fn user_add_and_audit_verify_catch_tampering(db: Db) {
     let d = Database::new(db);
     let out = d.aliquot(&["migrate"], None);

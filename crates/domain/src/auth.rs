@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use jiff::SignedDuration;
+use jiff::{SignedDuration, Timestamp};
 
 /// A role a user holds. One role per user; permissions come only from this table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -214,9 +214,12 @@ const PHLEBOTOMIST: &[Permission] = &[
     P::SpecimenCollect,
 ];
 const PHYSICIAN: &[Permission] = &[P::PatientRead, P::CatalogRead, P::OrderRead];
+/// Machine accounts (instruments, EMRs) register patients, place orders and post results.
+/// They do not read patients (issue 16 item 6): an incoming order or result is matched to its
+/// patient inside the use case (two-identifier identification, the specimen's accession
+/// number), never by a search the account could also run for any other patient.
 const INTERFACE: &[Permission] = &[
     P::MetricsRead,
-    P::PatientRead,
     P::PatientWrite,
     P::CatalogRead,
     P::OrderRead,
@@ -419,28 +422,198 @@ impl PasswordPolicy {
     }
 }
 
-/// Login throttling: after `max_failures` consecutive failures for one username (known or
-/// not, so the answer does not reveal which usernames exist), further attempts are refused
-/// for `lockout`. The counter resets on success.
-#[derive(Debug, Clone, Copy)]
+/// Login throttling (issue 16 item 7): **progressive delay**, never a hard lock an attacker
+/// controls. Failed credential checks (a login, or the current password of a password change)
+/// are counted per *(source address, account)* pair within a [`window`](Self::window), and the
+/// next attempt must wait:
+///
+/// - **pair**: after `free_per_pair` failures of one account from one address, the next attempt
+///   from that address waits `first_delay`, doubling with every further failure up to
+///   `max_delay`. The account's owner at another address is not slowed by it.
+/// - **address**: after `free_per_address` failures from one address over all accounts
+///   (spraying many usernames), that address waits likewise, whatever account it tries.
+/// - **account**: when more than `free_addresses_per_account` *other* addresses have failed on
+///   one account in the window (a distributed guess), every address waits too, but at most
+///   `account_max_delay`: a botnet slows the owner down, it never locks the owner out.
+///
+/// Known and unknown usernames are counted alike, so the answer does not reveal which exist.
+/// A successful check clears its pair. Pure: the caller passes the counts and the time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginThrottle {
-    pub max_failures: u32,
-    pub lockout: SignedDuration,
+    pub free_per_pair: u32,
+    pub free_per_address: u32,
+    pub free_addresses_per_account: u32,
+    pub first_delay: SignedDuration,
+    pub max_delay: SignedDuration,
+    pub account_max_delay: SignedDuration,
+    /// Failures older than this are forgotten (longer than `max_delay`, so a capped delay
+    /// does not reset the count).
+    pub window: SignedDuration,
 }
 
 impl Default for LoginThrottle {
     fn default() -> Self {
         LoginThrottle {
-            max_failures: 5,
-            lockout: SignedDuration::from_mins(15),
+            free_per_pair: 5,
+            free_per_address: 20,
+            free_addresses_per_account: 5,
+            first_delay: SignedDuration::from_secs(1),
+            max_delay: SignedDuration::from_mins(15),
+            account_max_delay: SignedDuration::from_mins(1),
+            window: SignedDuration::from_hours(1),
         }
     }
 }
 
+/// A number of failures (or of addresses) and when the latest of them happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureCount {
+    pub count: u32,
+    pub last_at: Timestamp,
+}
+
+/// What the store knows about recent failures (within the window) around one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AttemptHistory {
+    /// Failures of this account from this address.
+    pub pair: Option<FailureCount>,
+    /// Failures from this address, over all accounts.
+    pub address: Option<FailureCount>,
+    /// The number of *other* addresses with failures on this account.
+    pub other_addresses: Option<FailureCount>,
+}
+
+/// Which count made an attempt wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleReason {
+    Pair,
+    Address,
+    Account,
+}
+
+impl ThrottleReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThrottleReason::Pair => "address_and_account",
+            ThrottleReason::Address => "address",
+            ThrottleReason::Account => "account",
+        }
+    }
+}
+
+/// The verdict on an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleVerdict {
+    Allow,
+    Wait {
+        until: Timestamp,
+        reason: ThrottleReason,
+    },
+}
+
+/// What a failure leaves in the audit trail: bounded, whatever the number of attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureAudit {
+    /// The first failure of this pair in the window.
+    First,
+    /// The failure after which this pair or this address starts to wait (once per window).
+    Throttled,
+    /// Counted, not audited.
+    CountOnly,
+}
+
 impl LoginThrottle {
-    /// After `failures` consecutive failures, how long the account stays locked (if at all).
-    pub fn lock_after(&self, failures: u32) -> Option<SignedDuration> {
-        (failures >= self.max_failures).then_some(self.lockout)
+    /// The wait after `failures` failures when `free` are allowed: none below `free`, then
+    /// `first_delay` doubling per further failure, capped at `cap`.
+    pub fn delay(&self, failures: u32, free: u32, cap: SignedDuration) -> SignedDuration {
+        if failures < free || failures == 0 {
+            return SignedDuration::ZERO;
+        }
+        let doublings = (failures - free).min(40);
+        let secs = self
+            .first_delay
+            .as_secs()
+            .max(1)
+            .saturating_mul(1i64 << doublings);
+        SignedDuration::from_secs(secs).min(cap)
+    }
+
+    /// Whether an attempt at `now` may go ahead, and if not until when it waits and why.
+    /// Counts whose latest failure is older than the window are ignored.
+    pub fn check(&self, h: &AttemptHistory, now: Timestamp) -> ThrottleVerdict {
+        let recent = |c: Option<FailureCount>| {
+            c.filter(|c| c.last_at.checked_add(self.window).is_ok_and(|t| t > now))
+        };
+        let dims = [
+            (
+                recent(h.pair),
+                self.free_per_pair,
+                self.max_delay,
+                ThrottleReason::Pair,
+            ),
+            (
+                recent(h.address),
+                self.free_per_address,
+                self.max_delay,
+                ThrottleReason::Address,
+            ),
+            (
+                recent(h.other_addresses),
+                self.free_addresses_per_account.saturating_add(1),
+                self.account_max_delay,
+                ThrottleReason::Account,
+            ),
+        ];
+        let mut verdict = ThrottleVerdict::Allow;
+        for (count, free, cap, reason) in dims {
+            let Some(c) = count else { continue };
+            let d = self.delay(c.count, free, cap);
+            if d.is_zero() {
+                continue;
+            }
+            let until = c.last_at.checked_add(d).unwrap_or(Timestamp::MAX);
+            let later = match verdict {
+                ThrottleVerdict::Allow => true,
+                ThrottleVerdict::Wait { until: u, .. } => until > u,
+            };
+            if until > now && later {
+                verdict = ThrottleVerdict::Wait { until, reason };
+            }
+        }
+        verdict
+    }
+
+    /// What a failure is audited as, given the counts *after* it: the first of a pair's
+    /// window, the one that starts a wait for the pair or the address, or nothing more.
+    pub fn audit_failure(&self, pair_failures: u32, address_failures: u32) -> FailureAudit {
+        // The address's threshold is audited only when the pair did not already start
+        // waiting (and was audited then): at most two rows per pair and window.
+        if pair_failures == self.free_per_pair
+            || (address_failures == self.free_per_address && pair_failures < self.free_per_pair)
+        {
+            FailureAudit::Throttled
+        } else if pair_failures == 1 {
+            FailureAudit::First
+        } else {
+            FailureAudit::CountOnly
+        }
+    }
+}
+
+/// The key a source address is throttled under: an IPv4 address as is (also when mapped
+/// into IPv6), an IPv6 address by its /64 prefix, since one host commonly holds a whole /64.
+pub fn address_key(ip: std::net::IpAddr) -> String {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let prefix = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{prefix}/64")
+            }
+        },
     }
 }
 
@@ -472,6 +645,10 @@ mod tests {
         assert!(!Role::Physician.allows(Permission::OrderWrite));
         assert!(!Role::Phlebotomist.allows(Permission::SpecimenProcess));
         assert!(Role::Interface.is_machine());
+        // An interface reads only what its connection needs: no patient reads or merges.
+        for p in [Permission::PatientRead, Permission::PatientMerge] {
+            assert!(!Role::Interface.allows(p), "interface must not hold {p}");
+        }
         // Machines and technicians post results; only people who may judge them release them.
         assert!(Role::Interface.allows(Permission::ResultEnter));
         for r in [
@@ -542,14 +719,206 @@ mod tests {
         assert!(PasswordPolicy::check("correct horse battery").is_ok());
     }
 
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + secs).unwrap()
+    }
+
+    fn count(count: u32, last: i64) -> Option<FailureCount> {
+        Some(FailureCount {
+            count,
+            last_at: at(last),
+        })
+    }
+
+    /// One row: (pair, address, other addresses, now) → verdict (wait in seconds from now,
+    /// and why).
     #[test]
-    fn throttle_locks_at_the_limit() {
+    fn throttle_case_table() {
         let t = LoginThrottle::default();
-        assert_eq!(t.lock_after(4), None);
-        assert_eq!(t.lock_after(5), Some(SignedDuration::from_mins(15)));
+        type Row = (
+            &'static str,
+            Option<FailureCount>,
+            Option<FailureCount>,
+            Option<FailureCount>,
+            i64,
+            Option<(i64, ThrottleReason)>,
+        );
+        let rows: &[Row] = &[
+            ("nothing failed", None, None, None, 0, None),
+            (
+                "four failures: free",
+                count(4, 0),
+                count(4, 0),
+                None,
+                0,
+                None,
+            ),
+            (
+                "five failures: one second",
+                count(5, 0),
+                count(5, 0),
+                None,
+                0,
+                Some((1, ThrottleReason::Pair)),
+            ),
+            (
+                "five failures, a second later",
+                count(5, 0),
+                count(5, 0),
+                None,
+                1,
+                None,
+            ),
+            (
+                "seven failures: four seconds",
+                count(7, 0),
+                count(7, 0),
+                None,
+                0,
+                Some((4, ThrottleReason::Pair)),
+            ),
+            (
+                "thirty failures: capped at fifteen minutes",
+                count(30, 0),
+                count(30, 0),
+                None,
+                0,
+                Some((900, ThrottleReason::Pair)),
+            ),
+            (
+                "capped wait over: the next attempt may go",
+                count(30, 0),
+                count(30, 0),
+                None,
+                900,
+                None,
+            ),
+            (
+                "failures older than the window are forgotten",
+                count(30, 0),
+                count(30, 0),
+                None,
+                3601,
+                None,
+            ),
+            (
+                "spraying: a fresh account from a busy address waits",
+                None,
+                count(22, 0),
+                None,
+                0,
+                Some((4, ThrottleReason::Address)),
+            ),
+            (
+                "owner at a clean address, one attacker address",
+                None,
+                None,
+                count(1, 0),
+                0,
+                None,
+            ),
+            (
+                "five other addresses: still free",
+                None,
+                None,
+                count(5, 0),
+                0,
+                None,
+            ),
+            (
+                "a distributed guess slows the owner a little",
+                None,
+                None,
+                count(6, 0),
+                0,
+                Some((1, ThrottleReason::Account)),
+            ),
+            (
+                "a large botnet slows the owner at most a minute",
+                None,
+                None,
+                count(500, 0),
+                0,
+                Some((60, ThrottleReason::Account)),
+            ),
+            (
+                "the longest wait wins",
+                count(6, 0),
+                count(25, 0),
+                count(7, 0),
+                0,
+                Some((32, ThrottleReason::Address)),
+            ),
+        ];
+        for (name, pair, address, other, now, want) in rows {
+            let h = AttemptHistory {
+                pair: *pair,
+                address: *address,
+                other_addresses: *other,
+            };
+            let got = t.check(&h, at(*now));
+            let want = match want {
+                None => ThrottleVerdict::Allow,
+                Some((secs, reason)) => ThrottleVerdict::Wait {
+                    until: at(*now + secs),
+                    reason: *reason,
+                },
+            };
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn failures_are_audited_at_most_twice_per_pair_window() {
+        let t = LoginThrottle::default();
+        let audited: Vec<_> = (1..=100)
+            .map(|n| t.audit_failure(n, n))
+            .filter(|a| *a != FailureAudit::CountOnly)
+            .collect();
+        assert_eq!(audited, [FailureAudit::First, FailureAudit::Throttled]);
+        assert_eq!(t.audit_failure(1, 20), FailureAudit::Throttled);
+        assert_eq!(t.audit_failure(1, 7), FailureAudit::First);
+        assert!(t.window > t.max_delay);
+    }
+
+    #[test]
+    fn addresses_are_keyed_by_host_or_ipv6_prefix() {
+        let k = |s: &str| address_key(s.parse().unwrap());
+        assert_eq!(k("192.0.2.7"), "192.0.2.7");
+        assert_eq!(k("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(k("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(k("2001:db8:1:2:bbbb::9"), k("2001:db8:1:2::1"));
     }
 
     proptest! {
+        /// However many failures an attacker's address piles onto an account, the owner at
+        /// another address (with no failures of its own there) is never delayed by them.
+        #[test]
+        fn owner_elsewhere_is_never_delayed_by_one_attacker(
+            failures in 0u32..10_000,
+            last in 0i64..7200,
+            now in 0i64..7200,
+        ) {
+            let t = LoginThrottle::default();
+            // The attacker's failures are seen from the owner's address only as one other
+            // address; the owner's own pair and address are clean.
+            let h = AttemptHistory {
+                pair: None,
+                address: None,
+                other_addresses: (failures > 0).then_some(FailureCount { count: 1, last_at: at(last) }),
+            };
+            prop_assert_eq!(t.check(&h, at(now)), ThrottleVerdict::Allow);
+        }
+
+        /// A wait never exceeds the cap, and more failures never shorten it.
+        #[test]
+        fn delay_is_monotonic_and_capped(n in 0u32..200) {
+            let t = LoginThrottle::default();
+            let d = t.delay(n, t.free_per_pair, t.max_delay);
+            prop_assert!(d <= t.max_delay);
+            prop_assert!(t.delay(n + 1, t.free_per_pair, t.max_delay) >= d);
+        }
+
         #[test]
         fn username_parse_is_idempotent(s in "[A-Za-z0-9._-]{3,64}") {
             let u = Username::parse(&s).unwrap();

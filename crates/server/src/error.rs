@@ -114,20 +114,16 @@ impl From<AppError> for ApiError {
                 field,
                 ..ApiError::new(StatusCode::CONFLICT, code, message)
             },
-            AppError::Locked { until } => {
-                let secs = until
-                    .duration_since(jiff::Timestamp::now())
-                    .as_secs()
-                    .max(1);
-                ApiError {
-                    retry_after: Some(secs.unsigned_abs()),
-                    ..ApiError::new(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "locked_out",
-                        "too many failed attempts; try again later",
-                    )
-                }
-            }
+            AppError::Locked { retry_after_secs } => ApiError {
+                retry_after: Some(retry_after_secs),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_attempts",
+                    format!(
+                        "too many failed attempts; try again in {retry_after_secs} s (Retry-After)"
+                    ),
+                )
+            },
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 ApiError::new(

@@ -193,24 +193,35 @@ macro_rules! backend {
                 .transpose()
             }
 
-            async fn fetch_login_failures<'e, E: sqlx::Executor<'e, Database = $db>>(
+            /// One count of `login_attempts` (see `LoginAttempts`): `which` 0 is the pair, 1 the
+            /// address, 2 the other addresses on the account.
+            async fn fetch_login_count<'e, E: sqlx::Executor<'e, Database = $db>>(
                 e: E,
-                username: &str,
-            ) -> StoreResult<Option<LoginFailures>> {
-                sqlx::query_as::<_, (String, i64, Option<i64>)>(
-                    "SELECT username, failures, locked_until FROM login_failures WHERE username = $1",
-                )
-                .bind(username)
-                .fetch_optional(e)
-                .await?
-                .map(|r| {
-                    Ok(LoginFailures {
-                        username: r.0,
-                        failures: r.1,
-                        locked_until: opt_ts(r.2)?,
-                    })
-                })
-                .transpose()
+                which: u8,
+                address: &str,
+                account: &str,
+                since: Timestamp,
+            ) -> StoreResult<Option<(i64, Timestamp)>> {
+                let sql = match which {
+                    0 => "SELECT CAST(COALESCE(SUM(failures), 0) AS BIGINT), MAX(last_failure_at) \
+                          FROM login_attempts \
+                          WHERE address = $1 AND account = $2 AND last_failure_at >= $3",
+                    1 => "SELECT CAST(COALESCE(SUM(failures), 0) AS BIGINT), MAX(last_failure_at) \
+                          FROM login_attempts \
+                          WHERE address = $1 AND last_failure_at >= $3 AND $2 = $2",
+                    _ => "SELECT COUNT(*), MAX(last_failure_at) FROM login_attempts \
+                          WHERE account = $2 AND address <> $1 AND last_failure_at >= $3",
+                };
+                let (n, last) = sqlx::query_as::<_, (i64, Option<i64>)>(sql)
+                    .bind(address)
+                    .bind(account)
+                    .bind(us(since))
+                    .fetch_one(e)
+                    .await?;
+                match last {
+                    Some(l) if n > 0 => Ok(Some((n, ts(l)?))),
+                    _ => Ok(None),
+                }
             }
 
             async fn fetch_setting<'e, E: sqlx::Executor<'e, Database = $db>>(
@@ -309,8 +320,18 @@ macro_rules! backend {
                 .transpose()
             }
 
-            async fn login_failures(&self, username: &str) -> StoreResult<Option<LoginFailures>> {
-                Self::fetch_login_failures(&self.read, username).await
+            async fn login_attempts(
+                &self,
+                address: &str,
+                account: &str,
+                since: Timestamp,
+            ) -> StoreResult<LoginAttempts> {
+                Ok(LoginAttempts {
+                    pair: Self::fetch_login_count(&self.read, 0, address, account, since).await?,
+                    address: Self::fetch_login_count(&self.read, 1, address, account, since).await?,
+                    other_addresses: Self::fetch_login_count(&self.read, 2, address, account, since)
+                        .await?,
+                })
             }
 
             async fn list_settings(&self) -> StoreResult<Vec<SettingRecord>> {
@@ -376,6 +397,16 @@ macro_rules! backend {
                 .into_iter()
                 .map(access)
                 .collect()
+            }
+
+            async fn integrity_check(&self) -> StoreResult<Option<Vec<String>>> {
+                if $backend != Backend::Sqlite {
+                    return Ok(None);
+                }
+                let rows = sqlx::query_scalar::<_, String>("PRAGMA integrity_check")
+                    .fetch_all(&self.read)
+                    .await?;
+                Ok(Some(rows.into_iter().filter(|r| r != "ok").collect()))
             }
 
             async fn verify_audit_chain(&self) -> StoreResult<ChainReport> {
@@ -832,27 +863,47 @@ macro_rules! backend {
                 Ok(())
             }
 
-            async fn login_failures(&mut self, username: &str) -> StoreResult<Option<LoginFailures>> {
-                $store::fetch_login_failures(&mut *self.tx, username).await
-            }
-
-            async fn set_login_failures(&mut self, v: &LoginFailures) -> StoreResult<()> {
+            async fn record_login_failure(
+                &mut self,
+                address: &str,
+                account: &str,
+                at: Timestamp,
+                since: Timestamp,
+            ) -> StoreResult<LoginAttempts> {
+                sqlx::query("DELETE FROM login_attempts WHERE last_failure_at < $1")
+                    .bind(us(since))
+                    .execute(&mut *self.tx)
+                    .await?;
                 sqlx::query(
-                    "INSERT INTO login_failures (username, failures, locked_until) VALUES ($1, $2, $3) \
-                     ON CONFLICT (username) DO UPDATE SET failures = excluded.failures, \
-                     locked_until = excluded.locked_until",
+                    "INSERT INTO login_attempts (address, account, failures, first_failure_at, last_failure_at) \
+                     VALUES ($1, $2, 1, $3, $3) \
+                     ON CONFLICT (address, account) DO UPDATE SET \
+                     failures = login_attempts.failures + 1, last_failure_at = excluded.last_failure_at",
                 )
-                .bind(&v.username)
-                .bind(v.failures)
-                .bind(v.locked_until.map(us))
+                .bind(address)
+                .bind(account)
+                .bind(us(at))
                 .execute(&mut *self.tx)
                 .await?;
-                Ok(())
+                Ok(LoginAttempts {
+                    pair: $store::fetch_login_count(&mut *self.tx, 0, address, account, since).await?,
+                    address: $store::fetch_login_count(&mut *self.tx, 1, address, account, since)
+                        .await?,
+                    other_addresses: $store::fetch_login_count(
+                        &mut *self.tx,
+                        2,
+                        address,
+                        account,
+                        since,
+                    )
+                    .await?,
+                })
             }
 
-            async fn clear_login_failures(&mut self, username: &str) -> StoreResult<()> {
-                sqlx::query("DELETE FROM login_failures WHERE username = $1")
-                    .bind(username)
+            async fn clear_login_failures(&mut self, address: &str, account: &str) -> StoreResult<()> {
+                sqlx::query("DELETE FROM login_attempts WHERE address = $1 AND account = $2")
+                    .bind(address)
+                    .bind(account)
                     .execute(&mut *self.tx)
                     .await?;
                 Ok(())

@@ -181,7 +181,13 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_id(&self, id: i64) -> StoreResult<Option<UserRecord>>;
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>>;
     async fn session_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<SessionAuth>>;
-    async fn login_failures(&self, username: &str) -> StoreResult<Option<LoginFailures>>;
+    /// Failed credential checks since `since` around `(address, account)`.
+    async fn login_attempts(
+        &self,
+        address: &str,
+        account: &str,
+        since: Timestamp,
+    ) -> StoreResult<LoginAttempts>;
     async fn list_settings(&self) -> StoreResult<Vec<SettingRecord>>;
     async fn setting(&self, key: &str) -> StoreResult<Option<SettingRecord>>;
 
@@ -196,6 +202,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Walks the whole audit chain and reports the first broken link, if any.
     async fn verify_audit_chain(&self) -> StoreResult<ChainReport>;
+    /// The database's own integrity check: SQLite's `PRAGMA integrity_check` (every page,
+    /// b-tree, index entry and constraint), the problems it names (empty: intact). `None` on
+    /// PostgreSQL, which has no check without an extension (`pg_amcheck`, data checksums).
+    async fn integrity_check(&self) -> StoreResult<Option<Vec<String>>>;
 
     /// Records a read of patient data in the access log, in its own short write (cheaper
     /// than a transaction for a read-only request).
@@ -460,9 +470,18 @@ pub trait Tx: Send {
     ) -> StoreResult<u64>;
     async fn touch_session(&mut self, session_id: i64, at: Timestamp) -> StoreResult<()>;
 
-    async fn login_failures(&mut self, username: &str) -> StoreResult<Option<LoginFailures>>;
-    async fn set_login_failures(&mut self, value: &LoginFailures) -> StoreResult<()>;
-    async fn clear_login_failures(&mut self, username: &str) -> StoreResult<()>;
+    /// Counts one failed credential check of `account` from `address` at `at`: first forgets
+    /// every counter whose latest failure is before `since` (so the table holds only the
+    /// current window), then adds one to the pair's counter. Answers the counts after it.
+    async fn record_login_failure(
+        &mut self,
+        address: &str,
+        account: &str,
+        at: Timestamp,
+        since: Timestamp,
+    ) -> StoreResult<LoginAttempts>;
+    /// Forgets the failures of `account` from `address` (after a successful check).
+    async fn clear_login_failures(&mut self, address: &str, account: &str) -> StoreResult<()>;
 
     async fn setting(&mut self, key: &str) -> StoreResult<Option<SettingRecord>>;
     async fn put_setting(&mut self, setting: &SettingRecord) -> StoreResult<()>;

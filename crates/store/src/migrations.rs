@@ -33,7 +33,8 @@ pub const SQLITE: &[MigrationSource] = migrations!(
     (14, "0014_qc"),
     (15, "0015_registration_keys_clinical_sex_physicians"),
     (16, "0016_retention_by_use"),
-    (17, "0017_receipt_demand_container")
+    (17, "0017_receipt_demand_container"),
+    (19, "0019_login_attempts")
 );
 pub const POSTGRES: &[MigrationSource] = migrations!(
     "postgres": (1, "0001_platform"),
@@ -52,7 +53,8 @@ pub const POSTGRES: &[MigrationSource] = migrations!(
     (14, "0014_qc"),
     (15, "0015_registration_keys_clinical_sex_physicians"),
     (16, "0016_retention_by_use"),
-    (17, "0017_receipt_demand_container")
+    (17, "0017_receipt_demand_container"),
+    (19, "0019_login_attempts")
 );
 
 pub(crate) fn migrator(list: &[MigrationSource]) -> Migrator {

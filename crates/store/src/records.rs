@@ -44,11 +44,16 @@ pub struct SessionAuth {
     pub user: UserRecord,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoginFailures {
-    pub username: String,
-    pub failures: i64,
-    pub locked_until: Option<Timestamp>,
+/// Recent failed credential checks around one (address, account) pair, within a window:
+/// counts and the time of the latest, as `LoginThrottle` needs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoginAttempts {
+    /// Failures of this account from this address, and the latest.
+    pub pair: Option<(i64, Timestamp)>,
+    /// Failures from this address over all accounts, and the latest.
+    pub address: Option<(i64, Timestamp)>,
+    /// Other addresses with failures on this account, and the latest of their failures.
+    pub other_addresses: Option<(i64, Timestamp)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use aliquot_store::{
-    AuditEntry, Backend, DatabaseConfig, LocationRecord, LoginFailures, NewUser, OrderRecord,
+    AuditEntry, Backend, DatabaseConfig, LocationRecord, LoginAttempts, NewUser, OrderRecord,
     PatientRecord, PatientVersionRecord, ProblemRecord, ProviderRecord, RecollectTaskRecord,
     SettingRecord, SpecimenChange, SpecimenEventRecord, SpecimenRecord, Store, StoreError,
     migrations,
@@ -271,23 +271,47 @@ async fn counters_never_repeat_under_concurrency(db: Db) {
 
 async fn upserts_replace(db: Db) {
     let f = fixture(db).await;
-    for (failures, locked) in [
-        (1, None),
-        (5, Some(Timestamp::from_second(2_000_000_000).unwrap())),
+    let t0 = Timestamp::from_second(2_000_000_000).unwrap();
+    let at = |s: i64| t0.checked_add(jiff::SignedDuration::from_secs(s)).unwrap();
+    // Three failures of one pair, one of the same account from another address, one of
+    // another account from the first address: aggregate counters, not one row per attempt.
+    for (address, account, s) in [
+        ("192.0.2.1", "x", 0),
+        ("192.0.2.1", "x", 1),
+        ("192.0.2.9", "x", 2),
+        ("192.0.2.1", "y", 3),
+        ("192.0.2.1", "x", 4),
     ] {
         let mut tx = f.store.begin().await.unwrap();
-        tx.set_login_failures(&LoginFailures {
-            username: "x".into(),
-            failures,
-            locked_until: locked,
-        })
-        .await
-        .unwrap();
+        tx.record_login_failure(address, account, at(s), t0)
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
     }
-    let got = f.store.login_failures("x").await.unwrap().unwrap();
-    assert_eq!(got.failures, 5);
-    assert!(got.locked_until.is_some());
+    let got = f.store.login_attempts("192.0.2.1", "x", t0).await.unwrap();
+    assert_eq!(got.pair, Some((3, at(4))));
+    assert_eq!(got.address, Some((4, at(4))));
+    assert_eq!(got.other_addresses, Some((1, at(2))));
+    // A later failure forgets every counter older than its window.
+    let mut tx = f.store.begin().await.unwrap();
+    let after = tx
+        .record_login_failure("192.0.2.1", "x", at(100), at(4))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(after.pair, Some((4, at(100))));
+    assert_eq!(
+        after.address,
+        Some((4, at(100))),
+        "y's counter was forgotten"
+    );
+    assert_eq!(after.other_addresses, None);
+    // Success clears the pair only.
+    let mut tx = f.store.begin().await.unwrap();
+    tx.clear_login_failures("192.0.2.1", "x").await.unwrap();
+    tx.commit().await.unwrap();
+    let got = f.store.login_attempts("192.0.2.1", "x", t0).await.unwrap();
+    assert_eq!(got, LoginAttempts::default());
     f.finish().await;
 }
 

@@ -1,5 +1,7 @@
+use std::net::SocketAddr;
+
 use aliquot_app::{Actor, Source};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
@@ -27,8 +29,10 @@ pub struct TokenResponse {
     pub user: UserDto,
 }
 
-/// Log in: exchange a username and password for a bearer token. Repeated failures lock the
-/// username out for a while (429).
+/// Log in: exchange a username and password for a bearer token. Repeated failures from one
+/// address, on one account from one address, or on one account from many addresses make
+/// the next attempt wait, longer with every failure (429 `too_many_attempts` with
+/// `Retry-After` in seconds); the owner of an account attacked from elsewhere is not locked out.
 #[utoipa::path(post, path = "/api/v1/auth/token", tag = "auth", security(()),
     request_body = TokenRequest,
     responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody),
@@ -36,11 +40,12 @@ pub struct TokenResponse {
               (status = 422, body = ErrorBody)))]
 pub async fn token(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
     let issued = state
         .app
-        .login(&req.username, &req.password, Source::Api)
+        .login(&req.username, &req.password, Source::Api, peer.ip())
         .await?;
     Ok(Json(TokenResponse {
         token: issued.token,
@@ -78,17 +83,21 @@ pub struct PasswordChange {
     pub new_password: String,
 }
 
-/// Change the caller's password; the caller's other tokens are revoked.
+/// Change the caller's password; the caller's other tokens are revoked. A wrong current
+/// password counts as a failed login of the account from the caller's address, throttled
+/// the same way (429 `too_many_attempts` with `Retry-After`).
 #[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = PasswordChange,
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 429, body = ErrorBody)))]
 pub async fn change_password(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<PasswordChange>,
 ) -> ApiResult<StatusCode> {
     state
         .app
-        .change_own_password(&actor, &req.current_password, &req.new_password)
+        .change_own_password(&actor, &req.current_password, &req.new_password, peer.ip())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,9 +1,11 @@
 //! Log in, log out, switch user, and the home page.
 
+use std::net::SocketAddr;
+
 use aliquot_app::{AppError, Source};
 use askama::Template;
 use axum::Extension;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -74,6 +76,7 @@ pub async fn login_page(
 /// user of a shared bench terminal.
 pub async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     uri: Uri,
     form: FormData,
@@ -89,7 +92,7 @@ pub async fn login(
     let tls = session::is_tls(&headers, &uri);
     match state
         .app
-        .login(&username, form.get("password"), Source::Web)
+        .login(&username, form.get("password"), Source::Web, peer.ip())
         .await
     {
         Ok(issued) => {
@@ -122,6 +125,10 @@ pub async fn login(
                     current: None,
                 },
             );
+            if let AppError::Locked { retry_after_secs } = e {
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
             if previous.is_some() {
                 r.headers_mut()
                     .insert(header::SET_COOKIE, session::clear_cookie(tls));

@@ -1,14 +1,17 @@
 use aliquot_domain::auth::Role;
 use jiff::SignedDuration;
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::*;
 
 crate::both_backends!(
     login_gives_a_token_that_works_until_logout,
     wrong_password_and_unknown_user_look_the_same,
-    repeated_failures_lock_the_username_out,
+    repeated_failures_delay_progressively,
+    an_attacker_cannot_lock_the_owner_out,
+    spraying_usernames_from_one_address_is_slowed,
+    password_change_guesses_are_throttled,
     expired_and_idle_tokens_are_refused,
     forged_token_is_refused,
     disabled_user_cannot_log_in_and_loses_tokens,
@@ -87,36 +90,191 @@ async fn wrong_password_and_unknown_user_look_the_same(db: Db) {
     app.finish().await;
 }
 
-async fn repeated_failures_lock_the_username_out(db: Db) {
-    let app = spawn_app(db).await;
-    app.create_user("carol", Role::Technician).await;
-    let attempt = |password: &'static str| {
-        app.call(
-            Method::POST,
-            "/api/v1/auth/token",
-            None,
-            Some(json!({"username": "carol", "password": password})),
-        )
-    };
-    for _ in 0..5 {
-        assert_eq!(attempt("wrong password!").await.0, StatusCode::UNAUTHORIZED);
-    }
-    // Locked: even the right password is refused, with 429 and Retry-After.
-    let locked = attempt(PASSWORD).await;
-    assert_error(&locked, StatusCode::TOO_MANY_REQUESTS, "locked_out", None);
-    // After the lock-out period the right password works again.
-    app.clock.advance(SignedDuration::from_mins(16));
-    assert_eq!(attempt(PASSWORD).await.0, StatusCode::OK);
-    // The failures were audited.
+/// A login attempt from `from` (a loopback address: every 127.x.y.z reaches the server):
+/// status, error code and `Retry-After` in seconds.
+async fn login_from(
+    app: &TestApp,
+    from: &str,
+    username: &str,
+    password: &str,
+) -> (StatusCode, Value, Option<u64>) {
+    let client = reqwest::Client::builder()
+        .local_address(from.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let resp = client
+        .post(format!("{}/api/v1/auth/token", app.base))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    (status, resp.json().await.unwrap_or(Value::Null), retry)
+}
+
+async fn audit_actions(app: &TestApp, of: &str) -> Vec<String> {
     let admin = app.token_for(Role::Admin).await;
     let (_, events) = app.get("/api/v1/audit/events?limit=1000", &admin).await;
-    let failed = events
+    events
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["action"] == "auth.login_failed")
-        .count();
-    assert_eq!(failed, 5);
+        .filter(|e| e["actor_name"] == of)
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+const ATTACKER: &str = "127.0.0.66";
+const OWNER: &str = "127.0.0.1";
+
+/// Failures of one account from one address make that address wait, longer each time
+/// (1 s, 2 s, 4 s …), with 429 and Retry-After; the right password waits too.
+async fn repeated_failures_delay_progressively(db: Db) {
+    let app = spawn_app(db).await;
+    app.create_user("carol", Role::Technician).await;
+    for _ in 0..5 {
+        let got = login_from(&app, ATTACKER, "carol", "wrong password!").await;
+        assert_eq!(got.0, StatusCode::UNAUTHORIZED, "{}", got.1);
+    }
+    for expected in [1, 2, 4, 8] {
+        let got = login_from(&app, ATTACKER, "carol", PASSWORD).await;
+        assert_eq!(got.0, StatusCode::TOO_MANY_REQUESTS, "{}", got.1);
+        assert_eq!(got.1["error"]["code"], "too_many_attempts");
+        assert_eq!(got.2, Some(expected), "Retry-After");
+        app.clock
+            .advance(SignedDuration::from_secs(expected as i64));
+        let got = login_from(&app, ATTACKER, "carol", "wrong password!").await;
+        assert_eq!(
+            got.0,
+            StatusCode::UNAUTHORIZED,
+            "after waiting {expected} s"
+        );
+    }
+    // After the wait the right password works, and clears the pair's count.
+    app.clock.advance(SignedDuration::from_secs(16));
+    assert_eq!(
+        login_from(&app, ATTACKER, "carol", PASSWORD).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        login_from(&app, ATTACKER, "carol", "wrong password!")
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    app.finish().await;
+}
+
+/// The scenario: an attacker keeps hammering `admin` from one address; the owner at
+/// another address logs in at once, and the flood writes a bounded number of rows.
+async fn an_attacker_cannot_lock_the_owner_out(db: Db) {
+    let app = spawn_app(db).await;
+    app.create_user("admin", Role::Admin).await;
+    let before = app.audit_len().await;
+    let mut refused = 0;
+    for i in 0..300 {
+        let got = login_from(&app, ATTACKER, "admin", "guess guess guess").await;
+        match got.0 {
+            StatusCode::UNAUTHORIZED => {}
+            StatusCode::TOO_MANY_REQUESTS => {
+                refused += 1;
+                assert!(got.2.is_some_and(|s| s >= 1), "Retry-After");
+            }
+            other => panic!("attempt {i}: {other} {}", got.1),
+        }
+        // The owner, elsewhere, is never delayed.
+        if i % 50 == 0 {
+            let own = login_from(&app, OWNER, "admin", PASSWORD).await;
+            assert_eq!(own.0, StatusCode::OK, "owner at attempt {i}: {}", own.1);
+        }
+        app.clock.advance(SignedDuration::from_millis(500));
+    }
+    assert!(refused > 250, "most attempts waited: {refused}");
+    let own = login_from(&app, OWNER, "admin", PASSWORD).await;
+    assert_eq!(own.0, StatusCode::OK);
+    // Bounded: one row for the first failure and one for the throttling decision, plus the
+    // owner's logins; refused attempts write nothing.
+    let actions = audit_actions(&app, "admin").await;
+    let failed = actions.iter().filter(|a| *a == "auth.login_failed").count();
+    let throttled = actions.iter().filter(|a| *a == "auth.throttled").count();
+    assert_eq!((failed, throttled), (1, 1), "{actions:?}");
+    let logins = actions.iter().filter(|a| *a == "auth.login").count();
+    // The admin token fetched by audit_actions is one more login.
+    assert!(app.audit_len().await - before <= 2 + logins as i64 + 1);
+    let counts = app
+        .app
+        .store()
+        .login_attempts(ATTACKER, "admin", jiff::Timestamp::UNIX_EPOCH)
+        .await
+        .unwrap();
+    assert!(counts.pair.is_some_and(|(n, _)| n < 50), "{counts:?}");
+    app.finish().await;
+}
+
+/// Spraying many usernames from one address is slowed too.
+async fn spraying_usernames_from_one_address_is_slowed(db: Db) {
+    let app = spawn_app(db).await;
+    app.create_user("erin", Role::Technician).await;
+    for i in 0..20 {
+        let got = login_from(&app, ATTACKER, &format!("user{i}"), "guess guess guess").await;
+        assert_eq!(got.0, StatusCode::UNAUTHORIZED, "{i}: {}", got.1);
+    }
+    let got = login_from(&app, ATTACKER, "erin", PASSWORD).await;
+    assert_eq!(got.0, StatusCode::TOO_MANY_REQUESTS, "{}", got.1);
+    assert_eq!(got.2, Some(1));
+    // Another address is not slowed.
+    assert_eq!(
+        login_from(&app, OWNER, "erin", PASSWORD).await.0,
+        StatusCode::OK
+    );
+    app.finish().await;
+}
+
+/// A stolen session cannot guess the current password freely: wrong guesses are throttled
+/// like logins (also the right one while waiting), from the session's address.
+async fn password_change_guesses_are_throttled(db: Db) {
+    let app = spawn_app(db).await;
+    let token = app.token_for(Role::Technician).await;
+    let change = |current: &'static str| {
+        app.post(
+            "/api/v1/auth/password",
+            &token,
+            json!({"current_password": current, "new_password": "a much better passphrase"}),
+        )
+    };
+    for _ in 0..5 {
+        let got = change("not it at all").await;
+        assert_error(
+            &got,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_credentials",
+            Some("current_password"),
+        );
+    }
+    let got = change(PASSWORD).await;
+    assert_error(
+        &got,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_attempts",
+        None,
+    );
+    let actions = audit_actions(&app, "technician").await;
+    assert_eq!(
+        actions
+            .iter()
+            .filter(
+                |a| a.as_str() == "user.password_change_failed" || a.as_str() == "auth.throttled"
+            )
+            .count(),
+        2,
+        "{actions:?}"
+    );
+    app.clock.advance(SignedDuration::from_secs(1));
+    assert_eq!(change(PASSWORD).await.0, StatusCode::NO_CONTENT);
     app.finish().await;
 }
 

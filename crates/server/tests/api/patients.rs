@@ -12,7 +12,51 @@ crate::both_backends!(
     bad_registrations_write_nothing,
     duplicates_are_refused_with_candidates,
     merge_moves_orders_and_unmerge_restores_them,
+    the_interface_account_reads_no_patient,
 );
+
+/// Issue 16 item 6: the interface account registers patients and places orders (matched
+/// inside the use cases), but reads no patient: not by id, not by search, not the versions.
+async fn the_interface_account_reads_no_patient(db: Db) {
+    let app = spawn_app(db).await;
+    let tech = app.token_for(Role::Technician).await;
+    let iface = app.token_for(Role::Interface).await;
+    let (status, p) = app
+        .post(
+            "/api/v1/patients",
+            &tech,
+            json!({"mrn": "MRN-2001", "family_name": "Okafor", "given_name": "Ada",
+                   "birth_date": "1975-06-01", "sex": "F"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    let id = p["id"].as_i64().unwrap();
+    let before = app.audit_len().await;
+    for path in [
+        format!("/api/v1/patients/{id}"),
+        format!("/api/v1/patients/{id}/versions"),
+        "/api/v1/patients?mrn=MRN-2001".to_owned(),
+        "/api/v1/patients?family_name=oka".to_owned(),
+        "/api/v1/patients?birth_date=1975-06-01".to_owned(),
+    ] {
+        let got = app.get(&path, &iface).await;
+        assert_error(&got, StatusCode::FORBIDDEN, "forbidden", None);
+        assert!(!got.1.to_string().contains("Okafor"), "{path}: {}", got.1);
+    }
+    // Registering still works (what an EMR connection needs), and answers only the record
+    // the interface itself sent.
+    let (status, q) = app
+        .post(
+            "/api/v1/patients",
+            &iface,
+            json!({"mrn": "MRN-2002", "family_name": "Lindqvist", "given_name": "Per",
+                   "birth_date": "1960-01-15", "sex": "M"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{q}");
+    assert!(app.audit_len().await > before);
+    app.finish().await;
+}
 
 async fn register_search_and_read(db: Db) {
     let app = spawn_app(db).await;

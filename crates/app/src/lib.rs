@@ -22,6 +22,8 @@ mod shown;
 mod specimens;
 // processing (issue 4)
 mod processing;
+pub mod reports;
+pub use reports::ReportDocument;
 pub use processing::{
     AliquotChildView, AliquotInput, AliquotPlanView, CentrifugationInput, CentrifugationView,
     DilutionInput, DilutionView, LineageView, SortingEntry,

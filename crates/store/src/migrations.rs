@@ -31,7 +31,8 @@ pub const SQLITE: &[MigrationSource] = migrations!(
     (12, "0012_outbox"),
     (13, "0013_instrument_connect_out"),
     (14, "0014_qc"),
-    (15, "0015_registration_keys_clinical_sex_physicians")
+    (15, "0015_registration_keys_clinical_sex_physicians"),
+    (18, "0018_report_versions")
 );
 pub const POSTGRES: &[MigrationSource] = migrations!(
     "postgres": (1, "0001_platform"),
@@ -48,7 +49,8 @@ pub const POSTGRES: &[MigrationSource] = migrations!(
     (12, "0012_outbox"),
     (13, "0013_instrument_connect_out"),
     (14, "0014_qc"),
-    (15, "0015_registration_keys_clinical_sex_physicians")
+    (15, "0015_registration_keys_clinical_sex_physicians"),
+    (18, "0018_report_versions")
 );
 
 pub(crate) fn migrator(list: &[MigrationSource]) -> Migrator {

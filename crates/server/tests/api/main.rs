@@ -19,6 +19,7 @@ mod specimens;
 mod processing;
 
 // results (issue 11)
+mod reports;
 mod results;
 
 // instrument and EMR connections (issue 12)

@@ -240,7 +240,6 @@ impl App {
             row["status_text"] = json!(text);
             if status == "pending" {
                 pending += 1;
-                row["value"] = json!("Pending");
             }
             if let Some(r) = result.filter(|_| status == "final" || status == "corrected") {
                 let b = Body::parse(&r.body)?;

@@ -23,11 +23,11 @@ mod specimens;
 // processing (issue 4)
 mod processing;
 pub mod reports;
-pub use reports::ReportDocument;
 pub use processing::{
     AliquotChildView, AliquotInput, AliquotPlanView, CentrifugationInput, CentrifugationView,
     DilutionInput, DilutionView, LineageView, SortingEntry,
 };
+pub use reports::ReportDocument;
 
 // storage, transport, send-out, disposal (issue 4)
 mod storage;

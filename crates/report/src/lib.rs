@@ -5,7 +5,8 @@
 //! - the template is compiled into the binary (`templates/report.typ`), and the report's data
 //!   is one in-memory file, `data.json`, which the template reads with `json("data.json")`;
 //! - fonts are embedded with `include_bytes!` (Noto Sans regular and bold for Latin, Greek
-//!   and Cyrillic, Droid Sans Fallback for CJK); no system font is looked at;
+//!   and Cyrillic, Noto Sans Math for ≥ ≤, Droid Sans Fallback for CJK); no system font is
+//!   looked at;
 //! - there is no file system, no package and no network access: any other file or package
 //!   the template would ask for is "not found";
 //! - `today` is the report's own issue time, so nothing reads the clock.
@@ -20,16 +21,18 @@ use std::sync::LazyLock;
 
 use typst::diag::{FileError, FileResult, SourceDiagnostic};
 use typst::foundations::{Bytes, Datetime, Duration, Smart};
-use typst_layout::PagedDocument;
 use typst::syntax::{FileId, RootedPath, Source, VirtualPath, VirtualRoot};
 use typst::text::{Font, FontBook};
 use typst::utils::LazyHash;
 use typst::{Library, LibraryExt, World};
+use typst_layout::PagedDocument;
 
 /// Noto Sans Regular (SIL OFL 1.1, `fonts/OFL.txt`).
 static NOTO_SANS_REGULAR: &[u8] = include_bytes!("../fonts/NotoSans-Regular.ttf");
 /// Noto Sans Bold (SIL OFL 1.1).
 static NOTO_SANS_BOLD: &[u8] = include_bytes!("../fonts/NotoSans-Bold.ttf");
+/// Noto Sans Math Regular (SIL OFL 1.1): ≥ ≤ and other symbols interval texts use.
+static NOTO_SANS_MATH: &[u8] = include_bytes!("../fonts/NotoSansMath-Regular.ttf");
 /// Droid Sans Fallback Full (Apache License 2.0, `fonts/LICENSE-Apache-2.0.txt`): CJK.
 static DROID_SANS_FALLBACK: &[u8] = include_bytes!("../fonts/DroidSansFallbackFull.ttf");
 
@@ -58,10 +61,15 @@ struct Fonts {
 
 /// Parsed once per process: font parsing is the expensive part of a small document.
 static FONTS: LazyLock<Fonts> = LazyLock::new(|| {
-    let fonts: Vec<Font> = [NOTO_SANS_REGULAR, NOTO_SANS_BOLD, DROID_SANS_FALLBACK]
-        .into_iter()
-        .flat_map(|data| Font::iter(Bytes::new(data)))
-        .collect();
+    let fonts: Vec<Font> = [
+        NOTO_SANS_REGULAR,
+        NOTO_SANS_BOLD,
+        NOTO_SANS_MATH,
+        DROID_SANS_FALLBACK,
+    ]
+    .into_iter()
+    .flat_map(|data| Font::iter(Bytes::new(data)))
+    .collect();
     Fonts {
         book: LazyHash::new(FontBook::from_fonts(&fonts)),
         fonts,
@@ -191,8 +199,12 @@ mod tests {
     #[test]
     fn the_embedded_fonts_cover_the_names_we_must_print() {
         let book = &FONTS.book;
-        for c in "Zoë Okonkwo-Lindqvist Đorđević 王秀英 Ünal Øster".chars() {
-            let covered = FONTS.fonts.iter().any(|f| f.info().coverage.contains(c as u32));
+        for c in "Zoë Okonkwo-Lindqvist Đorđević 王秀英 Ünal Øster – — · µ ≥ ≤ ±".chars()
+        {
+            let covered = FONTS
+                .fonts
+                .iter()
+                .any(|f| f.info().coverage.contains(c as u32));
             assert!(covered, "no embedded font has {c:?}");
         }
         assert!(book.families().count() >= 2);

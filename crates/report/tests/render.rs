@@ -26,3 +26,37 @@ fn broken_data_is_an_error_not_a_panic() {
     let e = render_pdf(b"{\"kind\": \"orders\"}", &meta()).unwrap_err();
     assert!(e.to_string().contains("report rendering failed"), "{e}");
 }
+
+#[test]
+fn every_glyph_is_embedded_and_extractable() {
+    let pdf = render_pdf(include_bytes!("fixtures/order_report.json"), &meta()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.pdf");
+    std::fs::write(&path, &pdf).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .args(["-raw", "-enc", "UTF-8"])
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (Debian package poppler-utils) must be installed");
+    let text = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        "OKONKWO-LINDQVIST, Zoë",
+        "Đorđević, Milan",
+        "≥ 60",
+        "136–145",
+        "CORRECTED REPORT",
+        "Page 1 of 1",
+    ] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+    let fonts = std::process::Command::new("pdffonts")
+        .arg(&path)
+        .output()
+        .expect("pdffonts (poppler-utils)");
+    let fonts = String::from_utf8(fonts.stdout).unwrap();
+    // Every font is embedded (pdffonts' "emb" column), none is substituted.
+    for line in fonts.lines().skip(2) {
+        assert!(line.contains(" yes "), "a font is not embedded: {line}");
+    }
+}

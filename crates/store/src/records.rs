@@ -1174,6 +1174,14 @@ pub struct ReportVersionRecord {
 }
 
 redacted_debug!(ReportVersionRecord {
-    shown: [id, order_id, version, status, content_sha256, issued_at, issued_by],
+    shown: [
+        id,
+        order_id,
+        version,
+        status,
+        content_sha256,
+        issued_at,
+        issued_by
+    ],
     redacted: [document],
 });

@@ -247,12 +247,19 @@ impl App {
                 let critical = b.flags.iter().any(|f| f == "LL" || f == "HH");
                 row["value"] = json!(b.value);
                 row["units"] = json!(b.units.clone().unwrap_or_default());
-                row["interval"] = json!(b.interval.as_ref().map(|i| i.text.clone()).unwrap_or_default());
+                row["interval"] = json!(
+                    b.interval
+                        .as_ref()
+                        .map(|i| i.text.clone())
+                        .unwrap_or_default()
+                );
                 row["flags"] = json!(b.flags.join(" "));
                 row["abnormal"] = json!(!b.flags.is_empty());
                 row["critical"] = json!(critical);
                 if let Some(d) = &b.dilution {
-                    notes.push(format!("Diluted {d}; the result is corrected for the dilution."));
+                    notes.push(format!(
+                        "Diluted {d}; the result is corrected for the dilution."
+                    ));
                 }
                 if b.calculated {
                     notes.push("Calculated from other results of this order.".to_owned());
@@ -348,18 +355,14 @@ impl App {
     ) -> AppResult<Value> {
         let events = self.store.specimen_events(s.id).await?;
         let received = events.iter().find(|e| e.kind == "receive").map(|e| e.at);
-        let rejection = events
-            .iter()
-            .rev()
-            .find(|e| e.kind == "reject")
-            .map(|e| {
-                let d: Value = serde_json::from_str(&e.details).unwrap_or_default();
-                let reason = rejection_text(d["reason"].as_str().unwrap_or_default());
-                match d["comment"].as_str().filter(|c| !c.trim().is_empty()) {
-                    Some(c) => format!("{reason} ({c}); recollection requested"),
-                    None => format!("{reason}; recollection requested"),
-                }
-            });
+        let rejection = events.iter().rev().find(|e| e.kind == "reject").map(|e| {
+            let d: Value = serde_json::from_str(&e.details).unwrap_or_default();
+            let reason = rejection_text(d["reason"].as_str().unwrap_or_default());
+            match d["comment"].as_str().filter(|c| !c.trim().is_empty()) {
+                Some(c) => format!("{reason} ({c}); recollection requested"),
+                None => format!("{reason}; recollection requested"),
+            }
+        });
         let condition = match s.status.as_str() {
             "rejected" => "Rejected",
             "planned" | "labelled" => "Not collected",
@@ -425,7 +428,10 @@ impl App {
 
     /// A patient's cumulative report: `{"kind": "cumulative", …}` and its date (the newest
     /// release shown, else the patient's registration).
-    pub(super) async fn cumulative_content(&self, patient_id: i64) -> AppResult<(Value, Timestamp)> {
+    pub(super) async fn cumulative_content(
+        &self,
+        patient_id: i64,
+    ) -> AppResult<(Value, Timestamp)> {
         let tz = self.lab_timezone().await?;
         let lab = self.lab_block().await?;
         let patient = self
@@ -465,9 +471,9 @@ impl App {
             };
             let number = b.value.parse::<Decimal>().ok();
             let trend = match (number, previous.get(&r.test_code)) {
-                (Some(n), Some(p)) if n > *p => "↑ rising",
-                (Some(n), Some(p)) if n < *p => "↓ falling",
-                (Some(_), Some(_)) => "→ unchanged",
+                (Some(n), Some(p)) if n > *p => "rising",
+                (Some(n), Some(p)) if n < *p => "falling",
+                (Some(_), Some(_)) => "unchanged",
                 _ => "",
             };
             if let Some(n) = number {

@@ -78,16 +78,15 @@ impl App {
             .ok_or(AppError::NotFound { entity: "order" })?;
         self.require_patient_visible(actor, order.patient_id, "order")
             .await?;
-        let issued = match version {
-            Some(n) => self
-                .store
-                .report_version(order_id, Some(n))
-                .await?
-                .ok_or(AppError::NotFound {
-                    entity: "report version",
-                })?,
-            None => self.issue_current(actor, order_id).await?,
-        };
+        let issued =
+            match version {
+                Some(n) => self.store.report_version(order_id, Some(n)).await?.ok_or(
+                    AppError::NotFound {
+                        entity: "report version",
+                    },
+                )?,
+                None => self.issue_current(actor, order_id).await?,
+            };
         self.store
             .record_access(&self.access(
                 actor,
@@ -211,7 +210,10 @@ impl App {
             .await?;
         Ok(ReportDocument {
             document: json_text(&document)?,
-            ident: format!("patient-{patient_id}-cumulative-{}", created.as_microsecond()),
+            ident: format!(
+                "patient-{patient_id}-cumulative-{}",
+                created.as_microsecond()
+            ),
             created,
             version: 0,
             status: "cumulative".into(),

@@ -33,7 +33,10 @@ pub async fn pdf_response(doc: ReportDocument, filename: String) -> ApiResult<Re
     .map_err(|e| internal(&e.to_string()))?;
     let mut response = (StatusCode::OK, pdf).into_response();
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/pdf"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{filename}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);

@@ -117,7 +117,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/orders", post(registration::place_order))
         .route("/orders/{id}", get(registration::order))
         .route("/orders/{id}/report.pdf", get(reports::order_report))
-        .route("/patients/{id}/cumulative.pdf", get(reports::cumulative_report))
+        .route(
+            "/patients/{id}/cumulative.pdf",
+            get(reports::cumulative_report),
+        )
         .route("/orders/{id}/labels", post(registration::labels))
         .route("/collect", get(stations::collect_page))
         .route("/collect/scan", post(stations::collect_scan))

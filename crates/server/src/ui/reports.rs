@@ -1,9 +1,9 @@
 //! Reports from the bench (issue 14): an order's report and a patient's cumulative report as
 //! PDF, through the same use cases and renderer as the REST API.
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 
 use super::app_error_page;
 use super::session::WebSession;

@@ -203,7 +203,12 @@ async fn an_order_report_carries_every_element_and_a_correction_keeps_the_origin
     };
     for code in ["NA", "K", "GLU"] {
         assert_eq!(
-            full["tests"].as_array().unwrap().iter().find(|t| t["test_code"] == code).unwrap()["result"]["status"],
+            full["tests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["test_code"] == code)
+                .unwrap()["result"]["status"],
             "released",
             "{full}"
         );
@@ -272,10 +277,14 @@ async fn an_order_report_carries_every_element_and_a_correction_keeps_the_origin
     // The received and issue times (within the minute the test ran).
     let received_shown = shown(received);
     assert!(
-        text.contains(&received_shown) || text.contains(&shown(received - SignedDuration::from_mins(1))),
+        text.contains(&received_shown)
+            || text.contains(&shown(received - SignedDuration::from_mins(1))),
         "received {received_shown}:\n{text}"
     );
-    assert!(text.contains(&shown(issued)) || text.contains(&shown(issued - SignedDuration::from_mins(1))));
+    assert!(
+        text.contains(&shown(issued))
+            || text.contains(&shown(issued - SignedDuration::from_mins(1)))
+    );
     assert!(!text.contains("CORRECTED"), "{text}");
 
     // The same version is the same bytes: again, and by its number.
@@ -318,18 +327,38 @@ async fn an_order_report_carries_every_element_and_a_correction_keeps_the_origin
     let (s, original, meta) = get_pdf(&c.app, &format!("{path}?version=1"), &c.mt).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(meta, "application/pdf v1 final");
-    assert!(original == v1, "version 1 must not change after a correction");
+    assert!(
+        original == v1,
+        "version 1 must not change after a correction"
+    );
     let (_, v2_again, _) = get_pdf(&c.app, &format!("{path}?version=2"), &c.mt).await;
     assert!(v2_again == v2);
     // A version that was never issued, and a bad one.
     let (s, body, _) = get_pdf(&c.app, &format!("{path}?version=3"), &c.mt).await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
     let r = c.app.get(&format!("{path}?version=0"), &c.mt).await;
-    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_version", Some("version"));
+    assert_error(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_version",
+        Some("version"),
+    );
     let r = c.app.get(&format!("{path}?version=x"), &c.mt).await;
     assert_eq!(r.0, StatusCode::BAD_REQUEST, "{}", r.1);
     assert_eq!(r.1["error"]["code"], "invalid_query");
-    assert!(r.1["error"]["message"].as_str().unwrap().contains("version"), "{}", r.1);
+    assert!(
+        r.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("version"),
+        "{}",
+        r.1
+    );
 
     // Issuing is audited once per version; every read is access-logged.
     let audit = c
@@ -340,7 +369,10 @@ async fn an_order_report_carries_every_element_and_a_correction_keeps_the_origin
         .await
         .unwrap();
     assert_eq!(
-        audit.iter().filter(|a| a.entry.action == "report.issue").count(),
+        audit
+            .iter()
+            .filter(|a| a.entry.action == "report.issue")
+            .count(),
         2,
         "{audit:?}"
     );
@@ -380,7 +412,11 @@ async fn a_rejected_specimen_and_pending_tests_make_a_preliminary_report(db: Db)
     }
     let (s, v) = c
         .app
-        .post(&format!("/api/v1/specimens/{sst}/receive"), &c.tech, json!({}))
+        .post(
+            &format!("/api/v1/specimens/{sst}/receive"),
+            &c.tech,
+            json!({}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let (s, v) = c
@@ -419,7 +455,10 @@ async fn a_rejected_specimen_and_pending_tests_make_a_preliminary_report(db: Db)
     .await;
     assert_eq!(out[0]["outcome"], "held");
     let (_, same, meta) = get_pdf(&c.app, &path, &c.tech).await;
-    assert_eq!(meta, "application/pdf v1 preliminary", "held changes nothing");
+    assert_eq!(
+        meta, "application/pdf v1 preliminary",
+        "held changes nothing"
+    );
     assert!(same == pdf);
     c.app.finish().await;
 }
@@ -456,7 +495,11 @@ async fn the_cumulative_report_and_the_batch_print(db: Db) {
         assert_eq!(s, StatusCode::OK, "{v}");
         let (s, v) = c
             .app
-            .post(&format!("/api/v1/specimens/{acc}/receive"), &c.tech, json!({}))
+            .post(
+                &format!("/api/v1/specimens/{acc}/receive"),
+                &c.tech,
+                json!({}),
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         let out = post_results(
@@ -492,7 +535,10 @@ async fn the_cumulative_report_and_the_batch_print(db: Db) {
             &orders[1].to_string(),
         ],
     );
-    assert!(text.find("110").unwrap() < text.find("180").unwrap(), "oldest first");
+    assert!(
+        text.find("110").unwrap() < text.find("180").unwrap(),
+        "oldest first"
+    );
     let (_, again, _) = get_pdf(&c.app, &path, &c.tech).await;
     assert!(again == pdf, "the same results give the same bytes");
 
@@ -506,7 +552,15 @@ async fn the_cumulative_report_and_the_batch_print(db: Db) {
     let text = pdf_text(&pdf);
     assert_eq!(text.matches("FINAL REPORT").count(), 2, "{text}");
     assert_eq!(text.matches("Page 1 of 1").count(), 2, "{text}");
-    assert_has(&text, &["王, 秀英", "Đorđević, Milan", &format!("Order {}", orders[0]), &format!("Order {}", orders[1])]);
+    assert_has(
+        &text,
+        &[
+            "王, 秀英",
+            "Đorđević, Milan",
+            &format!("Order {}", orders[0]),
+            &format!("Order {}", orders[1]),
+        ],
+    );
     // Only the second order was released in the last day.
     let since = (c.app.app.now() - SignedDuration::from_hours(1)).to_string();
     let (_, pdf, _) = get_pdf(
@@ -525,24 +579,51 @@ async fn the_cumulative_report_and_the_batch_print(db: Db) {
         &c.tech,
     )
     .await;
-    assert_has(&pdf_text(&pdf), &["No reports were released in this period."]);
+    assert_has(
+        &pdf_text(&pdf),
+        &["No reports were released in this period."],
+    );
     // Bad input names its field.
     let r = c
         .app
-        .get("/api/v1/reports/batch.pdf?location=OPD&since=yesterday", &c.tech)
+        .get(
+            "/api/v1/reports/batch.pdf?location=OPD&since=yesterday",
+            &c.tech,
+        )
         .await;
-    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_time", Some("since"));
+    assert_error(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_time",
+        Some("since"),
+    );
     let r = c
         .app
-        .get(&format!("/api/v1/reports/batch.pdf?location=NOPE&since={later}"), &c.tech)
+        .get(
+            &format!("/api/v1/reports/batch.pdf?location=NOPE&since={later}"),
+            &c.tech,
+        )
         .await;
     assert_eq!(r.0, StatusCode::NOT_FOUND, "{}", r.1);
-    let r = c.app.get("/api/v1/reports/batch.pdf?location=OPD", &c.tech).await;
+    let r = c
+        .app
+        .get("/api/v1/reports/batch.pdf?location=OPD", &c.tech)
+        .await;
     assert_eq!(r.0, StatusCode::BAD_REQUEST, "{}", r.1);
-    assert!(r.1["error"]["message"].as_str().unwrap().contains("since"), "{}", r.1);
+    assert!(
+        r.1["error"]["message"].as_str().unwrap().contains("since"),
+        "{}",
+        r.1
+    );
     let log = c.app.app.store().access_log(0, 1000).await.unwrap();
-    assert!(log.iter().any(|a| a.action == "report.cumulative" && a.patient_ids == vec![patient]));
-    assert!(log.iter().any(|a| a.action == "report.batch" && a.patient_ids == vec![patient]));
+    assert!(
+        log.iter()
+            .any(|a| a.action == "report.cumulative" && a.patient_ids == vec![patient])
+    );
+    assert!(
+        log.iter()
+            .any(|a| a.action == "report.batch" && a.patient_ids == vec![patient])
+    );
     c.app.finish().await;
 }
 
@@ -578,7 +659,10 @@ async fn reports_are_refused_to_whom_may_not_see_them(db: Db) {
     assert_error(&r, StatusCode::NOT_FOUND, "not_found", None);
     let r = c
         .app
-        .get(&format!("/api/v1/patients/{patient}/cumulative.pdf"), &doctor)
+        .get(
+            &format!("/api/v1/patients/{patient}/cumulative.pdf"),
+            &doctor,
+        )
         .await;
     assert_error(&r, StatusCode::NOT_FOUND, "not_found", None);
     // The ordering physician sees it.

@@ -35,7 +35,11 @@ fn bench(c: &mut Criterion) {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let fresh = || data(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     g.bench_function("one_thread", |b| {
-        b.iter_batched(fresh, |d| render_pdf(&d, &meta).unwrap(), BatchSize::SmallInput)
+        b.iter_batched(
+            fresh,
+            |d| render_pdf(&d, &meta).unwrap(),
+            BatchSize::SmallInput,
+        )
     });
     g.throughput(Throughput::Elements(100));
     g.bench_function("two_threads", |b| {

@@ -23,10 +23,12 @@ mod specimens;
 mod stability;
 // processing (issue 4)
 mod processing;
+pub mod reports;
 pub use processing::{
     AliquotChildView, AliquotInput, AliquotPlanView, CentrifugationInput, CentrifugationView,
     DilutionInput, DilutionView, LineageView, SortingEntry,
 };
+pub use reports::ReportDocument;
 
 // storage, transport, send-out, disposal (issue 4)
 mod storage;

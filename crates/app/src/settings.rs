@@ -33,6 +33,48 @@ pub fn setting_rules() -> &'static [(&'static str, &'static str, Rule)] {
             },
         ),
         (
+            "lab.address",
+            "the laboratory's address, as printed on reports (CLIA 42 CFR 493.1291(c)(2))",
+            |v| {
+                let v = v.trim();
+                if v.is_empty() || v.chars().count() > 300 || v.chars().any(char::is_control) {
+                    Err("1 to 300 characters without control characters".into())
+                } else {
+                    Ok(v.to_owned())
+                }
+            },
+        ),
+        (
+            "lab.clia",
+            "the laboratory's CLIA certificate number, as printed on reports: two digits, D, \
+             seven digits (e.g. 14D0123456)",
+            |v| {
+                let v = v.trim().to_ascii_uppercase();
+                let b = v.as_bytes();
+                if b.len() == 10
+                    && b[..2].iter().all(u8::is_ascii_digit)
+                    && b[2] == b'D'
+                    && b[3..].iter().all(u8::is_ascii_digit)
+                {
+                    Ok(v)
+                } else {
+                    Err("two digits, the letter D and seven digits, e.g. 14D0123456".into())
+                }
+            },
+        ),
+        (
+            "lab.phone",
+            "the laboratory's telephone number, as printed on reports",
+            |v| {
+                let v = v.trim();
+                if v.is_empty() || v.chars().count() > 40 || v.chars().any(char::is_control) {
+                    Err("1 to 40 characters without control characters".into())
+                } else {
+                    Ok(v.to_owned())
+                }
+            },
+        ),
+        (
             "lab.timezone",
             "IANA time zone used to display times",
             |v| {

@@ -43,6 +43,9 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
     }
     for (key, value) in [
         ("lab.name", "Aliquot Demonstration Laboratory"),
+        ("lab.address", "1200 Main Street, Springfield, IL 62701"),
+        ("lab.clia", "14D0123456"),
+        ("lab.phone", "+1 217 555 0100"),
         ("lab.timezone", "America/Chicago"),
         ("lab.accession_prefix", "D"),
     ] {

@@ -260,6 +260,14 @@ pub const ROUTES: &[RouteSpec] = &[
         Perm(P::ResultEnter),
     ),
     r("GET", "/api/v1/patients/{id}/results", Perm(P::OrderRead)),
+    // reports (issue 14)
+    r("GET", "/api/v1/orders/{id}/report.pdf", Perm(P::OrderRead)),
+    r(
+        "GET",
+        "/api/v1/patients/{id}/cumulative.pdf",
+        Perm(P::OrderRead),
+    ),
+    r("GET", "/api/v1/reports/batch.pdf", Perm(P::OrderRead)),
     r("GET", "/api/v1/result-rules/{test}", Perm(P::CatalogRead)),
     r(
         "PUT",

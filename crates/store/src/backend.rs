@@ -691,6 +691,17 @@ macro_rules! backend {
             async fn open_result_notices(&self, limit: i64) -> StoreResult<Vec<ResultNoticeRecord>> {
                 crate::queries::$ctx::results::open_result_notices(&self.read, limit).await
             }
+            async fn released_results_of_patient(&self, patient_id: i64, limit: i64) -> StoreResult<Vec<ResultRecord>> {
+                crate::queries::$ctx::results::released_results_of_patient(&self.read, patient_id, limit).await
+            }
+
+            // ── reports (issue 14) ──
+            async fn report_version(&self, order_id: i64, version: Option<i64>) -> StoreResult<Option<ReportVersionRecord>> {
+                crate::queries::$ctx::reports::report_version(&self.read, order_id, version).await
+            }
+            async fn orders_released_since(&self, location_id: i64, since: Timestamp, limit: i64) -> StoreResult<Vec<i64>> {
+                crate::queries::$ctx::reports::orders_released_since(&self.read, location_id, since, limit).await
+            }
 
             // ── storage, transport, send-out, disposal (issue 4) ──
             async fn storage_units(&self) -> StoreResult<Vec<StorageUnitRecord>> {
@@ -1331,6 +1342,12 @@ macro_rules! backend {
             }
             async fn results_of_order(&mut self, order_id: i64) -> StoreResult<Vec<ResultRecord>> {
                 crate::queries::$ctx::results::results_of_order(&mut *self.tx, order_id).await
+            }
+            async fn report_version(&mut self, order_id: i64, version: Option<i64>) -> StoreResult<Option<ReportVersionRecord>> {
+                crate::queries::$ctx::reports::report_version(&mut *self.tx, order_id, version).await
+            }
+            async fn insert_report_version(&mut self, v: &ReportVersionRecord) -> StoreResult<i64> {
+                crate::queries::$ctx::reports::insert_report_version(&mut *self.tx, v).await
             }
             async fn previous_released(&mut self, patient_id: i64, test_code: &str, before: Timestamp) -> StoreResult<Option<ResultRecord>> {
                 crate::queries::$ctx::results::previous_released(&mut *self.tx, patient_id, test_code, before).await

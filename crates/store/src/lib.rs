@@ -416,6 +416,26 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<ResultRuleVersionRecord>>;
     async fn result_by_id(&self, id: i64) -> StoreResult<Option<ResultRecord>>;
     async fn results_of_order(&self, order_id: i64) -> StoreResult<Vec<ResultRecord>>;
+    /// All the patient's released or corrected results, by collection time (the newest
+    /// `limit`).
+    async fn released_results_of_patient(
+        &self,
+        patient_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ResultRecord>>;
+    /// Version `version` of an order's report, or its latest (`None`).
+    async fn report_version(
+        &self,
+        order_id: i64,
+        version: Option<i64>,
+    ) -> StoreResult<Option<ReportVersionRecord>>;
+    /// Orders of a client location with a result released or corrected since `since`.
+    async fn orders_released_since(
+        &self,
+        location_id: i64,
+        since: Timestamp,
+        limit: i64,
+    ) -> StoreResult<Vec<i64>>;
     async fn result_versions_of_order(
         &self,
         order_id: i64,
@@ -869,6 +889,14 @@ pub trait Tx: Send {
         order_test_id: i64,
     ) -> StoreResult<Option<ResultRecord>>;
     async fn results_of_order(&mut self, order_id: i64) -> StoreResult<Vec<ResultRecord>>;
+    /// Version `version` of an order's report, or its latest (`None`).
+    async fn report_version(
+        &mut self,
+        order_id: i64,
+        version: Option<i64>,
+    ) -> StoreResult<Option<ReportVersionRecord>>;
+    /// Appends a report version (`UNIQUE (order_id, version)`).
+    async fn insert_report_version(&mut self, v: &ReportVersionRecord) -> StoreResult<i64>;
     /// The patient's latest released result of a test collected before `before`.
     async fn previous_released(
         &mut self,

@@ -34,6 +34,7 @@ pub const SQLITE: &[MigrationSource] = migrations!(
     (15, "0015_registration_keys_clinical_sex_physicians"),
     (16, "0016_retention_by_use"),
     (17, "0017_receipt_demand_container"),
+    (18, "0018_report_versions"),
     (19, "0019_login_attempts")
 );
 pub const POSTGRES: &[MigrationSource] = migrations!(
@@ -54,6 +55,7 @@ pub const POSTGRES: &[MigrationSource] = migrations!(
     (15, "0015_registration_keys_clinical_sex_physicians"),
     (16, "0016_retention_by_use"),
     (17, "0017_receipt_demand_container"),
+    (18, "0018_report_versions"),
     (19, "0019_login_attempts")
 );
 

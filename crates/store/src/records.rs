@@ -1202,3 +1202,33 @@ pub struct ReleasedResultRecord {
     pub accession: String,
     pub specimen_type: String,
 }
+
+/// One issued version of an order's report (issue 14): the whole content it was rendered from.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ReportVersionRecord {
+    pub id: i64,
+    pub order_id: i64,
+    pub version: i64,
+    /// `preliminary`, `final` or `corrected`.
+    pub status: String,
+    /// SHA-256 (hex) of the report's content without its issue details: a new version is
+    /// issued only when this changes.
+    pub content_sha256: String,
+    /// The JSON the PDF is rendered from (display text, patient data).
+    pub document: String,
+    pub issued_at: Timestamp,
+    pub issued_by: String,
+}
+
+redacted_debug!(ReportVersionRecord {
+    shown: [
+        id,
+        order_id,
+        version,
+        status,
+        content_sha256,
+        issued_at,
+        issued_by
+    ],
+    redacted: [document],
+});

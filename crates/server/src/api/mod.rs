@@ -11,6 +11,7 @@ pub mod outbox;
 pub mod patients;
 // quality control and calibration (issue 13)
 pub mod qc;
+pub mod reports;
 pub mod settings;
 pub mod specimens;
 // processing (issue 4)
@@ -56,6 +57,7 @@ use crate::AppState;
         (name = "specimens", description = "Specimen lifecycle: labels, collection, receipt, rejection"),
         (name = "results", description = "Results: entry, autoverification, review and release, corrections, critical calls, worklists, result rules"),
         (name = "connections", description = "Instruments and their test codes, the interface message log and error queue, outbound destinations and the outbox"),
+        (name = "reports", description = "Patient reports as PDF: an order's report (preliminary, final, corrected; every version kept), a patient's cumulative report, a client location's batch print"),
         (name = "qc", description = "Quality control and calibration: control lots and targets, Westgard rules, QC runs, locks on patient results, corrective actions, statistics, Levey-Jennings charts"),
     )
 )]
@@ -116,6 +118,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(qc::record_calibration, qc::list_calibrations))
         .routes(routes!(qc::statistics))
         .routes(routes!(qc::chart))
+        .routes(routes!(reports::order_report))
+        .routes(routes!(reports::cumulative_report))
+        .routes(routes!(reports::batch_reports))
         .routes(routes!(catalog::list, catalog::create))
         .routes(routes!(catalog::get, catalog::update))
         .routes(routes!(catalog::retire))

@@ -15,6 +15,7 @@ mod interfaces;
 mod processing;
 mod qc;
 mod registration;
+mod reports;
 mod results;
 pub mod session;
 mod stations;
@@ -60,6 +61,8 @@ pub const UI_ROUTES: &[RouteSpec] = &[
     r("GET", "/patients/{id}/orders/new", Perm(P::OrderWrite)),
     r("POST", "/orders", Perm(P::OrderWrite)),
     r("GET", "/orders/{id}", Perm(P::OrderRead)),
+    r("GET", "/orders/{id}/report.pdf", Perm(P::OrderRead)),
+    r("GET", "/patients/{id}/cumulative.pdf", Perm(P::OrderRead)),
     r("POST", "/orders/{id}/labels", Perm(P::SpecimenCollect)),
     // collection
     r("GET", "/collect", Perm(P::SpecimenCollect)),
@@ -113,6 +116,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/patients/{id}/orders/new", get(registration::new_order))
         .route("/orders", post(registration::place_order))
         .route("/orders/{id}", get(registration::order))
+        .route("/orders/{id}/report.pdf", get(reports::order_report))
+        .route(
+            "/patients/{id}/cumulative.pdf",
+            get(reports::cumulative_report),
+        )
         .route("/orders/{id}/labels", post(registration::labels))
         .route("/collect", get(stations::collect_page))
         .route("/collect/scan", post(stations::collect_scan))

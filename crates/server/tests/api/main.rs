@@ -23,6 +23,7 @@ mod pending_tests;
 mod processing;
 
 // results (issue 11)
+mod reports;
 mod results;
 
 // FHIR R4 (issue 14)

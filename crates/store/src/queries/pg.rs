@@ -28,6 +28,9 @@ pub(crate) mod qc;
 #[path = "registration.rs"]
 pub(crate) mod registration;
 #[allow(clippy::duplicate_mod)]
+#[path = "reports.rs"]
+pub(crate) mod reports;
+#[allow(clippy::duplicate_mod)]
 #[path = "results.rs"]
 pub(crate) mod results;
 #[allow(clippy::duplicate_mod)]

@@ -356,6 +356,30 @@ pub(crate) async fn released_results_page<'e, E: Executor<'e, Database = Db>>(
         .collect()
 }
 
+/// All the patient's released (or corrected) results, by test and collection time (at most
+/// `limit`, the newest kept).
+pub(crate) async fn released_results_of_patient<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    patient_id: i64,
+    limit: i64,
+) -> StoreResult<Vec<ResultRecord>> {
+    let mut rows = sqlx::query_as::<_, ResultRow>(concat!(
+        "SELECT ",
+        result_cols!(),
+        " FROM results r WHERE r.patient_id = $1 AND r.status IN ('released', 'corrected') \
+         ORDER BY r.collected_at DESC, r.id DESC LIMIT $2"
+    ))
+    .bind(patient_id)
+    .bind(limit)
+    .fetch_all(e)
+    .await?
+    .into_iter()
+    .map(result)
+    .collect::<StoreResult<Vec<_>>>()?;
+    rows.reverse();
+    Ok(rows)
+}
+
 /// The patient's latest released result of a test collected before `before`.
 pub(crate) async fn previous_released<'e, E: Executor<'e, Database = Db>>(
     e: E,

@@ -415,7 +415,7 @@ async fn a_rejected_specimen_and_pending_tests_make_a_preliminary_report(db: Db)
         .post(
             &format!("/api/v1/specimens/{sst}/receive"),
             &c.tech,
-            json!({}),
+            full_tube("SST"),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -498,7 +498,7 @@ async fn the_cumulative_report_and_the_batch_print(db: Db) {
             .post(
                 &format!("/api/v1/specimens/{acc}/receive"),
                 &c.tech,
-                json!({}),
+                full_tube("SST"),
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");

@@ -8,9 +8,9 @@ use aliquot_domain::catalog::{ContainerType, SpecimenType, Temperature};
 use aliquot_domain::ids::AccessionNumber;
 use aliquot_domain::specimen::stability::{TemperatureSegment, TemperatureStage};
 use aliquot_domain::specimen::{
-    COLLECTION_CLOCK_SKEW, Event, Fill, ReceiptFacts, ReceiptTest, RejectionReason, SpecimenState,
-    TestStatus, TransitionError, check_collection_time, check_label, check_receipt,
-    content_after_receipt, match_container, transition,
+    Event, Fill, ReceiptFacts, ReceiptTest, RejectionReason, SpecimenState, TestStatus,
+    TransitionError, check_collection_time, check_label, check_receipt, content_after_receipt,
+    match_container, transition,
 };
 use aliquot_labels::{LabelData, LabelFormat, LabelLayout};
 use aliquot_store::{
@@ -122,14 +122,13 @@ pub(crate) fn parse_time(field: &str, code: &'static str, text: &str) -> AppResu
     Ok(Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t))
 }
 
-/// A separation time lies between the draw and now (plus the clock skew).
+/// A separation time lies between the draw and now (the domain's rule).
 fn check_separated_at(
     t: Timestamp,
     collected_at: Option<Timestamp>,
     now: Timestamp,
 ) -> AppResult<Timestamp> {
-    let latest = now.checked_add(COLLECTION_CLOCK_SKEW).unwrap_or(now);
-    if t > latest || collected_at.is_some_and(|c| t < c) {
+    if !aliquot_domain::specimen::stability::separation_time_plausible(t, collected_at, now) {
         return Err(AppError::invalid(
             "separated_at",
             "separated_at_range",

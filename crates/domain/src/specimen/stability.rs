@@ -375,6 +375,17 @@ pub(super) fn receipt_problems(
     .collect()
 }
 
+/// A separation time given at receipt (a tube spun at the draw site) lies between the draw
+/// and now plus [`super::COLLECTION_CLOCK_SKEW`].
+pub fn separation_time_plausible(
+    separated_at: Timestamp,
+    collected_at: Option<Timestamp>,
+    now: Timestamp,
+) -> bool {
+    let latest = now.checked_add(super::COLLECTION_CLOCK_SKEW).unwrap_or(now);
+    separated_at <= latest && collected_at.is_none_or(|c| separated_at >= c)
+}
+
 /// The unspun stability a serum or plasma test has when its catalogue entry gives none: CLSI
 /// GP44's "separate from cells within 2 h of collection", at room temperature or refrigerated
 /// (never frozen: freezing whole blood lyses the cells).
@@ -385,6 +396,28 @@ pub fn gp44_default_unspun() -> Stability {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_separation_time_lies_between_the_draw_and_now() {
+        let at = |m: i64| Timestamp::UNIX_EPOCH + SignedDuration::from_mins(m);
+        let now = at(600);
+        // (separated, collected, plausible)
+        let cases = [
+            (at(300), Some(at(200)), true),
+            (at(200), Some(at(200)), true),
+            (at(199), Some(at(200)), false),
+            (at(604), Some(at(200)), true),
+            (at(606), Some(at(200)), false),
+            (at(10), None, true),
+        ];
+        for (separated, collected, plausible) in cases {
+            assert_eq!(
+                super::separation_time_plausible(separated, collected, now),
+                plausible,
+                "{separated} {collected:?}"
+            );
+        }
+    }
+
     use super::*;
     use Temperature::{Frozen as F, Refrigerated as C, Room as R};
     use proptest::prelude::*;

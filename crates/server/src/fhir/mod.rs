@@ -316,6 +316,11 @@ fn search_url(resource_type: &str, query: &str) -> String {
     }
 }
 
+/// A numeric logical id from the path; anything else is an unknown `what`.
+pub fn numeric_id(id: &str, what: &str) -> FhirResult<i64> {
+    id.parse::<i64>().map_err(|_| FhirError::not_found(what))
+}
+
 /// A reference to a patient.
 pub fn patient_ref(id: i64) -> Value {
     json!({"reference": format!("Patient/{id}")})

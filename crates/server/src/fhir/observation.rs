@@ -32,9 +32,7 @@ pub async fn read_observation(
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> FhirResult<Response> {
-    let id = id
-        .parse::<i64>()
-        .map_err(|_| FhirError::not_found("Observation"))?;
+    let id = super::numeric_id(&id, "Observation")?;
     let r = state
         .app
         .released_result(&actor, id)

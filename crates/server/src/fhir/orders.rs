@@ -220,9 +220,7 @@ pub async fn read_report(
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> FhirResult<Response> {
-    let id = id
-        .parse::<i64>()
-        .map_err(|_| FhirError::not_found("DiagnosticReport"))?;
+    let id = super::numeric_id(&id, "DiagnosticReport")?;
     let o = state
         .app
         .order(&actor, id)

@@ -17,9 +17,7 @@ pub async fn read(
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> FhirResult<Response> {
-    let id = id
-        .parse::<i64>()
-        .map_err(|_| FhirError::not_found("Patient"))?;
+    let id = super::numeric_id(&id, "Patient")?;
     let p = state
         .app
         .patient(&actor, id)

@@ -905,6 +905,20 @@ pub trait Tx: Send {
         before: Timestamp,
     ) -> StoreResult<Option<ResultRecord>>;
     async fn insert_result(&mut self, r: &ResultRecord) -> StoreResult<i64>;
+    /// What a batch of results for the tubes `accessions` is judged with, read as a few set
+    /// queries instead of several statements per result: the tubes, their orders, the orders'
+    /// tests, patients and results, and the tubes' dilutions.
+    async fn result_batch_rows(&mut self, accessions: &[String]) -> StoreResult<ResultBatchRows>;
+    /// [`Tx::previous_released`] for many `(patient, test, before)`: one answer per key, in
+    /// the keys' order.
+    async fn previous_released_many(
+        &mut self,
+        keys: &[(i64, String, Timestamp)],
+    ) -> StoreResult<Vec<Option<ResultRecord>>>;
+    /// Stores new results (each for an ordered test without one) with their first version,
+    /// their tests' statuses and their critical calls, as multi-row statements. Returns the
+    /// results' ids in the order given.
+    async fn insert_new_results(&mut self, rows: &[NewResultRows]) -> StoreResult<Vec<i64>>;
     /// Replaces the current version, guarded by the version replaced: false when another
     /// request changed the result first.
     async fn update_result(&mut self, r: &ResultRecord, replaces: i64) -> StoreResult<bool>;

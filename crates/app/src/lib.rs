@@ -279,6 +279,8 @@ pub struct App {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     config: AppConfig,
+    /// Result messages of every connection, ingested in groups (`connections/group.rs`).
+    ingest_queue: connections::IngestQueue,
 }
 
 impl App {
@@ -287,6 +289,7 @@ impl App {
             store,
             clock,
             config,
+            ingest_queue: connections::IngestQueue::default(),
         }
     }
 

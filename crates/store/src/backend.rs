@@ -1314,6 +1314,22 @@ macro_rules! backend {
             async fn interface_message_by_id(&mut self, id: i64) -> StoreResult<Option<InterfaceMessageRecord>> {
                 crate::queries::$ctx::connections::interface_message_by_id(&mut *self.tx, id).await
             }
+            async fn interface_messages_by_keys(&mut self, keys: &[(String, String, String)]) -> StoreResult<Vec<Option<InterfaceMessageRecord>>> {
+                let found = crate::queries::$ctx::connections::interface_messages_by_keys(&mut *self.tx, keys).await?;
+                let mut out = vec![None; keys.len()];
+                for (k, m) in found {
+                    if let Some(slot) = usize::try_from(k).ok().and_then(|k| out.get_mut(k)) {
+                        *slot = Some(m);
+                    }
+                }
+                Ok(out)
+            }
+            async fn insert_interface_messages(&mut self, rows: &[InterfaceMessageRecord]) -> StoreResult<Vec<i64>> {
+                crate::queries::$ctx::connections::insert_interface_messages(&mut *self.tx, rows).await
+            }
+            async fn qc_control_ids_of(&mut self, instrument_id: i64) -> StoreResult<Vec<(String, i64)>> {
+                crate::queries::$ctx::qc::control_ids_of(&mut *self.tx, instrument_id).await
+            }
             async fn insert_interface_message(&mut self, m: &InterfaceMessageRecord) -> StoreResult<i64> {
                 crate::queries::$ctx::connections::insert_interface_message(&mut *self.tx, m).await
             }

@@ -864,6 +864,19 @@ pub trait Tx: Send {
     ) -> StoreResult<Option<InterfaceMessageRecord>>;
     /// `Conflict` when the sender's control id is already stored.
     async fn insert_interface_message(&mut self, m: &InterfaceMessageRecord) -> StoreResult<i64>;
+    /// The stored messages under these `(protocol, sender, control id)` keys: one answer
+    /// per key, in the keys' order.
+    async fn interface_messages_by_keys(
+        &mut self,
+        keys: &[(String, String, String)],
+    ) -> StoreResult<Vec<Option<InterfaceMessageRecord>>>;
+    /// Stores messages (each under a key not stored yet) in one statement; their ids in order.
+    async fn insert_interface_messages(
+        &mut self,
+        rows: &[InterfaceMessageRecord],
+    ) -> StoreResult<Vec<i64>>;
+    /// Every name the instrument gives its control lots, with the lot.
+    async fn qc_control_ids_of(&mut self, instrument_id: i64) -> StoreResult<Vec<(String, i64)>>;
     /// Empties the content of accepted or replayed messages received before `before`
     /// (retention); returns how many.
     async fn purge_interface_messages(

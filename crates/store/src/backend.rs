@@ -1205,6 +1205,9 @@ macro_rules! backend {
             async fn update_destination(&mut self, r: &DestinationRecord) -> StoreResult<bool> {
                 crate::queries::$ctx::outbox::update_destination(&mut *self.tx, r).await
             }
+            async fn insert_outbox_many(&mut self, rows: &[OutboxRecord]) -> StoreResult<()> {
+                crate::queries::$ctx::outbox::insert_outbox_many(&mut *self.tx, rows).await
+            }
             async fn insert_outbox(&mut self, r: &OutboxRecord) -> StoreResult<i64> {
                 crate::queries::$ctx::outbox::insert_outbox(&mut *self.tx, r).await
             }

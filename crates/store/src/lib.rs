@@ -720,6 +720,8 @@ pub trait Tx: Send {
     /// Replaces version `r.version - 1`; false when another change came first.
     async fn update_destination(&mut self, r: &DestinationRecord) -> StoreResult<bool>;
     async fn insert_outbox(&mut self, r: &OutboxRecord) -> StoreResult<i64>;
+    /// Many outbox rows in multi-row statements, ids in the order given.
+    async fn insert_outbox_many(&mut self, rows: &[OutboxRecord]) -> StoreResult<()>;
     async fn outbox_by_id(&mut self, id: i64) -> StoreResult<Option<OutboxRecord>>;
     /// Writes a row's new state over the state it was read in; false when another worker or
     /// an analyst changed it first.

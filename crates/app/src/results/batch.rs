@@ -278,14 +278,21 @@ impl App {
             .insert_new_results(&rows)
             .await
             .map_err(|e| after_writing(e.into()))?;
-        let outbound = !pending.is_empty() && !tx.active_destination_ids().await?.is_empty();
+        let destinations = if pending.iter().any(|p| p.released) {
+            tx.active_destination_ids().await?
+        } else {
+            Vec::new()
+        };
+        let mut outbox = Vec::new();
         for (p, id) in pending.iter_mut().zip(ids) {
             p.stored.record.id = id;
             let record = &p.stored.record;
-            if outbound && p.released {
-                self.queue_outbound(tx, &p.ctx, record)
-                    .await
-                    .map_err(after_writing)?;
+            if p.released {
+                outbox.extend(
+                    self.outbox_rows(tx, &p.ctx, record, &destinations)
+                        .await
+                        .map_err(after_writing)?,
+                );
             }
             tx.audit(self.result_audit(actor, &p.ctx, record, false, None, None));
             out[p.index] = Some(ResultOutcome {
@@ -302,6 +309,9 @@ impl App {
                 error: None,
             });
         }
+        tx.insert_outbox_many(&outbox)
+            .await
+            .map_err(|e| after_writing(e.into()))?;
         for k in recalc {
             let ctx = &pending[k].ctx;
             self.recalculate(tx, &mut cache, actor, ctx, settings.call_minutes, now)

@@ -335,6 +335,7 @@ impl App {
                         .collect(),
                     indices: None,
                     comment: o.comment.clone(),
+                    reference_lab: None,
                 });
                 locations.push((o.location.clone(), s.location.clone()));
             }

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use aliquot_domain::auth::Permission;
-use aliquot_domain::catalog::Temperature;
 use aliquot_domain::ids::AccessionNumber;
 use aliquot_domain::patient::{AdministrativeSex, BirthTime, ClinicalSex};
 use aliquot_domain::results::autoverify::{Facts, QcStatus, Suspension, autoverify};
@@ -15,6 +14,7 @@ use aliquot_domain::results::delta::{DeltaOutcome, Point, delta_check};
 use aliquot_domain::results::interval::{Subject, select_interval};
 use aliquot_domain::results::rules::{Flag, Indices, flags, measure};
 use aliquot_domain::results::value::{Numeric, ResultValue, display, parse_numeric, parse_value};
+use aliquot_domain::specimen::stability::SpecimenHistory;
 use aliquot_store::{
     CriticalCallRecord, OrderRecord, OrderTestRecord, PatientRecord, ResultRecord,
     ResultVersionRecord, SpecimenRecord, Tx,
@@ -27,6 +27,7 @@ use super::rules::{ParsedRules, doc_of};
 use super::{Body, IndicesInput, IntervalView, ReasonView, result_type};
 use crate::catalog::{TestDefinition, definition};
 use crate::patients::invalid;
+use crate::sendouts::SentOut;
 use crate::{Actor, App, AppError, AppResult};
 
 /// At most this many results in one request.
@@ -55,6 +56,9 @@ pub struct ResultInput {
     pub flags: Vec<String>,
     pub indices: Option<IndicesInput>,
     pub comment: Option<String>,
+    /// A result as received from this reference laboratory (its code): `test` may be the
+    /// laboratory's own code, and the test must have been sent out to it.
+    pub reference_lab: Option<String>,
 }
 
 /// What happened to one posted result.
@@ -79,6 +83,7 @@ pub(crate) struct TestCache {
     tests: HashMap<String, (TestDefinition, ParsedRules)>,
     orders: HashMap<i64, OrderRecord>,
     patients: HashMap<i64, PatientRecord>,
+    histories: HashMap<i64, SpecimenHistory>,
     dependents: Option<HashMap<String, Vec<String>>>,
 }
 
@@ -116,6 +121,10 @@ pub(crate) struct Context {
     pub rules: ParsedRules,
     pub dilution: Option<Decimal>,
     pub lab_suspended: bool,
+    /// The send-out of a test performed by a reference laboratory.
+    pub sent_out: Option<SentOut>,
+    /// The tube's temperature history and separation time.
+    pub history: SpecimenHistory,
 }
 
 /// The inputs of one evaluation.
@@ -247,9 +256,26 @@ impl App {
         lab_suspended: bool,
         call_minutes: i64,
     ) -> AppResult<ResultOutcome> {
+        // A result as received from a reference laboratory may name the test in its codes.
+        let (test, from_lab) = match item.reference_lab.as_deref().map(str::trim) {
+            Some(l) if !l.is_empty() => {
+                let (lab, code) = self.reference_test_code(tx, l, &item.test).await?;
+                (code, Some(lab))
+            }
+            _ => (item.test.clone(), None),
+        };
         let ctx = self
-            .result_context(tx, cache, &item.accession, &item.test, lab_suspended, true)
+            .result_context(tx, cache, &item.accession, &test, lab_suspended, true)
             .await?;
+        if let Some(lab) = &from_lab
+            && ctx.sent_out.as_ref().is_none_or(|s| s.lab.code != lab.code)
+        {
+            return Err(conflict(
+                "reference_lab",
+                "not_sent_to_reference_lab",
+                format!("{} was not sent out to {}", ctx.test.test_code, lab.code),
+            ));
+        }
         if item
             .comment
             .as_deref()
@@ -491,6 +517,13 @@ impl App {
             .get(&code)
             .cloned()
             .ok_or_else(|| AppError::Internal("test cache".into()))?;
+        // A test performed by a reference laboratory: no result before its shipment left.
+        let sent_out = self
+            .sent_out_of(tx, specimen.id, test_row.specimen_id, &code)
+            .await?;
+        if entry && let Some(s) = &sent_out {
+            Self::check_results_accepted(s)?;
+        }
         let dilution = self
             .store
             .dilutions(specimen.id)
@@ -499,7 +532,16 @@ impl App {
             .filter(|d| d.test_code.as_deref().is_none_or(|t| t == code))
             .max_by_key(|d| d.id)
             .and_then(|d| Decimal::from_str(&d.factor).ok());
+        let history = match cache.histories.get(&specimen.id) {
+            Some(h) => h.clone(),
+            None => {
+                let h = self.specimen_history(&specimen).await?;
+                cache.histories.insert(specimen.id, h.clone());
+                h
+            }
+        };
         Ok(Context {
+            history,
             order,
             test: test_row,
             specimen,
@@ -508,6 +550,7 @@ impl App {
             rules,
             dilution,
             lab_suspended,
+            sent_out,
         })
     }
 
@@ -633,13 +676,11 @@ impl App {
             ),
             _ => DeltaOutcome::NoPrevious,
         };
-        let temperature = ctx
-            .specimen
-            .temperature
-            .as_deref()
-            .and_then(|t| Temperature::parse(t).ok())
-            .unwrap_or(Temperature::Room);
-        let stability = ctx.def.stability_rule().limit(temperature);
+        // Stability at analysis over the whole temperature history, before and after
+        // separation (issue 10 item 2), never the last temperature alone.
+        let stability = ctx
+            .history
+            .judge(collected_at, now, &ctx.def.full_stability_rule());
         let siblings = tx.results_of_order(ctx.order.id).await?;
         let related_values: Vec<(String, Decimal)> = siblings
             .iter()
@@ -683,8 +724,7 @@ impl App {
                     lipemia: reading.indices.lipemia,
                 },
                 delta,
-                specimen_age: now.duration_since(collected_at),
-                stability,
+                stability: &stability,
                 related: &related,
                 qc,
                 calibration_overdue,
@@ -731,6 +771,7 @@ impl App {
             calculated: false,
             entered_by: actor.username.clone(),
             verified_by: None,
+            performing_lab: ctx.sent_out.as_ref().map(|s| s.lab.clone()),
         };
         Ok(Evaluated {
             released: decision.released(),
@@ -816,6 +857,13 @@ impl App {
         tx.set_order_test_status(ctx.test.id, test_status).await?;
         if ev.critical {
             open_call(tx, id, record.version, call_minutes, now).await?;
+        }
+        // The first result of a sent-out test: its results may all be back.
+        if existing.is_none()
+            && let Some(sent) = &ctx.sent_out
+        {
+            self.results_back(tx, actor, ctx.order.id, sent, now)
+                .await?;
         }
         if ev.released && (status == "released" || status == "corrected") {
             record.id = id;
@@ -945,6 +993,7 @@ mod tests {
             calculated: false,
             entered_by: "t".into(),
             verified_by: None,
+            performing_lab: None,
         };
         assert_eq!(
             numeric_of(&body("0.90", "numeric")),

@@ -1016,21 +1016,25 @@ impl App {
             let order_tests = self.store.tests_of_order(sp.order_id).await?;
             let results = self.store.results_of_order(sp.order_id).await?;
             let lab = match o.reference_lab_id {
-                Some(l) => {
-                    if !labs.contains_key(&l) {
-                        labs.insert(l, self.store.reference_lab_by_id(l).await?);
+                Some(l) => match labs.get(&l) {
+                    Some(x) => x.clone(),
+                    None => {
+                        let x = self.store.reference_lab_by_id(l).await?;
+                        labs.insert(l, x.clone());
+                        x
                     }
-                    labs.get(&l).cloned().flatten()
-                }
+                },
                 None => None,
             };
             let shipment = match o.shipment_id {
-                Some(s) => {
-                    if !shipments.contains_key(&s) {
-                        shipments.insert(s, self.store.shipment_by_id(s).await?);
+                Some(id) => match shipments.get(&id) {
+                    Some(x) => x.clone(),
+                    None => {
+                        let x = self.store.shipment_by_id(id).await?;
+                        shipments.insert(id, x.clone());
+                        x
                     }
-                    shipments.get(&s).cloned().flatten()
-                }
+                },
                 None => None,
             };
             let tat = SignedDuration::from_hours(

@@ -100,11 +100,11 @@ pub fn place_add_on(
         if t.room_ul() < min_volume_ul {
             continue;
         }
-        if let Some(collected) = t.collected_at {
-            if let Err(e) = can_add_on(collected, now, &t.history, stability) {
-                refused.get_or_insert(e);
-                continue;
-            }
+        if let Some(collected) = t.collected_at
+            && let Err(e) = can_add_on(collected, now, &t.history, stability)
+        {
+            refused.get_or_insert(e);
+            continue;
         }
         return Ok(AddOnPlacement::Existing(i));
     }

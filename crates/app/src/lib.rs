@@ -38,13 +38,21 @@ pub use storage::{
     SpecimenLocationView, StorageUnitView, StoredSpecimenView,
 };
 
+// send-outs to reference laboratories: registry, shipments, outstanding (issue 14 item 4)
+mod sendouts;
+pub use sendouts::{
+    DEFAULT_EXPECTED_TAT_HOURS, MAX_SHIPMENT, ManifestDocument, ManifestItem, ManifestTest,
+    OutstandingView, ReferenceLabInput, ReferenceLabView, ReferenceTestCodeInput,
+    ShipmentEventView, ShipmentInput, ShipmentItemView, ShipmentStepInput, ShipmentView,
+};
+
 // results (issue 11)
 mod results;
 pub use results::lists::{CumulativePoint, OpenCallView};
 pub use results::{
     CalculationDoc, ConsistencyDoc, CorrectionInput, CriticalCallInput, CriticalCallView,
     CumulativeView, DeltaDoc, IndexDoc, IndicesInput, IntervalDoc, IntervalView, LimitsDoc,
-    NotPerformedInput, ReasonView, ResultInput, ResultOutcome, ResultRulesDoc,
+    NotPerformedInput, PerformingLab, ReasonView, ResultInput, ResultOutcome, ResultRulesDoc,
     ResultRulesVersionView, ResultRulesView, ResultVersionView, ResultView, WorklistItem,
     WorklistView,
 };

@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 
 use aliquot_domain::auth::Permission;
-use aliquot_domain::catalog::{ContainerCode, ContainerType, Priority, SpecimenType, Temperature};
+use aliquot_domain::catalog::{ContainerCode, ContainerType, Priority, SpecimenType};
 use aliquot_domain::ids::{AccessionNumber, AccessionPrefix, Icd10Cm};
 use aliquot_domain::order::{AddOnPlacement, AddOnTube, place_add_on, plan_containers};
+use aliquot_domain::specimen::stability::SpecimenHistory;
 use aliquot_domain::specimen::{Event, SpecimenState, TestStatus, transition};
 use aliquot_store::{CatalogTestRecord, OrderRecord, OrderTestRecord, SpecimenRecord, Store, Tx};
 use jiff::Timestamp;
@@ -83,8 +84,8 @@ pub struct OrderView {
     pub tests: Vec<OrderTestView>,
 }
 
-/// A tube of the order as add-on placement sees it.
-fn add_on_tube(s: &SpecimenRecord) -> AppResult<AddOnTube> {
+/// A tube of the order as add-on placement sees it, with its temperature history.
+fn add_on_tube(s: &SpecimenRecord, history: SpecimenHistory) -> AppResult<AddOnTube> {
     let bad = |what: &str| AppError::Internal(format!("specimen {}: {what}", s.id));
     let ul = |v: i64| u32::try_from(v.max(0)).unwrap_or(u32::MAX);
     Ok(AddOnTube {
@@ -95,10 +96,7 @@ fn add_on_tube(s: &SpecimenRecord) -> AppResult<AddOnTube> {
         demand_ul: ul(s.demand_ul),
         content_ul: ul(s.volume_ul),
         collected_at: s.collected_at,
-        temperature: s
-            .temperature
-            .as_deref()
-            .and_then(|t| Temperature::parse(t).ok()),
+        history,
     })
 }
 
@@ -881,7 +879,7 @@ impl App {
     /// Adds a test (or panel) to an active order. A test goes on a tube of a kind it accepts
     /// with room left (planned capacity before receipt, measured content after, less the
     /// planned demand): a planned one, or a collected one still within the test's stability
-    /// at the temperature it was kept, never a rejected, disposed, sent-out or cancelled one
+    /// over its whole temperature history (issue 10 item 2), never a rejected, disposed, sent-out or cancelled one
     /// (`aliquot_domain::order::place_add_on`); otherwise a new tube is planned, with a
     /// recollection task when the tube of that kind was rejected.
     pub async fn add_order_test(&self, actor: &Actor, id: i64, test: &str) -> AppResult<OrderView> {
@@ -914,19 +912,24 @@ impl App {
             });
         }
         let now = self.now();
+        // Each collected tube's temperature history (issue 10 item 2), read once.
+        let mut histories: BTreeMap<i64, SpecimenHistory> = BTreeMap::new();
+        for s in specimens.iter().filter(|s| s.collected_at.is_some()) {
+            histories.insert(s.id, self.specimen_history(s).await?);
+        }
         let mut added = Vec::new();
         for (d, panel) in &tests {
             let ot = d.ordered_test()?;
             let accepted = d.accepted_specimens()?;
             let tubes = specimens
                 .iter()
-                .map(add_on_tube)
+                .map(|s| add_on_tube(s, histories.get(&s.id).cloned().unwrap_or_default()))
                 .collect::<AppResult<Vec<_>>>()?;
             let placement = place_add_on(
                 &tubes,
                 &accepted,
                 ot.min_volume_ul,
-                &d.stability_rule(),
+                &d.full_stability_rule(),
                 now,
             )
             .map_err(|e| invalid(&e, "", "test").with_field("test"))?;

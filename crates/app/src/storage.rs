@@ -26,8 +26,9 @@
 //! - **Dispatch** (collected → in transit) is the courier pickup: courier, from where, to
 //!   where. Several tubes can be dispatched together under one manifest number, all or none.
 //!   Delivery is the receipt in the lab (`receive`).
-//! - **Send-out** (received/processed → sent out) hands the specimen to a reference lab and
-//!   opens a `send_outs` row until its results come back.
+//! - **Send-out** (received/processed → sent out) hands the specimen to a registered
+//!   reference lab that performs the tests sent and opens a `send_outs` row until its results
+//!   come back; it is then packed into a shipment (`sendouts.rs`).
 //!
 //! Every status change writes a custody event and an audit entry in its transaction.
 
@@ -189,6 +190,7 @@ pub struct ManifestView {
 
 #[derive(Debug, Clone, Default)]
 pub struct SendOutInput {
+    /// The code of a registered reference laboratory that performs every test sent.
     pub reference_lab: String,
     /// A subset of the specimen's tests; all of them when absent.
     pub tests: Option<Vec<String>>,
@@ -208,6 +210,8 @@ pub struct SendOutView {
     pub sent_at: Timestamp,
     pub sent_by: String,
     pub resulted_at: Option<Timestamp>,
+    /// The shipment it was packed into, once packed.
+    pub shipment_id: Option<i64>,
 }
 
 fn unit_view(u: StorageUnitRecord, used: i64) -> StorageUnitView {
@@ -1211,7 +1215,7 @@ impl App {
     ) -> AppResult<SpecimenDetail> {
         actor.require(Permission::SpecimenProcess)?;
         let acc = parse_accession(accession)?;
-        let reference_lab = required_text("reference_lab", &input.reference_lab, 200)?;
+        let lab_code = required_text("reference_lab", &input.reference_lab, 200)?;
         let tracking = free_text("tracking", input.tracking.as_deref(), 100)?;
         let temperature = parse_temperature(input.temperature.as_deref())?.ok_or_else(|| {
             AppError::invalid(
@@ -1258,6 +1262,9 @@ impl App {
                 out
             }
         };
+        // A registered reference laboratory that performs every test sent.
+        let lab = self.reference_lab_for(&mut tx, &lab_code, &tests).await?;
+        let reference_lab = lab.name.clone();
         let next = transition(state_of(&s)?, &Event::SendOut).map_err(transition_conflict)?;
         // A partial send-out leaves the tube in house while in-house tests are pending on it
         // (issue 10 item 11): the send-out is recorded, the status stays.
@@ -1288,6 +1295,8 @@ impl App {
                 sent_at: self.now(),
                 sent_by: actor.username.clone(),
                 resulted_at: None,
+                reference_lab_id: Some(lab.id),
+                shipment_id: None,
             })
             .await?;
         self.record_transition(
@@ -1298,6 +1307,7 @@ impl App {
                 kind: "send_out",
                 next: &next_status,
                 details: json!({"send_out_id": id, "reference_lab": reference_lab,
+                    "reference_lab_code": lab.code,
                     "tests": tests, "tracking": tracking, "temperature": temperature.as_str(),
                     "partial": !staying.is_empty(), "staying": staying}),
                 location: Some(reference_lab),
@@ -1329,6 +1339,7 @@ impl App {
                 sent_at: o.sent_at,
                 sent_by: o.sent_by,
                 resulted_at: o.resulted_at,
+                shipment_id: o.shipment_id,
             })
             .collect())
     }

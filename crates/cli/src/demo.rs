@@ -135,6 +135,25 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("registering the demo analyzer {code}: {e}"))?;
     }
+    // The reference laboratory the demo's send-out tests (vitamin D) go to, with its own
+    // test codes (issue 14 item 4).
+    app.register_reference_lab(
+        &admin,
+        aliquot_app::ReferenceLabInput {
+            code: "RRL".into(),
+            name: "Regional Reference Laboratory".into(),
+            address: "400 Commerce Drive, Peoria, IL 61602".into(),
+            clia: "14D0987654".into(),
+            phone: Some("+1 309 555 0140".into()),
+            expected_tat_hours: 72,
+            test_codes: vec![aliquot_app::ReferenceTestCodeInput {
+                code: "25OHD".into(),
+                test: "VITD".into(),
+            }],
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("registering the demo reference laboratory: {e}"))?;
     let morning = morning::Staff {
         operator,
         phlebotomist: by_role(Role::Phlebotomist)?,

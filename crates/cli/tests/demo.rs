@@ -212,6 +212,16 @@ async fn demo_seeds_a_morning_once_with_every_status_and_an_intact_chain() {
     assert_eq!(tasks.as_array().unwrap().len(), 3, "{tasks}");
     let send_outs = api.get(&tech, "/send-outs?open=true").await;
     assert_eq!(send_outs.as_array().unwrap().len(), 1, "{send_outs}");
+    // Its reference laboratory, and the shipment it left in (issue 14 item 4).
+    let labs = api.get(&tech, "/reference-labs").await;
+    assert_eq!(labs[0]["code"], "RRL", "{labs}");
+    let shipments = api.get(&tech, "/shipments?status=shipped").await;
+    assert_eq!(shipments.as_array().unwrap().len(), 1, "{shipments}");
+    assert_eq!(shipments[0]["tracking"], "DEMO-TRK-0001");
+    assert_eq!(send_outs[0]["shipment_id"], shipments[0]["id"]);
+    let outstanding = api.get(&tech, "/send-outs/outstanding").await;
+    assert_eq!(outstanding[0]["test"], "VITD", "{outstanding}");
+    assert_eq!(outstanding[0]["overdue"], false);
     let units = api.get(&tech, "/storage/units").await;
     // The refrigerator box and the freezer box (coagulation plasma is never refrigerated).
     let in_boxes: i64 = units

@@ -108,8 +108,8 @@ fn bench(c: &mut Criterion) {
                         instrument_flags: &[],
                         indices: *indices,
                         delta,
-                        specimen_age: SignedDuration::from_mins(45),
-                        stability: Some(SignedDuration::from_hours(24)),
+                        // Judged over the history before the rules run: 45 min old, within.
+                        stability: &[],
                         related: &related,
                         qc: QcStatus::Accepted,
                         calibration_overdue: false,

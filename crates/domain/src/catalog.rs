@@ -57,6 +57,8 @@ impl UnknownCode {
             "milestone" => "unknown_milestone",
             "fill" => "unknown_fill",
             "test_status" => "unknown_test_status",
+            "shipment_status" => "unknown_shipment_status",
+            "shipment_event" => "unknown_shipment_event",
             _ => "unknown_code",
         }
     }

@@ -19,6 +19,7 @@ pub mod qc;
 pub mod results;
 pub mod routing;
 pub mod scan;
+pub mod sendout;
 pub mod specimen;
 pub mod storage;
 pub mod tat;

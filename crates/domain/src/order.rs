@@ -28,6 +28,7 @@ use crate::catalog::{
     ContainerCode, ContainerType, Department, DrawRank, SpecimenType, Stability, Temperature,
 };
 use crate::error::impl_domain_error;
+use crate::specimen::stability::{SpecimenHistory, StabilityFinding, StabilityRule};
 
 mod add_on;
 pub use add_on::{AddOnPlacement, AddOnTube, place_add_on};
@@ -258,6 +259,24 @@ pub enum StabilityProblem {
         elapsed: SignedDuration,
         limit: SignedDuration,
     },
+    /// Judged over the temperature history (issue 10 item 2): the cumulative fraction of the
+    /// limits is above one.
+    #[error(
+        "the specimen is {} old and has used {used_percent} % of its stability over its \
+         temperature history",
+        crate::duration::human(.elapsed)
+    )]
+    HistoryExceeded {
+        elapsed: SignedDuration,
+        used_percent: u64,
+    },
+    /// A special-handling flag of the test was broken (kept refrigerated against "do not
+    /// refrigerate", at room temperature against "on ice").
+    #[error("the specimen was kept {temperature} against {flag}")]
+    HandlingBroken {
+        flag: crate::catalog::SpecialHandling,
+        temperature: Temperature,
+    },
 }
 
 /// Checks that a specimen collected at `collected_at` and kept at `temperature` is still within
@@ -292,7 +311,10 @@ impl AddOnError {
         match self.0 {
             StabilityProblem::CollectedInFuture => "add_on_collected_in_future",
             StabilityProblem::TemperatureNotAllowed { .. } => "add_on_temperature_not_allowed",
-            StabilityProblem::Exceeded { .. } => "add_on_stability_exceeded",
+            StabilityProblem::Exceeded { .. } | StabilityProblem::HistoryExceeded { .. } => {
+                "add_on_stability_exceeded"
+            }
+            StabilityProblem::HandlingBroken { .. } => "add_on_handling_broken",
         }
     }
     /// The input field concerned.
@@ -301,15 +323,43 @@ impl AddOnError {
     }
 }
 
-/// Whether a test with `stability` can be added on to a specimen collected at `collected_at`
-/// and kept at `temperature`.
+/// Whether a test with the stability `rule` can be added on to a specimen collected at
+/// `collected_at` with its temperature `history` (issue 10 item 2: judged over every segment
+/// by the cumulative fraction of `specimen::stability`, before and after separation, with the
+/// test's handling flags; never by the last temperature alone). A specimen with no recorded
+/// segment is judged as kept at room temperature since collection.
 pub fn can_add_on(
     collected_at: Timestamp,
     now: Timestamp,
-    temperature: Temperature,
-    stability: &Stability,
+    history: &SpecimenHistory,
+    rule: &StabilityRule,
 ) -> Result<(), AddOnError> {
-    check_stability(collected_at, now, temperature, stability).map_err(AddOnError)
+    if collected_at > now {
+        return Err(AddOnError(StabilityProblem::CollectedInFuture));
+    }
+    let findings = history.judge(collected_at, now, rule);
+    match findings.first() {
+        None => Ok(()),
+        Some(StabilityFinding::TemperatureNotAllowed { temperature, .. }) => {
+            Err(AddOnError(StabilityProblem::TemperatureNotAllowed {
+                temperature: *temperature,
+            }))
+        }
+        Some(StabilityFinding::Exceeded {
+            elapsed,
+            used_percent,
+            ..
+        }) => Err(AddOnError(StabilityProblem::HistoryExceeded {
+            elapsed: *elapsed,
+            used_percent: *used_percent,
+        })),
+        Some(StabilityFinding::Handling {
+            flag, temperature, ..
+        }) => Err(AddOnError(StabilityProblem::HandlingBroken {
+            flag: *flag,
+            temperature: *temperature,
+        })),
+    }
 }
 
 impl_domain_error!(TestCodeError, PlanError, AddOnError);
@@ -317,6 +367,7 @@ impl_domain_error!(TestCodeError, PlanError, AddOnError);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::specimen::stability::{TemperatureSegment, TemperatureStage};
     use proptest::prelude::*;
 
     fn test(
@@ -446,66 +497,113 @@ mod tests {
         assert_eq!(plan_containers(&[], &defaults), Ok(vec![]));
     }
 
+    fn kept(from: Timestamp, t: Temperature) -> SpecimenHistory {
+        SpecimenHistory::kept(from, t, TemperatureStage::Collection)
+    }
+
+    /// One row: the history (segments from the draw at 08:00), now → accepted or the code.
     #[test]
-    fn add_on_boundaries() {
+    fn add_on_case_table() {
         let collected: Timestamp = "2026-11-21T08:00:00Z".parse().unwrap();
-        let stability = Stability::new(
-            Some(SignedDuration::from_hours(8)),
-            Some(SignedDuration::from_hours(48)),
-            None,
-        )
-        .unwrap();
+        let rule = StabilityRule::simple(
+            Stability::new(
+                Some(SignedDuration::from_hours(8)),
+                Some(SignedDuration::from_hours(48)),
+                None,
+            )
+            .unwrap(),
+        );
         let at = |s: &str| s.parse::<Timestamp>().unwrap();
-        assert!(
-            can_add_on(
-                collected,
-                at("2026-11-21T16:00:00Z"),
-                Temperature::Room,
-                &stability
-            )
-            .is_ok()
-        );
+        let seg = |from: &str, t: Temperature| TemperatureSegment {
+            from: at(from),
+            temperature: t,
+            stage: TemperatureStage::Storage,
+        };
+        let history = |segs: Vec<TemperatureSegment>| SpecimenHistory {
+            segments: segs,
+            separated_at: None,
+        };
+        use Temperature::{Frozen, Refrigerated, Room};
+        let rows: Vec<(SpecimenHistory, &str, Result<(), &str>, &str)> = vec![
+            (
+                kept(collected, Room),
+                "2026-11-21T16:00:00Z",
+                Ok(()),
+                "room, at the limit",
+            ),
+            (
+                kept(collected, Room),
+                "2026-11-21T16:00:01Z",
+                Err("add_on_stability_exceeded"),
+                "room, a second past",
+            ),
+            (
+                kept(collected, Refrigerated),
+                "2026-11-22T16:00:00Z",
+                Ok(()),
+                "refrigerated 32 h",
+            ),
+            (
+                kept(collected, Frozen),
+                "2026-11-21T09:00:00Z",
+                Err("add_on_temperature_not_allowed"),
+                "frozen is not allowed",
+            ),
+            (
+                kept(collected, Room),
+                "2026-11-21T07:00:00Z",
+                Err("add_on_collected_in_future"),
+                "drawn after now",
+            ),
+            // Issue 10 item 2: the history, not the last temperature. 6 h at room temperature
+            // (75 %) then 13 h refrigerated (27 %): refused, though it is refrigerated now.
+            (
+                history(vec![
+                    seg("2026-11-21T08:00:00Z", Room),
+                    seg("2026-11-21T14:00:00Z", Refrigerated),
+                ]),
+                "2026-11-22T03:00:00Z",
+                Err("add_on_stability_exceeded"),
+                "room then refrigerated, over",
+            ),
+            // 1 h at room temperature (12.5 %) then 36 h refrigerated (75 %): accepted.
+            (
+                history(vec![
+                    seg("2026-11-21T08:00:00Z", Room),
+                    seg("2026-11-21T09:00:00Z", Refrigerated),
+                ]),
+                "2026-11-22T21:00:00Z",
+                Ok(()),
+                "room then refrigerated, within",
+            ),
+            // No segment recorded: judged as room temperature since the draw.
+            (
+                history(vec![]),
+                "2026-11-21T16:00:01Z",
+                Err("add_on_stability_exceeded"),
+                "none",
+            ),
+        ];
+        for (h, now, expected, why) in rows {
+            assert_eq!(
+                can_add_on(collected, at(now), &h, &rule).map_err(|e| e.code()),
+                expected,
+                "{why}"
+            );
+        }
+        // A handling flag is broken by a segment at a forbidden temperature.
+        let mut no_fridge = rule.clone();
+        no_fridge.handling = vec![crate::catalog::SpecialHandling::DoNotRefrigerate];
         assert_eq!(
             can_add_on(
                 collected,
-                at("2026-11-21T16:00:01Z"),
-                Temperature::Room,
-                &stability
+                at("2026-11-21T10:00:00Z"),
+                &kept(collected, Refrigerated),
+                &no_fridge
             )
             .unwrap_err()
             .code(),
-            "add_on_stability_exceeded"
-        );
-        assert!(
-            can_add_on(
-                collected,
-                at("2026-11-22T16:00:00Z"),
-                Temperature::Refrigerated,
-                &stability
-            )
-            .is_ok()
-        );
-        assert_eq!(
-            can_add_on(
-                collected,
-                at("2026-11-21T09:00:00Z"),
-                Temperature::Frozen,
-                &stability
-            )
-            .unwrap_err()
-            .code(),
-            "add_on_temperature_not_allowed"
-        );
-        assert_eq!(
-            can_add_on(
-                collected,
-                at("2026-11-21T07:00:00Z"),
-                Temperature::Room,
-                &stability
-            )
-            .unwrap_err()
-            .code(),
-            "add_on_collected_in_future"
+            "add_on_handling_broken"
         );
     }
 
@@ -574,11 +672,13 @@ mod tests {
             let stability = Stability::new(Some(SignedDuration::from_hours(24)), None, None).unwrap();
             let t1 = collected + SignedDuration::from_hours(hours);
             let t2 = t1 + SignedDuration::from_hours(extra);
+            let rule = StabilityRule::simple(stability);
+            let h = kept(collected, Temperature::Room);
             // Once refused, a later add-on is refused too.
-            if can_add_on(collected, t1, Temperature::Room, &stability).is_err() {
-                prop_assert!(can_add_on(collected, t2, Temperature::Room, &stability).is_err());
+            if can_add_on(collected, t1, &h, &rule).is_err() {
+                prop_assert!(can_add_on(collected, t2, &h, &rule).is_err());
             }
-            prop_assert_eq!(can_add_on(collected, t1, Temperature::Room, &stability).is_ok(), hours <= 24);
+            prop_assert_eq!(can_add_on(collected, t1, &h, &rule).is_ok(), hours <= 24);
         }
     }
 }

@@ -233,6 +233,42 @@ pub const ROUTES: &[RouteSpec] = &[
         Perm(P::SpecimenProcess),
     ),
     r("GET", "/api/v1/send-outs", Perm(P::SpecimenProcess)),
+    // reference laboratories, shipments, outstanding send-outs (issue 14 item 4)
+    r(
+        "GET",
+        "/api/v1/send-outs/outstanding",
+        Perm(P::SpecimenProcess),
+    ),
+    r("POST", "/api/v1/reference-labs", Perm(P::CatalogWrite)),
+    r("GET", "/api/v1/reference-labs", Perm(P::SpecimenProcess)),
+    r(
+        "GET",
+        "/api/v1/reference-labs/{code}",
+        Perm(P::SpecimenProcess),
+    ),
+    r(
+        "PUT",
+        "/api/v1/reference-labs/{code}",
+        Perm(P::CatalogWrite),
+    ),
+    r("POST", "/api/v1/shipments", Perm(P::SpecimenProcess)),
+    r("GET", "/api/v1/shipments", Perm(P::SpecimenProcess)),
+    r("GET", "/api/v1/shipments/{id}", Perm(P::SpecimenProcess)),
+    r(
+        "POST",
+        "/api/v1/shipments/{id}/ship",
+        Perm(P::SpecimenProcess),
+    ),
+    r(
+        "POST",
+        "/api/v1/shipments/{id}/receive",
+        Perm(P::SpecimenProcess),
+    ),
+    r(
+        "GET",
+        "/api/v1/shipments/{id}/manifest",
+        Perm(P::SpecimenProcess),
+    ),
     // results (issue 11)
     r("POST", "/api/v1/results", Perm(P::ResultEnter)),
     r("GET", "/api/v1/results/{id}", Perm(P::OrderRead)),

@@ -741,7 +741,36 @@ macro_rules! backend {
             }
 
             async fn send_outs(&self, open_only: bool, limit: i64) -> StoreResult<Vec<SendOutRecord>> {
-                crate::queries::$ctx::storage::send_outs(&self.read, open_only, limit).await
+                crate::queries::$ctx::sendouts::send_outs(&self.read, open_only, limit).await
+            }
+
+            // ── reference laboratories and shipments (issue 14 item 4) ──
+            async fn reference_labs(&self) -> StoreResult<Vec<ReferenceLabRecord>> {
+                crate::queries::$ctx::sendouts::reference_labs(&self.read).await
+            }
+            async fn reference_lab_by_code(&self, code: &str) -> StoreResult<Option<ReferenceLabRecord>> {
+                crate::queries::$ctx::sendouts::reference_lab_by_code(&self.read, code).await
+            }
+            async fn reference_lab_by_id(&self, id: i64) -> StoreResult<Option<ReferenceLabRecord>> {
+                crate::queries::$ctx::sendouts::reference_lab_by_id(&self.read, id).await
+            }
+            async fn reference_lab_test_codes(&self, reference_lab_id: i64) -> StoreResult<Vec<ReferenceLabTestCodeRecord>> {
+                crate::queries::$ctx::sendouts::reference_lab_test_codes(&self.read, reference_lab_id).await
+            }
+            async fn shipments(&self, status: Option<&str>, limit: i64) -> StoreResult<Vec<ShipmentRecord>> {
+                crate::queries::$ctx::sendouts::shipments(&self.read, status, limit).await
+            }
+            async fn shipment_by_id(&self, id: i64) -> StoreResult<Option<ShipmentRecord>> {
+                crate::queries::$ctx::sendouts::shipment_by_id(&self.read, id).await
+            }
+            async fn shipment_events(&self, shipment_id: i64) -> StoreResult<Vec<ShipmentEventRecord>> {
+                crate::queries::$ctx::sendouts::shipment_events(&self.read, shipment_id).await
+            }
+            async fn send_outs_of_shipment(&self, shipment_id: i64) -> StoreResult<Vec<SendOutRecord>> {
+                crate::queries::$ctx::sendouts::send_outs_of_shipment(&self.read, shipment_id).await
+            }
+            async fn send_outs_of_specimen(&self, specimen_id: i64) -> StoreResult<Vec<SendOutRecord>> {
+                crate::queries::$ctx::sendouts::send_outs_of_specimen(&self.read, specimen_id).await
             }
 
             // ── turnaround time (issue 4) ──
@@ -1375,7 +1404,7 @@ macro_rules! backend {
                 crate::queries::$ctx::results::insert_result(&mut *self.tx, r).await
             }
             async fn result_batch_rows(&mut self, accessions: &[String]) -> StoreResult<ResultBatchRows> {
-                use crate::queries::$ctx::{orders, registration, results, specimens};
+                use crate::queries::$ctx::{orders, registration, results, sendouts, specimens};
                 let specimens = specimens::specimens_by_accessions(&mut *self.tx, accessions).await?;
                 let mut order_ids: Vec<i64> = specimens.iter().map(|s| s.order_id).collect();
                 order_ids.sort_unstable();
@@ -1391,6 +1420,10 @@ macro_rules! backend {
                     patients: registration::patients_by_ids(&mut *self.tx, &patient_ids).await?,
                     results: results::results_of_orders(&mut *self.tx, &order_ids).await?,
                     dilutions: specimens::dilutions_of(&mut *self.tx, &specimen_ids).await?,
+                    events: specimens::specimen_events_of(&mut *self.tx, &specimen_ids).await?,
+                    centrifugations: specimens::centrifugations_of(&mut *self.tx, &specimen_ids).await?,
+                    send_outs: sendouts::send_outs_of_specimens(&mut *self.tx, &specimen_ids).await?,
+                    aliquots: specimens::with_parent(&mut *self.tx, &specimen_ids).await?,
                     specimens,
                     orders,
                 })
@@ -1509,7 +1542,58 @@ macro_rules! backend {
             }
 
             async fn insert_send_out(&mut self, s: &SendOutRecord) -> StoreResult<i64> {
-                crate::queries::$ctx::storage::insert_send_out(&mut *self.tx, s).await
+                crate::queries::$ctx::sendouts::insert_send_out(&mut *self.tx, s).await
+            }
+
+            // ── reference laboratories and shipments (issue 14 item 4) ──
+            async fn reference_lab_by_code(&mut self, code: &str) -> StoreResult<Option<ReferenceLabRecord>> {
+                crate::queries::$ctx::sendouts::reference_lab_by_code(&mut *self.tx, code).await
+            }
+            async fn reference_lab_by_id(&mut self, id: i64) -> StoreResult<Option<ReferenceLabRecord>> {
+                crate::queries::$ctx::sendouts::reference_lab_by_id(&mut *self.tx, id).await
+            }
+            async fn insert_reference_lab(&mut self, r: &ReferenceLabRecord) -> StoreResult<i64> {
+                crate::queries::$ctx::sendouts::insert_reference_lab(&mut *self.tx, r).await
+            }
+            async fn update_reference_lab(&mut self, r: &ReferenceLabRecord) -> StoreResult<bool> {
+                crate::queries::$ctx::sendouts::update_reference_lab(&mut *self.tx, r).await
+            }
+            async fn reference_lab_test_codes(&mut self, reference_lab_id: i64) -> StoreResult<Vec<ReferenceLabTestCodeRecord>> {
+                crate::queries::$ctx::sendouts::reference_lab_test_codes(&mut *self.tx, reference_lab_id).await
+            }
+            async fn replace_reference_lab_test_codes(&mut self, reference_lab_id: i64, rows: &[ReferenceLabTestCodeRecord]) -> StoreResult<()> {
+                crate::queries::$ctx::sendouts::delete_reference_lab_test_codes(&mut *self.tx, reference_lab_id).await?;
+                for r in rows {
+                    crate::queries::$ctx::sendouts::insert_reference_lab_test_code(&mut *self.tx, r).await?;
+                }
+                Ok(())
+            }
+            async fn send_outs_of_specimen(&mut self, specimen_id: i64) -> StoreResult<Vec<SendOutRecord>> {
+                crate::queries::$ctx::sendouts::send_outs_of_specimen(&mut *self.tx, specimen_id).await
+            }
+            async fn send_outs_of_shipment(&mut self, shipment_id: i64) -> StoreResult<Vec<SendOutRecord>> {
+                crate::queries::$ctx::sendouts::send_outs_of_shipment(&mut *self.tx, shipment_id).await
+            }
+            async fn unpacked_send_outs(&mut self, reference_lab_id: i64, limit: i64) -> StoreResult<Vec<SendOutRecord>> {
+                crate::queries::$ctx::sendouts::unpacked_send_outs(&mut *self.tx, reference_lab_id, limit).await
+            }
+            async fn pack_send_out(&mut self, id: i64, shipment_id: i64) -> StoreResult<bool> {
+                crate::queries::$ctx::sendouts::pack_send_out(&mut *self.tx, id, shipment_id).await
+            }
+            async fn close_send_out(&mut self, id: i64, at: Timestamp) -> StoreResult<bool> {
+                crate::queries::$ctx::sendouts::close_send_out(&mut *self.tx, id, at).await
+            }
+            async fn insert_shipment(&mut self, r: &ShipmentRecord) -> StoreResult<i64> {
+                crate::queries::$ctx::sendouts::insert_shipment(&mut *self.tx, r).await
+            }
+            async fn shipment_by_id(&mut self, id: i64) -> StoreResult<Option<ShipmentRecord>> {
+                crate::queries::$ctx::sendouts::shipment_by_id(&mut *self.tx, id).await
+            }
+            async fn update_shipment(&mut self, r: &ShipmentRecord) -> StoreResult<bool> {
+                crate::queries::$ctx::sendouts::update_shipment(&mut *self.tx, r).await
+            }
+            async fn insert_shipment_event(&mut self, r: &ShipmentEventRecord) -> StoreResult<i64> {
+                crate::queries::$ctx::sendouts::insert_shipment_event(&mut *self.tx, r).await
             }
 
             // ── turnaround time (issue 4) ──

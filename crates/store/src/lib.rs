@@ -296,6 +296,22 @@ pub trait Store: Send + Sync + 'static {
     /// Send-outs (only those without results with `open_only`), oldest first.
     async fn send_outs(&self, open_only: bool, limit: i64) -> StoreResult<Vec<SendOutRecord>>;
 
+    // ── reference laboratories and shipments (issue 14 item 4) ──
+    async fn reference_labs(&self) -> StoreResult<Vec<ReferenceLabRecord>>;
+    async fn reference_lab_by_code(&self, code: &str) -> StoreResult<Option<ReferenceLabRecord>>;
+    async fn reference_lab_by_id(&self, id: i64) -> StoreResult<Option<ReferenceLabRecord>>;
+    async fn reference_lab_test_codes(
+        &self,
+        reference_lab_id: i64,
+    ) -> StoreResult<Vec<ReferenceLabTestCodeRecord>>;
+    /// Shipments, newest first, of one status when given.
+    async fn shipments(&self, status: Option<&str>, limit: i64)
+    -> StoreResult<Vec<ShipmentRecord>>;
+    async fn shipment_by_id(&self, id: i64) -> StoreResult<Option<ShipmentRecord>>;
+    async fn shipment_events(&self, shipment_id: i64) -> StoreResult<Vec<ShipmentEventRecord>>;
+    async fn send_outs_of_shipment(&self, shipment_id: i64) -> StoreResult<Vec<SendOutRecord>>;
+    async fn send_outs_of_specimen(&self, specimen_id: i64) -> StoreResult<Vec<SendOutRecord>>;
+
     // ── turnaround time (issue 4) ──
     /// The tests of one order with their TAT milestones.
     async fn tat_of_order(&self, order_id: i64) -> StoreResult<Vec<TatRow>>;
@@ -670,6 +686,44 @@ pub trait Tx: Send {
     async fn retention_use_policies(&mut self) -> StoreResult<Vec<RetentionUseRecord>>;
     async fn put_retention_use_policy(&mut self, p: &RetentionUseRecord) -> StoreResult<()>;
     async fn insert_send_out(&mut self, s: &SendOutRecord) -> StoreResult<i64>;
+
+    // ── reference laboratories and shipments (issue 14 item 4) ──
+    async fn reference_lab_by_code(
+        &mut self,
+        code: &str,
+    ) -> StoreResult<Option<ReferenceLabRecord>>;
+    async fn reference_lab_by_id(&mut self, id: i64) -> StoreResult<Option<ReferenceLabRecord>>;
+    /// `Conflict` when the code is taken.
+    async fn insert_reference_lab(&mut self, r: &ReferenceLabRecord) -> StoreResult<i64>;
+    /// Replaces version `r.version - 1`; false when another change came first.
+    async fn update_reference_lab(&mut self, r: &ReferenceLabRecord) -> StoreResult<bool>;
+    async fn reference_lab_test_codes(
+        &mut self,
+        reference_lab_id: i64,
+    ) -> StoreResult<Vec<ReferenceLabTestCodeRecord>>;
+    /// Replaces a reference laboratory's whole mapping.
+    async fn replace_reference_lab_test_codes(
+        &mut self,
+        reference_lab_id: i64,
+        rows: &[ReferenceLabTestCodeRecord],
+    ) -> StoreResult<()>;
+    async fn send_outs_of_specimen(&mut self, specimen_id: i64) -> StoreResult<Vec<SendOutRecord>>;
+    async fn send_outs_of_shipment(&mut self, shipment_id: i64) -> StoreResult<Vec<SendOutRecord>>;
+    /// Send-outs to a reference laboratory not yet packed, oldest first.
+    async fn unpacked_send_outs(
+        &mut self,
+        reference_lab_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<SendOutRecord>>;
+    /// Packs a send-out into a shipment; false when it was packed meanwhile.
+    async fn pack_send_out(&mut self, id: i64, shipment_id: i64) -> StoreResult<bool>;
+    /// Marks a send-out's results back; false when they already were.
+    async fn close_send_out(&mut self, id: i64, at: Timestamp) -> StoreResult<bool>;
+    async fn insert_shipment(&mut self, r: &ShipmentRecord) -> StoreResult<i64>;
+    async fn shipment_by_id(&mut self, id: i64) -> StoreResult<Option<ShipmentRecord>>;
+    /// Writes the shipment over version `r.version - 1`; false when another change came first.
+    async fn update_shipment(&mut self, r: &ShipmentRecord) -> StoreResult<bool>;
+    async fn insert_shipment_event(&mut self, r: &ShipmentEventRecord) -> StoreResult<i64>;
 
     // ── idempotency keys (issue 9) ──
     async fn idempotency_by_key(

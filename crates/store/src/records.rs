@@ -486,6 +486,71 @@ pub struct SendOutRecord {
     pub sent_at: Timestamp,
     pub sent_by: String,
     pub resulted_at: Option<Timestamp>,
+    /// The registered reference laboratory (send-outs before migration 0022 have none).
+    pub reference_lab_id: Option<i64>,
+    /// The shipment it was packed into, once packed.
+    pub shipment_id: Option<i64>,
+}
+
+// ── reference laboratories and shipments (issue 14 item 4) ──
+
+/// A reference laboratory: who performs the tests the lab sends out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferenceLabRecord {
+    pub id: i64,
+    pub code: String,
+    pub name: String,
+    pub address: String,
+    pub clia: String,
+    pub phone: Option<String>,
+    pub expected_tat_hours: i64,
+    pub version: i64,
+    pub updated_at: Timestamp,
+    pub updated_by: String,
+    pub retired_at: Option<Timestamp>,
+}
+
+/// One of a reference laboratory's test codes and the catalogue test it stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferenceLabTestCodeRecord {
+    pub reference_lab_id: i64,
+    pub code: String,
+    pub test_code: String,
+}
+
+/// A shipment of sent-out tubes to one reference laboratory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShipmentRecord {
+    pub id: i64,
+    /// The manifest number, e.g. `SO000012`.
+    pub manifest: String,
+    pub reference_lab_id: i64,
+    /// `created`, `shipped`, `received`, `resulted`.
+    pub status: String,
+    pub temperature: String,
+    pub packed_at: Timestamp,
+    pub packed_by: String,
+    pub courier: Option<String>,
+    pub tracking: Option<String>,
+    pub shipped_at: Option<Timestamp>,
+    pub received_at: Option<Timestamp>,
+    pub resulted_at: Option<Timestamp>,
+    pub version: i64,
+}
+
+/// One step of a shipment (append-only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShipmentEventRecord {
+    pub id: i64,
+    pub shipment_id: i64,
+    pub at: Timestamp,
+    pub by_user: String,
+    /// `pack`, `ship`, `receive`, `results_back`.
+    pub kind: String,
+    pub from_status: String,
+    pub to_status: String,
+    /// JSON.
+    pub details: String,
 }
 
 // ── turnaround time (issue 4) ──
@@ -800,6 +865,13 @@ pub struct ResultBatchRows {
     pub patients: Vec<PatientRecord>,
     pub results: Vec<ResultRecord>,
     pub dilutions: Vec<DilutionRecord>,
+    /// The tubes' chain-of-custody events, spins and send-outs (their stability history and
+    /// whether a test went to a reference laboratory).
+    pub events: Vec<SpecimenEventRecord>,
+    pub centrifugations: Vec<CentrifugationRecord>,
+    pub send_outs: Vec<SendOutRecord>,
+    /// The tubes poured from another (their history includes their parent's).
+    pub aliquots: Vec<i64>,
 }
 
 /// One new result as [`crate::Tx::insert_new_results`] stores it: the result, its first

@@ -515,6 +515,7 @@ impl App {
                         .collect(),
                     indices: None,
                     comment: o.comment.clone(),
+                    reference_lab: None,
                 });
                 prepared
                     .locations

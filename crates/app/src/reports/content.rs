@@ -111,6 +111,18 @@ fn value_with_units(value: &str, units: Option<&str>) -> String {
     }
 }
 
+/// "Name, address, CLIA number" of a reference laboratory (the parts it has).
+fn performing_text(p: &crate::results::PerformingLab) -> String {
+    let mut parts = vec![p.name.clone()];
+    if !p.address.is_empty() {
+        parts.push(p.address.clone());
+    }
+    if !p.clia.is_empty() {
+        parts.push(format!("CLIA {}", p.clia));
+    }
+    parts.join(", ")
+}
+
 fn critical_note(call: &CriticalCallRecord, tz: &TimeZone) -> String {
     match call.called_at {
         Some(at) => format!(
@@ -139,7 +151,7 @@ struct Row {
 
 impl App {
     /// The lab's block: name, address and CLIA number from the settings.
-    pub(super) async fn lab_block(&self) -> AppResult<Value> {
+    pub(crate) async fn lab_block(&self) -> AppResult<Value> {
         let get = async |key: &str, default: &str| -> AppResult<String> {
             Ok(self
                 .store
@@ -214,12 +226,19 @@ impl App {
                 .as_ref()
                 .and_then(|d| d.department.clone())
                 .map_or_else(|| "Other".to_owned(), |d| title_case(&d));
-            if let Some(lab) = def.as_ref().and_then(|d| d.performing_lab.clone())
+            let result = results.iter().find(|r| r.order_test_id == t.id);
+            // The laboratory that performed the test: the reference laboratory a result as
+            // received names (below), else the catalogue's.
+            let received_from = result
+                .map(|r| Body::parse(&r.body))
+                .transpose()?
+                .and_then(|b| b.performing_lab);
+            if received_from.is_none()
+                && let Some(lab) = def.as_ref().and_then(|d| d.performing_lab.clone())
                 && !performing.contains(&lab)
             {
                 performing.push(lab);
             }
-            let result = results.iter().find(|r| r.order_test_id == t.id);
             let accession = accession_of
                 .get(&t.specimen_id)
                 .copied()
@@ -289,7 +308,15 @@ impl App {
                         corrections.push(c);
                     }
                 }
-                if let Some(lab) = def.as_ref().and_then(|d| d.performing_lab.clone()) {
+                // A sent-out test's result as received names the laboratory that performed it
+                // (CLIA 42 CFR 493.1291(i)), as it stood when the result came back.
+                if let Some(p) = &b.performing_lab {
+                    let lab = performing_text(p);
+                    notes.push(format!("Performed by {lab}."));
+                    if !performing.contains(&lab) {
+                        performing.push(lab);
+                    }
+                } else if let Some(lab) = def.as_ref().and_then(|d| d.performing_lab.clone()) {
                     notes.push(format!("Performed by {lab}."));
                 }
                 row["notes"] = json!(notes);

@@ -26,15 +26,17 @@ use aliquot_domain::ids::AccessionNumber;
 use aliquot_domain::results::autoverify::QcStatus;
 use aliquot_domain::results::delta::Point;
 use aliquot_store::{
-    DilutionRecord, NewResultRows, OrderTestRecord, ResultRecord, SpecimenRecord, Tx,
+    DilutionRecord, NewResultRows, OrderTestRecord, ResultRecord, SendOutRecord,
+    SpecimenEventRecord, SpecimenRecord, Tx,
 };
 use jiff::Timestamp;
 
 use super::entry::{
     Context, EntrySettings, Looked, ResultInput, ResultOutcome, Stored, TestCache, after_writing,
-    check_comment, judge, new_call, point_of, prefix_field, reading_of, refused, related_of,
-    stored, wants_previous,
+    judge, new_call, point_of, prefix_field, reading_of, refused, related_of, stored,
+    wants_previous,
 };
+use crate::stability::history_from;
 use crate::{Actor, App, AppError, AppResult};
 
 /// What a batch reads once, before it is judged: its tubes by accession, the ordered tests of
@@ -44,6 +46,8 @@ pub(crate) struct Prefetch {
     pub(crate) specimens: HashMap<String, SpecimenRecord>,
     pub(crate) tests: HashMap<i64, Vec<OrderTestRecord>>,
     pub(crate) dilutions: HashMap<i64, Vec<DilutionRecord>>,
+    /// Every tube's send-outs (an empty list for a tube without any).
+    pub(crate) send_outs: HashMap<i64, Vec<SendOutRecord>>,
 }
 
 /// An item judged on the set path, waiting to be written.
@@ -84,7 +88,30 @@ impl App {
         for d in rows.dilutions {
             pre.dilutions.entry(d.specimen_id).or_default().push(d);
         }
+        for o in rows.send_outs {
+            pre.send_outs.entry(o.specimen_id).or_default().push(o);
+        }
+        // Each tube's temperature history from its custody events and spins (an aliquot's
+        // includes its parent's: read on its own when needed).
+        let mut events: HashMap<i64, Vec<SpecimenEventRecord>> = HashMap::new();
+        for e in rows.events {
+            events.entry(e.specimen_id).or_default().push(e);
+        }
+        let mut spins: HashMap<i64, Vec<Timestamp>> = HashMap::new();
+        for c in rows.centrifugations {
+            spins.entry(c.specimen_id).or_default().push(c.started_at);
+        }
+        let aliquots: HashSet<i64> = rows.aliquots.into_iter().collect();
         for s in rows.specimens {
+            pre.send_outs.entry(s.id).or_default();
+            if !aliquots.contains(&s.id) {
+                let history = history_from(
+                    s.collected_at,
+                    events.get(&s.id).map_or(&[][..], Vec::as_slice),
+                    spins.get(&s.id).map_or(&[][..], Vec::as_slice),
+                );
+                cache.histories.insert(s.id, history);
+            }
             pre.specimens.insert(s.accession.clone(), s);
         }
         cache
@@ -120,16 +147,8 @@ impl App {
                 continue;
             }
             let ctx = match self
-                .result_context(
-                    tx,
-                    &mut cache,
-                    &item.accession,
-                    &item.test,
-                    settings.lab_suspended,
-                    true,
-                )
+                .item_context(tx, &mut cache, item, settings.lab_suspended)
                 .await
-                .and_then(|ctx| check_comment(item).map(|()| ctx))
             {
                 Ok(ctx) => ctx,
                 Err(AppError::Internal(m)) => return Err(AppError::Internal(m)),
@@ -295,6 +314,12 @@ impl App {
                 );
             }
             tx.audit(self.result_audit(actor, &p.ctx, record, false, None, None));
+            // The first result of a sent-out test: its results may all be back.
+            if let Some(sent) = &p.ctx.sent_out {
+                self.results_back(tx, actor, p.ctx.order.id, sent, now)
+                    .await
+                    .map_err(after_writing)?;
+            }
             out[p.index] = Some(ResultOutcome {
                 index: p.index,
                 outcome: if record.status == "released" {

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use aliquot_domain::auth::Permission;
-use aliquot_domain::catalog::Temperature;
 use aliquot_domain::ids::AccessionNumber;
 use aliquot_domain::patient::{AdministrativeSex, BirthTime, ClinicalSex};
 use aliquot_domain::results::autoverify::{Facts, QcStatus, Suspension, autoverify};
@@ -15,6 +14,7 @@ use aliquot_domain::results::delta::{DeltaOutcome, Point, delta_check};
 use aliquot_domain::results::interval::{Subject, select_interval};
 use aliquot_domain::results::rules::{Flag, Indices, flags, measure};
 use aliquot_domain::results::value::{Numeric, ResultValue, display, parse_numeric, parse_value};
+use aliquot_domain::specimen::stability::SpecimenHistory;
 use aliquot_store::{
     CriticalCallRecord, OrderRecord, OrderTestRecord, PatientRecord, ResultRecord,
     ResultVersionRecord, SpecimenRecord, Tx,
@@ -28,6 +28,7 @@ use super::rules::{ParsedRules, doc_of};
 use super::{Body, IndicesInput, IntervalView, ReasonView, result_type};
 use crate::catalog::{TestDefinition, definition};
 use crate::patients::invalid;
+use crate::sendouts::SentOut;
 use crate::{Actor, App, AppError, AppResult};
 
 /// At most this many results in one request.
@@ -56,6 +57,9 @@ pub struct ResultInput {
     pub flags: Vec<String>,
     pub indices: Option<IndicesInput>,
     pub comment: Option<String>,
+    /// A result as received from this reference laboratory (its code): `test` may be the
+    /// laboratory's own code, and the test must have been sent out to it.
+    pub reference_lab: Option<String>,
 }
 
 /// What happened to one posted result.
@@ -80,6 +84,7 @@ pub(crate) struct TestCache {
     tests: HashMap<String, (TestDefinition, ParsedRules)>,
     pub(crate) orders: HashMap<i64, OrderRecord>,
     pub(crate) patients: HashMap<i64, PatientRecord>,
+    pub(crate) histories: HashMap<i64, SpecimenHistory>,
     dependents: Option<HashMap<String, Vec<String>>>,
     /// A batch's tubes, ordered tests and dilutions, read as set queries before the batch is
     /// judged (`batch.rs`). Result posting changes none of them.
@@ -120,6 +125,10 @@ pub(crate) struct Context {
     pub rules: ParsedRules,
     pub dilution: Option<Decimal>,
     pub lab_suspended: bool,
+    /// The send-out of a test performed by a reference laboratory.
+    pub sent_out: Option<SentOut>,
+    /// The tube's temperature history and separation time.
+    pub history: SpecimenHistory,
 }
 
 /// The inputs of one evaluation.
@@ -236,6 +245,39 @@ impl App {
         })
     }
 
+    /// An item's context, refusing what it cannot be posted for: its tube and test (a result
+    /// as received from a reference laboratory may name the test in the laboratory's codes,
+    /// and must be for a test sent out to it), its comment's length.
+    pub(crate) async fn item_context(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        cache: &mut TestCache,
+        item: &ResultInput,
+        lab_suspended: bool,
+    ) -> AppResult<Context> {
+        let (test, from_lab) = match item.reference_lab.as_deref().map(str::trim) {
+            Some(l) if !l.is_empty() => {
+                let (lab, code) = self.reference_test_code(tx, l, &item.test).await?;
+                (code, Some(lab))
+            }
+            _ => (item.test.clone(), None),
+        };
+        let ctx = self
+            .result_context(tx, cache, &item.accession, &test, lab_suspended, true)
+            .await?;
+        if let Some(lab) = &from_lab
+            && ctx.sent_out.as_ref().is_none_or(|s| s.lab.code != lab.code)
+        {
+            return Err(conflict(
+                "reference_lab",
+                "not_sent_to_reference_lab",
+                format!("{} was not sent out to {}", ctx.test.test_code, lab.code),
+            ));
+        }
+        check_comment(item)?;
+        Ok(ctx)
+    }
+
     /// Posts one item, reading what it is judged with one statement at a time (the path of
     /// the items `batch.rs` defers).
     pub(crate) async fn post_one(
@@ -248,16 +290,8 @@ impl App {
     ) -> AppResult<ResultOutcome> {
         let call_minutes = settings.call_minutes;
         let ctx = self
-            .result_context(
-                tx,
-                cache,
-                &item.accession,
-                &item.test,
-                settings.lab_suspended,
-                true,
-            )
+            .item_context(tx, cache, item, settings.lab_suspended)
             .await?;
-        check_comment(item)?;
         let reading = reading_of(item);
         let existing = tx.result_by_order_test(ctx.test.id).await?;
         let now = self.now();
@@ -485,6 +519,19 @@ impl App {
             .get(&code)
             .cloned()
             .ok_or_else(|| AppError::Internal("test cache".into()))?;
+        // A test performed by a reference laboratory: no result before its shipment left.
+        let sent_out = self
+            .sent_out_of(
+                tx,
+                specimen.id,
+                test_row.specimen_id,
+                &code,
+                cache.pre.as_ref().map(|p| &p.send_outs),
+            )
+            .await?;
+        if entry && let Some(s) = &sent_out {
+            Self::check_results_accepted(s)?;
+        }
         let dilutions = match cache.pre.as_ref() {
             Some(pre) => pre.dilutions.get(&specimen.id).cloned().unwrap_or_default(),
             None => self.store.dilutions(specimen.id).await?,
@@ -494,7 +541,16 @@ impl App {
             .filter(|d| d.test_code.as_deref().is_none_or(|t| t == code))
             .max_by_key(|d| d.id)
             .and_then(|d| Decimal::from_str(&d.factor).ok());
+        let history = match cache.histories.get(&specimen.id) {
+            Some(h) => h.clone(),
+            None => {
+                let h = self.specimen_history(&specimen).await?;
+                cache.histories.insert(specimen.id, h.clone());
+                h
+            }
+        };
         Ok(Context {
+            history,
             order,
             test: test_row,
             specimen,
@@ -503,6 +559,7 @@ impl App {
             rules,
             dilution,
             lab_suspended,
+            sent_out,
         })
     }
 
@@ -710,13 +767,11 @@ pub(crate) fn judge(
         ),
         _ => DeltaOutcome::NoPrevious,
     };
-    let temperature = ctx
-        .specimen
-        .temperature
-        .as_deref()
-        .and_then(|t| Temperature::parse(t).ok())
-        .unwrap_or(Temperature::Room);
-    let stability = ctx.def.stability_rule().limit(temperature);
+    // Stability at analysis over the whole temperature history, before and after
+    // separation (issue 10 item 2), never the last temperature alone.
+    let stability = ctx
+        .history
+        .judge(collected_at, now, &ctx.def.full_stability_rule());
     let related_values = looked.related;
     let related: Vec<(&str, Decimal)> = related_values
         .iter()
@@ -744,8 +799,7 @@ pub(crate) fn judge(
                 lipemia: reading.indices.lipemia,
             },
             delta,
-            specimen_age: now.duration_since(collected_at),
-            stability,
+            stability: &stability,
             related: &related,
             qc,
             calibration_overdue,
@@ -792,6 +846,7 @@ pub(crate) fn judge(
         calculated: false,
         entered_by: actor.username.clone(),
         verified_by: None,
+        performing_lab: ctx.sent_out.as_ref().map(|s| s.lab.clone()),
     };
     Ok(Evaluated {
         released: decision.released(),
@@ -852,6 +907,13 @@ impl App {
         tx.set_order_test_status(ctx.test.id, test_status).await?;
         if critical {
             open_call(tx, id, record.version, call_minutes, now).await?;
+        }
+        // The first result of a sent-out test: its results may all be back.
+        if existing.is_none()
+            && let Some(sent) = &ctx.sent_out
+        {
+            self.results_back(tx, actor, ctx.order.id, sent, now)
+                .await?;
         }
         if ev.released && (status == "released" || status == "corrected") {
             self.queue_outbound(tx, ctx, &record).await?;
@@ -1066,6 +1128,7 @@ mod tests {
             calculated: false,
             entered_by: "t".into(),
             verified_by: None,
+            performing_lab: None,
         };
         assert_eq!(
             numeric_of(&body("0.90", "numeric")),

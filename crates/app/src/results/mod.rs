@@ -61,6 +61,17 @@ pub struct IndicesInput {
     pub lipemia: Option<u32>,
 }
 
+/// The reference laboratory that performed a sent-out test, as it stood when the result was
+/// received (CLIA 42 CFR 493.1291(i): the report names it beside the result).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PerformingLab {
+    /// The reference laboratory's code in the registry.
+    pub code: String,
+    pub name: String,
+    pub address: String,
+    pub clia: String,
+}
+
 /// A result version's body (stored as JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Body {
@@ -98,6 +109,9 @@ pub(crate) struct Body {
     pub entered_by: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified_by: Option<String>,
+    /// A sent-out test's result as received: the reference laboratory that performed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub performing_lab: Option<PerformingLab>,
 }
 
 impl Body {
@@ -150,6 +164,8 @@ pub struct ResultView {
     pub verified_by: Option<String>,
     pub critical_call: Option<CriticalCallView>,
     pub versions: Vec<ResultVersionView>,
+    /// The reference laboratory that performed a sent-out test.
+    pub performing_lab: Option<PerformingLab>,
 }
 
 pub(crate) fn call_view(c: &CriticalCallRecord, now: Timestamp) -> CriticalCallView {
@@ -215,6 +231,7 @@ pub(crate) fn result_view(
         released_at: r.released_at,
         entered_by: b.entered_by,
         verified_by: b.verified_by,
+        performing_lab: b.performing_lab,
         // The newest call: the open one, or the last documented.
         critical_call: calls
             .iter()

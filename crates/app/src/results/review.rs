@@ -485,6 +485,7 @@ impl App {
                 calculated: false,
                 entered_by: actor.username.clone(),
                 verified_by: Some(actor.username.clone()),
+                performing_lab: ctx.sent_out.as_ref().map(|s| s.lab.clone()),
             },
             released: false,
             critical: false,

@@ -9,7 +9,8 @@
 use aliquot_app::{
     Actor, AliquotInput, App, CentrifugationInput, CollectInput, DispatchInput, DisposeInput,
     NewLocationInput, NewOrderInput, NewPatientInput, NewProviderInput, NewStorageUnitInput,
-    OrderView, PatientIdentification, ReceiveInput, SendOutInput, SpecimenView,
+    OrderView, PatientIdentification, ReceiveInput, SendOutInput, ShipmentInput, ShipmentStepInput,
+    SpecimenView,
 };
 use aliquot_app::{CorrectionInput, CriticalCallInput, ResultInput};
 use aliquot_domain::catalog::ContainerType;
@@ -739,14 +740,38 @@ async fn walk(
                     &staff.technologist,
                     acc,
                     SendOutInput {
-                        reference_lab: "Regional Reference Laboratory".into(),
+                        reference_lab: "RRL".into(),
                         tests: None,
-                        tracking: Some("DEMO-TRK-0001".into()),
+                        tracking: None,
                         temperature: Some("refrigerated".into()),
                     },
                 )
                 .await
                 .map_err(step("send out"))?;
+                // Packed into a shipment with its manifest and handed to the courier.
+                let shipment = app
+                    .pack_shipment(
+                        &staff.technologist,
+                        ShipmentInput {
+                            reference_lab: "RRL".into(),
+                            temperature: "refrigerated".into(),
+                            accessions: Some(vec![acc.to_owned()]),
+                        },
+                    )
+                    .await
+                    .map_err(step("pack the shipment"))?;
+                app.ship_shipment(
+                    &staff.technologist,
+                    shipment.id,
+                    ShipmentStepInput {
+                        version: shipment.version,
+                        courier: Some("Regional courier".into()),
+                        tracking: Some("DEMO-TRK-0001".into()),
+                        ..ShipmentStepInput::default()
+                    },
+                )
+                .await
+                .map_err(step("ship"))?;
                 continue;
             }
             _ => {}

@@ -7,13 +7,16 @@
 //!   *demand* of the tests on the tube, and before receipt its planned *capacity* (usable
 //!   volume), after receipt its *measured content*. So an almost empty received tube does not
 //!   take an add-on, and a full one does not trigger a needless draw.
-//! - A collected tube takes the add-on only within the test's stability at the temperature it
-//!   was kept ([`can_add_on`]). A tube of the right kind that is out of stability, and no other,
-//!   refuses the add-on (a new draw is a new order).
+//! - A collected tube takes the add-on only within the test's stability over its whole
+//!   temperature history (issue 10 item 2: the cumulative fraction of
+//!   `specimen::stability`, before and after separation, with the test's handling flags;
+//!   [`can_add_on`]), never judged by the last temperature alone. A tube of the right kind
+//!   that is out of stability, and no other, refuses the add-on (a new draw is a new order).
 
 use jiff::Timestamp;
 
-use crate::catalog::{ContainerCode, SpecimenType, Stability, Temperature};
+use crate::catalog::{ContainerCode, SpecimenType};
+use crate::specimen::stability::{SpecimenHistory, StabilityRule};
 use crate::specimen::{AcceptedSpecimen, SpecimenState};
 
 use super::{AddOnError, can_add_on};
@@ -31,7 +34,8 @@ pub struct AddOnTube {
     /// The measured content after receipt (what is left after aliquots), µL.
     pub content_ul: u32,
     pub collected_at: Option<Timestamp>,
-    pub temperature: Option<Temperature>,
+    /// How it was kept since collection (segments and separation time).
+    pub history: SpecimenHistory,
 }
 
 impl AddOnTube {
@@ -69,7 +73,7 @@ pub fn place_add_on(
     tubes: &[AddOnTube],
     accepted: &[AcceptedSpecimen],
     min_volume_ul: u32,
-    stability: &Stability,
+    stability: &StabilityRule,
     now: Timestamp,
 ) -> Result<AddOnPlacement, AddOnError> {
     let kind = |t: &AddOnTube| {
@@ -96,12 +100,11 @@ pub fn place_add_on(
         if t.room_ul() < min_volume_ul {
             continue;
         }
-        if let Some(collected) = t.collected_at {
-            let temperature = t.temperature.unwrap_or(Temperature::Room);
-            if let Err(e) = can_add_on(collected, now, temperature, stability) {
-                refused.get_or_insert(e);
-                continue;
-            }
+        if let Some(collected) = t.collected_at
+            && let Err(e) = can_add_on(collected, now, &t.history, stability)
+        {
+            refused.get_or_insert(e);
+            continue;
         }
         return Ok(AddOnPlacement::Existing(i));
     }
@@ -119,6 +122,8 @@ pub fn place_add_on(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::{Stability, Temperature};
+    use crate::specimen::stability::{TemperatureSegment, TemperatureStage};
     use jiff::SignedDuration;
     use proptest::prelude::*;
 
@@ -137,8 +142,27 @@ mod tests {
             demand_ul: demand,
             content_ul: content,
             collected_at: collected.map(ts),
-            temperature: Some(Temperature::Room),
+            history: collected.map_or_else(SpecimenHistory::default, |c| {
+                SpecimenHistory::kept(ts(c), Temperature::Room, TemperatureStage::Collection)
+            }),
         }
+    }
+
+    /// A received tube drawn at 02:00 kept as `segments` say.
+    fn history(segments: &[(&str, Temperature)]) -> AddOnTube {
+        let mut t = sst(S::Received, 500, 2_000, OLD);
+        t.history = SpecimenHistory {
+            segments: segments
+                .iter()
+                .map(|(from, temperature)| TemperatureSegment {
+                    from: ts(from),
+                    temperature: *temperature,
+                    stage: TemperatureStage::Storage,
+                })
+                .collect(),
+            separated_at: None,
+        };
+        t
     }
 
     fn serum() -> Vec<AcceptedSpecimen> {
@@ -148,8 +172,15 @@ mod tests {
         }]
     }
 
-    fn eight_hours() -> Stability {
-        Stability::new(Some(SignedDuration::from_hours(8)), None, None).unwrap()
+    fn eight_hours() -> StabilityRule {
+        StabilityRule::simple(
+            Stability::new(
+                Some(SignedDuration::from_hours(8)),
+                Some(SignedDuration::from_hours(48)),
+                None,
+            )
+            .unwrap(),
+        )
     }
 
     const NOW: &str = "2026-11-21T12:00:00Z";
@@ -232,6 +263,22 @@ mod tests {
                 vec![sst(S::Stored, 500, 2_000, DRAWN)],
                 Ok(Existing(0)),
                 "stored tubes are retrieved for add-ons",
+            ),
+            (
+                vec![history(&[
+                    ("2026-11-21T02:00:00Z", Temperature::Room),
+                    ("2026-11-21T10:00:00Z", Temperature::Refrigerated),
+                ])],
+                Err("add_on_stability_exceeded"),
+                "refrigerated now (10 h of 48 h), but 8 h at room temperature (100 %) and 2 h cold (4 %)",
+            ),
+            (
+                vec![history(&[
+                    ("2026-11-21T02:00:00Z", Temperature::Room),
+                    ("2026-11-21T03:00:00Z", Temperature::Refrigerated),
+                ])],
+                Ok(Existing(0)),
+                "1 h at room temperature (12.5 %), 9 h cold (19 %)",
             ),
         ];
         for (tubes, expected, why) in rows {

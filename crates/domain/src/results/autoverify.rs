@@ -6,13 +6,12 @@
 //! has a stable code (the contract with the review screens and the audit trail). The decision
 //! carries the rule-set version it was made with.
 
-use jiff::SignedDuration;
 use rust_decimal::Decimal;
 
 use super::delta::DeltaOutcome;
 use super::rules::{CriticalAction, Flag, Indices, Outside, ResultRules};
 use super::value::ResultValue;
-use crate::duration::human;
+use crate::specimen::stability::StabilityFinding;
 
 /// Why a result is held.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,10 +51,10 @@ pub struct Facts<'a> {
     pub instrument_flags: &'a [String],
     pub indices: Indices,
     pub delta: DeltaOutcome,
-    /// From collection to analysis.
-    pub specimen_age: SignedDuration,
-    /// The stability limit at the specimen's temperature; `None` = must not be kept there.
-    pub stability: Option<SignedDuration>,
+    /// The specimen's stability judged at analysis over its whole temperature history, before
+    /// and after separation (`specimen::stability::judge`; issue 10 item 2: never the last
+    /// temperature alone). Empty: within stability.
+    pub stability: &'a [StabilityFinding],
     /// Other results of the same order (test code, value), for consistency checks.
     pub related: &'a [(&'a str, Decimal)],
     pub qc: QcStatus,
@@ -157,23 +156,15 @@ fn enabled(r: &ResultRules, f: &Facts<'_>, out: &mut Vec<HoldReason>) {
 }
 
 fn specimen_stability(_: &ResultRules, f: &Facts<'_>, out: &mut Vec<HoldReason>) {
-    match f.stability {
-        None => hold(
-            out,
-            "specimen_not_stable",
-            "the specimen must not be kept at its recorded temperature for this test".into(),
-        ),
-        Some(limit) if f.specimen_age > limit => hold(
-            out,
-            "specimen_not_stable",
-            format!(
-                "analysed {} after collection; the limit is {}",
-                human(&f.specimen_age),
-                human(&limit)
-            ),
-        ),
-        Some(_) => {}
+    if f.stability.is_empty() {
+        return;
     }
+    let found: Vec<String> = f.stability.iter().map(ToString::to_string).collect();
+    hold(
+        out,
+        "specimen_not_stable",
+        format!("analysed out of stability: {}", found.join("; ")),
+    );
 }
 
 fn instrument_flags(_: &ResultRules, f: &Facts<'_>, out: &mut Vec<HoldReason>) {
@@ -342,8 +333,11 @@ fn pathologist(r: &ResultRules, _: &Facts<'_>, out: &mut Vec<HoldReason>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::{Stability, Temperature};
     use crate::results::rules::{IndexLimits, Limits, flags};
     use crate::results::value::{ResultValue, parse_numeric};
+    use crate::specimen::stability::{StabilityRule, TemperatureSegment, TemperatureStage, judge};
+    use jiff::{SignedDuration, Timestamp};
     use proptest::prelude::*;
     use std::str::FromStr;
 
@@ -381,7 +375,11 @@ mod tests {
         indices: Indices,
         delta: Option<DeltaOutcome>,
         age_minutes: i64,
+        /// Room-temperature stability (refrigerated: a week); `None`: room temperature is not
+        /// allowed.
         stability_hours: Option<i64>,
+        /// Moved to a refrigerator this many minutes after collection.
+        refrigerated_after_minutes: Option<i64>,
         related: Vec<(&'static str, Decimal)>,
         qc: QcStatus,
         calibration_overdue: bool,
@@ -393,6 +391,34 @@ mod tests {
         let v = ResultValue::Numeric(parse_numeric(value).unwrap());
         let fl = flags(&v, None, rules);
         let related: Vec<(&str, Decimal)> = s.related.iter().map(|(c, v)| (*c, *v)).collect();
+        let drawn: Timestamp = "2026-11-21T06:00:00Z".parse().unwrap();
+        let at = |m: i64| drawn.checked_add(SignedDuration::from_mins(m)).unwrap();
+        let week = Some(SignedDuration::from_hours(168));
+        let stability = Stability::new(
+            s.stability_hours.map(SignedDuration::from_hours),
+            week,
+            None,
+        )
+        .unwrap();
+        let mut segments = vec![TemperatureSegment {
+            from: drawn,
+            temperature: Temperature::Room,
+            stage: TemperatureStage::Collection,
+        }];
+        if let Some(m) = s.refrigerated_after_minutes {
+            segments.push(TemperatureSegment {
+                from: at(m),
+                temperature: Temperature::Refrigerated,
+                stage: TemperatureStage::Storage,
+            });
+        }
+        let findings = judge(
+            drawn,
+            None,
+            &segments,
+            at(s.age_minutes),
+            &StabilityRule::simple(stability),
+        );
         autoverify(
             rules,
             &Facts {
@@ -403,8 +429,7 @@ mod tests {
                 instrument_flags: &s.instrument_flags,
                 indices: s.indices,
                 delta: s.delta.unwrap_or(DeltaOutcome::NoPrevious),
-                specimen_age: SignedDuration::from_mins(s.age_minutes),
-                stability: s.stability_hours.map(SignedDuration::from_hours),
+                stability: &findings,
                 related: &related,
                 qc: s.qc,
                 calibration_overdue: s.calibration_overdue,
@@ -457,6 +482,28 @@ mod tests {
                 value: "4.2",
                 edit: |_, s| s.age_minutes = 24 * 60,
                 reasons: &[],
+            },
+            // Issue 10 item 2: the history counts, not the last temperature. 20 h at room
+            // temperature (83 %) then 20 h refrigerated (12 %): within.
+            Case {
+                name: "room then refrigerated, within",
+                value: "4.2",
+                edit: |_, s| {
+                    s.refrigerated_after_minutes = Some(20 * 60);
+                    s.age_minutes = 40 * 60;
+                },
+                reasons: &[],
+            },
+            // 30 h at room temperature, then refrigerated: out of stability although the tube
+            // is refrigerated now and 40 h is well within the refrigerated week.
+            Case {
+                name: "room then refrigerated, over",
+                value: "4.2",
+                edit: |_, s| {
+                    s.refrigerated_after_minutes = Some(30 * 60);
+                    s.age_minutes = 40 * 60;
+                },
+                reasons: &["specimen_not_stable"],
             },
             Case {
                 name: "temperature not allowed",
@@ -618,7 +665,8 @@ mod tests {
         let decision = run(&rules, "4.2", &s);
         assert_eq!(
             decision.reasons()[0].message,
-            "analysed 1 d 1 h after collection; the limit is 1 d"
+            "analysed out of stability: 1 d 1 h after collection it has used 104 % of its \
+             stability over its temperature history"
         );
     }
 

@@ -131,6 +131,42 @@ pub enum StabilityFinding {
     },
 }
 
+impl std::fmt::Display for StabilityFinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let phase = |p: &Phase| match p {
+            Phase::Whole => "",
+            Phase::Unspun => " before separation",
+        };
+        match self {
+            Self::TemperatureNotAllowed {
+                phase: p,
+                temperature,
+                stage,
+            } => write!(
+                f,
+                "kept {temperature}{} ({stage}), which the test does not allow",
+                phase(p)
+            ),
+            Self::Exceeded {
+                phase: p,
+                elapsed,
+                used_percent,
+            } => write!(
+                f,
+                "{} after collection{} it has used {used_percent} % of its stability over its \
+                 temperature history",
+                crate::duration::human(elapsed),
+                phase(p)
+            ),
+            Self::Handling {
+                flag,
+                temperature,
+                stage,
+            } => write!(f, "kept {temperature} ({stage}) against {flag}"),
+        }
+    }
+}
+
 /// The segments clipped to `[start, end)`, in time order, with their lengths. A segment that
 /// starts before `start` begins at `start`; the first segment also covers any gap between
 /// `start` and its own start (the draw site kept it so until the first record). A segment
@@ -302,6 +338,26 @@ pub struct SpecimenHistory {
 }
 
 impl SpecimenHistory {
+    /// Judges a test's `rule` over this history at `now` (see [`judge`]); with no segment
+    /// recorded, as kept at room temperature since collection (the usual bench condition, and
+    /// the shortest limit most tests have).
+    pub fn judge(
+        &self,
+        collected_at: Timestamp,
+        now: Timestamp,
+        rule: &StabilityRule,
+    ) -> Vec<StabilityFinding> {
+        if self.segments.is_empty() {
+            let room = [TemperatureSegment {
+                from: collected_at,
+                temperature: Temperature::Room,
+                stage: TemperatureStage::Collection,
+            }];
+            return judge(collected_at, self.separated_at, &room, now, rule);
+        }
+        judge(collected_at, self.separated_at, &self.segments, now, rule)
+    }
+
     /// One segment from `from` at `temperature`, unspun.
     pub fn kept(from: Timestamp, temperature: Temperature, stage: TemperatureStage) -> Self {
         Self {

@@ -19,6 +19,8 @@ pub mod processing;
 
 // storage, transport, send-out, disposal (issue 4)
 pub mod storage;
+// reference laboratories, shipments, outstanding send-outs (issue 14 item 4)
+pub mod sendouts;
 
 // results (issue 11)
 pub mod results;
@@ -58,6 +60,7 @@ use crate::AppState;
         (name = "results", description = "Results: entry, autoverification, review and release, corrections, critical calls, worklists, result rules"),
         (name = "connections", description = "Instruments and their test codes, the interface message log and error queue, outbound destinations and the outbox"),
         (name = "reports", description = "Patient reports as PDF: an order's report (preliminary, final, corrected; every version kept), a patient's cumulative report, a client location's batch print"),
+        (name = "send-outs", description = "Send-outs to reference laboratories: the registry (name, address, CLIA number, expected turnaround, test codes), shipments with their manifests and tracking, the outstanding list"),
         (name = "qc", description = "Quality control and calibration: control lots and targets, Westgard rules, QC runs, locks on patient results, corrective actions, statistics, Levey-Jennings charts"),
     )
 )]
@@ -164,6 +167,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(storage::manifest))
         .routes(routes!(storage::send_out))
         .routes(routes!(storage::send_outs))
+        .routes(routes!(sendouts::outstanding))
+        .routes(routes!(sendouts::register_lab, sendouts::list_labs))
+        .routes(routes!(sendouts::get_lab, sendouts::replace_lab))
+        .routes(routes!(sendouts::pack, sendouts::list))
+        .routes(routes!(sendouts::get))
+        .routes(routes!(sendouts::ship))
+        .routes(routes!(sendouts::receive))
+        .routes(routes!(sendouts::manifest))
         // turnaround time (issue 4)
         .routes(routes!(tat::order_tat))
         .routes(routes!(tat::overdue))

@@ -998,7 +998,7 @@ pub async fn statistics(
 
 /// A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180); a leading
 /// `=`, `+`, `-` or `@` is prefixed with `'` so a spreadsheet never runs it as a formula.
-fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     let s = if s.starts_with(['=', '+', '-', '@']) {
         format!("'{s}")
     } else {

@@ -4,9 +4,9 @@
 use aliquot_app::{
     Actor, AppError, CalculationDoc, ConsistencyDoc, CorrectionInput, CriticalCallInput,
     CriticalCallView, CumulativeView, DeltaDoc, IndexDoc, IndicesInput, IntervalDoc, IntervalView,
-    LimitsDoc, NotPerformedInput, OpenCallView, ReasonView, ResultInput, ResultOutcome,
-    ResultRulesDoc, ResultRulesVersionView, ResultRulesView, ResultVersionView, ResultView,
-    WorklistView,
+    LimitsDoc, NotPerformedInput, OpenCallView, PerformingLab, ReasonView, ResultInput,
+    ResultOutcome, ResultRulesDoc, ResultRulesVersionView, ResultRulesView, ResultVersionView,
+    ResultView, WorklistView,
 };
 use axum::extract::State;
 use axum::{Extension, Json};
@@ -61,6 +61,10 @@ pub struct ResultItemDto {
     pub flags: Vec<String>,
     pub indices: Option<IndicesDto>,
     pub comment: Option<String>,
+    /// A result as received from this reference laboratory (its code): `test` may be the
+    /// laboratory's own code; the test must have been sent out to it. A sent-out test's
+    /// result carries its performing laboratory either way.
+    pub reference_lab: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -269,6 +273,35 @@ pub struct ResultDto {
     pub critical_call: Option<CriticalCallDto>,
     /// Every version, oldest first.
     pub versions: Vec<ResultVersionDto>,
+    /// The reference laboratory that performed a sent-out test (CLIA: named on the report).
+    pub performing_lab: Option<PerformingLabDto>,
+}
+
+/// The laboratory that performed a sent-out test.
+#[derive(Serialize, ToSchema)]
+pub struct PerformingLabDto {
+    /// Its code in the reference-laboratory registry.
+    pub code: String,
+    pub name: String,
+    pub address: String,
+    pub clia: String,
+}
+
+impl From<PerformingLab> for PerformingLabDto {
+    fn from(p: PerformingLab) -> Self {
+        let PerformingLab {
+            code,
+            name,
+            address,
+            clia,
+        } = p;
+        PerformingLabDto {
+            code,
+            name,
+            address,
+            clia,
+        }
+    }
 }
 
 impl From<ResultView> for ResultDto {
@@ -298,6 +331,7 @@ impl From<ResultView> for ResultDto {
             verified_by,
             critical_call,
             versions,
+            performing_lab,
         } = r;
         ResultDto {
             id,
@@ -324,6 +358,7 @@ impl From<ResultView> for ResultDto {
             verified_by,
             critical_call: critical_call.map(Into::into),
             versions: versions.into_iter().map(Into::into).collect(),
+            performing_lab: performing_lab.map(Into::into),
         }
     }
 }
@@ -353,6 +388,7 @@ pub async fn post(
                 flags,
                 indices,
                 comment,
+                reference_lab,
             } = i;
             ResultInput {
                 accession,
@@ -363,6 +399,7 @@ pub async fn post(
                 flags,
                 indices: indices.map(Into::into),
                 comment,
+                reference_lab,
             }
         })
         .collect();

@@ -529,6 +529,8 @@ pub async fn manifest(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendOut {
+    /// The code of a registered reference laboratory (`GET /api/v1/reference-labs`) whose
+    /// test codes map every test sent.
     pub reference_lab: String,
     /// A subset of the specimen's tests; all of them when absent.
     pub tests: Option<Vec<String>>,
@@ -584,6 +586,8 @@ pub struct SendOutDto {
     pub sent_at: String,
     pub sent_by: String,
     pub resulted_at: Option<String>,
+    /// The shipment it was packed into (`GET /api/v1/shipments/{id}`), once packed.
+    pub shipment_id: Option<i64>,
 }
 
 impl From<SendOutView> for SendOutDto {
@@ -599,6 +603,7 @@ impl From<SendOutView> for SendOutDto {
             sent_at: o.sent_at.to_string(),
             sent_by: o.sent_by,
             resulted_at: o.resulted_at.map(|t| t.to_string()),
+            shipment_id: o.shipment_id,
         }
     }
 }

@@ -24,6 +24,8 @@ use crate::AppState;
 
 const PARAMS: &[&str] = &["patient", "subject", "code", "date", "category"];
 pub const CATEGORY_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
+/// The CLIA certificate numbers' identifier system (CMS's OID).
+pub const CLIA_SYSTEM: &str = "urn:oid:2.16.840.1.113883.4.7";
 const INTERPRETATION_SYSTEM: &str =
     "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation";
 
@@ -274,6 +276,22 @@ pub fn observation(r: &ReleasedResultView) -> Observation {
         _ => {
             base.insert("valueString".into(), json!(res.value));
         }
+    }
+    // A sent-out test: the reference laboratory that performed it, contained (its name,
+    // address and CLIA number as they stood when the result came back).
+    if let Some(p) = &res.performing_lab {
+        let mut org = json!({"resourceType": "Organization", "id": "performer", "name": p.name});
+        if !p.clia.is_empty() {
+            org["identifier"] = json!([{"system": CLIA_SYSTEM, "value": p.clia}]);
+        }
+        if !p.address.is_empty() {
+            org["address"] = json!([{"text": p.address}]);
+        }
+        base.insert("contained".into(), json!([org]));
+        base.insert(
+            "performer".into(),
+            json!([{"reference": "#performer", "type": "Organization", "display": p.name}]),
+        );
     }
     base.insert("interpretation".into(), interpretation(&res.flags));
     let mut notes = Vec::new();

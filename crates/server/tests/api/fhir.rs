@@ -156,7 +156,7 @@ fn validator_python() -> PathBuf {
 }
 
 /// Validates every resource with fhir.resources; panics with its report on any failure.
-fn validate(resources: &[Value]) {
+pub(crate) fn validate(resources: &[Value]) {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("resources.json");
     std::fs::write(&file, serde_json::to_string(resources).unwrap()).unwrap();

@@ -39,6 +39,8 @@ mod qc;
 
 // storage, transport, send-out, disposal (issue 4)
 mod storage;
+// reference laboratories, shipments, results as received (issue 14 item 4)
+mod sendouts;
 
 // stability, unspun blood, spin protocols, retention by use (issue 10 items 2, 3, 8-10)
 mod stability;

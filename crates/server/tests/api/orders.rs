@@ -472,7 +472,27 @@ async fn cancel_and_add_on(db: Db) {
         Some("test"),
     );
     assert_eq!(c.app.audit_len().await, before);
-    // Sodium is stable 7 days at room temperature: the add-on shares the collected tube.
+    // Potassium keeps 24 h at room temperature, but this blood has stood unspun for 9 h (CLSI
+    // GP44: 2 h): judged over the tube's history (issue 10 item 2), refused too.
+    assert_error(
+        &c.app
+            .post(
+                &format!("/api/v1/orders/{id4}/tests"),
+                &c.token,
+                json!({"test": "K"}),
+            )
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "add_on_stability_exceeded",
+        Some("test"),
+    );
+    // Drawn half an hour ago: the add-on shares the collected tube.
+    set_collected(
+        &c.app,
+        o4["specimens"][0]["id"].as_i64().unwrap(),
+        c.app.app.now() - jiff::SignedDuration::from_mins(30),
+    )
+    .await;
     let (s, ok) = c
         .app
         .post(

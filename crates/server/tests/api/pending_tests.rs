@@ -234,13 +234,14 @@ async fn a_partial_send_out_leaves_the_tube_in_house(db: Db) {
     // Type and screen on one pink tube; the antibody screen goes to a reference lab.
     let (id, o) = received_order(&c, &["TS"], now - SignedDuration::from_mins(20)).await;
     let pnk = tube(&o, "PNK");
+    reference_lab(&c.app, "BLOODCTR", "Blood Center", &["ABSC"]).await;
     let path = format!("/api/v1/specimens/{pnk}/send-out");
     let (s, v) = c
         .app
         .post(
             &path,
             &c.tech,
-            json!({"reference_lab": "Blood Center", "tests": ["ABSC"], "temperature": "refrigerated"}),
+            json!({"reference_lab": "BLOODCTR", "tests": ["ABSC"], "temperature": "refrigerated"}),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");

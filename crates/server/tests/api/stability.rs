@@ -14,6 +14,8 @@ crate::both_backends!(
     unspun_blood_and_special_handling_at_receipt,
     spins_follow_the_container_protocol_and_the_unspun_limit,
     retention_by_use_and_irreplaceable_specimens,
+    result_entry_judges_the_temperature_history,
+    add_ons_judge_the_temperature_history,
 );
 
 struct Ctx {
@@ -534,5 +536,104 @@ async fn retention_by_use_and_irreplaceable_specimens(db: Db) {
     later(&mut c, SignedDuration::from_hours(24 * 7 + 1)).await;
     let (_, due) = c.app.get("/api/v1/storage/disposal-due", &c.token).await;
     assert_eq!(due["due"][0]["accession"], bank.as_str(), "{due}");
+    c.app.finish().await;
+}
+
+/// A serum tube drawn now at room temperature, received 6 hours later refrigerated (spun at
+/// the draw site after 40 minutes), then 48 hours in the refrigerator: glucose has used
+/// 6 h / 8 h + 48 h / 3 d = 141.7 % of its stability, potassium 6 h / 24 h + 48 h / 7 d = 54 %.
+/// Judged by its last temperature alone (refrigerated, 54 h) both looked fine.
+async fn six_hours_warm_then_two_days_cold(c: &mut Ctx, tests: &[&str]) -> String {
+    let acc = tube(c, tests).await;
+    let drawn = collect(c, &acc, "room").await;
+    later(c, SignedDuration::from_hours(6)).await;
+    let spun = (drawn + SignedDuration::from_mins(40)).to_string();
+    let (s, v) = receive(
+        c,
+        &acc,
+        json!({"temperature": "refrigerated", "separated_at": spun}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    later(c, SignedDuration::from_hours(48)).await;
+    acc
+}
+
+/// Issue 10 leftover: result entry judges stability over the temperature history.
+async fn result_entry_judges_the_temperature_history(db: Db) {
+    let mut c = setup(db).await;
+    let acc = six_hours_warm_then_two_days_cold(&mut c, &["GLU", "K"]).await;
+    let (s, v) = c
+        .app
+        .post(
+            "/api/v1/results",
+            &c.token,
+            json!({"results": [
+                {"accession": acc, "test": "GLU", "value": "98"},
+                {"accession": acc, "test": "K", "value": "4.1"},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let reasons = |i: usize| -> Vec<String> {
+        v["results"][i]["hold_reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["code"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(
+        reasons(0).contains(&"specimen_not_stable".to_owned()),
+        "glucose: {v}"
+    );
+    let message = v["results"][0]["hold_reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["code"] == "specimen_not_stable")
+        .unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("used 141 %"), "{message}");
+    assert!(
+        !reasons(1).contains(&"specimen_not_stable".to_owned()),
+        "potassium: {v}"
+    );
+    c.app.finish().await;
+}
+
+/// Issue 10 leftover: an add-on judges the tube over its temperature history.
+async fn add_ons_judge_the_temperature_history(db: Db) {
+    let mut c = setup(db).await;
+    let acc = six_hours_warm_then_two_days_cold(&mut c, &["K"]).await;
+    let (_, sp) = c
+        .app
+        .get(&format!("/api/v1/specimens/{acc}"), &c.token)
+        .await;
+    let order = sp["order_id"].as_i64().unwrap();
+    let path = format!("/api/v1/orders/{order}/tests");
+    // Glucose: 142 % used, and no other tube: refused (a new draw is a new order).
+    let before = c.app.audit_len().await;
+    let got = c.app.post(&path, &c.token, json!({"test": "GLU"})).await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "add_on_stability_exceeded",
+        Some("test"),
+    );
+    assert_eq!(c.app.audit_len().await, before, "nothing written");
+    // Sodium (7 d at room temperature, 14 d cold): 6 h / 7 d + 48 h / 14 d, on the same tube.
+    let (s, o) = c.app.post(&path, &c.token, json!({"test": "NA"})).await;
+    assert_eq!(s, StatusCode::OK, "{o}");
+    let na = o["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["test_code"] == "NA")
+        .unwrap();
+    assert_eq!(na["accession"], acc.as_str(), "{o}");
+    assert_eq!(o["specimens"].as_array().unwrap().len(), 1, "{o}");
     c.app.finish().await;
 }

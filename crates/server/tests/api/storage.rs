@@ -1084,9 +1084,11 @@ async fn send_outs_to_reference_labs(db: Db) {
     );
     let tests = specimen(&c, &acc).await["tests"].clone();
     let first = tests[0].as_str().unwrap().to_owned();
+    reference_lab(&c.app, "MAYO", "Mayo Clinic Laboratories", &[&first]).await;
+    reference_lab(&c.app, "ARUP", "ARUP Laboratories", &["NA"]).await;
 
     let path = |acc: &str| format!("/api/v1/specimens/{acc}/send-out");
-    let body = json!({"reference_lab": "Mayo Clinic Laboratories", "tests": [first],
+    let body = json!({"reference_lab": "MAYO", "tests": [first],
         "tracking": "1Z999", "temperature": "refrigerated"});
     let before = c.app.audit_len().await;
     let got = c.app.post(&path(&collected), &c.token, body.clone()).await;
@@ -1097,7 +1099,7 @@ async fn send_outs_to_reference_labs(db: Db) {
         .post(
             &path(&stored),
             &c.token,
-            json!({"reference_lab": "Mayo", "temperature": "frozen"}),
+            json!({"reference_lab": "ARUP", "temperature": "frozen"}),
         )
         .await;
     assert_error(&got, StatusCode::CONFLICT, "transition_illegal", None);
@@ -1109,6 +1111,17 @@ async fn send_outs_to_reference_labs(db: Db) {
             "temperature",
         ),
         (json!({"reference_lab": ""}), "required", "reference_lab"),
+        (
+            json!({"reference_lab": "Mayo Clinic Laboratories"}),
+            "unknown_reference_lab",
+            "reference_lab",
+        ),
+        // ARUP does not perform the test sent.
+        (
+            json!({"reference_lab": "ARUP"}),
+            "reference_lab_test_unmapped",
+            "tests[0]",
+        ),
         (
             json!({"tests": ["GLU"]}),
             "send_out_test_not_on_specimen",
@@ -1272,12 +1285,21 @@ async fn worklists_showing_patients_are_access_logged(db: Db) {
     let first = specimen(&c, &stored).await["patient_id"].as_i64().unwrap();
     let (other_order, _) = other_tube(&c).await;
     let (_, sent) = other_tube(&c).await;
+    reference_lab(
+        &c.app,
+        "MAYO",
+        "Mayo Clinic Laboratories",
+        &[
+            "WBC", "RBC", "HGB", "HCT", "MCV", "MCH", "MCHC", "RDW", "PLT",
+        ],
+    )
+    .await;
     let (s, v) = c
         .app
         .post(
             &format!("/api/v1/specimens/{sent}/send-out"),
             &c.token,
-            json!({"reference_lab": "Mayo", "temperature": "refrigerated"}),
+            json!({"reference_lab": "MAYO", "temperature": "refrigerated"}),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");

@@ -412,3 +412,29 @@ pub fn merged(mut base: Value, extra: Value) -> Value {
     }
     base
 }
+
+/// Registers a reference laboratory `code` performing `tests` (each under the code
+/// `<code>-<test>`), expected back within three days.
+pub async fn reference_lab(app: &TestApp, code: &str, name: &str, tests: &[&str]) {
+    app.app
+        .register_reference_lab(
+            &Actor::cli("test"),
+            aliquot_app::ReferenceLabInput {
+                code: code.into(),
+                name: name.into(),
+                address: "3050 Superior Drive NW, Rochester, MN 55901".into(),
+                clia: "24D0404292".into(),
+                phone: None,
+                expected_tat_hours: 72,
+                test_codes: tests
+                    .iter()
+                    .map(|t| aliquot_app::ReferenceTestCodeInput {
+                        code: format!("{code}-{t}"),
+                        test: (*t).into(),
+                    })
+                    .collect(),
+            },
+        )
+        .await
+        .expect("reference lab");
+}

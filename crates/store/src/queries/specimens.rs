@@ -307,6 +307,21 @@ type EventRow = (
     Option<String>,
 );
 
+fn event(r: EventRow) -> StoreResult<SpecimenEventRecord> {
+    Ok(SpecimenEventRecord {
+        id: r.0,
+        specimen_id: r.1,
+        at: ts(r.2)?,
+        actor_id: r.3,
+        actor_name: r.4,
+        kind: r.5,
+        from_status: r.6,
+        to_status: r.7,
+        details: r.8,
+        location: r.9,
+    })
+}
+
 pub(crate) async fn specimen_events<'e, E: Executor<'e, Database = Db>>(
     e: E,
     specimen_id: i64,
@@ -319,21 +334,33 @@ pub(crate) async fn specimen_events<'e, E: Executor<'e, Database = Db>>(
     .fetch_all(e)
     .await?
     .into_iter()
-    .map(|r| {
-        Ok(SpecimenEventRecord {
-            id: r.0,
-            specimen_id: r.1,
-            at: ts(r.2)?,
-            actor_id: r.3,
-            actor_name: r.4,
-            kind: r.5,
-            from_status: r.6,
-            to_status: r.7,
-            details: r.8,
-            location: r.9,
-        })
-    })
+    .map(event)
     .collect()
+}
+
+/// [`specimen_events`] of many specimens, by specimen then id.
+pub(crate) async fn specimen_events_of<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    specimen_ids: &[i64],
+) -> StoreResult<Vec<SpecimenEventRecord>> {
+    if specimen_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = sqlx::QueryBuilder::<Db>::new(
+        "SELECT id, specimen_id, at, actor_id, actor_name, kind, from_status, to_status, \
+         details, location FROM specimen_events WHERE specimen_id IN (",
+    );
+    let mut list = qb.separated(", ");
+    for id in specimen_ids {
+        list.push_bind(*id);
+    }
+    qb.push(") ORDER BY specimen_id, id");
+    qb.build_query_as::<EventRow>()
+        .fetch_all(e)
+        .await?
+        .into_iter()
+        .map(event)
+        .collect()
 }
 
 /// One problem-log entry.
@@ -695,6 +722,21 @@ pub(crate) async fn insert_centrifugation<'e, E: Executor<'e, Database = Db>>(
     Ok(id)
 }
 
+fn centrifugation(r: CentrifugationRow) -> StoreResult<CentrifugationRecord> {
+    Ok(CentrifugationRecord {
+        id: r.0,
+        specimen_id: r.1,
+        centrifuge_id: r.2,
+        rcf_g: r.3,
+        minutes: r.4,
+        temperature_c: r.5,
+        started_at: ts(r.6)?,
+        operator_id: r.7,
+        operator_name: r.8,
+        recorded_at: ts(r.9)?,
+    })
+}
+
 pub(crate) async fn centrifugations<'e, E: Executor<'e, Database = Db>>(
     e: E,
     specimen_id: i64,
@@ -708,21 +750,34 @@ pub(crate) async fn centrifugations<'e, E: Executor<'e, Database = Db>>(
     .fetch_all(e)
     .await?
     .into_iter()
-    .map(|r| {
-        Ok(CentrifugationRecord {
-            id: r.0,
-            specimen_id: r.1,
-            centrifuge_id: r.2,
-            rcf_g: r.3,
-            minutes: r.4,
-            temperature_c: r.5,
-            started_at: ts(r.6)?,
-            operator_id: r.7,
-            operator_name: r.8,
-            recorded_at: ts(r.9)?,
-        })
-    })
+    .map(centrifugation)
     .collect()
+}
+
+/// [`centrifugations`] of many specimens, by specimen then id.
+pub(crate) async fn centrifugations_of<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    specimen_ids: &[i64],
+) -> StoreResult<Vec<CentrifugationRecord>> {
+    if specimen_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = sqlx::QueryBuilder::<Db>::new(
+        "SELECT id, specimen_id, centrifuge_id, rcf_g, minutes, temperature_c, \
+         started_at, operator_id, operator_name, recorded_at FROM centrifugations \
+         WHERE specimen_id IN (",
+    );
+    let mut list = qb.separated(", ");
+    for id in specimen_ids {
+        list.push_bind(*id);
+    }
+    qb.push(") ORDER BY specimen_id, id");
+    qb.build_query_as::<CentrifugationRow>()
+        .fetch_all(e)
+        .await?
+        .into_iter()
+        .map(centrifugation)
+        .collect()
 }
 
 pub(crate) async fn insert_dilution<'e, E: Executor<'e, Database = Db>>(
@@ -900,4 +955,29 @@ pub(crate) async fn dilutions_of<'e, E: Executor<'e, Database = Db>>(
         .into_iter()
         .map(dilution)
         .collect()
+}
+
+/// Which of these specimens were poured from another (aliquots).
+pub(crate) async fn with_parent<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    specimen_ids: &[i64],
+) -> StoreResult<Vec<i64>> {
+    if specimen_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = sqlx::QueryBuilder::<Db>::new(
+        "SELECT id FROM specimens WHERE parent_id IS NOT NULL AND id IN (",
+    );
+    let mut list = qb.separated(", ");
+    for id in specimen_ids {
+        list.push_bind(*id);
+    }
+    qb.push(")");
+    Ok(qb
+        .build_query_as::<(i64,)>()
+        .fetch_all(e)
+        .await?
+        .into_iter()
+        .map(|(id,)| id)
+        .collect())
 }

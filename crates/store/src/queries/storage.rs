@@ -1,4 +1,4 @@
-//! Storage: units, placements, retention, disposal lists and send-outs.
+//! Storage: units, placements, retention and disposal lists (send-outs: `sendouts.rs`).
 
 use jiff::Timestamp;
 use sqlx::Executor;
@@ -8,7 +8,7 @@ use crate::StoreResult;
 use crate::backend::{opt_ts, ts, us};
 use crate::records::{
     PlacementRecord, RejectedSpecimenRecord, RetentionPolicyRecord, RetentionUseRecord,
-    SendOutRecord, StorageUnitRecord, StoredSpecimenRecord,
+    StorageUnitRecord, StoredSpecimenRecord,
 };
 
 type UnitRow = (
@@ -342,77 +342,6 @@ pub(crate) async fn rejected_specimens<'e, E: Executor<'e, Database = Db>>(
             accession: r.1,
             specimen_type: r.2,
             rejected_at: opt_ts(r.3)?,
-        })
-    })
-    .collect()
-}
-
-pub(crate) async fn insert_send_out<'e, E: Executor<'e, Database = Db>>(
-    e: E,
-    o: &SendOutRecord,
-) -> StoreResult<i64> {
-    let (id,) = sqlx::query_as::<_, (i64,)>(
-        "INSERT INTO send_outs (specimen_id, reference_lab, tests, tracking, temperature, \
-         sent_at, sent_by) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-    )
-    .bind(o.specimen_id)
-    .bind(&o.reference_lab)
-    .bind(&o.tests)
-    .bind(&o.tracking)
-    .bind(&o.temperature)
-    .bind(us(o.sent_at))
-    .bind(&o.sent_by)
-    .fetch_one(e)
-    .await?;
-    Ok(id)
-}
-
-pub(crate) async fn send_outs<'e, E: Executor<'e, Database = Db>>(
-    e: E,
-    open_only: bool,
-    limit: i64,
-) -> StoreResult<Vec<SendOutRecord>> {
-    let sql = if open_only {
-        "SELECT o.id, o.specimen_id, s.accession, o.reference_lab, o.tests, o.tracking, \
-         o.temperature, o.sent_at, o.sent_by, o.resulted_at FROM send_outs o \
-         JOIN specimens s ON s.id = o.specimen_id \
-         WHERE o.resulted_at IS NULL ORDER BY o.id LIMIT $1"
-    } else {
-        "SELECT o.id, o.specimen_id, s.accession, o.reference_lab, o.tests, o.tracking, \
-         o.temperature, o.sent_at, o.sent_by, o.resulted_at FROM send_outs o \
-         JOIN specimens s ON s.id = o.specimen_id ORDER BY o.id LIMIT $1"
-    };
-    sqlx::query_as::<
-        _,
-        (
-            i64,
-            i64,
-            String,
-            String,
-            String,
-            Option<String>,
-            String,
-            i64,
-            String,
-            Option<i64>,
-        ),
-    >(sql)
-    .bind(limit)
-    .fetch_all(e)
-    .await?
-    .into_iter()
-    .map(|r| {
-        Ok(SendOutRecord {
-            id: r.0,
-            specimen_id: r.1,
-            accession: r.2,
-            reference_lab: r.3,
-            tests: r.4,
-            tracking: r.5,
-            temperature: r.6,
-            sent_at: ts(r.7)?,
-            sent_by: r.8,
-            resulted_at: opt_ts(r.9)?,
         })
     })
     .collect()

@@ -1,5 +1,5 @@
-//! The `aliquot` binary: `serve`, `migrate`, `user add`, `audit verify`, `bench`,
-//! `catalog import|export`, `qc evaluate`, and the
+//! The `aliquot` binary: `serve`, `migrate`, `user add`, `audit verify`, `backup`,
+//! `restore`, `bench`, `catalog import|export`, `qc evaluate`, and the
 //! analyst tools for HL7 and ASTM.
 
 /// `println!` that returns the write error instead of panicking: a closed pipe
@@ -104,6 +104,24 @@ enum Command {
     /// Quality control: judge historical QC data with Westgard rules.
     #[command(subcommand)]
     Qc(qc::QcCommand),
+    /// Copy the database (online: the server keeps running and writing) and the scans it
+    /// names into a new directory, with a manifest of SHA-256 hashes. PostgreSQL: runs
+    /// pg_dump (it must be installed).
+    Backup {
+        /// A new (or empty) directory for this backup.
+        dir: PathBuf,
+    },
+    /// Restore a backup into --data-dir (or --database). Every file is checked against the
+    /// manifest first; refused while a server or another command has the database open.
+    Restore {
+        /// The backup directory (written by `aliquot backup`).
+        dir: PathBuf,
+        /// Replace an existing database: it is moved aside to
+        /// `<database>.before-restore-<time>`, never deleted. (PostgreSQL: never; restore
+        /// into a new database.)
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -410,6 +428,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Astm(cmd) => protocol_tools::run_astm(cmd),
         Command::Simulate(cmd) => simulate::run(cmd).await,
         Command::Qc(cmd) => qc::run(cmd),
+        Command::Backup { dir } => backup(&cli.db, &dir).await,
+        Command::Restore { dir, force } => restore(&cli.db, &dir, force).await,
         Command::Catalog(CatalogCommand::Import { file }) => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
@@ -435,6 +455,126 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Files kept beside the database that a backup carries (none yet but the scans).
+fn backup_extras(_db: &DbArgs) -> Vec<aliquot_store::backup::ExtraFile> {
+    Vec::new()
+}
+
+async fn backup(db: &DbArgs, dir: &std::path::Path) -> anyhow::Result<()> {
+    use aliquot_store::backup;
+    let scans = db.data_dir.join("scans");
+    let extras = backup_extras(db);
+    let report = match db.config()? {
+        DatabaseConfig::Sqlite { path } => {
+            backup::backup_sqlite(&path, &scans, &extras, dir).await?
+        }
+        DatabaseConfig::Postgres { url } => {
+            backup::backup_postgres(&url, &scans, &extras, dir).await?
+        }
+    };
+    let m = &report.manifest;
+    let bytes: u64 = m.files.iter().map(|f| f.size).sum();
+    let scans = m
+        .files
+        .iter()
+        .filter(|f| f.path.starts_with("scans/"))
+        .count();
+    outln!(
+        "backup written to {}: {} database, {scans} scans, {} files, {bytes} bytes; schema \
+         version {}; audit head {} {}",
+        dir.display(),
+        m.backend,
+        m.files.len(),
+        m.schema_version,
+        m.audit_head.seq,
+        m.audit_head.hash
+    )?;
+    let mut bad = false;
+    if let Some(b) = report.chain.as_ref().and_then(|c| c.first_break.as_ref()) {
+        let _ = outln!(
+            "WARNING: the audit chain of the copy is BROKEN at event {}: {}",
+            b.seq,
+            b.problem
+        );
+        bad = true;
+    }
+    if !report.missing_scans.is_empty() {
+        let _ = outln!(
+            "WARNING: {} scans the database names are missing or damaged in {} and are not in \
+             the backup: {}",
+            report.missing_scans.len(),
+            db.data_dir.join("scans").display(),
+            report.missing_scans.join(", ")
+        );
+        bad = true;
+    }
+    if bad {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn restore(db: &DbArgs, dir: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    use aliquot_store::backup;
+    let scans = db.data_dir.join("scans");
+    let extras = backup_extras(db);
+    let config = db.config()?;
+    let report = match &config {
+        DatabaseConfig::Sqlite { path } => {
+            backup::restore_sqlite(dir, path, &scans, &extras, force).await?
+        }
+        DatabaseConfig::Postgres { url } => {
+            backup::restore_postgres(dir, url, &scans, &extras, force).await?
+        }
+    };
+    if let Some(old) = &report.replaced {
+        outln!("the database that was there is kept at {}", old.display())?;
+    }
+    // Opened as a server would open it (migrated when the backup is older), then checked.
+    let app = open_app(db).await?;
+    let actor = Actor::cli(&os_user());
+    let integrity = app.check_database_integrity(&actor).await;
+    let chain = app.verify_audit(&actor).await;
+    app.store().close().await;
+    if let Some(problems) = integrity.map_err(|e| anyhow::anyhow!("{e}"))?
+        && !problems.is_empty()
+    {
+        bail!(
+            "the restored database fails its integrity check: {}",
+            problems.join("; ")
+        );
+    }
+    let chain = chain.map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(b) = &chain.first_break {
+        bail!(
+            "the restored audit chain is BROKEN at event {}: {}",
+            b.seq,
+            b.problem
+        );
+    }
+    let head = &report.manifest.audit_head;
+    if chain.head_seq != head.seq || chain.head_hash != head.hash {
+        bail!(
+            "the restored audit head {} {} is not the backup's {} {}",
+            chain.head_seq,
+            chain.head_hash,
+            head.seq,
+            head.hash
+        );
+    }
+    outln!(
+        "restored {} into {config:?}: {} scans; audit chain intact: {} events, head {} {} \
+         (backup taken {})",
+        dir.display(),
+        report.scans,
+        chain.rows,
+        chain.head_seq,
+        chain.head_hash,
+        report.manifest.created_at
+    )?;
+    Ok(())
 }
 
 /// Imports entry by entry with a progress bar (hidden when stdout is not a terminal); stops

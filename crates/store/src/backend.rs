@@ -169,6 +169,8 @@ macro_rules! backend {
         pub struct $store {
             read: Pool<$db>,
             writer: $writer,
+            /// SQLite: the shared lock on `<database>.lock` (see `crate::backup`).
+            _lock: Option<crate::backup::DatabaseLock>,
         }
 
         pub struct $tx {
@@ -177,6 +179,72 @@ macro_rules! backend {
         }
 
         impl $store {
+            /// Walks the whole audit chain on one connection (see `verify_audit_chain`).
+            pub(crate) async fn walk_chain(
+                conn: &mut <$db as sqlx::Database>::Connection,
+            ) -> StoreResult<ChainReport> {
+                // The head is read first: rows appended while we walk have larger sequence
+                // numbers and are left for the next run.
+                let (head_seq, head_hash) = sqlx::query_as::<_, (i64, String)>(
+                    "SELECT seq, last_hash FROM audit_head WHERE id = 1",
+                )
+                .fetch_one(&mut *conn)
+                .await?;
+                let mut verifier = ChainVerifier::default();
+                let mut after = 0;
+                loop {
+                    let page = sqlx::query_as::<_, AuditRow>(concat!(
+                        "SELECT ",
+                        audit_cols!(),
+                        " FROM audit_event WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
+                    ))
+                    .bind(after)
+                    .bind(head_seq)
+                    .bind(VERIFY_PAGE)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    let Some(last) = page.last() else { break };
+                    after = last.seq;
+                    for row in &page {
+                        verifier.push(&row.hash_input(), &row.prev_hash, &row.hash);
+                    }
+                }
+                Ok(verifier.finish(head_seq, &head_hash))
+            }
+
+            /// What a copy of the database holds (see `crate::backup`): its schema version,
+            /// its audit chain and the scans it names.
+            pub(crate) async fn inspect_conn(
+                conn: &mut <$db as sqlx::Database>::Connection,
+            ) -> StoreResult<crate::backup::SnapshotInfo> {
+                let schema_version: i64 = sqlx::query_scalar(
+                    "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM _sqlx_migrations",
+                )
+                .fetch_one(&mut *conn)
+                .await?;
+                let scans: Vec<String> =
+                    sqlx::query_scalar("SELECT DISTINCT sha256 FROM order_scans ORDER BY sha256")
+                        .fetch_all(&mut *conn)
+                        .await?;
+                let integrity = if $backend == Backend::Sqlite {
+                    sqlx::query_scalar::<_, String>("PRAGMA integrity_check")
+                        .fetch_all(&mut *conn)
+                        .await?
+                        .into_iter()
+                        .filter(|r| r != "ok")
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let chain = Self::walk_chain(&mut *conn).await?;
+                Ok(crate::backup::SnapshotInfo {
+                    schema_version,
+                    integrity,
+                    chain,
+                    scans,
+                })
+            }
+
             async fn fetch_user_by_id<'e, E: sqlx::Executor<'e, Database = $db>>(
                 e: E,
                 id: i64,
@@ -410,33 +478,8 @@ macro_rules! backend {
             }
 
             async fn verify_audit_chain(&self) -> StoreResult<ChainReport> {
-                // The head is read first: rows appended while we walk have larger sequence
-                // numbers and are left for the next run.
-                let (head_seq, head_hash) = sqlx::query_as::<_, (i64, String)>(
-                    "SELECT seq, last_hash FROM audit_head WHERE id = 1",
-                )
-                .fetch_one(&self.read)
-                .await?;
-                let mut verifier = ChainVerifier::default();
-                let mut after = 0;
-                loop {
-                    let page = sqlx::query_as::<_, AuditRow>(concat!(
-                        "SELECT ",
-                        audit_cols!(),
-                        " FROM audit_event WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
-                    ))
-                    .bind(after)
-                    .bind(head_seq)
-                    .bind(VERIFY_PAGE)
-                    .fetch_all(&self.read)
-                    .await?;
-                    let Some(last) = page.last() else { break };
-                    after = last.seq;
-                    for row in &page {
-                        verifier.push(&row.hash_input(), &row.prev_hash, &row.hash);
-                    }
-                }
-                Ok(verifier.finish(head_seq, &head_hash))
+                let mut conn = self.read.acquire().await?;
+                Self::walk_chain(&mut conn).await
             }
 
             async fn record_access(&self, e: &AccessEntry) -> StoreResult<()> {
@@ -1627,6 +1670,8 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Config(format!("cannot create {}: {e}", dir.display())))?;
         }
+        // Held while the store lives: a restore cannot replace the file under it.
+        let lock = crate::backup::lock_shared(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -1650,7 +1695,22 @@ impl SqliteStore {
         Ok(SqliteStore {
             read,
             writer: SqliteWriter::new(SqliteEngine { options }, conn),
+            _lock: Some(lock),
         })
+    }
+
+    /// Inspects a database file without changing it (opened read-only and immutable, no
+    /// migrations): a backup's copy, before it is written or restored.
+    pub(crate) async fn inspect_file(path: &Path) -> StoreResult<crate::backup::SnapshotInfo> {
+        let mut conn = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .immutable(true)
+            .connect()
+            .await?;
+        let info = Self::inspect_conn(&mut conn).await;
+        let _ = sqlx::Connection::close(conn).await;
+        info
     }
 }
 
@@ -1686,6 +1746,7 @@ impl PgStore {
                 conn,
             ),
             read: pool,
+            _lock: None,
         })
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod audit;
 mod backend;
+pub mod backup;
 pub mod claim;
 pub mod group;
 pub mod migrations;

@@ -131,6 +131,7 @@ both!(
     specimen_changes_are_guarded_and_custody_is_kept,
     cancelled_transactions_are_all_or_nothing_and_the_writer_lives_on,
     patient_versions_are_numbered_and_append_only,
+    backup_under_write_load_restores_one_consistent_state,
 );
 
 async fn users_are_unique_and_round_trip(db: Db) {
@@ -1297,5 +1298,162 @@ async fn patient_versions_are_numbered_and_append_only(db: Db) {
         "a DELETE of a patient version went through"
     );
     assert_eq!(f.store.patient_versions(patient).await.unwrap(), versions);
+    f.finish().await;
+}
+
+/// Issue 16 item 5: a backup taken while a writer keeps committing is one committed state
+/// (its head lies between what was acknowledged before and after it, its chain is intact),
+/// it restores into a fresh database that verifies, and a damaged backup, a database in use
+/// or an existing database are refused before anything changes.
+async fn backup_under_write_load_restores_one_consistent_state(db: Db) {
+    use aliquot_store::backup::{self, BackupError, ExtraFile};
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+    let f = fixture(db).await;
+    let work = tempfile::tempdir().unwrap();
+    let scans = work.path().join("scans");
+    let key = work.path().join("extra.key");
+    std::fs::write(&key, b"kept beside the database").unwrap();
+    let extras = [ExtraFile {
+        name: "extra.key",
+        path: key.clone(),
+    }];
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicI64::new(0));
+    let writer = {
+        let (store, stop, acked) = (f.store.clone(), stop.clone(), acked.clone());
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let mut tx = store.begin().await.unwrap();
+                tx.put_setting(&SettingRecord {
+                    key: format!("load.{}", n % 50),
+                    value: n.to_string(),
+                    updated_at: Timestamp::now(),
+                    updated_by: None,
+                })
+                .await
+                .unwrap();
+                tx.audit(entry("load.write", n));
+                tx.commit().await.unwrap();
+                acked.store(n, Ordering::SeqCst);
+            }
+        })
+    };
+    while acked.load(Ordering::SeqCst) < 200 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let out = work.path().join("backup");
+    let before = acked.load(Ordering::SeqCst);
+    let report = match &f.config {
+        DatabaseConfig::Sqlite { path } => backup::backup_sqlite(path, &scans, &extras, &out).await,
+        DatabaseConfig::Postgres { url } => {
+            backup::backup_postgres(url, &scans, &extras, &out).await
+        }
+    }
+    .unwrap();
+    let after = acked.load(Ordering::SeqCst);
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    let head = report.manifest.audit_head.clone();
+    assert!(
+        (before..=after).contains(&head.seq),
+        "head {} outside [{before}, {after}]",
+        head.seq
+    );
+    assert!(report.chain.as_ref().unwrap().is_intact());
+    assert_eq!(report.manifest.files.len(), 2, "{:?}", report.manifest);
+    assert_eq!(backup::read_manifest(&out).unwrap(), report.manifest);
+    backup::check_files(&out, &report.manifest).unwrap();
+
+    // Restore into a fresh place: the same state, the chain intact, the extra file back.
+    let target = tempfile::tempdir().unwrap();
+    let key2 = target.path().join("extra.key");
+    let extras2 = [ExtraFile {
+        name: "extra.key",
+        path: key2.clone(),
+    }];
+    let target_config = match db {
+        Db::Sqlite => DatabaseConfig::Sqlite {
+            path: target.path().join("restored.db"),
+        },
+        Db::Postgres => DatabaseConfig::Postgres {
+            url: format!(
+                "{}/aliquot_t_{}",
+                pg_server(),
+                uuid::Uuid::new_v4().simple()
+            ),
+        },
+    };
+    let restore = |force: bool| {
+        let (out, scans, extras2, target_config) = (
+            out.clone(),
+            target.path().join("scans"),
+            extras2.clone(),
+            target_config.clone(),
+        );
+        async move {
+            match &target_config {
+                DatabaseConfig::Sqlite { path } => {
+                    backup::restore_sqlite(&out, path, &scans, &extras2, force).await
+                }
+                DatabaseConfig::Postgres { url } => {
+                    backup::restore_postgres(&out, url, &scans, &extras2, force).await
+                }
+            }
+        }
+    };
+
+    // A damaged backup is refused and nothing is written.
+    let copy = out.join(match db {
+        Db::Sqlite => backup::SQLITE_FILE,
+        Db::Postgres => backup::PG_DUMP_FILE,
+    });
+    let original = std::fs::read(&copy).unwrap();
+    let mut damaged = original.clone();
+    let mid = damaged.len() / 2;
+    damaged[mid] ^= 0x40;
+    std::fs::write(&copy, &damaged).unwrap();
+    let e = restore(false).await.unwrap_err();
+    assert!(matches!(e, BackupError::Damaged(_)), "{e}");
+    assert!(e.to_string().contains("does not match its SHA-256"), "{e}");
+    assert!(!key2.exists());
+    if let DatabaseConfig::Sqlite { path } = &target_config {
+        assert!(!path.exists());
+    }
+    std::fs::write(&copy, &original).unwrap();
+
+    let restored = restore(false).await.unwrap();
+    assert_eq!(restored.manifest.audit_head, head);
+    assert_eq!(std::fs::read(&key2).unwrap(), b"kept beside the database");
+    let store = aliquot_store::open(&target_config).await.unwrap();
+    let chain = store.verify_audit_chain().await.unwrap();
+    assert!(chain.is_intact(), "{chain:?}");
+    assert_eq!(
+        (chain.head_seq, chain.head_hash.clone()),
+        (head.seq, head.hash.clone())
+    );
+    assert_eq!(chain.rows, head.seq);
+
+    // Over a database in use: refused (SQLite: the lock; PostgreSQL: it is not empty).
+    let e = restore(true).await.unwrap_err();
+    assert!(matches!(e, BackupError::Refused(_)), "{e}");
+    store.close().await;
+    drop(store);
+    if matches!(target_config, DatabaseConfig::Sqlite { .. }) {
+        assert!(e.to_string().contains("is in use"), "{e}");
+        // Not in use, but there: refused without --force, moved aside with it.
+        let e = restore(false).await.unwrap_err();
+        assert!(e.to_string().contains("--force"), "{e}");
+        let again = restore(true).await.unwrap();
+        let aside = again.replaced.expect("the old database is kept");
+        assert!(aside.exists());
+    } else {
+        assert!(e.to_string().contains("not empty"), "{e}");
+    }
+    if let DatabaseConfig::Postgres { url } = &target_config {
+        let _ = sqlx::Postgres::force_drop_database(url).await;
+    }
     f.finish().await;
 }

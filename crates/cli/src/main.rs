@@ -64,9 +64,19 @@ struct DbArgs {
     /// `postgres://user@host/db` for PostgreSQL, or `sqlite:PATH`; default: SQLite under --data-dir.
     #[arg(long, global = true, env = "ALIQUOT_DATABASE")]
     database: Option<String>,
+    /// The audit chain's HMAC key file (created with mode 0600 when missing); default:
+    /// `audit.key` in --data-dir. Every server of one database needs the same file.
+    #[arg(long, global = true, env = "ALIQUOT_AUDIT_KEY", value_name = "PATH")]
+    audit_key: Option<PathBuf>,
 }
 
 impl DbArgs {
+    fn key_path(&self) -> PathBuf {
+        self.audit_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit.key"))
+    }
+
     fn config(&self) -> anyhow::Result<DatabaseConfig> {
         Ok(DatabaseConfig::from_options(
             self.database.as_deref(),
@@ -246,7 +256,15 @@ enum UserCommand {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Walk the hash chain; exit 1 and name the first broken link if it does not hold.
-    Verify,
+    Verify {
+        /// An anchor printed earlier by `aliquot audit anchor` (SEQ:HASH): the chain must
+        /// still hold that event with that hash.
+        #[arg(long, value_name = "SEQ:HASH")]
+        anchor: Option<aliquot_store::Anchor>,
+    },
+    /// Verify the chain, then print its head as SEQ:HASH, to be kept outside the database
+    /// (a ticket, a log, paper) and checked later with `audit verify --anchor`.
+    Anchor,
 }
 
 fn os_user() -> String {
@@ -274,7 +292,7 @@ fn init_logging(json: bool) {
 
 async fn open_app(db: &DbArgs) -> anyhow::Result<App> {
     let config = db.config()?;
-    let store = aliquot_store::open(&config)
+    let store = aliquot_store::open_with_key(&config, Some(&db.key_path()))
         .await
         .with_context(|| format!("opening database {config:?}"))?;
     let config = AppConfig {
@@ -373,7 +391,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Audit(AuditCommand::Verify) => {
+        Command::Audit(AuditCommand::Anchor) => {
+            let app = open_app(&cli.db).await?;
+            let report = app.verify_audit(&Actor::cli(&os_user()), None).await;
+            app.store().close().await;
+            let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let Some(b) = report.first_break {
+                let _ = outln!("audit chain BROKEN at event {}: {}", b.seq, b.problem);
+                std::process::exit(1);
+            }
+            outln!("{}:{}", report.head_seq, report.head_hash)?;
+            Ok(())
+        }
+        Command::Audit(AuditCommand::Verify { anchor }) => {
             let app = open_app(&cli.db).await?;
             let actor = Actor::cli(&os_user());
             let integrity = app.check_database_integrity(&actor).await;
@@ -403,7 +433,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     std::process::exit(1);
                 }
             }
-            let report = app.verify_audit(&actor).await;
+            let report = app.verify_audit(&actor, anchor.as_ref()).await;
             app.store().close().await;
             let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
             match report.first_break {
@@ -414,6 +444,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         report.head_seq,
                         report.head_hash
                     )?;
+                    if let Some(from) = report.keyed_from {
+                        outln!(
+                            "keyed (HMAC-SHA256) from event {from} with {}",
+                            cli.db.key_path().display()
+                        )?;
+                    }
+                    if let Some(a) = anchor {
+                        outln!("anchor {a}: in the chain")?;
+                    }
                     Ok(())
                 }
                 Some(b) => {
@@ -457,21 +496,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Files kept beside the database that a backup carries (none yet but the scans).
-fn backup_extras(_db: &DbArgs) -> Vec<aliquot_store::backup::ExtraFile> {
-    Vec::new()
+/// Files kept beside the database that a backup carries: the audit key.
+fn backup_extras(db: &DbArgs) -> Vec<aliquot_store::backup::ExtraFile> {
+    vec![aliquot_store::backup::ExtraFile {
+        name: aliquot_store::backup::KEY_FILE,
+        path: db.key_path(),
+    }]
 }
 
 async fn backup(db: &DbArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     use aliquot_store::backup;
     let scans = db.data_dir.join("scans");
     let extras = backup_extras(db);
+    let key = aliquot_store::keyfile::load(&db.key_path())?;
     let report = match db.config()? {
         DatabaseConfig::Sqlite { path } => {
-            backup::backup_sqlite(&path, &scans, &extras, dir).await?
+            backup::backup_sqlite(&path, key.as_ref(), &scans, &extras, dir).await?
         }
         DatabaseConfig::Postgres { url } => {
-            backup::backup_postgres(&url, &scans, &extras, dir).await?
+            backup::backup_postgres(&url, key.as_ref(), &scans, &extras, dir).await?
         }
     };
     let m = &report.manifest;
@@ -536,7 +579,7 @@ async fn restore(db: &DbArgs, dir: &std::path::Path, force: bool) -> anyhow::Res
     let app = open_app(db).await?;
     let actor = Actor::cli(&os_user());
     let integrity = app.check_database_integrity(&actor).await;
-    let chain = app.verify_audit(&actor).await;
+    let chain = app.verify_audit(&actor, None).await;
     app.store().close().await;
     if let Some(problems) = integrity.map_err(|e| anyhow::anyhow!("{e}"))?
         && !problems.is_empty()

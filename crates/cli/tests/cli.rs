@@ -118,6 +118,7 @@ both!(
     bad_user_add_changes_nothing,
     graceful_shutdown_loses_nothing_acknowledged,
     backup_under_load_restores_and_serves,
+    audit_anchor_and_a_keyed_chain,
 );
 
 /// Issue 16 item 5 (part): `audit verify` runs SQLite's integrity check first, so a damaged
@@ -182,8 +183,9 @@ async fn user_add_and_audit_verify_catch_tampering(db: Db) {
         text(&out.stdout),
         text(&out.stderr)
     );
+    // The audit key's creation (the first open) is event 1, then the three users.
     assert!(
-        text(&out.stdout).contains("audit chain intact: 3 events"),
+        text(&out.stdout).contains("audit chain intact: 4 events"),
         "{}",
         text(&out.stdout)
     );
@@ -247,7 +249,7 @@ async fn bad_user_add_changes_nothing(db: Db) {
     assert_eq!(text(&out.stdout), "");
     let out = d.aliquot(&["audit", "verify"], None);
     assert!(
-        text(&out.stdout).contains("intact: 0 events"),
+        text(&out.stdout).contains("intact: 1 events"),
         "{}",
         text(&out.stdout)
     );
@@ -363,8 +365,9 @@ async fn graceful_shutdown_loses_nothing_acknowledged(db: Db) {
     let out = d.aliquot(&["audit", "verify"], None);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    // 1 user.create + 1 login + (first write has no old value, so all audited) acknowledged.
-    let expected = 2 + acknowledged;
+    // The audit key's creation + 1 user.create + 1 login + (first write has no old value, so
+    // all audited) acknowledged.
+    let expected = 3 + acknowledged;
     assert!(
         stdout.contains(&format!("intact: {expected} events")),
         "expected {expected} events: {stdout}"
@@ -976,5 +979,102 @@ async fn backup_under_load_restores_and_serves(db: Db) {
     );
     drop(server);
     r.finish().await;
+    d.finish().await;
+}
+
+/// Issue 16 item 4 as an operator meets it: the key file made on first open (mode 0600,
+/// beside the data), `audit anchor` printing the head, `audit verify --anchor` checking it,
+/// and a chain whose newest rows were deleted and head rewound by a superuser refused both
+/// ways.
+async fn audit_anchor_and_a_keyed_chain(db: Db) {
+    let d = Database::new(db);
+    for name in ["ann", "ben"] {
+        let out = d.aliquot(
+            &[
+                "user",
+                "add",
+                "--username",
+                name,
+                "--role",
+                "technician",
+                "--password-stdin",
+            ],
+            Some(PASSWORD),
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let key = d.dir.path().join("data").join("audit.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    let out = d.aliquot(&["audit", "anchor"], None);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let anchor = text(&out.stdout).trim().to_owned();
+    assert!(anchor.starts_with("3:"), "{anchor}");
+    let out = d.aliquot(&["audit", "verify", "--anchor", &anchor], None);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("keyed (HMAC-SHA256) from event 1"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stdout).contains("in the chain"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = d.aliquot(&["audit", "verify", "--anchor", "3:abc"], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("64 hex digits"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Without the key file the database is not opened.
+    let moved = d.dir.path().join("audit.key.elsewhere");
+    std::fs::rename(&key, &moved).unwrap();
+    let out = d.aliquot(&["audit", "verify"], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("is missing"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = d.aliquot(
+        &[
+            "--audit-key",
+            moved.to_str().unwrap(),
+            "audit",
+            "verify",
+            "--anchor",
+            &anchor,
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    std::fs::rename(&moved, &key).unwrap();
+    // A superuser deletes the newest event and rewinds the head to match.
+    d.raw(
+        "DROP TRIGGER audit_event_no_delete; DROP TRIGGER audit_head_only_advances; \
+         DELETE FROM audit_event WHERE seq = 3; \
+         UPDATE audit_head SET seq = 2, last_hash = (SELECT hash FROM audit_event WHERE seq = 2);",
+        "ALTER TABLE audit_event DISABLE TRIGGER USER; ALTER TABLE audit_head DISABLE TRIGGER USER; \
+         DELETE FROM audit_event WHERE seq = 3; \
+         UPDATE audit_head SET seq = 2, last_hash = (SELECT hash FROM audit_event WHERE seq = 2);",
+    )
+    .await;
+    let out = d.aliquot(&["audit", "verify"], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("MAC"), "{}", text(&out.stdout));
+    let out = d.aliquot(&["audit", "verify", "--anchor", &anchor], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     d.finish().await;
 }

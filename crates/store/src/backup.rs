@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
-use crate::{ChainReport, StoreError, migrations};
+use crate::{ChainKey, ChainReport, StoreError, migrations};
 
 /// The manifest's file name inside a backup directory.
 pub const MANIFEST: &str = "manifest.json";
@@ -33,6 +33,9 @@ pub const FORMAT: u32 = 1;
 pub const SQLITE_FILE: &str = "aliquot.db";
 /// The `pg_dump` custom-format file inside a backup directory.
 pub const PG_DUMP_FILE: &str = "database.dump";
+/// The audit key file inside a backup directory (see [`crate::keyfile`]): without it the
+/// restored chain cannot be verified, so a backup carries it; keep backups as secret as it.
+pub const KEY_FILE: &str = "audit.key";
 /// Where scans go inside a backup directory (the data directory's layout:
 /// `scans/<first two hex digits>/<SHA-256>`).
 pub const SCANS_DIR: &str = "scans";
@@ -433,6 +436,7 @@ pub fn check_files(dir: &Path, manifest: &Manifest) -> BackupResult<()> {
 /// into the new or empty directory `out`.
 pub async fn backup_sqlite(
     db: &Path,
+    key: Option<&ChainKey>,
     scans_dir: &Path,
     extra: &[ExtraFile],
     out: &Path,
@@ -466,7 +470,7 @@ pub async fn backup_sqlite(
     io(File::open(&copy).and_then(|f| f.sync_all()), || {
         format!("cannot sync {}", copy.display())
     })?;
-    let info = crate::SqliteStore::inspect_file(&copy).await?;
+    let info = crate::SqliteStore::inspect_file(&copy, key).await?;
     if !info.integrity.is_empty() {
         return Err(BackupError::Refused(format!(
             "the copy fails SQLite's integrity check ({}); the database itself is damaged: \
@@ -595,6 +599,7 @@ pub async fn restore_sqlite(
         )));
     }
     check_files(dir, &manifest)?;
+    let key = backup_key(dir, &manifest)?;
     if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
         io(fs::create_dir_all(parent), || {
             format!("cannot create {}", parent.display())
@@ -624,11 +629,17 @@ pub async fn restore_sqlite(
                 "{SQLITE_FILE} changed while copied"
             )));
         }
-        let info = crate::SqliteStore::inspect_file(&tmp).await?;
+        let info = crate::SqliteStore::inspect_file(&tmp, key.as_ref()).await?;
         if !info.integrity.is_empty() {
             return Err(BackupError::Damaged(format!(
                 "{SQLITE_FILE} fails SQLite's integrity check: {}",
                 info.integrity.join("; ")
+            )));
+        }
+        if let Some(b) = &info.chain.first_break {
+            return Err(BackupError::Damaged(format!(
+                "the copy's audit chain is broken at event {}: {}",
+                b.seq, b.problem
             )));
         }
         if info.chain.head_seq != manifest.audit_head.seq
@@ -687,6 +698,14 @@ pub async fn restore_sqlite(
     })
 }
 
+/// The audit key a backup carries (checked against the manifest already).
+fn backup_key(dir: &Path, manifest: &Manifest) -> BackupResult<Option<ChainKey>> {
+    if !manifest.files.iter().any(|f| f.path == KEY_FILE) {
+        return Ok(None);
+    }
+    Ok(crate::keyfile::load(&dir.join(KEY_FILE))?)
+}
+
 // ── PostgreSQL ─────────────────────────────────────────────────────────────────────────
 
 /// Runs a PostgreSQL client tool, refusing clearly when it is not installed.
@@ -719,6 +738,7 @@ async fn run_tool(tool: &str, args: &[&str]) -> BackupResult<()> {
 /// exported snapshot, and the scans it names.
 pub async fn backup_postgres(
     url: &str,
+    key: Option<&ChainKey>,
     scans_dir: &Path,
     extra: &[ExtraFile],
     out: &Path,
@@ -732,7 +752,7 @@ pub async fn backup_postgres(
     let snapshot: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
         .fetch_one(&mut conn)
         .await?;
-    let info = crate::PgStore::inspect_conn(&mut conn).await?;
+    let info = crate::PgStore::inspect_conn(&mut conn, key).await?;
     let dump = out.join(PG_DUMP_FILE);
     let dump_text = dump
         .to_str()

@@ -35,7 +35,8 @@ pub const SQLITE: &[MigrationSource] = migrations!(
     (16, "0016_retention_by_use"),
     (17, "0017_receipt_demand_container"),
     (18, "0018_report_versions"),
-    (19, "0019_login_attempts")
+    (19, "0019_login_attempts"),
+    (20, "0020_audit_key")
 );
 pub const POSTGRES: &[MigrationSource] = migrations!(
     "postgres": (1, "0001_platform"),
@@ -56,7 +57,8 @@ pub const POSTGRES: &[MigrationSource] = migrations!(
     (16, "0016_retention_by_use"),
     (17, "0017_receipt_demand_container"),
     (18, "0018_report_versions"),
-    (19, "0019_login_attempts")
+    (19, "0019_login_attempts"),
+    (20, "0020_audit_key")
 );
 
 pub(crate) fn migrator(list: &[MigrationSource]) -> Migrator {

@@ -165,6 +165,9 @@ fn access(r: AccessRow) -> StoreResult<AccessRecord> {
 
 const VERIFY_PAGE: i64 = 5_000;
 
+/// The migration that added the audit key columns (0020).
+const KEYED_SCHEMA: i64 = 20;
+
 macro_rules! backend {
     ($store:ident, $tx:ident, $db:ty, $backend:expr, $writer:ty, $member:ty, $ctx:ident) => {
         /// A store on this backend: a pool of readers, and one writer connection shared by
@@ -190,6 +193,30 @@ macro_rules! backend {
                 conn: &mut <$db as sqlx::Database>::Connection,
                 lock: bool,
             ) -> StoreResult<HeadInfo> {
+                Self::read_head_of(conn, lock, true).await
+            }
+
+            /// `keyed_schema`: the database has migration 0020's columns (a copy taken by an
+            /// older release may not).
+            async fn read_head_of(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                lock: bool,
+                keyed_schema: bool,
+            ) -> StoreResult<HeadInfo> {
+                if !keyed_schema {
+                    let (seq, hash) = sqlx::query_as::<_, (i64, String)>(
+                        "SELECT seq, last_hash FROM audit_head WHERE id = 1",
+                    )
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    return Ok(HeadInfo {
+                        seq,
+                        hash,
+                        key_id: None,
+                        keyed_from: None,
+                        mac: None,
+                    });
+                }
                 let sql = if lock && $backend == Backend::Postgres {
                     "SELECT seq, last_hash, key_id, keyed_from, head_mac FROM audit_head \
                      WHERE id = 1 FOR UPDATE"
@@ -217,8 +244,9 @@ macro_rules! backend {
                 conn: &mut <$db as sqlx::Database>::Connection,
                 key: Option<&ChainKey>,
                 anchor: Option<&Anchor>,
+                keyed_schema: bool,
             ) -> StoreResult<ChainReport> {
-                let head = Self::read_head(&mut *conn, false).await?;
+                let head = Self::read_head_of(&mut *conn, false, keyed_schema).await?;
                 let mut verifier = ChainVerifier::new(key.cloned(), &head, anchor.cloned());
                 let mut after = 0;
                 loop {
@@ -394,7 +422,8 @@ macro_rules! backend {
                 } else {
                     Vec::new()
                 };
-                let chain = Self::walk_chain(&mut *conn, key, None).await?;
+                let keyed_schema = schema_version >= KEYED_SCHEMA;
+                let chain = Self::walk_chain(&mut *conn, key, None, keyed_schema).await?;
                 Ok(crate::backup::SnapshotInfo {
                     schema_version,
                     integrity,
@@ -650,7 +679,7 @@ macro_rules! backend {
                     "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
                 };
                 sqlx::query(begin).execute(&mut *conn).await?;
-                let report = Self::walk_chain(&mut conn, self.key.as_deref(), anchor).await;
+                let report = Self::walk_chain(&mut conn, self.key.as_deref(), anchor, true).await;
                 let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
                 report
             }

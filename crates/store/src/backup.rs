@@ -420,10 +420,16 @@ pub fn check_files(dir: &Path, manifest: &Manifest) -> BackupResult<()> {
                 });
             }
         };
-        if size != f.size || sha != f.sha256 {
+        if size != f.size {
             return Err(BackupError::Damaged(format!(
-                "{} does not match its SHA-256 in {MANIFEST} ({size} bytes, {MANIFEST} says {})",
+                "{} has {size} bytes, {MANIFEST} says {}",
                 f.path, f.size
+            )));
+        }
+        if sha != f.sha256 {
+            return Err(BackupError::Damaged(format!(
+                "{} does not match its SHA-256 in {MANIFEST}",
+                f.path
             )));
         }
     }

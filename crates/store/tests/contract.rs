@@ -1685,3 +1685,55 @@ async fn a_reset_head_is_reported_with_every_row(db: Db) {
     g.finish().await;
     f.finish().await;
 }
+
+/// A backup taken by a release before the audit key (schema 19: no key columns) is checked
+/// and restored by this one, then migrated and keyed when opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_from_before_the_audit_key_restores() {
+    use aliquot_store::backup;
+    use sqlx::ConnectOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("old.db");
+    {
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&db)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        let old: Vec<_> = migrations::SQLITE
+            .iter()
+            .filter(|m| m.0 < 20)
+            .map(|(version, name, sql)| {
+                sqlx::migrate::Migration::new(
+                    *version,
+                    std::borrow::Cow::Borrowed(*name),
+                    sqlx::migrate::MigrationType::Simple,
+                    sqlx::SqlSafeStr::into_sql_str(*sql),
+                    false,
+                )
+            })
+            .collect();
+        sqlx::migrate::Migrator::with_migrations(old)
+            .run(&mut conn)
+            .await
+            .unwrap();
+    }
+    let out = dir.path().join("backup");
+    let report = backup::backup_sqlite(&db, None, &dir.path().join("scans"), &[], &out)
+        .await
+        .unwrap();
+    assert_eq!(report.manifest.schema_version, 19);
+    let target = dir.path().join("restored").join("aliquot.db");
+    let key = dir.path().join("restored").join("audit.key");
+    backup::restore_sqlite(&out, &target, &dir.path().join("scans2"), &[], false)
+        .await
+        .unwrap();
+    let store = aliquot_store::open_with_key(&DatabaseConfig::Sqlite { path: target }, Some(&key))
+        .await
+        .unwrap();
+    let chain = store.verify_audit_chain().await.unwrap();
+    assert!(chain.is_intact(), "{chain:?}");
+    assert_eq!((chain.rows, chain.keyed_from), (1, Some(1)));
+    store.close().await;
+}

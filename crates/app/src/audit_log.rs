@@ -122,9 +122,14 @@ impl App {
 
     /// Walks the audit chain. From the API it needs `audit.read`; the CLI calls it as the
     /// operator.
-    pub async fn verify_audit(&self, actor: &Actor) -> AppResult<ChainReport> {
+    /// Verifies the audit chain (and that it still holds `anchor`, when given).
+    pub async fn verify_audit(
+        &self,
+        actor: &Actor,
+        anchor: Option<&aliquot_store::Anchor>,
+    ) -> AppResult<ChainReport> {
         actor.require(Permission::AuditRead)?;
-        Ok(self.store.verify_audit_chain().await?)
+        Ok(self.store.verify_audit_anchor(anchor).await?)
     }
 
     /// The database's own integrity check (see `Store::integrity_check`), run by

@@ -1,5 +1,5 @@
-//! The `aliquot` binary: `serve`, `migrate`, `user add`, `audit verify`, `bench`,
-//! `catalog import|export`, `qc evaluate`, and the
+//! The `aliquot` binary: `serve`, `migrate`, `user add`, `audit verify`, `backup`,
+//! `restore`, `bench`, `catalog import|export`, `qc evaluate`, and the
 //! analyst tools for HL7 and ASTM.
 
 /// `println!` that returns the write error instead of panicking: a closed pipe
@@ -64,9 +64,19 @@ struct DbArgs {
     /// `postgres://user@host/db` for PostgreSQL, or `sqlite:PATH`; default: SQLite under --data-dir.
     #[arg(long, global = true, env = "ALIQUOT_DATABASE")]
     database: Option<String>,
+    /// The audit chain's HMAC key file (created with mode 0600 when missing); default:
+    /// `audit.key` in --data-dir. Every server of one database needs the same file.
+    #[arg(long, global = true, env = "ALIQUOT_AUDIT_KEY", value_name = "PATH")]
+    audit_key: Option<PathBuf>,
 }
 
 impl DbArgs {
+    fn key_path(&self) -> PathBuf {
+        self.audit_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit.key"))
+    }
+
     fn config(&self) -> anyhow::Result<DatabaseConfig> {
         Ok(DatabaseConfig::from_options(
             self.database.as_deref(),
@@ -104,6 +114,24 @@ enum Command {
     /// Quality control: judge historical QC data with Westgard rules.
     #[command(subcommand)]
     Qc(qc::QcCommand),
+    /// Copy the database (online: the server keeps running and writing) and the scans it
+    /// names into a new directory, with a manifest of SHA-256 hashes. PostgreSQL: runs
+    /// pg_dump (it must be installed).
+    Backup {
+        /// A new (or empty) directory for this backup.
+        dir: PathBuf,
+    },
+    /// Restore a backup into --data-dir (or --database). Every file is checked against the
+    /// manifest first; refused while a server or another command has the database open.
+    Restore {
+        /// The backup directory (written by `aliquot backup`).
+        dir: PathBuf,
+        /// Replace an existing database: it is moved aside to
+        /// `<database>.before-restore-<time>`, never deleted. (PostgreSQL: never; restore
+        /// into a new database.)
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -228,7 +256,15 @@ enum UserCommand {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Walk the hash chain; exit 1 and name the first broken link if it does not hold.
-    Verify,
+    Verify {
+        /// An anchor printed earlier by `aliquot audit anchor` (SEQ:HASH): the chain must
+        /// still hold that event with that hash.
+        #[arg(long, value_name = "SEQ:HASH")]
+        anchor: Option<aliquot_store::Anchor>,
+    },
+    /// Verify the chain, then print its head as SEQ:HASH, to be kept outside the database
+    /// (a ticket, a log, paper) and checked later with `audit verify --anchor`.
+    Anchor,
 }
 
 fn os_user() -> String {
@@ -256,7 +292,7 @@ fn init_logging(json: bool) {
 
 async fn open_app(db: &DbArgs) -> anyhow::Result<App> {
     let config = db.config()?;
-    let store = aliquot_store::open(&config)
+    let store = aliquot_store::open_with_key(&config, Some(&db.key_path()))
         .await
         .with_context(|| format!("opening database {config:?}"))?;
     let config = AppConfig {
@@ -355,7 +391,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Audit(AuditCommand::Verify) => {
+        Command::Audit(AuditCommand::Anchor) => {
+            let app = open_app(&cli.db).await?;
+            let report = app.verify_audit(&Actor::cli(&os_user()), None).await;
+            app.store().close().await;
+            let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let Some(b) = report.first_break {
+                let _ = outln!("audit chain BROKEN at event {}: {}", b.seq, b.problem);
+                std::process::exit(1);
+            }
+            outln!("{}:{}", report.head_seq, report.head_hash)?;
+            Ok(())
+        }
+        Command::Audit(AuditCommand::Verify { anchor }) => {
             let app = open_app(&cli.db).await?;
             let actor = Actor::cli(&os_user());
             let integrity = app.check_database_integrity(&actor).await;
@@ -385,7 +433,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     std::process::exit(1);
                 }
             }
-            let report = app.verify_audit(&actor).await;
+            let report = app.verify_audit(&actor, anchor.as_ref()).await;
             app.store().close().await;
             let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
             match report.first_break {
@@ -396,6 +444,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         report.head_seq,
                         report.head_hash
                     )?;
+                    if let Some(from) = report.keyed_from {
+                        outln!(
+                            "keyed (HMAC-SHA256) from event {from} with {}",
+                            cli.db.key_path().display()
+                        )?;
+                    }
+                    if let Some(a) = anchor {
+                        outln!("anchor {a}: in the chain")?;
+                    }
                     Ok(())
                 }
                 Some(b) => {
@@ -410,6 +467,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Astm(cmd) => protocol_tools::run_astm(cmd),
         Command::Simulate(cmd) => simulate::run(cmd).await,
         Command::Qc(cmd) => qc::run(cmd),
+        Command::Backup { dir } => backup(&cli.db, &dir).await,
+        Command::Restore { dir, force } => restore(&cli.db, &dir, force).await,
         Command::Catalog(CatalogCommand::Import { file }) => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
@@ -435,6 +494,127 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Files kept beside the database that a backup carries: the audit key.
+fn backup_extras(db: &DbArgs) -> Vec<aliquot_store::backup::ExtraFile> {
+    vec![aliquot_store::backup::ExtraFile {
+        name: aliquot_store::backup::KEY_FILE,
+        path: db.key_path(),
+    }]
+}
+
+async fn backup(db: &DbArgs, dir: &std::path::Path) -> anyhow::Result<()> {
+    use aliquot_store::backup;
+    let scans = db.data_dir.join("scans");
+    let extras = backup_extras(db);
+    let key = aliquot_store::keyfile::load(&db.key_path())?;
+    let report = match db.config()? {
+        DatabaseConfig::Sqlite { path } => {
+            backup::backup_sqlite(&path, key.as_ref(), &scans, &extras, dir).await?
+        }
+        DatabaseConfig::Postgres { url } => {
+            backup::backup_postgres(&url, key.as_ref(), &scans, &extras, dir).await?
+        }
+    };
+    let m = &report.manifest;
+    let bytes: u64 = m.files.iter().map(|f| f.size).sum();
+    let scans = m
+        .files
+        .iter()
+        .filter(|f| f.path.starts_with("scans/"))
+        .count();
+    outln!(
+        "backup written to {}: {} database, {scans} scans, {} files, {bytes} bytes; schema \
+         version {}; audit head {} {}",
+        dir.display(),
+        m.backend,
+        m.files.len(),
+        m.schema_version,
+        m.audit_head.seq,
+        m.audit_head.hash
+    )?;
+    let mut bad = false;
+    if let Some(b) = report.chain.as_ref().and_then(|c| c.first_break.as_ref()) {
+        let _ = outln!(
+            "WARNING: the audit chain of the copy is BROKEN at event {}: {}",
+            b.seq,
+            b.problem
+        );
+        bad = true;
+    }
+    if !report.missing_scans.is_empty() {
+        let _ = outln!(
+            "WARNING: {} scans the database names are missing or damaged in {} and are not in \
+             the backup: {}",
+            report.missing_scans.len(),
+            db.data_dir.join("scans").display(),
+            report.missing_scans.join(", ")
+        );
+        bad = true;
+    }
+    if bad {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn restore(db: &DbArgs, dir: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    use aliquot_store::backup;
+    let scans = db.data_dir.join("scans");
+    let extras = backup_extras(db);
+    let config = db.config()?;
+    let report = match &config {
+        DatabaseConfig::Sqlite { path } => {
+            backup::restore_sqlite(dir, path, &scans, &extras, force).await?
+        }
+        DatabaseConfig::Postgres { url } => {
+            backup::restore_postgres(dir, url, &scans, &extras, force).await?
+        }
+    };
+    if let Some(old) = &report.replaced {
+        outln!("the database that was there is kept at {}", old.display())?;
+    }
+    // Opened as a server would open it (migrated when the backup is older), then checked.
+    let app = open_app(db).await?;
+    let actor = Actor::cli(&os_user());
+    let integrity = app.check_database_integrity(&actor).await;
+    // The backup's head must be in the restored chain (opening it may append: the key's
+    // creation, for a backup taken before the chain was keyed).
+    let head = &report.manifest.audit_head;
+    let anchor = (head.seq >= 1).then(|| aliquot_store::Anchor {
+        seq: head.seq,
+        hash: head.hash.clone(),
+    });
+    let chain = app.verify_audit(&actor, anchor.as_ref()).await;
+    app.store().close().await;
+    if let Some(problems) = integrity.map_err(|e| anyhow::anyhow!("{e}"))?
+        && !problems.is_empty()
+    {
+        bail!(
+            "the restored database fails its integrity check: {}",
+            problems.join("; ")
+        );
+    }
+    let chain = chain.map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(b) = &chain.first_break {
+        bail!(
+            "the restored audit chain is BROKEN at event {}: {}",
+            b.seq,
+            b.problem
+        );
+    }
+    outln!(
+        "restored {} into {config:?}: {} scans; audit chain intact: {} events, head {} {} \
+         (backup taken {})",
+        dir.display(),
+        report.scans,
+        chain.rows,
+        chain.head_seq,
+        chain.head_hash,
+        report.manifest.created_at
+    )?;
+    Ok(())
 }
 
 /// Imports entry by entry with a progress bar (hidden when stdout is not a terminal); stops

@@ -117,6 +117,8 @@ both!(
     user_add_and_audit_verify_catch_tampering,
     bad_user_add_changes_nothing,
     graceful_shutdown_loses_nothing_acknowledged,
+    backup_under_load_restores_and_serves,
+    audit_anchor_and_a_keyed_chain,
 );
 
 /// Issue 16 item 5 (part): `audit verify` runs SQLite's integrity check first, so a damaged
@@ -181,8 +183,9 @@ async fn user_add_and_audit_verify_catch_tampering(db: Db) {
         text(&out.stdout),
         text(&out.stderr)
     );
+    // The audit key's creation (the first open) is event 1, then the three users.
     assert!(
-        text(&out.stdout).contains("audit chain intact: 3 events"),
+        text(&out.stdout).contains("audit chain intact: 4 events"),
         "{}",
         text(&out.stdout)
     );
@@ -246,7 +249,7 @@ async fn bad_user_add_changes_nothing(db: Db) {
     assert_eq!(text(&out.stdout), "");
     let out = d.aliquot(&["audit", "verify"], None);
     assert!(
-        text(&out.stdout).contains("intact: 0 events"),
+        text(&out.stdout).contains("intact: 1 events"),
         "{}",
         text(&out.stdout)
     );
@@ -362,8 +365,9 @@ async fn graceful_shutdown_loses_nothing_acknowledged(db: Db) {
     let out = d.aliquot(&["audit", "verify"], None);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    // 1 user.create + 1 login + (first write has no old value, so all audited) acknowledged.
-    let expected = 2 + acknowledged;
+    // The audit key's creation + 1 user.create + 1 login + (first write has no old value, so
+    // all audited) acknowledged.
+    let expected = 3 + acknowledged;
     assert!(
         stdout.contains(&format!("intact: {expected} events")),
         "expected {expected} events: {stdout}"
@@ -431,7 +435,9 @@ async fn two_servers_share_one_postgres_database() {
         .await
         .unwrap();
     assert_eq!(verify["intact"], true, "{verify}");
-    assert_eq!(verify["rows"], 2 + 100, "{verify}");
+    // The audit key's creation (both servers share the data directory's key file), the
+    // user, the login and the 100 writes.
+    assert_eq!(verify["rows"], 3 + 100, "{verify}");
 
     let out = client
         .post(format!("{}/api/v1/auth/logout", b.base))
@@ -783,4 +789,294 @@ fn hl7_get_prints_an_empty_line_for_an_absent_field() {
     assert_eq!(get("OBX-5"), b"5.2\n\n140~141\na~b\n");
     assert_eq!(get("OBX-5[2]"), b"\n\n141\n\n");
     assert_eq!(get("OBX-6"), b"mmol/L\n\nmmol/L\n\n");
+}
+
+async fn demo_login(client: &reqwest::Client, base: &str, username: &str) -> String {
+    let v: Value = client
+        .post(format!("{base}/api/v1/auth/token"))
+        .json(&json!({"username": username, "password": format!("demo-{username}-pass")}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["token"].as_str().unwrap().to_owned()
+}
+
+/// Issue 16 item 5, end to end: `aliquot backup` while a client keeps registering patients,
+/// `aliquot restore` into a fresh data directory (and database), `audit verify` passes, the
+/// restored server serves the patients acknowledged before the backup and the scan,
+/// byte for byte.
+async fn backup_under_load_restores_and_serves(db: Db) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let d = Database::new(db);
+    let server = Server::start(&d.args, &["--demo"]);
+    let client = reqwest::Client::new();
+    let tech = demo_login(&client, &server.base, "technician").await;
+    // A scan attached to a demo order: its bytes live outside the database.
+    let mut scan = b"%PDF-1.4\n".to_vec();
+    scan.extend((0..20_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+    let attached: Value = client
+        .post(format!("{}/api/v1/orders/1/scans", server.base))
+        .bearer_auth(&tech)
+        .header("content-type", "application/pdf")
+        .body(scan.clone())
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let scan_id = attached["id"].as_i64().unwrap();
+
+    // The writer: patients registered one after another until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (client, base, tech) = (client.clone(), server.base.clone(), tech.clone());
+        let (stop, acked) = (stop.clone(), acked.clone());
+        tokio::spawn(async move {
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                // Names and birth dates far apart: never a possible duplicate.
+                let born = jiff::civil::date(1950, 1, 1)
+                    .checked_add(jiff::Span::new().days(10 * i as i64))
+                    .unwrap();
+                let family: String = format!("{i:05}")
+                    .bytes()
+                    .map(|d| char::from(b'a' + (d - b'0')))
+                    .collect();
+                let r = client
+                    .post(format!("{base}/api/v1/patients"))
+                    .bearer_auth(&tech)
+                    .json(
+                        &json!({"mrn": format!("BK-{i:05}"), "family_name": format!("Load{family}"),
+                        "given_name": "Pat", "birth_date": born.to_string(), "sex": "F"}),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    r.status(),
+                    reqwest::StatusCode::CREATED,
+                    "{:?}",
+                    r.text().await
+                );
+                acked.store(i, Ordering::SeqCst);
+            }
+        })
+    };
+    while acked.load(Ordering::SeqCst) < 20 {
+        assert!(!writer.is_finished(), "the writer stopped");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = acked.load(Ordering::SeqCst);
+    let backup_dir = d.dir.path().join("backup");
+    let out = d.aliquot(&["backup", backup_dir.to_str().unwrap()], None);
+    let after = acked.load(Ordering::SeqCst);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("1 scans"),
+        "{}",
+        text(&out.stdout)
+    );
+    // The writer is still writing after the backup: the server was never stopped.
+    while acked.load(Ordering::SeqCst) < after + 5 {
+        assert!(!writer.is_finished(), "the writer stopped");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    drop(server);
+
+    // Restore into a fresh data directory (and a new PostgreSQL database).
+    let r = Database::new(db);
+    let out = r.aliquot(&["restore", backup_dir.to_str().unwrap()], None);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("audit chain intact"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = r.aliquot(&["audit", "verify"], None);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("audit chain intact"));
+
+    let server = Server::start(&r.args, &[]);
+    if r.pg_url.is_none() {
+        // A restore over the running server's database is refused, naming why.
+        let out = r.aliquot(&["restore", "--force", backup_dir.to_str().unwrap()], None);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr).contains("is in use"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let tech = demo_login(&client, &server.base, "technician").await;
+    let found: Value = client
+        .get(format!(
+            "{}/api/v1/patients?mrn=BK-{before:05}",
+            server.base
+        ))
+        .bearer_auth(&tech)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found.as_array().map(Vec::len), Some(1), "{found}");
+    // Nothing after the backup's end is there (one committed state, not a later one).
+    let later: Value = client
+        .get(format!(
+            "{}/api/v1/patients?mrn=BK-{:05}",
+            server.base,
+            after + 2
+        ))
+        .bearer_auth(&tech)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(later.as_array().map(Vec::len), Some(0), "{later}");
+    let bytes = client
+        .get(format!("{}/api/v1/scans/{scan_id}", server.base))
+        .bearer_auth(&tech)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(
+        bytes.as_ref() == scan.as_slice(),
+        "the restored scan differs"
+    );
+    drop(server);
+    r.finish().await;
+    d.finish().await;
+}
+
+/// Issue 16 item 4 as an operator meets it: the key file made on first open (mode 0600,
+/// beside the data), `audit anchor` printing the head, `audit verify --anchor` checking it,
+/// and a chain whose newest rows were deleted and head rewound by a superuser refused both
+/// ways.
+async fn audit_anchor_and_a_keyed_chain(db: Db) {
+    let d = Database::new(db);
+    for name in ["ann", "ben"] {
+        let out = d.aliquot(
+            &[
+                "user",
+                "add",
+                "--username",
+                name,
+                "--role",
+                "technician",
+                "--password-stdin",
+            ],
+            Some(PASSWORD),
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let key = d.dir.path().join("data").join("audit.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    let out = d.aliquot(&["audit", "anchor"], None);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let anchor = text(&out.stdout).trim().to_owned();
+    assert!(anchor.starts_with("3:"), "{anchor}");
+    let out = d.aliquot(&["audit", "verify", "--anchor", &anchor], None);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("keyed (HMAC-SHA256) from event 1"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stdout).contains("in the chain"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = d.aliquot(&["audit", "verify", "--anchor", "3:abc"], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("64 hex digits"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Without the key file the database is not opened.
+    let moved = d.dir.path().join("audit.key.elsewhere");
+    std::fs::rename(&key, &moved).unwrap();
+    let out = d.aliquot(&["audit", "verify"], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("is missing"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = d.aliquot(
+        &[
+            "--audit-key",
+            moved.to_str().unwrap(),
+            "audit",
+            "verify",
+            "--anchor",
+            &anchor,
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    std::fs::rename(&moved, &key).unwrap();
+    // A superuser deletes the newest event and rewinds the head to match.
+    d.raw(
+        "DROP TRIGGER audit_event_no_delete; DROP TRIGGER audit_head_only_advances; \
+         DELETE FROM audit_event WHERE seq = 3; \
+         UPDATE audit_head SET seq = 2, last_hash = (SELECT hash FROM audit_event WHERE seq = 2);",
+        "ALTER TABLE audit_event DISABLE TRIGGER USER; ALTER TABLE audit_head DISABLE TRIGGER USER; \
+         DELETE FROM audit_event WHERE seq = 3; \
+         UPDATE audit_head SET seq = 2, last_hash = (SELECT hash FROM audit_event WHERE seq = 2);",
+    )
+    .await;
+    let out = d.aliquot(&["audit", "verify"], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("MAC"), "{}", text(&out.stdout));
+    let out = d.aliquot(&["audit", "verify", "--anchor", &anchor], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    d.finish().await;
 }

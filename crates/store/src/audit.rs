@@ -77,6 +77,8 @@ pub struct ChainReport {
     pub rows: i64,
     pub head_seq: i64,
     pub head_hash: String,
+    /// The first event hashed with the key (HMAC), when the chain is keyed.
+    pub keyed_from: Option<i64>,
     pub first_break: Option<ChainBreak>,
 }
 
@@ -102,23 +104,23 @@ pub struct HashInput<'a> {
     pub new_value: Option<&'a str>,
 }
 
-fn put(h: &mut Sha256, field: Option<&[u8]>) {
+fn put(h: &mut Vec<u8>, field: Option<&[u8]>) {
     match field {
         // `-` for absent, `len:bytes` otherwise: no two different rows encode the same.
-        None => h.update(b"-;"),
+        None => h.extend_from_slice(b"-;"),
         Some(bytes) => {
-            h.update(bytes.len().to_string().as_bytes());
-            h.update(b":");
-            h.update(bytes);
-            h.update(b";");
+            h.extend_from_slice(bytes.len().to_string().as_bytes());
+            h.extend_from_slice(b":");
+            h.extend_from_slice(bytes);
+            h.extend_from_slice(b";");
         }
     }
 }
 
-/// The hash of a row given the hash of the row before it.
-pub fn chain_hash(prev_hash: &str, row: &HashInput<'_>) -> String {
-    let mut h = Sha256::new();
-    put(&mut h, Some(b"aliquot-audit-v1"));
+/// The canonical encoding a row's hash covers, under a scheme tag.
+fn encode(tag: &[u8], prev_hash: &str, row: &HashInput<'_>) -> Vec<u8> {
+    let mut h = Vec::with_capacity(256);
+    put(&mut h, Some(tag));
     put(&mut h, Some(prev_hash.as_bytes()));
     put(&mut h, Some(row.seq.to_string().as_bytes()));
     put(&mut h, Some(row.occurred_at_us.to_string().as_bytes()));
@@ -138,17 +140,207 @@ pub fn chain_hash(prev_hash: &str, row: &HashInput<'_>) -> String {
     put(&mut h, row.reason.map(str::as_bytes));
     put(&mut h, row.old_value.map(str::as_bytes));
     put(&mut h, row.new_value.map(str::as_bytes));
-    hex::encode(h.finalize())
+    h
+}
+
+/// The hash of a row given the hash of the row before it: scheme 1, SHA-256 (rows before the
+/// chain was keyed).
+pub fn chain_hash(prev_hash: &str, row: &HashInput<'_>) -> String {
+    hex::encode(Sha256::digest(encode(b"aliquot-audit-v1", prev_hash, row)))
+}
+
+/// Scheme 2: HMAC-SHA256 under the chain key (rows from the key's `from` on).
+pub fn chain_hash_keyed(key: &ChainKey, prev_hash: &str, row: &HashInput<'_>) -> String {
+    hex::encode(hmac_sha256(
+        &key.key,
+        &encode(b"aliquot-audit-v2", prev_hash, row),
+    ))
+}
+
+/// The hash of a row under the scheme its sequence number falls in.
+pub fn row_hash(key: Option<&ChainKey>, prev_hash: &str, row: &HashInput<'_>) -> String {
+    match key {
+        Some(k) if row.seq >= k.from => chain_hash_keyed(k, prev_hash, row),
+        _ => chain_hash(prev_hash, row),
+    }
+}
+
+/// The head's MAC: binds the head's sequence number and hash to the key, so a head rewound
+/// (with the newest rows deleted) by someone without the key is found.
+pub fn head_mac(key: &ChainKey, seq: i64, hash: &str) -> String {
+    let mut m = Vec::new();
+    put(&mut m, Some(b"aliquot-audit-head-v2"));
+    put(&mut m, Some(seq.to_string().as_bytes()));
+    put(&mut m, Some(hash.as_bytes()));
+    hex::encode(hmac_sha256(&key.key, &m))
+}
+
+/// HMAC-SHA256 (RFC 2104) for keys of at most one block.
+fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    let mut k = [0u8; 64];
+    k[..key.len().min(64)].copy_from_slice(&key[..key.len().min(64)]);
+    let (mut ipad, mut opad) = ([0x36u8; 64], [0x5cu8; 64]);
+    for i in 0..64 {
+        ipad[i] ^= k[i];
+        opad[i] ^= k[i];
+    }
+    let inner = Sha256::new()
+        .chain_update(ipad)
+        .chain_update(msg)
+        .finalize();
+    Sha256::new()
+        .chain_update(opad)
+        .chain_update(inner)
+        .finalize()
+        .into()
+}
+
+/// The key of the audit chain (scheme 2), kept outside the database in a key file: without
+/// it, a row cannot be altered and the later hashes recomputed. `from` is the first event
+/// hashed with it (earlier rows keep scheme 1); it is in the key file, so a database writer
+/// cannot move it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ChainKey {
+    key: [u8; 32],
+    /// The first 16 hex digits of SHA-256 over a tag, the key and `from`: names the key in
+    /// the database (`audit_head.key_id`) without revealing it.
+    pub id: String,
+    pub from: i64,
+}
+
+impl std::fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainKey")
+            .field("id", &self.id)
+            .field("from", &self.from)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl ChainKey {
+    pub fn new(key: [u8; 32], from: i64) -> ChainKey {
+        let digest = Sha256::new()
+            .chain_update(b"aliquot-audit-key-id")
+            .chain_update(key)
+            .chain_update(from.to_string())
+            .finalize();
+        let id = hex::encode(digest)[..16].to_owned();
+        ChainKey { key, id, from }
+    }
+
+    /// The key file's text.
+    pub fn to_file_text(&self) -> String {
+        format!(
+            "# Aliquot audit chain key (HMAC-SHA256), for events {} onward.\n\
+             # Keep it secret (mode 0600), beside the data directory, and a copy with the backups:\n\
+             # without it the chain from event {} on cannot be verified.\n\
+             key_id={}\nfrom={}\nkey={}\n",
+            self.from,
+            self.from,
+            self.id,
+            self.from,
+            hex::encode(self.key)
+        )
+    }
+
+    /// Reads a key file's text; the stated key id must be the key's.
+    pub fn from_file_text(text: &str) -> Result<ChainKey, String> {
+        let (mut key, mut from, mut id) = (None, None, None);
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match line.split_once('=') {
+                Some(("key", v)) => key = Some(v.trim().to_owned()),
+                Some(("from", v)) => from = Some(v.trim().to_owned()),
+                Some(("key_id", v)) => id = Some(v.trim().to_owned()),
+                _ => return Err(format!("unexpected line {line:?}")),
+            }
+        }
+        let key = key.ok_or("no key= line")?;
+        let bytes: [u8; 32] = hex::decode(&key)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or("key= must be 64 hex digits")?;
+        let from = from
+            .ok_or("no from= line")?
+            .parse::<i64>()
+            .ok()
+            .filter(|f| *f >= 1)
+            .ok_or("from= must be a sequence number (1 or more)")?;
+        let k = ChainKey::new(bytes, from);
+        if id.is_some_and(|id| id != k.id) {
+            return Err("key_id= does not match the key (the file was altered)".into());
+        }
+        Ok(k)
+    }
+}
+
+/// The audit head as stored: the newest event, and the key the chain is keyed with from
+/// which event (none for a chain not yet keyed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadInfo {
+    pub seq: i64,
+    pub hash: String,
+    pub key_id: Option<String>,
+    pub keyed_from: Option<i64>,
+    /// [`head_mac`] of `seq` and `hash`, once the chain is keyed.
+    pub mac: Option<String>,
+}
+
+/// An event and its hash kept outside the database (`aliquot audit anchor`), which the chain
+/// must still contain exactly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    pub seq: i64,
+    pub hash: String,
+}
+
+impl std::str::FromStr for Anchor {
+    type Err = String;
+
+    /// `SEQ:HASH`, as `aliquot audit anchor` prints it.
+    fn from_str(s: &str) -> Result<Anchor, String> {
+        let (seq, hash) = s
+            .trim()
+            .split_once(':')
+            .ok_or("an anchor is SEQ:HASH, as `aliquot audit anchor` prints it")?;
+        let seq = seq
+            .parse::<i64>()
+            .ok()
+            .filter(|s| *s >= 1)
+            .ok_or("the anchor's SEQ must be an event number (1 or more)")?;
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err("the anchor's HASH must be 64 hex digits".into());
+        }
+        Ok(Anchor {
+            seq,
+            hash: hash.to_ascii_lowercase(),
+        })
+    }
+}
+
+impl std::fmt::Display for Anchor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash)
+    }
 }
 
 /// Walks rows in sequence order and finds the first break. Pure and incremental, so a store
-/// can feed it a page of rows at a time.
+/// can feed it a page of rows at a time. Every row present is walked, also rows past the
+/// head (an error: the head was rewound).
 #[derive(Debug)]
 pub struct ChainVerifier {
     prev: String,
     expected_seq: i64,
     count: i64,
     first_break: Option<ChainBreak>,
+    key: Option<ChainKey>,
+    anchor: Option<Anchor>,
+    anchor_seen: bool,
+    /// A problem of the head itself (its MAC); reported unless a row breaks earlier.
+    head_problem: Option<ChainBreak>,
 }
 
 impl Default for ChainVerifier {
@@ -158,11 +350,80 @@ impl Default for ChainVerifier {
             expected_seq: 1,
             count: 0,
             first_break: None,
+            key: None,
+            anchor: None,
+            anchor_seen: false,
+            head_problem: None,
         }
     }
 }
 
 impl ChainVerifier {
+    /// A verifier for a chain whose head is `head`, with the key file's key (if any) and an
+    /// anchor to find. A chain keyed with another key than the file's, or keyed when no key
+    /// is given, is broken at its first keyed event.
+    pub fn new(key: Option<ChainKey>, head: &HeadInfo, anchor: Option<Anchor>) -> ChainVerifier {
+        let mut v = ChainVerifier {
+            anchor,
+            ..ChainVerifier::default()
+        };
+        let problem = match (&key, &head.key_id) {
+            (None, Some(id)) => Some((
+                head.keyed_from.unwrap_or(1),
+                format!(
+                    "the chain is keyed (key {id}) from event {}: verify it with its audit key file",
+                    head.keyed_from.unwrap_or(1)
+                ),
+            )),
+            (Some(k), Some(id)) if *id != k.id || head.keyed_from != Some(k.from) => Some((
+                k.from.min(head.keyed_from.unwrap_or(k.from)),
+                format!(
+                    "the audit head names key {id} from event {}, the key file holds key {} from \
+                     event {} (another database's key file, or the head was altered)",
+                    head.keyed_from.unwrap_or(0),
+                    k.id,
+                    k.from
+                ),
+            )),
+            (Some(k), None) if head.seq >= k.from => Some((
+                k.from,
+                format!(
+                    "the audit head names no key, yet the key file keys events from {} on \
+                     (the head was altered)",
+                    k.from
+                ),
+            )),
+            _ => None,
+        };
+        if let Some((seq, problem)) = problem {
+            v.first_break = Some(ChainBreak { seq, problem });
+        }
+        let head_problem = match (&key, &head.key_id) {
+            (Some(k), Some(_)) if head.seq < k.from => Some((
+                head.seq + 1,
+                format!(
+                    "the chain is keyed from event {} (the key file), but the head records only \
+                     {}: keyed events were removed",
+                    k.from, head.seq
+                ),
+            )),
+            (Some(k), Some(_))
+                if head.mac.as_deref() != Some(&head_mac(k, head.seq, &head.hash)) =>
+            {
+                Some((
+                    head.seq,
+                    "the audit head's MAC does not match its sequence number and hash (the head \
+                     was altered or rewound)"
+                        .to_owned(),
+                ))
+            }
+            _ => None,
+        };
+        v.head_problem = head_problem.map(|(seq, problem)| ChainBreak { seq, problem });
+        v.key = key;
+        v
+    }
+
     pub fn push(&mut self, row: &HashInput<'_>, prev_hash: &str, hash: &str) {
         self.count += 1;
         if self.first_break.is_some() {
@@ -176,8 +437,17 @@ impl ChainVerifier {
             ))
         } else if prev_hash != self.prev {
             Some("prev_hash does not match the previous row's hash".to_owned())
-        } else if chain_hash(&self.prev, row) != hash {
+        } else if row_hash(self.key.as_ref(), &self.prev, row) != hash {
             Some("row content does not match its hash (row altered)".to_owned())
+        } else if let Some(a) = self.anchor.as_ref().filter(|a| a.seq == row.seq) {
+            self.anchor_seen = true;
+            (a.hash != hash).then(|| {
+                format!(
+                    "the anchor {a} is not in the chain: event {} now has hash {hash} \
+                     (the chain was rewritten)",
+                    a.seq
+                )
+            })
         } else {
             None
         };
@@ -196,8 +466,22 @@ impl ChainVerifier {
     }
 
     pub fn finish(self, head_seq: i64, head_hash: &str) -> ChainReport {
-        let mut first_break = self.first_break;
+        let mut first_break = match (self.first_break, self.head_problem) {
+            (Some(row), Some(head)) if head.seq < row.seq => Some(head),
+            (None, head) => head,
+            (row, _) => row,
+        };
         let last = self.expected_seq - 1;
+        if first_break.is_none() && last > head_seq {
+            first_break = Some(ChainBreak {
+                seq: head_seq + 1,
+                problem: format!(
+                    "{} rows past the head (the head records {head_seq}, the chain runs to \
+                     {last}): the head was rewound",
+                    last - head_seq
+                ),
+            });
+        }
         if first_break.is_none() && (last != head_seq || self.prev != head_hash) {
             first_break = Some(ChainBreak {
                 seq: self.expected_seq,
@@ -206,10 +490,22 @@ impl ChainVerifier {
                 ),
             });
         }
+        if first_break.is_none()
+            && let Some(a) = self.anchor.as_ref().filter(|_| !self.anchor_seen)
+        {
+            first_break = Some(ChainBreak {
+                seq: a.seq.min(last + 1),
+                problem: format!(
+                    "the chain has no event {} (the anchor {a}): rows were removed",
+                    a.seq
+                ),
+            });
+        }
         ChainReport {
             rows: self.count,
             head_seq,
             head_hash: head_hash.to_owned(),
+            keyed_from: self.key.as_ref().map(|k| k.from),
             first_break,
         }
     }
@@ -294,6 +590,160 @@ mod tests {
         assert_eq!(verify(&gap, (3, &head)).first_break.unwrap().seq, 2);
         let tail: Vec<_> = c[..2].to_vec();
         assert_eq!(verify(&tail, (3, &head)).first_break.unwrap().seq, 3);
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            hex::encode(hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    /// Rows 1–2 unkeyed, 3 on keyed (a database keyed after it had events).
+    fn keyed_chain(
+        key: &ChainKey,
+        names: &[&'static str],
+    ) -> Vec<(i64, &'static str, String, String)> {
+        let mut prev = GENESIS.to_owned();
+        let mut out = vec![];
+        for (i, n) in names.iter().enumerate() {
+            let seq = i as i64 + 1;
+            let h = row_hash(Some(key), &prev, &row(seq, n));
+            out.push((seq, *n, prev.clone(), h.clone()));
+            prev = h;
+        }
+        out
+    }
+
+    fn verify_keyed(
+        rows: &[(i64, &'static str, String, String)],
+        key: Option<ChainKey>,
+        head: &HeadInfo,
+        anchor: Option<Anchor>,
+    ) -> ChainReport {
+        let mut v = ChainVerifier::new(key, head, anchor);
+        for (s, n, p, h) in rows {
+            v.push(&row(*s, n), p, h);
+        }
+        v.finish(head.seq, &head.hash)
+    }
+
+    fn head_of(rows: &[(i64, &'static str, String, String)], key: &ChainKey) -> HeadInfo {
+        let last = rows.last().unwrap();
+        HeadInfo {
+            seq: last.0,
+            hash: last.3.clone(),
+            key_id: Some(key.id.clone()),
+            keyed_from: Some(key.from),
+            mac: Some(head_mac(key, last.0, &last.3)),
+        }
+    }
+
+    #[test]
+    fn a_keyed_chain_cannot_be_recomputed_without_the_key() {
+        let key = ChainKey::new([7; 32], 3);
+        let c = keyed_chain(&key, &["a", "b", "c", "d"]);
+        let head = head_of(&c, &key);
+        assert!(verify_keyed(&c, Some(key.clone()), &head, None).is_intact());
+        // The unkeyed rows before `from` still verify as scheme 1.
+        assert_eq!(c[1].3, chain_hash(&c[1].2, &row(2, "b")));
+        // Edit row 3 and recompute every later hash without the key (scheme 1, or another key).
+        for forged_key in [None, Some(ChainKey::new([8; 32], 3))] {
+            let mut forged = c[..2].to_vec();
+            let mut prev = forged[1].3.clone();
+            for (seq, name) in [(3, "mallory"), (4, "d")] {
+                let h = row_hash(forged_key.as_ref(), &prev, &row(seq, name));
+                forged.push((seq, name, prev.clone(), h.clone()));
+                prev = h;
+            }
+            let head = HeadInfo {
+                mac: Some(head_mac(&key, 4, &prev)),
+                hash: prev,
+                ..head.clone()
+            };
+            let r = verify_keyed(&forged, Some(key.clone()), &head, None);
+            assert_eq!(r.first_break.unwrap().seq, 3);
+        }
+        // Without the key file the keyed part cannot be verified: an error, never "intact".
+        let r = verify_keyed(&c, None, &head, None);
+        assert!(r.first_break.unwrap().problem.contains("key file"));
+        // Another database's key file.
+        let other = ChainKey::new([9; 32], 3);
+        let r = verify_keyed(&c, Some(other), &head, None);
+        assert!(
+            r.first_break
+                .unwrap()
+                .problem
+                .contains("key file holds key")
+        );
+    }
+
+    #[test]
+    fn rows_past_the_head_and_anchors() {
+        let key = ChainKey::new([7; 32], 1);
+        let c = keyed_chain(&key, &["a", "b", "c", "d"]);
+        // The head rewound to 2 while rows 3 and 4 remain (with the MAC it had at 2).
+        let rewound = HeadInfo {
+            seq: 2,
+            hash: c[1].3.clone(),
+            mac: Some(head_mac(&key, 2, &c[1].3)),
+            ..head_of(&c, &key)
+        };
+        // Rewound without the key: the MAC gives it away.
+        let forged = HeadInfo {
+            mac: Some(head_mac(&ChainKey::new([1; 32], 1), 2, &c[1].3)),
+            ..rewound.clone()
+        };
+        let b = verify_keyed(&c[..2], Some(key.clone()), &forged, None)
+            .first_break
+            .unwrap();
+        assert!(b.problem.contains("MAC"), "{}", b.problem);
+        let b = verify_keyed(&c, Some(key.clone()), &rewound, None)
+            .first_break
+            .unwrap();
+        assert_eq!(b.seq, 3);
+        assert!(b.problem.contains("past the head"), "{}", b.problem);
+        // The newest rows removed and the head rewound to match with a MAC it once had
+        // (replayed): only an anchor taken earlier shows it.
+        let anchor = Anchor {
+            seq: 4,
+            hash: c[3].3.clone(),
+        };
+        assert!(verify_keyed(&c[..2], Some(key.clone()), &rewound, None).is_intact());
+        let b = verify_keyed(&c[..2], Some(key.clone()), &rewound, Some(anchor.clone()))
+            .first_break
+            .unwrap();
+        assert!(b.problem.contains("has no event 4"), "{}", b.problem);
+        let head = head_of(&c, &key);
+        assert!(verify_keyed(&c, Some(key.clone()), &head, Some(anchor.clone())).is_intact());
+        let wrong = Anchor {
+            seq: 2,
+            hash: c[3].3.clone(),
+        };
+        let b = verify_keyed(&c, Some(key), &head, Some(wrong))
+            .first_break
+            .unwrap();
+        assert_eq!(b.seq, 2);
+        assert_eq!(anchor.to_string().parse::<Anchor>().unwrap(), anchor);
+        assert!("12".parse::<Anchor>().is_err());
+        assert!("0:ab".parse::<Anchor>().is_err());
+    }
+
+    #[test]
+    fn key_files_round_trip_and_refuse_alteration() {
+        let key = ChainKey::new([42; 32], 17);
+        let text = key.to_file_text();
+        assert_eq!(ChainKey::from_file_text(&text).unwrap(), key);
+        assert!(!format!("{key:?}").contains(&hex::encode([42u8; 32])));
+        let moved = text.replace("from=17", "from=9000");
+        assert!(
+            ChainKey::from_file_text(&moved)
+                .unwrap_err()
+                .contains("altered")
+        );
+        assert!(ChainKey::from_file_text("key=00").is_err());
     }
 
     #[test]

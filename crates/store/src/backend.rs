@@ -12,7 +12,10 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Pool, Postgres, Sqlite};
 
-use crate::audit::{AuditEntry, AuditRecord, ChainReport, ChainVerifier, HashInput, chain_hash};
+use crate::audit::{
+    Anchor, AuditEntry, AuditRecord, ChainKey, ChainReport, ChainVerifier, HashInput, HeadInfo,
+    head_mac, row_hash,
+};
 use crate::group::{PgEngine, PgMember, PgWriter, SqliteEngine, SqliteMember, SqliteWriter};
 use crate::migrations;
 use crate::records::*;
@@ -162,6 +165,9 @@ fn access(r: AccessRow) -> StoreResult<AccessRecord> {
 
 const VERIFY_PAGE: i64 = 5_000;
 
+/// The migration that added the audit key columns (0020).
+const KEYED_SCHEMA: i64 = 20;
+
 macro_rules! backend {
     ($store:ident, $tx:ident, $db:ty, $backend:expr, $writer:ty, $member:ty, $ctx:ident) => {
         /// A store on this backend: a pool of readers, and one writer connection shared by
@@ -169,14 +175,263 @@ macro_rules! backend {
         pub struct $store {
             read: Pool<$db>,
             writer: $writer,
+            /// The audit chain's key (scheme 2), when the database is opened with a key file.
+            key: Option<std::sync::Arc<ChainKey>>,
+            /// SQLite: the shared lock on `<database>.lock` (see `crate::backup`).
+            _lock: Option<crate::backup::DatabaseLock>,
         }
 
         pub struct $tx {
             tx: $member,
             audit: Vec<AuditEntry>,
+            key: Option<std::sync::Arc<ChainKey>>,
         }
 
         impl $store {
+            /// The audit head with its key columns (`FOR UPDATE` on PostgreSQL with `lock`).
+            pub(crate) async fn read_head(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                lock: bool,
+            ) -> StoreResult<HeadInfo> {
+                Self::read_head_of(conn, lock, true).await
+            }
+
+            /// `keyed_schema`: the database has migration 0020's columns (a copy taken by an
+            /// older release may not).
+            async fn read_head_of(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                lock: bool,
+                keyed_schema: bool,
+            ) -> StoreResult<HeadInfo> {
+                if !keyed_schema {
+                    let (seq, hash) = sqlx::query_as::<_, (i64, String)>(
+                        "SELECT seq, last_hash FROM audit_head WHERE id = 1",
+                    )
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    return Ok(HeadInfo {
+                        seq,
+                        hash,
+                        key_id: None,
+                        keyed_from: None,
+                        mac: None,
+                    });
+                }
+                let sql = if lock && $backend == Backend::Postgres {
+                    "SELECT seq, last_hash, key_id, keyed_from, head_mac FROM audit_head \
+                     WHERE id = 1 FOR UPDATE"
+                } else {
+                    "SELECT seq, last_hash, key_id, keyed_from, head_mac FROM audit_head WHERE id = 1"
+                };
+                let (seq, hash, key_id, keyed_from, mac) = sqlx::query_as::<
+                    _,
+                    (i64, String, Option<String>, Option<i64>, Option<String>),
+                >(sql)
+                .fetch_one(&mut *conn)
+                .await?;
+                Ok(HeadInfo {
+                    seq,
+                    hash,
+                    key_id,
+                    keyed_from,
+                    mac,
+                })
+            }
+
+            /// Walks every audit row present on one connection, inside the caller's snapshot
+            /// (rows past the head are an error: see `ChainVerifier`).
+            pub(crate) async fn walk_chain(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                key: Option<&ChainKey>,
+                anchor: Option<&Anchor>,
+                keyed_schema: bool,
+            ) -> StoreResult<ChainReport> {
+                let head = Self::read_head_of(&mut *conn, false, keyed_schema).await?;
+                let mut verifier = ChainVerifier::new(key.cloned(), &head, anchor.cloned());
+                let mut after = 0;
+                loop {
+                    let page = sqlx::query_as::<_, AuditRow>(concat!(
+                        "SELECT ",
+                        audit_cols!(),
+                        " FROM audit_event WHERE seq > $1 ORDER BY seq LIMIT $2"
+                    ))
+                    .bind(after)
+                    .bind(VERIFY_PAGE)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    let Some(last) = page.last() else { break };
+                    after = last.seq;
+                    for row in &page {
+                        verifier.push(&row.hash_input(), &row.prev_hash, &row.hash);
+                    }
+                }
+                Ok(verifier.finish(head.seq, &head.hash))
+            }
+
+            /// Binds the chain to its key file when the database is opened (one transaction,
+            /// holding the head: SQLite's write lock, PostgreSQL's row lock). A key file
+            /// that does not exist is created, keying events from the next one on; a key
+            /// file must be this database's (its id and `from` are in `audit_head`); a
+            /// keyed database is never opened without its key, which would append unkeyed
+            /// events to a keyed chain.
+            async fn setup_key(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                key_file: Option<&Path>,
+            ) -> StoreResult<Option<std::sync::Arc<ChainKey>>> {
+                let begin = if $backend == Backend::Sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" };
+                sqlx::query(begin).execute(&mut *conn).await?;
+                let result = async {
+                    let head = Self::read_head(&mut *conn, true).await?;
+                    let Some(path) = key_file else {
+                        return match &head.key_id {
+                            None => Ok(None),
+                            Some(id) => Err(StoreError::Config(format!(
+                                "the audit chain of this database is keyed (key {id}, from event {}): \
+                                 open it with its audit key file (--audit-key)",
+                                head.keyed_from.unwrap_or(0)
+                            ))),
+                        };
+                    };
+                    let key = match crate::keyfile::load(path)? {
+                        Some(k) => k,
+                        None => {
+                            if let Some(id) = &head.key_id {
+                                return Err(StoreError::Config(format!(
+                                    "the audit key file {} is missing, and this database's chain is keyed \
+                                     with key {id}: copy that key file there (from another server of this \
+                                     database, or from a backup), or name it with --audit-key",
+                                    path.display()
+                                )));
+                            }
+                            crate::keyfile::create(path, head.seq + 1)?
+                        }
+                    };
+                    match &head.key_id {
+                        Some(id) if *id == key.id && head.keyed_from == Some(key.from) => {}
+                        Some(id) => {
+                            return Err(StoreError::Config(format!(
+                                "the audit key file {} (key {}) is not this database's (key {id}): \
+                                 name the right one with --audit-key",
+                                path.display(),
+                                key.id
+                            )));
+                        }
+                        None if head.seq + 1 != key.from => {
+                            return Err(StoreError::Config(format!(
+                                "the audit key file {} keys events from {} on, but this database's \
+                                 chain is at event {} (the key would start at the next): it is another database's \
+                                 key file",
+                                path.display(),
+                                key.from,
+                                head.seq
+                            )));
+                        }
+                        None => {
+                            sqlx::query(
+                                "UPDATE audit_head SET key_id = $1, keyed_from = $2 WHERE id = 1",
+                            )
+                            .bind(&key.id)
+                            .bind(key.from)
+                            .execute(&mut *conn)
+                            .await?;
+                            // The first keyed event records the key's creation, so a keyed
+                            // chain is never empty of keyed events (their removal shows).
+                            let seq = key.from;
+                            let at = us(Timestamp::now());
+                            let new_value =
+                                serde_json::json!({"key_id": key.id, "from": key.from}).to_string();
+                            let hash = row_hash(
+                                Some(&key),
+                                &head.hash,
+                                &HashInput {
+                                    seq,
+                                    occurred_at_us: at,
+                                    actor_id: None,
+                                    actor_name: "system",
+                                    actor_role: None,
+                                    source: "system",
+                                    action: "audit.key_create",
+                                    entity_type: "audit",
+                                    entity_id: &key.id,
+                                    reason: None,
+                                    old_value: None,
+                                    new_value: Some(&new_value),
+                                },
+                            );
+                            sqlx::query(concat!(
+                                "INSERT INTO audit_event (",
+                                audit_cols!(),
+                                ") VALUES ($1, $2, NULL, 'system', NULL, 'system', \
+                                 'audit.key_create', 'audit', $3, NULL, NULL, $4, $5, $6)"
+                            ))
+                            .bind(seq)
+                            .bind(at)
+                            .bind(&key.id)
+                            .bind(&new_value)
+                            .bind(&head.hash)
+                            .bind(&hash)
+                            .execute(&mut *conn)
+                            .await?;
+                            sqlx::query(
+                                "UPDATE audit_head SET seq = $1, last_hash = $2, head_mac = $3 \
+                                 WHERE id = 1",
+                            )
+                            .bind(seq)
+                            .bind(&hash)
+                            .bind(head_mac(&key, seq, &hash))
+                            .execute(&mut *conn)
+                            .await?;
+                        }
+                    }
+                    Ok(Some(std::sync::Arc::new(key)))
+                }
+                .await;
+                match &result {
+                    Ok(_) => {
+                        sqlx::query("COMMIT").execute(&mut *conn).await?;
+                    }
+                    Err(_) => {
+                        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                    }
+                }
+                result
+            }
+
+            /// What a copy of the database holds (see `crate::backup`): its schema version,
+            /// its audit chain and the scans it names.
+            pub(crate) async fn inspect_conn(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                key: Option<&ChainKey>,
+            ) -> StoreResult<crate::backup::SnapshotInfo> {
+                let schema_version: i64 = sqlx::query_scalar(
+                    "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM _sqlx_migrations",
+                )
+                .fetch_one(&mut *conn)
+                .await?;
+                let scans: Vec<String> =
+                    sqlx::query_scalar("SELECT DISTINCT sha256 FROM order_scans ORDER BY sha256")
+                        .fetch_all(&mut *conn)
+                        .await?;
+                let integrity = if $backend == Backend::Sqlite {
+                    sqlx::query_scalar::<_, String>("PRAGMA integrity_check")
+                        .fetch_all(&mut *conn)
+                        .await?
+                        .into_iter()
+                        .filter(|r| r != "ok")
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let keyed_schema = schema_version >= KEYED_SCHEMA;
+                let chain = Self::walk_chain(&mut *conn, key, None, keyed_schema).await?;
+                Ok(crate::backup::SnapshotInfo {
+                    schema_version,
+                    integrity,
+                    chain,
+                    scans,
+                })
+            }
+
             async fn fetch_user_by_id<'e, E: sqlx::Executor<'e, Database = $db>>(
                 e: E,
                 id: i64,
@@ -250,6 +505,7 @@ macro_rules! backend {
                 Ok(Box::new($tx {
                     tx,
                     audit: Vec::new(),
+                    key: self.key.clone(),
                 }))
             }
 
@@ -410,33 +666,22 @@ macro_rules! backend {
             }
 
             async fn verify_audit_chain(&self) -> StoreResult<ChainReport> {
-                // The head is read first: rows appended while we walk have larger sequence
-                // numbers and are left for the next run.
-                let (head_seq, head_hash) = sqlx::query_as::<_, (i64, String)>(
-                    "SELECT seq, last_hash FROM audit_head WHERE id = 1",
-                )
-                .fetch_one(&self.read)
-                .await?;
-                let mut verifier = ChainVerifier::default();
-                let mut after = 0;
-                loop {
-                    let page = sqlx::query_as::<_, AuditRow>(concat!(
-                        "SELECT ",
-                        audit_cols!(),
-                        " FROM audit_event WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
-                    ))
-                    .bind(after)
-                    .bind(head_seq)
-                    .bind(VERIFY_PAGE)
-                    .fetch_all(&self.read)
-                    .await?;
-                    let Some(last) = page.last() else { break };
-                    after = last.seq;
-                    for row in &page {
-                        verifier.push(&row.hash_input(), &row.prev_hash, &row.hash);
-                    }
-                }
-                Ok(verifier.finish(head_seq, &head_hash))
+                self.verify_audit_anchor(None).await
+            }
+
+            async fn verify_audit_anchor(&self, anchor: Option<&Anchor>) -> StoreResult<ChainReport> {
+                // One snapshot: the head and every row as of one moment, so rows appended
+                // while we walk are neither seen nor taken for rows past the head.
+                let mut conn = self.read.acquire().await?;
+                let begin = if $backend == Backend::Sqlite {
+                    "BEGIN"
+                } else {
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+                };
+                sqlx::query(begin).execute(&mut *conn).await?;
+                let report = Self::walk_chain(&mut conn, self.key.as_deref(), anchor, true).await;
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                report
             }
 
             async fn record_access(&self, e: &AccessEntry) -> StoreResult<()> {
@@ -1710,7 +1955,8 @@ macro_rules! backend {
                         let old = e.old_value.as_ref().map(|v| v.to_string());
                         let new = e.new_value.as_ref().map(|v| v.to_string());
                         let at = us(e.at);
-                        let hash = chain_hash(
+                        let hash = row_hash(
+                            self.key.as_deref(),
                             &prev,
                             &HashInput {
                                 seq,
@@ -1755,8 +2001,14 @@ macro_rules! backend {
                         });
                         qb.build().execute(&mut *self.tx).await?;
                     }
-                    sqlx::query("UPDATE audit_head SET last_hash = $1 WHERE id = 1")
+                    let mac = self
+                        .key
+                        .as_deref()
+                        .filter(|k| last >= k.from)
+                        .map(|k| head_mac(k, last, &prev));
+                    sqlx::query("UPDATE audit_head SET last_hash = $1, head_mac = $2 WHERE id = 1")
                         .bind(&prev)
+                        .bind(mac)
                         .execute(&mut *self.tx)
                         .await?;
                 }
@@ -1789,10 +2041,18 @@ backend!(
 impl SqliteStore {
     /// Opens the database file, creating it and its directory when new, and migrates it.
     pub async fn open(path: &Path) -> StoreResult<Self> {
+        Self::open_with_key(path, None).await
+    }
+
+    /// Opens the database and binds its audit chain to the key file `key_file` (created
+    /// when missing; see `setup_key`).
+    pub async fn open_with_key(path: &Path, key_file: Option<&Path>) -> StoreResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Config(format!("cannot create {}: {e}", dir.display())))?;
         }
+        // Held while the store lives: a restore cannot replace the file under it.
+        let lock = crate::backup::lock_shared(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -1809,6 +2069,7 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))?;
         crate::queries::sqlite::registration::backfill_match_keys(&mut conn).await?;
+        let key = Self::setup_key(&mut conn, key_file).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options.clone().read_only(true))
@@ -1816,7 +2077,26 @@ impl SqliteStore {
         Ok(SqliteStore {
             read,
             writer: SqliteWriter::new(SqliteEngine { options }, conn),
+            key,
+            _lock: Some(lock),
         })
+    }
+
+    /// Inspects a database file without changing it (opened read-only and immutable, no
+    /// migrations): a backup's copy, before it is written or restored.
+    pub(crate) async fn inspect_file(
+        path: &Path,
+        key: Option<&ChainKey>,
+    ) -> StoreResult<crate::backup::SnapshotInfo> {
+        let mut conn = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .immutable(true)
+            .connect()
+            .await?;
+        let info = Self::inspect_conn(&mut conn, key).await;
+        let _ = sqlx::Connection::close(conn).await;
+        info
     }
 }
 
@@ -1825,6 +2105,12 @@ impl PgStore {
     /// processes may do this at once: creation races are tolerated and migrations take an
     /// advisory lock.
     pub async fn open(url: &str) -> StoreResult<Self> {
+        Self::open_with_key(url, None).await
+    }
+
+    /// Opens the database and binds its audit chain to the key file `key_file` (created
+    /// when missing; see `setup_key`).
+    pub async fn open_with_key(url: &str, key_file: Option<&Path>) -> StoreResult<Self> {
         if !Postgres::database_exists(url).await?
             && let Err(e) = Postgres::create_database(url).await
             && !Postgres::database_exists(url).await?
@@ -1841,6 +2127,10 @@ impl PgStore {
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))?;
         crate::queries::pg::registration::backfill_match_keys(&pool).await?;
+        let key = {
+            let mut conn = pool.acquire().await?;
+            Self::setup_key(&mut conn, key_file).await?
+        };
         let options: sqlx::postgres::PgConnectOptions = url.parse()?;
         let conn = options.connect().await?;
         Ok(PgStore {
@@ -1852,6 +2142,8 @@ impl PgStore {
                 conn,
             ),
             read: pool,
+            key,
+            _lock: None,
         })
     }
 }

@@ -12,8 +12,10 @@
 
 pub mod audit;
 mod backend;
+pub mod backup;
 pub mod claim;
 pub mod group;
+pub mod keyfile;
 pub mod migrations;
 mod queries;
 pub mod records;
@@ -26,7 +28,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use jiff::Timestamp;
 
-pub use audit::{AuditEntry, AuditRecord, ChainBreak, ChainReport};
+pub use audit::{Anchor, AuditEntry, AuditRecord, ChainBreak, ChainKey, ChainReport};
 pub use backend::{PgStore, SqliteStore};
 pub use claim::{RequestClaim, with_claim};
 pub use records::*;
@@ -116,11 +118,25 @@ impl DatabaseConfig {
     }
 }
 
-/// Opens (creating and migrating when new) the database named by `config`.
+/// Opens (creating and migrating when new) the database named by `config`, without an
+/// audit key (refused for a database whose chain is keyed).
 pub async fn open(config: &DatabaseConfig) -> Result<Arc<dyn Store>, StoreError> {
+    open_with_key(config, None).await
+}
+
+/// Opens the database and binds its audit chain to the key file `key_file` (created with
+/// mode 0600 when missing; see [`keyfile`]).
+pub async fn open_with_key(
+    config: &DatabaseConfig,
+    key_file: Option<&std::path::Path>,
+) -> Result<Arc<dyn Store>, StoreError> {
     match config {
-        DatabaseConfig::Sqlite { path } => Ok(Arc::new(SqliteStore::open(path).await?)),
-        DatabaseConfig::Postgres { url } => Ok(Arc::new(PgStore::open(url).await?)),
+        DatabaseConfig::Sqlite { path } => {
+            Ok(Arc::new(SqliteStore::open_with_key(path, key_file).await?))
+        }
+        DatabaseConfig::Postgres { url } => {
+            Ok(Arc::new(PgStore::open_with_key(url, key_file).await?))
+        }
     }
 }
 
@@ -200,8 +216,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<AuditRecord>>;
     async fn access_log(&self, after: i64, limit: i64) -> StoreResult<Vec<AccessRecord>>;
 
-    /// Walks the whole audit chain and reports the first broken link, if any.
+    /// Walks the whole audit chain (every row present, in one snapshot) and reports the first
+    /// broken link, if any.
     async fn verify_audit_chain(&self) -> StoreResult<ChainReport>;
+    /// The same, and the chain must still contain the anchor's event with the anchor's hash.
+    async fn verify_audit_anchor(&self, anchor: Option<&Anchor>) -> StoreResult<ChainReport>;
     /// The database's own integrity check: SQLite's `PRAGMA integrity_check` (every page,
     /// b-tree, index entry and constraint), the problems it names (empty: intact). `None` on
     /// PostgreSQL, which has no check without an extension (`pg_amcheck`, data checksums).

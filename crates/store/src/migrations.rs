@@ -36,8 +36,8 @@ pub const SQLITE: &[MigrationSource] = migrations!(
     (17, "0017_receipt_demand_container"),
     (18, "0018_report_versions"),
     (19, "0019_login_attempts"),
-    // 0020 and 0021 are another branch's; merged, the list has no gap.
-    (22, "0022_reference_labs_shipments")
+    (20, "0020_audit_key"),
+    (21, "0021_reference_labs_shipments")
 );
 pub const POSTGRES: &[MigrationSource] = migrations!(
     "postgres": (1, "0001_platform"),
@@ -59,8 +59,8 @@ pub const POSTGRES: &[MigrationSource] = migrations!(
     (17, "0017_receipt_demand_container"),
     (18, "0018_report_versions"),
     (19, "0019_login_attempts"),
-    // 0020 and 0021 are another branch's; merged, the list has no gap.
-    (22, "0022_reference_labs_shipments")
+    (20, "0020_audit_key"),
+    (21, "0021_reference_labs_shipments")
 );
 
 pub(crate) fn migrator(list: &[MigrationSource]) -> Migrator {

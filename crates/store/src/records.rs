@@ -486,7 +486,7 @@ pub struct SendOutRecord {
     pub sent_at: Timestamp,
     pub sent_by: String,
     pub resulted_at: Option<Timestamp>,
-    /// The registered reference laboratory (send-outs before migration 0022 have none).
+    /// The registered reference laboratory (send-outs before migration 0021 have none).
     pub reference_lab_id: Option<i64>,
     /// The shipment it was packed into, once packed.
     pub shipment_id: Option<i64>,

@@ -56,6 +56,40 @@ async fn fixture(db: Db) -> Fixture {
 }
 
 impl Fixture {
+    /// The same database reopened with an audit key file in the fixture's directory (the
+    /// key is created, and the database keyed, by this open).
+    async fn keyed(self) -> (Fixture, std::path::PathBuf) {
+        self.store.close().await;
+        let key = self._dir.path().join("audit.key");
+        let store = aliquot_store::open_with_key(&self.config, Some(&key))
+            .await
+            .unwrap();
+        (Fixture { store, ..self }, key)
+    }
+
+    /// Raw SQL built at run time, as a superuser.
+    async fn raw_owned(&self, sql: String) {
+        match &self.config {
+            DatabaseConfig::Sqlite { path } => {
+                let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+                let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+            }
+            DatabaseConfig::Postgres { url } => {
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+            }
+        }
+    }
+
     async fn finish(self) {
         self.store.close().await;
         if let DatabaseConfig::Postgres { url } = &self.config {
@@ -131,6 +165,10 @@ both!(
     specimen_changes_are_guarded_and_custody_is_kept,
     cancelled_transactions_are_all_or_nothing_and_the_writer_lives_on,
     patient_versions_are_numbered_and_append_only,
+    backup_under_write_load_restores_one_consistent_state,
+    a_keyed_chain_refuses_a_rewound_head,
+    a_keyed_chain_cannot_be_recomputed_without_the_key,
+    a_reset_head_is_reported_with_every_row,
 );
 
 async fn users_are_unique_and_round_trip(db: Db) {
@@ -1298,4 +1336,404 @@ async fn patient_versions_are_numbered_and_append_only(db: Db) {
     );
     assert_eq!(f.store.patient_versions(patient).await.unwrap(), versions);
     f.finish().await;
+}
+
+/// Issue 16 item 5: a backup taken while a writer keeps committing is one committed state
+/// (its head lies between what was acknowledged before and after it, its chain is intact),
+/// it restores into a fresh database that verifies, and a damaged backup, a database in use
+/// or an existing database are refused before anything changes.
+async fn backup_under_write_load_restores_one_consistent_state(db: Db) {
+    use aliquot_store::backup::{self, BackupError, ExtraFile};
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+    let (f, keyfile) = fixture(db).await.keyed().await;
+    let chain_key = aliquot_store::keyfile::load(&keyfile).unwrap();
+    assert!(chain_key.is_some());
+    let work = tempfile::tempdir().unwrap();
+    let scans = work.path().join("scans");
+    let extras = [ExtraFile {
+        name: backup::KEY_FILE,
+        path: keyfile.clone(),
+    }];
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicI64::new(0));
+    let writer = {
+        let (store, stop, acked) = (f.store.clone(), stop.clone(), acked.clone());
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let mut tx = store.begin().await.unwrap();
+                tx.put_setting(&SettingRecord {
+                    key: format!("load.{}", n % 50),
+                    value: n.to_string(),
+                    updated_at: Timestamp::now(),
+                    updated_by: None,
+                })
+                .await
+                .unwrap();
+                tx.audit(entry("load.write", n));
+                tx.commit().await.unwrap();
+                acked.store(n, Ordering::SeqCst);
+            }
+        })
+    };
+    while acked.load(Ordering::SeqCst) < 200 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let out = work.path().join("backup");
+    let before = acked.load(Ordering::SeqCst);
+    let report = match &f.config {
+        DatabaseConfig::Sqlite { path } => {
+            backup::backup_sqlite(path, chain_key.as_ref(), &scans, &extras, &out).await
+        }
+        DatabaseConfig::Postgres { url } => {
+            backup::backup_postgres(url, chain_key.as_ref(), &scans, &extras, &out).await
+        }
+    }
+    .unwrap();
+    let after = acked.load(Ordering::SeqCst);
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    let head = report.manifest.audit_head.clone();
+    assert!(
+        (before..=after).contains(&head.seq),
+        "head {} outside [{before}, {after}]",
+        head.seq
+    );
+    assert!(report.chain.as_ref().unwrap().is_intact());
+    assert_eq!(report.manifest.files.len(), 2, "{:?}", report.manifest);
+    assert_eq!(backup::read_manifest(&out).unwrap(), report.manifest);
+    backup::check_files(&out, &report.manifest).unwrap();
+
+    // Restore into a fresh place: the same state, the chain intact, the extra file back.
+    let target = tempfile::tempdir().unwrap();
+    let key2 = target.path().join("audit.key");
+    let extras2 = [ExtraFile {
+        name: backup::KEY_FILE,
+        path: key2.clone(),
+    }];
+    let target_config = match db {
+        Db::Sqlite => DatabaseConfig::Sqlite {
+            path: target.path().join("restored.db"),
+        },
+        Db::Postgres => DatabaseConfig::Postgres {
+            url: format!(
+                "{}/aliquot_t_{}",
+                pg_server(),
+                uuid::Uuid::new_v4().simple()
+            ),
+        },
+    };
+    let restore = |force: bool| {
+        let (out, scans, extras2, target_config) = (
+            out.clone(),
+            target.path().join("scans"),
+            extras2.clone(),
+            target_config.clone(),
+        );
+        async move {
+            match &target_config {
+                DatabaseConfig::Sqlite { path } => {
+                    backup::restore_sqlite(&out, path, &scans, &extras2, force).await
+                }
+                DatabaseConfig::Postgres { url } => {
+                    backup::restore_postgres(&out, url, &scans, &extras2, force).await
+                }
+            }
+        }
+    };
+
+    // A damaged backup is refused and nothing is written.
+    let copy = out.join(match db {
+        Db::Sqlite => backup::SQLITE_FILE,
+        Db::Postgres => backup::PG_DUMP_FILE,
+    });
+    let original = std::fs::read(&copy).unwrap();
+    let mut damaged = original.clone();
+    let mid = damaged.len() / 2;
+    damaged[mid] ^= 0x40;
+    std::fs::write(&copy, &damaged).unwrap();
+    let e = restore(false).await.unwrap_err();
+    assert!(matches!(e, BackupError::Damaged(_)), "{e}");
+    assert!(e.to_string().contains("does not match its SHA-256"), "{e}");
+    assert!(!key2.exists());
+    if let DatabaseConfig::Sqlite { path } = &target_config {
+        assert!(!path.exists());
+    }
+    std::fs::write(&copy, &original).unwrap();
+
+    let restored = restore(false).await.unwrap();
+    assert_eq!(restored.manifest.audit_head, head);
+    assert_eq!(
+        std::fs::read(&key2).unwrap(),
+        std::fs::read(&keyfile).unwrap()
+    );
+    let store = aliquot_store::open_with_key(&target_config, Some(&key2))
+        .await
+        .unwrap();
+    let chain = store.verify_audit_chain().await.unwrap();
+    assert!(chain.is_intact(), "{chain:?}");
+    assert_eq!(
+        (chain.head_seq, chain.head_hash.clone()),
+        (head.seq, head.hash.clone())
+    );
+    assert_eq!(chain.rows, head.seq);
+
+    // Over a database in use: refused (SQLite: the lock; PostgreSQL: it is not empty).
+    let e = restore(true).await.unwrap_err();
+    assert!(matches!(e, BackupError::Refused(_)), "{e}");
+    store.close().await;
+    drop(store);
+    if matches!(target_config, DatabaseConfig::Sqlite { .. }) {
+        assert!(e.to_string().contains("is in use"), "{e}");
+        // Not in use, but there: refused without --force, moved aside with it.
+        let e = restore(false).await.unwrap_err();
+        assert!(e.to_string().contains("--force"), "{e}");
+        let again = restore(true).await.unwrap();
+        let aside = again.replaced.expect("the old database is kept");
+        assert!(aside.exists());
+    } else {
+        assert!(e.to_string().contains("not empty"), "{e}");
+    }
+    if let DatabaseConfig::Postgres { url } = &target_config {
+        let _ = sqlx::Postgres::force_drop_database(url).await;
+    }
+    f.finish().await;
+}
+
+/// SQL that lets a superuser rewrite the chain: the append-only triggers out of the way.
+fn bypass_triggers(db: Db) -> &'static str {
+    match db {
+        Db::Sqlite => {
+            "DROP TRIGGER audit_event_no_update; DROP TRIGGER audit_event_no_delete; \
+             DROP TRIGGER audit_head_only_advances;"
+        }
+        Db::Postgres => {
+            "ALTER TABLE audit_event DISABLE TRIGGER USER; \
+             ALTER TABLE audit_head DISABLE TRIGGER USER;"
+        }
+    }
+}
+
+/// Issue 16 item 4: a keyed chain (key file created with mode 0600, the key's creation the
+/// first keyed event) whose head only advances (trigger), and whose newest rows deleted with
+/// the head rewound are found by the head's MAC; an anchor taken before finds it too.
+async fn a_keyed_chain_refuses_a_rewound_head(db: Db) {
+    let (f, key) = fixture(db).await.keyed().await;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    for n in 1..=6 {
+        append(&f.store, n).await;
+    }
+    let report = f.store.verify_audit_chain().await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!((report.rows, report.keyed_from), (7, Some(1)));
+    let first = f.store.audit_events(0, 1, None).await.unwrap();
+    assert_eq!(first[0].entry.action, "audit.key_create");
+    let anchor = aliquot_store::Anchor {
+        seq: report.head_seq,
+        hash: report.head_hash.clone(),
+    };
+    assert!(
+        f.store
+            .verify_audit_anchor(Some(&anchor))
+            .await
+            .unwrap()
+            .is_intact()
+    );
+    // Without its key the database is not opened (it would append unkeyed events).
+    let e = aliquot_store::open(&f.config)
+        .await
+        .err()
+        .expect("opened without the key");
+    assert!(e.to_string().contains("keyed"), "{e}");
+    // The head only advances, and is never deleted.
+    let e = f
+        .raw("UPDATE audit_head SET seq = 3 WHERE id = 1")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("only advances"), "{e}");
+    let e = f.raw("DELETE FROM audit_head").await.unwrap_err();
+    assert!(e.to_string().contains("only advances"), "{e}");
+    // A superuser deletes the newest rows and rewinds the head to match them.
+    f.raw(bypass_triggers(db)).await.unwrap();
+    f.raw(
+        "DELETE FROM audit_event WHERE seq >= 6; \
+         UPDATE audit_head SET seq = 5, last_hash = (SELECT hash FROM audit_event WHERE seq = 5) \
+         WHERE id = 1;",
+    )
+    .await
+    .unwrap();
+    let b = f
+        .store
+        .verify_audit_chain()
+        .await
+        .unwrap()
+        .first_break
+        .expect("not detected");
+    assert!(b.problem.contains("MAC"), "{b:?}");
+    let b = f
+        .store
+        .verify_audit_anchor(Some(&anchor))
+        .await
+        .unwrap()
+        .first_break
+        .expect("not detected");
+    assert!(b.seq <= 7, "{b:?}");
+    f.finish().await;
+}
+
+/// Issue 16 item 4: a row edited and every later hash recomputed (with the head set to
+/// match) by someone without the key is found at the edited row.
+async fn a_keyed_chain_cannot_be_recomputed_without_the_key(db: Db) {
+    use aliquot_store::audit::{HashInput, chain_hash};
+    let (f, _key) = fixture(db).await.keyed().await;
+    for n in 1..=5 {
+        append(&f.store, n).await;
+    }
+    let rows = f.store.audit_events(0, 100, None).await.unwrap();
+    assert_eq!(rows.len(), 6);
+    let mut sql = bypass_triggers(db).to_owned();
+    let mut prev = rows[1].hash.clone();
+    for r in &rows[2..] {
+        let actor = if r.seq == 3 {
+            "mallory"
+        } else {
+            r.entry.actor_name.as_str()
+        };
+        let hash = chain_hash(
+            &prev,
+            &HashInput {
+                seq: r.seq,
+                occurred_at_us: r.entry.at.as_microsecond(),
+                actor_id: r.entry.actor_id,
+                actor_name: actor,
+                actor_role: r.entry.actor_role.as_deref(),
+                source: &r.entry.source,
+                action: &r.entry.action,
+                entity_type: &r.entry.entity_type,
+                entity_id: &r.entry.entity_id,
+                reason: r.entry.reason.as_deref(),
+                old_value: r.old_text.as_deref(),
+                new_value: r.new_text.as_deref(),
+            },
+        );
+        sql.push_str(&format!(
+            " UPDATE audit_event SET actor_name = '{actor}', prev_hash = '{prev}', hash = '{hash}' \
+             WHERE seq = {};",
+            r.seq
+        ));
+        prev = hash;
+    }
+    sql.push_str(&format!(
+        " UPDATE audit_head SET last_hash = '{prev}' WHERE id = 1;"
+    ));
+    f.raw_owned(sql).await;
+    let b = f
+        .store
+        .verify_audit_chain()
+        .await
+        .unwrap()
+        .first_break
+        .expect("not detected");
+    assert_eq!(b.seq, 3, "{b:?}");
+    assert!(b.problem.contains("altered"), "{b:?}");
+    f.finish().await;
+}
+
+/// Issue 16 item 4: a head reset to nothing (the PostgreSQL report: 0 events while rows
+/// exist) is reported, and every row present is counted.
+async fn a_reset_head_is_reported_with_every_row(db: Db) {
+    let (f, _key) = fixture(db).await.keyed().await;
+    for n in 1..=4 {
+        append(&f.store, n).await;
+    }
+    f.raw(bypass_triggers(db)).await.unwrap();
+    f.raw("UPDATE audit_head SET seq = 0, last_hash = 'genesis', head_mac = NULL WHERE id = 1")
+        .await
+        .unwrap();
+    let report = f.store.verify_audit_chain().await.unwrap();
+    assert_eq!(report.rows, 5, "{report:?}");
+    let b = report.first_break.expect("not detected");
+    assert_eq!(b.seq, 1, "{b:?}");
+    assert!(
+        b.problem.contains("past the head") || b.problem.contains("removed"),
+        "{b:?}"
+    );
+    // Unkeyed too: rows past the head are an error, not ignored.
+    let g = fixture(db).await;
+    for n in 1..=3 {
+        append(&g.store, n).await;
+    }
+    g.raw(bypass_triggers(db)).await.unwrap();
+    g.raw("UPDATE audit_head SET seq = 1, last_hash = (SELECT hash FROM audit_event WHERE seq = 1) WHERE id = 1")
+        .await
+        .unwrap();
+    let b = g
+        .store
+        .verify_audit_chain()
+        .await
+        .unwrap()
+        .first_break
+        .expect("not detected");
+    assert!(b.problem.contains("past the head"), "{b:?}");
+    g.finish().await;
+    f.finish().await;
+}
+
+/// A backup taken by a release before the audit key (schema 19: no key columns) is checked
+/// and restored by this one, then migrated and keyed when opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_from_before_the_audit_key_restores() {
+    use aliquot_store::backup;
+    use sqlx::ConnectOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("old.db");
+    {
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&db)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        let old: Vec<_> = migrations::SQLITE
+            .iter()
+            .filter(|m| m.0 < 20)
+            .map(|(version, name, sql)| {
+                sqlx::migrate::Migration::new(
+                    *version,
+                    std::borrow::Cow::Borrowed(*name),
+                    sqlx::migrate::MigrationType::Simple,
+                    sqlx::SqlSafeStr::into_sql_str(*sql),
+                    false,
+                )
+            })
+            .collect();
+        sqlx::migrate::Migrator::with_migrations(old)
+            .run(&mut conn)
+            .await
+            .unwrap();
+    }
+    let out = dir.path().join("backup");
+    let report = backup::backup_sqlite(&db, None, &dir.path().join("scans"), &[], &out)
+        .await
+        .unwrap();
+    assert_eq!(report.manifest.schema_version, 19);
+    let target = dir.path().join("restored").join("aliquot.db");
+    let key = dir.path().join("restored").join("audit.key");
+    backup::restore_sqlite(&out, &target, &dir.path().join("scans2"), &[], false)
+        .await
+        .unwrap();
+    let store = aliquot_store::open_with_key(&DatabaseConfig::Sqlite { path: target }, Some(&key))
+        .await
+        .unwrap();
+    let chain = store.verify_audit_chain().await.unwrap();
+    assert!(chain.is_intact(), "{chain:?}");
+    assert_eq!((chain.rows, chain.keyed_from), (1, Some(1)));
+    store.close().await;
 }

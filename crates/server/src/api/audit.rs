@@ -104,7 +104,7 @@ pub async fn verify(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
 ) -> ApiResult<Json<VerifyDto>> {
-    let r = state.app.verify_audit(&actor).await?;
+    let r = state.app.verify_audit(&actor, None).await?;
     Ok(Json(VerifyDto {
         intact: r.is_intact(),
         rows: r.rows,

@@ -286,6 +286,8 @@ pub struct App {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     config: AppConfig,
+    /// Result messages of every connection, ingested in groups (`connections/group.rs`).
+    ingest_queue: connections::IngestQueue,
 }
 
 impl App {
@@ -294,6 +296,7 @@ impl App {
             store,
             clock,
             config,
+            ingest_queue: connections::IngestQueue::default(),
         }
     }
 

@@ -70,7 +70,8 @@ pub async fn answer(app: &App, raw: &[u8]) -> Vec<u8> {
             .await
     } else {
         let inbound = hl7::read_message(raw);
-        app.ingest(&inbound, |facts| hl7::acknowledge(raw, facts))
+        let original = raw.to_vec();
+        app.ingest(&inbound, move |facts| hl7::acknowledge(&original, facts))
             .await
     };
     match ingested {

@@ -1213,6 +1213,9 @@ macro_rules! backend {
             async fn update_destination(&mut self, r: &DestinationRecord) -> StoreResult<bool> {
                 crate::queries::$ctx::outbox::update_destination(&mut *self.tx, r).await
             }
+            async fn insert_outbox_many(&mut self, rows: &[OutboxRecord]) -> StoreResult<()> {
+                crate::queries::$ctx::outbox::insert_outbox_many(&mut *self.tx, rows).await
+            }
             async fn insert_outbox(&mut self, r: &OutboxRecord) -> StoreResult<i64> {
                 crate::queries::$ctx::outbox::insert_outbox(&mut *self.tx, r).await
             }
@@ -1322,6 +1325,22 @@ macro_rules! backend {
             async fn interface_message_by_id(&mut self, id: i64) -> StoreResult<Option<InterfaceMessageRecord>> {
                 crate::queries::$ctx::connections::interface_message_by_id(&mut *self.tx, id).await
             }
+            async fn interface_messages_by_keys(&mut self, keys: &[(String, String, String)]) -> StoreResult<Vec<Option<InterfaceMessageRecord>>> {
+                let found = crate::queries::$ctx::connections::interface_messages_by_keys(&mut *self.tx, keys).await?;
+                let mut out = vec![None; keys.len()];
+                for (k, m) in found {
+                    if let Some(slot) = usize::try_from(k).ok().and_then(|k| out.get_mut(k)) {
+                        *slot = Some(m);
+                    }
+                }
+                Ok(out)
+            }
+            async fn insert_interface_messages(&mut self, rows: &[InterfaceMessageRecord]) -> StoreResult<Vec<i64>> {
+                crate::queries::$ctx::connections::insert_interface_messages(&mut *self.tx, rows).await
+            }
+            async fn qc_control_ids_of(&mut self, instrument_id: i64) -> StoreResult<Vec<(String, i64)>> {
+                crate::queries::$ctx::qc::control_ids_of(&mut *self.tx, instrument_id).await
+            }
             async fn insert_interface_message(&mut self, m: &InterfaceMessageRecord) -> StoreResult<i64> {
                 crate::queries::$ctx::connections::insert_interface_message(&mut *self.tx, m).await
             }
@@ -1362,6 +1381,69 @@ macro_rules! backend {
             }
             async fn insert_result(&mut self, r: &ResultRecord) -> StoreResult<i64> {
                 crate::queries::$ctx::results::insert_result(&mut *self.tx, r).await
+            }
+            async fn result_batch_rows(&mut self, accessions: &[String]) -> StoreResult<ResultBatchRows> {
+                use crate::queries::$ctx::{orders, registration, results, specimens};
+                let specimens = specimens::specimens_by_accessions(&mut *self.tx, accessions).await?;
+                let mut order_ids: Vec<i64> = specimens.iter().map(|s| s.order_id).collect();
+                order_ids.sort_unstable();
+                order_ids.dedup();
+                let mut specimen_ids: Vec<i64> = specimens.iter().map(|s| s.id).collect();
+                specimen_ids.sort_unstable();
+                let orders = orders::orders_by_ids(&mut *self.tx, &order_ids).await?;
+                let mut patient_ids: Vec<i64> = orders.iter().map(|o| o.patient_id).collect();
+                patient_ids.sort_unstable();
+                patient_ids.dedup();
+                Ok(ResultBatchRows {
+                    tests: orders::tests_of_orders(&mut *self.tx, &order_ids).await?,
+                    patients: registration::patients_by_ids(&mut *self.tx, &patient_ids).await?,
+                    results: results::results_of_orders(&mut *self.tx, &order_ids).await?,
+                    dilutions: specimens::dilutions_of(&mut *self.tx, &specimen_ids).await?,
+                    specimens,
+                    orders,
+                })
+            }
+            async fn previous_released_many(&mut self, keys: &[(i64, String, Timestamp)]) -> StoreResult<Vec<Option<ResultRecord>>> {
+                use crate::queries::$ctx::results;
+                let found = results::previous_released_ids(&mut *self.tx, keys).await?;
+                let mut ids: Vec<i64> = found.iter().map(|(_, id)| *id).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                let rows: std::collections::HashMap<i64, ResultRecord> = results::results_by_ids(&mut *self.tx, &ids)
+                    .await?
+                    .into_iter()
+                    .map(|r| (r.id, r))
+                    .collect();
+                let mut out = vec![None; keys.len()];
+                for (k, id) in found {
+                    if let Some(slot) = usize::try_from(k).ok().and_then(|k| out.get_mut(k)) {
+                        *slot = rows.get(&id).cloned();
+                    }
+                }
+                Ok(out)
+            }
+            async fn insert_new_results(&mut self, rows: &[NewResultRows]) -> StoreResult<Vec<i64>> {
+                use crate::queries::$ctx::results;
+                let records: Vec<ResultRecord> = rows.iter().map(|r| r.result.clone()).collect();
+                let ids = results::insert_results(&mut *self.tx, &records).await?;
+                let versions: Vec<ResultVersionRecord> = rows
+                    .iter()
+                    .zip(&ids)
+                    .map(|(r, id)| ResultVersionRecord { result_id: *id, ..r.version.clone() })
+                    .collect();
+                results::insert_result_versions(&mut *self.tx, &versions).await?;
+                let statuses: Vec<(i64, String)> = rows
+                    .iter()
+                    .map(|r| (r.result.order_test_id, r.test_status.clone()))
+                    .collect();
+                results::set_order_tests_status(&mut *self.tx, &statuses).await?;
+                let calls: Vec<CriticalCallRecord> = rows
+                    .iter()
+                    .zip(&ids)
+                    .filter_map(|(r, id)| Some(CriticalCallRecord { result_id: *id, ..r.critical_call.clone()? }))
+                    .collect();
+                results::insert_critical_calls(&mut *self.tx, &calls).await?;
+                Ok(ids)
             }
             async fn update_result(&mut self, r: &ResultRecord, replaces: i64) -> StoreResult<bool> {
                 crate::queries::$ctx::results::update_result(&mut *self.tx, r, replaces).await

@@ -729,6 +729,8 @@ pub trait Tx: Send {
     /// Replaces version `r.version - 1`; false when another change came first.
     async fn update_destination(&mut self, r: &DestinationRecord) -> StoreResult<bool>;
     async fn insert_outbox(&mut self, r: &OutboxRecord) -> StoreResult<i64>;
+    /// Many outbox rows in multi-row statements, ids in the order given.
+    async fn insert_outbox_many(&mut self, rows: &[OutboxRecord]) -> StoreResult<()>;
     async fn outbox_by_id(&mut self, id: i64) -> StoreResult<Option<OutboxRecord>>;
     /// Writes a row's new state over the state it was read in; false when another worker or
     /// an analyst changed it first.
@@ -873,6 +875,19 @@ pub trait Tx: Send {
     ) -> StoreResult<Option<InterfaceMessageRecord>>;
     /// `Conflict` when the sender's control id is already stored.
     async fn insert_interface_message(&mut self, m: &InterfaceMessageRecord) -> StoreResult<i64>;
+    /// The stored messages under these `(protocol, sender, control id)` keys: one answer
+    /// per key, in the keys' order.
+    async fn interface_messages_by_keys(
+        &mut self,
+        keys: &[(String, String, String)],
+    ) -> StoreResult<Vec<Option<InterfaceMessageRecord>>>;
+    /// Stores messages (each under a key not stored yet) in one statement; their ids in order.
+    async fn insert_interface_messages(
+        &mut self,
+        rows: &[InterfaceMessageRecord],
+    ) -> StoreResult<Vec<i64>>;
+    /// Every name the instrument gives its control lots, with the lot.
+    async fn qc_control_ids_of(&mut self, instrument_id: i64) -> StoreResult<Vec<(String, i64)>>;
     /// Empties the content of accepted or replayed messages received before `before`
     /// (retention); returns how many.
     async fn purge_interface_messages(
@@ -914,6 +929,20 @@ pub trait Tx: Send {
         before: Timestamp,
     ) -> StoreResult<Option<ResultRecord>>;
     async fn insert_result(&mut self, r: &ResultRecord) -> StoreResult<i64>;
+    /// What a batch of results for the tubes `accessions` is judged with, read as a few set
+    /// queries instead of several statements per result: the tubes, their orders, the orders'
+    /// tests, patients and results, and the tubes' dilutions.
+    async fn result_batch_rows(&mut self, accessions: &[String]) -> StoreResult<ResultBatchRows>;
+    /// [`Tx::previous_released`] for many `(patient, test, before)`: one answer per key, in
+    /// the keys' order.
+    async fn previous_released_many(
+        &mut self,
+        keys: &[(i64, String, Timestamp)],
+    ) -> StoreResult<Vec<Option<ResultRecord>>>;
+    /// Stores new results (each for an ordered test without one) with their first version,
+    /// their tests' statuses and their critical calls, as multi-row statements. Returns the
+    /// results' ids in the order given.
+    async fn insert_new_results(&mut self, rows: &[NewResultRows]) -> StoreResult<Vec<i64>>;
     /// Replaces the current version, guarded by the version replaced: false when another
     /// request changed the result first.
     async fn update_result(&mut self, r: &ResultRecord, replaces: i64) -> StoreResult<bool>;

@@ -791,6 +791,28 @@ pub struct ResultRuleVersionRecord {
     pub reason: String,
 }
 
+/// See [`crate::Tx::result_batch_rows`].
+#[derive(Clone, Default)]
+pub struct ResultBatchRows {
+    pub specimens: Vec<SpecimenRecord>,
+    pub orders: Vec<OrderRecord>,
+    pub tests: Vec<OrderTestRecord>,
+    pub patients: Vec<PatientRecord>,
+    pub results: Vec<ResultRecord>,
+    pub dilutions: Vec<DilutionRecord>,
+}
+
+/// One new result as [`crate::Tx::insert_new_results`] stores it: the result, its first
+/// version and critical call (their `result_id` is filled in when stored), and the status its
+/// ordered test moves to.
+#[derive(Clone)]
+pub struct NewResultRows {
+    pub result: ResultRecord,
+    pub version: ResultVersionRecord,
+    pub test_status: String,
+    pub critical_call: Option<CriticalCallRecord>,
+}
+
 /// The current version of one ordered test's result. `body` is the app's JSON (value as
 /// reported, units, flags, interval, hold reasons, instrument data).
 #[derive(Clone, PartialEq, Eq)]

@@ -11,14 +11,14 @@
 use std::collections::HashMap;
 
 use aliquot_domain::auth::Permission;
-use aliquot_store::{InterfaceMessageRecord, Tx};
+use aliquot_store::{InstrumentRecord, InterfaceMessageRecord, PatientRecord, Tx};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::Protocol;
 use super::orders::InboundMessage;
-use crate::results::{EntrySettings, ResultInput};
+use crate::results::{EntrySettings, ResultInput, ResultOutcome};
 use crate::{Actor, App, AppError, AppResult};
 
 /// A message as an edge read it.
@@ -143,36 +143,205 @@ pub(super) fn ack_control_id_of(protocol: Protocol, sender: &str, control_id: &s
     d.iter().take(10).map(|b| format!("{b:02X}")).collect()
 }
 
+/// Builds a message's acknowledgement from the decision (the edge knows the wire format).
+pub(crate) type AckFn = std::sync::Arc<dyn Fn(&AckFacts<'_>) -> Vec<u8> + Send + Sync>;
+
 /// What posting a message did.
-struct Posted {
+pub(crate) struct Posted {
     connection: String,
     posted: i64,
     errors: Vec<InboundError>,
 }
 
+/// What a group of messages reads once: instruments by (protocol, sender), each instrument's
+/// test codes and control names, and (for a group) each tube's patient by accession.
+#[derive(Default)]
+pub(crate) struct Lookups {
+    instruments: HashMap<(String, String), Option<InstrumentRecord>>,
+    codes: HashMap<i64, HashMap<String, (String, Option<String>)>>,
+    controls: HashMap<i64, HashMap<String, i64>>,
+    pub(crate) owners: Option<HashMap<String, PatientRecord>>,
+}
+
+/// A message read and matched, not yet posted.
+#[derive(Default)]
+pub(crate) struct Prepared {
+    connection: String,
+    /// The instrument posting (none for an unknown sender: nothing is posted).
+    pub(crate) actor: Option<Actor>,
+    instrument: Option<InstrumentRecord>,
+    errors: Vec<InboundError>,
+    pub(crate) items: Vec<ResultInput>,
+    /// Where each item is in the message: (observation, specimen).
+    locations: Vec<(String, String)>,
+    /// Control samples: (specimen index, lot).
+    pub(crate) controls: Vec<(usize, i64)>,
+}
+
+/// What a message answers when it was received before: the stored decision.
+pub(crate) fn stored_answer(
+    m: InterfaceMessageRecord,
+    inbound: &Inbound,
+    ack: &AckFn,
+) -> IngestOutcome {
+    let errors: Vec<InboundError> = serde_json::from_str(&m.errors).unwrap_or_default();
+    // Past its retention only the content is gone: the answer is rebuilt from what was
+    // decided (only accepted and replayed messages are emptied).
+    let ack_bytes = if m.ack.is_empty() {
+        ack(&AckFacts {
+            kind: AckKind::Accept,
+            control_id: ack_control_id(inbound),
+            errors: &errors,
+        })
+    } else {
+        m.ack
+    };
+    IngestOutcome {
+        message_id: m.id,
+        repeated: true,
+        errors,
+        status: m.status,
+        posted: m.posted,
+        ack: ack_bytes,
+    }
+}
+
+/// A message unusable as such (AR): kept, nothing posted.
+pub(crate) fn rejected(inbound: &Inbound) -> Posted {
+    Posted {
+        connection: inbound.sender.clone(),
+        posted: 0,
+        errors: inbound.rejected.clone(),
+    }
+}
+
+/// The row a message is stored as, with its acknowledgement, and its answer (its id still
+/// to be assigned).
+pub(crate) fn answered(
+    inbound: &Inbound,
+    ack: &AckFn,
+    p: Posted,
+    now: jiff::Timestamp,
+) -> AppResult<(InterfaceMessageRecord, IngestOutcome)> {
+    let kind = if !inbound.rejected.is_empty() {
+        AckKind::Reject
+    } else if p.errors.is_empty() {
+        AckKind::Accept
+    } else {
+        AckKind::Error
+    };
+    let ack_bytes = ack(&AckFacts {
+        kind,
+        control_id: ack_control_id(inbound),
+        errors: &p.errors,
+    });
+    let status = if kind == AckKind::Accept {
+        "accepted"
+    } else {
+        "error"
+    };
+    let protocol = inbound.protocol.as_str();
+    let errors = serde_json::to_string(&p.errors).map_err(|e| AppError::Internal(e.to_string()))?;
+    let record = InterfaceMessageRecord {
+        id: 0,
+        protocol: protocol.to_owned(),
+        connection: p.connection,
+        sender: inbound.sender.clone(),
+        control_id: inbound.control_id.clone(),
+        message_type: inbound.message_type.clone(),
+        received_at: now,
+        raw: inbound.raw.clone(),
+        status: status.to_owned(),
+        ack: ack_bytes.clone(),
+        errors,
+        posted: p.posted,
+        updated_at: now,
+        updated_by: format!("{protocol}:receive"),
+    };
+    Ok((
+        record,
+        IngestOutcome {
+            message_id: 0,
+            repeated: false,
+            status: status.to_owned(),
+            posted: p.posted,
+            errors: p.errors,
+            ack: ack_bytes,
+        },
+    ))
+}
+
+/// A prepared message's result once its items were posted: each refused item named where it
+/// is in the message.
+pub(crate) fn finish_inbound(
+    inbound: &Inbound,
+    prepared: Prepared,
+    outcomes: Vec<ResultOutcome>,
+    mut posted: i64,
+) -> Posted {
+    let mut errors = prepared.errors;
+    for o in outcomes {
+        let Some(e) = o.error else {
+            posted += 1;
+            continue;
+        };
+        let (obs, spec) = &prepared.locations[o.index];
+        let (code, message, field) = match &e {
+            AppError::Invalid {
+                code,
+                message,
+                field,
+            }
+            | AppError::Conflict {
+                code,
+                message,
+                field,
+            } => (code.to_string(), message.clone(), field.clone()),
+            AppError::NotFound { entity } => {
+                ("not_found".to_owned(), format!("{entity} not found"), None)
+            }
+            other => ("refused".to_owned(), other.to_string(), None),
+        };
+        // `results[i].accession` is the specimen's field; the rest are the result's.
+        let (code_field, value_field, units_field) = inbound.protocol.result_fields();
+        let location = match field.as_deref().and_then(|f| f.rsplit('.').next()) {
+            Some("accession") => spec.clone(),
+            Some("units") => format!("{obs}-{units_field}"),
+            Some("test") => format!("{obs}-{code_field}"),
+            _ => format!("{obs}-{value_field}"),
+        };
+        errors.push(InboundError {
+            location,
+            code,
+            message,
+        });
+    }
+    Posted {
+        connection: prepared.connection,
+        posted,
+        errors,
+    }
+}
+
 impl App {
-    /// Ingests a result message from a connection (see the module doc). The acknowledgement
-    /// is built by `ack` inside the transaction and stored with what the message posted; the
-    /// outcome is returned only after the commit. `Err` means nothing was stored: the edge
-    /// answers "try again" (HL7 AR/CR without storing, ASTM NAK) and the sender resends.
-    pub async fn ingest<F>(&self, inbound: &Inbound, ack: F) -> AppResult<IngestOutcome>
-    where
-        F: Fn(&AckFacts<'_>) -> Vec<u8> + Send + Sync,
-    {
-        match self.ingest_once(inbound, &ack).await {
+    /// Ingests one message in a transaction of its own (see the module doc and
+    /// [`App::ingest`], which groups the messages of every connection).
+    pub(crate) async fn ingest_alone(
+        &self,
+        inbound: &Inbound,
+        ack: &AckFn,
+    ) -> AppResult<IngestOutcome> {
+        match self.ingest_once(inbound, ack).await {
             // Two copies raced past the lookup (two servers on one database): the other
             // copy's row is there now.
             Err(AppError::Conflict {
                 code: "conflict", ..
-            }) => self.ingest_once(inbound, &ack).await,
+            }) => self.ingest_once(inbound, ack).await,
             other => other,
         }
     }
 
-    async fn ingest_once<F>(&self, inbound: &Inbound, ack: &F) -> AppResult<IngestOutcome>
-    where
-        F: Fn(&AckFacts<'_>) -> Vec<u8> + Send + Sync,
-    {
+    async fn ingest_once(&self, inbound: &Inbound, ack: &AckFn) -> AppResult<IngestOutcome> {
         let settings = self.entry_settings().await?;
         let mut tx = self.store.begin().await?;
         let protocol = inbound.protocol.as_str();
@@ -180,84 +349,19 @@ impl App {
             .interface_message_by_key(protocol, &inbound.sender, &inbound.control_id)
             .await?
         {
-            let errors: Vec<InboundError> = serde_json::from_str(&m.errors).unwrap_or_default();
-            // Past its retention only the content is gone: the answer is rebuilt from what
-            // was decided (only accepted and replayed messages are emptied).
-            let ack_bytes = if m.ack.is_empty() {
-                ack(&AckFacts {
-                    kind: AckKind::Accept,
-                    control_id: ack_control_id(inbound),
-                    errors: &errors,
-                })
-            } else {
-                m.ack
-            };
-            return Ok(IngestOutcome {
-                message_id: m.id,
-                repeated: true,
-                errors,
-                status: m.status,
-                posted: m.posted,
-                ack: ack_bytes,
-            });
+            return Ok(stored_answer(m, inbound, ack));
         }
-        let kind_and_posted = if inbound.rejected.is_empty() {
-            let p = self.post_inbound(&mut tx, inbound, settings).await?;
-            let kind = if p.errors.is_empty() {
-                AckKind::Accept
-            } else {
-                AckKind::Error
-            };
-            (kind, p)
+        let p = if inbound.rejected.is_empty() {
+            self.post_inbound(&mut tx, inbound, settings).await?
         } else {
-            (
-                AckKind::Reject,
-                Posted {
-                    connection: inbound.sender.clone(),
-                    posted: 0,
-                    errors: inbound.rejected.clone(),
-                },
-            )
+            rejected(inbound)
         };
-        let (kind, p) = kind_and_posted;
-        let ack_bytes = ack(&AckFacts {
-            kind,
-            control_id: ack_control_id(inbound),
-            errors: &p.errors,
-        });
-        let now = self.now();
-        let status = if kind == AckKind::Accept {
-            "accepted"
-        } else {
-            "error"
-        };
-        let errors =
-            serde_json::to_string(&p.errors).map_err(|e| AppError::Internal(e.to_string()))?;
-        let record = InterfaceMessageRecord {
-            id: 0,
-            protocol: protocol.to_owned(),
-            connection: p.connection,
-            sender: inbound.sender.clone(),
-            control_id: inbound.control_id.clone(),
-            message_type: inbound.message_type.clone(),
-            received_at: now,
-            raw: inbound.raw.clone(),
-            status: status.to_owned(),
-            ack: ack_bytes.clone(),
-            errors,
-            posted: p.posted,
-            updated_at: now,
-            updated_by: format!("{protocol}:receive"),
-        };
+        let (record, outcome) = answered(inbound, ack, p, self.now())?;
         let id = tx.insert_interface_message(&record).await?;
         tx.commit().await?;
         Ok(IngestOutcome {
             message_id: id,
-            repeated: false,
-            status: status.to_owned(),
-            posted: p.posted,
-            errors: p.errors,
-            ack: ack_bytes,
+            ..outcome
         })
     }
 
@@ -268,50 +372,126 @@ impl App {
         inbound: &Inbound,
         settings: EntrySettings,
     ) -> AppResult<Posted> {
+        let mut lookups = Lookups::default();
+        let mut prepared = self.prepare_inbound(tx, &mut lookups, inbound).await?;
+        let mut posted = 0;
+        if !prepared.controls.is_empty()
+            && let Some(instrument) = prepared.instrument.clone()
+        {
+            let controls: Vec<(&InboundSpecimen, i64)> = prepared
+                .controls
+                .iter()
+                .map(|(s, lot)| (&inbound.specimens[*s], *lot))
+                .collect();
+            let codes = lookups
+                .codes
+                .get(&instrument.id)
+                .cloned()
+                .unwrap_or_default();
+            let actor = Actor::instrument(&instrument.code, inbound.protocol);
+            posted += self
+                .post_inbound_qc(
+                    tx,
+                    inbound,
+                    &instrument,
+                    &codes,
+                    &controls,
+                    &actor,
+                    &mut prepared.errors,
+                )
+                .await?;
+        }
+        let outcomes = match &prepared.actor {
+            Some(actor) if !prepared.items.is_empty() => {
+                self.post_results_in(tx, actor, &prepared.items, settings)
+                    .await?
+            }
+            _ => Vec::new(),
+        };
+        Ok(finish_inbound(inbound, prepared, outcomes, posted))
+    }
+
+    /// Reads and matches a message (its instrument, test codes, control samples, the patient
+    /// of each tube) without posting it.
+    pub(crate) async fn prepare_inbound(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        lookups: &mut Lookups,
+        inbound: &Inbound,
+    ) -> AppResult<Prepared> {
         let sender_field = match inbound.protocol {
             Protocol::Hl7 => "MSH-3",
             Protocol::Astm => "H-5",
         };
-        let Some(instrument) = tx
-            .instrument_by_sender(inbound.protocol.as_str(), &inbound.sender)
-            .await?
-            .filter(|i| i.retired_at.is_none())
-        else {
-            return Ok(Posted {
+        let key = (inbound.protocol.as_str().to_owned(), inbound.sender.clone());
+        let instrument = match lookups.instruments.get(&key) {
+            Some(i) => i.clone(),
+            None => {
+                let i = tx
+                    .instrument_by_sender(inbound.protocol.as_str(), &inbound.sender)
+                    .await?
+                    .filter(|i| i.retired_at.is_none());
+                lookups.instruments.insert(key, i.clone());
+                i
+            }
+        };
+        let Some(instrument) = instrument else {
+            return Ok(Prepared {
                 connection: inbound.sender.clone(),
-                posted: 0,
                 errors: vec![err(
                     sender_field,
                     "unknown_sender",
                     "no active instrument is registered under this sender; register it (POST \
                      /api/v1/instruments) and replay the message",
                 )],
+                ..Prepared::default()
             });
         };
-        let codes: HashMap<String, (String, Option<String>)> = tx
-            .instrument_test_codes(instrument.id)
-            .await?
-            .into_iter()
-            .map(|c| (c.code, (c.test_code, c.units)))
-            .collect();
-        let actor = Actor::instrument(&instrument.code, inbound.protocol);
-        let mut errors = Vec::new();
-        let mut items = Vec::new();
-        let mut locations = Vec::new();
-        let mut controls = Vec::new();
-        for s in &inbound.specimens {
+        if let std::collections::hash_map::Entry::Vacant(slot) = lookups.codes.entry(instrument.id)
+        {
+            let codes = tx
+                .instrument_test_codes(instrument.id)
+                .await?
+                .into_iter()
+                .map(|c| (c.code, (c.test_code, c.units)))
+                .collect();
+            slot.insert(codes);
+            let controls = tx
+                .qc_control_ids_of(instrument.id)
+                .await?
+                .into_iter()
+                .collect();
+            lookups.controls.insert(instrument.id, controls);
+        }
+        let empty = HashMap::new();
+        let codes = lookups.codes.get(&instrument.id).unwrap_or(&empty);
+        let empty_controls = HashMap::new();
+        let control_ids = lookups
+            .controls
+            .get(&instrument.id)
+            .unwrap_or(&empty_controls);
+        let mut prepared = Prepared {
+            connection: instrument.code.clone(),
+            actor: Some(Actor::instrument(&instrument.code, inbound.protocol)),
+            ..Prepared::default()
+        };
+        for (si, s) in inbound.specimens.iter().enumerate() {
             // A sample the instrument names as one of its controls is QC, never a patient's.
-            if let Some(lot_id) = tx.qc_control_lot(instrument.id, s.accession.trim()).await? {
-                controls.push((s, lot_id));
+            if let Some(lot_id) = control_ids.get(s.accession.trim()) {
+                prepared.controls.push((si, *lot_id));
                 continue;
             }
-            if let Some(problem) = self.wrong_patient(tx, s).await? {
-                errors.push(problem);
+            let owner = lookups
+                .owners
+                .as_ref()
+                .map(|owners| owners.get(s.accession.trim()).cloned());
+            if let Some(problem) = self.wrong_patient(tx, s, owner).await? {
+                prepared.errors.push(problem);
                 continue;
             }
             for o in &s.observations {
                 let Some((test, units)) = codes.get(o.code.trim()) else {
-                    errors.push(err(
+                    prepared.errors.push(err(
                         &format!("{}-{}", o.location, inbound.protocol.result_fields().0),
                         "unknown_test_code",
                         format!(
@@ -321,7 +501,7 @@ impl App {
                     ));
                     continue;
                 };
-                items.push(ResultInput {
+                prepared.items.push(ResultInput {
                     accession: s.accession.clone(),
                     test: test.clone(),
                     value: o.value.clone(),
@@ -336,70 +516,18 @@ impl App {
                     indices: None,
                     comment: o.comment.clone(),
                 });
-                locations.push((o.location.clone(), s.location.clone()));
+                prepared
+                    .locations
+                    .push((o.location.clone(), s.location.clone()));
             }
         }
         if inbound.specimens.iter().all(|s| s.observations.is_empty()) {
-            errors.push(err("", "no_results", "the message carries no results"));
+            prepared
+                .errors
+                .push(err("", "no_results", "the message carries no results"));
         }
-        let mut posted = 0;
-        if !controls.is_empty() {
-            posted += self
-                .post_inbound_qc(
-                    tx,
-                    inbound,
-                    &instrument,
-                    &codes,
-                    &controls,
-                    &actor,
-                    &mut errors,
-                )
-                .await?;
-        }
-        if !items.is_empty() {
-            let outcomes = self.post_results_in(tx, &actor, &items, settings).await?;
-            for o in outcomes {
-                let Some(e) = o.error else {
-                    posted += 1;
-                    continue;
-                };
-                let (obs, spec) = &locations[o.index];
-                let (code, message, field) = match &e {
-                    AppError::Invalid {
-                        code,
-                        message,
-                        field,
-                    }
-                    | AppError::Conflict {
-                        code,
-                        message,
-                        field,
-                    } => (code.to_string(), message.clone(), field.clone()),
-                    AppError::NotFound { entity } => {
-                        ("not_found".to_owned(), format!("{entity} not found"), None)
-                    }
-                    other => ("refused".to_owned(), other.to_string(), None),
-                };
-                // `results[i].accession` is the specimen's field; the rest are the result's.
-                let (code_field, value_field, units_field) = inbound.protocol.result_fields();
-                let location = match field.as_deref().and_then(|f| f.rsplit('.').next()) {
-                    Some("accession") => spec.clone(),
-                    Some("units") => format!("{obs}-{units_field}"),
-                    Some("test") => format!("{obs}-{code_field}"),
-                    _ => format!("{obs}-{value_field}"),
-                };
-                errors.push(InboundError {
-                    location,
-                    code,
-                    message,
-                });
-            }
-        }
-        Ok(Posted {
-            connection: instrument.code,
-            posted,
-            errors,
-        })
+        prepared.instrument = Some(instrument);
+        Ok(prepared)
     }
 
     /// Posts the control samples of a message as QC runs: one run per test, its controls the
@@ -490,10 +618,13 @@ impl App {
 
     /// A specimen whose message names a patient (by MRN or a facility identifier) other than
     /// the tube's: nothing of it is posted. A tube not found is left to result entry, which names it.
+    /// `owner`: the tube's patient when the caller read it already (`Some(None)`: no such
+    /// tube).
     async fn wrong_patient(
         &self,
         tx: &mut Box<dyn Tx>,
         s: &InboundSpecimen,
+        owner: Option<Option<PatientRecord>>,
     ) -> AppResult<Option<InboundError>> {
         let ids: Vec<&str> = s
             .patient_ids
@@ -504,13 +635,11 @@ impl App {
         if ids.is_empty() {
             return Ok(None);
         }
-        let Some(spec) = tx.specimen_by_accession(s.accession.trim()).await? else {
-            return Ok(None);
+        let owner = match owner {
+            Some(o) => o,
+            None => self.tube_owner(tx, s.accession.trim()).await?,
         };
-        let Some(order) = tx.order_by_id(spec.order_id).await? else {
-            return Ok(None);
-        };
-        let Some(patient) = tx.patient_by_id(order.patient_id).await? else {
+        let Some(patient) = owner else {
             return Ok(None);
         };
         // The lab's MRN, or an identifier another facility gave the patient (an EMR's, echoed
@@ -529,6 +658,21 @@ impl App {
             "the specimen belongs to another patient than the message names: nothing of it \
              was posted",
         )))
+    }
+
+    /// The patient of the tube `accession`, if there is such a tube.
+    async fn tube_owner(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        accession: &str,
+    ) -> AppResult<Option<PatientRecord>> {
+        let Some(spec) = tx.specimen_by_accession(accession).await? else {
+            return Ok(None);
+        };
+        let Some(order) = tx.order_by_id(spec.order_id).await? else {
+            return Ok(None);
+        };
+        Ok(tx.patient_by_id(order.patient_id).await?)
     }
 
     /// Replays a message from the interface error queue with today's registry and mappings

@@ -10,6 +10,7 @@
 //! edge builds, all in one transaction: the acknowledgement leaves only after that commit, and
 //! a message sent again under the same control id is answered from the store.
 
+mod group;
 mod ingest;
 mod instruments;
 mod messages;
@@ -17,6 +18,8 @@ mod orders;
 mod outbox;
 mod query;
 
+pub(crate) use group::IngestQueue;
+pub use group::{IngestStats, MAX_GROUP};
 pub use ingest::{
     AckFacts, AckKind, Inbound, InboundError, InboundObservation, InboundSpecimen, IngestOutcome,
 };

@@ -23,6 +23,7 @@ use jiff::{SignedDuration, Timestamp};
 use rust_decimal::Decimal;
 use serde_json::json;
 
+use super::batch::Prefetch;
 use super::rules::{ParsedRules, doc_of};
 use super::{Body, IndicesInput, IntervalView, ReasonView, result_type};
 use crate::catalog::{TestDefinition, definition};
@@ -77,9 +78,12 @@ pub struct ResultOutcome {
 pub(crate) struct TestCache {
     codes: HashMap<String, String>,
     tests: HashMap<String, (TestDefinition, ParsedRules)>,
-    orders: HashMap<i64, OrderRecord>,
-    patients: HashMap<i64, PatientRecord>,
+    pub(crate) orders: HashMap<i64, OrderRecord>,
+    pub(crate) patients: HashMap<i64, PatientRecord>,
     dependents: Option<HashMap<String, Vec<String>>>,
+    /// A batch's tubes, ordered tests and dilutions, read as set queries before the batch is
+    /// judged (`batch.rs`). Result posting changes none of them.
+    pub(crate) pre: Option<Prefetch>,
 }
 
 impl TestCache {
@@ -137,7 +141,7 @@ pub(crate) struct Evaluated {
     pub status: Option<&'static str>,
 }
 
-fn refused(index: usize, e: AppError) -> ResultOutcome {
+pub(crate) fn refused(index: usize, e: AppError) -> ResultOutcome {
     ResultOutcome {
         index,
         outcome: "refused",
@@ -154,6 +158,34 @@ fn conflict(field: &str, code: &'static str, message: impl Into<String>) -> AppE
         field: Some(field.to_owned()),
         code,
         message: message.into(),
+    }
+}
+
+/// A comment is at most 1,000 characters.
+pub(crate) fn check_comment(item: &ResultInput) -> AppResult<()> {
+    if item
+        .comment
+        .as_deref()
+        .is_some_and(|c| c.chars().count() > 1000)
+    {
+        return Err(AppError::invalid(
+            "comment",
+            "comment_too_long",
+            "at most 1000 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A posted item as a reading.
+pub(crate) fn reading_of(item: &ResultInput) -> Reading<'_> {
+    Reading {
+        value: &item.value,
+        units: item.units.as_deref(),
+        instrument: item.instrument.as_deref(),
+        instrument_flags: &item.flags,
+        indices: item.indices.unwrap_or_default(),
+        comment: item.comment.as_deref(),
     }
 }
 
@@ -260,71 +292,29 @@ impl App {
         })
     }
 
-    /// Posts `items` inside `tx` (the caller commits): each item judged and stored or refused
-    /// on its own; `Err` only for a failure that must abort the whole transaction. The one
-    /// entry path of every edge (REST, the web UI, instrument messages).
-    pub(crate) async fn post_results_in(
-        &self,
-        tx: &mut Box<dyn Tx>,
-        actor: &Actor,
-        items: &[ResultInput],
-        settings: EntrySettings,
-    ) -> AppResult<Vec<ResultOutcome>> {
-        actor.require(Permission::ResultEnter)?;
-        let mut cache = TestCache::default();
-        let mut out = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            let prefix = format!("results[{i}]");
-            match self
-                .post_one(
-                    tx,
-                    &mut cache,
-                    actor,
-                    item,
-                    settings.lab_suspended,
-                    settings.call_minutes,
-                )
-                .await
-            {
-                Ok(o) => out.push(ResultOutcome { index: i, ..o }),
-                Err(AppError::Internal(m)) => return Err(AppError::Internal(m)),
-                Err(e) => out.push(refused(i, prefix_field(e, &prefix))),
-            }
-        }
-        Ok(out)
-    }
-
-    async fn post_one(
+    /// Posts one item, reading what it is judged with one statement at a time (the path of
+    /// the items `batch.rs` defers).
+    pub(crate) async fn post_one(
         &self,
         tx: &mut Box<dyn Tx>,
         cache: &mut TestCache,
         actor: &Actor,
         item: &ResultInput,
-        lab_suspended: bool,
-        call_minutes: i64,
+        settings: EntrySettings,
     ) -> AppResult<ResultOutcome> {
+        let call_minutes = settings.call_minutes;
         let ctx = self
-            .result_context(tx, cache, &item.accession, &item.test, lab_suspended, true)
+            .result_context(
+                tx,
+                cache,
+                &item.accession,
+                &item.test,
+                settings.lab_suspended,
+                true,
+            )
             .await?;
-        if item
-            .comment
-            .as_deref()
-            .is_some_and(|c| c.chars().count() > 1000)
-        {
-            return Err(AppError::invalid(
-                "comment",
-                "comment_too_long",
-                "at most 1000 characters",
-            ));
-        }
-        let reading = Reading {
-            value: &item.value,
-            units: item.units.as_deref(),
-            instrument: item.instrument.as_deref(),
-            instrument_flags: &item.flags,
-            indices: item.indices.unwrap_or_default(),
-            comment: item.comment.as_deref(),
-        };
+        check_comment(item)?;
+        let reading = reading_of(item);
         let existing = tx.result_by_order_test(ctx.test.id).await?;
         let now = self.now();
         let evaluated = self.evaluate(tx, &ctx, &reading, actor, now).await?;
@@ -413,16 +403,17 @@ impl App {
     ) -> AppResult<Context> {
         let acc = AccessionNumber::parse(accession.trim())
             .map_err(|e| invalid(&e, "", "accession").with_field("accession"))?;
-        let specimen = tx
-            .specimen_by_accession(acc.as_str())
-            .await?
-            .ok_or_else(|| {
-                AppError::invalid(
-                    "accession",
-                    "unknown_specimen",
-                    "no tube has this accession number",
-                )
-            })?;
+        let found = match &cache.pre {
+            Some(pre) => pre.specimens.get(acc.as_str()).cloned(),
+            None => tx.specimen_by_accession(acc.as_str()).await?,
+        };
+        let specimen = found.ok_or_else(|| {
+            AppError::invalid(
+                "accession",
+                "unknown_specimen",
+                "no tube has this accession number",
+            )
+        })?;
         match specimen.status.as_str() {
             // A correction is about a result already reported, whatever became of the tube.
             _ if !entry => {}
@@ -478,7 +469,10 @@ impl App {
                 c
             }
         };
-        let tests = tx.tests_of_order(order.id).await?;
+        let tests = match cache.pre.as_ref().and_then(|p| p.tests.get(&order.id)) {
+            Some(t) => t.clone(),
+            None => tx.tests_of_order(order.id).await?,
+        };
         let test_row = tests
             .into_iter()
             .find(|t| t.test_code == code)
@@ -547,10 +541,11 @@ impl App {
             .get(&code)
             .cloned()
             .ok_or_else(|| AppError::Internal("test cache".into()))?;
-        let dilution = self
-            .store
-            .dilutions(specimen.id)
-            .await?
+        let dilutions = match cache.pre.as_ref() {
+            Some(pre) => pre.dilutions.get(&specimen.id).cloned().unwrap_or_default(),
+            None => self.store.dilutions(specimen.id).await?,
+        };
+        let dilution = dilutions
             .into_iter()
             .filter(|d| d.test_code.as_deref().is_none_or(|t| t == code))
             .max_by_key(|d| d.id)
@@ -577,113 +572,18 @@ impl App {
         actor: &Actor,
         now: Timestamp,
     ) -> AppResult<Evaluated> {
-        let rtype = result_type(&ctx.def)?;
-        let parsed = parse_value(&rtype, reading.value).map_err(|e| invalid(&e, "", "value"))?;
-        let test_units = ctx.def.units.clone();
-        let rules = &ctx.rules.rules;
-        let (value, reading_text, dilution, not_validated, outside) = match &parsed {
-            ResultValue::Numeric(n) => {
-                let n = match (reading.units.map(str::trim), test_units.as_deref()) {
-                    // Converted, then rounded to the test's reported decimals (the reading
-                    // and its units are kept beside it).
-                    (Some(u), Some(t)) if u != t => Numeric {
-                        comparator: n.comparator,
-                        value: Decimal::from_str(&display(
-                            convert(ctx.rules.analyte, n.value, u, t)
-                                .map_err(|e| invalid(&e, "", "units"))?,
-                            u32::from(ctx.def.precision.unwrap_or(0)),
-                        ))
-                        .map_err(|e| AppError::Internal(e.to_string()))?,
-                    },
-                    (Some(_), None) => {
-                        return Err(AppError::invalid(
-                            "units",
-                            "unit_not_convertible",
-                            format!("{} is reported without units", ctx.def.code),
-                        ));
-                    }
-                    _ => n.clone(),
-                };
-                let m = measure(&n, ctx.dilution, rules);
-                let reading_text = (m.reported != n || reading.value.trim() != n.text())
-                    .then(|| reading.value.trim().to_owned());
-                (
-                    ResultValue::Numeric(m.reported),
-                    reading_text,
-                    m.dilution,
-                    m.dilution_not_validated,
-                    m.outside,
-                )
-            }
-            other => {
-                if reading.units.is_some_and(|u| !u.trim().is_empty()) {
-                    return Err(AppError::invalid(
-                        "units",
-                        "unit_not_convertible",
-                        format!("{} is a coded or text result without units", ctx.def.code),
-                    ));
-                }
-                (other.clone(), None, None, false, None)
-            }
-        };
-        let collected_at = ctx.specimen.collected_at.unwrap_or(ctx.specimen.created_at);
-        // Ages are computed on the lab's calendar (and hours of life from the local birth time).
         let time_zone = self.lab_timezone().await?;
-        let interval = interval_in_force(&ctx.rules, &ctx.patient, &ctx.specimen, &time_zone)?;
-        let fl = flags(&value, interval.as_ref(), rules);
-        let previous = match value.numeric() {
-            Some(n) if n.comparator.is_none() => tx
-                .previous_released(ctx.patient.id, &ctx.test.test_code, collected_at)
+        let collected_at = ctx.specimen.collected_at.unwrap_or(ctx.specimen.created_at);
+        let previous = if wants_previous(ctx, reading)? {
+            tx.previous_released(ctx.patient.id, &ctx.test.test_code, collected_at)
                 .await?
-                .and_then(|p| {
-                    let b = Body::parse(&p.body).ok()?;
-                    Some(Point {
-                        value: numeric_of(&b)?,
-                        collected_at: p.collected_at?,
-                    })
-                }),
-            _ => None,
-        };
-        let delta = match value.numeric() {
-            Some(n) if n.comparator.is_none() => delta_check(
-                rules.delta.as_ref(),
-                previous,
-                Point {
-                    value: n.value,
-                    collected_at,
-                },
-            ),
-            _ => DeltaOutcome::NoPrevious,
-        };
-        let temperature = ctx
-            .specimen
-            .temperature
-            .as_deref()
-            .and_then(|t| Temperature::parse(t).ok())
-            .unwrap_or(Temperature::Room);
-        let stability = ctx.def.stability_rule().limit(temperature);
-        let siblings = tx.results_of_order(ctx.order.id).await?;
-        let related_values: Vec<(String, Decimal)> = siblings
-            .iter()
-            .filter(|s| s.order_test_id != ctx.test.id)
-            .filter_map(|s| {
-                Some((
-                    s.test_code.clone(),
-                    numeric_of(&Body::parse(&s.body).ok()?)?,
-                ))
-            })
-            .collect();
-        let related: Vec<(&str, Decimal)> = related_values
-            .iter()
-            .map(|(c, v)| (c.as_str(), *v))
-            .collect();
-        let suspended = if ctx.lab_suspended {
-            Suspension::LabWide
-        } else if ctx.rules.suspended {
-            Suspension::Test
+                .as_ref()
+                .and_then(point_of)
         } else {
-            Suspension::None
+            None
         };
+        let siblings = tx.results_of_order(ctx.order.id).await?;
+        let related = related_of(siblings.iter(), ctx.test.id);
         let (qc, calibration_overdue) = match reading.instrument.map(str::trim) {
             Some(code) if !code.is_empty() => {
                 self.qc_facts(&mut **tx, code, &ctx.test.test_code, now)
@@ -691,73 +591,235 @@ impl App {
             }
             _ => (QcStatus::NotEvaluated, false),
         };
-        let decision = autoverify(
-            rules,
-            &Facts {
-                value: &value,
-                flags: &fl,
-                outside,
-                dilution_not_validated: not_validated,
-                instrument_flags: reading.instrument_flags,
-                indices: Indices {
-                    hemolysis: reading.indices.hemolysis,
-                    icterus: reading.indices.icterus,
-                    lipemia: reading.indices.lipemia,
-                },
-                delta,
-                specimen_age: now.duration_since(collected_at),
-                stability,
-                related: &related,
+        judge(
+            ctx,
+            reading,
+            actor,
+            now,
+            Looked {
+                time_zone,
+                previous,
+                related,
                 qc,
                 calibration_overdue,
-                suspended,
             },
-        );
-        let units = match &value {
-            ResultValue::Numeric(_) => test_units,
-            _ => None,
-        };
-        let critical = fl.iter().any(|f| f.is_critical());
-        let body = Body {
-            value: value.text(),
-            kind: value.kind().into(),
-            reading: reading_text,
-            posted_units: reading.units.map(|u| u.trim().to_owned()),
-            units,
-            dilution: dilution.map(|d| d.to_string()),
-            flags: fl.iter().map(|f| Flag::as_str(*f).to_owned()).collect(),
-            interval: interval.map(IntervalView::from),
-            hold_reasons: decision
-                .reasons()
-                .iter()
-                .map(|r| ReasonView {
-                    code: r.code.into(),
-                    message: r.message.clone(),
-                })
-                .collect(),
-            instrument: reading
-                .instrument
-                .map(|s| s.trim().chars().take(64).collect()),
-            instrument_flags: reading.instrument_flags.to_vec(),
-            indices: reading.indices,
-            comment: reading
-                .comment
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty()),
-            rules_version: rules.version,
-            autoverified: decision.released(),
-            calculated: false,
-            entered_by: actor.username.clone(),
-            verified_by: None,
-        };
-        Ok(Evaluated {
-            released: decision.released(),
-            critical,
-            body,
-            status: None,
-        })
+        )
     }
+}
 
+/// What judging a result reads besides its context (read one result at a time by
+/// [`App::evaluate`], for a whole batch at once by `batch.rs`).
+pub(crate) struct Looked {
+    /// The lab's time zone: ages are computed on its calendar.
+    pub time_zone: jiff::tz::TimeZone,
+    /// The patient's previous released result of the test, as a number (delta check).
+    pub previous: Option<Point>,
+    /// The numbers of the order's other results (consistency checks).
+    pub related: Vec<(String, Decimal)>,
+    pub qc: QcStatus,
+    pub calibration_overdue: bool,
+}
+
+/// Whether the delta check may need the previous result: a numeric test's uncensored number.
+pub(crate) fn wants_previous(ctx: &Context, reading: &Reading<'_>) -> AppResult<bool> {
+    Ok(matches!(
+        parse_value(&result_type(&ctx.def)?, reading.value),
+        Ok(ResultValue::Numeric(n)) if n.comparator.is_none()
+    ))
+}
+
+/// A released result as the delta check's previous point.
+pub(crate) fn point_of(r: &ResultRecord) -> Option<Point> {
+    let b = Body::parse(&r.body).ok()?;
+    Some(Point {
+        value: numeric_of(&b)?,
+        collected_at: r.collected_at?,
+    })
+}
+
+/// The numbers of an order's results other than the ordered test `except`'s.
+pub(crate) fn related_of<'a>(
+    results: impl Iterator<Item = &'a ResultRecord>,
+    except: i64,
+) -> Vec<(String, Decimal)> {
+    results
+        .filter(|s| s.order_test_id != except)
+        .filter_map(|s| {
+            Some((
+                s.test_code.clone(),
+                numeric_of(&Body::parse(&s.body).ok()?)?,
+            ))
+        })
+        .collect()
+}
+
+/// Judges a reading against its context and what was looked up: value, units, dilution,
+/// reportable range, interval in force at collection, flags, delta, stability at analysis,
+/// the autoverification checks. Reads nothing.
+pub(crate) fn judge(
+    ctx: &Context,
+    reading: &Reading<'_>,
+    actor: &Actor,
+    now: Timestamp,
+    looked: Looked,
+) -> AppResult<Evaluated> {
+    let rtype = result_type(&ctx.def)?;
+    let parsed = parse_value(&rtype, reading.value).map_err(|e| invalid(&e, "", "value"))?;
+    let test_units = ctx.def.units.clone();
+    let rules = &ctx.rules.rules;
+    let (value, reading_text, dilution, not_validated, outside) = match &parsed {
+        ResultValue::Numeric(n) => {
+            let n = match (reading.units.map(str::trim), test_units.as_deref()) {
+                // Converted, then rounded to the test's reported decimals (the reading
+                // and its units are kept beside it).
+                (Some(u), Some(t)) if u != t => Numeric {
+                    comparator: n.comparator,
+                    value: Decimal::from_str(&display(
+                        convert(ctx.rules.analyte, n.value, u, t)
+                            .map_err(|e| invalid(&e, "", "units"))?,
+                        u32::from(ctx.def.precision.unwrap_or(0)),
+                    ))
+                    .map_err(|e| AppError::Internal(e.to_string()))?,
+                },
+                (Some(_), None) => {
+                    return Err(AppError::invalid(
+                        "units",
+                        "unit_not_convertible",
+                        format!("{} is reported without units", ctx.def.code),
+                    ));
+                }
+                _ => n.clone(),
+            };
+            let m = measure(&n, ctx.dilution, rules);
+            let reading_text = (m.reported != n || reading.value.trim() != n.text())
+                .then(|| reading.value.trim().to_owned());
+            (
+                ResultValue::Numeric(m.reported),
+                reading_text,
+                m.dilution,
+                m.dilution_not_validated,
+                m.outside,
+            )
+        }
+        other => {
+            if reading.units.is_some_and(|u| !u.trim().is_empty()) {
+                return Err(AppError::invalid(
+                    "units",
+                    "unit_not_convertible",
+                    format!("{} is a coded or text result without units", ctx.def.code),
+                ));
+            }
+            (other.clone(), None, None, false, None)
+        }
+    };
+    let collected_at = ctx.specimen.collected_at.unwrap_or(ctx.specimen.created_at);
+    // Ages are computed on the lab's calendar (and hours of life from the local birth time).
+    let time_zone = looked.time_zone;
+    let interval = interval_in_force(&ctx.rules, &ctx.patient, &ctx.specimen, &time_zone)?;
+    let fl = flags(&value, interval.as_ref(), rules);
+    let previous = match value.numeric() {
+        Some(n) if n.comparator.is_none() => looked.previous,
+        _ => None,
+    };
+    let delta = match value.numeric() {
+        Some(n) if n.comparator.is_none() => delta_check(
+            rules.delta.as_ref(),
+            previous,
+            Point {
+                value: n.value,
+                collected_at,
+            },
+        ),
+        _ => DeltaOutcome::NoPrevious,
+    };
+    let temperature = ctx
+        .specimen
+        .temperature
+        .as_deref()
+        .and_then(|t| Temperature::parse(t).ok())
+        .unwrap_or(Temperature::Room);
+    let stability = ctx.def.stability_rule().limit(temperature);
+    let related_values = looked.related;
+    let related: Vec<(&str, Decimal)> = related_values
+        .iter()
+        .map(|(c, v)| (c.as_str(), *v))
+        .collect();
+    let suspended = if ctx.lab_suspended {
+        Suspension::LabWide
+    } else if ctx.rules.suspended {
+        Suspension::Test
+    } else {
+        Suspension::None
+    };
+    let (qc, calibration_overdue) = (looked.qc, looked.calibration_overdue);
+    let decision = autoverify(
+        rules,
+        &Facts {
+            value: &value,
+            flags: &fl,
+            outside,
+            dilution_not_validated: not_validated,
+            instrument_flags: reading.instrument_flags,
+            indices: Indices {
+                hemolysis: reading.indices.hemolysis,
+                icterus: reading.indices.icterus,
+                lipemia: reading.indices.lipemia,
+            },
+            delta,
+            specimen_age: now.duration_since(collected_at),
+            stability,
+            related: &related,
+            qc,
+            calibration_overdue,
+            suspended,
+        },
+    );
+    let units = match &value {
+        ResultValue::Numeric(_) => test_units,
+        _ => None,
+    };
+    let critical = fl.iter().any(|f| f.is_critical());
+    let body = Body {
+        value: value.text(),
+        kind: value.kind().into(),
+        reading: reading_text,
+        posted_units: reading.units.map(|u| u.trim().to_owned()),
+        units,
+        dilution: dilution.map(|d| d.to_string()),
+        flags: fl.iter().map(|f| Flag::as_str(*f).to_owned()).collect(),
+        interval: interval.map(IntervalView::from),
+        hold_reasons: decision
+            .reasons()
+            .iter()
+            .map(|r| ReasonView {
+                code: r.code.into(),
+                message: r.message.clone(),
+            })
+            .collect(),
+        instrument: reading
+            .instrument
+            .map(|s| s.trim().chars().take(64).collect()),
+        instrument_flags: reading.instrument_flags.to_vec(),
+        indices: reading.indices,
+        comment: reading
+            .comment
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty()),
+        rules_version: rules.version,
+        autoverified: decision.released(),
+        calculated: false,
+        entered_by: actor.username.clone(),
+        verified_by: None,
+    };
+    Ok(Evaluated {
+        released: decision.released(),
+        critical,
+        body,
+        status: None,
+    })
+}
+
+impl App {
     /// Writes an evaluated result as a new result or a new version of a held one, with its
     /// version row, the ordered test's status, a critical call when critical, and the audit
     /// entry. Returns the result's id.
@@ -773,32 +835,17 @@ impl App {
         now: Timestamp,
         reason: Option<&str>,
     ) -> AppResult<i64> {
-        let status = ev
-            .status
-            .unwrap_or(if ev.released { "released" } else { "held" });
-        let body = ev.body.json()?;
-        let mut record = ResultRecord {
-            id: 0,
-            order_test_id: ctx.test.id,
-            order_id: ctx.order.id,
-            patient_id: ctx.patient.id,
-            specimen_id: ctx.specimen.id,
-            test_code: ctx.test.test_code.clone(),
-            status: status.into(),
-            version: 1,
-            collected_at: ctx.specimen.collected_at,
-            resulted_at: now,
-            verified_at: ev.released.then_some(now),
-            released_at: ev.released.then_some(now),
-            body: body.clone(),
-            updated_at: now,
-            instrument: ev.body.instrument.clone(),
-        };
+        let Stored {
+            mut record,
+            version,
+            test_status,
+            critical,
+        } = stored(ctx, &ev, actor, existing, now, reason)?;
+        let status = record.status.clone();
         let (id, old_value) = match existing {
             None => (tx.insert_result(&record).await?, None),
             Some(old) => {
                 record.id = old.id;
-                record.version = old.version + 1;
                 if !tx.update_result(&record, old.version).await? {
                     return Err(conflict(
                         "value",
@@ -814,49 +861,50 @@ impl App {
                 )
             }
         };
+        record.id = id;
         tx.insert_result_version(&ResultVersionRecord {
             result_id: id,
-            version: record.version,
-            status: status.into(),
-            body,
-            reason: reason
-                .map(str::to_owned)
-                .or_else(|| existing.map(|_| "repeat".to_owned())),
-            at: now,
-            by_user: actor.username.clone(),
+            ..version
         })
         .await?;
-        let test_status = match status {
-            "not_performed" => "not_performed",
-            _ if ev.released => "released",
-            _ => "resulted",
-        };
         tx.set_order_test_status(ctx.test.id, test_status).await?;
-        if ev.critical {
+        if critical {
             open_call(tx, id, record.version, call_minutes, now).await?;
         }
         if ev.released && (status == "released" || status == "corrected") {
-            record.id = id;
             self.queue_outbound(tx, ctx, &record).await?;
         }
-        tx.audit(self.entry(
+        tx.audit(self.result_audit(actor, ctx, &record, existing.is_some(), old_value, reason));
+        Ok(id)
+    }
+
+    /// The audit entry of a stored result version.
+    pub(crate) fn result_audit(
+        &self,
+        actor: &Actor,
+        ctx: &Context,
+        record: &ResultRecord,
+        repeat: bool,
+        old_value: Option<serde_json::Value>,
+        reason: Option<&str>,
+    ) -> aliquot_store::AuditEntry {
+        self.entry(
             actor,
-            match (status, existing.is_some()) {
+            match (record.status.as_str(), repeat) {
                 ("not_performed", _) => "result.not_performed",
                 (_, true) => "result.repeat",
                 (_, false) => "result.enter",
             },
             "result",
-            id,
+            record.id,
             old_value,
             Some(json!({
                 "order_id": ctx.order.id, "test": ctx.test.test_code, "accession": ctx.specimen.accession,
-                "version": record.version, "status": status,
+                "version": record.version, "status": record.status,
                 "body": serde_json::from_str::<serde_json::Value>(&record.body).unwrap_or_default(),
             })),
             reason,
-        ));
-        Ok(id)
+        )
     }
 
     pub(crate) async fn flag_setting(&self, key: &str) -> AppResult<bool> {
@@ -921,6 +969,92 @@ pub(crate) fn interval_in_force(
     ))
 }
 
+/// The rows an evaluated result is stored as: the result (its `id` still to be assigned),
+/// its version row (likewise), its ordered test's status, and whether it opens a call.
+pub(crate) struct Stored {
+    pub record: ResultRecord,
+    pub version: ResultVersionRecord,
+    pub test_status: &'static str,
+    pub critical: bool,
+}
+
+/// See [`Stored`]: a new result when there is no `existing` one, else its next version.
+pub(crate) fn stored(
+    ctx: &Context,
+    ev: &Evaluated,
+    actor: &Actor,
+    existing: Option<&ResultRecord>,
+    now: Timestamp,
+    reason: Option<&str>,
+) -> AppResult<Stored> {
+    let status = ev
+        .status
+        .unwrap_or(if ev.released { "released" } else { "held" });
+    let body = ev.body.json()?;
+    let record = ResultRecord {
+        id: existing.map_or(0, |o| o.id),
+        order_test_id: ctx.test.id,
+        order_id: ctx.order.id,
+        patient_id: ctx.patient.id,
+        specimen_id: ctx.specimen.id,
+        test_code: ctx.test.test_code.clone(),
+        status: status.into(),
+        version: existing.map_or(1, |o| o.version + 1),
+        collected_at: ctx.specimen.collected_at,
+        resulted_at: now,
+        verified_at: ev.released.then_some(now),
+        released_at: ev.released.then_some(now),
+        body: body.clone(),
+        updated_at: now,
+        instrument: ev.body.instrument.clone(),
+    };
+    let version = ResultVersionRecord {
+        result_id: record.id,
+        version: record.version,
+        status: status.into(),
+        body,
+        reason: reason
+            .map(str::to_owned)
+            .or_else(|| existing.map(|_| "repeat".to_owned())),
+        at: now,
+        by_user: actor.username.clone(),
+    };
+    let test_status = match status {
+        "not_performed" => "not_performed",
+        _ if ev.released => "released",
+        _ => "resulted",
+    };
+    Ok(Stored {
+        record,
+        version,
+        test_status,
+        critical: ev.critical,
+    })
+}
+
+/// A critical result's call, opened now and due in `minutes` (its result still to be named).
+pub(crate) fn new_call(
+    result_id: i64,
+    version: i64,
+    minutes: i64,
+    now: Timestamp,
+) -> CriticalCallRecord {
+    CriticalCallRecord {
+        id: 0,
+        result_id,
+        result_version: version,
+        opened_at: now,
+        due_at: now
+            .checked_add(SignedDuration::from_mins(minutes))
+            .unwrap_or(now),
+        called_at: None,
+        called_by: None,
+        notified_name: None,
+        notified_role: None,
+        read_back: None,
+    }
+}
+
 /// Opens a critical result's call, due in `minutes`, unless one is open already.
 pub(crate) async fn open_call(
     tx: &mut Box<dyn Tx>,
@@ -930,27 +1064,14 @@ pub(crate) async fn open_call(
     now: Timestamp,
 ) -> AppResult<()> {
     if tx.open_call_of_result(result_id).await?.is_none() {
-        tx.insert_critical_call(&CriticalCallRecord {
-            id: 0,
-            result_id,
-            result_version: version,
-            opened_at: now,
-            due_at: now
-                .checked_add(SignedDuration::from_mins(minutes))
-                .unwrap_or(now),
-            called_at: None,
-            called_by: None,
-            notified_name: None,
-            notified_role: None,
-            read_back: None,
-        })
-        .await?;
+        tx.insert_critical_call(&new_call(result_id, version, minutes, now))
+            .await?;
     }
     Ok(())
 }
 
 /// An error after an item wrote: the batch is aborted.
-fn after_writing(e: AppError) -> AppError {
+pub(crate) fn after_writing(e: AppError) -> AppError {
     match e {
         AppError::Internal(m) => AppError::Internal(m),
         other => AppError::Internal(format!("result batch aborted after a write: {other}")),
@@ -958,7 +1079,7 @@ fn after_writing(e: AppError) -> AppError {
 }
 
 /// The same error with its field under `prefix` (`results[3].value`).
-fn prefix_field(e: AppError, prefix: &str) -> AppError {
+pub(crate) fn prefix_field(e: AppError, prefix: &str) -> AppError {
     match e {
         AppError::Invalid {
             field,

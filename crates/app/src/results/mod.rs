@@ -7,6 +7,7 @@
 //! corrected. Its JSON body ([`Body`]) keeps the value as reported and every fact the decision
 //! was made from; the rules' version is recorded with it.
 
+mod batch;
 mod calc;
 mod entry;
 pub(crate) mod lists;

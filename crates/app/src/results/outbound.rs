@@ -29,8 +29,22 @@ impl App {
         result: &ResultRecord,
     ) -> AppResult<()> {
         let destinations = tx.active_destination_ids().await?;
+        for row in self.outbox_rows(tx, ctx, result, &destinations).await? {
+            tx.insert_outbox(&row).await?;
+        }
+        Ok(())
+    }
+
+    /// The outbox rows of `result` for `destinations` (none without destinations).
+    pub(crate) async fn outbox_rows(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        ctx: &Context,
+        result: &ResultRecord,
+        destinations: &[i64],
+    ) -> AppResult<Vec<OutboxRecord>> {
         if destinations.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let body = Body::parse(&result.body)?;
         let critical_note = if body.flags.iter().any(|f| f == "LL" || f == "HH") {
@@ -110,8 +124,9 @@ impl App {
         let document = serde_json::to_string(&document)
             .map_err(|e| AppError::Internal(format!("outbox document: {e}")))?;
         let now: Timestamp = self.now();
-        for destination_id in destinations {
-            tx.insert_outbox(&OutboxRecord {
+        let mut rows = Vec::with_capacity(destinations.len());
+        for &destination_id in destinations {
+            rows.push(OutboxRecord {
                 id: 0,
                 destination_id,
                 order_id: result.order_id,
@@ -130,9 +145,8 @@ impl App {
                 sent_at: None,
                 updated_at: now,
                 updated_by: OUTBOX_WORKER.into(),
-            })
-            .await?;
+            });
         }
-        Ok(())
+        Ok(rows)
     }
 }

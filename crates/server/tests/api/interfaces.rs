@@ -943,3 +943,164 @@ async fn exchange(stream: &mut tokio::net::TcpStream, msg: Vec<u8>) -> Vec<u8> {
     }
     got
 }
+
+// Messages arriving together are stored in one transaction (`connections/group.rs`); the
+// test runs on one thread so that every message is waiting before the worker takes them.
+mod grouped {
+    #[tokio::test(flavor = "current_thread")]
+    async fn sqlite() {
+        super::messages_arriving_together_are_answered_as_one_by_one(crate::support::Db::Sqlite)
+            .await
+    }
+    #[tokio::test(flavor = "current_thread")]
+    async fn postgres() {
+        super::messages_arriving_together_are_answered_as_one_by_one(crate::support::Db::Postgres)
+            .await
+    }
+}
+
+/// A lab with two analyzers and two tubes; returns the messages of the group, in order.
+async fn group_scenario(c: &Ctx) -> (Vec<i64>, Vec<Vec<u8>>) {
+    let admin = c.app.token_for(Role::Admin).await;
+    register_chem1(c, &admin, json!([{"code": "K", "test": "K"}])).await;
+    let (s, v) = c
+        .app
+        .post(
+            "/api/v1/instruments",
+            &admin,
+            json!({"code": "CHEM2", "name": "Chemistry analyzer 2", "protocol": "hl7",
+                   "sender": "CHEM2", "department": "chemistry",
+                   "test_codes": [{"code": "NA", "test": "NA"}, {"code": "K", "test": "K"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let now = c.app.app.now();
+    let (a_id, a) = received_order(c, &["K", "NA"], now - SignedDuration::from_mins(40)).await;
+    let (b_id, b) = received_order(c, &["K"], now - SignedDuration::from_mins(30)).await;
+    let (a, b) = (tube(&a, "SST"), tube(&b, "SST"));
+    let k = |v: &str| reading("K", v, "mmol/L");
+    // Received before the group: its resend in the group is answered from the store.
+    let earlier = oru("CHEM1", "G-0", &b, &[k("4.4")]);
+    let inbound = aliquot_connect::hl7::read_message(&earlier);
+    let raw = earlier.clone();
+    let ack = c
+        .app
+        .app
+        .ingest(&inbound, move |f| {
+            aliquot_connect::hl7::acknowledge(&raw, f)
+        })
+        .await
+        .expect("stored");
+    assert_eq!(ack_code(&ack.ack), "AA");
+    let wrong_patient = String::from_utf8(oru("CHEM1", "G-3", &a, &[k("4.0")]))
+        .unwrap()
+        .replacen("\rOBR|", "\rPID|1||MRN-901^^^LAB^MR||Other^Person\rOBR|", 1)
+        .into_bytes();
+    let messages = vec![
+        oru("CHEM1", "G-1", &a, &[k("4.2")]),
+        // The same message twice in one group: stored once.
+        oru("CHEM1", "G-1", &a, &[k("4.2")]),
+        wrong_patient,
+        oru("CHEM9", "G-4", &a, &[k("4.0")]),
+        // Another instrument between two of CHEM1's.
+        oru("CHEM2", "G-5", &a, &[reading("NA", "140", "mmol/L")]),
+        oru("CHEM1", "G-6", &b, &[reading("XX", "1", "")]),
+        // The same result under another control id: a duplicate, nothing changes.
+        oru("CHEM1", "G-7", &a, &[k("4.2")]),
+        // A changed potassium for a released one: refused (a correction needs a reason).
+        oru("CHEM2", "G-8", &a, &[k("4.6")]),
+        earlier,
+    ];
+    (vec![a_id, b_id], messages)
+}
+
+/// What an acknowledgement says, without its timestamp.
+fn ack_decision(ack: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(ack).into_owned();
+    let mut out = vec![ack_code(ack)];
+    out.extend(
+        text.split('\r')
+            .filter(|s| s.starts_with("MSA|") || s.starts_with("ERR|"))
+            .map(str::to_owned),
+    );
+    out
+}
+
+async fn messages_arriving_together_are_answered_as_one_by_one(db: Db) {
+    let (group, single) = (setup(db).await, setup(db).await);
+    let (orders, messages) = group_scenario(&group).await;
+    let (single_orders, single_messages) = group_scenario(&single).await;
+    let before = group.app.app.ingest_stats();
+    let inbounds: Vec<_> = messages
+        .iter()
+        .map(|m| aliquot_connect::hl7::read_message(m))
+        .collect();
+    let answers = futures_util::future::join_all(messages.iter().zip(&inbounds).map(|(m, i)| {
+        let raw = m.clone();
+        group
+            .app
+            .app
+            .ingest(i, move |f| aliquot_connect::hl7::acknowledge(&raw, f))
+    }))
+    .await;
+    let after = group.app.app.ingest_stats();
+    assert_eq!(after.groups, before.groups + 1, "{before:?} → {after:?}");
+    assert_eq!(after.grouped_messages, before.grouped_messages + 9);
+    let mut one_by_one = Vec::new();
+    for m in &single_messages {
+        let raw = m.clone();
+        let inbound = aliquot_connect::hl7::read_message(m);
+        let answer = single
+            .app
+            .app
+            .ingest(&inbound, move |f| {
+                aliquot_connect::hl7::acknowledge(&raw, f)
+            })
+            .await
+            .expect("stored");
+        one_by_one.push(answer);
+    }
+    for (i, (g, s)) in answers.iter().zip(&one_by_one).enumerate() {
+        let g = g.as_ref().expect("stored");
+        assert_eq!(ack_decision(&g.ack), ack_decision(&s.ack), "message {i}");
+        assert_eq!(
+            (g.repeated, &g.status, g.posted, &g.errors),
+            (s.repeated, &s.status, s.posted, &s.errors),
+            "message {i}"
+        );
+    }
+    let codes: Vec<String> = answers
+        .iter()
+        .map(|a| ack_code(&a.as_ref().unwrap().ack))
+        .collect();
+    assert_eq!(
+        codes,
+        ["AA", "AA", "AE", "AE", "AA", "AE", "AA", "AE", "AA"],
+        "{codes:?}"
+    );
+    assert!(answers[1].as_ref().unwrap().repeated);
+    assert!(answers[8].as_ref().unwrap().repeated);
+    for (o, so) in orders.iter().zip(&single_orders) {
+        let shown = |t: Value| -> Vec<Value> {
+            t.as_array()
+                .unwrap()
+                .iter()
+                .map(|t| {
+                    json!({"test": t["test_code"], "status": t["status"],
+                           "value": t["result"]["value"], "instrument": t["result"]["instrument"],
+                           "versions": t["result"]["versions"].as_array().map(Vec::len)})
+                })
+                .collect()
+        };
+        assert_eq!(
+            shown(order_tests(&group, *o).await),
+            shown(order_tests(&single, *so).await),
+            "order {o}"
+        );
+    }
+    let admin = group.app.token_for(Role::Admin).await;
+    let (_, list) = group.app.get("/api/v1/interface/messages", &admin).await;
+    assert_eq!(list.as_array().unwrap().len(), 8, "{list}");
+    group.app.finish().await;
+    single.app.finish().await;
+}

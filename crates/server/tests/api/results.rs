@@ -18,6 +18,7 @@ crate::both_backends!(
     bad_input_is_refused_item_by_item_and_changes_nothing,
     result_rules_are_versioned_and_history_is_not_rewritten,
     an_order_is_released_at_once_and_a_test_marked_not_performed,
+    a_batch_answers_as_its_items_posted_one_by_one,
 );
 
 pub(crate) struct Ctx {
@@ -746,4 +747,111 @@ async fn an_order_is_released_at_once_and_a_test_marked_not_performed(db: Db) {
         .await;
     assert_error(&r, StatusCode::CONFLICT, "result_released", None);
     c.app.finish().await;
+}
+
+/// The same lab twice: the results of a batch and of an earlier result every item may depend
+/// on; returns the batch's items.
+async fn batch_scenario(c: &Ctx) -> (Vec<i64>, Vec<Value>) {
+    let now = c.app.app.now();
+    // A potassium 4.0 released yesterday: the delta checks compare with it.
+    let (_, a) = received_order(c, &["K"], now - SignedDuration::from_hours(20)).await;
+    let out = post(c, &c.tech, json!([item(&tube(&a, "SST"), "K", "4.0")])).await;
+    assert_eq!(out[0]["outcome"], "released", "{}", out[0]);
+    let (b_id, b) = received_order(c, &["BMP"], now - SignedDuration::from_mins(40)).await;
+    let (c_id, k2) = received_order(c, &["K"], now - SignedDuration::from_mins(30)).await;
+    let (d_id, k3) = received_order(c, &["K", "GLU"], now - SignedDuration::from_mins(20)).await;
+    let (b, k2, k3) = (tube(&b, "SST"), tube(&k2, "SST"), tube(&k3, "SST"));
+    let items = vec![
+        // Held for its delta against yesterday's 4.0; repeated below (a new version).
+        item(&k2, "K", "5.6"),
+        // Released: the next potassium's previous result is this one, not yesterday's.
+        item(&b, "K", "4.3"),
+        item(&k3, "K", "5.2"),
+        // Sodium has a calculated test (anion gap) depending on it: recalculated at once,
+        // and the order's later items see it.
+        item(&b, "NA", "140"),
+        item(&b, "CL", "104"),
+        // The same item twice: stored once.
+        item(&b, "CL", "104"),
+        item(&b, "CO2", "24"),
+        item(&b, "GLU", "abc"),
+        item(&b, "GLU", "95"),
+        item(&k2, "K", "5.7"),
+        item(&k3, "GLU", "not ordered here"),
+        item(&k3, "CA", "9.5"),
+        item(&k3, "GLU", "700"),
+        json!({"accession": "NOPE", "test": "K", "value": "4"}),
+    ];
+    (vec![b_id, c_id, d_id], items)
+}
+
+/// What an answer or a stored result says, without ids or times.
+fn decision(v: &Value) -> Value {
+    json!({
+        "outcome": v["outcome"], "status": v["status"], "flags": v["flags"],
+        "hold_reasons": v["hold_reasons"].as_array().map(|a| a.iter().map(|r| r["code"].clone()).collect::<Vec<_>>()),
+        "error": v["error"]["code"], "field": v["error"]["field"],
+        "value": v["value"], "versions": v["versions"].as_array().map(Vec::len),
+        "calculated": v["calculated"], "critical_call": v["critical_call"].is_object(),
+    })
+}
+
+/// Posting a batch reads and writes it as set operations (`crates/app/src/results/batch.rs`);
+/// its answers and what it stores are those of posting each item on its own, in order.
+async fn a_batch_answers_as_its_items_posted_one_by_one(db: Db) {
+    let (batch, single) = (setup(db).await, setup(db).await);
+    let (orders, items) = batch_scenario(&batch).await;
+    let (single_orders, single_items) = batch_scenario(&single).await;
+    let at_once = post(&batch, &batch.tech, Value::Array(items)).await;
+    let mut one_by_one = Vec::new();
+    for it in single_items {
+        let (s, v) = single
+            .app
+            .post("/api/v1/results", &single.tech, json!({"results": [it]}))
+            .await;
+        if s == StatusCode::OK {
+            one_by_one.push(v["results"][0].clone());
+        } else {
+            one_by_one.push(v);
+        }
+    }
+    let at_once: Vec<Value> = at_once.iter().map(decision).collect();
+    let one_by_one: Vec<Value> = one_by_one.iter().map(decision).collect();
+    assert_eq!(at_once.len(), one_by_one.len());
+    for (i, (a, b)) in at_once.iter().zip(&one_by_one).enumerate() {
+        // Field names carry the item's index in its own request.
+        let mut b = b.clone();
+        if let Some(f) = b["field"].as_str() {
+            b["field"] = json!(f.replacen("results[0]", &format!("results[{i}]"), 1));
+        }
+        assert_eq!(a, &b, "item {i}");
+    }
+    // The outcomes cover every path: set path, deferred, duplicate, refused.
+    let outcomes: Vec<&str> = at_once
+        .iter()
+        .map(|d| d["outcome"].as_str().unwrap_or(""))
+        .collect();
+    for o in ["released", "held", "duplicate", "refused"] {
+        assert!(outcomes.contains(&o), "{o} in {outcomes:?}");
+    }
+    for (o, so) in orders.iter().zip(&single_orders) {
+        let (ta, tb) = (
+            order_tests(&batch, *o).await,
+            order_tests(&single, *so).await,
+        );
+        let shown = |t: &Value| -> Vec<Value> {
+            t.as_array()
+                .unwrap()
+                .iter()
+                .map(|t| json!({"test": t["test_code"], "status": t["status"], "result": decision(&t["result"])}))
+                .collect()
+        };
+        assert_eq!(shown(&ta), shown(&tb), "order {o}");
+    }
+    // The anion gap was calculated from the batch's sodium, chloride and bicarbonate.
+    let tests = order_tests(&batch, orders[0]).await;
+    let ag = &test_of(&tests, "AGAP")["result"];
+    assert_eq!(ag["value"], "12", "{ag}");
+    batch.app.finish().await;
+    single.app.finish().await;
 }

@@ -383,3 +383,86 @@ pub(crate) async fn purge_interface_messages<'e, E: Executor<'e, Database = Db>>
     .await?;
     Ok(done.rows_affected())
 }
+
+// ── a group of messages, as set operations (see `Tx::interface_messages_by_keys`) ──
+
+/// The stored messages with these `(protocol, sender, control id)` keys, by the key's
+/// position in `keys`.
+pub(crate) async fn interface_messages_by_keys<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    keys: &[(String, String, String)],
+) -> StoreResult<Vec<(i64, InterfaceMessageRecord)>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb =
+        sqlx::QueryBuilder::<Db>::new("WITH q (k, q_protocol, q_sender, q_control_id) AS (");
+    qb.push_values(keys.iter().enumerate(), |mut b, (k, (p, s, c))| {
+        b.push_bind(i64::try_from(k).unwrap_or(i64::MAX))
+            .push_bind(p.clone())
+            .push_bind(s.clone())
+            .push_bind(c.clone());
+    });
+    qb.push(concat!(
+        ") SELECT ",
+        message_cols!(),
+        ", q.k FROM q JOIN interface_messages ON protocol = q.q_protocol \
+         AND sender = q.q_sender AND control_id = q.q_control_id"
+    ));
+    let rows = qb.build().fetch_all(e).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        use sqlx::{FromRow, Row};
+        let k: i64 = row.try_get("k")?;
+        out.push((k, MessageRow::from_row(&row)?.into_record()?));
+    }
+    Ok(out)
+}
+
+/// Stores messages (each under a key not stored yet); their ids in the order given.
+pub(crate) async fn insert_interface_messages(
+    c: &mut <Db as sqlx::Database>::Connection,
+    rows: &[InterfaceMessageRecord],
+) -> StoreResult<Vec<i64>> {
+    let mut ids = std::collections::HashMap::with_capacity(rows.len());
+    // 13 parameters a row stays far below SQLite's 32,766.
+    for chunk in rows.chunks(500) {
+        let mut qb = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO interface_messages (protocol, connection, sender, control_id, \
+             message_type, received_at, raw, status, ack, errors, posted, updated_at, updated_by) ",
+        );
+        qb.push_values(chunk, |mut b, m| {
+            b.push_bind(m.protocol.clone())
+                .push_bind(m.connection.clone())
+                .push_bind(m.sender.clone())
+                .push_bind(m.control_id.clone())
+                .push_bind(m.message_type.clone())
+                .push_bind(us(m.received_at))
+                .push_bind(m.raw.clone())
+                .push_bind(m.status.clone())
+                .push_bind(m.ack.clone())
+                .push_bind(m.errors.clone())
+                .push_bind(m.posted)
+                .push_bind(us(m.updated_at))
+                .push_bind(m.updated_by.clone());
+        });
+        // RETURNING's row order is not promised: the key names each row.
+        qb.push(" RETURNING id, protocol, sender, control_id");
+        for (id, p, s, c2) in qb
+            .build_query_as::<(i64, String, String, String)>()
+            .fetch_all(&mut *c)
+            .await?
+        {
+            ids.insert((p, s, c2), id);
+        }
+    }
+    rows.iter()
+        .map(|m| {
+            ids.get(&(m.protocol.clone(), m.sender.clone(), m.control_id.clone()))
+                .copied()
+                .ok_or_else(|| {
+                    crate::StoreError::Database("a message's row was not returned".into())
+                })
+        })
+        .collect()
+}

@@ -278,11 +278,25 @@ pub(crate) async fn insert_order_test<'e, E: Executor<'e, Database = Db>>(
     Ok(id)
 }
 
+type OrderTestRow = (i64, i64, String, Option<String>, i64, String, i64);
+
+fn order_test(r: OrderTestRow) -> StoreResult<OrderTestRecord> {
+    Ok(OrderTestRecord {
+        id: r.0,
+        order_id: r.1,
+        test_code: r.2,
+        panel_code: r.3,
+        specimen_id: r.4,
+        status: r.5,
+        added_at: ts(r.6)?,
+    })
+}
+
 pub(crate) async fn tests_of_order<'e, E: Executor<'e, Database = Db>>(
     e: E,
     order_id: i64,
 ) -> StoreResult<Vec<OrderTestRecord>> {
-    sqlx::query_as::<_, (i64, i64, String, Option<String>, i64, String, i64)>(
+    sqlx::query_as::<_, OrderTestRow>(
         "SELECT id, order_id, test_code, panel_code, specimen_id, status, added_at \
          FROM order_tests WHERE order_id = $1 ORDER BY id",
     )
@@ -290,16 +304,57 @@ pub(crate) async fn tests_of_order<'e, E: Executor<'e, Database = Db>>(
     .fetch_all(e)
     .await?
     .into_iter()
-    .map(|r| {
-        Ok(OrderTestRecord {
-            id: r.0,
-            order_id: r.1,
-            test_code: r.2,
-            panel_code: r.3,
-            specimen_id: r.4,
-            status: r.5,
-            added_at: ts(r.6)?,
-        })
-    })
+    .map(order_test)
     .collect()
+}
+
+/// [`tests_of_order`] of many orders, by order then id.
+pub(crate) async fn tests_of_orders<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    order_ids: &[i64],
+) -> StoreResult<Vec<OrderTestRecord>> {
+    if order_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = sqlx::QueryBuilder::<Db>::new(
+        "SELECT id, order_id, test_code, panel_code, specimen_id, status, added_at \
+         FROM order_tests WHERE order_id IN (",
+    );
+    let mut list = qb.separated(", ");
+    for id in order_ids {
+        list.push_bind(*id);
+    }
+    qb.push(") ORDER BY order_id, id");
+    qb.build_query_as::<OrderTestRow>()
+        .fetch_all(e)
+        .await?
+        .into_iter()
+        .map(order_test)
+        .collect()
+}
+
+/// The orders with these ids (those that exist).
+pub(crate) async fn orders_by_ids<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    ids: &[i64],
+) -> StoreResult<Vec<OrderRecord>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = sqlx::QueryBuilder::<Db>::new(concat!(
+        "SELECT ",
+        order_cols!(),
+        " FROM orders WHERE id IN ("
+    ));
+    let mut list = qb.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    qb.push(")");
+    qb.build_query_as::<OrderRow>()
+        .fetch_all(e)
+        .await?
+        .into_iter()
+        .map(order)
+        .collect()
 }

@@ -362,3 +362,40 @@ pub(crate) async fn claim_outbox<'e, E: Executor<'e, Database = Db>>(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// [`insert_outbox`] for many rows in multi-row statements (ids in the order given, so each
+/// order's messages keep their order).
+pub(crate) async fn insert_outbox_many(
+    c: &mut <Db as sqlx::Database>::Connection,
+    rows: &[OutboxRecord],
+) -> StoreResult<()> {
+    // 17 parameters a row stays far below SQLite's 32,766.
+    for chunk in rows.chunks(500) {
+        let mut qb = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO outbox (destination_id, order_id, result_id, result_version, \
+             control_id, document, status, attempts, refusals, next_attempt_at, last_error, \
+             message, ack, created_at, sent_at, updated_at, updated_by) ",
+        );
+        qb.push_values(chunk, |mut b, r| {
+            b.push_bind(r.destination_id)
+                .push_bind(r.order_id)
+                .push_bind(r.result_id)
+                .push_bind(r.result_version)
+                .push_bind(r.control_id.clone())
+                .push_bind(r.document.clone())
+                .push_bind(r.status.clone())
+                .push_bind(r.attempts)
+                .push_bind(r.refusals)
+                .push_bind(us(r.next_attempt_at))
+                .push_bind(r.last_error.clone())
+                .push_bind(r.message.clone())
+                .push_bind(r.ack.clone())
+                .push_bind(us(r.created_at))
+                .push_bind(r.sent_at.map(us))
+                .push_bind(us(r.updated_at))
+                .push_bind(r.updated_by.clone());
+        });
+        qb.build().execute(&mut *c).await?;
+    }
+    Ok(())
+}

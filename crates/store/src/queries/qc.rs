@@ -875,3 +875,16 @@ pub(crate) async fn put_control_id<'e, E: Executor<'e, Database = Db>>(
     .await?;
     Ok(())
 }
+
+/// Every name an instrument gives its control lots, with the lot.
+pub(crate) async fn control_ids_of<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    instrument_id: i64,
+) -> StoreResult<Vec<(String, i64)>> {
+    Ok(sqlx::query_as::<_, (String, i64)>(
+        "SELECT control_id, lot_id FROM qc_control_ids WHERE instrument_id = $1",
+    )
+    .bind(instrument_id)
+    .fetch_all(e)
+    .await?)
+}

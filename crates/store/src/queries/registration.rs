@@ -76,6 +76,32 @@ pub(crate) async fn patient_by_id<'e, E: Executor<'e, Database = Db>>(
     .transpose()
 }
 
+/// The patients with these ids (those that exist).
+pub(crate) async fn patients_by_ids<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    ids: &[i64],
+) -> StoreResult<Vec<PatientRecord>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = sqlx::QueryBuilder::<Db>::new(concat!(
+        "SELECT ",
+        patient_cols!(),
+        " FROM patients WHERE id IN ("
+    ));
+    let mut list = qb.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    qb.push(")");
+    qb.build_query_as::<PatientRow>()
+        .fetch_all(e)
+        .await?
+        .into_iter()
+        .map(patient)
+        .collect()
+}
+
 pub(crate) async fn patient_by_mrn<'e, E: Executor<'e, Database = Db>>(
     e: E,
     mrn: &str,

@@ -736,3 +736,205 @@ pub(crate) async fn open_result_notices<'e, E: Executor<'e, Database = Db>>(
     })
     .collect()
 }
+
+// ── a batch of results, as set operations (see `Tx::result_batch_rows`) ──
+
+/// The results of every order in `order_ids`, by order then ordered test.
+pub(crate) async fn results_of_orders<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    order_ids: &[i64],
+) -> StoreResult<Vec<ResultRecord>> {
+    if order_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = sqlx::QueryBuilder::<Db>::new(concat!(
+        "SELECT ",
+        result_cols!(),
+        " FROM results r WHERE r.order_id IN ("
+    ));
+    let mut list = qb.separated(", ");
+    for id in order_ids {
+        list.push_bind(*id);
+    }
+    qb.push(") ORDER BY r.order_id, r.order_test_id");
+    qb.build_query_as::<ResultRow>()
+        .fetch_all(e)
+        .await?
+        .into_iter()
+        .map(result)
+        .collect()
+}
+
+/// [`previous_released`] for many `(patient, test, before)` at once: the id of each one's
+/// previous released result, by the key's position in `keys`.
+pub(crate) async fn previous_released_ids<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    keys: &[(i64, String, Timestamp)],
+) -> StoreResult<Vec<(i64, i64)>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = sqlx::QueryBuilder::<Db>::new("WITH q (k, pid, code, before) AS (");
+    qb.push_values(
+        keys.iter().enumerate(),
+        |mut b, (k, (pid, code, before))| {
+            b.push_bind(i64::try_from(k).unwrap_or(i64::MAX))
+                .push_bind(*pid)
+                .push_bind(code.clone())
+                .push_bind(us(*before));
+        },
+    );
+    qb.push(
+        ") SELECT q.k, (SELECT r.id FROM results r WHERE r.patient_id = q.pid \
+         AND r.test_code = q.code AND r.status IN ('released', 'corrected') \
+         AND r.collected_at < q.before ORDER BY r.collected_at DESC, r.id DESC LIMIT 1) FROM q",
+    );
+    Ok(qb
+        .build_query_as::<(i64, Option<i64>)>()
+        .fetch_all(e)
+        .await?
+        .into_iter()
+        .filter_map(|(k, id)| Some((k, id?)))
+        .collect())
+}
+
+pub(crate) async fn results_by_ids<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    ids: &[i64],
+) -> StoreResult<Vec<ResultRecord>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = sqlx::QueryBuilder::<Db>::new(concat!(
+        "SELECT ",
+        result_cols!(),
+        " FROM results r WHERE r.id IN ("
+    ));
+    let mut list = qb.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    qb.push(")");
+    qb.build_query_as::<ResultRow>()
+        .fetch_all(e)
+        .await?
+        .into_iter()
+        .map(result)
+        .collect()
+}
+
+/// Rows per multi-row statement: 14 parameters each stays far below SQLite's 32,766.
+const ROWS_PER_INSERT: usize = 500;
+
+/// Inserts new results (each for another ordered test); their ids in the order given.
+pub(crate) async fn insert_results(
+    c: &mut <Db as sqlx::Database>::Connection,
+    rows: &[ResultRecord],
+) -> StoreResult<Vec<i64>> {
+    let mut by_test = std::collections::HashMap::with_capacity(rows.len());
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut qb = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO results (order_test_id, order_id, patient_id, specimen_id, test_code, \
+             status, version, collected_at, resulted_at, verified_at, released_at, body, \
+             updated_at, instrument) ",
+        );
+        qb.push_values(chunk, |mut b, r| {
+            b.push_bind(r.order_test_id)
+                .push_bind(r.order_id)
+                .push_bind(r.patient_id)
+                .push_bind(r.specimen_id)
+                .push_bind(r.test_code.clone())
+                .push_bind(r.status.clone())
+                .push_bind(r.version)
+                .push_bind(r.collected_at.map(us))
+                .push_bind(us(r.resulted_at))
+                .push_bind(r.verified_at.map(us))
+                .push_bind(r.released_at.map(us))
+                .push_bind(r.body.clone())
+                .push_bind(us(r.updated_at))
+                .push_bind(r.instrument.clone());
+        });
+        // RETURNING's row order is not promised: the ordered test names each row.
+        qb.push(" RETURNING id, order_test_id");
+        for (id, order_test_id) in qb.build_query_as::<(i64, i64)>().fetch_all(&mut *c).await? {
+            by_test.insert(order_test_id, id);
+        }
+    }
+    rows.iter()
+        .map(|r| {
+            by_test.get(&r.order_test_id).copied().ok_or_else(|| {
+                crate::StoreError::Database("a result's row was not returned".into())
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn insert_result_versions(
+    c: &mut <Db as sqlx::Database>::Connection,
+    rows: &[ResultVersionRecord],
+) -> StoreResult<()> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut qb = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO result_versions (result_id, version, status, body, reason, at, by_user) ",
+        );
+        qb.push_values(chunk, |mut b, v| {
+            b.push_bind(v.result_id)
+                .push_bind(v.version)
+                .push_bind(v.status.clone())
+                .push_bind(v.body.clone())
+                .push_bind(v.reason.clone())
+                .push_bind(us(v.at))
+                .push_bind(v.by_user.clone());
+        });
+        qb.build().execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
+/// [`set_order_test_status`] for many ordered tests: one statement per status.
+pub(crate) async fn set_order_tests_status(
+    c: &mut <Db as sqlx::Database>::Connection,
+    rows: &[(i64, String)],
+) -> StoreResult<()> {
+    let mut statuses: Vec<&str> = rows.iter().map(|(_, s)| s.as_str()).collect();
+    statuses.sort_unstable();
+    statuses.dedup();
+    for status in statuses {
+        let ids: Vec<i64> = rows
+            .iter()
+            .filter(|(_, s)| s == status)
+            .map(|(id, _)| *id)
+            .collect();
+        for chunk in ids.chunks(ROWS_PER_INSERT * 10) {
+            let mut qb = sqlx::QueryBuilder::<Db>::new("UPDATE order_tests SET status = ");
+            qb.push_bind(status.to_owned());
+            qb.push(" WHERE status <> 'cancelled' AND id IN (");
+            let mut list = qb.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            qb.push(")");
+            qb.build().execute(&mut *c).await?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn insert_critical_calls(
+    c: &mut <Db as sqlx::Database>::Connection,
+    rows: &[CriticalCallRecord],
+) -> StoreResult<()> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut qb = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO critical_calls (result_id, result_version, opened_at, due_at) ",
+        );
+        qb.push_values(chunk, |mut b, call| {
+            b.push_bind(call.result_id)
+                .push_bind(call.result_version)
+                .push_bind(us(call.opened_at))
+                .push_bind(us(call.due_at));
+        });
+        qb.build().execute(&mut *c).await?;
+    }
+    Ok(())
+}

@@ -787,23 +787,35 @@ pub(crate) async fn insert_dilution<'e, E: Executor<'e, Database = Db>>(
     Ok(id)
 }
 
+type DilutionRow = (
+    i64,
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<i64>,
+    String,
+);
+
+fn dilution(r: DilutionRow) -> StoreResult<DilutionRecord> {
+    Ok(DilutionRecord {
+        id: r.0,
+        specimen_id: r.1,
+        factor: r.2,
+        test_code: r.3,
+        diluent: r.4,
+        recorded_at: ts(r.5)?,
+        actor_id: r.6,
+        actor_name: r.7,
+    })
+}
+
 pub(crate) async fn dilutions<'e, E: Executor<'e, Database = Db>>(
     e: E,
     specimen_id: i64,
 ) -> StoreResult<Vec<DilutionRecord>> {
-    sqlx::query_as::<
-        _,
-        (
-            i64,
-            i64,
-            String,
-            Option<String>,
-            Option<String>,
-            i64,
-            Option<i64>,
-            String,
-        ),
-    >(
+    sqlx::query_as::<_, DilutionRow>(
         "SELECT id, specimen_id, factor, test_code, diluent, recorded_at, actor_id, \
          actor_name FROM dilutions WHERE specimen_id = $1 ORDER BY id",
     )
@@ -811,18 +823,7 @@ pub(crate) async fn dilutions<'e, E: Executor<'e, Database = Db>>(
     .fetch_all(e)
     .await?
     .into_iter()
-    .map(|r| {
-        Ok(DilutionRecord {
-            id: r.0,
-            specimen_id: r.1,
-            factor: r.2,
-            test_code: r.3,
-            diluent: r.4,
-            recorded_at: ts(r.5)?,
-            actor_id: r.6,
-            actor_name: r.7,
-        })
-    })
+    .map(dilution)
     .collect()
 }
 
@@ -890,4 +891,55 @@ pub(crate) async fn sorting_list<'e, E: Executor<'e, Database = Db>>(
         }
     }
     Ok(out)
+}
+
+/// The tubes with these accession numbers (those that exist).
+pub(crate) async fn specimens_by_accessions<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    accessions: &[String],
+) -> StoreResult<Vec<SpecimenRecord>> {
+    if accessions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = sqlx::QueryBuilder::<Db>::new(concat!(
+        "SELECT ",
+        specimen_cols!(),
+        " FROM specimens WHERE accession IN ("
+    ));
+    let mut list = qb.separated(", ");
+    for a in accessions {
+        list.push_bind(a.clone());
+    }
+    qb.push(")");
+    qb.build_query_as::<SpecimenRow>()
+        .fetch_all(e)
+        .await?
+        .into_iter()
+        .map(specimen)
+        .collect()
+}
+
+/// [`dilutions`] of many specimens, by specimen then id.
+pub(crate) async fn dilutions_of<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    specimen_ids: &[i64],
+) -> StoreResult<Vec<DilutionRecord>> {
+    if specimen_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = sqlx::QueryBuilder::<Db>::new(
+        "SELECT id, specimen_id, factor, test_code, diluent, recorded_at, actor_id, \
+         actor_name FROM dilutions WHERE specimen_id IN (",
+    );
+    let mut list = qb.separated(", ");
+    for id in specimen_ids {
+        list.push_bind(*id);
+    }
+    qb.push(") ORDER BY specimen_id, id");
+    qb.build_query_as::<DilutionRow>()
+        .fetch_all(e)
+        .await?
+        .into_iter()
+        .map(dilution)
+        .collect()
 }

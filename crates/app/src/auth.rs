@@ -287,6 +287,17 @@ impl App {
     /// disabled users. `source` is the edge it came from: a web session's token
     /// ([`Source::Web`], issued by `login(…, Source::Web)`) is accepted only there.
     pub async fn authenticate(&self, token: &str, source: Source) -> AppResult<Actor> {
+        self.authenticate_as(token, source, true).await
+    }
+
+    /// As [`App::authenticate`], but the request does not count as the user's activity: a
+    /// page refreshing itself (the dashboard's polling) keeps no session alive past its idle
+    /// timeout.
+    pub async fn authenticate_passive(&self, token: &str, source: Source) -> AppResult<Actor> {
+        self.authenticate_as(token, source, false).await
+    }
+
+    async fn authenticate_as(&self, token: &str, source: Source, active: bool) -> AppResult<Actor> {
         let unauthorized = |code, message: &str| AppError::Unauthorized {
             code,
             message: message.to_owned(),
@@ -328,7 +339,7 @@ impl App {
         }
         let role = Role::parse(&s.user.role).map_err(|e| AppError::Internal(e.to_string()))?;
         // Keep the idle clock current without a write on every request.
-        if now.duration_since(s.last_seen_at) > SignedDuration::from_secs(60) {
+        if active && now.duration_since(s.last_seen_at) > SignedDuration::from_secs(60) {
             let mut tx = self.store.begin().await?;
             tx.touch_session(s.session_id, now).await?;
             tx.commit().await?;

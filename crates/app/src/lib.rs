@@ -7,6 +7,11 @@
 
 mod audit_log;
 mod auth;
+// the draw list and the dashboard (issue 15)
+mod board;
+pub use board::{
+    DRAW_LIST_LIMIT, DashboardView, DrawItem, PendingCount, RECEIPT_HOURS, StatAtRisk,
+};
 pub mod catalog;
 pub mod connections;
 pub mod demo_catalog;
@@ -48,13 +53,15 @@ pub use sendouts::{
 
 // results (issue 11)
 mod results;
-pub use results::lists::{CumulativePoint, OpenCallView};
+pub use results::lists::{
+    CumulativePoint, EntryHint, EntryListView, OpenCallView, PreviousResult, ReviewItem,
+};
 pub use results::{
     CalculationDoc, ConsistencyDoc, CorrectionInput, CriticalCallInput, CriticalCallView,
     CumulativeView, DeltaDoc, IndexDoc, IndicesInput, IntervalDoc, IntervalView, LimitsDoc,
-    NotPerformedInput, PerformingLab, ReasonView, ResultInput, ResultOutcome, ResultRulesDoc,
-    ResultRulesVersionView, ResultRulesView, ResultVersionView, ResultView, WorklistItem,
-    WorklistView,
+    NotPerformedInput, PerformingLab, ReasonView, ResultInput, ResultOutcome, ResultPreview,
+    ResultRulesDoc, ResultRulesVersionView, ResultRulesView, ResultVersionView, ResultView,
+    WorklistItem, WorklistView,
 };
 
 // quality control and calibration (issue 13)

@@ -39,6 +39,11 @@ pub enum Scenario {
     /// potassium results among `--specimens` released results (one per seeded tube, spread
     /// over `--patients`), as an EMR polls them.
     FhirSearch,
+    /// GET /results?department=chemistry: the bench's result-entry page (web session cookie)
+    /// with `--specimens` received potassium tubes pending on the chemistry worklist, each row
+    /// of the first hundred shown with its reference interval and previous result; the demo
+    /// lab's result rules.
+    UiWorklist,
 }
 
 #[derive(Args)]
@@ -359,6 +364,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             | Scenario::ResultPosting
             | Scenario::MllpIngest
             | Scenario::FhirSearch
+            | Scenario::UiWorklist
     );
     let (mut provider_id, mut location_id) = (0, 0);
     if ordering {
@@ -413,6 +419,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::ResultPosting | Scenario::MllpIngest
     );
     let mllp = matches!(args.scenario, Scenario::MllpIngest);
+    let ui = matches!(args.scenario, Scenario::UiWorklist);
     let batch = if resulting && !mllp {
         args.batch.max(1)
     } else {
@@ -430,6 +437,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         )
         .await?;
         seed_released_results(&config, specimens).await?;
+    } else if ui {
+        seed_specimens(
+            &app,
+            args.patients.max(1),
+            specimens,
+            provider_id,
+            location_id,
+            "received",
+        )
+        .await?;
     } else if receipt || resulting {
         anyhow::ensure!(
             (args.requests + (args.requests / 20).max(1)) * batch <= specimens,
@@ -446,7 +463,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         )
         .await?;
     }
-    if resulting {
+    if resulting || ui {
         let director = Actor {
             role: aliquot_domain::auth::Role::Director,
             ..Actor::cli("bench-director")
@@ -530,6 +547,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .json()
         .await?;
     let token = token["token"].as_str().context("no token")?.to_owned();
+    // The web page's session: the login form's cookie (the UI never takes a bearer token).
+    let cookie = if ui {
+        let login = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?
+            .post(format!("{base}/login"))
+            .header("origin", &base)
+            .form(&[("username", user), ("password", "benchmark-password-1")])
+            .send()
+            .await?;
+        let set = login
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .context("no session cookie")?;
+        set.split(';').next().unwrap_or_default().to_owned()
+    } else {
+        String::new()
+    };
 
     let warmup = (args.requests / 20).max(1);
     let send = {
@@ -537,12 +573,30 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let base = base.clone();
         let token = token.clone();
         let clients = clients.clone();
+        let cookie = cookie.clone();
         move |i: usize| {
             let client = client.clone();
             let base = base.clone();
             let token = token.clone();
             let clients = clients.clone();
+            let cookie = cookie.clone();
             async move {
+                if ui {
+                    let start = Instant::now();
+                    let resp = client
+                        .get(format!("{base}/results?department=chemistry"))
+                        .header("cookie", &cookie)
+                        .send()
+                        .await?;
+                    let status = resp.status();
+                    let body = resp.text().await?;
+                    let took = start.elapsed();
+                    anyhow::ensure!(
+                        status.is_success() && body.contains("id=\"worklist-more\""),
+                        "request {i}: {status}, not the full worklist"
+                    );
+                    return Ok::<Duration, anyhow::Error>(took);
+                }
                 if mllp {
                     let acc = seeded_accession((i * stride) % specimens);
                     // 3.6 … 4.9 mmol/L: normal, released by the rules.
@@ -595,6 +649,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                             .json(&json!({"label": "ok", "container": "SST", "volume_ul": 2000}))
                     }
                     Scenario::MllpIngest => anyhow::bail!("mllp-ingest is sent over MLLP"),
+                    Scenario::UiWorklist => anyhow::bail!("ui-worklist is sent with its cookie"),
                     Scenario::FhirSearch => {
                         // Seeded patients have ids 1..=patients in the fresh database.
                         let patient = i.wrapping_mul(7919) % patients + 1;
@@ -668,6 +723,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::ResultPosting => "result-posting",
         Scenario::MllpIngest => "mllp-ingest",
         Scenario::FhirSearch => "fhir-search",
+        Scenario::UiWorklist => "ui-worklist",
     };
     let backend = if args.postgres.is_some() {
         "postgres"
@@ -691,7 +747,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "{}",
         json!({"bench": name, "backend": backend, "requests": args.requests, "concurrency": args.concurrency,
                "offered_rate": args.rate, "patients": ordering.then_some(patients),
-               "specimens": (receipt || resulting || fhir).then_some(specimens),
+               "specimens": (receipt || resulting || fhir || ui).then_some(specimens),
                "batch": resulting.then_some(batch),
                "results_per_s": resulting.then(|| (throughput * batch as f64).round()),
                "throughput_rps": throughput.round(), "p50_ms": pct(0.5), "p90_ms": pct(0.9), "p99_ms": pct(0.99), "max_ms": pct(1.0)})

@@ -136,6 +136,40 @@ impl Browser {
         self.wait(css).await.text().await.unwrap()
     }
 
+    /// The text of `css` once it contains `needle` (at most 10 s; after a form's submit the
+    /// old page's element may still be there, or gone stale, for a moment): the last text
+    /// seen, for the caller's assertion.
+    async fn text_with(&self, css: &str, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut last = String::new();
+        loop {
+            if let Ok(e) = self.client.find(Locator::Css(css)).await
+                && let Ok(t) = e.text().await
+            {
+                if t.contains(needle) {
+                    return t;
+                }
+                last = t;
+            }
+            if Instant::now() > deadline {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Clicks a link or a GET form's button and waits for the new address to load.
+    async fn click_to_new_url(&self, css: &str) {
+        let before = self.client.current_url().await.unwrap();
+        self.wait(css).await.click().await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.client.current_url().await.unwrap() == before {
+            assert!(Instant::now() < deadline, "{css} led nowhere");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.wait("main").await;
+    }
+
     /// The current value of a form field.
     async fn value(&self, css: &str) -> String {
         self.wait(css)
@@ -707,6 +741,475 @@ async fn walk(server: &Server, backend: &str) {
     b.close().await;
 }
 
+/// A JSON call to the REST API with a bearer token (the walk's set-up, as an analyser or an
+/// outreach site would do it): the answer's body, after checking its status is a success.
+async fn api(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let r = http
+        .post(format!("{base}/api/v1{path}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert!(status.is_success(), "POST {path}: {status} {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+async fn api_token(http: &reqwest::Client, base: &str, user: &str) -> String {
+    let v: serde_json::Value = http
+        .post(format!("{base}/api/v1/auth/token"))
+        .json(&serde_json::json!({"username": user, "password": format!("demo-{user}-pass")}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["token"].as_str().unwrap().to_owned()
+}
+
+/// A potassium order drawn `minutes_ago` and received: its tube's accession and the order id.
+async fn received_potassium(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    mrn: &str,
+    birth: &str,
+    minutes_ago: i64,
+) -> (String, i64) {
+    let order = api(
+        http,
+        base,
+        token,
+        "/orders",
+        serde_json::json!({"patient": {"mrn": mrn, "birth_date": birth}, "provider_id": 1,
+                           "location_id": 1, "tests": ["K"], "priority": "routine"}),
+    )
+    .await;
+    let acc = order["specimens"][0]["accession"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let drawn = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(minutes_ago);
+    api(
+        http,
+        base,
+        token,
+        &format!("/specimens/{acc}/collect"),
+        serde_json::json!({"collected_at": drawn.to_string(), "site": "Ward 3",
+                           "patient": {"mrn": mrn, "birth_date": birth}}),
+    )
+    .await;
+    api(
+        http,
+        base,
+        token,
+        &format!("/specimens/{acc}/receive"),
+        serde_json::json!({"label": "ok", "container": "SST", "volume_ul": 2000}),
+    )
+    .await;
+    (acc, order["id"].as_i64().unwrap())
+}
+
+/// The office stations: result entry beside the interval and the previous result with the
+/// flags shown as the value is typed; review and release (re-run, verify, a whole order); the
+/// correction refused without its reason, then made; the dashboard refreshing itself; the
+/// draw list by location; the reports page; and the administrator's pages (users and roles,
+/// settings, catalogue, audit trail with its verification, access log) without patient data.
+async fn office_walk(server: &Server, backend: &str) {
+    let http = reqwest::Client::new();
+    let base = server.base.as_str();
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..6];
+    let mrn = format!("OFF-{suffix}").to_uppercase();
+    let birth = "1970-06-01";
+    // Set-up through the API: a patient with an earlier potassium (4.0, released) and a new
+    // tube whose potassium waits on the chemistry worklist.
+    let tech = api_token(&http, base, "technician").await;
+    let lead = api_token(&http, base, "technologist").await;
+    api(
+        &http,
+        base,
+        &tech,
+        "/patients",
+        serde_json::json!({"mrn": mrn, "family_name": "Officewalk", "given_name": "Ines",
+                           "birth_date": birth, "sex": "F"}),
+    )
+    .await;
+    let (first, _) = received_potassium(&http, base, &tech, &mrn, birth, 50).await;
+    let posted = api(
+        &http,
+        base,
+        &tech,
+        "/results",
+        serde_json::json!({"results": [{"accession": first, "test": "K", "value": "4.0"}]}),
+    )
+    .await;
+    let first_id = posted["results"][0]["result_id"].as_i64().unwrap();
+    if posted["results"][0]["status"] == "held" {
+        api(
+            &http,
+            base,
+            &lead,
+            &format!("/results/{first_id}/verify"),
+            serde_json::json!({}),
+        )
+        .await;
+    }
+    let (second, second_order) = received_potassium(&http, base, &tech, &mrn, birth, 30).await;
+
+    let mut b = Browser::start(base, &format!("{backend}-office")).await;
+    b.login("technologist").await;
+    let nav = b.text("header nav").await;
+    for station in ["Review", "Reports", "Dashboard"] {
+        assert!(nav.contains(station), "{station} missing from {nav}");
+    }
+    assert!(!nav.contains("Administration"), "{nav}");
+
+    // Result entry: the interval in force and the previous result beside the row; the flags
+    // of the value appear while it is typed, before Enter.
+    b.goto("/results?department=chemistry").await;
+    let row = format!("#worklist tr[data-accession='{second}'][data-test='K']");
+    let interval = b.text(&format!("{row} td.interval")).await;
+    assert!(
+        interval.contains("3.5") && interval.contains("mmol/L"),
+        "{interval}"
+    );
+    let previous = b.text(&format!("{row} td.previous")).await;
+    assert!(previous.contains("4.0"), "{previous}");
+    let cell = format!("{row} input[name=value]");
+    b.wait(&cell).await.click().await.unwrap();
+    b.wait(&cell).await.send_keys("6.4").await.unwrap();
+    let preview = b.text(&format!("{row} output .preview-flags")).await;
+    assert_eq!(preview, "HH", "the flag as typed");
+    assert!(b.text(&format!("{row} output")).await.contains("CRITICAL"));
+    b.check_page("results-entry").await;
+    b.wait(&cell).await.send_keys(&enter("\n")).await.unwrap();
+    let notice = b.text_with("#result-notice", "K: held [HH]").await;
+    assert!(notice.contains("K: held [HH]"), "{notice}");
+
+    // Review: the held potassium with its reasons; a re-run, then verify and release.
+    b.goto("/review").await;
+    let held = format!("tr[data-accession='{second}'][data-test='K']");
+    let reasons = b.text(&format!("{held} ul.reasons")).await;
+    assert!(reasons.contains("Critical value"), "{reasons}");
+    let result_id = b
+        .wait(&held)
+        .await
+        .attr("data-result")
+        .await
+        .unwrap()
+        .unwrap();
+    b.check_page("review").await;
+    b.type_into(&format!("#rerun-{result_id}"), "6.3\n").await;
+    let notice = b.text_with("#review-notice", "K: the re-run is held").await;
+    assert!(notice.contains("K: the re-run is held"), "{notice}");
+    b.wait(&format!("{held} button.verify"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    let notice = b
+        .text_with("#review-notice", "K: verified and released")
+        .await;
+    assert!(notice.contains("K: verified and released"), "{notice}");
+    // A whole order of the demo's held results at once.
+    let order = b
+        .wait("section.held-order")
+        .await
+        .attr("data-order")
+        .await
+        .unwrap()
+        .unwrap();
+    b.wait(&format!(
+        "section[data-order='{order}'] button.release-order"
+    ))
+    .await
+    .click()
+    .await
+    .unwrap();
+    let notice = b
+        .text_with("#review-notice", &format!("Order #{order}"))
+        .await;
+    assert!(notice.contains(&format!("Order #{order}")), "{notice}");
+
+    // The correction: refused without its reason (said next to the field, the value kept),
+    // then made; the earlier versions stay.
+    b.goto(&format!("/results/{result_id}")).await;
+    assert_eq!(b.text("#result-status").await, "released");
+    b.type_into("#value", "6.2").await;
+    b.wait("#correct").await.click().await.unwrap();
+    let error = b.text_with("#reason-error", "reason").await;
+    assert!(error.contains("reason"), "{error}");
+    assert_eq!(
+        b.wait("#reason")
+            .await
+            .attr("aria-invalid")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+    assert_eq!(b.value("#value").await, "6.2");
+    assert_eq!(b.text("#result-status").await, "released");
+    b.check_page("correction-refused").await;
+    b.type_into("#reason", "re-run on a fresh aliquot\n").await;
+    assert!(
+        b.text_with("#result-notice", "Corrected")
+            .await
+            .contains("Corrected")
+    );
+    assert_eq!(
+        b.text_with("#result-status", "corrected").await,
+        "corrected"
+    );
+    let versions = rows_of(&b, "#versions tbody tr").await;
+    assert!(versions.len() >= 4, "{versions:?}");
+    assert!(versions[0].contains("6.2") && versions[0].contains("re-run on a fresh aliquot"));
+    assert!(
+        b.wait("#report-pdf")
+            .await
+            .attr("href")
+            .await
+            .unwrap()
+            .unwrap()
+            .ends_with("/report.pdf")
+    );
+    b.check_page("result-corrected").await;
+    b.goto(&format!("/orders/{second_order}")).await;
+    assert!(
+        b.text("#order-results tr[data-test='K']")
+            .await
+            .contains("6.2")
+    );
+    // The order's report PDF, fetched by the page as the browser opens the link.
+    let kind: serde_json::Value = b
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(document.getElementById('report-pdf').href)
+               .then(r => done(r.status + ' ' + r.headers.get('content-type')));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(kind, "200 application/pdf");
+
+    // The dashboard: counts, the open calls, and a refresh without reloading the page.
+    b.goto("/dashboard").await;
+    b.wait("#total-pending").await;
+    assert!(b.text("#open-calls").await.parse::<usize>().unwrap() >= 1);
+    let hours = rows_of(&b, "#hours tbody tr").await;
+    assert_eq!(hours.len(), 12, "{hours:?}");
+    assert!(b.text("#received").await.parse::<usize>().unwrap() >= 2);
+    b.check_page("dashboard").await;
+    b.client
+        .execute(
+            "document.getElementById('board-at').setAttribute('data-old', '1');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let old: serde_json::Value = b
+            .client
+            .execute(
+                "const e = document.getElementById('board-at'); return e && e.hasAttribute('data-old');",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if old == false {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the board did not refresh itself"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(b.path().await, "/dashboard", "refreshed in place");
+
+    // Reports: an order's report by its number, the batch print of a location.
+    b.goto("/reports").await;
+    assert_eq!(b.active_id_becomes("order").await, "order");
+    b.check_page("reports").await;
+    b.scan("forty-two").await;
+    assert!(
+        b.text_with("#order-error", "digits")
+            .await
+            .contains("digits")
+    );
+    b.goto("/reports/batch.pdf?location=NOWHERE&since=2000-01-01T00:00")
+        .await;
+    assert!(
+        b.text_with("#location-error", "location")
+            .await
+            .contains("location")
+    );
+    let kind: serde_json::Value = b
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/reports/batch.pdf?location=OPD&since=2000-01-01T00:00')
+               .then(r => done(r.status + ' ' + r.headers.get('content-type')));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(kind, "200 application/pdf");
+
+    // The phlebotomist's draw list, of all locations, then of the emergency department.
+    b.goto("/login").await;
+    b.login("phlebotomist").await;
+    b.goto("/collect").await;
+    assert_eq!(b.active_id_becomes("scan").await, "scan", "scanning first");
+    let all = rows_of(&b, "#draw-list tbody tr").await;
+    assert!(
+        all.iter().any(|r| r.contains("ED")) && all.iter().any(|r| r.contains("OPD")),
+        "{all:?}"
+    );
+    b.wait("#location").await.send_keys("ED").await.unwrap();
+    b.click_to_new_url("#show-draw-list").await;
+    b.wait("#draw-list").await;
+    let ed = rows_of(&b, "#draw-list tbody tr td:nth-child(3)").await;
+    assert!(!ed.is_empty() && ed.iter().all(|l| l == "ED"), "{ed:?}");
+    assert!(ed.len() < all.len());
+    b.check_page("draw-list").await;
+    b.wait("#draw-list tbody tr button")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait("#record-draw").await;
+
+    // The administrator: users and roles, settings, the catalogue, the audit trail and its
+    // verification, the access log; no patient data and no bench station.
+    b.goto("/login").await;
+    b.login("admin").await;
+    let nav = b.text("header nav").await;
+    assert!(
+        nav.contains("Administration") && !nav.contains("Registration"),
+        "{nav}"
+    );
+    b.goto("/patients").await;
+    assert!(b.text("h1").await.contains("Not allowed"));
+    b.goto("/admin").await;
+    assert!(b.text("#users").await.contains("technologist"));
+    b.check_page("admin-users").await;
+    let user = format!("web{suffix}");
+    b.type_into("#username", &user).await;
+    b.type_into("#display_name", "Web Test User").await;
+    b.wait("#role")
+        .await
+        .send_keys("phlebotomist")
+        .await
+        .unwrap();
+    b.type_into("#password", "short\n").await;
+    assert!(
+        b.text_with("#password-error", "password")
+            .await
+            .contains("password")
+    );
+    assert_eq!(
+        b.value("#username").await,
+        user,
+        "the form keeps what was typed"
+    );
+    b.type_into("#password", "a sturdy passphrase for the bench 42\n")
+        .await;
+    assert!(
+        b.text_with("#admin-notice", "created as phlebotomist")
+            .await
+            .contains("created as phlebotomist")
+    );
+    let row = format!("#users tr[data-user='{user}']");
+    let id = b
+        .wait(&format!("{row} form select"))
+        .await
+        .attr("id")
+        .await
+        .unwrap()
+        .unwrap()
+        .trim_start_matches("role-")
+        .to_owned();
+    b.wait(&format!("#role-{id}"))
+        .await
+        .send_keys("technician")
+        .await
+        .unwrap();
+    b.wait(&format!("{row} form button"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    assert!(
+        b.text_with("#admin-error", "reason")
+            .await
+            .contains("reason"),
+        "a role change needs a reason"
+    );
+    b.wait(&format!("#role-{id}"))
+        .await
+        .send_keys("technician")
+        .await
+        .unwrap();
+    b.type_into(
+        &format!("#role-reason-{id}"),
+        "moved to the processing bench\n",
+    )
+    .await;
+    assert!(
+        b.text_with("#admin-notice", "is now technician")
+            .await
+            .contains("is now technician")
+    );
+    assert_eq!(b.text(&format!("{row} td.role")).await, "technician");
+    b.type_into(&format!("#dis-reason-{id}"), "left the laboratory\n")
+        .await;
+    assert_eq!(
+        b.text_with(&format!("{row} td.status"), "disabled").await,
+        "disabled"
+    );
+    b.goto("/admin/settings").await;
+    assert!(b.text("#settings").await.contains("lab.name"));
+    b.check_page("admin-settings").await;
+    b.goto("/admin/catalog").await;
+    assert!(rows_of(&b, "#catalog tbody tr").await.len() > 20);
+    b.check_page("admin-catalog").await;
+    b.goto("/admin/audit").await;
+    b.click_to_new_url("#verify-chain").await;
+    assert!(b.text_with("#chain", "intact").await.contains("intact"));
+    b.check_page("admin-audit").await;
+    // Page on to the demo's patient entries: redacted for the administrator.
+    let mut pages = 0;
+    loop {
+        let changes = rows_of(&b, "#audit td.change").await.join("\n");
+        assert!(
+            !changes.contains("Abernathy"),
+            "no patient name for the administrator"
+        );
+        if changes.contains("redacted") {
+            break;
+        }
+        pages += 1;
+        assert!(pages < 40, "no redacted patient entry in the audit trail");
+        b.click_to_new_url("#next-page").await;
+    }
+    b.goto("/admin/access-log").await;
+    assert!(!rows_of(&b, "#access tbody tr").await.is_empty());
+    b.check_page("admin-access").await;
+    b.close().await;
+}
+
 fn demo_args(data_dir: &Path, database: Option<&str>) -> Vec<String> {
     let mut args = vec!["--data-dir".to_owned(), data_dir.display().to_string()];
     if let Some(db) = database {
@@ -737,6 +1240,36 @@ async fn bench_stations_in_a_browser_on_postgres() {
         .unwrap();
     let ran = tokio::spawn(async move {
         walk(&server, "postgres").await;
+    })
+    .await;
+    let _ = sqlx::Postgres::force_drop_database(&url).await;
+    if let Err(e) = ran {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn office_stations_in_a_browser_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = demo_args(&dir.path().join("data"), None);
+    let server = tokio::task::spawn_blocking(move || Server::start(&args, &["--demo"]))
+        .await
+        .unwrap();
+    office_walk(&server, "sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn office_stations_in_a_browser_on_postgres() {
+    let pg = std::env::var("ALIQUOT_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
+    let url = format!("{pg}/aliquot_t_{}", uuid::Uuid::new_v4().simple());
+    let dir = tempfile::tempdir().unwrap();
+    let args = demo_args(&dir.path().join("data"), Some(&url));
+    let server = tokio::task::spawn_blocking(move || Server::start(&args, &["--demo"]))
+        .await
+        .unwrap();
+    let ran = tokio::spawn(async move {
+        office_walk(&server, "postgres").await;
     })
     .await;
     let _ = sqlx::Postgres::force_drop_database(&url).await;

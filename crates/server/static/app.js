@@ -10,8 +10,10 @@
   // After a scan form's request: clear the scanned value (keep the run's settings marked
   // data-keep), put focus where the next key belongs.
   document.addEventListener("htmx:afterRequest", function (ev) {
-    resetIdle();
     var form = ev.detail.elt;
+    // A board's own polling is not the user's activity: it does not postpone the logoff.
+    if (form && form.hasAttribute && form.hasAttribute("data-passive")) return;
+    resetIdle();
     if (!form || !form.matches || !form.matches("form[data-scan]")) return;
     form.querySelectorAll("input:not([type=hidden]):not([data-keep])").forEach(function (i) { i.value = ""; });
     // A receipt's attestations hold for one tube: back to their defaults for the next.

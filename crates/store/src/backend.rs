@@ -783,6 +783,14 @@ macro_rules! backend {
                 crate::queries::$ctx::specimens::specimen_events(&self.read, specimen_id).await
             }
 
+            async fn planned_specimens(&self, location_id: Option<i64>, limit: i64) -> StoreResult<Vec<SpecimenRecord>> {
+                crate::queries::$ctx::specimens::planned_specimens(&self.read, location_id, limit).await
+            }
+
+            async fn receipt_times(&self, since: Timestamp) -> StoreResult<Vec<Timestamp>> {
+                crate::queries::$ctx::specimens::receipt_times(&self.read, since).await
+            }
+
             async fn problem_log(&self, open_only: bool, limit: i64) -> StoreResult<Vec<ProblemRecord>> {
                 crate::queries::$ctx::specimens::problem_log(&self.read, open_only, limit).await
             }

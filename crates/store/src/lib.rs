@@ -266,6 +266,15 @@ pub trait Store: Send + Sync + 'static {
     async fn specimen_by_accession(&self, accession: &str) -> StoreResult<Option<SpecimenRecord>>;
     /// A specimen's chain of custody, oldest first.
     async fn specimen_events(&self, specimen_id: i64) -> StoreResult<Vec<SpecimenEventRecord>>;
+    /// The draw list: tubes still to be drawn (`planned`) of active orders, of one ordering
+    /// location or all, most urgent priority first, then the oldest order, in order of draw.
+    async fn planned_specimens(
+        &self,
+        location_id: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<SpecimenRecord>>;
+    /// When tubes were received (custody events `receive`) at or after `since`.
+    async fn receipt_times(&self, since: Timestamp) -> StoreResult<Vec<Timestamp>>;
     /// Problem-log entries (only unresolved ones with `open_only`), oldest first.
     async fn problem_log(&self, open_only: bool, limit: i64) -> StoreResult<Vec<ProblemRecord>>;
     async fn problem_by_id(&self, id: i64) -> StoreResult<Option<ProblemRecord>>;

@@ -211,7 +211,63 @@ pub(crate) fn numeric_of(body: &Body) -> Option<Decimal> {
         .map(|n| n.value)
 }
 
+/// What a typed value would be judged as, before it is posted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultPreview {
+    /// As it would be reported (dilution applied, censored at the reportable range).
+    pub value: String,
+    pub units: Option<String>,
+    pub flags: Vec<String>,
+    pub critical: bool,
+    /// Why it would be held; empty when the rules would release it.
+    pub hold_reasons: Vec<ReasonView>,
+}
+
 impl App {
+    /// Judges a value as [`App::post_results`] would — the same context and evaluation —
+    /// and stores nothing: the transaction it reads in is never committed (`result.enter`).
+    /// The bench shows the flags while the value is typed.
+    pub async fn preview_result(
+        &self,
+        actor: &Actor,
+        item: &ResultInput,
+    ) -> AppResult<ResultPreview> {
+        actor.require(Permission::ResultEnter)?;
+        let settings = self.entry_settings().await?;
+        let mut tx = self.store.begin().await?;
+        let mut cache = TestCache::default();
+        let ctx = self
+            .result_context(
+                &mut tx,
+                &mut cache,
+                &item.accession,
+                &item.test,
+                settings.lab_suspended,
+                true,
+            )
+            .await?;
+        let reading = Reading {
+            value: &item.value,
+            units: item.units.as_deref(),
+            instrument: item.instrument.as_deref(),
+            instrument_flags: &item.flags,
+            indices: item.indices.unwrap_or_default(),
+            comment: item.comment.as_deref(),
+        };
+        let ev = self
+            .evaluate(&mut tx, &ctx, &reading, actor, self.now())
+            .await?;
+        // Dropped without a commit: rolled back, nothing written.
+        drop(tx);
+        Ok(ResultPreview {
+            value: ev.body.value,
+            units: ev.body.units,
+            flags: ev.body.flags,
+            critical: ev.critical,
+            hold_reasons: ev.body.hold_reasons,
+        })
+    }
+
     /// Posts a batch of results (`result.enter`). Each item is answered on its own.
     pub async fn post_results(
         &self,
@@ -714,43 +770,9 @@ pub(crate) fn judge(
         }
     };
     let collected_at = ctx.specimen.collected_at.unwrap_or(ctx.specimen.created_at);
-    let sex = AdministrativeSex::parse(&ctx.patient.sex)
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    let clinical_sex = ctx
-        .patient
-        .clinical_sex
-        .as_deref()
-        .map(ClinicalSex::parse)
-        .transpose()
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    let birth_time = ctx
-        .patient
-        .birth_time
-        .as_deref()
-        .map(BirthTime::parse)
-        .transpose()
-        .map_err(|e| AppError::Internal(e.to_string()))?
-        .map(BirthTime::time);
-    let birth_date = ctx
-        .patient
-        .birth_date
-        .parse()
-        .map_err(|_| AppError::Internal("patient birth date".into()))?;
     // Ages are computed on the lab's calendar (and hours of life from the local birth time).
     let time_zone = looked.time_zone;
-    let interval = select_interval(
-        &ctx.rules.intervals,
-        &Subject {
-            sex,
-            clinical_sex,
-            birth_date,
-            birth_time,
-            time_zone: &time_zone,
-            collected_at,
-            specimen_type: &ctx.specimen.specimen_type,
-            method: None,
-        },
-    );
+    let interval = interval_in_force(&ctx.rules, &ctx.patient, &ctx.specimen, &time_zone)?;
     let fl = flags(&value, interval.as_ref(), rules);
     let previous = match value.numeric() {
         Some(n) if n.comparator.is_none() => looked.previous,
@@ -819,11 +841,7 @@ pub(crate) fn judge(
         units,
         dilution: dilution.map(|d| d.to_string()),
         flags: fl.iter().map(|f| Flag::as_str(*f).to_owned()).collect(),
-        interval: interval.map(|i| IntervalView {
-            low: i.low.map(|d| d.to_string()),
-            high: i.high.map(|d| d.to_string()),
-            text: i.text,
-        }),
+        interval: interval.map(IntervalView::from),
         hold_reasons: decision
             .reasons()
             .iter()
@@ -967,6 +985,50 @@ impl App {
             .and_then(|s| s.value.trim().parse::<i64>().ok())
             .unwrap_or(DEFAULT_CALL_MINUTES))
     }
+}
+
+/// The reference interval in force at the tube's collection for its patient (sex, age on the
+/// lab's calendar, specimen type): the one selection used by evaluation and shown beside an
+/// entry row before a value is typed.
+pub(crate) fn interval_in_force(
+    rules: &ParsedRules,
+    patient: &PatientRecord,
+    specimen: &SpecimenRecord,
+    time_zone: &jiff::tz::TimeZone,
+) -> AppResult<Option<aliquot_domain::results::interval::ShownInterval>> {
+    let collected_at = specimen.collected_at.unwrap_or(specimen.created_at);
+    let sex =
+        AdministrativeSex::parse(&patient.sex).map_err(|e| AppError::Internal(e.to_string()))?;
+    let clinical_sex = patient
+        .clinical_sex
+        .as_deref()
+        .map(ClinicalSex::parse)
+        .transpose()
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let birth_time = patient
+        .birth_time
+        .as_deref()
+        .map(BirthTime::parse)
+        .transpose()
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map(BirthTime::time);
+    let birth_date = patient
+        .birth_date
+        .parse()
+        .map_err(|_| AppError::Internal("patient birth date".into()))?;
+    Ok(select_interval(
+        &rules.intervals,
+        &Subject {
+            sex,
+            clinical_sex,
+            birth_date,
+            birth_time,
+            time_zone,
+            collected_at,
+            specimen_type: &specimen.specimen_type,
+            method: None,
+        },
+    ))
 }
 
 /// The rows an evaluated result is stored as: the result (its `id` still to be assigned),

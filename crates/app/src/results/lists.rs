@@ -6,6 +6,8 @@ use aliquot_domain::auth::Permission;
 use aliquot_domain::catalog::Department;
 use jiff::Timestamp;
 
+use super::entry::interval_in_force;
+use super::rules::{ParsedRules, doc_of};
 use super::{Body, IntervalView, ReasonView, call_view};
 use crate::catalog::definition;
 use crate::shown::{ShowsPatient, Subject};
@@ -71,6 +73,42 @@ impl ShowsPatient for WorklistItem {
     }
 }
 
+/// A patient's previous released result of a test, shown beside a new one's entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousResult {
+    pub result_id: i64,
+    pub value: String,
+    pub units: Option<String>,
+    pub flags: Vec<String>,
+    pub collected_at: Option<Timestamp>,
+}
+
+/// What an entry row shows before a value is typed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryHint {
+    /// In force at the tube's collection, for this patient.
+    pub reference_interval: Option<IntervalView>,
+    /// The test's reporting units.
+    pub units: Option<String>,
+    pub previous: Option<PreviousResult>,
+}
+
+/// A department's entry list: the first rows of its worklist with their hints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryListView {
+    pub department: String,
+    /// Pending and held tests in all (the list shows the first of them).
+    pub total: usize,
+    pub items: Vec<(WorklistItem, EntryHint)>,
+}
+
+/// A held result on the review list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewItem {
+    pub department: Option<String>,
+    pub item: WorklistItem,
+}
+
 /// A department's worklist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorklistView {
@@ -104,16 +142,14 @@ pub struct CumulativeView {
 pub const CUMULATIVE_LIMIT: i64 = 500;
 
 impl App {
-    /// A department's pending and held tests, most urgent first, then the oldest
-    /// (`result.enter`). Recorded in the access log.
-    pub async fn results_worklist(
+    /// The tests running in the lab (pending, or held for review) with their department, of
+    /// one department or all, only the held ones with `held_only`: STAT first, then the oldest
+    /// specimen. No access log: the callers' lists log it.
+    pub(crate) async fn running_items(
         &self,
-        actor: &Actor,
-        department: &str,
-    ) -> AppResult<WorklistView> {
-        actor.require(Permission::ResultEnter)?;
-        let dept = Department::parse(department)
-            .map_err(|e| AppError::invalid("department", e.code(), e.to_string()))?;
+        department: Option<Department>,
+        held_only: bool,
+    ) -> AppResult<Vec<(Option<String>, WorklistItem)>> {
         let rows = self.store.running_tests(crate::OVERDUE_SCAN_LIMIT).await?;
         let mut departments: HashMap<String, Option<String>> = HashMap::new();
         for r in &rows {
@@ -132,32 +168,59 @@ impl App {
             .into_iter()
             .map(|r| (r.order_test_id, r))
             .collect();
+        let rows: Vec<aliquot_store::TatRow> = rows
+            .into_iter()
+            .filter(|r| {
+                department.is_none_or(|d| {
+                    departments.get(&r.test_code).cloned().flatten().as_deref() == Some(d.as_str())
+                }) && (!held_only || held.contains_key(&r.order_test_id))
+            })
+            .collect();
         let tat = self.tat_views(&rows).await?;
         let now = self.now();
-        let mut items = Vec::new();
+        let mut items = Vec::with_capacity(rows.len());
         for (r, t) in rows.iter().zip(tat) {
-            if departments.get(&r.test_code).cloned().flatten().as_deref() != Some(dept.as_str()) {
-                continue;
-            }
             let result = held.get(&r.order_test_id);
             let body = result.map(|h| Body::parse(&h.body)).transpose()?;
             let since = r.received_at.unwrap_or(r.ordered_at);
-            items.push(WorklistItem {
-                order_id: r.order_id,
-                test_code: r.test_code.clone(),
-                accession: r.accession.clone(),
-                priority: r.priority.clone(),
-                status: if result.is_some() { "held" } else { "pending" },
-                result_id: result.map(|h| h.id),
-                value: body.as_ref().map(|b| b.value.clone()),
-                flags: body.as_ref().map(|b| b.flags.clone()).unwrap_or_default(),
-                hold_reasons: body.map(|b| b.hold_reasons).unwrap_or_default(),
-                received_at: r.received_at,
-                age_minutes: now.duration_since(since).as_secs().div_euclid(60),
-                tat_status: t.in_lab.status,
-            });
+            items.push((
+                departments.get(&r.test_code).cloned().flatten(),
+                WorklistItem {
+                    order_id: r.order_id,
+                    test_code: r.test_code.clone(),
+                    accession: r.accession.clone(),
+                    priority: r.priority.clone(),
+                    status: if result.is_some() { "held" } else { "pending" },
+                    result_id: result.map(|h| h.id),
+                    value: body.as_ref().map(|b| b.value.clone()),
+                    flags: body.as_ref().map(|b| b.flags.clone()).unwrap_or_default(),
+                    hold_reasons: body.map(|b| b.hold_reasons).unwrap_or_default(),
+                    received_at: r.received_at,
+                    age_minutes: now.duration_since(since).as_secs().div_euclid(60),
+                    tat_status: t.in_lab.status,
+                },
+            ));
         }
         // The store gives STAT first, then the oldest specimen; keep that order.
+        Ok(items)
+    }
+
+    /// A department's pending and held tests, most urgent first, then the oldest
+    /// (`result.enter`). Recorded in the access log.
+    pub async fn results_worklist(
+        &self,
+        actor: &Actor,
+        department: &str,
+    ) -> AppResult<WorklistView> {
+        actor.require(Permission::ResultEnter)?;
+        let dept = Department::parse(department)
+            .map_err(|e| AppError::invalid("department", e.code(), e.to_string()))?;
+        let items = self
+            .running_items(Some(dept), false)
+            .await?
+            .into_iter()
+            .map(|(_, i)| i)
+            .collect();
         let items = self
             .worklist(actor, "worklist.read", "worklist", dept.as_str(), items)
             .await?;
@@ -165,6 +228,126 @@ impl App {
             department: dept.as_str().to_owned(),
             items,
         })
+    }
+
+    /// The bench's entry list of a department: its first `limit` pending and held tests (the
+    /// most urgent), each with what the technologist judges a value against — the reference
+    /// interval in force at the tube's collection and the patient's previous released result
+    /// of the same test — and how many there are in all (`result.enter`). Recorded in the
+    /// access log.
+    pub async fn results_entry_list(
+        &self,
+        actor: &Actor,
+        department: &str,
+        limit: usize,
+    ) -> AppResult<EntryListView> {
+        actor.require(Permission::ResultEnter)?;
+        let dept = Department::parse(department)
+            .map_err(|e| AppError::invalid("department", e.code(), e.to_string()))?;
+        let all = self.running_items(Some(dept), false).await?;
+        let total = all.len();
+        let items: Vec<WorklistItem> = all.into_iter().take(limit).map(|(_, i)| i).collect();
+        let items = self
+            .worklist(actor, "worklist.read", "worklist", dept.as_str(), items)
+            .await?;
+        let time_zone = self.lab_timezone().await?;
+        let mut tests: HashMap<String, (Option<String>, ParsedRules)> = HashMap::new();
+        let mut patients: HashMap<i64, aliquot_store::PatientRecord> = HashMap::new();
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let hint = self
+                .entry_hint(&item, &time_zone, &mut tests, &mut patients)
+                .await?;
+            out.push((item, hint));
+        }
+        Ok(EntryListView {
+            department: dept.as_str().to_owned(),
+            total,
+            items: out,
+        })
+    }
+
+    async fn entry_hint(
+        &self,
+        item: &WorklistItem,
+        time_zone: &jiff::tz::TimeZone,
+        tests: &mut HashMap<String, (Option<String>, ParsedRules)>,
+        patients: &mut HashMap<i64, aliquot_store::PatientRecord>,
+    ) -> AppResult<EntryHint> {
+        let Some(specimen) = self.store.specimen_by_accession(&item.accession).await? else {
+            return Ok(EntryHint::default());
+        };
+        if !tests.contains_key(&item.test_code) {
+            let units = match self.store.catalog_by_code(&item.test_code).await? {
+                Some(c) => definition(&c)?.units,
+                None => None,
+            };
+            let rules = match self.store.result_rules(&item.test_code).await? {
+                Some(r) => doc_of(&r)?.parse(r.version)?,
+                None => ParsedRules::default(),
+            };
+            tests.insert(item.test_code.clone(), (units, rules));
+        }
+        if !patients.contains_key(&specimen.patient_id) {
+            let p = self
+                .store
+                .patient_by_id(specimen.patient_id)
+                .await?
+                .ok_or_else(|| AppError::Internal("specimen without patient".into()))?;
+            patients.insert(p.id, p);
+        }
+        let (Some((units, rules)), Some(patient)) = (
+            tests.get(&item.test_code),
+            patients.get(&specimen.patient_id),
+        ) else {
+            return Err(AppError::Internal("entry hint caches".into()));
+        };
+        let interval = interval_in_force(rules, patient, &specimen, time_zone)?;
+        let collected_at = specimen.collected_at.unwrap_or(specimen.created_at);
+        let previous = self
+            .store
+            .patient_results(patient.id, &item.test_code, 1)
+            .await?
+            .into_iter()
+            .find(|r| {
+                r.order_id != item.order_id && r.collected_at.is_some_and(|c| c < collected_at)
+            })
+            .map(|r| {
+                let b = Body::parse(&r.body)?;
+                Ok::<_, AppError>(PreviousResult {
+                    result_id: r.id,
+                    value: b.value,
+                    units: b.units,
+                    flags: b.flags,
+                    collected_at: r.collected_at,
+                })
+            })
+            .transpose()?;
+        Ok(EntryHint {
+            reference_interval: interval.map(IntervalView::from),
+            units: units.clone(),
+            previous,
+        })
+    }
+
+    /// Every held result waiting for review, across departments, with its department and
+    /// its hold reasons: STAT first, then the oldest (`result.verify`). Recorded in the
+    /// access log.
+    pub async fn review_list(&self, actor: &Actor) -> AppResult<Vec<ReviewItem>> {
+        actor.require(Permission::ResultVerify)?;
+        let items = self.running_items(None, true).await?;
+        self.log_shown(
+            actor,
+            "review.read",
+            "worklist",
+            "held",
+            items.iter().map(|(_, i)| i.subject()),
+        )
+        .await?;
+        Ok(items
+            .into_iter()
+            .map(|(department, item)| ReviewItem { department, item })
+            .collect())
     }
 
     /// Critical calls not yet documented, the most overdue first (`result.verify`).

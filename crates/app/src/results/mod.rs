@@ -25,7 +25,7 @@ use crate::catalog::TestDefinition;
 use crate::{AppError, AppResult};
 
 pub(crate) use entry::EntrySettings;
-pub use entry::{ResultInput, ResultOutcome};
+pub use entry::{ResultInput, ResultOutcome, ResultPreview};
 pub use lists::{CriticalCallView, CumulativeView, WorklistItem, WorklistView};
 pub use not_performed::NotPerformedInput;
 pub use review::{CorrectionInput, CriticalCallInput};
@@ -47,6 +47,16 @@ pub struct IntervalView {
     pub low: Option<String>,
     pub high: Option<String>,
     pub text: String,
+}
+
+impl From<aliquot_domain::results::interval::ShownInterval> for IntervalView {
+    fn from(i: aliquot_domain::results::interval::ShownInterval) -> IntervalView {
+        IntervalView {
+            low: i.low.map(|d| d.to_string()),
+            high: i.high.map(|d| d.to_string()),
+            text: i.text,
+        }
+    }
 }
 
 /// Serum indices as the analyzer reported them.
@@ -140,6 +150,8 @@ pub struct ResultVersionView {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResultView {
     pub id: i64,
+    /// The order the result belongs to.
+    pub order_id: i64,
     pub test_code: String,
     pub value: String,
     pub kind: String,
@@ -210,6 +222,7 @@ pub(crate) fn result_view(
         .collect::<AppResult<Vec<_>>>()?;
     Ok(ResultView {
         id: r.id,
+        order_id: r.order_id,
         test_code: r.test_code.clone(),
         value: b.value,
         kind: b.kind,

@@ -242,6 +242,8 @@ impl From<ResultVersionView> for ResultVersionDto {
 #[derive(Serialize, ToSchema)]
 pub struct ResultDto {
     pub id: i64,
+    /// The order the result belongs to.
+    pub order_id: i64,
     pub test_code: String,
     /// As reported, the recorded dilution applied; `<x`/`>x` outside the reportable range.
     pub value: String,
@@ -308,6 +310,7 @@ impl From<ResultView> for ResultDto {
     fn from(r: ResultView) -> Self {
         let ResultView {
             id,
+            order_id,
             test_code,
             value,
             kind,
@@ -335,6 +338,7 @@ impl From<ResultView> for ResultDto {
         } = r;
         ResultDto {
             id,
+            order_id,
             test_code,
             value,
             kind,

@@ -10,13 +10,16 @@
 //! without a row in the table is refused, as for the API. The UI routes are not part of the
 //! JSON API and not in its OpenAPI document.
 
+mod admin;
 mod auth;
+mod board;
 mod interfaces;
 mod processing;
 mod qc;
 mod registration;
 mod reports;
 mod results;
+mod review;
 pub mod session;
 mod stations;
 
@@ -90,6 +93,31 @@ pub const UI_ROUTES: &[RouteSpec] = &[
     r("POST", "/results/enter", Perm(P::ResultEnter)),
     r("POST", "/results/{id}/verify", Perm(P::ResultVerify)),
     r("POST", "/results/{id}/call", Perm(P::ResultVerify)),
+    r("POST", "/results/preview", Perm(P::ResultEnter)),
+    // review and release, corrections
+    r("GET", "/review", Perm(P::ResultVerify)),
+    r("POST", "/review/results/{id}/verify", Perm(P::ResultVerify)),
+    r("POST", "/review/orders/{id}/verify", Perm(P::ResultVerify)),
+    r("POST", "/review/rerun", Perm(P::ResultEnter)),
+    r("GET", "/results/{id}", Perm(P::OrderRead)),
+    r("POST", "/results/{id}/correct", Perm(P::ResultVerify)),
+    // the dashboard
+    r("GET", "/dashboard", Perm(P::SpecimenProcess)),
+    r("GET", "/dashboard/board", Perm(P::SpecimenProcess)),
+    // reports
+    r("GET", "/reports", Perm(P::OrderRead)),
+    r("GET", "/reports/order", Perm(P::OrderRead)),
+    r("GET", "/reports/batch.pdf", Perm(P::OrderRead)),
+    // administration
+    r("GET", "/admin", Perm(P::UserRead)),
+    r("POST", "/admin/users", Perm(P::UserManage)),
+    r("POST", "/admin/users/{id}/role", Perm(P::UserManage)),
+    r("POST", "/admin/users/{id}/disabled", Perm(P::UserManage)),
+    r("GET", "/admin/settings", Perm(P::SettingsRead)),
+    r("POST", "/admin/settings", Perm(P::SettingsWrite)),
+    r("GET", "/admin/catalog", Perm(P::CatalogRead)),
+    r("GET", "/admin/audit", Perm(P::AuditRead)),
+    r("GET", "/admin/access-log", Perm(P::AuditRead)),
     // interfaces
     r("GET", "/interfaces", Perm(P::InterfaceManage)),
     r("POST", "/interfaces/{id}/replay", Perm(P::InterfaceManage)),
@@ -141,6 +169,29 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/results/enter", post(results::enter))
         .route("/results/{id}/verify", post(results::verify))
         .route("/results/{id}/call", post(results::document_call))
+        .route("/results/preview", post(results::preview))
+        .route("/review", get(review::review))
+        .route("/review/results/{id}/verify", post(review::verify))
+        .route("/review/orders/{id}/verify", post(review::verify_order))
+        .route("/review/rerun", post(review::rerun))
+        .route("/results/{id}", get(review::result))
+        .route("/results/{id}/correct", post(review::correct))
+        .route("/dashboard", get(board::dashboard))
+        .route("/dashboard/board", get(board::board_fragment))
+        .route("/reports", get(reports::reports))
+        .route("/reports/order", get(reports::order_lookup))
+        .route("/reports/batch.pdf", get(reports::batch))
+        .route("/admin", get(admin::users))
+        .route("/admin/users", post(admin::create_user))
+        .route("/admin/users/{id}/role", post(admin::set_role))
+        .route("/admin/users/{id}/disabled", post(admin::set_disabled))
+        .route(
+            "/admin/settings",
+            get(admin::settings).post(admin::put_setting),
+        )
+        .route("/admin/catalog", get(admin::catalog))
+        .route("/admin/audit", get(admin::audit))
+        .route("/admin/access-log", get(admin::access_log))
         .route("/interfaces", get(interfaces::interfaces_page))
         .route("/interfaces/{id}/replay", post(interfaces::replay))
         .route("/qc", get(qc::qc_page))
@@ -292,8 +343,12 @@ const STATIONS: &[(&str, &str, &str, Permission)] = &[
     ("/storage", "Storage", "s", P::SpecimenProcess),
     ("/track", "Tracking", "t", P::OrderRead),
     ("/results", "Results", "e", P::ResultEnter),
+    ("/review", "Review", "w", P::ResultVerify),
+    ("/reports", "Reports", "o", P::OrderRead),
     ("/interfaces", "Interfaces", "i", P::InterfaceManage),
     ("/qc", "QC", "q", P::QcRead),
+    ("/dashboard", "Dashboard", "b", P::SpecimenProcess),
+    ("/admin", "Administration", "m", P::UserManage),
 ];
 
 pub(crate) fn stations_for(
@@ -492,13 +547,29 @@ mod tests {
         let hrefs = |role| stations_for(role).map(|s| s.0).collect::<Vec<_>>();
         assert_eq!(
             hrefs(Role::Phlebotomist),
-            ["/patients", "/collect", "/track"]
+            ["/patients", "/collect", "/track", "/reports"]
         );
-        assert_eq!(hrefs(Role::Physician), ["/patients", "/track"]);
-        // The administrator runs the interfaces, without patient data.
-        assert_eq!(hrefs(Role::Admin), ["/interfaces"]);
-        assert_eq!(hrefs(Role::Technician).len(), STATIONS.len() - 1);
-        assert_eq!(hrefs(Role::Technologist).len(), STATIONS.len());
+        assert_eq!(hrefs(Role::Physician), ["/patients", "/track", "/reports"]);
+        // The administrator runs the interfaces and the administration, without patient data.
+        assert_eq!(hrefs(Role::Admin), ["/interfaces", "/admin"]);
+        // A technician neither releases results nor runs interfaces or the system.
+        assert_eq!(
+            hrefs(Role::Technician),
+            [
+                "/patients",
+                "/collect",
+                "/receive",
+                "/process",
+                "/storage",
+                "/track",
+                "/results",
+                "/reports",
+                "/qc",
+                "/dashboard"
+            ]
+        );
+        assert_eq!(hrefs(Role::Technologist).len(), STATIONS.len() - 1);
+        assert_eq!(hrefs(Role::Director).len(), STATIONS.len() - 1);
     }
 
     #[test]

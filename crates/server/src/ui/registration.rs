@@ -581,8 +581,21 @@ struct OrderPage {
     placer: String,
     diagnosis: String,
     tubes: Vec<TubeRow>,
+    results: Vec<OrderResultRow>,
     draw_error: Option<String>,
     can_label: bool,
+    can_verify: bool,
+}
+
+/// An ordered test and its result on the order page (each result opens its own page, with
+/// its versions and the correction form).
+pub(crate) struct OrderResultRow {
+    pub test: String,
+    pub accession: String,
+    pub status: String,
+    pub result_id: Option<i64>,
+    pub value: String,
+    pub interval: String,
 }
 
 #[derive(Deserialize)]
@@ -629,6 +642,41 @@ pub async fn order(
             collected: t.collected_at.map(|c| when(c, &lab.tz)).unwrap_or_default(),
         })
         .collect();
+    let results = o
+        .tests
+        .iter()
+        .map(|t| OrderResultRow {
+            test: t.test_code.clone(),
+            accession: t.accession.clone(),
+            status: status_label(
+                t.result
+                    .as_ref()
+                    .map(|r| r.status.as_str())
+                    .unwrap_or(t.status.as_str()),
+            ),
+            result_id: t.result.as_ref().map(|r| r.id),
+            value: t
+                .result
+                .as_ref()
+                .map(|r| {
+                    format!(
+                        "{} {} {}",
+                        r.value,
+                        r.units.as_deref().unwrap_or_default(),
+                        r.flags.join(" ")
+                    )
+                    .trim()
+                    .to_owned()
+                })
+                .unwrap_or_default(),
+            interval: t
+                .result
+                .as_ref()
+                .and_then(|r| r.reference_interval.as_ref())
+                .map(|i| i.text.clone())
+                .unwrap_or_default(),
+        })
+        .collect();
     render(
         StatusCode::OK,
         &OrderPage {
@@ -642,7 +690,12 @@ pub async fn order(
             placer: o.placer_order_number.clone().unwrap_or_default(),
             diagnosis: o.diagnosis_codes.join(" "),
             tubes,
+            results,
             draw_error: q.draw_error,
+            can_verify: s
+                .actor
+                .role
+                .allows(aliquot_domain::auth::Permission::ResultVerify),
             can_label: s
                 .actor
                 .role

@@ -2,7 +2,7 @@
 //! Enter), the held results with their reasons, verification for those who may release, and
 //! the critical-call form a critical value forces. Every action is the REST API's use case.
 
-use aliquot_app::{CriticalCallInput, OpenCallView, ResultInput, WorklistItem};
+use aliquot_app::{CriticalCallInput, EntryHint, OpenCallView, ResultInput, WorklistItem};
 use aliquot_domain::auth::Permission;
 use aliquot_domain::catalog::Department;
 use aliquot_domain::results::rules::Flag;
@@ -14,7 +14,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::session::WebSession;
-use super::{FormData, Nav, message, nav, render};
+use super::{FormData, Nav, html, message, nav, render, when};
 use crate::AppState;
 
 pub(crate) struct Row {
@@ -29,6 +29,11 @@ pub(crate) struct Row {
     pub flags: String,
     pub critical: bool,
     pub reasons: Vec<String>,
+    /// The reference interval in force at the tube's collection, with the test's units.
+    pub interval: String,
+    pub units: String,
+    /// The patient's previous released result of the test: value and flags, and when.
+    pub previous: Option<(String, String)>,
 }
 
 pub(crate) struct Call {
@@ -48,11 +53,17 @@ struct ResultsPage {
     notice: Option<String>,
     error: Option<String>,
     rows: Vec<Row>,
+    /// Pending and held tests in all (the page lists the first [`ENTRY_ROWS`]).
+    total: usize,
     calls: Vec<Call>,
     can_verify: bool,
 }
 
-fn row(i: WorklistItem) -> Row {
+/// How many rows the entry page lists: the most urgent first; the rest follow as these are
+/// done.
+pub const ENTRY_ROWS: usize = 100;
+
+fn row(i: WorklistItem, h: EntryHint, tz: &jiff::tz::TimeZone) -> Row {
     Row {
         stat: i.priority == "stat",
         accession: i.accession,
@@ -68,6 +79,21 @@ fn row(i: WorklistItem) -> Row {
             .any(|f| Flag::parse(f).is_some_and(Flag::is_critical)),
         flags: i.flags.join(" "),
         reasons: i.hold_reasons.into_iter().map(|r| r.message).collect(),
+        interval: h.reference_interval.map(|r| r.text).unwrap_or_default(),
+        units: h.units.unwrap_or_default(),
+        previous: h.previous.map(|p| {
+            (
+                format!(
+                    "{} {} {}",
+                    p.value,
+                    p.units.unwrap_or_default(),
+                    p.flags.join(" ")
+                )
+                .trim()
+                .to_owned(),
+                p.collected_at.map(|c| when(c, tz)).unwrap_or_default(),
+            )
+        }),
     }
 }
 
@@ -88,15 +114,25 @@ async fn page(
     notice: Option<String>,
     mut error: Option<String>,
 ) -> Response {
-    let (nav, _) = nav(state, s, "/results").await;
+    let (nav, lab) = nav(state, s, "/results").await;
     let department = Department::parse(department)
         .map(|d| d.as_str().to_owned())
         .unwrap_or_else(|_| "chemistry".into());
-    let rows = match state.app.results_worklist(&s.actor, &department).await {
-        Ok(w) => w.items.into_iter().map(row).collect(),
+    let (rows, total) = match state
+        .app
+        .results_entry_list(&s.actor, &department, ENTRY_ROWS)
+        .await
+    {
+        Ok(w) => (
+            w.items
+                .into_iter()
+                .map(|(i, h)| row(i, h, &lab.tz))
+                .collect(),
+            w.total,
+        ),
         Err(e) => {
             error.get_or_insert(message(&e));
-            Vec::new()
+            (Vec::new(), 0)
         }
     };
     let can_verify = s.actor.role.allows(Permission::ResultVerify);
@@ -123,6 +159,7 @@ async fn page(
             notice,
             error,
             rows,
+            total,
             calls,
             can_verify,
         },
@@ -236,4 +273,55 @@ pub async fn document_call(
         Err(e) => (None, Some(message(&e))),
     };
     page(&state, &s, &department, notice, error).await
+}
+
+/// `POST /results/preview`: the flags a value would get, while it is typed (htmx, a
+/// fragment). Judged by the entry's own evaluation; nothing is stored.
+pub async fn preview(
+    State(state): State<AppState>,
+    Extension(s): Extension<WebSession>,
+    form: FormData,
+) -> Response {
+    let value = form.get("value");
+    if value.is_empty() {
+        return html(StatusCode::OK, String::new());
+    }
+    let item = ResultInput {
+        accession: form.get("accession").to_owned(),
+        test: form.get("test").to_owned(),
+        value: value.to_owned(),
+        ..ResultInput::default()
+    };
+    let body = match state.app.preview_result(&s.actor, &item).await {
+        Ok(p) => PreviewFragment {
+            flags: p.flags.join(" "),
+            critical: p.critical,
+            held: p
+                .hold_reasons
+                .into_iter()
+                .map(|r| r.message)
+                .collect::<Vec<_>>()
+                .join("; "),
+            error: None,
+        },
+        Err(e) => PreviewFragment {
+            flags: String::new(),
+            critical: false,
+            held: String::new(),
+            error: Some(message(&e)),
+        },
+    };
+    render(StatusCode::OK, &body)
+}
+
+#[derive(Template)]
+#[template(
+    source = "{% if let Some(e) = error %}<span class=\"preview-error\">{{ e }}</span>{% else %}{% if critical %}<span class=\"stat\">CRITICAL</span> {% endif %}<strong class=\"preview-flags\">{% if flags.is_empty() %}no flag{% else %}{{ flags }}{% endif %}</strong>{% if !held.is_empty() %} · would be held: {{ held }}{% endif %}{% endif %}",
+    ext = "html"
+)]
+struct PreviewFragment {
+    flags: String,
+    critical: bool,
+    held: String,
+    error: Option<String>,
 }

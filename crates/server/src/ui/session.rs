@@ -29,6 +29,8 @@ use crate::access::Access;
 pub const COOKIE: &str = "aliquot_session";
 pub const CSRF_FIELD: &str = "csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
+/// Sent by a page's own polling: the request does not keep the session from its idle timeout.
+pub const PASSIVE_HEADER: &str = "x-aliquot-passive";
 
 /// The logged-in user of a UI request.
 #[derive(Clone)]
@@ -130,7 +132,18 @@ fn to_login(req: &Request, why: Option<&str>, clear: bool) -> Response {
         sep = '&';
     }
     if req.method() == Method::GET {
-        let path = req.uri().path();
+        // An htmx request fetches a fragment: back to the page it was made from.
+        let path = if is_htmx(req.headers()) {
+            req.headers()
+                .get("hx-current-url")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|u| u.split_once("://"))
+                .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
+                .map(|p| p.split(['?', '#']).next().unwrap_or("/").to_owned())
+                .unwrap_or_else(|| "/".to_owned())
+        } else {
+            req.uri().path().to_owned()
+        };
         if path != "/" && path.starts_with('/') && !path.starts_with("//") {
             target.push_str(&format!("{sep}next={path}"));
         }
@@ -198,7 +211,14 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
     let Some(token) = cookie_token(req.headers()) else {
         return to_login(&req, None, false);
     };
-    let actor = match state.app.authenticate(&token, Source::Web).await {
+    // A page refreshing itself (`X-Aliquot-Passive` on a GET) is not the user's activity.
+    let passive = req.method() == Method::GET && req.headers().contains_key(PASSIVE_HEADER);
+    let authenticated = if passive {
+        state.app.authenticate_passive(&token, Source::Web).await
+    } else {
+        state.app.authenticate(&token, Source::Web).await
+    };
+    let actor = match authenticated {
         Ok(a) => a,
         Err(AppError::Unauthorized { code, .. }) => return to_login(&req, Some(code), true),
         Err(e) => return super::app_error_page(&e),

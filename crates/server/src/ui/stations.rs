@@ -57,6 +57,35 @@ struct CollectPage {
     mrn: String,
     birth_date: String,
     site: String,
+    /// The draw list (shown on the plain collection page): the chosen location's code, the
+    /// locations to choose from (code, name, chosen) and the tubes still to draw.
+    draw_list: Option<DrawList>,
+}
+
+pub(crate) struct DrawList {
+    pub location: String,
+    pub locations: Vec<(String, String, bool)>,
+    pub rows: Vec<DrawRow>,
+    pub error: Option<String>,
+}
+
+pub(crate) struct DrawRow {
+    pub accession: String,
+    pub stat: bool,
+    pub priority: String,
+    pub location: String,
+    pub tube: String,
+    pub cap: String,
+    pub cap_class: String,
+    pub specimen_type: String,
+    pub tests: String,
+    pub ordered: String,
+    pub patient: String,
+}
+
+#[derive(Deserialize)]
+pub struct CollectQuery {
+    location: Option<String>,
 }
 
 fn collect_page_with(nav: Nav, now: String) -> CollectPage {
@@ -70,16 +99,76 @@ fn collect_page_with(nav: Nav, now: String) -> CollectPage {
         mrn: String::new(),
         birth_date: String::new(),
         site: String::new(),
+        draw_list: None,
+    }
+}
+
+/// The phlebotomist's draw list of one location (or all), through the draw-list use case.
+async fn draw_list(
+    state: &AppState,
+    s: &WebSession,
+    location: Option<&str>,
+    tz: &jiff::tz::TimeZone,
+) -> DrawList {
+    let location = location.map(str::trim).unwrap_or("").to_owned();
+    let locations = state
+        .app
+        .locations(&s.actor)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|l| {
+            let chosen = l.code == location;
+            (l.code, l.name, chosen)
+        })
+        .collect();
+    let (rows, error) = match state
+        .app
+        .draw_list(&s.actor, Some(location.as_str()).filter(|l| !l.is_empty()))
+        .await
+    {
+        Ok(items) => (
+            items
+                .into_iter()
+                .map(|d| DrawRow {
+                    stat: d.priority == "stat",
+                    priority: d.priority,
+                    location: d.location,
+                    tube: d.container_name,
+                    cap_class: super::registration::cap_class(&d.cap_colour),
+                    cap: d.cap_colour,
+                    specimen_type: d.specimen_type.replace('_', " "),
+                    tests: d.tests.join(" "),
+                    ordered: when(d.ordered_at, tz),
+                    patient: d
+                        .patient
+                        .map(|(name, mrn)| format!("{name} · MRN {mrn}"))
+                        .unwrap_or_default(),
+                    accession: d.accession,
+                })
+                .collect(),
+            None,
+        ),
+        Err(e) => (Vec::new(), Some(message(&e))),
+    };
+    DrawList {
+        location,
+        locations,
+        rows,
+        error,
     }
 }
 
 pub async fn collect_page(
     State(state): State<AppState>,
     Extension(s): Extension<WebSession>,
+    Query(q): Query<CollectQuery>,
 ) -> Response {
     let (nav, lab) = nav(&state, &s, "/collect").await;
     let now = now_local(state.app.now(), &lab.tz);
-    render(StatusCode::OK, &collect_page_with(nav, now))
+    let mut page = collect_page_with(nav, now);
+    page.draw_list = Some(draw_list(&state, &s, q.location.as_deref(), &lab.tz).await);
+    render(StatusCode::OK, &page)
 }
 
 /// A scanned tube: shows what it is and whom it belongs to, and asks for the two identifiers.

@@ -47,3 +47,6 @@ mod stability;
 
 // turnaround time (issue 4)
 mod users;
+
+// the web UI's self-refreshing board and the idle timeout (issue 15 item 10)
+mod web_session;

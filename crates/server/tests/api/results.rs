@@ -309,6 +309,7 @@ async fn held_results_are_verified_once_and_corrected_with_history(db: Db) {
     let (_, r) = c.app.get(&format!("/api/v1/results/{id}"), &c.mt).await;
     assert_eq!(r["status"], "released");
     assert_eq!(r["version"], 2);
+    assert!(r["order_id"].as_i64().is_some_and(|o| o > 0), "{r}");
     assert_eq!(r["autoverified"], false);
     // The same result posted again is stored once.
     let again = post(

@@ -202,6 +202,48 @@ pub(crate) async fn specimens_of_order<'e, E: Executor<'e, Database = Db>>(
     .collect()
 }
 
+/// Tubes still to be drawn of active orders (of one location, or all): STAT first, then the
+/// oldest order, in order of draw.
+pub(crate) async fn planned_specimens<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    location_id: Option<i64>,
+    limit: i64,
+) -> StoreResult<Vec<SpecimenRecord>> {
+    sqlx::query_as::<_, SpecimenRow>(
+        "SELECT s.id, s.accession, s.order_id, s.patient_id, s.container, \
+         s.specimen_type, s.draw_rank, s.status, s.volume_ul, s.capacity_ul, s.created_at, \
+         s.collected_at, s.temperature, s.demand_ul, s.received_container \
+         FROM specimens s JOIN orders o ON o.id = s.order_id \
+         WHERE s.status = 'planned' AND o.status = 'active' \
+         AND ($1 = 0 OR o.location_id = $1) \
+         ORDER BY CASE o.priority WHEN 'stat' THEN 0 WHEN 'asap' THEN 1 \
+         WHEN 'timed' THEN 2 ELSE 3 END, o.created_at, o.id, s.draw_rank, s.id LIMIT $2",
+    )
+    .bind(location_id.unwrap_or(0))
+    .bind(limit)
+    .fetch_all(e)
+    .await?
+    .into_iter()
+    .map(specimen)
+    .collect()
+}
+
+/// The times of the custody events `receive` at or after `since`.
+pub(crate) async fn receipt_times<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    since: Timestamp,
+) -> StoreResult<Vec<Timestamp>> {
+    sqlx::query_as::<_, (i64,)>(
+        "SELECT at FROM specimen_events WHERE kind = 'receive' AND at >= $1 ORDER BY at",
+    )
+    .bind(us(since))
+    .fetch_all(e)
+    .await?
+    .into_iter()
+    .map(|(at,)| ts(at))
+    .collect()
+}
+
 pub(crate) async fn specimen_by_accession<'e, E: Executor<'e, Database = Db>>(
     e: E,
     accession: &str,

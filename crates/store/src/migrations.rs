@@ -37,7 +37,8 @@ pub const SQLITE: &[MigrationSource] = migrations!(
     (18, "0018_report_versions"),
     (19, "0019_login_attempts"),
     (20, "0020_audit_key"),
-    (21, "0021_reference_labs_shipments")
+    (21, "0021_reference_labs_shipments"),
+    (22, "0022_specimen_events_by_kind_and_time")
 );
 pub const POSTGRES: &[MigrationSource] = migrations!(
     "postgres": (1, "0001_platform"),
@@ -60,7 +61,8 @@ pub const POSTGRES: &[MigrationSource] = migrations!(
     (18, "0018_report_versions"),
     (19, "0019_login_attempts"),
     (20, "0020_audit_key"),
-    (21, "0021_reference_labs_shipments")
+    (21, "0021_reference_labs_shipments"),
+    (22, "0022_specimen_events_by_kind_and_time")
 );
 
 pub(crate) fn migrator(list: &[MigrationSource]) -> Migrator {

@@ -457,6 +457,9 @@ pub fn encode_document(
                     ("NM", vec![v])
                 }
             }
+            // A coded answer is a CWE: the answer as the catalogue spells it is its local
+            // code and its text.
+            "coded" => ("CWE", vec![r.value.as_str(), r.value.as_str(), "L"]),
             _ => ("ST", vec![r.value.as_str()]),
         };
         let mut obx = OwnedSegment::new("OBX");
@@ -590,6 +593,36 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("\rNTE|1|L|Critical value\r"), "{text}");
+        // A coded answer goes as a CWE, a text one as ST.
+        let mut coded = d.clone();
+        coded.results[0].kind = "coded".into();
+        coded.results[0].value = "2+".into();
+        coded.results[0].units = None;
+        let text = String::from_utf8(encode_document(
+            &coded,
+            "AQ43",
+            at,
+            "EMR",
+            &OutboxConfig::default(),
+        ))
+        .unwrap();
+        assert!(
+            text.contains("|CWE|2823-3^Potassium^LN^K^Potassium^L||2+^2+^L||"),
+            "{text}"
+        );
+        coded.results[0].kind = "text".into();
+        let text = String::from_utf8(encode_document(
+            &coded,
+            "AQ44",
+            at,
+            "EMR",
+            &OutboxConfig::default(),
+        ))
+        .unwrap();
+        assert!(
+            text.contains("|ST|2823-3^Potassium^LN^K^Potassium^L||2+||"),
+            "{text}"
+        );
         // Deterministic: a resend is the same bytes.
         assert_eq!(
             m,

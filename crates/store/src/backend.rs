@@ -1681,6 +1681,33 @@ macro_rules! backend {
                     orders,
                 })
             }
+            async fn tube_owners(&mut self, accessions: &[String]) -> StoreResult<Vec<(String, PatientRecord)>> {
+                use crate::queries::$ctx::{orders, registration, specimens};
+                let tubes = specimens::specimens_by_accessions(&mut *self.tx, accessions).await?;
+                let mut order_ids: Vec<i64> = tubes.iter().map(|s| s.order_id).collect();
+                order_ids.sort_unstable();
+                order_ids.dedup();
+                let orders: std::collections::HashMap<i64, i64> = orders::orders_by_ids(&mut *self.tx, &order_ids)
+                    .await?
+                    .into_iter()
+                    .map(|o| (o.id, o.patient_id))
+                    .collect();
+                let mut patient_ids: Vec<i64> = orders.values().copied().collect();
+                patient_ids.sort_unstable();
+                patient_ids.dedup();
+                let patients: std::collections::HashMap<i64, PatientRecord> = registration::patients_by_ids(&mut *self.tx, &patient_ids)
+                    .await?
+                    .into_iter()
+                    .map(|p| (p.id, p))
+                    .collect();
+                Ok(tubes
+                    .into_iter()
+                    .filter_map(|s| {
+                        let patient = patients.get(orders.get(&s.order_id)?)?;
+                        Some((s.accession, patient.clone()))
+                    })
+                    .collect())
+            }
             async fn previous_released_many(&mut self, keys: &[(i64, String, Timestamp)]) -> StoreResult<Vec<Option<ResultRecord>>> {
                 use crate::queries::$ctx::results;
                 let found = results::previous_released_ids(&mut *self.tx, keys).await?;

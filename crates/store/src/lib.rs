@@ -1006,6 +1006,12 @@ pub trait Tx: Send {
     /// queries instead of several statements per result: the tubes, their orders, the orders'
     /// tests, patients and results, and the tubes' dilutions.
     async fn result_batch_rows(&mut self, accessions: &[String]) -> StoreResult<ResultBatchRows>;
+    /// The patient of each tube `accessions` names (through its order), by accession; tubes
+    /// that do not exist are left out.
+    async fn tube_owners(
+        &mut self,
+        accessions: &[String],
+    ) -> StoreResult<Vec<(String, PatientRecord)>>;
     /// [`Tx::previous_released`] for many `(patient, test, before)`: one answer per key, in
     /// the keys' order.
     async fn previous_released_many(

@@ -213,19 +213,8 @@ impl App {
             .collect();
         accessions.sort_unstable();
         accessions.dedup();
-        let rows = tx.result_batch_rows(&accessions).await?;
-        let patients: HashMap<i64, _> = rows.patients.into_iter().map(|p| (p.id, p)).collect();
-        let orders: HashMap<i64, i64> = rows.orders.iter().map(|o| (o.id, o.patient_id)).collect();
         let mut lookups = Lookups::default();
-        lookups.owners = Some(
-            rows.specimens
-                .iter()
-                .filter_map(|s| {
-                    let patient = patients.get(orders.get(&s.order_id)?)?;
-                    Some((s.accession.clone(), patient.clone()))
-                })
-                .collect(),
-        );
+        lookups.owners = Some(tx.tube_owners(&accessions).await?.into_iter().collect());
         // Each new message read and matched, in order.
         let mut prepared: Vec<Option<Prepared>> = Vec::with_capacity(jobs.len());
         for (job, plan) in jobs.iter().zip(&plans) {

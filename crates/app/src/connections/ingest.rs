@@ -667,13 +667,12 @@ impl App {
         tx: &mut Box<dyn Tx>,
         accession: &str,
     ) -> AppResult<Option<PatientRecord>> {
-        let Some(spec) = tx.specimen_by_accession(accession).await? else {
-            return Ok(None);
-        };
-        let Some(order) = tx.order_by_id(spec.order_id).await? else {
-            return Ok(None);
-        };
-        Ok(tx.patient_by_id(order.patient_id).await?)
+        Ok(tx
+            .tube_owners(&[accession.to_owned()])
+            .await?
+            .into_iter()
+            .next()
+            .map(|(_, p)| p))
     }
 
     /// Replays a message from the interface error queue with today's registry and mappings

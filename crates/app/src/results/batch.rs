@@ -172,7 +172,11 @@ impl App {
         for (i, ctx) in &fast {
             if wants_previous(ctx, &reading_of(&items[*i]))? {
                 key_of.insert(*i, keys.len());
-                keys.push((ctx.patient.id, ctx.test.test_code.clone(), collected(ctx)));
+                keys.push((
+                    ctx.patient.id,
+                    ctx.test.test_code.clone(),
+                    ctx.collected_at(),
+                ));
             }
         }
         let previous = tx.previous_released_many(&keys).await?;
@@ -193,7 +197,7 @@ impl App {
                 continue;
             }
             let reading = reading_of(&items[i]);
-            let collected_at = collected(&ctx);
+            let collected_at = ctx.collected_at();
             let stored_previous = key_of
                 .get(&i)
                 .and_then(|k| previous.get(*k))
@@ -369,9 +373,4 @@ impl App {
         let order = cache.orders.get(&spec.order_id)?;
         Some((order.id, order.patient_id))
     }
-}
-
-/// When the specimen was collected (its record's time when the draw time is unknown).
-fn collected(ctx: &Context) -> Timestamp {
-    ctx.specimen.collected_at.unwrap_or(ctx.specimen.created_at)
 }

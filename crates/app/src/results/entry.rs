@@ -131,6 +131,16 @@ pub(crate) struct Context {
     pub history: SpecimenHistory,
 }
 
+impl Context {
+    /// When the specimen was collected (its record's time when the draw time is unknown):
+    /// the time intervals, deltas and stability are judged at.
+    pub(crate) fn collected_at(&self) -> Timestamp {
+        self.specimen
+            .collected_at
+            .unwrap_or(self.specimen.created_at)
+    }
+}
+
 /// The inputs of one evaluation.
 pub(crate) struct Reading<'a> {
     pub value: &'a str,
@@ -630,7 +640,7 @@ impl App {
         now: Timestamp,
     ) -> AppResult<Evaluated> {
         let time_zone = self.lab_timezone().await?;
-        let collected_at = ctx.specimen.collected_at.unwrap_or(ctx.specimen.created_at);
+        let collected_at = ctx.collected_at();
         let previous = if wants_previous(ctx, reading)? {
             tx.previous_released(ctx.patient.id, &ctx.test.test_code, collected_at)
                 .await?
@@ -769,7 +779,7 @@ pub(crate) fn judge(
             (other.clone(), None, None, false, None)
         }
     };
-    let collected_at = ctx.specimen.collected_at.unwrap_or(ctx.specimen.created_at);
+    let collected_at = ctx.collected_at();
     // Ages are computed on the lab's calendar (and hours of life from the local birth time).
     let time_zone = looked.time_zone;
     let interval = interval_in_force(&ctx.rules, &ctx.patient, &ctx.specimen, &time_zone)?;

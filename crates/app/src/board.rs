@@ -32,6 +32,9 @@ pub struct DrawItem {
     pub ordered_at: Timestamp,
     /// `Family, Given` and MRN, for a caller who may read patients.
     pub patient: Option<(String, String)>,
+    /// Draw a discard tube just before this one (a winged set with a citrate tube first,
+    /// issue 10 item 9).
+    pub discard_tube_before: bool,
 }
 
 impl ShowsPatient for DrawItem {
@@ -144,6 +147,7 @@ impl App {
         let with_patient = actor.role.allows(Permission::PatientRead);
         let mut orders = HashMap::new();
         let mut tests = HashMap::new();
+        let mut discard: HashMap<i64, Option<i64>> = HashMap::new();
         let mut patients: HashMap<i64, (String, String)> = HashMap::new();
         let mut out = Vec::new();
         for s in self
@@ -157,6 +161,8 @@ impl App {
                     .order_by_id(s.order_id)
                     .await?
                     .ok_or_else(|| AppError::Internal("specimen without order".into()))?;
+                let specimens = self.store.specimens_of_order(o.id).await?;
+                discard.insert(o.id, crate::orders::discard_tube_before_of(&o, &specimens));
                 orders.insert(o.id, o);
                 tests.insert(s.order_id, self.store.tests_of_order(s.order_id).await?);
             }
@@ -207,6 +213,7 @@ impl App {
                     .collect(),
                 ordered_at: order.created_at,
                 patient,
+                discard_tube_before: discard.get(&s.order_id) == Some(&Some(s.id)),
             });
         }
         self.worklist(

@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 
 use aliquot_domain::auth::Permission;
-use aliquot_domain::catalog::{ContainerCode, ContainerType, Priority, SpecimenType};
+use aliquot_domain::catalog::{ContainerCode, ContainerType, DrawRank, Priority, SpecimenType};
 use aliquot_domain::ids::{AccessionNumber, AccessionPrefix, Icd10Cm};
-use aliquot_domain::order::{AddOnPlacement, AddOnTube, place_add_on, plan_containers};
+use aliquot_domain::order::{
+    AddOnPlacement, AddOnTube, discard_tube_before, place_add_on, plan_containers,
+};
 use aliquot_domain::specimen::stability::SpecimenHistory;
 use aliquot_domain::specimen::{Event, SpecimenState, TestStatus, transition};
 use aliquot_store::{CatalogTestRecord, OrderRecord, OrderTestRecord, SpecimenRecord, Store, Tx};
@@ -32,6 +34,9 @@ pub struct NewOrderInput {
     pub clinical_notes: Option<String>,
     pub diagnosis_codes: Vec<String>,
     pub placer_order_number: Option<String>,
+    /// The draw uses a winged (butterfly) collection set: with a citrate tube first, a
+    /// discard tube is drawn before it (issue 10 item 9).
+    pub winged_collection_set: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +57,9 @@ pub struct SpecimenView {
     pub capacity_ul: i64,
     pub collected_at: Option<Timestamp>,
     pub tests: Vec<String>,
+    /// A discard tube is drawn just before this tube (the first tube still to draw, a
+    /// citrate tube, with a winged set).
+    pub discard_tube_before: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +87,10 @@ pub struct OrderView {
     pub created_at: Timestamp,
     pub cancelled_at: Option<Timestamp>,
     pub cancel_reason: Option<String>,
+    pub winged_collection_set: bool,
+    /// A discard tube must be drawn first: a winged set is used and the first tube still to
+    /// draw is a citrate tube (CLSI GP41).
+    pub discard_tube: bool,
     /// In order of draw.
     pub specimens: Vec<SpecimenView>,
     pub tests: Vec<OrderTestView>,
@@ -100,6 +112,28 @@ fn add_on_tube(s: &SpecimenRecord, history: SpecimenHistory) -> AppResult<AddOnT
     })
 }
 
+/// The tube of `o` a discard tube is drawn before, if any (issue 10 item 9, CLSI GP41):
+/// the order uses a winged set and the first of its tubes still to draw (`planned`) is a
+/// citrate tube ([`discard_tube_before`]).
+pub(crate) fn discard_tube_before_of<'a>(
+    o: &OrderRecord,
+    specimens: impl IntoIterator<Item = &'a SpecimenRecord>,
+) -> Option<i64> {
+    let planned: Vec<&SpecimenRecord> = specimens
+        .into_iter()
+        .filter(|s| s.status == "planned")
+        .collect();
+    let rank = |s: &SpecimenRecord| DrawRank(u8::try_from(s.draw_rank).unwrap_or(u8::MAX));
+    if !discard_tube_before(planned.iter().map(|&s| rank(s)), o.winged_collection_set) {
+        return None;
+    }
+    // The first in the draw list's own order.
+    planned
+        .iter()
+        .min_by(|a, b| (a.draw_rank, &a.container, a.id).cmp(&(b.draw_rank, &b.container, b.id)))
+        .map(|s| s.id)
+}
+
 pub(crate) fn view(
     o: &OrderRecord,
     specimens: &[SpecimenRecord],
@@ -113,6 +147,7 @@ pub(crate) fn view(
         .iter()
         .map(|s| (s.id, s.accession.as_str()))
         .collect();
+    let discard_before = discard_tube_before_of(o, specimens.iter().copied());
     Ok(OrderView {
         id: o.id,
         patient_id: o.patient_id,
@@ -128,6 +163,8 @@ pub(crate) fn view(
         created_at: o.created_at,
         cancelled_at: o.cancelled_at,
         cancel_reason: o.cancel_reason.clone(),
+        winged_collection_set: o.winged_collection_set,
+        discard_tube: discard_before.is_some(),
         specimens: specimens
             .iter()
             .enumerate()
@@ -154,6 +191,7 @@ pub(crate) fn view(
                         .filter(|t| t.specimen_id == s.id)
                         .map(|t| t.test_code.clone())
                         .collect(),
+                    discard_tube_before: discard_before == Some(s.id),
                 }
             })
             .collect(),
@@ -457,6 +495,7 @@ impl App {
             created_by: actor.username.clone(),
             cancelled_at: None,
             cancel_reason: None,
+            winged_collection_set: input.winged_collection_set,
         };
         order.id = tx.insert_order(&order).await?;
         let accessions = series.next(tx, plan.len()).await?;
@@ -513,6 +552,7 @@ impl App {
             "timed_at": order.timed_at.map(|t| t.to_string()),
             "placer_order_number": order.placer_order_number, "diagnosis_codes": diagnoses,
             "clinical_notes": order.clinical_notes,
+            "winged_collection_set": order.winged_collection_set,
             "specimens": v.specimens.iter().map(|s| json!({"accession": s.accession, "container": s.container, "tests": s.tests})).collect::<Vec<_>>(),
         })), None));
         Ok(v)

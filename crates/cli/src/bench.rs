@@ -205,6 +205,7 @@ async fn seed_specimens(
                     created_by: "bench".into(),
                     cancelled_at: None,
                     cancel_reason: None,
+                    winged_collection_set: false,
                 })
                 .await?;
             specimens.push(SpecimenRecord {

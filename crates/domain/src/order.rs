@@ -12,7 +12,8 @@
 //!   then container code, specimen type and tube number, so the plan is fully deterministic and
 //!   does not depend on the order in which tests were entered.
 //! - Discard tube (DOMAIN §6.2): with a winged (butterfly) set, a citrate tube drawn first needs
-//!   a discard tube before it ([`needs_discard_tube`]).
+//!   a discard tube before it ([`needs_discard_tube`], [`discard_tube_before`] for an order's
+//!   tubes still to be drawn).
 //! - Priorities reuse [`crate::catalog::Priority`] (HL7 S/A/R/T).
 //! - Add-on tests (DOMAIN §6.3, §11.1): a test may be added to a specimen already collected only
 //!   while the specimen is within the test's stability at the temperature it has been kept.
@@ -234,10 +235,19 @@ pub fn plan_containers(
 /// (butterfly) collection set is used and the citrate tube is the first tube of the draw, the
 /// tubing's dead-space air would under-fill it.
 pub fn needs_discard_tube(plan: &[PlannedTube], winged_collection_set: bool) -> bool {
-    winged_collection_set
-        && plan
-            .first()
-            .is_some_and(|tube| tube.draw_rank == DrawRank::CITRATE)
+    discard_tube_before(plan.iter().map(|t| t.draw_rank), winged_collection_set)
+}
+
+/// [`needs_discard_tube`] for a draw given by its tubes' ranks (an order's tubes still to be
+/// drawn, in any order): the first tube of the draw is the one of the lowest rank. A discard
+/// tube is drawn only when a winged set is used and that tube is a citrate tube; a blood
+/// culture drawn first (it comes before citrate in CLSI GP41) already clears the tubing's air,
+/// and an empty draw needs nothing.
+pub fn discard_tube_before(
+    draw_ranks: impl IntoIterator<Item = DrawRank>,
+    winged_collection_set: bool,
+) -> bool {
+    winged_collection_set && draw_ranks.into_iter().min() == Some(DrawRank::CITRATE)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -459,6 +469,32 @@ mod tests {
         let plan = plan_containers(&with_culture, &defaults).unwrap();
         assert!(!needs_discard_tube(&plan, true));
         assert!(!needs_discard_tube(&[], true));
+    }
+
+    /// CLSI GP41 (DOMAIN §6.2): the discard tube, case by case.
+    #[test]
+    fn discard_tube_case_table() {
+        use DrawRank as R;
+        #[rustfmt::skip]
+        let cases: &[(&str, &[DrawRank], bool, bool)] = &[
+            // what is drawn,                       ranks,                               winged, discard
+            ("citrate alone, winged set",           &[R::CITRATE],                       true,  true),
+            ("citrate alone, straight needle",      &[R::CITRATE],                       false, false),
+            ("citrate then serum and EDTA, winged", &[R::CITRATE, R::SERUM, R::EDTA],    true,  true),
+            ("the same tubes listed out of order",  &[R::EDTA, R::SERUM, R::CITRATE],    true,  true),
+            ("blood culture before citrate",        &[R::BLOOD_CULTURE, R::CITRATE],     true,  false),
+            ("no citrate tube, winged set",         &[R::SERUM, R::HEPARIN, R::EDTA],    true,  false),
+            ("urine only, winged set",              &[R::NOT_BLOOD],                     true,  false),
+            ("nothing left to draw",                &[],                                 true,  false),
+            ("two citrate tubes, winged set",       &[R::CITRATE, R::CITRATE],           true,  true),
+        ];
+        for (what, ranks, winged, expected) in cases {
+            assert_eq!(
+                discard_tube_before(ranks.iter().copied(), *winged),
+                *expected,
+                "{what}"
+            );
+        }
     }
 
     #[test]

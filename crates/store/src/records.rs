@@ -220,6 +220,8 @@ pub struct OrderRecord {
     pub created_by: String,
     pub cancelled_at: Option<Timestamp>,
     pub cancel_reason: Option<String>,
+    /// The draw uses a winged (butterfly) collection set (issue 10 item 9).
+    pub winged_collection_set: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -704,7 +706,8 @@ redacted_debug!(OrderRecord {
         status,
         created_at,
         created_by,
-        cancelled_at
+        cancelled_at,
+        winged_collection_set
     ],
     redacted: [
         placer_order_number,
@@ -793,6 +796,7 @@ mod tests {
             created_by: "ana".into(),
             cancelled_at: Some(t),
             cancel_reason: Some("Okafor discharged".into()),
+            winged_collection_set: false,
         };
         let session = SessionAuth {
             session_id: 3,

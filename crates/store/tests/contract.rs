@@ -1111,6 +1111,7 @@ async fn seed_specimen(store: &Arc<dyn Store>, accession: &str) -> (i64, i64, i6
             created_by: "t".into(),
             cancelled_at: None,
             cancel_reason: None,
+            winged_collection_set: false,
         })
         .await
         .unwrap();

@@ -630,6 +630,7 @@ impl App {
             clinical_notes: None,
             diagnosis_codes: o.diagnosis_codes.iter().map(|d| d.value.clone()).collect(),
             placer_order_number: Some(o.placer_order_number.value.clone()),
+            winged_collection_set: false,
         };
         let prepared = self.prepare_order(&input).await?;
         self.place_order_in(tx, actor, &input, prepared).await?;

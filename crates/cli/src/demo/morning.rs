@@ -395,6 +395,7 @@ pub async fn seed(app: &App, staff: &Staff) -> anyhow::Result<Summary> {
                         .then(|| "trough level: draw at the time given".into()),
                     diagnosis_codes: Vec::new(),
                     placer_order_number: Some(format!("DEMO-PO-{:03}", i + 1)),
+                    winged_collection_set: false,
                 },
             )
             .await

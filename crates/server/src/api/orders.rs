@@ -62,6 +62,10 @@ pub struct NewOrder {
     pub diagnosis_codes: Vec<String>,
     /// The EMR's order number, when there is one.
     pub placer_order_number: Option<String>,
+    /// The draw will use a winged (butterfly) collection set. With a citrate tube first in
+    /// the order of draw, a discard tube is then drawn before it (CLSI GP41). Default false.
+    #[serde(default)]
+    pub winged_collection_set: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -87,6 +91,9 @@ pub struct SpecimenDto {
     pub capacity_ul: i64,
     pub collected_at: Option<String>,
     pub tests: Vec<String>,
+    /// Draw a discard tube just before this tube: it is the first tube still to draw, a
+    /// citrate tube, and the order uses a winged collection set.
+    pub discard_tube_before: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -117,6 +124,12 @@ pub struct OrderDto {
     pub created_at: String,
     pub cancelled_at: Option<String>,
     pub cancel_reason: Option<String>,
+    /// The draw uses a winged (butterfly) collection set.
+    pub winged_collection_set: bool,
+    /// A discard tube is drawn first: winged set, and the first tube still to draw
+    /// (`planned`) is a citrate tube (CLSI GP41). The tube it precedes has
+    /// `discard_tube_before`.
+    pub discard_tube: bool,
     /// The draw list, in order of draw.
     pub specimens: Vec<SpecimenDto>,
     pub tests: Vec<OrderTestDto>,
@@ -138,6 +151,8 @@ impl From<OrderView> for OrderDto {
             created_at: o.created_at.to_string(),
             cancelled_at: o.cancelled_at.map(|t| t.to_string()),
             cancel_reason: o.cancel_reason,
+            winged_collection_set: o.winged_collection_set,
+            discard_tube: o.discard_tube,
             specimens: o
                 .specimens
                 .into_iter()
@@ -156,6 +171,7 @@ impl From<OrderView> for OrderDto {
                     capacity_ul: s.capacity_ul,
                     collected_at: s.collected_at.map(|t| t.to_string()),
                     tests: s.tests,
+                    discard_tube_before: s.discard_tube_before,
                 })
                 .collect(),
             tests: o
@@ -193,6 +209,7 @@ pub async fn place(
         clinical_notes: req.clinical_notes,
         diagnosis_codes: req.diagnosis_codes,
         placer_order_number: req.placer_order_number,
+        winged_collection_set: req.winged_collection_set,
     };
     let o = state.app.place_order(&actor, input).await?;
     Ok((StatusCode::CREATED, Json(o.into())))

@@ -522,6 +522,7 @@ fn new_order(body: &Value) -> FhirResult<NewOrderInput> {
             .map(str::to_owned),
         diagnosis_codes,
         placer_order_number: placer,
+        winged_collection_set: false,
     })
 }
 

@@ -366,6 +366,8 @@ struct OrderForm {
     timed_at: String,
     diagnosis_codes: String,
     placer_order_number: String,
+    /// A winged (butterfly) collection set will be used.
+    winged: bool,
     collected_at: String,
     notes: String,
     /// Tests ticked or typed, kept when the form comes back with an error.
@@ -501,6 +503,7 @@ pub async fn place_order(
         timed_at: form.get("timed_at").into(),
         diagnosis_codes: form.get("diagnosis_codes").into(),
         placer_order_number: form.get("placer_order_number").into(),
+        winged: form.get("winged_collection_set") == "on",
         collected_at: form.get("collected_at").into(),
         notes: form.get("clinical_notes").into(),
         chosen: tests.clone(),
@@ -519,6 +522,7 @@ pub async fn place_order(
         clinical_notes: form.opt("clinical_notes"),
         diagnosis_codes: split(&f.diagnosis_codes),
         placer_order_number: form.opt("placer_order_number"),
+        winged_collection_set: f.winged,
     };
     let order = match state.app.place_order(&s.actor, input).await {
         Ok(o) => o,
@@ -566,6 +570,8 @@ pub(crate) struct TubeRow {
     pub status: String,
     pub tests: String,
     pub collected: String,
+    /// A discard tube is drawn just before this one (winged set, citrate first).
+    pub discard_before: bool,
 }
 
 #[derive(Template)]
@@ -640,6 +646,7 @@ pub async fn order(
             status: status_label(&t.status),
             tests: t.tests.join(" "),
             collected: t.collected_at.map(|c| when(c, &lab.tz)).unwrap_or_default(),
+            discard_before: t.discard_tube_before,
         })
         .collect();
     let results = o

@@ -81,6 +81,8 @@ pub(crate) struct DrawRow {
     pub tests: String,
     pub ordered: String,
     pub patient: String,
+    /// Draw a discard tube just before this one (winged set, citrate first).
+    pub discard_before: bool,
 }
 
 #[derive(Deserialize)]
@@ -145,6 +147,7 @@ async fn draw_list(
                         .map(|(name, mrn)| format!("{name} · MRN {mrn}"))
                         .unwrap_or_default(),
                     accession: d.accession,
+                    discard_before: d.discard_tube_before,
                 })
                 .collect(),
             None,

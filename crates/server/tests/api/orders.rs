@@ -18,6 +18,7 @@ crate::both_backends!(
     cancel_and_add_on,
     a_resent_requisition_is_a_duplicate,
     scanned_requisitions,
+    a_winged_set_draws_a_discard_tube_before_citrate,
 );
 
 struct Ctx {
@@ -907,4 +908,108 @@ async fn a_resent_requisition_is_a_duplicate(db: Db) {
         "the number is free once its order is cancelled: {v}"
     );
     c.app.finish().await;
+}
+
+/// Issue 10 item 9 (CLSI GP41): an order drawn with a winged (butterfly) set whose first tube
+/// is a citrate tube shows a discard tube before it; without the winged set, with another
+/// first tube, or once the citrate tube is drawn, it does not. Bad input names its field.
+async fn a_winged_set_draws_a_discard_tube_before_citrate(db: Db) {
+    let c = setup(db).await;
+    let flags = |o: &Value| -> (bool, Vec<(String, bool)>) {
+        (
+            o["discard_tube"].as_bool().unwrap(),
+            o["specimens"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    (
+                        s["container"].as_str().unwrap().to_owned(),
+                        s["discard_tube_before"].as_bool().unwrap(),
+                    )
+                })
+                .collect(),
+        )
+    };
+    let tubes = |v: &[(&str, bool)]| -> Vec<(String, bool)> {
+        v.iter().map(|(c, d)| ((*c).to_owned(), *d)).collect()
+    };
+
+    // PT (citrate) and BMP (serum), winged set: the discard tube comes before the citrate.
+    let mut body = order(&c, &["PT", "BMP"]);
+    body["winged_collection_set"] = json!(true);
+    let (s, o) = c.app.post("/api/v1/orders", &c.token, body).await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    assert_eq!(o["winged_collection_set"], true);
+    assert_eq!(
+        flags(&o),
+        (true, tubes(&[("BLU", true), ("SST", false)])),
+        "{o}"
+    );
+    let id = o["id"].as_i64().unwrap();
+    let (s, read) = c.app.get(&format!("/api/v1/orders/{id}"), &c.token).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(flags(&read), flags(&o));
+
+    // The same tests with a straight needle: no discard tube (and the default is false).
+    let (s, o) = c
+        .app
+        .post("/api/v1/orders", &c.token, order(&c, &["PT", "BMP"]))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    assert_eq!(o["winged_collection_set"], false);
+    assert_eq!(flags(&o), (false, tubes(&[("BLU", false), ("SST", false)])));
+
+    // A winged set without a citrate tube: nothing to discard.
+    let mut body = order(&c, &["BMP", "CBC"]);
+    body["winged_collection_set"] = json!(true);
+    let (s, o) = c.app.post("/api/v1/orders", &c.token, body).await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    assert_eq!(flags(&o), (false, tubes(&[("SST", false), ("LAV", false)])));
+
+    // Once the citrate tube is drawn, the serum tube is first and needs no discard tube.
+    let citrate = read["specimens"][0]["accession"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/specimens/{citrate}/collect"),
+            &c.token,
+            json!({"collected_at": c.app.app.now().to_string(),
+                   "patient": {"mrn": "MRN-500", "family_name": "Garcia", "given_name": "Maria"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, after) = c.app.get(&format!("/api/v1/orders/{id}"), &c.token).await;
+    assert_eq!(
+        flags(&after),
+        (false, tubes(&[("BLU", false), ("SST", false)]))
+    );
+
+    // Not a boolean: refused, naming the field, and no order is written.
+    let (_, before) = c
+        .app
+        .get(
+            &format!("/api/v1/orders?patient_id={}", c.patient),
+            &c.token,
+        )
+        .await;
+    let mut body = order(&c, &["PT"]);
+    body["winged_collection_set"] = json!("yes");
+    let (s, v) = c.app.post("/api/v1/orders", &c.token, body).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["field"], "winged_collection_set", "{v}");
+    let (_, now) = c
+        .app
+        .get(
+            &format!("/api/v1/orders?patient_id={}", c.patient),
+            &c.token,
+        )
+        .await;
+    assert_eq!(
+        now.as_array().unwrap().len(),
+        before.as_array().unwrap().len()
+    );
 }

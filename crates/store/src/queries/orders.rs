@@ -76,7 +76,7 @@ macro_rules! order_cols {
     () => {
         "id, patient_id, provider_id, location_id, priority, timed_at, \
     placer_order_number, clinical_notes, diagnosis_codes, status, created_at, \
-    created_by, cancelled_at, cancel_reason"
+    created_by, cancelled_at, cancel_reason, winged_collection_set"
     };
 }
 
@@ -96,6 +96,7 @@ struct OrderRow {
     created_by: String,
     cancelled_at: Option<i64>,
     cancel_reason: Option<String>,
+    winged_collection_set: bool,
 }
 
 fn order(r: OrderRow) -> StoreResult<OrderRecord> {
@@ -114,6 +115,7 @@ fn order(r: OrderRow) -> StoreResult<OrderRecord> {
         created_by: r.created_by,
         cancelled_at: opt_ts(r.cancelled_at)?,
         cancel_reason: r.cancel_reason,
+        winged_collection_set: r.winged_collection_set,
     })
 }
 
@@ -124,7 +126,8 @@ pub(crate) async fn insert_order<'e, E: Executor<'e, Database = Db>>(
     let (id,) = sqlx::query_as::<_, (i64,)>(
         "INSERT INTO orders (patient_id, provider_id, location_id, priority, timed_at, \
          placer_order_number, clinical_notes, diagnosis_codes, status, created_at, \
-         created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+         created_by, winged_collection_set) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
     )
     .bind(o.patient_id)
     .bind(o.provider_id)
@@ -137,6 +140,7 @@ pub(crate) async fn insert_order<'e, E: Executor<'e, Database = Db>>(
     .bind(&o.status)
     .bind(us(o.created_at))
     .bind(&o.created_by)
+    .bind(o.winged_collection_set)
     .fetch_one(e)
     .await?;
     Ok(id)

@@ -22,8 +22,8 @@ use aliquot_app::connections::{
     AckFacts, AckKind, Inbound, InboundError, InboundObservation, InboundSpecimen, Protocol,
 };
 use aliquot_hl7::{
-    AckCode, AckError, AckMode, AckOptions, Document, ErrorLocation, Message, ack_mode, build_ack,
-    encode_frame,
+    AckCode, AckError, AckMode, AckOptions, Document, ErrorLocation, Message, OwnedMessage,
+    ack_mode, build_ack, encode_frame,
 };
 use sha2::{Digest, Sha256};
 
@@ -308,7 +308,7 @@ pub(crate) fn digest(raw: &[u8]) -> String {
 }
 
 /// MSH-7 of an acknowledgement.
-fn timestamp() -> String {
+pub(crate) fn timestamp() -> String {
     jiff::Timestamp::now()
         .strftime("%Y%m%d%H%M%S+0000")
         .to_string()
@@ -370,12 +370,18 @@ fn ack_errors(errors: &[InboundError]) -> Vec<AckError> {
         .collect()
 }
 
+/// Turns an application acknowledgement into the message type's own response (e.g. an
+/// ORR^O02 answering an order); commit acknowledgements stay ACKs.
+pub(crate) type Shape<'s> = &'s dyn Fn(&Message<'_, '_>, &mut OwnedMessage);
+
 struct Framer<'m, 'd, 'a> {
     msg: &'m Message<'d, 'a>,
     timestamp: &'m str,
+    shape: Option<Shape<'m>>,
 }
 
 impl Framer<'_, '_, '_> {
+    /// A commit-level acknowledgement (CA, CR): always an ACK.
     fn frame(
         &self,
         code: AckCode,
@@ -391,11 +397,34 @@ impl Framer<'_, '_, '_> {
             self.timestamp,
             text,
             errors,
+            None,
+            out,
+        );
+    }
+
+    /// An application-level acknowledgement (AA, AE, AR): shaped when asked.
+    fn frame_application(
+        &self,
+        code: AckCode,
+        control_id: &str,
+        text: Option<String>,
+        errors: &[InboundError],
+        out: &mut Vec<u8>,
+    ) {
+        framed(
+            self.msg,
+            code,
+            control_id,
+            self.timestamp,
+            text,
+            errors,
+            self.shape,
             out,
         );
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn framed(
     msg: &Message<'_, '_>,
     code: AckCode,
@@ -403,9 +432,10 @@ fn framed(
     timestamp: &str,
     text: Option<String>,
     errors: &[InboundError],
+    shape: Option<Shape<'_>>,
     out: &mut Vec<u8>,
 ) {
-    let ack = build_ack(
+    let mut ack = build_ack(
         msg,
         &AckOptions {
             code,
@@ -415,6 +445,9 @@ fn framed(
             errors: ack_errors(errors),
         },
     );
+    if let Some(shape) = shape {
+        shape(msg, &mut ack);
+    }
     encode_frame(&ack.encode(), out);
 }
 
@@ -426,6 +459,17 @@ pub fn acknowledge(raw: &[u8], facts: &AckFacts<'_>) -> Vec<u8> {
 
 /// [`acknowledge`] with the acknowledgement's MSH-7 given.
 pub fn acknowledge_at(raw: &[u8], facts: &AckFacts<'_>, timestamp: &str) -> Vec<u8> {
+    acknowledge_shaped(raw, facts, timestamp, None)
+}
+
+/// [`acknowledge_at`] whose application acknowledgement (original mode's only answer,
+/// enhanced mode's second) is reshaped by `shape`.
+pub(crate) fn acknowledge_shaped(
+    raw: &[u8],
+    facts: &AckFacts<'_>,
+    timestamp: &str,
+    shape: Option<Shape<'_>>,
+) -> Vec<u8> {
     let doc = Document::parse(raw);
     let mut out = Vec::new();
     let Some(msg) = doc.messages().next() else {
@@ -434,6 +478,7 @@ pub fn acknowledge_at(raw: &[u8], facts: &AckFacts<'_>, timestamp: &str) -> Vec<
     let f = Framer {
         msg: &msg,
         timestamp,
+        shape,
     };
     let summary = |kind: AckKind| match kind {
         AckKind::Accept => None,
@@ -450,7 +495,7 @@ pub fn acknowledge_at(raw: &[u8], facts: &AckFacts<'_>, timestamp: &str) -> Vec<
                 AckKind::Error => AckCode::AE,
                 AckKind::Reject => AckCode::AR,
             };
-            f.frame(
+            f.frame_application(
                 code,
                 &facts.control_id,
                 summary(facts.kind),
@@ -482,7 +527,7 @@ pub fn acknowledge_at(raw: &[u8], facts: &AckFacts<'_>, timestamp: &str) -> Vec<
                 } else {
                     AckCode::AE
                 };
-                f.frame(
+                f.frame_application(
                     code,
                     // Its own control id: the commit ACK's with the last digit replaced by
                     // `Z` (never a hex digit), still 20 characters.
@@ -524,6 +569,7 @@ pub fn try_again(raw: &[u8]) -> Vec<u8> {
         &timestamp(),
         Some("temporarily unable to store; send again".into()),
         &errors,
+        None,
         &mut out,
     );
     out

@@ -1,6 +1,21 @@
 //! HL7 v2 orders from an EMR: ORM^O01 and OML^O21 (and OML^O33, whose segments are read the
-//! same way) read into an [`InboundOrders`] for `App::ingest_orders`. The acknowledgement is
-//! built by [`crate::hl7::acknowledge`], as for results.
+//! same way) read into an [`InboundOrders`] for `App::ingest_orders`, and answered with the
+//! order response ([`respond`]).
+//!
+//! Answering (`respond`): the acknowledgement is built as for results (original mode AA/AE/AR;
+//! enhanced mode a commit ACK, CA or CR, then the application answer MSH-16 asks for), and
+//! the application answer is the message type's own response: **ORR^O02** to ORM^O01,
+//! **ORL^O22** to OML^O21 (MSH-9 `ORR^O02^ORR_O02`, `ORL^O22^ORL_O22`), with MSA and ERR as
+//! in an ACK and then, for every test of every order the message carries, an ORC/OBR pair:
+//! ORC-1 `OK` (placed) or `UA` (unable to accept), `CR` (cancelled as requested) or `UC`
+//! (unable to cancel); ORC-2 and OBR-2 the placer order number as sent; ORC-3 and OBR-3 the
+//! lab's order id (the filler order number, as in the outbound ORU's ORC-3) when accepted;
+//! ORC-5 `SC` (placed, to be collected) or `CA`; OBR-4 the test's code as sent.
+//! ORL^O22 nests its orders under the patient, so it repeats the message's PID before them.
+//! A message is all or nothing, so either every ORC says OK/CR or none does. OML^O33 (whose
+//! ORL^O34 nests orders under specimens) and a message whose type could not be read are
+//! answered with a plain ACK. The response is stored with the message and answered again,
+//! byte for byte, to a resend.
 //!
 //! Reading (`read_orders`):
 //! - the header as for results: MSH-3's namespace id is the sender, MSH-10 the control id
@@ -25,9 +40,9 @@
 
 use aliquot_app::connections::{
     InboundError, InboundMessage, InboundOrder, InboundOrders, InboundPatient, InboundTest,
-    Located, OrderControl, Protocol,
+    Located, OrderAckFacts, OrderControl, OrderResponse, Protocol,
 };
-use aliquot_hl7::{Document, Segment, Value};
+use aliquot_hl7::{Document, Message, OwnedMessage, OwnedSegment, Segment, Value};
 
 use crate::hl7;
 
@@ -75,6 +90,81 @@ fn comp(seg: &Segment<'_, '_>, field: usize, c: usize) -> String {
             .and_then(|f| f.component(c))
             .and_then(|v| v.subcomponent(1)),
     )
+}
+
+/// The order response (MLLP-framed) for `raw`, as the ingest decided (see the module doc).
+pub fn respond(raw: &[u8], facts: &OrderAckFacts<'_>) -> Vec<u8> {
+    respond_at(raw, facts, &hl7::timestamp())
+}
+
+/// [`respond`] with the response's MSH-7 given.
+pub fn respond_at(raw: &[u8], facts: &OrderAckFacts<'_>, timestamp: &str) -> Vec<u8> {
+    hl7::acknowledge_shaped(
+        raw,
+        &facts.ack,
+        timestamp,
+        Some(&|msg, ack| shape_response(msg, ack, facts.orders)),
+    )
+}
+
+/// Makes the application acknowledgement `ack` of order message `msg` its order response.
+fn shape_response(msg: &Message<'_, '_>, ack: &mut OwnedMessage, orders: &[OrderResponse]) {
+    let Some(kind) = msg.msh().message_type() else {
+        return;
+    };
+    let (code, trigger) = (kind.comp_str(1), kind.comp_str(2));
+    let (response, nested_in_patient) = match (code.trim(), trigger.trim()) {
+        ("ORM", "O01") => (["ORR", "O02", "ORR_O02"], false),
+        ("OML", "O21") => (["ORL", "O22", "ORL_O22"], true),
+        _ => return,
+    };
+    if let Some(msh) = ack.segments.iter_mut().find(|s| s.name == "MSH") {
+        msh.set_components(9, &response);
+    }
+    if orders.is_empty() {
+        return;
+    }
+    if nested_in_patient {
+        match msg.segments_named("PID").next() {
+            Some(pid) => ack.segments.push(pid.to_owned_segment()),
+            None => {
+                let mut pid = OwnedSegment::new("PID");
+                pid.set(1, "1");
+                ack.segments.push(pid);
+            }
+        }
+    }
+    for o in orders {
+        let (control, status) = match (o.control, o.accepted) {
+            (OrderControl::New, true) => ("OK", "SC"),
+            (OrderControl::New, false) => ("UA", ""),
+            (OrderControl::Cancel, true) => ("CR", "CA"),
+            (OrderControl::Cancel, false) => ("UC", ""),
+        };
+        let filler = o.order_id.map(|id| id.to_string()).unwrap_or_default();
+        let orc = || {
+            let mut orc = OwnedSegment::new("ORC");
+            orc.set(1, control).set(2, &o.placer_order_number);
+            // Refused: no filler number, no status (and no empty fields after ORC-2).
+            if !filler.is_empty() {
+                orc.set(3, &filler).set(5, status);
+            }
+            orc
+        };
+        if o.services.is_empty() {
+            ack.segments.push(orc());
+        }
+        // One ORC per OBR (ORR^O02's order group holds one request).
+        for (i, service) in o.services.iter().enumerate() {
+            ack.segments.push(orc());
+            let mut obr = OwnedSegment::new("OBR");
+            obr.set(1, &(i + 1).to_string())
+                .set(2, &o.placer_order_number)
+                .set(3, &filler)
+                .set(4, service);
+            ack.segments.push(obr);
+        }
+    }
 }
 
 /// Reads one HL7 order message (without MLLP framing).

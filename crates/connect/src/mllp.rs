@@ -66,7 +66,7 @@ pub async fn answer(app: &App, raw: &[u8]) -> Vec<u8> {
     }
     let ingested = if hl7_orders::is_order_message(raw) {
         let orders = hl7_orders::read_orders(raw);
-        app.ingest_orders(&orders, |facts| hl7::acknowledge(raw, facts))
+        app.ingest_orders(&orders, |facts| hl7_orders::respond(raw, facts))
             .await
     } else {
         let inbound = hl7::read_message(raw);

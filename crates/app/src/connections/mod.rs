@@ -26,7 +26,8 @@ pub use ingest::{
 pub use instruments::{ConnectOut, InstrumentInput, InstrumentView, TestCodeInput};
 pub use messages::{InterfaceMessageView, MessageContent, MessageQuery};
 pub use orders::{
-    InboundMessage, InboundOrder, InboundOrders, InboundPatient, InboundTest, Located, OrderControl,
+    InboundMessage, InboundOrder, InboundOrders, InboundPatient, InboundTest, Located,
+    OrderAckFacts, OrderControl, OrderResponse,
 };
 pub use outbox::{
     DestinationInput, DestinationView, OUTBOX_WORKER, OutboundDocument, OutboundItem, OutboundNext,

@@ -117,6 +117,29 @@ pub struct InboundOrder {
     pub reason: Option<String>,
 }
 
+/// What became of one order of a message, for the order response (HL7 ORR^O02 / ORL^O22:
+/// ORC-1, ORC-2, ORC-3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderResponse {
+    pub control: OrderControl,
+    /// As the message gave it.
+    pub placer_order_number: String,
+    /// Placed (a new order) or cancelled (a cancellation), with the whole message.
+    pub accepted: bool,
+    /// The lab's order id (the filler order number), when accepted.
+    pub order_id: Option<i64>,
+    /// The tests or panels as the message named them (the first code of each), in order.
+    pub services: Vec<String>,
+}
+
+/// What the edge builds its order response from: the acknowledgement's facts and, in the
+/// message's order, what became of each order it carries (empty when none could be read).
+#[derive(Debug)]
+pub struct OrderAckFacts<'a> {
+    pub ack: AckFacts<'a>,
+    pub orders: &'a [OrderResponse],
+}
+
 /// What a message of any kind reads into (for replay, where the stored bytes are read again).
 #[derive(Debug, Clone)]
 pub enum InboundMessage {
@@ -266,7 +289,7 @@ impl App {
     /// in one transaction. `Err` means nothing was stored: the edge answers "try again".
     pub async fn ingest_orders<F>(&self, msg: &InboundOrders, ack: F) -> AppResult<IngestOutcome>
     where
-        F: Fn(&AckFacts<'_>) -> Vec<u8> + Send + Sync,
+        F: Fn(&OrderAckFacts<'_>) -> Vec<u8> + Send + Sync,
     {
         match self.ingest_orders_once(msg, &ack).await {
             // Two copies raced past the lookup (two servers on one database).
@@ -279,7 +302,7 @@ impl App {
 
     async fn ingest_orders_once<F>(&self, msg: &InboundOrders, ack: &F) -> AppResult<IngestOutcome>
     where
-        F: Fn(&AckFacts<'_>) -> Vec<u8> + Send + Sync,
+        F: Fn(&OrderAckFacts<'_>) -> Vec<u8> + Send + Sync,
     {
         let protocol = msg.protocol.as_str();
         let mapped = if msg.rejected.is_empty() {
@@ -294,11 +317,16 @@ impl App {
         {
             return Ok(stored_outcome(m));
         }
+        let mut placed = Vec::new();
         let (kind, connection, posted, errors) = match mapped {
             None => (AckKind::Reject, msg.sender.clone(), 0, msg.rejected.clone()),
             Some(Err((connection, errors))) => (AckKind::Error, connection, 0, errors),
             Some(Ok(m)) => match self.apply_orders(&mut tx, msg, &m).await? {
-                Ok(n) => (AckKind::Accept, m.instrument_code, n, Vec::new()),
+                Ok(ids) => {
+                    placed = ids;
+                    let n = i64::try_from(placed.len()).unwrap_or(i64::MAX);
+                    (AckKind::Accept, m.instrument_code, n, Vec::new())
+                }
                 Err(errors) => {
                     // Nothing of the message may stay: the transaction (holding what was
                     // placed before the refusal) is rolled back, and the message is stored
@@ -315,10 +343,30 @@ impl App {
                 }
             },
         };
-        let ack_bytes = ack(&AckFacts {
-            kind,
-            control_id: ack_control_id_of(msg.protocol, &msg.sender, &msg.control_id),
-            errors: &errors,
+        // All or nothing: every order accepted with its order id, or none.
+        let responses: Vec<OrderResponse> = msg
+            .orders
+            .iter()
+            .enumerate()
+            .map(|(i, o)| OrderResponse {
+                control: o.control,
+                placer_order_number: o.placer_order_number.value.clone(),
+                accepted: kind == AckKind::Accept,
+                order_id: placed.get(i).copied(),
+                services: o
+                    .tests
+                    .iter()
+                    .map(|t| t.codes.first().cloned().unwrap_or_default())
+                    .collect(),
+            })
+            .collect();
+        let ack_bytes = ack(&OrderAckFacts {
+            ack: AckFacts {
+                kind,
+                control_id: ack_control_id_of(msg.protocol, &msg.sender, &msg.control_id),
+                errors: &errors,
+            },
+            orders: &responses,
         });
         let now = self.now();
         let status = if kind == AckKind::Accept {
@@ -375,7 +423,11 @@ impl App {
             None => (old.connection.clone(), 0, msg.rejected.clone()),
             Some(Err((connection, errors))) => (connection, 0, errors),
             Some(Ok(m)) => match self.apply_orders(&mut tx, msg, &m).await? {
-                Ok(n) => (m.instrument_code, n, Vec::new()),
+                Ok(ids) => (
+                    m.instrument_code,
+                    i64::try_from(ids.len()).unwrap_or(i64::MAX),
+                    Vec::new(),
+                ),
                 Err(errors) => {
                     drop(tx);
                     tx = self.store.begin().await?;
@@ -569,28 +621,29 @@ impl App {
         }
     }
 
-    /// Places or cancels every order of the message inside `tx`. `Ok(Err(problems))`: one was
-    /// refused, and `tx` may hold the orders placed before it; the caller drops it.
+    /// Places or cancels every order of the message inside `tx`: the ids of the orders placed
+    /// or cancelled, in the message's order. `Ok(Err(problems))`: one was refused, and `tx`
+    /// may hold the orders placed before it; the caller drops it.
     async fn apply_orders(
         &self,
         tx: &mut Box<dyn Tx>,
         msg: &InboundOrders,
         mapped: &Mapped,
-    ) -> AppResult<Result<i64, Vec<InboundError>>> {
+    ) -> AppResult<Result<Vec<i64>, Vec<InboundError>>> {
         let actor = Actor::instrument(&mapped.instrument_code, msg.protocol);
         let register = self
             .store
             .setting("interfaces.register_unknown_patients")
             .await?
             .is_some_and(|s| s.value.trim() == "true");
-        let mut done = 0;
+        let mut done = Vec::with_capacity(msg.orders.len());
         for (o, m) in msg.orders.iter().zip(&mapped.orders) {
             let outcome = match o.control {
                 OrderControl::New => self.place_inbound(tx, &actor, o, m, register).await,
                 OrderControl::Cancel => self.cancel_inbound(tx, &actor, msg, o, m).await,
             };
             match outcome {
-                Ok(Ok(())) => done += 1,
+                Ok(Ok(id)) => done.push(id),
                 Ok(Err(p)) => return Ok(Err(vec![p])),
                 Err(e) => match refusal(&e, |f| order_location(o, f)) {
                     Some(p) => return Ok(Err(vec![p])),
@@ -608,7 +661,7 @@ impl App {
         o: &InboundOrder,
         m: &MappedOrder,
         register: bool,
-    ) -> AppResult<Result<(), InboundError>> {
+    ) -> AppResult<Result<i64, InboundError>> {
         let Some(p) = &o.patient else {
             return Ok(Err(problem(
                 &o.location,
@@ -633,8 +686,8 @@ impl App {
             winged_collection_set: false,
         };
         let prepared = self.prepare_order(&input).await?;
-        self.place_order_in(tx, actor, &input, prepared).await?;
-        Ok(Ok(()))
+        let placed = self.place_order_in(tx, actor, &input, prepared).await?;
+        Ok(Ok(placed.id))
     }
 
     /// How to present the message's patient to the order use case: identified by the PID-3
@@ -715,7 +768,7 @@ impl App {
         msg: &InboundOrders,
         o: &InboundOrder,
         m: &MappedOrder,
-    ) -> AppResult<Result<(), InboundError>> {
+    ) -> AppResult<Result<i64, InboundError>> {
         let placer = o.placer_order_number.value.trim();
         let Some(id) = tx.active_order_by_placer(m.location_id, placer).await? else {
             return Ok(Err(problem(
@@ -739,7 +792,7 @@ impl App {
                 str::to_owned,
             );
         self.cancel_order_in(tx, actor, id, &reason).await?;
-        Ok(Ok(()))
+        Ok(Ok(id))
     }
 }
 

@@ -128,6 +128,29 @@ async fn a_new_order_is_placed_as_the_emr_and_a_resend_is_answered_from_the_stor
     tests.sort_unstable();
     assert_eq!(tests, ["K", "NA"], "{o}");
     assert!(!o["specimens"].as_array().unwrap().is_empty(), "{o}");
+    // The answer is the order response ORR^O02: per test an ORC/OBR pair, ORC-1 OK, the
+    // placer number, and the lab's order id as the filler order number (ORC-3, OBR-3).
+    let id = o["id"].as_i64().unwrap();
+    assert!(
+        segment(&text, "MSH")[0].contains("|ORR^O02^ORR_O02|"),
+        "{text}"
+    );
+    assert_eq!(
+        segment(&text, "ORC"),
+        [
+            format!("ORC|OK|PL-1|{id}||SC"),
+            format!("ORC|OK|PL-1|{id}||SC")
+        ],
+        "{text}"
+    );
+    assert_eq!(
+        segment(&text, "OBR"),
+        [
+            format!("OBR|1|PL-1|{id}|K"),
+            format!("OBR|2|PL-1|{id}|2951-2")
+        ],
+        "{text}"
+    );
     // Audited as the EMR, from HL7.
     let (s, events) = c
         .app
@@ -179,6 +202,12 @@ async fn an_unknown_patient_waits_in_the_error_queue_unless_registration_is_allo
     assert_eq!(err.len(), 1, "{text}");
     assert!(err[0].starts_with("ERR||PID^1^3|204^"), "{text}");
     assert!(err[0].contains("(unknown_patient)"), "{text}");
+    // Unable to accept: no filler order number.
+    assert_eq!(
+        segment(&text, "ORC"),
+        ["ORC|UA|PL-2", "ORC|UA|PL-2"],
+        "{text}"
+    );
     assert!(orders_by_placer(&c, "PL-2").await.is_empty());
     let queue = error_queue(&c, &admin).await;
     assert_eq!(queue.len(), 1, "{queue:?}");
@@ -367,6 +396,13 @@ async fn a_cancellation_cancels_the_order_by_placer_number(db: Db) {
     assert_eq!(ack_code(&ack), "AA", "{}", String::from_utf8_lossy(&ack));
     let found = orders_by_placer(&c, "PL-10").await;
     assert_eq!(found[0]["status"], "cancelled", "{:?}", found[0]);
+    // Cancelled as requested, naming the order cancelled.
+    let text = String::from_utf8(ack.clone()).unwrap();
+    assert_eq!(
+        segment(&text, "ORC"),
+        [format!("ORC|CR|PL-10|{}||CA", found[0]["id"])],
+        "{text}"
+    );
     assert_eq!(found[0]["cancel_reason"], "Ordered in error");
     let (_, events) = c
         .app
@@ -391,6 +427,7 @@ async fn a_cancellation_cancels_the_order_by_placer_number(db: Db) {
         segment(&text, "ERR")[0].contains("(unknown_order)"),
         "{text}"
     );
+    assert_eq!(segment(&text, "ORC"), ["ORC|UC|PL-10"], "{text}");
     // Any other order control is refused (AR) and kept.
     let ack = client
         .send(
@@ -426,10 +463,33 @@ async fn enhanced_mode_answers_commit_then_application_acknowledgement(db: Db) {
         "{}",
         String::from_utf8_lossy(&commit)
     );
-    // The commit ACK means the order is stored.
-    assert_eq!(orders_by_placer(&c, "PL-20").await.len(), 1);
+    // The commit ACK means the order is stored; it stays a plain ACK.
+    let placed = orders_by_placer(&c, "PL-20").await;
+    assert_eq!(placed.len(), 1);
+    let commit_text = String::from_utf8(commit.clone()).unwrap();
+    assert!(
+        segment(&commit_text, "MSH")[0].contains("|ACK^O21^ACK|"),
+        "{commit_text}"
+    );
+    assert!(segment(&commit_text, "ORC").is_empty(), "{commit_text}");
+    // The application answer is ORL^O22: the patient, then the order with its filler number.
     let app_ack = client.next_frame(TIMEOUT).await.expect("application ack");
     assert_eq!(ack_code(&app_ack), "AA");
+    let text = String::from_utf8(app_ack.clone()).unwrap();
+    assert!(
+        segment(&text, "MSH")[0].contains("|ORL^O22^ORL_O22|"),
+        "{text}"
+    );
+    assert_eq!(
+        segment(&text, "PID"),
+        [PID_900.trim_end_matches('\r')],
+        "{text}"
+    );
+    assert_eq!(
+        segment(&text, "ORC")[0],
+        format!("ORC|OK|PL-20|{}||SC", placed[0]["id"]),
+        "{text}"
+    );
     // MSH-16 ER: an error is answered CA, then AE.
     let msg = orm(
         "OML-0002",

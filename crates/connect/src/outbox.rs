@@ -371,8 +371,9 @@ fn hl7_time(t: Timestamp) -> String {
     t.strftime("%Y%m%d%H%M%S+0000").to_string()
 }
 
-/// Encodes an outbox row as an HL7 v2.5.1 ORU^R01: MSH, PID, then per result ORC, OBR (OBR-25
-/// F or C), OBX (value, units, reference range, flags, OBX-11 F or C, performing lab in
+/// Encodes an outbox row as an HL7 v2.5.1 ORU^R01: MSH, PID, then per result ORC (ORC-12 the
+/// ordering provider), OBR (OBR-3 the result's tube, OBR-16 the ordering provider as an XCN
+/// with its NPI, OBR-25 F or C), OBX (value, units, reference range, flags, OBX-11 F or C, performing lab in
 /// OBX-23) and NTEs (the critical-call note, the comment). MSH-7 is the row's creation time,
 /// MSH-10 its control id: a resend is byte for byte the same message.
 pub fn encode_oru(item: &OutboundItem, target: &OutboundTarget, config: &OutboxConfig) -> Vec<u8> {
@@ -426,25 +427,52 @@ pub fn encode_document(
     let o = &d.order;
     let placer = o.placer_order_number.as_deref().unwrap_or("");
     let filler = o.order_id.to_string();
+    // XCN: NPI, family, given, …, assigning authority (9) and identifier type (13) `NPI`.
+    let provider: Option<Vec<&str>> = o.ordering_provider.as_ref().map(|p| {
+        vec![
+            p.npi.as_str(),
+            p.family_name.as_str(),
+            p.given_name.as_str(),
+            "",
+            "",
+            "",
+            "",
+            "",
+            "NPI",
+            "",
+            "",
+            "",
+            "NPI",
+        ]
+    });
     for (i, r) in d.results.iter().enumerate() {
         let status = if r.status == "corrected" { "C" } else { "F" };
         let mut orc = OwnedSegment::new("ORC");
         orc.set(1, "RE").set(2, placer).set(3, &filler).set(5, "CM");
+        if let Some(p) = &provider {
+            orc.set_components(12, p);
+        }
         m.segments.push(orc);
+        let (accession, collected_at) = match &r.specimen {
+            Some(s) => (s.accession.as_str(), s.collected_at),
+            None => (o.accession.as_str(), o.collected_at),
+        };
         let service: Vec<&str> = match r.loinc.as_deref() {
             Some(l) => vec![l, &r.name, "LN", &r.test_code, &r.name, "L"],
             None => vec![&r.test_code, &r.name, "L"],
         };
         let released = r.released_at.map(hl7_time).unwrap_or_default();
-        let collected = o.collected_at.map(hl7_time).unwrap_or_default();
+        let collected = collected_at.map(hl7_time).unwrap_or_default();
         let mut obr = OwnedSegment::new("OBR");
         obr.set(1, &(i + 1).to_string())
             .set(2, placer)
-            .set(3, &o.accession)
+            .set(3, accession)
             .set_components(4, &service)
-            .set(7, &collected)
-            .set(22, &released)
-            .set(25, status);
+            .set(7, &collected);
+        if let Some(p) = &provider {
+            obr.set_components(16, p);
+        }
+        obr.set(22, &released).set(25, status);
         m.segments.push(obr);
         let (value_type, value): (&str, Vec<&str>) = match r.kind.as_str() {
             "numeric" => {
@@ -495,7 +523,9 @@ pub fn encode_document(
 
 #[cfg(test)]
 mod tests {
-    use aliquot_app::connections::{OutboundOrder, OutboundPatient, OutboundResult};
+    use aliquot_app::connections::{
+        OutboundOrder, OutboundPatient, OutboundProvider, OutboundResult, OutboundSpecimen,
+    };
 
     use super::*;
 
@@ -554,6 +584,11 @@ mod tests {
                 specimen_type: "serum".into(),
                 collected_at: None,
                 priority: "routine".into(),
+                ordering_provider: Some(OutboundProvider {
+                    npi: "1234567893".into(),
+                    family_name: "Okafor".into(),
+                    given_name: "Ada".into(),
+                }),
             },
             results: vec![OutboundResult {
                 result_id: 1,
@@ -571,6 +606,7 @@ mod tests {
                 performing_lab: "Main lab".into(),
                 critical_note: Some("Critical value".into()),
                 comment: None,
+                specimen: None,
             }],
         };
         let at = Timestamp::from_second(1_767_225_600).unwrap();
@@ -593,6 +629,64 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("\rNTE|1|L|Critical value\r"), "{text}");
+        // The ordering provider in ORC-12 and OBR-16 (XCN with the NPI), byte for byte.
+        assert!(
+            text.contains(
+                "\rORC|RE|P-1|7||CM|||||||1234567893^Okafor^Ada^^^^^^NPI^^^^NPI\r\
+                 OBR|1|P-1|A26000001X|2823-3^Potassium^LN^K^Potassium^L||||||||||||\
+                 1234567893^Okafor^Ada^^^^^^NPI^^^^NPI|||||||||C\r"
+            ),
+            "{text}"
+        );
+        // One message per order: a second result of another tube names its own tube in
+        // OBR-3, under its own ORC/OBR, after the first.
+        let mut two = d.clone();
+        let mut second = d.results[0].clone();
+        second.result_id = 2;
+        second.test_code = "NA".into();
+        second.loinc = None;
+        second.name = "Sodium".into();
+        second.specimen = Some(OutboundSpecimen {
+            accession: "A26000002Y".into(),
+            specimen_type: "plasma".into(),
+            collected_at: Some(at),
+        });
+        two.results.push(second);
+        let text2 = String::from_utf8(encode_document(
+            &two,
+            "AQ45",
+            at,
+            "EMR",
+            &OutboxConfig::default(),
+        ))
+        .unwrap();
+        assert_eq!(text2.matches("\rORC|").count(), 2, "{text2}");
+        assert!(
+            text2.contains("\rOBR|2|P-1|A26000002Y|NA^Sodium^L|||20260101000000+0000|"),
+            "{text2}"
+        );
+        // A document written before the provider and tubes were kept still reads and sends.
+        let old_json = serde_json::to_value(&d).unwrap();
+        let mut old_json = old_json;
+        old_json["order"]
+            .as_object_mut()
+            .unwrap()
+            .remove("ordering_provider");
+        old_json["results"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("specimen");
+        let old: OutboundDocument = serde_json::from_value(old_json).unwrap();
+        let text3 = String::from_utf8(encode_document(
+            &old,
+            "AQ46",
+            at,
+            "EMR",
+            &OutboxConfig::default(),
+        ))
+        .unwrap();
+        assert!(text3.contains("\rORC|RE|P-1|7||CM\r"), "{text3}");
+        assert!(text3.contains("\rOBR|1|P-1|A26000001X|"), "{text3}");
         // A coded answer goes as a CWE, a text one as ST.
         let mut coded = d.clone();
         coded.results[0].kind = "coded".into();

@@ -839,6 +839,9 @@ macro_rules! backend {
             async fn outbox_by_id(&self, id: i64) -> StoreResult<Option<OutboxRecord>> {
                 crate::queries::$ctx::outbox::outbox_by_id(&self.read, id).await
             }
+            async fn outbox_queue_counts(&self) -> StoreResult<Vec<(i64, String, i64)>> {
+                crate::queries::$ctx::outbox::outbox_queue_counts(&self.read).await
+            }
             async fn outbox_head(&self, destination_id: i64) -> StoreResult<Option<OutboxRecord>> {
                 crate::queries::$ctx::outbox::outbox_head(&self.read, destination_id).await
             }
@@ -1498,6 +1501,12 @@ macro_rules! backend {
             }
             async fn update_outbox(&mut self, r: &OutboxRecord, seen_status: &str, seen_attempts: i64) -> StoreResult<bool> {
                 crate::queries::$ctx::outbox::update_outbox(&mut *self.tx, r, seen_status, seen_attempts).await
+            }
+            async fn last_outbox_of_order(&mut self, destination_id: i64, order_id: i64) -> StoreResult<Option<OutboxRecord>> {
+                crate::queries::$ctx::outbox::last_outbox_of_order(&mut *self.tx, destination_id, order_id).await
+            }
+            async fn update_outbox_document(&mut self, id: i64, document: &str) -> StoreResult<bool> {
+                crate::queries::$ctx::outbox::update_outbox_document(&mut *self.tx, id, document).await
             }
             async fn claim_outbox(&mut self, id: i64, seen_attempts: i64, now: Timestamp, lease_until: Timestamp) -> StoreResult<bool> {
                 crate::queries::$ctx::outbox::claim_outbox(&mut *self.tx, id, seen_attempts, now, lease_until).await

@@ -356,6 +356,9 @@ pub trait Store: Send + Sync + 'static {
     async fn destinations(&self, active: bool) -> StoreResult<Vec<DestinationRecord>>;
     async fn destination_by_code(&self, code: &str) -> StoreResult<Option<DestinationRecord>>;
     async fn outbox_by_id(&self, id: i64) -> StoreResult<Option<OutboxRecord>>;
+    /// How many rows each destination's queue holds: `(destination id, status, count)` for
+    /// `pending` and `failed`.
+    async fn outbox_queue_counts(&self) -> StoreResult<Vec<(i64, String, i64)>>;
     /// The head of a destination's queue: its oldest row neither sent nor skipped.
     async fn outbox_head(&self, destination_id: i64) -> StoreResult<Option<OutboxRecord>>;
     /// Newest first; `destination` and `status` narrow the list, `before` pages it by id.
@@ -813,6 +816,16 @@ pub trait Tx: Send {
         seen_status: &str,
         seen_attempts: i64,
     ) -> StoreResult<bool>;
+    /// The newest row of a destination for an order (one message per order: a result
+    /// released may join it while it was never attempted).
+    async fn last_outbox_of_order(
+        &mut self,
+        destination_id: i64,
+        order_id: i64,
+    ) -> StoreResult<Option<OutboxRecord>>;
+    /// Replaces the document of a row still pending and never attempted; false when a
+    /// worker claimed it (or an analyst changed it) first.
+    async fn update_outbox_document(&mut self, id: i64, document: &str) -> StoreResult<bool>;
     /// Claims a due pending row for one attempt (attempts + 1, not due again before
     /// `lease_until`); false when it was not due or another worker claimed it first.
     async fn claim_outbox(

@@ -39,7 +39,8 @@ pub const SQLITE: &[MigrationSource] = migrations!(
     (20, "0020_audit_key"),
     (21, "0021_reference_labs_shipments"),
     (22, "0022_specimen_events_by_kind_and_time"),
-    (23, "0023_winged_collection_set")
+    (23, "0023_winged_collection_set"),
+    (24, "0024_outbox_by_order")
 );
 pub const POSTGRES: &[MigrationSource] = migrations!(
     "postgres": (1, "0001_platform"),
@@ -64,7 +65,8 @@ pub const POSTGRES: &[MigrationSource] = migrations!(
     (20, "0020_audit_key"),
     (21, "0021_reference_labs_shipments"),
     (22, "0022_specimen_events_by_kind_and_time"),
-    (23, "0023_winged_collection_set")
+    (23, "0023_winged_collection_set"),
+    (24, "0024_outbox_by_order")
 );
 
 pub(crate) fn migrator(list: &[MigrationSource]) -> Migrator {

@@ -31,8 +31,8 @@ pub use orders::{
 };
 pub use outbox::{
     DestinationInput, DestinationView, OUTBOX_WORKER, OutboundDocument, OutboundItem, OutboundNext,
-    OutboundOrder, OutboundPatient, OutboundResult, OutboundTarget, OutboxContent, OutboxQuery,
-    OutboxView, RetryPolicy, backoff,
+    OutboundOrder, OutboundPatient, OutboundProvider, OutboundResult, OutboundSpecimen,
+    OutboundTarget, OutboxContent, OutboxQuery, OutboxView, RetryPolicy, backoff,
 };
 pub use query::HostOrder;
 

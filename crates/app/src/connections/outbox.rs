@@ -52,11 +52,31 @@ pub struct OutboundOrder {
     pub order_id: i64,
     /// The placer's order number, when the order came with one.
     pub placer_order_number: Option<String>,
-    /// The tube the results were measured on.
+    /// The tube of the message's first result.
     pub accession: String,
     pub specimen_type: String,
     pub collected_at: Option<Timestamp>,
     pub priority: String,
+    /// The ordering provider (HL7 OBR-16 and ORC-12); absent in rows written before it was
+    /// kept.
+    #[serde(default)]
+    pub ordering_provider: Option<OutboundProvider>,
+}
+
+/// A provider as the message names them (HL7 XCN).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundProvider {
+    pub npi: String,
+    pub family_name: String,
+    pub given_name: String,
+}
+
+/// The tube a result was measured on, when the message reports results of several tubes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundSpecimen {
+    pub accession: String,
+    pub specimen_type: String,
+    pub collected_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +102,10 @@ pub struct OutboundResult {
     /// The critical-value call, when the result is critical.
     pub critical_note: Option<String>,
     pub comment: Option<String>,
+    /// Its tube (the order's `accession` when absent: rows written before one message could
+    /// carry several tubes).
+    #[serde(default)]
+    pub specimen: Option<OutboundSpecimen>,
 }
 
 /// A destination as registered.
@@ -527,17 +551,24 @@ impl App {
         if head.next_attempt_at > now {
             return Ok(OutboundNext::Wait(head.next_attempt_at));
         }
-        let document: OutboundDocument = serde_json::from_str(&head.document)
-            .map_err(|e| AppError::Internal(format!("outbox document: {e}")))?;
         let mut tx = self.store.begin().await?;
         let lease_until = now.saturating_add(span(policy.lease)).unwrap_or(now);
         let claimed = tx
             .claim_outbox(head.id, head.attempts, now, lease_until)
             .await?;
+        // The document as claimed: a result may have joined the row (one message per order)
+        // after the head was read, until this claim; from now on it never changes.
+        let claimed_row = if claimed {
+            tx.outbox_by_id(head.id).await?
+        } else {
+            None
+        };
         tx.commit().await?;
-        if !claimed {
+        let Some(row) = claimed_row else {
             return Ok(OutboundNext::Wait(lease_until));
-        }
+        };
+        let document: OutboundDocument = serde_json::from_str(&row.document)
+            .map_err(|e| AppError::Internal(format!("outbox document: {e}")))?;
         Ok(OutboundNext::Send(Box::new(OutboundItem {
             id: head.id,
             control_id: head.control_id,

@@ -338,6 +338,8 @@ impl App {
                 error: None,
             });
         }
+        // One message per order and destination (issue 12).
+        let outbox = super::outbound::merge_per_order(outbox).map_err(after_writing)?;
         tx.insert_outbox_many(&outbox)
             .await
             .map_err(|e| after_writing(e.into()))?;

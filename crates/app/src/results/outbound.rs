@@ -1,5 +1,17 @@
-//! Results leave for the EMR: a result released or corrected writes one outbox row per active
+//! Results leave for the EMR: a result released or corrected is queued for every active
 //! destination in the transaction that releases it (see `connections::outbox`).
+//!
+//! **One message per order.** A destination gets one message per order for the results
+//! released together, not one per result: the results of one order released in one batch
+//! share one outbox row ([`merge_per_order`]), and a result released while its order's newest
+//! row for the destination is still pending and was never attempted joins that row's
+//! document ([`App::queue_outbound`]: a calculated result released right after its inputs, a
+//! second verification before the sender came by). A row that was attempted once is never
+//! changed again (a resend is the same bytes), so a later result then gets a row of its own,
+//! behind it: order per order is kept, and nothing is sent twice or lost. A result already in
+//! the row (its corrected version, say) starts a new row too.
+
+use std::collections::HashMap;
 
 use aliquot_store::{OutboxRecord, ResultRecord, Tx};
 use jiff::Timestamp;
@@ -8,9 +20,63 @@ use rand::RngCore;
 use super::Body;
 use super::entry::Context;
 use crate::connections::{
-    OUTBOX_WORKER, OutboundDocument, OutboundOrder, OutboundPatient, OutboundResult,
+    OUTBOX_WORKER, OutboundDocument, OutboundOrder, OutboundPatient, OutboundProvider,
+    OutboundResult, OutboundSpecimen,
 };
 use crate::{App, AppError, AppResult};
+
+fn parse(document: &str) -> AppResult<OutboundDocument> {
+    serde_json::from_str(document).map_err(|e| AppError::Internal(format!("outbox document: {e}")))
+}
+
+fn serialize(document: &OutboundDocument) -> AppResult<String> {
+    serde_json::to_string(document).map_err(|e| AppError::Internal(format!("outbox document: {e}")))
+}
+
+/// Adds `new`'s results to `into` (one order's message); false, changing nothing, when one
+/// of them is already there (a later version of a result is a message of its own).
+fn join(into: &mut OutboundDocument, new: OutboundDocument) -> bool {
+    if new
+        .results
+        .iter()
+        .any(|r| into.results.iter().any(|x| x.result_id == r.result_id))
+    {
+        return false;
+    }
+    into.results.extend(new.results);
+    true
+}
+
+/// The rows of one transaction with one row per destination and order: later rows of an
+/// order join the first one's document, in the order given (see the module doc).
+pub(crate) fn merge_per_order(rows: Vec<OutboxRecord>) -> AppResult<Vec<OutboxRecord>> {
+    let mut out: Vec<(OutboxRecord, Option<OutboundDocument>)> = Vec::with_capacity(rows.len());
+    let mut open: HashMap<(i64, i64), usize> = HashMap::new();
+    for row in rows {
+        let key = (row.destination_id, row.order_id);
+        if let Some(&i) = open.get(&key) {
+            let (first, doc) = &mut out[i];
+            if doc.is_none() {
+                *doc = Some(parse(&first.document)?);
+            }
+            if let Some(d) = doc.as_mut()
+                && join(d, parse(&row.document)?)
+            {
+                continue;
+            }
+        }
+        open.insert(key, out.len());
+        out.push((row, None));
+    }
+    out.into_iter()
+        .map(|(mut row, doc)| {
+            if let Some(d) = doc {
+                row.document = serialize(&d)?;
+            }
+            Ok(row)
+        })
+        .collect()
+}
 
 /// A fresh message control id: `AQ` and 20 hex digits (HL7 MSH-10 allows 199 characters).
 fn control_id() -> String {
@@ -30,6 +96,22 @@ impl App {
     ) -> AppResult<()> {
         let destinations = tx.active_destination_ids().await?;
         for row in self.outbox_rows(tx, ctx, result, &destinations).await? {
+            // Joins its order's newest row when that was never attempted.
+            if let Some(last) = tx
+                .last_outbox_of_order(row.destination_id, row.order_id)
+                .await?
+                && last.status == "pending"
+                && last.attempts == 0
+            {
+                let mut doc = parse(&last.document)?;
+                if join(&mut doc, parse(&row.document)?)
+                    && tx
+                        .update_outbox_document(last.id, &serialize(&doc)?)
+                        .await?
+                {
+                    continue;
+                }
+            }
             tx.insert_outbox(&row).await?;
         }
         Ok(())
@@ -82,6 +164,15 @@ impl App {
                 .filter(|v| !v.trim().is_empty())
                 .unwrap_or_else(|| "Aliquot laboratory".into()),
         };
+        let ordering_provider = self
+            .store
+            .provider_by_id(ctx.order.provider_id)
+            .await?
+            .map(|p| OutboundProvider {
+                npi: p.npi,
+                family_name: p.family_name,
+                given_name: p.given_name,
+            });
         let document = OutboundDocument {
             patient: OutboundPatient {
                 mrn: ctx.patient.mrn.clone(),
@@ -98,6 +189,7 @@ impl App {
                 specimen_type: ctx.specimen.specimen_type.clone(),
                 collected_at: ctx.specimen.collected_at,
                 priority: ctx.order.priority.clone(),
+                ordering_provider,
             },
             results: vec![OutboundResult {
                 result_id: result.id,
@@ -119,10 +211,14 @@ impl App {
                 performing_lab,
                 critical_note,
                 comment: body.comment,
+                specimen: Some(OutboundSpecimen {
+                    accession: ctx.specimen.accession.clone(),
+                    specimen_type: ctx.specimen.specimen_type.clone(),
+                    collected_at: ctx.specimen.collected_at,
+                }),
             }],
         };
-        let document = serde_json::to_string(&document)
-            .map_err(|e| AppError::Internal(format!("outbox document: {e}")))?;
+        let document = serialize(&document)?;
         let now: Timestamp = self.now();
         let mut rows = Vec::with_capacity(destinations.len());
         for &destination_id in destinations {

@@ -28,6 +28,7 @@ crate::both_backends!(
     a_refusing_emr_fails_the_head_which_an_analyst_retries,
     a_wrong_ack_or_a_dropped_connection_is_never_taken_as_sent,
     a_restarted_worker_resends_only_what_was_not_acknowledged,
+    one_message_per_order_holds_the_results_released_together,
 );
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -130,6 +131,17 @@ fn field(msg: &str, seg: &str, n: usize) -> String {
 fn segment<'a>(msg: &'a str, seg: &str) -> Option<&'a str> {
     msg.split('\r').find(|s| s.starts_with(&format!("{seg}|")))
 }
+
+/// Field n of every segment `seg` of a message, in order.
+fn fields(msg: &str, seg: &str, n: usize) -> Vec<String> {
+    msg.split('\r')
+        .filter(|s| s.starts_with(&format!("{seg}|")))
+        .map(|s| s.split('|').nth(n).unwrap_or("").to_owned())
+        .collect()
+}
+
+/// The ordering provider of `setup` as an XCN with the NPI (OBR-16, ORC-12).
+const HOUSE_XCN: &str = "1234567893^House^Gregory^^^^^^NPI^^^^NPI";
 
 fn config() -> OutboxConfig {
     OutboxConfig {
@@ -259,29 +271,37 @@ async fn released_and_corrected_results_are_sent_once_in_order(db: Db) {
     let w = worker(&c);
 
     let (order, ids) = release(&c, &[("NA", "140"), ("K", "4.2")]).await;
-    wait_for("two messages", || async { emr.received().len() >= 2 }).await;
+    wait_for("the order's message", || async {
+        !emr.received().is_empty()
+    })
+    .await;
     let got = emr.received();
     let expected = control_ids(&c, &c.mt).await;
     assert_eq!(
         got.iter().map(|m| field(m, "MSH", 10)).collect::<Vec<_>>(),
         expected,
-        "sent in id order, MSH-10 = the row's control id"
+        "one message for the order, MSH-10 = the row's control id"
     );
-    let k = &got[1];
-    assert_eq!(field(k, "MSH", 9), "ORU^R01^ORU_R01");
-    assert_eq!(field(k, "MSH", 12), "2.5.1");
-    assert_eq!(field(k, "PID", 3), "MRN-900^^^LAB^MR");
-    assert_eq!(field(k, "PID", 5), "Okonkwo-Lindqvist^Zoë^");
-    assert_eq!(field(k, "PID", 7), "19610409");
-    assert_eq!(field(k, "ORC", 3), order.to_string());
-    assert_eq!(field(k, "OBR", 25), "F");
-    assert!(field(k, "OBX", 3).contains("K"), "{k}");
-    assert_eq!(field(k, "OBX", 2), "NM");
-    assert_eq!(field(k, "OBX", 5), "4.2");
-    assert_eq!(field(k, "OBX", 6), "mmol/L^mmol/L^UCUM");
-    assert_eq!(field(k, "OBX", 7), "3.5–5.1");
-    assert_eq!(field(k, "OBX", 11), "F");
-    assert!(!field(k, "OBX", 23).is_empty(), "performing lab: {k}");
+    let m = &got[0];
+    assert_eq!(field(m, "MSH", 9), "ORU^R01^ORU_R01");
+    assert_eq!(field(m, "MSH", 12), "2.5.1");
+    assert_eq!(field(m, "PID", 3), "MRN-900^^^LAB^MR");
+    assert_eq!(field(m, "PID", 5), "Okonkwo-Lindqvist^Zoë^");
+    assert_eq!(field(m, "PID", 7), "19610409");
+    // Both results, in the order released, each under its ORC/OBR.
+    assert_eq!(fields(m, "ORC", 3), [order.to_string(), order.to_string()]);
+    assert_eq!(fields(m, "OBR", 25), ["F", "F"]);
+    // The ordering provider (issue 12): OBR-16 and ORC-12, an XCN with the NPI.
+    assert_eq!(fields(m, "OBR", 16), [HOUSE_XCN, HOUSE_XCN], "{m}");
+    assert_eq!(fields(m, "ORC", 12), [HOUSE_XCN, HOUSE_XCN], "{m}");
+    let obx3 = fields(m, "OBX", 3);
+    assert!(obx3[0].contains("NA") && obx3[1].contains("K"), "{m}");
+    assert_eq!(fields(m, "OBX", 2), ["NM", "NM"]);
+    assert_eq!(fields(m, "OBX", 5), ["140", "4.2"]);
+    assert_eq!(fields(m, "OBX", 6)[1], "mmol/L^mmol/L^UCUM");
+    assert_eq!(fields(m, "OBX", 7)[1], "3.5–5.1");
+    assert_eq!(fields(m, "OBX", 11), ["F", "F"]);
+    assert!(!fields(m, "OBX", 23)[1].is_empty(), "performing lab: {m}");
 
     // A correction follows as OBX-11 C.
     let (s, v) = c
@@ -293,8 +313,8 @@ async fn released_and_corrected_results_are_sent_once_in_order(db: Db) {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    wait_for("the correction", || async { emr.received().len() >= 3 }).await;
-    let corr = &emr.received()[2];
+    wait_for("the correction", || async { emr.received().len() >= 2 }).await;
+    let corr = &emr.received()[1];
     assert_eq!(field(corr, "OBX", 11), "C");
     assert_eq!(field(corr, "OBR", 25), "C");
     assert_eq!(field(corr, "OBX", 5), "6.9");
@@ -306,9 +326,9 @@ async fn released_and_corrected_results_are_sent_once_in_order(db: Db) {
 
     // Each exactly once, all marked sent with their acknowledgement.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(emr.received().len(), 3);
+    assert_eq!(emr.received().len(), 2);
     let sent = outbox(&c, &admin, "?status=sent").await;
-    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert_eq!(sent.len(), 2, "{sent:?}");
     for r in &sent {
         assert_eq!(r["attempts"], 1, "{r}");
         assert_eq!(r["destination"], "EMR");
@@ -359,16 +379,16 @@ async fn an_emr_that_is_down_gets_everything_later_in_order(db: Db) {
     })
     .await;
     let rows = outbox(&c, &admin, "?status=pending").await;
-    assert_eq!(rows.len(), 3);
-    // The head blocks the rest: they were never tried.
+    // One row per order.
+    assert_eq!(rows.len(), 2);
+    // The head blocks the rest: it was never tried.
     assert_eq!(rows[0]["attempts"], 0, "{rows:?}");
-    assert_eq!(rows[1]["attempts"], 0, "{rows:?}");
 
     let emr = Emr::default();
     let listener = TcpListener::bind(addr).await.unwrap();
     let _emr = emr.listen_on(listener).await;
     wait_for("everything sent", || async {
-        outbox(&c, &admin, "?status=sent").await.len() == 3
+        outbox(&c, &admin, "?status=sent").await.len() == 2
     })
     .await;
     let got: Vec<String> = emr.received().iter().map(|m| field(m, "MSH", 10)).collect();
@@ -389,6 +409,7 @@ async fn a_refusing_emr_fails_the_head_which_an_analyst_retries(db: Db) {
     let _tick = tick(&c);
     let w = worker(&c);
     release(&c, &[("NA", "140"), ("K", "4.2")]).await;
+    release(&c, &[("GLU", "95")]).await;
     wait_for("the head failed", || async {
         !outbox(&c, &admin, "?status=failed").await.is_empty()
     })
@@ -525,5 +546,132 @@ async fn a_restarted_worker_resends_only_what_was_not_acknowledged(db: Db) {
     let got: Vec<String> = emr.received().iter().map(|m| field(m, "MSH", 10)).collect();
     let ids = control_ids(&c, &c.mt).await;
     assert_eq!(got, vec![ids[0].clone(), ids[0].clone(), ids[1].clone()]);
+    c.app.finish().await;
+}
+
+/// Issue 12: the EMR gets one message per order. The results of an order released in one
+/// batch (from two tubes) share one message; a result released later joins it while it was
+/// never attempted (a critical potassium verified after its call); once the message went, a
+/// correction is a message of its own. Another order is another message; order is kept.
+async fn one_message_per_order_holds_the_results_released_together(db: Db) {
+    let c = setup(db).await;
+    let admin = c.app.token_for(Role::Admin).await;
+    let emr = Emr::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _emr = emr.listen_on(listener).await;
+    register_emr(&c, &admin, addr).await;
+
+    // No worker yet: the rows wait, never attempted.
+    let now = c.app.app.now();
+    let (order, o) = received_order(
+        &c,
+        &["NA", "K", "GLU", "WBC"],
+        now - SignedDuration::from_mins(30),
+    )
+    .await;
+    let (sst, lav) = (tube(&o, "SST"), tube(&o, "LAV"));
+    let (s, v) = c
+        .app
+        .post(
+            "/api/v1/results",
+            &c.tech,
+            json!({"results": [
+                {"accession": sst, "test": "NA", "value": "141", "instrument": "CHEM-1"},
+                {"accession": sst, "test": "K", "value": "6.8", "instrument": "CHEM-1"},
+                {"accession": sst, "test": "GLU", "value": "95", "instrument": "CHEM-1"},
+                {"accession": lav, "test": "WBC", "value": "7.2", "instrument": "HEME-1"},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let outcomes: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["released", "held", "released", "released"],
+        "{v}"
+    );
+    let k = v["results"][1]["result_id"].as_i64().unwrap();
+    let na = v["results"][0]["result_id"].as_i64().unwrap();
+    let rows = outbox(&c, &admin, "").await;
+    assert_eq!(rows.len(), 1, "three results, one order: one row {rows:?}");
+    assert_eq!(rows[0]["order_id"], order);
+
+    // Another order's result: a row of its own.
+    let (other, _) = release(&c, &[("GLU", "101")]).await;
+    assert_eq!(outbox(&c, &admin, "").await.len(), 2);
+
+    // The critical potassium is called and verified: it joins the first order's row.
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/results/{k}/critical-call"),
+            &c.mt,
+            json!({"notified_name": "RN Mary Hughes", "notified_role": "nurse", "read_back": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = c
+        .app
+        .post(&format!("/api/v1/results/{k}/verify"), &c.mt, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(outbox(&c, &admin, "").await.len(), 2);
+
+    let _tick = tick(&c);
+    let w = worker(&c);
+    wait_for("both orders sent", || async {
+        outbox(&c, &admin, "?status=sent").await.len() == 2
+    })
+    .await;
+    let got = emr.received();
+    assert_eq!(got.len(), 2, "{got:?}");
+    let first = &got[0];
+    assert_eq!(
+        fields(first, "ORC", 3),
+        vec![order.to_string(); 4],
+        "{first}"
+    );
+    let tests: Vec<String> = fields(first, "OBX", 3)
+        .iter()
+        .map(|s| {
+            s.split('^')
+                .nth(3)
+                .unwrap_or(s.split('^').next().unwrap())
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(tests, ["NA", "GLU", "WBC", "K"], "{first}");
+    // Each result under the tube it was measured on.
+    assert_eq!(
+        fields(first, "OBR", 3),
+        [&sst[..], &sst, &lav, &sst],
+        "{first}"
+    );
+    assert_eq!(fields(first, "OBR", 16), vec![HOUSE_XCN; 4], "{first}");
+    assert_eq!(fields(&got[1], "ORC", 3), [other.to_string()]);
+
+    // Sent: a correction of the first order is a message of its own, never a resend.
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/results/{na}/correct"),
+            &c.mt,
+            json!({"value": "139", "reason": "transcription error"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    wait_for("the correction", || async { emr.received().len() == 3 }).await;
+    let corr = &emr.received()[2];
+    assert_eq!(fields(corr, "OBX", 11), ["C"], "{corr}");
+    assert_eq!(fields(corr, "OBX", 5), ["139"], "{corr}");
+    let got: Vec<String> = emr.received().iter().map(|m| field(m, "MSH", 10)).collect();
+    assert_eq!(got, control_ids(&c, &c.mt).await, "in order, each once");
+    w.abort();
     c.app.finish().await;
 }

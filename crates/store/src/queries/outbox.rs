@@ -260,6 +260,53 @@ pub(crate) async fn outbox_by_id<'e, E: Executor<'e, Database = Db>>(
     .transpose()
 }
 
+/// The newest row of a destination for an order (the one a result of the order may join).
+pub(crate) async fn last_outbox_of_order<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    destination_id: i64,
+    order_id: i64,
+) -> StoreResult<Option<OutboxRecord>> {
+    sqlx::query_as::<_, OutboxRow>(concat!(
+        "SELECT ",
+        outbox_cols!(),
+        " FROM outbox WHERE order_id = $1 AND destination_id = $2 ORDER BY id DESC LIMIT 1"
+    ))
+    .bind(order_id)
+    .bind(destination_id)
+    .fetch_optional(e)
+    .await?
+    .map(OutboxRow::into_record)
+    .transpose()
+}
+
+/// Replaces the document of a row never attempted (pending, no attempt): false when a worker
+/// claimed it first or an analyst changed it.
+pub(crate) async fn update_outbox_document<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+    id: i64,
+    document: &str,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE outbox SET document = $1 WHERE id = $2 AND status = 'pending' AND attempts = 0",
+    )
+    .bind(document)
+    .bind(id)
+    .execute(e)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// How many rows each destination's queue holds, by status (`pending`, `failed`).
+pub(crate) async fn outbox_queue_counts<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+) -> StoreResult<Vec<(i64, String, i64)>> {
+    Ok(sqlx::query_as::<_, (i64, String, i64)>(
+        "SELECT destination_id, status, COUNT(*) FROM outbox          WHERE status IN ('pending', 'failed') GROUP BY destination_id, status          ORDER BY destination_id, status",
+    )
+    .fetch_all(e)
+    .await?)
+}
+
 /// The head of a destination's queue: its oldest row neither sent nor skipped.
 pub(crate) async fn outbox_head<'e, E: Executor<'e, Database = Db>>(
     e: E,

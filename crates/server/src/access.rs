@@ -345,6 +345,16 @@ pub const ROUTES: &[RouteSpec] = &[
     ),
     r("POST", "/api/v1/destinations", Perm(P::InterfaceManage)),
     r("GET", "/api/v1/destinations", Perm(P::InterfaceManage)),
+    r(
+        "GET",
+        "/api/v1/destinations/{code}",
+        Perm(P::InterfaceManage),
+    ),
+    r(
+        "PUT",
+        "/api/v1/destinations/{code}",
+        Perm(P::InterfaceManage),
+    ),
     r("GET", "/api/v1/outbox", Perm(P::InterfaceManage)),
     r("GET", "/api/v1/outbox/{id}", Perm(P::InterfaceManage)),
     r(

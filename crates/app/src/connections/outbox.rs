@@ -127,6 +127,8 @@ pub struct DestinationView {
     pub version: i64,
     pub created_at: Timestamp,
     pub created_by: String,
+    pub updated_at: Timestamp,
+    pub updated_by: String,
     pub retired: bool,
 }
 
@@ -139,6 +141,8 @@ fn destination_view(r: DestinationRecord) -> DestinationView {
         version: r.version,
         created_at: r.created_at,
         created_by: r.created_by,
+        updated_at: r.updated_at,
+        updated_by: r.updated_by,
         retired: r.retired_at.is_some(),
     }
 }
@@ -270,6 +274,23 @@ pub fn backoff(policy: &RetryPolicy, attempt: i64) -> Duration {
 
 const STATUSES: [&str; 4] = ["pending", "sent", "failed", "skipped"];
 
+/// A destination's name, host and port, checked (each error names its field).
+fn destination_fields(input: &DestinationInput) -> AppResult<(String, String, i64)> {
+    let name = text("name", &input.name, 100)?;
+    let host = text("host", &input.host, 253)?;
+    if host.chars().any(char::is_whitespace) {
+        return Err(AppError::invalid(
+            "host",
+            "invalid_host",
+            "a host name or address, without spaces",
+        ));
+    }
+    if input.port == 0 {
+        return Err(AppError::invalid("port", "invalid_port", "1 to 65535"));
+    }
+    Ok((name, host, i64::from(input.port)))
+}
+
 impl App {
     /// Registers an outbound destination (`interface.manage`).
     pub async fn register_destination(
@@ -291,24 +312,14 @@ impl App {
                 "1 to 20 letters, digits, '-' or '_'",
             ));
         }
-        let host = text("host", &input.host, 253)?;
-        if host.chars().any(char::is_whitespace) {
-            return Err(AppError::invalid(
-                "host",
-                "invalid_host",
-                "a host name or address, without spaces",
-            ));
-        }
-        if input.port == 0 {
-            return Err(AppError::invalid("port", "invalid_port", "1 to 65535"));
-        }
+        let (name, host, port) = destination_fields(&input)?;
         let now = self.now();
         let mut record = DestinationRecord {
             id: 0,
             code: code.to_owned(),
-            name: text("name", &input.name, 100)?,
+            name,
             host,
-            port: i64::from(input.port),
+            port,
             version: 1,
             created_at: now,
             created_by: actor.username.clone(),
@@ -336,6 +347,125 @@ impl App {
         ));
         tx.commit().await?;
         Ok(destination_view(record))
+    }
+
+    /// Changes a destination's name, host and port, or retires it (no new message is queued
+    /// for it and its sender stops; the messages already queued stay, visible, until it is
+    /// brought back or an analyst skips them), over the version the caller read
+    /// (`interface.manage`, with a reason; audited with the old and new values). The code,
+    /// which names the destination in its messages, stays.
+    pub async fn replace_destination(
+        &self,
+        actor: &Actor,
+        code: &str,
+        expected_version: i64,
+        input: DestinationInput,
+        retired: bool,
+        reason: Option<&str>,
+    ) -> AppResult<DestinationView> {
+        actor.require(Permission::InterfaceManage)?;
+        let reason = require_reason(reason)?;
+        if !input.code.trim().is_empty() && input.code.trim() != code {
+            return Err(AppError::invalid(
+                "code",
+                "destination_identity",
+                "a destination's code is not changed; register another",
+            ));
+        }
+        let (name, host, port) = destination_fields(&input)?;
+        let mut tx = self.store.begin().await?;
+        let old = tx
+            .destination_by_code(code)
+            .await?
+            .ok_or(AppError::NotFound {
+                entity: "destination",
+            })?;
+        let changed = |current: i64| AppError::Conflict {
+            field: Some("version".into()),
+            code: "destination_changed",
+            message: format!(
+                "the destination is at version {current}, not {expected_version}: reload it"
+            ),
+        };
+        if old.version != expected_version {
+            return Err(changed(old.version));
+        }
+        let now = self.now();
+        let record = DestinationRecord {
+            name,
+            host,
+            port,
+            version: old.version + 1,
+            updated_at: now,
+            updated_by: actor.username.clone(),
+            retired_at: if retired {
+                old.retired_at.or(Some(now))
+            } else {
+                None
+            },
+            ..old.clone()
+        };
+        if !tx.update_destination(&record).await? {
+            return Err(changed(old.version + 1));
+        }
+        let value = |r: &DestinationRecord| {
+            json!({"name": r.name, "host": r.host, "port": r.port, "version": r.version,
+                   "retired": r.retired_at.is_some()})
+        };
+        let action = match (old.retired_at.is_some(), retired) {
+            (false, true) => "destination.retire",
+            (true, false) => "destination.reinstate",
+            _ => "destination.update",
+        };
+        tx.audit(self.entry(
+            actor,
+            action,
+            "destination",
+            &record.code,
+            Some(value(&old)),
+            Some(value(&record)),
+            Some(&reason),
+        ));
+        tx.commit().await?;
+        Ok(destination_view(record))
+    }
+
+    /// One destination (`interface.manage`).
+    pub async fn get_destination(&self, actor: &Actor, code: &str) -> AppResult<DestinationView> {
+        actor.require(Permission::InterfaceManage)?;
+        self.store
+            .destination_by_code(code)
+            .await?
+            .map(destination_view)
+            .ok_or(AppError::NotFound {
+                entity: "destination",
+            })
+    }
+
+    /// Every destination with how many of its messages wait (pending) and how many were
+    /// refused too often (failed) (`interface.manage`).
+    pub async fn destination_queues(
+        &self,
+        actor: &Actor,
+    ) -> AppResult<Vec<(DestinationView, i64, i64)>> {
+        actor.require(Permission::InterfaceManage)?;
+        let counts = self.store.outbox_queue_counts().await?;
+        let count = |id: i64, status: &str| {
+            counts
+                .iter()
+                .find(|(d, s, _)| *d == id && s == status)
+                .map_or(0, |c| c.2)
+        };
+        Ok(self
+            .store
+            .destinations(false)
+            .await?
+            .into_iter()
+            .map(|d| {
+                let (pending, failed) = (count(d.id, "pending"), count(d.id, "failed"));
+                (destination_view(d), pending, failed)
+            })
+            .collect())
     }
 
     /// Every destination (`interface.manage`).

@@ -202,6 +202,10 @@ pub fn router() -> OpenApiRouter<AppState> {
             outbox::register_destination,
             outbox::list_destinations
         ))
+        .routes(routes!(
+            outbox::get_destination,
+            outbox::replace_destination
+        ))
         .routes(routes!(outbox::list))
         .routes(routes!(outbox::get))
         .routes(routes!(outbox::retry))

@@ -35,6 +35,10 @@ pub struct DestinationViewDto {
     pub version: i64,
     pub created_at: String,
     pub created_by: String,
+    pub updated_at: String,
+    pub updated_by: String,
+    /// Retired: no new message is queued for it and nothing is sent; its queued messages
+    /// stay listed in the outbox.
     pub retired: bool,
 }
 
@@ -48,6 +52,8 @@ impl From<DestinationView> for DestinationViewDto {
             version,
             created_at,
             created_by,
+            updated_at,
+            updated_by,
             retired,
         } = v;
         DestinationViewDto {
@@ -58,6 +64,8 @@ impl From<DestinationView> for DestinationViewDto {
             version,
             created_at: created_at.to_string(),
             created_by,
+            updated_at: updated_at.to_string(),
+            updated_by,
             retired,
         }
     }
@@ -112,6 +120,82 @@ pub async fn list_destinations(
             .map(Into::into)
             .collect(),
     ))
+}
+
+/// One outbound destination.
+#[utoipa::path(get, path = "/api/v1/destinations/{code}", tag = "connections",
+    params(("code" = String, Path, description = "the destination's code")),
+    responses((status = 200, body = DestinationViewDto), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_destination(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(code): ApiPath<String>,
+) -> ApiResult<Json<DestinationViewDto>> {
+    Ok(Json(state.app.get_destination(&actor, &code).await?.into()))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationChangeDto {
+    pub name: String,
+    /// Where its MLLP listener is.
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceDestination {
+    /// The version being replaced.
+    pub version: i64,
+    /// Why (3 to 500 characters).
+    pub reason: Option<String>,
+    /// Retire it: no new message is queued for it and its sender stops; the messages already
+    /// queued stay (listed in the outbox) and are sent if it is brought back (`false`).
+    #[serde(default)]
+    pub retired: bool,
+    pub destination: DestinationChangeDto,
+}
+
+/// Change a destination's name, host and port, retire it or bring it back (its code stays),
+/// with a reason; versioned, audited with the old and new values. The sender reconnects to
+/// the new address.
+#[utoipa::path(put, path = "/api/v1/destinations/{code}", tag = "connections",
+    request_body = ReplaceDestination,
+    params(("code" = String, Path, description = "the destination's code")),
+    responses((status = 200, body = DestinationViewDto), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn replace_destination(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(code): ApiPath<String>,
+    ApiJson(req): ApiJson<ReplaceDestination>,
+) -> ApiResult<Json<DestinationViewDto>> {
+    let ReplaceDestination {
+        version,
+        reason,
+        retired,
+        destination: DestinationChangeDto { name, host, port },
+    } = req;
+    let v = state
+        .app
+        .replace_destination(
+            &actor,
+            &code,
+            version,
+            DestinationInput {
+                code: code.clone(),
+                name,
+                host,
+                port,
+            },
+            retired,
+            reason.as_deref(),
+        )
+        .await?;
+    Ok(Json(v.into()))
 }
 
 #[derive(Deserialize, IntoParams)]

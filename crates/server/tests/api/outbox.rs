@@ -29,6 +29,7 @@ crate::both_backends!(
     a_wrong_ack_or_a_dropped_connection_is_never_taken_as_sent,
     a_restarted_worker_resends_only_what_was_not_acknowledged,
     one_message_per_order_holds_the_results_released_together,
+    a_destination_is_edited_and_retired_with_a_reason,
 );
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -672,6 +673,141 @@ async fn one_message_per_order_holds_the_results_released_together(db: Db) {
     assert_eq!(fields(corr, "OBX", 5), ["139"], "{corr}");
     let got: Vec<String> = emr.received().iter().map(|m| field(m, "MSH", 10)).collect();
     assert_eq!(got, control_ids(&c, &c.mt).await, "in order, each once");
+    w.abort();
+    c.app.finish().await;
+}
+
+/// Issue 12: a destination's address is changed and it is retired and brought back, each
+/// with a reason, versioned and audited; a retired destination gets no new message and its
+/// queued ones stay listed; bad input names its field and changes nothing.
+async fn a_destination_is_edited_and_retired_with_a_reason(db: Db) {
+    let c = setup(db).await;
+    let admin = c.app.token_for(Role::Admin).await;
+    // First at a port nobody listens on.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    register_emr(&c, &admin, dead).await;
+    let (s, d) = c.app.get("/api/v1/destinations/EMR", &admin).await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    assert_eq!(d["version"], 1);
+    let (s, _) = c.app.get("/api/v1/destinations/NOPE", &admin).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    release(&c, &[("K", "4.2")]).await;
+
+    let put = |body: Value| {
+        let app = &c.app;
+        let admin = admin.clone();
+        async move { app.put("/api/v1/destinations/EMR", &admin, body).await }
+    };
+    let change = |version: i64, port: u16, retired: bool, reason: Option<&str>| {
+        json!({"version": version, "reason": reason, "retired": retired,
+               "destination": {"name": "Hospital EMR", "host": "127.0.0.1", "port": port}})
+    };
+    // Refusals, each naming its field, none changing anything.
+    let emr = Emr::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let live = listener.local_addr().unwrap();
+    let _emr = emr.listen_on(listener).await;
+    let before = c.app.audit_len().await;
+    for (body, status, field) in [
+        (
+            change(1, live.port(), false, None),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reason",
+        ),
+        (
+            change(1, 0, false, Some("moved")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "port",
+        ),
+        (
+            json!({"version": 1, "reason": "moved", "destination":
+                   {"name": "Hospital EMR", "host": "emr host", "port": live.port()}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "host",
+        ),
+        (
+            change(7, live.port(), false, Some("moved")),
+            StatusCode::CONFLICT,
+            "version",
+        ),
+    ] {
+        let (s, v) = put(body).await;
+        assert_eq!(s, status, "{v}");
+        assert_eq!(v["error"]["field"], field, "{v}");
+    }
+    assert_eq!(c.app.audit_len().await, before);
+    let (_, d) = c.app.get("/api/v1/destinations/EMR", &admin).await;
+    assert_eq!(d["version"], 1, "{d}");
+
+    // The EMR moved: the sender follows the new address and the queued message goes.
+    let (s, d) = put(change(1, live.port(), false, Some("EMR interface moved"))).await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    assert_eq!(d["version"], 2);
+    assert_eq!(d["port"], live.port());
+    assert_eq!(d["retired"], false);
+    let _tick = tick(&c);
+    let w = worker(&c);
+    wait_for("sent to the new address", || async {
+        outbox(&c, &admin, "?status=sent").await.len() == 1
+    })
+    .await;
+
+    // Retired: a result released now queues nothing for it; the worker sends nothing.
+    let (s, d) = put(change(2, live.port(), true, Some("EMR replaced"))).await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    assert_eq!(d["retired"], true);
+    assert_eq!(d["version"], 3);
+    release(&c, &[("GLU", "95")]).await;
+    assert_eq!(outbox(&c, &admin, "").await.len(), 1);
+    let (_, list) = c.app.get("/api/v1/destinations", &admin).await;
+    assert_eq!(list[0]["retired"], true, "{list}");
+
+    // Audited with the old and new values and the reason.
+    let director = c.app.token_for(Role::Director).await;
+    let (_, events) = c
+        .app
+        .get(&format!("/api/v1/audit/events?after={before}"), &director)
+        .await;
+    let actions: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["entity_type"] == "destination")
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["destination.update", "destination.retire"],
+        "{events}"
+    );
+    let retire = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "destination.retire")
+        .unwrap();
+    assert_eq!(retire["reason"], "EMR replaced", "{retire}");
+    assert_eq!(retire["old_value"]["retired"], false, "{retire}");
+    assert_eq!(retire["new_value"]["retired"], true, "{retire}");
+
+    // Brought back: results released from now on are queued again.
+    let (s, d) = put(change(
+        3,
+        live.port(),
+        false,
+        Some("EMR replacement postponed"),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    release(&c, &[("GLU", "97")]).await;
+    wait_for("sent after reinstatement", || async {
+        outbox(&c, &admin, "?status=sent").await.len() == 2
+    })
+    .await;
+    assert_eq!(emr.received().len(), 2);
     w.abort();
     c.app.finish().await;
 }

@@ -339,10 +339,9 @@ impl App {
             });
         }
         // One message per order and destination (issue 12).
-        let outbox = super::outbound::merge_per_order(outbox).map_err(after_writing)?;
-        tx.insert_outbox_many(&outbox)
+        self.queue_outbox_rows(tx, outbox)
             .await
-            .map_err(|e| after_writing(e.into()))?;
+            .map_err(after_writing)?;
         for k in recalc {
             let ctx = &pending[k].ctx;
             self.recalculate(tx, &mut cache, actor, ctx, settings.call_minutes, now)

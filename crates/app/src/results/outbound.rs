@@ -5,8 +5,8 @@
 //! released together, not one per result: the results of one order released in one batch
 //! share one outbox row ([`merge_per_order`]), and a result released while its order's newest
 //! row for the destination is still pending and was never attempted joins that row's
-//! document ([`App::queue_outbound`]: a calculated result released right after its inputs, a
-//! second verification before the sender came by). A row that was attempted once is never
+//! document ([`App::queue_outbox_rows`], used by every path: a calculated result released
+//! right after its inputs, a verification or a second batch before the sender came by). A row that was attempted once is never
 //! changed again (a resend is the same bytes), so a later result then gets a row of its own,
 //! behind it: order per order is kept, and nothing is sent twice or lost. A result already in
 //! the row (its corrected version, say) starts a new row too.
@@ -95,8 +95,21 @@ impl App {
         result: &ResultRecord,
     ) -> AppResult<()> {
         let destinations = tx.active_destination_ids().await?;
-        for row in self.outbox_rows(tx, ctx, result, &destinations).await? {
-            // Joins its order's newest row when that was never attempted.
+        let rows = self.outbox_rows(tx, ctx, result, &destinations).await?;
+        self.queue_outbox_rows(tx, rows).await
+    }
+
+    /// Writes the outbox rows of one transaction, one message per order and destination:
+    /// merged per order ([`merge_per_order`]), each joining its order's newest row when that
+    /// is pending and was never attempted, else inserted (in one multi-row statement). One
+    /// indexed lookup per order and destination; nothing without rows.
+    pub(crate) async fn queue_outbox_rows(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        rows: Vec<OutboxRecord>,
+    ) -> AppResult<()> {
+        let mut new = Vec::with_capacity(rows.len());
+        for row in merge_per_order(rows)? {
             if let Some(last) = tx
                 .last_outbox_of_order(row.destination_id, row.order_id)
                 .await?
@@ -112,7 +125,14 @@ impl App {
                     continue;
                 }
             }
-            tx.insert_outbox(&row).await?;
+            new.push(row);
+        }
+        match new.as_slice() {
+            [] => {}
+            [one] => {
+                tx.insert_outbox(one).await?;
+            }
+            _ => tx.insert_outbox_many(&new).await?,
         }
         Ok(())
     }

@@ -552,8 +552,9 @@ async fn a_restarted_worker_resends_only_what_was_not_acknowledged(db: Db) {
 
 /// Issue 12: the EMR gets one message per order. The results of an order released in one
 /// batch (from two tubes) share one message; a result released later joins it while it was
-/// never attempted (a critical potassium verified after its call); once the message went, a
-/// correction is a message of its own. Another order is another message; order is kept.
+/// never attempted (a second batch, a critical potassium verified after its call); once the
+/// message went, a correction is a message of its own. Another order is another message;
+/// order is kept.
 async fn one_message_per_order_holds_the_results_released_together(db: Db) {
     let c = setup(db).await;
     let admin = c.app.token_for(Role::Admin).await;
@@ -567,7 +568,7 @@ async fn one_message_per_order_holds_the_results_released_together(db: Db) {
     let now = c.app.app.now();
     let (order, o) = received_order(
         &c,
-        &["NA", "K", "GLU", "WBC"],
+        &["NA", "K", "GLU", "WBC", "CL"],
         now - SignedDuration::from_mins(30),
     )
     .await;
@@ -606,6 +607,20 @@ async fn one_message_per_order_holds_the_results_released_together(db: Db) {
     // Another order's result: a row of its own.
     let (other, _) = release(&c, &[("GLU", "101")]).await;
     assert_eq!(outbox(&c, &admin, "").await.len(), 2);
+    // A second batch for the first order joins its row (never attempted yet).
+    let (s, v) = c
+        .app
+        .post(
+            "/api/v1/results",
+            &c.tech,
+            json!({"results": [
+                {"accession": sst, "test": "CL", "value": "101", "instrument": "CHEM-1"},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["results"][0]["outcome"], "released", "{v}");
+    assert_eq!(outbox(&c, &admin, "").await.len(), 2);
 
     // The critical potassium is called and verified: it joins the first order's row.
     let (s, v) = c
@@ -635,7 +650,7 @@ async fn one_message_per_order_holds_the_results_released_together(db: Db) {
     let first = &got[0];
     assert_eq!(
         fields(first, "ORC", 3),
-        vec![order.to_string(); 4],
+        vec![order.to_string(); 5],
         "{first}"
     );
     let tests: Vec<String> = fields(first, "OBX", 3)
@@ -647,14 +662,14 @@ async fn one_message_per_order_holds_the_results_released_together(db: Db) {
                 .to_owned()
         })
         .collect();
-    assert_eq!(tests, ["NA", "GLU", "WBC", "K"], "{first}");
+    assert_eq!(tests, ["NA", "GLU", "WBC", "CL", "K"], "{first}");
     // Each result under the tube it was measured on.
     assert_eq!(
         fields(first, "OBR", 3),
-        [&sst[..], &sst, &lav, &sst],
+        [&sst[..], &sst, &lav, &sst, &sst],
         "{first}"
     );
-    assert_eq!(fields(first, "OBR", 16), vec![HOUSE_XCN; 4], "{first}");
+    assert_eq!(fields(first, "OBR", 16), vec![HOUSE_XCN; 5], "{first}");
     assert_eq!(fields(&got[1], "ORC", 3), [other.to_string()]);
 
     // Sent: a correction of the first order is a message of its own, never a resend.

@@ -843,6 +843,36 @@ async fn office_walk(server: &Server, backend: &str) {
                            "birth_date": birth, "sex": "F"}),
     )
     .await;
+    // An EMR destination that is down (nobody listens on its port): the results released
+    // from now on wait in its queue (the outbox page, below).
+    let emr_code = format!("EMR{suffix}").to_uppercase();
+    api(
+        &http,
+        base,
+        &lead,
+        "/destinations",
+        serde_json::json!({"code": emr_code, "name": "Hospital EMR (down)",
+                           "host": "127.0.0.1", "port": free_port()}),
+    )
+    .await;
+    // A STAT coagulation order drawn with a winged set: the draw list shows a discard tube
+    // before its citrate tube (issue 10 item 9).
+    let winged = api(
+        &http,
+        base,
+        &tech,
+        "/orders",
+        serde_json::json!({"patient": {"mrn": mrn, "birth_date": birth}, "provider_id": 1,
+                           "location_id": 1, "tests": ["PT"], "priority": "stat",
+                           "winged_collection_set": true}),
+    )
+    .await;
+    assert_eq!(winged["discard_tube"], true, "{winged}");
+    let citrate = winged["specimens"][0]["accession"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(winged["specimens"][0]["container"], "BLU", "{winged}");
     let (first, _) = received_potassium(&http, base, &tech, &mrn, birth, 50).await;
     let posted = api(
         &http,
@@ -1002,6 +1032,50 @@ async fn office_walk(server: &Server, backend: &str) {
         .unwrap();
     assert_eq!(kind, "200 application/pdf");
 
+    // The outbox (issue 12): the down EMR with its waiting messages; one message with its
+    // state; skipping needs a reason, then takes it out of the queue.
+    b.goto("/interfaces").await;
+    b.click_to_new_url("#outbox-link").await;
+    let dest = b
+        .text(&format!("#destinations tr[data-destination='{emr_code}']"))
+        .await;
+    assert!(
+        dest.contains("Hospital EMR (down)") && dest.contains("active"),
+        "{dest}"
+    );
+    let pending: Vec<String> = rows_of(&b, "#outbox tbody tr[data-status='pending']").await;
+    assert!(
+        !pending.is_empty(),
+        "{:?}",
+        rows_of(&b, "#outbox tbody tr").await
+    );
+    b.check_page("outbox").await;
+    b.wait("#destination")
+        .await
+        .send_keys(&emr_code)
+        .await
+        .unwrap();
+    b.click_to_new_url("#show-outbox").await;
+    b.wait("#outbox").await;
+    let first = b.wait("#outbox tbody tr td a").await;
+    first.click().await.unwrap();
+    b.wait("#message-status").await;
+    assert_eq!(b.text("#message-status").await, "Pending");
+    // A role that may read patients sees the message once it was attempted.
+    assert!(
+        b.text_with("main", "MSH|").await.contains("ORU^R01")
+            || b.text("main").await.contains("Not attempted yet"),
+        "{}",
+        b.text("main").await
+    );
+    b.check_page("outbox-message").await;
+    b.wait("#skip").await.click().await.unwrap();
+    assert!(b.text_with("#error", "reason").await.contains("reason"));
+    b.type_into("#skip-reason", "EMR retired; results were phoned\n")
+        .await;
+    assert!(b.text_with("#notice", "skipped").await.contains("skipped"));
+    assert_eq!(b.text("#message-status").await, "Skipped");
+
     // The dashboard: counts, the open calls, and a refresh without reloading the page.
     b.goto("/dashboard").await;
     b.wait("#total-pending").await;
@@ -1084,6 +1158,31 @@ async fn office_walk(server: &Server, backend: &str) {
     assert!(!ed.is_empty() && ed.iter().all(|l| l == "ED"), "{ed:?}");
     assert!(ed.len() < all.len());
     b.check_page("draw-list").await;
+    // The winged-set draw: a discard tube just before the citrate tube.
+    b.goto("/collect").await;
+    let discard = b
+        .text(&format!(
+            "#draw-list tr.discard[data-discard-before='{citrate}']"
+        ))
+        .await;
+    assert!(discard.contains("Discard tube first"), "{discard}");
+    let next: serde_json::Value = b
+        .client
+        .execute(
+            &format!(
+                "return document.querySelector(\"#draw-list tr.discard[data-discard-before='{citrate}']\")
+                   .nextElementSibling.dataset.accession;"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        next,
+        citrate.as_str(),
+        "the discard tube comes just before the citrate tube"
+    );
+    b.shot("draw-list-discard").await;
     b.wait("#draw-list tbody tr button")
         .await
         .click()

@@ -14,6 +14,7 @@ mod admin;
 mod auth;
 mod board;
 mod interfaces;
+mod outbox;
 mod processing;
 mod qc;
 mod registration;
@@ -121,6 +122,10 @@ pub const UI_ROUTES: &[RouteSpec] = &[
     // interfaces
     r("GET", "/interfaces", Perm(P::InterfaceManage)),
     r("POST", "/interfaces/{id}/replay", Perm(P::InterfaceManage)),
+    r("GET", "/outbox", Perm(P::InterfaceManage)),
+    r("GET", "/outbox/{id}", Perm(P::InterfaceManage)),
+    r("POST", "/outbox/{id}/retry", Perm(P::InterfaceManage)),
+    r("POST", "/outbox/{id}/skip", Perm(P::InterfaceManage)),
     // quality control
     r("GET", "/qc", Perm(P::QcRead)),
     r("POST", "/qc/run", Perm(P::QcEnter)),
@@ -194,6 +199,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/admin/access-log", get(admin::access_log))
         .route("/interfaces", get(interfaces::interfaces_page))
         .route("/interfaces/{id}/replay", post(interfaces::replay))
+        .route("/outbox", get(outbox::outbox_page))
+        .route("/outbox/{id}", get(outbox::outbox_message))
+        .route("/outbox/{id}/retry", post(outbox::retry))
+        .route("/outbox/{id}/skip", post(outbox::skip))
         .route("/qc", get(qc::qc_page))
         .route("/qc/run", post(qc::post_run))
         .route("/qc/corrective-action", post(qc::corrective_action))

@@ -424,7 +424,10 @@ impl Framer<'_, '_, '_> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the facts of one acknowledgement"
+)]
 fn framed(
     msg: &Message<'_, '_>,
     code: AckCode,

@@ -78,6 +78,7 @@ pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    over_tls: Option<Extension<crate::conn::OverTls>>,
     uri: Uri,
     form: FormData,
 ) -> Response {
@@ -89,7 +90,7 @@ pub async fn login(
     {
         let _ = state.app.logout(&actor, token).await;
     }
-    let tls = session::is_tls(&headers, &uri);
+    let tls = session::is_tls(over_tls.is_some(), &headers, &uri);
     match state
         .app
         .login(&username, form.get("password"), Source::Web, peer.ip())
@@ -142,6 +143,7 @@ pub async fn logout(
     State(state): State<AppState>,
     Extension(s): Extension<WebSession>,
     headers: HeaderMap,
+    over_tls: Option<Extension<crate::conn::OverTls>>,
     uri: Uri,
 ) -> Response {
     let _ = state.app.logout(&s.actor, &s.token).await;
@@ -149,7 +151,7 @@ pub async fn logout(
     let h = r.headers_mut();
     h.insert(
         header::SET_COOKIE,
-        session::clear_cookie(session::is_tls(&headers, &uri)),
+        session::clear_cookie(session::is_tls(over_tls.is_some(), &headers, &uri)),
     );
     h.insert(
         header::LOCATION,

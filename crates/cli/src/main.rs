@@ -189,10 +189,20 @@ struct ServeArgs {
 #[command(next_help_heading = "TLS")]
 struct TlsArgs {
     /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
-    #[arg(long, env = "ALIQUOT_TLS_CERT", value_name = "PEM", requires = "tls_key")]
+    #[arg(
+        long,
+        env = "ALIQUOT_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
     tls_cert: Option<PathBuf>,
     /// The PEM private key of --tls-cert (PKCS #8, PKCS #1 or SEC1).
-    #[arg(long, env = "ALIQUOT_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
+    #[arg(
+        long,
+        env = "ALIQUOT_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
     tls_key: Option<PathBuf>,
     /// Serve HTTPS with a self-signed certificate made at startup for --tls-name (for the
     /// demo and trials: browsers warn about it). Its PEM is written to

@@ -207,18 +207,17 @@ pub async fn serve_connections(
         let header_timeout = config.header_timeout;
         tokio::spawn(async move {
             let _admitted = admitted;
-            let stream =
-                match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => {
-                        tracing::debug!(error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!("TLS handshake did not complete within the header timeout");
-                        return;
-                    }
-                };
+            let stream = match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake did not complete within the header timeout");
+                    return;
+                }
+            };
             let io = TokioIo::new(GuardedIo::new(stream, shared, header_timeout));
             if let Err(e) = watcher.watch(builder.serve_connection(io, service)).await {
                 tracing::debug!(error = %e, "connection closed with an error");

@@ -509,7 +509,13 @@ async fn over_tls_requests_are_served_with_hsts_and_a_secure_session_cookie() {
         .tls_built_in_root_certs(false)
         .build()
         .expect("client");
-    assert!(untrusting.get(format!("{base}/healthz")).send().await.is_err());
+    assert!(
+        untrusting
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_err()
+    );
 
     // Plain HTTP on the TLS port gets no answer but a closed connection.
     let mut plain = connect_from(LOCALHOST, server.addr).await;
@@ -537,6 +543,9 @@ async fn a_client_that_never_completes_the_tls_handshake_is_closed_after_the_hea
     // Half a ClientHello record header, then nothing.
     stream.write_all(&[0x16, 0x03, 0x01]).await.expect("write");
     let waited = closed_within(&mut stream, Duration::from_secs(20)).await;
-    assert!(waited >= Duration::from_secs(1), "closed too early: {waited:?}");
+    assert!(
+        waited >= Duration::from_secs(1),
+        "closed too early: {waited:?}"
+    );
     server.stop(Duration::from_secs(15)).await;
 }

@@ -38,7 +38,9 @@ pub const SQLITE: &[MigrationSource] = migrations!(
     (19, "0019_login_attempts"),
     (20, "0020_audit_key"),
     (21, "0021_reference_labs_shipments"),
-    (22, "0022_specimen_events_by_kind_and_time")
+    (22, "0022_specimen_events_by_kind_and_time"),
+    (29, "0029_mfa"),
+    (30, "0030_role_grants")
 );
 pub const POSTGRES: &[MigrationSource] = migrations!(
     "postgres": (1, "0001_platform"),
@@ -62,7 +64,9 @@ pub const POSTGRES: &[MigrationSource] = migrations!(
     (19, "0019_login_attempts"),
     (20, "0020_audit_key"),
     (21, "0021_reference_labs_shipments"),
-    (22, "0022_specimen_events_by_kind_and_time")
+    (22, "0022_specimen_events_by_kind_and_time"),
+    (29, "0029_mfa"),
+    (30, "0030_role_grants")
 );
 
 pub(crate) fn migrator(list: &[MigrationSource]) -> Migrator {

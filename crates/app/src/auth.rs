@@ -20,6 +20,8 @@ use rand::RngCore;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::security::grants::{approval_required, needs_approval};
+use crate::security::mfa::{CheckedFactor, SecondFactor, SecondFactorError};
 use crate::{Actor, App, AppError, AppResult, Source, require_reason};
 
 /// What a client learns about a user. Never the password hash.
@@ -89,7 +91,7 @@ async fn hash_password(password: String) -> AppResult<String> {
 /// the answer takes as long as for a known user.
 static DUMMY_HASH: OnceLock<String> = OnceLock::new();
 
-async fn verify_password(password: String, hash: Option<String>) -> AppResult<bool> {
+pub(crate) async fn verify_password(password: String, hash: Option<String>) -> AppResult<bool> {
     tokio::task::spawn_blocking(move || {
         let dummy = DUMMY_HASH.get_or_init(|| {
             Argon2::default()
@@ -113,7 +115,7 @@ fn field_error(field: &str, e: aliquot_domain::auth::AuthRuleError) -> AppError 
 impl App {
     /// Refuses a credential check of `account` from `address` while the throttle makes it
     /// wait (nothing is written: a refused flood adds no rows).
-    async fn check_throttle(&self, address: &str, account: &str) -> AppResult<()> {
+    pub(crate) async fn check_throttle(&self, address: &str, account: &str) -> AppResult<()> {
         let t = &self.config.throttle;
         let now = self.now();
         let since = now
@@ -128,7 +130,7 @@ impl App {
 
     /// Counts a failed credential check and audits it, at most twice per pair and window
     /// (the first failure, and the one after which the pair or the address waits).
-    async fn record_failure(
+    pub(crate) async fn record_failure(
         &self,
         address: &str,
         account: &str,
@@ -205,6 +207,23 @@ impl App {
         source: Source,
         address: IpAddr,
     ) -> AppResult<IssuedToken> {
+        self.login_with(username, password, None, source, address)
+            .await
+    }
+
+    /// [`App::login`] with a second factor: required when the user has confirmed a TOTP
+    /// enrolment (401 `mfa_required` without one); a user whose role the lab requires a
+    /// second factor of (setting `auth.mfa_required`) and who has none enrolled is refused
+    /// (401 `mfa_enrolment_required`) until they enrol. A wrong or replayed code counts as a
+    /// failed login, throttled like a wrong password.
+    pub async fn login_with(
+        &self,
+        username: &str,
+        password: &str,
+        second: Option<SecondFactor>,
+        source: Source,
+        address: IpAddr,
+    ) -> AppResult<IssuedToken> {
         let now = self.now();
         let address = address_key(address);
         // An unparsable name cannot exist; it is still throttled under its trimmed spelling so
@@ -256,7 +275,18 @@ impl App {
             source,
             session_id: None,
         };
+        let factor = self
+            .second_factor_due(&actor, second, &address, &key)
+            .await?;
         let mut tx = self.store.begin().await?;
+        if let Some(factor) = &factor
+            && !self.use_second_factor(&mut *tx, user.id, factor).await?
+        {
+            drop(tx);
+            return Err(self
+                .second_factor_failed(&address, &key, &actor, SecondFactorError::Replayed)
+                .await);
+        }
         let session_id = tx
             .insert_session(&NewSession {
                 token_hash: token_hash(&token, source),
@@ -272,7 +302,11 @@ impl App {
             "session",
             session_id,
             None,
-            Some(json!({ "user_id": user.id, "expires_at": expires_at.to_string() })),
+            Some(json!({
+                "user_id": user.id,
+                "expires_at": expires_at.to_string(),
+                "second_factor": factor.as_ref().map(CheckedFactor::kind),
+            })),
             None,
         ));
         tx.commit().await?;
@@ -377,6 +411,9 @@ impl App {
         let display_name =
             DisplayName::parse(&input.display_name).map_err(|e| field_error("display_name", e))?;
         let role = Role::parse(&input.role).map_err(|e| field_error("role", e))?;
+        if needs_approval(actor, role) {
+            return Err(approval_required(role));
+        }
         PasswordPolicy::check(&input.password).map_err(|e| field_error("password", e))?;
         if self
             .store
@@ -464,6 +501,9 @@ impl App {
         }
         let role = Role::parse(role).map_err(|e| field_error("role", e))?;
         let reason = require_reason(reason)?;
+        if needs_approval(actor, role) {
+            return Err(approval_required(role));
+        }
         let now = self.now();
         let mut tx = self.store.begin().await?;
         let before = tx

@@ -20,6 +20,10 @@ pub mod idempotency;
 mod orders;
 mod patients;
 mod scans;
+pub mod security;
+pub use security::{
+    MfaEnrolment, MfaStatus, RoleGrantView, SecondFactor, Signature, SignatureInput,
+};
 mod scope;
 pub use scope::PatientScope;
 mod settings;

@@ -114,6 +114,25 @@ pub fn setting_rules() -> &'static [(&'static str, &'static str, Rule)] {
             },
         ),
         (
+            "auth.mfa_required",
+            "true requires a second factor (an authenticator app, TOTP) of administrators and \
+             directors: without one enrolled they cannot log in until they enrol (default false)",
+            |v| match v.trim() {
+                "true" | "false" => Ok(v.trim().to_owned()),
+                _ => Err("true or false".into()),
+            },
+        ),
+        (
+            "results.verification_signature_required",
+            "true makes every manual release (verify, sign off) an electronic signature: the \
+             reviewer re-enters the password or authenticator code (default false; corrections \
+             are always signed)",
+            |v| match v.trim() {
+                "true" | "false" => Ok(v.trim().to_owned()),
+                _ => Err("true or false".into()),
+            },
+        ),
+        (
             "results.autoverification_suspended",
             "true suspends autoverification for the whole laboratory (every result is held for \
              review), e.g. while QC fails",

@@ -8,7 +8,7 @@ use aliquot_domain::auth::Role;
 mod morning;
 mod qc;
 
-fn demo_password(role: Role) -> String {
+pub(crate) fn demo_password(role: Role) -> String {
     format!("demo-{}-pass", role.as_str())
 }
 
@@ -174,13 +174,13 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn print_logins(addr: std::net::SocketAddr) -> std::io::Result<()> {
+pub fn print_logins(scheme: &str, addr: std::net::SocketAddr) -> std::io::Result<()> {
     outln!("Demo lab logins (username / password) — for demonstration only:")?;
     for role in Role::ALL {
         outln!("  {:<13} / {}", role.as_str(), demo_password(role))?;
     }
     outln!(
-        "Try: curl -s -X POST http://{addr}/api/v1/auth/token -H 'content-type: application/json' \
+        "Try: curl -s -X POST {scheme}://{addr}/api/v1/auth/token -H 'content-type: application/json' \
          -d '{{\"username\":\"admin\",\"password\":\"demo-admin-pass\"}}'"
     )?;
     Ok(())

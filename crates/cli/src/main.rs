@@ -179,6 +179,68 @@ struct ServeArgs {
     log_json: bool,
     #[command(flatten)]
     limits: ConnectionLimits,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// HTTPS in the binary (rustls). Without these options the server speaks plain HTTP (behind
+/// a TLS-terminating proxy, or on loopback only).
+#[derive(Args)]
+#[command(next_help_heading = "TLS")]
+struct TlsArgs {
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(
+        long,
+        env = "ALIQUOT_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS #8, PKCS #1 or SEC1).
+    #[arg(
+        long,
+        env = "ALIQUOT_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a self-signed certificate made at startup for --tls-name (for the
+    /// demo and trials: browsers warn about it). Its PEM is written to
+    /// `tls-self-signed.pem` in --data-dir for clients to trust.
+    #[arg(long, env = "ALIQUOT_TLS_SELF_SIGNED", conflicts_with_all = ["tls_cert", "tls_key"])]
+    tls_self_signed: bool,
+    /// Names (DNS names or IP addresses) of the self-signed certificate.
+    #[arg(
+        long = "tls-name",
+        env = "ALIQUOT_TLS_NAMES",
+        value_delimiter = ',',
+        default_value = "localhost,127.0.0.1,::1"
+    )]
+    tls_names: Vec<String>,
+}
+
+impl TlsArgs {
+    /// The server's TLS configuration, if any (a self-signed certificate's PEM is written
+    /// to `cert_out`).
+    fn config(
+        &self,
+        cert_out: &std::path::Path,
+    ) -> anyhow::Result<Option<std::sync::Arc<rustls::ServerConfig>>> {
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            return Ok(Some(aliquot_server::tls::load_pem(cert, key)?));
+        }
+        if self.tls_self_signed {
+            let (config, pem) = aliquot_server::tls::self_signed(&self.tls_names)?;
+            if let Some(dir) = cert_out.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            std::fs::write(cert_out, pem)
+                .with_context(|| format!("writing {}", cert_out.display()))?;
+            return Ok(Some(config));
+        }
+        Ok(None)
+    }
 }
 
 /// How the HTTP listener protects itself from clients that hold connections: every
@@ -215,6 +277,7 @@ impl ConnectionLimits {
             body_timeout: self.body_timeout,
             max_connections: self.max_connections as usize,
             max_connections_per_ip: self.max_connections_per_ip as usize,
+            tls: None,
         }
     }
 }
@@ -650,6 +713,8 @@ async fn import_catalog(
 
 async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_json);
+    let self_signed_pem = db.data_dir.join("tls-self-signed.pem");
+    let tls = args.tls.config(&self_signed_pem)?;
     let app = open_app(db).await?;
     if args.demo {
         demo::seed(&app).await?;
@@ -659,6 +724,8 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding HTTP on {}", args.http))?;
     let addr = listener.local_addr()?;
     let mut limits = args.limits.config();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    limits.tls = tls;
     let open_files = aliquot_server::conn::raise_open_file_limit();
     if let Some(open_files) = open_files
         && let Some(cap) = limits.fit_to_file_limit(open_files)
@@ -673,6 +740,7 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         http = %addr,
         max_connections = limits.max_connections,
         max_connections_per_ip = limits.max_connections_per_ip,
+        tls = limits.tls.is_some(),
         database = app.store().backend().as_str(),
         "aliquot is serving"
     );
@@ -781,11 +849,20 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         stopped(),
     ));
     // The banner is a courtesy: a server whose standard output is closed keeps serving.
-    let _ = outln!("Aliquot is running at http://{addr}/ (API: http://{addr}/api/v1/openapi.json)");
+    let _ = outln!(
+        "Aliquot is running at {scheme}://{addr}/ (API: {scheme}://{addr}/api/v1/openapi.json)"
+    );
+    if args.tls.tls_self_signed {
+        let _ = outln!(
+            "TLS with a self-signed certificate for {}; trust {} (e.g. curl --cacert)",
+            args.tls.tls_names.join(", "),
+            self_signed_pem.display()
+        );
+    }
     let _ = outln!("HL7 v2 over MLLP at {mllp_addr}");
     let _ = outln!("ASTM over TCP at {astm_addr}");
     if args.demo {
-        let _ = demo::print_logins(addr);
+        let _ = demo::print_logins(scheme, addr);
     }
     if app.store().list_users().await?.is_empty() {
         let _ = outln!(

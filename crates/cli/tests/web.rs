@@ -990,7 +990,15 @@ async fn office_walk(server: &Server, backend: &str) {
     assert_eq!(b.value("#value").await, "6.2");
     assert_eq!(b.text("#result-status").await, "released");
     b.check_page("correction-refused").await;
+    // A correction is an electronic signature: refused unsigned, next to the field.
     b.type_into("#reason", "re-run on a fresh aliquot\n").await;
+    assert!(
+        b.text_with("#signature-error", "sign")
+            .await
+            .contains("sign")
+    );
+    assert_eq!(b.value("#reason").await, "re-run on a fresh aliquot");
+    b.type_into("#signature", "demo-technologist-pass\n").await;
     assert!(
         b.text_with("#result-notice", "Corrected")
             .await
@@ -1003,6 +1011,10 @@ async fn office_walk(server: &Server, backend: &str) {
     let versions = rows_of(&b, "#versions tbody tr").await;
     assert!(versions.len() >= 4, "{versions:?}");
     assert!(versions[0].contains("6.2") && versions[0].contains("re-run on a fresh aliquot"));
+    assert!(
+        versions[0].contains("corrected by") && versions[0].contains("password"),
+        "the signature is shown with its version: {versions:?}"
+    );
     assert!(
         b.wait("#report-pdf")
             .await
@@ -1306,6 +1318,50 @@ async fn office_walk(server: &Server, backend: &str) {
     b.goto("/admin/access-log").await;
     assert!(!rows_of(&b, "#access tbody tr").await.is_empty());
     b.check_page("admin-access").await;
+
+    // A second factor: a new user enrols an authenticator app on the web (the secret shown
+    // once, confirmed by its first code, recovery codes shown once); the login page then
+    // asks for the code and logs in with it.
+    let admin = api_token(&http, base, "admin").await;
+    let mfa_user = format!("mfa{suffix}");
+    let mfa_password = "a sturdy passphrase for the bench 42";
+    api(
+        &http,
+        base,
+        &admin,
+        "/users",
+        serde_json::json!({"username": mfa_user, "display_name": "Mfa Walker",
+                           "role": "technologist", "password": mfa_password}),
+    )
+    .await;
+    b.goto("/login/mfa").await;
+    b.type_into("#username", &mfa_user).await;
+    b.type_into("#password", &format!("{mfa_password}\n")).await;
+    let secret = b.text_with("#mfa-secret", "").await;
+    let uri = b.text("#mfa-uri").await;
+    assert!(
+        uri.starts_with("otpauth://totp/") && uri.contains(&secret),
+        "{uri}"
+    );
+    b.check_page("mfa-enrol").await;
+    let key = aliquot_domain::totp::base32_decode(&secret).expect("Base32 secret");
+    let now = || jiff::Timestamp::now().as_second();
+    let code = aliquot_domain::totp::code_at(&key, now(), aliquot_domain::totp::DIGITS);
+    b.type_into("#password", mfa_password).await;
+    b.type_into("#code", &format!("{code}\n")).await;
+    let codes = rows_of(&b, "#recovery-codes li").await;
+    assert_eq!(codes.len(), 10, "{codes:?}");
+    b.check_page("mfa-recovery-codes").await;
+    b.goto("/login").await;
+    b.type_into("#username", &mfa_user).await;
+    b.type_into("#password", &format!("{mfa_password}\n")).await;
+    assert!(b.text_with("#login-error", "code").await.contains("code"));
+    b.check_page("login-asks-code").await;
+    // The next step's code (accepted within one step either side; the first is used).
+    let next = aliquot_domain::totp::code_at(&key, now() + 30, aliquot_domain::totp::DIGITS);
+    b.type_into("#password", mfa_password).await;
+    b.type_into("#code", &format!("{next}\n")).await;
+    assert!(b.text_with("#who", &mfa_user).await.contains(&mfa_user));
     b.close().await;
 }
 

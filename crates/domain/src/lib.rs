@@ -23,3 +23,4 @@ pub mod sendout;
 pub mod specimen;
 pub mod storage;
 pub mod tat;
+pub mod totp;

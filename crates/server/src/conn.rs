@@ -15,6 +15,12 @@
 //!   its head; a handler reading it then gets an error, and the client `408 body_timeout`
 //!   with `Connection: close`.
 //!
+//! - **TLS** (when [`ServeConfig::tls`] is set, see [`crate::tls`]): the handshake must
+//!   complete within the header timeout, in the connection's own task (a client that never
+//!   finishes it holds only its own place); every request is marked [`OverTls`] and every
+//!   response carries `Strict-Transport-Security`. A connection over a limit is closed
+//!   without the plain-text 503.
+//!
 //! Graceful shutdown: the listener is dropped (no new connections), every connection is told
 //! to finish its in-flight request and close, and `serve` returns once all have.
 
@@ -63,7 +69,13 @@ pub struct ServeConfig {
     /// Connections served at once from one IP address (0: no such limit); more are refused
     /// with `503 too_many_connections`.
     pub max_connections_per_ip: usize,
+    /// Serve HTTPS with this configuration (`None`: plain HTTP).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
+
+/// A request extension: the request came over this server's own TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct OverTls;
 
 impl Default for ServeConfig {
     fn default() -> Self {
@@ -73,6 +85,7 @@ impl Default for ServeConfig {
             body_timeout: Duration::from_secs(30),
             max_connections: 1024,
             max_connections_per_ip: 256,
+            tls: None,
         }
     }
 }
@@ -141,6 +154,7 @@ pub async fn serve_connections(
         // a response, so it is the idle timeout (the header timeout is `GuardedIo`'s).
         .header_read_timeout(config.idle_timeout)
         .keep_alive(true);
+    let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let accept_errors = Throttled::default();
     tokio::pin!(shutdown);
     loop {
@@ -163,28 +177,49 @@ pub async fn serve_connections(
         let admitted = match limits.admit(peer.ip()) {
             Ok(admitted) => admitted,
             Err(refusal) => {
-                limits.refuse(stream, peer.ip(), refusal);
+                // Over TLS a plain-text 503 would be noise to the client: it is closed.
+                limits.refuse(stream, peer.ip(), refusal, tls.is_none());
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
         let shared = Arc::new(ConnShared::default());
-        let io = TokioIo::new(GuardedIo::new(
-            stream,
-            shared.clone(),
-            config.header_timeout,
-        ));
         let service = TowerToHyperService::new(ConnService {
             router: router.clone(),
-            shared,
+            shared: shared.clone(),
             peer,
             body_timeout: config.body_timeout,
+            tls: tls.is_some(),
         });
-        let connection = graceful.watch(builder.serve_connection(io, service));
+        let Some(acceptor) = &tls else {
+            let io = TokioIo::new(GuardedIo::new(stream, shared, config.header_timeout));
+            let connection = graceful.watch(builder.serve_connection(io, service));
+            tokio::spawn(async move {
+                // Held until the connection is closed, then its place is free again.
+                let _admitted = admitted;
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "connection closed with an error");
+                }
+            });
+            continue;
+        };
+        let (acceptor, watcher, builder) = (acceptor.clone(), graceful.watcher(), builder.clone());
+        let header_timeout = config.header_timeout;
         tokio::spawn(async move {
-            // Held until the connection is closed, then its place is free again.
             let _admitted = admitted;
-            if let Err(e) = connection.await {
+            let stream = match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake did not complete within the header timeout");
+                    return;
+                }
+            };
+            let io = TokioIo::new(GuardedIo::new(stream, shared, header_timeout));
+            if let Err(e) = watcher.watch(builder.serve_connection(io, service)).await {
                 tracing::debug!(error = %e, "connection closed with an error");
             }
         });
@@ -293,7 +328,7 @@ impl Limits {
 
     /// Answers a refused connection with 503 in a task of its own (bounded in number and
     /// time), logging a warning with the client's address only, at most once a second.
-    fn refuse(&self, stream: TcpStream, ip: IpAddr, refusal: Refusal) {
+    fn refuse(&self, stream: TcpStream, ip: IpAddr, refusal: Refusal, answer: bool) {
         let (warn, limit) = match refusal {
             Refusal::Busy => (&self.warn_busy, self.max_total),
             Refusal::PerClient => (&self.warn_per_ip, self.max_per_ip),
@@ -306,6 +341,9 @@ impl Limits {
                 suppressed = warn.take_suppressed(),
                 "connection refused"
             );
+        }
+        if !answer {
+            return; // closed at once
         }
         let Ok(permit) = self.refusing.clone().try_acquire_owned() else {
             return; // too many refusals in progress: close at once
@@ -391,16 +429,16 @@ struct ConnShared {
 /// byte of a request arrives on an idle connection; disarmed once the service has the
 /// request. When it fires while hyper waits for more of the head, the read fails and hyper
 /// closes the connection.
-struct GuardedIo {
-    inner: TcpStream,
+struct GuardedIo<S> {
+    inner: S,
     shared: Arc<ConnShared>,
     header_timeout: Duration,
     /// The deadline and the request count when it was armed.
     head_deadline: Option<(Pin<Box<Sleep>>, u64)>,
 }
 
-impl GuardedIo {
-    fn new(inner: TcpStream, shared: Arc<ConnShared>, header_timeout: Duration) -> Self {
+impl<S> GuardedIo<S> {
+    fn new(inner: S, shared: Arc<ConnShared>, header_timeout: Duration) -> Self {
         GuardedIo {
             inner,
             shared,
@@ -410,7 +448,7 @@ impl GuardedIo {
     }
 }
 
-impl AsyncRead for GuardedIo {
+impl<S: AsyncRead + Unpin> AsyncRead for GuardedIo<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -453,7 +491,7 @@ impl AsyncRead for GuardedIo {
     }
 }
 
-impl AsyncWrite for GuardedIo {
+impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -491,6 +529,9 @@ struct ConnService {
     shared: Arc<ConnShared>,
     peer: SocketAddr,
     body_timeout: Duration,
+    /// The connection is this server's TLS: requests are marked [`OverTls`], responses
+    /// carry HSTS.
+    tls: bool,
 }
 
 /// Counts a request in flight until dropped.
@@ -518,6 +559,10 @@ impl tower::Service<Request<Incoming>> for ConnService {
         let timed_out = Arc::new(AtomicBool::new(false));
         let (mut parts, body) = req.into_parts();
         parts.extensions.insert(ConnectInfo(self.peer));
+        let tls = self.tls;
+        if tls {
+            parts.extensions.insert(OverTls);
+        }
         let body = Body::new(DeadlineBody {
             inner: body,
             deadline: tokio::time::Instant::now() + self.body_timeout,
@@ -530,9 +575,15 @@ impl tower::Service<Request<Incoming>> for ConnService {
             .oneshot(Request::from_parts(parts, body));
         Box::pin(async move {
             let _in_flight = in_flight;
-            let response = response.await?;
+            let mut response = response.await?;
             if timed_out.load(Ordering::Acquire) {
-                return Ok(body_timeout_response(response));
+                response = body_timeout_response(response);
+            }
+            if tls {
+                response.headers_mut().insert(
+                    header::STRICT_TRANSPORT_SECURITY,
+                    HeaderValue::from_static(crate::tls::HSTS),
+                );
             }
             Ok(response)
         })

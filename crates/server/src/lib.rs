@@ -10,6 +10,7 @@ pub mod fhir;
 pub mod idempotency;
 pub mod json;
 pub mod qc_chart;
+pub mod tls;
 pub mod ui;
 
 use std::future::Future;

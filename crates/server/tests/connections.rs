@@ -2,7 +2,10 @@
 //! slow-loris client, the idle timeout closes a quiet keep-alive connection, a slow body
 //! gets 408, connections over the cap or over the per-address limit get a clear 503 and
 //! the server serves again once they close, and 1,000 idle connections with 20 slow
-//! clients do not stop a normal client from being served.
+//! clients do not stop a normal client from being served. Over TLS (the binary's own, with a
+//! self-signed certificate the client trusts): requests are served with HSTS, the web
+//! session cookie is `Secure`, plain HTTP and a client that never completes its handshake
+//! are closed.
 //!
 //! Timing bounds are generous (a loaded two-core machine must pass): they check that
 //! something happens at all, never how fast.
@@ -20,6 +23,7 @@ use tokio::net::{TcpSocket, TcpStream};
 
 struct Server {
     addr: SocketAddr,
+    app: App,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -43,7 +47,7 @@ async fn start(config: ServeConfig) -> Server {
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(aliquot_server::serve_with(
-        app,
+        app.clone(),
         listener,
         async {
             let _ = rx.await;
@@ -52,6 +56,7 @@ async fn start(config: ServeConfig) -> Server {
     ));
     Server {
         addr,
+        app,
         shutdown: Some(tx),
         task: Some(task),
         _dir: dir,
@@ -436,4 +441,111 @@ async fn graceful_shutdown_closes_idle_connections_and_returns() {
     for mut s in held {
         closed_within(&mut s, Duration::from_secs(5)).await;
     }
+}
+
+/// A client that trusts only `pem` (no built-in roots).
+fn tls_client(pem: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).expect("pem"))
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_requests_are_served_with_hsts_and_a_secure_session_cookie() {
+    let (tls, pem) =
+        aliquot_server::tls::self_signed(&["localhost".to_owned()]).expect("self-signed");
+    let server = start(ServeConfig {
+        tls: Some(tls),
+        ..config()
+    })
+    .await;
+    let base = format!("https://localhost:{}", server.addr.port());
+    let client = tls_client(&pem);
+
+    let health = client
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("https request");
+    assert_eq!(health.status(), 200);
+    assert_eq!(
+        health.headers()["strict-transport-security"],
+        aliquot_server::tls::HSTS
+    );
+
+    // The web login over TLS sets a Secure cookie.
+    server
+        .app
+        .create_user(
+            &aliquot_app::Actor::cli("test"),
+            aliquot_app::NewUserInput {
+                username: "tech".into(),
+                display_name: "Tech".into(),
+                role: "technician".into(),
+                password: "correct horse battery".into(),
+            },
+        )
+        .await
+        .expect("user");
+    let login = client
+        .post(format!("{base}/login"))
+        .header("origin", &base)
+        .form(&[("username", "tech"), ("password", "correct horse battery")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), 303);
+    let cookie = login.headers()["set-cookie"].to_str().expect("cookie");
+    assert!(cookie.contains("; Secure"), "{cookie}");
+
+    // A client that does not trust the certificate is refused by its own TLS check.
+    let untrusting = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .build()
+        .expect("client");
+    assert!(
+        untrusting
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_err()
+    );
+
+    // Plain HTTP on the TLS port gets no answer but a closed connection.
+    let mut plain = connect_from(LOCALHOST, server.addr).await;
+    plain
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), plain.read_to_end(&mut buf)).await;
+    assert!(!String::from_utf8_lossy(&buf).contains("HTTP/1.1 200"));
+    server.stop(Duration::from_secs(15)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_completes_the_tls_handshake_is_closed_after_the_header_timeout() {
+    let (tls, _) =
+        aliquot_server::tls::self_signed(&["localhost".to_owned()]).expect("self-signed");
+    let server = start(ServeConfig {
+        tls: Some(tls),
+        header_timeout: Duration::from_secs(2),
+        ..config()
+    })
+    .await;
+    let mut stream = connect_from(LOCALHOST, server.addr).await;
+    // Half a ClientHello record header, then nothing.
+    stream.write_all(&[0x16, 0x03, 0x01]).await.expect("write");
+    let waited = closed_within(&mut stream, Duration::from_secs(20)).await;
+    assert!(
+        waited >= Duration::from_secs(1),
+        "closed too early: {waited:?}"
+    );
+    server.stop(Duration::from_secs(15)).await;
 }

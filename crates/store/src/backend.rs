@@ -551,6 +551,14 @@ macro_rules! backend {
                 .collect()
             }
 
+            async fn user_mfa(&self, user_id: i64) -> StoreResult<Option<MfaRecord>> {
+                crate::queries::$ctx::security::user_mfa(&self.read, user_id).await
+            }
+
+            async fn role_grants(&self, pending_only: bool, limit: i64) -> StoreResult<Vec<RoleGrantRecord>> {
+                crate::queries::$ctx::security::role_grants(&self.read, pending_only, limit).await
+            }
+
             async fn session_by_token_hash(
                 &self,
                 token_hash: &str,
@@ -1105,6 +1113,76 @@ macro_rules! backend {
                     return Err(StoreError::NotFound);
                 }
                 Ok(())
+            }
+
+            async fn user_mfa(&mut self, user_id: i64) -> StoreResult<Option<MfaRecord>> {
+                crate::queries::$ctx::security::user_mfa(&mut *self.tx, user_id).await
+            }
+
+            async fn start_mfa(&mut self, user_id: i64, secret: &str, at: Timestamp) -> StoreResult<bool> {
+                let started =
+                    crate::queries::$ctx::security::start_mfa(&mut *self.tx, user_id, secret, at).await?;
+                if started {
+                    crate::queries::$ctx::security::delete_recovery_codes(&mut *self.tx, user_id).await?;
+                }
+                Ok(started)
+            }
+
+            async fn use_mfa_step(
+                &mut self,
+                user_id: i64,
+                step: i64,
+                confirm: Option<Timestamp>,
+            ) -> StoreResult<bool> {
+                crate::queries::$ctx::security::use_step(&mut *self.tx, user_id, step, confirm).await
+            }
+
+            async fn replace_recovery_codes(&mut self, user_id: i64, hashes: &[String]) -> StoreResult<()> {
+                crate::queries::$ctx::security::delete_recovery_codes(&mut *self.tx, user_id).await?;
+                for h in hashes {
+                    crate::queries::$ctx::security::insert_recovery_code(&mut *self.tx, user_id, h).await?;
+                }
+                Ok(())
+            }
+
+            async fn use_recovery_code(
+                &mut self,
+                user_id: i64,
+                code_hash: &str,
+                at: Timestamp,
+            ) -> StoreResult<bool> {
+                crate::queries::$ctx::security::use_recovery_code(&mut *self.tx, user_id, code_hash, at).await
+            }
+
+            async fn delete_mfa(&mut self, user_id: i64) -> StoreResult<bool> {
+                crate::queries::$ctx::security::delete_recovery_codes(&mut *self.tx, user_id).await?;
+                crate::queries::$ctx::security::delete_mfa(&mut *self.tx, user_id).await
+            }
+
+            async fn insert_role_grant(
+                &mut self,
+                user_id: i64,
+                role: &str,
+                reason: &str,
+                requested_by: i64,
+                at: Timestamp,
+            ) -> StoreResult<i64> {
+                crate::queries::$ctx::security::insert_role_grant(&mut *self.tx, user_id, role, reason, requested_by, at).await
+            }
+
+            async fn role_grant(&mut self, id: i64) -> StoreResult<Option<RoleGrantRecord>> {
+                crate::queries::$ctx::security::role_grant(&mut *self.tx, id).await
+            }
+
+            async fn decide_role_grant(
+                &mut self,
+                id: i64,
+                status: &str,
+                decided_by: i64,
+                reason: Option<&str>,
+                at: Timestamp,
+            ) -> StoreResult<bool> {
+                crate::queries::$ctx::security::decide_role_grant(&mut *self.tx, id, status, decided_by, reason, at).await
             }
 
             async fn insert_session(&mut self, s: &NewSession) -> StoreResult<i64> {

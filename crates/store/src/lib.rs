@@ -196,6 +196,14 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>>;
     async fn user_by_id(&self, id: i64) -> StoreResult<Option<UserRecord>>;
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>>;
+    /// A user's second factor, pending or confirmed.
+    async fn user_mfa(&self, user_id: i64) -> StoreResult<Option<MfaRecord>>;
+    /// Role grants, newest first (only pending ones with `pending_only`), at most `limit`.
+    async fn role_grants(
+        &self,
+        pending_only: bool,
+        limit: i64,
+    ) -> StoreResult<Vec<RoleGrantRecord>>;
     async fn session_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<SessionAuth>>;
     /// Failed credential checks since `since` around `(address, account)`.
     async fn login_attempts(
@@ -524,6 +532,52 @@ pub trait Tx: Send {
     ) -> StoreResult<bool>;
     async fn set_user_disabled(&mut self, id: i64, at: Option<Timestamp>) -> StoreResult<()>;
     async fn set_user_password(&mut self, id: i64, hash: &str, at: Timestamp) -> StoreResult<()>;
+
+    /// A user's second factor, read inside the transaction.
+    async fn user_mfa(&mut self, user_id: i64) -> StoreResult<Option<MfaRecord>>;
+    /// Starts (or restarts) a pending TOTP enrolment with `secret` (Base32); false when a
+    /// confirmed one exists.
+    async fn start_mfa(&mut self, user_id: i64, secret: &str, at: Timestamp) -> StoreResult<bool>;
+    /// Uses TOTP time step `step`, only if later than the last one used (guarded update):
+    /// with `confirm = Some(at)` the pending enrolment becomes confirmed, otherwise it must
+    /// already be. False: replayed or not in that state.
+    async fn use_mfa_step(
+        &mut self,
+        user_id: i64,
+        step: i64,
+        confirm: Option<Timestamp>,
+    ) -> StoreResult<bool>;
+    /// Replaces a user's recovery codes by these hashes.
+    async fn replace_recovery_codes(&mut self, user_id: i64, hashes: &[String]) -> StoreResult<()>;
+    /// Uses one recovery code; false when no unused code has this hash.
+    async fn use_recovery_code(
+        &mut self,
+        user_id: i64,
+        code_hash: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Removes a user's second factor and recovery codes; false when there was none.
+    async fn delete_mfa(&mut self, user_id: i64) -> StoreResult<bool>;
+
+    /// Requests a privileged role for a user; `Conflict` when one is pending for them.
+    async fn insert_role_grant(
+        &mut self,
+        user_id: i64,
+        role: &str,
+        reason: &str,
+        requested_by: i64,
+        at: Timestamp,
+    ) -> StoreResult<i64>;
+    async fn role_grant(&mut self, id: i64) -> StoreResult<Option<RoleGrantRecord>>;
+    /// Approves or rejects a pending grant (guarded); false when no longer pending.
+    async fn decide_role_grant(
+        &mut self,
+        id: i64,
+        status: &str,
+        decided_by: i64,
+        reason: Option<&str>,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
 
     async fn insert_session(&mut self, session: &NewSession) -> StoreResult<i64>;
     /// Revokes one session by its token hash; false when there was none to revoke.

@@ -40,7 +40,9 @@ pub const SQLITE: &[MigrationSource] = migrations!(
     (21, "0021_reference_labs_shipments"),
     (22, "0022_specimen_events_by_kind_and_time"),
     (23, "0023_winged_collection_set"),
-    (24, "0024_outbox_by_order")
+    (24, "0024_outbox_by_order"),
+    (26, "0026_mfa"),
+    (27, "0027_role_grants")
 );
 pub const POSTGRES: &[MigrationSource] = migrations!(
     "postgres": (1, "0001_platform"),
@@ -66,7 +68,9 @@ pub const POSTGRES: &[MigrationSource] = migrations!(
     (21, "0021_reference_labs_shipments"),
     (22, "0022_specimen_events_by_kind_and_time"),
     (23, "0023_winged_collection_set"),
-    (24, "0024_outbox_by_order")
+    (24, "0024_outbox_by_order"),
+    (26, "0026_mfa"),
+    (27, "0027_role_grants")
 );
 
 pub(crate) fn migrator(list: &[MigrationSource]) -> Migrator {

@@ -17,6 +17,39 @@ pub struct UserRecord {
     pub disabled_at: Option<Timestamp>,
 }
 
+/// A user's second factor (TOTP): pending until `confirmed_at`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MfaRecord {
+    pub user_id: i64,
+    /// The shared secret, Base32.
+    pub secret: String,
+    pub enrolled_at: Timestamp,
+    pub confirmed_at: Option<Timestamp>,
+    /// The last time step accepted (a code is accepted only for a later one).
+    pub last_step: Option<i64>,
+    /// Recovery codes not yet used.
+    pub recovery_codes_left: i64,
+}
+
+/// A request to grant a privileged role, pending until a second administrator decides.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RoleGrantRecord {
+    pub id: i64,
+    pub user_id: i64,
+    pub username: String,
+    pub role: String,
+    pub reason: String,
+    pub requested_by: i64,
+    pub requested_by_name: String,
+    pub requested_at: Timestamp,
+    /// `pending`, `approved` or `rejected`.
+    pub status: String,
+    pub decided_by: Option<i64>,
+    pub decided_by_name: Option<String>,
+    pub decided_at: Option<Timestamp>,
+    pub decision_reason: Option<String>,
+}
+
 #[derive(Clone)]
 pub struct NewUser {
     pub username: String,
@@ -630,6 +663,35 @@ redacted_debug!(UserRecord {
         disabled_at
     ],
     redacted: [password_hash],
+});
+
+redacted_debug!(RoleGrantRecord {
+    shown: [
+        id,
+        user_id,
+        username,
+        role,
+        requested_by,
+        requested_by_name,
+        requested_at,
+        status,
+        decided_by,
+        decided_by_name,
+        decided_at,
+    ],
+    // Free text.
+    redacted: [reason, decision_reason],
+});
+
+redacted_debug!(MfaRecord {
+    shown: [
+        user_id,
+        enrolled_at,
+        confirmed_at,
+        last_step,
+        recovery_codes_left
+    ],
+    redacted: [secret],
 });
 
 redacted_debug!(NewUser {

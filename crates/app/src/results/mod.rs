@@ -122,6 +122,9 @@ pub(crate) struct Body {
     /// A sent-out test's result as received: the reference laboratory that performed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub performing_lab: Option<PerformingLab>,
+    /// The electronic signature applied to this version (release or correction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<crate::Signature>,
 }
 
 impl Body {
@@ -144,6 +147,8 @@ pub struct ResultVersionView {
     pub reason: Option<String>,
     pub at: Timestamp,
     pub by: String,
+    /// The electronic signature applied to this version, if any.
+    pub signature: Option<crate::Signature>,
 }
 
 /// A result as shown with its ordered test.
@@ -174,6 +179,8 @@ pub struct ResultView {
     pub released_at: Option<Timestamp>,
     pub entered_by: String,
     pub verified_by: Option<String>,
+    /// The electronic signature of the current version, if any.
+    pub signature: Option<crate::Signature>,
     pub critical_call: Option<CriticalCallView>,
     pub versions: Vec<ResultVersionView>,
     /// The reference laboratory that performed a sent-out test.
@@ -217,6 +224,8 @@ pub(crate) fn result_view(
                 reason: v.reason.clone(),
                 at: v.at,
                 by: v.by_user.clone(),
+                // A signature is shown with the version it was applied to, never carried on.
+                signature: vb.signature.filter(|s| s.version == v.version),
             })
         })
         .collect::<AppResult<Vec<_>>>()?;
@@ -244,6 +253,7 @@ pub(crate) fn result_view(
         released_at: r.released_at,
         entered_by: b.entered_by,
         verified_by: b.verified_by,
+        signature: b.signature.filter(|s| s.version == r.version),
         performing_lab: b.performing_lab,
         // The newest call: the open one, or the last documented.
         critical_call: calls

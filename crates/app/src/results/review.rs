@@ -6,6 +6,9 @@ use serde_json::json;
 
 use super::entry::{Context, Reading, TestCache, open_call};
 use super::{Body, ResultView, result_view};
+use crate::security::signature::{
+    MEANING_CORRECTED, MEANING_SIGNED_OFF, MEANING_VERIFIED, Signature, SignatureInput, Signer,
+};
 use crate::{Actor, App, AppError, AppResult, require_reason};
 
 /// A correction of a released result.
@@ -15,6 +18,8 @@ pub struct CorrectionInput {
     pub units: Option<String>,
     pub reason: Option<String>,
     pub comment: Option<String>,
+    /// The correcting person's signature (required).
+    pub signature: Option<SignatureInput>,
 }
 
 /// The documentation of a critical result's call.
@@ -85,14 +90,34 @@ impl App {
     /// Verifies and releases a held result (`result.verify`; tests that need a pathologist
     /// also `result.sign_off`). `version` is the version the reviewer saw: of two reviewers of
     /// the same result exactly one succeeds, the other is told (409).
+    ///
+    /// `signature`: the password (or authenticator code) re-entered to sign the release;
+    /// required when the lab requires signed releases
+    /// (`results.verification_signature_required`), kept when given anyway. The signature's
+    /// meaning is `signed off` for a result held for a pathologist, else `verified`.
     pub async fn verify_result(
         &self,
         actor: &Actor,
         id: i64,
         version: Option<i64>,
         comment: Option<&str>,
+        signature: Option<&SignatureInput>,
     ) -> AppResult<ResultView> {
         actor.require(Permission::ResultVerify)?;
+        let required = self.verification_signature_required().await?;
+        let signer = self.signer(actor, signature, required).await?;
+        self.verify_signed(actor, id, version, comment, signer.as_ref())
+            .await
+    }
+
+    async fn verify_signed(
+        &self,
+        actor: &Actor,
+        id: i64,
+        version: Option<i64>,
+        comment: Option<&str>,
+        signer: Option<&Signer>,
+    ) -> AppResult<ResultView> {
         let now = self.now();
         let mut tx = self.store.begin().await?;
         let r = self.result_for_review(&mut tx, id).await?;
@@ -112,11 +137,11 @@ impl App {
             ));
         }
         let mut body = Body::parse(&r.body)?;
-        if body
+        let sign_off = body
             .hold_reasons
             .iter()
-            .any(|h| h.code == "pathologist_review")
-        {
+            .any(|h| h.code == "pathologist_review");
+        if sign_off {
             actor.require(Permission::ResultSignOff)?;
         }
         // A rejected QC run holds the results of its instrument and test until a corrective
@@ -143,6 +168,12 @@ impl App {
             body.comment = Some(c.to_owned());
         }
         body.verified_by = Some(actor.username.clone());
+        let meaning = if sign_off {
+            MEANING_SIGNED_OFF
+        } else {
+            MEANING_VERIFIED
+        };
+        body.signature = signer.map(|s| s.sign(meaning, r.version + 1, now));
         let next = ResultRecord {
             status: "released".into(),
             version: r.version + 1,
@@ -176,7 +207,8 @@ impl App {
             "result",
             id,
             Some(json!({"version": r.version, "status": r.status, "hold_reasons": body.hold_reasons})),
-            Some(json!({"version": next.version, "status": next.status, "value": body.value, "flags": body.flags})),
+            Some(json!({"version": next.version, "status": next.status, "value": body.value, "flags": body.flags,
+                        "signature": body.signature.as_ref().map(Signature::audit)})),
             None,
         ));
         let ctx = self.context_of(&mut tx, &r).await?;
@@ -207,6 +239,11 @@ impl App {
     ) -> AppResult<ResultView> {
         actor.require(Permission::ResultVerify)?;
         let reason = require_reason(input.reason.as_deref())?;
+        // A correction is always signed (see `security::signature`).
+        let signer = self
+            .signer(actor, input.signature.as_ref(), true)
+            .await?
+            .ok_or_else(|| AppError::Internal("a required signature was not checked".into()))?;
         let now = self.now();
         let mut tx = self.store.begin().await?;
         let r = self.result_for_review(&mut tx, id).await?;
@@ -241,6 +278,7 @@ impl App {
         ev.body.interval = old.interval.clone();
         ev.body.autoverified = false;
         ev.body.verified_by = Some(actor.username.clone());
+        ev.body.signature = Some(signer.sign(MEANING_CORRECTED, r.version + 1, now));
         if ev.body.value == old.value && ev.body.units == old.units {
             return Err(AppError::invalid(
                 "value",
@@ -294,7 +332,8 @@ impl App {
             "result",
             id,
             Some(json!({"version": r.version, "value": old.value, "units": old.units, "flags": old.flags})),
-            Some(json!({"version": next.version, "value": ev.body.value, "units": ev.body.units, "flags": ev.body.flags})),
+            Some(json!({"version": next.version, "value": ev.body.value, "units": ev.body.units, "flags": ev.body.flags,
+                        "signature": ev.body.signature.as_ref().map(Signature::audit)})),
             Some(&reason),
         ));
         self.recalculate(
@@ -378,13 +417,18 @@ impl App {
     /// Verifies and releases every held result of an order the actor may release (results
     /// that need a pathologist stay held for one), each as [`App::verify_result`] would; the
     /// order's other tests keep their state, so a partial report shows what is released.
+    ///
+    /// One signature (checked once) signs every result released.
     pub async fn verify_order(
         &self,
         actor: &Actor,
         order_id: i64,
         comment: Option<&str>,
+        signature: Option<&SignatureInput>,
     ) -> AppResult<crate::OrderView> {
         actor.require(Permission::ResultVerify)?;
+        let required = self.verification_signature_required().await?;
+        let signer = self.signer(actor, signature, required).await?;
         self.store
             .order_by_id(order_id)
             .await?
@@ -401,7 +445,7 @@ impl App {
             if needs_sign_off && !actor.role.allows(Permission::ResultSignOff) {
                 continue;
             }
-            self.verify_result(actor, r.id, Some(r.version), comment)
+            self.verify_signed(actor, r.id, Some(r.version), comment, signer.as_ref())
                 .await?;
         }
         self.order(actor, order_id).await
@@ -486,6 +530,7 @@ impl App {
                 entered_by: actor.username.clone(),
                 verified_by: Some(actor.username.clone()),
                 performing_lab: ctx.sent_out.as_ref().map(|s| s.lab.clone()),
+                signature: None,
             },
             released: false,
             critical: false,

@@ -585,9 +585,15 @@ async fn results(app: &App, staff: &Staff, in_lab: &[i64]) -> anyhow::Result<usi
             )
             .await
             .map_err(err("the critical call"))?;
-            app.verify_result(&staff.technologist, rid, None, Some("called and read back"))
-                .await
-                .map_err(err("verifying the critical potassium"))?;
+            app.verify_result(
+                &staff.technologist,
+                rid,
+                None,
+                Some("called and read back"),
+                None,
+            )
+            .await
+            .map_err(err("verifying the critical potassium"))?;
         }
         // One glucose is corrected: the technologist keyed the wrong line.
         if !corrected
@@ -607,6 +613,14 @@ async fn results(app: &App, staff: &Staff, in_lab: &[i64]) -> anyhow::Result<usi
                     units: None,
                     reason: Some("transcription error: value keyed from the wrong line".into()),
                     comment: None,
+                    // A correction is an electronic signature: the technologist signs.
+                    signature: Some(aliquot_app::SignatureInput {
+                        password: Some(super::demo_password(
+                            aliquot_domain::auth::Role::Technologist,
+                        )),
+                        totp: None,
+                        address: None,
+                    }),
                 },
             )
             .await

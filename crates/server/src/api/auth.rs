@@ -1,6 +1,6 @@
 use std::net::SocketAddr;
 
-use aliquot_app::{Actor, Source};
+use aliquot_app::{Actor, SecondFactor, Source};
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
@@ -18,6 +18,13 @@ use crate::json::ApiJson;
 pub struct TokenRequest {
     pub username: String,
     pub password: String,
+    /// The six-digit code of the user's authenticator app, when one is enrolled (401
+    /// `mfa_required` without it).
+    #[serde(default)]
+    pub totp: Option<String>,
+    /// Instead of `totp`: one of the recovery codes shown at enrolment (each works once).
+    #[serde(default)]
+    pub recovery_code: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -33,6 +40,10 @@ pub struct TokenResponse {
 /// address, on one account from one address, or on one account from many addresses make
 /// the next attempt wait, longer with every failure (429 `too_many_attempts` with
 /// `Retry-After` in seconds); the owner of an account attacked from elsewhere is not locked out.
+/// A user with an authenticator app enrolled also gives its code (`totp`) or a recovery
+/// code: 401 `mfa_required` without, `invalid_second_factor` when wrong, `totp_replayed`
+/// for a code already used; 401 `mfa_enrolment_required` when the lab requires a second
+/// factor of the user's role and none is enrolled.
 #[utoipa::path(post, path = "/api/v1/auth/token", tag = "auth", security(()),
     request_body = TokenRequest,
     responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody),
@@ -43,9 +54,22 @@ pub async fn token(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
+    let second = match (req.totp, req.recovery_code) {
+        (Some(_), Some(_)) => {
+            return Err(aliquot_app::AppError::invalid(
+                "recovery_code",
+                "one_second_factor",
+                "give either totp or recovery_code, not both",
+            )
+            .into());
+        }
+        (Some(code), None) => Some(SecondFactor::Totp(code)),
+        (None, Some(code)) => Some(SecondFactor::RecoveryCode(code)),
+        (None, None) => None,
+    };
     let issued = state
         .app
-        .login(&req.username, &req.password, Source::Api, peer.ip())
+        .login_with(&req.username, &req.password, second, Source::Api, peer.ip())
         .await?;
     Ok(Json(TokenResponse {
         token: issued.token,

@@ -6,6 +6,8 @@ pub mod catalog;
 // instrument and EMR connections (issue 12)
 pub mod connections;
 pub mod directory;
+pub mod grants;
+pub mod mfa;
 pub mod orders;
 pub mod outbox;
 pub mod patients;
@@ -88,6 +90,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::logout))
         .routes(routes!(auth::me))
         .routes(routes!(auth::change_password))
+        .routes(routes!(mfa::enroll))
+        .routes(routes!(mfa::confirm))
+        .routes(routes!(mfa::status))
+        .routes(routes!(mfa::reset))
+        .routes(routes!(grants::list, grants::request))
+        .routes(routes!(grants::approve))
+        .routes(routes!(grants::reject))
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::set_role))
         .routes(routes!(users::set_disabled))

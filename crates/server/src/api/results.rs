@@ -6,9 +6,11 @@ use aliquot_app::{
     CriticalCallView, CumulativeView, DeltaDoc, IndexDoc, IndicesInput, IntervalDoc, IntervalView,
     LimitsDoc, NotPerformedInput, OpenCallView, PerformingLab, ReasonView, ResultInput,
     ResultOutcome, ResultRulesDoc, ResultRulesVersionView, ResultRulesView, ResultVersionView,
-    ResultView, WorklistView,
+    ResultView, Signature, SignatureInput, WorklistView,
 };
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -212,6 +214,66 @@ pub struct ResultVersionDto {
     pub reason: Option<String>,
     pub at: String,
     pub by: String,
+    /// The electronic signature applied to this version, if any.
+    pub signature: Option<SignatureDto>,
+}
+
+/// An electronic signature (21 CFR 11.50): who signed, when, and what it means.
+#[derive(Serialize, ToSchema)]
+pub struct SignatureDto {
+    /// `verified`, `signed off` or `corrected`.
+    pub meaning: String,
+    /// The signer's username.
+    pub signer: String,
+    /// The signer's printed name.
+    pub signer_name: String,
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// `password` or `totp`: what the signer re-entered.
+    pub method: String,
+    /// The result version signed.
+    pub version: i64,
+}
+
+impl From<Signature> for SignatureDto {
+    fn from(s: Signature) -> Self {
+        let Signature {
+            meaning,
+            signer,
+            signer_name,
+            at,
+            method,
+            version,
+        } = s;
+        SignatureDto {
+            meaning,
+            signer,
+            signer_name,
+            at: at.to_string(),
+            method,
+            version,
+        }
+    }
+}
+
+/// What a signer re-enters at signing: the password, or (with an authenticator app
+/// enrolled) its current code.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureRequest {
+    pub password: Option<String>,
+    pub totp: Option<String>,
+}
+
+impl SignatureRequest {
+    fn input(self, peer: SocketAddr) -> SignatureInput {
+        let SignatureRequest { password, totp } = self;
+        SignatureInput {
+            password,
+            totp,
+            address: Some(peer.ip()),
+        }
+    }
 }
 
 impl From<ResultVersionView> for ResultVersionDto {
@@ -225,6 +287,7 @@ impl From<ResultVersionView> for ResultVersionDto {
             reason,
             at,
             by,
+            signature,
         } = v;
         ResultVersionDto {
             version,
@@ -235,6 +298,7 @@ impl From<ResultVersionView> for ResultVersionDto {
             reason,
             at: at.to_string(),
             by,
+            signature: signature.map(Into::into),
         }
     }
 }
@@ -272,6 +336,8 @@ pub struct ResultDto {
     pub released_at: Option<String>,
     pub entered_by: String,
     pub verified_by: Option<String>,
+    /// The electronic signature of the current version (release or correction), if any.
+    pub signature: Option<SignatureDto>,
     pub critical_call: Option<CriticalCallDto>,
     /// Every version, oldest first.
     pub versions: Vec<ResultVersionDto>,
@@ -332,6 +398,7 @@ impl From<ResultView> for ResultDto {
             released_at,
             entered_by,
             verified_by,
+            signature,
             critical_call,
             versions,
             performing_lab,
@@ -360,6 +427,7 @@ impl From<ResultView> for ResultDto {
             released_at: released_at.map(|t| t.to_string()),
             entered_by,
             verified_by,
+            signature: signature.map(Into::into),
             critical_call: critical_call.map(Into::into),
             versions: versions.into_iter().map(Into::into).collect(),
             performing_lab: performing_lab.map(Into::into),
@@ -432,10 +500,17 @@ pub struct VerifyResult {
     /// The version reviewed: when the result changed since, the verification is refused (409).
     pub version: Option<i64>,
     pub comment: Option<String>,
+    /// The electronic signature: required when the lab requires signed releases (setting
+    /// `results.verification_signature_required`; 422 `signature_required`), kept when given.
+    #[serde(default)]
+    pub signature: Option<SignatureRequest>,
 }
 
 /// Verify and release a held result. Of two technologists verifying the same result, exactly
 /// one succeeds; the other gets 409. Tests that need a pathologist need `result.sign_off`.
+/// A signature (password or authenticator code re-entered) is recorded with the released
+/// version, meaning `verified` (or `signed off`); a wrong one is 422 `invalid_signature`
+/// naming `signature.password` or `signature.totp`, counted as a failed login.
 #[utoipa::path(post, path = "/api/v1/results/{id}/verify", tag = "results", request_body = VerifyResult,
     params(("id" = i64, Path, description = "result id")),
     responses((status = 200, body = ResultDto), (status = 401, body = ErrorBody),
@@ -444,14 +519,20 @@ pub struct VerifyResult {
 pub async fn verify(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<VerifyResult>,
 ) -> ApiResult<Json<ResultDto>> {
-    let VerifyResult { version, comment } = req;
+    let VerifyResult {
+        version,
+        comment,
+        signature,
+    } = req;
+    let signature = signature.map(|s| s.input(peer));
     Ok(Json(
         state
             .app
-            .verify_result(&actor, id, version, comment.as_deref())
+            .verify_result(&actor, id, version, comment.as_deref(), signature.as_ref())
             .await?
             .into(),
     ))
@@ -465,10 +546,14 @@ pub struct CorrectResult {
     /// Why (3 to 500 characters).
     pub reason: Option<String>,
     pub comment: Option<String>,
+    /// The electronic signature (required: 422 `signature_required`).
+    pub signature: Option<SignatureRequest>,
 }
 
 /// Correct a released result: a new version with the reason; the original stays visible; the
-/// ordering provider is notified; calculated results using it are recomputed.
+/// ordering provider is notified; calculated results using it are recomputed. Always signed:
+/// the corrector re-enters the password (or authenticator code); the signature, meaning
+/// `corrected`, is kept with the new version.
 #[utoipa::path(post, path = "/api/v1/results/{id}/correct", tag = "results", request_body = CorrectResult,
     params(("id" = i64, Path, description = "result id")),
     responses((status = 200, body = ResultDto), (status = 401, body = ErrorBody),
@@ -477,6 +562,7 @@ pub struct CorrectResult {
 pub async fn correct(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<CorrectResult>,
 ) -> ApiResult<Json<ResultDto>> {
@@ -485,12 +571,14 @@ pub async fn correct(
         units,
         reason,
         comment,
+        signature,
     } = req;
     let input = CorrectionInput {
         value,
         units,
         reason,
         comment,
+        signature: signature.map(|s| s.input(peer)),
     };
     Ok(Json(
         state.app.correct_result(&actor, id, input).await?.into(),
@@ -1183,6 +1271,9 @@ pub async fn rule_versions(
 #[serde(deny_unknown_fields)]
 pub struct VerifyOrder {
     pub comment: Option<String>,
+    /// One signature for every result released (see `POST /results/{id}/verify`).
+    #[serde(default)]
+    pub signature: Option<SignatureRequest>,
 }
 
 /// Verify and release every held result of an order the caller may release (results needing
@@ -1195,14 +1286,16 @@ pub struct VerifyOrder {
 pub async fn verify_order(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<VerifyOrder>,
 ) -> ApiResult<Json<crate::api::orders::OrderDto>> {
-    let VerifyOrder { comment } = req;
+    let VerifyOrder { comment, signature } = req;
+    let signature = signature.map(|s| s.input(peer));
     Ok(Json(
         state
             .app
-            .verify_order(&actor, id, comment.as_deref())
+            .verify_order(&actor, id, comment.as_deref(), signature.as_ref())
             .await?
             .into(),
     ))

@@ -45,6 +45,19 @@ struct UsersPage {
     form_username: String,
     form_display_name: String,
     form_role: String,
+    /// Administrator and director grants waiting for a second administrator.
+    grants: Vec<GrantRow>,
+}
+
+pub(crate) struct GrantRow {
+    pub id: i64,
+    pub username: String,
+    pub role: String,
+    pub reason: String,
+    pub requested_by: String,
+    pub requested_at: String,
+    /// The viewer requested it (or is its grantee): another administrator decides.
+    pub mine: bool,
 }
 
 async fn users_page(
@@ -59,6 +72,11 @@ async fn users_page(
         Ok(u) => u,
         Err(e) => return app_error_page(&e),
     };
+    let grants = match state.app.role_grants(&s.actor, true).await {
+        Ok(g) => g,
+        Err(e) => return app_error_page(&e),
+    };
+    let me = s.actor.username.as_str();
     let error_field = match &error {
         Some(AppError::Invalid { field, .. } | AppError::Conflict { field, .. }) => {
             field.clone().unwrap_or_default()
@@ -99,6 +117,18 @@ async fn users_page(
                 .map(|f| f.get("display_name").to_owned())
                 .unwrap_or_default(),
             form_role: form.map(|f| f.get("role").to_owned()).unwrap_or_default(),
+            grants: grants
+                .into_iter()
+                .map(|g| GrantRow {
+                    mine: g.requested_by == me || g.username == me,
+                    id: g.id,
+                    username: g.username,
+                    role: g.role,
+                    reason: g.reason,
+                    requested_by: g.requested_by,
+                    requested_at: when(g.requested_at, &lab.tz),
+                })
+                .collect(),
         },
     )
 }
@@ -147,6 +177,37 @@ pub async fn set_role(
     Path(id): Path<i64>,
     form: FormData,
 ) -> Response {
+    // The administrator and director roles take a second administrator: the form requests.
+    let privileged = Role::parse(form.get("role"))
+        .is_ok_and(|r| aliquot_app::security::PRIVILEGED_ROLES.contains(&r));
+    if privileged {
+        return match state
+            .app
+            .request_role_grant(
+                &s.actor,
+                id,
+                form.get("role"),
+                form.opt("reason").as_deref(),
+            )
+            .await
+        {
+            Ok(g) => {
+                users_page(
+                    &state,
+                    &s,
+                    Some(format!(
+                        "The {} role for {} is requested: another administrator approves it \
+                         under Pending role grants.",
+                        g.role, g.username
+                    )),
+                    None,
+                    None,
+                )
+                .await
+            }
+            Err(e) => users_page(&state, &s, None, Some(e), None).await,
+        };
+    }
     match state
         .app
         .set_user_role(
@@ -169,6 +230,54 @@ pub async fn set_role(
                 None,
             )
             .await
+        }
+        Err(e) => users_page(&state, &s, None, Some(e), None).await,
+    }
+}
+
+/// `POST /admin/grants/{id}/approve`: a second administrator approves a pending grant.
+pub async fn approve_grant(
+    State(state): State<AppState>,
+    Extension(s): Extension<WebSession>,
+    Path(id): Path<i64>,
+    form: FormData,
+) -> Response {
+    decide_grant(&state, &s, id, true, &form).await
+}
+
+/// `POST /admin/grants/{id}/reject`: a second administrator rejects it, with a reason.
+pub async fn reject_grant(
+    State(state): State<AppState>,
+    Extension(s): Extension<WebSession>,
+    Path(id): Path<i64>,
+    form: FormData,
+) -> Response {
+    decide_grant(&state, &s, id, false, &form).await
+}
+
+async fn decide_grant(
+    state: &AppState,
+    s: &WebSession,
+    id: i64,
+    approve: bool,
+    form: &FormData,
+) -> Response {
+    let (state, s) = (state.clone(), s.clone());
+    match state
+        .app
+        .decide_role_grant(&s.actor, id, approve, form.opt("reason").as_deref())
+        .await
+    {
+        Ok(g) => {
+            let text = if approve {
+                format!(
+                    "{} is now {}; their sessions were ended.",
+                    g.username, g.role
+                )
+            } else {
+                format!("The {} role for {} was rejected.", g.role, g.username)
+            };
+            users_page(&state, &s, Some(text), None, None).await
         }
         Err(e) => users_page(&state, &s, None, Some(e), None).await,
     }

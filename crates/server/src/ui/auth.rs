@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use aliquot_app::{AppError, Source};
+use aliquot_app::{AppError, SecondFactor, Source};
 use askama::Template;
 use axum::Extension;
 use axum::extract::{ConnectInfo, Query, State};
@@ -24,6 +24,114 @@ struct LoginPage {
     next: String,
     /// The user already logged in on this terminal (the form then switches user).
     current: Option<String>,
+    /// The user has an authenticator app: the form asks for its code.
+    ask_code: bool,
+}
+
+/// Enrolling an authenticator app: the password form, then the secret with the form for the
+/// first code, then the recovery codes (each shown once).
+#[derive(Template)]
+#[template(path = "mfa_enrol.html")]
+struct MfaEnrolPage {
+    lab_name: String,
+    error: Option<String>,
+    username: String,
+    /// Set once the enrolment has started: shown once.
+    secret: Option<String>,
+    otpauth_uri: Option<String>,
+    /// Set once confirmed: shown once.
+    recovery_codes: Vec<String>,
+}
+
+impl MfaEnrolPage {
+    fn new(lab_name: String, username: String) -> Self {
+        MfaEnrolPage {
+            lab_name,
+            error: None,
+            username,
+            secret: None,
+            otpauth_uri: None,
+            recovery_codes: Vec::new(),
+        }
+    }
+}
+
+pub async fn mfa_page(State(state): State<AppState>) -> Response {
+    let lab = super::lab(&state).await;
+    render(StatusCode::OK, &MfaEnrolPage::new(lab.name, String::new()))
+}
+
+fn refused_status(e: &AppError) -> StatusCode {
+    match e {
+        AppError::Locked { .. } => StatusCode::TOO_MANY_REQUESTS,
+        AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        AppError::Conflict { .. } => StatusCode::CONFLICT,
+        AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::UNAUTHORIZED,
+    }
+}
+
+pub async fn mfa_start(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    form: FormData,
+) -> Response {
+    let username = form.get("username").to_owned();
+    let lab = super::lab(&state).await;
+    let mut page = MfaEnrolPage::new(lab.name, username.clone());
+    match state
+        .app
+        .start_mfa_enrolment(&username, form.get("password"), Source::Web, peer.ip())
+        .await
+    {
+        Ok(e) => {
+            page.secret = Some(e.secret);
+            page.otpauth_uri = Some(e.otpauth_uri);
+            render(StatusCode::OK, &page)
+        }
+        Err(e) => {
+            let status = refused_status(&e);
+            page.error = Some(message(&e));
+            render(status, &page)
+        }
+    }
+}
+
+pub async fn mfa_confirm(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    form: FormData,
+) -> Response {
+    let username = form.get("username").to_owned();
+    let lab = super::lab(&state).await;
+    let mut page = MfaEnrolPage::new(lab.name, username.clone());
+    match state
+        .app
+        .confirm_mfa_enrolment(
+            &username,
+            form.get("password"),
+            form.get("code"),
+            Source::Web,
+            peer.ip(),
+        )
+        .await
+    {
+        Ok(codes) => {
+            page.recovery_codes = codes;
+            render(StatusCode::OK, &page)
+        }
+        Err(e) => {
+            let status = refused_status(&e);
+            page.error = Some(message(&e));
+            // Still pending: the same secret stays on the page (the user's own, just shown).
+            let secret = form.get("secret");
+            if !secret.is_empty() && !matches!(e, AppError::Conflict { .. }) {
+                page.secret = Some(secret.to_owned());
+                page.otpauth_uri = Some(form.get("uri").to_owned()).filter(|u| !u.is_empty());
+            }
+            render(status, &page)
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -68,6 +176,7 @@ pub async fn login_page(
             username: String::new(),
             next: safe_next(q.next.as_deref()),
             current: current_user(&state, &headers).await.map(|(u, _)| u),
+            ask_code: false,
         },
     )
 }
@@ -78,6 +187,7 @@ pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    over_tls: Option<Extension<crate::conn::OverTls>>,
     uri: Uri,
     form: FormData,
 ) -> Response {
@@ -89,10 +199,16 @@ pub async fn login(
     {
         let _ = state.app.logout(&actor, token).await;
     }
-    let tls = session::is_tls(&headers, &uri);
+    let tls = session::is_tls(over_tls.is_some(), &headers, &uri);
     match state
         .app
-        .login(&username, form.get("password"), Source::Web, peer.ip())
+        .login_with(
+            &username,
+            form.get("password"),
+            SecondFactor::from_typed(form.get("code")),
+            Source::Web,
+            peer.ip(),
+        )
         .await
     {
         Ok(issued) => {
@@ -113,16 +229,39 @@ pub async fn login(
                 AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::UNAUTHORIZED,
             };
+            let ask_code = matches!(
+                e,
+                AppError::Unauthorized {
+                    code: "mfa_required" | "invalid_second_factor" | "totp_replayed",
+                    ..
+                }
+            );
+            let error = match &e {
+                AppError::Unauthorized {
+                    code: "mfa_required",
+                    ..
+                } => "Enter your password again with the 6-digit code from your authenticator \
+                      app (or a recovery code)."
+                    .to_owned(),
+                AppError::Unauthorized {
+                    code: "mfa_enrolment_required",
+                    ..
+                } => "Your role requires a second factor. Enrol an authenticator app first \
+                      (Set up an authenticator app, below)."
+                    .to_owned(),
+                other => message(other),
+            };
             let lab = super::lab(&state).await;
             let mut r = render(
                 status,
                 &LoginPage {
                     lab_name: lab.name,
                     notice: None,
-                    error: Some(message(&e)),
+                    error: Some(error),
                     username,
                     next,
                     current: None,
+                    ask_code,
                 },
             );
             if let AppError::Locked { retry_after_secs } = e {
@@ -142,6 +281,7 @@ pub async fn logout(
     State(state): State<AppState>,
     Extension(s): Extension<WebSession>,
     headers: HeaderMap,
+    over_tls: Option<Extension<crate::conn::OverTls>>,
     uri: Uri,
 ) -> Response {
     let _ = state.app.logout(&s.actor, &s.token).await;
@@ -149,7 +289,7 @@ pub async fn logout(
     let h = r.headers_mut();
     h.insert(
         header::SET_COOKIE,
-        session::clear_cookie(session::is_tls(&headers, &uri)),
+        session::clear_cookie(session::is_tls(over_tls.is_some(), &headers, &uri)),
     );
     h.insert(
         header::LOCATION,

@@ -55,6 +55,9 @@ pub const UI_ROUTES: &[RouteSpec] = &[
     r("GET", "/static/{file}", Public),
     r("GET", "/login", Public),
     r("POST", "/login", Public),
+    r("GET", "/login/mfa", Public),
+    r("POST", "/login/mfa", Public),
+    r("POST", "/login/mfa/confirm", Public),
     r("POST", "/logout", Authenticated),
     r("GET", "/", Authenticated),
     // registration and order entry
@@ -114,6 +117,8 @@ pub const UI_ROUTES: &[RouteSpec] = &[
     r("POST", "/admin/users", Perm(P::UserManage)),
     r("POST", "/admin/users/{id}/role", Perm(P::UserManage)),
     r("POST", "/admin/users/{id}/disabled", Perm(P::UserManage)),
+    r("POST", "/admin/grants/{id}/approve", Perm(P::UserManage)),
+    r("POST", "/admin/grants/{id}/reject", Perm(P::UserManage)),
     r("GET", "/admin/settings", Perm(P::SettingsRead)),
     r("POST", "/admin/settings", Perm(P::SettingsWrite)),
     r("GET", "/admin/catalog", Perm(P::CatalogRead)),
@@ -138,6 +143,8 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/static/{file}", get(static_file))
         .route("/login", get(auth::login_page).post(auth::login))
+        .route("/login/mfa", get(auth::mfa_page).post(auth::mfa_start))
+        .route("/login/mfa/confirm", post(auth::mfa_confirm))
         .route("/logout", post(auth::logout))
         .route("/", get(auth::home))
         .route(
@@ -190,6 +197,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/admin/users", post(admin::create_user))
         .route("/admin/users/{id}/role", post(admin::set_role))
         .route("/admin/users/{id}/disabled", post(admin::set_disabled))
+        .route("/admin/grants/{id}/approve", post(admin::approve_grant))
+        .route("/admin/grants/{id}/reject", post(admin::reject_grant))
         .route(
             "/admin/settings",
             get(admin::settings).post(admin::put_setting),
@@ -515,6 +524,24 @@ pub(crate) fn reason_label(code: &str) -> &'static str {
 /// A human name for a specimen status.
 pub(crate) fn status_label(code: &str) -> String {
     code.replace('_', " ")
+}
+
+/// The electronic signature typed into a form's `signature` field: six digits are an
+/// authenticator code, anything else the password (passwords are at least 12 characters).
+pub(crate) fn signature_from(
+    form: &FormData,
+    peer: std::net::SocketAddr,
+) -> Option<aliquot_app::SignatureInput> {
+    let typed = form.get("signature");
+    if typed.is_empty() {
+        return None;
+    }
+    let totp = typed.len() == 6 && typed.bytes().all(|b| b.is_ascii_digit());
+    Some(aliquot_app::SignatureInput {
+        password: (!totp).then(|| typed.to_owned()),
+        totp: totp.then(|| typed.to_owned()),
+        address: Some(peer.ip()),
+    })
 }
 
 #[cfg(test)]

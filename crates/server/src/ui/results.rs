@@ -2,13 +2,15 @@
 //! Enter), the held results with their reasons, verification for those who may release, and
 //! the critical-call form a critical value forces. Every action is the REST API's use case.
 
+use std::net::SocketAddr;
+
 use aliquot_app::{CriticalCallInput, EntryHint, OpenCallView, ResultInput, WorklistItem};
 use aliquot_domain::auth::Permission;
 use aliquot_domain::catalog::Department;
 use aliquot_domain::results::rules::Flag;
 use askama::Template;
 use axum::Extension;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
@@ -237,12 +239,18 @@ pub async fn enter(
 pub async fn verify(
     State(state): State<AppState>,
     Extension(s): Extension<WebSession>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<i64>,
     form: FormData,
 ) -> Response {
     let department = form.get("department").to_owned();
     let version = form.get("version").parse().ok();
-    let (notice, error) = match state.app.verify_result(&s.actor, id, version, None).await {
+    let signature = super::signature_from(&form, peer);
+    let (notice, error) = match state
+        .app
+        .verify_result(&s.actor, id, version, None, signature.as_ref())
+        .await
+    {
         Ok(r) => (
             Some(format!("{}: verified and released.", r.test_code)),
             None,

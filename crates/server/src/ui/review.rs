@@ -4,12 +4,14 @@
 //! its versions and the correction form, whose reason is mandatory. Every action is the REST
 //! API's use case (`verify_result`, `verify_order`, `post_results`, `correct_result`).
 
+use std::net::SocketAddr;
+
 use aliquot_app::{AppError, CorrectionInput, ResultInput, ResultView};
 use aliquot_domain::auth::Permission;
 use aliquot_domain::results::rules::Flag;
 use askama::Template;
 use axum::Extension;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -73,6 +75,8 @@ struct ReviewPage {
     orders: Vec<HeldOrder>,
     held: usize,
     can_enter: bool,
+    /// The lab requires a signature to release: the release forms ask for it.
+    sign_release: bool,
 }
 
 fn is_critical(flags: &[String]) -> bool {
@@ -137,6 +141,11 @@ async fn review_page(
             orders,
             held,
             can_enter: s.actor.role.allows(Permission::ResultEnter),
+            sign_release: state
+                .app
+                .verification_signature_required()
+                .await
+                .unwrap_or(true),
         },
     )
 }
@@ -152,11 +161,17 @@ pub async fn review(
 pub async fn verify(
     State(state): State<AppState>,
     Extension(s): Extension<WebSession>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<i64>,
     form: FormData,
 ) -> Response {
     let version = form.get("version").parse().ok();
-    let (notice, error) = match state.app.verify_result(&s.actor, id, version, None).await {
+    let signature = super::signature_from(&form, peer);
+    let (notice, error) = match state
+        .app
+        .verify_result(&s.actor, id, version, None, signature.as_ref())
+        .await
+    {
         Ok(r) => (
             Some(format!("{}: verified and released.", r.test_code)),
             None,
@@ -170,9 +185,16 @@ pub async fn verify(
 pub async fn verify_order(
     State(state): State<AppState>,
     Extension(s): Extension<WebSession>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<i64>,
+    form: FormData,
 ) -> Response {
-    let (notice, error) = match state.app.verify_order(&s.actor, id, None).await {
+    let signature = super::signature_from(&form, peer);
+    let (notice, error) = match state
+        .app
+        .verify_order(&s.actor, id, None, signature.as_ref())
+        .await
+    {
         Ok(o) => {
             let still: Vec<String> = o
                 .tests
@@ -247,6 +269,8 @@ pub(crate) struct VersionRow {
     pub reason: String,
     pub at: String,
     pub by: String,
+    /// "Signed (corrected) by Dr X, 2026-… (password)", or empty.
+    pub signature: String,
 }
 
 #[derive(Template)]
@@ -274,6 +298,7 @@ struct ResultPage {
     /// the form.
     value_error: Option<String>,
     reason_error: Option<String>,
+    signature_error: Option<String>,
     form_error: Option<String>,
 }
 
@@ -315,6 +340,23 @@ fn result_page(nav: Nav, tz: &jiff::tz::TimeZone, r: ResultView, can_verify: boo
                 reason: v.reason.unwrap_or_default(),
                 at: when(v.at, tz),
                 by: v.by,
+                signature: v
+                    .signature
+                    .map(|s| {
+                        format!(
+                            "{} by {} ({}), {}, with {}",
+                            s.meaning,
+                            s.signer_name,
+                            s.signer,
+                            when(s.at, tz),
+                            if s.method == "totp" {
+                                "authenticator code"
+                            } else {
+                                "password"
+                            }
+                        )
+                    })
+                    .unwrap_or_default(),
             })
             .collect(),
         call: r
@@ -336,6 +378,7 @@ fn result_page(nav: Nav, tz: &jiff::tz::TimeZone, r: ResultView, can_verify: boo
         form_comment: String::new(),
         value_error: None,
         reason_error: None,
+        signature_error: None,
         form_error: None,
     }
 }
@@ -369,6 +412,7 @@ pub async fn result(
 pub async fn correct(
     State(state): State<AppState>,
     Extension(s): Extension<WebSession>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<i64>,
     form: FormData,
 ) -> Response {
@@ -377,6 +421,7 @@ pub async fn correct(
         units: None,
         reason: form.opt("reason"),
         comment: form.opt("comment"),
+        signature: super::signature_from(&form, peer),
     };
     match state.app.correct_result(&s.actor, id, input).await {
         Ok(_) => {
@@ -411,6 +456,7 @@ pub async fn correct(
             match field.as_str() {
                 "reason" => page.reason_error = Some(text),
                 "value" | "units" => page.value_error = Some(text),
+                f if f.starts_with("signature") => page.signature_error = Some(text),
                 _ => page.form_error = Some(text),
             }
             let status = match e {

@@ -69,8 +69,11 @@ pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-pub fn is_tls(headers: &HeaderMap, uri: &axum::http::Uri) -> bool {
-    uri.scheme_str() == Some("https")
+/// Whether the request came over TLS: this server's own (`OverTls`), an `https` URI, or a
+/// terminating proxy's `X-Forwarded-Proto: https`.
+pub fn is_tls(own_tls: bool, headers: &HeaderMap, uri: &axum::http::Uri) -> bool {
+    own_tls
+        || uri.scheme_str() == Some("https")
         || headers
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
@@ -148,7 +151,11 @@ fn to_login(req: &Request, why: Option<&str>, clear: bool) -> Response {
             target.push_str(&format!("{sep}next={path}"));
         }
     }
-    let tls = is_tls(req.headers(), req.uri());
+    let tls = is_tls(
+        req.extensions().get::<crate::conn::OverTls>().is_some(),
+        req.headers(),
+        req.uri(),
+    );
     let mut response = if is_htmx(req.headers()) {
         let mut r = StatusCode::OK.into_response();
         if let Ok(v) = HeaderValue::from_str(&target) {

@@ -374,7 +374,8 @@ async fn a_released_panel_reads_back_as_valid_fhir(db: Db) {
         .post(
             &format!("/api/v1/results/{crea_id}/correct"),
             &c.mt,
-            json!({"value": "1.80", "reason": "transcription error"}),
+            json!({"value": "1.80", "reason": "transcription error",
+                   "signature": {"password": PASSWORD}}),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");

@@ -4,13 +4,17 @@
 mod support;
 
 mod auth;
+// second factor, electronic signatures, separation of duties (issue 16)
 mod bad_input;
 mod catalog;
 mod durability;
+mod grants;
 mod matrix;
+mod mfa;
 mod orders;
 mod patient_corrections;
 mod patients;
+mod signatures;
 // duplicates, physicians, clinical sex (issue 10 items 15-17)
 mod registration_rules;
 mod settings_audit;

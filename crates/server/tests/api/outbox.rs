@@ -310,7 +310,8 @@ async fn released_and_corrected_results_are_sent_once_in_order(db: Db) {
         .post(
             &format!("/api/v1/results/{}/correct", ids[1]),
             &c.mt,
-            json!({"value": "6.9", "reason": "wrong sample line transcribed"}),
+            json!({"value": "6.9", "reason": "wrong sample line transcribed",
+                   "signature": {"password": PASSWORD}}),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");

@@ -301,7 +301,8 @@ async fn an_order_report_carries_every_element_and_a_correction_keeps_the_origin
         .post(
             &format!("/api/v1/results/{na}/correct"),
             &c.mt,
-            json!({"value": "131", "reason": "sample diluted with IV fluid; redrawn"}),
+            json!({"value": "131", "reason": "sample diluted with IV fluid; redrawn",
+                   "signature": {"password": PASSWORD}}),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");

@@ -199,7 +199,8 @@ async fn a_basic_panel_is_autoverified_and_calculated(db: Db) {
         .post(
             &format!("/api/v1/results/{crea_id}/correct"),
             &c.mt,
-            json!({"value": "1.80", "reason": "transcription error: wrong sample line"}),
+            json!({"value": "1.80", "reason": "transcription error: wrong sample line",
+                   "signature": {"password": PASSWORD}}),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -333,7 +334,8 @@ async fn held_results_are_verified_once_and_corrected_with_history(db: Db) {
         "reason_required",
         Some("reason"),
     );
-    let (s, r) = c
+    // A correction is an electronic signature: refused unsigned or wrongly signed.
+    let r = c
         .app
         .post(
             &cp,
@@ -341,8 +343,45 @@ async fn held_results_are_verified_once_and_corrected_with_history(db: Db) {
             json!({"value": "145", "reason": "instrument re-run after clot removed"}),
         )
         .await;
+    assert_error(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "signature_required",
+        Some("signature"),
+    );
+    let r = c
+        .app
+        .post(
+            &cp,
+            &c.mt,
+            json!({"value": "145", "reason": "instrument re-run after clot removed",
+                   "signature": {"password": "not my password"}}),
+        )
+        .await;
+    assert_error(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_signature",
+        Some("signature.password"),
+    );
+    let (s, r) = c
+        .app
+        .post(
+            &cp,
+            &c.mt,
+            json!({"value": "145", "reason": "instrument re-run after clot removed",
+                   "signature": {"password": PASSWORD}}),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{r}");
     assert_eq!(r["status"], "corrected");
+    // The signature is kept with the version it signed: meaning, signer, time, method.
+    assert_eq!(r["signature"]["meaning"], "corrected");
+    assert_eq!(r["signature"]["signer"], "technologist");
+    assert_eq!(r["signature"]["method"], "password");
+    assert_eq!(r["signature"]["version"], 3);
+    assert_eq!(r["versions"][2]["signature"]["meaning"], "corrected");
+    assert!(r["versions"][1]["signature"].is_null());
     let versions = r["versions"].as_array().unwrap();
     assert_eq!(versions.len(), 3);
     assert_eq!(versions[0]["value"], "141");

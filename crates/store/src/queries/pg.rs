@@ -34,6 +34,9 @@ pub(crate) mod reports;
 #[path = "results.rs"]
 pub(crate) mod results;
 #[allow(clippy::duplicate_mod)]
+#[path = "security.rs"]
+pub(crate) mod security;
+#[allow(clippy::duplicate_mod)]
 #[path = "sendouts.rs"]
 pub(crate) mod sendouts;
 #[allow(clippy::duplicate_mod)]

@@ -179,6 +179,8 @@ macro_rules! backend {
             key: Option<std::sync::Arc<ChainKey>>,
             /// SQLite: the shared lock on `<database>.lock` (see `crate::backup`).
             _lock: Option<crate::backup::DatabaseLock>,
+            /// SQLite: WAL checkpoints off the writer's path (see `crate::checkpoint`).
+            _checkpointer: Option<crate::checkpoint::Checkpointer>,
         }
 
         pub struct $tx {
@@ -2160,6 +2162,9 @@ backend!(
     pg
 );
 
+/// The SQLite writer's page cache, in KiB (negative: a size, not a page count).
+const WRITER_CACHE_KIB: &str = "-65536";
+
 impl SqliteStore {
     /// Opens the database file, creating it and its directory when new, and migrates it.
     pub async fn open(path: &Path) -> StoreResult<Self> {
@@ -2181,11 +2186,25 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            // Each write transaction runs in a savepoint of its group (group.rs): a page's
+            // first change in a savepoint is copied to the statement journal, a temporary file
+            // by default (a write system call per page). In memory it costs a copy.
+            .pragma("temp_store", "memory");
         // The writer is one connection; `BEGIN IMMEDIATE` takes the write lock up front
         // (waiting under busy_timeout when another process writes) instead of upgrading a read
-        // transaction later, which fails with SQLITE_BUSY without waiting.
-        let mut conn = options.connect().await?;
+        // transaction later, which fails with SQLITE_BUSY without waiting. Its page cache
+        // holds a write group's pages (the 2 MB default spills them mid-transaction and
+        // re-reads the indexes a batch touches from the file).
+        let writer_options = options
+            .clone()
+            .pragma("cache_size", WRITER_CACHE_KIB)
+            .pragma(
+                "wal_autocheckpoint",
+                crate::checkpoint::WRITER_BACKSTOP_PAGES,
+            )
+            .row_buffer_size(1024);
+        let mut conn = writer_options.connect().await?;
         migrations::migrator(migrations::SQLITE)
             .run(&mut conn)
             .await
@@ -2198,9 +2217,15 @@ impl SqliteStore {
             .await?;
         Ok(SqliteStore {
             read,
-            writer: SqliteWriter::new(SqliteEngine { options }, conn),
+            writer: SqliteWriter::new(
+                SqliteEngine {
+                    options: writer_options,
+                },
+                conn,
+            ),
             key,
             _lock: Some(lock),
+            _checkpointer: Some(crate::checkpoint::Checkpointer::start(options)),
         })
     }
 
@@ -2266,6 +2291,7 @@ impl PgStore {
             read: pool,
             key,
             _lock: None,
+            _checkpointer: None,
         })
     }
 }

@@ -151,10 +151,16 @@ impl<E: Engine> Shared<E> {
             }
             return;
         };
+        let tc = std::time::Instant::now();
         let result = match Self::conn(g) {
             Ok(conn) => self.engine.commit_group(conn).await,
             Err(e) => Err(e),
         };
+        tracing::debug!(
+            members = g.members.len(),
+            commit_us = tc.elapsed().as_micros() as u64,
+            "write group committed"
+        );
         g.open = None;
         let outcome = match result {
             Ok(()) => Ok(()),

@@ -13,6 +13,7 @@
 pub mod audit;
 mod backend;
 pub mod backup;
+mod checkpoint;
 pub mod claim;
 pub mod group;
 pub mod keyfile;

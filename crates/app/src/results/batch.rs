@@ -72,6 +72,7 @@ impl App {
         settings: EntrySettings,
     ) -> AppResult<Vec<ResultOutcome>> {
         actor.require(Permission::ResultEnter)?;
+        let tm_start = std::time::Instant::now();
         let mut cache = TestCache::default();
         let mut accessions: Vec<String> = items
             .iter()
@@ -81,6 +82,7 @@ impl App {
         accessions.sort_unstable();
         accessions.dedup();
         let rows = tx.result_batch_rows(&accessions).await?;
+        let tm_rows = std::time::Instant::now();
         let mut pre = Prefetch::default();
         for t in rows.tests {
             pre.tests.entry(t.order_id).or_default().push(t);
@@ -166,6 +168,7 @@ impl App {
             fast.push((i, ctx));
         }
 
+        let tm_pass1 = std::time::Instant::now();
         // The previous released results the delta checks need, in one query.
         let mut keys = Vec::new();
         let mut key_of: HashMap<usize, usize> = HashMap::new();
@@ -180,6 +183,7 @@ impl App {
             }
         }
         let previous = tx.previous_released_many(&keys).await?;
+        let tm_prev = std::time::Instant::now();
 
         // Pass 2: judge in order, against the stored results and this batch's.
         let time_zone = self.lab_timezone().await?;
@@ -284,6 +288,7 @@ impl App {
             });
         }
 
+        let tm_pass2 = std::time::Instant::now();
         // Pass 3: write the batch's new results (from here on a failure aborts the batch).
         let rows: Vec<NewResultRows> = pending
             .iter()
@@ -301,6 +306,7 @@ impl App {
             .insert_new_results(&rows)
             .await
             .map_err(|e| after_writing(e.into()))?;
+        let tm_insert = std::time::Instant::now();
         let destinations = if pending.iter().any(|p| p.released) {
             tx.active_destination_ids().await?
         } else {
@@ -349,6 +355,18 @@ impl App {
                 .map_err(after_writing)?;
         }
 
+        let tm_written = std::time::Instant::now();
+        tracing::debug!(
+            items = items.len(),
+            deferred = deferred.len(),
+            read_us = (tm_rows - tm_start).as_micros() as u64,
+            contexts_us = (tm_pass1 - tm_rows).as_micros() as u64,
+            previous_us = (tm_prev - tm_pass1).as_micros() as u64,
+            judge_us = (tm_pass2 - tm_prev).as_micros() as u64,
+            insert_us = (tm_insert - tm_pass2).as_micros() as u64,
+            rest_us = (tm_written - tm_insert).as_micros() as u64,
+            "result batch (set path)"
+        );
         // Pass 4: the deferred items, one by one in order, against what is now stored.
         deferred.sort_unstable();
         for i in deferred {

@@ -293,11 +293,21 @@ impl App {
             ));
         }
         let settings = self.entry_settings().await?;
+        let t0 = std::time::Instant::now();
         let mut tx = self.store.begin().await?;
+        let t1 = std::time::Instant::now();
         let out = self
             .post_results_in(&mut tx, actor, &items, settings)
             .await?;
+        let t2 = std::time::Instant::now();
         tx.commit().await?;
+        tracing::debug!(
+            items = items.len(),
+            writer_wait_us = (t1 - t0).as_micros() as u64,
+            work_us = (t2 - t1).as_micros() as u64,
+            commit_us = t2.elapsed().as_micros() as u64,
+            "results posted"
+        );
         Ok(out)
     }
 

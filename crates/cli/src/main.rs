@@ -434,8 +434,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             let report = app.verify_audit(&actor, anchor.as_ref()).await;
+            let access = app.verify_access_log(&actor).await;
             app.store().close().await;
             let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let access = access.map_err(|e| anyhow::anyhow!("{e}"))?;
             match report.first_break {
                 None => {
                     outln!(
@@ -453,11 +455,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     if let Some(a) = anchor {
                         outln!("anchor {a}: in the chain")?;
                     }
-                    Ok(())
                 }
                 Some(b) => {
                     // Exit 1 says it, whether or not the reader is still there.
                     let _ = outln!("audit chain BROKEN at event {}: {}", b.seq, b.problem);
+                    std::process::exit(1);
+                }
+            }
+            match access.first_break {
+                None => {
+                    outln!(
+                        "access log chain intact: {} rows, head {} {}{}",
+                        access.rows,
+                        access.head_seq,
+                        access.head_hash,
+                        access
+                            .keyed_from
+                            .map(|f| format!(", keyed (HMAC-SHA256) from row {f}"))
+                            .unwrap_or_default()
+                    )?;
+                    Ok(())
+                }
+                Some(b) => {
+                    let _ = outln!("access log chain BROKEN at row {}: {}", b.seq, b.problem);
                     std::process::exit(1);
                 }
             }

@@ -38,7 +38,8 @@ pub const SQLITE: &[MigrationSource] = migrations!(
     (19, "0019_login_attempts"),
     (20, "0020_audit_key"),
     (21, "0021_reference_labs_shipments"),
-    (22, "0022_specimen_events_by_kind_and_time")
+    (22, "0022_specimen_events_by_kind_and_time"),
+    (27, "0027_access_log_chain")
 );
 pub const POSTGRES: &[MigrationSource] = migrations!(
     "postgres": (1, "0001_platform"),
@@ -62,7 +63,8 @@ pub const POSTGRES: &[MigrationSource] = migrations!(
     (19, "0019_login_attempts"),
     (20, "0020_audit_key"),
     (21, "0021_reference_labs_shipments"),
-    (22, "0022_specimen_events_by_kind_and_time")
+    (22, "0022_specimen_events_by_kind_and_time"),
+    (27, "0027_access_log_chain")
 );
 
 pub(crate) fn migrator(list: &[MigrationSource]) -> Migrator {

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod api;
 pub mod conn;
+pub mod contract;
 pub mod error;
 pub mod fhir;
 pub mod idempotency;
@@ -67,6 +68,7 @@ pub fn metrics_handle() -> PrometheusHandle {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = api::router().into_openapi();
     idempotency::document(&mut doc);
+    contract::document(&mut doc);
     doc
 }
 
@@ -74,6 +76,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(app: App) -> Router {
     let (routes, mut openapi) = api::router().split_for_parts();
     idempotency::document(&mut openapi);
+    contract::document(&mut openapi);
     let openapi_json = openapi.to_pretty_json().unwrap_or_else(|_| "{}".into());
     let state = AppState {
         app,

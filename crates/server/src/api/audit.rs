@@ -34,9 +34,12 @@ pub struct AuditEventDto {
     pub entity_type: String,
     pub entity_id: String,
     pub reason: Option<String>,
-    #[schema(value_type = Object)]
+    /// The value before, any JSON (`null` when there was none). For a caller without the
+    /// entity's read permission, `{"redacted": true, "fields": [...], "sha256": "…"}`.
+    #[schema(value_type = Option<Value>)]
     pub old_value: Option<serde_json::Value>,
-    #[schema(value_type = Object)]
+    /// The value after, as `old_value`.
+    #[schema(value_type = Option<Value>)]
     pub new_value: Option<serde_json::Value>,
     pub prev_hash: String,
     pub hash: String,

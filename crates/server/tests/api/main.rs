@@ -5,6 +5,8 @@ mod support;
 
 mod auth;
 mod bad_input;
+// the API contract schemathesis checks (issue 16)
+mod contract;
 mod catalog;
 mod durability;
 mod matrix;

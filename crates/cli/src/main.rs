@@ -205,17 +205,32 @@ struct ConnectionLimits {
     /// every client has the proxy's address).
     #[arg(long, env = "ALIQUOT_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     max_connections_per_ip: u32,
+    /// A reverse proxy whose forwarded header gives the client's address (for login
+    /// throttling and the request log): an address or ADDR/PREFIX, repeatable (or
+    /// comma-separated in the variable). From any other peer the header is ignored.
+    #[arg(long = "trusted-proxy", env = "ALIQUOT_TRUSTED_PROXIES", value_name = "ADDR[/PREFIX]", value_delimiter = ',')]
+    trusted_proxies: Vec<String>,
+    /// The header the trusted proxies write: `x-forwarded-for` or `forwarded` (RFC 7239).
+    /// Only that one is read, so a client cannot slip the other past the proxy.
+    #[arg(long, env = "ALIQUOT_FORWARDED_HEADER", default_value = "x-forwarded-for")]
+    forwarded_header: aliquot_server::client::ForwardedHeader,
 }
 
 impl ConnectionLimits {
-    fn config(&self) -> aliquot_server::ServeConfig {
-        aliquot_server::ServeConfig {
+    fn config(&self) -> anyhow::Result<aliquot_server::ServeConfig> {
+        let trusted_proxies = aliquot_server::client::TrustedProxies::parse(
+            &self.trusted_proxies,
+            self.forwarded_header,
+        )
+        .map_err(|e| anyhow::anyhow!("--trusted-proxy: {e}"))?;
+        Ok(aliquot_server::ServeConfig {
             header_timeout: self.header_timeout,
             idle_timeout: self.idle_timeout,
             body_timeout: self.body_timeout,
             max_connections: self.max_connections as usize,
             max_connections_per_ip: self.max_connections_per_ip as usize,
-        }
+            trusted_proxies,
+        })
     }
 }
 
@@ -678,7 +693,7 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding HTTP on {}", args.http))?;
     let addr = listener.local_addr()?;
-    let mut limits = args.limits.config();
+    let mut limits = args.limits.config()?;
     let open_files = aliquot_server::conn::raise_open_file_limit();
     if let Some(open_files) = open_files
         && let Some(cap) = limits.fit_to_file_limit(open_files)

@@ -46,6 +46,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 use tower::ServiceExt;
 
+use crate::client::{ClientAddr, TrustedProxies, client_ip};
 use crate::error::ApiError;
 
 /// Limits and timeouts of the HTTP listener (`aliquot serve --help` documents each).
@@ -61,8 +62,11 @@ pub struct ServeConfig {
     /// Connections served at once; more are refused with `503 server_busy`.
     pub max_connections: usize,
     /// Connections served at once from one IP address (0: no such limit); more are refused
-    /// with `503 too_many_connections`.
+    /// with `503 too_many_connections`. Counted by the peer's address (behind a proxy, the
+    /// proxy's).
     pub max_connections_per_ip: usize,
+    /// Reverse proxies whose forwarded header gives the client's address (`client.rs`).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for ServeConfig {
@@ -73,6 +77,7 @@ impl Default for ServeConfig {
             body_timeout: Duration::from_secs(30),
             max_connections: 1024,
             max_connections_per_ip: 256,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -133,6 +138,7 @@ pub async fn serve_connections(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let limits = Limits::new(&config);
+    let trusted = Arc::new(config.trusted_proxies.clone());
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -179,6 +185,7 @@ pub async fn serve_connections(
             shared,
             peer,
             body_timeout: config.body_timeout,
+            trusted: trusted.clone(),
         });
         let connection = graceful.watch(builder.serve_connection(io, service));
         tokio::spawn(async move {
@@ -484,13 +491,15 @@ impl AsyncWrite for GuardedIo {
 }
 
 /// The router as one connection's service: counts requests for the header timeout, gives
-/// handlers the peer address (`ConnectInfo<SocketAddr>`) and puts a deadline on the body.
+/// handlers the peer address (`ConnectInfo<SocketAddr>`) and the client's (`ClientAddr`,
+/// through trusted proxies) and puts a deadline on the body.
 #[derive(Clone)]
 struct ConnService {
     router: Router,
     shared: Arc<ConnShared>,
     peer: SocketAddr,
     body_timeout: Duration,
+    trusted: Arc<TrustedProxies>,
 }
 
 /// Counts a request in flight until dropped.
@@ -518,6 +527,11 @@ impl tower::Service<Request<Incoming>> for ConnService {
         let timed_out = Arc::new(AtomicBool::new(false));
         let (mut parts, body) = req.into_parts();
         parts.extensions.insert(ConnectInfo(self.peer));
+        parts.extensions.insert(ClientAddr(client_ip(
+            self.peer.ip(),
+            &parts.headers,
+            &self.trusted,
+        )));
         let body = Body::new(DeadlineBody {
             inner: body,
             deadline: tokio::time::Instant::now() + self.body_timeout,

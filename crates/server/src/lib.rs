@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod api;
+pub mod client;
 pub mod conn;
 pub mod contract;
 pub mod error;
@@ -116,7 +117,13 @@ pub fn router(app: App) -> Router {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("")
                     .to_owned();
-                tracing::info_span!("http", method = %req.method(), route, request_id = id)
+                // The client's address, through trusted proxies only (`client.rs`).
+                let client = req
+                    .extensions()
+                    .get::<client::ClientAddr>()
+                    .map(|c| c.0.to_string())
+                    .unwrap_or_default();
+                tracing::info_span!("http", method = %req.method(), route, request_id = id, client)
             }),
         )
         .layer(PropagateRequestIdLayer::x_request_id())

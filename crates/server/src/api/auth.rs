@@ -1,7 +1,5 @@
-use std::net::SocketAddr;
-
 use aliquot_app::{Actor, Source};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
@@ -9,6 +7,7 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::access::BearerToken;
+use crate::client::ClientAddr;
 use crate::api::users::UserDto;
 use crate::error::{ApiResult, ErrorBody};
 use crate::json::ApiJson;
@@ -40,12 +39,12 @@ pub struct TokenResponse {
               (status = 422, body = ErrorBody)))]
 pub async fn token(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
     let issued = state
         .app
-        .login(&req.username, &req.password, Source::Api, peer.ip())
+        .login(&req.username, &req.password, Source::Api, client)
         .await?;
     Ok(Json(TokenResponse {
         token: issued.token,
@@ -91,13 +90,13 @@ pub struct PasswordChange {
               (status = 429, body = ErrorBody)))]
 pub async fn change_password(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<PasswordChange>,
 ) -> ApiResult<StatusCode> {
     state
         .app
-        .change_own_password(&actor, &req.current_password, &req.new_password, peer.ip())
+        .change_own_password(&actor, &req.current_password, &req.new_password, client)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

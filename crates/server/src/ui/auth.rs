@@ -1,11 +1,9 @@
 //! Log in, log out, switch user, and the home page.
 
-use std::net::SocketAddr;
-
 use aliquot_app::{AppError, Source};
 use askama::Template;
 use axum::Extension;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -13,6 +11,7 @@ use serde::Deserialize;
 use super::session::{self, WebSession};
 use super::{FormData, Nav, message, nav, render};
 use crate::AppState;
+use crate::client::ClientAddr;
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -76,7 +75,7 @@ pub async fn login_page(
 /// user of a shared bench terminal.
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     headers: HeaderMap,
     uri: Uri,
     form: FormData,
@@ -92,7 +91,7 @@ pub async fn login(
     let tls = session::is_tls(&headers, &uri);
     match state
         .app
-        .login(&username, form.get("password"), Source::Web, peer.ip())
+        .login(&username, form.get("password"), Source::Web, client)
         .await
     {
         Ok(issued) => {

@@ -5,8 +5,9 @@ mod support;
 
 mod auth;
 mod bad_input;
-// the API contract schemathesis checks (issue 16)
+// the API contract schemathesis checks, and forwarded-for behind a proxy (issue 16)
 mod contract;
+mod proxy;
 mod catalog;
 mod durability;
 mod matrix;

@@ -50,7 +50,7 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--base", required=True, help="http://HOST:PORT of the running server")
     p.add_argument("--st", default=os.path.join(os.path.dirname(sys.executable), "st"))
-    p.add_argument("--examples", type=int, default=8)
+    p.add_argument("--examples", type=int, default=15)
     p.add_argument("--seed", type=int, default=16)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--report-dir", default=None)

@@ -208,11 +208,20 @@ struct ConnectionLimits {
     /// A reverse proxy whose forwarded header gives the client's address (for login
     /// throttling and the request log): an address or ADDR/PREFIX, repeatable (or
     /// comma-separated in the variable). From any other peer the header is ignored.
-    #[arg(long = "trusted-proxy", env = "ALIQUOT_TRUSTED_PROXIES", value_name = "ADDR[/PREFIX]", value_delimiter = ',')]
+    #[arg(
+        long = "trusted-proxy",
+        env = "ALIQUOT_TRUSTED_PROXIES",
+        value_name = "ADDR[/PREFIX]",
+        value_delimiter = ','
+    )]
     trusted_proxies: Vec<String>,
     /// The header the trusted proxies write: `x-forwarded-for` or `forwarded` (RFC 7239).
     /// Only that one is read, so a client cannot slip the other past the proxy.
-    #[arg(long, env = "ALIQUOT_FORWARDED_HEADER", default_value = "x-forwarded-for")]
+    #[arg(
+        long,
+        env = "ALIQUOT_FORWARDED_HEADER",
+        default_value = "x-forwarded-for"
+    )]
     forwarded_header: aliquot_server::client::ForwardedHeader,
 }
 

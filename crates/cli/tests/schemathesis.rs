@@ -104,8 +104,5 @@ fn schemathesis_finds_no_contract_failure_as_director_and_technician() {
     );
     println!("{text}");
     assert!(out.status.success(), "schemathesis failed:\n{text}");
-    assert!(
-        text.contains("schemathesis: 2 roles, no failure"),
-        "{text}"
-    );
+    assert!(text.contains("schemathesis: 2 roles, no failure"), "{text}");
 }

@@ -187,39 +187,156 @@ mod tests {
         let xff = "x-forwarded-for";
         let fwd = "forwarded";
         #[allow(clippy::type_complexity)]
-        let cases: &[(&[&str], ForwardedHeader, &str, &[(&'static str, &str)], &str)] = &[
+        let cases: &[(
+            &[&str],
+            ForwardedHeader,
+            &str,
+            &[(&'static str, &str)],
+            &str,
+        )] = &[
             // No trusted proxy: the header is ignored.
-            (&[], XForwardedFor, "10.0.0.5", &[(xff, "203.0.113.7")], "10.0.0.5"),
+            (
+                &[],
+                XForwardedFor,
+                "10.0.0.5",
+                &[(xff, "203.0.113.7")],
+                "10.0.0.5",
+            ),
             // A peer that is not a trusted proxy cannot choose its address.
-            (&["10.0.0.5"], XForwardedFor, "10.0.0.6", &[(xff, "203.0.113.7")], "10.0.0.6"),
+            (
+                &["10.0.0.5"],
+                XForwardedFor,
+                "10.0.0.6",
+                &[(xff, "203.0.113.7")],
+                "10.0.0.6",
+            ),
             // The trusted proxy's hop is believed.
-            (&["10.0.0.5"], XForwardedFor, "10.0.0.5", &[(xff, "203.0.113.7")], "203.0.113.7"),
+            (
+                &["10.0.0.5"],
+                XForwardedFor,
+                "10.0.0.5",
+                &[(xff, "203.0.113.7")],
+                "203.0.113.7",
+            ),
             // A client-sent value to the left of the proxy's is not.
-            (&["10.0.0.5"], XForwardedFor, "10.0.0.5", &[(xff, "1.2.3.4, 203.0.113.7")], "203.0.113.7"),
+            (
+                &["10.0.0.5"],
+                XForwardedFor,
+                "10.0.0.5",
+                &[(xff, "1.2.3.4, 203.0.113.7")],
+                "203.0.113.7",
+            ),
             // Two trusted proxies (a prefix): walked over to the first untrusted hop.
-            (&["10.0.0.0/24"], XForwardedFor, "10.0.0.5", &[(xff, "1.2.3.4, 203.0.113.7, 10.0.0.9")], "203.0.113.7"),
+            (
+                &["10.0.0.0/24"],
+                XForwardedFor,
+                "10.0.0.5",
+                &[(xff, "1.2.3.4, 203.0.113.7, 10.0.0.9")],
+                "203.0.113.7",
+            ),
             // Several header lines are one list.
-            (&["10.0.0.0/24"], XForwardedFor, "10.0.0.5", &[(xff, "1.2.3.4"), (xff, "203.0.113.7, 10.0.0.9")], "203.0.113.7"),
+            (
+                &["10.0.0.0/24"],
+                XForwardedFor,
+                "10.0.0.5",
+                &[(xff, "1.2.3.4"), (xff, "203.0.113.7, 10.0.0.9")],
+                "203.0.113.7",
+            ),
             // Only trusted hops: the leftmost.
-            (&["10.0.0.0/24"], XForwardedFor, "10.0.0.5", &[(xff, "10.0.0.7, 10.0.0.9")], "10.0.0.7"),
+            (
+                &["10.0.0.0/24"],
+                XForwardedFor,
+                "10.0.0.5",
+                &[(xff, "10.0.0.7, 10.0.0.9")],
+                "10.0.0.7",
+            ),
             // Garbage or unknown: the last trusted proxy.
-            (&["10.0.0.0/24"], XForwardedFor, "10.0.0.5", &[(xff, "203.0.113.7, garbage")], "10.0.0.5"),
-            (&["10.0.0.0/24"], XForwardedFor, "10.0.0.5", &[(xff, "203.0.113.7, unknown, 10.0.0.9")], "10.0.0.9"),
+            (
+                &["10.0.0.0/24"],
+                XForwardedFor,
+                "10.0.0.5",
+                &[(xff, "203.0.113.7, garbage")],
+                "10.0.0.5",
+            ),
+            (
+                &["10.0.0.0/24"],
+                XForwardedFor,
+                "10.0.0.5",
+                &[(xff, "203.0.113.7, unknown, 10.0.0.9")],
+                "10.0.0.9",
+            ),
             // No header from a trusted proxy: the proxy.
             (&["10.0.0.5"], XForwardedFor, "10.0.0.5", &[], "10.0.0.5"),
             // Ports and IPv6.
-            (&["::1"], XForwardedFor, "::1", &[(xff, "[2001:db8::7]:4711")], "2001:db8::7"),
-            (&["10.0.0.5"], XForwardedFor, "10.0.0.5", &[(xff, "203.0.113.7:5555")], "203.0.113.7"),
+            (
+                &["::1"],
+                XForwardedFor,
+                "::1",
+                &[(xff, "[2001:db8::7]:4711")],
+                "2001:db8::7",
+            ),
+            (
+                &["10.0.0.5"],
+                XForwardedFor,
+                "10.0.0.5",
+                &[(xff, "203.0.113.7:5555")],
+                "203.0.113.7",
+            ),
             // An IPv4-mapped peer is the IPv4 address.
-            (&["10.0.0.5"], XForwardedFor, "::ffff:10.0.0.5", &[(xff, "203.0.113.7")], "203.0.113.7"),
+            (
+                &["10.0.0.5"],
+                XForwardedFor,
+                "::ffff:10.0.0.5",
+                &[(xff, "203.0.113.7")],
+                "203.0.113.7",
+            ),
             // The configured header only: a Forwarded sent through an XFF proxy is ignored.
-            (&["10.0.0.5"], XForwardedFor, "10.0.0.5", &[(fwd, "for=1.2.3.4"), (xff, "203.0.113.7")], "203.0.113.7"),
-            (&["10.0.0.5"], Forwarded, "10.0.0.5", &[(fwd, "for=1.2.3.4"), (xff, "203.0.113.8")], "1.2.3.4"),
+            (
+                &["10.0.0.5"],
+                XForwardedFor,
+                "10.0.0.5",
+                &[(fwd, "for=1.2.3.4"), (xff, "203.0.113.7")],
+                "203.0.113.7",
+            ),
+            (
+                &["10.0.0.5"],
+                Forwarded,
+                "10.0.0.5",
+                &[(fwd, "for=1.2.3.4"), (xff, "203.0.113.8")],
+                "1.2.3.4",
+            ),
             // RFC 7239 forms.
-            (&["10.0.0.5"], Forwarded, "10.0.0.5", &[(fwd, "for=\"[2001:db8:cafe::17]:4711\";proto=https")], "2001:db8:cafe::17"),
-            (&["10.0.0.0/24"], Forwarded, "10.0.0.5", &[(fwd, "for=1.2.3.4, For=203.0.113.7;by=10.0.0.5, for=10.0.0.9")], "203.0.113.7"),
-            (&["10.0.0.5"], Forwarded, "10.0.0.5", &[(fwd, "for=_hidden")], "10.0.0.5"),
-            (&["10.0.0.5"], Forwarded, "10.0.0.5", &[(fwd, "proto=https")], "10.0.0.5"),
+            (
+                &["10.0.0.5"],
+                Forwarded,
+                "10.0.0.5",
+                &[(fwd, "for=\"[2001:db8:cafe::17]:4711\";proto=https")],
+                "2001:db8:cafe::17",
+            ),
+            (
+                &["10.0.0.0/24"],
+                Forwarded,
+                "10.0.0.5",
+                &[(
+                    fwd,
+                    "for=1.2.3.4, For=203.0.113.7;by=10.0.0.5, for=10.0.0.9",
+                )],
+                "203.0.113.7",
+            ),
+            (
+                &["10.0.0.5"],
+                Forwarded,
+                "10.0.0.5",
+                &[(fwd, "for=_hidden")],
+                "10.0.0.5",
+            ),
+            (
+                &["10.0.0.5"],
+                Forwarded,
+                "10.0.0.5",
+                &[(fwd, "proto=https")],
+                "10.0.0.5",
+            ),
         ];
         for (trusted, kind, peer, hs, want) in cases {
             let trusted = TrustedProxies::parse(
@@ -243,8 +360,8 @@ mod tests {
         assert!(ok.contains("10.0.0.1".parse().unwrap()));
         assert!(!ok.contains("10.0.0.2".parse().unwrap()));
         for bad in ["10.0.0.300", "proxy.example", "10.0.0.0/33"] {
-            let err = TrustedProxies::parse(&[bad.into()], ForwardedHeader::XForwardedFor)
-                .unwrap_err();
+            let err =
+                TrustedProxies::parse(&[bad.into()], ForwardedHeader::XForwardedFor).unwrap_err();
             assert!(err.contains(bad), "{err}");
         }
         assert!("Forwarded".parse::<ForwardedHeader>().is_ok());

@@ -15,8 +15,7 @@ use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{AdditionalProperties, Schema};
 use utoipa::openapi::{
-    ContentBuilder, ObjectBuilder, OpenApi, Ref, RefOr, Required,
-    ResponseBuilder, Type,
+    ContentBuilder, ObjectBuilder, OpenApi, Ref, RefOr, Required, ResponseBuilder, Type,
 };
 
 use crate::access::{Access, ROUTES};
@@ -178,7 +177,8 @@ fn flatten_all_of(openapi: &mut OpenApi) {
         }
         if ok {
             if closed {
-                merged.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+                merged.additional_properties =
+                    Some(Box::new(AdditionalProperties::FreeForm(false)));
             }
             *schema = RefOr::T(Schema::Object(merged));
         }

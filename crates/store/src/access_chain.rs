@@ -295,15 +295,24 @@ mod tests {
             // Altered: row 3's actor.
             let mut altered = rows.clone();
             altered[2].1 = "mallory";
-            assert_eq!(verify(&altered, k.cloned(), &head).first_break.unwrap().seq, 3);
+            assert_eq!(
+                verify(&altered, k.cloned(), &head).first_break.unwrap().seq,
+                3
+            );
             // Removed: row 2.
             let mut removed = rows.clone();
             removed.remove(1);
-            assert_eq!(verify(&removed, k.cloned(), &head).first_break.unwrap().seq, 2);
+            assert_eq!(
+                verify(&removed, k.cloned(), &head).first_break.unwrap().seq,
+                2
+            );
             // Reordered.
             let mut swapped = rows.clone();
             swapped.swap(3, 4);
-            assert_eq!(verify(&swapped, k.cloned(), &head).first_break.unwrap().seq, 4);
+            assert_eq!(
+                verify(&swapped, k.cloned(), &head).first_break.unwrap().seq,
+                4
+            );
             // Newest rows cut off, head left: found at the missing row.
             let cut = &rows[..3];
             assert_eq!(verify(cut, k.cloned(), &head).first_break.unwrap().seq, 4);

@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use aliquot_store::{
-    AccessEntry, AuditEntry, Backend, DatabaseConfig, LocationRecord, LoginAttempts, NewUser, OrderRecord,
-    PatientRecord, PatientVersionRecord, ProblemRecord, ProviderRecord, RecollectTaskRecord,
-    SettingRecord, SpecimenChange, SpecimenEventRecord, SpecimenRecord, Store, StoreError,
-    migrations,
+    AccessEntry, AuditEntry, Backend, DatabaseConfig, LocationRecord, LoginAttempts, NewUser,
+    OrderRecord, PatientRecord, PatientVersionRecord, ProblemRecord, ProviderRecord,
+    RecollectTaskRecord, SettingRecord, SpecimenChange, SpecimenEventRecord, SpecimenRecord, Store,
+    StoreError, migrations,
 };
 use jiff::Timestamp;
 use serde_json::json;
@@ -1798,7 +1798,10 @@ async fn the_access_log_is_one_chain_and_tampering_is_found_at_its_row(db: Db) {
              UPDATE access_log SET seq = 5 WHERE seq = 100",
             4,
         ),
-        ("UPDATE access_head SET seq = 3, last_hash = (SELECT hash FROM access_log WHERE seq = 3) WHERE id = 1", 4),
+        (
+            "UPDATE access_head SET seq = 3, last_hash = (SELECT hash FROM access_log WHERE seq = 3) WHERE id = 1",
+            4,
+        ),
     ];
     for (sql, at) in cases {
         let f = fixture(db).await;
@@ -1808,9 +1811,17 @@ async fn the_access_log_is_one_chain_and_tampering_is_found_at_its_row(db: Db) {
         assert_eq!((report.rows, report.head_seq), (5, 5));
         assert_eq!(f.store.access_log(0, 100).await.unwrap().len(), 5);
         // Through the triggers, nothing changes.
-        assert!(f.raw("UPDATE access_log SET entity_id = '33' WHERE seq = 3").await.is_err());
+        assert!(
+            f.raw("UPDATE access_log SET entity_id = '33' WHERE seq = 3")
+                .await
+                .is_err()
+        );
         assert!(f.raw("DELETE FROM access_log WHERE seq = 3").await.is_err());
-        assert!(f.raw("UPDATE access_head SET seq = 1 WHERE id = 1").await.is_err());
+        assert!(
+            f.raw("UPDATE access_head SET seq = 1 WHERE id = 1")
+                .await
+                .is_err()
+        );
         f.raw(bypass_access_triggers(db)).await.unwrap();
         f.raw_owned((*sql).to_owned()).await;
         let b = f

@@ -7,8 +7,8 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::access::BearerToken;
-use crate::client::ClientAddr;
 use crate::api::users::UserDto;
+use crate::client::ClientAddr;
 use crate::error::{ApiResult, ErrorBody};
 use crate::json::ApiJson;
 

@@ -185,7 +185,10 @@ fn path_error(e: axum::extract::rejection::PathRejection, placeholders: &[String
                 key, expected_type, ..
             } => (
                 Some(key.clone()),
-                format!("the path parameter `{key}` must be {}", describe(expected_type)),
+                format!(
+                    "the path parameter `{key}` must be {}",
+                    describe(expected_type)
+                ),
             ),
             ErrorKind::ParseError { expected_type, .. } => (
                 only.clone(),

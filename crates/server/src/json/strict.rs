@@ -450,7 +450,9 @@ mod tests {
             ),
             (
                 r#"{"name":"a","count":563.5,"ratio":null}"#,
-                Err("invalid value: floating point `563.5`, expected an integer from 0 to 4294967295"),
+                Err(
+                    "invalid value: floating point `563.5`, expected an integer from 0 to 4294967295",
+                ),
             ),
             (
                 r#"{"name":"a","count":-1,"ratio":null}"#,

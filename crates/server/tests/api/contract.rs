@@ -144,7 +144,12 @@ async fn json_is_read_as_its_schema_says_and_errors_name_their_field(db: Db) {
     let got = app
         .get("/api/v1/audit/events?after=yesterday", &admin)
         .await;
-    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_query", Some("after"));
+    assert_error(
+        &got,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+        Some("after"),
+    );
     assert_no_rust_names(&got.1);
     let got = app.get("/api/v1/audit/events?sort=desc", &admin).await;
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_query", Some("sort"));
@@ -178,7 +183,9 @@ async fn an_integer_written_with_a_zero_fraction_is_an_integer(db: Db) {
         "min_volume_ul": 563.0, "stability": {"room_hours": 24.0},
         "result_type": "numeric", "precision": 0, "units": "mg/dL",
         "tat_minutes": {"stat": 60, "routine": 240}});
-    let (status, created) = app.post("/api/v1/catalog/tests", &admin, body.clone()).await;
+    let (status, created) = app
+        .post("/api/v1/catalog/tests", &admin, body.clone())
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(created["min_volume_ul"], 563);
     // Hours are stored as minutes.
@@ -187,7 +194,9 @@ async fn an_integer_written_with_a_zero_fraction_is_an_integer(db: Db) {
     assert_eq!(read["min_volume_ul"], 563);
     body["code"] = json!("GLUG");
     body["min_volume_ul"] = json!(563.5);
-    let got = app.post("/api/v1/catalog/tests", &admin, body.clone()).await;
+    let got = app
+        .post("/api/v1/catalog/tests", &admin, body.clone())
+        .await;
     assert_error(
         &got,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -222,7 +231,11 @@ async fn the_audit_verification_covers_the_access_log(db: Db) {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["intact"], true, "{v}");
     assert_eq!(v["access_log"]["intact"], true, "{v}");
-    assert_eq!(v["access_log"]["rows"].as_i64().unwrap(), rows_before + 1, "{v}");
+    assert_eq!(
+        v["access_log"]["rows"].as_i64().unwrap(),
+        rows_before + 1,
+        "{v}"
+    );
     assert_eq!(v["access_log"]["head_seq"], v["access_log"]["rows"], "{v}");
     app.finish().await;
 }
@@ -265,8 +278,7 @@ fn the_openapi_document_describes_the_server() {
     let download = op("/api/v1/scans/{id}", "get");
     for media in ["application/pdf", "image/png", "image/jpeg"] {
         assert_eq!(
-            upload["requestBody"]["content"][media]["schema"]["type"],
-            "string",
+            upload["requestBody"]["content"][media]["schema"]["type"], "string",
             "{upload}"
         );
         assert!(
@@ -274,9 +286,11 @@ fn the_openapi_document_describes_the_server() {
             "{download}"
         );
     }
-    assert!(download["responses"]["200"]["content"]
-        .get("application/octet-stream")
-        .is_none());
+    assert!(
+        download["responses"]["200"]["content"]
+            .get("application/octet-stream")
+            .is_none()
+    );
     // The catalogue's entries are named by their code.
     assert!(doc["paths"].get("/api/v1/catalog/tests/{code}").is_some());
     assert!(doc["paths"].get("/api/v1/catalog/tests/{id}").is_none());

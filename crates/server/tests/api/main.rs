@@ -6,14 +6,14 @@ mod support;
 mod auth;
 mod bad_input;
 // the API contract schemathesis checks, and forwarded-for behind a proxy (issue 16)
-mod contract;
-mod proxy;
 mod catalog;
+mod contract;
 mod durability;
 mod matrix;
 mod orders;
 mod patient_corrections;
 mod patients;
+mod proxy;
 // duplicates, physicians, clinical sex (issue 10 items 15-17)
 mod registration_rules;
 mod settings_audit;

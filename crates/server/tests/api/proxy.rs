@@ -55,13 +55,23 @@ async fn forwarded_for_is_believed_only_from_a_trusted_proxy(db: Db) {
         assert_error(&got, StatusCode::UNAUTHORIZED, "invalid_credentials", None);
     }
     let got = login(&proxy, &app.base, "203.0.113.7", PASSWORD).await;
-    assert_error(&got, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", None);
+    assert_error(
+        &got,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_attempts",
+        None,
+    );
     // Another client behind the same proxy is a different address: the owner logs in.
     let got = login(&proxy, &app.base, "198.51.100.4", PASSWORD).await;
     assert_eq!(got.0, StatusCode::OK, "{}", got.1);
     // A value the client put left of the proxy's own is not believed either.
     let got = login(&proxy, &app.base, "198.51.100.4, 203.0.113.7", PASSWORD).await;
-    assert_error(&got, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", None);
+    assert_error(
+        &got,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_attempts",
+        None,
+    );
 
     // A client reaching the server directly invents a new address for every guess: ignored,
     // its own address is throttled.
@@ -74,6 +84,11 @@ async fn forwarded_for_is_believed_only_from_a_trusted_proxy(db: Db) {
         assert_error(&got, StatusCode::UNAUTHORIZED, "invalid_credentials", None);
     }
     let got = login(&direct, &app.base, "192.0.2.200", PASSWORD).await;
-    assert_error(&got, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", None);
+    assert_error(
+        &got,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_attempts",
+        None,
+    );
     app.finish().await;
 }

@@ -227,7 +227,12 @@ impl TestApp {
     pub async fn finish(mut self) {
         let report = self.app.store().verify_audit_chain().await.expect("verify");
         assert!(report.is_intact(), "audit chain broken: {report:?}");
-        let access = self.app.store().verify_access_chain().await.expect("verify");
+        let access = self
+            .app
+            .store()
+            .verify_access_chain()
+            .await
+            .expect("verify");
         assert!(access.is_intact(), "access log chain broken: {access:?}");
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

@@ -124,12 +124,16 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts
             .map_err(|e| {
                 let path = e.path().to_string();
                 let message = e.into_inner().to_string();
-                let mut err = ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_query",
-                    format!("invalid query string: {message}"),
-                );
-                err.field = field_of(&path, &message);
+                let field = field_of(&path, &message);
+                // The message names the parameter too (a person reads the message).
+                let text = match &field {
+                    Some(f) if !message.contains(f.as_str()) => {
+                        format!("invalid query parameter `{f}`: {message}")
+                    }
+                    _ => format!("invalid query string: {message}"),
+                };
+                let mut err = ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", text);
+                err.field = field;
                 err
             })
     }

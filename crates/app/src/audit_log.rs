@@ -132,6 +132,14 @@ impl App {
         Ok(self.store.verify_audit_anchor(anchor).await?)
     }
 
+    /// Walks the access log's chain (issue 16 item 4; the rows written since it was
+    /// chained). From the API it needs `audit.read`; `aliquot audit verify` runs it after
+    /// the audit chain.
+    pub async fn verify_access_log(&self, actor: &Actor) -> AppResult<ChainReport> {
+        actor.require(Permission::AuditRead)?;
+        Ok(self.store.verify_access_chain().await?)
+    }
+
     /// The database's own integrity check (see `Store::integrity_check`), run by
     /// `aliquot audit verify` before the chain: a chain read from a damaged file proves
     /// nothing.

@@ -267,18 +267,42 @@ struct ConnectionLimits {
     /// every client has the proxy's address).
     #[arg(long, env = "ALIQUOT_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     max_connections_per_ip: u32,
+    /// A reverse proxy whose forwarded header gives the client's address (for login
+    /// throttling and the request log): an address or ADDR/PREFIX, repeatable (or
+    /// comma-separated in the variable). From any other peer the header is ignored.
+    #[arg(
+        long = "trusted-proxy",
+        env = "ALIQUOT_TRUSTED_PROXIES",
+        value_name = "ADDR[/PREFIX]",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<String>,
+    /// The header the trusted proxies write: `x-forwarded-for` or `forwarded` (RFC 7239).
+    /// Only that one is read, so a client cannot slip the other past the proxy.
+    #[arg(
+        long,
+        env = "ALIQUOT_FORWARDED_HEADER",
+        default_value = "x-forwarded-for"
+    )]
+    forwarded_header: aliquot_server::client::ForwardedHeader,
 }
 
 impl ConnectionLimits {
-    fn config(&self) -> aliquot_server::ServeConfig {
-        aliquot_server::ServeConfig {
+    fn config(&self) -> anyhow::Result<aliquot_server::ServeConfig> {
+        let trusted_proxies = aliquot_server::client::TrustedProxies::parse(
+            &self.trusted_proxies,
+            self.forwarded_header,
+        )
+        .map_err(|e| anyhow::anyhow!("--trusted-proxy: {e}"))?;
+        Ok(aliquot_server::ServeConfig {
             header_timeout: self.header_timeout,
             idle_timeout: self.idle_timeout,
             body_timeout: self.body_timeout,
             max_connections: self.max_connections as usize,
             max_connections_per_ip: self.max_connections_per_ip as usize,
+            trusted_proxies,
             tls: None,
-        }
+        })
     }
 }
 
@@ -497,8 +521,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             let report = app.verify_audit(&actor, anchor.as_ref()).await;
+            let access = app.verify_access_log(&actor).await;
             app.store().close().await;
             let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let access = access.map_err(|e| anyhow::anyhow!("{e}"))?;
             match report.first_break {
                 None => {
                     outln!(
@@ -516,11 +542,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     if let Some(a) = anchor {
                         outln!("anchor {a}: in the chain")?;
                     }
-                    Ok(())
                 }
                 Some(b) => {
                     // Exit 1 says it, whether or not the reader is still there.
                     let _ = outln!("audit chain BROKEN at event {}: {}", b.seq, b.problem);
+                    std::process::exit(1);
+                }
+            }
+            match access.first_break {
+                None => {
+                    outln!(
+                        "access log chain intact: {} rows, head {} {}{}",
+                        access.rows,
+                        access.head_seq,
+                        access.head_hash,
+                        access
+                            .keyed_from
+                            .map(|f| format!(", keyed (HMAC-SHA256) from row {f}"))
+                            .unwrap_or_default()
+                    )?;
+                    Ok(())
+                }
+                Some(b) => {
+                    let _ = outln!("access log chain BROKEN at row {}: {}", b.seq, b.problem);
                     std::process::exit(1);
                 }
             }
@@ -723,7 +767,7 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding HTTP on {}", args.http))?;
     let addr = listener.local_addr()?;
-    let mut limits = args.limits.config();
+    let mut limits = args.limits.config()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     limits.tls = tls;
     let open_files = aliquot_server::conn::raise_open_file_limit();

@@ -52,6 +52,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 use tower::ServiceExt;
 
+use crate::client::{ClientAddr, TrustedProxies, client_ip};
 use crate::error::ApiError;
 
 /// Limits and timeouts of the HTTP listener (`aliquot serve --help` documents each).
@@ -67,10 +68,13 @@ pub struct ServeConfig {
     /// Connections served at once; more are refused with `503 server_busy`.
     pub max_connections: usize,
     /// Connections served at once from one IP address (0: no such limit); more are refused
-    /// with `503 too_many_connections`.
+    /// with `503 too_many_connections`. Counted by the peer's address (behind a proxy, the
+    /// proxy's).
     pub max_connections_per_ip: usize,
     /// Serve HTTPS with this configuration (`None`: plain HTTP).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Reverse proxies whose forwarded header gives the client's address (`client.rs`).
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// A request extension: the request came over this server's own TLS.
@@ -86,6 +90,7 @@ impl Default for ServeConfig {
             max_connections: 1024,
             max_connections_per_ip: 256,
             tls: None,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -146,6 +151,7 @@ pub async fn serve_connections(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let limits = Limits::new(&config);
+    let trusted = Arc::new(config.trusted_proxies.clone());
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -190,6 +196,7 @@ pub async fn serve_connections(
             peer,
             body_timeout: config.body_timeout,
             tls: tls.is_some(),
+            trusted: trusted.clone(),
         });
         let Some(acceptor) = &tls else {
             let io = TokioIo::new(GuardedIo::new(stream, shared, config.header_timeout));
@@ -522,7 +529,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
 }
 
 /// The router as one connection's service: counts requests for the header timeout, gives
-/// handlers the peer address (`ConnectInfo<SocketAddr>`) and puts a deadline on the body.
+/// handlers the peer address (`ConnectInfo<SocketAddr>`) and the client's (`ClientAddr`,
+/// through trusted proxies) and puts a deadline on the body.
 #[derive(Clone)]
 struct ConnService {
     router: Router,
@@ -532,6 +540,7 @@ struct ConnService {
     /// The connection is this server's TLS: requests are marked [`OverTls`], responses
     /// carry HSTS.
     tls: bool,
+    trusted: Arc<TrustedProxies>,
 }
 
 /// Counts a request in flight until dropped.
@@ -563,6 +572,11 @@ impl tower::Service<Request<Incoming>> for ConnService {
         if tls {
             parts.extensions.insert(OverTls);
         }
+        parts.extensions.insert(ClientAddr(client_ip(
+            self.peer.ip(),
+            &parts.headers,
+            &self.trusted,
+        )));
         let body = Body::new(DeadlineBody {
             inner: body,
             deadline: tokio::time::Instant::now() + self.body_timeout,

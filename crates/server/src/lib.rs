@@ -4,7 +4,9 @@
 
 pub mod access;
 pub mod api;
+pub mod client;
 pub mod conn;
+pub mod contract;
 pub mod error;
 pub mod fhir;
 pub mod idempotency;
@@ -68,6 +70,7 @@ pub fn metrics_handle() -> PrometheusHandle {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = api::router().into_openapi();
     idempotency::document(&mut doc);
+    contract::document(&mut doc);
     doc
 }
 
@@ -75,6 +78,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(app: App) -> Router {
     let (routes, mut openapi) = api::router().split_for_parts();
     idempotency::document(&mut openapi);
+    contract::document(&mut openapi);
     let openapi_json = openapi.to_pretty_json().unwrap_or_else(|_| "{}".into());
     let state = AppState {
         app,
@@ -114,7 +118,13 @@ pub fn router(app: App) -> Router {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("")
                     .to_owned();
-                tracing::info_span!("http", method = %req.method(), route, request_id = id)
+                // The client's address, through trusted proxies only (`client.rs`).
+                let client = req
+                    .extensions()
+                    .get::<client::ClientAddr>()
+                    .map(|c| c.0.to_string())
+                    .unwrap_or_default();
+                tracing::info_span!("http", method = %req.method(), route, request_id = id, client)
             }),
         )
         .layer(PropagateRequestIdLayer::x_request_id())

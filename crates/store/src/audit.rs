@@ -104,7 +104,7 @@ pub struct HashInput<'a> {
     pub new_value: Option<&'a str>,
 }
 
-fn put(h: &mut Vec<u8>, field: Option<&[u8]>) {
+pub(crate) fn put(h: &mut Vec<u8>, field: Option<&[u8]>) {
     match field {
         // `-` for absent, `len:bytes` otherwise: no two different rows encode the same.
         None => h.extend_from_slice(b"-;"),
@@ -176,7 +176,7 @@ pub fn head_mac(key: &ChainKey, seq: i64, hash: &str) -> String {
 }
 
 /// HMAC-SHA256 (RFC 2104) for keys of at most one block.
-fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
+pub(crate) fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
     let mut k = [0u8; 64];
     k[..key.len().min(64)].copy_from_slice(&key[..key.len().min(64)]);
     let (mut ipad, mut opad) = ([0x36u8; 64], [0x5cu8; 64]);
@@ -201,7 +201,7 @@ fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
 /// cannot move it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ChainKey {
-    key: [u8; 32],
+    pub(crate) key: [u8; 32],
     /// The first 16 hex digits of SHA-256 over a tag, the key and `from`: names the key in
     /// the database (`audit_head.key_id`) without revealing it.
     pub id: String,

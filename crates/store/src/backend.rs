@@ -12,6 +12,9 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Pool, Postgres, Sqlite};
 
+use crate::access_chain::{
+    AccessChainVerifier, AccessHashInput, AccessHead, access_hash, access_head_mac,
+};
 use crate::audit::{
     Anchor, AuditEntry, AuditRecord, ChainKey, ChainReport, ChainVerifier, HashInput, HeadInfo,
     head_mac, row_hash,
@@ -148,6 +151,21 @@ type AccessRow = (
     String,
 );
 
+/// A chained access row as the verifier reads it: place, columns, prev_hash, hash.
+type AccessChainRow = (
+    i64,
+    i64,
+    Option<i64>,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
 fn access(r: AccessRow) -> StoreResult<AccessRecord> {
     Ok(AccessRecord {
         id: r.0,
@@ -186,6 +204,8 @@ macro_rules! backend {
         pub struct $tx {
             tx: $member,
             audit: Vec<AuditEntry>,
+            /// Access-log rows, chained and written by `commit` (`crate::access_chain`).
+            access: Vec<AccessEntry>,
             key: Option<std::sync::Arc<ChainKey>>,
         }
 
@@ -238,6 +258,164 @@ macro_rules! backend {
                     keyed_from,
                     mac,
                 })
+            }
+
+            /// Appends rows to the access log's chain (`crate::access_chain`): takes the
+            /// `access_head` row lock (after `audit_head`'s, which the group's first statement
+            /// took), keys the chain at the first append of a keyed store, hashes the rows and
+            /// writes them with multi-row INSERTs, then advances the head with its MAC.
+            pub(crate) async fn append_access(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                key: Option<&ChainKey>,
+                entries: &[AccessEntry],
+            ) -> StoreResult<()> {
+                if entries.is_empty() {
+                    return Ok(());
+                }
+                let n = entries.len() as i64;
+                let (last, mut prev, key_id, keyed_from) =
+                    sqlx::query_as::<_, (i64, String, Option<String>, Option<i64>)>(
+                        "UPDATE access_head SET seq = seq + $1 WHERE id = 1 \
+                         RETURNING seq, last_hash, key_id, keyed_from",
+                    )
+                    .bind(n)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                let first = last - n + 1;
+                let keyed_from = match (key, &key_id) {
+                    (Some(k), None) => {
+                        sqlx::query(
+                            "UPDATE access_head SET key_id = $1, keyed_from = $2 WHERE id = 1",
+                        )
+                        .bind(&k.id)
+                        .bind(first)
+                        .execute(&mut *conn)
+                        .await?;
+                        Some(first)
+                    }
+                    (Some(k), Some(id)) if *id != k.id => {
+                        return Err(StoreError::Config(format!(
+                            "the access log is keyed with key {id}, not with the key file's key {}",
+                            k.id
+                        )));
+                    }
+                    (None, Some(id)) => {
+                        return Err(StoreError::Config(format!(
+                            "the access log is keyed (key {id}): open the database with its audit key file"
+                        )));
+                    }
+                    _ => keyed_from,
+                };
+                let mut rows = Vec::with_capacity(entries.len());
+                for (i, e) in entries.iter().enumerate() {
+                    let seq = first + i as i64;
+                    let ids = serde_json::to_string(&e.patient_ids)
+                        .map_err(|err| StoreError::Database(err.to_string()))?;
+                    let at = us(e.at);
+                    let hash = access_hash(
+                        key,
+                        keyed_from,
+                        &prev,
+                        &AccessHashInput {
+                            seq,
+                            occurred_at_us: at,
+                            actor_id: e.actor_id,
+                            actor_name: &e.actor_name,
+                            source: &e.source,
+                            action: &e.action,
+                            entity_type: &e.entity_type,
+                            entity_id: &e.entity_id,
+                            patient_ids: &ids,
+                        },
+                    );
+                    let prev_hash = std::mem::replace(&mut prev, hash.clone());
+                    rows.push((seq, at, e, ids, prev_hash, hash));
+                }
+                for chunk in rows.chunks(64) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO access_log (seq, occurred_at, actor_id, actor_name, source, \
+                         action, entity_type, entity_id, patient_ids, prev_hash, hash) ",
+                    );
+                    qb.push_values(chunk, |mut b, (seq, at, e, ids, prev_hash, hash)| {
+                        b.push_bind(*seq)
+                            .push_bind(*at)
+                            .push_bind(e.actor_id)
+                            .push_bind(&e.actor_name)
+                            .push_bind(&e.source)
+                            .push_bind(&e.action)
+                            .push_bind(&e.entity_type)
+                            .push_bind(&e.entity_id)
+                            .push_bind(ids)
+                            .push_bind(prev_hash)
+                            .push_bind(hash);
+                    });
+                    qb.build().execute(&mut *conn).await?;
+                }
+                let mac = key
+                    .filter(|_| keyed_from.is_some())
+                    .map(|k| access_head_mac(k, last, &prev));
+                sqlx::query("UPDATE access_head SET last_hash = $1, head_mac = $2 WHERE id = 1")
+                    .bind(&prev)
+                    .bind(mac)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            }
+
+            /// Walks every chained access row on one connection, inside the caller's
+            /// snapshot (`crate::access_chain`).
+            pub(crate) async fn walk_access_chain(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                key: Option<&ChainKey>,
+            ) -> StoreResult<ChainReport> {
+                let (seq, hash, key_id, keyed_from, mac) = sqlx::query_as::<
+                    _,
+                    (i64, String, Option<String>, Option<i64>, Option<String>),
+                >(
+                    "SELECT seq, last_hash, key_id, keyed_from, head_mac FROM access_head WHERE id = 1",
+                )
+                .fetch_one(&mut *conn)
+                .await?;
+                let head = AccessHead {
+                    seq,
+                    hash,
+                    key_id,
+                    keyed_from,
+                    mac,
+                };
+                let mut verifier = AccessChainVerifier::new(key.cloned(), &head);
+                let mut after = 0;
+                loop {
+                    let page = sqlx::query_as::<_, AccessChainRow>(
+                        "SELECT seq, occurred_at, actor_id, actor_name, source, action, \
+                         entity_type, entity_id, patient_ids, prev_hash, hash FROM access_log \
+                         WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    )
+                    .bind(after)
+                    .bind(VERIFY_PAGE)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    let Some(last) = page.last() else { break };
+                    after = last.0;
+                    for r in &page {
+                        verifier.push(
+                            &AccessHashInput {
+                                seq: r.0,
+                                occurred_at_us: r.1,
+                                actor_id: r.2,
+                                actor_name: &r.3,
+                                source: &r.4,
+                                action: &r.5,
+                                entity_type: &r.6,
+                                entity_id: &r.7,
+                                patient_ids: &r.8,
+                            },
+                            r.9.as_deref().unwrap_or(""),
+                            r.10.as_deref().unwrap_or(""),
+                        );
+                    }
+                }
+                Ok(verifier.finish(&head))
             }
 
             /// Walks every audit row present on one connection, inside the caller's snapshot
@@ -507,6 +685,7 @@ macro_rules! backend {
                 Ok(Box::new($tx {
                     tx,
                     audit: Vec::new(),
+                    access: Vec::new(),
                     key: self.key.clone(),
                 }))
             }
@@ -694,10 +873,24 @@ macro_rules! backend {
                 report
             }
 
+            async fn verify_access_chain(&self) -> StoreResult<ChainReport> {
+                // One snapshot, as for the audit chain.
+                let mut conn = self.read.acquire().await?;
+                let begin = if $backend == Backend::Sqlite {
+                    "BEGIN"
+                } else {
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+                };
+                sqlx::query(begin).execute(&mut *conn).await?;
+                let report = Self::walk_access_chain(&mut conn, self.key.as_deref()).await;
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                report
+            }
+
             async fn record_access(&self, e: &AccessEntry) -> StoreResult<()> {
-                // One row, through the writer: it joins the current commit group.
+                // One row, chained, through the writer: it joins the current commit group.
                 let mut w = self.writer.begin().await?;
-                crate::queries::$ctx::access::insert_access(&mut *w, e).await?;
+                Self::append_access(&mut *w, self.key.as_deref(), std::slice::from_ref(e)).await?;
                 w.commit().await
             }
 
@@ -1980,22 +2173,8 @@ macro_rules! backend {
             }
 
             async fn log_access(&mut self, e: &AccessEntry) -> StoreResult<()> {
-                let ids = serde_json::to_string(&e.patient_ids)
-                    .map_err(|err| StoreError::Database(err.to_string()))?;
-                sqlx::query(
-                    "INSERT INTO access_log (occurred_at, actor_id, actor_name, source, action, \
-                     entity_type, entity_id, patient_ids) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(us(e.at))
-                .bind(e.actor_id)
-                .bind(&e.actor_name)
-                .bind(&e.source)
-                .bind(&e.action)
-                .bind(&e.entity_type)
-                .bind(&e.entity_id)
-                .bind(ids)
-                .execute(&mut *self.tx)
-                .await?;
+                // Chained and written by `commit`, in this transaction.
+                self.access.push(e.clone());
                 Ok(())
             }
 
@@ -2136,6 +2315,9 @@ macro_rules! backend {
                         .execute(&mut *self.tx)
                         .await?;
                 }
+                // The access log's chain: its head's lock after the audit head's.
+                let access = std::mem::take(&mut self.access);
+                $store::append_access(&mut self.tx, self.key.as_deref(), &access).await?;
                 self.tx.commit().await?;
                 Ok(seqs)
             }

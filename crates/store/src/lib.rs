@@ -10,6 +10,7 @@
 //! are stamped out for each backend by one macro in [`backend`], so a query cannot drift
 //! between them. Dialect differences are kept in the small `Dialect` constants.
 
+pub mod access_chain;
 pub mod audit;
 mod backend;
 pub mod backup;
@@ -230,6 +231,9 @@ pub trait Store: Send + Sync + 'static {
     async fn verify_audit_chain(&self) -> StoreResult<ChainReport>;
     /// The same, and the chain must still contain the anchor's event with the anchor's hash.
     async fn verify_audit_anchor(&self, anchor: Option<&Anchor>) -> StoreResult<ChainReport>;
+    /// Walks the access log's chain (`access_chain`; the rows written since migration 0027,
+    /// in one snapshot) and reports the first broken link, if any.
+    async fn verify_access_chain(&self) -> StoreResult<ChainReport>;
     /// The database's own integrity check: SQLite's `PRAGMA integrity_check` (every page,
     /// b-tree, index entry and constraint), the problems it names (empty: intact). `None` on
     /// PostgreSQL, which has no check without an extension (`pg_amcheck`, data checksums).

@@ -41,6 +41,7 @@ pub const SQLITE: &[MigrationSource] = migrations!(
     (22, "0022_specimen_events_by_kind_and_time"),
     (23, "0023_winged_collection_set"),
     (24, "0024_outbox_by_order"),
+    (25, "0025_access_log_chain"),
     (26, "0026_mfa"),
     (27, "0027_role_grants")
 );
@@ -69,6 +70,7 @@ pub const POSTGRES: &[MigrationSource] = migrations!(
     (22, "0022_specimen_events_by_kind_and_time"),
     (23, "0023_winged_collection_set"),
     (24, "0024_outbox_by_order"),
+    (25, "0025_access_log_chain"),
     (26, "0026_mfa"),
     (27, "0027_role_grants")
 );

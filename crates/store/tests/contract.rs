@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use aliquot_store::{
-    AuditEntry, Backend, DatabaseConfig, LocationRecord, LoginAttempts, NewUser, OrderRecord,
-    PatientRecord, PatientVersionRecord, ProblemRecord, ProviderRecord, RecollectTaskRecord,
-    SettingRecord, SpecimenChange, SpecimenEventRecord, SpecimenRecord, Store, StoreError,
-    migrations,
+    AccessEntry, AuditEntry, Backend, DatabaseConfig, LocationRecord, LoginAttempts, NewUser,
+    OrderRecord, PatientRecord, PatientVersionRecord, ProblemRecord, ProviderRecord,
+    RecollectTaskRecord, SettingRecord, SpecimenChange, SpecimenEventRecord, SpecimenRecord, Store,
+    StoreError, migrations,
 };
 use jiff::Timestamp;
 use serde_json::json;
@@ -169,6 +169,8 @@ both!(
     a_keyed_chain_refuses_a_rewound_head,
     a_keyed_chain_cannot_be_recomputed_without_the_key,
     a_reset_head_is_reported_with_every_row,
+    the_access_log_is_one_chain_and_tampering_is_found_at_its_row,
+    a_keyed_access_log_refuses_a_rewound_head,
 );
 
 async fn users_are_unique_and_round_trip(db: Db) {
@@ -1737,4 +1739,128 @@ async fn a_backup_from_before_the_audit_key_restores() {
     assert!(chain.is_intact(), "{chain:?}");
     assert_eq!((chain.rows, chain.keyed_from), (1, Some(1)));
     store.close().await;
+}
+
+fn access_entry(n: i64) -> AccessEntry {
+    AccessEntry {
+        at: Timestamp::now(),
+        actor_id: Some(1),
+        actor_name: "tech".into(),
+        source: "api".into(),
+        action: "patient.read".into(),
+        entity_type: "patient".into(),
+        entity_id: n.to_string(),
+        patient_ids: vec![n],
+    }
+}
+
+/// Five access rows: three by `record_access`, two by a transaction's `log_access` (and one
+/// of a dropped transaction, which is not written).
+async fn five_access_rows(store: &Arc<dyn Store>) {
+    for n in 1..=3 {
+        store.record_access(&access_entry(n)).await.unwrap();
+    }
+    let mut tx = store.begin().await.unwrap();
+    tx.log_access(&access_entry(4)).await.unwrap();
+    tx.log_access(&access_entry(5)).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.log_access(&access_entry(6)).await.unwrap();
+    drop(tx);
+}
+
+/// SQL that gets the access log's append-only triggers out of a superuser's way.
+fn bypass_access_triggers(db: Db) -> &'static str {
+    match db {
+        Db::Sqlite => {
+            "DROP TRIGGER access_log_no_update; DROP TRIGGER access_log_no_delete; \
+             DROP TRIGGER access_head_only_advances;"
+        }
+        Db::Postgres => {
+            "ALTER TABLE access_log DISABLE TRIGGER USER; \
+             ALTER TABLE access_head DISABLE TRIGGER USER;"
+        }
+    }
+}
+
+/// Issue 16 item 4: the access log is chained like the audit trail. Every way a superuser
+/// could rewrite it (a row edited, removed, reordered, the newest rows cut off) is found at
+/// the row where it happened; the rows cannot be changed through the triggers at all.
+async fn the_access_log_is_one_chain_and_tampering_is_found_at_its_row(db: Db) {
+    // (what is done, the row where the chain breaks).
+    let cases: &[(&'static str, i64)] = &[
+        ("UPDATE access_log SET entity_id = '33' WHERE seq = 3", 3),
+        ("UPDATE access_log SET patient_ids = '[9]' WHERE seq = 5", 5),
+        ("DELETE FROM access_log WHERE seq = 2", 2),
+        ("DELETE FROM access_log WHERE seq >= 4", 4),
+        (
+            "UPDATE access_log SET seq = 100 WHERE seq = 4; \
+             UPDATE access_log SET seq = 4 WHERE seq = 5; \
+             UPDATE access_log SET seq = 5 WHERE seq = 100",
+            4,
+        ),
+        (
+            "UPDATE access_head SET seq = 3, last_hash = (SELECT hash FROM access_log WHERE seq = 3) WHERE id = 1",
+            4,
+        ),
+    ];
+    for (sql, at) in cases {
+        let f = fixture(db).await;
+        five_access_rows(&f.store).await;
+        let report = f.store.verify_access_chain().await.unwrap();
+        assert!(report.is_intact(), "{report:?}");
+        assert_eq!((report.rows, report.head_seq), (5, 5));
+        assert_eq!(f.store.access_log(0, 100).await.unwrap().len(), 5);
+        // Through the triggers, nothing changes.
+        assert!(
+            f.raw("UPDATE access_log SET entity_id = '33' WHERE seq = 3")
+                .await
+                .is_err()
+        );
+        assert!(f.raw("DELETE FROM access_log WHERE seq = 3").await.is_err());
+        assert!(
+            f.raw("UPDATE access_head SET seq = 1 WHERE id = 1")
+                .await
+                .is_err()
+        );
+        f.raw(bypass_access_triggers(db)).await.unwrap();
+        f.raw_owned((*sql).to_owned()).await;
+        let b = f
+            .store
+            .verify_access_chain()
+            .await
+            .unwrap()
+            .first_break
+            .unwrap_or_else(|| panic!("not found: {sql}"));
+        assert_eq!(b.seq, *at, "{sql}: {b:?}");
+        f.finish().await;
+    }
+}
+
+/// Issue 16 item 4: with an audit key, the access log is keyed (HMAC-SHA256) and its head
+/// carries a MAC: the newest rows cut off with the head rewound to match, or a row edited and
+/// every later hash recomputed with SHA-256, are found without an anchor.
+async fn a_keyed_access_log_refuses_a_rewound_head(db: Db) {
+    let (f, _key) = fixture(db).await.keyed().await;
+    five_access_rows(&f.store).await;
+    let report = f.store.verify_access_chain().await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.keyed_from, Some(1));
+    f.raw(bypass_access_triggers(db)).await.unwrap();
+    f.raw(
+        "DELETE FROM access_log WHERE seq >= 4; \
+         UPDATE access_head SET seq = 3, last_hash = (SELECT hash FROM access_log WHERE seq = 3) \
+         WHERE id = 1;",
+    )
+    .await
+    .unwrap();
+    let b = f
+        .store
+        .verify_access_chain()
+        .await
+        .unwrap()
+        .first_break
+        .expect("not detected");
+    assert!(b.problem.contains("MAC"), "{b:?}");
+    f.finish().await;
 }

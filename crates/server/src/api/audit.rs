@@ -34,9 +34,12 @@ pub struct AuditEventDto {
     pub entity_type: String,
     pub entity_id: String,
     pub reason: Option<String>,
-    #[schema(value_type = Object)]
+    /// The value before, any JSON (`null` when there was none). For a caller without the
+    /// entity's read permission, `{"redacted": true, "fields": [...], "sha256": "…"}`.
+    #[schema(value_type = Option<Value>)]
     pub old_value: Option<serde_json::Value>,
-    #[schema(value_type = Object)]
+    /// The value after, as `old_value`.
+    #[schema(value_type = Option<Value>)]
     pub new_value: Option<serde_json::Value>,
     pub prev_hash: String,
     pub hash: String,
@@ -90,6 +93,18 @@ pub struct ChainBreakDto {
 
 #[derive(Serialize, ToSchema)]
 pub struct VerifyDto {
+    /// The audit chain and the access log's chain both hold.
+    pub intact: bool,
+    pub rows: i64,
+    pub head_seq: i64,
+    pub head_hash: String,
+    pub first_break: Option<ChainBreakDto>,
+    /// The access log's chain (the rows written since it was chained).
+    pub access_log: AccessChainDto,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AccessChainDto {
     pub intact: bool,
     pub rows: i64,
     pub head_seq: i64,
@@ -97,7 +112,8 @@ pub struct VerifyDto {
     pub first_break: Option<ChainBreakDto>,
 }
 
-/// Walk the audit hash chain and name the first broken link.
+/// Walk the audit hash chain and the access log's chain, and name the first broken link of
+/// each.
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
     responses((status = 200, body = VerifyDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn verify(
@@ -105,8 +121,9 @@ pub async fn verify(
     Extension(actor): Extension<Actor>,
 ) -> ApiResult<Json<VerifyDto>> {
     let r = state.app.verify_audit(&actor, None).await?;
+    let a = state.app.verify_access_log(&actor).await?;
     Ok(Json(VerifyDto {
-        intact: r.is_intact(),
+        intact: r.is_intact() && a.is_intact(),
         rows: r.rows,
         head_seq: r.head_seq,
         head_hash: r.head_hash,
@@ -114,6 +131,16 @@ pub async fn verify(
             seq: b.seq,
             problem: b.problem,
         }),
+        access_log: AccessChainDto {
+            intact: a.is_intact(),
+            rows: a.rows,
+            head_seq: a.head_seq,
+            head_hash: a.head_hash,
+            first_break: a.first_break.map(|b| ChainBreakDto {
+                seq: b.seq,
+                problem: b.problem,
+            }),
+        },
     }))
 }
 

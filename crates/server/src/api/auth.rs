@@ -1,7 +1,5 @@
-use std::net::SocketAddr;
-
 use aliquot_app::{Actor, SecondFactor, Source};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
@@ -10,6 +8,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::access::BearerToken;
 use crate::api::users::UserDto;
+use crate::client::ClientAddr;
 use crate::error::{ApiResult, ErrorBody};
 use crate::json::ApiJson;
 
@@ -51,7 +50,7 @@ pub struct TokenResponse {
               (status = 422, body = ErrorBody)))]
 pub async fn token(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
     let second = match (req.totp, req.recovery_code) {
@@ -69,7 +68,7 @@ pub async fn token(
     };
     let issued = state
         .app
-        .login_with(&req.username, &req.password, second, Source::Api, peer.ip())
+        .login_with(&req.username, &req.password, second, Source::Api, client)
         .await?;
     Ok(Json(TokenResponse {
         token: issued.token,
@@ -115,13 +114,13 @@ pub struct PasswordChange {
               (status = 429, body = ErrorBody)))]
 pub async fn change_password(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<PasswordChange>,
 ) -> ApiResult<StatusCode> {
     state
         .app
-        .change_own_password(&actor, &req.current_password, &req.new_password, peer.ip())
+        .change_own_password(&actor, &req.current_password, &req.new_password, client)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -349,8 +349,8 @@ pub async fn create(
 }
 
 /// One catalogue entry by its local code.
-#[utoipa::path(get, path = "/api/v1/catalog/tests/{id}", tag = "catalog",
-    params(("id" = String, Path, description = "local test or panel code")),
+#[utoipa::path(get, path = "/api/v1/catalog/tests/{code}", tag = "catalog",
+    params(("code" = String, Path, description = "the local test or panel code (e.g. `GLU`), as `code` in the list; not the numeric `id`")),
     responses((status = 200, body = CatalogEntryDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody)))]
 pub async fn get(
@@ -369,8 +369,8 @@ pub struct UpdateEntry {
 }
 
 /// Replace an entry's definition: a new version (the old one is kept), audited with a reason.
-#[utoipa::path(put, path = "/api/v1/catalog/tests/{id}", tag = "catalog", request_body = UpdateEntry,
-    params(("id" = String, Path, description = "local test or panel code")),
+#[utoipa::path(put, path = "/api/v1/catalog/tests/{code}", tag = "catalog", request_body = UpdateEntry,
+    params(("code" = String, Path, description = "the local test or panel code (e.g. `GLU`), as `code` in the list; not the numeric `id`")),
     responses((status = 200, body = CatalogEntryDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update(
@@ -396,8 +396,8 @@ pub struct RetireEntry {
 }
 
 /// Retire an entry: kept for the orders that use it, no longer orderable.
-#[utoipa::path(post, path = "/api/v1/catalog/tests/{id}/retire", tag = "catalog", request_body = RetireEntry,
-    params(("id" = String, Path, description = "local test or panel code")),
+#[utoipa::path(post, path = "/api/v1/catalog/tests/{code}/retire", tag = "catalog", request_body = RetireEntry,
+    params(("code" = String, Path, description = "the local test or panel code (e.g. `GLU`), as `code` in the list; not the numeric `id`")),
     responses((status = 200, body = CatalogEntryDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn retire(
@@ -424,8 +424,8 @@ pub struct CatalogVersionDto {
 }
 
 /// Every version of an entry, oldest first.
-#[utoipa::path(get, path = "/api/v1/catalog/tests/{id}/versions", tag = "catalog",
-    params(("id" = String, Path, description = "local test or panel code")),
+#[utoipa::path(get, path = "/api/v1/catalog/tests/{code}/versions", tag = "catalog",
+    params(("code" = String, Path, description = "the local test or panel code (e.g. `GLU`), as `code` in the list; not the numeric `id`")),
     responses((status = 200, body = [CatalogVersionDto]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody)))]
 pub async fn versions(

@@ -2,16 +2,15 @@
 //! log in yet, so the password is checked again, throttled like a login), the caller's
 //! state, and the reset of another user's factor by an administrator.
 
-use std::net::SocketAddr;
-
 use aliquot_app::{Actor, MfaStatus, Source};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::client::ClientAddr;
 use crate::error::{ApiResult, ErrorBody};
 use crate::json::{ApiJson, ApiPath};
 
@@ -41,12 +40,12 @@ pub struct EnrolmentDto {
               (status = 400, body = ErrorBody)))]
 pub async fn enroll(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     ApiJson(req): ApiJson<EnrolRequest>,
 ) -> ApiResult<Json<EnrolmentDto>> {
     let e = state
         .app
-        .start_mfa_enrolment(&req.username, &req.password, Source::Api, peer.ip())
+        .start_mfa_enrolment(&req.username, &req.password, Source::Api, client)
         .await?;
     Ok(Json(EnrolmentDto {
         secret: e.secret,
@@ -78,18 +77,12 @@ pub struct RecoveryCodesDto {
               (status = 429, body = ErrorBody), (status = 400, body = ErrorBody)))]
 pub async fn confirm(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     ApiJson(req): ApiJson<ConfirmRequest>,
 ) -> ApiResult<Json<RecoveryCodesDto>> {
     let recovery_codes = state
         .app
-        .confirm_mfa_enrolment(
-            &req.username,
-            &req.password,
-            &req.code,
-            Source::Api,
-            peer.ip(),
-        )
+        .confirm_mfa_enrolment(&req.username, &req.password, &req.code, Source::Api, client)
         .await?;
     Ok(Json(RecoveryCodesDto { recovery_codes }))
 }

@@ -367,7 +367,7 @@ impl From<ScanView> for ScanDto {
 /// `image/png` or `image/jpeg` (checked against the content's magic bytes), at most 1 MiB.
 /// Audited.
 #[utoipa::path(post, path = "/api/v1/orders/{id}/scans", tag = "orders",
-    request_body(content = Vec<u8>, content_type = "application/pdf", description = "PDF, PNG or JPEG"),
+    request_body(content = Vec<u8>, content_type = "application/pdf", description = "PDF, PNG or JPEG (see `contract::scans`)"),
     params(("id" = i64, Path, description = "order id")),
     responses((status = 201, body = ScanDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]

@@ -8,14 +8,13 @@ use aliquot_app::{
     ResultOutcome, ResultRulesDoc, ResultRulesVersionView, ResultRulesView, ResultVersionView,
     ResultView, Signature, SignatureInput, WorklistView,
 };
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::client::ClientAddr;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 use crate::json::{ApiJson, ApiPath, ApiQuery};
 
@@ -266,12 +265,12 @@ pub struct SignatureRequest {
 }
 
 impl SignatureRequest {
-    fn input(self, peer: SocketAddr) -> SignatureInput {
+    fn input(self, client: std::net::IpAddr) -> SignatureInput {
         let SignatureRequest { password, totp } = self;
         SignatureInput {
             password,
             totp,
-            address: Some(peer.ip()),
+            address: Some(client),
         }
     }
 }
@@ -519,7 +518,7 @@ pub struct VerifyResult {
 pub async fn verify(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<VerifyResult>,
 ) -> ApiResult<Json<ResultDto>> {
@@ -528,7 +527,7 @@ pub async fn verify(
         comment,
         signature,
     } = req;
-    let signature = signature.map(|s| s.input(peer));
+    let signature = signature.map(|s| s.input(client));
     Ok(Json(
         state
             .app
@@ -562,7 +561,7 @@ pub struct CorrectResult {
 pub async fn correct(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<CorrectResult>,
 ) -> ApiResult<Json<ResultDto>> {
@@ -578,7 +577,7 @@ pub async fn correct(
         units,
         reason,
         comment,
-        signature: signature.map(|s| s.input(peer)),
+        signature: signature.map(|s| s.input(client)),
     };
     Ok(Json(
         state.app.correct_result(&actor, id, input).await?.into(),
@@ -1286,12 +1285,12 @@ pub struct VerifyOrder {
 pub async fn verify_order(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<VerifyOrder>,
 ) -> ApiResult<Json<crate::api::orders::OrderDto>> {
     let VerifyOrder { comment, signature } = req;
-    let signature = signature.map(|s| s.input(peer));
+    let signature = signature.map(|s| s.input(client));
     Ok(Json(
         state
             .app

@@ -136,7 +136,9 @@ pub struct LabelQuery {
     responses((status = 200, description = "ZPL II (`format=zpl`) or SVG (`format=svg`)",
                content((String = "text/plain; charset=utf-8"), (String = "image/svg+xml"))),
               (status = 401, body = ErrorBody),
-              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "`no_label_for_cancelled`: the tube or its order is cancelled, or the tube was disposed of"),
+              (status = 422, body = ErrorBody)))]
 pub async fn label(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,

@@ -510,7 +510,7 @@ pub async fn audit(
         Err(e) => return app_error_page(&e),
     };
     let verification = if q.verify.is_some() {
-        Some(match state.app.verify_audit(&s.actor, None).await {
+        let audit = match state.app.verify_audit(&s.actor, None).await {
             Ok(r) => match &r.first_break {
                 None => (
                     true,
@@ -525,7 +525,28 @@ pub async fn audit(
                 ),
             },
             Err(e) => (false, message(&e)),
-        })
+        };
+        // The access log's chain (issue 16 item 4), in the same sentence.
+        let access = match state.app.verify_access_log(&s.actor).await {
+            Ok(r) => match &r.first_break {
+                None => (
+                    true,
+                    format!(
+                        "The access log's chain is intact: {} rows, head #{}.",
+                        r.rows, r.head_seq
+                    ),
+                ),
+                Some(b) => (
+                    false,
+                    format!(
+                        "The access log's chain breaks at row #{}: {}.",
+                        b.seq, b.problem
+                    ),
+                ),
+            },
+            Err(e) => (false, message(&e)),
+        };
+        Some((audit.0 && access.0, format!("{} {}", audit.1, access.1)))
     } else {
         None
     };

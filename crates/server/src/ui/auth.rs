@@ -1,11 +1,9 @@
 //! Log in, log out, switch user, and the home page.
 
-use std::net::SocketAddr;
-
 use aliquot_app::{AppError, SecondFactor, Source};
 use askama::Template;
 use axum::Extension;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -13,6 +11,7 @@ use serde::Deserialize;
 use super::session::{self, WebSession};
 use super::{FormData, Nav, message, nav, render};
 use crate::AppState;
+use crate::client::ClientAddr;
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -73,7 +72,7 @@ fn refused_status(e: &AppError) -> StatusCode {
 
 pub async fn mfa_start(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     form: FormData,
 ) -> Response {
     let username = form.get("username").to_owned();
@@ -81,7 +80,7 @@ pub async fn mfa_start(
     let mut page = MfaEnrolPage::new(lab.name, username.clone());
     match state
         .app
-        .start_mfa_enrolment(&username, form.get("password"), Source::Web, peer.ip())
+        .start_mfa_enrolment(&username, form.get("password"), Source::Web, client)
         .await
     {
         Ok(e) => {
@@ -99,7 +98,7 @@ pub async fn mfa_start(
 
 pub async fn mfa_confirm(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     form: FormData,
 ) -> Response {
     let username = form.get("username").to_owned();
@@ -112,7 +111,7 @@ pub async fn mfa_confirm(
             form.get("password"),
             form.get("code"),
             Source::Web,
-            peer.ip(),
+            client,
         )
         .await
     {
@@ -185,7 +184,7 @@ pub async fn login_page(
 /// user of a shared bench terminal.
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     headers: HeaderMap,
     over_tls: Option<Extension<crate::conn::OverTls>>,
     uri: Uri,
@@ -207,7 +206,7 @@ pub async fn login(
             form.get("password"),
             SecondFactor::from_typed(form.get("code")),
             Source::Web,
-            peer.ip(),
+            client,
         )
         .await
     {

@@ -530,7 +530,7 @@ pub(crate) fn status_label(code: &str) -> String {
 /// authenticator code, anything else the password (passwords are at least 12 characters).
 pub(crate) fn signature_from(
     form: &FormData,
-    peer: std::net::SocketAddr,
+    client: std::net::IpAddr,
 ) -> Option<aliquot_app::SignatureInput> {
     let typed = form.get("signature");
     if typed.is_empty() {
@@ -540,7 +540,7 @@ pub(crate) fn signature_from(
     Some(aliquot_app::SignatureInput {
         password: (!totp).then(|| typed.to_owned()),
         totp: totp.then(|| typed.to_owned()),
-        address: Some(peer.ip()),
+        address: Some(client),
     })
 }
 

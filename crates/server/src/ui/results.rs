@@ -2,15 +2,13 @@
 //! Enter), the held results with their reasons, verification for those who may release, and
 //! the critical-call form a critical value forces. Every action is the REST API's use case.
 
-use std::net::SocketAddr;
-
 use aliquot_app::{CriticalCallInput, EntryHint, OpenCallView, ResultInput, WorklistItem};
 use aliquot_domain::auth::Permission;
 use aliquot_domain::catalog::Department;
 use aliquot_domain::results::rules::Flag;
 use askama::Template;
 use axum::Extension;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
@@ -18,6 +16,7 @@ use serde::Deserialize;
 use super::session::WebSession;
 use super::{FormData, Nav, html, message, nav, render, when};
 use crate::AppState;
+use crate::client::ClientAddr;
 
 pub(crate) struct Row {
     pub accession: String,
@@ -239,13 +238,13 @@ pub async fn enter(
 pub async fn verify(
     State(state): State<AppState>,
     Extension(s): Extension<WebSession>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     Path(id): Path<i64>,
     form: FormData,
 ) -> Response {
     let department = form.get("department").to_owned();
     let version = form.get("version").parse().ok();
-    let signature = super::signature_from(&form, peer);
+    let signature = super::signature_from(&form, client);
     let (notice, error) = match state
         .app
         .verify_result(&s.actor, id, version, None, signature.as_ref())

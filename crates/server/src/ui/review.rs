@@ -4,14 +4,12 @@
 //! its versions and the correction form, whose reason is mandatory. Every action is the REST
 //! API's use case (`verify_result`, `verify_order`, `post_results`, `correct_result`).
 
-use std::net::SocketAddr;
-
 use aliquot_app::{AppError, CorrectionInput, ResultInput, ResultView};
 use aliquot_domain::auth::Permission;
 use aliquot_domain::results::rules::Flag;
 use askama::Template;
 use axum::Extension;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -19,6 +17,7 @@ use serde::Deserialize;
 use super::session::WebSession;
 use super::{FormData, Nav, app_error_page, message, nav, render, when};
 use crate::AppState;
+use crate::client::ClientAddr;
 
 /// A hold reason's kind in words (the code is the domain's, `autoverify::CHECKS`).
 pub(crate) fn hold_label(code: &str) -> &'static str {
@@ -161,12 +160,12 @@ pub async fn review(
 pub async fn verify(
     State(state): State<AppState>,
     Extension(s): Extension<WebSession>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     Path(id): Path<i64>,
     form: FormData,
 ) -> Response {
     let version = form.get("version").parse().ok();
-    let signature = super::signature_from(&form, peer);
+    let signature = super::signature_from(&form, client);
     let (notice, error) = match state
         .app
         .verify_result(&s.actor, id, version, None, signature.as_ref())
@@ -185,11 +184,11 @@ pub async fn verify(
 pub async fn verify_order(
     State(state): State<AppState>,
     Extension(s): Extension<WebSession>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     Path(id): Path<i64>,
     form: FormData,
 ) -> Response {
-    let signature = super::signature_from(&form, peer);
+    let signature = super::signature_from(&form, client);
     let (notice, error) = match state
         .app
         .verify_order(&s.actor, id, None, signature.as_ref())
@@ -412,7 +411,7 @@ pub async fn result(
 pub async fn correct(
     State(state): State<AppState>,
     Extension(s): Extension<WebSession>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     Path(id): Path<i64>,
     form: FormData,
 ) -> Response {
@@ -421,7 +420,7 @@ pub async fn correct(
         units: None,
         reason: form.opt("reason"),
         comment: form.opt("comment"),
-        signature: super::signature_from(&form, peer),
+        signature: super::signature_from(&form, client),
     };
     match state.app.correct_result(&s.actor, id, input).await {
         Ok(_) => {

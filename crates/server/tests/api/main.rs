@@ -4,16 +4,19 @@
 mod support;
 
 mod auth;
-// second factor, electronic signatures, separation of duties (issue 16)
 mod bad_input;
 mod catalog;
+// the API contract schemathesis checks, and forwarded-for behind a proxy (issue 16)
+mod contract;
 mod durability;
+// second factor, electronic signatures, separation of duties (issue 16)
 mod grants;
 mod matrix;
 mod mfa;
 mod orders;
 mod patient_corrections;
 mod patients;
+mod proxy;
 mod signatures;
 // duplicates, physicians, clinical sex (issue 10 items 15-17)
 mod registration_rules;

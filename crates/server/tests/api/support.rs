@@ -68,6 +68,11 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app(backend: Db) -> TestApp {
+    spawn_app_with(backend, aliquot_server::ServeConfig::default()).await
+}
+
+/// [`spawn_app`] with the listener's configuration (limits, trusted proxies).
+pub async fn spawn_app_with(backend: Db, serve: aliquot_server::ServeConfig) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = fresh_database(backend, dir.path());
     let store = open_store(&db).await;
@@ -82,9 +87,14 @@ pub async fn spawn_app(backend: Db) -> TestApp {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(aliquot_server::serve(app.clone(), listener, async {
-        let _ = rx.await;
-    }));
+    let server = tokio::spawn(aliquot_server::serve_with(
+        app.clone(),
+        listener,
+        async {
+            let _ = rx.await;
+        },
+        serve,
+    ));
     TestApp {
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),
@@ -217,6 +227,13 @@ impl TestApp {
     pub async fn finish(mut self) {
         let report = self.app.store().verify_audit_chain().await.expect("verify");
         assert!(report.is_intact(), "audit chain broken: {report:?}");
+        let access = self
+            .app
+            .store()
+            .verify_access_chain()
+            .await
+            .expect("verify");
+        assert!(access.is_intact(), "access log chain broken: {access:?}");
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

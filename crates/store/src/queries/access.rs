@@ -1,34 +1,8 @@
-//! The access log (who read which patient's data) and the patients behind a read.
-
-use sqlx::Executor;
+//! The patients behind a read of the access log (who read which patient's data). Access
+//! rows are written chained by the backend (`crate::access_chain`).
 
 use super::Db;
-use crate::backend::us;
-use crate::records::AccessEntry;
-use crate::{StoreError, StoreResult};
-
-pub(crate) async fn insert_access<'e, E: Executor<'e, Database = Db>>(
-    e: E,
-    a: &AccessEntry,
-) -> StoreResult<()> {
-    let ids = serde_json::to_string(&a.patient_ids)
-        .map_err(|err| StoreError::Database(err.to_string()))?;
-    sqlx::query(
-        "INSERT INTO access_log (occurred_at, actor_id, actor_name, source, action, \
-         entity_type, entity_id, patient_ids) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(us(a.at))
-    .bind(a.actor_id)
-    .bind(&a.actor_name)
-    .bind(&a.source)
-    .bind(&a.action)
-    .bind(&a.entity_type)
-    .bind(&a.entity_id)
-    .bind(ids)
-    .execute(e)
-    .await?;
-    Ok(())
-}
+use crate::StoreResult;
 
 /// The patients of these specimens and orders, sorted and without repeats. Asked
 /// in slices of at most 1000 ids (each backend caps the parameters of a query).

@@ -875,6 +875,7 @@ pub(crate) fn judge(
         entered_by: actor.username.clone(),
         verified_by: None,
         performing_lab: ctx.sent_out.as_ref().map(|s| s.lab.clone()),
+        signed_off: None,
     };
     Ok(Evaluated {
         released: decision.released(),
@@ -1201,6 +1202,7 @@ mod tests {
             entered_by: "t".into(),
             verified_by: None,
             performing_lab: None,
+            signed_off: None,
         };
         assert_eq!(
             numeric_of(&body("0.90", "numeric")),

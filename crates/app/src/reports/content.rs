@@ -34,7 +34,7 @@ pub(crate) fn show_time(t: Timestamp, tz: &TimeZone) -> String {
         .to_string()
 }
 
-fn opt_time(t: Option<Timestamp>, tz: &TimeZone) -> String {
+pub(super) fn opt_time(t: Option<Timestamp>, tz: &TimeZone) -> String {
     t.map_or_else(|| "—".to_owned(), |t| show_time(t, tz))
 }
 
@@ -46,7 +46,7 @@ fn patient_name(p: &PatientRecord) -> String {
     }
 }
 
-fn sex_text(code: &str) -> String {
+pub(super) fn sex_text(code: &str) -> String {
     match code {
         "F" | "female" => "Female".into(),
         "M" | "male" => "Male".into(),
@@ -82,7 +82,7 @@ fn age_text(birth_date: &str, at: Timestamp, tz: &TimeZone) -> String {
     }
 }
 
-fn title_case(code: &str) -> String {
+pub(super) fn title_case(code: &str) -> String {
     code.split('_')
         .filter(|w| !w.is_empty())
         .map(|w| {

@@ -65,7 +65,7 @@ pub use results::{
     CumulativeView, DeltaDoc, IndexDoc, IndicesInput, IntervalDoc, IntervalView, LimitsDoc,
     NotPerformedInput, PerformingLab, ReasonView, ResultInput, ResultOutcome, ResultPreview,
     ResultRulesDoc, ResultRulesVersionView, ResultRulesView, ResultVersionView, ResultView,
-    WorklistItem, WorklistView,
+    SignOff, WorklistItem, WorklistView,
 };
 
 // quality control and calibration (issue 13)

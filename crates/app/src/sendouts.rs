@@ -191,6 +191,8 @@ pub struct ManifestDocument {
     pub packed_by: String,
     pub courier: Option<String>,
     pub tracking: Option<String>,
+    /// When the courier took it (`None` before it was shipped).
+    pub shipped_at: Option<Timestamp>,
     pub items: Vec<ManifestItem>,
 }
 
@@ -997,6 +999,7 @@ impl App {
             packed_by: s.packed_by,
             courier: s.courier,
             tracking: s.tracking,
+            shipped_at: s.shipped_at,
             items,
         })
     }

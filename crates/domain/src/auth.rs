@@ -282,6 +282,19 @@ impl Role {
         }
     }
 
+    /// The role as printed beside a signature (a report's sign-off line).
+    pub fn title(self) -> &'static str {
+        match self {
+            Role::Admin => "Administrator",
+            Role::Director => "Laboratory director",
+            Role::Technologist => "Medical technologist",
+            Role::Technician => "Laboratory technician",
+            Role::Phlebotomist => "Phlebotomist",
+            Role::Physician => "Physician",
+            Role::Interface => "Interface",
+        }
+    }
+
     pub fn parse(s: &str) -> Result<Role, AuthRuleError> {
         Role::ALL
             .into_iter()

@@ -11,6 +11,8 @@
 //!   the template would ask for is "not found";
 //! - `today` is the report's own issue time, so nothing reads the clock.
 //!
+//! The PDFs conform to PDF/A-2b (see [`STANDARDS`]).
+//!
 //! The same data and the same [`PdfMeta`] give the same bytes: the PDF's creation date and
 //! its document identifier come from [`PdfMeta`], never from the clock or a random source.
 //!
@@ -132,6 +134,15 @@ impl World for ReportWorld {
     }
 }
 
+/// Every PDF is written as PDF/A-2b (ISO 19005-2, level B: archivable, its appearance
+/// reproducible years later): typst-pdf (krilla) then embeds every font used (subset), writes
+/// the XMP metadata with the PDF/A identification and an sRGB output intent, and refuses
+/// anything the standard forbids (rendering fails rather than writing a non-conforming file).
+static STANDARDS: LazyLock<Result<typst_pdf::PdfStandards, String>> = LazyLock::new(|| {
+    typst_pdf::PdfStandards::new(&[typst_pdf::PdfStandard::A_2b])
+        .map_err(|e| e.message().to_string())
+});
+
 static TEMPLATE_SOURCE: LazyLock<Source> =
     LazyLock::new(|| Source::new(*MAIN_ID, REPORT_TEMPLATE.to_owned()));
 
@@ -179,6 +190,7 @@ pub fn render_pdf(data: &[u8], meta: &PdfMeta) -> Result<Vec<u8>, ReportError> {
         ident: Smart::Custom(meta.ident.clone()),
         creator: Smart::Custom(Some("Aliquot".into())),
         timestamp: Some(typst_pdf::Timestamp::new_utc(created)),
+        standards: STANDARDS.clone().map_err(ReportError)?,
         ..typst_pdf::PdfOptions::default()
     };
     let pdf = typst_pdf::pdf(&document, &options).map_err(|e| ReportError(diagnostics(&e)));

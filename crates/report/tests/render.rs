@@ -60,3 +60,32 @@ fn every_glyph_is_embedded_and_extractable() {
         assert!(line.contains(" yes "), "a font is not embedded: {line}");
     }
 }
+
+/// Every PDF declares PDF/A-2b: the XMP metadata (`pdfinfo -meta`) carries the PDF/A
+/// identification, the catalogue an output intent (GTS_PDFA1, sRGB); the fonts are embedded
+/// (above). typst-pdf's writer (krilla) enforces the rest of the standard while writing.
+#[test]
+fn reports_are_pdf_a_2b() {
+    let pdf = render_pdf(include_bytes!("fixtures/order_report.json"), &meta()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.pdf");
+    std::fs::write(&path, &pdf).unwrap();
+    let out = std::process::Command::new("pdfinfo")
+        .arg("-meta")
+        .arg(&path)
+        .output()
+        .expect("pdfinfo (Debian package poppler-utils) must be installed");
+    let xmp = String::from_utf8(out.stdout).unwrap();
+    assert!(xmp.contains("<pdfaid:part>2</pdfaid:part>"), "{xmp}");
+    assert!(
+        xmp.contains("<pdfaid:conformance>B</pdfaid:conformance>"),
+        "{xmp}"
+    );
+    assert!(
+        xmp.contains("Laboratory report"),
+        "the title is in the XMP: {xmp}"
+    );
+    let has = |needle: &[u8]| pdf.windows(needle.len()).any(|w| w == needle);
+    assert!(has(b"/OutputIntents"), "no output intent");
+    assert!(has(b"/GTS_PDFA1"), "the output intent is not PDF/A's");
+}

@@ -285,6 +285,11 @@ pub const ROUTES: &[RouteSpec] = &[
         "/api/v1/shipments/{id}/manifest",
         Perm(P::SpecimenProcess),
     ),
+    r(
+        "GET",
+        "/api/v1/shipments/{id}/manifest.pdf",
+        Perm(P::SpecimenProcess),
+    ),
     // results (issue 11)
     r("POST", "/api/v1/results", Perm(P::ResultEnter)),
     r("GET", "/api/v1/results/{id}", Perm(P::OrderRead)),

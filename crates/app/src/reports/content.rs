@@ -34,7 +34,7 @@ pub(crate) fn show_time(t: Timestamp, tz: &TimeZone) -> String {
         .to_string()
 }
 
-fn opt_time(t: Option<Timestamp>, tz: &TimeZone) -> String {
+pub(super) fn opt_time(t: Option<Timestamp>, tz: &TimeZone) -> String {
     t.map_or_else(|| "—".to_owned(), |t| show_time(t, tz))
 }
 
@@ -46,7 +46,7 @@ fn patient_name(p: &PatientRecord) -> String {
     }
 }
 
-fn sex_text(code: &str) -> String {
+pub(super) fn sex_text(code: &str) -> String {
     match code {
         "F" | "female" => "Female".into(),
         "M" | "male" => "Male".into(),
@@ -82,7 +82,7 @@ fn age_text(birth_date: &str, at: Timestamp, tz: &TimeZone) -> String {
     }
 }
 
-fn title_case(code: &str) -> String {
+pub(super) fn title_case(code: &str) -> String {
     code.split('_')
         .filter(|w| !w.is_empty())
         .map(|w| {
@@ -214,6 +214,7 @@ impl App {
         let mut corrections = Vec::new();
         let mut pending = 0usize;
         let mut corrected = false;
+        let mut signoffs: Vec<String> = Vec::new();
         for t in &tests {
             let def = match self.store.catalog_by_code(&t.test_code).await? {
                 Some(c) => Some(definition(&c)?),
@@ -319,6 +320,13 @@ impl App {
                 } else if let Some(lab) = def.as_ref().and_then(|d| d.performing_lab.clone()) {
                     notes.push(format!("Performed by {lab}."));
                 }
+                // A test that needs a pathologist names who signed it off, in what role, and
+                // when (of a corrected result: who signed the correction off).
+                if let Some(so) = &b.signed_off {
+                    let who = format!("{} ({}) at {}", so.name, so.role, show_time(so.at, &tz));
+                    notes.push(format!("Signed off by {who}."));
+                    signoffs.push(format!("{name}: {who}"));
+                }
                 row["notes"] = json!(notes);
             }
             rows.push(Row {
@@ -366,7 +374,7 @@ impl App {
             "departments": departments,
             "corrections": corrections,
             "performing": performing,
-            "signoff": Value::Null,
+            "signoff": if signoffs.is_empty() { Value::Null } else { json!(signoffs.join("; ")) },
         });
         Ok(Built {
             content: json!({"lab": lab, "report": report}),

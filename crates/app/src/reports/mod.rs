@@ -15,6 +15,7 @@
 //! since a time) are built the same way; the batch issues each order's current version.
 
 mod content;
+mod manifest;
 
 use aliquot_domain::auth::Permission;
 use aliquot_store::ReportVersionRecord;

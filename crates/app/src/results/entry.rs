@@ -886,6 +886,7 @@ pub(crate) fn judge(
         verified_by: None,
         performing_lab: ctx.sent_out.as_ref().map(|s| s.lab.clone()),
         signature: None,
+        signed_off: None,
     };
     Ok(Evaluated {
         released: decision.released(),
@@ -1213,6 +1214,7 @@ mod tests {
             verified_by: None,
             performing_lab: None,
             signature: None,
+            signed_off: None,
         };
         assert_eq!(
             numeric_of(&body("0.90", "numeric")),

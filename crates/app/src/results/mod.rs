@@ -82,6 +82,19 @@ pub struct PerformingLab {
     pub clia: String,
 }
 
+/// Who signed a result off (a test that needs a pathologist, DOMAIN: `result.sign_off`), as
+/// they stood when they signed: the report prints it, FHIR carries it as `resultsInterpreter`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignOff {
+    /// The signer's username.
+    pub by: String,
+    /// Their display name at the time.
+    pub name: String,
+    /// Their role as printed (e.g. "Laboratory director").
+    pub role: String,
+    pub at: Timestamp,
+}
+
 /// A result version's body (stored as JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Body {
@@ -125,6 +138,9 @@ pub(crate) struct Body {
     /// The electronic signature applied to this version (release or correction).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<crate::Signature>,
+    /// The pathologist's sign-off of a test that requires one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_off: Option<SignOff>,
 }
 
 impl Body {
@@ -185,6 +201,8 @@ pub struct ResultView {
     pub versions: Vec<ResultVersionView>,
     /// The reference laboratory that performed a sent-out test.
     pub performing_lab: Option<PerformingLab>,
+    /// The pathologist's sign-off, for tests that require one.
+    pub signed_off: Option<SignOff>,
 }
 
 pub(crate) fn call_view(c: &CriticalCallRecord, now: Timestamp) -> CriticalCallView {
@@ -255,6 +273,7 @@ pub(crate) fn result_view(
         verified_by: b.verified_by,
         signature: b.signature.filter(|s| s.version == r.version),
         performing_lab: b.performing_lab,
+        signed_off: b.signed_off,
         // The newest call: the open one, or the last documented.
         critical_call: calls
             .iter()

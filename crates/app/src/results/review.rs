@@ -5,7 +5,7 @@ use aliquot_store::{CriticalCallRecord, ResultNoticeRecord, ResultRecord, Result
 use serde_json::json;
 
 use super::entry::{Context, Reading, TestCache, open_call};
-use super::{Body, ResultView, result_view};
+use super::{Body, ResultView, SignOff, result_view};
 use crate::security::signature::{
     MEANING_CORRECTED, MEANING_SIGNED_OFF, MEANING_VERIFIED, Signature, SignatureInput, Signer,
 };
@@ -41,7 +41,36 @@ fn conflict(code: &'static str, message: impl Into<String>) -> AppError {
     }
 }
 
+/// Whether a result's test needs a pathologist's sign-off (its rules hold it for one).
+fn needs_sign_off(body: &Body) -> bool {
+    body.hold_reasons
+        .iter()
+        .any(|h| h.code == "pathologist_review")
+}
+
 impl App {
+    /// The sign-off `actor` gives now: their name and role as they stand in the users table
+    /// (the command-line operator, who has no row, by username).
+    async fn sign_off(
+        &self,
+        tx: &mut Box<dyn aliquot_store::Tx>,
+        actor: &Actor,
+        now: jiff::Timestamp,
+    ) -> AppResult<SignOff> {
+        let name = match actor.user_id {
+            Some(id) => tx.user_by_id(id).await?.map(|u| u.display_name),
+            None => None,
+        }
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| actor.username.clone());
+        Ok(SignOff {
+            by: actor.username.clone(),
+            name,
+            role: actor.role.title().to_owned(),
+            at: now,
+        })
+    }
+
     async fn result_for_review(
         &self,
         tx: &mut Box<dyn aliquot_store::Tx>,
@@ -137,12 +166,10 @@ impl App {
             ));
         }
         let mut body = Body::parse(&r.body)?;
-        let sign_off = body
-            .hold_reasons
-            .iter()
-            .any(|h| h.code == "pathologist_review");
+        let sign_off = needs_sign_off(&body);
         if sign_off {
             actor.require(Permission::ResultSignOff)?;
+            body.signed_off = Some(self.sign_off(&mut tx, actor, now).await?);
         }
         // A rejected QC run holds the results of its instrument and test until a corrective
         // action and an accepted run lift the lock: nobody releases them meanwhile.
@@ -279,6 +306,12 @@ impl App {
         ev.body.autoverified = false;
         ev.body.verified_by = Some(actor.username.clone());
         ev.body.signature = Some(signer.sign(MEANING_CORRECTED, r.version + 1, now));
+        // A test that needs a pathologist's sign-off is corrected by one, who signs the
+        // corrected value off: the report never shows an earlier signature under a new value.
+        if needs_sign_off(&ev.body) || needs_sign_off(&old) {
+            actor.require(Permission::ResultSignOff)?;
+            ev.body.signed_off = Some(self.sign_off(&mut tx, actor, now).await?);
+        }
         if ev.body.value == old.value && ev.body.units == old.units {
             return Err(AppError::invalid(
                 "value",
@@ -438,11 +471,7 @@ impl App {
                 continue;
             }
             let body = Body::parse(&r.body)?;
-            let needs_sign_off = body
-                .hold_reasons
-                .iter()
-                .any(|h| h.code == "pathologist_review");
-            if needs_sign_off && !actor.role.allows(Permission::ResultSignOff) {
+            if needs_sign_off(&body) && !actor.role.allows(Permission::ResultSignOff) {
                 continue;
             }
             self.verify_signed(actor, r.id, Some(r.version), comment, signer.as_ref())
@@ -531,6 +560,7 @@ impl App {
                 verified_by: Some(actor.username.clone()),
                 performing_lab: ctx.sent_out.as_ref().map(|s| s.lab.clone()),
                 signature: None,
+                signed_off: None,
             },
             released: false,
             critical: false,

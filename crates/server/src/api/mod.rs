@@ -184,6 +184,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(sendouts::ship))
         .routes(routes!(sendouts::receive))
         .routes(routes!(sendouts::manifest))
+        .routes(routes!(sendouts::manifest_pdf))
         // turnaround time (issue 4)
         .routes(routes!(tat::order_tat))
         .routes(routes!(tat::overdue))

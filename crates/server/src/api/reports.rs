@@ -16,21 +16,69 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::{ApiPath, ApiQuery};
 
+/// Renders a report document (off the async runtime).
+pub async fn render(doc: &ReportDocument) -> ApiResult<Vec<u8>> {
+    let document = doc.document.clone();
+    let meta = PdfMeta {
+        ident: doc.ident.clone(),
+        created: doc.created,
+    };
+    tokio::task::spawn_blocking(move || render_pdf(document.as_bytes(), &meta))
+        .await
+        .map_err(|e| internal(&e.to_string()))?
+        .map_err(|e| internal(&e.to_string()))
+}
+
+/// The size and SHA-1 (base64, as FHIR's `Attachment.hash`) of a report document's PDF.
+///
+/// The PDF is rendered once per distinct document and metadata: rendering is deterministic
+/// (the same document and metadata give the same bytes), so the digest is kept in a small
+/// process-wide map keyed by the SHA-256 of both. The map holds no patient data, only hashes
+/// and sizes, and is cleared when it grows past [`DIGESTS_KEPT`].
+pub async fn pdf_digest(doc: &ReportDocument) -> ApiResult<(u64, String)> {
+    use base64::Engine as _;
+    use sha1::Digest as _;
+    let key: [u8; 32] = {
+        let mut h = <sha2::Sha256 as sha2::Digest>::new();
+        sha2::Digest::update(&mut h, doc.ident.as_bytes());
+        sha2::Digest::update(&mut h, [0]);
+        sha2::Digest::update(&mut h, doc.created.as_microsecond().to_be_bytes());
+        sha2::Digest::update(&mut h, doc.document.as_bytes());
+        sha2::Digest::finalize(h).into()
+    };
+    if let Some(d) = digests().lock().ok().and_then(|m| m.get(&key).cloned()) {
+        return Ok(d);
+    }
+    let pdf = render(doc).await?;
+    let digest = (
+        pdf.len() as u64,
+        base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(&pdf)),
+    );
+    if let Ok(mut m) = digests().lock() {
+        if m.len() >= DIGESTS_KEPT {
+            m.clear();
+        }
+        m.insert(key, digest.clone());
+    }
+    Ok(digest)
+}
+
+/// At most this many PDF digests are kept in memory.
+const DIGESTS_KEPT: usize = 10_000;
+
+type Digests = std::sync::Mutex<std::collections::HashMap<[u8; 32], (u64, String)>>;
+
+fn digests() -> &'static Digests {
+    static DIGESTS: std::sync::OnceLock<Digests> = std::sync::OnceLock::new();
+    DIGESTS.get_or_init(Default::default)
+}
+
 /// Renders a report document as a PDF response (`inline`, never cached).
 pub async fn pdf_response(doc: ReportDocument, filename: String) -> ApiResult<Response> {
+    let pdf = render(&doc).await?;
     let ReportDocument {
-        document,
-        ident,
-        created,
-        version,
-        status,
+        version, status, ..
     } = doc;
-    let pdf = tokio::task::spawn_blocking(move || {
-        render_pdf(document.as_bytes(), &PdfMeta { ident, created })
-    })
-    .await
-    .map_err(|e| internal(&e.to_string()))?
-    .map_err(|e| internal(&e.to_string()))?;
     let mut response = (StatusCode::OK, pdf).into_response();
     let h = response.headers_mut();
     h.insert(

@@ -6,7 +6,7 @@ use aliquot_app::{
     CriticalCallView, CumulativeView, DeltaDoc, IndexDoc, IndicesInput, IntervalDoc, IntervalView,
     LimitsDoc, NotPerformedInput, OpenCallView, PerformingLab, ReasonView, ResultInput,
     ResultOutcome, ResultRulesDoc, ResultRulesVersionView, ResultRulesView, ResultVersionView,
-    ResultView, Signature, SignatureInput, WorklistView,
+    ResultView, SignOff, Signature, SignatureInput, WorklistView,
 };
 use axum::extract::State;
 use axum::{Extension, Json};
@@ -342,6 +342,32 @@ pub struct ResultDto {
     pub versions: Vec<ResultVersionDto>,
     /// The reference laboratory that performed a sent-out test (CLIA: named on the report).
     pub performing_lab: Option<PerformingLabDto>,
+    /// Who signed the result off, for a test that needs a pathologist (printed on the report).
+    pub signed_off: Option<SignOffDto>,
+}
+
+/// A pathologist's sign-off of a result: who, as what, when.
+#[derive(Serialize, ToSchema)]
+pub struct SignOffDto {
+    /// The signer's username.
+    pub by: String,
+    /// Their display name when they signed.
+    pub name: String,
+    /// Their role as printed on the report (e.g. "Laboratory director").
+    pub role: String,
+    pub at: String,
+}
+
+impl From<SignOff> for SignOffDto {
+    fn from(s: SignOff) -> Self {
+        let SignOff { by, name, role, at } = s;
+        SignOffDto {
+            by,
+            name,
+            role,
+            at: at.to_string(),
+        }
+    }
 }
 
 /// The laboratory that performed a sent-out test.
@@ -401,6 +427,7 @@ impl From<ResultView> for ResultDto {
             critical_call,
             versions,
             performing_lab,
+            signed_off,
         } = r;
         ResultDto {
             id,
@@ -430,6 +457,7 @@ impl From<ResultView> for ResultDto {
             critical_call: critical_call.map(Into::into),
             versions: versions.into_iter().map(Into::into).collect(),
             performing_lab: performing_lab.map(Into::into),
+            signed_off: signed_off.map(Into::into),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Send-outs to reference laboratories (issue 14 item 4): the reference-laboratory registry,
-//! shipments with their manifests (JSON or CSV) and tracking, and the outstanding list. The
+//! shipments with their manifests (JSON, CSV or PDF) and tracking, and the outstanding list. The
 //! send-out of a tube itself is `POST /specimens/{accession}/send-out` (`storage.rs`); results
 //! as received are posted to `POST /results` with `reference_lab`.
 
@@ -537,6 +537,8 @@ pub struct ManifestDto {
     pub packed_by: String,
     pub courier: Option<String>,
     pub tracking: Option<String>,
+    /// When the courier took it (absent before it was shipped).
+    pub shipped_at: Option<String>,
     pub items: Vec<ManifestItemDto>,
 }
 
@@ -552,6 +554,7 @@ impl From<ManifestDocument> for ManifestDto {
             packed_by,
             courier,
             tracking,
+            shipped_at,
             items,
         } = d;
         ManifestDto {
@@ -573,6 +576,7 @@ impl From<ManifestDocument> for ManifestDto {
             packed_by,
             courier,
             tracking,
+            shipped_at: shipped_at.map(|t| t.to_string()),
             items: items
                 .into_iter()
                 .map(|i| ManifestItemDto {
@@ -676,6 +680,27 @@ pub async fn manifest(
         out,
     )
         .into_response())
+}
+
+/// A shipment's manifest as PDF, to print and put in the box: the sending and the reference
+/// laboratory, temperature, courier and tracking, and each tube with its patient's
+/// demographics, type, container, collection time and tests (the catalogue's code and name
+/// and the reference laboratory's code), with "page X of Y" and signature lines. Reading it is
+/// access-logged like the JSON manifest.
+#[utoipa::path(get, path = "/api/v1/shipments/{id}/manifest.pdf", tag = "send-outs",
+    params(("id" = i64, Path, description = "shipment id")),
+    responses((status = 200, description = "the manifest (PDF)",
+               content((crate::api::reports::Pdf = "application/pdf"))),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn manifest_pdf(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Response> {
+    let doc = state.app.shipment_manifest_document(&actor, id).await?;
+    let name = format!("manifest-shipment-{id}.pdf");
+    crate::api::reports::pdf_response(doc, name).await
 }
 
 // ── outstanding ──

@@ -44,6 +44,8 @@ pub const TEST_CODE_SYSTEM: &str = "urn:aliquot:test-code";
 pub const REQUISITION_SYSTEM: &str = "urn:aliquot:order";
 /// The identifier system of the placer's (EMR's) order numbers.
 pub const PLACER_SYSTEM: &str = "urn:aliquot:placer-order-number";
+/// The identifier system of the lab's user accounts (who signed a result off).
+pub const USER_SYSTEM: &str = "urn:aliquot:user";
 pub const LOINC: &str = "http://loinc.org";
 pub const UCUM: &str = "http://unitsofmeasure.org";
 /// The media type of every answer.

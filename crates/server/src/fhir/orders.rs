@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use aliquot_app::{Actor, NewOrderInput, OrderTestView, OrderView, PatientIdentification};
+use aliquot_app::{Actor, NewOrderInput, OrderTestView, OrderView, PatientIdentification, SignOff};
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -17,7 +17,7 @@ use super::params::Params;
 use super::patient::not_found_as;
 use super::{
     FhirError, FhirResult, LOINC, MRN_SYSTEM, PLACER_SYSTEM, REQUISITION_SYSTEM, Resource,
-    TEST_CODE_SYSTEM, fhir_json, instant, patient_ref, searchset,
+    TEST_CODE_SYSTEM, USER_SYSTEM, fhir_json, instant, patient_ref, searchset,
 };
 use crate::AppState;
 
@@ -185,7 +185,71 @@ fn diagnostic_report(o: &OrderView) -> Value {
     if !results.is_empty() {
         v["result"] = json!(results);
     }
+    // Who signed the results off (tests that need a pathologist): one contained Practitioner
+    // per signer, named as when they signed, referenced from `resultsInterpreter`.
+    let mut signers: Vec<&SignOff> = Vec::new();
+    for so in o
+        .tests
+        .iter()
+        .filter(|t| released(t))
+        .filter_map(|t| t.result.as_ref().and_then(|r| r.signed_off.as_ref()))
+    {
+        match signers.iter_mut().find(|s| s.by == so.by) {
+            Some(s) if s.at < so.at => *s = so,
+            Some(_) => {}
+            None => signers.push(so),
+        }
+    }
+    if !signers.is_empty() {
+        v["contained"] = json!(
+            signers
+                .iter()
+                .enumerate()
+                .map(|(i, s)| json!({
+                    "resourceType": "Practitioner",
+                    "id": format!("signer-{}", i + 1),
+                    "identifier": [{"system": USER_SYSTEM, "value": s.by}],
+                    "name": [{"text": s.name}],
+                    "qualification": [{"code": {"text": s.role}}],
+                }))
+                .collect::<Vec<_>>()
+        );
+        v["resultsInterpreter"] = json!(
+            signers
+                .iter()
+                .enumerate()
+                .map(|(i, s)| json!({
+                    "reference": format!("#signer-{}", i + 1),
+                    "display": format!("{} ({}), signed off {}", s.name, s.role, instant(s.at)),
+                }))
+                .collect::<Vec<_>>()
+        );
+    }
     v
+}
+
+/// The PDF report as an Attachment: the current version's route, size, SHA-1 (base64, as R4
+/// asks), title and issue time. Reading it issues the current version when the report's
+/// content changed, as `GET /orders/{id}/report.pdf` does (and is access-logged the same way).
+async fn presented_form(state: &AppState, actor: &Actor, order_id: i64) -> FhirResult<Value> {
+    let doc = state.app.order_report(actor, order_id, None).await?;
+    let (size, hash) = crate::api::reports::pdf_digest(&doc).await?;
+    Ok(json!({
+        "contentType": "application/pdf",
+        "language": "en-US",
+        "url": format!("/api/v1/orders/{order_id}/report.pdf?version={}", doc.version),
+        "size": size,
+        "hash": hash,
+        "title": format!("Laboratory report, order {order_id}, version {} ({})", doc.version, doc.status),
+        "creation": instant(doc.created),
+    }))
+}
+
+/// A DiagnosticReport with its PDF.
+async fn full_report(state: &AppState, actor: &Actor, o: &OrderView) -> FhirResult<Value> {
+    let mut v = diagnostic_report(o);
+    v["presentedForm"] = json!([presented_form(state, actor, o.id).await?]);
+    Ok(v)
 }
 
 /// `{order}-{test}` → (order, test).
@@ -226,7 +290,8 @@ pub async fn read_report(
         .order(&actor, id)
         .await
         .map_err(|e| not_found_as(e, "DiagnosticReport"))?;
-    Ok(Resource::from_value(&diagnostic_report(&o)).into_response())
+    let v = full_report(&state, &actor, &o).await?;
+    Ok(Resource::from_value(&v).into_response())
 }
 
 /// The patient's orders for a search that requires the patient.
@@ -326,10 +391,14 @@ pub async fn search_reports(
         .filter(|(_, v)| statuses.is_empty() || statuses.iter().any(|s| v["status"] == s.as_str()))
         .collect();
     let (items, total, next) = params.page(found)?;
-    let entries = items
-        .into_iter()
-        .map(|(id, v)| (id, Resource::from_value(&v)))
-        .collect();
+    let mut entries = Vec::with_capacity(items.len());
+    for (id, mut v) in items {
+        // Only the page's reports are rendered (each once per version: see `pdf_digest`).
+        if let Some(o) = orders.iter().find(|o| o.id.to_string() == id) {
+            v["presentedForm"] = json!([presented_form(&state, &actor, o.id).await?]);
+        }
+        entries.push((id, Resource::from_value(&v)));
+    }
     Ok(searchset(
         "DiagnosticReport",
         &params.query(),

@@ -20,10 +20,15 @@ crate::both_backends!(
     a_rejected_specimen_and_pending_tests_make_a_preliminary_report,
     the_cumulative_report_and_the_batch_print,
     reports_are_refused_to_whom_may_not_see_them,
+    a_pathologist_sign_off_is_printed_and_carried_in_fhir,
 );
 
 /// GETs a PDF: status, bytes, and the report version and status headers.
-async fn get_pdf(app: &TestApp, path: &str, token: &str) -> (StatusCode, Vec<u8>, String) {
+pub(crate) async fn get_pdf(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+) -> (StatusCode, Vec<u8>, String) {
     let resp = app
         .client
         .get(format!("{}{path}", app.base))
@@ -673,5 +678,206 @@ async fn reports_are_refused_to_whom_may_not_see_them(db: Db) {
     assert!(pdf_text(&pdf).contains("Okonkwo-Lindqvist, Zoë"));
     let r = c.app.get("/api/v1/orders/999999/report.pdf", &c.tech).await;
     assert_error(&r, StatusCode::NOT_FOUND, "not_found", None);
+    c.app.finish().await;
+}
+
+/// Makes `test` need a pathologist's sign-off (its result rules, changed by the director).
+async fn requires_pathologist(c: &Ctx, director: &str, test: &str) {
+    let (s, r) = c
+        .app
+        .get(&format!("/api/v1/result-rules/{test}"), &c.tech)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let mut rules = r["rules"].clone();
+    rules["requires_pathologist"] = json!(true);
+    let (s, v) = c
+        .app
+        .put(
+            &format!("/api/v1/result-rules/{test}"),
+            director,
+            json!({"version": r["version"], "reason": "pathologist review", "rules": rules}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+/// SHA-1 of `bytes`, base64 (FHIR R4 `Attachment.hash`).
+fn sha1_base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha1::Digest as _;
+    base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(bytes))
+}
+
+async fn a_pathologist_sign_off_is_printed_and_carried_in_fhir(db: Db) {
+    let c = setup(db).await;
+    lab_settings(&c).await;
+    let director = c.app.token_for(Role::Director).await;
+    requires_pathologist(&c, &director, "GLU").await;
+    let collected = c.app.app.now() - SignedDuration::from_mins(30);
+    let (order, o) = received_order(&c, &["NA", "GLU"], collected).await;
+    let sst = tube(&o, "SST");
+    let out = post_results(
+        &c,
+        json!([
+            {"accession": sst, "test": "NA", "value": "141", "instrument": "CHEM-1"},
+            {"accession": sst, "test": "GLU", "value": "95", "instrument": "CHEM-1"},
+        ]),
+    )
+    .await;
+    let glu = out[1]["result_id"].as_i64().unwrap();
+    assert_eq!(out[1]["status"], "held", "{out:?}");
+
+    // Before the sign-off the report says nothing of one (and GLU is pending).
+    let path = format!("/api/v1/orders/{order}/report.pdf");
+    let (_, before, _) = get_pdf(&c.app, &path, &c.tech).await;
+    let text = pdf_text(&before);
+    assert!(!text.contains("sign-off"), "{text}");
+    assert!(!text.contains("Signed off"), "{text}");
+
+    // A technologist may verify, but not sign off: refused, nothing changes.
+    let r = c
+        .app
+        .post(&format!("/api/v1/results/{glu}/verify"), &c.mt, json!({}))
+        .await;
+    assert_eq!(r.0, StatusCode::FORBIDDEN, "{}", r.1);
+    // The director signs it off.
+    c.app.clock.advance(SignedDuration::from_mins(3));
+    let signed_at = c.app.app.now();
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/results/{glu}/verify"),
+            &director,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "released");
+    assert_eq!(v["signed_off"]["by"], "director", "{v}");
+    assert_eq!(v["signed_off"]["name"], "Test director");
+    assert_eq!(v["signed_off"]["role"], "Laboratory director");
+    assert_eq!(v["signed_off"]["at"], signed_at.to_string());
+    // A result that needs none carries none.
+    let (_, na) = c
+        .app
+        .get(&format!("/api/v1/results/{}", out[0]["result_id"]), &c.tech)
+        .await;
+    assert_eq!(na["signed_off"], Value::Null, "{na}");
+
+    // The PDF names who signed off, in what role, and when: beside the test and at the end.
+    let (s, pdf, meta) = get_pdf(&c.app, &path, &c.tech).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(meta, "application/pdf v2 final");
+    let text = pdf_text(&pdf);
+    let who = format!(
+        "Test director (Laboratory director) at {}",
+        shown(signed_at)
+    );
+    assert_has(
+        &text,
+        &[
+            &format!("Signed off by {who}."),
+            &format!("Pathologist sign-off: Glucose: {who}"),
+        ],
+    );
+    assert!(!text.contains("Sodium: Test director"), "{text}");
+
+    // FHIR: the DiagnosticReport's resultsInterpreter is the signer, and its presentedForm
+    // the PDF just read (same version, same bytes: its size and SHA-1).
+    let (s, dr) = c
+        .app
+        .get(&format!("/fhir/r4/DiagnosticReport/{order}"), &c.tech)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{dr}");
+    assert_eq!(dr["status"], "final", "{dr}");
+    let interpreter = &dr["resultsInterpreter"][0];
+    assert_eq!(interpreter["reference"], "#signer-1", "{dr}");
+    assert!(
+        interpreter["display"]
+            .as_str()
+            .unwrap()
+            .starts_with("Test director (Laboratory director), signed off "),
+        "{dr}"
+    );
+    assert_eq!(dr["contained"][0]["resourceType"], "Practitioner");
+    assert_eq!(dr["contained"][0]["id"], "signer-1");
+    assert_eq!(dr["contained"][0]["name"][0]["text"], "Test director");
+    assert_eq!(
+        dr["contained"][0]["qualification"][0]["code"]["text"],
+        "Laboratory director"
+    );
+    let form = &dr["presentedForm"][0];
+    assert_eq!(form["contentType"], "application/pdf", "{dr}");
+    assert_eq!(
+        form["url"],
+        format!("/api/v1/orders/{order}/report.pdf?version=2")
+    );
+    assert_eq!(form["size"], pdf.len() as u64, "{dr}");
+    assert_eq!(form["hash"], sha1_base64(&pdf), "{dr}");
+    assert_eq!(
+        form["title"],
+        format!("Laboratory report, order {order}, version 2 (final)")
+    );
+    assert!(form["creation"].as_str().unwrap().ends_with('Z'), "{dr}");
+    // The url serves those bytes.
+    let (s, by_url, _) = get_pdf(&c.app, form["url"].as_str().unwrap(), &c.tech).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(by_url == pdf);
+    // Searching gives the same attachment.
+    let patient = o["patient_id"].as_i64().unwrap();
+    let (s, bundle) = c
+        .app
+        .get(
+            &format!("/fhir/r4/DiagnosticReport?patient={patient}"),
+            &c.tech,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{bundle}");
+    assert_eq!(
+        bundle["entry"][0]["resource"]["presentedForm"],
+        dr["presentedForm"]
+    );
+    crate::fhir::validate(&[dr.clone(), bundle.clone()]);
+
+    // A correction of a signed-off test needs a sign-off too, and carries the new one.
+    let r = c
+        .app
+        .post(
+            &format!("/api/v1/results/{glu}/correct"),
+            &c.mt,
+            json!({"value": "105", "reason": "wrong sample"}),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::FORBIDDEN, "{}", r.1);
+    c.app.clock.advance(SignedDuration::from_mins(10));
+    let corrected_at = c.app.app.now();
+    let (s, v) = c
+        .app
+        .post(
+            &format!("/api/v1/results/{glu}/correct"),
+            &director,
+            json!({"value": "105", "reason": "wrong sample"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["signed_off"]["at"], corrected_at.to_string(), "{v}");
+    let (_, v3, meta) = get_pdf(&c.app, &path, &c.tech).await;
+    assert_eq!(meta, "application/pdf v3 corrected");
+    let text = pdf_text(&v3);
+    assert_has(
+        &text,
+        &[&format!(
+            "Pathologist sign-off: Glucose: Test director (Laboratory director) at {}",
+            shown(corrected_at)
+        )],
+    );
+    // The report's new version is the FHIR attachment now.
+    let (_, dr) = c
+        .app
+        .get(&format!("/fhir/r4/DiagnosticReport/{order}"), &c.tech)
+        .await;
+    assert_eq!(dr["status"], "corrected");
+    assert_eq!(dr["presentedForm"][0]["hash"], sha1_base64(&v3), "{dr}");
+    assert_eq!(dr["presentedForm"][0]["size"], v3.len() as u64);
     c.app.finish().await;
 }

@@ -11,7 +11,7 @@ use jiff::SignedDuration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::reports::pdf_text;
+use crate::reports::{get_pdf, pdf_text};
 use crate::results::{Ctx, received_order, setup, tube};
 use crate::support::*;
 
@@ -310,6 +310,79 @@ async fn send_out_ship_result_back_and_report_the_performing_lab(db: Db) {
     assert_eq!(sh["status"], "shipped");
     assert_eq!(sh["tracking"], "7712 3456 9901");
     let shipped_at: jiff::Timestamp = sh["shipped_at"].as_str().unwrap().parse().unwrap();
+
+    // The PDF manifest to put in the box: the same facts, page X of Y, access-logged too.
+    let before = c
+        .app
+        .app
+        .store()
+        .access_log(0, 100_000)
+        .await
+        .unwrap()
+        .len();
+    let path = format!("/api/v1/shipments/{id}/manifest.pdf");
+    let (s, pdf, meta) = get_pdf(&c.app, &path, &c.tech).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&pdf));
+    assert_eq!(meta, "application/pdf v manifest");
+    let text = pdf_text(&pdf);
+    let shown = |t: jiff::Timestamp| {
+        t.to_zoned(jiff::tz::TimeZone::UTC)
+            .strftime("%Y-%m-%d %H:%M UTC")
+            .to_string()
+    };
+    for expected in [
+        "Shipment manifest",
+        manifest.as_str(),
+        // From: the sending laboratory.
+        "Aliquot Test Laboratory",
+        "1200 Main Street, Springfield, IL 62701",
+        "CLIA 14D0123456",
+        // To: the reference laboratory.
+        "Mayo Clinic Laboratories (MAYO)",
+        "3050 Superior Drive NW, Rochester, MN 55901",
+        &format!("CLIA {CLIA}"),
+        // Temperature, courier and tracking, packed and shipped.
+        "Refrigerated",
+        "FedEx · 7712 3456 9901",
+        "by technician",
+        &shown(shipped_at),
+        "Shipped",
+        // The tube, its patient's demographics, its tests in both codes.
+        "1 tube, 1 test",
+        sst.as_str(),
+        "Okonkwo-Lindqvist, Zoë",
+        "MRN MRN-900",
+        "1961-04-09",
+        "Female",
+        "Serum",
+        "VITD · 25-Hydroxyvitamin D2+D3 · VITDX",
+        // Signatures and page numbers.
+        "Received by (signature, time, temperature)",
+        "Page 1 of 1",
+    ] {
+        assert!(
+            text.contains(expected),
+            "the manifest lacks {expected:?}:\n{text}"
+        );
+    }
+    // The same shipment in the same state prints the same bytes.
+    let (_, again, _) = get_pdf(&c.app, &path, &c.tech).await;
+    assert!(again == pdf, "a reprint must be byte-identical");
+    let log = c.app.app.store().access_log(0, 100_000).await.unwrap();
+    let reads = log[before..]
+        .iter()
+        .filter(|a| a.action == "shipment.manifest")
+        .count();
+    assert_eq!(reads, 2, "each PDF read is logged");
+    // Only those who handle specimens read it.
+    let admin = c.app.token_for(Role::Admin).await;
+    let r = c.app.get(&path, &admin).await;
+    assert_eq!(r.0, StatusCode::FORBIDDEN, "{}", r.1);
+    let r = c
+        .app
+        .get("/api/v1/shipments/999999/manifest.pdf", &c.tech)
+        .await;
+    assert_eq!(r.0, StatusCode::NOT_FOUND, "{}", r.1);
     let got = c
         .app
         .post(

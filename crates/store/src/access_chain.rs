@@ -1,8 +1,8 @@
-//! The access log's chain (issue 16 item 4, migration 0027): the access log — who read
+//! The access log's chain (issue 16 item 4, migration 0025): the access log — who read
 //! which patient's data — is chained like the audit trail, so a row removed, altered or
 //! reordered, or the newest rows cut off, is found by `aliquot audit verify`.
 //!
-//! Each row written since migration 0027 has its place `seq` (1, 2, 3, … without a gap), the
+//! Each row written since migration 0025 has its place `seq` (1, 2, 3, … without a gap), the
 //! previous row's hash and its own: SHA-256 over a tag, the previous hash and a
 //! length-prefixed encoding of every column (scheme 1, `aliquot-access-v1`), or, from
 //! `access_head.keyed_from` on, HMAC-SHA256 under the audit chain's key (scheme 2,
@@ -11,7 +11,7 @@
 //! row's place and hash and, once keyed, their MAC: a head rewound by someone without the key
 //! does not match it. Appends take the `access_head` row lock (after `audit_head`'s, the
 //! writer's one lock order) and are written with the transaction they belong to. Rows older
-//! than migration 0027 have no place in the chain and are not covered.
+//! than migration 0025 have no place in the chain and are not covered.
 
 use sha2::{Digest, Sha256};
 

@@ -231,7 +231,7 @@ pub trait Store: Send + Sync + 'static {
     async fn verify_audit_chain(&self) -> StoreResult<ChainReport>;
     /// The same, and the chain must still contain the anchor's event with the anchor's hash.
     async fn verify_audit_anchor(&self, anchor: Option<&Anchor>) -> StoreResult<ChainReport>;
-    /// Walks the access log's chain (`access_chain`; the rows written since migration 0027,
+    /// Walks the access log's chain (`access_chain`; the rows written since migration 0025,
     /// in one snapshot) and reports the first broken link, if any.
     async fn verify_access_chain(&self) -> StoreResult<ChainReport>;
     /// The database's own integrity check: SQLite's `PRAGMA integrity_check` (every page,

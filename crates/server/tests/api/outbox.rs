@@ -679,7 +679,8 @@ async fn one_message_per_order_holds_the_results_released_together(db: Db) {
         .post(
             &format!("/api/v1/results/{na}/correct"),
             &c.mt,
-            json!({"value": "139", "reason": "transcription error"}),
+            json!({"value": "139", "reason": "transcription error",
+                   "signature": {"password": crate::support::PASSWORD}}),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");

@@ -845,7 +845,8 @@ async fn a_pathologist_sign_off_is_printed_and_carried_in_fhir(db: Db) {
         .post(
             &format!("/api/v1/results/{glu}/correct"),
             &c.mt,
-            json!({"value": "105", "reason": "wrong sample"}),
+            json!({"value": "105", "reason": "wrong sample",
+                   "signature": {"password": crate::support::PASSWORD}}),
         )
         .await;
     assert_eq!(r.0, StatusCode::FORBIDDEN, "{}", r.1);
@@ -856,7 +857,8 @@ async fn a_pathologist_sign_off_is_printed_and_carried_in_fhir(db: Db) {
         .post(
             &format!("/api/v1/results/{glu}/correct"),
             &director,
-            json!({"value": "105", "reason": "wrong sample"}),
+            json!({"value": "105", "reason": "wrong sample",
+                   "signature": {"password": crate::support::PASSWORD}}),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");

@@ -1349,6 +1349,9 @@ async fn office_walk(server: &Server, backend: &str) {
     let code = aliquot_domain::totp::code_at(&key, now(), aliquot_domain::totp::DIGITS);
     b.type_into("#password", mfa_password).await;
     b.type_into("#code", &format!("{code}\n")).await;
+    // The confirmation's answer, once it has loaded (right after the submit the enrolment
+    // page may still be shown).
+    b.text("#recovery-codes").await;
     let codes = rows_of(&b, "#recovery-codes li").await;
     assert_eq!(codes.len(), 10, "{codes:?}");
     b.check_page("mfa-recovery-codes").await;

@@ -9,68 +9,24 @@
 //! `pip install schemathesis==4.32.5` when missing: a missing Python or package is a failure,
 //! never a skip.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 mod common;
+mod pypi;
 use common::Server;
 
 const VERSION: &str = "4.32.5";
 
-fn run(cmd: &mut Command, what: &str) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{text}",
-        out.status
-    );
-    text
-}
-
 /// The venv's python with schemathesis installed at the pinned version.
 fn schemathesis_python() -> PathBuf {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("schemathesis-venv");
-    let python = venv.join("bin").join("python");
-    let ready = || {
-        Command::new(&python)
-            .args([
-                "-c",
-                &format!(
-                    "import schemathesis, sys; sys.exit(schemathesis.SCHEMATHESIS_VERSION != '{VERSION}')"
-                ),
-            ])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !ready() {
-        let _ = std::fs::remove_dir_all(&venv);
-        run(
-            Command::new("python3").args(["-m", "venv"]).arg(&venv),
-            "python3 -m venv",
-        );
-        run(
-            Command::new(&python).args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                &format!("schemathesis=={VERSION}"),
-            ]),
-            "pip install schemathesis",
-        );
-        assert!(
-            ready(),
-            "schemathesis {VERSION} is not importable after installing it"
-        );
-    }
-    python
+    pypi::python_with(
+        "schemathesis-venv",
+        &format!("schemathesis=={VERSION}"),
+        &format!(
+            "import schemathesis, sys; sys.exit(schemathesis.SCHEMATHESIS_VERSION != '{VERSION}')"
+        ),
+    )
 }
 
 #[test]

@@ -1240,6 +1240,43 @@ macro_rules! backend {
             async fn running_tests(&self, limit: i64) -> StoreResult<Vec<TatRow>> {
                 crate::queries::$ctx::tat::running_tests(&self.read, limit).await
             }
+
+            async fn entry_list_rows(&self, test_codes: &[String], limit: i64) -> StoreResult<EntryListRows> {
+                use crate::queries::$ctx::{registration, results, specimens, tat};
+                // One connection for the few set reads (no transaction to leave open if
+                // the caller goes away between them).
+                let mut conn = self.read.acquire().await?;
+                let (tests, total) = tat::running_tests_of(&mut conn, test_codes, limit).await?;
+                let mut accessions: Vec<String> = tests.iter().map(|t| t.accession.clone()).collect();
+                accessions.sort_unstable();
+                accessions.dedup();
+                let specimens = specimens::specimens_by_accessions(&mut *conn, &accessions).await?;
+                let mut patient_ids: Vec<i64> = specimens.iter().map(|s| s.patient_id).collect();
+                patient_ids.sort_unstable();
+                patient_ids.dedup();
+                let patients = registration::patients_by_ids(&mut *conn, &patient_ids).await?;
+                let mut order_ids: Vec<i64> = tests.iter().map(|t| t.order_id).collect();
+                order_ids.sort_unstable();
+                order_ids.dedup();
+                let shown: std::collections::HashSet<i64> = tests.iter().map(|t| t.order_test_id).collect();
+                let held = results::results_of_orders(&mut *conn, &order_ids)
+                    .await?
+                    .into_iter()
+                    .filter(|r| r.status == "held" && shown.contains(&r.order_test_id))
+                    .collect();
+                let tube: std::collections::HashMap<&str, &SpecimenRecord> =
+                    specimens.iter().map(|s| (s.accession.as_str(), s)).collect();
+                let keys: Vec<(i64, String, Timestamp)> = tests
+                    .iter()
+                    .map(|t| match tube.get(t.accession.as_str()) {
+                        Some(s) => (s.patient_id, t.test_code.clone(), s.collected_at.unwrap_or(s.created_at)),
+                        // A tube not found has no previous result to show.
+                        None => (0, t.test_code.clone(), Timestamp::UNIX_EPOCH),
+                    })
+                    .collect();
+                let previous = results::previous_released_many(&mut conn, &keys).await?;
+                Ok(EntryListRows { total, tests, held, specimens, patients, previous })
+            }
         }
 
         #[async_trait]
@@ -1991,23 +2028,7 @@ macro_rules! backend {
                     .collect())
             }
             async fn previous_released_many(&mut self, keys: &[(i64, String, Timestamp)]) -> StoreResult<Vec<Option<ResultRecord>>> {
-                use crate::queries::$ctx::results;
-                let found = results::previous_released_ids(&mut *self.tx, keys).await?;
-                let mut ids: Vec<i64> = found.iter().map(|(_, id)| *id).collect();
-                ids.sort_unstable();
-                ids.dedup();
-                let rows: std::collections::HashMap<i64, ResultRecord> = results::results_by_ids(&mut *self.tx, &ids)
-                    .await?
-                    .into_iter()
-                    .map(|r| (r.id, r))
-                    .collect();
-                let mut out = vec![None; keys.len()];
-                for (k, id) in found {
-                    if let Some(slot) = usize::try_from(k).ok().and_then(|k| out.get_mut(k)) {
-                        *slot = rows.get(&id).cloned();
-                    }
-                }
-                Ok(out)
+                crate::queries::$ctx::results::previous_released_many(&mut self.tx, keys).await
             }
             async fn insert_new_results(&mut self, rows: &[NewResultRows]) -> StoreResult<Vec<i64>> {
                 use crate::queries::$ctx::results;

@@ -359,6 +359,13 @@ pub trait Store: Send + Sync + 'static {
     /// Tests running in the lab (specimen held, order active, test not finished), most
     /// urgent priority first, at most `limit`.
     async fn running_tests(&self, limit: i64) -> StoreResult<Vec<TatRow>>;
+    /// A bench's entry list: the first `limit` running tests of `test_codes` (in
+    /// [`Store::running_tests`]' order) with what their rows show, and how many there are.
+    async fn entry_list_rows(
+        &self,
+        test_codes: &[String],
+        limit: i64,
+    ) -> StoreResult<EntryListRows>;
 
     // ── access log ──
     /// The patients these specimens and orders belong to (sorted, without repeats), for the

@@ -922,6 +922,23 @@ pub struct ResultRuleVersionRecord {
     pub reason: String,
 }
 
+/// See [`crate::Store::entry_list_rows`].
+#[derive(Clone, Default)]
+pub struct EntryListRows {
+    /// The running tests of the list's test codes in all.
+    pub total: i64,
+    /// The first of them, most urgent first, then the oldest tube.
+    pub tests: Vec<TatRow>,
+    /// The held results of those tests.
+    pub held: Vec<ResultRecord>,
+    /// Their tubes and patients.
+    pub specimens: Vec<SpecimenRecord>,
+    pub patients: Vec<PatientRecord>,
+    /// Per test (in `tests`' order): the patient's latest released result of the same test
+    /// collected before its tube (what the delta check compares with).
+    pub previous: Vec<Option<ResultRecord>>,
+}
+
 /// See [`crate::Tx::result_batch_rows`].
 #[derive(Clone, Default)]
 pub struct ResultBatchRows {

@@ -47,6 +47,31 @@ impl ShowsPatient for OpenCallView {
     }
 }
 
+/// A running test's worklist line, with its held result if it has one.
+fn worklist_item(
+    r: &aliquot_store::TatRow,
+    tat: &crate::TestTatView,
+    held: Option<&aliquot_store::ResultRecord>,
+    now: Timestamp,
+) -> AppResult<WorklistItem> {
+    let body = held.map(|h| Body::parse(&h.body)).transpose()?;
+    let since = r.received_at.unwrap_or(r.ordered_at);
+    Ok(WorklistItem {
+        order_id: r.order_id,
+        test_code: r.test_code.clone(),
+        accession: r.accession.clone(),
+        priority: r.priority.clone(),
+        status: if held.is_some() { "held" } else { "pending" },
+        result_id: held.map(|h| h.id),
+        value: body.as_ref().map(|b| b.value.clone()),
+        flags: body.as_ref().map(|b| b.flags.clone()).unwrap_or_default(),
+        hold_reasons: body.map(|b| b.hold_reasons).unwrap_or_default(),
+        received_at: r.received_at,
+        age_minutes: now.duration_since(since).as_secs().div_euclid(60),
+        tat_status: tat.in_lab.status,
+    })
+}
+
 /// One line of a department's worklist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorklistItem {
@@ -180,25 +205,9 @@ impl App {
         let now = self.now();
         let mut items = Vec::with_capacity(rows.len());
         for (r, t) in rows.iter().zip(tat) {
-            let result = held.get(&r.order_test_id);
-            let body = result.map(|h| Body::parse(&h.body)).transpose()?;
-            let since = r.received_at.unwrap_or(r.ordered_at);
             items.push((
                 departments.get(&r.test_code).cloned().flatten(),
-                WorklistItem {
-                    order_id: r.order_id,
-                    test_code: r.test_code.clone(),
-                    accession: r.accession.clone(),
-                    priority: r.priority.clone(),
-                    status: if result.is_some() { "held" } else { "pending" },
-                    result_id: result.map(|h| h.id),
-                    value: body.as_ref().map(|b| b.value.clone()),
-                    flags: body.as_ref().map(|b| b.flags.clone()).unwrap_or_default(),
-                    hold_reasons: body.map(|b| b.hold_reasons).unwrap_or_default(),
-                    received_at: r.received_at,
-                    age_minutes: now.duration_since(since).as_secs().div_euclid(60),
-                    tat_status: t.in_lab.status,
-                },
+                worklist_item(r, &t, held.get(&r.order_test_id), now)?,
             ));
         }
         // The store gives STAT first, then the oldest specimen; keep that order.
@@ -233,8 +242,12 @@ impl App {
     /// The bench's entry list of a department: its first `limit` pending and held tests (the
     /// most urgent), each with what the technologist judges a value against — the reference
     /// interval in force at the tube's collection and the patient's previous released result
-    /// of the same test — and how many there are in all (`result.enter`). Recorded in the
-    /// access log.
+    /// of the same test (the one the delta check compares with) — and how many there are in
+    /// all (`result.enter`). Recorded in the access log.
+    ///
+    /// Only the shown rows are read in full: the department's running tests are counted, the
+    /// first `limit` read with their tubes, patients, held and previous results in a few set
+    /// queries (`Store::entry_list_rows`).
     pub async fn results_entry_list(
         &self,
         actor: &Actor,
@@ -244,89 +257,89 @@ impl App {
         actor.require(Permission::ResultEnter)?;
         let dept = Department::parse(department)
             .map_err(|e| AppError::invalid("department", e.code(), e.to_string()))?;
-        let all = self.running_items(Some(dept), false).await?;
-        let total = all.len();
-        let items: Vec<WorklistItem> = all.into_iter().take(limit).map(|(_, i)| i).collect();
+        // The department's tests, retired ones included (their orders may still run).
+        let mut units: HashMap<String, Option<String>> = HashMap::new();
+        for c in self.store.list_catalog(true).await? {
+            let d = definition(&c)?;
+            if d.department.as_deref() == Some(dept.as_str()) {
+                units.insert(c.code.clone(), d.units);
+            }
+        }
+        let mut codes: Vec<String> = units.keys().cloned().collect();
+        codes.sort_unstable();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.store.entry_list_rows(&codes, limit).await?;
+        let held: HashMap<i64, &aliquot_store::ResultRecord> =
+            rows.held.iter().map(|r| (r.order_test_id, r)).collect();
+        let tat = self.tat_views(&rows.tests).await?;
+        let now = self.now();
+        let items = rows
+            .tests
+            .iter()
+            .zip(&tat)
+            .map(|(r, t)| worklist_item(r, t, held.get(&r.order_test_id).copied(), now))
+            .collect::<AppResult<Vec<_>>>()?;
         let items = self
             .worklist(actor, "worklist.read", "worklist", dept.as_str(), items)
             .await?;
         let time_zone = self.lab_timezone().await?;
-        let mut tests: HashMap<String, (Option<String>, ParsedRules)> = HashMap::new();
-        let mut patients: HashMap<i64, aliquot_store::PatientRecord> = HashMap::new();
+        let tubes: HashMap<&str, &aliquot_store::SpecimenRecord> = rows
+            .specimens
+            .iter()
+            .map(|s| (s.accession.as_str(), s))
+            .collect();
+        let patients: HashMap<i64, &aliquot_store::PatientRecord> =
+            rows.patients.iter().map(|p| (p.id, p)).collect();
+        let mut rules: HashMap<String, ParsedRules> = HashMap::new();
         let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            let hint = self
-                .entry_hint(&item, &time_zone, &mut tests, &mut patients)
-                .await?;
-            out.push((item, hint));
+        for (item, previous) in items.into_iter().zip(&rows.previous) {
+            let (Some(specimen), Some(units)) = (
+                tubes.get(item.accession.as_str()),
+                units.get(&item.test_code),
+            ) else {
+                out.push((item, EntryHint::default()));
+                continue;
+            };
+            let patient = patients
+                .get(&specimen.patient_id)
+                .ok_or_else(|| AppError::Internal("specimen without patient".into()))?;
+            if !rules.contains_key(&item.test_code) {
+                let parsed = match self.store.result_rules(&item.test_code).await? {
+                    Some(r) => doc_of(&r)?.parse(r.version)?,
+                    None => ParsedRules::default(),
+                };
+                rules.insert(item.test_code.clone(), parsed);
+            }
+            let interval = match rules.get(&item.test_code) {
+                Some(r) => interval_in_force(r, patient, specimen, &time_zone)?,
+                None => None,
+            };
+            let previous = previous
+                .as_ref()
+                .map(|r| {
+                    let b = Body::parse(&r.body)?;
+                    Ok::<_, AppError>(PreviousResult {
+                        result_id: r.id,
+                        value: b.value,
+                        units: b.units,
+                        flags: b.flags,
+                        collected_at: r.collected_at,
+                    })
+                })
+                .transpose()?;
+            out.push((
+                item,
+                EntryHint {
+                    reference_interval: interval.map(IntervalView::from),
+                    units: units.clone(),
+                    previous,
+                },
+            ));
         }
         Ok(EntryListView {
             department: dept.as_str().to_owned(),
-            total,
+            total: usize::try_from(rows.total).unwrap_or(0),
             items: out,
-        })
-    }
-
-    async fn entry_hint(
-        &self,
-        item: &WorklistItem,
-        time_zone: &jiff::tz::TimeZone,
-        tests: &mut HashMap<String, (Option<String>, ParsedRules)>,
-        patients: &mut HashMap<i64, aliquot_store::PatientRecord>,
-    ) -> AppResult<EntryHint> {
-        let Some(specimen) = self.store.specimen_by_accession(&item.accession).await? else {
-            return Ok(EntryHint::default());
-        };
-        if !tests.contains_key(&item.test_code) {
-            let units = match self.store.catalog_by_code(&item.test_code).await? {
-                Some(c) => definition(&c)?.units,
-                None => None,
-            };
-            let rules = match self.store.result_rules(&item.test_code).await? {
-                Some(r) => doc_of(&r)?.parse(r.version)?,
-                None => ParsedRules::default(),
-            };
-            tests.insert(item.test_code.clone(), (units, rules));
-        }
-        if !patients.contains_key(&specimen.patient_id) {
-            let p = self
-                .store
-                .patient_by_id(specimen.patient_id)
-                .await?
-                .ok_or_else(|| AppError::Internal("specimen without patient".into()))?;
-            patients.insert(p.id, p);
-        }
-        let (Some((units, rules)), Some(patient)) = (
-            tests.get(&item.test_code),
-            patients.get(&specimen.patient_id),
-        ) else {
-            return Err(AppError::Internal("entry hint caches".into()));
-        };
-        let interval = interval_in_force(rules, patient, &specimen, time_zone)?;
-        let collected_at = specimen.collected_at.unwrap_or(specimen.created_at);
-        let previous = self
-            .store
-            .patient_results(patient.id, &item.test_code, 1)
-            .await?
-            .into_iter()
-            .find(|r| {
-                r.order_id != item.order_id && r.collected_at.is_some_and(|c| c < collected_at)
-            })
-            .map(|r| {
-                let b = Body::parse(&r.body)?;
-                Ok::<_, AppError>(PreviousResult {
-                    result_id: r.id,
-                    value: b.value,
-                    units: b.units,
-                    flags: b.flags,
-                    collected_at: r.collected_at,
-                })
-            })
-            .transpose()?;
-        Ok(EntryHint {
-            reference_interval: interval.map(IntervalView::from),
-            units: units.clone(),
-            previous,
         })
     }
 

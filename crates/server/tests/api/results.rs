@@ -19,6 +19,7 @@ crate::both_backends!(
     result_rules_are_versioned_and_history_is_not_rewritten,
     an_order_is_released_at_once_and_a_test_marked_not_performed,
     a_batch_answers_as_its_items_posted_one_by_one,
+    the_entry_list_is_the_worklists_head_with_its_hints,
 );
 
 pub(crate) struct Ctx {
@@ -893,4 +894,123 @@ async fn a_batch_answers_as_its_items_posted_one_by_one(db: Db) {
     assert_eq!(ag["value"], "12", "{ag}");
     batch.app.finish().await;
     single.app.finish().await;
+}
+
+/// The bench's entry list (the web result-entry page) reads only the rows it shows: it must
+/// list exactly the first rows of the department's worklist, in its order, count them all,
+/// and show each row's held value, interval in force and the previous released result.
+async fn the_entry_list_is_the_worklists_head_with_its_hints(db: Db) {
+    let c = setup(db).await;
+    let now = c.app.app.now();
+    let tech = Actor {
+        user_id: None,
+        username: "technician".into(),
+        role: Role::Technician,
+        source: Source::Cli,
+        session_id: None,
+    };
+    // An earlier potassium, released: the previous result of the later tubes.
+    let (_, o1) = received_order(&c, &["K"], now - SignedDuration::from_mins(180)).await;
+    let out = post(&c, &c.tech, json!([item(&tube(&o1, "SST"), "K", "4.0")])).await;
+    if out[0]["outcome"] == "held" {
+        let id = out[0]["result_id"].as_i64().unwrap();
+        let (s, v) = c
+            .app
+            .post(
+                &format!("/api/v1/results/{id}/verify"),
+                &c.mt,
+                json!({"version": 1}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let (_, o2) = received_order(&c, &["BMP"], now - SignedDuration::from_mins(40)).await;
+    let (_, o3) = received_order(&c, &["NA", "K"], now - SignedDuration::from_mins(20)).await;
+    let out = post(
+        &c,
+        &c.tech,
+        json!([{"accession": tube(&o3, "SST"), "test": "NA", "value": "141",
+                "flags": ["clot detected"]}]),
+    )
+    .await;
+    assert_eq!(out[0]["outcome"], "held", "{out:?}");
+
+    let (s, wl) = c.app.get("/api/v1/worklists/chemistry", &c.tech).await;
+    assert_eq!(s, StatusCode::OK, "{wl}");
+    let worklist: Vec<(String, String, String)> = wl["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let s = |k: &str| i[k].as_str().unwrap().to_owned();
+            (s("accession"), s("test_code"), s("status"))
+        })
+        .collect();
+    assert!(worklist.len() > 6, "{wl}");
+    for limit in [0, 5, worklist.len(), 100] {
+        let list = c
+            .app
+            .app
+            .results_entry_list(&tech, "chemistry", limit)
+            .await
+            .unwrap();
+        assert_eq!(list.total, worklist.len(), "limit {limit}");
+        let shown: Vec<(String, String, String)> = list
+            .items
+            .iter()
+            .map(|(i, _)| {
+                (
+                    i.accession.clone(),
+                    i.test_code.clone(),
+                    i.status.to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            worklist[..limit.min(worklist.len())],
+            "limit {limit}"
+        );
+    }
+    let list = c
+        .app
+        .app
+        .results_entry_list(&tech, "chemistry", 100)
+        .await
+        .unwrap();
+    let row = |acc: &str, test: &str| {
+        list.items
+            .iter()
+            .find(|(i, _)| i.accession == acc && i.test_code == test)
+            .unwrap_or_else(|| panic!("no {test} of {acc}"))
+    };
+    let (na, _) = row(&tube(&o3, "SST"), "NA");
+    assert_eq!(na.status, "held");
+    assert_eq!(na.value.as_deref(), Some("141"));
+    assert_eq!(na.hold_reasons[0].code, "instrument_flag");
+    for o in [&o2, &o3] {
+        let (k, hint) = row(&tube(o, "SST"), "K");
+        assert_eq!(k.status, "pending");
+        assert_eq!(hint.units.as_deref(), Some("mmol/L"));
+        assert_eq!(
+            hint.reference_interval.as_ref().map(|i| i.text.as_str()),
+            Some("3.5–5.1")
+        );
+        let previous = hint.previous.as_ref().expect("the earlier potassium");
+        assert_eq!(previous.value, "4.0");
+    }
+    // The earlier tube's own row is gone (released); another department's list is empty.
+    assert!(
+        list.items
+            .iter()
+            .all(|(i, _)| i.accession != tube(&o1, "SST"))
+    );
+    let blood = c
+        .app
+        .app
+        .results_entry_list(&tech, "hematology", 100)
+        .await
+        .unwrap();
+    assert_eq!((blood.total, blood.items.len()), (0, 0));
+    c.app.finish().await;
 }

@@ -798,6 +798,30 @@ pub(crate) async fn previous_released_ids<'e, E: Executor<'e, Database = Db>>(
         .collect())
 }
 
+/// [`previous_released`] for many `(patient, test, before)`: one answer per key, in the
+/// keys' order.
+pub(crate) async fn previous_released_many(
+    c: &mut <Db as sqlx::Database>::Connection,
+    keys: &[(i64, String, Timestamp)],
+) -> StoreResult<Vec<Option<ResultRecord>>> {
+    let found = previous_released_ids(&mut *c, keys).await?;
+    let mut ids: Vec<i64> = found.iter().map(|(_, id)| *id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let rows: std::collections::HashMap<i64, ResultRecord> = results_by_ids(&mut *c, &ids)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r))
+        .collect();
+    let mut out = vec![None; keys.len()];
+    for (k, id) in found {
+        if let Some(slot) = usize::try_from(k).ok().and_then(|k| out.get_mut(k)) {
+            *slot = rows.get(&id).cloned();
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) async fn results_by_ids<'e, E: Executor<'e, Database = Db>>(
     e: E,
     ids: &[i64],

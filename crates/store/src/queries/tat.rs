@@ -100,3 +100,68 @@ pub(crate) async fn running_tests<'e, E: Executor<'e, Database = Db>>(
     .map(tat_row)
     .collect()
 }
+
+// The running-test filter of [`running_tests`], over `order_tests t`, `specimens s` and
+// `orders o`.
+macro_rules! running_from {
+    () => {
+        "FROM order_tests t JOIN specimens s ON s.id = t.specimen_id \
+         JOIN orders o ON o.id = t.order_id \
+         WHERE s.status IN ('received', 'in_process', 'processed', 'stored') \
+         AND o.status = 'active' \
+         AND t.status NOT IN ('released', 'cancelled', 'not_performed') "
+    };
+}
+
+macro_rules! running_order {
+    () => {
+        " ORDER BY CASE o.priority WHEN 'stat' THEN 0 WHEN 'asap' THEN 1 \
+         WHEN 'timed' THEN 2 ELSE 3 END, s.id, t.id"
+    };
+}
+
+fn push_codes(qb: &mut sqlx::QueryBuilder<Db>, test_codes: &[String]) {
+    qb.push("AND t.test_code IN (");
+    let mut list = qb.separated(", ");
+    for c in test_codes {
+        list.push_bind(c.clone());
+    }
+    qb.push(")");
+}
+
+/// [`running_tests`] of the tests `test_codes` only: the first `limit` in the same order
+/// (the milestones read for those only), and how many there are in all.
+pub(crate) async fn running_tests_of(
+    c: &mut <Db as sqlx::Database>::Connection,
+    test_codes: &[String],
+    limit: i64,
+) -> StoreResult<(Vec<TatRow>, i64)> {
+    if test_codes.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
+    let mut qb = sqlx::QueryBuilder::<Db>::new(concat!("SELECT COUNT(*) ", running_from!()));
+    push_codes(&mut qb, test_codes);
+    let (total,) = qb.build_query_as::<(i64,)>().fetch_one(&mut *c).await?;
+    if total == 0 || limit <= 0 {
+        return Ok((Vec::new(), total));
+    }
+    // The first `limit` ids by the list's order, then their milestones: the correlated
+    // subqueries run for the rows shown, not for every running test.
+    let mut qb = sqlx::QueryBuilder::<Db>::new(concat!(
+        tat_select!(),
+        "WHERE t.id IN (SELECT t.id ",
+        running_from!()
+    ));
+    push_codes(&mut qb, test_codes);
+    qb.push(concat!(running_order!(), " LIMIT "));
+    qb.push_bind(limit);
+    qb.push(concat!(")", running_order!()));
+    let rows = qb
+        .build_query_as::<TatTuple>()
+        .fetch_all(&mut *c)
+        .await?
+        .into_iter()
+        .map(tat_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok((rows, total))
+}

@@ -89,3 +89,71 @@ fn reports_are_pdf_a_2b() {
     assert!(has(b"/OutputIntents"), "no output intent");
     assert!(has(b"/GTS_PDFA1"), "the output intent is not PDF/A's");
 }
+
+/// A batch print: every page's running header names the patient of the report the page
+/// belongs to (also on a report's second page, where the body does not), and each report
+/// counts its own pages. (The header reads this from the report's start, never from the data,
+/// so that typst's memoised layout serves later reports: see ARCHITECTURE.md.)
+#[test]
+fn each_page_of_a_batch_names_its_own_patient_and_counts_its_own_pages() {
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(include_bytes!("fixtures/order_report.json")).unwrap();
+    let first = doc["reports"][0].clone();
+    let mut long = first.clone();
+    long["patient"]["name"] = "MÜLLER, Jürgen".into();
+    long["patient"]["mrn"] = "M000777".into();
+    long["status"] = "FINAL".into();
+    let departments = long["departments"].as_array().unwrap().clone();
+    long["departments"] = departments
+        .iter()
+        .cycle()
+        .take(3 * departments.len())
+        .cloned()
+        .collect();
+    let mut last = first.clone();
+    last["patient"]["name"] = "王秀英".into();
+    last["patient"]["mrn"] = "M000999".into();
+    last["status"] = "PRELIMINARY".into();
+    doc["reports"] = vec![first, long, last].into();
+    let pdf = render_pdf(&serde_json::to_vec(&doc).unwrap(), &meta()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("batch.pdf");
+    std::fs::write(&path, &pdf).unwrap();
+    let page_text = |page: usize| {
+        let out = std::process::Command::new("pdftotext")
+            .args(["-raw", "-enc", "UTF-8", "-f", &page.to_string(), "-l"])
+            .arg(page.to_string())
+            .arg(&path)
+            .arg("-")
+            .output()
+            .expect("pdftotext (poppler-utils)");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let patients = [
+        ("OKONKWO-LINDQVIST, Zoë", "M000123", "CORRECTED"),
+        ("MÜLLER, Jürgen", "M000777", "FINAL"),
+        ("王秀英", "M000999", "PRELIMINARY"),
+    ];
+    // (page, report, "Page X of Y")
+    for (page, report, of) in [
+        (1, 0, "Page 1 of 1"),
+        (2, 1, "Page 1 of 2"),
+        (3, 1, "Page 2 of 2"),
+        (4, 2, "Page 1 of 1"),
+    ] {
+        let text = page_text(page);
+        let header = text.lines().take(3).collect::<Vec<_>>().join("\n");
+        let (name, mrn, status) = patients[report];
+        assert!(header.contains(name), "page {page}'s header: {header}");
+        assert!(
+            header.contains(&format!("MRN {mrn}")),
+            "page {page}'s header: {header}"
+        );
+        assert!(header.contains(status), "page {page}'s header: {header}");
+        for (other, _, _) in patients.iter().filter(|p| p.0 != name) {
+            assert!(!text.contains(other), "page {page} names {other}: {text}");
+        }
+        assert!(text.contains(of), "page {page}: {text}");
+    }
+    assert!(page_text(5).trim().is_empty(), "four pages");
+}

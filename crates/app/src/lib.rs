@@ -35,7 +35,7 @@ mod processing;
 pub mod reports;
 pub use processing::{
     AliquotChildView, AliquotInput, AliquotPlanView, CentrifugationInput, CentrifugationView,
-    DilutionInput, DilutionView, LineageView, SortingEntry,
+    DilutionInput, DilutionView, LineageView, MAX_SORTING, SORTING_STATUSES, SortingEntry,
 };
 pub use reports::ReportDocument;
 

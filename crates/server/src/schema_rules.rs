@@ -16,6 +16,7 @@ use aliquot_domain::auth::Role;
 use aliquot_domain::catalog::{Department, Priority, SpecimenType, Temperature};
 use aliquot_domain::ids::{AccessionNumber, Mrn};
 use aliquot_domain::patient::{AdministrativeSex, ClinicalSex};
+use aliquot_domain::sendout::ShipmentStatus;
 use aliquot_domain::specimen::RejectionReason;
 use serde_json::Value;
 use utoipa::openapi::path::ParameterIn;
@@ -42,6 +43,8 @@ pub enum Target {
     Property(&'static str, &'static str),
     /// Every parameter of this name and place.
     Parameter(&'static str, Place),
+    /// The query parameter of this name of the operations on one path.
+    Query(&'static str, &'static str),
 }
 
 /// Where a parameter is.
@@ -136,8 +139,11 @@ pub fn username_pattern() -> String {
     )
 }
 
-/// A calendar date's shape `YYYY-MM-DD` (trimmed; the date itself is checked by the server).
-pub const DATE_SHAPE: &str = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\s*$";
+/// A birth date's shape `YYYY-MM-DD` (trimmed), years from `BirthDate::EARLIEST` (1880; a
+/// test holds the two together) to 2099, months 01–12, days 01–31; the date itself (30 February,
+/// a date in the future) is checked by the server.
+pub const DATE_SHAPE: &str =
+    r"^\s*(18[89][0-9]|19[0-9]{2}|20[0-9]{2})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])\s*$";
 
 /// A local time of birth `HH:MM` (`BirthTime::parse`), or blank for "not recorded".
 pub const BIRTH_TIME: &str = r"^\s*(([01][0-9]|2[0-3]):[0-5][0-9])?\s*$";
@@ -160,6 +166,7 @@ pub fn rules() -> Vec<(Target, Rule)> {
     let specimen_types = codes(SpecimenType::ALL, SpecimenType::as_str);
     let rejection = codes(RejectionReason::ALL, RejectionReason::as_str);
     let temperatures = codes(Temperature::ALL, Temperature::as_str);
+    let shipment_status = codes(ShipmentStatus::ALL, ShipmentStatus::as_str);
     let reason = Rule {
         min_length: Some(aliquot_app::REASON_MIN_CHARS),
         pattern: Some(NOT_BLANK.to_owned()),
@@ -226,6 +233,27 @@ pub fn rules() -> Vec<(Target, Rule)> {
         ),
         (Property("GrantRequest", "role"), exact(roles.clone())),
         (Property("RoleChange", "role"), exact(roles)),
+        // Query parameters.
+        (
+            Parameter("test", Place::Query),
+            pattern(test_code_pattern()),
+        ),
+        (
+            Target::Query("/api/v1/sorting", "status"),
+            trimmed(&aliquot_app::SORTING_STATUSES, false),
+        ),
+        (
+            Target::Query("/api/v1/sorting", "limit"),
+            Rule {
+                minimum: Some(1),
+                maximum: Some(aliquot_app::MAX_SORTING),
+                ..Rule::default()
+            },
+        ),
+        (
+            Target::Query("/api/v1/shipments", "status"),
+            trimmed(&shipment_status, false),
+        ),
         // Path parameters.
         (
             Parameter("accession", Place::Path),
@@ -273,6 +301,29 @@ pub fn apply(openapi: &mut OpenApi) {
             Target::Property(schema, property) => {
                 if let Some(object) = property_object(openapi, schema, property) {
                     state(object, &rule);
+                }
+            }
+            Target::Query(path, name) => {
+                if let Some(item) = openapi.paths.paths.get_mut(path) {
+                    for op in [
+                        &mut item.get,
+                        &mut item.post,
+                        &mut item.put,
+                        &mut item.patch,
+                        &mut item.delete,
+                    ]
+                    .into_iter()
+                    .flatten()
+                    {
+                        for p in op.parameters.iter_mut().flatten() {
+                            let RefOr::T(p) = p else { continue };
+                            if p.name == name && Place::Query.is(&p.parameter_in) {
+                                if let Some(RefOr::T(Schema::Object(o))) = p.schema.as_mut() {
+                                    state(o, &rule);
+                                }
+                            }
+                        }
+                    }
                 }
             }
             Target::Parameter(name, place) => {
@@ -356,6 +407,17 @@ pub fn missing(openapi: &OpenApi) -> Vec<Target> {
             Target::Property(schema, property) => {
                 property_object(&mut doc, schema, property).is_none()
             }
+            Target::Query(path, name) => !doc.paths.paths.get(path).is_some_and(|item| {
+                [&item.get, &item.post, &item.put, &item.patch, &item.delete]
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|op| op.parameters.iter().flatten())
+                    .any(|p| {
+                        matches!(p, RefOr::T(p) if p.name == name
+                            && Place::Query.is(&p.parameter_in)
+                            && matches!(p.schema, Some(RefOr::T(Schema::Object(_)))))
+                    })
+            }),
             Target::Parameter(name, place) => !doc.paths.paths.values().any(|item| {
                 [&item.get, &item.post, &item.put, &item.patch, &item.delete]
                     .into_iter()
@@ -386,6 +448,20 @@ mod tests {
             Target::Property(schema, property) => property_object(&mut doc, schema, property)
                 .unwrap_or_else(|| panic!("{schema}.{property} is not in the document"))
                 .clone(),
+            Target::Query(path, name) => doc.paths.paths[path]
+                .get
+                .as_ref()
+                .and_then(|op| op.parameters.as_ref())
+                .into_iter()
+                .flatten()
+                .find_map(|p| match p {
+                    RefOr::T(p) if p.name == name => match &p.schema {
+                        Some(RefOr::T(Schema::Object(o))) => Some(o.clone()),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("no parameter {name} on {path}")),
             Target::Parameter(name, place) => doc
                 .paths
                 .paths
@@ -501,6 +577,12 @@ mod tests {
                 |s| Temperature::parse(s).is_ok(),
             ),
             (
+                Target::Query("/api/v1/shipments", "status"),
+                codes(ShipmentStatus::ALL, ShipmentStatus::as_str),
+                false,
+                |s| ShipmentStatus::parse(s).is_ok(),
+            ),
+            (
                 Target::Property("RegisterPatient", "clinical_sex"),
                 codes(&ClinicalSex::ALL, ClinicalSex::as_str),
                 true,
@@ -607,7 +689,12 @@ mod tests {
                 vec![
                     ("1980-02-29", true),
                     (" 2001-12-31 ", true),
+                    ("1880-01-01", true),
+                    ("1879-12-31", false),
                     ("1980-2-29", false),
+                    ("1980-13-01", false),
+                    ("1980-00-10", false),
+                    ("1980-01-32", false),
                     ("", false),
                 ],
             ),
@@ -637,6 +724,22 @@ mod tests {
             assert!(AccessionNumber::parse(&child).is_ok());
             assert!(matches(&accession_pattern(), &child), "{child}");
             assert!(matches(&accession_pattern(), &a.as_str().to_lowercase()));
+        }
+    }
+
+    /// Every date the server accepts as a birth date (from its earliest to the end of the
+    /// pattern's range) matches the pattern.
+    #[test]
+    fn the_birth_date_shape_starts_where_the_server_does() {
+        assert_eq!(BirthDate::EARLIEST, jiff::civil::date(1880, 1, 1));
+        let p = Regex::new(DATE_SHAPE).unwrap();
+        let today = jiff::civil::date(2099, 12, 31);
+        let mut day = BirthDate::EARLIEST;
+        while day <= today {
+            let text = day.to_string();
+            assert!(p.is_match(&text), "{text}");
+            assert!(BirthDate::parse(&text, today).is_ok(), "{text}");
+            day = day.tomorrow().unwrap();
         }
     }
 

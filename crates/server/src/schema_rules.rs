@@ -19,7 +19,7 @@ use aliquot_domain::patient::{AdministrativeSex, ClinicalSex};
 use aliquot_domain::sendout::ShipmentStatus;
 use aliquot_domain::specimen::RejectionReason;
 use serde_json::Value;
-use utoipa::openapi::path::ParameterIn;
+use utoipa::openapi::path::{ParameterIn, PathItem};
 use utoipa::openapi::schema::{Object, Schema, SchemaType, Type};
 use utoipa::openapi::{OpenApi, RefOr};
 
@@ -305,49 +305,37 @@ pub fn apply(openapi: &mut OpenApi) {
             }
             Target::Query(path, name) => {
                 if let Some(item) = openapi.paths.paths.get_mut(path) {
-                    for op in [
-                        &mut item.get,
-                        &mut item.post,
-                        &mut item.put,
-                        &mut item.patch,
-                        &mut item.delete,
-                    ]
-                    .into_iter()
-                    .flatten()
-                    {
-                        for p in op.parameters.iter_mut().flatten() {
-                            let RefOr::T(p) = p else { continue };
-                            if p.name == name && Place::Query.is(&p.parameter_in) {
-                                if let Some(RefOr::T(Schema::Object(o))) = p.schema.as_mut() {
-                                    state(o, &rule);
-                                }
-                            }
-                        }
-                    }
+                    state_parameters(item, name, Place::Query, &rule);
                 }
             }
             Target::Parameter(name, place) => {
                 for item in openapi.paths.paths.values_mut() {
-                    for op in [
-                        &mut item.get,
-                        &mut item.post,
-                        &mut item.put,
-                        &mut item.patch,
-                        &mut item.delete,
-                    ]
-                    .into_iter()
-                    .flatten()
-                    {
-                        for p in op.parameters.iter_mut().flatten() {
-                            let RefOr::T(p) = p else { continue };
-                            if p.name == name && place.is(&p.parameter_in) {
-                                if let Some(RefOr::T(Schema::Object(o))) = p.schema.as_mut() {
-                                    state(o, &rule);
-                                }
-                            }
-                        }
-                    }
+                    state_parameters(item, name, place, &rule);
                 }
+            }
+        }
+    }
+}
+
+/// States `rule` on the parameters `name` in `place` of every operation of `item`.
+fn state_parameters(item: &mut PathItem, name: &str, place: Place, rule: &Rule) {
+    for op in [
+        &mut item.get,
+        &mut item.post,
+        &mut item.put,
+        &mut item.patch,
+        &mut item.delete,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        for p in op.parameters.iter_mut().flatten() {
+            let RefOr::T(p) = p else { continue };
+            if p.name == name
+                && place.is(&p.parameter_in)
+                && let Some(RefOr::T(Schema::Object(o))) = p.schema.as_mut()
+            {
+                state(o, rule);
             }
         }
     }
@@ -504,7 +492,9 @@ mod tests {
 
     #[test]
     fn documented_enums_are_exactly_what_the_parsers_accept() {
-        let cases: Vec<(Target, fn(&str) -> bool, &[&str])> = vec![
+        // (where, the parser, values outside the vocabulary)
+        type Case = (Target, fn(&str) -> bool, &'static [&'static str]);
+        let cases: Vec<Case> = vec![
             (
                 Target::Property("RegisterPatient", "sex"),
                 |s| AdministrativeSex::parse(s).is_ok(),
@@ -557,7 +547,8 @@ mod tests {
     #[test]
     fn trimmed_vocabularies_list_every_code_the_parser_accepts() {
         // (target, every code, whether blank is "not given", the parser after trimming)
-        let cases: Vec<(Target, Vec<&str>, bool, fn(&str) -> bool)> = vec![
+        type Case = (Target, Vec<&'static str>, bool, fn(&str) -> bool);
+        let cases: Vec<Case> = vec![
             (
                 Target::Property("NewOrder", "priority"),
                 codes(Priority::ALL, Priority::as_str),

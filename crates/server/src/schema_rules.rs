@@ -148,6 +148,45 @@ pub const DATE_SHAPE: &str =
 /// A local time of birth `HH:MM` (`BirthTime::parse`), or blank for "not recorded".
 pub const BIRTH_TIME: &str = r"^\s*(([01][0-9]|2[0-3]):[0-5][0-9])?\s*$";
 
+/// Any letter of `code` in either case (the app lower-cases before comparing).
+fn either_case(code: &str) -> String {
+    code.chars()
+        .map(|c| {
+            if c.is_ascii_alphabetic() {
+                format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase())
+            } else {
+                regex_escape(&c.to_string())
+            }
+        })
+        .collect()
+}
+
+/// A location's kind (`create_location`): trimmed, any case, one of `LOCATION_KINDS`.
+pub fn location_kind_pattern() -> String {
+    let alternatives = aliquot_app::LOCATION_KINDS
+        .iter()
+        .map(|k| either_case(k))
+        .collect::<Vec<_>>()
+        .join("|");
+    format!(r"^\s*({alternatives})\s*$")
+}
+
+/// An NPI's shape (`Npi::parse`): trimmed, ten digits; the Luhn check digit is the server's.
+pub fn npi_pattern() -> String {
+    format!(r"^\s*[0-9]{{{}}}\s*$", aliquot_domain::ids::Npi::DIGITS)
+}
+
+/// A new password (`PasswordPolicy::check`): 12 to 256 characters, untrimmed; the deny list
+/// and the distinct-character rule are the server's.
+fn password() -> Rule {
+    use aliquot_domain::auth::PasswordPolicy;
+    Rule {
+        min_length: Some(PasswordPolicy::MIN_LEN),
+        max_length: Some(PasswordPolicy::MAX_LEN),
+        ..Rule::default()
+    }
+}
+
 /// Text that is not blank (the server trims and requires something left).
 pub const NOT_BLANK: &str = r"\S";
 
@@ -231,7 +270,15 @@ pub fn rules() -> Vec<(Target, Rule)> {
             Property("CreateUser", "display_name"),
             pattern(NOT_BLANK.to_owned()),
         ),
+        (Property("CreateUser", "password"), password()),
+        (Property("PasswordChange", "new_password"), password()),
         (Property("GrantRequest", "role"), exact(roles.clone())),
+        // The directory.
+        (
+            Property("NewLocation", "kind"),
+            pattern(location_kind_pattern()),
+        ),
+        (Property("NewProvider", "npi"), pattern(npi_pattern())),
         (Property("RoleChange", "role"), exact(roles)),
         // Query parameters.
         (
@@ -662,6 +709,29 @@ mod tests {
                 ],
             ),
             (
+                location_kind_pattern(),
+                |s| aliquot_app::LOCATION_KINDS.contains(&s.trim().to_ascii_lowercase().as_str()),
+                vec![
+                    ("ward", true),
+                    (" Clinic ", true),
+                    ("EMERGENCY", true),
+                    ("wards", false),
+                    ("", false),
+                    ("lab", false),
+                ],
+            ),
+            (
+                npi_pattern(),
+                |s| aliquot_domain::ids::Npi::parse(s).is_ok(),
+                vec![
+                    ("1234567893", true),
+                    (" 1234567893 ", true),
+                    ("123456789", false),
+                    ("12345678901", false),
+                    ("12345-6789", false),
+                ],
+            ),
+            (
                 BIRTH_TIME.to_owned(),
                 |s| s.trim().is_empty() || BirthTime::parse(s).is_ok(),
                 vec![
@@ -731,6 +801,37 @@ mod tests {
             assert!(p.is_match(&text), "{text}");
             assert!(BirthDate::parse(&text, today).is_ok(), "{text}");
             day = day.tomorrow().unwrap();
+        }
+    }
+
+    #[test]
+    fn new_passwords_are_documented_with_the_policys_lengths() {
+        use aliquot_domain::auth::PasswordPolicy;
+        for target in [
+            Target::Property("CreateUser", "password"),
+            Target::Property("PasswordChange", "new_password"),
+        ] {
+            let o = stated(target);
+            let (min, max) = (o.min_length.unwrap(), o.max_length.unwrap());
+            // Counted in characters (code points), as JSON Schema counts them.
+            assert!(
+                PasswordPolicy::check(&"ab1Xé".repeat(60).chars().take(max).collect::<String>())
+                    .is_ok()
+            );
+            assert!(
+                PasswordPolicy::check(
+                    &"ab1Xé".repeat(60).chars().take(max + 1).collect::<String>()
+                )
+                .is_err()
+            );
+            assert!(
+                PasswordPolicy::check(&"ab1Xé".repeat(5).chars().take(min - 1).collect::<String>())
+                    .is_err()
+            );
+            assert!(
+                PasswordPolicy::check(&"ab1Xé".repeat(5).chars().take(min).collect::<String>())
+                    .is_ok()
+            );
         }
     }
 

@@ -35,7 +35,7 @@ mod processing;
 pub mod reports;
 pub use processing::{
     AliquotChildView, AliquotInput, AliquotPlanView, CentrifugationInput, CentrifugationView,
-    DilutionInput, DilutionView, LineageView, SortingEntry,
+    DilutionInput, DilutionView, LineageView, MAX_SORTING, SORTING_STATUSES, SortingEntry,
 };
 pub use reports::ReportDocument;
 
@@ -372,10 +372,15 @@ pub(crate) fn short_text(field: &str, value: &str, max: usize) -> AppResult<Stri
     Ok(v.to_owned())
 }
 
+/// Fewest characters of a required reason (after trimming).
+pub const REASON_MIN_CHARS: usize = 3;
+/// Most characters of a required reason (after trimming).
+pub const REASON_MAX_CHARS: usize = 500;
+
 /// A reason is required for corrections and retirements: trimmed, 3 to 500 characters.
 pub(crate) fn require_reason(reason: Option<&str>) -> AppResult<String> {
     let r = reason.map(str::trim).unwrap_or("");
-    if r.chars().count() < 3 || r.chars().count() > 500 {
+    if r.chars().count() < REASON_MIN_CHARS || r.chars().count() > REASON_MAX_CHARS {
         return Err(AppError::invalid(
             "reason",
             "reason_required",

@@ -137,7 +137,11 @@ pub struct SortingEntry {
     pub aliquots: Vec<AliquotPlanView>,
 }
 
-const MAX_SORTING: i64 = 1_000;
+/// The states a sorting view lists (`status`; both when not given).
+pub const SORTING_STATUSES: [&str; 2] = ["received", "in_process"];
+
+/// Most specimens in one sorting view (and its default).
+pub const MAX_SORTING: i64 = 1_000;
 
 fn names(ds: &[Department]) -> Vec<String> {
     ds.iter().map(|d| d.as_str().to_owned()).collect()
@@ -929,9 +933,8 @@ impl App {
     ) -> AppResult<Vec<SortingEntry>> {
         actor.require(Permission::SpecimenProcess)?;
         let (a, b) = match status.map(str::trim) {
-            None => ("received", "in_process"),
-            Some("received") => ("received", "received"),
-            Some("in_process") => ("in_process", "in_process"),
+            None => (SORTING_STATUSES[0], SORTING_STATUSES[1]),
+            Some(s) if SORTING_STATUSES.contains(&s) => (s, s),
             Some(_) => {
                 return Err(AppError::invalid(
                     "status",

@@ -119,7 +119,41 @@ both!(
     graceful_shutdown_loses_nothing_acknowledged,
     backup_under_load_restores_and_serves,
     audit_anchor_and_a_keyed_chain,
+    audit_verify_reports_a_moved_access_log_keyed_start,
 );
+
+/// The access log's keyed start is in the audit key file (written when the access log is
+/// first keyed); moved in the database, `audit verify` reports it and exits 1.
+async fn audit_verify_reports_a_moved_access_log_keyed_start(db: Db) {
+    let d = Database::new(db);
+    let out = d.aliquot(&["migrate"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let key = std::fs::read_to_string(d.dir.path().join("data").join("audit.key")).unwrap();
+    assert!(key.contains("\naccess_from=1\n"), "{key}");
+    let out = d.aliquot(&["audit", "verify"], None);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("access log chain intact: 0 rows")
+            && text(&out.stdout).contains("keyed (HMAC-SHA256) from row 1"),
+        "{}",
+        text(&out.stdout)
+    );
+    d.raw(
+        "DROP TRIGGER access_head_only_advances; UPDATE access_head SET keyed_from = 50 WHERE id = 1;",
+        "ALTER TABLE access_head DISABLE TRIGGER USER; \
+         UPDATE access_head SET keyed_from = 50 WHERE id = 1;",
+    )
+    .await;
+    let out = d.aliquot(&["audit", "verify"], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("access log chain BROKEN at row 1")
+            && text(&out.stdout).contains("keyed_from was moved"),
+        "{}",
+        text(&out.stdout)
+    );
+    d.finish().await;
+}
 
 /// Issue 16 item 5 (part): `audit verify` runs SQLite's integrity check first, so a damaged
 /// database file is not called intact because its audit rows still chain. The damage here is

@@ -1368,6 +1368,213 @@ async fn office_walk(server: &Server, backend: &str) {
     b.close().await;
 }
 
+/// The pending grants in view, for the screenshot.
+async fn show_grants(b: &Browser) {
+    b.client
+        .execute(
+            "document.getElementById('grants-h').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
+}
+
+/// Separation of duties at the web page (issue 16): one administrator requests the director
+/// role for a user; the page offers that administrator no approval, and the server refuses
+/// one sent all the same; a second administrator approves it; the grantee's sessions end.
+async fn role_grant_walk(server: &Server, backend: &str, db_args: &[String]) {
+    let http = reqwest::Client::new();
+    let base = server.base.as_str();
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..6];
+    // A second administrator, made at the console (the console bootstraps administrators).
+    let second = format!("adm{suffix}");
+    let mut child = Command::new(common::BIN)
+        .args(db_args)
+        .args([
+            "user",
+            "add",
+            "--username",
+            &second,
+            "--role",
+            "admin",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "demo-{second}-pass").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The grantee, a technologist with a session of their own.
+    let admin = api_token(&http, base, "admin").await;
+    let grantee = format!("gina{suffix}");
+    let created = api(
+        &http,
+        base,
+        &admin,
+        "/users",
+        serde_json::json!({"username": grantee, "display_name": "Gina Grant",
+                           "role": "technologist", "password": format!("demo-{grantee}-pass")}),
+    )
+    .await;
+    let gid_user = created["id"].as_i64().unwrap();
+    let grantee_token = api_token(&http, base, &grantee).await;
+    let me = |token: String| {
+        let http = http.clone();
+        let url = format!("{base}/api/v1/auth/me");
+        async move {
+            http.get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(me(grantee_token.clone()).await, reqwest::StatusCode::OK);
+
+    // The first administrator requests the director role, with a reason.
+    let mut b = Browser::start(base, &format!("{backend}-grants")).await;
+    b.login("admin").await;
+    b.goto("/admin").await;
+    b.wait(&format!("#role-{gid_user}"))
+        .await
+        .send_keys("director")
+        .await
+        .unwrap();
+    b.type_into(
+        &format!("#role-reason-{gid_user}"),
+        "appointed laboratory director\n",
+    )
+    .await;
+    assert!(
+        b.text_with("#admin-notice", "is requested")
+            .await
+            .contains(&format!("The director role for {grantee} is requested"))
+    );
+    let grant_row = b.text_with("#grants tbody tr", &grantee).await;
+    assert!(
+        grant_row.contains("director")
+            && grant_row.contains("appointed laboratory director")
+            && grant_row.contains("another administrator decides"),
+        "{grant_row}"
+    );
+    let grant = b
+        .wait("#grants tr[data-grant]")
+        .await
+        .attr("data-grant")
+        .await
+        .unwrap()
+        .unwrap();
+    // No approval offered to the requester ...
+    assert!(
+        b.client
+            .find_all(Locator::Css(&format!("#approve-{grant}")))
+            .await
+            .unwrap()
+            .is_empty(),
+        "the requester is offered an approval"
+    );
+    assert_eq!(
+        b.text(&format!("#users tr[data-user='{grantee}'] td.role"))
+            .await,
+        "technologist"
+    );
+    show_grants(&b).await;
+    b.check_page("admin-grant-requested").await;
+    // ... and one sent all the same (the form built by hand, with the session's CSRF token)
+    // is refused by the server.
+    b.client
+        .execute(
+            "const f = document.createElement('form');
+             f.method = 'post'; f.action = '/admin/grants/' + arguments[0] + '/approve';
+             const c = document.createElement('input');
+             c.type = 'hidden'; c.name = 'csrf';
+             c.value = document.querySelector('input[name=csrf]').value;
+             f.appendChild(c); document.body.appendChild(f); f.submit();",
+            vec![serde_json::json!(grant)],
+        )
+        .await
+        .unwrap();
+    let refused = b.text_with("#admin-error", "another administrator").await;
+    show_grants(&b).await;
+    b.shot("admin-grant-self-approval").await;
+    assert!(
+        refused.contains("You requested this grant: another administrator decides it"),
+        "{refused:?} on {}",
+        b.path().await
+    );
+    assert_eq!(
+        b.text(&format!("#users tr[data-user='{grantee}'] td.role"))
+            .await,
+        "technologist"
+    );
+    assert_eq!(me(grantee_token.clone()).await, reqwest::StatusCode::OK);
+
+    // The second administrator approves it: the role changes, the grantee's sessions end.
+    b.wait("form[action='/logout'] button")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait("#username").await;
+    b.login(&second).await;
+    b.goto("/admin").await;
+    show_grants(&b).await;
+    b.check_page("admin-grant-pending").await;
+    b.wait(&format!("#approve-{grant}"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    assert!(
+        b.text_with("#admin-notice", "is now director")
+            .await
+            .contains(&format!(
+                "{grantee} is now director; their sessions were ended."
+            ))
+    );
+    assert_eq!(
+        b.text(&format!("#users tr[data-user='{grantee}'] td.role"))
+            .await,
+        "director"
+    );
+    assert!(
+        b.text("#grants-empty").await.contains("None waiting"),
+        "the grant is decided"
+    );
+    show_grants(&b).await;
+    b.check_page("admin-grant-approved").await;
+    assert_eq!(
+        me(grantee_token).await,
+        reqwest::StatusCode::UNAUTHORIZED,
+        "the grantee's session outlived the approval"
+    );
+    // The grantee logs in again, now a director.
+    let again = api_token(&http, base, &grantee).await;
+    let v: serde_json::Value = http
+        .get(format!("{base}/api/v1/auth/me"))
+        .bearer_auth(&again)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["role"], "director", "{v}");
+    b.close().await;
+}
+
 fn demo_args(data_dir: &Path, database: Option<&str>) -> Vec<String> {
     let mut args = vec!["--data-dir".to_owned(), data_dir.display().to_string()];
     if let Some(db) = database {
@@ -1398,6 +1605,38 @@ async fn bench_stations_in_a_browser_on_postgres() {
         .unwrap();
     let ran = tokio::spawn(async move {
         walk(&server, "postgres").await;
+    })
+    .await;
+    let _ = sqlx::Postgres::force_drop_database(&url).await;
+    if let Err(e) = ran {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_grant_approval_in_a_browser_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = demo_args(&dir.path().join("data"), None);
+    let server_args = args.clone();
+    let server = tokio::task::spawn_blocking(move || Server::start(&server_args, &["--demo"]))
+        .await
+        .unwrap();
+    role_grant_walk(&server, "sqlite", &args).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_grant_approval_in_a_browser_on_postgres() {
+    let pg = std::env::var("ALIQUOT_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
+    let url = format!("{pg}/aliquot_t_{}", uuid::Uuid::new_v4().simple());
+    let dir = tempfile::tempdir().unwrap();
+    let args = demo_args(&dir.path().join("data"), Some(&url));
+    let server_args = args.clone();
+    let server = tokio::task::spawn_blocking(move || Server::start(&server_args, &["--demo"]))
+        .await
+        .unwrap();
+    let ran = tokio::spawn(async move {
+        role_grant_walk(&server, "postgres", &args).await;
     })
     .await;
     let _ = sqlx::Postgres::force_drop_database(&url).await;

@@ -349,9 +349,14 @@ impl AuthRuleError {
 pub struct Username(String);
 
 impl Username {
+    /// Shortest login name, in characters.
+    pub const MIN_LEN: usize = 3;
+    /// Longest login name, in characters.
+    pub const MAX_LEN: usize = 64;
+
     pub fn parse(raw: &str) -> Result<Username, AuthRuleError> {
         let s = raw.trim();
-        if s.len() < 3 || s.len() > 64 {
+        if s.len() < Self::MIN_LEN || s.len() > Self::MAX_LEN {
             return Err(AuthRuleError::UsernameLength);
         }
         if !s

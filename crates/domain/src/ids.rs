@@ -186,13 +186,16 @@ impl NpiError {
 const NPI_PREFIX_SUM: u32 = 24;
 
 impl Npi {
+    /// Digits of an NPI.
+    pub const DIGITS: usize = 10;
+
     /// Parses a 10-digit NPI (surrounding whitespace trimmed) and verifies the check digit.
     pub fn parse(input: &str) -> Result<Self, NpiError> {
         let s = input.trim();
         if let Some(found) = s.chars().find(|c| !c.is_ascii_digit()) {
             return Err(NpiError::NotDigit { found });
         }
-        if s.len() != 10 {
+        if s.len() != Self::DIGITS {
             return Err(NpiError::WrongLength { len: s.len() });
         }
         let digits: Vec<u8> = s.bytes().map(|b| b - b'0').collect();

@@ -58,9 +58,12 @@ impl TestCodeError {
 }
 
 impl TestCode {
+    /// Longest test code, in characters.
+    pub const MAX_LEN: usize = 20;
+
     /// Parses a test code (upper-cased).
     pub fn parse(input: &str) -> Result<Self, TestCodeError> {
-        let ok = (1..=20).contains(&input.len())
+        let ok = (1..=Self::MAX_LEN).contains(&input.len())
             && input
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));

@@ -87,6 +87,16 @@ impl SexError {
 }
 
 impl AdministrativeSex {
+    /// Every code, in HL7 table 0001's order.
+    pub const ALL: [Self; 6] = [
+        Self::Female,
+        Self::Male,
+        Self::Other,
+        Self::Unknown,
+        Self::Ambiguous,
+        Self::NotApplicable,
+    ];
+
     /// Parses an HL7 table 0001 code (exact, upper case).
     pub fn parse(code: &str) -> Result<Self, SexError> {
         Ok(match code {
@@ -152,6 +162,9 @@ impl ClinicalSexError {
 }
 
 impl ClinicalSex {
+    /// Every code of the SPCU value set.
+    pub const ALL: [Self; 4] = [Self::Female, Self::Male, Self::Specified, Self::Unknown];
+
     /// Parses an SPCU code (exact, lower case).
     pub fn parse(code: &str) -> Result<Self, ClinicalSexError> {
         Ok(match code {

@@ -9,7 +9,10 @@
 //! - a schema built with `#[serde(flatten)]` (utoipa's `allOf` of the flattened struct,
 //!   which may refuse additional properties, and the own fields) is written as the one object
 //!   it is, so a response validates against its own schema;
-//! - bodies that are not JSON (order scans: PDF, PNG or JPEG) are described as what they are.
+//! - bodies that are not JSON (order scans: PDF, PNG or JPEG) are described as what they are;
+//! - the server's input rules (closed vocabularies, identifier shapes, required reasons,
+//!   ranges) are stated as `enum`, `pattern`, `minLength` and `minimum`, from the domain's
+//!   own definitions (`crate::schema_rules`).
 
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
@@ -37,6 +40,7 @@ pub fn document(openapi: &mut OpenApi) {
         }
     }
     scans(openapi);
+    crate::schema_rules::apply(openapi);
 }
 
 fn error(description: &str) -> RefOr<utoipa::openapi::Response> {

@@ -12,6 +12,7 @@ pub mod fhir;
 pub mod idempotency;
 pub mod json;
 pub mod qc_chart;
+pub mod schema_rules;
 pub mod tls;
 pub mod ui;
 

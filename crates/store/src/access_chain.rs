@@ -6,8 +6,13 @@
 //! previous row's hash and its own: SHA-256 over a tag, the previous hash and a
 //! length-prefixed encoding of every column (scheme 1, `aliquot-access-v1`), or, from
 //! `access_head.keyed_from` on, HMAC-SHA256 under the audit chain's key (scheme 2,
-//! `aliquot-access-v2`). A keyed store keys the access chain at its first append
-//! (`key_id`, `keyed_from` set once; a trigger keeps them). `access_head` holds the newest
+//! `aliquot-access-v2`). A keyed store keys the access chain when it is opened, from the
+//! next row on (`key_id`, `keyed_from` set once; a trigger keeps them), and writes that
+//! start into the audit key file (`access_from=`), once: like the audit chain's `from`, it is
+//! out of a database writer's reach, and `keyed_from` moved in the database (the trigger
+//! dropped) is reported by the verifier. Appends and the verifier hash with the key file's
+//! start. A key file from before this was recorded gets the database's start at the next
+//! open. `access_head` holds the newest
 //! row's place and hash and, once keyed, their MAC: a head rewound by someone without the key
 //! does not match it. Appends take the `access_head` row lock (after `audit_head`'s, the
 //! writer's one lock order) and are written with the transaction they belong to. Rows older
@@ -120,6 +125,21 @@ impl AccessChainVerifier {
                     k.id
                 ),
             }),
+            // The key file states where the access log's keyed part starts; the database's
+            // copy must agree (moved, it would pass keyed rows off as unkeyed or the reverse).
+            (Some(k), _) if k.access_from.is_some() && head.keyed_from != k.access_from => {
+                let from = k.access_from.unwrap_or(1);
+                Some(ChainBreak {
+                    seq: from.min(head.keyed_from.unwrap_or(from)),
+                    problem: format!(
+                        "the access head says the access log is keyed from row {}, the audit key \
+                         file says from row {from} (keyed_from was moved in the database)",
+                        head.keyed_from
+                            .map(|f| f.to_string())
+                            .unwrap_or_else(|| "none".to_owned())
+                    ),
+                })
+            }
             _ => None,
         };
         let head_problem = match (&key, &head.key_id) {
@@ -140,8 +160,8 @@ impl AccessChainVerifier {
             expected_seq: 1,
             count: 0,
             first_break,
+            keyed_from: key.as_ref().and_then(|k| k.access_from).or(head.keyed_from),
             key,
-            keyed_from: head.keyed_from,
             head_problem,
         }
     }

@@ -206,6 +206,11 @@ pub struct ChainKey {
     /// the database (`audit_head.key_id`) without revealing it.
     pub id: String,
     pub from: i64,
+    /// The first access-log row hashed with the key (`crate::access_chain`), written into
+    /// the key file once, when the access log is first keyed: like `from`, out of a
+    /// database writer's reach. `None` in a key file written before it was recorded (the
+    /// next open records it).
+    pub access_from: Option<i64>,
 }
 
 impl std::fmt::Debug for ChainKey {
@@ -213,6 +218,7 @@ impl std::fmt::Debug for ChainKey {
         f.debug_struct("ChainKey")
             .field("id", &self.id)
             .field("from", &self.from)
+            .field("access_from", &self.access_from)
             .field("key", &"<redacted>")
             .finish()
     }
@@ -226,7 +232,20 @@ impl ChainKey {
             .chain_update(from.to_string())
             .finalize();
         let id = hex::encode(digest)[..16].to_owned();
-        ChainKey { key, id, from }
+        ChainKey {
+            key,
+            id,
+            from,
+            access_from: None,
+        }
+    }
+
+    /// The key, keying the access log from row `access_from` on.
+    pub fn with_access_from(self, access_from: i64) -> ChainKey {
+        ChainKey {
+            access_from: Some(access_from),
+            ..self
+        }
     }
 
     /// The key file's text.
@@ -235,18 +254,23 @@ impl ChainKey {
             "# Aliquot audit chain key (HMAC-SHA256), for events {} onward.\n\
              # Keep it secret (mode 0600), beside the data directory, and a copy with the backups:\n\
              # without it the chain from event {} on cannot be verified.\n\
-             key_id={}\nfrom={}\nkey={}\n",
+             key_id={}\nfrom={}\nkey={}\n{}",
             self.from,
             self.from,
             self.id,
             self.from,
-            hex::encode(self.key)
+            hex::encode(self.key),
+            self.access_from
+                .map(|a| format!(
+                    "# The access log is keyed from its row {a} on.\naccess_from={a}\n"
+                ))
+                .unwrap_or_default()
         )
     }
 
     /// Reads a key file's text; the stated key id must be the key's.
     pub fn from_file_text(text: &str) -> Result<ChainKey, String> {
-        let (mut key, mut from, mut id) = (None, None, None);
+        let (mut key, mut from, mut id, mut access_from) = (None, None, None, None);
         for line in text.lines().map(str::trim) {
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -255,6 +279,7 @@ impl ChainKey {
                 Some(("key", v)) => key = Some(v.trim().to_owned()),
                 Some(("from", v)) => from = Some(v.trim().to_owned()),
                 Some(("key_id", v)) => id = Some(v.trim().to_owned()),
+                Some(("access_from", v)) => access_from = Some(v.trim().to_owned()),
                 _ => return Err(format!("unexpected line {line:?}")),
             }
         }
@@ -269,9 +294,17 @@ impl ChainKey {
             .ok()
             .filter(|f| *f >= 1)
             .ok_or("from= must be a sequence number (1 or more)")?;
-        let k = ChainKey::new(bytes, from);
+        let mut k = ChainKey::new(bytes, from);
         if id.is_some_and(|id| id != k.id) {
             return Err("key_id= does not match the key (the file was altered)".into());
+        }
+        if let Some(a) = access_from {
+            let a = a
+                .parse::<i64>()
+                .ok()
+                .filter(|a| *a >= 1)
+                .ok_or("access_from= must be a row number (1 or more)")?;
+            k = k.with_access_from(a);
         }
         Ok(k)
     }
@@ -744,6 +777,14 @@ mod tests {
                 .contains("altered")
         );
         assert!(ChainKey::from_file_text("key=00").is_err());
+        // The access log's keyed start: absent in older files, then written once.
+        assert_eq!(key.access_from, None);
+        let with_access = key.clone().with_access_from(5);
+        let text = with_access.to_file_text();
+        assert!(text.contains("\naccess_from=5\n"), "{text}");
+        assert_eq!(ChainKey::from_file_text(&text).unwrap(), with_access);
+        assert_eq!(with_access.id, key.id);
+        assert!(ChainKey::from_file_text(&text.replace("access_from=5", "access_from=0")).is_err());
     }
 
     #[test]

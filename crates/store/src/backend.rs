@@ -282,16 +282,18 @@ macro_rules! backend {
                     .fetch_one(&mut *conn)
                     .await?;
                 let first = last - n + 1;
+                // The key file's start is the chain's (the database's copy may be moved).
                 let keyed_from = match (key, &key_id) {
                     (Some(k), None) => {
+                        let from = k.access_from.unwrap_or(first);
                         sqlx::query(
                             "UPDATE access_head SET key_id = $1, keyed_from = $2 WHERE id = 1",
                         )
                         .bind(&k.id)
-                        .bind(first)
+                        .bind(from)
                         .execute(&mut *conn)
                         .await?;
-                        Some(first)
+                        Some(from)
                     }
                     (Some(k), Some(id)) if *id != k.id => {
                         return Err(StoreError::Config(format!(
@@ -304,7 +306,8 @@ macro_rules! backend {
                             "the access log is keyed (key {id}): open the database with its audit key file"
                         )));
                     }
-                    _ => keyed_from,
+                    (Some(k), Some(_)) => k.access_from.or(keyed_from),
+                    (None, None) => keyed_from,
                 };
                 let mut rows = Vec::with_capacity(entries.len());
                 for (i, e) in entries.iter().enumerate() {
@@ -563,6 +566,7 @@ macro_rules! backend {
                             .await?;
                         }
                     }
+                    let key = Self::bind_access_chain(&mut *conn, path, key).await?;
                     Ok(Some(std::sync::Arc::new(key)))
                 }
                 .await;
@@ -575,6 +579,62 @@ macro_rules! backend {
                     }
                 }
                 result
+            }
+
+            /// Keys the access log at open, inside `setup_key`'s transaction (which holds
+            /// the audit head, so no append runs meanwhile), and records its keyed start in
+            /// the key file, where a database writer cannot move it (`crate::access_chain`):
+            /// - a key file that states it already: the database is keyed to match if it is
+            ///   not (a crash between the file's write and the commit); a database that says
+            ///   otherwise is left as it is, for `audit verify` to report;
+            /// - a key file from before it was recorded, and an access log already keyed with
+            ///   this key: its start is recorded once;
+            /// - an access log not yet keyed: it is keyed from its next row, and that row is
+            ///   recorded.
+            ///
+            /// The file is written before the commit: should the commit fail, the next open
+            /// finds the file's start and keys the database to it.
+            async fn bind_access_chain(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                path: &Path,
+                key: ChainKey,
+            ) -> StoreResult<ChainKey> {
+                let (seq, last_hash, key_id, keyed_from) =
+                    sqlx::query_as::<_, (i64, String, Option<String>, Option<i64>)>(
+                        "SELECT seq, last_hash, key_id, keyed_from FROM access_head WHERE id = 1",
+                    )
+                    .fetch_one(&mut *conn)
+                    .await?;
+                // Keyed, the head carries its MAC from the start (no row appended yet).
+                let key_it = "UPDATE access_head SET key_id = $1, keyed_from = $2, head_mac = $3 \
+                              WHERE id = 1";
+                let mac = access_head_mac(&key, seq, &last_hash);
+                let from = match (key.access_from, &key_id, keyed_from) {
+                    (Some(from), None, _) => {
+                        sqlx::query(key_it)
+                            .bind(&key.id)
+                            .bind(from)
+                            .bind(&mac)
+                            .execute(&mut *conn)
+                        .await?;
+                        return Ok(key);
+                    }
+                    (Some(_), Some(_), _) => return Ok(key),
+                    (None, Some(id), Some(from)) if *id == key.id => from,
+                    // Keyed with another key: appends refuse it, `audit verify` reports it.
+                    (None, Some(_), _) => return Ok(key),
+                    (None, None, _) => {
+                        let from = seq + 1;
+                        sqlx::query(key_it)
+                            .bind(&key.id)
+                            .bind(from)
+                            .bind(&mac)
+                            .execute(&mut *conn)
+                        .await?;
+                        from
+                    }
+                };
+                crate::keyfile::record_access_from(path, &key, from)
             }
 
             /// What a copy of the database holds (see `crate::backup`): its schema version,

@@ -47,16 +47,35 @@ pub fn load(path: &Path) -> Result<Option<ChainKey>, StoreError> {
         .map_err(|e| config(format!("the audit key file {}: {e}", path.display())))
 }
 
-/// Creates a new key file at `path` (never over an existing one), mode 0600, fsynced.
-pub fn create(path: &Path, from: i64) -> Result<ChainKey, StoreError> {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let key = ChainKey::new(bytes, from);
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    if let Some(dir) = dir {
-        fs::create_dir_all(dir)
-            .map_err(|e| config(format!("cannot create {}: {e}", dir.display())))?;
+/// Records in the key file at `path` that the access log is keyed from row `access_from`
+/// (written once, when the access log is first keyed): the file is replaced atomically (a
+/// new file, mode 0600, fsynced, renamed over it, the directory fsynced), so a crash leaves
+/// the old file or the new one.
+pub fn record_access_from(
+    path: &Path,
+    key: &ChainKey,
+    access_from: i64,
+) -> Result<ChainKey, StoreError> {
+    let key = key.clone().with_access_from(access_from);
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".new");
+    let tmp = std::path::PathBuf::from(tmp);
+    let _ = fs::remove_file(&tmp);
+    write_new(&tmp, &key)?;
+    fs::rename(&tmp, path).map_err(|e| {
+        config(format!(
+            "cannot replace the audit key file {}: {e}",
+            path.display()
+        ))
+    })?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = File::open(dir).and_then(|d| d.sync_all());
     }
+    Ok(key)
+}
+
+/// Writes `key` to a new file at `path` (never over an existing one), mode 0600, fsynced.
+fn write_new(path: &Path, key: &ChainKey) -> Result<(), StoreError> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -73,7 +92,20 @@ pub fn create(path: &Path, from: i64) -> Result<ChainKey, StoreError> {
             "cannot create the audit key file {}: {e}",
             path.display()
         ))
-    })?;
+    })
+}
+
+/// Creates a new key file at `path` (never over an existing one), mode 0600, fsynced.
+pub fn create(path: &Path, from: i64) -> Result<ChainKey, StoreError> {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let key = ChainKey::new(bytes, from);
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        fs::create_dir_all(dir)
+            .map_err(|e| config(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    write_new(path, &key)?;
     if let Some(dir) = dir {
         let _ = File::open(dir).and_then(|d| d.sync_all());
     }

@@ -171,6 +171,7 @@ both!(
     a_reset_head_is_reported_with_every_row,
     the_access_log_is_one_chain_and_tampering_is_found_at_its_row,
     a_keyed_access_log_refuses_a_rewound_head,
+    the_access_logs_keyed_start_is_in_the_key_file,
 );
 
 async fn users_are_unique_and_round_trip(db: Db) {
@@ -1863,4 +1864,59 @@ async fn a_keyed_access_log_refuses_a_rewound_head(db: Db) {
         .expect("not detected");
     assert!(b.problem.contains("MAC"), "{b:?}");
     f.finish().await;
+}
+
+/// Issue 16: the access log's keyed start is written into the audit key file (once, when the
+/// access log is first keyed), like the audit chain's `from`: a database writer who moves
+/// `access_head.keyed_from` (to pass keyed rows off as unkeyed ones, which need no key to
+/// recompute) is reported. A key file from before the start was recorded gets it at the next
+/// open.
+async fn the_access_logs_keyed_start_is_in_the_key_file(db: Db) {
+    for moved in [
+        "UPDATE access_head SET keyed_from = 4 WHERE id = 1",
+        "UPDATE access_head SET keyed_from = NULL WHERE id = 1",
+        "UPDATE access_head SET keyed_from = 100 WHERE id = 1",
+    ] {
+        let (f, key) = fixture(db).await.keyed().await;
+        let text = std::fs::read_to_string(&key).unwrap();
+        assert!(text.contains("\naccess_from=1\n"), "{text}");
+        five_access_rows(&f.store).await;
+        let report = f.store.verify_access_chain().await.unwrap();
+        assert!(report.is_intact(), "{report:?}");
+        assert_eq!(report.keyed_from, Some(1));
+
+        // An older key file (no `access_from=`): the start is recorded at the next open.
+        let old: String = text
+            .lines()
+            .filter(|l| !l.contains("access_from") && !l.contains("access log"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&key, old).unwrap();
+        let (f, _) = f.keyed().await;
+        let text = std::fs::read_to_string(&key).unwrap();
+        assert!(text.contains("\naccess_from=1\n"), "{text}");
+        let report = f.store.verify_access_chain().await.unwrap();
+        assert!(report.is_intact(), "{report:?}");
+
+        f.raw(bypass_access_triggers(db)).await.unwrap();
+        f.raw(moved).await.unwrap();
+        let b = f
+            .store
+            .verify_access_chain()
+            .await
+            .unwrap()
+            .first_break
+            .unwrap_or_else(|| panic!("not found: {moved}"));
+        assert!(b.problem.contains("keyed_from was moved"), "{moved}: {b:?}");
+        // A reopen does not take the database's word for it either.
+        let (f, _) = f.keyed().await;
+        assert!(
+            std::fs::read_to_string(&key)
+                .unwrap()
+                .contains("\naccess_from=1\n")
+        );
+        let b = f.store.verify_access_chain().await.unwrap().first_break;
+        assert!(b.is_some(), "{moved}: not found after a reopen");
+        f.finish().await;
+    }
 }

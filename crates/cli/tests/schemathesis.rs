@@ -22,7 +22,7 @@ const VERSION: &str = "4.32.5";
 fn schemathesis_python() -> PathBuf {
     pypi::python_with(
         "schemathesis-venv",
-        &format!("schemathesis=={VERSION}"),
+        &[&format!("schemathesis=={VERSION}")],
         &format!(
             "import schemathesis, sys; sys.exit(schemathesis.SCHEMATHESIS_VERSION != '{VERSION}')"
         ),

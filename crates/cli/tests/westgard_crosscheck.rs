@@ -18,7 +18,7 @@ const PACKAGE: &str = "westgard-python==0.3.0";
 fn oracle_python() -> PathBuf {
     pypi::python_with(
         "westgard-python-venv",
-        PACKAGE,
+        &[PACKAGE],
         "import westgard, sys; sys.exit(westgard.__version__ != '0.3.0')",
     )
 }

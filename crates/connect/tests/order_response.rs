@@ -13,6 +13,10 @@ use aliquot_app::connections::{
 };
 use aliquot_connect::hl7_orders::respond_at;
 
+#[path = "../../cli/tests/pypi/mod.rs"]
+mod pypi;
+use pypi::run;
+
 const AT: &str = "20261128080001+0000";
 
 const PID: &str = "PID|1||MRN-900^^^^MR||Okonkwo-Lindqvist^Zoe||19610409|F\r";
@@ -173,56 +177,13 @@ fn order_responses_match_their_fixtures() {
 
 // ── the cross-check with PyPI's HL7 libraries ──
 
-fn run(cmd: &mut Command, what: &str) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{text}",
-        out.status
-    );
-    text
-}
-
 /// The venv's python with hl7 0.4.5 and hl7apy 1.3.5.
 fn checker_python() -> PathBuf {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hl7-python-venv");
-    let python = venv.join("bin").join("python");
-    let ready = || {
-        Command::new(&python)
-            .args(["-c", "import hl7, hl7apy"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !ready() {
-        let _ = std::fs::remove_dir_all(&venv);
-        run(
-            Command::new("python3").args(["-m", "venv"]).arg(&venv),
-            "python3 -m venv",
-        );
-        run(
-            Command::new(&python).args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "hl7==0.4.5",
-                "hl7apy==1.3.5",
-            ]),
-            "pip install hl7 hl7apy",
-        );
-        assert!(
-            ready(),
-            "hl7 and hl7apy are not importable after installing them"
-        );
-    }
-    python
+    pypi::python_with(
+        "hl7-python-venv",
+        &["hl7==0.4.5", "hl7apy==1.3.5"],
+        "import hl7, hl7apy",
+    )
 }
 
 #[test]

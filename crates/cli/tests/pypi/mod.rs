@@ -1,5 +1,7 @@
-//! A pinned PyPI package in a venv under the target directory, for the tests that check
-//! Aliquot against an independent Python tool (each includes this module). A missing Python
+//! Pinned PyPI packages in a venv under the target directory, for the tests that check
+//! Aliquot against an independent Python tool: the CLI's (schemathesis, westgard-python), the
+//! server's (fhir.resources, through `#[path]` in `crates/server/tests/api/main.rs`) and the
+//! connections' (hl7, hl7apy, in `crates/connect/tests/order_response.rs`). A missing Python
 //! or package is a failure, never a skip.
 
 use std::path::{Path, PathBuf};
@@ -24,12 +26,16 @@ pub fn run(cmd: &mut Command, what: &str) -> String {
     text
 }
 
-/// The python of the venv `name` with `package` (a `name==version` pin) installed: the venv
-/// is made again when `check` (Python code exiting 0 once the pinned version is importable)
-/// fails.
-pub fn python_with(name: &str, package: &str, check: &str) -> PathBuf {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+/// The python of the venv `name` with `packages` (`name==version` pins) installed: the venv
+/// is made again when `check` (Python code exiting 0 once the pinned versions are importable)
+/// fails. Test processes running at once (a suite's SQLite and PostgreSQL runs) take turns
+/// through an exclusive lock on a file beside the venv: one builds it while the others wait.
+pub fn python_with(name: &str, packages: &[&str], check: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let venv = dir.join(name);
     let python = venv.join("bin").join("python");
+    let lock = std::fs::File::create(dir.join(format!("{name}.lock"))).expect("lock file");
+    lock.lock().expect("lock the venv");
     let ready = || {
         Command::new(&python)
             .args(["-c", check])
@@ -43,10 +49,17 @@ pub fn python_with(name: &str, package: &str, check: &str) -> PathBuf {
             "python3 -m venv",
         );
         run(
-            Command::new(&python).args(["-m", "pip", "install", "--quiet", package]),
-            &format!("pip install {package}"),
+            Command::new(&python)
+                .args(["-m", "pip", "install", "--quiet"])
+                .args(packages),
+            &format!("pip install {}", packages.join(" ")),
         );
-        assert!(ready(), "{package} is not importable after installing it");
+        assert!(
+            ready(),
+            "{} not importable after installing",
+            packages.join(" ")
+        );
     }
+    drop(lock);
     python
 }

@@ -5,7 +5,9 @@
 //! `fhir.resources` package (scripts/fhir-validate.py, in a venv this suite creates: a missing
 //! Python or package is a failure, never a skip).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use crate::pypi::run;
 use std::process::Command;
 
 use jiff::{SignedDuration, Timestamp};
@@ -104,55 +106,13 @@ fn assert_outcome(r: &Fhir, status: StatusCode, issue: &str, expression: Option<
     }
 }
 
-fn run(cmd: &mut Command, what: &str) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{text}",
-        out.status
-    );
-    text
-}
-
-/// The venv's python with fhir.resources installed. The SQLite and PostgreSQL runs are
-/// separate processes: an exclusive lock on a file beside the venv lets one build it while
-/// the other waits.
+/// The venv's python with fhir.resources installed.
 fn validator_python() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let venv = dir.join("fhir-resources-venv");
-    let python = venv.join("bin").join("python");
-    let lock = std::fs::File::create(dir.join("fhir-resources-venv.lock")).expect("lock file");
-    lock.lock().expect("lock the venv");
-    let ready = || {
-        Command::new(&python)
-            .args(["-c", "import fhir.resources.R4B"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !ready() {
-        let _ = std::fs::remove_dir_all(&venv);
-        run(
-            Command::new("python3").args(["-m", "venv"]).arg(&venv),
-            "python3 -m venv",
-        );
-        run(
-            Command::new(&python).args(["-m", "pip", "install", "--quiet", VALIDATOR]),
-            "pip install fhir.resources",
-        );
-        assert!(
-            ready(),
-            "fhir.resources is not importable after installing it"
-        );
-    }
-    drop(lock);
-    python
+    crate::pypi::python_with(
+        "fhir-resources-venv",
+        &[VALIDATOR],
+        "import fhir.resources.R4B",
+    )
 }
 
 /// Validates every resource with fhir.resources; panics with its report on any failure.

@@ -35,6 +35,9 @@ mod results;
 
 // FHIR R4 (issue 14)
 mod fhir;
+// The venv of fhir.resources, with the CLI's cross-checks' helper.
+#[path = "../../../cli/tests/pypi/mod.rs"]
+mod pypi;
 
 // instrument and EMR connections (issue 12)
 mod emr_orders;

@@ -26,6 +26,13 @@ mod protocol_tools;
 mod qc;
 mod simulate;
 
+/// The process's allocator for Rust's allocations: mimalloc rather than glibc's malloc, whose
+/// `malloc`/`free`/consolidation showed as about a sixth of the writer thread's time and a
+/// tenth of the report renderer's; +5–20 % on result posting and MLLP ingest in paired runs on
+/// a quiet machine (BENCHMARKS.md). SQLite's own allocations stay with the C library's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::{IsTerminal, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -26,10 +26,10 @@ mod protocol_tools;
 mod qc;
 mod simulate;
 
-/// The process's allocator for Rust's allocations: mimalloc rather than glibc's malloc, whose
-/// `malloc`/`free`/consolidation showed as about a sixth of the writer thread's time and a
-/// tenth of the report renderer's; +5–20 % on result posting and MLLP ingest in paired runs on
-/// a quiet machine (BENCHMARKS.md). SQLite's own allocations stay with the C library's.
+/// The process's allocator for Rust's allocations (sqlx's rows, tokio, serde, typst): mimalloc
+/// rather than glibc's malloc, whose `malloc`/`free`/consolidation showed in every profile
+/// (BENCHMARKS.md); +5–17 % on result posting and +5–21 % on MLLP ingest in interleaved runs on
+/// a quiet machine. SQLite's own C allocations still go to the C library's malloc.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -77,7 +77,11 @@ pub use released::{RELEASED_PAGE_MAX, ReleasedResultSearch, ReleasedResultView};
 
 // turnaround time (issue 4)
 mod tat;
+
+// one worker task storing many callers' jobs together
+mod worker;
 pub use tat::{OVERDUE_SCAN_LIMIT, TatIntervalView, TestTatView};
+pub use worker::GroupStats;
 
 use std::sync::{Arc, Mutex};
 
@@ -300,6 +304,8 @@ pub struct App {
     config: AppConfig,
     /// Result messages of every connection, ingested in groups (`connections/group.rs`).
     ingest_queue: connections::IngestQueue,
+    /// Result batches of concurrent requests, posted in groups (`results/group.rs`).
+    result_queue: results::ResultQueue,
 }
 
 impl App {
@@ -309,6 +315,7 @@ impl App {
             clock,
             config,
             ingest_queue: connections::IngestQueue::default(),
+            result_queue: results::ResultQueue::default(),
         }
     }
 

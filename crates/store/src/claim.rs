@@ -24,6 +24,11 @@ pub async fn with_claim<F: Future>(claim: RequestClaim, f: F) -> F::Output {
     CLAIM.scope(claim, f).await
 }
 
+/// Whether the current task holds a claim: its commits must run on this task.
+pub fn held() -> bool {
+    CLAIM.try_with(|_| ()).is_ok()
+}
+
 /// The claim held by the current task, if any.
 pub(crate) fn current() -> Option<RequestClaim> {
     CLAIM.try_with(Clone::clone).ok()

@@ -21,7 +21,7 @@
 //! it; the sender, resending under the same control id, gets the stored answer.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -31,38 +31,21 @@ use super::ingest::{
     stored_answer,
 };
 use crate::results::ResultOutcome;
+use crate::worker::{GroupStats, WorkQueue, next_group};
 use crate::{App, AppError, AppResult};
 
 /// At most this many messages in one transaction.
 pub const MAX_GROUP: usize = 256;
 
-/// Messages waiting for the worker (beyond this a connection waits to hand its message over).
-const QUEUE: usize = 4096;
-
 /// One message handed to the worker, with where its answer goes.
-struct Job {
+pub(crate) struct Job {
     inbound: Inbound,
     ack: AckFn,
     reply: oneshot::Sender<AppResult<IngestOutcome>>,
 }
 
-/// The worker's queue, started on first use (and again if it stopped), and its counters.
-#[derive(Default, Clone)]
-pub(crate) struct IngestQueue {
-    sender: Arc<Mutex<Option<mpsc::Sender<Job>>>>,
-    stats: Arc<Mutex<IngestStats>>,
-}
-
-/// How the worker has ingested messages since the server started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct IngestStats {
-    /// Transactions that stored several messages together.
-    pub groups: u64,
-    /// Messages stored in those.
-    pub grouped_messages: u64,
-    /// Messages stored in a transaction of their own.
-    pub alone: u64,
-}
+/// The worker's queue.
+pub(crate) type IngestQueue = WorkQueue<Job>;
 
 impl App {
     /// Ingests a result message from a connection (see the module doc of `ingest`): posted,
@@ -74,70 +57,24 @@ impl App {
         F: Fn(&AckFacts<'_>) -> Vec<u8> + Send + Sync + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let mut job = Job {
+        let job = Job {
             inbound: inbound.clone(),
             ack: Arc::new(ack),
             reply,
         };
-        // A worker that stopped (a panic) is replaced once.
-        for _ in 0..2 {
-            let sender = self.ingest_queue_sender();
-            match sender.send(job).await {
-                Ok(()) => {
-                    return answer
-                        .await
-                        .map_err(|_| AppError::Internal("the ingest worker stopped".into()))?;
-                }
-                Err(mpsc::error::SendError(j)) => {
-                    job = j;
-                    self.ingest_queue_reset(&sender);
-                }
-            }
-        }
-        Err(AppError::Internal("the ingest worker cannot start".into()))
-    }
-
-    fn ingest_queue_sender(&self) -> mpsc::Sender<Job> {
-        let mut slot = self
-            .ingest_queue
-            .sender
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = slot.as_ref().filter(|s| !s.is_closed()) {
-            return s.clone();
-        }
-        let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(ingest_worker(self.clone(), rx));
-        *slot = Some(tx.clone());
-        tx
-    }
-
-    fn ingest_queue_reset(&self, stopped: &mpsc::Sender<Job>) {
-        let mut slot = self
-            .ingest_queue
-            .sender
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if slot.as_ref().is_some_and(|s| s.same_channel(stopped)) {
-            *slot = None;
-        }
+        let app = self.clone();
+        self.ingest_queue
+            .send(job, move |rx| ingest_worker(app.clone(), rx))
+            .await
+            .map_err(|_| AppError::Internal("the ingest worker cannot start".into()))?;
+        answer
+            .await
+            .map_err(|_| AppError::Internal("the ingest worker stopped".into()))?
     }
 
     /// How the worker has ingested messages (groups and messages alone).
-    pub fn ingest_stats(&self) -> IngestStats {
-        *self
-            .ingest_queue
-            .stats
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn count_ingest(&self, f: impl FnOnce(&mut IngestStats)) {
-        f(&mut self
-            .ingest_queue
-            .stats
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()));
+    pub fn ingest_stats(&self) -> GroupStats {
+        self.ingest_queue.stats()
     }
 
     /// Ingests a group: together when it can, else one message at a time.
@@ -145,10 +82,7 @@ impl App {
         if jobs.len() > 1 {
             match self.ingest_together(jobs).await {
                 Ok(Some(outcomes)) => {
-                    self.count_ingest(|s| {
-                        s.groups += 1;
-                        s.grouped_messages += jobs.len() as u64;
-                    });
+                    self.ingest_queue.count(jobs.len(), true);
                     return outcomes.into_iter().map(Ok).collect();
                 }
                 Ok(None) => {}
@@ -162,7 +96,7 @@ impl App {
         for j in jobs {
             out.push(self.ingest_alone(&j.inbound, &j.ack).await);
         }
-        self.count_ingest(|s| s.alone += jobs.len() as u64);
+        self.ingest_queue.count(jobs.len(), false);
         out
     }
 
@@ -323,14 +257,8 @@ impl App {
 
 /// Takes every message waiting, ingests them as a group, answers each.
 async fn ingest_worker(app: App, mut rx: mpsc::Receiver<Job>) {
-    while let Some(first) = rx.recv().await {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(j) => jobs.push(j),
-                Err(_) => break,
-            }
-        }
+    let mut held = None;
+    while let Some(jobs) = next_group(&mut rx, &mut held, MAX_GROUP, |_| 1).await {
         let answers = app.ingest_group(&jobs).await;
         for (job, answer) in jobs.into_iter().zip(answers) {
             // The connection may be gone: its message is stored all the same.

@@ -19,7 +19,7 @@ mod outbox;
 mod query;
 
 pub(crate) use group::IngestQueue;
-pub use group::{IngestStats, MAX_GROUP};
+pub use group::MAX_GROUP;
 pub use ingest::{
     AckFacts, AckKind, Inbound, InboundError, InboundObservation, InboundSpecimen, IngestOutcome,
 };

@@ -71,7 +71,26 @@ impl App {
         items: &[ResultInput],
         settings: EntrySettings,
     ) -> AppResult<Vec<ResultOutcome>> {
+        self.post_results_in_parts(tx, actor, items, &[0], settings)
+            .await
+    }
+
+    /// [`App::post_results_in`] for `items` that are several requests one after another,
+    /// `starts` giving where each begins: every answer's `index` and every error's field
+    /// (`results[i]…`) count from its own request's start. The answers are those of posting
+    /// the requests one after another, as the items of one request are those of posting them
+    /// one by one.
+    pub(crate) async fn post_results_in_parts(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        actor: &Actor,
+        items: &[ResultInput],
+        starts: &[usize],
+        settings: EntrySettings,
+    ) -> AppResult<Vec<ResultOutcome>> {
         actor.require(Permission::ResultEnter)?;
+        // Item `i`'s index within its own request.
+        let local = |i: usize| i - starts[starts.partition_point(|&s| s <= i).max(1) - 1];
         let tm_start = std::time::Instant::now();
         let mut cache = TestCache::default();
         let mut accessions: Vec<String> = items
@@ -140,7 +159,7 @@ impl App {
         // Pass 1: each item's context; refusals answered, the rest on the set path or deferred.
         let mut fast: Vec<(usize, Context)> = Vec::new();
         for (i, item) in items.iter().enumerate() {
-            let prefix = format!("results[{i}]");
+            let prefix = format!("results[{}]", local(i));
             if let Some(order) = self.order_of_tube(&cache, &item.accession)
                 && (tainted_orders.contains_key(&order.0)
                     || tainted_patients.contains_key(&order.1))
@@ -155,7 +174,7 @@ impl App {
                 Ok(ctx) => ctx,
                 Err(AppError::Internal(m)) => return Err(AppError::Internal(m)),
                 Err(e) => {
-                    out[i] = Some(refused(i, prefix_field(e, &prefix)));
+                    out[i] = Some(refused(local(i), prefix_field(e, &prefix)));
                     continue;
                 }
             };
@@ -254,7 +273,10 @@ impl App {
                 Ok(ev) => ev,
                 Err(AppError::Internal(m)) => return Err(AppError::Internal(m)),
                 Err(e) => {
-                    out[i] = Some(refused(i, prefix_field(e, &format!("results[{i}]"))));
+                    out[i] = Some(refused(
+                        local(i),
+                        prefix_field(e, &format!("results[{}]", local(i))),
+                    ));
                     continue;
                 }
             };
@@ -331,7 +353,7 @@ impl App {
                     .map_err(after_writing)?;
             }
             out[p.index] = Some(ResultOutcome {
-                index: p.index,
+                index: local(p.index),
                 outcome: if record.status == "released" {
                     "released"
                 } else {
@@ -370,14 +392,19 @@ impl App {
         // Pass 4: the deferred items, one by one in order, against what is now stored.
         deferred.sort_unstable();
         for i in deferred {
-            let prefix = format!("results[{i}]");
+            let prefix = format!("results[{}]", local(i));
             match self
                 .post_one(tx, &mut cache, actor, &items[i], settings)
                 .await
             {
-                Ok(o) => out[i] = Some(ResultOutcome { index: i, ..o }),
+                Ok(o) => {
+                    out[i] = Some(ResultOutcome {
+                        index: local(i),
+                        ..o
+                    })
+                }
                 Err(AppError::Internal(m)) => return Err(AppError::Internal(m)),
-                Err(e) => out[i] = Some(refused(i, prefix_field(e, &prefix))),
+                Err(e) => out[i] = Some(refused(local(i), prefix_field(e, &prefix))),
             }
         }
         out.into_iter()

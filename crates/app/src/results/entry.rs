@@ -292,22 +292,25 @@ impl App {
                 format!("1 to {MAX_BATCH} results per request"),
             ));
         }
+        // A request holding an idempotency claim commits on its own task (`group.rs`).
+        if aliquot_store::claim::held() {
+            return self.post_results_alone(actor, &items).await;
+        }
+        self.post_results_queued(actor, items).await
+    }
+
+    /// Posts one request's batch in a transaction of its own.
+    pub(super) async fn post_results_alone(
+        &self,
+        actor: &Actor,
+        items: &[ResultInput],
+    ) -> AppResult<Vec<ResultOutcome>> {
         let settings = self.entry_settings().await?;
-        let t0 = std::time::Instant::now();
         let mut tx = self.store.begin().await?;
-        let t1 = std::time::Instant::now();
         let out = self
-            .post_results_in(&mut tx, actor, &items, settings)
+            .post_results_in(&mut tx, actor, items, settings)
             .await?;
-        let t2 = std::time::Instant::now();
         tx.commit().await?;
-        tracing::debug!(
-            items = items.len(),
-            writer_wait_us = (t1 - t0).as_micros() as u64,
-            work_us = (t2 - t1).as_micros() as u64,
-            commit_us = t2.elapsed().as_micros() as u64,
-            "results posted"
-        );
         Ok(out)
     }
 

@@ -10,6 +10,7 @@
 mod batch;
 mod calc;
 mod entry;
+mod group;
 pub(crate) mod lists;
 mod not_performed;
 mod outbound;
@@ -26,6 +27,7 @@ use crate::{AppError, AppResult};
 
 pub(crate) use entry::EntrySettings;
 pub use entry::{ResultInput, ResultOutcome, ResultPreview};
+pub(crate) use group::ResultQueue;
 pub use lists::{CriticalCallView, CumulativeView, WorklistItem, WorklistView};
 pub use not_performed::NotPerformedInput;
 pub use review::{CorrectionInput, CriticalCallInput};

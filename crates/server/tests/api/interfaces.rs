@@ -1045,7 +1045,7 @@ async fn messages_arriving_together_are_answered_as_one_by_one(db: Db) {
     .await;
     let after = group.app.app.ingest_stats();
     assert_eq!(after.groups, before.groups + 1, "{before:?} → {after:?}");
-    assert_eq!(after.grouped_messages, before.grouped_messages + 9);
+    assert_eq!(after.grouped, before.grouped + 9);
     let mut one_by_one = Vec::new();
     for m in &single_messages {
         let raw = m.clone();

@@ -2,7 +2,7 @@
 //! autoverified or held → verify → correct, critical calls, calculated tests, delta checks,
 //! worklists, the cumulative view, result rules, and bad input that changes nothing.
 
-use aliquot_app::{Actor, Source};
+use aliquot_app::{Actor, AppError, ResultInput, ResultOutcome, Source};
 use aliquot_domain::auth::Role;
 use jiff::{SignedDuration, Timestamp};
 use reqwest::StatusCode;
@@ -19,8 +19,25 @@ crate::both_backends!(
     result_rules_are_versioned_and_history_is_not_rewritten,
     an_order_is_released_at_once_and_a_test_marked_not_performed,
     a_batch_answers_as_its_items_posted_one_by_one,
+    a_dropped_request_stores_its_whole_batch_once,
     the_entry_list_is_the_worklists_head_with_its_hints,
 );
+
+/// On one thread: every request's batch is handed over before the worker runs, so the four
+/// form one group (on several threads the worker could take the first alone).
+mod concurrent_batches_answer_as_posted_one_after_another {
+    use crate::support::Db;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn sqlite() {
+        super::concurrent_batches_answer_as_posted_one_after_another(Db::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn postgres() {
+        super::concurrent_batches_answer_as_posted_one_after_another(Db::Postgres).await
+    }
+}
 
 pub(crate) struct Ctx {
     pub(crate) app: TestApp,
@@ -894,6 +911,191 @@ async fn a_batch_answers_as_its_items_posted_one_by_one(db: Db) {
     assert_eq!(ag["value"], "12", "{ag}");
     batch.app.finish().await;
     single.app.finish().await;
+}
+
+fn input(v: &Value) -> ResultInput {
+    let text = |k: &str| v[k].as_str().map(str::to_owned);
+    ResultInput {
+        accession: text("accession").unwrap_or_default(),
+        test: text("test").unwrap_or_default(),
+        value: text("value").unwrap_or_default(),
+        instrument: text("instrument"),
+        ..ResultInput::default()
+    }
+}
+
+/// An answer as the API shows it, for [`decision`].
+fn shown_outcome(o: &ResultOutcome) -> Value {
+    json!({
+        "index": o.index, "outcome": o.outcome, "status": o.status, "flags": o.flags,
+        "hold_reasons": o.hold_reasons.iter().map(|r| json!({"code": r.code})).collect::<Vec<_>>(),
+        "error": o.error.as_ref().map(|e| match e {
+            AppError::Invalid { field, code, .. } | AppError::Conflict { field, code, .. } => {
+                json!({"code": code, "field": field})
+            }
+            other => json!({"other": other.to_string()}),
+        }),
+    })
+}
+
+fn staff(username: &str, role: Role) -> Actor {
+    Actor {
+        user_id: None,
+        username: username.into(),
+        role,
+        source: Source::Api,
+        session_id: None,
+    }
+}
+
+/// Concurrent requests' batches are posted together (`crates/app/src/results/group.rs`):
+/// each request's answers, with indices and field names counted in that request, and what is
+/// stored are those of posting the requests one after another. One of them is another user's.
+async fn concurrent_batches_answer_as_posted_one_after_another(db: Db) {
+    let (group, single) = (setup(db).await, setup(db).await);
+    let (orders, items) = batch_scenario(&group).await;
+    let (single_orders, single_items) = batch_scenario(&single).await;
+    let (tech, mt) = (
+        staff("tech-1", Role::Technician),
+        staff("mt-1", Role::Technologist),
+    );
+    // Four requests, the second by another user: the last two are one run of one user's
+    // batches, the last with refusals at its indices 0, 1 and 3 (the unknown tube).
+    let split = |items: &[Value]| -> Vec<(Actor, Vec<ResultInput>)> {
+        let inputs: Vec<ResultInput> = items.iter().map(input).collect();
+        vec![
+            (tech.clone(), inputs[0..3].to_vec()),
+            (mt.clone(), inputs[3..7].to_vec()),
+            (tech.clone(), inputs[7..10].to_vec()),
+            (tech.clone(), inputs[10..14].to_vec()),
+        ]
+    };
+    let before = group.app.app.result_group_stats();
+    let app = &group.app.app;
+    let together = futures_util::future::join_all(
+        split(&items)
+            .into_iter()
+            .map(|(actor, batch)| async move { app.post_results(&actor, batch).await }),
+    )
+    .await;
+    let after = group.app.app.result_group_stats();
+    assert_eq!(
+        (after.groups, after.grouped),
+        (before.groups + 1, before.grouped + 4),
+        "the four batches were not posted as one group: {before:?} → {after:?}"
+    );
+    let mut one_after_another = Vec::new();
+    for (actor, batch) in split(&single_items) {
+        one_after_another.push(single.app.app.post_results(&actor, batch).await);
+    }
+    let shown = |answers: &[aliquot_app::AppResult<Vec<ResultOutcome>>]| -> Vec<Vec<Value>> {
+        answers
+            .iter()
+            .map(|a| {
+                a.as_ref()
+                    .expect("posted")
+                    .iter()
+                    .map(shown_outcome)
+                    .collect()
+            })
+            .collect()
+    };
+    let (together, one_after_another) = (shown(&together), shown(&one_after_another));
+    assert_eq!(together, one_after_another);
+    // Indices and fields count within each request.
+    let last = &together[3];
+    assert_eq!(
+        last.iter()
+            .map(|o| o["index"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [0, 1, 2, 3]
+    );
+    assert_eq!(
+        last[3]["error"]["field"], "results[3].accession",
+        "{}",
+        last[3]
+    );
+    for answer in together.iter().flatten() {
+        if let Some(field) = answer["error"]["field"].as_str() {
+            let own = format!("results[{}].", answer["index"]);
+            assert!(field.starts_with(&own), "{answer}");
+        }
+    }
+    for (o, so) in orders.iter().zip(&single_orders) {
+        let (ta, tb) = (
+            order_tests(&group, *o).await,
+            order_tests(&single, *so).await,
+        );
+        let shown = |t: &Value| -> Vec<Value> {
+            t.as_array()
+                .unwrap()
+                .iter()
+                .map(|t| json!({"test": t["test_code"], "status": t["status"], "result": decision(&t["result"])}))
+                .collect()
+        };
+        assert_eq!(shown(&ta), shown(&tb), "order {o}");
+    }
+    // The other user's results are audited as theirs.
+    let admin = group.app.token_for(Role::Admin).await;
+    let (s, events) = group
+        .app
+        .get("/api/v1/audit/events?limit=1000", &admin)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{events}");
+    let actors: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["entity_type"] == "result")
+        .filter_map(|e| e["actor_name"].as_str())
+        .collect();
+    assert!(
+        actors.contains(&"mt-1") && actors.contains(&"tech-1"),
+        "{actors:?}"
+    );
+    group.app.finish().await;
+    single.app.finish().await;
+}
+
+/// A request dropped after handing its batch over (its client went away while the batch
+/// waited for the writer) does not stop the batch: it is stored whole and once, and the
+/// client sending it again is told each result is a duplicate. A request dropped before it
+/// handed anything over stores nothing.
+async fn a_dropped_request_stores_its_whole_batch_once(db: Db) {
+    let c = setup(db).await;
+    let now = c.app.app.now();
+    let tech = staff("tech-1", Role::Technician);
+    let (order, o) = received_order(&c, &["BMP"], now - SignedDuration::from_mins(40)).await;
+    let acc = tube(&o, "SST");
+    let batch: Vec<ResultInput> = [("NA", "140"), ("K", "4.1"), ("CL", "104"), ("CO2", "24")]
+        .iter()
+        .map(|(t, v)| input(&item(&acc, t, v)))
+        .collect();
+    // Never polled: nothing handed over, nothing stored.
+    drop(c.app.app.post_results(&tech, batch.clone()));
+    let tests = order_tests(&c, order).await;
+    assert!(test_of(&tests, "NA")["result"].is_null(), "{tests}");
+    // Polled once (the batch is handed to the worker), then dropped while it waits.
+    let dropped = tokio::time::timeout(
+        std::time::Duration::ZERO,
+        c.app.app.post_results(&tech, batch.clone()),
+    )
+    .await;
+    assert!(dropped.is_err(), "answered within one poll: {dropped:?}");
+    // The worker takes batches in order: this one is answered after the dropped one.
+    let again = c.app.app.post_results(&tech, batch).await.expect("posted");
+    let outcomes: Vec<&str> = again.iter().map(|o| o.outcome).collect();
+    assert_eq!(outcomes, ["duplicate"; 4], "{again:?}");
+    let tests = order_tests(&c, order).await;
+    for code in ["NA", "K", "CL", "CO2"] {
+        let r = &test_of(&tests, code)["result"];
+        assert_eq!(
+            r["versions"].as_array().map(Vec::len),
+            Some(1),
+            "{code}: {r}"
+        );
+    }
+    c.app.finish().await;
 }
 
 /// The bench's entry list (the web result-entry page) reads only the rows it shows: it must

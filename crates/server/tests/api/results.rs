@@ -853,6 +853,21 @@ fn decision(v: &Value) -> Value {
     })
 }
 
+/// Each order of lab `a` shows the same tests, statuses and results as its twin in lab `b`.
+async fn same_orders(a: &Ctx, orders: &[i64], b: &Ctx, twins: &[i64]) {
+    let shown = |t: &Value| -> Vec<Value> {
+        t.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| json!({"test": t["test_code"], "status": t["status"], "result": decision(&t["result"])}))
+            .collect()
+    };
+    for (o, twin) in orders.iter().zip(twins) {
+        let (ta, tb) = (order_tests(a, *o).await, order_tests(b, *twin).await);
+        assert_eq!(shown(&ta), shown(&tb), "order {o}");
+    }
+}
+
 /// Posting a batch reads and writes it as set operations (`crates/app/src/results/batch.rs`);
 /// its answers and what it stores are those of posting each item on its own, in order.
 async fn a_batch_answers_as_its_items_posted_one_by_one(db: Db) {
@@ -891,20 +906,7 @@ async fn a_batch_answers_as_its_items_posted_one_by_one(db: Db) {
     for o in ["released", "held", "duplicate", "refused"] {
         assert!(outcomes.contains(&o), "{o} in {outcomes:?}");
     }
-    for (o, so) in orders.iter().zip(&single_orders) {
-        let (ta, tb) = (
-            order_tests(&batch, *o).await,
-            order_tests(&single, *so).await,
-        );
-        let shown = |t: &Value| -> Vec<Value> {
-            t.as_array()
-                .unwrap()
-                .iter()
-                .map(|t| json!({"test": t["test_code"], "status": t["status"], "result": decision(&t["result"])}))
-                .collect()
-        };
-        assert_eq!(shown(&ta), shown(&tb), "order {o}");
-    }
+    same_orders(&batch, &orders, &single, &single_orders).await;
     // The anion gap was calculated from the batch's sodium, chloride and bicarbonate.
     let tests = order_tests(&batch, orders[0]).await;
     let ag = &test_of(&tests, "AGAP")["result"];
@@ -1021,20 +1023,7 @@ async fn concurrent_batches_answer_as_posted_one_after_another(db: Db) {
             assert!(field.starts_with(&own), "{answer}");
         }
     }
-    for (o, so) in orders.iter().zip(&single_orders) {
-        let (ta, tb) = (
-            order_tests(&group, *o).await,
-            order_tests(&single, *so).await,
-        );
-        let shown = |t: &Value| -> Vec<Value> {
-            t.as_array()
-                .unwrap()
-                .iter()
-                .map(|t| json!({"test": t["test_code"], "status": t["status"], "result": decision(&t["result"])}))
-                .collect()
-        };
-        assert_eq!(shown(&ta), shown(&tb), "order {o}");
-    }
+    same_orders(&group, &orders, &single, &single_orders).await;
     // The other user's results are audited as theirs.
     let admin = group.app.token_for(Role::Admin).await;
     let (s, events) = group

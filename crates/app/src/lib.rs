@@ -77,10 +77,10 @@ pub use released::{RELEASED_PAGE_MAX, ReleasedResultSearch, ReleasedResultView};
 
 // turnaround time (issue 4)
 mod tat;
-
-// one worker task storing many callers' jobs together
-mod worker;
 pub use tat::{OVERDUE_SCAN_LIMIT, TatIntervalView, TestTatView};
+
+// one worker task storing many callers' jobs together (instrument messages, result batches)
+mod worker;
 pub use worker::GroupStats;
 
 use std::sync::{Arc, Mutex};

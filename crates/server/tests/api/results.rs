@@ -926,7 +926,7 @@ fn input(v: &Value) -> ResultInput {
     }
 }
 
-/// An answer as the API shows it, for [`decision`].
+/// What an answer says: its index in its request, outcome, status, flags, hold reasons, error.
 fn shown_outcome(o: &ResultOutcome) -> Value {
     json!({
         "index": o.index, "outcome": o.outcome, "status": o.status, "flags": o.flags,

@@ -735,8 +735,27 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .rate
         .map(|r| format!(", offered {r}/s"))
         .unwrap_or_default();
+    // How the writer's worker took the requests: in groups (one transaction each) or alone.
+    let groups = if mllp {
+        Some(app.ingest_stats())
+    } else if resulting {
+        Some(app.result_group_stats())
+    } else {
+        None
+    };
+    let grouping = groups
+        .map(|g| {
+            format!(
+                "; {} in {} groups ({:.1} each), {} alone",
+                g.grouped,
+                g.groups,
+                g.grouped as f64 / g.groups.max(1) as f64,
+                g.alone
+            )
+        })
+        .unwrap_or_default();
     outln!(
-        "{name} on {backend}: {} requests, concurrency {}{rate}: {throughput:.0} req/s{per_item}, p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "{name} on {backend}: {} requests, concurrency {}{rate}: {throughput:.0} req/s{per_item}, p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms{grouping}",
         args.requests,
         args.concurrency,
         pct(0.50),
@@ -751,6 +770,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                "specimens": (receipt || resulting || fhir || ui).then_some(specimens),
                "batch": resulting.then_some(batch),
                "results_per_s": resulting.then(|| (throughput * batch as f64).round()),
+               "grouped": groups.map(|g| g.grouped), "groups": groups.map(|g| g.groups),
+               "alone": groups.map(|g| g.alone),
                "throughput_rps": throughput.round(), "p50_ms": pct(0.5), "p90_ms": pct(0.9), "p99_ms": pct(0.99), "max_ms": pct(1.0)})
     )?;
     Ok(())

@@ -1329,7 +1329,7 @@ macro_rules! backend {
                 let keys: Vec<(i64, String, Timestamp)> = tests
                     .iter()
                     .map(|t| match tube.get(t.accession.as_str()) {
-                        Some(s) => (s.patient_id, t.test_code.clone(), s.collected_at.unwrap_or(s.created_at)),
+                        Some(s) => (s.patient_id, t.test_code.clone(), s.collected_or_created()),
                         // A tube not found has no previous result to show.
                         None => (0, t.test_code.clone(), Timestamp::UNIX_EPOCH),
                     })

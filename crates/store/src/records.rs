@@ -280,6 +280,14 @@ pub struct SpecimenRecord {
     pub received_container: Option<String>,
 }
 
+impl SpecimenRecord {
+    /// When the tube was drawn, or, when no draw time was recorded, when it was labelled:
+    /// the time its results are judged at (intervals, delta checks, ages).
+    pub fn collected_or_created(&self) -> Timestamp {
+        self.collected_at.unwrap_or(self.created_at)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderTestRecord {
     pub id: i64,

@@ -199,8 +199,7 @@ impl App {
                     .map_err(|_| AppError::Internal("birth date".into()))?;
                 let collected = ctx
                     .specimen
-                    .collected_at
-                    .unwrap_or(ctx.specimen.created_at)
+                    .collected_or_created()
                     .to_zoned(time_zone.clone())
                     .date();
                 match egfr_ckd_epi_2021(crea, age_in_years(birth, collected), sex) {

@@ -135,9 +135,7 @@ impl Context {
     /// When the specimen was collected (its record's time when the draw time is unknown):
     /// the time intervals, deltas and stability are judged at.
     pub(crate) fn collected_at(&self) -> Timestamp {
-        self.specimen
-            .collected_at
-            .unwrap_or(self.specimen.created_at)
+        self.specimen.collected_or_created()
     }
 }
 
@@ -1021,7 +1019,7 @@ pub(crate) fn interval_in_force(
     specimen: &SpecimenRecord,
     time_zone: &jiff::tz::TimeZone,
 ) -> AppResult<Option<aliquot_domain::results::interval::ShownInterval>> {
-    let collected_at = specimen.collected_at.unwrap_or(specimen.created_at);
+    let collected_at = specimen.collected_or_created();
     let sex =
         AdministrativeSex::parse(&patient.sex).map_err(|e| AppError::Internal(e.to_string()))?;
     let clinical_sex = patient

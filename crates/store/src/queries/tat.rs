@@ -78,6 +78,35 @@ pub(crate) async fn tat_of_order<'e, E: Executor<'e, Database = Db>>(
     .collect()
 }
 
+// What makes a test running, over `order_tests t`, `specimens s` and `orders o`: its
+// specimen is held by the lab, its order is active, the test is not finished.
+macro_rules! running_where {
+    () => {
+        "WHERE s.status IN ('received', 'in_process', 'processed', 'stored') \
+         AND o.status = 'active' \
+         AND t.status NOT IN ('released', 'cancelled', 'not_performed') "
+    };
+}
+
+// [`running_where`] with its tables.
+macro_rules! running_from {
+    () => {
+        concat!(
+            "FROM order_tests t JOIN specimens s ON s.id = t.specimen_id \
+             JOIN orders o ON o.id = t.order_id ",
+            running_where!()
+        )
+    };
+}
+
+// The running tests' order: most urgent priority first, then the oldest tube.
+macro_rules! running_order {
+    () => {
+        " ORDER BY CASE o.priority WHEN 'stat' THEN 0 WHEN 'asap' THEN 1 \
+         WHEN 'timed' THEN 2 ELSE 3 END, s.id, t.id"
+    };
+}
+
 /// Tests still running in the lab: their specimen is held by the lab (received,
 /// in process, processed or stored), the order is active and the test has no released
 /// result. At most `limit`, most urgent priority first, then oldest specimen.
@@ -87,11 +116,9 @@ pub(crate) async fn running_tests<'e, E: Executor<'e, Database = Db>>(
 ) -> StoreResult<Vec<TatRow>> {
     sqlx::query_as::<_, TatTuple>(concat!(
         tat_select!(),
-        "WHERE s.status IN ('received', 'in_process', 'processed', 'stored') \
-         AND o.status = 'active' \
-         AND t.status NOT IN ('released', 'cancelled', 'not_performed') \
-         ORDER BY CASE o.priority WHEN 'stat' THEN 0 WHEN 'asap' THEN 1 \
-         WHEN 'timed' THEN 2 ELSE 3 END, s.id, t.id LIMIT $1"
+        running_where!(),
+        running_order!(),
+        " LIMIT $1"
     ))
     .bind(limit)
     .fetch_all(e)
@@ -99,25 +126,6 @@ pub(crate) async fn running_tests<'e, E: Executor<'e, Database = Db>>(
     .into_iter()
     .map(tat_row)
     .collect()
-}
-
-// The running-test filter of [`running_tests`], over `order_tests t`, `specimens s` and
-// `orders o`.
-macro_rules! running_from {
-    () => {
-        "FROM order_tests t JOIN specimens s ON s.id = t.specimen_id \
-         JOIN orders o ON o.id = t.order_id \
-         WHERE s.status IN ('received', 'in_process', 'processed', 'stored') \
-         AND o.status = 'active' \
-         AND t.status NOT IN ('released', 'cancelled', 'not_performed') "
-    };
-}
-
-macro_rules! running_order {
-    () => {
-        " ORDER BY CASE o.priority WHEN 'stat' THEN 0 WHEN 'asap' THEN 1 \
-         WHEN 'timed' THEN 2 ELSE 3 END, s.id, t.id"
-    };
 }
 
 fn push_codes(qb: &mut sqlx::QueryBuilder<Db>, test_codes: &[String]) {

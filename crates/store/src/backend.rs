@@ -2459,8 +2459,21 @@ impl SqliteStore {
         // transaction later, which fails with SQLITE_BUSY without waiting. Its page cache
         // holds a write group's pages (the 2 MB default spills them mid-transaction and
         // re-reads the indexes a batch touches from the file).
+        //
+        // Its statement journal: in memory (`temp_store = memory`) SQLite keeps it as a list
+        // of 1 KiB chunks, and the end of every statement inside a savepoint walks that list
+        // from its start to truncate it, so a large group pays for its own size on every
+        // statement. Built with a large `SQLITE_STMTJRNL_SPILL` (`.cargo/config.toml`), the
+        // journal of a file-backed temp store is one chunk in memory up to that size: no walk,
+        // and no file unless a group changes more than that.
+        let temp_store = if late_spill(&options).await? {
+            "file"
+        } else {
+            "memory"
+        };
         let writer_options = options
             .clone()
+            .pragma("temp_store", temp_store)
             .pragma("cache_size", WRITER_CACHE_KIB)
             .pragma(
                 "wal_autocheckpoint",
@@ -2556,5 +2569,39 @@ impl PgStore {
             _lock: None,
             _checkpointer: None,
         })
+    }
+}
+
+/// Whether the linked SQLite keeps a statement journal of at least 1 MiB in memory before it
+/// spills to a file (`SQLITE_STMTJRNL_SPILL`, set for the bundled build in
+/// `.cargo/config.toml`).
+pub(crate) async fn late_spill(options: &SqliteConnectOptions) -> StoreResult<bool> {
+    let mut conn = options.connect().await?;
+    let spill: Option<String> = sqlx::query_scalar(
+        "SELECT compile_options FROM pragma_compile_options \
+         WHERE compile_options LIKE 'STMTJRNL_SPILL=%'",
+    )
+    .fetch_optional(&mut conn)
+    .await?;
+    sqlx::Connection::close(conn).await?;
+    Ok(spill
+        .and_then(|s| s.trim_start_matches("STMTJRNL_SPILL=").parse::<i64>().ok())
+        .is_some_and(|bytes| bytes >= 1 << 20))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bundled SQLite is built with the project's flags (`.cargo/config.toml`): a write
+    /// group's statement journal stays one chunk in memory. Without them the writer falls back
+    /// to the in-memory temp store and every statement of a large group gets slower.
+    #[tokio::test]
+    async fn the_bundled_sqlite_keeps_a_large_statement_journal_in_one_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("t.db"))
+            .create_if_missing(true);
+        assert!(late_spill(&options).await.unwrap());
     }
 }

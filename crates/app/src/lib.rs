@@ -306,6 +306,8 @@ pub struct App {
     ingest_queue: connections::IngestQueue,
     /// Result batches of concurrent requests, posted in groups (`results/group.rs`).
     result_queue: results::ResultQueue,
+    /// Which tests' calculations take which inputs, kept while no rule set changes.
+    dependents_cache: Arc<results::DependentsCache>,
 }
 
 impl App {
@@ -316,6 +318,7 @@ impl App {
             config,
             ingest_queue: connections::IngestQueue::default(),
             result_queue: results::ResultQueue::default(),
+            dependents_cache: Arc::default(),
         }
     }
 

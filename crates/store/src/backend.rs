@@ -1180,6 +1180,9 @@ macro_rules! backend {
             async fn all_result_rules(&self) -> StoreResult<Vec<ResultRulesRecord>> {
                 crate::queries::$ctx::results::all_result_rules(&self.read).await
             }
+            async fn result_rules_fingerprint(&self) -> StoreResult<(i64, i64, i64)> {
+                crate::queries::$ctx::results::result_rules_fingerprint(&self.read).await
+            }
             async fn result_rule_versions(&self, test_code: &str) -> StoreResult<Vec<ResultRuleVersionRecord>> {
                 crate::queries::$ctx::results::result_rule_versions(&self.read, test_code).await
             }

@@ -477,6 +477,8 @@ pub trait Store: Send + Sync + 'static {
     // ── results (issue 11) ──
     async fn result_rules(&self, test_code: &str) -> StoreResult<Option<ResultRulesRecord>>;
     async fn all_result_rules(&self) -> StoreResult<Vec<ResultRulesRecord>>;
+    /// Changes whenever any rule set changes (count, sum of versions, latest change).
+    async fn result_rules_fingerprint(&self) -> StoreResult<(i64, i64, i64)>;
     async fn result_rule_versions(
         &self,
         test_code: &str,

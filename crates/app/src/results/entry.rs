@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use aliquot_domain::auth::Permission;
 use aliquot_domain::ids::AccessionNumber;
@@ -85,27 +86,26 @@ pub(crate) struct TestCache {
     pub(crate) orders: HashMap<i64, OrderRecord>,
     pub(crate) patients: HashMap<i64, PatientRecord>,
     pub(crate) histories: HashMap<i64, SpecimenHistory>,
-    dependents: Option<HashMap<String, Vec<String>>>,
+    dependents: Option<Arc<Dependents>>,
     /// A batch's tubes, ordered tests and dilutions, read as set queries before the batch is
     /// judged (`batch.rs`). Result posting changes none of them.
     pub(crate) pre: Option<Prefetch>,
 }
 
+/// Each test's calculated tests (the tests whose calculation takes it as an input), read from
+/// every rule set.
+pub(crate) type Dependents = HashMap<String, Vec<String>>;
+
+/// The [`Dependents`] of the rule sets as they were at `fingerprint`
+/// (`Store::result_rules_fingerprint`), kept between batches: every rule set read and parsed
+/// again only when one has changed.
+pub(crate) type DependentsCache = std::sync::Mutex<Option<((i64, i64, i64), Arc<Dependents>)>>;
+
 impl TestCache {
     /// The calculated tests computed from `code`.
     pub(crate) async fn dependents(&mut self, app: &App, code: &str) -> AppResult<Vec<String>> {
         if self.dependents.is_none() {
-            let mut map: HashMap<String, Vec<String>> = HashMap::new();
-            for r in app.store.all_result_rules().await? {
-                if let Some(calc) = doc_of(&r)?.calculation {
-                    for input in calc.inputs.values() {
-                        map.entry(input.clone())
-                            .or_default()
-                            .push(r.test_code.clone());
-                    }
-                }
-            }
-            self.dependents = Some(map);
+            self.dependents = Some(app.dependents().await?);
         }
         Ok(self
             .dependents
@@ -113,6 +113,37 @@ impl TestCache {
             .and_then(|m| m.get(code).cloned())
             .unwrap_or_default())
     }
+}
+
+impl App {
+    /// The rule sets' [`Dependents`]: from the cache while the fingerprint read first is
+    /// unchanged, else every rule set read and parsed (and cached under that fingerprint, so
+    /// a change between the two reads only makes the next call read them again).
+    async fn dependents(&self) -> AppResult<Arc<Dependents>> {
+        let fingerprint = self.store.result_rules_fingerprint().await?;
+        if let Some((at, map)) = self.dependents_cache.lock().map_err(poisoned)?.as_ref()
+            && *at == fingerprint
+        {
+            return Ok(map.clone());
+        }
+        let mut map = Dependents::new();
+        for r in self.store.all_result_rules().await? {
+            if let Some(calc) = doc_of(&r)?.calculation {
+                for input in calc.inputs.values() {
+                    map.entry(input.clone())
+                        .or_default()
+                        .push(r.test_code.clone());
+                }
+            }
+        }
+        let map = Arc::new(map);
+        *self.dependents_cache.lock().map_err(poisoned)? = Some((fingerprint, map.clone()));
+        Ok(map)
+    }
+}
+
+fn poisoned<T>(_: std::sync::PoisonError<T>) -> AppError {
+    AppError::Internal("the rule cache's lock is poisoned".into())
 }
 
 /// What a result is evaluated with, loaded once per item.

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::TestDefinition;
 use crate::{AppError, AppResult};
 
-pub(crate) use entry::EntrySettings;
+pub(crate) use entry::{DependentsCache, EntrySettings};
 pub use entry::{ResultInput, ResultOutcome, ResultPreview};
 pub(crate) use group::ResultQueue;
 pub use lists::{CriticalCallView, CumulativeView, WorklistItem, WorklistView};

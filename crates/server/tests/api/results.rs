@@ -21,6 +21,7 @@ crate::both_backends!(
     a_batch_answers_as_its_items_posted_one_by_one,
     a_dropped_request_stores_its_whole_batch_once,
     the_entry_list_is_the_worklists_head_with_its_hints,
+    a_changed_rule_set_is_used_by_the_next_batch,
 );
 
 /// On one thread: every request's batch is handed over before the worker runs, so the four
@@ -1204,4 +1205,53 @@ async fn the_entry_list_is_the_worklists_head_with_its_hints(db: Db) {
         .unwrap();
     assert_eq!((blood.total, blood.items.len()), (0, 0));
     c.app.finish().await;
+}
+
+/// Which tests are calculated from which is kept between batches (`App::dependents`): a rule
+/// set changed after a batch is used by the next one.
+async fn a_changed_rule_set_is_used_by_the_next_batch(db: Db) {
+    let c = setup(db).await;
+    let director = Actor {
+        user_id: None,
+        username: "director".into(),
+        role: Role::Director,
+        source: Source::Cli,
+        session_id: None,
+    };
+    let (_, egfr) = aliquot_app::demo_catalog::demo_result_rules()
+        .into_iter()
+        .find(|(test, _)| test == "EGFR")
+        .expect("the demo rules calculate eGFR");
+    assert!(egfr.calculation.is_some());
+    let plain = aliquot_app::ResultRulesDoc {
+        calculation: None,
+        ..egfr.clone()
+    };
+    c.app
+        .app
+        .put_result_rules(&director, "EGFR", 1, plain, Some("calculation off"))
+        .await
+        .expect("rules");
+    let now = c.app.app.now();
+    let creatinine = |acc: &str| json!([item(acc, "2160-0", "0.90")]);
+    // eGFR is not calculated while its rule set has no calculation.
+    let (first, o) = received_order(&c, &["BMP"], now - SignedDuration::from_mins(30)).await;
+    let out = post(&c, &c.tech, creatinine(&tube(&o, "SST"))).await;
+    assert_eq!(out[0]["outcome"], "released", "{out:?}");
+    let tests = order_tests(&c, first).await;
+    assert_eq!(test_of(&tests, "CREA")["result"]["value"], "0.90");
+    assert_eq!(test_of(&tests, "EGFR")["result"], Value::Null);
+    // The calculation back: the next batch calculates it.
+    c.app
+        .app
+        .put_result_rules(&director, "EGFR", 2, egfr, Some("calculation on"))
+        .await
+        .expect("rules");
+    let (second, o) = received_order(&c, &["BMP"], now - SignedDuration::from_mins(20)).await;
+    let out = post(&c, &c.tech, creatinine(&tube(&o, "SST"))).await;
+    assert_eq!(out[0]["outcome"], "released", "{out:?}");
+    let tests = order_tests(&c, second).await;
+    let calculated = &test_of(&tests, "EGFR")["result"];
+    assert_eq!(calculated["value"], "71", "{calculated}");
+    assert_eq!(calculated["calculated"], true);
 }

@@ -55,6 +55,20 @@ pub(crate) async fn all_result_rules<'e, E: Executor<'e, Database = Db>>(
     .collect()
 }
 
+/// What changes whenever any test's rule set does: how many there are, the sum of their
+/// versions (a change adds one to its test's) and the latest change's time. Rule sets are
+/// never deleted.
+pub(crate) async fn result_rules_fingerprint<'e, E: Executor<'e, Database = Db>>(
+    e: E,
+) -> StoreResult<(i64, i64, i64)> {
+    Ok(sqlx::query_as::<_, (i64, i64, i64)>(
+        "SELECT COUNT(*), COALESCE(CAST(SUM(version) AS BIGINT), 0), \
+         COALESCE(MAX(updated_at), 0) FROM result_rules",
+    )
+    .fetch_one(e)
+    .await?)
+}
+
 /// Inserts version 1 or replaces version `r.version - 1`; false when another change came
 /// first (the version moved on).
 pub(crate) async fn put_result_rules<'e, E: Executor<'e, Database = Db>>(

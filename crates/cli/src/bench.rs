@@ -486,6 +486,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     // The MLLP scenario: the instrument, the listener, one client per connection.
     let clients = Arc::new(tokio::sync::Mutex::new(Vec::new()));
+    // One permit per MLLP connection: at a fixed rate a message waits for a free connection
+    // (and that wait counts in its latency) instead of failing the run.
+    let free = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
     let mut mllp_server = None;
     if mllp {
         app.register_instrument(
@@ -574,12 +577,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let base = base.clone();
         let token = token.clone();
         let clients = clients.clone();
+        let free = free.clone();
         let cookie = cookie.clone();
         move |i: usize| {
             let client = client.clone();
             let base = base.clone();
             let token = token.clone();
             let clients = clients.clone();
+            let free = free.clone();
             let cookie = cookie.clone();
             async move {
                 if ui {
@@ -613,8 +618,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                             flags: Vec::new(),
                         }],
                     );
-                    let mut c = clients.lock().await.pop().context("no free connection")?;
                     let start = Instant::now();
+                    let _permit = free.acquire().await?;
+                    let mut c = clients.lock().await.pop().context("no free connection")?;
                     let ack = c.send(&msg, Duration::from_secs(60)).await?;
                     let took = start.elapsed();
                     clients.lock().await.push(c);

@@ -576,7 +576,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Bench(args) => bench::run(args).await,
+        Command::Bench(args) => {
+            // Quiet unless asked: `ALIQUOT_LOG=aliquot_app=debug` shows where a run's time goes.
+            if std::env::var_os("ALIQUOT_LOG").is_some() {
+                init_logging(false);
+            }
+            bench::run(args).await
+        }
         Command::Hl7(cmd) => protocol_tools::run_hl7(cmd),
         Command::Astm(cmd) => protocol_tools::run_astm(cmd),
         Command::Simulate(cmd) => simulate::run(cmd).await,

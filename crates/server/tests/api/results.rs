@@ -48,16 +48,21 @@ pub(crate) struct Ctx {
     pub(crate) location: i64,
 }
 
-pub(crate) async fn setup(db: Db) -> Ctx {
-    let app = spawn_app(db).await;
-    let (provider, location) = seed_ordering(&app).await;
-    let director = Actor {
+/// The lab director who sets the result rules, from the command line.
+fn director() -> Actor {
+    Actor {
         user_id: None,
         username: "director".into(),
         role: Role::Director,
         source: Source::Cli,
         session_id: None,
-    };
+    }
+}
+
+pub(crate) async fn setup(db: Db) -> Ctx {
+    let app = spawn_app(db).await;
+    let (provider, location) = seed_ordering(&app).await;
+    let director = director();
     for (test, rules) in aliquot_app::demo_catalog::demo_result_rules() {
         app.app
             .put_result_rules(&director, &test, 0, rules, Some("demo rules"))
@@ -1211,13 +1216,7 @@ async fn the_entry_list_is_the_worklists_head_with_its_hints(db: Db) {
 /// set changed after a batch is used by the next one.
 async fn a_changed_rule_set_is_used_by_the_next_batch(db: Db) {
     let c = setup(db).await;
-    let director = Actor {
-        user_id: None,
-        username: "director".into(),
-        role: Role::Director,
-        source: Source::Cli,
-        session_id: None,
-    };
+    let director = director();
     let (_, egfr) = aliquot_app::demo_catalog::demo_result_rules()
         .into_iter()
         .find(|(test, _)| test == "EGFR")

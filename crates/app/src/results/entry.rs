@@ -121,10 +121,16 @@ impl App {
     /// a change between the two reads only makes the next call read them again).
     async fn dependents(&self) -> AppResult<Arc<Dependents>> {
         let fingerprint = self.store.result_rules_fingerprint().await?;
-        if let Some((at, map)) = self.dependents_cache.lock().map_err(poisoned)?.as_ref()
-            && *at == fingerprint
+        // The slot is only ever replaced whole: a panic elsewhere cannot leave it half-written.
+        let cached = self
+            .dependents_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some((at, map)) = cached
+            && at == fingerprint
         {
-            return Ok(map.clone());
+            return Ok(map);
         }
         let mut map = Dependents::new();
         for r in self.store.all_result_rules().await? {
@@ -137,13 +143,12 @@ impl App {
             }
         }
         let map = Arc::new(map);
-        *self.dependents_cache.lock().map_err(poisoned)? = Some((fingerprint, map.clone()));
+        *self
+            .dependents_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some((fingerprint, map.clone()));
         Ok(map)
     }
-}
-
-fn poisoned<T>(_: std::sync::PoisonError<T>) -> AppError {
-    AppError::Internal("the rule cache's lock is poisoned".into())
 }
 
 /// What a result is evaluated with, loaded once per item.

@@ -29,7 +29,11 @@ mod simulate;
 /// The process's allocator for Rust's allocations (sqlx's rows, tokio, serde, typst): mimalloc
 /// rather than glibc's malloc, whose `malloc`/`free`/consolidation showed in every profile
 /// (BENCHMARKS.md); +5–17 % on result posting and +5–21 % on MLLP ingest in interleaved runs on
-/// a quiet machine. SQLite's own C allocations still go to the C library's malloc.
+/// a quiet machine. The crate's `override` feature also makes it the C library's `malloc` for
+/// the whole process, so SQLite's own allocations (every row value sqlx copies on the writer's
+/// thread and frees on a tokio thread) no longer take glibc's arena locks across threads:
+/// with SQLite's statistics mutex gone too (`.cargo/config.toml`), +18–24 % on both
+/// (BENCHMARKS.md, 2026-11-29).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -64,6 +64,11 @@ pub struct BenchArgs {
     /// connections allow; latencies then show the service time at that load.
     #[arg(long)]
     rate: Option<u32>,
+    /// With `--rate`: also report every window of this many seconds (by when its requests were
+    /// sent): how many, p50, p99 and max. A stall (a WAL checkpoint, a cache outgrown) shows as
+    /// one window's tail instead of vanishing into the whole run's percentiles.
+    #[arg(long, default_value_t = 10)]
+    window: u64,
     /// Patients to bulk-seed for the order-placement and patient-search scenarios.
     #[arg(long, default_value_t = 10_000)]
     patients: usize,
@@ -690,8 +695,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     run_load(&send, 0, warmup, args.concurrency, None).await?;
     let started = Instant::now();
-    let mut latencies = run_load(&send, warmup, args.requests, args.concurrency, args.rate).await?;
+    let samples = run_load(&send, warmup, args.requests, args.concurrency, args.rate).await?;
     let elapsed = started.elapsed();
+    let windows = args
+        .rate
+        .map(|_| windowed(&samples, Duration::from_secs(args.window.max(1))))
+        .unwrap_or_default();
+    let mut latencies: Vec<Duration> = samples.iter().map(|(_, l)| *l).collect();
 
     let _ = stop_tx.send(());
     server.await??;
@@ -708,10 +718,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 
     latencies.sort_unstable();
-    let pct = |p: f64| {
-        let idx = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        latencies[idx].as_secs_f64() * 1000.0
-    };
+    let pct = |p: f64| percentile_ms(&latencies, p);
     let throughput = args.requests as f64 / elapsed.as_secs_f64();
     let per_item = if batch > 1 {
         format!(
@@ -769,6 +776,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         pct(0.99),
         pct(1.0),
     )?;
+    for w in &windows {
+        outln!(
+            "  sent {:>4}–{:<4} s: {:>7} requests, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            w.from_s,
+            w.from_s + args.window.max(1),
+            w.n,
+            w.p50_ms,
+            w.p99_ms,
+            w.max_ms
+        )?;
+    }
     outln!(
         "{}",
         json!({"bench": name, "backend": backend, "requests": args.requests, "concurrency": args.concurrency,
@@ -778,44 +796,127 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                "results_per_s": resulting.then(|| (throughput * batch as f64).round()),
                "grouped": groups.map(|g| g.grouped), "groups": groups.map(|g| g.groups),
                "alone": groups.map(|g| g.alone),
-               "throughput_rps": throughput.round(), "p50_ms": pct(0.5), "p90_ms": pct(0.9), "p99_ms": pct(0.99), "max_ms": pct(1.0)})
+               "throughput_rps": throughput.round(), "p50_ms": pct(0.5), "p90_ms": pct(0.9), "p99_ms": pct(0.99), "max_ms": pct(1.0),
+               "windows": args.rate.map(|_| windows.iter().map(|w| json!({"from_s": w.from_s, "requests": w.n,
+                   "p50_ms": w.p50_ms, "p99_ms": w.p99_ms, "max_ms": w.max_ms})).collect::<Vec<_>>())})
     )?;
     Ok(())
 }
 
 /// Sends requests `first..first + total`: as fast as `concurrency` allows, or, with `rate`,
 /// started at that fixed rate (open loop; `concurrency` then only bounds the connections).
+/// Each request's answer: when it was sent (from the start of the run) and its latency.
 async fn run_load<F, Fut>(
     send: &F,
     first: usize,
     total: usize,
     concurrency: usize,
     rate: Option<u32>,
-) -> anyhow::Result<Vec<Duration>>
+) -> anyhow::Result<Vec<(Duration, Duration)>>
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Duration>> + Send + 'static,
 {
     use futures_util::StreamExt;
+    let started = Instant::now();
     if let Some(rate) = rate.filter(|r| *r > 0) {
         let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let mut handles = Vec::with_capacity(total);
         for i in first..first + total {
             tick.tick().await;
-            handles.push(tokio::spawn(send(i)));
+            handles.push((started.elapsed(), tokio::spawn(send(i))));
         }
         let mut out = Vec::with_capacity(total);
-        for h in handles {
-            out.push(h.await??);
+        for (sent, h) in handles {
+            out.push((sent, h.await??));
         }
         return Ok(out);
     }
-    let results: Vec<anyhow::Result<Duration>> = futures_util::stream::iter(first..first + total)
-        .map(|i| tokio::spawn(send(i)))
-        .buffer_unordered(concurrency)
-        .map(|r| r.map_err(anyhow::Error::from).and_then(|x| x))
-        .collect()
-        .await;
+    let results: Vec<anyhow::Result<(Duration, Duration)>> =
+        futures_util::stream::iter(first..first + total)
+            .map(|i| {
+                let sent = started.elapsed();
+                let h = tokio::spawn(send(i));
+                async move { Ok((sent, h.await??)) }
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
     results.into_iter().collect()
+}
+
+/// The latency at quantile `p` of `sorted` (ascending), in milliseconds; 0 when empty.
+fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[idx].as_secs_f64() * 1000.0
+}
+
+/// One window of a fixed-rate run: the requests sent in `[from_s, from_s + window)`.
+#[derive(Debug, PartialEq)]
+struct Window {
+    from_s: u64,
+    n: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+/// `samples` (sent at, latency) grouped into consecutive windows of `window` by when each
+/// request was sent; a window in which nothing was sent is left out.
+fn windowed(samples: &[(Duration, Duration)], window: Duration) -> Vec<Window> {
+    let mut by: std::collections::BTreeMap<u64, Vec<Duration>> = std::collections::BTreeMap::new();
+    let width = window.as_secs_f64().max(f64::EPSILON);
+    for (sent, latency) in samples {
+        let k = (sent.as_secs_f64() / width).floor() as u64;
+        by.entry(k).or_default().push(*latency);
+    }
+    by.into_iter()
+        .map(|(k, mut l)| {
+            l.sort_unstable();
+            Window {
+                from_s: (k as f64 * width).round() as u64,
+                n: l.len(),
+                p50_ms: percentile_ms(&l, 0.5),
+                p99_ms: percentile_ms(&l, 0.99),
+                max_ms: percentile_ms(&l, 1.0),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// A stall in the second window shows in that window's tail only.
+    #[test]
+    fn a_stall_shows_in_its_own_window() {
+        let mut samples: Vec<(Duration, Duration)> =
+            (0..100).map(|i| (ms(i * 100), ms(2))).collect();
+        samples[60].1 = ms(400);
+        let w = windowed(&samples, Duration::from_secs(5));
+        assert_eq!(w.len(), 2);
+        assert_eq!((w[0].from_s, w[0].n, w[0].max_ms), (0, 50, 2.0));
+        assert_eq!((w[1].from_s, w[1].n, w[1].p50_ms), (5, 50, 2.0));
+        assert_eq!(w[1].max_ms, 400.0);
+        assert_eq!(w[1].p99_ms, 400.0);
+    }
+
+    #[test]
+    fn empty_windows_are_left_out_and_percentiles_of_nothing_are_zero() {
+        let w = windowed(
+            &[(ms(0), ms(1)), (ms(25_000), ms(3))],
+            Duration::from_secs(10),
+        );
+        assert_eq!(w.iter().map(|w| w.from_s).collect::<Vec<_>>(), vec![0, 20]);
+        assert_eq!(percentile_ms(&[], 0.5), 0.0);
+    }
 }

@@ -32,8 +32,8 @@ mod simulate;
 /// a quiet machine. The crate's `override` feature also makes it the C library's `malloc` for
 /// the whole process, so SQLite's own allocations (every row value sqlx copies on the writer's
 /// thread and frees on a tokio thread) no longer take glibc's arena locks across threads:
-/// with SQLite's statistics mutex gone too (`.cargo/config.toml`), +18–24 % on both
-/// (BENCHMARKS.md, 2026-11-29).
+/// with SQLite's statistics mutex gone too (`.cargo/config.toml`), +18–24 % on result posting and
+/// +18–26 % on MLLP ingest (BENCHMARKS.md, 2026-11-29).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

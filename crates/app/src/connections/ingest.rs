@@ -139,8 +139,14 @@ pub(super) fn ack_control_id_of(protocol: Protocol, sender: &str, control_id: &s
     h.update(sender.as_bytes());
     h.update([0]);
     h.update(control_id.as_bytes());
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let d = h.finalize();
-    d.iter().take(10).map(|b| format!("{b:02X}")).collect()
+    let mut id = String::with_capacity(20);
+    for b in d.iter().take(10) {
+        id.push(char::from(HEX[usize::from(b >> 4)]));
+        id.push(char::from(HEX[usize::from(b & 0x0F)]));
+    }
+    id
 }
 
 /// Builds a message's acknowledgement from the decision (the edge knows the wire format).
@@ -762,5 +768,28 @@ impl App {
             errors: p.errors,
             ack: old.ack,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ack_control_id_is_the_first_ten_bytes_of_the_keys_digest_in_hex() {
+        for (protocol, sender, control_id) in [
+            (Protocol::Hl7, "AU5800|LAB", "MSG00001"),
+            (Protocol::Astm, "", ""),
+        ] {
+            let mut key = Vec::new();
+            for part in [protocol.as_str(), sender, control_id] {
+                key.extend_from_slice(part.as_bytes());
+                key.push(0);
+            }
+            key.pop();
+            let digest = Sha256::digest(&key);
+            let want: String = digest.iter().take(10).map(|b| format!("{b:02X}")).collect();
+            assert_eq!(ack_control_id_of(protocol, sender, control_id), want);
+        }
     }
 }

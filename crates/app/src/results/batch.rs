@@ -345,7 +345,8 @@ impl App {
                         .map_err(after_writing)?,
                 );
             }
-            tx.audit(self.result_audit(actor, &p.ctx, record, false, None, None));
+            let body = std::mem::take(&mut p.stored.audit_body);
+            tx.audit(self.result_audit(actor, &p.ctx, record, body, false, None, None));
             // The first result of a sent-out test: its results may all be back.
             if let Some(sent) = &p.ctx.sent_out {
                 self.results_back(tx, actor, p.ctx.order.id, sent, now)

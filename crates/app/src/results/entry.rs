@@ -954,6 +954,7 @@ impl App {
             version,
             test_status,
             critical,
+            audit_body,
         } = stored(ctx, &ev, actor, existing, now, reason)?;
         let status = record.status.clone();
         let (id, old_value) = match existing {
@@ -995,16 +996,29 @@ impl App {
         if ev.released && (status == "released" || status == "corrected") {
             self.queue_outbound(tx, ctx, &record).await?;
         }
-        tx.audit(self.result_audit(actor, ctx, &record, existing.is_some(), old_value, reason));
+        tx.audit(self.result_audit(
+            actor,
+            ctx,
+            &record,
+            audit_body,
+            existing.is_some(),
+            old_value,
+            reason,
+        ));
         Ok(id)
     }
 
     /// The audit entry of a stored result version.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the facts of one audited version"
+    )]
     pub(crate) fn result_audit(
         &self,
         actor: &Actor,
         ctx: &Context,
         record: &ResultRecord,
+        body: serde_json::Value,
         repeat: bool,
         old_value: Option<serde_json::Value>,
         reason: Option<&str>,
@@ -1022,7 +1036,7 @@ impl App {
             Some(json!({
                 "order_id": ctx.order.id, "test": ctx.test.test_code, "accession": ctx.specimen.accession,
                 "version": record.version, "status": record.status,
-                "body": serde_json::from_str::<serde_json::Value>(&record.body).unwrap_or_default(),
+                "body": body,
             })),
             reason,
         )
@@ -1097,6 +1111,9 @@ pub(crate) struct Stored {
     pub version: ResultVersionRecord,
     pub test_status: &'static str,
     pub critical: bool,
+    /// The body as the audit entry records it (built from the body itself rather than by
+    /// parsing `record.body` back).
+    pub audit_body: serde_json::Value,
 }
 
 /// See [`Stored`]: a new result when there is no `existing` one, else its next version.
@@ -1112,6 +1129,8 @@ pub(crate) fn stored(
         .status
         .unwrap_or(if ev.released { "released" } else { "held" });
     let body = ev.body.json()?;
+    let audit_body = serde_json::to_value(&ev.body)
+        .map_err(|e| AppError::Internal(format!("result body: {e}")))?;
     let record = ResultRecord {
         id: existing.map_or(0, |o| o.id),
         order_test_id: ctx.test.id,
@@ -1150,6 +1169,7 @@ pub(crate) fn stored(
         version,
         test_status,
         critical: ev.critical,
+        audit_body,
     })
 }
 
@@ -1261,5 +1281,70 @@ mod tests {
         assert_eq!(numeric_of(&body("<0.10", "numeric")), None);
         assert_eq!(numeric_of(&body(">10.0", "numeric")), None);
         assert_eq!(numeric_of(&body("Trace", "coded")), None);
+    }
+
+    /// The audit entry records the body built from the body itself (`Stored::audit_body`):
+    /// the same value as the stored text parsed back, every optional part present or not.
+    #[test]
+    fn the_audited_body_is_the_stored_body() {
+        let bare = Body {
+            value: "<0.10".into(),
+            kind: "numeric".into(),
+            reading: None,
+            posted_units: None,
+            units: None,
+            dilution: None,
+            flags: Vec::new(),
+            interval: None,
+            hold_reasons: Vec::new(),
+            instrument: None,
+            instrument_flags: Vec::new(),
+            indices: IndicesInput::default(),
+            comment: None,
+            rules_version: 1,
+            autoverified: false,
+            calculated: false,
+            entered_by: "t".into(),
+            verified_by: None,
+            performing_lab: None,
+            signature: None,
+            signed_off: None,
+        };
+        let full = Body {
+            reading: Some("0.05".into()),
+            posted_units: Some("mg/dL".into()),
+            units: Some("mmol/L".into()),
+            dilution: Some("1:2".into()),
+            flags: vec!["L".into()],
+            interval: Some(IntervalView {
+                low: Some("3.5".into()),
+                high: None,
+                text: "≥ 3.5 \"quoted\"".into(),
+            }),
+            hold_reasons: vec![ReasonView {
+                code: "delta".into(),
+                message: "changed by 40 %".into(),
+            }],
+            instrument: Some("AU1".into()),
+            instrument_flags: vec!["H".into()],
+            indices: IndicesInput {
+                hemolysis: Some(3),
+                icterus: None,
+                lipemia: Some(0),
+            },
+            comment: Some("line\nbreak".into()),
+            verified_by: Some("ana".into()),
+            performing_lab: Some(PerformingLab {
+                code: "REF".into(),
+                name: "Reference".into(),
+                address: "1 Main St".into(),
+                clia: "05D0000000".into(),
+            }),
+            ..bare.clone()
+        };
+        for b in [bare, full] {
+            let parsed: serde_json::Value = serde_json::from_str(&b.json().unwrap()).unwrap();
+            assert_eq!(serde_json::to_value(&b).unwrap(), parsed);
+        }
     }
 }

@@ -1334,7 +1334,7 @@ mod tests {
             },
             comment: Some("line\nbreak".into()),
             verified_by: Some("ana".into()),
-            performing_lab: Some(PerformingLab {
+            performing_lab: Some(crate::PerformingLab {
                 code: "REF".into(),
                 name: "Reference".into(),
                 address: "1 Main St".into(),

@@ -1283,8 +1283,9 @@ mod tests {
         assert_eq!(numeric_of(&body("Trace", "coded")), None);
     }
 
-    /// The audit entry records the body built from the body itself (`Stored::audit_body`):
-    /// the same value as the stored text parsed back, every optional part present or not.
+    /// The audit entry records the body built from the body itself (`Stored::audit_body`),
+    /// and the set path takes a released result's number from it: the same as the stored
+    /// text parsed back, every optional part present or not.
     #[test]
     fn the_audited_body_is_the_stored_body() {
         let bare = Body {
@@ -1345,6 +1346,8 @@ mod tests {
         for b in [bare, full] {
             let parsed: serde_json::Value = serde_json::from_str(&b.json().unwrap()).unwrap();
             assert_eq!(serde_json::to_value(&b).unwrap(), parsed);
+            // The set path takes a released result's number from the body itself too.
+            assert_eq!(Body::parse(&b.json().unwrap()).unwrap(), b);
         }
     }
 }

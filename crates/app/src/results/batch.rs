@@ -33,7 +33,7 @@ use jiff::Timestamp;
 
 use super::entry::{
     Context, EntrySettings, Looked, ResultInput, ResultOutcome, Stored, TestCache, after_writing,
-    judge, new_call, numeric_of, point_of, prefix_field, reading_of, refused, related_of, stored,
+    judge, new_call, point_from, point_of, prefix_field, reading_of, refused, related_of, stored,
     wants_previous,
 };
 use crate::stability::history_from;
@@ -283,14 +283,9 @@ impl App {
             let s = stored(&ctx, &ev, actor, None, now, None)?;
             let released = s.record.status == "released";
             if released {
-                // What `point_of` reads back from the stored text, taken from the body itself.
-                if let (Some(value), Some(collected_at)) =
-                    (numeric_of(&ev.body), s.record.collected_at)
-                {
-                    released_here.entry(key).or_default().push(Point {
-                        value,
-                        collected_at,
-                    });
+                // From the body itself, not read back from its stored text.
+                if let Some(p) = point_from(&ev.body, s.record.collected_at) {
+                    released_here.entry(key).or_default().push(p);
                 }
                 if !cache
                     .dependents(self, &ctx.test.test_code)

@@ -744,10 +744,14 @@ pub(crate) fn wants_previous(ctx: &Context, reading: &Reading<'_>) -> AppResult<
 
 /// A released result as the delta check's previous point.
 pub(crate) fn point_of(r: &ResultRecord) -> Option<Point> {
-    let b = Body::parse(&r.body).ok()?;
+    point_from(&Body::parse(&r.body).ok()?, r.collected_at)
+}
+
+/// A result's point for delta checks from its body (what [`point_of`] reads from the text).
+pub(crate) fn point_from(body: &Body, collected_at: Option<Timestamp>) -> Option<Point> {
     Some(Point {
-        value: numeric_of(&b)?,
-        collected_at: r.collected_at?,
+        value: numeric_of(body)?,
+        collected_at: collected_at?,
     })
 }
 
@@ -1248,49 +1252,11 @@ pub(crate) fn prefix_field(e: AppError, prefix: &str) -> AppError {
 mod tests {
     use super::*;
 
-    #[test]
-    fn only_uncensored_numbers_are_used_across_results() {
-        let body = |value: &str, kind: &str| Body {
+    /// A body with nothing but its value and kind.
+    fn body(value: &str, kind: &str) -> Body {
+        Body {
             value: value.into(),
             kind: kind.into(),
-            reading: None,
-            posted_units: None,
-            units: None,
-            dilution: None,
-            flags: Vec::new(),
-            interval: None,
-            hold_reasons: Vec::new(),
-            instrument: None,
-            instrument_flags: Vec::new(),
-            indices: IndicesInput::default(),
-            comment: None,
-            rules_version: 1,
-            autoverified: true,
-            calculated: false,
-            entered_by: "t".into(),
-            verified_by: None,
-            performing_lab: None,
-            signature: None,
-            signed_off: None,
-        };
-        assert_eq!(
-            numeric_of(&body("0.90", "numeric")),
-            Some(Decimal::new(90, 2))
-        );
-        assert_eq!(numeric_of(&body("-3", "numeric")), Some(Decimal::from(-3)));
-        assert_eq!(numeric_of(&body("<0.10", "numeric")), None);
-        assert_eq!(numeric_of(&body(">10.0", "numeric")), None);
-        assert_eq!(numeric_of(&body("Trace", "coded")), None);
-    }
-
-    /// The audit entry records the body built from the body itself (`Stored::audit_body`),
-    /// and the set path takes a released result's number from it: the same as the stored
-    /// text parsed back, every optional part present or not.
-    #[test]
-    fn the_audited_body_is_the_stored_body() {
-        let bare = Body {
-            value: "<0.10".into(),
-            kind: "numeric".into(),
             reading: None,
             posted_units: None,
             units: None,
@@ -1310,7 +1276,27 @@ mod tests {
             performing_lab: None,
             signature: None,
             signed_off: None,
-        };
+        }
+    }
+
+    #[test]
+    fn only_uncensored_numbers_are_used_across_results() {
+        assert_eq!(
+            numeric_of(&body("0.90", "numeric")),
+            Some(Decimal::new(90, 2))
+        );
+        assert_eq!(numeric_of(&body("-3", "numeric")), Some(Decimal::from(-3)));
+        assert_eq!(numeric_of(&body("<0.10", "numeric")), None);
+        assert_eq!(numeric_of(&body(">10.0", "numeric")), None);
+        assert_eq!(numeric_of(&body("Trace", "coded")), None);
+    }
+
+    /// The audit entry records the body built from the body itself (`Stored::audit_body`),
+    /// and the set path takes a released result's number from it: the same as the stored
+    /// text parsed back, every optional part present or not.
+    #[test]
+    fn the_audited_body_is_the_stored_body() {
+        let bare = body("<0.10", "numeric");
         let full = Body {
             reading: Some("0.05".into()),
             posted_units: Some("mg/dL".into()),
